@@ -1,0 +1,88 @@
+"""``create_app(runtime)``: the FastAPI application factory."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from starlette.routing import compile_path
+
+from attune import __version__
+from attune.api.errors import install_error_handlers
+from attune.api.middleware import ApiGuard
+from attune.api.routes import ROUTERS
+from attune.runtime import Runtime
+
+DEFAULT_CORS_ORIGINS = [
+    f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 3001, 5173, 8080)
+]
+
+#: Route templates reachable without a bearer token (api.md §2.2).
+PUBLIC_PATHS = frozenset(
+    {
+        "/health",
+        "/health/detailed",
+        "/health/ready",
+        "/health/live",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/api-spec/openapi.json",
+        "/auth/login",
+        "/auth/register",
+        "/auth/refresh",
+        "/auth/internal/sensor-token",
+        "/api/v1/webhooks/{webhook_key}",
+        "/api/v1/executions/stream",
+    }
+)
+
+#: Routes that read raw bytes (no JSON content-type rule) and may be larger than 2 MiB.
+RAW_BODY_PATHS = frozenset({"/api/v1/webhooks/{webhook_key}", "/api/v1/packs/upload"})
+
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+
+
+def route_table(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
+    """(regex, template) for every API route, static templates first (they win over parameters)."""
+    templates = {route.path for router in routers for route in router.routes if isinstance(route, APIRoute)}
+    ordered = sorted(templates, key=lambda t: ("{" in t, t))
+    return [(compile_path(t)[0], t) for t in ordered]
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the HTTP application around an already-open :class:`Runtime`."""
+    app = FastAPI(
+        title="Attune API",
+        version=__version__,
+        description="Attune HTTP API v1",
+        openapi_url="/api-spec/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    settings = runtime.settings
+    app.add_middleware(
+        ApiGuard,
+        routes=route_table(ROUTERS),
+        tokens=runtime.tokens,
+        is_public=lambda path: path in PUBLIC_PATHS or not path.startswith(("/api/", "/auth/")),
+        raw_body_paths=lambda path: path in RAW_BODY_PATHS,
+        max_body=settings.server.max_body_size,
+        max_upload=MAX_UPLOAD_BYTES,
+    )
+    if settings.server.enable_cors:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins or DEFAULT_CORS_ORIGINS,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            expose_headers=["Authorization", "Content-Type", "Content-Length", "Accept"],
+        )
+    return app

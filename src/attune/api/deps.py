@@ -1,0 +1,34 @@
+"""FastAPI dependencies shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+
+from attune.auth.tokens import Claims
+from attune.errors import Unauthorized
+from attune.runtime import Runtime
+
+#: Documents ``bearer_auth`` in the OpenAPI; the check itself runs in ``ApiGuard``.
+bearer_scheme = HTTPBearer(scheme_name="bearer_auth", auto_error=False)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_claims(request: Request, _token: object = Depends(bearer_scheme)) -> Claims:
+    claims = getattr(request.state, "claims", None)
+    if not isinstance(claims, Claims):
+        raise Unauthorized("Missing authentication token")
+    return claims
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ClaimsDep = Annotated[Claims, Depends(get_claims)]
+
+#: Router-level dependency for every protected router.
+AUTH = [Depends(get_claims)]

@@ -1,0 +1,137 @@
+"""Maps every failure onto the bodies of api.md §1.5, in one place."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from attune.errors import AttuneError
+
+log = logging.getLogger(__name__)
+
+#: pydantic error types that mean "a field rule failed" (JSON 422) rather than "wrong shape".
+FIELD_RULE_ERRORS = frozenset(
+    {
+        "string_too_short",
+        "string_too_long",
+        "too_short",
+        "too_long",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "string_pattern_mismatch",
+        "value_error",
+        "assertion_error",
+        "multiple_of",
+    }
+)
+
+#: Auth endpoints word their validation messages differently (api.md §1.5).
+AUTH_PREFIXES = {
+    "/auth/login": "Invalid login request",
+    "/auth/register": "Invalid registration request",
+    "/auth/refresh": "Invalid refresh request",
+    "/auth/change-password": "Invalid change password request",
+    "/auth/sensor-token": "Invalid sensor token request",
+    "/auth/internal/sensor-token": "Invalid sensor token request",
+}
+
+
+def error_response(status: int, message: str, code: str) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code}, status_code=status)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{_field(tuple(e['loc']))}: {e['msg']}" for e in errors)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e["type"] == "json_invalid" for e in errors):
+        detail = "; ".join(str(e.get("ctx", {}).get("error", e["msg"])) for e in errors)
+        return PlainTextResponse(f"Failed to parse the request body as JSON: {detail}", status_code=400)
+    if any(e["loc"] and e["loc"][0] in ("query", "path", "header") for e in errors):
+        return PlainTextResponse(f"Invalid request parameters: {_describe(errors)}", status_code=400)
+    if all(e["type"] in FIELD_RULE_ERRORS for e in errors):
+        prefix = AUTH_PREFIXES.get(request.url.path, "Validation failed")
+        return error_response(422, f"{prefix}: {_describe(errors)}", "VALIDATION_ERROR")
+    return PlainTextResponse(
+        f"Failed to deserialize the JSON body into the target type: {_describe(errors)}", status_code=422
+    )
+
+
+async def _attune_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AttuneError)
+    if exc.status >= 500:
+        log.error("request failed: %s", exc.message)
+    return error_response(exc.status, exc.message, exc.code)
+
+
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
+_SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\S+)")
+
+
+def describe_integrity_error(exc: IntegrityError) -> tuple[int, str, str]:
+    """(status, message, code) for a database constraint violation, on either backend."""
+    orig = exc.orig
+    cause = getattr(orig, "__cause__", None)
+    constraint = getattr(cause, "constraint_name", None) or getattr(orig, "constraint_name", None)
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(orig, "sqlstate", None)
+    text = str(orig)
+    if sqlstate == "23505" or "UNIQUE constraint failed" in text:
+        match = _SQLITE_UNIQUE.search(text)
+        name = constraint or (match.group(1).replace(", ", "_").replace(".", "_") if match else "unique")
+        return 409, f"Already exists ({name})", "CONFLICT"
+    if sqlstate == "23503" or "FOREIGN KEY constraint failed" in text:
+        return (
+            422,
+            f"Referenced entity does not exist ({constraint or 'foreign_key'})",
+            "UNPROCESSABLE_ENTITY",
+        )
+    if sqlstate == "23514" or "CHECK constraint failed" in text:
+        match = _SQLITE_CHECK.search(text)
+        name = constraint or (match.group(1) if match else "check")
+        return 422, f"Validation constraint failed: {name}", "UNPROCESSABLE_ENTITY"
+    if sqlstate == "23502" or "NOT NULL constraint failed" in text:
+        return 422, f"Validation constraint failed: {constraint or 'not_null'}", "UNPROCESSABLE_ENTITY"
+    return 500, "Database error", "DATABASE_ERROR"
+
+
+async def _integrity_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IntegrityError)
+    status, message, code = describe_integrity_error(exc)
+    return error_response(status, message, code)
+
+
+async def _http_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (404, 405):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected_handler(_request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "Internal server error", "INTERNAL_SERVER_ERROR")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(AttuneError, _attune_handler)
+    app.add_exception_handler(IntegrityError, _integrity_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)

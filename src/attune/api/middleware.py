@@ -1,0 +1,139 @@
+"""Request guard run before routing: body limit, JSON content type and the bearer check.
+
+It runs before path, query and body parsing, so an unauthenticated bad request gets 401
+(api.md §1.2), and it only guards paths that some route serves (unknown paths stay 404).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from attune.auth.tokens import TokenError, TokenService
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class ApiGuard:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Sequence[tuple[re.Pattern[str], str]],
+        tokens: TokenService,
+        is_public: Callable[[str], bool],
+        raw_body_paths: Callable[[str], bool],
+        max_body: int,
+        max_upload: int,
+    ) -> None:
+        self.app = app
+        self._routes = routes
+        self._tokens = tokens
+        self._is_public = is_public
+        self._raw_body_paths = raw_body_paths
+        self._max_body = max_body
+        self._max_upload = max_upload
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        route_path = self._match(scope)
+        if route_path is None:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if not self._is_public(route_path):
+            problem = self._authenticate(scope, headers.get("authorization"))
+            if problem is not None:
+                await _send(
+                    send, 401, json.dumps({"error": {"code": 401, "message": problem}}), "application/json"
+                )
+                return
+        raw = self._raw_body_paths(route_path)
+        limit = self._max_upload if raw else self._max_body
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _send(
+                send, 413, f"Request body exceeds the limit of {limit} bytes", "text/plain; charset=utf-8"
+            )
+            return
+        if scope["method"] in BODY_METHODS and not raw and _has_body(headers):
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json" and not ctype.endswith("+json"):
+                await _send(
+                    send,
+                    415,
+                    "Expected request with `Content-Type: application/json`",
+                    "text/plain; charset=utf-8",
+                )
+                return
+        if length is None and scope["method"] in BODY_METHODS:
+            receive = _limited(receive, limit)
+        try:
+            await self.app(scope, receive, send)
+        except _BodyTooLarge:
+            await _send(
+                send, 413, f"Request body exceeds the limit of {limit} bytes", "text/plain; charset=utf-8"
+            )
+
+    def _match(self, scope: Scope) -> str | None:
+        """The route template serving this path, whatever the method (405 stays the router's job)."""
+        path = scope["path"]
+        for regex, template in self._routes:
+            if regex.match(path):
+                return template
+        return None
+
+    def _authenticate(self, scope: Scope, header: str | None) -> str | None:
+        if not header or not header.startswith("Bearer "):
+            return "Missing authentication token"
+        try:
+            claims = self._tokens.decode(header[len("Bearer ") :].strip())
+        except TokenError as exc:
+            return exc.message
+        if claims.token_type not in ("access", "sensor", "execution"):
+            return "Invalid authentication token"
+        scope.setdefault("state", {})["claims"] = claims
+        return None
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _has_body(headers: dict[str, str]) -> bool:
+    length = headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in headers
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge
+        return message
+
+    return wrapped
+
+
+async def _send(send: Send, status: int, body: str, content_type: str) -> None:
+    payload = body.encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

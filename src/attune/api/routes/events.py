@@ -1,0 +1,108 @@
+"""``/api/v1/events`` (api.md §4.6, domain.md §4.1): event intake and the event log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
+from attune.api.schemas.common import Data, Page
+from attune.api.schemas.events import CreateEventRequest, EventResponse, EventSummary
+from attune.bus.messages import MessageType
+from attune.db import outbox
+from attune.db.models import Event
+from attune.db.repos import events
+from attune.errors import NotFound
+
+router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=AUTH)
+
+RULE_INSTANCE_PREFIX = "rule_"
+
+
+def _summary(event: Event) -> EventSummary:
+    return EventSummary(
+        id=event.id,
+        trigger=event.trigger,
+        trigger_ref=event.trigger_ref,
+        source=event.source,
+        source_ref=event.source_ref,
+        rule=event.rule,
+        rule_ref=event.rule_ref,
+        has_payload=event.payload is not None,
+        created=event.created,
+    )
+
+
+def _rule_id(trigger_instance_id: str | None) -> int | None:
+    """The rule id named by a ``rule_<id>`` trigger instance id, if it has that form."""
+    if trigger_instance_id is None or not trigger_instance_id.startswith(RULE_INSTANCE_PREFIX):
+        return None
+    digits = trigger_instance_id[len(RULE_INSTANCE_PREFIX) :]
+    return int(digits) if digits.isascii() and digits.isdigit() else None
+
+
+def _event_created_payload(event: Event) -> dict[str, Any]:
+    # The message carries objects only: a null (or non-object) payload travels as {} and the
+    # consumer reads the row for anything else.
+    return {
+        "event_id": event.id,
+        "trigger_id": event.trigger,
+        "trigger_ref": event.trigger_ref,
+        "sensor_id": event.source,
+        "sensor_ref": event.source_ref,
+        "payload": event.payload if isinstance(event.payload, dict) else {},
+        "config": event.config if isinstance(event.config, dict) else None,
+    }
+
+
+@router.get("/events")
+async def list_events(
+    runtime: RuntimeDep,
+    paging: Annotated[PageRequest, Depends(page_b)],
+    trigger: Annotated[int | None, Query(description="Trigger id; wins over trigger_ref")] = None,
+    trigger_ref: Annotated[str | None, Query(description="Exact trigger ref")] = None,
+    rule_ref: Annotated[str | None, Query(description="Case-insensitive substring of the rule ref")] = None,
+    source: Annotated[int | None, Query(description="Emitting sensor id")] = None,
+) -> Page[EventSummary]:
+    """Events, newest first."""
+    query = events.list_query(trigger=trigger, trigger_ref=trigger_ref, rule_ref=rule_ref, source=source)
+    async with runtime.db.session() as session:
+        rows, total = await fetch_page(session, query, paging)
+    return make_page([_summary(row) for row in rows], total, paging)
+
+
+@router.post("/events", status_code=201)
+async def create_event(
+    body: CreateEventRequest, claims: ClaimsDep, runtime: RuntimeDep
+) -> Data[EventResponse]:
+    """Record one firing of a trigger and stage ``EventCreated`` for the rule matcher."""
+    async with runtime.db.transaction() as session:
+        trigger = await events.trigger_by_ref(session, body.trigger_ref)
+        if trigger is None:
+            raise NotFound(f"Trigger '{body.trigger_ref}' not found")
+        event = Event(trigger=trigger.id, trigger_ref=trigger.ref, payload=body.payload, config=body.config)
+        rule_id = _rule_id(body.trigger_instance_id)
+        rule = await events.rule_by_id(session, rule_id) if rule_id is not None else None
+        if rule is not None:
+            event.rule, event.rule_ref = rule.id, rule.ref
+        if claims.token_type == "sensor":
+            # A sensor token's login is the sensor ref (api.md §2.5).
+            event.source_ref = claims.login
+            event.source = await events.sensor_id_by_ref(session, claims.login)
+        await events.add(session, event)
+        outbox.enqueue(
+            session, MessageType.EVENT_CREATED, _event_created_payload(event), source_service="api"
+        )
+    return Data(data=EventResponse.model_validate(event))
+
+
+@router.get("/events/{id}")
+async def get_event(id: int, runtime: RuntimeDep) -> Data[EventResponse]:
+    """One event."""
+    async with runtime.db.session() as session:
+        event = await events.get(session, id)
+    if event is None:
+        raise NotFound(f"Event with ID {id} not found")
+    return Data(data=EventResponse.model_validate(event))

@@ -1,0 +1,233 @@
+"""``/api/v1/executions`` (api.md §4.7, §5.5): manual runs, the execution log and stats.
+
+Secret parameters (``secret: true`` in the action's ``param_schema``) are masked in every
+``config`` this module returns. The stored row still holds them, because the worker reads its
+parameters from ``execution.config``; moving them out of the row is a separate change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_b_executions
+from attune.api.schemas.common import Data, Page
+from attune.api.schemas.executions import (
+    CreateExecutionRequest,
+    ExecutionResponse,
+    ExecutionStats,
+    ExecutionSummary,
+    WorkflowTask,
+)
+from attune.bus.messages import MessageType
+from attune.db import outbox
+from attune.db.models import Execution
+from attune.db.repos import executions
+from attune.domain.enums import ExecutionStatus, values
+from attune.domain.params import apply_defaults, secret_names, validate_params
+from attune.errors import BadRequest, NotFound
+
+router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
+
+SECRET_MASK = "********"
+PENDING_STATUSES = (ExecutionStatus.REQUESTED, ExecutionStatus.SCHEDULING, ExecutionStatus.SCHEDULED)
+
+
+def _flat_schema(param_schema: Any) -> Mapping[str, Any] | None:
+    return param_schema if isinstance(param_schema, Mapping) else None
+
+
+def mask_secrets(config: Any, param_schema: Any) -> Any:
+    """``config`` with the value of every secret parameter replaced by ``********``.
+
+    Handles both config forms (domain.md §3.4): wrapped ``{"parameters": {…}}`` and flat.
+    """
+    names = secret_names(_flat_schema(param_schema))
+    if not names or not isinstance(config, dict):
+        return config
+    if isinstance(config.get("parameters"), dict):
+        return {**config, "parameters": mask_secrets(config["parameters"], param_schema)}
+    return {key: SECRET_MASK if key in names else value for key, value in config.items()}
+
+
+def _workflow_task(value: Any) -> WorkflowTask | None:
+    return WorkflowTask.model_validate(value) if isinstance(value, dict) else None
+
+
+def _summary(execution: Execution, refs: tuple[str, str] | None = None) -> ExecutionSummary:
+    rule_ref, trigger_ref = refs if refs is not None else (None, None)
+    return ExecutionSummary(
+        id=execution.id,
+        action_ref=execution.action_ref,
+        status=ExecutionStatus(execution.status),
+        parent=execution.parent,
+        enforcement=execution.enforcement,
+        rule_ref=rule_ref,
+        trigger_ref=trigger_ref,
+        workflow_task=_workflow_task(execution.workflow_task),
+        created=execution.created,
+        updated=execution.updated,
+    )
+
+
+def _response(execution: Execution, param_schema: Any) -> ExecutionResponse:
+    return ExecutionResponse(
+        id=execution.id,
+        action=execution.action,
+        action_ref=execution.action_ref,
+        config=mask_secrets(execution.config, param_schema),
+        parent=execution.parent,
+        enforcement=execution.enforcement,
+        executor=execution.executor,
+        status=ExecutionStatus(execution.status),
+        result=execution.result,
+        workflow_task=_workflow_task(execution.workflow_task),
+        started_at=execution.started_at,
+        original_execution=execution.original_execution,
+        worker=execution.worker,
+        created=execution.created,
+        updated=execution.updated,
+    )
+
+
+def _summaries(rows: Sequence[Execution]) -> list[ExecutionSummary]:
+    return [_summary(row) for row in rows]
+
+
+@router.get("/executions")
+async def list_executions(
+    runtime: RuntimeDep,
+    paging: Annotated[PageRequest, Depends(page_b_executions)],
+    status: Annotated[ExecutionStatus | None, Query(description="Wins over enforcement")] = None,
+    enforcement: Annotated[int | None, Query(description="Enforcement id (ignored with status)")] = None,
+    action_ref: Annotated[str | None, Query(description="Exact action ref")] = None,
+    pack_name: Annotated[str | None, Query(description="action_ref starts with `<pack_name>.`")] = None,
+    rule_ref: Annotated[str | None, Query(description="Exact rule ref of the enforcement")] = None,
+    trigger_ref: Annotated[str | None, Query(description="Exact trigger ref of the enforcement")] = None,
+    executor: Annotated[int | None, Query(description="Identity that started the run")] = None,
+    parent: Annotated[int | None, Query(description="Parent execution id")] = None,
+    top_level_only: Annotated[bool, Query(description="Only executions without a parent")] = False,
+    result_contains: Annotated[
+        str | None, Query(description="Case-insensitive substring of the JSON-serialised result")
+    ] = None,
+) -> Page[ExecutionSummary]:
+    """Executions, newest first, with ``rule_ref``/``trigger_ref`` from their enforcement."""
+    filters = executions.ExecutionFilters(
+        status=status.value if status else None,
+        enforcement=enforcement,
+        action_ref=action_ref,
+        pack_name=pack_name,
+        rule_ref=rule_ref,
+        trigger_ref=trigger_ref,
+        executor=executor,
+        parent=parent,
+        top_level_only=top_level_only,
+    )
+    query = executions.list_query(filters)
+    async with runtime.db.session() as session:
+        if result_contains is None:
+            rows, total = await fetch_page(session, query, paging)
+        else:
+            rows, total = await executions.page_with_result_containing(
+                session, query, result_contains, offset=paging.offset, limit=paging.limit
+            )
+        refs = await executions.enforcement_refs(
+            session, {row.enforcement for row in rows if row.enforcement is not None}
+        )
+    items = [_summary(row, refs.get(row.enforcement) if row.enforcement else None) for row in rows]
+    return make_page(items, total, paging)
+
+
+@router.post("/executions/execute", status_code=201)
+async def execute(
+    body: CreateExecutionRequest, claims: ClaimsDep, runtime: RuntimeDep
+) -> Data[ExecutionResponse]:
+    """Run an action by hand: validate its parameters, apply defaults and request the run."""
+    async with runtime.db.transaction() as session:
+        action = await executions.action_by_ref(session, body.action_ref)
+        if action is None:
+            raise NotFound(f"Action '{body.action_ref}' not found")
+        schema = _flat_schema(action.param_schema)
+        parameters = apply_defaults(body.parameters, schema)
+        validate_params(parameters, schema, kind="action", ref=action.ref, allow_templates=False)
+        execution = await executions.add(
+            session,
+            Execution(
+                action=action.id,
+                action_ref=action.ref,
+                config=parameters,
+                env_vars=body.env_vars,
+                executor=claims.identity_id,
+                status=ExecutionStatus.REQUESTED.value,
+            ),
+        )
+        outbox.enqueue(
+            session,
+            MessageType.EXECUTION_REQUESTED,
+            {
+                "execution_id": execution.id,
+                "action_id": action.id,
+                "action_ref": action.ref,
+                "parent_id": None,
+                "enforcement_id": None,
+                "config": parameters,
+            },
+            source_service="api-service",
+        )
+    return Data(data=_response(execution, schema))
+
+
+@router.get("/executions/stats")
+async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
+    """Counts by status over every execution."""
+    async with runtime.db.session() as session:
+        counts = await executions.count_by_status(session)
+    return Data(
+        data=ExecutionStats(
+            total=sum(counts.values()),
+            completed=counts.get(ExecutionStatus.COMPLETED, 0),
+            failed=counts.get(ExecutionStatus.FAILED, 0),
+            running=counts.get(ExecutionStatus.RUNNING, 0),
+            pending=sum(counts.get(status, 0) for status in PENDING_STATUSES),
+            cancelled=counts.get(ExecutionStatus.CANCELLED, 0),
+            timeout=counts.get(ExecutionStatus.TIMEOUT, 0),
+            abandoned=counts.get(ExecutionStatus.ABANDONED, 0),
+        )
+    )
+
+
+@router.get("/executions/status/{status}")
+async def executions_by_status(
+    status: str, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
+) -> Page[ExecutionSummary]:
+    """Executions in one status (the segment is case-insensitive), newest first."""
+    wanted = status.lower()
+    if wanted not in values(ExecutionStatus):
+        raise BadRequest(f"Invalid execution status: {status}")
+    async with runtime.db.session() as session:
+        rows, total = await fetch_page(session, executions.by_status_query(wanted), paging)
+    return make_page(_summaries(rows), total, paging)
+
+
+@router.get("/executions/{id}")
+async def get_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionResponse]:
+    """One execution; secret parameters are masked."""
+    async with runtime.db.session() as session:
+        execution = await executions.get(session, id)
+        if execution is None:
+            raise NotFound(f"Execution with ID {id} not found")
+        schema = await executions.param_schema_of(session, execution)
+    return Data(data=_response(execution, schema))
+
+
+@router.get("/enforcements/{enforcement_id}/executions")
+async def executions_of_enforcement(
+    enforcement_id: int, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
+) -> Page[ExecutionSummary]:
+    """Executions spawned by one enforcement (an unknown id gives an empty page)."""
+    async with runtime.db.session() as session:
+        rows, total = await fetch_page(session, executions.by_enforcement_query(enforcement_id), paging)
+    return make_page(_summaries(rows), total, paging)

@@ -1,0 +1,36 @@
+"""Health probes (api.md §1.7), no auth."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from attune import __version__
+from attune.api.deps import RuntimeDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/detailed")
+async def health_detailed(runtime: RuntimeDep) -> Response:
+    if await runtime.db.ping():
+        return JSONResponse({"status": "ok", "version": __version__, "database": "connected"})
+    return JSONResponse(
+        {"status": "error", "database": "disconnected", "error": "Database connectivity check failed"},
+        status_code=503,
+    )
+
+
+@router.get("/health/ready")
+async def health_ready(runtime: RuntimeDep) -> Response:
+    return Response(status_code=200 if await runtime.db.ping() else 503)
+
+
+@router.get("/health/live")
+async def health_live() -> Response:
+    return Response(status_code=200)

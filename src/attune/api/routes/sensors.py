@@ -1,0 +1,166 @@
+"""``/api/v1/sensors`` (api.md §4.4): sensor definitions, by pack and by trigger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.api.deps import AUTH, RuntimeDep
+from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
+from attune.api.schemas.common import Data, Page, Success
+from attune.api.schemas.sensors import CreateSensor, SensorResponse, SensorSummary, UpdateSensor
+from attune.db.models import Sensor
+from attune.db.repos import actions, sensors, triggers
+from attune.errors import Conflict, NotFound
+from attune.packs.register import resolve_runtime
+from attune.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["sensors"], dependencies=AUTH)
+
+PageA = Annotated[PageRequest, Depends(page_a)]
+
+
+async def _get(session: AsyncSession, ref: str) -> Sensor:
+    sensor = await sensors.by_ref(session, ref)
+    if sensor is None:
+        raise NotFound(f"Sensor '{ref}' not found")
+    return sensor
+
+
+@router.get("/sensors")
+async def list_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
+    """List sensors, ordered by ref (pagination family A)."""
+    async with runtime.db.session() as session:
+        rows, total = await fetch_page(session, sensors.list_query(), page)
+    return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
+
+
+@router.get("/sensors/enabled")
+async def list_enabled_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
+    """List the enabled sensors, ordered by ref."""
+    async with runtime.db.session() as session:
+        rows, total = await fetch_page(session, sensors.list_query(enabled=True), page)
+    return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
+
+
+@router.post("/sensors", status_code=201)
+async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorResponse]:
+    """Create a sensor; the pack, runtime and trigger must exist (404 naming the missing one).
+
+    `runtime_ref` is resolved by ref, then by alias-equal runtime name (`shell` finds
+    `core.shell`); the stored `runtime_ref` is the runtime's own ref. Attune extensions: sensors
+    created through the API get `is_adhoc = true` (so a pack reinstall keeps them), and
+    `param_schema` must be a flat schema that compiles (422 naming the field).
+    """
+    async with runtime.db.transaction() as session:
+        if await sensors.by_ref(session, body.ref) is not None:
+            raise Conflict(f"Sensor with ref '{body.ref}' already exists")
+        pack = await actions.pack_by_ref(session, body.pack_ref)
+        if pack is None:
+            raise NotFound(f"Pack '{body.pack_ref}' not found")
+        runtime_row = await resolve_runtime(session, body.runtime_ref)
+        if runtime_row is None:
+            raise NotFound(f"Runtime '{body.runtime_ref}' not found")
+        trigger = await triggers.by_ref(session, body.trigger_ref)
+        if trigger is None:
+            raise NotFound(f"Trigger '{body.trigger_ref}' not found")
+        actions.check_ref_format("sensor", body.ref)
+        sensor = await sensors.create(
+            session,
+            ref=body.ref,
+            pack=pack.id,
+            pack_ref=pack.ref,
+            label=body.label,
+            description=body.description,
+            entrypoint=body.entrypoint,
+            runtime=runtime_row.id,
+            runtime_ref=runtime_row.ref,
+            trigger=trigger.id,
+            trigger_ref=trigger.ref,
+            enabled=body.enabled,
+            is_adhoc=True,
+            param_schema=body.param_schema,
+            config=body.config,
+        )
+        data = SensorResponse.model_validate(sensor)
+    return Data(data=data, message="Sensor created successfully")
+
+
+@router.get("/sensors/{ref}")
+async def get_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
+    """One sensor by ref (its `config` is not returned)."""
+    async with runtime.db.session() as session:
+        sensor = await _get(session, ref)
+    return Data(data=SensorResponse.model_validate(sensor))
+
+
+@router.put("/sensors/{ref}")
+async def update_sensor(ref: str, body: UpdateSensor, runtime: RuntimeDep) -> Data[SensorResponse]:
+    """Update a sensor; absent and null fields are left unchanged. Runtime, trigger and config
+    cannot be changed."""
+    async with runtime.db.transaction() as session:
+        sensor = await _get(session, ref)
+        changes = {
+            "label": body.label,
+            "description": body.description,
+            "entrypoint": body.entrypoint,
+            "param_schema": body.param_schema,
+            "enabled": body.enabled,
+        }
+        if actions.apply_changes(sensor, changes):
+            await actions.save(session, sensor)
+        data = SensorResponse.model_validate(sensor)
+    return Data(data=data, message="Sensor updated successfully")
+
+
+@router.delete("/sensors/{ref}")
+async def delete_sensor(ref: str, runtime: RuntimeDep) -> Success:
+    """Delete a sensor; its keys are deleted and its events keep `source_ref` with `source = null`."""
+    async with runtime.db.transaction() as session:
+        sensor = await _get(session, ref)
+        await sensors.delete(session, sensor)
+    return Success(message=f"Sensor '{ref}' deleted successfully")
+
+
+async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> SensorResponse:
+    async with runtime.db.transaction() as session:
+        sensor = await _get(session, ref)
+        if actions.apply_changes(sensor, {"enabled": enabled}):
+            await actions.save(session, sensor)
+        return SensorResponse.model_validate(sensor)
+
+
+@router.post("/sensors/{ref}/enable")
+async def enable_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
+    """Set `enabled = true` and return the sensor."""
+    return Data(data=await _set_enabled(runtime, ref, True), message="Sensor enabled successfully")
+
+
+@router.post("/sensors/{ref}/disable")
+async def disable_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
+    """Set `enabled = false` and return the sensor."""
+    return Data(data=await _set_enabled(runtime, ref, False), message="Sensor disabled successfully")
+
+
+@router.get("/packs/{pack_ref}/sensors")
+async def list_pack_sensors(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
+    """The sensors of one pack, ordered by ref; 404 when the pack does not exist."""
+    async with runtime.db.session() as session:
+        pack = await actions.pack_by_ref(session, pack_ref)
+        if pack is None:
+            raise NotFound(f"Pack '{pack_ref}' not found")
+        rows, total = await fetch_page(session, sensors.list_query(pack_id=pack.id), page)
+    return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
+
+
+@router.get("/triggers/{trigger_ref}/sensors")
+async def list_trigger_sensors(trigger_ref: str, runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
+    """The sensors emitting events for one trigger; 404 when the trigger does not exist."""
+    async with runtime.db.session() as session:
+        trigger = await triggers.by_ref(session, trigger_ref)
+        if trigger is None:
+            raise NotFound(f"Trigger '{trigger_ref}' not found")
+        rows, total = await fetch_page(session, sensors.list_query(trigger_id=trigger.id), page)
+    return make_page([SensorSummary.model_validate(r) for r in rows], total, page)

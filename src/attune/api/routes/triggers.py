@@ -1,0 +1,150 @@
+"""``/api/v1/triggers`` (api.md §4.3): trigger definitions. Webhook routes live in ``webhooks``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.api.deps import AUTH, RuntimeDep
+from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
+from attune.api.schemas.common import Data, Page, Success
+from attune.api.schemas.triggers import CreateTrigger, TriggerResponse, TriggerSummary, UpdateTrigger
+from attune.db.models import Trigger
+from attune.db.repos import actions, triggers
+from attune.errors import Conflict, NotFound
+from attune.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["triggers"], dependencies=AUTH)
+
+PageA = Annotated[PageRequest, Depends(page_a)]
+
+
+async def get_trigger(session: AsyncSession, ref: str) -> Trigger:
+    """The trigger with this ref, or 404 ``Trigger 'x' not found``."""
+    trigger = await triggers.by_ref(session, ref)
+    if trigger is None:
+        raise NotFound(f"Trigger '{ref}' not found")
+    return trigger
+
+
+async def _list(runtime: Runtime, page: PageRequest, *, enabled: bool | None = None) -> Page[TriggerSummary]:
+    async with runtime.db.session() as session:
+        rows, total = await fetch_page(session, triggers.list_query(enabled=enabled), page)
+    return make_page([TriggerSummary.model_validate(r) for r in rows], total, page)
+
+
+@router.get("/triggers")
+async def list_triggers(runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
+    """List triggers, ordered by ref (pagination family A)."""
+    return await _list(runtime, page)
+
+
+@router.get("/triggers/enabled")
+async def list_enabled_triggers(runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
+    """List the enabled triggers, ordered by ref."""
+    return await _list(runtime, page, enabled=True)
+
+
+@router.post("/triggers", status_code=201)
+async def create_trigger(body: CreateTrigger, runtime: RuntimeDep) -> Data[TriggerResponse]:
+    """Create an ad-hoc trigger (``is_adhoc = true``); without `pack_ref` it has no pack.
+
+    Attune extension: `param_schema`/`out_schema` must be flat schemas that compile (422 naming
+    the field), so rule validation against them cannot fail later.
+    """
+    async with runtime.db.transaction() as session:
+        if await triggers.by_ref(session, body.ref) is not None:
+            raise Conflict(f"Trigger with ref '{body.ref}' already exists")
+        pack_id: int | None = None
+        if body.pack_ref is not None:
+            pack = await actions.pack_by_ref(session, body.pack_ref)
+            if pack is None:
+                raise NotFound(f"Pack '{body.pack_ref}' not found")
+            pack_id = pack.id
+        actions.check_ref_format("trigger", body.ref)
+        trigger = await triggers.create(
+            session,
+            ref=body.ref,
+            pack=pack_id,
+            pack_ref=body.pack_ref,
+            label=body.label,
+            description=body.description,
+            param_schema=body.param_schema,
+            out_schema=body.out_schema,
+            enabled=body.enabled,
+            is_adhoc=True,
+            webhook_enabled=False,
+            webhook_key=None,
+            webhook_config={},
+        )
+        data = TriggerResponse.model_validate(trigger)
+    return Data(data=data, message="Trigger created successfully")
+
+
+@router.get("/triggers/{ref}")
+async def get_trigger_route(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+    """One trigger by ref."""
+    async with runtime.db.session() as session:
+        trigger = await get_trigger(session, ref)
+    return Data(data=TriggerResponse.model_validate(trigger))
+
+
+@router.put("/triggers/{ref}")
+async def update_trigger(ref: str, body: UpdateTrigger, runtime: RuntimeDep) -> Data[TriggerResponse]:
+    """Update a trigger; absent and null fields are left unchanged. Webhook fields are changed
+    only through the webhook routes."""
+    async with runtime.db.transaction() as session:
+        trigger = await get_trigger(session, ref)
+        changes = {
+            "label": body.label,
+            "description": body.description,
+            "param_schema": body.param_schema,
+            "out_schema": body.out_schema,
+            "enabled": body.enabled,
+        }
+        if actions.apply_changes(trigger, changes):
+            await actions.save(session, trigger)
+        data = TriggerResponse.model_validate(trigger)
+    return Data(data=data, message="Trigger updated successfully")
+
+
+@router.delete("/triggers/{ref}")
+async def delete_trigger(ref: str, runtime: RuntimeDep) -> Success:
+    """Delete a trigger and its sensors; rules and events keep `trigger_ref` with the id nulled."""
+    async with runtime.db.transaction() as session:
+        trigger = await get_trigger(session, ref)
+        await triggers.delete(session, trigger)
+    return Success(message=f"Trigger '{ref}' deleted successfully")
+
+
+async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> TriggerResponse:
+    async with runtime.db.transaction() as session:
+        trigger = await get_trigger(session, ref)
+        if actions.apply_changes(trigger, {"enabled": enabled}):
+            await actions.save(session, trigger)
+        return TriggerResponse.model_validate(trigger)
+
+
+@router.post("/triggers/{ref}/enable")
+async def enable_trigger(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+    """Set `enabled = true` and return the trigger."""
+    return Data(data=await _set_enabled(runtime, ref, True), message="Trigger enabled successfully")
+
+
+@router.post("/triggers/{ref}/disable")
+async def disable_trigger(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+    """Set `enabled = false` and return the trigger."""
+    return Data(data=await _set_enabled(runtime, ref, False), message="Trigger disabled successfully")
+
+
+@router.get("/packs/{pack_ref}/triggers")
+async def list_pack_triggers(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
+    """The triggers of one pack, ordered by ref; 404 when the pack does not exist."""
+    async with runtime.db.session() as session:
+        pack = await actions.pack_by_ref(session, pack_ref)
+        if pack is None:
+            raise NotFound(f"Pack '{pack_ref}' not found")
+        rows, total = await fetch_page(session, triggers.list_query(pack_id=pack.id), page)
+    return make_page([TriggerSummary.model_validate(r) for r in rows], total, page)

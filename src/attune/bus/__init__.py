@@ -1,0 +1,1 @@
+"""Message bus port, its memory and RabbitMQ implementations, envelope and topology."""

@@ -1,0 +1,144 @@
+"""The bus port: publish envelopes to exchanges, consume queues with a handler.
+
+Consumer semantics (services.md §0.2), shared by every implementation:
+
+* the bus runs the handler once per delivery, at most ``prefetch`` at a time per consumer;
+* the handler returns → ack;
+* the body is not a valid envelope → reject without requeue (dead-lettered);
+* the handler raises a *transient* error (``Retryable``, ``ConnectionError``, ``TimeoutError``)
+  → nack with requeue, so the message is delivered again;
+* any other exception → reject without requeue → ``attune.dlx`` → ``attune.dlx.queue`` (for
+  queues declared with ``dead_letter=True``; otherwise the message is dropped).
+
+Delivery is at-least-once, so handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from attune.bus.messages import Envelope
+from attune.bus.topology import QueueSpec
+from attune.errors import AttuneError
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class BusError(AttuneError):
+    """The broker refused an operation (unknown exchange or queue, conflicting declaration…)."""
+
+
+class Retryable(AttuneError):
+    """Raised by a handler for a transient failure: the message is requeued, not dead-lettered."""
+
+
+# Handler errors that mean "try again later" rather than "this message is bad" (§0.2 item 3).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (Retryable, ConnectionError, TimeoutError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a handler error should requeue the message instead of dead-lettering it."""
+    return isinstance(error, TRANSIENT_ERRORS)
+
+
+class Delivery(Protocol):
+    """One message handed to a consumer; settled exactly once with ``ack`` or ``nack``."""
+
+    envelope: Envelope
+    routing_key: str
+    redelivered: bool
+
+    async def ack(self) -> None: ...
+
+    async def nack(self, requeue: bool) -> None: ...
+
+
+class Consumer(Protocol):
+    """A running subscription to one queue."""
+
+    async def cancel(self) -> None:
+        """Stop taking deliveries and wait for the handlers in flight to finish.
+
+        Handlers still running after the bus's shutdown grace period are cancelled and their
+        messages requeued.
+        """
+        ...
+
+
+class Bus(Protocol):
+    """The message bus port. Names are the unprefixed names of ``attune.bus.topology``."""
+
+    async def start(self) -> None:
+        """Connect and declare the exchanges and the dead-letter queue (idempotent)."""
+        ...
+
+    async def close(self) -> None:
+        """Cancel every consumer (waiting for handlers in flight) and disconnect."""
+        ...
+
+    async def declare_queue(self, spec: QueueSpec) -> None:
+        """Declare a queue and its bindings (idempotent)."""
+        ...
+
+    async def publish(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
+        """Publish persistently; returns once the broker has accepted the message.
+
+        A message that matches no bound queue is dropped, as in AMQP.
+        """
+        ...
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 10) -> Consumer:
+        """Run ``handler`` for each delivery of ``queue`` with the semantics above."""
+        ...
+
+    async def join(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - port signature
+        """Wait until every consumed queue is empty and no handler is running.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds. Queues nobody consumes are ignored
+        (they can never drain).
+        """
+        ...
+
+
+async def drain_tasks(tasks: set[asyncio.Task[Any]], grace: float) -> None:
+    """Wait up to ``grace`` seconds for handler tasks, then cancel the rest (they requeue)."""
+    current = asyncio.current_task()
+    # A handler may cancel its own consumer; it must not wait for itself.
+    pending = {task for task in tasks if task is not current}
+    if not pending:
+        return
+    _, stuck = await asyncio.wait(pending, timeout=grace)
+    for task in stuck:
+        task.cancel()
+    if stuck:
+        await asyncio.wait(stuck)
+
+
+async def handle_delivery(delivery: Delivery, handler: Handler, logger: logging.Logger) -> None:
+    """Run ``handler`` for one parsed delivery and settle it (the shared consumer semantics)."""
+    envelope = delivery.envelope
+    try:
+        await handler(envelope)
+    except asyncio.CancelledError:
+        # The consumer is shutting down mid-handler: give the message back for another try.
+        await delivery.nack(requeue=True)
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            logger.warning(
+                "requeueing %s %s after a transient error: %r",
+                envelope.message_type,
+                envelope.message_id,
+                exc,
+            )
+            await delivery.nack(requeue=True)
+        else:
+            logger.exception(
+                "handler failed for %s %s; dead-lettering it", envelope.message_type, envelope.message_id
+            )
+            await delivery.nack(requeue=False)
+    else:
+        await delivery.ack()

@@ -1,0 +1,1 @@
+"""The ``attune`` command: server processes and (later) the API client commands."""

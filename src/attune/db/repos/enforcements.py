@@ -1,0 +1,37 @@
+"""Enforcement rows (domain.md §2.3, §4.2): read side for the API."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import Enforcement
+
+
+async def get(session: AsyncSession, enforcement_id: int) -> Enforcement | None:
+    """The enforcement with ``enforcement_id``, or None."""
+    return await session.get(Enforcement, enforcement_id)
+
+
+def list_query(
+    *,
+    status: str | None = None,
+    rule: int | None = None,
+    event: int | None = None,
+    trigger_ref: str | None = None,
+) -> sa.Select[Enforcement]:
+    """Enforcements newest first.
+
+    Only the first of ``status`` > ``rule`` > ``event`` that is given applies (api.md §4.6);
+    ``trigger_ref`` always applies.
+    """
+    query = sa.select(Enforcement)
+    if status is not None:
+        query = query.where(Enforcement.status == status)
+    elif rule is not None:
+        query = query.where(Enforcement.rule == rule)
+    elif event is not None:
+        query = query.where(Enforcement.event == event)
+    if trigger_ref is not None:
+        query = query.where(Enforcement.trigger_ref == trigger_ref)
+    return query.order_by(Enforcement.created.desc(), Enforcement.id.desc())

@@ -1,0 +1,38 @@
+"""Identity rows: users, sensors and execution-scoped service identities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import Identity
+
+
+async def get(session: AsyncSession, identity_id: int) -> Identity | None:
+    return await session.get(Identity, identity_id)
+
+
+async def by_login(session: AsyncSession, login: str) -> Identity | None:
+    result = await session.execute(sa.select(Identity).where(Identity.login == login))
+    return result.scalar_one_or_none()
+
+
+async def create(
+    session: AsyncSession,
+    login: str,
+    *,
+    password_hash: str | None,
+    display_name: str | None,
+    attributes: dict[str, Any] | None = None,
+) -> Identity:
+    identity = Identity(
+        login=login,
+        display_name=display_name,
+        password_hash=password_hash,
+        attributes=attributes or {},
+    )
+    session.add(identity)
+    await session.flush()
+    return identity

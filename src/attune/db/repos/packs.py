@@ -1,0 +1,88 @@
+"""Pack rows: lookups, listing, create/update/delete and per-pack component counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import Action, Pack, Rule, Sensor, Trigger, WorkflowDefinition
+
+#: Columns the pack API may change (domain.md §2.10).
+UPDATABLE = (
+    "label",
+    "description",
+    "version",
+    "conf_schema",
+    "config",
+    "meta",
+    "tags",
+    "runtime_deps",
+    "dependencies",
+    "is_standard",
+)
+
+
+async def get(session: AsyncSession, pack_id: int) -> Pack | None:
+    return await session.get(Pack, pack_id)
+
+
+async def by_ref(session: AsyncSession, ref: str) -> Pack | None:
+    result = await session.execute(sa.select(Pack).where(Pack.ref == ref))
+    return result.scalar_one_or_none()
+
+
+def list_query() -> sa.Select[Pack]:
+    """Every pack, ref ascending."""
+    return sa.select(Pack).order_by(Pack.ref, Pack.id)
+
+
+async def create(session: AsyncSession, values: dict[str, Any]) -> Pack:
+    pack = Pack(**values)
+    session.add(pack)
+    await session.flush()
+    return pack
+
+
+async def update(session: AsyncSession, pack: Pack, values: dict[str, Any]) -> bool:
+    """Apply the values that differ; return whether anything changed (so ``updated`` moves)."""
+    changed = False
+    for key, value in values.items():
+        if key not in UPDATABLE:
+            raise ValueError(f"pack column '{key}' is not updatable")
+        if getattr(pack, key) != value:
+            setattr(pack, key, value)
+            changed = True
+    if changed:
+        await session.flush()
+    return changed
+
+
+async def delete(session: AsyncSession, pack_id: int) -> None:
+    """Delete the row; foreign keys cascade to the pack's components (domain.md §2)."""
+    await session.execute(sa.delete(Pack).where(Pack.id == pack_id))
+
+
+async def component_counts(session: AsyncSession, pack_id: int) -> dict[str, int]:
+    """How many actions, sensors, triggers, rules and workflows the pack owns."""
+    counts: dict[str, int] = {}
+    for name, model in (
+        ("actions", Action),
+        ("sensors", Sensor),
+        ("triggers", Trigger),
+        ("rules", Rule),
+        ("workflows", WorkflowDefinition),
+    ):
+        table = model.__table__
+        query = sa.select(sa.func.count()).select_from(table).where(table.c.pack == pack_id)
+        counts[name] = int((await session.execute(query)).scalar_one())
+    return counts
+
+
+async def installed_refs(session: AsyncSession, refs: list[str]) -> set[str]:
+    """The subset of ``refs`` that name installed packs."""
+    if not refs:
+        return set()
+    result = await session.execute(sa.select(Pack.ref).where(Pack.ref.in_(refs)))
+    return set(result.scalars())

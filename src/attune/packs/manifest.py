@@ -1,0 +1,166 @@
+"""In-memory description of a parsed pack directory (packs.md §3–§10).
+
+These are plain frozen value objects produced by :func:`attune.packs.parser.parse_pack_dir`; the
+registration code turns them into database rows. Field names follow the database columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PackSpec:
+    """``pack.yaml`` (packs.md §3). ``config`` already has ``conf_schema`` defaults filled in."""
+
+    ref: str
+    label: str
+    description: str
+    version: str
+    system: bool
+    conf_schema: JsonObject
+    config: JsonObject
+    meta: JsonObject
+    tags: list[str]
+    runtime_deps: list[str]
+    dependencies: list[str]
+    python: str | None
+    nodejs: str | None
+    testing: JsonObject | None
+    path: Path
+
+
+@dataclass(frozen=True)
+class RuntimeVersionSpec:
+    """One entry of a runtime's ``versions`` list; ``major``/``minor``/``patch`` per domain.md §10.2."""
+
+    version: str
+    is_default: bool
+    execution_config: JsonObject
+    distributions: JsonObject
+    meta: JsonObject
+    major: int | None
+    minor: int | None
+    patch: int | None
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """``runtimes/*.yaml`` (packs.md §8)."""
+
+    ref: str
+    name: str
+    description: str
+    distributions: JsonObject
+    installation: JsonObject
+    execution_config: JsonObject
+    versions: list[RuntimeVersionSpec] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """``triggers/*.yaml`` (packs.md §6)."""
+
+    ref: str
+    label: str
+    description: str
+    enabled: bool
+    param_schema: JsonObject | None
+    out_schema: JsonObject | None
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """``actions/*.yaml`` (packs.md §5).
+
+    ``runtime_ref`` is ``core.shell``/``core.python``/``core.nodejs``/``core.native`` for the known
+    runner aliases, otherwise the raw ``runner_type`` value, which registration resolves as a
+    runtime ref and then as a runtime name. ``entrypoint`` is relative to ``actions/``.
+    """
+
+    ref: str
+    label: str
+    description: str
+    entrypoint: str
+    runner_type: str
+    runtime_ref: str
+    runtime_version_constraint: str | None
+    param_schema: JsonObject | None
+    out_schema: JsonObject | None
+    parameter_delivery: str
+    parameter_format: str
+    output_format: str
+    timeout_seconds: int | None
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """``sensors/*.yaml`` (packs.md §7); ``trigger_refs`` are fully qualified."""
+
+    ref: str
+    label: str
+    description: str
+    entrypoint: str
+    runtime_ref: str
+    runtime_version_constraint: str | None
+    trigger_refs: list[str]
+    param_schema: JsonObject | None
+    config: JsonObject
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class RuleConditionSpec:
+    """One rule condition ``{field, operator, value}`` (domain.md §3.6)."""
+
+    field: str
+    operator: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """``rules/*.yaml`` (packs.md §9.1); pack rules are stored with ``is_adhoc = false``."""
+
+    ref: str
+    label: str
+    description: str
+    trigger_ref: str
+    trigger_params: JsonObject
+    action_ref: str
+    action_params: JsonObject
+    conditions: list[RuleConditionSpec]
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class WorkflowFileSpec:
+    """A workflow file, carried through unparsed (workflows.md does the parsing).
+
+    ``rel_path`` is relative to the pack directory, e.g. ``workflows/deploy.yaml`` or
+    ``actions/workflows/deploy.workflow.yaml``; ``raw`` is the loaded YAML mapping.
+    """
+
+    ref: str
+    name: str
+    path: Path
+    rel_path: str
+    raw: JsonObject
+
+
+@dataclass(frozen=True)
+class ParsedPack:
+    """Everything found in a pack directory, in load order, plus non-fatal warnings."""
+
+    pack: PackSpec
+    runtimes: list[RuntimeSpec] = field(default_factory=list)
+    triggers: list[TriggerSpec] = field(default_factory=list)
+    actions: list[ActionSpec] = field(default_factory=list)
+    sensors: list[SensorSpec] = field(default_factory=list)
+    workflows: list[WorkflowFileSpec] = field(default_factory=list)
+    rules: list[RuleSpec] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

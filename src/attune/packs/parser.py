@@ -1,0 +1,672 @@
+"""Turn a pack directory into validated component specs (packs.md §1–§11). No database access.
+
+Parsing is strict: the first malformed file rejects the whole pack with a
+:class:`PackFormatError` whose message starts with the file's path relative to the pack directory
+and names the offending field. Problems that only matter once the pack is registered (an entry
+point file that is missing, a runner type that is not a known alias) become ``warnings``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import jsonschema
+import jsonschema.exceptions
+import yaml
+
+from attune.domain import params, refs
+from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, values
+from attune.errors import BadRequest, ValidationFailed
+from attune.packs.manifest import (
+    ActionSpec,
+    JsonObject,
+    PackSpec,
+    ParsedPack,
+    RuleConditionSpec,
+    RuleSpec,
+    RuntimeSpec,
+    RuntimeVersionSpec,
+    SensorSpec,
+    TriggerSpec,
+    WorkflowFileSpec,
+)
+
+MAX_WORKFLOW_BYTES = 1024 * 1024
+"""Workflow files larger than this are rejected (workflows.md §1)."""
+
+RUNNER_ALIASES: dict[str, str] = {
+    "shell": "core.shell",
+    "bash": "core.shell",
+    "sh": "core.shell",
+    "python": "core.python",
+    "python3": "core.python",
+    "node": "core.nodejs",
+    "nodejs": "core.nodejs",
+    "node.js": "core.nodejs",
+    "native": "core.native",
+    "builtin": "core.native",
+    "standalone": "core.native",
+}
+"""Runner-type aliases and the core runtime each resolves to (packs.md §5)."""
+
+RULE_OPERATORS = ("equals", "not_equals", "contains")
+ENV_TYPES = ("virtualenv", "node_modules", "none")
+ON_FAILURE = ("block", "warn", "ignore")
+
+_T = TypeVar("_T")
+
+
+class PackFormatError(ValidationFailed):
+    """A pack file is malformed; the message names the file (pack-relative) and the field."""
+
+
+class PackNotFoundError(BadRequest):
+    """The pack directory or its ``pack.yaml`` does not exist (HTTP 400)."""
+
+
+def resolve_runner(runner_type: str) -> str:
+    """The runtime ref for a runner type: a core runtime for known aliases, else the raw value."""
+    return RUNNER_ALIASES.get(runner_type.strip().lower(), runner_type.strip())
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+class _YamlFloat(float):
+    """A YAML float that remembers its source text, so ``version: 3.10`` reads as "3.10".
+
+    It stays in the loaded documents (it is a ``float`` for every other purpose).
+    """
+
+    text: str
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader whose floats keep their source text."""
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    number = _YamlFloat(loader.construct_yaml_float(node))
+    number.text = str(node.value)
+    return number
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """Make YAML data JSON-compatible: dates become ISO strings, mapping keys become strings."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v, where) for v in value]
+    if isinstance(value, dt.date):  # also datetime; YAML turns `eol: 2025-04-30` into a date
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"{where}: unsupported YAML value of type {type(value).__name__}")
+
+
+def _load_yaml(path: Path, rel: str) -> JsonObject:
+    """Load one YAML file that must hold a mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackFormatError(f"{rel}: file is not valid UTF-8") from exc
+    except OSError as exc:
+        raise PackFormatError(f"{rel}: cannot read file ({exc.strerror})") from exc
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PackFormatError(f"{rel}: YAML syntax error{line}: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PackFormatError(f"{rel}: YAML syntax error: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise PackFormatError(f"{rel}: must contain a YAML mapping (got {_type_name(doc)})")
+    try:
+        result: JsonObject = _jsonable(doc, rel)
+    except ValueError as exc:
+        raise PackFormatError(str(exc)) from exc
+    return result
+
+
+class _Fields:
+    """Typed field access on one YAML mapping; every error is prefixed with the file path."""
+
+    def __init__(self, rel: str, doc: Mapping[str, Any], prefix: str = "") -> None:
+        self.rel = rel
+        self.doc = doc
+        self.prefix = prefix
+
+    def fail(self, message: str) -> NoReturn:
+        raise PackFormatError(f"{self.rel}: {message}")
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def nested(self, key: str, value: Mapping[str, Any]) -> _Fields:
+        return _Fields(self.rel, value, f"{self.prefix}{key}.")
+
+    def _get(self, key: str, check: Callable[[Any], bool], expected: str, default: _T) -> Any | _T:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if not check(value):
+            self.fail(f"{self._name(key)} must be {expected} (got {_type_name(value)})")
+        return value
+
+    def required_text(self, key: str) -> str:
+        value = self.doc.get(key)
+        if value is None or value == "":
+            self.fail(f"missing required field '{self._name(key)}'")
+        if not isinstance(value, str):
+            self.fail(f"{self._name(key)} must be a string (got {_type_name(value)})")
+        return value
+
+    def opt_text(self, key: str) -> str | None:
+        value: str | None = self._get(key, lambda v: isinstance(v, str), "a string", None)
+        return value
+
+    def text(self, key: str, default: str = "") -> str:
+        value: str = self._get(key, lambda v: isinstance(v, str), "a string", default)
+        return value
+
+    def version_text(self, key: str) -> str | None:
+        """A version-like scalar; YAML reads ``3.12`` as a number, so numbers are accepted too."""
+        value = self.doc.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.fail(f"{self._name(key)} must be a string (got {_type_name(value)})")
+        if isinstance(value, _YamlFloat):
+            return value.text.strip()
+        return str(value).strip()
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value: bool = self._get(key, lambda v: isinstance(v, bool), "true or false", default)
+        return value
+
+    def integer(self, key: str, *, minimum: int | None = None) -> int | None:
+        value = self._get(key, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", None)
+        if value is not None and minimum is not None and value < minimum:
+            self.fail(f"{self._name(key)} must be at least {minimum} (got {value})")
+        result: int | None = value
+        return result
+
+    def mapping(self, key: str) -> JsonObject:
+        value: JsonObject = self._get(key, lambda v: isinstance(v, dict), "a mapping", {})
+        return value
+
+    def opt_mapping(self, key: str) -> JsonObject | None:
+        value: JsonObject | None = self._get(key, lambda v: isinstance(v, dict), "a mapping", None)
+        return value
+
+    def items(self, key: str) -> list[Any]:
+        value: list[Any] = self._get(key, lambda v: isinstance(v, list), "a list", [])
+        return value
+
+    def str_list(self, key: str) -> list[str]:
+        value = self.items(key)
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail(f"{self._name(key)}[{index}] must be a string (got {_type_name(item)})")
+        return list(value)
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        raw = self.doc.get(key)
+        if raw is None:
+            return default
+        if not isinstance(raw, str) or raw.strip().lower() not in allowed:
+            self.fail(f"{self._name(key)} must be one of {', '.join(allowed)} (got {raw!r})")
+        return raw.strip().lower()
+
+    def schema(self, key: str) -> JsonObject | None:
+        """A flat (or full-form) parameter schema, checked to compile as JSON Schema."""
+        value = self.doc.get(key)
+        if value is None:
+            return None
+        name = self._name(key)
+        if not isinstance(value, dict):
+            self.fail(f"{name} must be a mapping of parameter definitions (got {_type_name(value)})")
+        full = params.is_full_form(value)
+        if not full:
+            for param, definition in value.items():
+                if not isinstance(definition, dict):
+                    self.fail(f"{name}.{param} must be a mapping (got {_type_name(definition)})")
+                for flag in ("required", "secret"):
+                    if flag in definition and not isinstance(definition[flag], bool):
+                        self.fail(f"{name}.{param}.{flag} must be true or false")
+        converted = params.to_json_schema(value)
+        assert converted is not None
+        try:
+            jsonschema.Draft202012Validator.check_schema(converted)
+        except jsonschema.exceptions.SchemaError as exc:
+            path = [str(p) for p in exc.absolute_path]
+            if not full and path[:1] == ["properties"]:
+                path = path[1:]
+            where = ".".join([name, *path])
+            self.fail(f"invalid parameter schema at {where}: {exc.message}")
+        return value
+
+
+class _PackParser:
+    """Parses one pack directory; holds the refs loaded so far for cross-checks."""
+
+    def __init__(self, pack_dir: Path) -> None:
+        self.dir = pack_dir.resolve()
+        self.warnings: list[str] = []
+        self.pack_ref = ""
+        self.seen: dict[str, dict[str, str]] = {}
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def files(self, subdir: str, suffixes: tuple[str, ...] = (".yaml", ".yml")) -> list[Path]:
+        """Metadata files directly inside ``subdir``, sorted by file name."""
+        directory = self.dir / subdir
+        if not directory.is_dir():
+            return []
+        found = [p for p in directory.iterdir() if p.is_file() and p.name.endswith(suffixes)]
+        return sorted(found, key=lambda p: p.name)
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.dir).as_posix()
+
+    def component_ref(self, f: _Fields, kind: str, fallback_name: str, *, use_name: bool = True) -> str:
+        """The file's ``ref``, or one derived from ``name`` / the file stem; checked and unique."""
+        raw = f.doc.get("ref")
+        if raw is None:
+            name = f.doc.get("name") if use_name else None
+            derived_from = name if isinstance(name, str) and name else fallback_name
+            ref = f"{self.pack_ref}.{derived_from}"
+        elif isinstance(raw, str):
+            ref = raw
+        else:
+            f.fail(f"ref must be a string (got {_type_name(raw)})")
+        if not ref.startswith(f"{self.pack_ref}."):
+            f.fail(f"ref '{ref}' must start with the pack ref '{self.pack_ref}.'")
+        if not refs.is_component_ref(ref):
+            f.fail(f"ref '{ref}' must be '<pack>.<name>': lowercase with exactly one dot")
+        owners = self.seen.setdefault(kind, {})
+        if ref in owners:
+            f.fail(f"duplicate {kind} ref '{ref}' (also defined in {owners[ref]})")
+        owners[ref] = f.rel
+        return ref
+
+    def label(self, f: _Fields, ref: str) -> str:
+        return f.text("label") or refs.label_from_name(refs.name_of(ref))
+
+    def qualify(self, name: str) -> str:
+        return name if "." in name else f"{self.pack_ref}.{name}"
+
+    def entry_point(self, f: _Fields, component_dir: str) -> str:
+        """``entry_point`` relative to the component directory (a leading ``<dir>/`` is dropped)."""
+        entry = f.text("entry_point").strip()
+        prefix = f"{component_dir}/"
+        if entry.startswith(prefix):
+            entry = entry[len(prefix) :]
+        looks_like_path = entry and not any(ch.isspace() for ch in entry)
+        if looks_like_path and not (self.dir / component_dir / entry).is_file():
+            self.warnings.append(f"{f.rel}: entry_point '{entry}' not found in {component_dir}/")
+        return entry
+
+    def runtime(self, f: _Fields, default_runner: str) -> tuple[str, str]:
+        runner = f.text("runner_type", default_runner).strip() or default_runner
+        runtime_ref = resolve_runner(runner)
+        if runner.lower() not in RUNNER_ALIASES and "." not in runner:
+            self.warnings.append(
+                f"{f.rel}: runner_type '{runner}' is not a known alias; "
+                "it must match a runtime ref or name at registration"
+            )
+        return runner, runtime_ref
+
+    # -- pack.yaml ---------------------------------------------------------------------------
+
+    def parse_pack(self) -> PackSpec:
+        manifest = self.dir / "pack.yaml"
+        if not manifest.is_file():
+            raise PackNotFoundError(f"pack.yaml not found in {self.dir}")
+        f = _Fields("pack.yaml", _load_yaml(manifest, "pack.yaml"))
+        ref = f.required_text("ref")
+        if not refs.is_pack_ref(ref):
+            f.fail(f"ref must match ^[a-z][a-z0-9_-]+$ (got {ref!r})")
+        self.pack_ref = ref
+        version = f.version_text("version")
+        if not version:
+            f.fail("missing required field 'version'")
+        if not refs.is_semver(version):
+            f.fail(f"version must be a semantic version MAJOR.MINOR.PATCH (got {version!r})")
+        conf_schema = f.schema("conf_schema") or {}
+        # Defaults first, so a required setting that has a default is not reported missing.
+        config = params.apply_defaults(f.mapping("config"), conf_schema)
+        try:
+            problems = params.schema_errors(config, conf_schema)
+        except jsonschema.exceptions.SchemaError as exc:  # pragma: no cover - checked by f.schema
+            f.fail(f"invalid conf_schema: {exc.message}")
+        if problems:
+            f.fail(f"config does not match conf_schema: {', '.join(problems)}")
+        dependencies = f.str_list("dependencies")
+        for dependency in dependencies:
+            if not refs.is_pack_ref(dependency.split("@", 1)[0].strip()):
+                f.fail(f"dependencies entry {dependency!r} must be '<pack_ref>' or '<pack_ref>@<constraint>'")
+        return PackSpec(
+            ref=ref,
+            label=f.text("label") or f.text("name") or ref,
+            description=f.text("description"),
+            version=version,
+            system=f.boolean("system", False),
+            conf_schema=conf_schema,
+            config=config,
+            meta=f.mapping("meta"),
+            tags=f.str_list("tags"),
+            runtime_deps=f.str_list("runtime_deps"),
+            dependencies=dependencies,
+            python=f.version_text("python"),
+            nodejs=f.version_text("nodejs"),
+            testing=self.testing(f),
+            path=self.dir,
+        )
+
+    def testing(self, f: _Fields) -> JsonObject | None:
+        testing = f.opt_mapping("testing")
+        if testing is None:
+            return None
+        t = f.nested("testing", testing)
+        t.boolean("enabled", False)
+        t.mapping("discovery")
+        for name, runner in t.mapping("runners").items():
+            if not isinstance(runner, dict):
+                t.fail(f"testing.runners.{name} must be a mapping (got {_type_name(runner)})")
+            r = t.nested(f"runners.{name}", runner)
+            r.required_text("type")
+            r.required_text("entry_point")
+            r.integer("timeout", minimum=1)
+        rate = testing.get("min_pass_rate")
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1
+        ):
+            t.fail(f"testing.min_pass_rate must be a number between 0.0 and 1.0 (got {rate!r})")
+        t.choice("on_failure", ON_FAILURE, "block")
+        return testing
+
+    # -- components --------------------------------------------------------------------------
+
+    def parse_runtime(self, path: Path) -> RuntimeSpec:
+        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        ref = self.component_ref(f, "runtime", path.stem, use_name=False)
+        execution_config = f.mapping("execution_config")
+        self.check_execution_config(f.nested("execution_config", execution_config))
+        versions: list[RuntimeVersionSpec] = []
+        raw_versions: list[Any] = f.items("versions")
+        for index, entry in enumerate(raw_versions):
+            where = f"versions[{index}]"
+            if not isinstance(entry, dict):
+                f.fail(f"{where} must be a mapping (got {_type_name(entry)})")
+            v = f.nested(where, entry)
+            version = v.version_text("version")
+            if not version:
+                f.fail(f"missing required field '{where}.version'")
+            if any(existing.version == version for existing in versions):
+                f.fail(f"{where}.version '{version}' is listed twice")
+            parsed = refs.parse_version_lenient(version)
+            if parsed is None:
+                self.warnings.append(f"{f.rel}: {where}.version '{version}' is not a parseable version")
+            version_config = v.mapping("execution_config")
+            self.check_execution_config(v.nested("execution_config", version_config))
+            versions.append(
+                RuntimeVersionSpec(
+                    version=version,
+                    is_default=v.boolean("is_default", False),
+                    execution_config=version_config,
+                    distributions=v.mapping("distributions"),
+                    meta=v.mapping("meta"),
+                    major=parsed[0] if parsed else None,
+                    minor=parsed[1] if parsed else None,
+                    patch=parsed[2] if parsed else None,
+                )
+            )
+        if sum(1 for v in versions if v.is_default) > 1:
+            f.fail("versions: at most one version may have is_default: true")
+        return RuntimeSpec(
+            ref=ref,
+            name=f.text("name") or refs.name_of(ref),
+            description=f.text("description"),
+            distributions=f.mapping("distributions"),
+            installation=f.mapping("installation"),
+            execution_config=execution_config,
+            versions=versions,
+        )
+
+    @staticmethod
+    def check_execution_config(f: _Fields) -> None:
+        """Shape checks for ``execution_config`` (packs.md §8)."""
+        interpreter = f.opt_mapping("interpreter")
+        if interpreter is not None:
+            i = f.nested("interpreter", interpreter)
+            i.text("binary")
+            i.str_list("args")
+            i.opt_text("file_extension")
+        environment = f.opt_mapping("environment")
+        if environment is not None:
+            e = f.nested("environment", environment)
+            if e.doc.get("env_type") is None:
+                f.fail(f"missing required field '{e.prefix}env_type'")
+            e.choice("env_type", ENV_TYPES, "none")
+            e.opt_text("dir_name")
+            e.str_list("create_command")
+            e.opt_text("interpreter_path")
+        dependencies = f.opt_mapping("dependencies")
+        if dependencies is not None:
+            d = f.nested("dependencies", dependencies)
+            d.required_text("manifest_file")
+            d.str_list("install_command")
+        env_vars = f.mapping("env_vars")
+        for name, value in env_vars.items():
+            if not isinstance(value, str):
+                f.fail(f"{f.prefix}env_vars.{name} must be a string (got {_type_name(value)})")
+
+    def parse_trigger(self, path: Path) -> TriggerSpec:
+        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        ref = self.component_ref(f, "trigger", path.stem)
+        return TriggerSpec(
+            ref=ref,
+            label=self.label(f, ref),
+            description=f.text("description"),
+            enabled=f.boolean("enabled", True),
+            param_schema=f.schema("parameters"),
+            out_schema=f.schema("output"),
+        )
+
+    def parse_action(self, path: Path) -> ActionSpec:
+        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        ref = self.component_ref(f, "action", path.stem)
+        runner, runtime_ref = self.runtime(f, "shell")
+        out_key = "output_schema" if f.doc.get("output_schema") is not None else "output"
+        return ActionSpec(
+            ref=ref,
+            label=self.label(f, ref),
+            description=f.text("description"),
+            entrypoint=self.entry_point(f, "actions"),
+            runner_type=runner,
+            runtime_ref=runtime_ref,
+            runtime_version_constraint=f.version_text("runtime_version") or None,
+            param_schema=f.schema("parameters"),
+            out_schema=f.schema(out_key),
+            parameter_delivery=f.choice("parameter_delivery", values(ParameterDelivery), "stdin"),
+            parameter_format=f.choice("parameter_format", values(ParameterFormat), "json"),
+            output_format=f.choice("output_format", values(OutputFormat), "text"),
+            timeout_seconds=f.integer("timeout", minimum=1),
+        )
+
+    def parse_sensor(self, path: Path, trigger_refs: set[str]) -> SensorSpec:
+        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        ref = self.component_ref(f, "sensor", path.stem)
+        _, runtime_ref = self.runtime(f, "native")
+        if f.doc.get("trigger_types") is not None:
+            names = f.str_list("trigger_types")
+            key = "trigger_types"
+        else:
+            single = f.opt_text("trigger_type")
+            names = [single] if single else []
+            key = "trigger_type"
+        if not names:
+            f.fail("missing required field 'trigger_types'")
+        qualified: list[str] = []
+        for name in names:
+            trigger_ref = self.qualify(name.strip())
+            if refs.pack_of(trigger_ref) == self.pack_ref and trigger_ref not in trigger_refs:
+                f.fail(f"{key}: trigger '{trigger_ref}' is not defined in this pack")
+            if trigger_ref not in qualified:
+                qualified.append(trigger_ref)
+        return SensorSpec(
+            ref=ref,
+            label=self.label(f, ref),
+            description=f.text("description"),
+            entrypoint=self.entry_point(f, "sensors"),
+            runtime_ref=runtime_ref,
+            runtime_version_constraint=f.version_text("runtime_version") or None,
+            trigger_refs=qualified,
+            param_schema=f.schema("parameters"),
+            config=f.mapping("config"),
+            enabled=f.boolean("enabled", True),
+        )
+
+    def parse_workflows(self) -> list[WorkflowFileSpec]:
+        found: list[tuple[str, Path]] = [(p.name.rsplit(".", 1)[0], p) for p in self.files("workflows")]
+        suffixes = (".workflow.yaml", ".workflow.yml")
+        for p in self.files("actions/workflows", suffixes):
+            found.append((p.name[: -len(next(s for s in suffixes if p.name.endswith(s)))], p))
+        by_name: dict[str, str] = {}
+        specs: list[WorkflowFileSpec] = []
+        for name, path in found:
+            rel = self.rel(path)
+            if name in by_name:
+                raise PackFormatError(f"{rel}: workflow '{name}' is also defined in {by_name[name]}")
+            by_name[name] = rel
+            if path.stat().st_size > MAX_WORKFLOW_BYTES:
+                raise PackFormatError(f"{rel}: workflow file is larger than 1 MiB")
+            doc = _load_yaml(path, rel)
+            f = _Fields(rel, doc)
+            expected = f"{self.pack_ref}.{name}"
+            raw_ref = f.doc.get("ref")
+            if raw_ref is not None and raw_ref != expected:
+                f.fail(f"ref {raw_ref!r} must equal '{expected}' (pack ref + file name)")
+            ref = self.component_ref(_Fields(rel, {"ref": expected}), "workflow", name)
+            if ref in self.seen.get("action", {}):
+                f.fail(f"workflow '{ref}' has the same ref as the action in {self.seen['action'][ref]}")
+            f.schema("parameters")
+            f.schema("output")
+            specs.append(WorkflowFileSpec(ref=ref, name=name, path=path, rel_path=rel, raw=doc))
+        return specs
+
+    def parse_rule(
+        self, path: Path, actions: Mapping[str, JsonObject | None], triggers: Mapping[str, JsonObject | None]
+    ) -> RuleSpec:
+        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        ref = self.component_ref(f, "rule", path.stem)
+        trigger_ref = self.qualify(f.required_text("trigger_ref").strip())
+        action_ref = self.qualify(f.required_text("action_ref").strip())
+        for field_name, target, known in (
+            ("trigger_ref", trigger_ref, triggers),
+            ("action_ref", action_ref, actions),
+        ):
+            if not refs.is_component_ref(target):
+                f.fail(f"{field_name} '{target}' must be '<pack>.<name>'")
+            if refs.pack_of(target) == self.pack_ref and target not in known:
+                f.fail(f"{field_name} '{target}' is not defined in this pack")
+        trigger_params = f.mapping("trigger_params")
+        action_params = f.mapping("action_params")
+        try:
+            if trigger_ref in triggers:
+                params.validate_params(
+                    trigger_params,
+                    triggers[trigger_ref],
+                    kind="trigger",
+                    ref=trigger_ref,
+                    allow_templates=True,
+                )
+            if action_ref in actions:
+                params.validate_params(
+                    action_params, actions[action_ref], kind="action", ref=action_ref, allow_templates=True
+                )
+        except ValidationFailed as exc:
+            f.fail(exc.message)
+        conditions: list[RuleConditionSpec] = []
+        raw_conditions: list[Any] = f.items("conditions")
+        for index, entry in enumerate(raw_conditions):
+            where = f"conditions[{index}]"
+            if not isinstance(entry, dict):
+                f.fail(f"{where} must be a mapping (got {_type_name(entry)})")
+            c = f.nested(where, entry)
+            field = c.required_text("field")
+            c.required_text("operator")
+            operator = c.choice("operator", RULE_OPERATORS, "equals")
+            conditions.append(RuleConditionSpec(field=field, operator=operator, value=entry.get("value")))
+        return RuleSpec(
+            ref=ref,
+            label=self.label(f, ref),
+            description=f.text("description"),
+            trigger_ref=trigger_ref,
+            trigger_params=trigger_params,
+            action_ref=action_ref,
+            action_params=action_params,
+            conditions=conditions,
+            enabled=f.boolean("enabled", True),
+        )
+
+    # -- orchestration -----------------------------------------------------------------------
+
+    def parse(self) -> ParsedPack:
+        pack = self.parse_pack()
+        runtimes = [self.parse_runtime(p) for p in self.files("runtimes")]
+        triggers = [self.parse_trigger(p) for p in self.files("triggers")]
+        actions = [self.parse_action(p) for p in self.files("actions")]
+        trigger_refs = {t.ref for t in triggers}
+        sensors = [self.parse_sensor(p, trigger_refs) for p in self.files("sensors")]
+        workflows = self.parse_workflows()
+        action_schemas: dict[str, JsonObject | None] = {a.ref: a.param_schema for a in actions}
+        for workflow in workflows:
+            schema = workflow.raw.get("parameters")
+            action_schemas[workflow.ref] = schema if isinstance(schema, dict) else None
+        trigger_schemas = {t.ref: t.param_schema for t in triggers}
+        rules = [self.parse_rule(p, action_schemas, trigger_schemas) for p in self.files("rules")]
+        return ParsedPack(
+            pack=pack,
+            runtimes=runtimes,
+            triggers=triggers,
+            actions=actions,
+            sensors=sensors,
+            workflows=workflows,
+            rules=rules,
+            warnings=self.warnings,
+        )
+
+
+def parse_pack_dir(path: Path) -> ParsedPack:
+    """Parse and validate the pack at ``path``.
+
+    Raises :class:`PackNotFoundError` (400) when the directory or ``pack.yaml`` is missing and
+    :class:`PackFormatError` (422) for the first malformed file, naming the file and field.
+    """
+    if not path.is_dir():
+        raise PackNotFoundError(f"Pack directory does not exist: {path}")
+    return _PackParser(path).parse()

@@ -1,0 +1,84 @@
+"""Composition root: the only place that picks implementations from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+
+from attune.auth.passwords import make_hasher
+from attune.auth.tokens import TokenService
+from attune.bus.base import Bus
+from attune.bus.factory import create_bus
+from attune.bus.relay import OutboxRelay
+from attune.db.database import Database
+from attune.domain.crypto import CryptoError, SecretBox
+from attune.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything a service needs, built once per process from :class:`Settings`."""
+
+    settings: Settings
+    db: Database
+    bus: Bus
+    relay: OutboxRelay
+    tokens: TokenService
+    hasher: PasswordHasher
+    secrets: SecretBox | None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def build_secret_box(settings: Settings) -> SecretBox | None:
+    key = settings.security.encryption_key
+    if not key:
+        return None
+    try:
+        return SecretBox(key)
+    except CryptoError:
+        log.warning("security.encryption_key is unusable; encrypted keys are disabled")
+        return None
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Connect the database and bus, start the outbox relay; undo it all on exit."""
+    db = Database(settings.database.url, max_connections=settings.database.max_connections)
+    bus = create_bus(settings.message_queue.url, prefix=settings.message_queue.prefix)
+    await bus.start()
+    relay = OutboxRelay(db, bus)
+    secret = settings.security.jwt_secret or "attune-insecure-default-secret-change-me-please!"
+    if not settings.security.jwt_secret:
+        log.warning("security.jwt_secret is not set; using an insecure default")
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        bus=bus,
+        relay=relay,
+        tokens=TokenService(
+            secret,
+            access_ttl=settings.security.jwt_access_expiration,
+            refresh_ttl=settings.security.jwt_refresh_expiration,
+        ),
+        hasher=make_hasher(),
+        secrets=build_secret_box(settings),
+    )
+    relay_task = asyncio.create_task(relay.run(runtime.stop), name="outbox-relay")
+    try:
+        yield runtime
+    finally:
+        runtime.stop.set()
+        with contextlib.suppress(Exception):
+            await relay.drain_once()
+        relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_task
+        await bus.close()
+        await db.dispose()

@@ -1,0 +1,324 @@
+"""Configuration tree (domain.md §9).
+
+Sources, later overriding earlier: ``$ATTUNE_CONFIG`` or ``config.yaml``; ``config.<env>.yaml``;
+environment variables ``ATTUNE__SECTION__KEY``. Defaults describe the embedded deployment: SQLite
+under the data directory and the in-process bus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from attune.errors import ConfigError
+
+SECRETS_FILE = "secrets.json"
+
+
+def _hostname() -> str:
+    return socket.gethostname()
+
+
+class DatabaseSettings(BaseModel):
+    url: str = ""
+    max_connections: int = 50
+    min_connections: int = 5
+    connect_timeout: int = 30
+    idle_timeout: int = 600
+    log_statements: bool = False
+    schema_: str | None = Field(default=None, alias="schema")
+
+    model_config = {"populate_by_name": True}
+
+
+class MessageQueueSettings(BaseModel):
+    url: str = "memory://"
+    #: Prepended to every exchange and queue name, so several deployments can share one broker.
+    prefix: str = ""
+    exchange: str = "attune"
+    enable_dlq: bool = True
+    message_ttl: int = 3600
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://localhost:6379"
+    pool_size: int = 10
+
+
+class ServerSettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = 8080
+    request_timeout: int = 30
+    enable_cors: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_size: int = 2 * 1024 * 1024
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class LogSettings(BaseModel):
+    level: Literal["trace", "debug", "info", "warn", "error"] = "info"
+    format: Literal["json", "pretty"] = "pretty"
+    console: bool = True
+    file: str | None = None
+
+
+class SecuritySettings(BaseModel):
+    jwt_secret: str | None = None
+    encryption_key: str | None = None
+    jwt_access_expiration: int = 3600
+    jwt_refresh_expiration: int = 604800
+    enable_auth: bool = True
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _key_length(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("security.encryption_key must be at least 32 characters")
+        return value
+
+
+class WorkerSettings(BaseModel):
+    name: str = Field(default_factory=lambda: f"worker-{_hostname()}")
+    worker_type: Literal["local", "remote", "container"] = "local"
+    runtime_id: int | None = None
+    host: str = Field(default_factory=_hostname)
+    port: int | None = None
+    capabilities: dict[str, Any] | None = None
+    max_concurrent_tasks: int = 10
+    heartbeat_interval: float = 30
+    task_timeout: int = 300
+    max_stdout_bytes: int = 10 * 1024 * 1024
+    max_stderr_bytes: int = 10 * 1024 * 1024
+    shutdown_timeout: int = 30
+    stream_logs: bool = True
+
+
+class SensorSettings(BaseModel):
+    worker_name: str = Field(default_factory=lambda: f"sensor-{_hostname()}")
+    host: str = Field(default_factory=_hostname)
+    capabilities: dict[str, Any] | None = None
+    max_concurrent_sensors: int | None = None
+    heartbeat_interval: float = 30
+    poll_interval: float = 30
+    sensor_timeout: int = 30
+    shutdown_timeout: int = 30
+
+
+class NotifierSettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = 8081
+    max_connections: int = 10000
+
+
+class RegistryIndex(BaseModel):
+    url: str
+    priority: int = 100
+    enabled: bool = True
+    name: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class PackRegistrySettings(BaseModel):
+    enabled: bool = True
+    cache_enabled: bool = True
+    cache_ttl: int = 3600
+    timeout: int = 120
+    verify_checksums: bool = True
+    allow_http: bool = False
+    indices: list[RegistryIndex] = Field(default_factory=list)
+
+
+class ExecutorSettings(BaseModel):
+    scheduled_timeout: int = 300
+    timeout_check_interval: int = 60
+    enable_timeout_monitor: bool = True
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`, never at import time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ATTUNE__",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    service_name: str = "attune"
+    environment: str = "development"
+    data_dir: Path = Path("./data")
+    packs_base_dir: Path = Path("./packs")
+    runtime_envs_dir: Path | None = None
+    artifacts_dir: Path | None = None
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    message_queue: MessageQueueSettings = Field(default_factory=MessageQueueSettings)
+    redis: RedisSettings | None = None
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    sensor: SensorSettings = Field(default_factory=SensorSettings)
+    notifier: NotifierSettings = Field(default_factory=NotifierSettings)
+    pack_registry: PackRegistrySettings = Field(default_factory=PackRegistrySettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML files, which arrive as init kwargs.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if not self.database.url:
+            self.database.url = f"sqlite:///{self.data_dir / 'attune.db'}"
+        if self.runtime_envs_dir is None:
+            self.runtime_envs_dir = self.data_dir / "runtime_envs"
+        if self.artifacts_dir is None:
+            self.artifacts_dir = self.data_dir / "artifacts"
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment.lower() == "production"
+
+    @property
+    def async_database_url(self) -> str:
+        """The database URL with the async driver SQLAlchemy needs."""
+        return async_url(self.database.url)
+
+    @property
+    def envs_dir(self) -> Path:
+        assert self.runtime_envs_dir is not None
+        return self.runtime_envs_dir
+
+
+def async_url(url: str) -> str:
+    """Map plain ``postgresql://`` / ``sqlite://`` URLs onto their async drivers."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        key = key.lower()
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"Cannot read configuration file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"Configuration file {path} must contain a mapping")
+    return data
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    ensure_secrets: bool = True,
+    read_files: bool = True,
+) -> Settings:
+    """Read YAML files and ``ATTUNE__*`` variables into a validated :class:`Settings`.
+
+    In development a missing JWT secret or encryption key is generated once and kept in the data
+    directory; in production their absence is an error.
+    """
+    env = os.environ
+    data: dict[str, Any] = {}
+    base = config_file or (Path(env["ATTUNE_CONFIG"]) if env.get("ATTUNE_CONFIG") else Path("config.yaml"))
+    if not read_files:
+        pass
+    elif base.is_file():
+        data = _deep_merge(data, _read_yaml(base))
+    elif config_file is not None:
+        raise ConfigError(f"Configuration file {config_file} does not exist")
+    if read_files and config_file is None:
+        environment = env.get("ATTUNE__ENVIRONMENT") or str(data.get("environment", "development"))
+        env_file = base.parent / f"config.{environment}.yaml"
+        if env_file.is_file():
+            data = _deep_merge(data, _read_yaml(env_file))
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"Invalid configuration: {problems}") from exc
+    if not settings.database.url.strip():
+        raise ConfigError("Invalid configuration: database.url must not be empty")
+    if ensure_secrets:
+        _ensure_secrets(settings)
+    return settings
+
+
+def _ensure_secrets(settings: Settings) -> None:
+    sec = settings.security
+    if sec.jwt_secret and sec.encryption_key:
+        return
+    if settings.is_production:
+        missing = [
+            name
+            for name, value in (
+                ("security.jwt_secret", sec.jwt_secret),
+                ("security.encryption_key", sec.encryption_key),
+            )
+            if not value
+        ]
+        raise ConfigError(
+            "Refusing to start in production without "
+            + " and ".join(missing)
+            + " (set ATTUNE__SECURITY__JWT_SECRET / ATTUNE__SECURITY__ENCRYPTION_KEY)"
+        )
+    path = settings.data_dir / SECRETS_FILE
+    stored: dict[str, str] = {}
+    if path.is_file():
+        stored = json.loads(path.read_text())
+    changed = False
+    for name in ("jwt_secret", "encryption_key"):
+        if not stored.get(name):
+            stored[name] = secrets.token_urlsafe(48)
+            changed = True
+    if changed:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+    if not sec.jwt_secret:
+        sec.jwt_secret = stored["jwt_secret"]
+    if not sec.encryption_key:
+        sec.encryption_key = stored["encryption_key"]

@@ -1,0 +1,122 @@
+"""Outbox → bus relay, run over this pass's database and both buses.
+
+Messages leave only after the transaction commits; a rolled-back transaction sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+
+from attune.bus.messages import Envelope, MessageType
+from attune.bus.relay import OutboxRelay
+from attune.bus.topology import EVENTS_EXCHANGE, QueueSpec
+from attune.db import models
+from attune.db.database import Database
+from attune.db.outbox import enqueue
+from attune.settings import Settings
+from tests.contract.conftest import ContractBus
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.database.url)
+    async with database.transaction() as session:
+        await session.execute(sa.delete(models.OutboxMessage))
+    yield database
+    await database.dispose()
+
+
+async def _collect(bus: ContractBus) -> list[Envelope]:
+    received: list[Envelope] = []
+
+    async def handler(envelope: Envelope) -> None:
+        received.append(envelope)
+
+    await bus.declare_queue(QueueSpec("outbox.test", ((EVENTS_EXCHANGE, "event.created"),)))
+    await bus.consume("outbox.test", handler)
+    return received
+
+
+async def _wait_for(received: list[Envelope], count: int, limit: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
+    while len(received) < count and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - polling a list filled by another task
+        await asyncio.sleep(0.02)
+
+
+async def test_committed_messages_are_relayed_in_order(db: Database, bus: ContractBus) -> None:
+    received = await _collect(bus)
+    relay = OutboxRelay(db, bus)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        async with db.transaction() as session:
+            for n in range(3):
+                enqueue(
+                    session,
+                    MessageType.EVENT_CREATED,
+                    {"event_id": n, "trigger_ref": "core.x", "payload": {}},
+                    source_service="api",
+                )
+            await session.flush()
+            await asyncio.sleep(0.2)
+            assert received == [], "a message left before its transaction committed"
+        await _wait_for(received, 3)
+        assert [e.payload["event_id"] for e in received] == [0, 1, 2]
+        assert all(e.message_type == "EventCreated" for e in received)
+        async with db.session() as session:
+            assert (
+                await session.execute(sa.select(sa.func.count()).select_from(models.OutboxMessage))
+            ).scalar() == 0
+    finally:
+        stop.set()
+        await task
+
+
+async def test_rolled_back_messages_are_never_sent(db: Database, bus: ContractBus) -> None:
+    received = await _collect(bus)
+    relay = OutboxRelay(db, bus)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                enqueue(
+                    session,
+                    MessageType.EVENT_CREATED,
+                    {"event_id": 9, "trigger_ref": "core.x", "payload": {}},
+                    source_service="api",
+                )
+                await session.flush()
+                raise RuntimeError("abort")
+        await relay.flush()
+        await asyncio.sleep(0.2)
+        assert received == []
+    finally:
+        stop.set()
+        await task
+
+
+async def test_rows_written_while_the_relay_was_down_are_sent_on_start(
+    db: Database, bus: ContractBus
+) -> None:
+    received = await _collect(bus)
+    async with db.transaction() as session:
+        enqueue(
+            session,
+            MessageType.EVENT_CREATED,
+            {"event_id": 42, "trigger_ref": "core.x", "payload": {}},
+            source_service="api",
+        )
+    relay = OutboxRelay(db, bus, poll_interval=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await _wait_for(received, 1)
+        assert [e.payload["event_id"] for e in received] == [42]
+    finally:
+        stop.set()
+        await task

@@ -1,0 +1,599 @@
+"""Pack routes (api.md §4.1, §5.9; packs.md §11–§12) through the HTTP API."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from attune.db import models
+from attune.runtime import Runtime
+
+PACKS = "/api/v1/packs"
+
+
+def write_pack(
+    root: Path,
+    ref: str = "demo",
+    *,
+    version: str = "1.0.0",
+    actions: tuple[str, ...] = ("hello",),
+    triggers: tuple[str, ...] = ("ping",),
+    runner: str = "shell",
+    extra: str = "",
+) -> Path:
+    """A small pack directory ``root/ref`` with shell actions and triggers."""
+    pack = root / ref
+    (pack / "actions").mkdir(parents=True, exist_ok=True)
+    (pack / "triggers").mkdir(exist_ok=True)
+    (pack / "pack.yaml").write_text(f'ref: {ref}\nlabel: "Demo Pack"\nversion: "{version}"\n{extra}')
+    for name in actions:
+        (pack / "actions" / f"{name}.yaml").write_text(
+            f"name: {name}\nrunner_type: {runner}\nentry_point: {name}.sh\n"
+            "parameters:\n  who:\n    type: string\n"
+        )
+        (pack / "actions" / f"{name}.sh").write_text("echo hi\n")
+    for name in triggers:
+        (pack / "triggers" / f"{name}.yaml").write_text(f"name: {name}\n")
+    return pack
+
+
+def tar_gz(source: Path, *, top_level: str | None) -> bytes:
+    """The directory ``source`` as a .tar.gz, inside ``top_level`` or at the archive root."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(source.rglob("*")):
+            rel = path.relative_to(source).as_posix()
+            tar.add(path, arcname=f"{top_level}/{rel}" if top_level else rel, recursive=False)
+    return buffer.getvalue()
+
+
+def names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+async def rows(runtime: Runtime, model: type[Any], *where: Any) -> list[Any]:
+    async with runtime.db.session() as session:
+        result = await session.execute(sa.select(model).where(*where).order_by(model.__table__.c.ref))
+        return list(result.scalars())
+
+
+async def register(api: httpx.AsyncClient, path: Path | str, **extra: Any) -> httpx.Response:
+    return await api.post(f"{PACKS}/register", json={"path": str(path), **extra})
+
+
+# -- CRUD ------------------------------------------------------------------------------------
+
+
+async def test_create_get_and_list_packs(api: httpx.AsyncClient) -> None:
+    body = {
+        "ref": "slack",
+        "label": "Slack",
+        "version": "1.2.0-beta.1+build.5",
+        "conf_schema": {"token": {"type": "string"}, "retries": {"type": "integer", "default": 3}},
+        "config": {"token": "abc"},
+        "tags": ["chat"],
+    }
+    created = await api.post(PACKS, json=body)
+    assert created.status_code == 201
+    assert created.json()["message"] == "Pack created successfully"
+    data = created.json()["data"]
+    assert data["config"] == {"token": "abc", "retries": 3}  # schema default filled in
+    assert data["description"] is None and data["is_standard"] is False
+    assert data["created"].endswith("Z")
+    assert set(data) == {
+        "id", "ref", "label", "description", "version", "tags", "is_standard", "created", "updated",
+        "conf_schema", "config", "meta", "runtime_deps", "dependencies",
+    }  # fmt: skip
+    await api.post(PACKS, json={"ref": "aws", "label": "AWS", "version": "0.1.0"})
+
+    fetched = await api.get(f"{PACKS}/slack")
+    assert fetched.status_code == 200 and fetched.json() == {"data": data}
+
+    listed = await api.get(PACKS, params={"page_size": 1, "page": 2})
+    assert [p["ref"] for p in listed.json()["data"]] == ["slack"]
+    assert listed.json()["pagination"]["total_items"] == 2
+    assert "config" not in listed.json()["data"][0]
+
+
+INVALID_CREATES: list[tuple[dict[str, Any], str, str]] = [
+    ({"ref": "Bad"}, "UNPROCESSABLE_ENTITY", "Validation constraint failed: pack_ref_format"),
+    ({"ref": "my.pack"}, "UNPROCESSABLE_ENTITY", "Validation constraint failed: pack_ref_format"),
+    ({"ref": "x"}, "UNPROCESSABLE_ENTITY", "Validation constraint failed: pack_ref_format"),
+    (
+        {"version": "1.0"},
+        "UNPROCESSABLE_ENTITY",
+        "Validation constraint failed: pack_version_semver",
+    ),
+    ({"label": ""}, "VALIDATION_ERROR", "Validation failed: label:"),
+    (
+        {"conf_schema": {"port": {"type": "integer", "required": True}}, "config": {"port": "x"}},
+        "VALIDATION_ERROR",
+        "Invalid config for pack 'demo': 'x' is not of type 'integer' at /port",
+    ),
+    (
+        {"conf_schema": {"port": {"type": "integer", "required": True}}},
+        "VALIDATION_ERROR",
+        "Invalid config for pack 'demo': 'port' is a required property",
+    ),
+]
+
+
+async def test_create_pack_rejects_invalid_bodies(api: httpx.AsyncClient, runtime: Runtime) -> None:
+    for patch, code, message in INVALID_CREATES:
+        response = await api.post(PACKS, json={"ref": "demo", "label": "Demo", "version": "1.0.0", **patch})
+        assert response.status_code == 422, patch
+        assert response.json()["code"] == code
+        assert response.json()["error"].startswith(message)
+    assert await rows(runtime, models.Pack) == []
+
+
+async def test_create_duplicate_pack_conflicts(api: httpx.AsyncClient) -> None:
+    body = {"ref": "demo", "label": "Demo", "version": "1.0.0"}
+    assert (await api.post(PACKS, json=body)).status_code == 201
+    response = await api.post(PACKS, json=body)
+    assert response.status_code == 409
+    assert response.json() == {"error": "Pack with ref 'demo' already exists", "code": "CONFLICT"}
+
+
+async def test_update_pack(api: httpx.AsyncClient) -> None:
+    body = {"ref": "demo", "label": "Demo", "version": "1.0.0", "conf_schema": {"n": {"type": "integer"}}}
+    original = (await api.post(PACKS, json=body)).json()["data"]
+
+    unchanged = await api.put(f"{PACKS}/demo", json={})
+    assert unchanged.status_code == 200
+    assert unchanged.json()["message"] == "Pack updated successfully"
+    assert unchanged.json()["data"] == original  # `updated` not bumped
+
+    updated = await api.put(
+        f"{PACKS}/demo", json={"label": "Renamed", "description": None, "config": {"n": 2}}
+    )
+    data = updated.json()["data"]
+    assert (data["label"], data["description"], data["config"]) == ("Renamed", None, {"n": 2})
+    assert datetime.fromisoformat(data["updated"]) > datetime.fromisoformat(original["updated"])
+
+    bad = await api.put(f"{PACKS}/demo", json={"config": {"n": "two"}})
+    assert bad.status_code == 422 and bad.json()["code"] == "VALIDATION_ERROR"
+    assert (await api.get(f"{PACKS}/demo")).json()["data"]["config"] == {"n": 2}
+
+    missing = await api.put(f"{PACKS}/nope", json={"label": "x"})
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "Pack 'nope' not found", "code": "NOT_FOUND"}
+
+
+async def test_delete_pack_cascades_and_removes_its_directory(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path
+) -> None:
+    pack_dir = write_pack(packs_dir)
+    assert (await register(api, pack_dir)).status_code == 201
+    assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.hello"]
+
+    response = await api.delete(f"{PACKS}/demo")
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "message": "Pack 'demo' deleted successfully"}
+    assert await rows(runtime, models.Action) == []
+    assert await rows(runtime, models.Trigger) == []
+    assert not pack_dir.exists()
+    assert (await api.get(f"{PACKS}/demo")).status_code == 404
+    assert (await api.delete(f"{PACKS}/demo")).status_code == 404
+
+
+async def test_delete_keeps_files_of_a_pack_registered_outside_packs_base_dir(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    pack_dir = write_pack(tmp_path / "elsewhere")
+    assert (await register(api, pack_dir)).status_code == 201
+    assert (await api.delete(f"{PACKS}/demo")).status_code == 200
+    assert (pack_dir / "pack.yaml").is_file()
+
+
+async def test_system_pack_cannot_be_deleted(api: httpx.AsyncClient, packs_dir: Path) -> None:
+    assert (await register(api, packs_dir / "core", skip_tests=True)).status_code == 201
+    response = await api.delete(f"{PACKS}/core")
+    assert response.status_code == 409
+    assert response.json()["code"] == "CONFLICT"
+    assert (await api.get(f"{PACKS}/core")).status_code == 200
+    assert (packs_dir / "core" / "pack.yaml").is_file()
+
+
+# -- registration ----------------------------------------------------------------------------
+
+
+async def test_register_core_pack(api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path) -> None:
+    response = await register(api, packs_dir / "core", skip_tests=True)
+    assert response.status_code == 201
+    assert response.json()["message"] == "Pack registered successfully"
+    data = response.json()["data"]
+    assert (data["ref"], data["version"], data["is_standard"]) == ("core", "1.0.0", True)
+    assert data["config"] == {"max_action_timeout": 300, "enable_debug_logging": False}
+
+    actions = {a.ref for a in await rows(runtime, models.Action)}
+    assert {"core.echo", "core.noop", "core.sleep", "core.http_request"} <= actions
+    triggers = [t.ref for t in await rows(runtime, models.Trigger)]
+    assert triggers == ["core.crontimer", "core.datetimetimer", "core.intervaltimer"]
+    echo = (await rows(runtime, models.Action, models.Action.ref == "core.echo"))[0]
+    shell = (await rows(runtime, models.Runtime, models.Runtime.ref == "core.shell"))[0]
+    assert (echo.runtime, echo.is_adhoc, echo.pack_ref) == (shell.id, False, "core")
+
+
+async def test_register_existing_pack_needs_force(api: httpx.AsyncClient, packs_dir: Path) -> None:
+    assert (await register(api, packs_dir / "core", skip_tests=True)).status_code == 201
+    response = await register(api, packs_dir / "core", skip_tests=True)
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "Pack 'core' already exists. Use force=true to reinstall.",
+        "code": "CONFLICT",
+    }
+
+
+async def test_force_reregister_is_idempotent(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path
+) -> None:
+    first = (await register(api, packs_dir / "core", skip_tests=True)).json()["data"]
+    before = {a.ref: (a.id, a.updated) for a in await rows(runtime, models.Action)}
+    triggers_before = {t.ref: t.id for t in await rows(runtime, models.Trigger)}
+
+    again = await register(api, packs_dir / "core", skip_tests=True, force=True)
+    assert again.status_code == 201
+    assert again.json()["data"] == first  # same id, `updated` untouched
+    assert {a.ref: (a.id, a.updated) for a in await rows(runtime, models.Action)} == before
+    assert {t.ref: t.id for t in await rows(runtime, models.Trigger)} == triggers_before
+
+
+async def test_force_reregister_applies_changes_and_removes_dropped_components(
+    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    pack_dir = write_pack(tmp_path, actions=("hello", "bye"), triggers=("ping", "pong"))
+    assert (await register(api, pack_dir)).status_code == 201
+    hello_id = (await rows(runtime, models.Action, models.Action.ref == "demo.hello"))[0].id
+
+    (pack_dir / "actions" / "bye.yaml").unlink()
+    (pack_dir / "triggers" / "pong.yaml").unlink()
+    (pack_dir / "pack.yaml").write_text('ref: demo\nlabel: "Demo v2"\nversion: "1.1.0"\n')
+    response = await register(api, pack_dir, force=True)
+    assert response.status_code == 201
+    assert (response.json()["data"]["label"], response.json()["data"]["version"]) == ("Demo v2", "1.1.0")
+    assert [(a.ref, a.id) for a in await rows(runtime, models.Action)] == [("demo.hello", hello_id)]
+    assert [t.ref for t in await rows(runtime, models.Trigger)] == ["demo.ping"]
+
+
+async def test_adhoc_rule_survives_force_reregister(
+    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    pack_dir = write_pack(tmp_path)
+    pack_id = (await register(api, pack_dir)).json()["data"]["id"]
+    action = (await rows(runtime, models.Action))[0]
+    trigger = (await rows(runtime, models.Trigger))[0]
+    async with runtime.db.transaction() as session:
+        session.add(
+            models.Rule(
+                ref="demo.adhoc",
+                pack=pack_id,
+                pack_ref="demo",
+                label="Ad hoc",
+                description="made through the API",
+                action=action.id,
+                action_ref=action.ref,
+                trigger=trigger.id,
+                trigger_ref=trigger.ref,
+                enabled=True,
+                is_adhoc=True,
+            )
+        )
+
+    assert (await register(api, pack_dir, force=True)).status_code == 201
+    (rule,) = await rows(runtime, models.Rule)
+    assert (rule.ref, rule.action, rule.trigger) == ("demo.adhoc", action.id, trigger.id)
+
+
+async def test_workflow_companion_action_survives_force_reregister(
+    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    pack_dir = write_pack(tmp_path)
+    pack_id = (await register(api, pack_dir)).json()["data"]["id"]
+    async with runtime.db.transaction() as session:
+        workflow = models.WorkflowDefinition(
+            ref="demo.flow", pack=pack_id, pack_ref="demo", label="Flow", version="1.0.0", definition={}
+        )
+        session.add(workflow)
+        await session.flush()
+        session.add(
+            models.Action(
+                ref="demo.flow",
+                pack=pack_id,
+                pack_ref="demo",
+                label="Flow",
+                description="",
+                entrypoint="workflow",
+                workflow_def=workflow.id,
+                is_adhoc=False,
+            )
+        )
+
+    assert (await register(api, pack_dir, force=True)).status_code == 201
+    assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.flow", "demo.hello"]
+
+
+async def test_register_resolves_relative_paths(
+    api: httpx.AsyncClient, tmp_path: Path, packs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = tmp_path / "work"
+    write_pack(workdir / "src", ref="fromcwd")
+    write_pack(packs_dir, ref="frombase")
+    monkeypatch.chdir(workdir)
+
+    assert (await register(api, "src/fromcwd")).status_code == 201  # the cwd first
+    assert (await register(api, "frombase")).status_code == 201  # then packs_base_dir
+
+    missing = await register(api, "nowhere/to/be/found")
+    assert missing.status_code == 400
+    assert missing.json() == {
+        "error": "Pack directory does not exist: nowhere/to/be/found",
+        "code": "BAD_REQUEST",
+    }
+
+
+async def test_register_directory_without_pack_yaml(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    response = await register(api, tmp_path / "empty")
+    assert response.status_code == 400
+    assert "pack.yaml" in response.json()["error"]
+
+
+async def test_malformed_pack_is_rejected_and_nothing_is_registered(
+    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    pack_dir = write_pack(tmp_path, actions=("hello", "broken"))
+    (pack_dir / "actions" / "broken.yaml").write_text("name: broken\nentry_point: broken.sh\ntimeout: soon\n")
+    response = await register(api, pack_dir)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert "actions/broken.yaml" in error and "timeout" in error
+    assert await rows(runtime, models.Pack) == []
+    assert await rows(runtime, models.Action) == []
+
+
+async def test_register_stages_pack_registered_for_environment_runtimes(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    assert (await register(api, packs_dir / "core", skip_tests=True)).status_code == 201
+    pack_id = (await register(api, write_pack(tmp_path, runner="python"))).json()["data"]["id"]
+    async with runtime.db.session() as session:
+        messages = (
+            await session.execute(
+                sa.select(models.OutboxMessage).where(models.OutboxMessage.message_type == "PackRegistered")
+            )
+        ).scalars()
+        payloads = [m.body["payload"] for m in messages]
+    assert {
+        "pack_id": pack_id,
+        "pack_ref": "demo",
+        "version": "1.0.0",
+        "runtime_names": ["python"],
+    } in payloads
+
+
+async def test_register_batch_reports_successes_and_failures(
+    api: httpx.AsyncClient, packs_dir: Path, tmp_path: Path
+) -> None:
+    good = write_pack(tmp_path)
+    response = await api.post(f"{PACKS}/register-batch", json={"pack_paths": [str(good), "/no/such/dir"]})
+    assert response.status_code == 200
+    data = response.json()["data"]
+    (registered,) = data["registered_packs"]
+    assert (registered["pack_ref"], registered["pack_version"]) == ("demo", "1.0.0")
+    assert registered["components_registered"]["actions"] == 1
+    assert registered["validation_results"] == {"valid": True, "errors": []}
+    assert data["failed_packs"] == [
+        {
+            "pack_ref": "unknown",
+            "pack_path": "/no/such/dir",
+            "error": "Pack directory does not exist: /no/such/dir",
+            "error_stage": "registration",
+        }
+    ]
+    assert (data["summary"]["total_packs"], data["summary"]["success_count"]) == (2, 1)
+    assert data["summary"]["failure_count"] == 1
+
+
+# -- installation and upload -----------------------------------------------------------------
+
+
+async def test_install_from_local_directory_copies_into_packs_base_dir(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path, user: models.Identity
+) -> None:
+    source = write_pack(tmp_path / "src")
+    response = await api.post(f"{PACKS}/install", json={"source": str(source), "skip_tests": True})
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert (data["pack"]["ref"], data["test_result"], data["tests_skipped"]) == ("demo", None, True)
+    assert (packs_dir / "demo" / "actions" / "hello.sh").is_file()
+    (pack,) = await rows(runtime, models.Pack)
+    assert (pack.source_type, pack.installation_method, pack.installed_by) == (
+        "local_directory",
+        "api",
+        user.id,
+    )
+    assert pack.storage_path == str((packs_dir / "demo").absolute())
+
+    # Installing again replaces the copy (force is implied) and keeps the pack id.
+    again = await api.post(f"{PACKS}/install", json={"source": str(source)})
+    assert again.status_code == 200 and again.json()["data"]["pack"]["id"] == data["pack"]["id"]
+
+
+async def test_install_checks_pack_dependencies(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    source = write_pack(tmp_path, extra="dependencies: [missingpack@^1.0]\n")
+    response = await api.post(f"{PACKS}/install", json={"source": str(source)})
+    assert response.status_code == 400
+    assert (
+        response.json()["error"]
+        == "Pack dependency validation failed:\n  - Pack 'missingpack' is not installed"
+    )
+    skipped = await api.post(f"{PACKS}/install", json={"source": str(source), "skip_deps": True})
+    assert skipped.status_code == 200
+
+
+async def test_install_from_remote_sources_is_not_supported_yet(api: httpx.AsyncClient) -> None:
+    for source, kind in [
+        ("https://github.com/acme/pack.git", "git"),
+        ("git@github.com:acme/pack.git", "git"),
+        ("https://example.com/pack.tar.gz", "archive"),
+        ("slack@1.0.0", "registry"),
+    ]:
+        response = await api.post(f"{PACKS}/install", json={"source": source})
+        assert response.status_code == 400
+        assert response.json()["error"] == f"Installing from {kind} sources is not supported yet"
+
+
+async def upload(api: httpx.AsyncClient, content: bytes, **form: str) -> httpx.Response:
+    return await api.post(
+        f"{PACKS}/upload", files={"file": ("pack.tar.gz", content, "application/gzip")}, data=form
+    )
+
+
+async def test_upload_registers_pack_and_stores_files(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path, user: models.Identity
+) -> None:
+    content = tar_gz(write_pack(tmp_path / "build"), top_level="demo-1.0.0")
+    response = await upload(api, content)
+    assert response.status_code == 201
+    assert response.json()["message"] == "Pack uploaded and registered successfully"
+    assert response.json()["data"]["ref"] == "demo"
+    assert (packs_dir / "demo" / "pack.yaml").is_file()
+    assert [n for n in names(packs_dir) if n.startswith(".")] == []  # staging cleaned up
+    (pack,) = await rows(runtime, models.Pack)
+    assert (pack.source_type, pack.installation_method, pack.installed_by) == (
+        "local_archive",
+        "api",
+        user.id,
+    )
+    assert pack.storage_path == str((packs_dir / "demo").absolute()) and pack.installed_at is not None
+    assert pack.checksum == hashlib.sha256(content).hexdigest()
+    assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.hello"]
+
+
+async def test_upload_existing_pack_needs_force(
+    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    source = write_pack(tmp_path / "build")
+    assert (await upload(api, tar_gz(source, top_level=None))).status_code == 201
+    first_id = (await rows(runtime, models.Action))[0].id
+
+    (source / "actions" / "extra.yaml").write_text("name: extra\nentry_point: extra.sh\n")
+    content = tar_gz(source, top_level=None)
+    conflict = await upload(api, content)
+    assert conflict.status_code == 409
+    assert conflict.json()["error"] == "Pack 'demo' already exists. Use force=true to reinstall."
+
+    replaced = await upload(api, content, force="true", skip_tests="true")
+    assert replaced.status_code == 201
+    assert [(a.ref, a.id == first_id) for a in await rows(runtime, models.Action)] == [
+        ("demo.extra", False),
+        ("demo.hello", True),
+    ]
+
+
+def _unsafe_archive(kind: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        manifest = b'ref: evil\nlabel: Evil\nversion: "1.0.0"\n'
+        info = tarfile.TarInfo("pack.yaml")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        if kind == "dotdot":
+            info = tarfile.TarInfo("../escaped.txt")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+        elif kind == "absolute":
+            info = tarfile.TarInfo("/tmp/attune-escaped.txt")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+        elif kind == "symlink":
+            info = tarfile.TarInfo("actions")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "../../../etc"
+            tar.addfile(info)
+        elif kind == "device":
+            info = tarfile.TarInfo("null")
+            info.type = tarfile.CHRTYPE
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+async def test_upload_rejects_unsafe_archives(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path
+) -> None:
+    for kind, message in [
+        ("dotdot", "Unsafe pack archive: path '../escaped.txt' leaves the archive"),
+        ("absolute", "Unsafe pack archive: absolute path '/tmp/attune-escaped.txt'"),
+        ("symlink", "Unsafe pack archive: link 'actions' points outside the archive"),
+        ("device", "Unsafe pack archive: 'null' is a device or FIFO"),
+    ]:
+        response = await upload(api, _unsafe_archive(kind))
+        assert response.status_code == 400
+        assert response.json() == {"error": message, "code": "BAD_REQUEST"}
+    assert await rows(runtime, models.Pack) == []
+    assert names(packs_dir) == ["core"]
+    assert not (packs_dir.parent / "escaped.txt").exists()
+
+
+async def test_failed_reinstall_restores_the_previous_files(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    alpha = write_pack(tmp_path / "v1", ref="alpha")
+    (alpha / "runtimes").mkdir()
+    (alpha / "runtimes" / "rt.yaml").write_text("ref: alpha.rt\nname: Alpha\n")
+    assert (await upload(api, tar_gz(alpha, top_level=None))).status_code == 201
+    # Another pack's action runs on alpha.rt, so alpha can neither drop that runtime nor be deleted.
+    assert (await register(api, write_pack(tmp_path, ref="beta", runner="alpha.rt"))).status_code == 201
+
+    (alpha / "runtimes" / "rt.yaml").unlink()
+    response = await upload(api, tar_gz(alpha, top_level=None), force="true")
+    assert response.status_code == 422
+    assert response.json()["code"] == "UNPROCESSABLE_ENTITY"
+    assert (packs_dir / "alpha" / "runtimes" / "rt.yaml").is_file()
+    assert [n for n in names(packs_dir) if n.startswith(".")] == []
+    assert [r.ref for r in await rows(runtime, models.Runtime)] == ["alpha.rt"]
+
+    blocked = await api.delete(f"{PACKS}/alpha")
+    assert blocked.status_code == 422
+    assert blocked.json()["error"].startswith("Referenced entity does not exist")
+    assert (packs_dir / "alpha" / "pack.yaml").is_file()
+
+
+async def test_upload_rejects_unreadable_archive_and_missing_manifest(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    garbage = await upload(api, b"this is not a tarball")
+    assert garbage.status_code == 400
+    assert garbage.json()["error"].startswith("Invalid pack archive: not a readable .tar.gz file")
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    no_manifest = await upload(api, tar_gz(tmp_path, top_level=None))
+    assert no_manifest.status_code == 400
+    assert "pack.yaml must be at the archive root" in no_manifest.json()["error"]
+
+
+async def test_upload_of_malformed_pack_leaves_nothing_behind(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    source = write_pack(tmp_path / "build")
+    (source / "actions" / "hello.yaml").write_text("name: hello\nparameter_delivery: carrier-pigeon\n")
+    response = await upload(api, tar_gz(source, top_level="demo"))
+    assert response.status_code == 422
+    assert "actions/hello.yaml" in response.json()["error"]
+    assert await rows(runtime, models.Pack) == []
+    assert names(packs_dir) == ["core"]
+
+
+async def test_upload_requires_authentication(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{PACKS}/upload", files={"file": ("p.tar.gz", b"x", "application/gzip")})
+    assert response.status_code == 401

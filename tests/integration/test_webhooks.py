@@ -1,0 +1,319 @@
+"""Webhooks (api.md §4.11, §5.6): key lifecycle and the public receive pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from attune.bus.messages import Envelope
+from attune.bus.topology import EVENTS_EXCHANGE, QueueSpec
+from attune.db import models
+from attune.runtime import Runtime
+
+KEY_RE = re.compile(r"^wh_[0-9a-f]{32}$")
+SECRET = "s3cret"
+
+
+@pytest.fixture
+async def trigger_id(runtime: Runtime) -> int:
+    async with runtime.db.transaction() as session:
+        pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
+        session.add(pack)
+        await session.flush()
+        trigger = models.Trigger(ref="demo.hook", pack=pack.id, pack_ref="demo", label="Hook", enabled=True)
+        session.add(trigger)
+        await session.flush()
+        return trigger.id
+
+
+@pytest.fixture
+async def events(runtime: Runtime) -> AsyncIterator[list[Envelope]]:
+    """Every ``EventCreated`` published from now on."""
+    received: list[Envelope] = []
+
+    async def handler(envelope: Envelope) -> None:
+        received.append(envelope)
+
+    name = f"test.webhooks.{uuid.uuid4().hex[:8]}"
+    await runtime.bus.declare_queue(QueueSpec(name, ((EVENTS_EXCHANGE, "event.created"),)))
+    consumer = await runtime.bus.consume(name, handler)
+    yield received
+    await consumer.cancel()
+
+
+async def enable(api: httpx.AsyncClient) -> str:
+    response = await api.post("/api/v1/triggers/demo.hook/webhooks/enable")
+    assert response.status_code == 200
+    key: str = response.json()["data"]["webhook_key"]
+    return key
+
+
+async def configure(runtime: Runtime, trigger_id: int, config: dict[str, Any]) -> None:
+    """No API sets webhook_config yet, so tests provision it directly."""
+    async with runtime.db.transaction() as session:
+        trigger = await session.get(models.Trigger, trigger_id)
+        assert trigger is not None
+        trigger.webhook_config = config
+
+
+def sign(raw: bytes, secret: str = SECRET, algorithm: str = "sha256") -> str:
+    return hmac.new(secret.encode(), raw, getattr(hashlib, algorithm)).hexdigest()
+
+
+async def test_enable_disable_regenerate(api: httpx.AsyncClient, trigger_id: int, runtime: Runtime) -> None:
+    await configure(runtime, trigger_id, {"hmac": {"enabled": True}})
+    first = await api.post("/api/v1/triggers/demo.hook/webhooks/enable")
+    assert first.status_code == 200
+    body = first.json()
+    assert "message" not in body
+    assert body["data"]["webhook_enabled"] is True
+    assert body["data"]["ref"] == "demo.hook"
+    key = body["data"]["webhook_key"]
+    assert KEY_RE.match(key)
+    async with runtime.db.session() as session:
+        trigger = await session.get(models.Trigger, trigger_id)
+        assert trigger is not None and trigger.webhook_config == {}
+
+    again = (await api.post("/api/v1/triggers/demo.hook/webhooks/enable")).json()["data"]
+    assert again["webhook_key"] == key  # an existing key is kept
+
+    regenerated = (await api.post("/api/v1/triggers/demo.hook/webhooks/regenerate")).json()["data"]
+    assert KEY_RE.match(regenerated["webhook_key"]) and regenerated["webhook_key"] != key
+    old = await api.post(f"/api/v1/webhooks/{key}", json={"payload": {}})
+    assert old.status_code == 404
+
+    disabled = await api.post("/api/v1/triggers/demo.hook/webhooks/disable")
+    assert disabled.status_code == 200
+    assert disabled.json()["data"]["webhook_enabled"] is False
+    assert "webhook_key" not in disabled.json()["data"]
+    refused = await api.post("/api/v1/triggers/demo.hook/webhooks/regenerate")
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": "Webhooks are not enabled for this trigger. Enable webhooks first.",
+        "code": "BAD_REQUEST",
+    }
+    for op in ("enable", "disable", "regenerate"):
+        missing = await api.post(f"/api/v1/triggers/demo.ghost/webhooks/{op}")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "Trigger 'demo.ghost' not found"
+
+
+async def test_management_needs_a_token(client: httpx.AsyncClient, trigger_id: int) -> None:
+    response = await client.post("/api/v1/triggers/demo.hook/webhooks/enable")
+    assert response.status_code == 401
+
+
+async def test_receive_creates_event_and_publishes(
+    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    trigger_id: int,
+    runtime: Runtime,
+    events: list[Envelope],
+) -> None:
+    key = await enable(api)
+    raw = json.dumps({"payload": {"n": 1}, "headers": {"x": "y"}, "source_ip": "ignored"}).encode()
+    response = await client.post(
+        f"/api/v1/webhooks/{key}",
+        content=raw,
+        headers={"Content-Type": "text/plain", "User-Agent": "curl/8", "X-Real-IP": "10.1.2.3"},
+    )
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["trigger_ref"] == "demo.hook"
+    assert data["message"] == "Webhook received successfully"
+    assert data["received_at"].endswith("Z")
+    async with runtime.db.session() as session:
+        event = await session.get(models.Event, data["event_id"])
+    assert event is not None
+    assert (event.trigger, event.trigger_ref) == (trigger_id, "demo.hook")
+    assert (event.source, event.source_ref, event.rule) == (None, "webhook", None)
+    assert event.payload == {"n": 1}
+    assert event.config == {
+        "source": "webhook",
+        "webhook_key": key,
+        "received_at": data["received_at"],
+        "headers": {"x": "y"},
+        "source_ip": "10.1.2.3",
+        "user_agent": "curl/8",
+    }
+    await runtime.relay.flush()
+    await runtime.bus.join(timeout=10)
+    assert len(events) == 1
+    assert events[0].headers.source_service == "api-webhook-receiver"
+    assert events[0].payload["event_id"] == data["event_id"]
+    assert events[0].payload["trigger_id"] == trigger_id
+    assert events[0].payload["trigger_ref"] == "demo.hook"
+    assert events[0].payload["payload"] == {"n": 1}
+
+
+async def test_null_payload_is_accepted(
+    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    trigger_id: int,
+    runtime: Runtime,
+    events: list[Envelope],
+) -> None:
+    key = await enable(api)
+    response = await client.post(f"/api/v1/webhooks/{key}", content=b'{"payload": null}')
+    assert response.status_code == 200
+    await runtime.relay.flush()
+    await runtime.bus.join(timeout=10)
+    assert events[0].payload["payload"] == {}
+
+
+async def test_receive_rejections(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    for raw in (b"{not json", b'{"headers": {}}', b"[1, 2]"):
+        bad = await client.post(f"/api/v1/webhooks/{key}", content=raw)
+        assert bad.status_code == 400, raw
+        assert bad.json()["code"] == "BAD_REQUEST"
+        assert bad.json()["error"].startswith("Invalid JSON payload: ")
+    # The body is parsed before the key is looked up.
+    assert (await client.post("/api/v1/webhooks/wh_nope", content=b"oops")).status_code == 400
+    unknown = await client.post("/api/v1/webhooks/wh_nope", json={"payload": 1})
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error": "Invalid webhook key", "code": "NOT_FOUND"}
+
+    async with runtime.db.transaction() as session:
+        trigger = await session.get(models.Trigger, trigger_id)
+        assert trigger is not None
+        trigger.webhook_enabled = False
+    off = await client.post(f"/api/v1/webhooks/{key}", json={"payload": 1})
+    assert off.status_code == 400
+    assert off.json()["error"] == "Webhooks are not enabled for this trigger"
+    async with runtime.db.session() as session:
+        assert (await session.execute(sa.select(sa.func.count()).select_from(models.Event))).scalar_one() == 0
+
+
+async def test_payload_size_limit(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    await configure(runtime, trigger_id, {"payload_size_limit_kb": 1})
+    small = await client.post(f"/api/v1/webhooks/{key}", json={"payload": "x" * 100})
+    assert small.status_code == 200
+    big = await client.post(f"/api/v1/webhooks/{key}", json={"payload": "x" * 1100})
+    assert big.status_code == 400
+    assert big.json() == {"error": "Payload too large. Maximum size: 1 KB", "code": "BAD_REQUEST"}
+
+
+async def test_ip_allow_list(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    await configure(
+        runtime,
+        trigger_id,
+        {"ip_whitelist": {"enabled": True, "ips": ["192.168.1.10", "10.0.0.0/8", "2001:db8::/32"]}},
+    )
+    url = f"/api/v1/webhooks/{key}"
+    for ip in ("192.168.1.10", "10.20.30.40", "2001:db8::1"):
+        allowed = await client.post(url, json={"payload": {}}, headers={"X-Forwarded-For": ip})
+        assert allowed.status_code == 200, ip
+    via_real_ip = await client.post(url, json={"payload": {}}, headers={"X-Real-IP": "10.9.9.9"})
+    assert via_real_ip.status_code == 200
+    for ip in ("192.168.1.11", "11.0.0.1", "2001:db9::1"):
+        denied = await client.post(url, json={"payload": {}}, headers={"X-Forwarded-For": ip})
+        assert denied.status_code == 403, ip
+        assert denied.json() == {"error": "IP address not allowed", "code": "FORBIDDEN"}
+    # X-Forwarded-For wins over X-Real-IP.
+    both = await client.post(
+        url, json={"payload": {}}, headers={"X-Forwarded-For": "8.8.8.8", "X-Real-IP": "10.0.0.1"}
+    )
+    assert both.status_code == 403
+    # Without a client-IP header the check cannot run and the request passes (api.md §5.6).
+    assert (await client.post(url, json={"payload": {}})).status_code == 200
+
+
+async def test_hmac_signatures(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    await configure(runtime, trigger_id, {"hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha256"}})
+    url = f"/api/v1/webhooks/{key}"
+    raw = json.dumps({"payload": {"ok": True}}).encode()
+
+    prefixed = await client.post(url, content=raw, headers={"X-Webhook-Signature": f"sha256={sign(raw)}"})
+    assert prefixed.status_code == 200
+    bare_github = await client.post(url, content=raw, headers={"X-Hub-Signature-256": sign(raw)})
+    assert bare_github.status_code == 200
+    async with runtime.db.session() as session:
+        event = await session.get(models.Event, prefixed.json()["data"]["event_id"])
+    assert event is not None and event.config["hmac_verified"] is True
+
+    missing = await client.post(url, content=raw)
+    assert missing.status_code == 401
+    assert missing.json() == {"error": "Signature required", "code": "UNAUTHORIZED"}
+    wrong = await client.post(
+        url, content=raw, headers={"X-Webhook-Signature": f"sha256={sign(raw, 'other')}"}
+    )
+    assert wrong.status_code == 401
+    assert wrong.json() == {"error": "Invalid webhook signature", "code": "UNAUTHORIZED"}
+    # The signature covers the raw body, not only the payload.
+    tampered = raw.replace(b"true", b"false")
+    assert (
+        await client.post(url, content=tampered, headers={"X-Webhook-Signature": sign(raw)})
+    ).status_code == 401
+    other_algo = await client.post(
+        url, content=raw, headers={"X-Webhook-Signature": f"sha1={sign(raw, algorithm='sha1')}"}
+    )
+    assert other_algo.status_code == 401
+    assert other_algo.json()["error"].startswith("Signature verification failed: ")
+    bad_hex = await client.post(url, content=raw, headers={"X-Webhook-Signature": "sha256=zz"})
+    assert bad_hex.status_code == 401
+    assert bad_hex.json()["error"].startswith("Signature verification failed: ")
+
+
+async def test_hmac_sha512_and_incomplete_config(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    url = f"/api/v1/webhooks/{key}"
+    raw = b'{"payload": 1}'
+    await configure(runtime, trigger_id, {"hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha512"}})
+    ok = await client.post(url, content=raw, headers={"X-Webhook-Signature": sign(raw, algorithm="sha512")})
+    assert ok.status_code == 200
+    # Enabled without a secret: no signature is required, and the event records it was not verified.
+    await configure(runtime, trigger_id, {"hmac": {"enabled": True, "algorithm": "sha256"}})
+    unsigned = await client.post(url, content=raw)
+    assert unsigned.status_code == 200
+    async with runtime.db.session() as session:
+        event = await session.get(models.Event, unsigned.json()["data"]["event_id"])
+    assert event is not None and event.config["hmac_verified"] is False
+
+
+async def test_pipeline_order_size_before_ip_before_signature(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    await configure(
+        runtime,
+        trigger_id,
+        {
+            "payload_size_limit_kb": 1,
+            "ip_whitelist": {"enabled": True, "ips": ["10.0.0.1"]},
+            "hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha256"},
+            "rate_limit": {"enabled": True, "requests": 1, "window_seconds": 60},
+        },
+    )
+    url = f"/api/v1/webhooks/{key}"
+    big = json.dumps({"payload": "x" * 2000}).encode()
+    assert (await client.post(url, content=big, headers={"X-Forwarded-For": "8.8.8.8"})).status_code == 400
+    small = b'{"payload": {}}'
+    assert (await client.post(url, content=small, headers={"X-Forwarded-For": "8.8.8.8"})).status_code == 403
+    assert (await client.post(url, content=small, headers={"X-Forwarded-For": "10.0.0.1"})).status_code == 401
+    signed = {"X-Forwarded-For": "10.0.0.1", "X-Webhook-Signature": sign(small)}
+    # The rate limit is read but not enforced: repeated requests all succeed.
+    for _ in range(3):
+        assert (await client.post(url, content=small, headers=signed)).status_code == 200
