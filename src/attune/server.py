@@ -1,19 +1,28 @@
-"""Process entry points: the embedded server (everything) or one service alone."""
+"""Process entry points: the embedded server (every service) or one service alone."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from collections.abc import Callable, Sequence
 
-import uvicorn
-
-from attune.api.app import create_app
 from attune.bootstrap import bootstrap
 from attune.db.migrate import upgrade
 from attune.errors import ConfigError
 from attune.runtime import open_runtime
+from attune.services.api import ApiService
+from attune.services.base import Service
+from attune.services.supervisor import run_services
 from attune.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Service name → factory. Services added by later issues register here.
+SERVICE_FACTORIES: dict[str, Callable[[], Service]] = {"api": ApiService}
+
+#: What ``attune server`` runs, in start order.
+EMBEDDED = ("api", "executor", "worker", "sensor")
 
 
 def check_deployment(settings: Settings, *, embedded: bool) -> None:
@@ -25,21 +34,30 @@ def check_deployment(settings: Settings, *, embedded: bool) -> None:
         )
 
 
-async def run_server(settings: Settings, *, embedded: bool) -> None:
-    """Migrate (embedded), bootstrap, then serve HTTP until interrupted."""
+def embedded_services() -> list[Service]:
+    return [SERVICE_FACTORIES[name]() for name in EMBEDDED if name in SERVICE_FACTORIES]
+
+
+async def run_server(settings: Settings, *, services: Sequence[str] | None = None) -> None:
+    """Run ``services`` (default: all of them, embedded) until SIGINT/SIGTERM.
+
+    The embedded server migrates the database itself; a scaled deployment runs
+    ``attune db upgrade`` once instead.
+    """
+    embedded = services is None
     check_deployment(settings, embedded=embedded)
     if embedded:
         await upgrade(settings.database.url)
+    chosen = embedded_services() if services is None else [SERVICE_FACTORIES[name]() for name in services]
     async with open_runtime(settings) as runtime:
-        await bootstrap(runtime)
-        app = create_app(runtime)
-        config = uvicorn.Config(
-            app,
-            host=settings.server.host,
-            port=settings.server.port,
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-        )
-        log.info("Attune listening on %s:%s", settings.server.host, settings.server.port)
-        await uvicorn.Server(config).serve()
+        if embedded or "api" in (services or ()):
+            await bootstrap(runtime)
+        stop = runtime.stop
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_services(runtime, chosen, stop)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

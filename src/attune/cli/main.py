@@ -31,12 +31,12 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _serve(settings: Settings, *, embedded: bool) -> None:
+def _serve(settings: Settings, services: list[str] | None) -> None:
     from attune.server import run_server
 
     _configure_logging(settings)
     try:
-        asyncio.run(run_server(settings, embedded=embedded))
+        asyncio.run(run_server(settings, services=services))
     except ConfigError as exc:
         typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
@@ -52,13 +52,13 @@ def _configure_logging(settings: Settings) -> None:
 @app.command()
 def server(config: ConfigOption = None) -> None:
     """Run every service (api, executor, worker, sensor, notifier) in one process."""
-    _serve(_settings(config), embedded=True)
+    _serve(_settings(config), None)
 
 
 @app.command()
 def api(config: ConfigOption = None) -> None:
     """Run the HTTP API alone (scaled deployment)."""
-    _serve(_settings(config), embedded=False)
+    _serve(_settings(config), ["api"])
 
 
 @db_app.command("upgrade")

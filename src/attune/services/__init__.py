@@ -1,0 +1,1 @@
+"""Long-running services and the supervisor that runs them."""

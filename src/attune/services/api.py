@@ -1,0 +1,48 @@
+"""The HTTP API as a service: uvicorn serving ``create_app(runtime)`` until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Generator
+
+import uvicorn
+
+from attune.api.app import create_app
+from attune.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process entry point owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class ApiService:
+    name = "api"
+
+    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        settings = runtime.settings
+        config = uvicorn.Config(
+            create_app(runtime),
+            host=settings.server.host,
+            port=settings.server.port,
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+        )
+        server = _Server(config)
+        serving = asyncio.create_task(server.serve())
+        log.info("Attune API listening on %s:%s", settings.server.host, settings.server.port)
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serving
+        stopped.cancel()
+        if serving in done and not stop.is_set():
+            raise RuntimeError("the HTTP server stopped unexpectedly (is the port in use?)")
