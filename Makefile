@@ -20,8 +20,8 @@ run: $(STAMP)
 test: lint test-sqlite test-postgres
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 test-sqlite: $(STAMP)
@@ -31,8 +31,8 @@ test-postgres: $(STAMP)
 	ATTUNE_TEST_BACKEND=postgres $(BIN)/pytest
 
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py

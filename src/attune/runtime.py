@@ -12,9 +12,11 @@ from argon2 import PasswordHasher
 
 from attune.auth.passwords import make_hasher
 from attune.auth.tokens import TokenService
+from attune.bus import topology
 from attune.bus.base import Bus
 from attune.bus.factory import create_bus
 from attune.bus.relay import OutboxRelay
+from attune.db.changes import install_change_capture
 from attune.db.database import Database
 from attune.domain.crypto import CryptoError, SecretBox
 from attune.settings import Settings
@@ -51,8 +53,13 @@ def build_secret_box(settings: Settings) -> SecretBox | None:
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Connect the database and bus, start the outbox relay; undo it all on exit."""
     db = Database(settings.database.url, max_connections=settings.database.max_connections)
+    install_change_capture(db)
     bus = create_bus(settings.message_queue.url, prefix=settings.message_queue.prefix)
     await bus.start()
+    # Declared by every process up front, so a message published before its consumer starts (a
+    # rule created while the sensor service boots) waits in its queue instead of being dropped.
+    for spec in topology.SHARED_QUEUES:
+        await bus.declare_queue(spec)
     relay = OutboxRelay(db, bus)
     secret = settings.security.jwt_secret or "attune-insecure-default-secret-change-me-please!"
     if not settings.security.jwt_secret:

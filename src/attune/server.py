@@ -18,8 +18,32 @@ from attune.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Service name → factory. Services added by later issues register here.
-SERVICE_FACTORIES: dict[str, Callable[[], Service]] = {"api": ApiService}
+
+def _executor() -> Service:
+    from attune.executor.service import ExecutorService
+
+    return ExecutorService()
+
+
+def _worker() -> Service:
+    from attune.worker.service import WorkerService
+
+    return WorkerService()
+
+
+def _sensor() -> Service:
+    from attune.sensor.service import SensorService
+
+    return SensorService()
+
+
+#: Service name → factory (imports are deferred so one service's process loads only its code).
+SERVICE_FACTORIES: dict[str, Callable[[], Service]] = {
+    "api": ApiService,
+    "executor": _executor,
+    "worker": _worker,
+    "sensor": _sensor,
+}
 
 #: What ``attune server`` runs, in start order.
 EMBEDDED = ("api", "executor", "worker", "sensor")

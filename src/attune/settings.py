@@ -61,8 +61,10 @@ class ServerSettings(BaseModel):
     enable_cors: bool = True
     cors_origins: list[str] = Field(default_factory=list)
     max_body_size: int = 2 * 1024 * 1024
+    #: Peers (IPs or CIDR networks) whose X-Forwarded-For / X-Real-IP headers are believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -147,6 +149,10 @@ class ExecutorSettings(BaseModel):
     scheduled_timeout: int = 300
     timeout_check_interval: int = 60
     enable_timeout_monitor: bool = True
+    #: How long a request waits for a live worker with its runtime before it fails.
+    no_worker_timeout: float = 60
+    #: How often policies are re-read from the database.
+    policy_refresh_interval: float = 5
 
 
 class Settings(BaseSettings):
@@ -191,12 +197,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
+        # Absolute paths: processes started elsewhere (workers, sensors) and stored results
+        # (e.g. ``stderr_log``) must not depend on the working directory.
+        self.data_dir = self.data_dir.absolute()
+        self.packs_base_dir = self.packs_base_dir.absolute()
         if not self.database.url:
             self.database.url = f"sqlite:///{self.data_dir / 'attune.db'}"
-        if self.runtime_envs_dir is None:
-            self.runtime_envs_dir = self.data_dir / "runtime_envs"
-        if self.artifacts_dir is None:
-            self.artifacts_dir = self.data_dir / "artifacts"
+        self.runtime_envs_dir = (self.runtime_envs_dir or self.data_dir / "runtime_envs").absolute()
+        self.artifacts_dir = (self.artifacts_dir or self.data_dir / "artifacts").absolute()
         return self
 
     @property

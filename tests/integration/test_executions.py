@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
+from attune.db.repos import runs
 from attune.runtime import Runtime
 
 EXECUTIONS = "/api/v1/executions"
@@ -213,10 +215,14 @@ async def test_secret_parameters_are_masked_in_responses(api: httpx.AsyncClient,
     fetched = await api.get(f"{EXECUTIONS}/{data['id']}")
     assert fetched.json()["data"]["config"]["password"] == "********"
     assert "pa55word" not in fetched.text
-    # The row and the request message still carry it for the worker (documented in the route module).
-    assert (await execution_row(runtime, data["id"])).config["password"] == "pa55word"
+    # Neither the stored config nor the bus message hold it: only the encrypted secret_params do.
+    row = await execution_row(runtime, data["id"])
+    assert row.config["password"] == "********"
+    assert row.secret_params is not None and "pa55word" not in row.secret_params
+    revealed = runs.full_parameters(row, runtime.secrets)
+    assert (revealed["user"], revealed["password"]) == ("bob", "pa55word")
     [message] = await staged(runtime, "ExecutionRequested")
-    assert message["payload"]["config"]["password"] == "pa55word"
+    assert "pa55word" not in json.dumps(message)
 
 
 async def test_secret_parameters_are_masked_in_wrapped_config(

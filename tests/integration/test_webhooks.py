@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -57,8 +58,13 @@ async def enable(api: httpx.AsyncClient) -> str:
     return key
 
 
+async def put_config(api: httpx.AsyncClient, config: dict[str, Any]) -> None:
+    response = await api.put("/api/v1/triggers/demo.hook/webhooks/config", json=config)
+    assert response.status_code == 200, response.text
+
+
 async def configure(runtime: Runtime, trigger_id: int, config: dict[str, Any]) -> None:
-    """No API sets webhook_config yet, so tests provision it directly."""
+    """Provision webhook_config out of band (configs written before the config route existed)."""
     async with runtime.db.transaction() as session:
         trigger = await session.get(models.Trigger, trigger_id)
         assert trigger is not None
@@ -81,7 +87,8 @@ async def test_enable_disable_regenerate(api: httpx.AsyncClient, trigger_id: int
     assert KEY_RE.match(key)
     async with runtime.db.session() as session:
         trigger = await session.get(models.Trigger, trigger_id)
-        assert trigger is not None and trigger.webhook_config == {}
+        # Attune change: enabling keeps the security configuration (api.md §5.6 reset it).
+        assert trigger is not None and trigger.webhook_config == {"hmac": {"enabled": True}}
 
     again = (await api.post("/api/v1/triggers/demo.hook/webhooks/enable")).json()["data"]
     assert again["webhook_key"] == key  # an existing key is kept
@@ -142,7 +149,7 @@ async def test_receive_creates_event_and_publishes(
         "webhook_key": key,
         "received_at": data["received_at"],
         "headers": {"x": "y"},
-        "source_ip": "10.1.2.3",
+        "source_ip": "127.0.0.1",  # the socket peer: X-Real-IP from an untrusted peer is ignored
         "user_agent": "curl/8",
     }
     await runtime.relay.flush()
@@ -196,51 +203,127 @@ async def test_receive_rejections(
         assert (await session.execute(sa.select(sa.func.count()).select_from(models.Event))).scalar_one() == 0
 
 
-async def test_payload_size_limit(
+async def test_payload_size_limit_is_413(
     api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
 ) -> None:
     key = await enable(api)
-    await configure(runtime, trigger_id, {"payload_size_limit_kb": 1})
+    await put_config(api, {"payload_size_limit_kb": 1})
     small = await client.post(f"/api/v1/webhooks/{key}", json={"payload": "x" * 100})
     assert small.status_code == 200
     big = await client.post(f"/api/v1/webhooks/{key}", json={"payload": "x" * 1100})
-    assert big.status_code == 400
-    assert big.json() == {"error": "Payload too large. Maximum size: 1 KB", "code": "BAD_REQUEST"}
+    assert big.status_code == 413
+    assert big.json() == {"error": "Payload too large. Maximum size: 1 KB", "code": "PAYLOAD_TOO_LARGE"}
+    # The size is checked before the body is parsed.
+    garbage = await client.post(f"/api/v1/webhooks/{key}", content=b"{" * 2000)
+    assert garbage.status_code == 413
+    async with runtime.db.session() as session:
+        assert (await session.execute(sa.select(sa.func.count()).select_from(models.Event))).scalar_one() == 1
 
 
-async def test_ip_allow_list(
+def peer(app: Any, ip: str) -> httpx.AsyncClient:
+    """A client whose requests arrive from the socket address ``ip``."""
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://attune.test")
+
+
+ALLOW_LIST = {"ip_whitelist": {"enabled": True, "ips": ["192.168.1.10", "10.0.0.0/8", "2001:db8::/32"]}}
+
+
+async def test_ip_allow_list_uses_the_socket_peer(
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    await put_config(api, ALLOW_LIST)
+    url = f"/api/v1/webhooks/{key}"
+    for ip in ("192.168.1.10", "10.20.30.40", "2001:db8::1"):
+        async with peer(app, ip) as caller:
+            assert (await caller.post(url, json={"payload": {}})).status_code == 200, ip
+    for ip in ("192.168.1.11", "11.0.0.1", "2001:db9::1", "not-an-ip"):
+        async with peer(app, ip) as caller:
+            denied = await caller.post(url, json={"payload": {}})
+        assert denied.status_code == 403, ip
+        assert denied.json() == {"error": "IP address not allowed", "code": "FORBIDDEN"}
+    # Without trusted proxies, forwarding headers cannot smuggle an allowed address in.
+    async with peer(app, "8.8.8.8") as caller:
+        spoofed = await caller.post(
+            url, json={"payload": {}}, headers={"X-Forwarded-For": "10.0.0.1", "X-Real-IP": "10.0.0.1"}
+        )
+    assert spoofed.status_code == 403
+
+
+async def test_ip_allow_list_behind_a_trusted_proxy(
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    await put_config(api, ALLOW_LIST)
+    runtime.settings.server.trusted_proxies = ["127.0.0.1/32", "172.16.0.0/12"]
+    url = f"/api/v1/webhooks/{key}"
+
+    async def status(headers: dict[str, str], ip: str = "127.0.0.1") -> int:
+        async with peer(app, ip) as caller:
+            return (await caller.post(url, json={"payload": {}}, headers=headers)).status_code
+
+    assert await status({"X-Forwarded-For": "10.20.30.40"}) == 200
+    assert await status({"X-Forwarded-For": "8.8.8.8"}) == 403
+    # Read from the right, skipping trusted hops: the client is the last untrusted address.
+    assert await status({"X-Forwarded-For": "8.8.8.8, 10.1.1.1, 172.16.0.5"}) == 200
+    assert await status({"X-Forwarded-For": "10.1.1.1, 8.8.8.8"}) == 403
+    assert await status({"X-Real-IP": "10.9.9.9"}) == 200
+    assert await status({"X-Real-IP": "8.8.8.8"}) == 403
+    # X-Forwarded-For wins over X-Real-IP; an unparsable client address is refused.
+    assert await status({"X-Forwarded-For": "8.8.8.8", "X-Real-IP": "10.0.0.1"}) == 403
+    assert await status({"X-Forwarded-For": "garbage"}) == 403
+    # The trusted proxy itself is not on the list.
+    assert await status({}) == 403
+    # An untrusted peer's headers are still ignored.
+    assert await status({"X-Forwarded-For": "10.0.0.1"}, ip="8.8.8.8") == 403
+    async with runtime.db.session() as session:
+        recorded = (
+            await session.execute(sa.select(models.Event.config).order_by(models.Event.id).limit(1))
+        ).scalar_one()
+    assert recorded["source_ip"] == "10.20.30.40"
+
+
+async def test_rate_limit_is_enforced_with_retry_after(
     api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
 ) -> None:
     key = await enable(api)
-    await configure(
-        runtime,
-        trigger_id,
-        {"ip_whitelist": {"enabled": True, "ips": ["192.168.1.10", "10.0.0.0/8", "2001:db8::/32"]}},
-    )
+    await put_config(api, {"rate_limit": {"enabled": True, "requests": 2, "window_seconds": 60}})
     url = f"/api/v1/webhooks/{key}"
-    for ip in ("192.168.1.10", "10.20.30.40", "2001:db8::1"):
-        allowed = await client.post(url, json={"payload": {}}, headers={"X-Forwarded-For": ip})
-        assert allowed.status_code == 200, ip
-    via_real_ip = await client.post(url, json={"payload": {}}, headers={"X-Real-IP": "10.9.9.9"})
-    assert via_real_ip.status_code == 200
-    for ip in ("192.168.1.11", "11.0.0.1", "2001:db9::1"):
-        denied = await client.post(url, json={"payload": {}}, headers={"X-Forwarded-For": ip})
-        assert denied.status_code == 403, ip
-        assert denied.json() == {"error": "IP address not allowed", "code": "FORBIDDEN"}
-    # X-Forwarded-For wins over X-Real-IP.
-    both = await client.post(
-        url, json={"payload": {}}, headers={"X-Forwarded-For": "8.8.8.8", "X-Real-IP": "10.0.0.1"}
-    )
-    assert both.status_code == 403
-    # Without a client-IP header the check cannot run and the request passes (api.md §5.6).
-    assert (await client.post(url, json={"payload": {}})).status_code == 200
+    assert (await client.post(url, json={"payload": 1})).status_code == 200
+    assert (await client.post(url, json={"payload": 2})).status_code == 200
+    limited = await client.post(url, json={"payload": 3})
+    assert limited.status_code == 429
+    assert limited.json() == {
+        "error": "Rate limit exceeded: 2 requests per 60 seconds",
+        "code": "TOO_MANY_REQUESTS",
+    }
+    assert 55 <= int(limited.headers["Retry-After"]) <= 60
+    async with runtime.db.session() as session:
+        assert (await session.execute(sa.select(sa.func.count()).select_from(models.Event))).scalar_one() == 2
+
+
+async def test_rate_limit_window_slides(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+) -> None:
+    key = await enable(api)
+    await put_config(api, {"rate_limit": {"enabled": True, "requests": 1, "window_seconds": 1}})
+    url = f"/api/v1/webhooks/{key}"
+    assert (await client.post(url, json={"payload": 1})).status_code == 200
+    limited = await client.post(url, json={"payload": 2})
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+    await asyncio.sleep(1.1)
+    assert (await client.post(url, json={"payload": 3})).status_code == 200
+    # Disabling the limit lifts it at once.
+    await put_config(api, {"rate_limit": {"enabled": False}})
+    assert (await client.post(url, json={"payload": 4})).status_code == 200
 
 
 async def test_hmac_signatures(
     api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
 ) -> None:
     key = await enable(api)
-    await configure(runtime, trigger_id, {"hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha256"}})
+    await put_config(api, {"hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha256"}})
     url = f"/api/v1/webhooks/{key}"
     raw = json.dumps({"payload": {"ok": True}}).encode()
 
@@ -293,13 +376,12 @@ async def test_hmac_sha512_and_incomplete_config(
     assert event is not None and event.config["hmac_verified"] is False
 
 
-async def test_pipeline_order_size_before_ip_before_signature(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+async def test_pipeline_order_size_ip_rate_signature(
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
 ) -> None:
     key = await enable(api)
-    await configure(
-        runtime,
-        trigger_id,
+    await put_config(
+        api,
         {
             "payload_size_limit_kb": 1,
             "ip_whitelist": {"enabled": True, "ips": ["10.0.0.1"]},
@@ -309,11 +391,109 @@ async def test_pipeline_order_size_before_ip_before_signature(
     )
     url = f"/api/v1/webhooks/{key}"
     big = json.dumps({"payload": "x" * 2000}).encode()
-    assert (await client.post(url, content=big, headers={"X-Forwarded-For": "8.8.8.8"})).status_code == 400
     small = b'{"payload": {}}'
-    assert (await client.post(url, content=small, headers={"X-Forwarded-For": "8.8.8.8"})).status_code == 403
-    assert (await client.post(url, content=small, headers={"X-Forwarded-For": "10.0.0.1"})).status_code == 401
-    signed = {"X-Forwarded-For": "10.0.0.1", "X-Webhook-Signature": sign(small)}
-    # The rate limit is read but not enforced: repeated requests all succeed.
-    for _ in range(3):
-        assert (await client.post(url, content=small, headers=signed)).status_code == 200
+    async with peer(app, "8.8.8.8") as outsider, peer(app, "10.0.0.1") as insider:
+        assert (await outsider.post(url, content=big)).status_code == 413
+        assert (await outsider.post(url, content=small)).status_code == 403
+        assert (await insider.post(url, content=small)).status_code == 401
+        signed = {"X-Webhook-Signature": sign(small)}
+        assert (await insider.post(url, content=small, headers=signed)).status_code == 200
+        # Rejected calls did not use up the window; the accepted one did.
+        assert (await insider.post(url, content=small, headers=signed)).status_code == 429
+        assert (await insider.post(url, content=small)).status_code == 429
+
+
+async def test_config_route_round_trip(
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+) -> None:
+    empty = await api.get("/api/v1/triggers/demo.hook/webhooks/config")
+    assert empty.status_code == 200
+    assert empty.json() == {
+        "data": {
+            "hmac": {"enabled": False, "algorithm": "sha256", "secret_set": False},
+            "ip_whitelist": {"enabled": False, "ips": []},
+            "payload_size_limit_kb": None,
+            "rate_limit": {"enabled": False, "requests": None, "window_seconds": None},
+        }
+    }
+    config = {
+        "hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha512"},
+        "ip_whitelist": {"enabled": True, "ips": ["10.0.0.0/8", " 2001:db8::1 "]},
+        "payload_size_limit_kb": 64,
+        "rate_limit": {"enabled": True, "requests": 10, "window_seconds": 30},
+    }
+    put = await api.put("/api/v1/triggers/demo.hook/webhooks/config", json=config)
+    assert put.status_code == 200
+    assert put.json()["message"] == "Webhook configuration updated successfully"
+    expected = {
+        "hmac": {"enabled": True, "algorithm": "sha512", "secret_set": True},
+        "ip_whitelist": {"enabled": True, "ips": ["10.0.0.0/8", "2001:db8::1"]},
+        "payload_size_limit_kb": 64,
+        "rate_limit": {"enabled": True, "requests": 10, "window_seconds": 30},
+    }
+    assert put.json()["data"] == expected
+    got = await api.get("/api/v1/triggers/demo.hook/webhooks/config")
+    assert got.json()["data"] == expected
+    assert SECRET not in got.text
+    # The secret is write-only and encrypted at rest.
+    async with runtime.db.session() as session:
+        trigger = await session.get(models.Trigger, trigger_id)
+    assert trigger is not None and SECRET not in json.dumps(trigger.webhook_config)
+
+    # Leaving the secret out keeps it; leaving a section out disables it.
+    again = await api.put(
+        "/api/v1/triggers/demo.hook/webhooks/config", json={"hmac": {"enabled": True, "algorithm": "sha1"}}
+    )
+    assert again.status_code == 200
+    assert again.json()["data"]["hmac"] == {"enabled": True, "algorithm": "sha1", "secret_set": True}
+    assert again.json()["data"]["ip_whitelist"] == {"enabled": False, "ips": []}
+    assert again.json()["data"]["payload_size_limit_kb"] is None
+
+    # The configuration survives disable / enable, and the receiver uses the kept secret.
+    await api.post("/api/v1/triggers/demo.hook/webhooks/disable")
+    key = await enable(api)
+    raw = b'{"payload": 1}'
+    async with peer(app, "127.0.0.1") as anonymous:
+        ok = await anonymous.post(
+            f"/api/v1/webhooks/{key}",
+            content=raw,
+            headers={"X-Webhook-Signature": sign(raw, algorithm="sha1")},
+        )
+        assert ok.status_code == 200
+        assert (await anonymous.post(f"/api/v1/webhooks/{key}", content=raw)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"ip_whitelist": {"enabled": True, "ips": ["10.0.0.1", "10.0.0.0/33"]}}, "ip_whitelist.ips[1]"),
+        ({"ip_whitelist": {"enabled": False, "ips": ["example.com"]}}, "ip_whitelist.ips[0]"),
+        ({"ip_whitelist": {"enabled": True, "ips": []}}, "ip_whitelist.ips"),
+        ({"hmac": {"enabled": True}}, "hmac.secret"),
+        ({"hmac": {"enabled": False, "secret": ""}}, "hmac.secret"),
+        ({"hmac": {"enabled": True, "secret": "x", "algorithm": "md5"}}, "hmac.algorithm"),
+        ({"payload_size_limit_kb": 0}, "payload_size_limit_kb"),
+        ({"rate_limit": {"enabled": True, "requests": 0, "window_seconds": 5}}, "rate_limit.requests"),
+        ({"rate_limit": {"enabled": True, "requests": 5, "window_seconds": 0}}, "rate_limit.window_seconds"),
+        ({"rate_limit": {"enabled": True}}, "rate_limit"),
+    ],
+)
+async def test_config_validation(
+    api: httpx.AsyncClient, trigger_id: int, config: dict[str, Any], field: str
+) -> None:
+    response = await api.put("/api/v1/triggers/demo.hook/webhooks/config", json=config)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    assert f"{field}:" in body["error"], body["error"]
+
+
+async def test_config_route_errors(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int
+) -> None:
+    for method in ("get", "put"):
+        missing = await api.request(method, "/api/v1/triggers/demo.ghost/webhooks/config", json={})
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "Trigger 'demo.ghost' not found"
+        anonymous = await client.request(method, "/api/v1/triggers/demo.hook/webhooks/config", json={})
+        assert anonymous.status_code == 401

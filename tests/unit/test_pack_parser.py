@@ -271,8 +271,42 @@ def test_rule_with_templates_and_conditions_parses(pack: Path) -> None:
         "mypack.a",
     )
     assert rule.action_params == {"n": "{{ event.payload.n }}"}
-    assert [(c.field, c.operator, c.value) for c in rule.conditions] == [("status", "equals", "ok")]
+    assert rule.conditions == [{"field": "status", "operator": "EQUALS", "value": "ok"}]
     assert rule.enabled is True
+
+
+def test_rule_conditions_accept_groups_and_expressions(pack: Path) -> None:
+    write(pack, "triggers/t.yaml", "ref: mypack.t\n")
+    write(pack, "actions/a.yaml", "ref: mypack.a\n")
+    write(
+        pack,
+        "rules/r.yaml",
+        """\
+        trigger_ref: mypack.t
+        action_ref: mypack.a
+        conditions:
+          any:
+            - {field: level, operator: iequals, value: HIGH}
+            - all:
+                - {field: count, operator: gt, value: 3}
+                - expression: "{{ event.payload.env == 'prod' }}"
+        """,
+    )
+    (rule,) = parse_pack_dir(pack).rules
+    assert rule.conditions["any"][0]["operator"] == "iequals"
+
+
+def test_rule_with_an_unknown_operator_is_rejected(pack: Path) -> None:
+    write(pack, "triggers/t.yaml", "ref: mypack.t\n")
+    write(pack, "actions/a.yaml", "ref: mypack.a\n")
+    write(
+        pack,
+        "rules/r.yaml",
+        "trigger_ref: mypack.t\naction_ref: mypack.a\n"
+        "conditions:\n  - {field: x, operator: approx, value: 1}\n",
+    )
+    with pytest.raises(PackFormatError, match=r"rules/r\.yaml: conditions\[0\]\.operator must be one of"):
+        parse_pack_dir(pack)
 
 
 # -- derived values -------------------------------------------------------------------------

@@ -21,12 +21,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults_describe_the_embedded_deployment(tmp_path: Path) -> None:
     settings = load_settings()
-    assert settings.data_dir == Path("data")
-    assert settings.database.url == "sqlite:///data/attune.db"
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.database.url == f"sqlite:///{tmp_path / 'data' / 'attune.db'}"
     assert settings.message_queue.url == "memory://"
-    assert settings.packs_base_dir == Path("packs")
-    assert settings.runtime_envs_dir == Path("data/runtime_envs")
-    assert settings.artifacts_dir == Path("data/artifacts")
+    assert settings.packs_base_dir == tmp_path / "packs"
+    assert settings.runtime_envs_dir == tmp_path / "data" / "runtime_envs"
+    assert settings.artifacts_dir == tmp_path / "data" / "artifacts"
     assert settings.server.port == 8080
 
 

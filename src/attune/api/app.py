@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
+import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -13,6 +15,9 @@ from attune import __version__
 from attune.api.errors import install_error_handlers
 from attune.api.middleware import ApiGuard
 from attune.api.routes import ROUTERS
+from attune.auth.tokens import Claims
+from attune.db.models import Execution
+from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.runtime import Runtime
 
 DEFAULT_CORS_ORIGINS = [
@@ -51,6 +56,24 @@ def route_table(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
     return [(compile_path(t)[0], t) for t in ordered]
 
 
+def execution_token_check(runtime: Runtime) -> Callable[[Claims], Awaitable[str | None]]:
+    """Execution-scoped tokens are valid only while their execution has not finished."""
+
+    async def check(claims: Claims) -> str | None:
+        if claims.token_type != "execution":
+            return None
+        execution_id = claims.metadata.get("execution_id")
+        if not isinstance(execution_id, int):
+            return "Invalid authentication token"
+        async with runtime.db.session() as session:
+            status = await session.scalar(sa.select(Execution.status).where(Execution.id == execution_id))
+        if status is None or ExecutionStatus(status) in TERMINAL_EXECUTION_STATUSES:
+            return "Authentication token expired"
+        return None
+
+    return check
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     """Build the HTTP application around an already-open :class:`Runtime`."""
     app = FastAPI(
@@ -75,6 +98,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         raw_body_paths=lambda path: path in RAW_BODY_PATHS,
         max_body=settings.server.max_body_size,
         max_upload=MAX_UPLOAD_BYTES,
+        validate_claims=execution_token_check(runtime),
     )
     if settings.server.enable_cors:
         app.add_middleware(

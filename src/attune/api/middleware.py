@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attune.auth.tokens import TokenError, TokenService
+from attune.auth.tokens import Claims, TokenError, TokenService
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -30,6 +30,7 @@ class ApiGuard:
         raw_body_paths: Callable[[str], bool],
         max_body: int,
         max_upload: int,
+        validate_claims: Callable[[Claims], Awaitable[str | None]] | None = None,
     ) -> None:
         self.app = app
         self._routes = routes
@@ -38,6 +39,7 @@ class ApiGuard:
         self._raw_body_paths = raw_body_paths
         self._max_body = max_body
         self._max_upload = max_upload
+        self._validate_claims = validate_claims
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -49,7 +51,7 @@ class ApiGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not self._is_public(route_path):
-            problem = self._authenticate(scope, headers.get("authorization"))
+            problem = await self._authenticate(scope, headers.get("authorization"))
             if problem is not None:
                 await _send(
                     send, 401, json.dumps({"error": {"code": 401, "message": problem}}), "application/json"
@@ -90,7 +92,7 @@ class ApiGuard:
                 return template
         return None
 
-    def _authenticate(self, scope: Scope, header: str | None) -> str | None:
+    async def _authenticate(self, scope: Scope, header: str | None) -> str | None:
         if not header or not header.startswith("Bearer "):
             return "Missing authentication token"
         try:
@@ -99,6 +101,10 @@ class ApiGuard:
             return exc.message
         if claims.token_type not in ("access", "sensor", "execution"):
             return "Invalid authentication token"
+        if self._validate_claims is not None:
+            problem = await self._validate_claims(claims)
+            if problem is not None:
+                return problem
         scope.setdefault("state", {})["claims"] = claims
         return None
 

@@ -1,4 +1,4 @@
-"""The message envelope, the twelve message types, their payloads and their routing.
+"""The message envelope, the message types, their payloads and their routing.
 
 Every message body is a UTF-8 JSON envelope (services.md §0.1). The payload of each type has a
 model (services.md §0.4, with the fixes of domain.md §11 #7/#8: ``ExecutionCompleted`` always
@@ -35,6 +35,11 @@ class MessageType(StrEnum):
     RULE_ENABLED = "RuleEnabled"
     RULE_DISABLED = "RuleDisabled"
     PACK_REGISTERED = "PackRegistered"
+    # Attune extension: the database change notifications of domain.md §6, sent through the
+    # outbox instead of PostgreSQL NOTIFY (routing key = the channel name).
+    CHANGE_NOTIFICATION = "ChangeNotification"
+    # Attune extension: ask the worker running an execution to kill it.
+    EXECUTION_CANCEL = "ExecutionCancel"
 
 
 _ROUTING: dict[MessageType, tuple[str, str]] = {
@@ -50,12 +55,26 @@ _ROUTING: dict[MessageType, tuple[str, str]] = {
     MessageType.RULE_ENABLED: (topology.EVENTS_EXCHANGE, "rule.enabled"),
     MessageType.RULE_DISABLED: (topology.EVENTS_EXCHANGE, "rule.disabled"),
     MessageType.PACK_REGISTERED: (topology.EVENTS_EXCHANGE, "pack.registered"),
+    # Only a default: ``change_notification_routing`` puts the channel in the routing key.
+    MessageType.CHANGE_NOTIFICATION: (topology.NOTIFICATIONS_EXCHANGE, "change.notification"),
+    # Only a default: ``cancel_routing`` targets one worker.
+    MessageType.EXECUTION_CANCEL: (topology.EXECUTIONS_EXCHANGE, "execution.cancel"),
 }
+
+
+def cancel_routing(worker_id: int) -> tuple[str, str]:
+    """Where an ``ExecutionCancel`` for an execution running on ``worker_id`` goes."""
+    return topology.EXECUTIONS_EXCHANGE, topology.worker_cancel_key(worker_id)
 
 
 def routing_for(message_type: MessageType | str) -> tuple[str, str]:
     """Return ``(exchange, routing_key)`` for a message type (services.md §0.3)."""
     return _ROUTING[MessageType(message_type)]
+
+
+def change_notification_routing(channel: str) -> tuple[str, str]:
+    """Return ``(exchange, routing_key)`` of a ``ChangeNotification`` on ``channel`` (domain.md §6)."""
+    return topology.NOTIFICATIONS_EXCHANGE, channel
 
 
 def dispatch_routing(worker_id: int) -> tuple[str, str]:
@@ -236,6 +255,22 @@ class NotificationCreated(Payload):
     content: Any = None
 
 
+class ChangeNotification(Payload):
+    """A row change for the notifier and the SSE stream (domain.md §6 client envelope).
+
+    ``payload`` holds the channel's fields; execution payloads carry ids and statuses only,
+    never the ``result`` (§11 #2). ``entity_id`` is null for ``notification`` rows whose entity
+    is not an integer id.
+    """
+
+    notification_type: str
+    entity_type: str
+    entity_id: int | None = None
+    user_id: int | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime
+
+
 class RuleCreated(Payload):
     rule_id: int
     rule_ref: str
@@ -260,6 +295,11 @@ class RuleDisabled(Payload):
     trigger_ref: str
 
 
+class ExecutionCancel(Payload):
+    execution_id: int
+    worker_id: int
+
+
 class PackRegistered(Payload):
     pack_id: int
     pack_ref: str
@@ -280,6 +320,8 @@ PAYLOAD_MODELS: Mapping[MessageType, type[Payload]] = {
     MessageType.RULE_ENABLED: RuleEnabled,
     MessageType.RULE_DISABLED: RuleDisabled,
     MessageType.PACK_REGISTERED: PackRegistered,
+    MessageType.CHANGE_NOTIFICATION: ChangeNotification,
+    MessageType.EXECUTION_CANCEL: ExecutionCancel,
 }
 
 

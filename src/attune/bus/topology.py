@@ -95,6 +95,9 @@ NAMED_QUEUES: tuple[QueueSpec, ...] = (
     DLX_QUEUE,
 )
 
+#: The named queues whose consumers exist today; every process declares them at start.
+SHARED_QUEUES: tuple[QueueSpec, ...] = tuple(q for q in NAMED_QUEUES if q is not INQUIRY_RESPONSES_QUEUE)
+
 
 def worker_dispatch_key(worker_id: int) -> str:
     """Routing key the scheduler uses to hand an execution to one worker."""
@@ -108,6 +111,19 @@ def worker_execution_queue(worker_id: int) -> QueueSpec:
         ((EXECUTIONS_EXCHANGE, worker_dispatch_key(worker_id)),),
         dead_letter=True,
         ttl_ms=WORKER_EXECUTION_TTL_MS,
+    )
+
+
+def worker_cancel_key(worker_id: int) -> str:
+    """Routing key of cancel requests for executions running on one worker."""
+    return f"execution.cancel.worker.{worker_id}"
+
+
+def worker_control_queue(worker_id: int) -> QueueSpec:
+    """``worker.{id}.control``: cancel requests, kept apart so they never wait behind dispatches."""
+    return QueueSpec(
+        name=f"worker.{worker_id}.control",
+        bindings=((EXECUTIONS_EXCHANGE, worker_cancel_key(worker_id)),),
     )
 
 

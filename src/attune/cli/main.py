@@ -61,6 +61,32 @@ def api(config: ConfigOption = None) -> None:
     _serve(_settings(config), ["api"])
 
 
+@app.command()
+def executor(config: ConfigOption = None) -> None:
+    """Run the executor alone: rules, policies, scheduling, retries, liveness (scaled deployment)."""
+    _serve(_settings(config), ["executor"])
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Worker name (default worker-<hostname>)")
+    ] = None,
+) -> None:
+    """Run one worker: it executes actions dispatched to it (scaled deployment)."""
+    settings = _settings(config)
+    if name:
+        settings.worker.name = name
+    _serve(settings, ["worker"])
+
+
+@app.command()
+def sensor(config: ConfigOption = None) -> None:
+    """Run the sensor service: core timers and pack sensors (scaled deployment)."""
+    _serve(_settings(config), ["sensor"])
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     config: ConfigOption = None,

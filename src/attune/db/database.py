@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from attune.settings import async_url
 
@@ -45,9 +46,16 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
-        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # A Session subclass per instance, so session event listeners (``add_session_listener``)
+        # apply to this database's sessions only and never leak to other instances.
+        self._session_class: type[Session] = type("AttuneSession", (Session,), {})
+        self._read_sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=self._session_class
+        )
         self._write_sessions = async_sessionmaker(
-            self.engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False
+            self.engine.execution_options(**{_IMMEDIATE: True}),
+            expire_on_commit=False,
+            sync_session_class=self._session_class,
         )
         self._after_commit: list[Callable[[dict[Any, Any]], None]] = []
 
@@ -58,6 +66,14 @@ class Database:
     def add_after_commit(self, hook: Callable[[dict[Any, Any]], None]) -> None:
         """Register a callback run after every committed write, given the session's ``info``."""
         self._after_commit.append(hook)
+
+    def add_session_listener(self, identifier: str, fn: Callable[..., Any]) -> None:
+        """Listen to an ORM ``Session`` event (``after_flush``, ``do_orm_execute``, ...).
+
+        The listener is attached to this instance's sessions only. It runs synchronously inside
+        the async session's greenlet, so it may execute statements on ``session.connection()``.
+        """
+        event.listen(self._session_class, identifier, fn)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -114,15 +114,6 @@ class SensorSpec:
 
 
 @dataclass(frozen=True)
-class RuleConditionSpec:
-    """One rule condition ``{field, operator, value}`` (domain.md §3.6)."""
-
-    field: str
-    operator: str
-    value: Any
-
-
-@dataclass(frozen=True)
 class RuleSpec:
     """``rules/*.yaml`` (packs.md §9.1); pack rules are stored with ``is_adhoc = false``."""
 
@@ -133,8 +124,29 @@ class RuleSpec:
     trigger_params: JsonObject
     action_ref: str
     action_params: JsonObject
-    conditions: list[RuleConditionSpec]
+    conditions: Any  # as written: a list, an all/any/not group or an expression (docs/rules.md)
     enabled: bool
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """``policies/*.yaml``: an execution policy (packs.md §9.2, services.md §1.6).
+
+    ``action_ref`` is ``None`` for a pack-wide policy. ``window_seconds`` is set only for
+    ``kind = rate_limit``. ``rel_path`` is the source file, so registration errors can name it.
+    """
+
+    ref: str
+    name: str
+    description: str
+    action_ref: str | None
+    kind: str
+    threshold: int
+    window_seconds: int | None
+    method: str
+    parameters: list[str]
+    tags: list[str]
+    rel_path: str
 
 
 @dataclass(frozen=True)
@@ -163,4 +175,5 @@ class ParsedPack:
     sensors: list[SensorSpec] = field(default_factory=list)
     workflows: list[WorkflowFileSpec] = field(default_factory=list)
     rules: list[RuleSpec] = field(default_factory=list)
+    policies: list[PolicySpec] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -18,14 +18,15 @@ import jsonschema.exceptions
 import yaml
 
 from attune.domain import params, refs
-from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, values
+from attune.domain.criteria import OPERATORS
+from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, PolicyMethod, values
 from attune.errors import BadRequest, ValidationFailed
 from attune.packs.manifest import (
     ActionSpec,
     JsonObject,
     PackSpec,
     ParsedPack,
-    RuleConditionSpec,
+    PolicySpec,
     RuleSpec,
     RuntimeSpec,
     RuntimeVersionSpec,
@@ -52,9 +53,37 @@ RUNNER_ALIASES: dict[str, str] = {
 }
 """Runner-type aliases and the core runtime each resolves to (packs.md §5)."""
 
-RULE_OPERATORS = ("equals", "not_equals", "contains")
+
+def condition_problem(node: Any, where: str) -> str | None:
+    """Why a rule's ``conditions`` cannot be evaluated, or None (see docs/rules.md for the format)."""
+    if node is None:
+        return None
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            problem = condition_problem(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+        return None
+    if not isinstance(node, dict):
+        return f"{where} must be a list or a mapping (got {_type_name(node)})"
+    groups = [key for key in ("all", "any", "not") if key in node]
+    if groups:
+        if len(node) != 1:
+            return f"{where} mixes '{groups[0]}' with other keys"
+        return condition_problem(node[groups[0]], f"{where}.{groups[0]}")
+    if "expression" in node:
+        return None if isinstance(node["expression"], str) else f"{where}.expression must be a string"
+    if not isinstance(node.get("field"), str) or not node["field"]:
+        return f"{where}.field is required"
+    operator = node.get("operator")
+    if not isinstance(operator, str) or operator.lower() not in OPERATORS:
+        return f"{where}.operator must be one of {', '.join(sorted(OPERATORS))} (got {operator!r})"
+    return None
+
+
 ENV_TYPES = ("virtualenv", "node_modules", "none")
 ON_FAILURE = ("block", "warn", "ignore")
+POLICY_KINDS = ("concurrency", "rate_limit")
 
 _T = TypeVar("_T")
 
@@ -610,17 +639,10 @@ class _PackParser:
                 )
         except ValidationFailed as exc:
             f.fail(exc.message)
-        conditions: list[RuleConditionSpec] = []
-        raw_conditions: list[Any] = f.items("conditions")
-        for index, entry in enumerate(raw_conditions):
-            where = f"conditions[{index}]"
-            if not isinstance(entry, dict):
-                f.fail(f"{where} must be a mapping (got {_type_name(entry)})")
-            c = f.nested(where, entry)
-            field = c.required_text("field")
-            c.required_text("operator")
-            operator = c.choice("operator", RULE_OPERATORS, "equals")
-            conditions.append(RuleConditionSpec(field=field, operator=operator, value=entry.get("value")))
+        conditions = f.doc.get("conditions") or []
+        problem = condition_problem(conditions, "conditions")
+        if problem is not None:
+            f.fail(problem)
         return RuleSpec(
             ref=ref,
             label=self.label(f, ref),
@@ -631,6 +653,41 @@ class _PackParser:
             action_params=action_params,
             conditions=conditions,
             enabled=f.boolean("enabled", True),
+        )
+
+    def parse_policy(self, path: Path, actions: Mapping[str, object]) -> PolicySpec:
+        """``policies/*.yaml`` (packs.md §9.2); ``actions`` are the refs this pack defines."""
+        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        ref = self.component_ref(f, "policy", path.stem, use_name=False)
+        raw_action = f.opt_text("action")
+        action_ref = self.qualify(raw_action.strip()) if raw_action and raw_action.strip() else None
+        if action_ref is not None:
+            if not refs.is_component_ref(action_ref):
+                f.fail(f"action '{action_ref}' must be '<pack>.<name>'")
+            if refs.pack_of(action_ref) == self.pack_ref and action_ref not in actions:
+                f.fail(f"action '{action_ref}' is not defined in this pack")
+        kind = f.choice("kind", POLICY_KINDS, "concurrency")
+        if f.doc.get("threshold") is None:
+            f.fail("missing required field 'threshold'")
+        threshold = f.integer("threshold", minimum=1)
+        assert threshold is not None
+        window = f.integer("window_seconds", minimum=1)
+        if kind == "rate_limit" and window is None:
+            f.fail("missing required field 'window_seconds' (required when kind is rate_limit)")
+        if kind == "concurrency" and window is not None:
+            f.fail("window_seconds only applies to kind rate_limit")
+        return PolicySpec(
+            ref=ref,
+            name=f.text("name") or refs.label_from_name(refs.name_of(ref)),
+            description=f.text("description"),
+            action_ref=action_ref,
+            kind=kind,
+            threshold=threshold,
+            window_seconds=window,
+            method=f.choice("method", values(PolicyMethod), PolicyMethod.ENQUEUE.value),
+            parameters=f.str_list("parameters"),
+            tags=f.str_list("tags"),
+            rel_path=f.rel,
         )
 
     # -- orchestration -----------------------------------------------------------------------
@@ -649,6 +706,7 @@ class _PackParser:
             action_schemas[workflow.ref] = schema if isinstance(schema, dict) else None
         trigger_schemas = {t.ref: t.param_schema for t in triggers}
         rules = [self.parse_rule(p, action_schemas, trigger_schemas) for p in self.files("rules")]
+        policies = [self.parse_policy(p, action_schemas) for p in self.files("policies")]
         return ParsedPack(
             pack=pack,
             runtimes=runtimes,
@@ -657,6 +715,7 @@ class _PackParser:
             sensors=sensors,
             workflows=workflows,
             rules=rules,
+            policies=policies,
             warnings=self.warnings,
         )
 

@@ -21,34 +21,16 @@ from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.domain import params
+from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import Conflict, ValidationFailed
-from attune.packs.manifest import ActionSpec, ParsedPack, RuleSpec, RuntimeSpec, SensorSpec
-from attune.packs.parser import parse_pack_dir
+from attune.packs.manifest import ActionSpec, ParsedPack, PolicySpec, RuleSpec, RuntimeSpec, SensorSpec
+from attune.packs.parser import PackFormatError, parse_pack_dir
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-RUNNER_ALIASES = {
-    "node": "node",
-    "nodejs": "node",
-    "node.js": "node",
-    "python": "python",
-    "python3": "python",
-    "bash": "shell",
-    "sh": "shell",
-    "shell": "shell",
-    "native": "native",
-    "builtin": "native",
-    "standalone": "native",
-}
 
 M = TypeVar("M", bound=models.Base)
-
-
-def canonical_runtime_name(name: str) -> str:
-    """Alias-normalised lower-case runtime name (domain.md §10.4)."""
-    lowered = name.strip().lower()
-    return RUNNER_ALIASES.get(lowered, lowered)
 
 
 @dataclass
@@ -133,6 +115,11 @@ def _assign(row: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
+def _count(counts: dict[str, int], kind: str, what: str) -> None:
+    plural = f"{kind[:-1]}ies" if kind.endswith("y") else f"{kind}s"
+    counts[f"{plural}_{what}"] = counts.get(f"{plural}_{what}", 0) + 1
+
+
 async def _upsert(
     session: AsyncSession,
     model: type[M],
@@ -146,7 +133,7 @@ async def _upsert(
     if row is None:
         row = model(ref=ref, pack=pack.id, pack_ref=pack.ref, **values)
         session.add(row)
-        counts[f"{kind}s_created"] = counts.get(f"{kind}s_created", 0) + 1
+        _count(counts, kind, "created")
     else:
         owner = getattr(row, "pack", None)
         if owner is not None and owner != pack.id:
@@ -155,7 +142,7 @@ async def _upsert(
                 f"pack '{pack.ref}' cannot register it"
             )
         if _assign(row, {"pack": pack.id, "pack_ref": pack.ref, **values}):
-            counts[f"{kind}s_updated"] = counts.get(f"{kind}s_updated", 0) + 1
+            _count(counts, kind, "updated")
     await session.flush()
     return row
 
@@ -239,6 +226,12 @@ async def _apply(
         await _register_rule(session, pack, rule, counts)
         rule_refs.add(rule.ref)
 
+    policy_refs = set()
+    for policy in parsed.policies:
+        await _register_policy(session, pack, policy, counts)
+        policy_refs.add(policy.ref)
+
+    await _remove_missing(session, pack, models.Policy, policy_refs, counts, "policy")
     await _remove_missing(session, pack, models.Rule, rule_refs, counts, "rule")
     await _remove_missing(session, pack, models.Sensor, sensor_refs, counts, "sensor")
     await _remove_missing(session, pack, models.Action, action_refs, counts, "action")
@@ -411,13 +404,46 @@ async def _register_rule(
             "action_ref": spec.action_ref,
             "trigger": trigger.id if trigger else None,
             "trigger_ref": spec.trigger_ref,
-            "conditions": [
-                {"field": c.field, "operator": c.operator, "value": c.value} for c in spec.conditions
-            ],
+            "conditions": spec.conditions,
             "action_params": spec.action_params,
             "trigger_params": spec.trigger_params,
             "enabled": spec.enabled,
             "is_adhoc": False,
+        },
+        counts,
+    )
+
+
+async def _register_policy(
+    session: AsyncSession, pack: models.Pack, spec: PolicySpec, counts: dict[str, int]
+) -> None:
+    """Upsert one pack policy; its action must exist (in this pack or already in the database)."""
+    action = None
+    if spec.action_ref is not None:
+        action = await _by_ref(session, models.Action, spec.action_ref)
+        if action is None:
+            raise PackFormatError(
+                f"{spec.rel_path}: action '{spec.action_ref}' is not defined in this pack "
+                "nor registered by another pack"
+            )
+    await _upsert(
+        session,
+        models.Policy,
+        "policy",
+        spec.ref,
+        pack,
+        {
+            # The owning pack is set by _upsert; an action policy is scoped by its action.
+            "action": action.id if action else None,
+            "action_ref": spec.action_ref,
+            "name": spec.name,
+            "description": spec.description,
+            "kind": spec.kind,
+            "threshold": spec.threshold,
+            "window_seconds": spec.window_seconds,
+            "method": spec.method,
+            "parameters": list(spec.parameters),
+            "tags": list(spec.tags),
         },
         counts,
     )
@@ -441,7 +467,7 @@ async def _remove_missing(
     for row in (await session.execute(query)).scalars():
         if getattr(row, "ref") not in keep:  # noqa: B009 - M (any component model) has no typed `ref`
             await session.delete(row)
-            counts[f"{kind}s_removed"] = counts.get(f"{kind}s_removed", 0) + 1
+            _count(counts, kind, "removed")
     await session.flush()
 
 

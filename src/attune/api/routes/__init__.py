@@ -9,6 +9,7 @@ from attune.api.routes import (
     auth,
     enforcements,
     events,
+    execution_control,
     executions,
     health,
     keys,
@@ -18,6 +19,7 @@ from attune.api.routes import (
     sensors,
     triggers,
     webhooks,
+    workers,
 )
 
 # Static segments must be mounted before parameter segments of the same resource; each module
@@ -36,4 +38,6 @@ ROUTERS: list[APIRouter] = [
     events.router,
     enforcements.router,
     executions.router,
+    execution_control.router,
+    workers.router,
 ]

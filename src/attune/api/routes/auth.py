@@ -112,20 +112,8 @@ async def change_password(
 
 
 async def _sensor_token(body: SensorTokenRequest, runtime: Runtime) -> SensorTokenResponse:
-    login = f"sensor:{body.sensor_ref}"
-    attributes = {"type": "sensor", "sensor_ref": body.sensor_ref, "trigger_types": body.trigger_types}
     async with runtime.db.transaction() as session:
-        identity = await identities.by_login(session, login)
-        if identity is None:
-            identity = await identities.create(
-                session,
-                login,
-                password_hash=None,
-                display_name=f"Sensor: {body.sensor_ref}",
-                attributes=attributes,
-            )
-        else:
-            identity.attributes = attributes
+        identity = await identities.sensor_identity(session, body.sensor_ref, body.trigger_types)
     ttl = body.ttl_seconds or DEFAULT_SENSOR_TTL
     token, exp = runtime.tokens.issue(
         identity.id,

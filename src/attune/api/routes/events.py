@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
@@ -10,8 +10,6 @@ from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.events import CreateEventRequest, EventResponse, EventSummary
-from attune.bus.messages import MessageType
-from attune.db import outbox
 from attune.db.models import Event
 from attune.db.repos import events
 from attune.errors import NotFound
@@ -43,20 +41,6 @@ def _rule_id(trigger_instance_id: str | None) -> int | None:
     return int(digits) if digits.isascii() and digits.isdigit() else None
 
 
-def _event_created_payload(event: Event) -> dict[str, Any]:
-    # The message carries objects only: a null (or non-object) payload travels as {} and the
-    # consumer reads the row for anything else.
-    return {
-        "event_id": event.id,
-        "trigger_id": event.trigger,
-        "trigger_ref": event.trigger_ref,
-        "sensor_id": event.source,
-        "sensor_ref": event.source_ref,
-        "payload": event.payload if isinstance(event.payload, dict) else {},
-        "config": event.config if isinstance(event.config, dict) else None,
-    }
-
-
 @router.get("/events")
 async def list_events(
     runtime: RuntimeDep,
@@ -82,18 +66,23 @@ async def create_event(
         trigger = await events.trigger_by_ref(session, body.trigger_ref)
         if trigger is None:
             raise NotFound(f"Trigger '{body.trigger_ref}' not found")
-        event = Event(trigger=trigger.id, trigger_ref=trigger.ref, payload=body.payload, config=body.config)
         rule_id = _rule_id(body.trigger_instance_id)
         rule = await events.rule_by_id(session, rule_id) if rule_id is not None else None
-        if rule is not None:
-            event.rule, event.rule_ref = rule.id, rule.ref
+        source_ref: str | None = None
+        source: int | None = None
         if claims.token_type == "sensor":
             # A sensor token's login is the sensor ref (api.md §2.5).
-            event.source_ref = claims.login
-            event.source = await events.sensor_id_by_ref(session, claims.login)
-        await events.add(session, event)
-        outbox.enqueue(
-            session, MessageType.EVENT_CREATED, _event_created_payload(event), source_service="api"
+            source_ref = claims.login
+            source = await events.sensor_id_by_ref(session, claims.login)
+        event = await events.create_event(
+            session,
+            trigger,
+            payload=body.payload,
+            config=body.config,
+            source=source,
+            source_ref=source_ref,
+            rule=rule,
+            source_service="api",
         )
     return Data(data=EventResponse.model_validate(event))
 

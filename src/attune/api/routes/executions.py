@@ -22,12 +22,10 @@ from attune.api.schemas.executions import (
     ExecutionSummary,
     WorkflowTask,
 )
-from attune.bus.messages import MessageType
-from attune.db import outbox
 from attune.db.models import Execution
-from attune.db.repos import executions
+from attune.db.repos import executions, runs
 from attune.domain.enums import ExecutionStatus, values
-from attune.domain.params import apply_defaults, secret_names, validate_params
+from attune.domain.params import secret_names
 from attune.errors import BadRequest, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
@@ -150,33 +148,16 @@ async def execute(
         action = await executions.action_by_ref(session, body.action_ref)
         if action is None:
             raise NotFound(f"Action '{body.action_ref}' not found")
-        schema = _flat_schema(action.param_schema)
-        parameters = apply_defaults(body.parameters, schema)
-        validate_params(parameters, schema, kind="action", ref=action.ref, allow_templates=False)
-        execution = await executions.add(
+        execution = await runs.request_execution(
             session,
-            Execution(
-                action=action.id,
-                action_ref=action.ref,
-                config=parameters,
-                env_vars=body.env_vars,
-                executor=claims.identity_id,
-                status=ExecutionStatus.REQUESTED.value,
-            ),
-        )
-        outbox.enqueue(
-            session,
-            MessageType.EXECUTION_REQUESTED,
-            {
-                "execution_id": execution.id,
-                "action_id": action.id,
-                "action_ref": action.ref,
-                "parent_id": None,
-                "enforcement_id": None,
-                "config": parameters,
-            },
+            action,
+            body.parameters,
+            box=runtime.secrets,
             source_service="api-service",
+            executor=claims.identity_id,
+            env_vars=body.env_vars,
         )
+        schema = _flat_schema(action.param_schema)
     return Data(data=_response(execution, schema))
 
 
@@ -231,3 +212,7 @@ async def executions_of_enforcement(
     async with runtime.db.session() as session:
         rows, total = await fetch_page(session, executions.by_enforcement_query(enforcement_id), paging)
     return make_page(_summaries(rows), total, paging)
+
+
+#: Shared with the execution-control routes (cancel, rerun).
+execution_response = _response

@@ -1,32 +1,57 @@
-"""Webhooks (api.md §4.11, §5.6): per-trigger key management and the public receiver."""
+"""Webhooks (api.md §4.11, §5.6): key management, security configuration and the receiver.
+
+Each trigger's ``webhook_config`` holds its security settings, set with
+``PUT /triggers/{ref}/webhooks/config`` and enforced by the receiver: payload size (413), client
+IP allow-list (403), rate limit (429 with ``Retry-After``) and HMAC signature (401).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.schemas.common import Data
 from attune.api.schemas.triggers import TriggerResponse
-from attune.api.schemas.webhooks import WebhookReceiverResponse, WebhookRequest
-from attune.bus.messages import MessageType
+from attune.api.schemas.webhooks import (
+    HmacConfigResponse,
+    IpWhitelistResponse,
+    RateLimitResponse,
+    WebhookConfig,
+    WebhookConfigResponse,
+    WebhookReceiverResponse,
+    WebhookRequest,
+)
 from attune.db.models import Trigger
-from attune.db.outbox import enqueue
-from attune.db.repos import triggers
+from attune.db.repos import events, triggers
 from attune.db.types import utcnow
-from attune.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from attune.domain.crypto import CryptoError
+from attune.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+)
 from attune.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
 SOURCE = "api-webhook-receiver"
 HMAC_ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512, "sha1": hashlib.sha1}
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 # --- management (bearer) -------------------------------------------------------------------
@@ -52,14 +77,18 @@ async def _manage(runtime: Runtime, ref: str, operation: str) -> TriggerResponse
 
 @router.post("/triggers/{ref}/webhooks/enable", dependencies=AUTH)
 async def enable_webhooks(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
-    """Enable webhooks: keep the existing key or generate `wh_` + 32 hex characters, and reset
-    the trigger's `webhook_config` to `{}`. The receive URL is `/api/v1/webhooks/<key>`."""
+    """Enable webhooks: keep the existing key or generate `wh_` + 32 hex characters.
+
+    The receive URL is `/api/v1/webhooks/<key>`. Attune change: the security configuration
+    (`/webhooks/config`) is kept, so disabling and re-enabling never silently drops HMAC, the
+    IP allow-list or the limits.
+    """
     return Data(data=await _manage(runtime, ref, "enable"))
 
 
 @router.post("/triggers/{ref}/webhooks/disable", dependencies=AUTH)
 async def disable_webhooks(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
-    """Disable webhooks and remove the key (the old URL stops working)."""
+    """Disable webhooks and remove the key (the old URL stops working); the config is kept."""
     return Data(data=await _manage(runtime, ref, "disable"))
 
 
@@ -69,16 +98,142 @@ async def regenerate_webhook_key(ref: str, runtime: RuntimeDep) -> Data[TriggerR
     return Data(data=await _manage(runtime, ref, "regenerate"))
 
 
-# --- receive pipeline (public; the key is the credential) ----------------------------------
+# --- security configuration (bearer) -------------------------------------------------------
 
 
-def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = config.get(name)
+def _section(config: Mapping[str, Any] | None, name: str) -> Mapping[str, Any]:
+    value = (config or {}).get(name)
     return value if isinstance(value, Mapping) else {}
 
 
+def _limit_kb(config: Mapping[str, Any]) -> int | None:
+    limit = config.get("payload_size_limit_kb")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit >= 1:
+        return math.floor(limit)
+    return None
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def config_response(config: Mapping[str, Any] | None) -> WebhookConfigResponse:
+    """The stored configuration as the API shows it: the HMAC secret becomes ``secret_set``."""
+    hmac_section = _section(config, "hmac")
+    whitelist = _section(config, "ip_whitelist")
+    rate = _section(config, "rate_limit")
+    ips = whitelist.get("ips")
+    return WebhookConfigResponse(
+        hmac=HmacConfigResponse(
+            enabled=hmac_section.get("enabled") is True,
+            algorithm=str(hmac_section.get("algorithm") or "sha256"),
+            secret_set=bool(hmac_section.get("secret") or hmac_section.get("secret_encrypted")),
+        ),
+        ip_whitelist=IpWhitelistResponse(
+            enabled=whitelist.get("enabled") is True,
+            ips=[str(ip) for ip in ips] if isinstance(ips, list) else [],
+        ),
+        payload_size_limit_kb=_limit_kb(config or {}),
+        rate_limit=RateLimitResponse(
+            enabled=rate.get("enabled") is True,
+            requests=_positive_int(rate.get("requests")),
+            window_seconds=_positive_int(rate.get("window_seconds")),
+        ),
+    )
+
+
+def parse_network(entry: str) -> IpNetwork:
+    """An IP address (as a /32 or /128) or a CIDR network; host bits may be set."""
+    return ipaddress.ip_network(entry.strip(), strict=False)
+
+
+def _validate_ips(ips: list[str]) -> list[str]:
+    cleaned: list[str] = []
+    for index, entry in enumerate(ips):
+        try:
+            parse_network(entry)
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"Validation failed: ip_whitelist.ips[{index}]: "
+                f"'{entry}' is not an IP address or CIDR network"
+            ) from exc
+        cleaned.append(entry.strip())
+    return cleaned
+
+
+def _stored_config(
+    body: WebhookConfig, current: Mapping[str, Any] | None, runtime: Runtime
+) -> dict[str, Any]:
+    """Validate ``body`` against the rules the schema cannot express and build the stored form."""
+    ips = _validate_ips(body.ip_whitelist.ips)
+    if body.ip_whitelist.enabled and not ips:
+        raise ValidationFailed(
+            "Validation failed: ip_whitelist.ips: "
+            "at least one address is required when the allow-list is enabled"
+        )
+    hmac_config: dict[str, Any] = {"enabled": body.hmac.enabled, "algorithm": body.hmac.algorithm}
+    if body.hmac.secret is not None:
+        # Encrypted at rest when an encryption key is configured, like secret keys.
+        if runtime.secrets is not None:
+            hmac_config["secret_encrypted"] = runtime.secrets.encrypt(body.hmac.secret)
+        else:
+            hmac_config["secret"] = body.hmac.secret
+    else:
+        previous = _section(current, "hmac")
+        for name in ("secret", "secret_encrypted"):
+            if previous.get(name):
+                hmac_config[name] = previous[name]
+    if body.hmac.enabled and not (hmac_config.get("secret") or hmac_config.get("secret_encrypted")):
+        raise ValidationFailed("Validation failed: hmac.secret: required when hmac is enabled")
+    stored: dict[str, Any] = {
+        "hmac": hmac_config,
+        "ip_whitelist": {"enabled": body.ip_whitelist.enabled, "ips": ips},
+        "rate_limit": {
+            "enabled": body.rate_limit.enabled,
+            "requests": body.rate_limit.requests,
+            "window_seconds": body.rate_limit.window_seconds,
+        },
+    }
+    if body.payload_size_limit_kb is not None:
+        stored["payload_size_limit_kb"] = body.payload_size_limit_kb
+    return stored
+
+
+@router.get("/triggers/{ref}/webhooks/config", dependencies=AUTH)
+async def get_webhook_config(ref: str, runtime: RuntimeDep) -> Data[WebhookConfigResponse]:
+    """The trigger's webhook security configuration. The HMAC secret is write-only:
+    `hmac.secret_set` tells whether one is stored."""
+    async with runtime.db.session() as session:
+        trigger = await triggers.by_ref(session, ref)
+        if trigger is None:
+            raise NotFound(f"Trigger '{ref}' not found")
+        return Data(data=config_response(trigger.webhook_config))
+
+
+@router.put("/triggers/{ref}/webhooks/config", dependencies=AUTH)
+async def put_webhook_config(
+    ref: str, body: WebhookConfig, runtime: RuntimeDep
+) -> Data[WebhookConfigResponse]:
+    """Replace the trigger's webhook security configuration (sections left out are disabled).
+
+    `hmac.secret` absent or null keeps the stored secret; enabling HMAC needs one. Every field
+    is validated (422 `VALIDATION_ERROR` naming it, e.g. `ip_whitelist.ips[1]`). The config
+    survives disabling and re-enabling webhooks and can be set before they are enabled.
+    """
+    async with runtime.db.transaction() as session:
+        trigger = await triggers.by_ref(session, ref)
+        if trigger is None:
+            raise NotFound(f"Trigger '{ref}' not found")
+        trigger.webhook_config = _stored_config(body, trigger.webhook_config, runtime)
+        data = config_response(trigger.webhook_config)
+    return Data(data=data, message="Webhook configuration updated successfully")
+
+
+# --- receive pipeline (public; the key is the credential) ----------------------------------
+
+
 def _parse_body(raw: bytes) -> WebhookRequest:
-    """Step 1: the raw body as a WebhookRequest, or 400 ``Invalid JSON payload: …``."""
+    """The raw body as a WebhookRequest, or 400 ``Invalid JSON payload: …``."""
     try:
         return WebhookRequest.model_validate_json(raw)
     except ValidationError as exc:
@@ -90,54 +245,116 @@ def _parse_body(raw: bytes) -> WebhookRequest:
 
 
 def _check_size(config: Mapping[str, Any], raw: bytes) -> None:
-    """Step 4: ``payload_size_limit_kb`` bounds the raw body (400, not 413)."""
-    limit = config.get("payload_size_limit_kb")
-    if isinstance(limit, int | float) and not isinstance(limit, bool) and len(raw) > limit * 1024:
-        raise BadRequest(f"Payload too large. Maximum size: {limit} KB")
+    """``payload_size_limit_kb`` bounds the raw body: 413 ``PAYLOAD_TOO_LARGE``."""
+    limit = _limit_kb(config)
+    if limit is not None and len(raw) > limit * 1024:
+        raise PayloadTooLarge(f"Payload too large. Maximum size: {limit} KB")
 
 
-def client_ip(request: Request) -> str | None:
-    """The client IP as the allow-list sees it: the whole ``X-Forwarded-For`` value, else ``X-Real-IP``."""
-    return request.headers.get("x-forwarded-for") or request.headers.get("x-real-ip")
-
-
-def ip_allowed(ip: str | None, entries: Any) -> bool:
-    """Whether ``ip`` is in the allow-list (exact v4/v6 addresses or CIDR networks).
-
-    Per api.md §5.6 a missing IP, a missing list, or an unparsable IP/CIDR lets the request
-    through; entries are checked in order and the first unparsable one ends the check.
-    """
-    if ip is None or not isinstance(entries, list):
-        return True
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return True
+def _networks(entries: Iterable[Any]) -> list[IpNetwork]:
+    networks = []
     for entry in entries:
         try:
-            if "/" in str(entry):
-                if address in ipaddress.ip_network(str(entry).strip(), strict=False):
-                    return True
-            elif address == ipaddress.ip_address(str(entry).strip()):
-                return True
+            networks.append(parse_network(str(entry)))
         except ValueError:
-            return True
-    return False
+            continue  # an unusable entry matches nothing
+    return networks
 
 
-def _check_ip(config: Mapping[str, Any], request: Request) -> None:
-    """Step 5: the IP allow-list (403 ``IP address not allowed``)."""
+def _address(text: str | None) -> IpAddress | None:
+    if not text:
+        return None
+    try:
+        return ipaddress.ip_address(text.strip().removeprefix("[").split("]")[0].split("%")[0])
+    except ValueError:
+        return None
+
+
+def _in(address: IpAddress, networks: list[IpNetwork]) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def client_address(request: Request, trusted_proxies: Iterable[str]) -> IpAddress | None:
+    """The caller's IP address, or None when it cannot be determined.
+
+    It is the socket peer, unless the peer is a trusted proxy: then ``X-Forwarded-For`` is read
+    from the right, skipping trusted proxies, and the first other address is the client (else
+    ``X-Real-IP``). Headers from untrusted peers are ignored, so they cannot be spoofed.
+    """
+    peer = _address(request.client.host if request.client else None)
+    trusted = _networks(trusted_proxies)
+    if peer is None or not trusted or not _in(peer, trusted):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            address = _address(hop)
+            if address is None:
+                return None
+            if not _in(address, trusted):
+                return address
+        return _address(hops[0]) if hops else peer
+    real_ip = request.headers.get("x-real-ip")
+    if real_ip:
+        return _address(real_ip)
+    return peer
+
+
+def _check_ip(config: Mapping[str, Any], client: IpAddress | None) -> None:
+    """The IP allow-list: 403 ``IP address not allowed`` (also for an unknown client address)."""
     whitelist = _section(config, "ip_whitelist")
-    if whitelist.get("enabled") is True and not ip_allowed(client_ip(request), whitelist.get("ips")):
+    if whitelist.get("enabled") is not True:
+        return
+    ips = whitelist.get("ips")
+    if client is None or not _in(client, _networks(ips if isinstance(ips, list) else [])):
         raise Forbidden("IP address not allowed")
 
 
-def _verify_hmac(config: Mapping[str, Any], request: Request, raw: bytes) -> bool | None:
-    """Step 7: verify the signature over the raw body. None when HMAC is off, True when verified."""
+class _RateLimited(TooManyRequests):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+async def _check_rate(runtime: Runtime, trigger: Trigger, config: Mapping[str, Any]) -> None:
+    """Sliding window over the trigger's webhook events in the database: 429 when full."""
+    rate = _section(config, "rate_limit")
+    requests, window = _positive_int(rate.get("requests")), _positive_int(rate.get("window_seconds"))
+    if rate.get("enabled") is not True or requests is None or window is None:
+        return
+    now = utcnow()
+    async with runtime.db.session() as session:
+        count, frees_at = await triggers.webhook_window(
+            session, trigger, now - timedelta(seconds=window), requests
+        )
+    if count >= requests:
+        wait = (frees_at + timedelta(seconds=window) - now).total_seconds() if frees_at else window
+        raise _RateLimited(
+            f"Rate limit exceeded: {requests} requests per {window} seconds", max(1, math.ceil(wait))
+        )
+
+
+def _hmac_secret(settings: Mapping[str, Any], runtime: Runtime) -> str | None:
+    if settings.get("secret"):
+        return str(settings["secret"])
+    encrypted = settings.get("secret_encrypted")
+    if encrypted and runtime.secrets is not None:
+        try:
+            return runtime.secrets.decrypt(str(encrypted))
+        except CryptoError:
+            return None
+    return None
+
+
+def _verify_hmac(config: Mapping[str, Any], request: Request, raw: bytes, runtime: Runtime) -> bool | None:
+    """Verify the signature over the raw body. None when HMAC is off, True when verified."""
     settings = _section(config, "hmac")
     if settings.get("enabled") is not True:
         return None
-    secret, algorithm = settings.get("secret"), settings.get("algorithm")
+    secret, algorithm = _hmac_secret(settings, runtime), settings.get("algorithm")
     if not secret or not algorithm:
         return False
     header = request.headers.get("x-webhook-signature") or request.headers.get("x-hub-signature-256")
@@ -158,14 +375,27 @@ def _verify_hmac(config: Mapping[str, Any], request: Request, raw: bytes) -> boo
         given = bytes.fromhex(signature.strip())
     except ValueError as exc:
         raise Unauthorized("Signature verification failed: Invalid hex signature") from exc
-    expected = hmac.new(str(secret).encode(), raw, digest).digest()
+    expected = hmac.new(secret.encode(), raw, digest).digest()
     if not hmac.compare_digest(expected, given):
         raise Unauthorized("Invalid webhook signature")
     return True
 
 
+def _rate_limited_response(exc: _RateLimited) -> JSONResponse:
+    return JSONResponse(
+        {"error": exc.message, "code": exc.code},
+        status_code=exc.status,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 @router.post(
     "/webhooks/{webhook_key}",
+    response_model=Data[WebhookReceiverResponse],
+    responses={
+        413: {"description": "Body larger than the trigger's payload_size_limit_kb"},
+        429: {"description": "Rate limit exceeded; see the Retry-After header"},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -175,30 +405,37 @@ def _verify_hmac(config: Mapping[str, Any], request: Request, raw: bytes) -> boo
 )
 async def receive_webhook(
     webhook_key: str, request: Request, runtime: RuntimeDep
-) -> Data[WebhookReceiverResponse]:
+) -> Data[WebhookReceiverResponse] | JSONResponse:
     """Receive a webhook (no bearer token: the key is the credential) and record an event.
 
-    The raw body is `{"payload": any, "headers"?: any, ...}`. Checks, in order (first failure
-    wins): JSON body (400), key (404 `Invalid webhook key`), enabled (400), `payload_size_limit_kb`
-    (400), IP allow-list (403), rate limit (configured per trigger), HMAC signature over the raw
-    body in `X-Webhook-Signature` or `X-Hub-Signature-256` (401). Then an event with
+    The raw body is `{"payload": any, "headers"?: any, ...}`. Checks, first failure wins:
+    payload size when the key is valid (413 `PAYLOAD_TOO_LARGE`, before the body is parsed),
+    JSON body (400), key (404 `Invalid webhook key`), enabled (400), IP allow-list (403),
+    rate limit (429 `TOO_MANY_REQUESTS` with `Retry-After`), HMAC signature over the raw body
+    in `X-Webhook-Signature` or `X-Hub-Signature-256` (401). Then an event with
     `source_ref = "webhook"` is created and `EventCreated` is published.
     """
     raw = await request.body()
-    body = _parse_body(raw)
     async with runtime.db.session() as session:
         trigger = await triggers.by_webhook_key(session, webhook_key)
+    config: Mapping[str, Any] = (
+        trigger.webhook_config if trigger and isinstance(trigger.webhook_config, Mapping) else {}
+    )
+    if trigger is not None and trigger.webhook_enabled:
+        # Checked before parsing, so an oversized body costs no JSON decoding.
+        _check_size(config, raw)
+    body = _parse_body(raw)
     if trigger is None:
         raise NotFound("Invalid webhook key")
     if not trigger.webhook_enabled:
         raise BadRequest("Webhooks are not enabled for this trigger")
-    config: Mapping[str, Any] = trigger.webhook_config if isinstance(trigger.webhook_config, Mapping) else {}
-    _check_size(config, raw)
-    _check_ip(config, request)
-    # Step 6: ``rate_limit`` {enabled, requests, window_seconds} is configured per trigger; it is
-    # read here and deliberately not enforced in API v1, which never answers 429.
-    _section(config, "rate_limit")
-    verified = _verify_hmac(config, request, raw)
+    client = client_address(request, runtime.settings.server.trusted_proxies)
+    _check_ip(config, client)
+    try:
+        await _check_rate(runtime, trigger, config)
+    except _RateLimited as exc:
+        return _rate_limited_response(exc)
+    verified = _verify_hmac(config, request, raw, runtime)
     received_at = utcnow()
     event_config: dict[str, Any] = {
         "source": "webhook",
@@ -207,9 +444,8 @@ async def receive_webhook(
     }
     if body.headers is not None:
         event_config["headers"] = body.headers
-    source_ip = client_ip(request) or (request.client.host if request.client else None)
-    if source_ip:
-        event_config["source_ip"] = source_ip
+    if client is not None:
+        event_config["source_ip"] = str(client)
     user_agent = request.headers.get("user-agent")
     if user_agent:
         event_config["user_agent"] = user_agent
@@ -219,24 +455,13 @@ async def receive_webhook(
         current = await session.get(Trigger, trigger.id)
         if current is None:
             raise NotFound("Invalid webhook key")
-        event = await triggers.record_event(
+        event = await events.create_event(
             session,
             current,
             payload=body.payload,
             config=event_config,
-            source_ref="webhook",
+            source_ref=triggers.WEBHOOK_SOURCE,
             created=received_at,
-        )
-        enqueue(
-            session,
-            MessageType.EVENT_CREATED,
-            {
-                "event_id": event.id,
-                "trigger_id": current.id,
-                "trigger_ref": current.ref,
-                "payload": body.payload if isinstance(body.payload, dict) else {},
-                "config": event_config,
-            },
             source_service=SOURCE,
         )
     return Data(

@@ -67,6 +67,8 @@ class Execution(IdMixin, TimestampMixin, Base):
     max_retries: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     retry_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     original_execution: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
+    # Secret parameters, encrypted as one JSON object; never part of ``config`` (Attune extension).
+    secret_params: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
 
 
 class Inquiry(IdMixin, TimestampMixin, Base):

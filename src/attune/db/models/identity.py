@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from attune.db.models._helpers import fk
+from attune.db.models._helpers import fk, one_of
 from attune.db.models.base import Base, CreatedMixin, IdMixin, TimestampMixin
 from attune.db.types import BigId, Json, TextList, enum_column
 from attune.domain.enums import PolicyMethod, values
@@ -52,7 +52,10 @@ class Policy(IdMixin, TimestampMixin, Base):
     """A concurrency policy on an action: cancel or enqueue beyond ``threshold`` running executions."""
 
     __tablename__ = "policy"
-    __table_args__ = (sa.CheckConstraint("threshold > 0", name="threshold_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("threshold > 0", name="threshold_positive"),
+        one_of("kind", ("concurrency", "rate_limit")),
+    )
 
     ref: Mapped[str] = mapped_column(sa.Text, nullable=False, unique=True)
     pack: Mapped[int | None] = mapped_column(BigId, fk("pack", "CASCADE"), nullable=True, index=True)
@@ -65,6 +68,10 @@ class Policy(IdMixin, TimestampMixin, Base):
         enum_column("policy_method_enum", values(PolicyMethod)), nullable=False
     )
     threshold: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    # Attune extension: ``concurrency`` (threshold = running at once) or ``rate_limit``
+    # (threshold = executions started per ``window_seconds``).
+    kind: Mapped[str] = mapped_column(sa.Text, nullable=False, default="concurrency")
+    window_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     name: Mapped[str] = mapped_column(sa.Text, nullable=False)
     description: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     tags: Mapped[list[str]] = mapped_column(TextList, nullable=False, default=list)

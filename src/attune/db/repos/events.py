@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.bus.messages import MessageType
 from attune.db.models import Event, Rule, Sensor, Trigger
+from attune.db.outbox import enqueue
 
 
 async def get(session: AsyncSession, event_id: int) -> Event | None:
@@ -56,4 +61,53 @@ async def add(session: AsyncSession, event: Event) -> Event:
     """Insert ``event`` and flush so its id and ``created`` are set."""
     session.add(event)
     await session.flush()
+    return event
+
+
+def event_created_payload(event: Event) -> dict[str, Any]:
+    """The ``EventCreated`` message body for ``event``."""
+    # The message carries objects only: a null (or non-object) payload travels as {} and the
+    # consumer reads the row for anything else.
+    return {
+        "event_id": event.id,
+        "trigger_id": event.trigger,
+        "trigger_ref": event.trigger_ref,
+        "sensor_id": event.source,
+        "sensor_ref": event.source_ref,
+        "payload": event.payload if isinstance(event.payload, dict) else {},
+        "config": event.config if isinstance(event.config, dict) else None,
+    }
+
+
+async def create_event(
+    session: AsyncSession,
+    trigger: Trigger,
+    *,
+    payload: Any,
+    config: Any = None,
+    source: int | None = None,
+    source_ref: str | None = None,
+    rule: Rule | None = None,
+    created: datetime | None = None,
+    source_service: str,
+) -> Event:
+    """Insert one firing of ``trigger`` and stage ``EventCreated`` in the same transaction.
+
+    THE way to record an event (API intake, webhooks, the sensor service's timers). A ``rule``
+    binds the event to that rule only (services.md §1.2). The caller owns the transaction.
+    """
+    event = Event(
+        trigger=trigger.id,
+        trigger_ref=trigger.ref,
+        payload=payload,
+        config=config,
+        source=source,
+        source_ref=source_ref,
+        rule=rule.id if rule is not None else None,
+        rule_ref=rule.ref if rule is not None else None,
+    )
+    if created is not None:
+        event.created = created
+    await add(session, event)
+    enqueue(session, MessageType.EVENT_CREATED, event_created_payload(event), source_service=source_service)
     return event

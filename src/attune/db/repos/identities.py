@@ -36,3 +36,19 @@ async def create(
     session.add(identity)
     await session.flush()
     return identity
+
+
+async def sensor_identity(session: AsyncSession, sensor_ref: str, trigger_types: list[str]) -> Identity:
+    """Find or create the identity ``sensor:<sensor_ref>`` that sensor tokens are issued for.
+
+    Its attributes record the trigger types of the latest token (api.md §2.5).
+    """
+    login = f"sensor:{sensor_ref}"
+    attributes = {"type": "sensor", "sensor_ref": sensor_ref, "trigger_types": list(trigger_types)}
+    identity = await by_login(session, login)
+    if identity is None:
+        return await create(
+            session, login, password_hash=None, display_name=f"Sensor: {sensor_ref}", attributes=attributes
+        )
+    identity.attributes = attributes
+    return identity

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Pack, Rule, Sensor, Trigger, WorkflowDefinition
+from attune.db.models import Action, Pack, Policy, Rule, Sensor, Trigger, WorkflowDefinition
 
 #: Columns the pack API may change (domain.md §2.10).
 UPDATABLE = (
@@ -65,7 +65,7 @@ async def delete(session: AsyncSession, pack_id: int) -> None:
 
 
 async def component_counts(session: AsyncSession, pack_id: int) -> dict[str, int]:
-    """How many actions, sensors, triggers, rules and workflows the pack owns."""
+    """How many actions, sensors, triggers, rules, workflows and policies the pack owns."""
     counts: dict[str, int] = {}
     for name, model in (
         ("actions", Action),
@@ -73,6 +73,7 @@ async def component_counts(session: AsyncSession, pack_id: int) -> dict[str, int
         ("triggers", Trigger),
         ("rules", Rule),
         ("workflows", WorkflowDefinition),
+        ("policies", Policy),
     ):
         table = model.__table__
         query = sa.select(sa.func.count()).select_from(table).where(table.c.pack == pack_id)

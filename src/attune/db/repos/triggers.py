@@ -1,4 +1,4 @@
-"""Trigger rows, their webhook operations (domain.md §2.3) and the events webhooks record."""
+"""Trigger rows, their webhook operations (domain.md §2.3) and the webhook event window."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.db.models import Event, Trigger
 
 WEBHOOK_KEY_PREFIX = "wh_"
+#: ``event.source_ref`` of events recorded by the webhook receiver.
+WEBHOOK_SOURCE = "webhook"
 
 
 def new_webhook_key() -> str:
@@ -54,15 +56,20 @@ async def delete(session: AsyncSession, trigger: Trigger) -> None:
 
 
 def enable_webhooks(trigger: Trigger) -> None:
-    """Keep or generate the key, set ``webhook_enabled`` and reset ``webhook_config`` to ``{}``."""
+    """Keep or generate the key and set ``webhook_enabled``.
+
+    The security configuration is kept (api.md §5.6 reset it to ``{}``, silently dropping HMAC,
+    allow-list and limits whenever webhooks were re-enabled).
+    """
     if not trigger.webhook_key:
         trigger.webhook_key = new_webhook_key()
     trigger.webhook_enabled = True
-    trigger.webhook_config = {}
+    if trigger.webhook_config is None:
+        trigger.webhook_config = {}
 
 
 def disable_webhooks(trigger: Trigger) -> None:
-    """Turn webhooks off and clear the key, so the old URL stops working."""
+    """Turn webhooks off and clear the key, so the old URL stops working (config is kept)."""
     trigger.webhook_enabled = False
     trigger.webhook_key = None
 
@@ -74,27 +81,17 @@ def regenerate_webhook_key(trigger: Trigger) -> bool:
     return revoked
 
 
-async def record_event(
-    session: AsyncSession,
-    trigger: Trigger,
-    *,
-    payload: Any,
-    config: dict[str, Any],
-    source_ref: str,
-    created: datetime,
-) -> Event:
-    """Insert an event of ``trigger`` (no emitting sensor, no target rule)."""
-    event = Event(
-        trigger=trigger.id,
-        trigger_ref=trigger.ref,
-        payload=payload,
-        config=config,
-        source=None,
-        source_ref=source_ref,
-        rule=None,
-        rule_ref=None,
-        created=created,
-    )
-    session.add(event)
-    await session.flush()
-    return event
+async def webhook_window(
+    session: AsyncSession, trigger: Trigger, since: datetime, limit: int
+) -> tuple[int, datetime | None]:
+    """Webhook events of ``trigger`` created after ``since``: their count and, when there are at
+    least ``limit``, the creation time of the event whose expiry frees a slot.
+
+    Rate limiting counts these rows, so every API process of a deployment shares one window.
+    """
+    recent = (Event.trigger_ref == trigger.ref, Event.source_ref == WEBHOOK_SOURCE, Event.created > since)
+    count = (await session.execute(sa.select(sa.func.count()).select_from(Event).where(*recent))).scalar_one()
+    if count < limit:
+        return count, None
+    query = sa.select(Event.created).where(*recent).order_by(Event.created).offset(count - limit).limit(1)
+    return count, (await session.execute(query)).scalar_one_or_none()

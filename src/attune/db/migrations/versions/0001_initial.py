@@ -129,6 +129,7 @@ def upgrade() -> None:
         sa.Column("max_retries", sa.Integer(), nullable=True),
         sa.Column("retry_reason", sa.Text(), nullable=True),
         sa.Column("original_execution", BigId, nullable=True),
+        sa.Column("secret_params", sa.Text(), nullable=True),
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("updated", Timestamp, nullable=False),
         sa.Column("created", Timestamp, nullable=False),
@@ -811,12 +812,15 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("threshold", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("window_seconds", sa.Integer(), nullable=True),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("tags", TextList, nullable=False),
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("updated", Timestamp, nullable=False),
         sa.Column("created", Timestamp, nullable=False),
+        sa.CheckConstraint("kind IN ('concurrency', 'rate_limit')", name=op.f("policy_kind")),
         sa.CheckConstraint("threshold > 0", name=op.f("policy_threshold_positive")),
         sa.ForeignKeyConstraint(
             ["action"], ["action.id"], name=op.f("fk_policy_action_action"), ondelete="CASCADE"

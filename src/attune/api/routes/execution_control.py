@@ -1,0 +1,150 @@
+"""Cancel, rerun and logs of an execution (Attune extensions, in the style of api.md §4.7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.routes.executions import execution_response
+from attune.api.schemas.common import Data
+from attune.api.schemas.execution_control import ExecutionLogs
+from attune.api.schemas.executions import ExecutionResponse
+from attune.bus.messages import MessageType, cancel_routing
+from attune.db.models import Action, Execution
+from attune.db.outbox import enqueue
+from attune.db.repos import runs
+from attune.db.types import utcnow
+from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
+from attune.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
+
+TRUNCATION_MARKER = "[OUTPUT TRUNCATED: {stream} exceeded size limit]"
+CANCELLED_RESULT = {"succeeded": False, "error": "Execution was cancelled"}
+
+
+def _not_found(execution_id: int) -> NotFound:
+    return NotFound(f"Execution with ID {execution_id} not found")
+
+
+async def _param_schema(session: AsyncSession, execution: Execution) -> object:
+    if execution.action is None:
+        return None
+    return await session.scalar(sa.select(Action.param_schema).where(Action.id == execution.action))
+
+
+@router.post("/executions/{id}/cancel")
+async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionResponse]:
+    """Cancel an execution.
+
+    Before a worker starts it (``requested``/``scheduled``) it becomes ``cancelled`` at once; while it
+    runs it becomes ``canceling`` and its worker kills the whole process group, then records
+    ``cancelled``. A terminal execution answers 409; a second cancel is harmless.
+    """
+    async with runtime.db.transaction() as session:
+        execution = await session.get(Execution, id, with_for_update=not runtime.db.is_sqlite)
+        if execution is None:
+            raise _not_found(id)
+        status = ExecutionStatus(execution.status)
+        if status in TERMINAL_EXECUTION_STATUSES:
+            raise Conflict(f"Execution {id} is already {status.value}")
+        now = utcnow()
+        if status in (ExecutionStatus.REQUESTED, ExecutionStatus.SCHEDULING, ExecutionStatus.SCHEDULED):
+            execution.status = ExecutionStatus.CANCELLED.value
+            execution.result = CANCELLED_RESULT
+            enqueue(
+                session,
+                MessageType.EXECUTION_STATUS_CHANGED,
+                {
+                    "execution_id": execution.id,
+                    "action_ref": execution.action_ref,
+                    "previous_status": status.value,
+                    "new_status": ExecutionStatus.CANCELLED.value,
+                    "changed_at": now.isoformat(),
+                },
+                source_service="api",
+            )
+            enqueue(
+                session,
+                MessageType.EXECUTION_COMPLETED,
+                {
+                    "execution_id": execution.id,
+                    "action_id": execution.action or 0,
+                    "action_ref": execution.action_ref,
+                    "status": ExecutionStatus.CANCELLED.value,
+                    "result": CANCELLED_RESULT,
+                    "completed_at": now.isoformat(),
+                },
+                source_service="api",
+            )
+        elif status is ExecutionStatus.RUNNING:
+            execution.status = ExecutionStatus.CANCELING.value
+            if execution.worker is not None:
+                enqueue(
+                    session,
+                    MessageType.EXECUTION_CANCEL,
+                    {"execution_id": execution.id, "worker_id": execution.worker},
+                    source_service="api",
+                    routing=cancel_routing(execution.worker),
+                )
+        await session.flush()
+        schema = await _param_schema(session, execution)
+    return Data(data=execution_response(execution, schema), message="Execution cancellation requested")
+
+
+@router.post("/executions/{id}/rerun", status_code=201)
+async def rerun_execution(id: int, claims: ClaimsDep, runtime: RuntimeDep) -> Data[ExecutionResponse]:
+    """Run the same action again with the same parameters (secret ones included).
+
+    The new execution's ``original_execution`` points at the first execution of the chain.
+    """
+    async with runtime.db.transaction() as session:
+        source = await session.get(Execution, id)
+        if source is None:
+            raise _not_found(id)
+        action = await session.get(Action, source.action) if source.action is not None else None
+        if action is None:
+            action = await session.scalar(sa.select(Action).where(Action.ref == source.action_ref))
+        if action is None:
+            raise NotFound(f"Action '{source.action_ref}' not found")
+        execution = await runs.request_execution(
+            session,
+            action,
+            runs.full_parameters(source, runtime.secrets),
+            box=runtime.secrets,
+            source_service="api-service",
+            executor=claims.identity_id,
+            env_vars=source.env_vars,
+            original_execution=source.original_execution or source.id,
+            retry_reason="manual_retry",
+        )
+    return Data(data=execution_response(execution, action.param_schema), message="Execution rerun requested")
+
+
+def _read_log(path: Path, stream: str) -> tuple[str, bool]:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "", False
+    return text, TRUNCATION_MARKER.format(stream=stream) in text
+
+
+@router.get("/executions/{id}/logs")
+async def execution_logs(id: int, runtime: RuntimeDep) -> Data[ExecutionLogs]:
+    """The stdout and stderr captured so far (written live by the worker)."""
+    async with runtime.db.session() as session:
+        if await session.scalar(sa.select(Execution.id).where(Execution.id == id)) is None:
+            raise _not_found(id)
+    assert runtime.settings.artifacts_dir is not None
+    log_dir = runtime.settings.artifacts_dir / f"execution_{id}"
+    stdout, stdout_truncated = _read_log(log_dir / "stdout.log", "stdout")
+    stderr, stderr_truncated = _read_log(log_dir / "stderr.log", "stderr")
+    return Data(
+        data=ExecutionLogs(
+            stdout=stdout, stderr=stderr, stdout_truncated=stdout_truncated, stderr_truncated=stderr_truncated
+        )
+    )

@@ -1,0 +1,51 @@
+"""``/api/v1/workers``: who can run work right now (Attune extension, in the style of api.md §4)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends
+
+from attune.api.deps import AUTH, RuntimeDep
+from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
+from attune.api.schemas.common import Data, Page
+from attune.api.schemas.workers import WorkerResponse
+from attune.db.models import Worker
+from attune.db.types import utcnow
+from attune.domain.enums import WorkerStatus
+from attune.errors import NotFound
+from attune.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["workers"], dependencies=AUTH)
+
+
+def _response(worker: Worker, runtime: Runtime) -> WorkerResponse:
+    # The same liveness rule the scheduler uses: active and heartbeating within 1.5 intervals.
+    interval = (
+        runtime.settings.sensor.heartbeat_interval
+        if worker.worker_role == "sensor"
+        else runtime.settings.worker.heartbeat_interval
+    )
+    fresh = worker.last_heartbeat is not None and worker.last_heartbeat >= utcnow() - timedelta(
+        seconds=1.5 * interval
+    )
+    data = {column: getattr(worker, column) for column in WorkerResponse.model_fields if column != "live"}
+    return WorkerResponse(**data, live=fresh and worker.status == WorkerStatus.ACTIVE.value)
+
+
+@router.get("/workers")
+async def list_workers(runtime: RuntimeDep, paging: PageRequest = Depends(page_a)) -> Page[WorkerResponse]:
+    """Registered workers and sensor services, by name."""
+    async with runtime.db.session() as session:
+        rows, total = await fetch_page(session, sa.select(Worker).order_by(Worker.name), paging)
+    return make_page([_response(row, runtime) for row in rows], total, paging)
+
+
+@router.get("/workers/{id}")
+async def get_worker(id: int, runtime: RuntimeDep) -> Data[WorkerResponse]:
+    async with runtime.db.session() as session:
+        worker = await session.get(Worker, id)
+    if worker is None:
+        raise NotFound(f"Worker with ID {id} not found")
+    return Data(data=_response(worker, runtime))

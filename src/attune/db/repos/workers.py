@@ -1,0 +1,150 @@
+"""Worker rows (domain.md §2.4, §4.6): liveness, load and the executor's worker selection.
+
+A worker is *live* when its status is ``active`` and its last heartbeat is at most
+``1.5 × heartbeat_interval`` old (pipeline contract). Load is the number of executions it holds in
+``scheduled``, ``running`` or ``canceling``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import Execution, Worker
+from attune.domain.enums import ExecutionStatus, WorkerRole, WorkerStatus
+from attune.domain.runtimes import canonical_runtime_name
+
+#: Executions that occupy a worker.
+BUSY_STATUSES: tuple[str, ...] = (
+    ExecutionStatus.SCHEDULED.value,
+    ExecutionStatus.RUNNING.value,
+    ExecutionStatus.CANCELING.value,
+)
+#: How many heartbeat intervals may pass before a worker counts as gone.
+STALE_FACTOR = 1.5
+#: Used when a worker does not publish ``max_concurrent_executions``.
+DEFAULT_CAPACITY = 10
+
+
+def stale_cutoff(now: datetime, heartbeat_interval: float) -> datetime:
+    """Heartbeats older than this are stale."""
+    return now - timedelta(seconds=STALE_FACTOR * heartbeat_interval)
+
+
+def worker_runtimes(worker: Worker) -> set[str]:
+    """The canonical runtime names in ``capabilities.runtimes`` (empty when absent or malformed)."""
+    caps = worker.capabilities if isinstance(worker.capabilities, dict) else {}
+    names = caps.get("runtimes")
+    if not isinstance(names, list):
+        return set()
+    return {canonical_runtime_name(name) for name in names if isinstance(name, str)}
+
+
+def worker_capacity(worker: Worker) -> int:
+    """``capabilities.max_concurrent_executions`` (at least 1)."""
+    caps = worker.capabilities if isinstance(worker.capabilities, dict) else {}
+    value: Any = caps.get("max_concurrent_executions")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_CAPACITY
+
+
+async def live_action_workers(
+    session: AsyncSession, *, now: datetime, heartbeat_interval: float
+) -> Sequence[Worker]:
+    """Action workers that are active with a fresh heartbeat, by name."""
+    query = (
+        sa.select(Worker)
+        .where(
+            Worker.worker_role == WorkerRole.ACTION.value,
+            Worker.status == WorkerStatus.ACTIVE.value,
+            Worker.last_heartbeat.is_not(None),
+            Worker.last_heartbeat >= stale_cutoff(now, heartbeat_interval),
+        )
+        .order_by(Worker.name)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def load_counts(session: AsyncSession, worker_ids: Collection[int]) -> dict[int, int]:
+    """Executions in scheduled/running/canceling per worker id (missing ids have none)."""
+    if not worker_ids:
+        return {}
+    query = (
+        sa.select(Execution.worker, sa.func.count())
+        .where(Execution.worker.in_(list(worker_ids)), Execution.status.in_(BUSY_STATUSES))
+        .group_by(Execution.worker)
+    )
+    rows = (await session.execute(query)).all()
+    return {int(worker): int(count) for worker, count in rows if worker is not None}
+
+
+async def select_worker(
+    session: AsyncSession, runtime_name: str | None, *, now: datetime, heartbeat_interval: float
+) -> Worker | None:
+    """The least loaded live action worker that can run ``runtime_name`` (``None``: any runtime).
+
+    Load is busy executions relative to ``max_concurrent_executions``; ties go to the name.
+    """
+    workers = await live_action_workers(session, now=now, heartbeat_interval=heartbeat_interval)
+    if runtime_name is not None:
+        wanted = canonical_runtime_name(runtime_name)
+        workers = [worker for worker in workers if wanted in worker_runtimes(worker)]
+    if not workers:
+        return None
+    loads = await load_counts(session, [worker.id for worker in workers])
+    return min(workers, key=lambda w: (loads.get(w.id, 0) / worker_capacity(w), w.name))
+
+
+async def mark_stale_inactive(
+    session: AsyncSession, *, now: datetime, heartbeat_interval: float
+) -> list[int]:
+    """Set active action workers whose heartbeat is missing or stale to ``inactive``; their ids."""
+    cutoff = stale_cutoff(now, heartbeat_interval)
+    stale = sa.or_(Worker.last_heartbeat.is_(None), Worker.last_heartbeat < cutoff)
+    ids = list(
+        (
+            await session.execute(
+                sa.select(Worker.id).where(
+                    Worker.worker_role == WorkerRole.ACTION.value,
+                    Worker.status == WorkerStatus.ACTIVE.value,
+                    stale,
+                )
+            )
+        ).scalars()
+    )
+    if ids:
+        await session.execute(
+            sa.update(Worker)
+            .where(Worker.id.in_(ids), Worker.status == WorkerStatus.ACTIVE.value, stale)
+            .values(status=WorkerStatus.INACTIVE.value, updated=now)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+async def orphaned_executions(
+    session: AsyncSession, *, now: datetime, heartbeat_interval: float, limit: int = 500
+) -> Sequence[tuple[Execution, Worker | None]]:
+    """Busy executions whose worker stopped heartbeating (or no longer exists), oldest first.
+
+    Keyed on the heartbeat, not the status: a worker shutting down gracefully marks itself
+    inactive but keeps heartbeating while it finishes its executions.
+    """
+    cutoff = stale_cutoff(now, heartbeat_interval)
+    query = (
+        sa.select(Execution, Worker)
+        .outerjoin(Worker, Worker.id == Execution.worker)
+        .where(
+            Execution.status.in_(BUSY_STATUSES),
+            Execution.worker.is_not(None),
+            sa.or_(Worker.id.is_(None), Worker.last_heartbeat.is_(None), Worker.last_heartbeat < cutoff),
+        )
+        .order_by(Execution.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]

@@ -1,0 +1,202 @@
+"""Terminal transitions and the completion listener (services.md §1.8, §1.13).
+
+:func:`finish_execution` is the one way the executor ends an execution: an atomic
+``UPDATE … WHERE status IN (…)`` that stages ``ExecutionStatusChanged`` and ``ExecutionCompleted``
+in the same transaction, so every terminal transition is announced exactly once.
+
+The :class:`CompletionListener` consumes ``ExecutionCompleted``: it frees the execution's
+concurrency slot and, for a retriable failure, requests the next attempt after the backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection, Coroutine
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.bus.messages import Envelope, ExecutionCompleted, MessageType
+from attune.db.models import Execution
+from attune.db.outbox import enqueue
+from attune.db.types import utcnow
+from attune.domain.enums import ExecutionStatus
+from attune.executor import retries
+from attune.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SOURCE = "executor"
+#: How far back a starting executor looks for failures whose retry was never created.
+RECOVERY_WINDOW_SECONDS = 3600.0
+
+
+class BackgroundTasks:
+    """Tasks a component starts and must stop with it (waiters, retry timers)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background; an exception it raises is logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("executor background task %s failed", task.get_name(), exc_info=error)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def close(self) -> None:
+        """Cancel every task and wait for them to finish."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def finish_execution(
+    session: AsyncSession,
+    execution: Execution,
+    status: ExecutionStatus,
+    result: Any,
+    *,
+    from_statuses: Collection[str],
+) -> bool:
+    """Move ``execution`` to the terminal ``status`` if it is still in one of ``from_statuses``.
+
+    Stages ``ExecutionStatusChanged`` and ``ExecutionCompleted``. Returns False (and stages
+    nothing) when another actor changed the status first.
+    """
+    previous = execution.status
+    now = utcnow()
+    outcome = await session.execute(
+        sa.update(Execution)
+        .where(Execution.id == execution.id, Execution.status.in_(list(from_statuses)))
+        .values(status=status.value, result=result, updated=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(outcome, "rowcount", 0) != 1:
+        return False
+    execution.status, execution.result, execution.updated = status.value, result, now
+    stage_status_changed(session, execution, previous, status.value)
+    enqueue(
+        session,
+        MessageType.EXECUTION_COMPLETED,
+        {
+            "execution_id": execution.id,
+            "action_id": execution.action or 0,
+            "action_ref": execution.action_ref,
+            "status": status.value,
+            "result": result,
+            "completed_at": now.isoformat(),
+        },
+        source_service=SOURCE,
+    )
+    return True
+
+
+def stage_status_changed(session: AsyncSession, execution: Execution, previous: str, new: str) -> None:
+    """Stage ``ExecutionStatusChanged`` for a transition the executor made."""
+    enqueue(
+        session,
+        MessageType.EXECUTION_STATUS_CHANGED,
+        {
+            "execution_id": execution.id,
+            "action_ref": execution.action_ref,
+            "previous_status": previous,
+            "new_status": new,
+            "changed_at": utcnow().isoformat(),
+        },
+        source_service=SOURCE,
+    )
+
+
+class CompletionListener:
+    """Consumes ``ExecutionCompleted``: releases the slot, schedules retries (idempotent).
+
+    ``release_slot(execution_id)`` frees the concurrency slot the execution holds, if any.
+    ``backoff(retry_count)`` gives the delay before a retry (seconds).
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        release_slot: Callable[[int], Awaitable[None]],
+        backoff: Callable[[int], float] = retries.backoff_seconds,
+    ) -> None:
+        self._runtime = runtime
+        self._release_slot = release_slot
+        self._backoff = backoff
+        self._tasks = BackgroundTasks()
+        # Executions whose retry timer is running, so a redelivery does not start a second one.
+        self._pending: set[int] = set()
+
+    async def handle(self, envelope: Envelope) -> None:
+        """Handle one ``ExecutionCompleted`` message."""
+        payload = envelope.payload_as(ExecutionCompleted)
+        await self._release_slot(payload.execution_id)
+        if payload.status is ExecutionStatus.FAILED:
+            await self._maybe_retry(payload.execution_id)
+
+    async def _maybe_retry(self, execution_id: int) -> None:
+        if execution_id in self._pending:
+            return
+        async with self._runtime.db.session() as session:
+            execution = await session.get(Execution, execution_id)
+            if execution is None or execution.status != ExecutionStatus.FAILED.value:
+                return
+            reason = retries.retry_reason(execution)
+            if reason is None or await retries.existing_retry(session, execution) is not None:
+                return
+            delay = self._backoff(execution.retry_count)
+        self._pending.add(execution_id)
+        log.info("execution %s failed (%s); retrying in %.1f s", execution_id, reason, delay)
+        self._tasks.spawn(self._retry_later(execution_id, reason, delay), name=f"retry-{execution_id}")
+
+    async def _retry_later(self, execution_id: int, reason: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            db = self._runtime.db
+            async with db.transaction() as session:
+                execution = await session.get(Execution, execution_id, with_for_update=not db.is_sqlite)
+                if execution is None or execution.status != ExecutionStatus.FAILED.value:
+                    return
+                await retries.request_retry(session, execution, box=self._runtime.secrets, reason=reason)
+        finally:
+            self._pending.discard(execution_id)
+
+    async def recover(self, *, window_seconds: float = RECOVERY_WINDOW_SECONDS) -> None:
+        """Re-arm retries a previous executor process had scheduled but not yet created.
+
+        Looks at failures of the last ``window_seconds`` that still have retries left.
+        """
+        since = utcnow() - timedelta(seconds=window_seconds)
+        async with self._runtime.db.session() as session:
+            query = (
+                sa.select(Execution.id)
+                .where(
+                    Execution.status == ExecutionStatus.FAILED.value,
+                    Execution.max_retries > 0,
+                    Execution.retry_count < Execution.max_retries,
+                    Execution.updated >= since,
+                )
+                .order_by(Execution.id)
+            )
+            ids = list((await session.execute(query)).scalars())
+        for execution_id in ids:
+            await self._maybe_retry(execution_id)
+
+    async def close(self) -> None:
+        """Stop pending retry timers (:meth:`recover` re-arms them on the next start)."""
+        await self._tasks.close()

@@ -1,0 +1,367 @@
+"""Enforcement processor: ``EnforcementCreated`` → policy gate → execution (services.md §1.5–§1.6).
+
+For each ``created`` enforcement: check that its rule is enabled and still points at an action
+and a trigger, apply the rate limits, take a concurrency slot (FIFO per action) and request the
+execution through :func:`attune.db.repos.runs.request_execution`; the enforcement becomes
+``processed``. Any gate failure (rule inert, rate limit, queue full or timed out, ``cancel``
+policy at its limit, parameters that fail validation) makes it ``disabled``.
+
+The enforcement table has no column for the reason, so it is logged (WARNING, with the
+enforcement id) and the event payload in ``enforcement.payload`` is left untouched.
+
+Waiting for a slot never blocks the consumer: an enforcement that must wait is handed to a
+background task and the message is acknowledged. Nothing is lost on restart, because
+:meth:`EnforcementProcessor.recover` re-processes every enforcement still ``created``.
+
+Every execution created here holds a slot until its ``ExecutionCompleted`` arrives
+(:meth:`EnforcementProcessor.release_slot`); completions of executions that took no slot (manual
+runs, retries) release nothing, so the counting stays symmetric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.bus.messages import EnforcementCreated, Envelope
+from attune.db.models import Action, Enforcement, Execution, Rule
+from attune.db.repos import runs
+from attune.db.types import utcnow
+from attune.domain.enums import EnforcementStatus, ExecutionStatus
+from attune.errors import NotFound, ValidationFailed
+from attune.executor.completion import BackgroundTasks
+from attune.executor.policies import PolicySet, load_policies, rate_limit_violation
+from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
+from attune.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SOURCE = "executor"
+#: Executions that still hold their slot.
+OPEN_STATUSES: tuple[str, ...] = (
+    ExecutionStatus.REQUESTED.value,
+    ExecutionStatus.SCHEDULING.value,
+    ExecutionStatus.SCHEDULED.value,
+    ExecutionStatus.RUNNING.value,
+    ExecutionStatus.CANCELING.value,
+)
+# Serialises the "count recent executions, then insert one" of rate-limited actions across
+# executors on PostgreSQL (SQLite write transactions are serial already).
+_RATE_LIMIT_LOCK_KEY = 0x61747475_6E65
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """What the slot acquisition needs once the enforcement passed its checks."""
+
+    action_id: int
+    limit: int | None
+    method: str
+
+
+class EnforcementProcessor:
+    """Consumes ``attune.enforcements.queue`` and owns the concurrency slots of rule executions."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        slots: SlotManager | None = None,
+        policy_refresh_interval: float | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._slots = slots or SlotManager(max_queue_length=10_000, queue_timeout=3600)
+        self._refresh_interval = (
+            runtime.settings.executor.policy_refresh_interval
+            if policy_refresh_interval is None
+            else policy_refresh_interval
+        )
+        self._policies = PolicySet()
+        self._loaded_at: float | None = None
+        self._tasks = BackgroundTasks()
+        self._gate_lock = asyncio.Lock()
+        self._stats_lock = asyncio.Lock()
+        # Enforcements being handled right now (inline or waiting), so a redelivery is a no-op.
+        self._in_flight: set[int] = set()
+        # execution id → action id, for every execution that holds a slot.
+        self._held: dict[int, int] = {}
+
+    @property
+    def slots(self) -> SlotManager:
+        """The slot manager (shared with nothing else; exposed for inspection)."""
+        return self._slots
+
+    @property
+    def policies(self) -> PolicySet:
+        """The policies in force."""
+        return self._policies
+
+    # -- policies ----------------------------------------------------------------------------------
+
+    async def refresh_policies(self) -> None:
+        """Re-read the ``policy`` table."""
+        async with self._runtime.db.session() as session:
+            self._policies = await load_policies(session)
+        self._loaded_at = time.monotonic()
+
+    async def _current_policies(self) -> PolicySet:
+        if self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh_interval:
+            await self.refresh_policies()
+        return self._policies
+
+    # -- message handling --------------------------------------------------------------------------
+
+    async def handle(self, envelope: Envelope) -> None:
+        """Handle one ``EnforcementCreated`` message."""
+        await self.process(envelope.payload_as(EnforcementCreated).enforcement_id)
+
+    async def process(self, enforcement_id: int) -> None:
+        """Run the gate for one enforcement; returns once it is decided or waiting in a FIFO."""
+        if enforcement_id in self._in_flight:
+            log.debug("enforcement %s is already being processed", enforcement_id)
+            return
+        self._in_flight.add(enforcement_id)
+        waiting = False
+        try:
+            # Deliveries are handled concurrently; the lock (fair, taken first thing) makes them
+            # take slots or join the FIFO in arrival order, which is enforcement order.
+            async with self._gate_lock:
+                gate = await self._check(enforcement_id)
+                if gate is None:
+                    return
+                acquire = asyncio.ensure_future(
+                    self._slots.acquire(gate.action_id, gate.limit, enforcement_id, method=gate.method)
+                )
+                # One loop turn: the acquire either holds a slot (or was rejected) or is queued.
+                await asyncio.sleep(0)
+                if not acquire.done():
+                    waiting = True
+                    self._tasks.spawn(
+                        self._wait_and_run(enforcement_id, gate, acquire),
+                        name=f"enforcement-{enforcement_id}",
+                    )
+            if not waiting:
+                await self._run_with_slot(enforcement_id, gate, acquire)
+        finally:
+            if not waiting:
+                self._in_flight.discard(enforcement_id)
+
+    async def _wait_and_run(self, enforcement_id: int, gate: _Gate, acquire: Awaitable[None]) -> None:
+        try:
+            log.info("enforcement %s waits for a slot of action %s", enforcement_id, gate.action_id)
+            await self._persist_stats()
+            await self._run_with_slot(enforcement_id, gate, acquire)
+        finally:
+            self._in_flight.discard(enforcement_id)
+
+    async def _run_with_slot(self, enforcement_id: int, gate: _Gate, acquire: Awaitable[None]) -> None:
+        """Wait for ``acquire``, then request the execution (or disable the enforcement)."""
+        try:
+            await acquire
+        except PolicyRejected as exc:
+            await self._disable_by_id(enforcement_id, f"concurrency policy: {exc}")
+            await self._persist_stats()
+            return
+        try:
+            created = await self._create(enforcement_id, gate.action_id)
+        except BaseException:
+            self._slots.release(gate.action_id)
+            raise
+        if not created:
+            self._slots.release(gate.action_id)
+        await self._persist_stats()
+
+    # -- the gate ----------------------------------------------------------------------------------
+
+    async def _check(self, enforcement_id: int) -> _Gate | None:
+        """Decide what can be decided before taking a slot; ``None`` when nothing is left to do."""
+        policies = await self._current_policies()
+        db = self._runtime.db
+        async with db.transaction() as session:
+            enforcement = await session.get(Enforcement, enforcement_id, with_for_update=not db.is_sqlite)
+            if enforcement is None:
+                raise NotFound(f"Enforcement {enforcement_id} not found")
+            if enforcement.status != EnforcementStatus.CREATED.value:
+                return None
+            action, reason = await self._runnable_action(session, enforcement)
+            if action is None:
+                self._disable(enforcement, reason)
+                return None
+            violation = await rate_limit_violation(
+                session,
+                policies.rate_limits_for(action.id, action.pack),
+                action_id=action.id,
+                pack_id=action.pack,
+                now=utcnow(),
+            )
+            if violation is not None:
+                self._disable(
+                    enforcement,
+                    _rate_limit_reason(violation.id, violation.threshold, violation.window_seconds),
+                )
+                return None
+            concurrency = policies.concurrency_for(action.id, action.pack)
+        if concurrency is None:
+            return _Gate(action.id, None, "enqueue")
+        return _Gate(action.id, concurrency.threshold, concurrency.method)
+
+    async def _runnable_action(
+        self, session: AsyncSession, enforcement: Enforcement
+    ) -> tuple[Action | None, str]:
+        """The action to run, or ``None`` and why the enforcement cannot run (§1.5 item 2)."""
+        rule = await session.get(Rule, enforcement.rule) if enforcement.rule is not None else None
+        if rule is None:
+            return None, f"rule {enforcement.rule_ref!r} no longer exists"
+        if not rule.enabled:
+            return None, f"rule {rule.ref!r} is disabled"
+        if rule.trigger is None:
+            return None, f"trigger {rule.trigger_ref!r} of rule {rule.ref!r} no longer exists"
+        action = await session.get(Action, rule.action) if rule.action is not None else None
+        if action is None:
+            return None, f"action {rule.action_ref!r} of rule {rule.ref!r} no longer exists"
+        return action, ""
+
+    async def _create(self, enforcement_id: int, action_id: int) -> bool:
+        """With a slot held: request the execution. False when the enforcement ended otherwise."""
+        policies = await self._current_policies()
+        db = self._runtime.db
+        execution: Execution | None = None
+        try:
+            async with db.transaction() as session:
+                enforcement = await session.get(Enforcement, enforcement_id, with_for_update=not db.is_sqlite)
+                if enforcement is None or enforcement.status != EnforcementStatus.CREATED.value:
+                    return False
+                action, reason = await self._runnable_action(session, enforcement)
+                if action is None or action.id != action_id:
+                    self._disable(
+                        enforcement, reason or f"rule {enforcement.rule_ref!r} now runs another action"
+                    )
+                    return False
+                limits = policies.rate_limits_for(action.id, action.pack)
+                if limits:
+                    if not db.is_sqlite:
+                        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_RATE_LIMIT_LOCK_KEY)))
+                    violation = await rate_limit_violation(
+                        session, limits, action_id=action.id, pack_id=action.pack, now=utcnow()
+                    )
+                    if violation is not None:
+                        self._disable(
+                            enforcement,
+                            _rate_limit_reason(violation.id, violation.threshold, violation.window_seconds),
+                        )
+                        return False
+                try:
+                    execution = await runs.request_execution(
+                        session,
+                        action,
+                        enforcement.config if isinstance(enforcement.config, dict) else {},
+                        box=self._runtime.secrets,
+                        source_service=SOURCE,
+                        enforcement=enforcement.id,
+                    )
+                except ValidationFailed as exc:
+                    self._disable(enforcement, f"parameters rejected: {exc}")
+                    return False
+                enforcement.status = EnforcementStatus.PROCESSED.value
+                enforcement.resolved_at = utcnow()
+                # Registered before commit: the completion cannot be seen earlier than that.
+                self._held[execution.id] = action_id
+        except BaseException:
+            if execution is not None:
+                self._held.pop(execution.id, None)
+            raise
+        log.info("enforcement %s processed: execution %s requested", enforcement_id, execution.id)
+        return True
+
+    def _disable(self, enforcement: Enforcement, reason: str) -> None:
+        enforcement.status = EnforcementStatus.DISABLED.value
+        enforcement.resolved_at = utcnow()
+        log.warning("enforcement %s (rule %s) disabled: %s", enforcement.id, enforcement.rule_ref, reason)
+
+    async def _disable_by_id(self, enforcement_id: int, reason: str) -> None:
+        db = self._runtime.db
+        async with db.transaction() as session:
+            enforcement = await session.get(Enforcement, enforcement_id, with_for_update=not db.is_sqlite)
+            if enforcement is not None and enforcement.status == EnforcementStatus.CREATED.value:
+                self._disable(enforcement, reason)
+
+    # -- slots -------------------------------------------------------------------------------------
+
+    async def release_slot(self, execution_id: int) -> None:
+        """The execution completed: free its slot (no-op when it holds none) and persist stats."""
+        action_id = self._held.pop(execution_id, None)
+        if action_id is None:
+            return
+        self._slots.release(action_id)
+        await self._persist_stats()
+
+    async def _persist_stats(self) -> None:
+        # Serialised, with the snapshot taken inside the lock: a slower writer can never store
+        # older counters over newer ones.
+        async with self._stats_lock:
+            dirty = self._slots.dirty_actions()
+            if not dirty:
+                return
+            snapshots = {action_id: self._slots.snapshot(action_id) for action_id in dirty}
+            try:
+                async with self._runtime.db.transaction() as session:
+                    await persist_stats(session, snapshots)
+            except Exception:
+                # Statistics are informative; losing one update must not fail the pipeline.
+                log.exception("could not persist queue statistics")
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """On start: count the slots open rule executions hold, then re-run ``created`` enforcements."""
+        await self.refresh_policies()
+        async with self._runtime.db.session() as session:
+            open_rows = (
+                await session.execute(
+                    sa.select(Execution.id, Execution.action)
+                    .where(
+                        Execution.enforcement.is_not(None),
+                        Execution.retry_count == 0,
+                        Execution.action.is_not(None),
+                        Execution.status.in_(OPEN_STATUSES),
+                    )
+                    .order_by(Execution.id)
+                )
+            ).all()
+            pending = list(
+                (
+                    await session.execute(
+                        sa.select(Enforcement.id)
+                        .where(Enforcement.status == EnforcementStatus.CREATED.value)
+                        .order_by(Enforcement.id)
+                    )
+                ).scalars()
+            )
+        for execution_id, action_id in open_rows:
+            if execution_id in self._held or action_id is None:
+                continue
+            # Unlimited while seeding; the next acquire for the action sets its real limit.
+            await self._slots.acquire(action_id, None, -execution_id)
+            self._held[execution_id] = action_id
+        await self._persist_stats()
+        if pending:
+            log.info("re-processing %s enforcement(s) left in 'created'", len(pending))
+        for enforcement_id in pending:
+            try:
+                await self.process(enforcement_id)
+            except Exception:
+                log.exception("could not re-process enforcement %s", enforcement_id)
+
+    async def close(self) -> None:
+        """Stop the waiting enforcements (they stay ``created`` and are recovered next start)."""
+        await self._tasks.close()
+
+
+def _rate_limit_reason(policy_id: int, threshold: int, window: int | None) -> str:
+    return f"rate limit policy {policy_id}: at most {threshold} execution(s) per {window} s"

@@ -1,0 +1,152 @@
+"""Event processor: ``EventCreated`` → matching rules → enforcements (services.md §1.2–§1.4).
+
+One transaction per event. For every candidate rule, independently: evaluate its conditions,
+resolve its ``action_params`` templates, insert an enforcement and stage ``EnforcementCreated``.
+A rule whose conditions or templates fail is logged and skipped; the others still fire.
+
+Redelivery is harmless: rules that already have an enforcement for the event are skipped, and
+the event row is locked (PostgreSQL) so two deliveries cannot both insert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.bus.messages import Envelope, EventCreated, MessageType
+from attune.db.models import Enforcement, Event, Pack, Rule
+from attune.db.outbox import enqueue
+from attune.db.types import utcnow
+from attune.domain.criteria import CriteriaError, matches
+from attune.domain.enums import EnforcementCondition, EnforcementStatus
+from attune.domain.templates import TemplateEngine, TemplateError, resolve_action_params, rule_context
+from attune.errors import NotFound
+from attune.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SOURCE = "executor"
+
+
+async def candidate_rules(session: AsyncSession, event: Event) -> Sequence[Rule]:
+    """Rules to evaluate for ``event``: its own rule when it names one, else the trigger's.
+
+    An event created for one rule instance considers only that rule (if it still exists and is
+    enabled), whatever its trigger; otherwise every enabled rule of the event's trigger ref, by ref.
+    """
+    if event.rule is not None:
+        rule = await session.get(Rule, event.rule)
+        return [rule] if rule is not None and rule.enabled else []
+    query = (
+        sa.select(Rule)
+        .where(Rule.enabled.is_(True), Rule.trigger_ref == event.trigger_ref)
+        .order_by(Rule.ref)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+class EventProcessor:
+    """Consumes ``attune.executor.events.queue``."""
+
+    def __init__(self, runtime: Runtime, *, engine: TemplateEngine | None = None) -> None:
+        self._runtime = runtime
+        self._engine = engine or TemplateEngine()
+
+    async def handle(self, envelope: Envelope) -> None:
+        """Handle one ``EventCreated`` message (a missing event dead-letters it)."""
+        payload = envelope.payload_as(EventCreated)
+        db = self._runtime.db
+        async with db.transaction() as session:
+            event = await session.get(Event, payload.event_id, with_for_update=not db.is_sqlite)
+            if event is None:
+                raise NotFound(f"Event {payload.event_id} not found")
+            rules = await candidate_rules(session, event)
+            if not rules:
+                return
+            done = set(
+                (
+                    await session.execute(sa.select(Enforcement.rule).where(Enforcement.event == event.id))
+                ).scalars()
+            )
+            configs: dict[int, dict[str, Any]] = {}
+            now = utcnow()
+            for rule in rules:
+                if rule.id in done:
+                    log.debug("event %s already enforced rule %s; skipping", event.id, rule.ref)
+                    continue
+                config = await self._evaluate(session, event, rule, configs, now)
+                if config is not None:
+                    await self._enforce(session, event, rule, config)
+
+    async def _evaluate(
+        self,
+        session: AsyncSession,
+        event: Event,
+        rule: Rule,
+        pack_configs: dict[int, dict[str, Any]],
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """The resolved parameters when ``rule`` fires for ``event``; ``None`` when it does not."""
+        if rule.pack not in pack_configs:
+            pack = await session.get(Pack, rule.pack)
+            pack_configs[rule.pack] = (
+                pack.config if pack is not None and isinstance(pack.config, dict) else {}
+            )
+        context = rule_context(
+            event={
+                "id": event.id,
+                "payload": event.payload,
+                "trigger": event.trigger_ref,
+                "created": event.created,
+            },
+            pack_config=pack_configs[rule.pack],
+            rule_id=rule.id,
+            rule_ref=rule.ref,
+            now=now,
+        )
+        try:
+            if not matches(rule.conditions, event.payload, engine=self._engine, context=context):
+                log.debug("rule %s: conditions do not match event %s", rule.ref, event.id)
+                return None
+            return resolve_action_params(self._engine, rule.action_params, context)
+        except (CriteriaError, TemplateError) as exc:
+            log.warning("rule %s skipped for event %s: %s", rule.ref, event.id, exc)
+        except Exception:
+            # One broken rule must not stop the others (services.md §1.2 item 3).
+            log.exception("rule %s skipped for event %s", rule.ref, event.id)
+        return None
+
+    async def _enforce(self, session: AsyncSession, event: Event, rule: Rule, config: dict[str, Any]) -> None:
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        enforcement = Enforcement(
+            rule=rule.id,
+            rule_ref=rule.ref,
+            trigger_ref=rule.trigger_ref,
+            event=event.id,
+            status=EnforcementStatus.CREATED.value,
+            payload=payload,
+            config=config,
+            condition=EnforcementCondition.ALL.value,
+            conditions=rule.conditions if rule.conditions is not None else [],
+        )
+        session.add(enforcement)
+        await session.flush()
+        enqueue(
+            session,
+            MessageType.ENFORCEMENT_CREATED,
+            {
+                "enforcement_id": enforcement.id,
+                "rule_id": rule.id,
+                "rule_ref": rule.ref,
+                "event_id": event.id,
+                "trigger_ref": event.trigger_ref,
+                "payload": payload,
+            },
+            source_service=SOURCE,
+        )
+        log.info("event %s fired rule %s: enforcement %s", event.id, rule.ref, enforcement.id)

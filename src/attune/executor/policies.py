@@ -1,0 +1,165 @@
+"""Execution policies: which limits apply to an action (services.md §1.6, domain.md §2.2).
+
+A policy row has one of three scopes, decided by which columns are set:
+
+* **action** — ``action`` is set (the row may also name its owning pack; the action wins);
+* **pack** — only ``pack`` is set: every action of that pack;
+* **global** — neither is set: every action.
+
+:class:`PolicySet` is an immutable snapshot of the ``policy`` table that answers "which concurrency
+limit and which rate limits apply to this action" without touching the database, so the executor
+can reload it periodically and swap it in atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db import models
+
+Scope = Literal["action", "pack", "global"]
+
+CONCURRENCY = "concurrency"
+RATE_LIMIT = "rate_limit"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One loaded policy row, reduced to what enforcement needs."""
+
+    id: int
+    kind: str
+    threshold: int
+    window_seconds: int | None
+    method: str
+    action_id: int | None
+    pack_id: int | None
+
+    @property
+    def scope(self) -> Scope:
+        """``action`` when bound to an action, else ``pack`` when bound to a pack, else ``global``."""
+        if self.action_id is not None:
+            return "action"
+        if self.pack_id is not None:
+            return "pack"
+        return "global"
+
+    def applies_to(self, action_id: int, pack_id: int) -> bool:
+        """Whether an execution of ``action_id`` (in ``pack_id``) falls within this policy's scope."""
+        scope = self.scope
+        if scope == "action":
+            return self.action_id == action_id
+        if scope == "pack":
+            return self.pack_id == pack_id
+        return True
+
+
+_SCOPE_ORDER: tuple[Scope, ...] = ("action", "pack", "global")
+
+
+class PolicySet:
+    """An immutable, in-memory view of the policy table."""
+
+    def __init__(self, policies: Iterable[Policy] = ()) -> None:
+        # Ordered by id so that ties are decided the same way on every load.
+        self._policies: tuple[Policy, ...] = tuple(sorted(policies, key=lambda p: p.id))
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[models.Policy]) -> PolicySet:
+        """Build a set from ORM rows.
+
+        A row that names an action by ref whose id is NULL (the action is gone) is inert: treating
+        it as pack-wide or global would silently widen its reach.
+        """
+        policies = [
+            Policy(
+                id=row.id,
+                kind=row.kind,
+                threshold=row.threshold,
+                window_seconds=row.window_seconds,
+                method=row.method,
+                action_id=row.action,
+                pack_id=row.pack,
+            )
+            for row in rows
+            if not (row.action is None and row.action_ref)
+        ]
+        return cls(policies)
+
+    def __len__(self) -> int:
+        return len(self._policies)
+
+    def __iter__(self) -> Iterator[Policy]:
+        return iter(self._policies)
+
+    def _applicable(self, kind: str, action_id: int, pack_id: int, scope: Scope) -> list[Policy]:
+        return [
+            p
+            for p in self._policies
+            if p.kind == kind and p.scope == scope and p.applies_to(action_id, pack_id)
+        ]
+
+    def concurrency_for(self, action_id: int, pack_id: int) -> Policy | None:
+        """The effective concurrency policy: the most specific scope that has one (action > pack >
+        global); ``None`` means unlimited. Several at the same scope: the lowest threshold wins."""
+        for scope in _SCOPE_ORDER:
+            candidates = self._applicable(CONCURRENCY, action_id, pack_id, scope)
+            if candidates:
+                return min(candidates, key=lambda p: (p.threshold, p.id))
+        return None
+
+    def rate_limits_for(self, action_id: int, pack_id: int) -> list[Policy]:
+        """Every applicable rate limit, in check order: action, then pack, then global."""
+        ordered: list[Policy] = []
+        for scope in _SCOPE_ORDER:
+            ordered.extend(self._applicable(RATE_LIMIT, action_id, pack_id, scope))
+        return ordered
+
+
+async def load_policies(session: AsyncSession) -> PolicySet:
+    """Read the whole ``policy`` table into a :class:`PolicySet`."""
+    rows = (await session.execute(sa.select(models.Policy).order_by(models.Policy.id))).scalars()
+    return PolicySet.from_rows(rows)
+
+
+async def _count_in_window(session: AsyncSession, policy: Policy, since: datetime) -> int:
+    execution = models.Execution
+    query = sa.select(sa.func.count()).select_from(execution).where(execution.created >= since)
+    if policy.scope == "action":
+        query = query.where(execution.action == policy.action_id)
+    elif policy.scope == "pack":
+        pack_actions = sa.select(models.Action.id).where(models.Action.pack == policy.pack_id)
+        query = query.where(execution.action.in_(pack_actions))
+    return int((await session.execute(query)).scalar_one())
+
+
+async def rate_limit_violation(
+    session: AsyncSession,
+    policies: Sequence[Policy],
+    *,
+    action_id: int,
+    pack_id: int,
+    now: datetime,
+) -> Policy | None:
+    """The first rate limit that a new execution of ``action_id`` would break, or ``None``.
+
+    ``policies`` are checked in the given order (use :meth:`PolicySet.rate_limits_for`); policies
+    that are not rate limits or do not cover the action are ignored. A policy is violated when the
+    executions created in its scope during the last ``window_seconds`` already number
+    ``threshold`` or more.
+    """
+    for policy in policies:
+        if policy.kind != RATE_LIMIT or not policy.applies_to(action_id, pack_id):
+            continue
+        if policy.window_seconds is None:  # the table allows it; without a window there is no limit
+            continue
+        since = now - timedelta(seconds=policy.window_seconds)
+        if await _count_in_window(session, policy, since) >= policy.threshold:
+            return policy
+    return None

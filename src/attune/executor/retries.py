@@ -1,0 +1,148 @@
+"""Automatic retries of failed executions (services.md §1.13).
+
+A failed execution is retried when its action allows it (``max_retries > 0`` and
+``retry_count < max_retries``) and its error is classified as retriable. The retry is a new
+execution of the same action with the same parameters (secret ones included, still sealed),
+``env_vars``, ``parent``, ``enforcement`` and initiating identity; ``original_execution`` points at
+the first execution of the chain and ``retry_count`` grows by one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import Action, Execution
+from attune.db.repos import runs
+from attune.domain.crypto import SecretBox
+from attune.domain.params import secret_names
+
+log = logging.getLogger(__name__)
+
+WORKER_UNAVAILABLE = "worker_unavailable"
+QUEUE_TIMEOUT = "queue_timeout"
+WORKER_HEARTBEAT_STALE = "worker_heartbeat_stale"
+TRANSIENT_ERROR = "transient_error"
+UNKNOWN = "unknown"
+
+# First match wins (services.md §1.13 item 2).
+_CLASSIFICATION: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("worker queue ttl expired", "worker unavailable"), WORKER_UNAVAILABLE),
+    (("timeout", "timed out"), QUEUE_TIMEOUT),
+    (("heartbeat", "stale"), WORKER_HEARTBEAT_STALE),
+    (("transient", "temporary", "connection"), TRANSIENT_ERROR),
+)
+
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def classify(result: Any) -> str:
+    """The retry reason for a failure result: its ``error`` (else ``message``), lower-cased."""
+    text = ""
+    if isinstance(result, dict):
+        for key in ("error", "message"):
+            value = result.get(key)
+            if isinstance(value, str) and value:
+                text = value.lower()
+                break
+    for needles, reason in _CLASSIFICATION:
+        if any(needle in text for needle in needles):
+            return reason
+    return UNKNOWN
+
+
+def retries_left(execution: Execution) -> bool:
+    """Whether the execution's retry budget allows another attempt."""
+    max_retries = execution.max_retries or 0
+    return max_retries > 0 and execution.retry_count < max_retries
+
+
+def retry_reason(execution: Execution) -> str | None:
+    """The reason to retry this failed execution, or ``None`` when it must not be retried."""
+    if not retries_left(execution):
+        return None
+    reason = classify(execution.result)
+    return None if reason == UNKNOWN else reason
+
+
+def backoff_seconds(retry_count: int, *, jitter: Callable[[], float] = random.random) -> float:
+    """``min(1 s × 2^retry_count, 300 s)`` times a random factor in [0.8, 1.2]."""
+    base = min(2.0 ** max(retry_count, 0), MAX_BACKOFF_SECONDS)
+    return base * (0.8 + 0.4 * jitter())
+
+
+async def _action_of(session: AsyncSession, execution: Execution) -> Action | None:
+    action = await session.get(Action, execution.action) if execution.action is not None else None
+    if action is None:
+        action = await session.scalar(sa.select(Action).where(Action.ref == execution.action_ref))
+    return action
+
+
+async def existing_retry(session: AsyncSession, execution: Execution) -> int | None:
+    """The id of an automatic retry already created for ``execution`` (redelivery guard)."""
+    root = execution.original_execution or execution.id
+    query = sa.select(Execution.id).where(
+        Execution.original_execution == root,
+        Execution.retry_count == execution.retry_count + 1,
+        Execution.created >= execution.created,
+        Execution.id != execution.id,
+    )
+    return await session.scalar(query.limit(1))
+
+
+async def request_retry(
+    session: AsyncSession, execution: Execution, *, box: SecretBox | None, reason: str
+) -> Execution | None:
+    """Create the next attempt of ``execution`` (stages ``ExecutionRequested``); idempotent.
+
+    Returns ``None`` when a retry already exists, the action is gone or the secrets cannot be
+    read back (logged).
+    """
+    if await existing_retry(session, execution) is not None:
+        return None
+    action = await _action_of(session, execution)
+    if action is None:
+        log.warning("not retrying execution %s: action %r is gone", execution.id, execution.action_ref)
+        return None
+    try:
+        secrets = runs.reveal_secrets(execution.secret_params, box)
+    except Exception:
+        log.exception("not retrying execution %s: its secret parameters cannot be decrypted", execution.id)
+        return None
+    params = runs.full_parameters(execution, box)
+    # Secrets the schema no longer declares stay sealed: they reach the retry via
+    # ``secret_values`` and its config shows the mask, as the original's did.
+    declared = secret_names(runs.flat_schema(action.param_schema))
+    for name in secrets:
+        if name not in declared:
+            params[name] = runs.SECRET_MASK
+    retry = await runs.request_execution(
+        session,
+        action,
+        params,
+        box=box,
+        source_service="executor",
+        executor=execution.executor,
+        enforcement=execution.enforcement,
+        parent=execution.parent,
+        env_vars=execution.env_vars,
+        original_execution=execution.original_execution or execution.id,
+        retry_count=execution.retry_count + 1,
+        retry_reason=reason,
+        # These parameters were accepted once; a later schema change must not strand the retry.
+        validate=False,
+        secret_values=secrets,
+    )
+    log.info(
+        "execution %s retried as %s (attempt %s, reason %s)",
+        execution.id,
+        retry.id,
+        retry.retry_count,
+        reason,
+    )
+    return retry

@@ -1,0 +1,29 @@
+"""Where a pack's files live on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import Pack
+from attune.settings import Settings
+
+
+def pack_directory(settings: Settings, pack_ref: str, storage_path: str | None) -> Path:
+    """The directory a pack was registered from, else ``{packs_base_dir}/{ref}``.
+
+    Packs registered in place (``POST /packs/register``) keep their files where they are; installed
+    and uploaded packs live under ``packs_base_dir``.
+    """
+    if storage_path:
+        stored = Path(storage_path)
+        if stored.is_dir():
+            return stored
+    return settings.packs_base_dir / pack_ref
+
+
+async def pack_directory_of(session: AsyncSession, settings: Settings, pack_ref: str) -> Path:
+    storage = await session.scalar(sa.select(Pack.storage_path).where(Pack.ref == pack_ref))
+    return pack_directory(settings, pack_ref, storage)

@@ -1,0 +1,315 @@
+"""Pack sensors as subprocesses (services.md §4.2–§4.3).
+
+A :class:`SensorPlan` is everything one sensor process is started from (the sensor row, its
+runtime and the enabled rules on its triggers). :class:`SensorManager` keeps exactly one
+:class:`SensorProcess` per plan: it starts new ones, stops the ones no longer wanted and
+restarts those whose plan changed, so a sensor always runs with the current trigger instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attune.bus.topology import EVENTS_EXCHANGE
+from attune.db.repos import identities
+from attune.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SENSOR_TOKEN_TTL = 86400
+#: How many times an exited sensor is restarted before it is left failed.
+MAX_RESTARTS = 3
+#: A process that ran this long before exiting resets the restart budget.
+STABLE_AFTER_SECONDS = 60.0
+#: Pause between stopping and starting a sensor on restart (services.md §4.3).
+RESTART_PAUSE_SECONDS = 0.1
+NATIVE_BINARIES = frozenset({"", "native", "none"})
+
+
+class SensorStartError(Exception):
+    """A sensor process cannot be started (missing script, no token…)."""
+
+
+@dataclass(frozen=True)
+class SensorPlan:
+    """What one sensor process runs with. Two equal plans need no restart."""
+
+    sensor_id: int
+    sensor_ref: str
+    pack_ref: str
+    entrypoint: str
+    runtime_name: str
+    execution_config: Mapping[str, Any]
+    trigger_refs: tuple[str, ...]
+    #: ``[{"id": rule id, "ref": rule ref, "config": trigger_params, "trigger_ref": …}]``.
+    instances: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+
+    def fingerprint(self) -> str:
+        """A stable text form of the plan, compared to decide on restarts."""
+        return json.dumps(
+            {
+                "sensor_id": self.sensor_id,
+                "sensor_ref": self.sensor_ref,
+                "pack_ref": self.pack_ref,
+                "entrypoint": self.entrypoint,
+                "runtime_name": self.runtime_name,
+                "execution_config": self.execution_config,
+                "trigger_refs": self.trigger_refs,
+                "instances": self.instances,
+            },
+            sort_keys=True,
+            default=str,
+        )
+
+
+def is_native(execution_config: Mapping[str, Any]) -> bool:
+    """A runtime without an interpreter binary (or ``native``/``none``) runs files directly."""
+    interpreter = execution_config.get("interpreter")
+    binary = interpreter.get("binary") if isinstance(interpreter, Mapping) else None
+    return str(binary or "").strip().lower() in NATIVE_BINARIES
+
+
+def sensor_command(plan: SensorPlan, packs_base_dir: Path, envs_dir: Path) -> list[str]:
+    """The argv of a sensor: the script itself (native) or ``<interpreter> <args…> <script>``.
+
+    The interpreter is the pack environment's (``{envs_dir}/{pack}/{runtime name}``) when that
+    directory exists and holds it, else the system binary. Raises :class:`SensorStartError`
+    when the script is missing.
+    """
+    pack_dir = packs_base_dir / plan.pack_ref
+    script = pack_dir / "sensors" / plan.entrypoint
+    if not plan.entrypoint or not script.is_file():
+        raise SensorStartError(f"sensor script {script} does not exist")
+    config = plan.execution_config
+    if is_native(config):
+        return [str(script)]
+    interpreter = config["interpreter"]
+    binary = str(interpreter["binary"]).strip()
+    args = [str(arg) for arg in interpreter.get("args") or []]
+    env_dir = envs_dir / plan.pack_ref / plan.runtime_name.lower()
+    if env_dir.is_dir():
+        environment = config.get("environment")
+        template = environment.get("interpreter_path") if isinstance(environment, Mapping) else None
+        candidate = str(template or f"{{env_dir}}/bin/{Path(binary).name}")
+        candidate = candidate.replace("{env_dir}", str(env_dir)).replace("{pack_dir}", str(pack_dir))
+        if Path(candidate).is_file():
+            binary = candidate
+    return [binary, *args, str(script)]
+
+
+def api_url(runtime: Runtime) -> str:
+    """The API base URL handed to sensors: ``$ATTUNE_API_URL`` or the local server port."""
+    return os.environ.get("ATTUNE_API_URL") or f"http://127.0.0.1:{runtime.settings.server.port}"
+
+
+def sensor_environment(plan: SensorPlan, runtime: Runtime, token: str) -> dict[str, str]:
+    """The inherited environment plus the ``ATTUNE_*`` variables of services.md §4.2."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ATTUNE_API_URL": api_url(runtime),
+            "ATTUNE_API_TOKEN": token,
+            "ATTUNE_SENSOR_ID": str(plan.sensor_id),
+            "ATTUNE_SENSOR_REF": plan.sensor_ref,
+            "ATTUNE_SENSOR_TRIGGERS": json.dumps(list(plan.instances)),
+            "ATTUNE_MQ_URL": runtime.settings.message_queue.url,
+            "ATTUNE_MQ_EXCHANGE": runtime.settings.message_queue.prefix + EVENTS_EXCHANGE,
+            "ATTUNE_LOG_LEVEL": runtime.settings.log.level,
+        }
+    )
+    return env
+
+
+async def issue_sensor_token(
+    runtime: Runtime, sensor_ref: str, trigger_types: list[str], ttl: int = SENSOR_TOKEN_TTL
+) -> str:
+    """A sensor token (api.md §2.5) for the identity ``sensor:<ref>``, found or created."""
+    async with runtime.db.transaction() as session:
+        identity = await identities.sensor_identity(session, sensor_ref, trigger_types)
+        identity_id = identity.id
+    token, _ = runtime.tokens.issue(
+        identity_id,
+        sensor_ref,
+        "sensor",
+        ttl,
+        scope="sensor",
+        metadata={"trigger_types": trigger_types},
+    )
+    return token
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    # The sensor leads its own process group (start_new_session), so its children die with it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+class SensorProcess:
+    """One sensor subprocess, restarted up to :data:`MAX_RESTARTS` times when it exits."""
+
+    def __init__(
+        self, runtime: Runtime, plan: SensorPlan, *, shutdown_timeout: float, restart_backoff: float
+    ) -> None:
+        self.runtime = runtime
+        self.plan = plan
+        self.shutdown_timeout = shutdown_timeout
+        self.restart_backoff = restart_backoff
+        self.failed = False
+        self.restarts = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._log = logging.getLogger(f"attune.sensor.{plan.sensor_ref}")
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the running process, if any."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    def start(self) -> None:
+        """Start supervising: spawn now, respawn after unexpected exits."""
+        self._task = asyncio.create_task(self._supervise(), name=f"sensor-{self.plan.sensor_ref}")
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        plan = self.plan
+        argv = sensor_command(plan, self.runtime.settings.packs_base_dir, self.runtime.settings.envs_dir)
+        token = await issue_sensor_token(self.runtime, plan.sensor_ref, list(plan.trigger_refs))
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=sensor_environment(plan, self.runtime, token),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SensorStartError(f"cannot run {argv[0]}: {exc}") from exc
+
+    async def _pump(self, stream: asyncio.StreamReader | None, level: int) -> None:
+        if stream is None:
+            return
+        while line := await stream.readline():
+            self._log.log(level, "%s", line.decode(errors="replace").rstrip())
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                proc = await self._spawn()
+            except Exception as exc:
+                self._log.error("sensor %s failed to start: %s", self.plan.sensor_ref, exc)
+                returncode: int | None = None
+            else:
+                self._proc = proc
+                if self._stopping:
+                    # stop() arrived while the process was being spawned.
+                    _signal_group(proc.pid, signal.SIGTERM)
+                else:
+                    self._log.info("sensor %s started (pid %d)", self.plan.sensor_ref, proc.pid)
+                readers = [
+                    asyncio.create_task(self._pump(proc.stdout, logging.INFO)),
+                    asyncio.create_task(self._pump(proc.stderr, logging.WARNING)),
+                ]
+                returncode = await proc.wait()
+                _, pending = await asyncio.wait(readers, timeout=1.0)
+                for reader in pending:
+                    reader.cancel()
+                if self._stopping:
+                    return
+            if time.monotonic() - started >= STABLE_AFTER_SECONDS:
+                self.restarts = 0
+            if self.restarts >= MAX_RESTARTS:
+                self.failed = True
+                self._log.error(
+                    "sensor %s exited (code %s); gave up after %d restarts",
+                    self.plan.sensor_ref,
+                    returncode,
+                    self.restarts,
+                )
+                return
+            delay = self.restart_backoff * (2**self.restarts)
+            self.restarts += 1
+            self._log.warning(
+                "sensor %s exited (code %s); restart %d/%d in %.1f s",
+                self.plan.sensor_ref,
+                returncode,
+                self.restarts,
+                MAX_RESTARTS,
+                delay,
+            )
+            # stop() sets the event, so a sensor waiting to restart stops at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL it after ``shutdown_timeout``, stop supervising."""
+        self._stopping = True
+        self._wake.set()
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+        task = self._task
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), self.shutdown_timeout)
+            except TimeoutError:
+                self._log.warning("sensor %s ignored SIGTERM; killing it", self.plan.sensor_ref)
+                if self._proc is not None:
+                    _signal_group(self._proc.pid, signal.SIGKILL)
+                await task
+        # Also reaps stray members of the group that outlived their leader.
+        if self._proc is not None:
+            _signal_group(self._proc.pid, signal.SIGKILL)
+
+
+class SensorManager:
+    """Keeps the running sensor processes equal to the wanted plans."""
+
+    def __init__(self, runtime: Runtime, *, shutdown_timeout: float, restart_backoff: float = 1.0) -> None:
+        self.runtime = runtime
+        self.shutdown_timeout = shutdown_timeout
+        self.restart_backoff = restart_backoff
+        self.processes: dict[int, SensorProcess] = {}
+
+    async def apply(self, plans: Mapping[int, SensorPlan]) -> None:
+        """Start, stop or restart sensors so that exactly ``plans`` run (by sensor id)."""
+        for sensor_id in [sid for sid in self.processes if sid not in plans]:
+            process = self.processes.pop(sensor_id)
+            log.info("stopping sensor %s: no enabled rule uses it", process.plan.sensor_ref)
+            await process.stop()
+        for sensor_id, plan in plans.items():
+            current = self.processes.get(sensor_id)
+            if current is not None and current.plan.fingerprint() == plan.fingerprint():
+                continue
+            if current is not None:
+                log.info("restarting sensor %s: its rules changed", plan.sensor_ref)
+                await current.stop()
+                await asyncio.sleep(RESTART_PAUSE_SECONDS)
+            else:
+                log.info("starting sensor %s", plan.sensor_ref)
+            process = SensorProcess(
+                self.runtime,
+                plan,
+                shutdown_timeout=self.shutdown_timeout,
+                restart_backoff=self.restart_backoff,
+            )
+            self.processes[sensor_id] = process
+            process.start()
+
+    async def stop_all(self) -> None:
+        """Stop every sensor (in parallel, each bounded by the shutdown timeout)."""
+        processes, self.processes = list(self.processes.values()), {}
+        await asyncio.gather(*(p.stop() for p in processes), return_exceptions=True)

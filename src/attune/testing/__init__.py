@@ -1,0 +1,1 @@
+"""Public helpers for tests and benchmarks (never imported by the services themselves)."""

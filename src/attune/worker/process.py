@@ -1,0 +1,413 @@
+"""Run one action process (services.md §3.7, §3.8, §3.10, §3.15).
+
+The process gets its own session (and so its own process group), its stdin receives the
+parameter/secret bytes and is closed, and stdout/stderr are read concurrently into bounded buffers
+that are mirrored, already redacted, into live log files. A timeout or a cancel request terminates
+the whole group: SIGTERM, a grace period, then SIGKILL for whatever is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+log = logging.getLogger(__name__)
+
+REDACTED = "********"
+STDOUT_LOG = "stdout.log"
+STDERR_LOG = "stderr.log"
+
+# Room reserved at the end of each buffer for the truncation marker (§3.8).
+_MARKER_RESERVE = 128
+# Longest piece of a newline-less line handled at once; bounds memory for very long lines.
+_CHUNK = 64 * 1024
+# A broken stdin pipe is harmless when the action finished successfully this fast (§3.7).
+_QUICK_EXIT_SECONDS = 0.5
+# How often the process (and its group, after SIGTERM) is polled for having exited.
+_POLL_SECONDS = 0.02
+
+
+@dataclass
+class ProcessSpec:
+    """Everything needed to run one action process."""
+
+    argv: list[str]
+    cwd: Path | None
+    env: dict[str, str]
+    stdin: bytes
+    timeout: float | None
+    max_stdout: int
+    max_stderr: int
+    log_dir: Path | None
+    redact: Sequence[str] = ()
+    kill_grace: float = 2.0
+
+
+@dataclass
+class ProcessOutcome:
+    """What happened to the process; ``exit_code`` is -1 when it did not exit on its own."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stdout_bytes_truncated: int
+    stderr_truncated: bool
+    stderr_bytes_truncated: int
+    duration_ms: int
+    timed_out: bool
+    cancelled: bool
+    error: str | None
+
+
+def secret_strings(secrets: Mapping[str, Any]) -> list[str]:
+    """The strings to redact for a secrets map: each value, plus ``str()``/JSON forms of non-strings."""
+    values: set[str] = set()
+    for value in secrets.values():
+        if isinstance(value, str):
+            values.add(value)
+            continue
+        values.add(str(value))
+        with contextlib.suppress(TypeError, ValueError):
+            values.add(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    values.discard("")
+    return sorted(values)
+
+
+async def run_process(spec: ProcessSpec, cancel: asyncio.Event | None = None) -> ProcessOutcome:
+    """Run ``spec`` to completion, timeout or cancellation and return what was captured.
+
+    Never raises for process-level problems (spawn failure, broken stdin, killed process): those
+    are reported in the outcome. If the calling task itself is cancelled, the process group is
+    killed before ``CancelledError`` propagates.
+    """
+    started = time.monotonic()
+    if cancel is not None and cancel.is_set():
+        return _empty_outcome(started, cancelled=True)
+    if not spec.argv:
+        return _empty_outcome(started, error="Failed to start process: empty command")
+    stdout_log, stderr_log = _open_logs(spec.log_dir)
+    try:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=spec.cwd,
+                env=spec.env,
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:
+            return _empty_outcome(started, error=f"Failed to start process: {exc}")
+        stdout = _Capture("stdout", spec.max_stdout, stdout_log)
+        stderr = _Capture("stderr", spec.max_stderr, stderr_log)
+        return await _supervise(proc, spec, cancel, started, stdout, stderr)
+    finally:
+        for handle in (stdout_log, stderr_log):
+            if handle is not None:
+                handle.close()
+
+
+async def _supervise(
+    proc: asyncio.subprocess.Process,
+    spec: ProcessSpec,
+    cancel: asyncio.Event | None,
+    started: float,
+    stdout: _Capture,
+    stderr: _Capture,
+) -> ProcessOutcome:
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    redactor = _Redactor(spec.redact)
+    io_tasks = [
+        asyncio.create_task(_pump(proc.stdout, stdout, redactor)),
+        asyncio.create_task(_pump(proc.stderr, stderr, redactor)),
+    ]
+    feeder = asyncio.create_task(_feed(proc.stdin, spec.stdin))
+    exited = asyncio.create_task(_exit_code(proc))
+    stop = asyncio.create_task(cancel.wait()) if cancel is not None else None
+    timed_out = cancelled = False
+    try:
+        watched = {exited} if stop is None else {exited, stop}
+        done, _ = await asyncio.wait(watched, timeout=spec.timeout, return_when=asyncio.FIRST_COMPLETED)
+        if exited not in done:
+            cancelled = stop is not None and stop in done
+            timed_out = not cancelled
+            await _kill_group(proc.pid, spec.kill_grace)
+            await exited
+        ended = time.monotonic()
+        await _drain(proc, [*io_tasks, feeder], spec.kill_grace)
+    finally:
+        pending = [task for task in (*io_tasks, feeder, exited, stop) if task is not None and not task.done()]
+        for task in pending:
+            task.cancel()
+        if proc.returncode is None:
+            # The caller was cancelled mid-run: do not leave the action behind.
+            _signal_group(proc.pid, signal.SIGKILL)
+            _close_transport(proc)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+    for task in io_tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("reading output of pid %s failed: %s", proc.pid, task.exception())
+
+    returncode = proc.returncode if proc.returncode is not None else -1
+    exit_code = -1 if timed_out or cancelled or returncode < 0 else returncode
+    error = None
+    stdin_error = feeder.result() if feeder.done() and not feeder.cancelled() else None
+    if stdin_error is not None and not (timed_out or cancelled):
+        quick_success = exit_code == 0 and ended - started < _QUICK_EXIT_SECONDS
+        broken_pipe = isinstance(stdin_error, BrokenPipeError | ConnectionResetError)
+        if not (broken_pipe and quick_success):
+            error = f"Failed to write to stdin: {stdin_error}"
+    return ProcessOutcome(
+        exit_code=exit_code,
+        stdout=stdout.text(),
+        stderr=stderr.text(),
+        stdout_truncated=stdout.truncated,
+        stdout_bytes_truncated=stdout.discarded,
+        stderr_truncated=stderr.truncated,
+        stderr_bytes_truncated=stderr.discarded,
+        duration_ms=int((ended - started) * 1000),
+        timed_out=timed_out,
+        cancelled=cancelled,
+        error=error,
+    )
+
+
+async def _exit_code(proc: asyncio.subprocess.Process) -> int:
+    """Wait for the process itself to exit.
+
+    ``Process.wait()`` on Python 3.11 also waits for every pipe to close, which a background child
+    holding stdout can delay forever; the return code is set as soon as the process is reaped.
+    """
+    while proc.returncode is None:  # noqa: ASYNC110 - no event fires on exit alone
+        await asyncio.sleep(_POLL_SECONDS)
+    return proc.returncode
+
+
+async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> OSError | None:
+    """Write ``data`` and close stdin; return the write error instead of raising it."""
+    try:
+        if data:
+            stdin.write(data)
+            await stdin.drain()
+        stdin.close()
+        await stdin.wait_closed()
+    except OSError as exc:  # BrokenPipeError and ConnectionResetError included
+        return exc
+    return None
+
+
+async def _drain(proc: asyncio.subprocess.Process, tasks: Sequence[asyncio.Task[Any]], grace: float) -> None:
+    """Let the readers reach EOF after the process has exited.
+
+    Children left running in the background may hold the pipes open. After ``grace`` seconds we
+    stop listening to them: closing our ends makes the readers see EOF, and the children get
+    SIGPIPE if they write again.
+    """
+    _, pending = await asyncio.wait(tasks, timeout=grace)
+    if pending:
+        _close_transport(proc)
+        await asyncio.wait(pending, timeout=grace)
+
+
+def _close_transport(proc: asyncio.subprocess.Process) -> None:
+    # asyncio offers no public way to close a subprocess's read pipes early; the transport's
+    # close() is the documented BaseTransport API, reached through the Process object.
+    transport = getattr(proc, "_transport", None)
+    if isinstance(transport, asyncio.BaseTransport):
+        transport.close()
+
+
+async def _kill_group(pgid: int, grace: float) -> None:
+    """SIGTERM the group, give it ``grace`` seconds, then SIGKILL whatever is left."""
+    _signal_group(pgid, signal.SIGTERM)
+    if await _wait_group_gone(pgid, grace):
+        return
+    _signal_group(pgid, signal.SIGKILL)
+    if not await _wait_group_gone(pgid, max(grace, 1.0)):
+        log.warning("process group %s still has live members after SIGKILL", pgid)
+
+
+async def _wait_group_gone(pgid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_POLL_SECONDS)
+    return True
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process still belongs to process group ``pgid``.
+
+    Zombies are ignored: they cannot run, and orphans may stay unreaped when PID 1 does not reap.
+    """
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # the process went away while we looked
+        # Fields after the ")" that closes the command name: state, ppid, pgrp, ...
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _empty_outcome(started: float, *, error: str | None = None, cancelled: bool = False) -> ProcessOutcome:
+    return ProcessOutcome(
+        exit_code=-1,
+        stdout="",
+        stderr="",
+        stdout_truncated=False,
+        stdout_bytes_truncated=0,
+        stderr_truncated=False,
+        stderr_bytes_truncated=0,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        timed_out=False,
+        cancelled=cancelled,
+        error=error,
+    )
+
+
+def _open_logs(log_dir: Path | None) -> tuple[BinaryIO | None, BinaryIO | None]:
+    """Create ``log_dir`` and open fresh live log files in it (none if that is impossible)."""
+    if log_dir is None:
+        return None, None
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = (log_dir / STDOUT_LOG).open("wb")
+    except OSError as exc:
+        log.warning("cannot write live logs to %s: %s", log_dir, exc)
+        return None, None
+    try:
+        err = (log_dir / STDERR_LOG).open("wb")
+    except OSError as exc:
+        out.close()
+        log.warning("cannot write live logs to %s: %s", log_dir, exc)
+        return None, None
+    return out, err
+
+
+class _Redactor:
+    """Replaces every secret occurrence with ``REDACTED`` in one pass (longest secret first)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        needles = sorted({str(s).encode() for s in secrets if str(s)}, key=len, reverse=True)
+        self._pattern = re.compile(b"|".join(re.escape(n) for n in needles)) if needles else None
+        # Bytes held back from a cut inside a long line, so a secret spanning the cut is still seen.
+        self.overlap = len(needles[0]) - 1 if needles else 0
+
+    def __call__(self, data: bytes) -> bytes:
+        if self._pattern is None:
+            return data
+        return self._pattern.sub(REDACTED.encode(), data)
+
+
+class _Capture:
+    """A bounded output buffer mirrored into a live log file (§3.8)."""
+
+    def __init__(self, name: str, limit: int, sink: BinaryIO | None) -> None:
+        self._usable = max(limit - _MARKER_RESERVE, 0)
+        self._marker = f"\n\n[OUTPUT TRUNCATED: {name} exceeded size limit]\n".encode()
+        self._kept = bytearray()
+        self._sink = sink
+        self.truncated = False
+        self.discarded = 0
+
+    def add(self, data: bytes) -> None:
+        if self.truncated:
+            self.discarded += len(data)
+            return
+        room = self._usable - len(self._kept)
+        if len(data) <= room:
+            self._kept += data
+            self._write(data)
+            return
+        kept = data[:room] + self._marker
+        self.discarded += len(data) - room
+        self.truncated = True
+        self._kept += kept
+        self._write(kept)
+
+    def flush(self) -> None:
+        if self._sink is None:
+            return
+        try:
+            self._sink.flush()
+        except OSError as exc:
+            self._drop_sink(exc)
+
+    def text(self) -> str:
+        return self._kept.decode("utf-8", errors="replace")
+
+    def _write(self, data: bytes) -> None:
+        if self._sink is None:
+            return
+        try:
+            self._sink.write(data)
+        except OSError as exc:
+            self._drop_sink(exc)
+
+    def _drop_sink(self, exc: OSError) -> None:
+        # A full disk must not fail the action: keep capturing in memory only.
+        log.warning("live log write failed, continuing without it: %s", exc)
+        self._sink = None
+
+
+async def _pump(stream: asyncio.StreamReader, capture: _Capture, redact: _Redactor) -> None:
+    """Copy ``stream`` into ``capture`` line by line, redacting each line first."""
+    await _read_lines(stream.read, capture.add, capture.flush, redact)
+
+
+async def _read_lines(
+    read: Callable[[int], Awaitable[bytes]],
+    emit: Callable[[bytes], None],
+    flush: Callable[[], None],
+    redact: _Redactor,
+) -> None:
+    pending = b""
+    while chunk := await read(_CHUNK):
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            emit(redact(line + b"\n"))
+        if len(pending) >= _CHUNK:
+            # A very long line: pass it on in pieces, holding back enough to catch a split secret.
+            pending = redact(pending)
+            cut = len(pending) - redact.overlap
+            if cut > 0:
+                emit(pending[:cut])
+                pending = pending[cut:]
+        # Everything complete so far is visible to log readers before we wait for more.
+        flush()
+    if pending:
+        emit(redact(pending))
+    flush()

@@ -1,0 +1,223 @@
+"""Worker registration, capabilities and heartbeat (services.md §3.14, domain.md §4.6, §10.4).
+
+A worker is one ``worker`` row (role ``action``), upserted by name so a restarted worker keeps
+its id and therefore its queues. The scheduler reads ``capabilities.runtimes`` (canonical runtime
+names) and ``last_heartbeat`` to decide whether it may send work here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from attune import __version__
+from attune.db.database import Database
+from attune.db.models import Runtime as RuntimeRow
+from attune.db.models import RuntimeVersion, Worker
+from attune.db.types import utcnow
+from attune.domain.enums import WorkerRole, WorkerStatus
+from attune.domain.runtimes import canonical_runtime_name
+from attune.settings import Settings
+from attune.worker import commands, versions
+
+log = logging.getLogger(__name__)
+
+RUNTIMES_ENV = "ATTUNE_WORKER_RUNTIMES"
+NATIVE = "native"
+
+
+def runtime_filter(environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """Canonical names from ``ATTUNE_WORKER_RUNTIMES`` (comma list), or None when it is unset/empty."""
+    raw = (environ if environ is not None else os.environ).get(RUNTIMES_ENV, "")
+    names = [canonical_runtime_name(part) for part in raw.split(",") if part.strip()]
+    return _unique(names) or None
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+async def runtime_available(distributions: Any) -> bool:
+    """Whether a runtime row is usable here (domain.md §3.3).
+
+    ``always_available`` or ``check_required: false`` need no check; otherwise one of the
+    verification commands must pass. No verification block at all means unavailable.
+    """
+    verification = distributions.get("verification") if isinstance(distributions, dict) else None
+    if not isinstance(verification, dict):
+        return False
+    if verification.get("always_available") is True or verification.get("check_required") is False:
+        return True
+    if not verification.get("commands"):
+        return False
+    return await versions.verify_commands(distributions, fallback_binary=None)
+
+
+async def detect_runtimes(db: Database) -> list[str]:
+    """Canonical names of the DB runtimes this host can run (a native runtime always can)."""
+    async with db.session() as session:
+        rows = (await session.execute(sa.select(RuntimeRow).order_by(RuntimeRow.id))).scalars().all()
+    found: list[str] = []
+    for row in rows:
+        config = row.execution_config if isinstance(row.execution_config, dict) else {}
+        if commands.is_native(config):
+            # Native actions run their own file; there is no interpreter to look for.
+            found.append(NATIVE)
+        elif await runtime_available(row.distributions):
+            found.append(canonical_runtime_name(row.name))
+        else:
+            log.info("runtime %s is not available on this host", row.ref)
+    return sorted(_unique(found))
+
+
+async def choose_runtimes(
+    db: Database, settings: Settings, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """``capabilities.runtimes``: the env list, else the configured list, else DB detection (§3.14)."""
+    from_env = runtime_filter(environ)
+    if from_env is not None:
+        return from_env
+    configured = (settings.worker.capabilities or {}).get("runtimes")
+    if isinstance(configured, list) and configured:
+        return _unique([canonical_runtime_name(str(name)) for name in configured])
+    return await detect_runtimes(db)
+
+
+def capabilities(settings: Settings, runtimes: Sequence[str]) -> dict[str, Any]:
+    """The capabilities document: configured extra keys plus runtimes, capacity and version."""
+    document = dict(settings.worker.capabilities or {})
+    document.update(
+        {
+            "runtimes": list(runtimes),
+            "max_concurrent_executions": settings.worker.max_concurrent_tasks,
+            "worker_version": __version__,
+        }
+    )
+    return document
+
+
+async def register(db: Database, settings: Settings, caps: Mapping[str, Any]) -> int:
+    """Upsert this worker's row by name (status active, heartbeat now) and return its id."""
+    config = settings.worker
+    now = utcnow()
+    async with db.transaction() as session:
+        query = sa.select(Worker).where(Worker.name == config.name)
+        if not db.is_sqlite:
+            query = query.with_for_update()
+        row = (await session.execute(query)).scalar_one_or_none()
+        if row is None:
+            row = Worker(
+                name=config.name,
+                worker_type=config.worker_type,
+                worker_role=WorkerRole.ACTION.value,
+                runtime=config.runtime_id,
+            )
+            session.add(row)
+        row.host = config.host
+        row.port = config.port
+        row.status = WorkerStatus.ACTIVE.value
+        row.capabilities = dict(caps)
+        row.last_heartbeat = now
+        await session.flush()
+        worker_id = row.id
+    log.info("registered worker %s (id %s) with runtimes %s", config.name, worker_id, caps.get("runtimes"))
+    return worker_id
+
+
+async def heartbeat(db: Database, worker_id: int, *, active: bool = True) -> None:
+    """Stamp ``last_heartbeat``; ``active`` also re-asserts the active status (a draining worker
+    keeps heartbeating so its running executions are not declared abandoned, but stays inactive)."""
+    now = utcnow()
+    values: dict[str, Any] = {"last_heartbeat": now, "updated": now}
+    if active:
+        values["status"] = WorkerStatus.ACTIVE.value
+    async with db.transaction() as session:
+        await session.execute(sa.update(Worker).where(Worker.id == worker_id).values(**values))
+
+
+async def set_inactive(db: Database, worker_id: int) -> None:
+    """Mark the worker inactive so the scheduler stops choosing it."""
+    async with db.transaction() as session:
+        await session.execute(
+            sa.update(Worker)
+            .where(Worker.id == worker_id)
+            .values(status=WorkerStatus.INACTIVE.value, updated=utcnow())
+        )
+
+
+async def heartbeat_loop(
+    db: Database, worker_id: int, interval: float, stop: asyncio.Event, *, draining: asyncio.Event
+) -> None:
+    """Heartbeat every ``interval`` seconds (first tick at once) until ``stop`` is set.
+
+    Errors are logged and the loop goes on: a missed beat is better than a dead loop.
+    """
+    while not stop.is_set():
+        try:
+            await heartbeat(db, worker_id, active=not draining.is_set())
+        except Exception:
+            log.exception("worker heartbeat failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+def serves(runtimes: Sequence[str], runtime_row: RuntimeRow, runtime_ref: str | None = None) -> bool:
+    """Whether a runtime row is among ``runtimes`` (alias-aware; ``runtime_ref``'s last segment too)."""
+    wanted = set(runtimes)
+    names = {canonical_runtime_name(runtime_row.name)}
+    if runtime_ref:
+        names.add(canonical_runtime_name(runtime_ref.rsplit(".", 1)[-1]))
+    config = runtime_row.execution_config if isinstance(runtime_row.execution_config, dict) else {}
+    if commands.is_native(config):
+        names.add(NATIVE)
+    return bool(names & wanted)
+
+
+async def verify_versions(db: Database, runtimes: Sequence[str]) -> dict[str, bool]:
+    """Check every version of the runtimes served here; write ``available`` and ``verified_at``.
+
+    Returns ``{"<runtime_ref>@<version>": available}``. Availability lives in the shared table, so
+    the last worker to verify decides it for everyone (services.md §3.13).
+    """
+    async with db.session() as session:
+        query = (
+            sa.select(RuntimeVersion, RuntimeRow)
+            .join(RuntimeRow, RuntimeVersion.runtime == RuntimeRow.id)
+            .order_by(RuntimeVersion.id)
+        )
+        pairs = [(version, row) for version, row in (await session.execute(query)).all()]
+    report: dict[str, bool] = {}
+    for version, row in pairs:
+        if not serves(runtimes, row, version.runtime_ref):
+            continue
+        config = version.execution_config if isinstance(version.execution_config, dict) else {}
+        binary = commands.section(config, "interpreter").get("binary")
+        try:
+            available = await versions.verify_commands(
+                version.distributions or {}, fallback_binary=binary if isinstance(binary, str) else None
+            )
+        except Exception:
+            log.exception("verifying %s %s failed", version.runtime_ref, version.version)
+            available = False
+        if available and isinstance(binary, str) and binary.strip() and shutil.which(binary.strip()) is None:
+            # A check may pass through a fallback command (e.g. ``node --version``) while the
+            # version's own interpreter (``node20``) is missing; such a version cannot run anything.
+            log.info(
+                "%s %s: interpreter %r not found; unavailable", version.runtime_ref, version.version, binary
+            )
+            available = False
+        async with db.transaction() as session:
+            await session.execute(
+                sa.update(RuntimeVersion)
+                .where(RuntimeVersion.id == version.id)
+                .values(available=available, verified_at=utcnow(), updated=utcnow())
+            )
+        report[f"{version.runtime_ref}@{version.version}"] = available
+    return report

@@ -1,0 +1,400 @@
+"""Running one dispatched execution end to end (services.md §3.3-§3.10, pipeline contracts).
+
+``scheduled → running`` is claimed atomically (a duplicate or cancelled dispatch claims nothing);
+the action, its runtime (and selected version), parameters, secrets and environment are loaded;
+the process runs with its own process group, live logs and redaction; and the final status and
+result are written with ``ExecutionStatusChanged`` and ``ExecutionCompleted`` staged in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.bus.messages import MessageType
+from attune.db.database import Database
+from attune.db.models import Action, Enforcement, Execution, RuntimeVersion
+from attune.db.models import Runtime as RuntimeRow
+from attune.db.outbox import enqueue
+from attune.db.repos import runs
+from attune.db.types import utcnow
+from attune.domain.enums import ExecutionStatus
+from attune.packs.locations import pack_directory_of
+from attune.runtime import Runtime
+from attune.worker import commands, context, environments, output, params, process, versions
+
+log = logging.getLogger(__name__)
+
+SOURCE = "worker"
+NATIVE = "native"
+#: Extra lifetime of the execution token beyond the timeout, so finishing API calls still work.
+TOKEN_SLACK_SECONDS = 60
+_FINAL_FROM = (ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
+
+
+class PreparationError(Exception):
+    """The execution cannot run; the message becomes the stored error."""
+
+
+@dataclass
+class Plan:
+    """Everything needed to start the process of one execution."""
+
+    action_id: int
+    output_format: str
+    timeout: int
+    spec: process.ProcessSpec
+    param_file: Path | None = None
+
+
+def log_dir_for(runtime: Runtime, execution_id: int) -> Path:
+    """``{artifacts_dir}/execution_{id}``: where the live stdout.log/stderr.log are written."""
+    base = runtime.settings.artifacts_dir
+    assert base is not None  # derived from data_dir by Settings
+    return base / f"execution_{execution_id}"
+
+
+def api_url(runtime: Runtime) -> str:
+    """``ATTUNE_API_URL`` of the worker's environment, else the local API port."""
+    return os.environ.get("ATTUNE_API_URL") or f"http://127.0.0.1:{runtime.settings.server.port}"
+
+
+async def run_execution(
+    runtime: Runtime, worker_id: int, execution_id: int, cancel: asyncio.Event
+) -> str | None:
+    """Run one dispatched execution; return its final status, or None when it was not ours to run.
+
+    Never raises for action or preparation failures: they end as a ``failed`` execution.
+    """
+    execution = await claim(runtime.db, execution_id, worker_id)
+    if execution is None:
+        log.info("execution %s is no longer scheduled on this worker; skipping", execution_id)
+        return None
+    action_id = execution.action or 0
+    plan: Plan | None = None
+    try:
+        try:
+            plan = await prepare(runtime, execution)
+        except PreparationError as exc:
+            return await finish(
+                runtime.db, execution, "failed", output.early_failure(str(exc)), action_id=action_id
+            )
+        except Exception as exc:
+            log.exception("preparing execution %s failed", execution_id)
+            message = f"Failed to prepare execution context: {exc}"
+            return await finish(
+                runtime.db, execution, "failed", output.early_failure(message), action_id=action_id
+            )
+        outcome = await process.run_process(plan.spec, cancel)
+        status, result = output.build_result(
+            outcome,
+            output_format=plan.output_format,
+            timeout=plan.timeout,
+            stderr_log=str(log_dir_for(runtime, execution_id) / process.STDERR_LOG),
+        )
+        return await finish(runtime.db, execution, status, result, action_id=plan.action_id)
+    finally:
+        if plan is not None and plan.param_file is not None:
+            plan.param_file.unlink(missing_ok=True)
+
+
+async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | None:
+    """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed."""
+    now = utcnow()
+    async with db.transaction() as session:
+        result = await session.execute(
+            sa.update(Execution)
+            .where(
+                Execution.id == execution_id,
+                Execution.status == ExecutionStatus.SCHEDULED.value,
+                Execution.worker == worker_id,
+            )
+            .values(status=ExecutionStatus.RUNNING.value, started_at=now, updated=now)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) == 0:
+            return None
+        execution = await session.get(Execution, execution_id, populate_existing=True)
+        if execution is None:
+            return None
+        _stage_status(session, execution, ExecutionStatus.SCHEDULED.value, ExecutionStatus.RUNNING.value)
+    return execution
+
+
+def _rowcount(result: Any) -> int:
+    count = getattr(result, "rowcount", 0)
+    return int(count) if isinstance(count, int) else 0
+
+
+def _stage_status(session: AsyncSession, execution: Execution, previous: str, new: str) -> None:
+    enqueue(
+        session,
+        MessageType.EXECUTION_STATUS_CHANGED,
+        {
+            "execution_id": execution.id,
+            "action_ref": execution.action_ref,
+            "previous_status": previous,
+            "new_status": new,
+            "changed_at": utcnow(),
+        },
+        source_service=SOURCE,
+    )
+
+
+async def finish(
+    db: Database, execution: Execution, status: str, result: dict[str, Any], *, action_id: int
+) -> str | None:
+    """Write the final status and result (only from running/canceling) and stage the messages.
+
+    Returns the status written, or None when the execution had already left running (for example,
+    the liveness monitor declared it abandoned).
+    """
+    now = utcnow()
+    async with db.transaction() as session:
+        query = sa.select(Execution.status).where(Execution.id == execution.id)
+        if not db.is_sqlite:
+            query = query.with_for_update()
+        previous = (await session.execute(query)).scalar_one_or_none()
+        if previous not in _FINAL_FROM:
+            log.warning(
+                "execution %s is %s, not running; its %s result is discarded", execution.id, previous, status
+            )
+            return None
+        await session.execute(
+            sa.update(Execution)
+            .where(Execution.id == execution.id, Execution.status.in_(_FINAL_FROM))
+            .values(status=status, result=result, updated=now)
+            .execution_options(synchronize_session=False)
+        )
+        _stage_status(session, execution, str(previous), status)
+        enqueue(
+            session,
+            MessageType.EXECUTION_COMPLETED,
+            {
+                "execution_id": execution.id,
+                "action_id": action_id,
+                "action_ref": execution.action_ref,
+                "status": status,
+                "result": result,
+                "completed_at": now,
+            },
+            source_service=SOURCE,
+        )
+    log.info("execution %s (%s) finished: %s", execution.id, execution.action_ref, status)
+    return status
+
+
+async def cancel_orphan(db: Database, execution_id: int, worker_id: int) -> str | None:
+    """Cancel an execution assigned here that no local task runs (e.g. after a worker restart)."""
+    async with db.session() as session:
+        execution = await session.get(Execution, execution_id)
+    if execution is None or execution.worker != worker_id:
+        return None
+    if execution.status != ExecutionStatus.CANCELING.value:
+        return None
+    result = output.early_failure("Execution was cancelled")
+    return await finish(
+        db, execution, ExecutionStatus.CANCELLED.value, result, action_id=execution.action or 0
+    )
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+@dataclass
+class _Loaded:
+    action: Action
+    runtime_row: RuntimeRow | None
+    version_rows: list[dict[str, Any]]
+    rule_ref: str | None
+    trigger_ref: str | None
+    key_secrets: dict[str, str]
+
+
+async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
+    async with runtime.db.session() as session:
+        action = await session.get(Action, execution.action) if execution.action is not None else None
+        if action is None:
+            action = (
+                await session.execute(sa.select(Action).where(Action.ref == execution.action_ref))
+            ).scalar_one_or_none()
+        if action is None:
+            raise PreparationError(
+                f"Failed to prepare execution context: action '{execution.action_ref}' not found"
+            )
+        runtime_row = await _runtime_for(session, action)
+        version_rows: list[dict[str, Any]] = []
+        if runtime_row is not None:
+            rows = (
+                (
+                    await session.execute(
+                        sa.select(RuntimeVersion).where(RuntimeVersion.runtime == runtime_row.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            version_rows = [_version_dict(row) for row in rows]
+        rule_ref = trigger_ref = None
+        if execution.enforcement is not None:
+            enforcement = await session.get(Enforcement, execution.enforcement)
+            if enforcement is not None:
+                rule_ref, trigger_ref = enforcement.rule_ref, enforcement.trigger_ref
+        key_secrets = await context.load_key_secrets(session, action, runtime.secrets)
+    return _Loaded(action, runtime_row, version_rows, rule_ref, trigger_ref, key_secrets)
+
+
+async def _runtime_for(session: AsyncSession, action: Action) -> RuntimeRow | None:
+    """The action's runtime; without one, the first runtime whose file extension matches (§3.2)."""
+    if action.runtime is not None:
+        row = await session.get(RuntimeRow, action.runtime)
+        if row is None:
+            raise PreparationError(f"Action execution failed: Runtime {action.runtime} not found")
+        return row
+    suffix = Path(action.entrypoint.strip()).suffix.lower().lstrip(".")
+    if not suffix:
+        return None
+    for row in (await session.execute(sa.select(RuntimeRow).order_by(RuntimeRow.id))).scalars():
+        interpreter = commands.section(row.execution_config or {}, "interpreter")
+        extension = interpreter.get("file_extension")
+        if isinstance(extension, str) and extension.strip().lower().lstrip(".") == suffix:
+            return row
+    return None
+
+
+def _version_dict(row: RuntimeVersion) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "version": row.version,
+        "available": row.available,
+        "is_default": row.is_default,
+        "execution_config": row.execution_config,
+    }
+
+
+def runtime_dir_name(runtime_row: RuntimeRow | None) -> str:
+    """The runtime part of an environment directory name: ``lower(runtime.name)`` (domain.md §3.2)."""
+    return runtime_row.name.lower() if runtime_row is not None else NATIVE
+
+
+async def prepare(runtime: Runtime, execution: Execution) -> Plan:
+    """Resolve everything the process needs; raises PreparationError with the stored message."""
+    settings = runtime.settings
+    loaded = await _load(runtime, execution)
+    action = loaded.action
+    config: dict[str, Any] = dict(loaded.runtime_row.execution_config or {}) if loaded.runtime_row else {}
+    version: str | None = None
+    if loaded.version_rows:
+        choice = versions.select_version(loaded.version_rows, action.runtime_version_constraint)
+        if choice is not None:
+            config, version = choice.execution_config, choice.version
+        else:
+            log.warning(
+                "no available version of runtime %s matches %r for %s; using the runtime's own config",
+                runtime_dir_name(loaded.runtime_row),
+                action.runtime_version_constraint,
+                action.ref,
+            )
+    async with runtime.db.session() as session:
+        pack_dir = await pack_directory_of(session, settings, action.pack_ref)
+    env_dir = environments.env_dir_for(
+        settings.envs_dir, action.pack_ref, runtime_dir_name(loaded.runtime_row), version
+    )
+    if pack_dir.is_dir() and environments.needs_environment(config, pack_dir):
+        try:
+            # Waits on the per-environment lock when start-up is still building it.
+            report = await environments.ensure_environment(pack_dir, env_dir, config)
+            if report.error:
+                log.warning("environment %s for %s: %s", env_dir, action.ref, report.error)
+        except Exception as exc:
+            log.warning(
+                "environment %s for %s is not ready (%s); using the system interpreter",
+                env_dir,
+                action.ref,
+                exc,
+            )
+
+    try:
+        parameters = runs.full_parameters(execution, runtime.secrets)
+        secret_params = runs.reveal_secrets(execution.secret_params, runtime.secrets)
+    except Exception as exc:
+        raise PreparationError(
+            f"Failed to prepare execution context: cannot read secret parameters: {exc}"
+        ) from exc
+    fmt = (action.parameter_format or "json").lower()
+    delivery = (action.parameter_delivery or "stdin").lower()
+    try:
+        params_text = params.format_params(parameters, fmt)
+    except ValueError as exc:
+        raise PreparationError(f"Failed to prepare execution context: {exc}") from exc
+
+    try:
+        command = commands.build_command(
+            config=config,
+            pack_dir=pack_dir,
+            env_dir=env_dir,
+            entrypoint=action.entrypoint,
+            # Ad-hoc actions may carry their script inline; build_command allows it for shells only.
+            inline_allowed=action.is_adhoc,
+        )
+    except commands.CommandError as exc:
+        raise PreparationError(f"Action execution failed: {exc}") from exc
+
+    timeout = action.timeout_seconds or settings.worker.task_timeout
+    param_file = params.write_param_file(params_text) if delivery == "file" else None
+    try:
+        token, _exp = runtime.tokens.issue(
+            execution.executor or 0,
+            f"execution:{execution.id}",
+            "execution",
+            ttl=timeout + TOKEN_SLACK_SECONDS,
+            metadata={"execution_id": execution.id},
+        )
+        attune_env = context.attune_variables(
+            execution_id=execution.id,
+            action_ref=action.ref,
+            api_url=api_url(runtime),
+            api_token=token,
+            rule_ref=loaded.rule_ref,
+            trigger_ref=loaded.trigger_ref,
+            config=execution.config,
+            delivery=delivery,
+            fmt=fmt,
+            param_file=str(param_file) if param_file is not None else None,
+        )
+        env = context.build_environment(os.environ, attune_env, command.env, execution.env_vars)
+        spec = process.ProcessSpec(
+            argv=command.argv,
+            cwd=command.cwd,
+            env=env,
+            stdin=params.build_stdin(params_text, delivery=delivery, secrets=loaded.key_secrets),
+            timeout=timeout,
+            max_stdout=settings.worker.max_stdout_bytes,
+            max_stderr=settings.worker.max_stderr_bytes,
+            log_dir=log_dir_for(runtime, execution.id),
+            redact=process.secret_strings({**secret_params, **_prefixed(loaded.key_secrets)}),
+        )
+    except BaseException:
+        if param_file is not None:
+            param_file.unlink(missing_ok=True)
+        raise
+    return Plan(
+        action_id=action.id,
+        output_format=(action.output_format or "text").lower(),
+        timeout=timeout,
+        spec=spec,
+        param_file=param_file,
+    )
+
+
+def _prefixed(key_secrets: dict[str, str]) -> dict[str, str]:
+    # Keys and secret parameters may share names; keep both values for redaction.
+    return {f"key:{name}": value for name, value in key_secrets.items()}

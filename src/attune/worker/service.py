@@ -1,0 +1,331 @@
+"""The worker service: registers, heartbeats, takes dispatched executions and runs them.
+
+Start-up (services.md §3.1, §3.14): choose the runtimes, register (upsert by name), declare this
+worker's queues, start the heartbeat and the consumers at once; runtime-version verification and
+pack environments are prepared in the background, so taking work is never delayed by them (an
+execution that needs an environment still being built waits on that environment's lock).
+
+Queues: ``worker.{id}.executions`` (dispatches), ``worker.{id}.control`` (cancel requests) and
+``worker.{id}.packs`` (``pack.registered`` → set up that pack's environments).
+
+Stop: the worker turns inactive (no new work is scheduled here) but keeps heartbeating while it
+drains, stops taking dispatches, waits up to ``shutdown_timeout`` for running executions and then
+cancels the rest (they end ``cancelled``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from attune.bus import topology
+from attune.bus.base import Consumer, Retryable
+from attune.bus.messages import Envelope, ExecutionCancel, ExecutionDispatch, PackRegistered
+from attune.db.models import Action, Pack, RuntimeVersion
+from attune.db.models import Runtime as RuntimeRow
+from attune.packs.locations import pack_directory_of
+from attune.runtime import Runtime
+from attune.worker import environments, registration
+from attune.worker.run_execution import cancel_orphan, run_execution
+
+log = logging.getLogger(__name__)
+
+#: Dispatches prefetched beyond the concurrency limit, so the next one is ready when a slot frees.
+EXTRA_PREFETCH = 2
+PACK_PREFETCH = 5
+CONTROL_PREFETCH = 10
+#: How long cancelled executions get to finish writing their status at the end of a shutdown.
+CANCEL_GRACE_SECONDS = 10.0
+
+
+class WorkerService:
+    """Runs actions dispatched to this worker (one ``worker`` row, role ``action``)."""
+
+    name = "worker"
+
+    def __init__(self, *, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = environ
+        self.worker_id: int | None = None
+        #: Set once the worker is registered and consuming (tests and embedders wait on it).
+        self.ready = asyncio.Event()
+        self.runtimes: list[str] = []
+        self._running: dict[int, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._draining = asyncio.Event()
+        self._slots: asyncio.Semaphore | None = None
+        self._runtime: Runtime | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then shut down gracefully."""
+        settings = runtime.settings
+        self._runtime = runtime
+        self._draining = asyncio.Event()
+        self.ready.clear()
+        self._slots = asyncio.Semaphore(max(1, settings.worker.max_concurrent_tasks))
+        self.runtimes = await registration.choose_runtimes(runtime.db, settings, self._environ)
+        caps = registration.capabilities(settings, self.runtimes)
+        worker_id = await registration.register(runtime.db, settings, caps)
+        self.worker_id = worker_id
+
+        executions_queue = topology.worker_execution_queue(worker_id)
+        control_queue = topology.worker_control_queue(worker_id)
+        packs_queue = topology.worker_pack_queue(worker_id)
+        for spec in (executions_queue, control_queue, packs_queue):
+            await runtime.bus.declare_queue(spec)
+
+        heartbeat_stop = asyncio.Event()
+        heartbeat = asyncio.create_task(
+            registration.heartbeat_loop(
+                runtime.db,
+                worker_id,
+                settings.worker.heartbeat_interval,
+                heartbeat_stop,
+                draining=self._draining,
+            ),
+            name=f"worker-{worker_id}-heartbeat",
+        )
+        consumers: list[Consumer] = []
+        try:
+            self._spawn_background(self._start_up_background(), name="worker-startup-setup")
+            consumers.append(
+                await runtime.bus.consume(control_queue.name, self._on_control, prefetch=CONTROL_PREFETCH)
+            )
+            consumers.append(
+                await runtime.bus.consume(packs_queue.name, self._on_pack, prefetch=PACK_PREFETCH)
+            )
+            executions = await runtime.bus.consume(
+                executions_queue.name,
+                self._on_dispatch,
+                prefetch=settings.worker.max_concurrent_tasks + EXTRA_PREFETCH,
+            )
+            consumers.insert(0, executions)
+            self.ready.set()
+            log.info(
+                "worker %s (id %s) is taking work for %s", settings.worker.name, worker_id, self.runtimes
+            )
+            await stop.wait()
+        finally:
+            await self._shutdown(runtime, worker_id, consumers, heartbeat_stop, heartbeat)
+
+    async def _shutdown(
+        self,
+        runtime: Runtime,
+        worker_id: int,
+        consumers: list[Consumer],
+        heartbeat_stop: asyncio.Event,
+        heartbeat: asyncio.Task[None],
+    ) -> None:
+        self._draining.set()
+        try:
+            await self._set_inactive(runtime, worker_id)
+            # The dispatch consumer goes first: nothing new starts while running work drains.
+            if consumers:
+                await consumers[0].cancel()
+            if self._tasks:
+                timeout = runtime.settings.worker.shutdown_timeout
+                _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+                if pending:
+                    log.warning("cancelling %d execution(s) still running at shutdown", len(pending))
+                    for event in self._running.values():
+                        event.set()
+                    _, stuck = await asyncio.wait(pending, timeout=CANCEL_GRACE_SECONDS)
+                    for task in stuck:
+                        task.cancel()
+            for consumer in consumers[1:]:
+                await consumer.cancel()
+        finally:
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            heartbeat_stop.set()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await self._set_inactive(runtime, worker_id)
+            log.info("worker %s stopped", worker_id)
+
+    @staticmethod
+    async def _set_inactive(runtime: Runtime, worker_id: int) -> None:
+        try:
+            await registration.set_inactive(runtime.db, worker_id)
+        except Exception:
+            log.exception("cannot mark worker %s inactive", worker_id)
+
+    # ------------------------------------------------------------------ dispatches
+
+    async def _on_dispatch(self, envelope: Envelope) -> None:
+        """Take one dispatch: wait for a free slot, start the run in the background, then ack."""
+        dispatch = envelope.payload_as(ExecutionDispatch)
+        if dispatch.worker_id != self.worker_id:
+            log.warning(
+                "ignoring dispatch of execution %s meant for worker %s",
+                dispatch.execution_id,
+                dispatch.worker_id,
+            )
+            return
+        if dispatch.execution_id in self._running:
+            log.info(
+                "execution %s is already running here; ignoring the duplicate dispatch", dispatch.execution_id
+            )
+            return
+        if not await self._acquire_slot():
+            # Stopping: hand the message back so this worker (after a restart) or the TTL handles it.
+            raise Retryable("worker is shutting down")
+        if dispatch.execution_id in self._running:
+            self._release_slot()
+            return
+        cancel = asyncio.Event()
+        self._running[dispatch.execution_id] = cancel
+        task = asyncio.create_task(
+            self._run_one(dispatch.execution_id, cancel), name=f"execution-{dispatch.execution_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_one(self, execution_id: int, cancel: asyncio.Event) -> None:
+        assert self._runtime is not None and self.worker_id is not None
+        try:
+            await run_execution(self._runtime, self.worker_id, execution_id, cancel)
+        except Exception:
+            log.exception("execution %s crashed the worker task", execution_id)
+        finally:
+            self._running.pop(execution_id, None)
+            self._release_slot()
+
+    async def _acquire_slot(self) -> bool:
+        """Wait for a concurrency permit; False when the worker started draining meanwhile."""
+        assert self._slots is not None
+        if self._draining.is_set():
+            return False
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        drained = asyncio.ensure_future(self._draining.wait())
+        try:
+            await asyncio.wait({acquire, drained}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+            if not acquire.done():
+                acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+        if acquire.cancelled():
+            return False
+        if self._draining.is_set():
+            self._slots.release()
+            return False
+        return True
+
+    def _release_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    # ------------------------------------------------------------------ control
+
+    async def _on_control(self, envelope: Envelope) -> None:
+        """A cancel request: kill the local process, or settle an execution nothing runs here."""
+        request = envelope.payload_as(ExecutionCancel)
+        if request.worker_id != self.worker_id:
+            return
+        event = self._running.get(request.execution_id)
+        if event is not None:
+            log.info("cancelling execution %s", request.execution_id)
+            event.set()
+            return
+        assert self._runtime is not None and self.worker_id is not None
+        await cancel_orphan(self._runtime.db, request.execution_id, self.worker_id)
+
+    # ------------------------------------------------------------------ environments
+
+    async def _on_pack(self, envelope: Envelope) -> None:
+        """``pack.registered``: build that pack's environments in the background; always ack."""
+        message = envelope.payload_as(PackRegistered)
+        names = {name.lower() for name in message.runtime_names}
+        self._spawn_background(
+            self._prepare_pack(message.pack_ref, names or None), name=f"pack-env-{message.pack_ref}"
+        )
+
+    async def _start_up_background(self) -> None:
+        """Verify runtime versions, then prepare the environments of every registered pack."""
+        runtime = self._runtime
+        assert runtime is not None
+        try:
+            report = await registration.verify_versions(runtime.db, self.runtimes)
+            if report:
+                log.info("runtime versions verified: %s", report)
+        except Exception:
+            log.exception("runtime version verification failed")
+        async with runtime.db.session() as session:
+            pack_refs = list((await session.execute(sa.select(Pack.ref).order_by(Pack.ref))).scalars())
+        for pack_ref in pack_refs:
+            await self._prepare_pack(pack_ref, None)
+
+    async def _prepare_pack(self, pack_ref: str, only: set[str] | None) -> None:
+        """Set up the base and per-version environments a pack's actions need (services.md §3.12).
+
+        ``only`` limits the runtimes to those lower-case names. Errors are logged, never raised.
+        """
+        runtime = self._runtime
+        assert runtime is not None
+        settings = runtime.settings
+        async with runtime.db.session() as session:
+            pack_dir = await pack_directory_of(session, settings, pack_ref)
+        if not pack_dir.is_dir():
+            if only is not None:
+                log.error("pack %s has no directory %s; no environments prepared", pack_ref, pack_dir)
+            return
+        try:
+            async with runtime.db.session() as session:
+                query = (
+                    sa.select(RuntimeRow)
+                    .join(Action, Action.runtime == RuntimeRow.id)
+                    .where(Action.pack_ref == pack_ref)
+                    .distinct()
+                    .order_by(RuntimeRow.id)
+                )
+                rows = list((await session.execute(query)).scalars())
+                version_rows = {
+                    row.id: list(
+                        (
+                            await session.execute(
+                                sa.select(RuntimeVersion)
+                                .where(RuntimeVersion.runtime == row.id, RuntimeVersion.available.is_(True))
+                                .order_by(RuntimeVersion.id)
+                            )
+                        ).scalars()
+                    )
+                    for row in rows
+                }
+        except Exception:
+            log.exception("cannot read the runtimes of pack %s", pack_ref)
+            return
+        for row in rows:
+            if only is not None and row.name.lower() not in only:
+                continue
+            if not registration.serves(self.runtimes, row, row.ref):
+                continue
+            targets: list[tuple[str | None, dict[str, Any]]] = [(None, dict(row.execution_config or {}))]
+            targets += [
+                (version.version, dict(version.execution_config or {})) for version in version_rows[row.id]
+            ]
+            for version, config in targets:
+                if not environments.needs_environment(config, pack_dir):
+                    continue
+                env_dir = environments.env_dir_for(settings.envs_dir, pack_ref, row.name.lower(), version)
+                try:
+                    report = await environments.ensure_environment(pack_dir, env_dir, config)
+                    if report.error:
+                        log.warning("environment %s for pack %s: %s", env_dir, pack_ref, report.error)
+                    else:
+                        log.info("environment %s for pack %s is ready", env_dir, pack_ref)
+                except Exception:
+                    log.exception("setting up environment %s for pack %s failed", env_dir, pack_ref)
+
+    def _spawn_background(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,877 @@
+"""The executor service (services.md §1): rules → enforcements → executions → workers.
+
+The service runs in-process against the test backend; workers are rows the tests keep fresh (or
+let go stale), and a test plays the worker by ending executions and staging ``ExecutionCompleted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from attune.bus.messages import Envelope, MessageType, make_envelope, routing_for
+from attune.bus.topology import EXECUTIONS_EXCHANGE, QueueSpec, worker_execution_queue
+from attune.db import models
+from attune.db.outbox import enqueue
+from attune.db.repos import runs
+from attune.db.types import utcnow
+from attune.executor.scheduler import runtime_name_of
+from attune.executor.service import ExecutorService
+from attune.runtime import Runtime
+from attune.settings import Settings
+
+T = TypeVar("T")
+
+EVENTS = "/api/v1/events"
+EXECUTE = "/api/v1/executions/execute"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Short timings so waiting and liveness are observable in a test."""
+    settings.worker.heartbeat_interval = 5
+    settings.executor.no_worker_timeout = 1.0
+    settings.executor.policy_refresh_interval = 0.2
+    return settings
+
+
+@pytest.fixture(autouse=True)
+async def clean_bus(runtime: Runtime) -> AsyncIterator[None]:
+    """RabbitMQ queues outlive a test (the prefix is per session): delete what this test declared."""
+    yield
+    delete = getattr(runtime.bus, "delete_declared", None)
+    if delete is not None:
+        await delete()
+
+
+@contextlib.asynccontextmanager
+async def running_executor(runtime: Runtime) -> AsyncIterator[None]:
+    """Run ``ExecutorService`` as a task for the duration of the block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(ExecutorService().run(runtime, stop))
+    # Let it declare its queues, recover and start consuming.
+    await asyncio.sleep(0.1)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def outbox_empty(runtime: Runtime) -> bool:
+    async with runtime.db.session() as session:
+        return not await session.scalar(sa.select(sa.func.count()).select_from(models.OutboxMessage))
+
+
+async def settle(runtime: Runtime, rounds: int = 8) -> None:
+    """Relay staged messages and wait for the consumers until nothing is left to do."""
+    for _ in range(rounds):
+        await runtime.relay.flush()
+        await runtime.bus.join(timeout=15)
+        if await outbox_empty(runtime):
+            return
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:  # noqa: ASYNC109
+    """Poll ``probe`` (relaying the outbox meanwhile) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runtime_value = await probe()
+        if runtime_value:
+            return runtime_value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+class Recorder:
+    """Collects the envelopes delivered to a test queue."""
+
+    def __init__(self) -> None:
+        self.messages: list[Envelope] = []
+
+    async def handle(self, envelope: Envelope) -> None:
+        self.messages.append(envelope)
+
+    def payloads(self, message_type: MessageType | None = None) -> list[dict[str, Any]]:
+        return [m.payload for m in self.messages if message_type is None or m.message_type is message_type]
+
+
+async def record(runtime: Runtime, *bindings: tuple[str, str]) -> Recorder:
+    """Declare a fresh queue with ``bindings`` and record what arrives on it."""
+    spec = QueueSpec(f"test.recorder.{uuid.uuid4().hex[:8]}", tuple(bindings))
+    await runtime.bus.declare_queue(spec)
+    recorder = Recorder()
+    await runtime.bus.consume(spec.name, recorder.handle)
+    return recorder
+
+
+async def record_completions(runtime: Runtime) -> Recorder:
+    return await record(runtime, (EXECUTIONS_EXCHANGE, "execution.completed"))
+
+
+async def record_dispatches(runtime: Runtime, worker_id: int) -> Recorder:
+    spec = worker_execution_queue(worker_id)
+    await runtime.bus.declare_queue(spec)
+    recorder = Recorder()
+    await runtime.bus.consume(spec.name, recorder.handle)
+    return recorder
+
+
+async def publish(runtime: Runtime, message_type: MessageType, payload: dict[str, Any]) -> None:
+    """Publish a message straight to the bus (a redelivery, a dead letter...)."""
+    exchange, key = routing_for(message_type)
+    await runtime.bus.publish(exchange, key, make_envelope(message_type, payload, source_service="test"))
+
+
+async def add(runtime: Runtime, *rows: Any) -> None:
+    async with runtime.db.transaction() as session:
+        for row in rows:
+            session.add(row)
+            await session.flush()
+
+
+async def get(runtime: Runtime, model: type[T], row_id: int) -> T:
+    async with runtime.db.session() as session:
+        row = await session.get(model, row_id)
+    assert row is not None
+    return row
+
+
+async def rows(runtime: Runtime, model: type[T], *where: Any) -> list[T]:
+    async with runtime.db.session() as session:
+        query = sa.select(model).where(*where).order_by(model.id)  # type: ignore[attr-defined]
+        return list((await session.execute(query)).scalars())
+
+
+async def seed_pack(
+    runtime: Runtime,
+    *,
+    pack_ref: str = "demo",
+    config: dict[str, Any] | None = None,
+    runtime_name: str | None = "Shell",
+    execution_config: dict[str, Any] | None = None,
+    param_schema: Any = None,
+    max_retries: int = 0,
+) -> tuple[models.Pack, models.Action, models.Trigger]:
+    """A pack with one action (``<pack>.run``) on a runtime, and one trigger (``<pack>.tick``)."""
+    pack = models.Pack(ref=pack_ref, label=pack_ref, version="1.0.0", config=config or {})
+    await add(runtime, pack)
+    runtime_id = None
+    if runtime_name is not None:
+        runtime_row = models.Runtime(
+            ref=f"{pack_ref}.{runtime_name.lower()}",
+            pack=pack.id,
+            pack_ref=pack_ref,
+            name=runtime_name,
+            distributions={},
+            execution_config=(
+                execution_config
+                if execution_config is not None
+                else {"interpreter": {"binary": "/bin/bash", "args": [], "file_extension": ".sh"}}
+            ),
+        )
+        await add(runtime, runtime_row)
+        runtime_id = runtime_row.id
+    action = models.Action(
+        ref=f"{pack_ref}.run",
+        pack=pack.id,
+        pack_ref=pack_ref,
+        label="run",
+        description="",
+        entrypoint="run.sh",
+        runtime=runtime_id,
+        param_schema=param_schema,
+        max_retries=max_retries,
+    )
+    trigger = models.Trigger(ref=f"{pack_ref}.tick", pack=pack.id, pack_ref=pack_ref, label="tick")
+    await add(runtime, action, trigger)
+    return pack, action, trigger
+
+
+async def add_rule(
+    runtime: Runtime,
+    pack: models.Pack,
+    action: models.Action,
+    trigger: models.Trigger,
+    name: str,
+    *,
+    conditions: Any = None,
+    action_params: Any = None,
+    enabled: bool = True,
+) -> models.Rule:
+    rule = models.Rule(
+        ref=f"{pack.ref}.{name}",
+        pack=pack.id,
+        pack_ref=pack.ref,
+        label=name,
+        description="",
+        action=action.id,
+        action_ref=action.ref,
+        trigger=trigger.id,
+        trigger_ref=trigger.ref,
+        conditions=conditions if conditions is not None else [],
+        action_params=action_params if action_params is not None else {},
+        enabled=enabled,
+    )
+    await add(runtime, rule)
+    return rule
+
+
+async def add_worker(
+    runtime: Runtime,
+    name: str,
+    runtimes: list[str],
+    *,
+    capacity: int = 4,
+    heartbeat_age: float = 0.0,
+    status: str = "active",
+) -> models.Worker:
+    worker = models.Worker(
+        name=name,
+        worker_type="local",
+        worker_role="action",
+        status=status,
+        capabilities={"runtimes": runtimes, "max_concurrent_executions": capacity, "worker_version": "0.1.0"},
+        last_heartbeat=utcnow() - timedelta(seconds=heartbeat_age),
+    )
+    await add(runtime, worker)
+    return worker
+
+
+async def complete(runtime: Runtime, execution_id: int, status: str, result: Any) -> None:
+    """Play the worker: end an execution and stage ``ExecutionCompleted`` in one transaction."""
+    async with runtime.db.transaction() as session:
+        execution = await session.get(models.Execution, execution_id)
+        assert execution is not None
+        execution.status = status
+        execution.result = result
+        enqueue(
+            session,
+            MessageType.EXECUTION_COMPLETED,
+            {
+                "execution_id": execution.id,
+                "action_id": execution.action or 0,
+                "action_ref": execution.action_ref,
+                "status": status,
+                "result": result,
+                "completed_at": utcnow().isoformat(),
+            },
+            source_service="worker",
+        )
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(runtime: Runtime, *workers: models.Worker, every: float = 0.1) -> AsyncIterator[None]:
+    """Keep ``workers`` fresh, as their processes would."""
+
+    async def beat() -> None:
+        while True:
+            async with runtime.db.transaction() as session:
+                await session.execute(
+                    sa.update(models.Worker)
+                    .where(models.Worker.id.in_([w.id for w in workers]))
+                    .values(last_heartbeat=utcnow())
+                )
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# --- rule matching and templates ------------------------------------------------------------------
+
+
+async def test_an_event_fires_only_the_rules_whose_conditions_match(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    pack, action, trigger = await seed_pack(runtime, config={"region": "eu-west", "limits": {"max": 5}})
+    matching = await add_rule(
+        runtime,
+        pack,
+        action,
+        trigger,
+        "a_high",
+        conditions=[{"field": "level", "operator": "equals", "value": "high"}],
+        action_params={
+            "count": "{{ event.payload.count }}",
+            "message": "count={{ event.payload.count }} on {{ event.payload.host }}",
+            "region": "{{ pack.config.region }}",
+            "limits": "{{ pack.config.limits }}",
+            "rule": "{{ system.rule.ref }}",
+            "fixed": 7,
+        },
+    )
+    await add_rule(
+        runtime,
+        pack,
+        action,
+        trigger,
+        "b_low",
+        conditions=[{"field": "level", "operator": "equals", "value": "low"}],
+    )
+    await add_rule(runtime, pack, action, trigger, "c_disabled", enabled=False)
+    # A path that does not exist is an error: that rule is skipped, the others still fire.
+    await add_rule(
+        runtime,
+        pack,
+        action,
+        trigger,
+        "d_broken",
+        conditions=[{"field": "no.such", "operator": "equals", "value": 1}],
+    )
+    expression = await add_rule(
+        runtime,
+        pack,
+        action,
+        trigger,
+        "e_expression",
+        conditions={"expression": "{{ event.payload.level == 'high' and event.payload.count > 3 }}"},
+    )
+
+    async with running_executor(runtime):
+        response = await api.post(
+            EVENTS, json={"trigger_ref": trigger.ref, "payload": {"level": "high", "count": 5, "host": "db1"}}
+        )
+        assert response.status_code == 201
+        event_id = response.json()["data"]["id"]
+        await settle(runtime)
+
+        enforcements = await rows(runtime, models.Enforcement)
+        assert [e.rule for e in enforcements] == [matching.id, expression.id]
+        first = enforcements[0]
+        assert first.event == event_id
+        assert first.trigger_ref == trigger.ref
+        assert first.payload == {"level": "high", "count": 5, "host": "db1"}
+        assert first.conditions == [{"field": "level", "operator": "equals", "value": "high"}]
+        assert first.config == {
+            "count": 5,
+            "message": "count=5 on db1",
+            "region": "eu-west",
+            "limits": {"max": 5},
+            "rule": "demo.a_high",
+            "fixed": 7,
+        }
+        assert [e.status for e in enforcements] == ["processed", "processed"]
+        executions = await rows(runtime, models.Execution)
+        assert sorted((x.enforcement, x.action, x.config) for x in executions) == [
+            (first.id, action.id, first.config),
+            (enforcements[1].id, action.id, {}),
+        ]
+
+
+async def test_an_event_for_one_rule_instance_fires_only_that_rule(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    pack, action, trigger = await seed_pack(runtime)
+    await add_rule(runtime, pack, action, trigger, "one")
+    two = await add_rule(runtime, pack, action, trigger, "two")
+    async with running_executor(runtime):
+        response = await api.post(
+            EVENTS, json={"trigger_ref": trigger.ref, "payload": {}, "trigger_instance_id": f"rule_{two.id}"}
+        )
+        assert response.status_code == 201
+        await settle(runtime)
+        assert [e.rule for e in await rows(runtime, models.Enforcement)] == [two.id]
+
+
+async def test_redelivered_messages_create_nothing_twice(api: httpx.AsyncClient, runtime: Runtime) -> None:
+    pack, action, trigger = await seed_pack(runtime)
+    rule = await add_rule(runtime, pack, action, trigger, "only")
+    worker = await add_worker(runtime, "w-redelivery", ["shell"])
+    dispatches = await record_dispatches(runtime, worker.id)
+    async with running_executor(runtime):
+        event = (await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": 1}})).json()[
+            "data"
+        ]
+        await settle(runtime)
+        [enforcement] = await rows(runtime, models.Enforcement)
+        [execution] = await rows(runtime, models.Execution)
+        assert execution.status == "scheduled"
+        assert len(dispatches.messages) == 1
+
+        await publish(
+            runtime,
+            MessageType.EVENT_CREATED,
+            {"event_id": event["id"], "trigger_ref": trigger.ref, "payload": {"n": 1}},
+        )
+        await publish(
+            runtime,
+            MessageType.ENFORCEMENT_CREATED,
+            {
+                "enforcement_id": enforcement.id,
+                "rule_id": rule.id,
+                "rule_ref": rule.ref,
+                "trigger_ref": trigger.ref,
+            },
+        )
+        await publish(
+            runtime,
+            MessageType.EXECUTION_REQUESTED,
+            {"execution_id": execution.id, "action_id": action.id, "action_ref": action.ref},
+        )
+        await settle(runtime)
+        assert len(await rows(runtime, models.Enforcement)) == 1
+        assert len(await rows(runtime, models.Execution)) == 1
+        assert len(dispatches.messages) == 1
+
+
+# --- enforcement gate -----------------------------------------------------------------------------
+
+
+async def test_an_enforcement_whose_rule_was_disabled_is_disabled_and_created_ones_are_recovered(
+    runtime: Runtime,
+) -> None:
+    pack, action, trigger = await seed_pack(runtime)
+    live = await add_rule(runtime, pack, action, trigger, "live")
+    dormant = await add_rule(runtime, pack, action, trigger, "dormant", enabled=False)
+    # Left 'created' by a previous executor process (its message was consumed, its work lost).
+    left = [
+        models.Enforcement(
+            rule=rule.id, rule_ref=rule.ref, trigger_ref=trigger.ref, payload={}, config={"k": 1}
+        )
+        for rule in (live, dormant)
+    ]
+    await add(runtime, *left)
+    async with running_executor(runtime):
+        await settle(runtime)
+        processed = await get(runtime, models.Enforcement, left[0].id)
+        disabled = await get(runtime, models.Enforcement, left[1].id)
+        assert (processed.status, disabled.status) == ("processed", "disabled")
+        assert processed.resolved_at is not None and disabled.resolved_at is not None
+        executions = await rows(runtime, models.Execution)
+        assert [(x.enforcement, x.config) for x in executions] == [(processed.id, {"k": 1})]
+
+
+async def test_parameters_that_fail_validation_disable_the_enforcement(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    schema = {"count": {"type": "integer", "required": True}}
+    pack, action, trigger = await seed_pack(runtime, param_schema=schema)
+    await add_rule(
+        runtime, pack, action, trigger, "typed", action_params={"count": "{{ event.payload.word }}"}
+    )
+    async with running_executor(runtime):
+        await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"word": "many"}})
+        await settle(runtime)
+        [enforcement] = await rows(runtime, models.Enforcement)
+        assert enforcement.status == "disabled"
+        assert await rows(runtime, models.Execution) == []
+
+
+def concurrency_policy(action: models.Action, threshold: int, method: str = "enqueue") -> models.Policy:
+    return models.Policy(
+        ref=f"{action.pack_ref}.limit_{method}",
+        name="limit",
+        pack=action.pack,
+        pack_ref=action.pack_ref,
+        action=action.id,
+        action_ref=action.ref,
+        method=method,
+        threshold=threshold,
+        kind="concurrency",
+    )
+
+
+async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    pack, action, trigger = await seed_pack(runtime)
+    await add_rule(runtime, pack, action, trigger, "limited", action_params={"n": "{{ event.payload.n }}"})
+    await add(runtime, concurrency_policy(action, 1))
+    await add_worker(runtime, "w-fifo", ["shell"])
+    async with running_executor(runtime):
+        for n in (1, 2, 3):
+            await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})
+        await settle(runtime)
+        enforcements = await rows(runtime, models.Enforcement)
+        assert [e.status for e in enforcements] == ["processed", "created", "created"]
+        [first] = await rows(runtime, models.Execution)
+        # FIFO in enforcement order.
+        assert (first.enforcement, first.config) == (enforcements[0].id, enforcements[0].config)
+        stats = await get(runtime, models.QueueStats, action.id)
+        assert (stats.active_count, stats.queue_length, stats.max_concurrent) == (1, 2, 1)
+
+        # A manual run is not limited and its completion frees no slot.
+        manual = (await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"n": 0}})).json()
+        await settle(runtime)
+        await complete(runtime, manual["data"]["id"], "completed", {"succeeded": True})
+        await settle(runtime)
+        assert len(await rows(runtime, models.Execution, models.Execution.enforcement.is_not(None))) == 1
+
+        def run_of(enforcement: models.Enforcement) -> Callable[[], Awaitable[list[models.Execution]]]:
+            return lambda: rows(runtime, models.Execution, models.Execution.enforcement == enforcement.id)
+
+        await complete(runtime, first.id, "completed", {"succeeded": True})
+        await settle(runtime)
+        [second] = await eventually(run_of(enforcements[1]), timeout=5)
+        assert second.config == enforcements[1].config
+        assert (await get(runtime, models.Enforcement, enforcements[2].id)).status == "created"
+
+        await complete(runtime, second.id, "failed", {"succeeded": False, "error": "boom"})
+        await settle(runtime)
+        await eventually(run_of(enforcements[2]), timeout=5)
+        assert [e.status for e in await rows(runtime, models.Enforcement)] == ["processed"] * 3
+        stats = await get(runtime, models.QueueStats, action.id)
+        assert (stats.active_count, stats.queue_length, stats.total_completed) == (1, 0, 2)
+
+
+async def test_a_cancel_policy_at_its_limit_disables_the_enforcement(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    pack, action, trigger = await seed_pack(runtime)
+    await add_rule(runtime, pack, action, trigger, "limited")
+    await add(runtime, concurrency_policy(action, 1, method="cancel"))
+    async with running_executor(runtime):
+        for n in (1, 2):
+            await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})
+            await settle(runtime)
+        assert [e.status for e in await rows(runtime, models.Enforcement)] == ["processed", "disabled"]
+        assert len(await rows(runtime, models.Execution)) == 1
+
+
+async def test_a_rate_limit_disables_enforcements_beyond_it(api: httpx.AsyncClient, runtime: Runtime) -> None:
+    pack, action, trigger = await seed_pack(runtime)
+    await add_rule(runtime, pack, action, trigger, "limited")
+    await add(
+        runtime,
+        models.Policy(
+            ref="demo.rate",
+            name="rate",
+            pack=pack.id,
+            pack_ref=pack.ref,
+            method="cancel",
+            threshold=2,
+            window_seconds=60,
+            kind="rate_limit",
+        ),
+    )
+    async with running_executor(runtime):
+        for n in (1, 2, 3):
+            await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})
+            await settle(runtime)
+        assert [e.status for e in await rows(runtime, models.Enforcement)] == [
+            "processed",
+            "processed",
+            "disabled",
+        ]
+        assert len(await rows(runtime, models.Execution)) == 2
+
+
+# --- scheduling -----------------------------------------------------------------------------------
+
+
+async def test_the_least_loaded_live_worker_with_the_runtime_gets_the_execution(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, action, _ = await seed_pack(runtime, runtime_name="Bash")
+    await add_worker(runtime, "w-a-python", ["python"])
+    busy = await add_worker(runtime, "w-b-busy", ["shell"], capacity=4)
+    chosen = await add_worker(runtime, "w-c-chosen", ["sh", "python"], capacity=4)
+    await add_worker(runtime, "w-d-stale", ["shell"], heartbeat_age=60)
+    await add_worker(runtime, "w-e-inactive", ["shell"], status="inactive")
+    load = [models.Execution(action_ref="other.x", status="running", worker=busy.id) for _ in range(2)]
+    load.append(models.Execution(action_ref="other.x", status="scheduled", worker=chosen.id))
+    await add(runtime, *load)
+    dispatches = await record_dispatches(runtime, chosen.id)
+    async with running_executor(runtime):
+        response = await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"x": 1}})
+        execution_id = response.json()["data"]["id"]
+        await settle(runtime)
+        execution = await get(runtime, models.Execution, execution_id)
+        assert (execution.status, execution.worker) == ("scheduled", chosen.id)
+        assert [m.message_type for m in dispatches.messages] == [MessageType.EXECUTION_REQUESTED]
+        assert dispatches.payloads()[0] == {
+            "execution_id": execution_id,
+            "worker_id": chosen.id,
+            "action_ref": action.ref,
+            "config": {"x": 1},
+        }
+
+
+def test_a_runtime_without_an_interpreter_binary_is_native() -> None:
+    def row(config: dict[str, Any]) -> models.Runtime:
+        return models.Runtime(ref="p.r", name="Custom", distributions={}, execution_config=config)
+
+    assert runtime_name_of(row({})) == "native"
+    assert runtime_name_of(row({"interpreter": {"binary": ""}})) == "native"
+    assert runtime_name_of(row({"interpreter": {"binary": "ruby"}})) == "Custom"
+
+
+async def test_without_a_live_worker_the_execution_fails_after_the_timeout(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, action, _ = await seed_pack(runtime, runtime_name="Python")
+    await add_worker(runtime, "w-shell-only", ["shell"])
+    completions = await record_completions(runtime)
+    async with running_executor(runtime):
+        execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
+        await settle(runtime)
+        assert (await get(runtime, models.Execution, execution_id)).status == "requested"
+
+        async def failed() -> models.Execution | None:
+            row = await get(runtime, models.Execution, execution_id)
+            return row if row.status == "failed" else None
+
+        execution = await eventually(failed, timeout=5)
+        assert execution.result == {"succeeded": False, "error": "No live worker can run runtime 'Python'"}
+        await settle(runtime)
+        assert [(p["execution_id"], p["status"]) for p in completions.payloads()] == [
+            (execution_id, "failed")
+        ]
+
+
+async def test_a_worker_that_appears_while_the_execution_waits_gets_it(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    runtime.settings.executor.no_worker_timeout = 10
+    _, action, _ = await seed_pack(runtime)
+    async with running_executor(runtime):
+        execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
+        await settle(runtime)
+        worker = await add_worker(runtime, "w-late", ["shell"])
+
+        async def scheduled() -> models.Execution | None:
+            row = await get(runtime, models.Execution, execution_id)
+            return row if row.status == "scheduled" else None
+
+        assert (await eventually(scheduled, timeout=5)).worker == worker.id
+
+
+async def test_a_cancelled_waiting_execution_is_never_dispatched(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    runtime.settings.executor.no_worker_timeout = 10
+    _, action, _ = await seed_pack(runtime)
+    async with running_executor(runtime):
+        execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
+        await settle(runtime)
+        assert (await api.post(f"/api/v1/executions/{execution_id}/cancel")).status_code == 200
+        worker = await add_worker(runtime, "w-after-cancel", ["shell"])
+        dispatches = await record_dispatches(runtime, worker.id)
+        await asyncio.sleep(1.2)  # more than two re-checks
+        await settle(runtime)
+        execution = await get(runtime, models.Execution, execution_id)
+        assert (execution.status, execution.worker) == ("cancelled", None)
+        assert dispatches.messages == []
+
+
+async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> None:
+    pack, action, _ = await seed_pack(runtime, runtime_name=None)
+    definition = models.WorkflowDefinition(
+        ref="demo.flow", pack=pack.id, pack_ref=pack.ref, label="flow", version="1.0.0", definition={}
+    )
+    await add(runtime, definition)
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Action, action.id)
+        assert row is not None
+        row.workflow_def = definition.id
+        execution = await runs.request_execution(session, row, {}, box=None, source_service="test")
+    async with running_executor(runtime):
+        await settle(runtime)
+        failed = await get(runtime, models.Execution, execution.id)
+        assert failed.status == "failed"
+        assert failed.result["error"] == "Workflows are not supported by this version"
+
+
+# --- liveness, retries, monitors ------------------------------------------------------------------
+
+
+async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(runtime: Runtime) -> None:
+    runtime.settings.worker.heartbeat_interval = 0.5
+    _, action, _ = await seed_pack(runtime)
+    silent = await add_worker(runtime, "w-silent", ["shell"])
+    alive = await add_worker(runtime, "w-alive", ["shell"])
+    lost = models.Execution(
+        action=action.id, action_ref=action.ref, status="running", worker=silent.id, max_retries=0
+    )
+    waiting = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=silent.id)
+    safe = models.Execution(action=action.id, action_ref=action.ref, status="running", worker=alive.id)
+    await add(runtime, lost, waiting, safe)
+    completions = await record_completions(runtime)
+    last_heartbeat = time.monotonic()
+    async with heartbeating(runtime, alive), running_executor(runtime):
+
+        async def abandoned() -> models.Execution | None:
+            row = await get(runtime, models.Execution, lost.id)
+            return row if row.status == "abandoned" else None
+
+        execution = await eventually(abandoned, timeout=3)
+        assert time.monotonic() - last_heartbeat < 2 * 0.5 + 0.5  # two intervals, plus test slack
+        assert execution.result == {
+            "succeeded": False,
+            "error": "Worker 'w-silent' stopped heartbeating",
+            "worker": silent.id,
+        }
+
+        async def also_abandoned() -> bool:
+            return (await get(runtime, models.Execution, waiting.id)).status == "abandoned"
+
+        assert await eventually(also_abandoned, timeout=1)
+        assert (await get(runtime, models.Worker, silent.id)).status == "inactive"
+        await asyncio.sleep(0.5)
+        assert (await get(runtime, models.Execution, safe.id)).status == "running"
+        assert (await get(runtime, models.Worker, alive.id)).status == "active"
+        await settle(runtime)
+        assert sorted((p["execution_id"], p["status"]) for p in completions.payloads()) == [
+            (lost.id, "abandoned"),
+            (waiting.id, "abandoned"),
+        ]
+        assert len(await rows(runtime, models.Execution)) == 3  # no retries without a budget
+
+
+async def test_a_stale_workers_execution_with_retries_left_is_requested_again(runtime: Runtime) -> None:
+    runtime.settings.worker.heartbeat_interval = 0.5
+    schema = {"token": {"type": "string", "secret": True}, "n": {"type": "integer"}}
+    _, action, _ = await seed_pack(runtime, param_schema=schema, max_retries=2)
+    silent = await add_worker(runtime, "w-gone", ["shell"])
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Action, action.id)
+        assert row is not None
+        original = await runs.request_execution(
+            session,
+            row,
+            {"token": "s3cr3t", "n": 4},
+            box=runtime.secrets,
+            source_service="test",
+            enforcement=77,
+        )
+        original.status, original.worker = "running", silent.id
+    async with running_executor(runtime):
+
+        async def retried() -> list[models.Execution]:
+            return await rows(runtime, models.Execution, models.Execution.original_execution == original.id)
+
+        [retry] = await eventually(retried, timeout=3)
+        assert (await get(runtime, models.Execution, original.id)).status == "abandoned"
+        assert (retry.retry_count, retry.retry_reason, retry.enforcement) == (1, "worker_heartbeat_stale", 77)
+        assert retry.config == {"token": "********", "n": 4}
+        assert runs.full_parameters(retry, runtime.secrets) == {"token": "s3cr3t", "n": 4}
+
+
+async def test_a_retriable_failure_is_retried_after_the_backoff_once(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, action, _ = await seed_pack(runtime, max_retries=1)
+    await add_worker(runtime, "w-retry", ["shell"])
+    async with running_executor(runtime):
+        first = (await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"n": 1}})).json()[
+            "data"
+        ]
+        await settle(runtime)
+        await complete(
+            runtime, first["id"], "failed", {"succeeded": False, "error": "Connection reset by peer"}
+        )
+        await settle(runtime)
+        # Redelivery of the completion must not create a second retry.
+        await publish(
+            runtime,
+            MessageType.EXECUTION_COMPLETED,
+            {
+                "execution_id": first["id"],
+                "action_id": action.id,
+                "action_ref": action.ref,
+                "status": "failed",
+                "completed_at": utcnow().isoformat(),
+            },
+        )
+
+        async def retried() -> list[models.Execution]:
+            return await rows(runtime, models.Execution, models.Execution.original_execution == first["id"])
+
+        [retry] = await eventually(retried, timeout=5)
+        assert (retry.retry_count, retry.retry_reason, retry.config) == (1, "transient_error", {"n": 1})
+        await settle(runtime)
+        await complete(runtime, retry.id, "failed", {"succeeded": False, "error": "Connection reset by peer"})
+        await asyncio.sleep(1.5)  # longer than the first backoff
+        await settle(runtime)
+        assert len(await retried()) == 1  # the budget (max_retries=1) is spent
+
+
+async def test_a_non_retriable_failure_is_not_retried(api: httpx.AsyncClient, runtime: Runtime) -> None:
+    _, action, _ = await seed_pack(runtime, max_retries=3)
+    await add_worker(runtime, "w-final", ["shell"])
+    async with running_executor(runtime):
+        first = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]
+        await settle(runtime)
+        await complete(runtime, first["id"], "failed", {"succeeded": False, "error": "exit code 3"})
+        await asyncio.sleep(1.5)
+        await settle(runtime)
+        assert len(await rows(runtime, models.Execution)) == 1
+
+
+async def test_executions_left_scheduled_too_long_fail(runtime: Runtime) -> None:
+    runtime.settings.executor.scheduled_timeout = 30
+    _, action, _ = await seed_pack(runtime)
+    worker = await add_worker(runtime, "w-slow", ["shell"])
+    old = models.Execution(
+        action=action.id,
+        action_ref=action.ref,
+        status="scheduled",
+        worker=worker.id,
+        updated=utcnow() - timedelta(minutes=2),
+    )
+    fresh = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=worker.id)
+    await add(runtime, old, fresh)
+    completions = await record_completions(runtime)
+    async with heartbeating(runtime, worker), running_executor(runtime):
+
+        async def failed() -> models.Execution | None:
+            row = await get(runtime, models.Execution, old.id)
+            return row if row.status == "failed" else None
+
+        execution = await eventually(failed, timeout=5)
+        assert execution.result["failed_by"] == "execution_timeout_monitor"
+        assert execution.result["timeout_seconds"] == 30
+        assert execution.result["age_seconds"] >= 119
+        assert execution.result["error"].startswith(
+            "Execution timeout: worker did not pick up task within 30 seconds"
+        )
+        assert (await get(runtime, models.Execution, fresh.id)).status == "scheduled"
+        await settle(runtime)
+        [completion] = completions.payloads()
+        assert (completion["execution_id"], completion["action_id"], completion["status"]) == (
+            old.id,
+            action.id,
+            "failed",
+        )
+
+
+async def test_an_expired_dispatch_fails_its_execution(runtime: Runtime) -> None:
+    _, action, _ = await seed_pack(runtime)
+    worker = await add_worker(runtime, "w-deaf", ["shell"])
+    expired = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=worker.id)
+    other = await add_worker(runtime, "w-other", ["shell"])
+    moved = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=other.id)
+    await add(runtime, expired, moved)
+    completions = await record_completions(runtime)
+    async with heartbeating(runtime, worker, other), running_executor(runtime):
+        for execution in (expired, moved):
+            envelope = make_envelope(
+                MessageType.EXECUTION_REQUESTED,
+                {"execution_id": execution.id, "worker_id": worker.id, "action_ref": action.ref},
+                source_service="executor",
+            )
+            await runtime.bus.publish("attune.dlx", f"execution.dispatch.worker.{worker.id}", envelope)
+        await publish(runtime, MessageType.EVENT_CREATED, {"event_id": 999, "trigger_ref": "x.y"})  # dropped
+        await settle(runtime)
+        failed = await get(runtime, models.Execution, expired.id)
+        assert failed.status == "failed"
+        assert failed.result["error"] == "Worker queue TTL expired"
+        assert str(worker.id) in failed.result["message"]
+        assert (await get(runtime, models.Execution, moved.id)).status == "scheduled"
+        assert [(p["execution_id"], p["status"]) for p in completions.payloads()] == [(expired.id, "failed")]

@@ -1,0 +1,582 @@
+"""The worker running dispatched executions (services.md §3.3-§3.10, pipeline contracts).
+
+Each test runs a real ``WorkerService`` in-process on the test backend, creates an action in a
+temporary pack, inserts a ``scheduled`` execution assigned to the worker, stages the dispatch
+through the outbox and polls the database for the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from attune.bus import topology
+from attune.bus.messages import Envelope, MessageType, cancel_routing, dispatch_routing
+from attune.db import models
+from attune.db.outbox import enqueue
+from attune.db.repos import runs
+from attune.domain.enums import ExecutionStatus, OwnerType
+from attune.runtime import Runtime
+from attune.worker.process import group_alive
+from attune.worker.service import WorkerService
+
+PACK = "wt"
+SHELL_CONFIG = {"interpreter": {"binary": "/bin/bash", "args": [], "file_extension": ".sh"}}
+ALWAYS = {"verification": {"always_available": True}}
+TERMINAL = {"completed", "failed", "timeout", "cancelled", "abandoned"}
+DEFAULT_ENV = {"ATTUNE_WORKER_RUNTIMES": "shell,native"}
+
+
+# --------------------------------------------------------------------------- harness
+
+
+@dataclass
+class RunningWorker:
+    service: WorkerService
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    completed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def id(self) -> int:
+        assert self.service.worker_id is not None
+        return self.service.worker_id
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 30)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    runtime: Runtime, environ: dict[str, str] | None = None, **worker_settings: Any
+) -> AsyncIterator[RunningWorker]:
+    """Start a WorkerService (unique name, fast heartbeat) and stop it on exit."""
+    settings = runtime.settings.worker
+    settings.name = f"worker-{uuid.uuid4().hex[:8]}"
+    settings.heartbeat_interval = 0.5
+    settings.shutdown_timeout = 2
+    for key, value in worker_settings.items():
+        setattr(settings, key, value)
+    completed: list[dict[str, Any]] = []
+
+    async def collect(envelope: Envelope) -> None:
+        completed.append(envelope.payload)
+
+    spec = topology.QueueSpec(
+        f"test.completed.{uuid.uuid4().hex[:8]}", ((topology.EXECUTIONS_EXCHANGE, "execution.completed"),)
+    )
+    await runtime.bus.declare_queue(spec)
+    collector = await runtime.bus.consume(spec.name, collect)
+    service = WorkerService(environ=DEFAULT_ENV if environ is None else environ)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(runtime, stop))
+    ready = asyncio.create_task(service.ready.wait())
+    await asyncio.wait({task, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if task.done():
+        task.result()  # surfaces the start-up error
+    assert service.ready.is_set(), "worker did not start"
+    worker = RunningWorker(service, stop, task, completed)
+    try:
+        yield worker
+    finally:
+        if not task.done():
+            await worker.shutdown()
+        await collector.cancel()
+
+
+async def add_runtime(
+    runtime: Runtime, ref: str, name: str, config: dict[str, Any], distributions: dict[str, Any] | None = None
+) -> models.Runtime:
+    async with runtime.db.transaction() as session:
+        row = models.Runtime(
+            ref=ref,
+            name=name,
+            execution_config=config,
+            distributions=ALWAYS if distributions is None else distributions,
+            pack_ref="core",
+        )
+        session.add(row)
+        await session.flush()
+    return row
+
+
+async def shell_runtime(runtime: Runtime) -> models.Runtime:
+    return await add_runtime(runtime, "core.shell", "Shell", SHELL_CONFIG)
+
+
+async def add_action(
+    runtime: Runtime, name: str, entrypoint: str, runtime_row: models.Runtime | None, **values: Any
+) -> models.Action:
+    values.setdefault("is_adhoc", True)
+    async with runtime.db.transaction() as session:
+        pack = (await session.execute(sa.select(models.Pack).where(models.Pack.ref == PACK))).scalar()
+        if pack is None:
+            pack = models.Pack(ref=PACK, label=PACK, version="1.0.0")
+            session.add(pack)
+            await session.flush()
+        action = models.Action(
+            ref=f"{PACK}.{name}",
+            pack=pack.id,
+            pack_ref=PACK,
+            label=name,
+            description="",
+            entrypoint=entrypoint,
+            runtime=runtime_row.id if runtime_row is not None else None,
+            **values,
+        )
+        session.add(action)
+        await session.flush()
+    return action
+
+
+def pack_file(runtime: Runtime, name: str, text: str, mode: int = 0o644) -> Path:
+    path = runtime.settings.packs_base_dir / PACK / "actions" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def stage_dispatch(session: Any, execution: models.Execution, worker_id: int) -> None:
+    enqueue(
+        session,
+        MessageType.EXECUTION_REQUESTED,
+        {
+            "execution_id": execution.id,
+            "worker_id": worker_id,
+            "action_ref": execution.action_ref,
+            "config": execution.config,
+        },
+        source_service="executor",
+        routing=dispatch_routing(worker_id),
+    )
+
+
+async def dispatch(
+    runtime: Runtime, action: models.Action, worker: RunningWorker, config: Any = None, **values: Any
+) -> int:
+    """Insert a scheduled execution on ``worker`` and stage its dispatch."""
+    values.setdefault("status", ExecutionStatus.SCHEDULED.value)
+    async with runtime.db.transaction() as session:
+        execution = models.Execution(
+            action=action.id,
+            action_ref=action.ref,
+            config=config if config is not None else {},
+            worker=worker.id,
+            **values,
+        )
+        session.add(execution)
+        await session.flush()
+        stage_dispatch(session, execution, worker.id)
+    return execution.id
+
+
+async def redispatch(runtime: Runtime, execution_id: int, worker: RunningWorker) -> None:
+    async with runtime.db.transaction() as session:
+        execution = await session.get(models.Execution, execution_id)
+        assert execution is not None
+        stage_dispatch(session, execution, worker.id)
+
+
+async def execution_row(runtime: Runtime, execution_id: int) -> models.Execution:
+    async with runtime.db.session() as session:
+        row = await session.get(models.Execution, execution_id)
+    assert row is not None
+    return row
+
+
+async def wait_status(
+    runtime: Runtime, execution_id: int, statuses: set[str] = TERMINAL, within: float = 15
+) -> models.Execution:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        row = await execution_row(runtime, execution_id)
+        if row.status in statuses:
+            return row
+        if loop.time() > deadline:
+            raise AssertionError(f"execution {execution_id} is still {row.status} (waited for {statuses})")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for(predicate: Any, within: float = 10) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def exists(path: str) -> bool:
+    return Path(path).exists()
+
+
+def log_dir(runtime: Runtime, execution_id: int) -> Path:
+    assert runtime.settings.artifacts_dir is not None
+    return runtime.settings.artifacts_dir / f"execution_{execution_id}"
+
+
+async def wait_for_pgid(runtime: Runtime, execution_id: int) -> int:
+    """The action prints ``$$`` first: its pid, which leads its own process group."""
+    stdout = log_dir(runtime, execution_id) / "stdout.log"
+    await wait_for(lambda: stdout.is_file() and stdout.read_text().strip() != "")
+    return int(stdout.read_text().split()[0])
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+async def test_exit_zero_completes_with_stdout_and_exit_code(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    action = await add_action(runtime, "hello", "echo hello", shell)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+        await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
+
+    assert row.status == "completed"
+    assert row.result["exit_code"] == 0
+    assert row.result["succeeded"] is True
+    assert row.result["stdout"] == "hello\n"
+    assert row.started_at is not None
+    message = next(m for m in worker.completed if m["execution_id"] == execution_id)
+    assert message["status"] == "completed"
+    assert message["action_ref"] == action.ref
+    assert message["action_id"] == action.id
+    assert message["result"]["stdout"] == "hello\n"
+    assert (log_dir(runtime, execution_id) / "stdout.log").read_text() == "hello\n"
+
+
+async def test_non_zero_exit_fails_with_code_and_stderr(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    action = await add_action(runtime, "broken", "echo partial; echo 'disk is full' >&2; exit 3", shell)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+        await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
+
+    assert row.status == "failed"
+    assert row.result["exit_code"] == 3
+    assert row.result["succeeded"] is False
+    assert row.result["error"] == "disk is full"
+    assert row.result["stdout"] == "partial\n"
+    assert row.result["stderr_log"].endswith(f"execution_{execution_id}/stderr.log")
+    # The completion message carries the real status, not "completed" (§3.3 defect).
+    message = next(m for m in worker.completed if m["execution_id"] == execution_id)
+    assert message["status"] == "failed"
+
+
+async def test_json_output_is_parsed_into_data(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    action = await add_action(
+        runtime, "report", """echo 'starting'; echo '{"count": 2, "ok": true}'""", shell, output_format="json"
+    )
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+
+    assert row.status == "completed"
+    assert row.result["data"] == {"count": 2, "ok": True}
+    assert "stdout" not in row.result
+
+
+async def test_parameters_arrive_on_stdin_and_file_delivery_is_cleaned_up(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    stdin_action = await add_action(runtime, "stdin_params", "cat", shell, parameter_format="dotenv")
+    file_action = await add_action(
+        runtime,
+        "file_params",
+        'cat "$ATTUNE_PARAMETER_FILE"; echo; echo "$ATTUNE_PARAMETER_FILE" >&2',
+        shell,
+        parameter_delivery="file",
+        parameter_format="json",
+    )
+    async with running_worker(runtime) as worker:
+        first = await dispatch(runtime, stdin_action, worker, {"name": "it's", "n": 2, "context": {"a": 1}})
+        second = await dispatch(runtime, file_action, worker, {"name": "x"})
+        by_stdin = await wait_status(runtime, first)
+        by_file = await wait_status(runtime, second)
+
+    assert by_stdin.result["stdout"] == "n='2'\nname='it'\\''s'\n---ATTUNE_PARAMS_END---\n"
+    assert by_file.status == "completed"
+    assert by_file.result["stdout"] == '{"name":"x"}\n'
+    param_file = (log_dir(runtime, second) / "stderr.log").read_text().strip()
+    assert param_file.startswith("/")
+    assert not exists(param_file)
+
+
+async def test_missing_action_file_fails_before_running(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    action = await add_action(runtime, "ghost", "ghost.sh", shell, is_adhoc=False)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+
+    assert row.status == "failed"
+    assert row.result["succeeded"] is False
+    assert row.result["error"].startswith("Action execution failed: No executable content found")
+
+
+async def test_script_file_in_pack_runs_with_its_interpreter(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    pack_file(runtime, "where.sh", 'echo "cwd=$(pwd)"\n')
+    action = await add_action(runtime, "where", "where.sh", shell, is_adhoc=False)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+
+    assert row.status == "completed"
+    assert row.result["stdout"] == f"cwd={runtime.settings.packs_base_dir / PACK}\n"
+
+
+async def test_native_executable_runs_directly(runtime: Runtime) -> None:
+    native = await add_runtime(runtime, "core.native", "Native", {})
+    pack_file(runtime, "hello-native", '#!/bin/sh\necho "native-ok $0"\n', mode=0o755)
+    action = await add_action(runtime, "native", "hello-native", native, is_adhoc=False)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+
+    assert row.status == "completed"
+    expected = runtime.settings.packs_base_dir / PACK / "actions" / "hello-native"
+    assert row.result["stdout"] == f"native-ok {expected}\n"
+
+
+# --------------------------------------------------------------------------- timeout and cancel
+
+
+async def test_timeout_kills_the_process_group(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    action = await add_action(runtime, "slow", "echo $$; sleep 30 & sleep 30", shell, timeout_seconds=1)
+    async with running_worker(runtime) as worker:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        execution_id = await dispatch(runtime, action, worker)
+        pgid = await wait_for_pgid(runtime, execution_id)
+        row = await wait_status(runtime, execution_id, within=5)
+        elapsed = loop.time() - started
+
+    assert row.status == "timeout"
+    assert elapsed < 3
+    assert row.result["error"] == "Execution timed out after 1 seconds"
+    assert not group_alive(pgid)
+
+
+async def test_cancel_request_kills_the_process_group(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    action = await add_action(runtime, "long", "echo $$; sleep 30 & sleep 30", shell)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        pgid = await wait_for_pgid(runtime, execution_id)
+        async with runtime.db.transaction() as session:
+            await session.execute(
+                sa.update(models.Execution)
+                .where(models.Execution.id == execution_id)
+                .values(status=ExecutionStatus.CANCELING.value)
+            )
+            enqueue(
+                session,
+                MessageType.EXECUTION_CANCEL,
+                {"execution_id": execution_id, "worker_id": worker.id},
+                source_service="api",
+                routing=cancel_routing(worker.id),
+            )
+        row = await wait_status(runtime, execution_id, within=5)
+        await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
+
+    assert row.status == "cancelled"
+    assert not group_alive(pgid)
+    message = next(m for m in worker.completed if m["execution_id"] == execution_id)
+    assert message["status"] == "cancelled"
+
+
+async def test_redelivered_dispatch_does_not_run_twice(runtime: Runtime, tmp_path: Path) -> None:
+    shell = await shell_runtime(runtime)
+    counter = tmp_path / "runs.txt"
+    action = await add_action(runtime, "count", f"echo run >> {counter}; sleep 0.3", shell)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        await redispatch(runtime, execution_id, worker)  # while it runs
+        await wait_status(runtime, execution_id)
+        await redispatch(runtime, execution_id, worker)  # after it finished
+        await runtime.relay.flush()
+        await asyncio.sleep(0.5)
+        row = await execution_row(runtime, execution_id)
+
+    assert row.status == "completed"
+    assert counter.read_text() == "run\n"
+    assert [m["execution_id"] for m in worker.completed].count(execution_id) == 1
+
+
+async def test_dispatch_for_an_execution_not_scheduled_here_is_skipped(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    shell = await shell_runtime(runtime)
+    marker = tmp_path / "ran"
+    action = await add_action(runtime, "touch", f"touch {marker}", shell)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker, status=ExecutionStatus.CANCELLED.value)
+        await runtime.relay.flush()
+        await asyncio.sleep(0.5)
+        row = await execution_row(runtime, execution_id)
+
+    assert row.status == "cancelled"
+    assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- secrets and environment
+
+
+async def test_secret_parameter_reaches_the_action_but_no_file(runtime: Runtime) -> None:
+    secret = f"S3cret-{uuid.uuid4().hex}"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    shell = await shell_runtime(runtime)
+    pack_file(
+        runtime,
+        "check_secret.sh",
+        "IFS= read -r line\n"
+        "value=${line#token=\\'}; value=${value%\\'}\n"
+        'echo "stdout sees $value"\n'
+        'echo "stderr sees $value" >&2\n'
+        'if env | grep -q -- "$value"; then exit 4; fi\n'
+        f'[ "$(printf %s "$value" | sha256sum | cut -d" " -f1)" = "{digest}" ]\n',
+    )
+    action = await add_action(
+        runtime,
+        "check_secret",
+        "check_secret.sh",
+        shell,
+        is_adhoc=False,
+        parameter_format="dotenv",
+        param_schema={"token": {"type": "string", "secret": True}},
+    )
+    async with running_worker(runtime) as worker:
+        async with runtime.db.transaction() as session:
+            execution = await runs.request_execution(
+                session, action, {"token": secret}, box=runtime.secrets, source_service="test"
+            )
+            execution.status = ExecutionStatus.SCHEDULED.value
+            execution.worker = worker.id
+            await session.flush()
+            stage_dispatch(session, execution, worker.id)
+        row = await wait_status(runtime, execution.id)
+
+    assert row.status == "completed", row.result
+    assert row.config == {"token": "********"}
+    assert secret not in str(row.result)
+    assert row.result["stdout"] == "stdout sees ********\n"
+    logs = log_dir(runtime, execution.id)
+    assert (logs / "stderr.log").read_text() == "stderr sees ********\n"
+    for path in logs.rglob("*"):
+        assert secret not in path.read_text(errors="replace"), path
+
+
+async def test_key_secrets_arrive_on_stdin_only(runtime: Runtime) -> None:
+    assert runtime.secrets is not None
+    shell = await shell_runtime(runtime)
+    check = (
+        "import json, os, sys\n"
+        "line = sys.stdin.readline()\n"
+        "print(line.strip())\n"
+        "values = json.loads(line)\n"
+        "leaked = any(v in ''.join(os.environ.values()) for v in values.values())\n"
+        "expected = {'api_key': 'sys-value-1', 'shared': 'pack-value-2'}\n"
+        "sys.exit(0 if values == expected and not leaked else 1)\n"
+    )
+    action = await add_action(runtime, "keys", f'{sys.executable} -c "{check}"', shell)
+    async with runtime.db.transaction() as session:
+        pack_id = (
+            await session.execute(sa.select(models.Pack.id).where(models.Pack.ref == PACK))
+        ).scalar_one()
+        session.add_all(
+            [
+                models.Key(
+                    ref="api_key",
+                    owner_type=OwnerType.SYSTEM.value,
+                    name="api_key",
+                    encrypted=True,
+                    encryption_key_hash=runtime.secrets.fingerprint,
+                    value=runtime.secrets.encrypt("sys-value-1"),
+                ),
+                models.Key(
+                    ref="shared",
+                    owner_type=OwnerType.SYSTEM.value,
+                    name="shared",
+                    encrypted=False,
+                    value="system-value",
+                ),
+                models.Key(
+                    ref=f"{PACK}.shared",
+                    owner_type=OwnerType.PACK.value,
+                    owner=PACK,
+                    owner_pack=pack_id,
+                    owner_pack_ref=PACK,
+                    name="shared",
+                    encrypted=True,
+                    encryption_key_hash=runtime.secrets.fingerprint,
+                    value=runtime.secrets.encrypt("pack-value-2"),
+                ),
+            ]
+        )
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+
+    assert row.status == "completed", row.result
+    assert row.result["stdout"] == '{"api_key":"********","shared":"********"}\n'
+
+
+async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    script = (
+        'printf \'{"token":"%s","exec":"%s","action":"%s","ctx":"%s","num":"%s","mine":"%s","url":"%s",'
+        '"delivery":"%s","format":"%s","jwt_secret":"%s"}\' '
+        '"$ATTUNE_API_TOKEN" "$ATTUNE_EXEC_ID" "$ATTUNE_ACTION" '
+        '"$ATTUNE_CONTEXT_USER" "$ATTUNE_CONTEXT_COUNT" '
+        '"$MY_VAR" "$ATTUNE_API_URL" "$ATTUNE_PARAMETER_DELIVERY" "$ATTUNE_PARAMETER_FORMAT" '
+        '"$ATTUNE__SECURITY__JWT_SECRET"'
+    )
+    action = await add_action(runtime, "env", script, shell, output_format="json")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ATTUNE__SECURITY__JWT_SECRET", "must-not-leak")
+    try:
+        async with running_worker(runtime) as worker:
+            execution_id = await dispatch(
+                runtime,
+                action,
+                worker,
+                {"context": {"user": "bob", "count": 3}},
+                env_vars={"MY_VAR": "mine", "ATTUNE_EXEC_ID": "999"},
+                executor=None,
+            )
+            row = await wait_status(runtime, execution_id)
+    finally:
+        mp.undo()
+
+    assert row.status == "completed", row.result
+    data = row.result["data"]
+    assert data["exec"] == str(execution_id)  # env_vars never override ATTUNE_*
+    assert data["action"] == action.ref
+    assert data["ctx"] == "bob"
+    assert data["num"] == "3"
+    assert data["mine"] == "mine"
+    assert data["url"].startswith("http")
+    assert (data["delivery"], data["format"]) == ("stdin", "json")
+    assert data["jwt_secret"] == ""
+    claims = runtime.tokens.decode(data["token"])
+    assert claims.token_type == "execution"
+    assert claims.metadata == {"execution_id": execution_id}
+    assert claims.login == f"execution:{execution_id}"

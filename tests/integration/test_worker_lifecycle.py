@@ -1,0 +1,207 @@
+"""Worker registration, heartbeat, capabilities, shutdown, runtime versions and pack environments
+(services.md §3.1, §3.5, §3.12-§3.14)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import sqlalchemy as sa
+
+from attune.bus.messages import MessageType
+from attune.db import models
+from attune.db.outbox import enqueue
+from attune.runtime import Runtime
+from attune.worker.process import group_alive
+from tests.integration.test_worker import (
+    PACK,
+    SHELL_CONFIG,
+    add_action,
+    add_runtime,
+    dispatch,
+    running_worker,
+    shell_runtime,
+    wait_for,
+    wait_for_pgid,
+    wait_status,
+)
+
+FAKE_ENV_CONFIG: dict[str, Any] = {
+    **SHELL_CONFIG,
+    "environment": {
+        "env_type": "virtualenv",
+        "create_command": ["sh", "-c", "mkdir -p {env_dir} && touch {env_dir}/made"],
+    },
+    "env_vars": {"MARK": "{env_dir}/made"},
+}
+FAKE_ENV = {"ATTUNE_WORKER_RUNTIMES": "shell,native,fake"}
+
+
+async def worker_row(runtime: Runtime, worker_id: int) -> models.Worker:
+    async with runtime.db.session() as session:
+        row = await session.get(models.Worker, worker_id)
+    assert row is not None
+    return row
+
+
+async def test_registration_heartbeat_and_graceful_stop(runtime: Runtime) -> None:
+    async with running_worker(runtime, max_concurrent_tasks=4) as worker:
+        first = await worker_row(runtime, worker.id)
+        await asyncio.sleep(1.2)
+        later = await worker_row(runtime, worker.id)
+        await worker.shutdown()
+        stopped = await worker_row(runtime, worker.id)
+
+    assert first.name == runtime.settings.worker.name
+    assert (first.worker_role, first.status) == ("action", "active")
+    assert first.capabilities["runtimes"] == ["shell", "native"]
+    assert first.capabilities["max_concurrent_executions"] == 4
+    assert first.capabilities["worker_version"] == "0.1.0"
+    assert first.last_heartbeat is not None and later.last_heartbeat is not None
+    assert later.last_heartbeat > first.last_heartbeat
+    assert stopped.status == "inactive"
+
+
+async def test_restarted_worker_keeps_its_id(runtime: Runtime) -> None:
+    async with running_worker(runtime, name="steady-worker") as worker:
+        first_id = worker.id
+    async with running_worker(runtime, name="steady-worker") as worker:
+        assert worker.id == first_id
+        assert (await worker_row(runtime, worker.id)).status == "active"
+
+
+async def test_capabilities_from_env_then_config_then_detection(runtime: Runtime) -> None:
+    await add_runtime(runtime, "core.shell", "Shell", SHELL_CONFIG)
+    await add_runtime(runtime, "core.native", "Native", {})
+    await add_runtime(
+        runtime,
+        "core.python",
+        "Python",
+        {"interpreter": {"binary": "python3"}},
+        {
+            "verification": {
+                "commands": [{"binary": sys.executable, "args": ["--version"], "pattern": "Python 3"}]
+            }
+        },
+    )
+    await add_runtime(
+        runtime,
+        "x.ghost",
+        "Ghost",
+        {"interpreter": {"binary": "ghost"}},
+        {"verification": {"commands": [{"binary": "definitely-not-installed-xyz"}]}},
+    )
+    await add_runtime(runtime, "x.unverified", "Unverified", {"interpreter": {"binary": "sh"}}, {})
+
+    async with running_worker(runtime, {"ATTUNE_WORKER_RUNTIMES": " Node.js , bash,"}) as worker:
+        from_env = (await worker_row(runtime, worker.id)).capabilities
+    async with running_worker(
+        runtime, {}, capabilities={"runtimes": ["Python3", "bash"], "gpu": True}
+    ) as worker:
+        from_config = (await worker_row(runtime, worker.id)).capabilities
+    async with running_worker(runtime, {}, capabilities=None) as worker:
+        detected = (await worker_row(runtime, worker.id)).capabilities
+
+    assert from_env["runtimes"] == ["node", "shell"]
+    assert from_config["runtimes"] == ["python", "shell"]
+    assert from_config["gpu"] is True
+    assert detected["runtimes"] == ["native", "python", "shell"]
+
+
+async def test_stop_cancels_executions_still_running_after_the_shutdown_timeout(runtime: Runtime) -> None:
+    shell = await shell_runtime(runtime)
+    action = await add_action(runtime, "forever", "echo $$; sleep 30", shell)
+    async with running_worker(runtime, shutdown_timeout=0.5) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        pgid = await wait_for_pgid(runtime, execution_id)
+        await asyncio.wait_for(worker.shutdown(), 10)
+        row = await wait_status(runtime, execution_id, within=1)
+
+    assert row.status == "cancelled"
+    assert not group_alive(pgid)
+
+
+async def test_versions_are_verified_at_start_and_selected_by_constraint(runtime: Runtime) -> None:
+    fake = await add_runtime(runtime, "x.fake", "Fake", SHELL_CONFIG)
+
+    def version_config(picked: str) -> dict[str, Any]:
+        return {**SHELL_CONFIG, "env_vars": {"PICKED": picked}}
+
+    async with runtime.db.transaction() as session:
+        for version, binary in (("1.0", "sh"), ("2.0", "definitely-not-installed-xyz")):
+            session.add(
+                models.RuntimeVersion(
+                    runtime=fake.id,
+                    runtime_ref=fake.ref,
+                    version=version,
+                    version_major=int(version[0]),
+                    version_minor=0,
+                    version_patch=0,
+                    execution_config=version_config(version),
+                    distributions={
+                        "verification": {
+                            "commands": [{"binary": binary, "args": ["-c", "echo fake"], "pattern": "fake"}]
+                        }
+                    },
+                    available=True,
+                )
+            )
+    action = await add_action(
+        runtime, "versioned", 'echo "picked=$PICKED"', fake, runtime_version_constraint=">=1"
+    )
+
+    async def versions() -> dict[str, models.RuntimeVersion]:
+        async with runtime.db.session() as session:
+            rows = (await session.execute(sa.select(models.RuntimeVersion))).scalars().all()
+        return {row.version: row for row in rows}
+
+    async with running_worker(runtime, FAKE_ENV) as worker:
+        for _ in range(200):
+            rows = await versions()
+            if all(row.verified_at is not None for row in rows.values()):
+                break
+            await asyncio.sleep(0.05)
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+
+    assert rows["1.0"].available is True
+    assert rows["2.0"].available is False
+    assert row.status == "completed", row.result
+    assert row.result["stdout"] == "picked=1.0\n"
+
+
+async def test_pack_environments_are_built_at_start_and_used_by_executions(runtime: Runtime) -> None:
+    fake = await add_runtime(runtime, "x.fake", "Fake", FAKE_ENV_CONFIG)
+    action = await add_action(runtime, "uses_env", 'test -f "$MARK" && echo "env ready"', fake)
+    (runtime.settings.packs_base_dir / PACK).mkdir(parents=True, exist_ok=True)
+    made = runtime.settings.envs_dir / PACK / "fake" / "made"
+
+    async with running_worker(runtime, FAKE_ENV) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+        await wait_for(made.is_file)
+
+    assert row.status == "completed", row.result
+    assert row.result["stdout"] == "env ready\n"
+
+
+async def test_pack_registered_builds_the_new_packs_environment(runtime: Runtime) -> None:
+    fake = await add_runtime(runtime, "x.fake", "Fake", FAKE_ENV_CONFIG)
+    made = runtime.settings.envs_dir / PACK / "fake" / "made"
+    async with running_worker(runtime, FAKE_ENV):
+        await asyncio.sleep(0.3)  # start-up setup finds no pack
+        assert not made.exists()
+        await add_action(runtime, "later", "true", fake)
+        (runtime.settings.packs_base_dir / PACK).mkdir(parents=True, exist_ok=True)
+        async with runtime.db.transaction() as session:
+            pack_id = (
+                await session.execute(sa.select(models.Pack.id).where(models.Pack.ref == PACK))
+            ).scalar_one()
+            enqueue(
+                session,
+                MessageType.PACK_REGISTERED,
+                {"pack_id": pack_id, "pack_ref": PACK, "version": "1.0.0", "runtime_names": ["fake"]},
+                source_service="api",
+            )
+        await wait_for(made.is_file)
