@@ -83,6 +83,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     finally:
         runtime.stop.set()
         with contextlib.suppress(Exception):
+            await relay.close()
             await relay.drain_once()
         relay_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

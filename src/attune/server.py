@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable, Sequence
 
 from attune.bootstrap import bootstrap
@@ -37,16 +38,30 @@ def _sensor() -> Service:
     return SensorService()
 
 
+def _retention() -> Service:
+    from attune.retention import RetentionService
+
+    return RetentionService()
+
+
+def _notifier() -> Service:
+    from attune.notifier.service import NotifierService
+
+    return NotifierService()
+
+
 #: Service name → factory (imports are deferred so one service's process loads only its code).
 SERVICE_FACTORIES: dict[str, Callable[[], Service]] = {
     "api": ApiService,
     "executor": _executor,
     "worker": _worker,
     "sensor": _sensor,
+    "notifier": _notifier,
+    "retention": _retention,
 }
 
 #: What ``attune server`` runs, in start order.
-EMBEDDED = ("api", "executor", "worker", "sensor")
+EMBEDDED = ("api", "executor", "worker", "sensor", "retention")
 
 
 def check_deployment(settings: Settings, *, embedded: bool) -> None:
@@ -70,6 +85,10 @@ async def run_server(settings: Settings, *, services: Sequence[str] | None = Non
     """
     embedded = services is None
     check_deployment(settings, embedded=embedded)
+    # The event loop shares the GIL with the database driver threads (aiosqlite runs every
+    # statement on a thread). With the default 5 ms switch interval the loop waits up to 5 ms for
+    # the GIL after each statement; 0.5 ms keeps database round trips short.
+    sys.setswitchinterval(0.0005)
     if embedded:
         await upgrade(settings.database.url)
     chosen = embedded_services() if services is None else [SERVICE_FACTORIES[name]() for name in services]

@@ -155,6 +155,19 @@ class ExecutorSettings(BaseModel):
     policy_refresh_interval: float = 5
 
 
+class RetentionSettings(BaseModel):
+    """The purge job (domain.md §2.8): rows older than these ages are deleted in batches."""
+
+    #: Events, enforcements, terminal executions and execution history; 0 disables the job.
+    max_age_days: int = Field(default=90, ge=0)
+    #: Worker history is kept longer (the original 180-day policy); 0 keeps it forever.
+    worker_history_max_age_days: int = Field(default=180, ge=0)
+    #: Seconds between two runs of the retention service.
+    interval: float = Field(default=3600, gt=0)
+    #: Rows deleted per statement (and per transaction).
+    batch_size: int = Field(default=1000, ge=1)
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`, never at import time."""
 
@@ -182,6 +195,7 @@ class Settings(BaseSettings):
     notifier: NotifierSettings = Field(default_factory=NotifierSettings)
     pack_registry: PackRegistrySettings = Field(default_factory=PackRegistrySettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(

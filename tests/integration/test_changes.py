@@ -25,13 +25,10 @@ CHANGE = str(MessageType.CHANGE_NOTIFICATION)
 
 
 @pytest.fixture
-def held_outbox(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+def held_outbox(runtime: Runtime) -> None:
     """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
 
-    async def hold() -> int:
-        return 0
-
-    monkeypatch.setattr(runtime.relay, "drain_once", hold)
+    runtime.relay.pause()
 
 
 async def add(runtime: Runtime, row: Any) -> Any:

@@ -17,13 +17,10 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def held_outbox(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+def held_outbox(runtime: Runtime) -> None:
     """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
 
-    async def hold() -> int:
-        return 0
-
-    monkeypatch.setattr(runtime.relay, "drain_once", hold)
+    runtime.relay.pause()
 
 
 async def staged(runtime: Runtime, message_type: str) -> list[dict[str, Any]]:

@@ -685,7 +685,7 @@ async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> N
         await settle(runtime)
         failed = await get(runtime, models.Execution, execution.id)
         assert failed.status == "failed"
-        assert failed.result["error"] == "Workflows are not supported by this version"
+        assert failed.result["error"].startswith("Workflow 'demo.flow' is invalid")
 
 
 # --- liveness, retries, monitors ------------------------------------------------------------------

@@ -363,6 +363,7 @@ async def test_malformed_pack_is_rejected_and_nothing_is_registered(
 async def test_register_stages_pack_registered_for_environment_runtimes(
     api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
 ) -> None:
+    runtime.relay.pause()  # keep the staged rows in the table to read them
     assert (await register(api, packs_dir / "core", skip_tests=True)).status_code == 201
     pack_id = (await register(api, write_pack(tmp_path, runner="python"))).json()["data"]["id"]
     async with runtime.db.session() as session:

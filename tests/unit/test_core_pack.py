@@ -103,7 +103,7 @@ def test_scripts_are_executable() -> None:
         CORE / "sensors" / "attune-core-timer-sensor",
         CORE / "tests" / "run_tests.sh",
     ]
-    assert len(scripts) == 10
+    assert len(scripts) == 11
     for script in scripts:
         assert script.stat().st_mode & stat.S_IXUSR, script
 

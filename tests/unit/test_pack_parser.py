@@ -51,7 +51,7 @@ def test_core_pack_parses_with_all_components() -> None:
     assert parsed.pack.system is True
     assert parsed.pack.config == {"max_action_timeout": 300, "enable_debug_logging": False}
     assert parsed.pack.testing is not None and parsed.pack.testing["on_failure"] == "block"
-    assert len(parsed.actions) == 8
+    assert len(parsed.actions) == 9
     assert [t.ref for t in parsed.triggers] == ["core.crontimer", "core.datetimetimer", "core.intervaltimer"]
     assert [s.ref for s in parsed.sensors] == ["core.interval_timer_sensor"]
     assert [r.ref for r in parsed.runtimes] == ["core.native", "core.nodejs", "core.python", "core.shell"]
@@ -80,7 +80,9 @@ def test_core_actions_are_shell_with_dotenv_stdin() -> None:
     actions = {a.ref: a for a in parse_pack_dir(CORE).actions}
     for action in actions.values():
         assert action.runtime_ref == "core.shell"
-        assert (action.parameter_delivery, action.parameter_format) == ("stdin", "dotenv")
+        # core.ask (an Attune extension) takes JSON: its response_schema object must arrive intact.
+        expected_format = "json" if action.ref == "core.ask" else "dotenv"
+        assert (action.parameter_delivery, action.parameter_format) == ("stdin", expected_format)
         assert (CORE / "actions" / action.entrypoint).is_file()
     http = actions["core.http_request"]
     assert http.label == "HTTP Request"

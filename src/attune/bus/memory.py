@@ -163,6 +163,8 @@ class _MemoryConsumer:
             self.active = False
             self.queue.consumers.remove(self)
             self.bus._consumers.discard(self)
+            if self.queue.spec.exclusive and not self.queue.consumers:
+                self.bus._delete_queue(self.queue)
         await drain_tasks(self.tasks, self.bus.shutdown_grace)
         self.bus._notify()
 
@@ -266,6 +268,14 @@ class MemoryBus:
         self._routes.clear()
         for bindings in self._bindings.values():
             bindings.clear()
+
+    def _delete_queue(self, queue: _Queue) -> None:
+        """Forget a queue and its bindings (an exclusive queue whose last consumer left)."""
+        if self._queues.get(queue.spec.name) is queue:
+            del self._queues[queue.spec.name]
+        for exchange, bindings in self._bindings.items():
+            self._bindings[exchange] = [(p, q) for p, q in bindings if q is not queue]
+        self._routes.clear()
 
     def _route(self, exchange: str, routing_key: str) -> list[_Queue]:
         cached = self._routes.get((exchange, routing_key))

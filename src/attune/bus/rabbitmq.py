@@ -156,9 +156,7 @@ class RabbitMQBus:
         """Declare a durable queue with its DLX/TTL arguments and bindings (idempotent)."""
         channel = self._require_channel()
         try:
-            queue = await channel.declare_queue(
-                self._name(spec.name), durable=True, arguments=self._arguments(spec)
-            )
+            queue = await channel.declare_queue(self._name(spec.name), **self._declare_options(spec))
             for exchange, pattern in spec.bindings:
                 await queue.bind(self._name(exchange), pattern)
         except aio_pika.exceptions.ChannelClosed as exc:
@@ -204,9 +202,7 @@ class RabbitMQBus:
             spec = self._specs.get(queue)
             if spec is not None:
                 # Declared with full arguments so the robust channel can restore it on reconnect.
-                amqp_queue = await channel.declare_queue(
-                    self._name(queue), durable=True, arguments=self._arguments(spec)
-                )
+                amqp_queue = await channel.declare_queue(self._name(queue), **self._declare_options(spec))
             else:
                 amqp_queue = await channel.declare_queue(self._name(queue), passive=True)
         except aio_pika.exceptions.ChannelClosed as exc:
@@ -256,6 +252,12 @@ class RabbitMQBus:
 
     def _name(self, name: str) -> str:
         return self._prefix + name
+
+    def _declare_options(self, spec: QueueSpec) -> dict[str, Any]:
+        arguments = self._arguments(spec)
+        if spec.exclusive:
+            return {"durable": False, "exclusive": True, "auto_delete": True, "arguments": arguments}
+        return {"durable": True, "arguments": arguments}
 
     def _arguments(self, spec: QueueSpec) -> dict[str, Any]:
         arguments: dict[str, Any] = {}

@@ -1,7 +1,15 @@
-"""Relays committed outbox rows to the bus, oldest first, then deletes them.
+"""Relays committed outbox rows to the bus.
+
+Fast path: the rows a transaction staged are remembered in its session (``outbox.note_staged``);
+right after the commit the relay publishes them from memory, in commit order, and deletes the rows
+afterwards in batches. No database round trip sits between a commit and its messages.
+
+Safety net: every ``poll_interval`` the relay also scans the table for rows older than
+``orphan_age`` — left behind by a crash between commit and publish, or by a process that stopped —
+and publishes those (``SKIP LOCKED`` on PostgreSQL, so several relays can share the table).
 
 Delivery is at-least-once: a crash between publish and delete re-sends the row, so consumers are
-idempotent. On PostgreSQL several relays may run at once (``SKIP LOCKED``).
+idempotent.
 """
 
 from __future__ import annotations
@@ -9,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +27,8 @@ from attune.bus.base import Bus
 from attune.bus.messages import Envelope
 from attune.db.database import Database
 from attune.db.models import OutboxMessage
-from attune.db.outbox import DIRTY_FLAG
+from attune.db.outbox import STAGED
+from attune.db.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +36,37 @@ log = logging.getLogger(__name__)
 class OutboxRelay:
     """Publishes outbox rows after commit. ``kick()`` wakes it; it also polls as a safety net."""
 
-    def __init__(self, db: Database, bus: Bus, *, batch_size: int = 200, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+        orphan_age: float = 10.0,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._orphan_age = orphan_age
+        self._ready: deque[dict[str, Any]] = deque()
+        self._published: list[str] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._paused = False
         db.add_after_commit(self._after_commit)
 
+    def pause(self) -> None:
+        """Stop publishing (tests use it to inspect staged rows); committed rows stay in the table."""
+        self._paused = True
+        self._ready.clear()
+
     def _after_commit(self, info: dict[Any, Any]) -> None:
-        if info.get(DIRTY_FLAG):
+        staged = info.get(STAGED)
+        if staged and not self._paused:
+            self._ready.extend(staged)
             self.kick()
 
     def kick(self) -> None:
@@ -44,25 +74,55 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Loop until ``stop`` is set, draining the outbox whenever woken."""
+        """Loop until ``stop`` is set: publish what was just committed, then clean up and scan."""
+        loop = asyncio.get_running_loop()
+        next_scan = loop.time()
+        # Rows already in the table when this relay starts were never going to be published by it:
+        # the first scan takes those, later scans only rows older than ``orphan_age``. Younger rows
+        # belong to a fast path (ours or another process's) and scanning them would send twice.
+        started = utcnow()
+        first_scan = True
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
             self._wake.clear()
+            if self._paused:
+                continue
             try:
-                while await self.drain_once() == self._batch_size:
-                    pass
+                await self._publish_ready()
+                await self._delete_published()
+                if loop.time() >= next_scan:
+                    next_scan = loop.time() + self._poll_interval
+                    cutoff = started if first_scan else utcnow() - timedelta(seconds=self._orphan_age)
+                    while await self.drain_once(created_before=cutoff) == self._batch_size:
+                        pass
+                    first_scan = False
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(self._poll_interval)
                 continue
-            if not self._wake.is_set():
+            if not self._wake.is_set() and not self._ready:
                 self._idle.set()
 
-    async def drain_once(self) -> int:
-        """Publish and delete up to one batch; return how many rows were relayed."""
+    async def _publish_ready(self) -> None:
+        while self._ready:
+            row = self._ready[0]
+            await self._bus.publish(row["exchange"], row["routing_key"], Envelope.model_validate(row["body"]))
+            self._ready.popleft()
+            self._published.append(row["message_id"])
+
+    async def _delete_published(self) -> None:
+        while self._published:
+            batch, self._published = self._published[:500], self._published[500:]
+            async with self._db.transaction() as session:
+                await session.execute(sa.delete(OutboxMessage).where(OutboxMessage.message_id.in_(batch)))
+
+    async def drain_once(self, *, created_before: datetime | None = None) -> int:
+        """Publish and delete up to one batch of rows (only those created before the cut-off)."""
         async with self._db.transaction() as session:
             query = sa.select(OutboxMessage).order_by(OutboxMessage.id).limit(self._batch_size)
+            if created_before is not None:
+                query = query.where(OutboxMessage.created <= created_before)
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.execute(query)).scalars().all()
@@ -78,3 +138,8 @@ class OutboxRelay:
         """Wait until everything committed so far has been handed to the bus (tests, shutdown)."""
         self.kick()
         await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def close(self) -> None:
+        """Publish what is pending and delete it (graceful shutdown)."""
+        await self._publish_ready()
+        await self._delete_published()

@@ -40,13 +40,16 @@ class QueueSpec:
 
     ``bindings`` pairs an exchange name with a routing-key pattern (AMQP topic syntax).
     ``dead_letter`` routes rejected and expired messages to ``attune.dlx``; ``ttl_ms`` sets
-    a per-queue message TTL.
+    a per-queue message TTL. ``exclusive`` makes a private queue of one process instead: not
+    durable, usable only by the connection that declared it, deleted when its last consumer
+    goes (a notifier hub's copy of a fanout exchange).
     """
 
     name: str
     bindings: tuple[tuple[str, str], ...]
     dead_letter: bool = False
     ttl_ms: int | None = None
+    exclusive: bool = False
 
 
 EXCHANGES: tuple[ExchangeSpec, ...] = (

@@ -10,12 +10,15 @@ from typing import Annotated
 import typer
 
 from attune import __version__
+from attune.cli.commands import install_client_commands
 from attune.errors import ConfigError
 from attune.settings import Settings, load_settings
 
 app = typer.Typer(help="Attune: event-driven automation and orchestration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+retention_app = typer.Typer(help="Purging old events, executions and history.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
 
 ConfigOption = Annotated[
     Path | None,
@@ -87,6 +90,12 @@ def sensor(config: ConfigOption = None) -> None:
     _serve(_settings(config), ["sensor"])
 
 
+@app.command()
+def notifier(config: ConfigOption = None) -> None:
+    """Run the notification WebSocket alone on notifier.host:notifier.port (scaled deployment)."""
+    _serve(_settings(config), ["notifier"])
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     config: ConfigOption = None,
@@ -100,10 +109,65 @@ def db_upgrade(
     typer.echo(f"Database at {revision}")
 
 
+@retention_app.command("run")
+def retention_run(
+    config: ConfigOption = None,
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than-days",
+            min=1,
+            help="Delete rows older than N days, worker history included "
+            "(default: retention.max_age_days / worker_history_max_age_days)",
+        ),
+    ] = None,
+) -> None:
+    """Purge old records once and print how many rows went from each table."""
+    from datetime import timedelta
+
+    from attune.db.database import Database
+    from attune.retention import configured_ages, purge_database
+
+    settings = _settings(config)
+    retention = settings.retention
+    ages = configured_ages(retention)
+    if older_than_days is not None:
+        ages = (timedelta(days=older_than_days), timedelta(days=older_than_days))
+    if ages is None:
+        typer.echo("Retention is disabled (retention.max_age_days = 0); pass --older-than-days to purge")
+        return
+    older_than, worker_age = ages
+
+    async def run() -> dict[str, int]:
+        db = Database(settings.database.url, max_connections=2)
+        try:
+            return await purge_database(
+                db,
+                older_than=older_than,
+                worker_history_older_than=worker_age,
+                batch_size=retention.batch_size,
+            )
+        finally:
+            await db.dispose()
+
+    for table, count in asyncio.run(run()).items():
+        typer.echo(f"{table}: {count}")
+
+
+@retention_app.command("serve")
+def retention_serve(config: ConfigOption = None) -> None:
+    """Run the retention service alone: purge every retention.interval seconds (scaled deployment)."""
+    _serve(_settings(config), ["retention"])
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# The client command groups (auth, config, pack, action, run, execution, …) and global options.
+install_client_commands(app)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from attune.bus.messages import ChangeNotification, MessageType, change_notifica
 from attune.db.database import Database
 from attune.db.history import HISTORY_SPECS, RowChange, is_distinct, json_value, write_history
 from attune.db.models import Base, Enforcement, OutboxMessage
-from attune.db.outbox import DIRTY_FLAG
+from attune.db.outbox import note_staged
 from attune.db.types import utcnow
 from attune.domain.enums import InquiryStatus
 
@@ -258,12 +258,13 @@ def stage_notifications(
                     "exchange": exchange,
                     "routing_key": routing_key,
                     "message_type": str(MessageType.CHANGE_NOTIFICATION),
+                    "message_id": envelope.message_id,
                     "body": envelope.model_dump(mode="json"),
                 }
             )
     if rows:
         connection.execute(sa.insert(OutboxMessage), rows)
-        session.info[DIRTY_FLAG] = True
+        note_staged(session, rows)
     return len(rows)
 
 

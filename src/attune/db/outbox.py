@@ -9,11 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from attune.bus.messages import Envelope, MessageType, make_envelope, routing_for
 from attune.db.models import OutboxMessage
 
 DIRTY_FLAG = "attune_outbox_dirty"
+#: session.info key: the rows staged in this transaction, in order, for the relay's fast path.
+STAGED = "attune_outbox_staged"
+
+
+def note_staged(session: AsyncSession | Session, rows: list[dict[str, Any]]) -> None:
+    """Remember rows inserted into ``outbox`` so the relay can publish them right after commit.
+
+    Each row needs ``exchange``, ``routing_key``, ``message_id`` and ``body``.
+    """
+    session.info.setdefault(STAGED, []).extend(rows)
+    session.info[DIRTY_FLAG] = True
 
 
 def enqueue(
@@ -30,13 +42,13 @@ def enqueue(
         message_type, payload, source_service=source_service, correlation_id=correlation_id
     )
     exchange, routing_key = routing or routing_for(message_type)
-    session.add(
-        OutboxMessage(
-            exchange=exchange,
-            routing_key=routing_key,
-            message_type=str(message_type),
-            body=envelope.model_dump(mode="json"),
-        )
-    )
-    session.info[DIRTY_FLAG] = True
+    row = {
+        "exchange": exchange,
+        "routing_key": routing_key,
+        "message_type": str(message_type),
+        "message_id": envelope.message_id,
+        "body": envelope.model_dump(mode="json"),
+    }
+    session.add(OutboxMessage(**row))
+    note_staged(session, [row])
     return envelope

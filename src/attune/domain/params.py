@@ -9,6 +9,8 @@ placeholders that satisfy the property), fills defaults and lists secret paramet
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -156,6 +158,14 @@ def json_pointer(path: Iterable[object]) -> str:
 
 
 def _compile(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    # Checking and compiling a schema costs far more than validating with it, and the same few
+    # action schemas are validated on every execution: cache by the schema's canonical text.
+    return _compile_text(json.dumps(schema, sort_keys=True, separators=(",", ":")))
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_text(text: str) -> jsonschema.protocols.Validator:
+    schema = json.loads(text)
     validator_cls = jsonschema.validators.validator_for(schema, default=_DEFAULT_VALIDATOR)
     validator_cls.check_schema(schema)
     return validator_cls(schema)

@@ -125,7 +125,8 @@ class CompletionListener:
     """Consumes ``ExecutionCompleted``: releases the slot, schedules retries (idempotent).
 
     ``release_slot(execution_id)`` frees the concurrency slot the execution holds, if any.
-    ``backoff(retry_count)`` gives the delay before a retry (seconds).
+    ``backoff(retry_count)`` gives the delay before a retry (seconds). ``on_finished(execution_id)``
+    runs for every completion (the workflow engine advances the run of a workflow child).
     """
 
     def __init__(
@@ -134,9 +135,12 @@ class CompletionListener:
         *,
         release_slot: Callable[[int], Awaitable[None]],
         backoff: Callable[[int], float] = retries.backoff_seconds,
+        on_finished: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._runtime = runtime
         self._release_slot = release_slot
+        # Advances the workflow run a finished child belongs to (WorkflowEngine.child_finished).
+        self._on_finished = on_finished
         self._backoff = backoff
         self._tasks = BackgroundTasks()
         # Executions whose retry timer is running, so a redelivery does not start a second one.
@@ -146,6 +150,8 @@ class CompletionListener:
         """Handle one ``ExecutionCompleted`` message."""
         payload = envelope.payload_as(ExecutionCompleted)
         await self._release_slot(payload.execution_id)
+        if self._on_finished is not None:
+            await self._on_finished(payload.execution_id)
         if payload.status is ExecutionStatus.FAILED:
             await self._maybe_retry(payload.execution_id)
 

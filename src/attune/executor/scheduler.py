@@ -31,6 +31,7 @@ from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
 from attune.executor.completion import BackgroundTasks, finish_execution, stage_status_changed
+from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ SOURCE = "executor"
 #: Seconds between two attempts to find a worker.
 RETRY_INTERVAL = 0.5
 NATIVE = "native"
-WORKFLOWS_UNSUPPORTED = "Workflows are not supported by this version"
 _REQUESTED = (ExecutionStatus.REQUESTED.value,)
 
 
@@ -64,8 +64,15 @@ class _Attempt:
 class Scheduler:
     """Consumes ``attune.execution.requests.queue``."""
 
-    def __init__(self, runtime: Runtime, *, retry_interval: float = RETRY_INTERVAL) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        retry_interval: float = RETRY_INTERVAL,
+        workflows: WorkflowEngine | None = None,
+    ) -> None:
         self._runtime = runtime
+        self._workflows = workflows or WorkflowEngine(runtime)
         self._retry_interval = retry_interval
         self._tasks = BackgroundTasks()
         # Executions being scheduled (inline or waiting for a worker): redeliveries are no-ops.
@@ -141,12 +148,8 @@ class Scheduler:
             await self._fail(execution, f"Action '{execution.action_ref}' not found")
             return _Attempt(done=True)
         if action.workflow_def is not None:
-            log.warning(
-                "execution %s runs workflow %s: workflows arrive with a later version; failing it",
-                execution_id,
-                action.ref,
-            )
-            await self._fail(execution, WORKFLOWS_UNSUPPORTED)
+            # A workflow never goes to a worker: the workflow engine runs it (services.md §2.2).
+            await self._workflows.start(execution_id)
             return _Attempt(done=True)
         if worker is None:
             if not give_up:

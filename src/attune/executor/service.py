@@ -28,9 +28,11 @@ from attune.bus.topology import (
 from attune.executor.completion import CompletionListener
 from attune.executor.enforcements import EnforcementProcessor
 from attune.executor.events import EventProcessor
+from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
 from attune.executor.monitors import DeadLetterHandler, ScheduledTimeoutMonitor
 from attune.executor.scheduler import Scheduler
+from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -70,10 +72,14 @@ class ExecutorService:
         settings = runtime.settings
         events = EventProcessor(runtime)
         enforcements = EnforcementProcessor(runtime)
-        scheduler = Scheduler(runtime)
-        completion = CompletionListener(runtime, release_slot=enforcements.release_slot)
+        workflows = WorkflowEngine(runtime)
+        scheduler = Scheduler(runtime, workflows=workflows)
+        completion = CompletionListener(
+            runtime, release_slot=enforcements.release_slot, on_finished=workflows.child_finished
+        )
         liveness = LivenessMonitor(runtime)
         timeouts = ScheduledTimeoutMonitor(runtime)
+        inquiry_timeouts = InquiryTimeoutMonitor(runtime)
 
         routes: list[tuple[QueueSpec, Handler]] = [
             (EXECUTOR_EVENTS_QUEUE, events.handle),
@@ -109,6 +115,21 @@ class ExecutorService:
                         stop,
                         "policy refresh",
                     )
+                )
+            )
+            timers.append(
+                asyncio.create_task(
+                    _every(
+                        lambda: inquiry_timeouts.interval,
+                        inquiry_timeouts.sweep,
+                        stop,
+                        "inquiry timeout sweep",
+                    )
+                )
+            )
+            timers.append(
+                asyncio.create_task(
+                    _every(lambda: workflows.timer_interval, workflows.sweep_timers, stop, "workflow timers")
                 )
             )
             if settings.executor.enable_timeout_monitor:

@@ -20,12 +20,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
+from attune.db.repos import workflows
 from attune.domain import params
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import Conflict, ValidationFailed
-from attune.packs.manifest import ActionSpec, ParsedPack, PolicySpec, RuleSpec, RuntimeSpec, SensorSpec
+from attune.packs.manifest import (
+    ActionSpec,
+    ParsedPack,
+    PolicySpec,
+    RuleSpec,
+    RuntimeSpec,
+    SensorSpec,
+    WorkflowFileSpec,
+)
 from attune.packs.parser import PackFormatError, parse_pack_dir
 from attune.runtime import Runtime
+from attune.workflow.spec import WorkflowValidationError, parse_workflow
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +226,7 @@ async def _apply(
         if await _register_sensor(session, pack, sensor, counts, result.warnings):
             sensor_refs.add(sensor.ref)
 
-    if parsed.workflows:
-        result.warnings.append(
-            f"{len(parsed.workflows)} workflow file(s) found; workflows are registered by a later version"
-        )
+    workflow_refs = await _register_workflows(session, pack, parsed.workflows, counts)
 
     rule_refs = set()
     for rule in parsed.rules:
@@ -231,6 +238,8 @@ async def _apply(
         await _register_policy(session, pack, policy, counts)
         policy_refs.add(policy.ref)
 
+    for _ in await workflows.remove_missing(session, pack.id, workflow_refs):
+        _count(counts, "workflow", "removed")
     await _remove_missing(session, pack, models.Policy, policy_refs, counts, "policy")
     await _remove_missing(session, pack, models.Rule, rule_refs, counts, "rule")
     await _remove_missing(session, pack, models.Sensor, sensor_refs, counts, "sensor")
@@ -239,6 +248,34 @@ async def _apply(
     await _remove_missing(session, pack, models.Runtime, set(runtime_ids), counts, "runtime")
     await relink_rules(session)
     return result
+
+
+async def _register_workflows(
+    session: AsyncSession, pack: models.Pack, files: list[WorkflowFileSpec], counts: dict[str, int]
+) -> set[str]:
+    """Upsert a definition and companion action per workflow file (workflows.md §1, packs.md §10).
+
+    A file that does not parse rejects the whole pack (422 naming the file), like every other
+    malformed component file: registration is all or nothing.
+    """
+    refs: set[str] = set()
+    for file in files:
+        try:
+            spec = parse_workflow(file.raw, ref=file.ref)
+        except WorkflowValidationError as exc:
+            raise PackFormatError(f"{file.rel_path}: {'; '.join(exc.errors)}") from exc
+        entrypoint = file.rel_path.removeprefix("actions/")
+        before = await workflows.by_ref(session, file.ref)
+        snapshot = None if before is None else (before.updated, before.definition)
+        row, created = await workflows.save_definition(
+            session, pack, file.ref, workflows.definition_values(spec), entrypoint=entrypoint
+        )
+        if created:
+            _count(counts, "workflow", "created")
+        elif snapshot != (row.updated, row.definition):
+            _count(counts, "workflow", "updated")
+        refs.add(file.ref)
+    return refs
 
 
 async def _register_runtime(

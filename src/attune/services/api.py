@@ -10,6 +10,7 @@ from collections.abc import Generator
 import uvicorn
 
 from attune.api.app import create_app
+from attune.notifier.ws_protocol import WebSocketProtocol
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class ApiService:
             lifespan="off",
             access_log=False,
             log_level="warning",
+            # Serves /api/v1/notifications/ws; uvicorn has no WebSocket support of its own.
+            ws=WebSocketProtocol,
         )
         server = _Server(config)
         serving = asyncio.create_task(server.serve())

@@ -39,7 +39,7 @@ class Deployment:
     database_url: str
     bus_url: str
     mode: str = "embedded"
-    heartbeat_interval: float = 1.0
+    heartbeat_interval: float = 2.0
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     port: int = field(default_factory=free_port)

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune import inquiries
 from attune.bus.messages import MessageType
 from attune.db.database import Database
 from attune.db.models import Action, Enforcement, Execution, RuntimeVersion
@@ -168,6 +169,13 @@ async def finish(
                 "execution %s is %s, not running; its %s result is discarded", execution.id, previous, status
             )
             return None
+        if previous == ExecutionStatus.RUNNING.value:
+            # An action that asked a question (``__inquiry``) waits for the answer without a worker.
+            held, status, result = await inquiries.hold_if_requested(
+                session, execution, status, result, source_service=SOURCE
+            )
+            if held:
+                return status
         await session.execute(
             sa.update(Execution)
             .where(Execution.id == execution.id, Execution.status.in_(_FINAL_FROM))
@@ -348,7 +356,14 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
     except commands.CommandError as exc:
         raise PreparationError(f"Action execution failed: {exc}") from exc
 
-    timeout = action.timeout_seconds or settings.worker.task_timeout
+    # A workflow task's ``timeout`` (workflow_task.timeout_seconds) overrides the action's own.
+    task_link = execution.workflow_task if isinstance(execution.workflow_task, dict) else {}
+    task_timeout = task_link.get("timeout_seconds")
+    timeout = (
+        task_timeout
+        if isinstance(task_timeout, int) and not isinstance(task_timeout, bool) and task_timeout > 0
+        else action.timeout_seconds or settings.worker.task_timeout
+    )
     param_file = params.write_param_file(params_text) if delivery == "file" else None
     try:
         token, _exp = runtime.tokens.issue(

@@ -6,13 +6,17 @@ from fastapi import APIRouter
 
 from attune.api.routes import (
     actions,
+    analytics,
     auth,
     enforcements,
     events,
     execution_control,
     executions,
     health,
+    history,
+    inquiries,
     keys,
+    notifications,
     packs,
     rules,
     runtimes,
@@ -20,6 +24,7 @@ from attune.api.routes import (
     triggers,
     webhooks,
     workers,
+    workflows,
 )
 
 # Static segments must be mounted before parameter segments of the same resource; each module
@@ -37,7 +42,12 @@ ROUTERS: list[APIRouter] = [
     keys.router,
     events.router,
     enforcements.router,
+    notifications.router,  # before executions: /executions/stream is not an id
     executions.router,
     execution_control.router,
     workers.router,
+    workflows.router,
+    inquiries.router,
+    history.router,
+    analytics.router,
 ]

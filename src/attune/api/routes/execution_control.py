@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune import inquiries
 from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.routes.executions import execution_response
 from attune.api.schemas.common import Data
@@ -20,6 +21,8 @@ from attune.db.repos import runs
 from attune.db.types import utcnow
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.errors import Conflict, NotFound
+from attune.executor import workflows as workflow_engine
+from attune.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
 
@@ -81,6 +84,12 @@ async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionRespon
                 },
                 source_service="api",
             )
+        elif status is ExecutionStatus.RUNNING and execution.is_workflow and execution.worker is None:
+            # A workflow run: its live children are cancelled and it ends ``cancelled`` once they
+            # have reported back (services.md §1.15 step 4).
+            await workflow_engine.cancel_workflow(session, execution, _workflow_context(runtime))
+        elif status is ExecutionStatus.RUNNING and await inquiries.cancel_waiting(session, execution):
+            pass  # it was waiting on an inquiry: no process to kill, cancelled at once
         elif status is ExecutionStatus.RUNNING:
             execution.status = ExecutionStatus.CANCELING.value
             if execution.worker is not None:
@@ -96,16 +105,45 @@ async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionRespon
     return Data(data=execution_response(execution, schema), message="Execution cancellation requested")
 
 
+def _workflow_context(runtime: Runtime) -> workflow_engine.WorkflowContext:
+    return workflow_engine.WorkflowContext(box=runtime.secrets, source="api")
+
+
 @router.post("/executions/{id}/rerun", status_code=201)
-async def rerun_execution(id: int, claims: ClaimsDep, runtime: RuntimeDep) -> Data[ExecutionResponse]:
+async def rerun_execution(
+    id: int,
+    claims: ClaimsDep,
+    runtime: RuntimeDep,
+    response: Response,
+    from_failed: bool | None = Query(
+        None,
+        description="Workflows only: resume this failed workflow from its failed task(s) instead of "
+        "starting a fresh run (default: true for a failed workflow execution, false otherwise)",
+    ),
+) -> Data[ExecutionResponse]:
     """Run the same action again with the same parameters (secret ones included).
 
     The new execution's ``original_execution`` points at the first execution of the chain.
+
+    Attune extension for workflows: a *failed* workflow execution is resumed in place by default
+    (``from_failed`` true): its failed task(s) run again, what succeeded is kept, the same
+    execution goes back to ``running`` and the response is 200 with that execution.
+    ``from_failed=true`` on anything but a failed workflow execution is a 409;
+    ``from_failed=false`` always starts a fresh run (201).
     """
     async with runtime.db.transaction() as session:
-        source = await session.get(Execution, id)
+        source = await session.get(Execution, id, with_for_update=not runtime.db.is_sqlite)
         if source is None:
             raise _not_found(id)
+        resumable = source.is_workflow and source.status == ExecutionStatus.FAILED.value
+        if from_failed or (from_failed is None and resumable):
+            if not resumable:
+                raise Conflict(f"Execution {id} is not a failed workflow execution")
+            await workflow_engine.rerun_workflow(session, source, _workflow_context(runtime))
+            await session.flush()
+            response.status_code = 200
+            schema = await _param_schema(session, source)
+            return Data(data=execution_response(source, schema), message="Workflow rerun from failed tasks")
         action = await session.get(Action, source.action) if source.action is not None else None
         if action is None:
             action = await session.scalar(sa.select(Action).where(Action.ref == source.action_ref))

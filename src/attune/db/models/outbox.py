@@ -22,6 +22,8 @@ class OutboxMessage(IdMixin, Base):
     exchange: Mapped[str] = mapped_column(sa.Text, nullable=False)
     routing_key: Mapped[str] = mapped_column(sa.Text, nullable=False)
     message_type: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    # The envelope's message_id: the relay deletes by it after publishing straight from memory.
+    message_id: Mapped[str] = mapped_column(sa.String(36), nullable=False, index=True)
     # The full envelope dict (§7.3).
     body: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     created: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

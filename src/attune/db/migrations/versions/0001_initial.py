@@ -223,6 +223,7 @@ def upgrade() -> None:
         sa.Column("exchange", sa.Text(), nullable=False),
         sa.Column("routing_key", sa.Text(), nullable=False),
         sa.Column("message_type", sa.Text(), nullable=False),
+        sa.Column("message_id", sa.String(length=36), nullable=False),
         sa.Column("body", Json, nullable=False),
         sa.Column("created", Timestamp, nullable=False),
         sa.Column("available_at", Timestamp, nullable=False),
@@ -230,6 +231,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     op.create_index(op.f("ix_outbox_available_at_id"), "outbox", ["available_at", "id"], unique=False)
+    op.create_index(op.f("ix_outbox_message_id"), "outbox", ["message_id"], unique=False)
 
     op.create_table(
         "worker_history",

@@ -1,0 +1,121 @@
+"""Analytics routes (api.md §4.13): hourly series of executions, events, enforcements and workers.
+
+Every route takes the same range query and answers in the Data envelope; the series are computed
+on demand by :mod:`attune.db.repos.analytics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.api.deps import AUTH, RuntimeDep
+from attune.api.schemas.analytics import Dashboard, FailureRate, Point, Series
+from attune.api.schemas.common import Data
+from attune.db.repos import analytics
+from attune.db.types import utcnow
+from attune.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["analytics"], dependencies=AUTH)
+
+SeriesQuery = Callable[[AsyncSession, analytics.Window], Awaitable[list[analytics.Point]]]
+
+
+def window(
+    since: Annotated[datetime | None, Query(description="Range start (default: until − hours)")] = None,
+    until: Annotated[datetime | None, Query(description="Range end (default: now)")] = None,
+    hours: Annotated[int, Query(description="Range length when an end is missing (1–8760)")] = 24,
+) -> analytics.Window:
+    """The requested range; ``hours`` is clamped and ignored when both ends are given."""
+    return analytics.resolve_window(since, until, hours, utcnow())
+
+
+WindowDep = Annotated[analytics.Window, Depends(window)]
+
+
+def _points(points: list[analytics.Point]) -> list[Point]:
+    return [Point(bucket=p.bucket, label=p.label, value=p.value) for p in points]
+
+
+def _failure_rate(counts: analytics.FailureCounts, span: analytics.Window) -> FailureRate:
+    return FailureRate(
+        since=span.since,
+        until=span.until,
+        total_terminal=counts.total,
+        failed_count=counts.failed,
+        timeout_count=counts.timeout,
+        completed_count=counts.completed,
+        failure_rate_pct=counts.rate_pct,
+    )
+
+
+async def _series(runtime: Runtime, span: analytics.Window, query: SeriesQuery) -> Data[Series]:
+    async with runtime.db.session() as session:
+        points = await query(session, span)
+    return Data(data=Series(since=span.since, until=span.until, data=_points(points)))
+
+
+@router.get("/analytics/dashboard")
+async def dashboard(runtime: RuntimeDep, span: WindowDep) -> Data[Dashboard]:
+    """Every series and the failure rate over one range."""
+    async with runtime.db.session() as session:
+        throughput = await analytics.execution_throughput(session, span)
+        status = await analytics.execution_status(session, span)
+        events = await analytics.event_volume(session, span)
+        enforcements = await analytics.enforcement_volume(session, span)
+        workers = await analytics.worker_status(session, span)
+        failures = await analytics.failure_counts(session, span)
+    return Data(
+        data=Dashboard(
+            since=span.since,
+            until=span.until,
+            execution_throughput=_points(throughput),
+            execution_status=_points(status),
+            event_volume=_points(events),
+            enforcement_volume=_points(enforcements),
+            worker_status=_points(workers),
+            failure_rate=_failure_rate(failures, span),
+        )
+    )
+
+
+@router.get("/analytics/executions/status")
+async def execution_status(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+    """Execution status transitions per hour, labelled with the new status."""
+    return await _series(runtime, span, analytics.execution_status)
+
+
+@router.get("/analytics/executions/throughput")
+async def execution_throughput(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+    """Executions created per hour."""
+    return await _series(runtime, span, analytics.execution_throughput)
+
+
+@router.get("/analytics/executions/failure-rate")
+async def execution_failure_rate(runtime: RuntimeDep, span: WindowDep) -> Data[FailureRate]:
+    """The share of terminal transitions that were failed or timeout."""
+    async with runtime.db.session() as session:
+        counts = await analytics.failure_counts(session, span)
+    return Data(data=_failure_rate(counts, span))
+
+
+@router.get("/analytics/events/volume")
+async def event_volume(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+    """Events created per hour."""
+    return await _series(runtime, span, analytics.event_volume)
+
+
+@router.get("/analytics/workers/status")
+async def worker_status(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+    """Worker status transitions per hour, labelled with the new status."""
+    return await _series(runtime, span, analytics.worker_status)
+
+
+@router.get("/analytics/enforcements/volume")
+async def enforcement_volume(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+    """Enforcements created per hour."""
+    return await _series(runtime, span, analytics.enforcement_volume)

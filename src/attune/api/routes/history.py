@@ -1,0 +1,93 @@
+"""History routes (api.md §4.12): the field-level change audit of executions and workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from attune.api.deps import AUTH, RuntimeDep
+from attune.api.pagination import PageRequest, fetch_page, make_page, page_h
+from attune.api.schemas.common import Page
+from attune.api.schemas.history import HistoryRecord
+from attune.db.repos import history
+from attune.errors import BadRequest
+from attune.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["history"], dependencies=AUTH)
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    """The filters every history list takes."""
+
+    entity_id: int | None
+    entity_ref: str | None
+    operation: str | None
+    changed_field: str | None
+    since: datetime | None
+    until: datetime | None
+
+
+def history_filters(
+    entity_id: Annotated[int | None, Query(description="Id of the execution or worker")] = None,
+    entity_ref: Annotated[str | None, Query(description="Exact action ref or worker name")] = None,
+    operation: Annotated[str | None, Query(description="INSERT, UPDATE or DELETE (case-insensitive)")] = None,
+    changed_field: Annotated[str | None, Query(description="Only changes of this field")] = None,
+    since: Annotated[datetime | None, Query(description="Changes at or after this time")] = None,
+    until: Annotated[datetime | None, Query(description="Changes at or before this time")] = None,
+) -> HistoryFilters:
+    return HistoryFilters(entity_id, entity_ref, operation, changed_field, since, until)
+
+
+Filters = Annotated[HistoryFilters, Depends(history_filters)]
+Paging = Annotated[PageRequest, Depends(page_h)]
+
+
+async def _list(
+    runtime: Runtime, entity_type: str, filters: HistoryFilters, paging: PageRequest, *, entity_id: int | None
+) -> Page[HistoryRecord]:
+    model = history.HISTORY_MODELS[entity_type]
+    query = history.list_query(
+        model,
+        runtime.db.dialect,
+        entity_id=entity_id,
+        entity_ref=filters.entity_ref,
+        operation=filters.operation,
+        changed_field=filters.changed_field,
+        since=filters.since,
+        until=filters.until,
+    )
+    async with runtime.db.session() as session:
+        rows, total = await fetch_page(session, query, paging)
+    return make_page([HistoryRecord.model_validate(row) for row in rows], total, paging)
+
+
+@router.get("/history/{entity_type}")
+async def list_history(
+    entity_type: str, runtime: RuntimeDep, filters: Filters, paging: Paging
+) -> Page[HistoryRecord]:
+    """Changes of every execution or every worker (the type is case-insensitive), newest first."""
+    kind = entity_type.lower()
+    if kind not in history.HISTORY_MODELS:
+        expected = ", ".join(history.HISTORY_MODELS)
+        raise BadRequest(f"unknown history entity type '{entity_type}'; expected one of: {expected}")
+    return await _list(runtime, kind, filters, paging, entity_id=filters.entity_id)
+
+
+@router.get("/executions/{id}/history")
+async def execution_history(
+    id: int, runtime: RuntimeDep, filters: Filters, paging: Paging
+) -> Page[HistoryRecord]:
+    """Changes of one execution, newest first (an unknown id gives an empty page)."""
+    return await _list(runtime, "execution", filters, paging, entity_id=id)
+
+
+@router.get("/workers/{id}/history")
+async def worker_history(
+    id: int, runtime: RuntimeDep, filters: Filters, paging: Paging
+) -> Page[HistoryRecord]:
+    """Changes of one worker, newest first (an unknown id gives an empty page)."""
+    return await _list(runtime, "worker", filters, paging, entity_id=id)

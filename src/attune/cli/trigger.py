@@ -1,0 +1,129 @@
+"""``attune trigger``: list, show, change, delete, and the webhook switch (cli.md §6.7)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from attune.cli.common import bool_option, complete_triggers, confirm, require_changes
+from attune.cli.state import current
+
+app = typer.Typer(help="Triggers: the kinds of events rules listen to.", no_args_is_help=True)
+
+RefArg = Annotated[str, typer.Argument(metavar="REF", help="Trigger ref.", autocompletion=complete_triggers)]
+
+
+@app.command("list")
+def list_triggers(
+    pack: Annotated[str | None, typer.Option("--pack", help="Only this pack's triggers.")] = None,
+) -> None:
+    """List triggers."""
+    state = current()
+    rows = state.client.get_all(f"/packs/{pack}/triggers" if pack else "/triggers")
+    out = state.printer
+
+    def human() -> None:
+        if not rows:
+            out.info("No triggers found")
+            return
+        out.table(
+            ["ID", "Ref", "Enabled", "Webhook", "Description"],
+            [
+                [r["id"], r["ref"], r["enabled"], r.get("webhook_enabled", False), r.get("description") or ""]
+                for r in rows
+            ],
+        )
+
+    out.emit(rows, human)
+
+
+@app.command()
+def show(ref: RefArg) -> None:
+    """Show a trigger, its schemas and its webhook key."""
+    state = current()
+    data = state.client.get(f"/triggers/{ref}")
+    out = state.printer
+
+    def human() -> None:
+        out.section(f"Trigger: {data['ref']}")
+        out.key_values(
+            [
+                ("ID", data["id"]),
+                ("Ref", data["ref"]),
+                ("Pack", data.get("pack_ref")),
+                ("Label", data.get("label")),
+                ("Description", data.get("description")),
+                ("Enabled", data.get("enabled")),
+                ("Webhook Enabled", data.get("webhook_enabled")),
+                ("Created", data.get("created")),
+                ("Updated", data.get("updated")),
+            ]
+        )
+        if data.get("webhook_key"):
+            out.section("Webhook")
+            out.info(f"Key: {data['webhook_key']}")
+            out.info(f"URL: {state.api_url.rstrip('/')}/api/v1/webhooks/{data['webhook_key']}")
+        for title, key in (("Parameter Schema", "param_schema"), ("Output Schema", "out_schema")):
+            if data.get(key):
+                out.section(title)
+                out.pretty_json(data[key])
+
+    out.emit(data, human)
+
+
+@app.command()
+def update(
+    ref: RefArg,
+    label: Annotated[str | None, typer.Option("--label")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    enabled: Annotated[str | None, typer.Option("--enabled", help="true or false.")] = None,
+) -> None:
+    """Change a trigger's label, description or enabled flag."""
+    state = current()
+    body = require_changes(
+        {"label": label, "description": description, "enabled": bool_option(enabled, "--enabled")}
+    )
+    data = state.client.put(f"/triggers/{ref}", body)
+    out = state.printer
+    out.emit(data, lambda: out.success(f"Trigger '{ref}' updated successfully"))
+
+
+@app.command()
+def delete(
+    ref: RefArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a trigger."""
+    state = current()
+    if not confirm(state, f"Are you sure you want to delete trigger '{ref}'?", yes):
+        state.printer.info("Delete cancelled")
+        return
+    state.client.delete(f"/triggers/{ref}")
+    out = state.printer
+    out.emit(
+        {"message": "Trigger deleted successfully"},
+        lambda: out.success(f"Trigger '{ref}' deleted successfully"),
+    )
+
+
+@app.command()
+def webhook(
+    ref: RefArg,
+    action: Annotated[str, typer.Argument(help="enable, disable or regenerate.")] = "enable",
+) -> None:
+    """Turn a trigger's webhook on or off, or issue a new key; prints the webhook URL."""
+    if action not in ("enable", "disable", "regenerate"):
+        raise typer.BadParameter("expected enable, disable or regenerate", param_hint="ACTION")
+    state = current()
+    data = state.client.post(f"/triggers/{ref}/webhooks/{action}", {})
+    out = state.printer
+
+    def human() -> None:
+        if data.get("webhook_enabled") and data.get("webhook_key"):
+            out.success(f"Webhook of '{ref}' enabled")
+            out.info(f"URL: {state.api_url.rstrip('/')}/api/v1/webhooks/{data['webhook_key']}")
+        else:
+            out.success(f"Webhook of '{ref}' disabled")
+
+    out.emit(data, human)

@@ -1,0 +1,262 @@
+"""Workflow definitions, their companion actions and workflow executions (domain.md §2.5).
+
+Every definition has a companion action with the same ref (``action.workflow_def`` links them);
+that action is what users and rules run. These helpers keep the pair consistent; they never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import Action, Execution, Pack, WorkflowDefinition, WorkflowExecution
+from attune.errors import Conflict, Unprocessable
+from attune.workflow.spec import WorkflowSpec, to_document
+
+#: ``entrypoint`` of a companion action created through ``POST /workflows`` (no file behind it).
+API_ENTRYPOINT = "workflow"
+
+
+def file_entrypoint(name: str) -> str:
+    """The companion action's entrypoint for a workflow stored in ``workflows/<name>.yaml``."""
+    return f"workflows/{name}.yaml"
+
+
+@dataclass(frozen=True)
+class DefinitionValues:
+    """What a workflow definition row holds besides its ref and pack."""
+
+    label: str
+    description: str | None
+    version: str
+    param_schema: Any
+    out_schema: Any
+    definition: dict[str, Any]
+    tags: list[str]
+    enabled: bool = True
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "description": self.description,
+            "version": self.version,
+            "param_schema": self.param_schema,
+            "out_schema": self.out_schema,
+            "definition": self.definition,
+            "tags": list(self.tags),
+            "enabled": self.enabled,
+        }
+
+
+def definition_values(spec: WorkflowSpec, *, enabled: bool = True) -> DefinitionValues:
+    """The row values of a parsed workflow (workflows.md §1): the normalised document and schemas."""
+    return DefinitionValues(
+        label=spec.label,
+        description=spec.description,
+        version=spec.version,
+        param_schema=spec.parameters,
+        out_schema=spec.output,
+        definition=to_document(spec),
+        tags=list(spec.tags),
+        enabled=enabled,
+    )
+
+
+async def by_ref(session: AsyncSession, ref: str) -> WorkflowDefinition | None:
+    """The definition with this ref, or None."""
+    query = sa.select(WorkflowDefinition).where(WorkflowDefinition.ref == ref)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+def list_query(
+    *,
+    pack_ref: str | None = None,
+    tags: Sequence[str] | None = None,
+    enabled: bool | None = None,
+    search: str | None = None,
+) -> sa.Select[Any]:
+    """Definitions ordered by ref, filtered as ``GET /workflows`` describes (api.md §4.10)."""
+    query = sa.select(WorkflowDefinition).order_by(WorkflowDefinition.ref, WorkflowDefinition.id)
+    if pack_ref is not None:
+        query = query.where(WorkflowDefinition.pack_ref == pack_ref)
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(WorkflowDefinition.label).like(pattern),
+                sa.func.lower(sa.func.coalesce(WorkflowDefinition.description, "")).like(pattern),
+            )
+        )
+    if enabled is True or (enabled is False and tags):
+        query = query.where(WorkflowDefinition.enabled.is_(enabled))
+    return query
+
+
+def has_any_tag(row: WorkflowDefinition, tags: Sequence[str]) -> bool:
+    """The tag filter (OR); applied in Python because tag lists are stored portably."""
+    return bool(set(row.tags or []) & set(tags))
+
+
+async def companion_of(session: AsyncSession, definition: WorkflowDefinition) -> Action | None:
+    """The action linked to ``definition`` (by ``workflow_def``, else by ref)."""
+    action = await session.scalar(sa.select(Action).where(Action.workflow_def == definition.id))
+    if action is None:
+        action = await session.scalar(sa.select(Action).where(Action.ref == definition.ref))
+    return action
+
+
+async def save_definition(
+    session: AsyncSession,
+    pack: Pack,
+    ref: str,
+    values: DefinitionValues,
+    *,
+    entrypoint: str,
+    replace_existing: bool = True,
+) -> tuple[WorkflowDefinition, bool]:
+    """Insert or update the definition ``ref`` and its companion action; return (row, created).
+
+    Raises Conflict when the ref exists and ``replace_existing`` is False, when the definition
+    belongs to another pack, or when a plain (non-workflow) action already holds the ref.
+    """
+    row = await by_ref(session, ref)
+    created = row is None
+    if row is None:
+        row = WorkflowDefinition(ref=ref, pack=pack.id, pack_ref=pack.ref, **values.columns())
+        session.add(row)
+    else:
+        if not replace_existing:
+            raise Conflict(f"Workflow with ref '{ref}' already exists")
+        if row.pack != pack.id:
+            raise Conflict(f"Workflow '{ref}' belongs to pack '{row.pack_ref}'")
+        for key, value in values.columns().items():
+            if getattr(row, key) != value:
+                setattr(row, key, value)
+    await session.flush()
+    await save_companion(session, row, pack, entrypoint=entrypoint)
+    return row, created
+
+
+async def save_companion(
+    session: AsyncSession, definition: WorkflowDefinition, pack: Pack, *, entrypoint: str | None = None
+) -> Action:
+    """Create or update the companion action of ``definition`` from its current columns."""
+    action = await companion_of(session, definition)
+    if action is not None and action.workflow_def not in (None, definition.id):
+        raise Conflict(f"Action with ref '{definition.ref}' already exists")
+    if action is not None and action.workflow_def is None:
+        raise Conflict(f"Action with ref '{definition.ref}' already exists and is not a workflow")
+    values: dict[str, Any] = {
+        "label": definition.label,
+        "description": definition.description or "",
+        "param_schema": definition.param_schema,
+        "out_schema": definition.out_schema,
+        "workflow_def": definition.id,
+        "runtime": None,
+        "is_adhoc": False,
+    }
+    if action is None:
+        if "." not in definition.ref:
+            raise Unprocessable("Validation constraint failed: action_ref_format")
+        action = Action(
+            ref=definition.ref,
+            pack=pack.id,
+            pack_ref=pack.ref,
+            entrypoint=entrypoint or API_ENTRYPOINT,
+            **values,
+        )
+        session.add(action)
+    else:
+        if entrypoint is not None:
+            values["entrypoint"] = entrypoint
+        values.update(pack=pack.id, pack_ref=pack.ref)
+        for key, value in values.items():
+            if getattr(action, key) != value:
+                setattr(action, key, value)
+    await session.flush()
+    return action
+
+
+async def delete_definition(session: AsyncSession, definition: WorkflowDefinition) -> None:
+    """Delete a definition and its companion action (workflow executions cascade)."""
+    await session.execute(sa.delete(Action).where(Action.workflow_def == definition.id))
+    await session.execute(sa.delete(WorkflowDefinition).where(WorkflowDefinition.id == definition.id))
+
+
+async def remove_missing(session: AsyncSession, pack_id: int, keep: set[str]) -> list[str]:
+    """Delete the pack's file-backed definitions whose refs are not in ``keep``; return their refs.
+
+    Definitions created through ``POST /workflows`` (companion entrypoint ``workflow``) have no
+    file and are left alone.
+    """
+    query = (
+        sa.select(WorkflowDefinition, Action.entrypoint)
+        .outerjoin(Action, Action.workflow_def == WorkflowDefinition.id)
+        .where(WorkflowDefinition.pack == pack_id)
+    )
+    removed: list[str] = []
+    for definition, entrypoint in (await session.execute(query)).all():
+        if definition.ref in keep or entrypoint == API_ENTRYPOINT:
+            continue
+        await delete_definition(session, definition)
+        removed.append(definition.ref)
+    await session.flush()
+    return removed
+
+
+# -- workflow executions ---------------------------------------------------------------------
+
+
+def _is_sqlite(session: AsyncSession) -> bool:
+    # SQLite has no row locks; its write transactions (BEGIN IMMEDIATE) are serialised anyway.
+    return session.get_bind().dialect.name == "sqlite"
+
+
+async def execution_state(
+    session: AsyncSession, execution_id: int, *, lock: bool = False
+) -> WorkflowExecution | None:
+    """The orchestration row of the workflow execution ``execution_id``.
+
+    ``lock`` takes a row lock on PostgreSQL (SQLite write transactions are already serialised by
+    ``BEGIN IMMEDIATE``), so two advance steps of one workflow never interleave.
+    """
+    query = sa.select(WorkflowExecution).where(WorkflowExecution.execution == execution_id)
+    if lock and not _is_sqlite(session):
+        query = query.with_for_update()
+    return (await session.execute(query.order_by(WorkflowExecution.id.desc()).limit(1))).scalar_one_or_none()
+
+
+async def lock_state(session: AsyncSession, state_id: int) -> WorkflowExecution | None:
+    """The orchestration row ``state_id``, locked for the rest of the transaction."""
+    query = sa.select(WorkflowExecution).where(WorkflowExecution.id == state_id)
+    if not _is_sqlite(session):
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def children(session: AsyncSession, state_id: int) -> Sequence[Execution]:
+    """Every child execution of one workflow run, oldest first."""
+    query = sa.select(Execution).where(Execution.workflow_execution_id == state_id).order_by(Execution.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def live_children(session: AsyncSession, state_id: int, statuses: Sequence[str]) -> Sequence[Execution]:
+    """Children of one workflow run whose status is in ``statuses``."""
+    query = (
+        sa.select(Execution)
+        .where(Execution.workflow_execution_id == state_id, Execution.status.in_(list(statuses)))
+        .order_by(Execution.id)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def running_states(session: AsyncSession) -> Sequence[tuple[int, Any]]:
+    """(id, updated) of every workflow run that is still going (for the timer loop)."""
+    query = sa.select(WorkflowExecution.id, WorkflowExecution.updated).where(
+        WorkflowExecution.status.in_(["running", "canceling"])
+    )
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]

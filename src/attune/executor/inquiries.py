@@ -1,0 +1,51 @@
+"""The inquiry timeout sweep (services.md §1.14 "Timeout loop", with its **Implement**).
+
+Every :data:`INTERVAL` seconds, pending inquiries whose ``timeout_at`` has passed become
+``timeout`` and the execution waiting on each one ends as ``timeout`` with
+``error = "Inquiry <id> timed out"`` (``ExecutionCompleted`` staged, so a workflow advances).
+Each inquiry is settled in its own transaction with the row locked, so a concurrent answer
+either wins (the sweep then skips it) or sees the inquiry already timed out.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from attune import inquiries
+from attune.db.types import utcnow
+from attune.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two sweeps: a short TTL (a few seconds) must be honoured promptly.
+INTERVAL = 1.0
+
+
+class InquiryTimeoutMonitor:
+    """Expires pending inquiries past their ``timeout_at``."""
+
+    def __init__(self, runtime: Runtime, *, interval: float = INTERVAL) -> None:
+        self._runtime = runtime
+        self._interval = interval
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two sweeps."""
+        return self._interval
+
+    async def sweep(self) -> int:
+        """One pass (up to 100 inquiries); returns how many timed out."""
+        db = self._runtime.db
+        async with db.session() as session:
+            ids = await inquiries.expired_ids(session, utcnow())
+        count = 0
+        for inquiry_id in ids:
+            try:
+                async with db.transaction() as session:
+                    inquiry = await inquiries.lock_inquiry(session, inquiry_id, lock=not db.is_sqlite)
+                    if inquiry is not None and inquiries.is_expired(inquiry, utcnow()):
+                        if await inquiries.expire(session, inquiry):
+                            count += 1
+            except Exception:
+                log.exception("could not time out inquiry %s", inquiry_id)
+        return count

@@ -1,0 +1,675 @@
+"""Running workflows for real: persistence around the pure conductor (services.md §2).
+
+The conductor (:mod:`attune.workflow.conductor`) decides; this module loads its state, feeds it an
+event and carries out the commands it returns, all in the caller's transaction so the state, the
+child executions and the staged messages commit together:
+
+* ``RunTask`` → a child execution through :func:`attune.db.repos.runs.request_execution`
+  (``parent`` = the workflow's execution, enforcement and env vars copied) carrying
+  ``workflow_task`` and the shadow columns. A child that cannot be created (unknown action,
+  invalid parameters) is reported straight back as a failed task.
+* ``StartTimer`` → a due time persisted in the state; :class:`WorkflowEngine` fires it.
+* ``CancelTasks`` → the children are cancelled like the cancel route does (before a worker has
+  them: ``cancelled`` at once; running: ``canceling`` + ``ExecutionCancel``; a nested workflow:
+  cancelled recursively).
+* ``Finish`` → the parent execution ends through ``finish_execution`` (which stages
+  ``ExecutionCompleted``, so an enclosing workflow advances and rule slots are released).
+* ``Paused`` → ``workflow_execution.paused = true`` (the parent stays ``running``).
+
+The whole conductor state lives in ``workflow_execution.variables`` under :data:`STATE_KEY`
+(timers under :data:`TIMERS_KEY`); the list columns mirror the task statuses for readers.
+Steps of one workflow are serialised by a row lock (PostgreSQL) or SQLite's ``BEGIN IMMEDIATE``.
+A child is counted once: its ``workflow_task.counted`` flag is set in the step that counts it,
+so a redelivered ``ExecutionCompleted`` changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
+
+from attune.bus.messages import MessageType, cancel_routing
+from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution
+from attune.db.outbox import enqueue
+from attune.db.repos import runs
+from attune.db.repos import workflows as repo
+from attune.db.types import utcnow
+from attune.domain.crypto import SecretBox
+from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
+from attune.domain.templates import TemplateEngine
+from attune.errors import AttuneError, Conflict
+from attune.executor.completion import finish_execution, stage_status_changed
+from attune.runtime import Runtime
+from attune.workflow import conductor
+from attune.workflow.spec import WorkflowSpec, WorkflowValidationError, parse_workflow, to_document
+
+log = logging.getLogger(__name__)
+
+SOURCE = "executor"
+STATE_KEY = "__state__"
+TIMERS_KEY = "__timers__"
+#: Seconds between two timer-loop passes.
+TIMER_INTERVAL = 0.2
+
+_TERMINAL = frozenset(s.value for s in TERMINAL_EXECUTION_STATUSES)
+_PARENT_LIVE = (ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
+_BEFORE_WORKER = (
+    ExecutionStatus.REQUESTED.value,
+    ExecutionStatus.SCHEDULING.value,
+    ExecutionStatus.SCHEDULED.value,
+)
+_LIVE_CHILD = (*_BEFORE_WORKER, ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
+CANCELLED_RESULT = {"succeeded": False, "error": "Execution was cancelled"}
+
+
+class WorkflowStateError(Conflict):
+    """The workflow is not in a state that allows the request (409)."""
+
+
+class SpecCache:
+    """Parsed workflow specs keyed by (definition id, updated): parsing happens once per version."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[int, Any], WorkflowSpec] = OrderedDict()
+
+    def get(self, definition: WorkflowDefinition) -> WorkflowSpec:
+        """The spec of ``definition``; raises WorkflowValidationError for a broken document."""
+        key = (definition.id, definition.updated)
+        spec = self._items.get(key)
+        if spec is None:
+            spec = parse_workflow(definition.definition, ref=definition.ref)
+            self._items[key] = spec
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(key)
+        return spec
+
+
+@dataclass
+class WorkflowContext:
+    """What carrying out commands needs besides the session."""
+
+    box: SecretBox | None
+    engine: TemplateEngine = field(default_factory=TemplateEngine)
+    specs: SpecCache = field(default_factory=SpecCache)
+    source: str = SOURCE
+    #: Filled by each step: (state id, updated, timers) of the rows it wrote.
+    written: list[tuple[int, datetime, list[dict[str, Any]]]] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """One workflow run loaded for a step."""
+
+    row: WorkflowExecution
+    parent: Execution
+    spec: WorkflowSpec
+    state: conductor.WorkflowState
+    timers: list[dict[str, Any]]
+    actions: dict[str, Action | None] = field(default_factory=dict)
+
+
+# -- start -----------------------------------------------------------------------------------------
+
+
+async def start_workflow(
+    session: AsyncSession, execution: Execution, action: Action, ctx: WorkflowContext
+) -> bool:
+    """Start the workflow run of a ``requested`` execution of a workflow action.
+
+    Returns False when the execution left ``requested`` meanwhile (cancelled, started twice).
+    A disabled, missing or invalid definition fails the execution instead of starting it.
+    """
+    if execution.status != ExecutionStatus.REQUESTED.value:
+        return False
+    definition = (
+        await session.get(WorkflowDefinition, action.workflow_def)
+        if action.workflow_def is not None
+        else None
+    )
+    problem: str | None = None
+    spec: WorkflowSpec | None = None
+    if definition is None:
+        problem = f"Workflow definition of '{action.ref}' not found"
+    elif not definition.enabled:
+        problem = f"Workflow '{definition.ref}' is disabled"
+    else:
+        try:
+            spec = ctx.specs.get(definition)
+        except WorkflowValidationError as exc:
+            problem = f"Workflow '{definition.ref}' is invalid: {exc.message}"
+    if problem is not None or spec is None or definition is None:
+        await finish_execution(
+            session,
+            execution,
+            ExecutionStatus.FAILED,
+            {"error": problem, "succeeded": False},
+            from_statuses=(ExecutionStatus.REQUESTED.value,),
+        )
+        log.warning("workflow execution %s failed: %s", execution.id, problem)
+        return True
+    now = utcnow()
+    moved = await session.execute(
+        sa.update(Execution)
+        .where(Execution.id == execution.id, Execution.status == ExecutionStatus.REQUESTED.value)
+        .values(status=ExecutionStatus.RUNNING.value, started_at=now, updated=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        return False
+    stage_status_changed(session, execution, ExecutionStatus.REQUESTED.value, ExecutionStatus.RUNNING.value)
+    execution.status, execution.started_at = ExecutionStatus.RUNNING.value, now
+    parameters = runs.full_parameters(execution, ctx.box)
+    try:
+        state, commands = conductor.start(spec, parameters, engine=ctx.engine)
+    except Exception as exc:  # a conductor bug or bad parameters must not wedge the execution
+        log.exception("workflow %s could not start", definition.ref)
+        await finish_execution(
+            session,
+            execution,
+            ExecutionStatus.FAILED,
+            {"error": f"Workflow '{definition.ref}' could not start: {exc}", "succeeded": False},
+            from_statuses=(ExecutionStatus.RUNNING.value,),
+        )
+        return True
+    document = to_document(spec)
+    row = WorkflowExecution(
+        execution=execution.id,
+        workflow_def=definition.id,
+        task_graph={
+            **document,
+            "entry_points": spec.entry_points(),
+            "inbound_edges": spec.inbound,
+        },
+        variables={},
+        status=ExecutionStatus.RUNNING.value,
+        current_tasks=[],
+        completed_tasks=[],
+        failed_tasks=[],
+        skipped_tasks=[],
+    )
+    session.add(row)
+    await session.flush()
+    run = _Run(row=row, parent=execution, spec=spec, state=state, timers=[])
+    await _apply(session, run, commands, ctx)
+    _persist(run, ctx)
+    log.info("workflow %s started as execution %s", definition.ref, execution.id)
+    return True
+
+
+# -- loading and persisting ------------------------------------------------------------------------
+
+
+async def _load(session: AsyncSession, row: WorkflowExecution, ctx: WorkflowContext) -> _Run | None:
+    parent = await session.get(Execution, row.execution)
+    definition = await session.get(WorkflowDefinition, row.workflow_def)
+    if parent is None or definition is None:
+        return None
+    variables = row.variables if isinstance(row.variables, dict) else {}
+    raw_state = variables.get(STATE_KEY)
+    if not isinstance(raw_state, dict):
+        return None
+    try:
+        spec = ctx.specs.get(definition)
+    except WorkflowValidationError:
+        # The definition was edited into something invalid while this run was going; the
+        # normalised document the run started with is still good.
+        spec = parse_workflow(row.task_graph, ref=definition.ref)
+    timers = [t for t in variables.get(TIMERS_KEY) or [] if isinstance(t, dict)]
+    return _Run(
+        row=row,
+        parent=parent,
+        spec=spec,
+        state=conductor.WorkflowState.from_dict(raw_state),
+        timers=timers,
+    )
+
+
+def task_lists(state: conductor.WorkflowState) -> dict[str, list[str]]:
+    """``current``/``completed``/``failed``/``skipped`` task names from the conductor state."""
+    lists: dict[str, list[str]] = {"current": [], "completed": [], "failed": [], "skipped": []}
+    for name, record in state.tasks.items():
+        status = str(record.get("status", "")) if isinstance(record, dict) else ""
+        if status in ("completed", "succeeded"):
+            lists["completed"].append(name)
+        elif status in ("failed", "timeout", "timed_out", "cancelled"):
+            lists["failed"].append(name)
+        elif status == "skipped":
+            lists["skipped"].append(name)
+        elif status:
+            lists["current"].append(name)
+    return lists
+
+
+def _persist(run: _Run, ctx: WorkflowContext) -> None:
+    row = run.row
+    lists = task_lists(run.state)
+    row.variables = {STATE_KEY: run.state.to_dict(), TIMERS_KEY: list(run.timers)}
+    # The conductor mutates nested lists it shares with the loaded value: always write the column.
+    flag_modified(row, "variables")
+    row.current_tasks = [] if row.status in _TERMINAL else lists["current"]
+    row.completed_tasks = lists["completed"]
+    row.failed_tasks = lists["failed"]
+    row.skipped_tasks = lists["skipped"]
+    row.updated = utcnow()
+    ctx.written.append((row.id, row.updated, list(run.timers)))
+
+
+# -- advancing -------------------------------------------------------------------------------------
+
+
+def _task_status(child: Execution) -> str:
+    status = child.status
+    if status in (
+        ExecutionStatus.COMPLETED.value,
+        ExecutionStatus.TIMEOUT.value,
+        ExecutionStatus.CANCELLED.value,
+    ):
+        return status
+    return ExecutionStatus.FAILED.value
+
+
+async def advance_child(session: AsyncSession, child_id: int, ctx: WorkflowContext) -> bool:
+    """Count the finished child ``child_id`` in its workflow run; False when there is nothing to do."""
+    state_id = await session.scalar(
+        sa.select(Execution.workflow_execution_id).where(Execution.id == child_id)
+    )
+    if state_id is None:
+        return False
+    row = await repo.lock_state(session, state_id)
+    if row is None or row.status in _TERMINAL:
+        return False
+    child = (
+        await session.execute(
+            sa.select(Execution).where(Execution.id == child_id).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    task = child.workflow_task if isinstance(child.workflow_task, dict) else None
+    if task is None or task.get("counted") or child.status not in _TERMINAL:
+        return False
+    child.workflow_task = {
+        **task,
+        "counted": True,
+        "completed_at": utcnow().isoformat(),
+        "timed_out": child.status == ExecutionStatus.TIMEOUT.value,
+    }
+    run = await _load(session, row, ctx)
+    if run is None:
+        return False
+    event = conductor.TaskFinished(
+        task=str(task.get("task_name")),
+        index=task.get("task_index"),
+        status=_task_status(child),
+        result=child.result,
+    )
+    await _step(session, run, event, ctx)
+    return True
+
+
+async def fire_timer(
+    session: AsyncSession, state_id: int, timer: dict[str, Any], ctx: WorkflowContext
+) -> bool:
+    """Fire one due timer of run ``state_id`` (if it is still pending)."""
+    row = await repo.lock_state(session, state_id)
+    if row is None or row.status in _TERMINAL:
+        return False
+    run = await _load(session, row, ctx)
+    if run is None or timer not in run.timers:
+        return False
+    run.timers.remove(timer)
+    event = conductor.TimerFired(task=timer["task"], index=timer.get("index"), kind=timer["kind"])
+    await _step(session, run, event, ctx)
+    return True
+
+
+async def _step(session: AsyncSession, run: _Run, event: conductor.Event, ctx: WorkflowContext) -> None:
+    state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine)
+    run.state = state
+    await _apply(session, run, commands, ctx)
+    _persist(run, ctx)
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+async def _apply(
+    session: AsyncSession, run: _Run, commands: Sequence[conductor.Command], ctx: WorkflowContext
+) -> None:
+    """Carry out ``commands``; failures to create a child are fed back as failed tasks."""
+    queue: deque[conductor.Command] = deque(commands)
+    while queue:
+        command = queue.popleft()
+        feedback: conductor.Event | None = None
+        if isinstance(command, conductor.RunTask):
+            feedback = await _run_task(session, run, command, ctx)
+        elif isinstance(command, conductor.StartTimer):
+            due = utcnow() + timedelta(seconds=max(float(command.seconds), 0.0))
+            run.timers.append(
+                {"task": command.task, "index": command.index, "kind": command.kind, "due": due.isoformat()}
+            )
+        elif isinstance(command, conductor.CancelTasks):
+            await _cancel_tasks(session, run, command.tasks, ctx)
+        elif isinstance(command, conductor.Finish):
+            await _finish(session, run, command)
+        elif isinstance(command, conductor.Paused):
+            run.row.paused = True
+            run.row.pause_reason = run.row.pause_reason or "Paused on request"
+        if feedback is not None:
+            run.state, more = conductor.advance(run.spec, run.state, feedback, engine=ctx.engine)
+            queue.extend(more)
+
+
+async def _action(session: AsyncSession, run: _Run, ref: str) -> Action | None:
+    if ref not in run.actions:
+        run.actions[ref] = await session.scalar(sa.select(Action).where(Action.ref == ref))
+    return run.actions[ref]
+
+
+async def _run_task(
+    session: AsyncSession, run: _Run, command: conductor.RunTask, ctx: WorkflowContext
+) -> conductor.Event | None:
+    action = await _action(session, run, command.action)
+    failure: str | None = None
+    if action is None:
+        failure = f"Action '{command.action}' not found"
+    else:
+        task_spec = run.spec.by_name.get(command.task)
+        retry = task_spec.retry if task_spec is not None else None
+        parent = run.parent
+        try:
+            child = await runs.request_execution(
+                session,
+                action,
+                dict(command.input),
+                box=ctx.box,
+                source_service=ctx.source,
+                executor=parent.executor,
+                enforcement=parent.enforcement,
+                parent=parent.id,
+                env_vars=parent.env_vars,
+                retry_count=command.attempt - 1,
+            )
+            child.workflow_task = {
+                "workflow_execution": run.row.id,
+                "task_name": command.task,
+                "task_index": command.index,
+                "task_batch": None,
+                "retry_count": command.attempt - 1,
+                "max_retries": retry.count if retry is not None else 0,
+                "next_retry_at": None,
+                "timeout_seconds": command.timeout,
+                "timed_out": False,
+                "duration_ms": None,
+                "started_at": None,
+                "completed_at": None,
+            }
+            child.workflow_execution_id = run.row.id
+            child.workflow_task_name = command.task
+            # Retries of a workflow task are the workflow's business (task ``retry``), not
+            # the action-level retry policy's.
+            child.max_retries = 0
+            await session.flush()
+        except AttuneError as exc:
+            failure = exc.message
+    if failure is None:
+        return None
+    log.warning("workflow execution %s: task %s not started: %s", run.parent.id, command.task, failure)
+    return conductor.TaskFinished(
+        task=command.task,
+        index=command.index,
+        status=ExecutionStatus.FAILED.value,
+        result={"succeeded": False, "error": failure},
+    )
+
+
+async def _finish(session: AsyncSession, run: _Run, command: conductor.Finish) -> None:
+    status = ExecutionStatus(command.status)
+    run.row.status = status.value
+    run.row.error_message = command.error
+    run.row.paused = False
+    run.timers.clear()
+    await finish_execution(session, run.parent, status, command.result, from_statuses=_PARENT_LIVE)
+    log.info("workflow execution %s finished %s", run.parent.id, status.value)
+
+
+async def _cancel_tasks(
+    session: AsyncSession, run: _Run, pairs: Sequence[tuple[str, int | None]], ctx: WorkflowContext
+) -> None:
+    names = {name for name, _ in pairs}
+    wanted = {(name, index) for name, index in pairs}
+    query = sa.select(Execution).where(
+        Execution.workflow_execution_id == run.row.id,
+        Execution.workflow_task_name.in_(sorted(names)),
+        Execution.status.in_(list(_LIVE_CHILD)),
+    )
+    for child in (await session.execute(query)).scalars().all():
+        task = child.workflow_task if isinstance(child.workflow_task, dict) else {}
+        if (child.workflow_task_name, task.get("task_index")) in wanted:
+            await cancel_execution(session, child, ctx)
+
+
+async def cancel_execution(session: AsyncSession, execution: Execution, ctx: WorkflowContext) -> None:
+    """Cancel one non-terminal execution the way the cancel route does (workflows recursively)."""
+    status = execution.status
+    if status in _BEFORE_WORKER:
+        await finish_execution(
+            session, execution, ExecutionStatus.CANCELLED, CANCELLED_RESULT, from_statuses=_BEFORE_WORKER
+        )
+    elif status == ExecutionStatus.RUNNING.value and execution.is_workflow and execution.worker is None:
+        await cancel_workflow(session, execution, ctx)
+    elif status == ExecutionStatus.RUNNING.value:
+        moved = await session.execute(
+            sa.update(Execution)
+            .where(Execution.id == execution.id, Execution.status == ExecutionStatus.RUNNING.value)
+            .values(status=ExecutionStatus.CANCELING.value, updated=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(moved, "rowcount", 0) == 1:
+            stage_status_changed(session, execution, status, ExecutionStatus.CANCELING.value)
+            execution.status = ExecutionStatus.CANCELING.value
+            if execution.worker is not None:
+                enqueue(
+                    session,
+                    MessageType.EXECUTION_CANCEL,
+                    {"execution_id": execution.id, "worker_id": execution.worker},
+                    source_service=ctx.source,
+                    routing=cancel_routing(execution.worker),
+                )
+
+
+# -- control requests (cancel, pause, resume, rerun) -----------------------------------------------
+
+
+async def _locked_run(session: AsyncSession, execution: Execution, ctx: WorkflowContext) -> _Run:
+    row = await repo.execution_state(session, execution.id, lock=True)
+    if row is None:
+        raise WorkflowStateError(f"Execution {execution.id} is not a running workflow")
+    run = await _load(session, row, ctx)
+    if run is None:
+        raise WorkflowStateError(f"Execution {execution.id} has no workflow state")
+    return run
+
+
+async def cancel_workflow(session: AsyncSession, execution: Execution, ctx: WorkflowContext) -> None:
+    """Cancel a running workflow: the parent becomes ``canceling``, its live children are cancelled
+    and the workflow finishes ``cancelled`` once they have reported back."""
+    run = await _locked_run(session, execution, ctx)
+    if run.row.status in _TERMINAL:
+        return
+    previous = execution.status
+    if previous == ExecutionStatus.RUNNING.value:
+        await session.execute(
+            sa.update(Execution)
+            .where(Execution.id == execution.id, Execution.status == ExecutionStatus.RUNNING.value)
+            .values(status=ExecutionStatus.CANCELING.value, updated=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        stage_status_changed(session, execution, previous, ExecutionStatus.CANCELING.value)
+        execution.status = ExecutionStatus.CANCELING.value
+        run.parent.status = ExecutionStatus.CANCELING.value
+    run.row.status = ExecutionStatus.CANCELING.value
+    run.timers.clear()
+    await _step(session, run, conductor.Cancel(), ctx)
+
+
+async def pause_workflow(
+    session: AsyncSession, execution: Execution, ctx: WorkflowContext
+) -> WorkflowExecution:
+    """Stop dispatching new tasks; running children finish and are recorded (409 unless running)."""
+    run = await _locked_run(session, execution, ctx)
+    if run.row.status != ExecutionStatus.RUNNING.value or execution.status != ExecutionStatus.RUNNING.value:
+        raise WorkflowStateError(f"Workflow execution {execution.id} is {run.row.status}, not running")
+    if run.row.paused or run.row.pause_reason:
+        raise WorkflowStateError(f"Workflow execution {execution.id} is already paused")
+    run.row.pause_reason = "Paused on request"
+    await _step(session, run, conductor.Pause(), ctx)
+    return run.row
+
+
+async def resume_workflow(
+    session: AsyncSession, execution: Execution, ctx: WorkflowContext
+) -> WorkflowExecution:
+    """Continue a paused (or pausing) workflow (409 otherwise)."""
+    run = await _locked_run(session, execution, ctx)
+    if run.row.status != ExecutionStatus.RUNNING.value or not (run.row.paused or run.row.pause_reason):
+        raise WorkflowStateError(f"Workflow execution {execution.id} is not paused")
+    run.row.paused = False
+    run.row.pause_reason = None
+    await _step(session, run, conductor.Resume(), ctx)
+    return run.row
+
+
+async def rerun_workflow(
+    session: AsyncSession, execution: Execution, ctx: WorkflowContext, tasks: list[str] | None = None
+) -> WorkflowExecution:
+    """Resume a ``failed`` workflow from its failed task(s), keeping what succeeded (409 otherwise).
+
+    The same execution goes back to ``running``; its result is cleared until it finishes again.
+    """
+    run = await _locked_run(session, execution, ctx)
+    if execution.status != ExecutionStatus.FAILED.value or run.row.status != ExecutionStatus.FAILED.value:
+        raise WorkflowStateError(f"Workflow execution {execution.id} is {execution.status}, not failed")
+    now = utcnow()
+    moved = await session.execute(
+        sa.update(Execution)
+        .where(Execution.id == execution.id, Execution.status == ExecutionStatus.FAILED.value)
+        .values(status=ExecutionStatus.RUNNING.value, result=None, updated=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        raise WorkflowStateError(f"Workflow execution {execution.id} changed meanwhile")
+    stage_status_changed(session, execution, ExecutionStatus.FAILED.value, ExecutionStatus.RUNNING.value)
+    execution.status, execution.result = ExecutionStatus.RUNNING.value, None
+    run.parent.status, run.parent.result = ExecutionStatus.RUNNING.value, None
+    run.row.status = ExecutionStatus.RUNNING.value
+    run.row.error_message = None
+    await _step(session, run, conductor.Rerun(tasks=tasks), ctx)
+    return run.row
+
+
+# -- the executor-side engine ------------------------------------------------------------------------
+
+
+def _due(timer: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(timer["due"]))
+
+
+class WorkflowEngine:
+    """The executor's workflow component: starts runs, advances them, fires their timers.
+
+    Timers: every pass lists running workflow runs with their ``updated`` stamp and re-reads the
+    timers of runs changed by someone else (the API, another executor); runs this engine wrote
+    itself are known already. Due timers fire in their own transaction.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._specs = SpecCache()
+        self._engine = TemplateEngine()
+        self._known: dict[int, tuple[datetime, list[dict[str, Any]]]] = {}
+
+    def context(self) -> WorkflowContext:
+        """A fresh command context sharing this engine's caches."""
+        return WorkflowContext(box=self._runtime.secrets, engine=self._engine, specs=self._specs)
+
+    def _remember(self, ctx: WorkflowContext) -> None:
+        for state_id, updated, timers in ctx.written:
+            self._known[state_id] = (updated, timers)
+
+    async def start(self, execution_id: int) -> None:
+        """Start the workflow run of execution ``execution_id`` (scheduler hand-off)."""
+        ctx = self.context()
+        async with self._runtime.db.transaction() as session:
+            execution = await session.get(Execution, execution_id)
+            if execution is None:
+                return
+            action = await session.get(Action, execution.action) if execution.action is not None else None
+            if action is None:
+                action = await session.scalar(sa.select(Action).where(Action.ref == execution.action_ref))
+            if action is None:
+                return
+            await start_workflow(session, execution, action, ctx)
+        self._remember(ctx)
+
+    async def child_finished(self, execution_id: int) -> None:
+        """Advance the workflow run a finished execution belongs to (no-op for other executions)."""
+        async with self._runtime.db.session() as session:
+            state_id = await session.scalar(
+                sa.select(Execution.workflow_execution_id).where(Execution.id == execution_id)
+            )
+        if state_id is None:
+            return  # not a workflow child: no write transaction (and no SQLite write lock) needed
+        ctx = self.context()
+        async with self._runtime.db.transaction() as session:
+            await advance_child(session, execution_id, ctx)
+        self._remember(ctx)
+
+    async def sweep_timers(self) -> int:
+        """One timer-loop pass; returns how many timers fired."""
+        async with self._runtime.db.session() as session:
+            running = await repo.running_states(session)
+            stale = [sid for sid, updated in running if self._known.get(sid, (None, []))[0] != updated]
+            if stale:
+                rows = await session.execute(
+                    sa.select(
+                        WorkflowExecution.id, WorkflowExecution.updated, WorkflowExecution.variables
+                    ).where(WorkflowExecution.id.in_(stale))
+                )
+                for sid, updated, variables in rows.all():
+                    timers = (variables or {}).get(TIMERS_KEY) or [] if isinstance(variables, dict) else []
+                    self._known[sid] = (updated, [t for t in timers if isinstance(t, dict)])
+        live = {sid for sid, _ in running}
+        for sid in list(self._known):
+            if sid not in live:
+                del self._known[sid]
+        now = utcnow()
+        fired = 0
+        for sid, (_, timers) in list(self._known.items()):
+            for timer in sorted(timers, key=_due):
+                if _due(timer) > now:
+                    break
+                ctx = self.context()
+                async with self._runtime.db.transaction() as session:
+                    if await fire_timer(session, sid, timer, ctx):
+                        fired += 1
+                self._remember(ctx)
+                if not ctx.written:
+                    # Already fired elsewhere: forget it so the next pass re-reads the row.
+                    self._known.pop(sid, None)
+                    break
+        return fired
+
+    @property
+    def timer_interval(self) -> float:
+        """Seconds between two timer passes."""
+        return TIMER_INTERVAL

@@ -1,0 +1,81 @@
+"""``attune notifier``: the notification WebSocket on its own port (scaled deployment).
+
+Routes (services.md §5.2-5.3): ``WS /ws`` (the protocol of ``attune.notifier.websocket``),
+``GET /health`` → ``{"status": "ok"}`` and ``GET /stats`` → ``{"connected_clients": n,
+"total_subscriptions": n}``. CORS does not apply to WebSockets, and the two GETs are harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Generator
+
+import uvicorn
+from fastapi import FastAPI, WebSocket
+
+from attune import __version__
+from attune.notifier.websocket import feed_for
+from attune.notifier.ws_protocol import WebSocketProtocol
+from attune.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_notifier_app(runtime: Runtime) -> FastAPI:
+    """The notifier's own small application around an open :class:`Runtime`."""
+    app = FastAPI(
+        title="Attune Notifier", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.runtime = runtime
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await feed_for(app.state, runtime).serve(websocket)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/stats")
+    async def stats() -> dict[str, int]:
+        return feed_for(app.state, runtime).stats()
+
+    return app
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process entry point owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class NotifierService:
+    """Serves :func:`create_notifier_app` until ``stop`` is set."""
+
+    name = "notifier"
+
+    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        settings = runtime.settings.notifier
+        config = uvicorn.Config(
+            create_notifier_app(runtime),
+            host=settings.host,
+            port=settings.port,
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            ws=WebSocketProtocol,
+        )
+        server = QuietServer(config)
+        serving = asyncio.create_task(server.serve())
+        log.info("Attune notifier listening on %s:%s (/ws)", settings.host, settings.port)
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serving
+        stopped.cancel()
+        if serving in done and not stop.is_set():
+            raise RuntimeError("the notifier server stopped unexpectedly (is the port in use?)")

@@ -1,0 +1,155 @@
+"""The retention job (domain.md §2.8): deletes run-time records past a configurable age, in batches.
+
+It replaces TimescaleDB's retention policies, which drop whole chunks; like them it writes no
+history of its own. The deletes therefore run on the session's connection, beneath the ORM
+change capture, so purging an execution records no ``DELETE`` history row (its history is past
+the cut-off too and goes in the same run).
+
+Each batch is one short transaction (``DELETE … WHERE id IN (SELECT id … LIMIT n)``), so a large
+purge never holds SQLite's write lock, or PostgreSQL row locks, for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from attune.db.database import Database
+from attune.db.models import Base
+from attune.db.types import utcnow
+from attune.domain.enums import TERMINAL_EXECUTION_STATUSES
+from attune.runtime import Runtime
+from attune.settings import RetentionSettings
+
+log = logging.getLogger(__name__)
+
+#: The tables :func:`purge` reports on, in the order it purges them.
+PURGED_TABLES = ("execution", "inquiry", "enforcement", "event", "execution_history", "worker_history")
+
+
+async def _delete_batches(
+    db: Database, table: sa.Table, condition: sa.ColumnElement[bool], batch_size: int
+) -> int:
+    """Delete the rows of ``table`` matching ``condition``, ``batch_size`` per transaction."""
+    total = 0
+    while True:
+        ids = sa.select(table.c.id).where(condition).order_by(table.c.id).limit(batch_size)
+        async with db.transaction() as session:
+            connection = await session.connection()
+            result = await connection.execute(sa.delete(table).where(table.c.id.in_(ids.scalar_subquery())))
+        deleted = max(result.rowcount, 0)
+        total += deleted
+        if deleted < batch_size:
+            return total
+
+
+async def purge_database(
+    db: Database,
+    *,
+    older_than: timedelta,
+    worker_history_older_than: timedelta | None = None,
+    batch_size: int = 1000,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Delete records older than the cut-off(s) from ``db``; return the rows deleted per table.
+
+    * ``execution``: terminal executions created before the cut-off (running ones are kept);
+    * ``inquiry``: inquiries created before the cut-off whose execution no longer exists;
+    * ``enforcement``, ``event``: by ``created``; ``execution_history``: by ``time``;
+    * ``worker_history``: by ``time``, against ``worker_history_older_than`` (default: ``older_than``).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    now = now or utcnow()
+    cutoff = now - older_than
+    worker_cutoff = now - (worker_history_older_than if worker_history_older_than is not None else older_than)
+    tables = Base.metadata.tables
+    execution, inquiry = tables["execution"], tables["inquiry"]
+    event, enforcement = tables["event"], tables["enforcement"]
+    execution_history, worker_history = tables["execution_history"], tables["worker_history"]
+    terminal = sorted(status.value for status in TERMINAL_EXECUTION_STATUSES)
+    plan: list[tuple[sa.Table, sa.ColumnElement[bool]]] = [
+        (execution, sa.and_(execution.c.created < cutoff, execution.c.status.in_(terminal))),
+        (
+            inquiry,
+            sa.and_(
+                inquiry.c.created < cutoff,
+                ~sa.exists(sa.select(execution.c.id).where(execution.c.id == inquiry.c.execution)),
+            ),
+        ),
+        (enforcement, enforcement.c.created < cutoff),
+        (event, event.c.created < cutoff),
+        (execution_history, execution_history.c.time < cutoff),
+        (worker_history, worker_history.c.time < worker_cutoff),
+    ]
+    counts: dict[str, int] = {}
+    for table, condition in plan:
+        counts[table.name] = await _delete_batches(db, table, condition, batch_size)
+    return counts
+
+
+async def purge(
+    runtime: Runtime,
+    *,
+    older_than: timedelta,
+    batch_size: int = 1000,
+    worker_history_older_than: timedelta | None = None,
+) -> dict[str, int]:
+    """Delete events, enforcements, terminal executions, orphaned inquiries and history older than
+    ``older_than`` (worker history: ``worker_history_older_than``, default the same), in batches.
+
+    Returns the number of rows deleted per table (keys: :data:`PURGED_TABLES`).
+    """
+    return await purge_database(
+        runtime.db,
+        older_than=older_than,
+        worker_history_older_than=worker_history_older_than,
+        batch_size=batch_size,
+    )
+
+
+def configured_ages(settings: RetentionSettings) -> tuple[timedelta, timedelta] | None:
+    """``(older_than, worker_history_older_than)`` from the retention settings, or ``None`` when
+    the job is disabled (``max_age_days`` = 0). A worker-history age of 0 keeps it forever."""
+    if settings.max_age_days <= 0:
+        return None
+    worker_days = settings.worker_history_max_age_days
+    # "Forever" expressed as an age no row can reach.
+    worker_age = timedelta(days=worker_days) if worker_days > 0 else timedelta(days=365_000)
+    return timedelta(days=settings.max_age_days), worker_age
+
+
+class RetentionService:
+    """Runs :func:`purge` at start-up and then every ``retention.interval`` seconds."""
+
+    name = "retention"
+
+    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        ages = configured_ages(runtime.settings.retention)
+        if ages is None:
+            log.info("retention is disabled (retention.max_age_days = 0)")
+            await stop.wait()
+            return
+        older_than, worker_age = ages
+        settings = runtime.settings.retention
+        while not stop.is_set():
+            try:
+                counts = await purge(
+                    runtime,
+                    older_than=older_than,
+                    worker_history_older_than=worker_age,
+                    batch_size=settings.batch_size,
+                )
+            except Exception:
+                # A failed pass (database restarting, lock timeout) is retried at the next
+                # interval; it must not bring the whole server down.
+                log.exception("retention pass failed")
+            else:
+                if any(counts.values()):
+                    log.info("retention purged %s", ", ".join(f"{k}={v}" for k, v in counts.items() if v))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.interval)

@@ -1,0 +1,852 @@
+"""The pure workflow conductor: ``(spec, state, event) → (state, commands)``.
+
+No database, no bus, no clock reads beyond ``now()``/``uuid()`` expressions: the executor feeds
+events (a child finished, a timer fired, a cancel/pause/resume/rerun request) and carries out the
+returned commands (run a child, start a timer, cancel children, finish the parent, report paused).
+``WorkflowState`` is plain JSON data (``to_dict``/``from_dict``) so it can be persisted between
+steps. Semantics: workflows.md §4, §6, §7 and services.md §2, Orquesta-style failure handling.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from attune.domain import params
+from attune.domain.templates import TemplateEngine, TemplateError, rfc3339
+from attune.workflow import expressions
+from attune.workflow.spec import TaskSpec, WorkflowSpec
+
+__all__ = [
+    "Cancel",
+    "CancelTasks",
+    "Command",
+    "Event",
+    "Finish",
+    "Pause",
+    "Paused",
+    "Rerun",
+    "Resume",
+    "RunTask",
+    "Start",
+    "StartTimer",
+    "TaskFinished",
+    "TimerFired",
+    "WorkflowState",
+    "advance",
+    "command_from_dict",
+    "command_to_dict",
+    "event_from_dict",
+    "event_to_dict",
+    "start",
+]
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start the workflow with these (raw) parameters; defaults are filled from the spec."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    """A child execution ended. ``index`` is the with_items index (None for a plain task)."""
+
+    task: str
+    index: int | None
+    status: str  # 'completed' | 'failed' | 'timeout' | 'cancelled'
+    result: Any = None
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """A timer started with StartTimer expired."""
+
+    task: str
+    index: int | None
+    kind: str  # 'retry' | 'delay'
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Cancel the workflow: cancel running children, then finish ``cancelled``."""
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Stop dispatching; running children finish and are recorded."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Continue a paused (or pausing) workflow."""
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """Re-run failed tasks (None = every failed one), keeping successful results and variables."""
+
+    tasks: list[str] | None = None
+
+
+Event = Start | TaskFinished | TimerFired | Cancel | Pause | Resume | Rerun
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Create and request a child execution of ``action`` with ``input`` as its parameters.
+
+    ``attempt`` is 1 for the first run, 2 for the first retry, … (retry_count = attempt - 1).
+    ``timeout`` is the child's run time limit in seconds; a child that exceeds it must be reported
+    as TaskFinished(status='timeout').
+    """
+
+    task: str
+    index: int | None
+    action: str
+    input: dict[str, Any]
+    timeout: int | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Call back with TimerFired(task, index, kind) after ``seconds``."""
+
+    task: str
+    index: int | None
+    kind: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTasks:
+    """Cancel these running children, given as (task, index) pairs; each reports back TaskFinished."""
+
+    tasks: list[tuple[str, int | None]]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The workflow is over: set the parent execution's status and result."""
+
+    status: str  # 'completed' | 'failed' | 'cancelled'
+    result: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Paused:
+    """Every running child has finished after a Pause: the parent may be marked paused."""
+
+
+Command = RunTask | StartTimer | CancelTasks | Finish | Paused
+
+
+# -- state -----------------------------------------------------------------------------------------
+
+ACTIVE = frozenset({"pending", "delayed", "running", "retrying"})
+"""Task statuses that keep a workflow (or a parallel scope) busy."""
+TERMINAL_WORKFLOW = frozenset({"completed", "failed", "cancelled"})
+_FAILED_OUTCOMES = frozenset({"failed", "timeout"})
+_RERUNNABLE = frozenset({"failed", "timeout", "cancelled"})
+_MAX_WARNINGS = 100
+
+
+@dataclass
+class WorkflowState:
+    """Everything the conductor needs between steps; plain JSON data via ``to_dict``/``from_dict``.
+
+    ``tasks`` maps task name → task record: ``status`` (pending, delayed, running, retrying,
+    completed, failed, timeout, cancelled, skipped), ``attempts``, ``trigger`` (the predecessor that
+    started it), ``result`` once finished, and for with_items tasks the item window (``items``,
+    ``next``, ``inflight``, ``done``, ``failed``, ``statuses``, ``results``, ``waiting``, ``redo``,
+    ``item_attempts``). ``errors`` are the unhandled failures that fail the workflow; ``held`` are
+    transitions withheld because of them (started again by Rerun); ``queued`` are runs postponed
+    by a pause.
+    """
+
+    status: str = "running"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pending_joins: dict[str, list[str]] = field(default_factory=dict)
+    queued: list[list[Any]] = field(default_factory=list)
+    held: list[list[Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    runs: int = 0
+    max_runs: int = 1000
+    started_at: str = ""
+    result: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state as JSON data (shares structure with the state; serialise it, do not mutate it)."""
+        return {
+            "status": self.status,
+            "parameters": self.parameters,
+            "vars": self.vars,
+            "tasks": self.tasks,
+            "pending_joins": self.pending_joins,
+            "queued": self.queued,
+            "held": self.held,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "runs": self.runs,
+            "max_runs": self.max_runs,
+            "started_at": self.started_at,
+            "result": self.result,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowState:
+        """Rebuild a state saved with ``to_dict`` (after a JSON round trip)."""
+        return cls(
+            status=str(data.get("status", "running")),
+            parameters=dict(data.get("parameters") or {}),
+            vars=dict(data.get("vars") or {}),
+            tasks={str(name): dict(record) for name, record in (data.get("tasks") or {}).items()},
+            pending_joins={str(k): list(v) for k, v in (data.get("pending_joins") or {}).items()},
+            queued=[list(entry) for entry in data.get("queued") or []],
+            held=[list(entry) for entry in data.get("held") or []],
+            errors=[dict(entry) for entry in data.get("errors") or []],
+            warnings=list(data.get("warnings") or []),
+            runs=int(data.get("runs", 0)),
+            max_runs=int(data.get("max_runs", 1000)),
+            started_at=str(data.get("started_at", "")),
+            result=data.get("result"),
+        )
+
+    @property
+    def finished(self) -> bool:
+        """True once the workflow reached completed, failed or cancelled."""
+        return self.status in TERMINAL_WORKFLOW
+
+
+# -- entry points ----------------------------------------------------------------------------------
+
+
+def start(
+    spec: WorkflowSpec,
+    parameters: Mapping[str, Any],
+    *,
+    engine: TemplateEngine,
+    max_runs: int = 1000,
+    now: datetime | None = None,
+) -> tuple[WorkflowState, list[Command]]:
+    """Begin a workflow: fill parameter defaults (packs.md §4), dispatch every entry point.
+
+    ``max_runs`` bounds task runs (loops through transitions); exceeding it fails the workflow.
+    ``now`` fixes ``system.workflow_start`` (defaults to the current time).
+    """
+    state = WorkflowState(
+        parameters=params.apply_defaults(parameters, spec.parameters),
+        vars=copy.deepcopy(spec.vars),
+        max_runs=max_runs,
+        started_at=rfc3339(now or datetime.now(UTC)),
+    )
+    step = _Step(spec, state, engine)
+    for name in spec.entry_points():
+        step.schedule(name, None)
+    step.settle()
+    return state, step.commands
+
+
+def advance(
+    spec: WorkflowSpec, state: WorkflowState, event: Event, *, engine: TemplateEngine
+) -> tuple[WorkflowState, list[Command]]:
+    """Apply one event and return the state with the commands to carry out.
+
+    ``state`` is updated in place (and returned) so that a with_items task of thousands of items
+    costs O(1) per item; copy it first (``from_dict(to_dict())``) if the old state is needed.
+    Events that do not apply (a duplicate or stale TaskFinished, a timer of a cancelled task, any
+    event after the end except Rerun) change nothing and return no commands.
+    """
+    if isinstance(event, Start):
+        return start(spec, event.parameters, engine=engine, max_runs=state.max_runs)
+    step = _Step(spec, state, engine)
+    if isinstance(event, Rerun):
+        step.rerun(event.tasks)
+    elif state.finished:
+        return state, []
+    elif isinstance(event, TaskFinished):
+        step.task_finished(event.task, event.index, event.status, event.result)
+    elif isinstance(event, TimerFired):
+        step.timer_fired(event.task, event.index, event.kind)
+    elif isinstance(event, Cancel):
+        step.cancel()
+    elif isinstance(event, Pause):
+        step.pause()
+    elif isinstance(event, Resume):
+        step.resume()
+    step.settle()
+    return state, step.commands
+
+
+# -- serialisation of commands and events ----------------------------------------------------------
+
+_COMMANDS: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (RunTask, StartTimer, CancelTasks, Finish, Paused)
+}
+_EVENTS: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (Start, TaskFinished, TimerFired, Cancel, Pause, Resume, Rerun)
+}
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": type(obj).__name__}
+    for item in fields(obj):
+        value = getattr(obj, item.name)
+        if isinstance(obj, CancelTasks) and item.name == "tasks":
+            value = [[name, index] for name, index in value]
+        data[item.name] = value
+    return data
+
+
+def _from_dict(registry: dict[str, type[Any]], data: Mapping[str, Any]) -> Any:
+    kind = data.get("type")
+    cls = registry.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown type {kind!r}")
+    values = {item.name: data[item.name] for item in fields(cls) if item.name in data}
+    if cls is CancelTasks:
+        values["tasks"] = [(str(name), index) for name, index in values.get("tasks", [])]
+    return cls(**values)
+
+
+def command_to_dict(cmd: Command) -> dict[str, Any]:
+    """``{"type": "RunTask", ...fields}`` for persistence and logging."""
+    return _as_dict(cmd)
+
+
+def command_from_dict(data: Mapping[str, Any]) -> Command:
+    """Inverse of ``command_to_dict``."""
+    command: Command = _from_dict(_COMMANDS, data)
+    return command
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """``{"type": "TaskFinished", ...fields}`` for persistence and logging."""
+    return _as_dict(event)
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """Inverse of ``event_to_dict``."""
+    event: Event = _from_dict(_EVENTS, data)
+    return event
+
+
+# -- one step --------------------------------------------------------------------------------------
+
+
+class _Step:
+    """Applies one event to the state, collecting commands. Task records are plain dicts."""
+
+    def __init__(self, spec: WorkflowSpec, state: WorkflowState, engine: TemplateEngine) -> None:
+        self.spec = spec
+        self.state = state
+        self.engine = engine
+        self.commands: list[Command] = []
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def context(self, trigger: str | None, outcome: expressions.Outcome | None = None) -> dict[str, Any]:
+        """Evaluation context; ``result()`` is ``outcome`` or else the recorded ``trigger`` task."""
+        if outcome is None and trigger is not None:
+            record = self.state.tasks.get(trigger)
+            if record is not None and "result" in record:
+                outcome = expressions.Outcome(record["status"], record["result"])
+        return expressions.build_context(
+            parameters=self.state.parameters,
+            variables=self.state.vars,
+            tasks=self.state.tasks,
+            outcome=outcome,
+            started_at=self.state.started_at,
+        )
+
+    def warn(self, message: str) -> None:
+        if len(self.state.warnings) < _MAX_WARNINGS:
+            self.state.warnings.append(message)
+
+    def scope_errors(self, scope: str | None) -> list[dict[str, Any]]:
+        if scope is None:
+            return self.state.errors
+        errors: list[dict[str, Any]] = self.state.tasks[scope].setdefault("errors", [])
+        return errors
+
+    def children_running(self) -> bool:
+        for record in self.state.tasks.values():
+            kind = record.get("kind")
+            if kind == "items":
+                if record["status"] == "running" and record["inflight"] - len(record["waiting"]) > 0:
+                    return True
+            elif kind != "parallel" and record["status"] == "running":
+                return True
+        return False
+
+    # -- scheduling --------------------------------------------------------------------------------
+
+    def schedule(self, name: str, trigger: str | None) -> None:
+        """Start task ``name`` (triggered by task ``trigger``): gate, delay, then begin."""
+        state = self.state
+        record = state.tasks.get(name)
+        if record is not None and record["status"] in ACTIVE:
+            return  # already on its way; a transition never starts a second concurrent run
+        task = self.spec.by_name[name]
+        state.runs += 1
+        if state.runs > state.max_runs:
+            message = f"more than {state.max_runs} task runs (a loop without an exit?)"
+            state.tasks[name] = {"status": "failed", "attempts": 0, "trigger": trigger, "error": message}
+            state.errors.append({"task": name, "status": "failed", "error": message})
+            return
+        record = {"status": "pending", "attempts": 0, "trigger": trigger}
+        state.tasks[name] = record
+        if task.when is not None:
+            try:
+                go = expressions.evaluate_condition(self.engine, task.when, self.context(trigger))
+            except TemplateError as exc:
+                self.warn(f"{name}: when failed, running the task: {exc.message}")
+                go = True
+            if not go:
+                record["status"] = "skipped"
+                return
+        if task.delay:
+            record["status"] = "delayed"
+            self.commands.append(StartTimer(name, None, "delay", float(task.delay)))
+            return
+        self.begin(name)
+
+    def begin(self, name: str) -> None:
+        state = self.state
+        record = state.tasks[name]
+        if state.status != "running":
+            record["status"] = "pending"
+            state.queued.append([name, None, "begin"])
+            return
+        task = self.spec.by_name[name]
+        record["status"] = "running"
+        if task.type == "parallel":
+            record["kind"] = "parallel"
+            record["errors"] = []
+            for sub in task.tasks:
+                state.tasks.pop(sub.name, None)
+            for entry in self.spec.entry_points(name):
+                self.schedule(entry, record["trigger"])
+            self.close_parallel(name)
+        elif task.with_items is not None:
+            self.begin_items(name, task, record)
+        else:
+            self.run(name, None)
+
+    def begin_items(self, name: str, task: TaskSpec, record: dict[str, Any]) -> None:
+        try:
+            raw = expressions.render(self.engine, task.with_items, self.context(record["trigger"]))
+        except TemplateError as exc:
+            self.complete(name, "failed", {"succeeded": False, "error": f"with_items: {exc.message}"})
+            return
+        items = raw if isinstance(raw, list) else [raw]
+        if task.batch_size:
+            size = task.batch_size
+            items = [items[start : start + size] for start in range(0, len(items), size)]
+        count = len(items)
+        record.update(
+            kind="items",
+            items=items,
+            next=0,
+            inflight=0,
+            done=0,
+            failed=0,
+            statuses=[None] * count,
+            results=[None] * count,
+            waiting=[],
+            redo=[],
+            item_attempts={},
+        )
+        if not items:
+            self.finish_items(name)
+            return
+        self.refill(name)
+
+    def refill(self, name: str) -> None:
+        """Start waiting items (lowest index first) until ``concurrency`` are in flight."""
+        record = self.state.tasks[name]
+        if self.state.status != "running" or record["status"] != "running":
+            return
+        task = self.spec.by_name[name]
+        count = len(record["items"])
+        limit = task.concurrency or count
+        redo: list[int] = record["redo"]
+        while record["inflight"] < limit:
+            if redo:
+                index = redo.pop(0)
+            elif record["next"] < count:
+                index = record["next"]
+                record["next"] += 1
+            else:
+                break
+            record["inflight"] += 1
+            self.run(name, index)
+        if record["done"] == count and record["status"] == "running":
+            self.finish_items(name)
+
+    def run(self, name: str, index: int | None) -> None:
+        """Emit RunTask for a task (or one item) with its input rendered now."""
+        state = self.state
+        record = state.tasks[name]
+        if state.status != "running":
+            if index is None:
+                record["status"] = "pending"
+            else:
+                record["waiting"].append(index)
+            state.queued.append([name, index, "run"])
+            return
+        task = self.spec.by_name[name]
+        context = self.context(record["trigger"])
+        if index is None:
+            record["status"] = "running"
+            record["attempts"] += 1
+            attempt = record["attempts"]
+        else:
+            attempt = record["item_attempts"].get(str(index), 0) + 1
+            if task.retry is not None:
+                record["item_attempts"][str(index)] = attempt
+            context = expressions.with_item(context, record["items"][index], index)
+        try:
+            rendered = expressions.render(self.engine, task.input, context)
+        except TemplateError as exc:
+            # §6.2 intended: the task fails without running; retrying would fail the same way.
+            failure = {"succeeded": False, "error": f"input: {exc.message}"}
+            if index is None:
+                self.complete(name, "failed", failure)
+            else:
+                self.item_done(name, index, "failed", failure)
+            return
+        assert task.action is not None
+        self.commands.append(RunTask(name, index, task.action, rendered, task.timeout, attempt))
+
+    # -- results -----------------------------------------------------------------------------------
+
+    def task_finished(self, name: str, index: int | None, status: str, result: Any) -> None:
+        record = self.state.tasks.get(name)
+        if record is None:
+            return
+        if status not in ("completed", "failed", "timeout", "cancelled"):
+            status = "failed"  # §7.4: any other end is a failure
+        canceling = self.state.status == "canceling"
+        if index is None:
+            if record["status"] != "running" or record.get("kind") in ("items", "parallel"):
+                return  # stale or duplicate delivery
+            if not canceling and self.should_retry(name, record["attempts"], status, result):
+                record["status"] = "retrying"
+                self.retry_later(name, None, record["attempts"])
+                return
+            self.complete(name, status, result)
+            return
+        if (
+            record.get("kind") != "items"
+            or record["status"] != "running"
+            or not 0 <= index < len(record["items"])
+            or record["statuses"][index] is not None
+            or index in record["waiting"]
+            or index in record["redo"]
+            or index >= record["next"]
+        ):
+            return
+        attempts = record["item_attempts"].get(str(index), 1)
+        if not canceling and self.should_retry(name, attempts, status, result):
+            record["waiting"].append(index)
+            self.retry_later(name, index, attempts)
+            return
+        self.item_done(name, index, status, result)
+        if record["done"] == len(record["items"]):
+            self.finish_items(name)
+        else:
+            self.refill(name)
+
+    def should_retry(self, name: str, attempts: int, status: str, result: Any) -> bool:
+        retry = self.spec.by_name[name].retry
+        if retry is None or status not in _FAILED_OUTCOMES or attempts - 1 >= retry.count:
+            return False
+        if retry.on_error is None:
+            return True
+        context = self.context(None, expressions.Outcome(status, result))
+        try:
+            return expressions.evaluate_condition(self.engine, retry.on_error, context)
+        except TemplateError as exc:
+            self.warn(f"{name}: retry.on_error failed, not retrying: {exc.message}")
+            return False
+
+    def retry_later(self, name: str, index: int | None, attempts: int) -> None:
+        task = self.spec.by_name[name]
+        assert task.retry is not None
+        seconds = float(task.delay or 0) + task.retry.wait(attempts - 1)
+        if seconds > 0:
+            self.commands.append(StartTimer(name, index, "retry", seconds))
+        else:
+            self.timer_fired(name, index, "retry")
+
+    def timer_fired(self, name: str, index: int | None, kind: str) -> None:
+        record = self.state.tasks.get(name)
+        if record is None:
+            return
+        if kind == "delay":
+            if index is None and record["status"] == "delayed":
+                self.begin(name)
+        elif index is None:
+            if record["status"] == "retrying":
+                self.run(name, None)
+        elif record.get("kind") == "items" and record["status"] == "running" and index in record["waiting"]:
+            record["waiting"].remove(index)
+            self.run(name, index)
+
+    def item_done(self, name: str, index: int, status: str, result: Any) -> None:
+        record = self.state.tasks[name]
+        record["statuses"][index] = status
+        record["results"][index] = result
+        record["inflight"] -= 1
+        record["done"] += 1
+        if status in _FAILED_OUTCOMES:
+            record["failed"] += 1
+
+    def finish_items(self, name: str) -> None:
+        record = self.state.tasks[name]
+        statuses, results = record["statuses"], record.pop("results")
+        aggregate = {
+            "results": [
+                {"index": index, "status": statuses[index], "output": results[index]}
+                for index in range(len(statuses))
+            ],
+            "total": len(statuses),
+        }
+        # §7.3 step 4: a cancelled item does not fail the task.
+        self.complete(name, "failed" if record["failed"] else "completed", aggregate)
+
+    def close_parallel(self, name: str) -> None:
+        """Finish parallel task ``name`` once none of its sub-tasks is active."""
+        record = self.state.tasks.get(name)
+        if record is None or record["status"] != "running":
+            return
+        subs = [self.state.tasks.get(sub.name) for sub in self.spec.by_name[name].tasks]
+        if any(sub is not None and sub["status"] in ACTIVE for sub in subs):
+            return
+        results = [
+            {"task": sub_spec.name, "status": sub["status"], "output": sub.get("result")}
+            for sub_spec, sub in zip(self.spec.by_name[name].tasks, subs, strict=True)
+            if sub is not None and sub["status"] != "skipped"
+        ]
+        self.complete(name, "failed" if record.get("errors") else "completed", {"results": results})
+
+    def complete(self, name: str, status: str, result: Any) -> None:
+        """Record a task's final outcome, then evaluate its transitions (§4, §7.4)."""
+        state = self.state
+        record = state.tasks[name]
+        record["status"] = status
+        record["result"] = result
+        if status != "completed" and isinstance(result, Mapping) and result.get("error"):
+            record["error"] = str(result["error"])
+        if state.status == "canceling":
+            return
+        task = self.spec.by_name[name]
+        outcome = expressions.Outcome(status, result)
+        context = self.context(None, outcome)
+        fired = False
+        targets: list[str] = []
+        for position, transition in enumerate(task.next):
+            if not self.fires(name, position, transition.when, context, status):
+                continue
+            fired = True
+            if transition.publish:
+                for var, template in transition.publish:
+                    try:
+                        state.vars[var] = expressions.render(self.engine, template, context)
+                    except TemplateError as exc:
+                        self.warn(f"{name}: next[{position}] publish {var!r} failed: {exc.message}")
+                        break
+                    context = self.context(None, outcome)
+            targets.extend(target for target in transition.do if target not in targets)
+        scope = self.spec.parent_of[name]
+        errors = self.scope_errors(scope)
+        if status != "completed" and not fired:
+            errors.append({"task": name, "status": status, "error": record.get("error")})
+        if errors:
+            # An unhandled failure: let running tasks finish but start nothing new (Orquesta).
+            state.held.extend([target, name] for target in targets)
+        else:
+            for target in targets:
+                self.arrive(target, name)
+        if scope is not None:
+            self.close_parallel(scope)
+
+    def fires(self, name: str, position: int, when: str | None, context: dict[str, Any], status: str) -> bool:
+        if when is None:
+            return True
+        try:
+            return expressions.evaluate_condition(self.engine, when, context)
+        except TemplateError as exc:
+            # Level 1 fallback (§4): an unevaluable condition fires iff the task succeeded.
+            self.warn(f"{name}: next[{position}].when failed: {exc.message}")
+            return status == "completed"
+
+    def arrive(self, target: str, source: str) -> None:
+        """A transition from ``source`` into ``target`` fired: schedule it, or count it for a join."""
+        task = self.spec.by_name[target]
+        if task.join is not None:
+            arrived = self.state.pending_joins.setdefault(target, [])
+            if source not in arrived:
+                arrived.append(source)
+            needed = len(self.spec.inbound.get(target, [])) if task.join == "all" else int(task.join)
+            if len(arrived) < needed:
+                return
+            del self.state.pending_joins[target]
+        self.schedule(target, source)
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        state = self.state
+        state.status = "canceling"
+        state.queued.clear()
+        running: list[tuple[str, int | None]] = []
+        for name, record in state.tasks.items():
+            if record["status"] not in ACTIVE:
+                continue
+            kind = record.get("kind")
+            if kind == "items" and record["status"] == "running":
+                idle = set(record["waiting"]) | set(record["redo"])
+                for index in record["waiting"]:
+                    self.item_done(name, index, "cancelled", None)
+                record["waiting"], record["redo"] = [], []
+                running.extend(
+                    (name, index)
+                    for index in range(record["next"])
+                    if record["statuses"][index] is None and index not in idle
+                )
+            elif kind != "parallel" and record["status"] == "running":
+                running.append((name, None))
+            elif kind != "parallel":
+                record["status"] = "cancelled"
+        if running:
+            self.commands.append(CancelTasks(running))
+
+    def pause(self) -> None:
+        if self.state.status == "running":
+            self.state.status = "pausing"
+
+    def resume(self) -> None:
+        state = self.state
+        if state.status not in ("paused", "pausing"):
+            return
+        state.status = "running"
+        queued, state.queued = state.queued, []
+        for name, index, kind in queued:
+            record = state.tasks.get(name)
+            if record is None:
+                continue
+            if kind == "begin":
+                self.begin(name)
+            else:
+                if index is not None and index in record.get("waiting", []):
+                    record["waiting"].remove(index)
+                self.run(name, index)
+        for name, record in list(state.tasks.items()):
+            if record.get("kind") == "items" and record["status"] == "running":
+                self.refill(name)
+
+    def rerun(self, names: list[str] | None) -> None:
+        state = self.state
+        if state.status not in ("failed", "cancelled"):
+            return
+        failed = [
+            name
+            for name, record in state.tasks.items()
+            if self.spec.parent_of.get(name) is None and record["status"] in _RERUNNABLE
+        ]
+        chosen = failed if names is None else [name for name in failed if name in names]
+        if not chosen:
+            return
+        state.status = "running"
+        state.result = None
+        state.errors = [error for error in state.errors if error["task"] not in chosen]
+        held, state.held = state.held, []
+        for name in chosen:
+            self.rerun_task(name)
+        if state.errors:
+            state.held.extend(held)
+        else:
+            for target, source in held:
+                self.arrive(target, source)
+
+    def rerun_task(self, name: str) -> None:
+        """Run a failed task again; a with_items task re-runs only its unsuccessful items."""
+        record = self.state.tasks[name]
+        if record.get("kind") != "items" or "items" not in record:
+            record["status"] = "failed"  # not active, so schedule() replaces the record
+            self.schedule(name, record.get("trigger"))
+            return
+        if "results" not in record:
+            record["results"] = [entry.get("output") for entry in record["result"]["results"]]
+        statuses, results = record["statuses"], record["results"]
+        redo = [index for index in range(record["next"]) if statuses[index] != "completed"]
+        for index in redo:
+            statuses[index] = None
+            results[index] = None
+            record["item_attempts"].pop(str(index), None)
+        record.update(status="running", done=record["next"] - len(redo), failed=0, inflight=0, waiting=[])
+        record["redo"] = redo
+        record.pop("result", None)
+        record.pop("error", None)
+        self.state.runs += 1
+        self.refill(name)
+
+    # -- the end -----------------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Emit Paused/Finish when the step left nothing running (or nothing left to do)."""
+        state = self.state
+        if state.status == "canceling":
+            if not self.children_running():
+                for record in state.tasks.values():
+                    if record["status"] in ACTIVE:
+                        record["status"] = "cancelled"
+                self.finish("cancelled")
+        elif state.status == "pausing":
+            if not self.children_running():
+                state.status = "paused"
+                self.commands.append(Paused())
+        elif state.status == "running":
+            if not state.queued and not any(r["status"] in ACTIVE for r in state.tasks.values()):
+                self.finish("failed" if state.errors else "completed")
+
+    def finish(self, status: str) -> None:
+        state = self.state
+        output: dict[str, Any] = {}
+        if status != "cancelled" and self.spec.output_map:
+            context = self.context(None)
+            for key, template in self.spec.output_map.items():
+                try:
+                    output[key] = expressions.render(self.engine, template, context)
+                except TemplateError as exc:
+                    self.warn(f"output_map.{key} failed: {exc.message}")
+        result: dict[str, Any] = {"succeeded": status == "completed", "output": output}
+        error: str | None = None
+        if status == "failed":
+            names = list(dict.fromkeys(str(entry["task"]) for entry in state.errors))
+            error = f"Workflow failed: {len(names)} task(s) failed: {', '.join(names)}"
+            result["error"] = error
+            result["failed_tasks"] = names
+        elif status == "cancelled":
+            error = "Workflow cancelled"
+            result["error"] = error
+        state.status = status
+        state.result = result
+        self.commands.append(Finish(status, result, error))

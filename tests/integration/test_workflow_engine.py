@@ -1,0 +1,555 @@
+"""The workflow engine against the database (services.md §2): start, advance, timers, control.
+
+Most tests drive :class:`WorkflowEngine` directly and play the worker by ending child executions;
+the last ones run the whole executor service to check the wiring (scheduler hand-off, completion
+listener, timer loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+import sqlalchemy as sa
+
+from attune.bus.messages import Envelope, MessageType
+from attune.bus.topology import EXECUTIONS_EXCHANGE, QueueSpec
+from attune.db import models
+from attune.db.outbox import enqueue
+from attune.db.repos import runs
+from attune.db.repos import workflows as repo
+from attune.db.types import utcnow
+from attune.executor.service import ExecutorService
+from attune.executor.workflows import STATE_KEY, WorkflowEngine, cancel_workflow, rerun_workflow
+from attune.runtime import Runtime
+from attune.workflow.spec import parse_workflow
+
+T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+async def clean_bus(runtime: Runtime) -> AsyncIterator[None]:
+    yield
+    delete = getattr(runtime.bus, "delete_declared", None)
+    if delete is not None:
+        await delete()
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+async def seed(runtime: Runtime) -> models.Pack:
+    """Pack ``demo`` with actions ``demo.run`` (param ``x``) and ``demo.other``."""
+    async with runtime.db.transaction() as session:
+        pack = models.Pack(ref="demo", label="demo", version="1.0.0", config={})
+        session.add(pack)
+        await session.flush()
+        for name in ("run", "other"):
+            session.add(
+                models.Action(
+                    ref=f"demo.{name}",
+                    pack=pack.id,
+                    pack_ref="demo",
+                    label=name,
+                    description="",
+                    entrypoint=f"{name}.sh",
+                    param_schema={"x": {"type": "integer"}} if name == "run" else None,
+                    max_retries=3,
+                )
+            )
+        await session.flush()
+    return pack
+
+
+async def define(runtime: Runtime, pack: models.Pack, doc: dict[str, Any], *, enabled: bool = True) -> str:
+    """Store a workflow definition and its companion action; return the ref."""
+    doc = {"label": doc["ref"], "version": "1.0.0", **doc}
+    spec = parse_workflow(doc)
+    async with runtime.db.transaction() as session:
+        await repo.save_definition(
+            session, pack, spec.ref, repo.definition_values(spec, enabled=enabled), entrypoint="workflow"
+        )
+    return spec.ref
+
+
+async def execute(runtime: Runtime, ref: str, params: dict[str, Any] | None = None) -> int:
+    async with runtime.db.transaction() as session:
+        action = await session.scalar(sa.select(models.Action).where(models.Action.ref == ref))
+        assert action is not None
+        execution = await runs.request_execution(
+            session, action, params or {}, box=None, source_service="test"
+        )
+    return execution.id
+
+
+async def execution(runtime: Runtime, execution_id: int) -> models.Execution:
+    async with runtime.db.session() as session:
+        row = await session.get(models.Execution, execution_id)
+    assert row is not None
+    return row
+
+
+async def children(runtime: Runtime, parent: int) -> list[models.Execution]:
+    async with runtime.db.session() as session:
+        query = (
+            sa.select(models.Execution).where(models.Execution.parent == parent).order_by(models.Execution.id)
+        )
+        return list((await session.execute(query)).scalars())
+
+
+async def state_row(runtime: Runtime, execution_id: int) -> models.WorkflowExecution:
+    async with runtime.db.session() as session:
+        row = await repo.execution_state(session, execution_id)
+    assert row is not None
+    return row
+
+
+async def finish(runtime: Runtime, execution_id: int, status: str = "completed", result: Any = None) -> None:
+    """Play the worker: end a child and stage ``ExecutionCompleted``."""
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Execution, execution_id)
+        assert row is not None
+        row.status = status
+        row.result = result if result is not None else {"succeeded": status == "completed", "data": {}}
+        enqueue(
+            session,
+            MessageType.EXECUTION_COMPLETED,
+            {
+                "execution_id": row.id,
+                "action_id": row.action or 0,
+                "action_ref": row.action_ref,
+                "status": status,
+                "result": row.result,
+                "completed_at": utcnow().isoformat(),
+            },
+            source_service="worker",
+        )
+
+
+async def finish_and_advance(
+    runtime: Runtime, engine: WorkflowEngine, child: int, status: str = "completed", result: Any = None
+) -> None:
+    await finish(runtime, child, status, result)
+    await engine.child_finished(child)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[Envelope] = []
+
+    async def handle(self, envelope: Envelope) -> None:
+        self.messages.append(envelope)
+
+
+async def record(runtime: Runtime, *bindings: tuple[str, str]) -> Recorder:
+    """A fresh queue bound as given; what arrives on it is recorded."""
+    spec = QueueSpec(f"test.recorder.{uuid.uuid4().hex[:8]}", tuple(bindings))
+    await runtime.bus.declare_queue(spec)
+    recorder = Recorder()
+    await runtime.bus.consume(spec.name, recorder.handle)
+    return recorder
+
+
+SEQUENTIAL = {
+    "ref": "demo.seq",
+    "parameters": {"start": {"type": "integer", "default": 1}},
+    "vars": {"total": 0},
+    "tasks": [
+        {
+            "name": "first",
+            "action": "demo.run",
+            "input": {"x": "{{ parameters.start }}"},
+            "next": [
+                {
+                    "when": "{{ succeeded() }}",
+                    "publish": [{"total": "{{ result().data.n }}"}],
+                    "do": ["second"],
+                }
+            ],
+        },
+        {"name": "second", "action": "demo.other", "input": {"label": "total={{ vars.total }}"}},
+    ],
+    "output_map": {"total": "{{ vars.total }}"},
+}
+
+
+# -- start and advance -----------------------------------------------------------------------------
+
+
+async def test_a_sequential_workflow_runs_its_tasks_in_order_and_completes(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(runtime, pack, SEQUENTIAL)
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref, {"start": 5})
+    await engine.start(parent_id)
+
+    parent = await execution(runtime, parent_id)
+    assert (parent.status, parent.started_at is not None) == ("running", True)
+    [first] = await children(runtime, parent_id)
+    assert (first.action_ref, first.config, first.status) == ("demo.run", {"x": 5}, "requested")
+    row = await state_row(runtime, parent_id)
+    assert first.workflow_task["workflow_execution"] == row.id
+    assert (first.workflow_task["task_name"], first.workflow_task["task_index"]) == ("first", None)
+    assert (first.workflow_execution_id, first.workflow_task_name) == (row.id, "first")
+    assert first.max_retries == 0  # retries of a task belong to the workflow, not the action
+    assert row.current_tasks == ["first"]
+
+    await finish_and_advance(runtime, engine, first.id, result={"succeeded": True, "data": {"n": 42}})
+    _, second = await children(runtime, parent_id)
+    assert (second.action_ref, second.config) == ("demo.other", {"label": "total=42"})
+    await finish_and_advance(runtime, engine, second.id)
+
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "completed"
+    assert parent.result["succeeded"] is True
+    assert parent.result["output"] == {"total": 42}
+    row = await state_row(runtime, parent_id)
+    assert (row.status, row.current_tasks, sorted(row.completed_tasks or [])) == (
+        "completed",
+        [],
+        ["first", "second"],
+    )
+
+
+async def test_a_redelivered_completion_is_counted_once(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(runtime, pack, SEQUENTIAL)
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    [first] = await children(runtime, parent_id)
+    await finish_and_advance(runtime, engine, first.id, result={"succeeded": True, "data": {"n": 1}})
+    await engine.child_finished(first.id)
+    await engine.child_finished(first.id)
+    assert [c.workflow_task_name for c in await children(runtime, parent_id)] == ["first", "second"]
+
+
+async def test_with_items_respects_concurrency_and_keeps_results_in_order(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime,
+        pack,
+        {
+            "ref": "demo.fan",
+            "vars": {"items": [10, 20, 30, 40, 50]},
+            "tasks": [
+                {
+                    "name": "each",
+                    "action": "demo.run",
+                    "with_items": "{{ vars.items }}",
+                    "concurrency": 2,
+                    "input": {"x": "{{ item }}"},
+                }
+            ],
+            "output_map": {"all": "{{ task.each.results }}"},
+        },
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    started = await children(runtime, parent_id)
+    assert [(c.config["x"], c.workflow_task["task_index"]) for c in started] == [(10, 0), (20, 1)]
+    # Finish out of order: item 1 first, then the rest as they come.
+    await finish_and_advance(runtime, engine, started[1].id, result={"succeeded": True, "data": {"v": 20}})
+    assert len(await children(runtime, parent_id)) == 3
+    while True:
+        pending = [c for c in await children(runtime, parent_id) if c.status == "requested"]
+        if not pending:
+            break
+        live = len(pending)
+        assert live <= 2
+        child = pending[-1]
+        await finish_and_advance(
+            runtime, engine, child.id, result={"succeeded": True, "data": {"v": child.config["x"]}}
+        )
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "completed", parent.result
+    outputs = [entry["output"]["data"]["v"] for entry in parent.result["output"]["all"]]
+    assert outputs == [10, 20, 30, 40, 50]
+
+
+async def test_a_disabled_workflow_fails_at_once(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(runtime, pack, SEQUENTIAL, enabled=False)
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "failed"
+    assert parent.result == {"error": "Workflow 'demo.seq' is disabled", "succeeded": False}
+    assert await children(runtime, parent_id) == []
+
+
+async def test_a_task_whose_action_does_not_exist_fails_the_workflow(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime, pack, {"ref": "demo.broken", "tasks": [{"name": "ghost", "action": "demo.missing"}]}
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "failed"
+    assert "ghost" in parent.result["error"]
+    assert await children(runtime, parent_id) == []
+
+
+async def test_invalid_task_parameters_fail_the_task_not_the_engine(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime,
+        pack,
+        {
+            "ref": "demo.badinput",
+            "tasks": [{"name": "t", "action": "demo.run", "input": {"x": "not-a-number"}}],
+        },
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "failed"
+    row = await state_row(runtime, parent_id)
+    assert row.failed_tasks == ["t"]
+
+
+async def test_the_task_timeout_is_carried_to_the_child(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime, pack, {"ref": "demo.slow", "tasks": [{"name": "t", "action": "demo.other", "timeout": 7}]}
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    [child] = await children(runtime, parent_id)
+    assert child.workflow_task["timeout_seconds"] == 7
+    await finish_and_advance(runtime, engine, child.id, status="timeout", result={"succeeded": False})
+    assert (await execution(runtime, parent_id)).status == "failed"
+
+
+async def test_a_nested_workflow_reports_to_its_parent(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    await define(runtime, pack, {"ref": "demo.inner", "tasks": [{"name": "leaf", "action": "demo.other"}]})
+    outer = await define(
+        runtime, pack, {"ref": "demo.outer", "tasks": [{"name": "sub", "action": "demo.inner"}]}
+    )
+    engine = WorkflowEngine(runtime)
+    outer_id = await execute(runtime, outer)
+    await engine.start(outer_id)
+    [inner] = await children(runtime, outer_id)
+    assert inner.is_workflow
+    await engine.start(inner.id)  # what the scheduler does when the child is requested
+    [leaf] = await children(runtime, inner.id)
+    await finish_and_advance(runtime, engine, leaf.id)
+    assert (await execution(runtime, inner.id)).status == "completed"
+    await engine.child_finished(inner.id)  # the completion listener hears the inner workflow end
+    assert (await execution(runtime, outer_id)).status == "completed"
+
+
+# -- timers ----------------------------------------------------------------------------------------
+
+
+async def test_a_delayed_task_starts_when_its_timer_fires(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime, pack, {"ref": "demo.later", "tasks": [{"name": "t", "action": "demo.other", "delay": 1}]}
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    assert await children(runtime, parent_id) == []
+    assert await engine.sweep_timers() == 0
+    # Another process (a restarted executor) finds the timer in the database.
+    other = WorkflowEngine(runtime)
+    deadline = time.monotonic() + 5
+    while not await children(runtime, parent_id):
+        assert time.monotonic() < deadline, "the delay timer never fired"
+        await other.sweep_timers()
+        await asyncio.sleep(0.1)
+    assert await other.sweep_timers() == 0  # fired once
+
+
+async def test_a_failed_task_is_retried_after_its_delay(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime,
+        pack,
+        {
+            "ref": "demo.retry",
+            "tasks": [{"name": "t", "action": "demo.other", "retry": {"count": 2, "delay": 0}}],
+        },
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    [first] = await children(runtime, parent_id)
+    await finish_and_advance(runtime, engine, first.id, status="failed")
+    _, second = await children(runtime, parent_id)
+    assert second.workflow_task["retry_count"] == 1
+    assert second.workflow_task["max_retries"] == 2
+    await finish_and_advance(runtime, engine, second.id)
+    assert (await execution(runtime, parent_id)).status == "completed"
+
+
+# -- control ---------------------------------------------------------------------------------------
+
+
+async def test_cancel_cancels_live_children_then_the_workflow(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime,
+        pack,
+        {
+            "ref": "demo.par",
+            "tasks": [{"name": "a", "action": "demo.other"}, {"name": "b", "action": "demo.other"}],
+        },
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    a, b = await children(runtime, parent_id)
+    cancels = await record(runtime, (EXECUTIONS_EXCHANGE, "execution.cancel.worker.7"))
+    async with runtime.db.transaction() as session:  # ``a`` is running on a worker
+        await session.execute(
+            sa.update(models.Execution).where(models.Execution.id == a.id).values(status="running", worker=7)
+        )
+    async with runtime.db.transaction() as session:
+        parent = await session.get(models.Execution, parent_id)
+        assert parent is not None
+        await cancel_workflow(session, parent, engine.context())
+    assert (await execution(runtime, b.id)).status == "cancelled"
+    assert (await execution(runtime, a.id)).status == "canceling"
+    assert (await execution(runtime, parent_id)).status == "canceling"
+    await runtime.relay.flush()
+    await runtime.bus.join(timeout=10)
+    assert [m.payload["execution_id"] for m in cancels.messages] == [a.id]
+
+    await engine.child_finished(b.id)
+    await finish_and_advance(runtime, engine, a.id, status="cancelled")
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "cancelled"
+    assert (await state_row(runtime, parent_id)).status == "cancelled"
+
+
+async def test_rerun_resumes_a_failed_workflow_from_its_failed_task(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime,
+        pack,
+        {
+            "ref": "demo.flaky",
+            "tasks": [
+                {
+                    "name": "ok",
+                    "action": "demo.other",
+                    "next": [{"when": "{{ succeeded() }}", "do": ["shaky"]}],
+                },
+                {"name": "shaky", "action": "demo.other", "next": [{"do": ["last"]}]},
+                {"name": "last", "action": "demo.other"},
+            ],
+        },
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    [ok] = await children(runtime, parent_id)
+    await finish_and_advance(runtime, engine, ok.id)
+    [_, shaky] = await children(runtime, parent_id)
+    await finish_and_advance(runtime, engine, shaky.id, status="failed")
+    # ``shaky`` has an unconditional transition: it fires, so the failure counts as handled
+    # unless the conductor holds it; either way finish whatever runs.
+    for child in await children(runtime, parent_id):
+        if child.status == "requested":
+            await finish_and_advance(runtime, engine, child.id, status="failed")
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "failed", parent.result
+    before = {c.id for c in await children(runtime, parent_id)}
+
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Execution, parent_id)
+        assert row is not None
+        await rerun_workflow(session, row, engine.context())
+    assert (await execution(runtime, parent_id)).status == "running"
+    new = [c for c in await children(runtime, parent_id) if c.id not in before]
+    assert new and all(c.workflow_task_name != "ok" for c in new)
+    while pending := [c for c in await children(runtime, parent_id) if c.status == "requested"]:
+        await finish_and_advance(runtime, engine, pending[0].id)
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "completed", parent.result
+
+
+# -- the executor service --------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def running_executor(runtime: Runtime) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(ExecutorService().run(runtime, stop))
+    await asyncio.sleep(0.1)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def eventually(runtime: Runtime, probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:  # noqa: ASYNC109
+    """Relay staged messages and poll ``probe`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await runtime.relay.flush()
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+async def test_the_executor_runs_a_workflow_end_to_end(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    await define(runtime, pack, {"ref": "demo.inner", "tasks": [{"name": "leaf", "action": "demo.other"}]})
+    ref = await define(
+        runtime,
+        pack,
+        {
+            "ref": "demo.main",
+            "tasks": [
+                {"name": "sub", "action": "demo.inner", "next": [{"do": ["wait"]}]},
+                {"name": "wait", "action": "demo.other", "delay": 1},
+            ],
+        },
+    )
+    async with running_executor(runtime):
+        parent_id = await execute(runtime, ref)
+
+        async def one_requested_leaf() -> models.Execution | None:
+            for child in await children(runtime, parent_id):
+                for grandchild in await children(runtime, child.id):
+                    if grandchild.status in ("requested", "scheduled"):
+                        return grandchild
+            return None
+
+        leaf = await eventually(runtime, one_requested_leaf)
+        await finish(runtime, leaf.id)
+
+        async def waiting_task() -> models.Execution | None:
+            found = [c for c in await children(runtime, parent_id) if c.workflow_task_name == "wait"]
+            return found[0] if found else None
+
+        wait = await eventually(runtime, waiting_task)
+        await finish(runtime, wait.id)
+
+        async def done() -> models.Execution | None:
+            row = await execution(runtime, parent_id)
+            return row if row.status == "completed" else None
+
+        parent = await eventually(runtime, done)
+    assert parent.result["succeeded"] is True
+    row = await state_row(runtime, parent_id)
+    assert STATE_KEY in (row.variables or {})

@@ -1,0 +1,354 @@
+"""Workflow routes (api.md §4.10, §5.11 intended), pack workflow registration and run control."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from attune.db import models
+from attune.db.repos import runs
+from attune.executor.workflows import WorkflowEngine
+from attune.runtime import Runtime
+
+FLOW = {
+    "tasks": [
+        {"name": "first", "action": "core.noop", "next": [{"when": "{{ succeeded() }}", "do": ["second"]}]},
+        {"name": "second", "action": "core.noop"},
+    ]
+}
+
+
+@pytest.fixture
+async def pack(api: httpx.AsyncClient) -> str:
+    response = await api.post("/api/v1/packs", json={"ref": "wf", "label": "Workflows", "version": "1.0.0"})
+    assert response.status_code == 201, response.text
+    return "wf"
+
+
+def create_body(ref: str = "wf.flow", **extra: Any) -> dict[str, Any]:
+    return {"ref": ref, "pack_ref": "wf", "label": "Flow", "version": "1.0.0", "definition": FLOW, **extra}
+
+
+async def core_noop(runtime: Runtime) -> None:
+    """The tests need ``core.noop`` registered (the ``packs_dir`` fixture holds the core pack)."""
+    from attune.packs.register import register_system_packs
+
+    await register_system_packs(runtime)
+
+
+# -- definitions -----------------------------------------------------------------------------------
+
+
+async def test_create_stores_the_definition_and_its_companion_action(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime
+) -> None:
+    body = create_body(param_schema={"who": {"type": "string"}}, tags=["ops"])
+    response = await api.post("/api/v1/workflows", json=body)
+    assert response.status_code == 201, response.text
+    payload = response.json()
+    assert payload["message"] == "Workflow created successfully"
+    data = payload["data"]
+    assert (data["ref"], data["pack_ref"], data["enabled"], data["tags"]) == ("wf.flow", "wf", True, ["ops"])
+    # Stored normalised: the document carries ref, label and version.
+    assert data["definition"]["ref"] == "wf.flow"
+    assert [t["name"] for t in data["definition"]["tasks"]] == ["first", "second"]
+    action = (await api.get("/api/v1/actions/wf.flow")).json()["data"]
+    assert (action["workflow_def"], action["entrypoint"], action["runtime"]) == (data["id"], "workflow", None)
+    assert action["param_schema"] == {"who": {"type": "string"}}
+
+    listed = (await api.get("/api/v1/workflows", params={"tags": "ops,other"})).json()
+    assert [w["ref"] for w in listed["data"]] == ["wf.flow"]
+    assert (await api.get("/api/v1/workflows", params={"search": "FLO"})).json()["pagination"][
+        "total_items"
+    ] == 1
+    assert (await api.get("/api/v1/packs/wf/workflows")).json()["data"][0]["ref"] == "wf.flow"
+
+
+async def test_create_conflicts_and_leaves_no_orphan_rows(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime
+) -> None:
+    assert (await api.post("/api/v1/workflows", json=create_body())).status_code == 201
+    again = await api.post("/api/v1/workflows", json=create_body())
+    assert again.status_code == 409
+    assert again.json()["error"] == "Workflow with ref 'wf.flow' already exists"
+    # A plain action already holds the ref: the companion cannot be created, nothing is stored.
+    plain = {"ref": "wf.taken", "pack_ref": "wf", "label": "x", "entrypoint": "x.sh"}
+    assert (await api.post("/api/v1/actions", json=plain)).status_code == 201
+    clash = await api.post("/api/v1/workflows", json=create_body("wf.taken"))
+    assert clash.status_code == 409
+    async with runtime.db.session() as session:
+        count = await session.scalar(
+            sa.select(sa.func.count()).where(models.WorkflowDefinition.ref == "wf.taken")
+        )
+    assert count == 0
+    assert (await api.post("/api/v1/workflows", json=create_body(pack_ref="nope"))).status_code == 404
+
+
+async def test_validation_errors_name_the_task_and_field(api: httpx.AsyncClient, pack: str) -> None:
+    bad = {"tasks": [{"name": "first", "action": "core.noop", "next": [{"do": "second"}]}]}
+    response = await api.post("/api/v1/workflows", json=create_body(definition=bad))
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert "first" in error and "do" in error
+
+
+async def test_update_and_delete_keep_the_companion_in_step(api: httpx.AsyncClient, pack: str) -> None:
+    await api.post("/api/v1/workflows", json=create_body())
+    response = await api.put("/api/v1/workflows/wf.flow", json={"label": "Renamed", "enabled": False})
+    assert response.status_code == 200
+    assert response.json()["message"] == "Workflow updated successfully"
+    assert (response.json()["data"]["label"], response.json()["data"]["enabled"]) == ("Renamed", False)
+    assert (await api.get("/api/v1/actions/wf.flow")).json()["data"]["label"] == "Renamed"
+    deleted = await api.delete("/api/v1/workflows/wf.flow")
+    assert deleted.json() == {"success": True, "message": "Workflow 'wf.flow' deleted successfully"}
+    assert (await api.get("/api/v1/actions/wf.flow")).status_code == 404
+    assert (await api.get("/api/v1/workflows/wf.flow")).status_code == 404
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+
+def file_body(name: str = "deploy", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "pack_ref": "wf",
+        "label": "Deploy",
+        "version": "1.0.0",
+        "definition": FLOW,
+        **extra,
+    }
+
+
+async def test_saved_files_land_where_sync_reads_them(
+    api: httpx.AsyncClient, pack: str, packs_dir: Path, runtime: Runtime
+) -> None:
+    response = await api.post("/api/v1/packs/wf/workflow-files", json=file_body())
+    assert response.status_code == 201, response.text
+    assert response.json()["message"] == "Workflow file saved and synced successfully"
+    path = packs_dir / "wf" / "workflows" / "deploy.yaml"
+    saved = yaml.safe_load(path.read_text())
+    assert (saved["ref"], saved["label"], saved["version"]) == ("wf.deploy", "Deploy", "1.0.0")
+    action = (await api.get("/api/v1/actions/wf.deploy")).json()["data"]
+    assert action["entrypoint"] == "workflows/deploy.yaml"
+    conflict = await api.post("/api/v1/packs/wf/workflow-files", json=file_body())
+    assert conflict.status_code == 409
+
+    updated = await api.put(
+        "/api/v1/workflows/wf.deploy/file", json=file_body(label="Deploy v2", version="2.0.0")
+    )
+    assert updated.status_code == 200
+    assert updated.json()["message"] == "Workflow file updated and synced successfully"
+    assert yaml.safe_load(path.read_text())["version"] == "2.0.0"
+    mismatch = await api.put("/api/v1/workflows/wf.deploy/file", json=file_body(name="other"))
+    assert mismatch.status_code == 400
+
+    await core_noop(runtime)
+    synced = await api.post("/api/v1/packs/wf/workflows/sync")
+    assert synced.status_code == 200
+    data = synced.json()["data"]
+    assert (data["loaded_count"], data["registered_count"], data["errors"]) == (1, 1, [])
+    assert data["workflows"][0]["ref_name"] == "wf.deploy"
+    assert data["workflows"][0]["created"] is False
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "x/../../y", "/abs"])
+async def test_file_names_escaping_the_pack_are_rejected(
+    api: httpx.AsyncClient, pack: str, packs_dir: Path, name: str
+) -> None:
+    response = await api.post("/api/v1/packs/wf/workflow-files", json=file_body(name))
+    assert response.status_code == 400
+    assert not [p for p in packs_dir.parent.rglob("escape*")]
+
+
+async def test_sync_and_validate_report_broken_files(
+    api: httpx.AsyncClient, pack: str, packs_dir: Path, runtime: Runtime
+) -> None:
+    await core_noop(runtime)
+    folder = packs_dir / "wf" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "good.yaml").write_text(yaml.safe_dump({"label": "Good", "version": "1.0.0", **FLOW}))
+    (folder / "bad.yaml").write_text("label: Bad\nversion: '1'\ntasks: []\n")
+    unreachable = {
+        "label": "U",
+        "version": "1.0.0",
+        "tasks": [
+            {"name": "a", "action": "core.noop"},
+            {"name": "b", "action": "core.nothing", "next": [{"do": ["b2"]}]},
+            {"name": "b2", "action": "core.noop", "next": [{"do": ["b"]}]},
+        ],
+    }
+    (folder / "loop.yaml").write_text(yaml.safe_dump(unreachable))
+    synced = (await api.post("/api/v1/packs/wf/workflows/sync")).json()["data"]
+    assert synced["loaded_count"] == 2
+    assert sorted(w["ref_name"] for w in synced["workflows"]) == ["wf.good", "wf.loop"]
+    assert len(synced["errors"]) == 1 and synced["errors"][0].startswith("workflows/bad.yaml")
+    validated = (await api.post("/api/v1/packs/wf/workflows/validate")).json()
+    assert validated["message"] == "Pack workflows validated"
+    assert validated["data"]["validated_count"] == 3
+    assert set(validated["data"]["errors"]) == {"wf.bad", "wf.loop"}
+
+
+# -- registration from pack files ------------------------------------------------------------------
+
+
+def write_pack(root: Path, workflows: dict[str, str]) -> Path:
+    pack_dir = root / "wfpack"
+    (pack_dir / "workflows").mkdir(parents=True)
+    (pack_dir / "pack.yaml").write_text("ref: wfpack\nlabel: WF pack\nversion: 1.0.0\n")
+    for name, text in workflows.items():
+        (pack_dir / "workflows" / f"{name}.yaml").write_text(text)
+    return pack_dir
+
+
+GOOD_FILE = """
+ref: wfpack.hello
+label: Hello
+version: "1.0.0"
+parameters:
+  who: {type: string, default: world}
+tasks:
+  - name: greet
+    action: core.noop
+    input: {message: "hello {{ parameters.who }}"}
+"""
+
+
+async def test_registration_creates_updates_and_removes_workflows(
+    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    await core_noop(runtime)
+    pack_dir = write_pack(tmp_path, {"hello": GOOD_FILE})
+    response = await api.post("/api/v1/packs/register", json={"path": str(pack_dir), "skip_tests": True})
+    assert response.status_code == 201, response.text
+    workflow = (await api.get("/api/v1/workflows/wfpack.hello")).json()["data"]
+    assert workflow["param_schema"] == {"who": {"type": "string", "default": "world"}}
+    action = (await api.get("/api/v1/actions/wfpack.hello")).json()["data"]
+    assert (action["entrypoint"], action["workflow_def"]) == ("workflows/hello.yaml", workflow["id"])
+
+    (pack_dir / "workflows" / "hello.yaml").unlink()
+    (pack_dir / "workflows" / "bye.yaml").write_text(
+        GOOD_FILE.replace("hello", "bye").replace("Hello", "Bye")
+    )
+    again = await api.post(
+        "/api/v1/packs/register", json={"path": str(pack_dir), "skip_tests": True, "force": True}
+    )
+    assert again.status_code == 201, again.text
+    assert (await api.get("/api/v1/workflows/wfpack.hello")).status_code == 404
+    assert (await api.get("/api/v1/actions/wfpack.hello")).status_code == 404
+    assert (await api.get("/api/v1/workflows/wfpack.bye")).status_code == 200
+
+
+async def test_a_broken_workflow_file_rejects_the_pack(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    broken = (
+        "label: Broken\nversion: '1.0.0'\ntasks:\n  - name: t\n    action: core.noop\n"
+        "    next: [{do: missing}]\n"
+    )
+    pack_dir = write_pack(tmp_path, {"broken": broken})
+    response = await api.post("/api/v1/packs/register", json={"path": str(pack_dir), "skip_tests": True})
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("workflows/broken.yaml")
+    assert (await api.get("/api/v1/packs/wfpack")).status_code == 404
+
+
+# -- runs ------------------------------------------------------------------------------------------
+
+
+async def start_run(runtime: Runtime, ref: str) -> tuple[WorkflowEngine, int]:
+    engine = WorkflowEngine(runtime)
+    async with runtime.db.transaction() as session:
+        action = await session.scalar(sa.select(models.Action).where(models.Action.ref == ref))
+        assert action is not None
+        execution = await runs.request_execution(session, action, {}, box=None, source_service="test")
+    await engine.start(execution.id)
+    return engine, execution.id
+
+
+async def children(runtime: Runtime, parent: int) -> list[models.Execution]:
+    async with runtime.db.session() as session:
+        query = (
+            sa.select(models.Execution).where(models.Execution.parent == parent).order_by(models.Execution.id)
+        )
+        return list((await session.execute(query)).scalars())
+
+
+async def end_child(runtime: Runtime, engine: WorkflowEngine, child: int, status: str) -> None:
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Execution, child)
+        assert row is not None
+        row.status, row.result = status, {"succeeded": status == "completed"}
+    await engine.child_finished(child)
+
+
+async def test_pause_resume_state_and_cancel_routes(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime
+) -> None:
+    await core_noop(runtime)
+    await api.post("/api/v1/workflows", json=create_body())
+    engine, run = await start_run(runtime, "wf.flow")
+
+    state = (await api.get(f"/api/v1/executions/{run}/workflow")).json()["data"]
+    assert (state["status"], state["paused"], state["workflow_ref"]) == ("running", False, "wf.flow")
+    assert [(t["name"], t["status"]) for t in state["tasks"]] == [("first", "running")]
+    assert (await api.post(f"/api/v1/executions/{run}/resume")).status_code == 409
+
+    paused = await api.post(f"/api/v1/executions/{run}/pause")
+    assert paused.status_code == 200, paused.text
+    assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 409
+    [first] = await children(runtime, run)
+    await end_child(runtime, engine, first.id, "completed")
+    state = (await api.get(f"/api/v1/executions/{run}/workflow")).json()["data"]
+    assert state["paused"] is True
+    assert len(await children(runtime, run)) == 1  # nothing new starts while paused
+
+    resumed = await api.post(f"/api/v1/executions/{run}/resume")
+    assert resumed.status_code == 200
+    assert resumed.json()["data"]["paused"] is False
+    assert [c.workflow_task_name for c in await children(runtime, run)] == ["first", "second"]
+
+    cancelled = await api.post(f"/api/v1/executions/{run}/cancel")
+    assert cancelled.status_code == 200
+    second = (await children(runtime, run))[1]
+    assert second.status == "cancelled"
+    await engine.child_finished(second.id)
+    assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "cancelled"
+    assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 409
+
+
+async def test_not_a_workflow(api: httpx.AsyncClient, pack: str, runtime: Runtime) -> None:
+    await core_noop(runtime)
+    plain = (await api.post("/api/v1/executions/execute", json={"action_ref": "core.noop"})).json()["data"]
+    assert (await api.get(f"/api/v1/executions/{plain['id']}/workflow")).status_code == 404
+    assert (await api.post(f"/api/v1/executions/{plain['id']}/pause")).status_code == 409
+    rerun = await api.post(f"/api/v1/executions/{plain['id']}/rerun", params={"from_failed": "true"})
+    assert rerun.status_code == 409
+    assert (await api.get("/api/v1/executions/999999/workflow")).status_code == 404
+
+
+async def test_rerun_route_resumes_a_failed_workflow(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime
+) -> None:
+    await core_noop(runtime)
+    await api.post("/api/v1/workflows", json=create_body())
+    engine, run = await start_run(runtime, "wf.flow")
+    [first] = await children(runtime, run)
+    await end_child(runtime, engine, first.id, "failed")
+    assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "failed"
+
+    response = await api.post(f"/api/v1/executions/{run}/rerun")
+    assert response.status_code == 200, response.text
+    assert (response.json()["data"]["id"], response.json()["data"]["status"]) == (run, "running")
+    _, again = await children(runtime, run)
+    assert again.workflow_task_name == "first"
+    await end_child(runtime, engine, again.id, "completed")
+    *_, second = await children(runtime, run)
+    await end_child(runtime, engine, second.id, "completed")
+    assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "completed"
+
+    fresh = await api.post(f"/api/v1/executions/{run}/rerun", params={"from_failed": "false"})
+    assert fresh.status_code == 201
+    assert fresh.json()["data"]["id"] != run
