@@ -26,6 +26,7 @@ from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
 from attune.executor.service import ExecutorService
 from attune.executor.workflows import STATE_KEY, WorkflowEngine, cancel_workflow, rerun_workflow
+from attune.inquiries import ID_KEY
 from attune.runtime import Runtime
 from attune.workflow.spec import parse_workflow
 
@@ -553,3 +554,33 @@ async def test_the_executor_runs_a_workflow_end_to_end(runtime: Runtime) -> None
     assert parent.result["succeeded"] is True
     row = await state_row(runtime, parent_id)
     assert STATE_KEY in (row.variables or {})
+
+
+async def test_cancel_of_a_workflow_waiting_on_an_inquiry_cancels_both(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime, pack, {"ref": "demo.approve", "tasks": [{"name": "ask", "action": "demo.other"}]}
+    )
+    engine = WorkflowEngine(runtime)
+    parent_id = await execute(runtime, ref)
+    await engine.start(parent_id)
+    (ask,) = await children(runtime, parent_id)
+    async with runtime.db.transaction() as session:  # the child asked a human: no worker holds it
+        inquiry = models.Inquiry(execution=ask.id, prompt="Approve?", status="pending")
+        session.add(inquiry)
+        await session.flush()
+        await session.execute(
+            sa.update(models.Execution)
+            .where(models.Execution.id == ask.id)
+            .values(status="running", worker=None, result={ID_KEY: inquiry.id})
+        )
+    async with runtime.db.transaction() as session:
+        parent = await session.get(models.Execution, parent_id)
+        assert parent is not None
+        await cancel_workflow(session, parent, engine.context())
+    assert (await execution(runtime, ask.id)).status == "cancelled"
+    async with runtime.db.session() as session:
+        stored = await session.get(models.Inquiry, inquiry.id)
+        assert stored is not None and stored.status == "cancelled"
+    await engine.child_finished(ask.id)
+    assert (await execution(runtime, parent_id)).status == "cancelled"

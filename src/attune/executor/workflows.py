@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
+from attune import inquiries
 from attune.bus.messages import MessageType, cancel_routing
 from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution
 from attune.db.outbox import enqueue
@@ -467,6 +468,9 @@ async def cancel_execution(session: AsyncSession, execution: Execution, ctx: Wor
         )
     elif status == ExecutionStatus.RUNNING.value and execution.is_workflow and execution.worker is None:
         await cancel_workflow(session, execution, ctx)
+    elif status == ExecutionStatus.RUNNING.value and await inquiries.cancel_waiting(session, execution):
+        # Waiting on a human answer: no worker to kill, it is cancelled with its inquiry at once.
+        pass
     elif status == ExecutionStatus.RUNNING.value:
         moved = await session.execute(
             sa.update(Execution)
