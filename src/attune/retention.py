@@ -28,7 +28,15 @@ from attune.settings import RetentionSettings
 log = logging.getLogger(__name__)
 
 #: The tables :func:`purge` reports on, in the order it purges them.
-PURGED_TABLES = ("execution", "inquiry", "enforcement", "event", "execution_history", "worker_history")
+PURGED_TABLES = (
+    "execution",
+    "inquiry",
+    "workflow_execution",
+    "enforcement",
+    "event",
+    "execution_history",
+    "worker_history",
+)
 
 
 async def _delete_batches(
@@ -59,6 +67,8 @@ async def purge_database(
 
     * ``execution``: terminal executions created before the cut-off (running ones are kept);
     * ``inquiry``: inquiries created before the cut-off whose execution no longer exists;
+    * ``workflow_execution``: workflow run states (with their ``workflow_item`` rows) created
+      before the cut-off whose execution no longer exists;
     * ``enforcement``, ``event``: by ``created``; ``execution_history``: by ``time``;
     * ``worker_history``: by ``time``, against ``worker_history_older_than`` (default: ``older_than``).
     """
@@ -68,7 +78,7 @@ async def purge_database(
     cutoff = now - older_than
     worker_cutoff = now - (worker_history_older_than if worker_history_older_than is not None else older_than)
     tables = Base.metadata.tables
-    execution, inquiry = tables["execution"], tables["inquiry"]
+    execution, inquiry, run = tables["execution"], tables["inquiry"], tables["workflow_execution"]
     event, enforcement = tables["event"], tables["enforcement"]
     execution_history, worker_history = tables["execution_history"], tables["worker_history"]
     terminal = sorted(status.value for status in TERMINAL_EXECUTION_STATUSES)
@@ -79,6 +89,13 @@ async def purge_database(
             sa.and_(
                 inquiry.c.created < cutoff,
                 ~sa.exists(sa.select(execution.c.id).where(execution.c.id == inquiry.c.execution)),
+            ),
+        ),
+        (
+            run,
+            sa.and_(
+                run.c.created < cutoff,
+                ~sa.exists(sa.select(execution.c.id).where(execution.c.id == run.c.execution)),
             ),
         ),
         (enforcement, enforcement.c.created < cutoff),

@@ -7,7 +7,6 @@ in a temporary HOME / XDG_CONFIG_HOME.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
@@ -20,42 +19,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from attune.testing.deployment import DEFAULT_LOGIN, Deployment, make_workdir
-from tests.conftest import (
-    AMQP_URL,
-    BACKEND,
-    PG_URL,
-    _create_empty_pg_database,
-    _drop_pg_database,
-    require_postgres,
-    require_rabbitmq,
-)
+from attune.testing.deployment import DEFAULT_LOGIN, Deployment
+from tests.acceptance.harness import running_deployment
 
 ATTUNE = Path(sys.executable).with_name("attune")
-MODE = "scaled" if BACKEND == "postgres" else "embedded"
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    root = tmp_path_factory.mktemp("cli")
-    workdir = make_workdir(root)
-    if BACKEND == "postgres":
-        require_postgres()
-        require_rabbitmq()
-        name = f"attune_cli_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_create_empty_pg_database(name))
-        db_url, bus_url = f"postgresql://{PG_URL.split('://', 1)[1]}/{name}", AMQP_URL
-    else:
-        name = ""
-        db_url, bus_url = f"sqlite:///{workdir / 'data' / 'attune.db'}", "memory://"
-    deployment = Deployment(workdir=workdir, database_url=db_url, bus_url=bus_url, mode=MODE)
-    try:
-        deployment.start()
+    with running_deployment(tmp_path_factory.mktemp("cli")) as deployment:
         yield deployment
-    finally:
-        deployment.stop()
-        if name:
-            asyncio.run(_drop_pg_database(name))
 
 
 class Attune:

@@ -7,46 +7,18 @@ RabbitMQ). Either way the history rows are written by whichever process changes 
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from attune.testing.deployment import Deployment, make_workdir
-from tests.conftest import (
-    AMQP_URL,
-    BACKEND,
-    PG_URL,
-    _create_empty_pg_database,
-    _drop_pg_database,
-    require_postgres,
-    require_rabbitmq,
-)
-
-MODE = "scaled" if BACKEND == "postgres" else "embedded"
+from attune.testing.deployment import Deployment
+from tests.acceptance.harness import running_deployment
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    workdir = make_workdir(tmp_path_factory.mktemp("history"))
-    if BACKEND == "postgres":
-        require_postgres()
-        require_rabbitmq()
-        name = f"attune_acc_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_create_empty_pg_database(name))
-        db_url, bus_url = f"postgresql://{PG_URL.split('://', 1)[1]}/{name}", AMQP_URL
-    else:
-        name = ""
-        db_url, bus_url = f"sqlite:///{workdir / 'data' / 'attune.db'}", "memory://"
-    deployment = Deployment(workdir=workdir, database_url=db_url, bus_url=bus_url, mode=MODE)
-    try:
-        deployment.start()
+    with running_deployment(tmp_path_factory.mktemp("history")) as deployment:
         yield deployment
-    finally:
-        deployment.stop()
-        if name:
-            asyncio.run(_drop_pg_database(name))
 
 
 def test_execution_history_shows_the_insert_and_every_status_change(deployment: Deployment) -> None:

@@ -7,7 +7,6 @@ runs one task at a time, so an execution waiting on an inquiry visibly holds no 
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,49 +15,19 @@ from typing import Any
 import httpx
 import pytest
 
-from attune.testing.deployment import Deployment, make_workdir
-from tests.conftest import (
-    AMQP_URL,
-    BACKEND,
-    PG_URL,
-    _create_empty_pg_database,
-    _drop_pg_database,
-    require_postgres,
-    require_rabbitmq,
-)
+from attune.testing.deployment import Deployment
+from tests.acceptance.harness import running_deployment
 
-MODE = "scaled" if BACKEND == "postgres" else "embedded"
 APPROVAL = {"approved": {"type": "boolean", "required": True}, "comment": {"type": "string"}}
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    root = tmp_path_factory.mktemp("inquiries")
-    workdir = make_workdir(root)
-    if BACKEND == "postgres":
-        require_postgres()
-        require_rabbitmq()
-        name = f"attune_acc_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_create_empty_pg_database(name))
-        db_url, bus_url = f"postgresql://{PG_URL.split('://', 1)[1]}/{name}", AMQP_URL
-    else:
-        name = ""
-        db_url, bus_url = f"sqlite:///{workdir / 'data' / 'attune.db'}", "memory://"
-    deployment = Deployment(
-        workdir=workdir,
-        database_url=db_url,
-        bus_url=bus_url,
-        mode=MODE,
-        extra_env={"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "1"},
-    )
-    try:
-        deployment.start()
+    with running_deployment(
+        tmp_path_factory.mktemp("inquiries"), extra_env={"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "1"}
+    ) as deployment:
         deployment.post("/api/v1/packs", {"ref": "acc", "label": "Acceptance", "version": "1.0.0"})
         yield deployment
-    finally:
-        deployment.stop()
-        if name:
-            asyncio.run(_drop_pg_database(name))
 
 
 def _run(d: Deployment, action_ref: str, parameters: dict[str, Any] | None = None) -> int:

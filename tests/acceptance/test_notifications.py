@@ -17,19 +17,11 @@ from typing import Any
 
 import pytest
 
-from attune.testing.deployment import Deployment, free_port, make_workdir
+from attune.testing.deployment import Deployment, free_port
 from attune.testing.wsclient import ConnectionClosed, WebSocketClient, WebSocketRefused
-from tests.conftest import (
-    AMQP_URL,
-    BACKEND,
-    PG_URL,
-    _create_empty_pg_database,
-    _drop_pg_database,
-    require_postgres,
-    require_rabbitmq,
-)
+from tests.acceptance.harness import running_deployment
+from tests.conftest import BACKEND
 
-MODE = "scaled" if BACKEND == "postgres" else "embedded"
 WS_PATH = "/api/v1/notifications/ws"
 LATENCY_BUDGET = 0.2
 STATUSES = ["requested", "scheduled", "running", "completed"]
@@ -37,33 +29,13 @@ STATUSES = ["requested", "scheduled", "running", "completed"]
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    root = tmp_path_factory.mktemp("notifications")
-    workdir = make_workdir(root)
-    if BACKEND == "postgres":
-        require_postgres()
-        require_rabbitmq()
-        name = f"attune_acc_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_create_empty_pg_database(name))
-        db_url, bus_url = f"postgresql://{PG_URL.split('://', 1)[1]}/{name}", AMQP_URL
-    else:
-        name = ""
-        db_url, bus_url = f"sqlite:///{workdir / 'data' / 'attune.db'}", "memory://"
     notifier_port = free_port()
-    deployment = Deployment(
-        workdir=workdir,
-        database_url=db_url,
-        bus_url=bus_url,
-        mode=MODE,
+    with running_deployment(
+        tmp_path_factory.mktemp("notifications"),
         extra_env={"ATTUNE__NOTIFIER__HOST": "127.0.0.1", "ATTUNE__NOTIFIER__PORT": str(notifier_port)},
-    )
-    try:
-        deployment.start()
+    ) as deployment:
         deployment.post("/api/v1/packs", {"ref": "ntf", "label": "Notifications", "version": "1.0.0"})
         yield deployment
-    finally:
-        deployment.stop()
-        if name:
-            asyncio.run(_drop_pg_database(name))
 
 
 def _action(d: Deployment, entrypoint: str, **extra: Any) -> str:

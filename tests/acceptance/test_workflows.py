@@ -7,28 +7,17 @@ with_items and control scenarios) is registered through the API.
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from attune.testing.deployment import Deployment, make_workdir
-from tests.conftest import (
-    AMQP_URL,
-    BACKEND,
-    PG_URL,
-    _create_empty_pg_database,
-    _drop_pg_database,
-    require_postgres,
-    require_rabbitmq,
-)
+from attune.testing.deployment import Deployment
+from tests.acceptance.harness import running_deployment
 
-MODE = "scaled" if BACKEND == "postgres" else "embedded"
 TERMINAL = {"completed", "failed", "cancelled", "timeout", "abandoned"}
 
 ECHO_PARAMS = """\
@@ -378,35 +367,16 @@ def write_pack(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("workflows")
-    workdir = make_workdir(root)
-    if BACKEND == "postgres":
-        require_postgres()
-        require_rabbitmq()
-        name = f"attune_acc_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_create_empty_pg_database(name))
-        db_url, bus_url = f"postgresql://{PG_URL.split('://', 1)[1]}/{name}", AMQP_URL
-    else:
-        name = ""
-        db_url, bus_url = f"sqlite:///{workdir / 'data' / 'attune.db'}", "memory://"
-    deployment = Deployment(
-        workdir=workdir,
-        database_url=db_url,
-        bus_url=bus_url,
-        mode=MODE,
+    with running_deployment(
+        root,
         # Under the load of 50 concurrent shell processes on a small machine a 1 s heartbeat can
         # slip past the liveness cut-off (1.5 intervals) and abandon a healthy item.
         heartbeat_interval=5,
         extra_env={"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "50"},
-    )
-    try:
-        deployment.start()
+    ) as deployment:
         pack_dir = write_pack(root)
         deployment.post("/api/v1/packs/register", {"path": str(pack_dir), "skip_tests": True})
         yield deployment
-    finally:
-        deployment.stop()
-        if name:
-            asyncio.run(_drop_pg_database(name))
 
 
 def run(d: Deployment, ref: str, parameters: dict[str, Any] | None = None) -> int:

@@ -97,6 +97,39 @@ async def test_only_terminal_executions_are_purged(runtime: Runtime) -> None:
     assert await ids(runtime, models.Execution) == {running.id, requested.id, recent.id}
 
 
+async def test_workflow_run_state_and_items_go_with_their_execution(runtime: Runtime) -> None:
+    old = 100 * DAY
+    pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
+    await add(runtime, pack)
+    definition = models.WorkflowDefinition(
+        ref="demo.wf", pack=pack.id, pack_ref="demo", label="wf", version="1", definition={"tasks": []}
+    )
+    gone, kept = execution(old), execution(old, "running")
+    await add(runtime, definition, gone, kept)
+    states = [
+        models.WorkflowExecution(
+            execution=parent.id, workflow_def=definition.id, task_graph={}, created=utcnow() - old
+        )
+        for parent in (gone, kept)
+    ]
+    await add(runtime, *states)
+    await add(
+        runtime,
+        *[
+            models.WorkflowItem(workflow_execution=state.id, task_name="each", item_index=0, item=1)
+            for state in states
+        ],
+    )
+
+    result = await purge(runtime, older_than=90 * DAY)
+
+    assert result["execution"] == 1 and result["workflow_execution"] == 1
+    assert await ids(runtime, models.WorkflowExecution) == {states[1].id}
+    async with runtime.db.session() as session:
+        owners = set((await session.execute(sa.select(models.WorkflowItem.workflow_execution))).scalars())
+    assert owners == {states[1].id}, "a purged run's items go with it"
+
+
 async def test_history_goes_by_time_and_purging_writes_no_new_history(runtime: Runtime) -> None:
     old_execution = execution(100 * DAY)
     await add(runtime, old_execution)

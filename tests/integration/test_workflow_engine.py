@@ -25,7 +25,13 @@ from attune.db.repos import runs
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
 from attune.executor.service import ExecutorService
-from attune.executor.workflows import STATE_KEY, WorkflowEngine, cancel_workflow, rerun_workflow
+from attune.executor.workflows import (
+    STATE_KEY,
+    WorkflowEngine,
+    WorkflowStateError,
+    cancel_workflow,
+    rerun_workflow,
+)
 from attune.inquiries import ID_KEY
 from attune.runtime import Runtime
 from attune.workflow.spec import parse_workflow
@@ -230,7 +236,12 @@ async def test_a_redelivered_completion_is_counted_once(runtime: Runtime) -> Non
     assert [c.workflow_task_name for c in await children(runtime, parent_id)] == ["first", "second"]
 
 
-async def test_with_items_respects_concurrency_and_keeps_results_in_order(runtime: Runtime) -> None:
+@pytest.mark.parametrize("restart", [False, True], ids=["one-engine", "engine-per-step"])
+async def test_with_items_respects_concurrency_and_keeps_results_in_order(
+    runtime: Runtime, restart: bool
+) -> None:
+    """``engine-per-step`` rebuilds the run from the database at every step, as after a restart or
+    when another executor took the previous step."""
     pack = await seed(runtime)
     ref = await define(
         runtime,
@@ -250,13 +261,17 @@ async def test_with_items_respects_concurrency_and_keeps_results_in_order(runtim
             "output_map": {"all": "{{ task.each.results }}"},
         },
     )
-    engine = WorkflowEngine(runtime)
+    shared = WorkflowEngine(runtime)
+
+    def engine() -> WorkflowEngine:
+        return WorkflowEngine(runtime) if restart else shared
+
     parent_id = await execute(runtime, ref)
-    await engine.start(parent_id)
+    await engine().start(parent_id)
     started = await children(runtime, parent_id)
     assert [(c.config["x"], c.workflow_task["task_index"]) for c in started] == [(10, 0), (20, 1)]
     # Finish out of order: item 1 first, then the rest as they come.
-    await finish_and_advance(runtime, engine, started[1].id, result={"succeeded": True, "data": {"v": 20}})
+    await finish_and_advance(runtime, engine(), started[1].id, result={"succeeded": True, "data": {"v": 20}})
     assert len(await children(runtime, parent_id)) == 3
     while True:
         pending = [c for c in await children(runtime, parent_id) if c.status == "requested"]
@@ -266,12 +281,56 @@ async def test_with_items_respects_concurrency_and_keeps_results_in_order(runtim
         assert live <= 2
         child = pending[-1]
         await finish_and_advance(
-            runtime, engine, child.id, result={"succeeded": True, "data": {"v": child.config["x"]}}
+            runtime, engine(), child.id, result={"succeeded": True, "data": {"v": child.config["x"]}}
         )
     parent = await execution(runtime, parent_id)
     assert parent.status == "completed", parent.result
     outputs = [entry["output"]["data"]["v"] for entry in parent.result["output"]["all"]]
     assert outputs == [10, 20, 30, 40, 50]
+
+
+async def test_with_items_rerun_after_a_restart_reruns_only_the_failed_item(runtime: Runtime) -> None:
+    pack = await seed(runtime)
+    ref = await define(
+        runtime,
+        pack,
+        {
+            "ref": "demo.fan",
+            "tasks": [
+                {
+                    "name": "each",
+                    "action": "demo.run",
+                    "with_items": "{{ [1, 2, 3, 4] }}",
+                    "concurrency": 4,
+                    "input": {"x": "{{ item }}"},
+                }
+            ],
+            "output_map": {"all": "{{ task.each.results | map(attribute='output') | list }}"},
+        },
+    )
+    parent_id = await execute(runtime, ref)
+    await WorkflowEngine(runtime).start(parent_id)
+    for child in await children(runtime, parent_id):
+        x = child.config["x"]
+        status = "failed" if x == 3 else "completed"
+        result = {"succeeded": status == "completed", "data": {"v": x}}
+        await finish_and_advance(runtime, WorkflowEngine(runtime), child.id, status, result)
+    assert (await execution(runtime, parent_id)).status == "failed"
+    # Item lists live in their own table, not in the run's state document.
+    stored = (await state_row(runtime, parent_id)).variables[STATE_KEY]["tasks"]["each"]
+    assert "results" not in stored and "items" not in stored
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Execution, parent_id)
+        assert row is not None
+        await rerun_workflow(session, row, WorkflowEngine(runtime).context())
+    again = [c for c in await children(runtime, parent_id) if c.status == "requested"]
+    assert [c.config["x"] for c in again] == [3]
+    await finish_and_advance(
+        runtime, WorkflowEngine(runtime), again[0].id, result={"succeeded": True, "data": {"v": 3}}
+    )
+    parent = await execution(runtime, parent_id)
+    assert parent.status == "completed", parent.result
+    assert [entry["data"]["v"] for entry in parent.result["output"]["all"]] == [1, 2, 3, 4]
 
 
 async def test_a_disabled_workflow_fails_at_once(runtime: Runtime) -> None:
@@ -482,6 +541,76 @@ async def test_rerun_resumes_a_failed_workflow_from_its_failed_task(runtime: Run
         await finish_and_advance(runtime, engine, pending[0].id)
     parent = await execution(runtime, parent_id)
     assert parent.status == "completed", parent.result
+
+
+async def failed_nested_run(
+    runtime: Runtime, engine: WorkflowEngine, *, sibling: bool = False
+) -> tuple[int, int, int]:
+    """demo.outer → task ``sub`` runs demo.inner → task ``leaf`` fails; returns (outer, inner, leaf).
+
+    With ``sibling`` the outer workflow also runs task ``slow``, left running (so it has not failed).
+    """
+    pack = await seed(runtime)
+    await define(runtime, pack, {"ref": "demo.inner", "tasks": [{"name": "leaf", "action": "demo.other"}]})
+    tasks = [{"name": "sub", "action": "demo.inner"}]
+    if sibling:
+        tasks.append({"name": "slow", "action": "demo.other"})
+    outer_ref = await define(runtime, pack, {"ref": "demo.outer", "tasks": tasks})
+    outer_id = await execute(runtime, outer_ref)
+    await engine.start(outer_id)
+    inner = next(c for c in await children(runtime, outer_id) if c.workflow_task_name == "sub")
+    await engine.start(inner.id)
+    [leaf] = await children(runtime, inner.id)
+    await finish_and_advance(runtime, engine, leaf.id, status="failed")
+    await engine.child_finished(inner.id)
+    assert (await execution(runtime, inner.id)).status == "failed"
+    assert (await execution(runtime, outer_id)).status == ("running" if sibling else "failed")
+    return outer_id, inner.id, leaf.id
+
+
+async def finish_nested_rerun(runtime: Runtime, engine: WorkflowEngine, outer_id: int, inner_id: int) -> None:
+    """Complete the new leaf run; the inner workflow, then the outer one, must complete."""
+    [_, again] = await children(runtime, inner_id)
+    await finish_and_advance(runtime, engine, again.id)
+    assert (await execution(runtime, inner_id)).status == "completed"
+    await engine.child_finished(inner_id)
+    outer = await execution(runtime, outer_id)
+    assert outer.status == "completed", outer.result
+    assert [c.id for c in await children(runtime, outer_id)] == [inner_id], "the nested run is resumed"
+
+
+async def test_rerunning_a_nested_workflow_resumes_its_failed_parent(runtime: Runtime) -> None:
+    engine = WorkflowEngine(runtime)
+    outer_id, inner_id, _ = await failed_nested_run(runtime, engine)
+    async with runtime.db.transaction() as session:
+        inner = await session.get(models.Execution, inner_id)
+        assert inner is not None
+        await rerun_workflow(session, inner, engine.context())
+    assert (await execution(runtime, outer_id)).status == "running"
+    assert (await execution(runtime, inner_id)).status == "running"
+    await finish_nested_rerun(runtime, engine, outer_id, inner_id)
+
+
+async def test_rerunning_the_parent_resumes_its_failed_nested_workflow_in_place(runtime: Runtime) -> None:
+    engine = WorkflowEngine(runtime)
+    outer_id, inner_id, _ = await failed_nested_run(runtime, engine)
+    async with runtime.db.transaction() as session:
+        outer = await session.get(models.Execution, outer_id)
+        assert outer is not None
+        await rerun_workflow(session, outer, engine.context())
+    assert (await execution(runtime, inner_id)).status == "running"
+    await finish_nested_rerun(runtime, engine, outer_id, inner_id)
+
+
+async def test_a_nested_workflow_cannot_rerun_while_its_parent_still_runs(runtime: Runtime) -> None:
+    engine = WorkflowEngine(runtime)
+    _, inner_id, _ = await failed_nested_run(runtime, engine, sibling=True)
+    with pytest.raises(WorkflowStateError, match="still running"):
+        async with runtime.db.transaction() as session:
+            row = await session.get(models.Execution, inner_id)
+            assert row is not None
+            await rerun_workflow(session, row, engine.context())
+    assert (await execution(runtime, inner_id)).status == "failed"
 
 
 # -- the executor service --------------------------------------------------------------------------

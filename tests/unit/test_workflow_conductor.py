@@ -891,6 +891,23 @@ tasks:
     assert r.finish().status == "completed"
 
 
+def test_rerun_of_a_task_inside_a_parallel_block_reruns_the_block() -> None:
+    text = PARALLEL.replace('      - when: "{{ failed() }}"\n        do: [cleanup]\n', "").replace(
+        "  - {name: cleanup, action: t.cleanup}\n", ""
+    )
+    assert "cleanup" not in text
+    r = Rehearsal(text)
+    r.done("p2", bad(), status="failed")
+    r.done("p1")
+    assert r.finish().status == "failed"
+    r.send(Rerun(["p2"]))
+    assert sorted(r.runs()) == ["p1", "p2"]
+    r.done("p1")
+    r.done("p2")
+    r.done("p3")
+    assert r.runs() == ["after"]
+
+
 def test_rerun_with_items_reruns_only_failed_items() -> None:
     r = Rehearsal(
         """

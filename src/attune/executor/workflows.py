@@ -26,23 +26,26 @@ so a redelivered ``ExecutionCompleted`` changes nothing.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import flag_modified
 
 from attune import inquiries
 from attune.bus.messages import MessageType, cancel_routing
-from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution
+from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution, WorkflowItem
 from attune.db.outbox import enqueue
 from attune.db.repos import runs
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
+from attune.domain import params
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.domain.templates import TemplateEngine
@@ -57,6 +60,13 @@ log = logging.getLogger(__name__)
 SOURCE = "executor"
 STATE_KEY = "__state__"
 TIMERS_KEY = "__timers__"
+#: A fresh token per written state: a cached state is used only if the row still carries its token.
+STAMP_KEY = "__stamp__"
+#: In a persisted with_items record, where its item lists went (the ``workflow_item`` table).
+EXTERNAL_KEY = "__items__"
+_ITEM_LISTS = ("items", "statuses", "results")
+#: In the persisted state: ``parameters`` are those of the workflow's execution (with defaults).
+PARAMETERS_KEY = "__parameters_from_execution__"
 #: Seconds between two timer-loop passes.
 TIMER_INTERVAL = 0.2
 
@@ -96,6 +106,34 @@ class SpecCache:
         return spec
 
 
+class StateCache:
+    """Conductor states this engine wrote last, so the next step of a run skips rebuilding it.
+
+    An entry is taken out (not copied) by the step that uses it, which mutates it; it comes back
+    only once that step's transaction has committed, under the new stamp.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: OrderedDict[int, tuple[str, conductor.WorkflowState]] = OrderedDict()
+
+    def take(self, state_id: int, stamp: Any) -> conductor.WorkflowState | None:
+        """The cached state of run ``state_id`` if it is the one stamped ``stamp``."""
+        entry = self._items.pop(state_id, None)
+        return entry[1] if entry is not None and entry[0] == stamp else None
+
+    def put(self, state_id: int, stamp: str, state: conductor.WorkflowState) -> None:
+        """Remember what a committed step wrote."""
+        self._items[state_id] = (stamp, state)
+        self._items.move_to_end(state_id)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def forget(self, state_id: int) -> None:
+        """Drop run ``state_id`` (it finished)."""
+        self._items.pop(state_id, None)
+
+
 @dataclass
 class WorkflowContext:
     """What carrying out commands needs besides the session."""
@@ -106,6 +144,12 @@ class WorkflowContext:
     source: str = SOURCE
     #: Filled by each step: (state id, updated, timers) of the rows it wrote.
     written: list[tuple[int, datetime, list[dict[str, Any]]]] = field(default_factory=list)
+    #: Rerun requests handed up to an enclosing workflow: execution id → its task names (or None).
+    rerun_tasks: dict[int, list[str] | None] = field(default_factory=dict)
+    #: States of the engine's last steps (None: always rebuild from the database).
+    states: StateCache | None = None
+    #: Filled by each step: (state id, stamp, state) to hand to ``states`` after the commit.
+    stamped: list[tuple[int, str, conductor.WorkflowState]] = field(default_factory=list)
 
 
 @dataclass
@@ -203,7 +247,7 @@ async def start_workflow(
     await session.flush()
     run = _Run(row=row, parent=execution, spec=spec, state=state, timers=[])
     await _apply(session, run, commands, ctx)
-    _persist(run, ctx)
+    await _persist(session, run, ctx)
     log.info("workflow %s started as execution %s", definition.ref, execution.id)
     return True
 
@@ -212,7 +256,11 @@ async def start_workflow(
 
 
 async def _load(session: AsyncSession, row: WorkflowExecution, ctx: WorkflowContext) -> _Run | None:
-    parent = await session.get(Execution, row.execution)
+    # The parameters (perhaps a list of thousands of items) and the result are not needed to
+    # take a step: leave them in the database.
+    parent = await session.get(
+        Execution, row.execution, options=[defer(Execution.config), defer(Execution.result)]
+    )
     definition = await session.get(WorkflowDefinition, row.workflow_def)
     if parent is None or definition is None:
         return None
@@ -227,13 +275,62 @@ async def _load(session: AsyncSession, row: WorkflowExecution, ctx: WorkflowCont
         # normalised document the run started with is still good.
         spec = parse_workflow(row.task_graph, ref=definition.ref)
     timers = [t for t in variables.get(TIMERS_KEY) or [] if isinstance(t, dict)]
-    return _Run(
-        row=row,
-        parent=parent,
-        spec=spec,
-        state=conductor.WorkflowState.from_dict(raw_state),
-        timers=timers,
+    state = ctx.states.take(row.id, variables.get(STAMP_KEY)) if ctx.states is not None else None
+    if state is None:
+        state = conductor.WorkflowState.from_dict(raw_state)
+        if raw_state.get(PARAMETERS_KEY):
+            state.parameters = await _parameters(session, row.execution, spec, ctx)
+        await _attach_items(session, row.id, state)
+    state.journal.clear()
+    return _Run(row=row, parent=parent, spec=spec, state=state, timers=timers)
+
+
+def _items_table() -> sa.Table:
+    return cast(sa.Table, WorkflowItem.__table__)
+
+
+async def _parameters(
+    session: AsyncSession, execution_id: int, spec: WorkflowSpec, ctx: WorkflowContext
+) -> dict[str, Any]:
+    """The workflow's parameters as :func:`conductor.start` filled them, from its execution."""
+    found = (
+        await session.execute(
+            sa.select(Execution.config, Execution.secret_params).where(Execution.id == execution_id)
+        )
+    ).one_or_none()
+    config, secret_params = found if found is not None else (None, None)
+    return params.apply_defaults(runs.parameters_from(config, secret_params, ctx.box), spec.parameters)
+
+
+async def _attach_items(session: AsyncSession, state_id: int, state: conductor.WorkflowState) -> None:
+    """Put back the item lists that :func:`_persist` moved to ``workflow_item``."""
+    external = {
+        name: record.pop(EXTERNAL_KEY)
+        for name, record in state.tasks.items()
+        if isinstance(record.get(EXTERNAL_KEY), dict)
+    }
+    if not external:
+        return
+    for name, info in external.items():
+        count = int(info.get("count", 0))
+        record = state.tasks[name]
+        record["items"], record["statuses"] = [None] * count, [None] * count
+        if info.get("results"):
+            record["results"] = [None] * count
+    table = _items_table()
+    rows = await session.execute(
+        sa.select(table.c.task_name, table.c.item_index, table.c.item, table.c.status, table.c.result).where(
+            table.c.workflow_execution == state_id, table.c.task_name.in_(sorted(external))
+        )
     )
+    for name, index, item, status, result in rows.all():
+        record = state.tasks[name]
+        if not 0 <= index < len(record["items"]):
+            continue
+        record["items"][index] = item
+        record["statuses"][index] = status
+        if "results" in record:
+            record["results"][index] = result
 
 
 def task_lists(state: conductor.WorkflowState) -> dict[str, list[str]]:
@@ -252,10 +349,102 @@ def task_lists(state: conductor.WorkflowState) -> dict[str, list[str]]:
     return lists
 
 
-def _persist(run: _Run, ctx: WorkflowContext) -> None:
+def _stored(record: dict[str, Any]) -> dict[str, Any]:
+    """A task record as stored in ``variables``: a with_items record without its item lists."""
+    if record.get("kind") != "items" or "items" not in record:
+        return record
+    stored = {key: value for key, value in record.items() if key not in _ITEM_LISTS}
+    stored[EXTERNAL_KEY] = {"count": len(record["items"]), "results": "results" in record}
+    return stored
+
+
+def _item_result(record: dict[str, Any], index: int) -> Any:
+    """Item ``index``'s result: from the live list, or from the aggregate once the task finished."""
+    results = record.get("results")
+    if results is not None:
+        return results[index]
+    aggregate = record.get("result")
+    entries = aggregate.get("results") if isinstance(aggregate, dict) else None
+    if isinstance(entries, list) and 0 <= index < len(entries) and isinstance(entries[index], dict):
+        return entries[index].get("output")
+    return None
+
+
+async def _write_items(session: AsyncSession, run: _Run) -> None:
+    """Write the with_items changes the conductor journaled in this step to ``workflow_item``."""
+    journal, run.state.journal = run.state.journal, []
+    if not journal:
+        return
+    table = _items_table()
+    state_id = run.row.id
+    replaced = {name for kind, name, _ in journal if kind == "items"}
+    for name in sorted(replaced):
+        await session.execute(
+            sa.delete(table).where(table.c.workflow_execution == state_id, table.c.task_name == name)
+        )
+        record = run.state.tasks.get(name) or {}
+        if record.get("kind") != "items" or "items" not in record:
+            continue
+        rows = [
+            {
+                "workflow_execution": state_id,
+                "task_name": name,
+                "item_index": index,
+                "item": item,
+                "status": record["statuses"][index],
+                "result": _item_result(record, index),
+            }
+            for index, item in enumerate(record["items"])
+        ]
+        if rows:
+            await session.execute(sa.insert(table), rows)
+    changed = {
+        (name, index)
+        for kind, name, index in journal
+        if kind == "item" and name not in replaced and index is not None
+    }
+    updates = []
+    for name, index in sorted(changed):
+        record = run.state.tasks.get(name) or {}
+        if record.get("kind") != "items" or not 0 <= index < len(record.get("statuses", [])):
+            continue
+        updates.append(
+            {
+                "b_state": state_id,
+                "b_task": name,
+                "b_index": index,
+                "b_status": record["statuses"][index],
+                "b_result": _item_result(record, index),
+            }
+        )
+    if updates:
+        await session.execute(
+            sa.update(table)
+            .where(
+                table.c.workflow_execution == sa.bindparam("b_state"),
+                table.c.task_name == sa.bindparam("b_task"),
+                table.c.item_index == sa.bindparam("b_index"),
+            )
+            .values(
+                status=sa.bindparam("b_status"), result=sa.bindparam("b_result", type_=table.c.result.type)
+            )
+            .execution_options(synchronize_session=False),
+            updates,
+        )
+
+
+async def _persist(session: AsyncSession, run: _Run, ctx: WorkflowContext) -> None:
     row = run.row
+    await _write_items(session, run)
     lists = task_lists(run.state)
-    row.variables = {STATE_KEY: run.state.to_dict(), TIMERS_KEY: list(run.timers)}
+    core = run.state.to_dict()
+    core["tasks"] = {name: _stored(record) for name, record in run.state.tasks.items()}
+    # Rebuilt from the execution when needed: never copied into every step's write (nor, for
+    # secret parameters, stored in clear).
+    core["parameters"] = {}
+    core[PARAMETERS_KEY] = True
+    stamp = uuid.uuid4().hex
+    row.variables = {STATE_KEY: core, TIMERS_KEY: list(run.timers), STAMP_KEY: stamp}
     # The conductor mutates nested lists it shares with the loaded value: always write the column.
     flag_modified(row, "variables")
     row.current_tasks = [] if row.status in _TERMINAL else lists["current"]
@@ -264,6 +453,7 @@ def _persist(run: _Run, ctx: WorkflowContext) -> None:
     row.skipped_tasks = lists["skipped"]
     row.updated = utcnow()
     ctx.written.append((row.id, row.updated, list(run.timers)))
+    ctx.stamped.append((row.id, stamp, run.state))
 
 
 # -- advancing -------------------------------------------------------------------------------------
@@ -280,11 +470,17 @@ def _task_status(child: Execution) -> str:
     return ExecutionStatus.FAILED.value
 
 
-async def advance_child(session: AsyncSession, child_id: int, ctx: WorkflowContext) -> bool:
-    """Count the finished child ``child_id`` in its workflow run; False when there is nothing to do."""
-    state_id = await session.scalar(
-        sa.select(Execution.workflow_execution_id).where(Execution.id == child_id)
-    )
+async def advance_child(
+    session: AsyncSession, child_id: int, ctx: WorkflowContext, state_id: int | None = None
+) -> bool:
+    """Count the finished child ``child_id`` in its workflow run; False when there is nothing to do.
+
+    ``state_id`` is the child's ``workflow_execution_id`` when the caller read it already.
+    """
+    if state_id is None:
+        state_id = await session.scalar(
+            sa.select(Execution.workflow_execution_id).where(Execution.id == child_id)
+        )
     if state_id is None:
         return False
     row = await repo.lock_state(session, state_id)
@@ -337,7 +533,7 @@ async def _step(session: AsyncSession, run: _Run, event: conductor.Event, ctx: W
     state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine)
     run.state = state
     await _apply(session, run, commands, ctx)
-    _persist(run, ctx)
+    await _persist(session, run, ctx)
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -554,12 +750,24 @@ async def resume_workflow(
 
 
 async def rerun_workflow(
-    session: AsyncSession, execution: Execution, ctx: WorkflowContext, tasks: list[str] | None = None
+    session: AsyncSession,
+    execution: Execution,
+    ctx: WorkflowContext,
+    tasks: list[str] | None = None,
+    *,
+    nested: bool = False,
 ) -> WorkflowExecution:
     """Resume a ``failed`` workflow from its failed task(s), keeping what succeeded (409 otherwise).
 
     The same execution goes back to ``running``; its result is cleared until it finishes again.
+    A failed task that ran a nested workflow resumes that child in place from its own failed
+    tasks rather than starting it afresh. Re-running a nested workflow whose enclosing workflow
+    failed re-runs the enclosing one from that task, so every parent resumes when it ends.
     """
+    if not nested and execution.workflow_execution_id is not None:
+        delegated = await _rerun_through_parent(session, execution, ctx, tasks)
+        if delegated is not None:
+            return delegated
     run = await _locked_run(session, execution, ctx)
     if execution.status != ExecutionStatus.FAILED.value or run.row.status != ExecutionStatus.FAILED.value:
         raise WorkflowStateError(f"Workflow execution {execution.id} is {execution.status}, not failed")
@@ -577,8 +785,96 @@ async def rerun_workflow(
     run.parent.status, run.parent.result = ExecutionStatus.RUNNING.value, None
     run.row.status = ExecutionStatus.RUNNING.value
     run.row.error_message = None
-    await _step(session, run, conductor.Rerun(tasks=tasks), ctx)
+    state, commands = conductor.advance(run.spec, run.state, conductor.Rerun(tasks=tasks), engine=ctx.engine)
+    if state.finished:
+        wanted = ", ".join(tasks) if tasks else "any"
+        raise WorkflowStateError(f"Workflow execution {execution.id} has no failed task to re-run ({wanted})")
+    run.state = state
+    await _apply(session, run, await _resume_nested(session, run, commands, ctx), ctx)
+    await _persist(session, run, ctx)
     return run.row
+
+
+async def _rerun_through_parent(
+    session: AsyncSession, execution: Execution, ctx: WorkflowContext, tasks: list[str] | None
+) -> WorkflowExecution | None:
+    """Re-run the failed workflow enclosing ``execution`` from its task; None when it is not failed.
+
+    The enclosing run's lock is taken first, as every step of that run does.
+    """
+    assert execution.workflow_execution_id is not None
+    outer_row = await repo.lock_state(session, execution.workflow_execution_id)
+    if outer_row is None or outer_row.status in (
+        ExecutionStatus.COMPLETED.value,
+        ExecutionStatus.CANCELLED.value,
+    ):
+        return None  # the enclosing run is over for good: this one re-runs on its own
+    if outer_row.status != ExecutionStatus.FAILED.value:
+        raise WorkflowStateError(
+            f"Workflow execution {execution.id} belongs to workflow execution {outer_row.execution}, "
+            "which is still running: re-run it once that one has ended"
+        )
+    outer = await session.get(Execution, outer_row.execution)
+    task = execution.workflow_task if isinstance(execution.workflow_task, dict) else {}
+    if outer is None or outer.status != ExecutionStatus.FAILED.value or not task.get("task_name"):
+        return None
+    ctx.rerun_tasks[execution.id] = tasks
+    await rerun_workflow(session, outer, ctx, [str(task["task_name"])])
+    if execution.status != ExecutionStatus.RUNNING.value:
+        raise WorkflowStateError(
+            f"Workflow execution {execution.id} is not the latest run of task "
+            f"'{task['task_name']}' of workflow execution {outer.id}"
+        )
+    row = await repo.execution_state(session, execution.id)
+    assert row is not None
+    return row
+
+
+async def _resume_nested(
+    session: AsyncSession, run: _Run, commands: Sequence[conductor.Command], ctx: WorkflowContext
+) -> list[conductor.Command]:
+    """Carry out re-run RunTasks whose last child is a failed nested workflow by resuming it.
+
+    Returns the commands left for :func:`_apply`.
+    """
+    wanted = {(c.task, c.index) for c in commands if isinstance(c, conductor.RunTask)}
+    if not wanted:
+        return list(commands)
+    query = (
+        sa.select(Execution)
+        .where(
+            Execution.workflow_execution_id == run.row.id,
+            Execution.workflow_task_name.in_(sorted({name for name, _ in wanted})),
+        )
+        .order_by(Execution.id)
+    )
+    latest: dict[tuple[str | None, Any], Execution] = {}
+    for child in (await session.execute(query)).scalars().all():
+        task = child.workflow_task if isinstance(child.workflow_task, dict) else {}
+        latest[(child.workflow_task_name, task.get("task_index"))] = child
+    left: list[conductor.Command] = []
+    for command in commands:
+        resumable = (
+            latest.get((command.task, command.index)) if isinstance(command, conductor.RunTask) else None
+        )
+        if (
+            isinstance(command, conductor.RunTask)
+            and resumable is not None
+            and resumable.is_workflow
+            and resumable.status == ExecutionStatus.FAILED.value
+        ):
+            await rerun_workflow(
+                session, resumable, ctx, ctx.rerun_tasks.pop(resumable.id, None), nested=True
+            )
+            resumable.workflow_task = {
+                **(resumable.workflow_task or {}),
+                "counted": False,
+                "completed_at": None,
+                "retry_count": command.attempt - 1,
+            }
+            continue
+        left.append(command)
+    return left
 
 
 # -- the executor-side engine ------------------------------------------------------------------------
@@ -601,14 +897,23 @@ class WorkflowEngine:
         self._specs = SpecCache()
         self._engine = TemplateEngine()
         self._known: dict[int, tuple[datetime, list[dict[str, Any]]]] = {}
+        self._states = StateCache()
 
     def context(self) -> WorkflowContext:
         """A fresh command context sharing this engine's caches."""
-        return WorkflowContext(box=self._runtime.secrets, engine=self._engine, specs=self._specs)
+        return WorkflowContext(
+            box=self._runtime.secrets, engine=self._engine, specs=self._specs, states=self._states
+        )
 
     def _remember(self, ctx: WorkflowContext) -> None:
+        """Called once ``ctx``'s transaction has committed."""
         for state_id, updated, timers in ctx.written:
             self._known[state_id] = (updated, timers)
+        for state_id, stamp, state in ctx.stamped:
+            if state.finished:
+                self._states.forget(state_id)
+            else:
+                self._states.put(state_id, stamp, state)
 
     async def start(self, execution_id: int) -> None:
         """Start the workflow run of execution ``execution_id`` (scheduler hand-off)."""
@@ -635,7 +940,7 @@ class WorkflowEngine:
             return  # not a workflow child: no write transaction (and no SQLite write lock) needed
         ctx = self.context()
         async with self._runtime.db.transaction() as session:
-            await advance_child(session, execution_id, ctx)
+            await advance_child(session, execution_id, ctx, state_id)
         self._remember(ctx)
 
     async def sweep_timers(self) -> int:

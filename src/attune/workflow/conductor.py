@@ -189,6 +189,10 @@ class WorkflowState:
     max_runs: int = 1000
     started_at: str = ""
     result: dict[str, Any] | None = None
+    #: What changed in with_items tasks since the owner last cleared it: ``("items", task, None)``
+    #: for a new item list, ``("item", task, index)`` for an item's outcome set or reset. Lets a
+    #: store persist only the changed items; not part of ``to_dict``.
+    journal: list[tuple[str, str, int | None]] = field(default_factory=list, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The state as JSON data (shares structure with the state; serialise it, do not mutate it)."""
@@ -472,6 +476,7 @@ class _Step:
             redo=[],
             item_attempts={},
         )
+        self.state.journal.append(("items", name, None))
         if not items:
             self.finish_items(name)
             return
@@ -613,6 +618,7 @@ class _Step:
         record = self.state.tasks[name]
         record["statuses"][index] = status
         record["results"][index] = result
+        self.state.journal.append(("item", name, index))
         record["inflight"] -= 1
         record["done"] += 1
         if status in _FAILED_OUTCOMES:
@@ -771,13 +777,20 @@ class _Step:
             for name, record in state.tasks.items()
             if self.spec.parent_of.get(name) is None and record["status"] in _RERUNNABLE
         ]
-        chosen = failed if names is None else [name for name in failed if name in names]
+        if names is None:
+            chosen = failed
+        else:
+            # A task inside a parallel block re-runs through its top-level ancestor.
+            wanted = {self.top_level(name) for name in names if name in self.spec.by_name}
+            chosen = [name for name in failed if name in wanted]
         if not chosen:
             return
         state.status = "running"
         state.result = None
         state.errors = [error for error in state.errors if error["task"] not in chosen]
-        held, state.held = state.held, []
+        # Transitions held from a run that is about to be replaced belong to that old run.
+        held = [entry for entry in state.held if self.top_level(str(entry[1])) not in chosen]
+        state.held = []
         for name in chosen:
             self.rerun_task(name)
         if state.errors:
@@ -785,6 +798,12 @@ class _Step:
         else:
             for target, source in held:
                 self.arrive(target, source)
+
+    def top_level(self, name: str) -> str:
+        """The outermost task enclosing ``name`` (``name`` itself outside parallel blocks)."""
+        while (parent := self.spec.parent_of.get(name)) is not None:
+            name = parent
+        return name
 
     def rerun_task(self, name: str) -> None:
         """Run a failed task again; a with_items task re-runs only its unsuccessful items."""
@@ -801,6 +820,7 @@ class _Step:
             statuses[index] = None
             results[index] = None
             record["item_attempts"].pop(str(index), None)
+            self.state.journal.append(("item", name, index))
         record.update(status="running", done=record["next"] - len(redo), failed=0, inflight=0, waiting=[])
         record["redo"] = redo
         record.pop("result", None)

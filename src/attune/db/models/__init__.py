@@ -9,7 +9,7 @@ from attune.db.models.identity import Identity, PermissionAssignment, Permission
 from attune.db.models.outbox import OutboxMessage
 from attune.db.models.packs import Pack, PackEnvironment, PackTestExecution, Runtime, RuntimeVersion
 from attune.db.models.support import Artifact, ExecutionHistory, Key, QueueStats, WorkerHistory
-from attune.db.models.workflows import WorkflowDefinition, WorkflowExecution
+from attune.db.models.workflows import WorkflowDefinition, WorkflowExecution, WorkflowItem
 
 __all__ = [
     "Action",
@@ -43,4 +43,5 @@ __all__ = [
     "WorkerHistory",
     "WorkflowDefinition",
     "WorkflowExecution",
+    "WorkflowItem",
 ]

@@ -38,6 +38,9 @@ class Execution(IdMixin, TimestampMixin, Base):
         sa.Index(None, "parent", "created"),
         # Sibling lookups inside one workflow run; also serves ``workflow_execution_id`` alone.
         sa.Index(None, "workflow_execution_id", "workflow_task_name"),
+        # Busy executions per worker (scheduling picks the least loaded worker on every dispatch);
+        # also serves ``worker`` alone.
+        sa.Index(None, "worker", "status"),
     )
 
     action: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
@@ -55,7 +58,7 @@ class Execution(IdMixin, TimestampMixin, Base):
     result: Mapped[Any] = mapped_column(Json, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The worker the execution was scheduled on (no FK: workers come and go, history stays).
-    worker: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
+    worker: Mapped[int | None] = mapped_column(BigId, nullable=True)
     is_workflow: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     workflow_def: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
     workflow_task: Mapped[Any] = mapped_column(Json, nullable=True)

@@ -56,3 +56,24 @@ class WorkflowExecution(IdMixin, TimestampMixin, Base):
     error_message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     paused: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     pause_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class WorkflowItem(IdMixin, Base):
+    """One item of a ``with_items`` task of a running workflow: its value and, once done, outcome.
+
+    Kept out of ``workflow_execution.variables`` so a step of a 10,000-item task writes one row
+    instead of re-encoding every item and result (services.md §2).
+    """
+
+    __tablename__ = "workflow_item"
+    __table_args__ = (sa.UniqueConstraint("workflow_execution", "task_name", "item_index"),)
+
+    workflow_execution: Mapped[int] = mapped_column(
+        BigId, fk("workflow_execution", "CASCADE"), nullable=False
+    )
+    task_name: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    item_index: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    item: Mapped[Any] = mapped_column(Json, nullable=True)
+    # None while the item waits or runs; else completed, failed, timeout or cancelled.
+    status: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    result: Mapped[Any] = mapped_column(Json, nullable=True)

@@ -58,14 +58,19 @@ def reveal_secrets(sealed: str | None, box: SecretBox | None) -> dict[str, Any]:
 
 def full_parameters(execution: Execution, box: SecretBox | None) -> dict[str, Any]:
     """The parameters an action receives: ``config`` with the secret values put back."""
-    config = execution.config if isinstance(execution.config, dict) else {}
+    return parameters_from(execution.config, execution.secret_params, box)
+
+
+def parameters_from(config: Any, secret_params: Any, box: SecretBox | None) -> dict[str, Any]:
+    """:func:`full_parameters` from an execution's ``config`` and ``secret_params`` columns."""
+    config = config if isinstance(config, dict) else {}
     params = config.get("parameters") if isinstance(config.get("parameters"), dict) else None
     base = (
         dict(params)
         if params is not None
         else {k: v for k, v in config.items() if k not in ("context", "env")}
     )
-    base.update(reveal_secrets(execution.secret_params, box))
+    base.update(reveal_secrets(secret_params, box))
     return base
 
 
