@@ -331,6 +331,21 @@ tasks:
     action: core.noop
 """
 
+RERUNNABLE_OUTER = """\
+ref: wfacc.rerunnable_outer
+label: Nests the workflow that fails once
+version: "1.0.0"
+parameters:
+  marker: {type: string, required: true}
+tasks:
+  - name: inner
+    action: wfacc.rerunnable
+    input: {marker: "{{ parameters.marker }}"}
+    next: [{when: "{{ succeeded() }}", do: [done]}]
+  - name: done
+    action: core.noop
+"""
+
 
 def write_pack(root: Path) -> Path:
     pack = root / "wfacc"
@@ -354,6 +369,7 @@ def write_pack(root: Path) -> Path:
         "workflows/many.yaml": MANY,
         "workflows/slow.yaml": SLOW,
         "workflows/rerunnable.yaml": RERUNNABLE,
+        "workflows/rerunnable_outer.yaml": RERUNNABLE_OUTER,
         "rules/weekly_rotation.yaml": WEEKLY_RULE,
     }
     for name, text in files.items():
@@ -562,3 +578,21 @@ def test_rerun_a_failed_workflow_from_its_failed_task(deployment: Deployment, tm
     runs = child_runs(deployment, execution_id)
     assert len(runs["prepare"]) == 1, "what succeeded is kept"
     assert len(runs["shaky"]) == 2 and len(runs["finish"]) == 1
+
+
+def test_rerunning_a_failed_nested_workflow_resumes_its_parent(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    outer_id = run(deployment, "wfacc.rerunnable_outer", {"marker": str(tmp_path / "shaky")})
+    assert finished(deployment, outer_id)["status"] == "failed"
+    [inner] = child_runs(deployment, outer_id)["inner"]
+    assert inner["status"] == "failed"
+    response = deployment.request("POST", f"/api/v1/executions/{inner['execution_id']}/rerun")
+    assert response.status_code == 200, response.text
+    outer = finished(deployment, outer_id)
+    assert outer["status"] == "completed", outer
+    runs = child_runs(deployment, outer_id)
+    assert [r["execution_id"] for r in runs["inner"]] == [inner["execution_id"]], "resumed in place"
+    assert len(runs["done"]) == 1
+    inner_runs = child_runs(deployment, inner["execution_id"])
+    assert len(inner_runs["prepare"]) == 1 and len(inner_runs["shaky"]) == 2

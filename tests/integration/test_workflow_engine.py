@@ -223,6 +223,32 @@ async def test_a_sequential_workflow_runs_its_tasks_in_order_and_completes(runti
     )
 
 
+async def test_a_run_keeps_its_graph_when_the_definition_is_edited_into_an_invalid_one(
+    runtime: Runtime,
+) -> None:
+    pack = await seed(runtime)
+    ref = await define(runtime, pack, SEQUENTIAL)
+    parent_id = await execute(runtime, ref, {"start": 5})
+    await WorkflowEngine(runtime).start(parent_id)
+    async with runtime.db.transaction() as session:
+        definition = await session.scalar(
+            sa.select(models.WorkflowDefinition).where(models.WorkflowDefinition.ref == ref)
+        )
+        assert definition is not None
+        definition.definition = {"tasks": [{"name": "broken", "action": "demo.run", "next": "nowhere"}]}
+        definition.updated = utcnow()
+    [first] = await children(runtime, parent_id)
+    # A fresh engine has no parsed spec cached: it must fall back to the run's own graph.
+    await finish_and_advance(
+        runtime, WorkflowEngine(runtime), first.id, result={"succeeded": True, "data": {"n": 7}}
+    )
+    _, second = await children(runtime, parent_id)
+    assert (second.action_ref, second.config) == ("demo.other", {"label": "total=7"})
+    await finish_and_advance(runtime, WorkflowEngine(runtime), second.id)
+    parent = await execution(runtime, parent_id)
+    assert (parent.status, parent.result["output"]) == ("completed", {"total": 7})
+
+
 async def test_a_redelivered_completion_is_counted_once(runtime: Runtime) -> None:
     pack = await seed(runtime)
     ref = await define(runtime, pack, SEQUENTIAL)

@@ -92,6 +92,13 @@ class SpecCache:
         self._size = size
         self._items: OrderedDict[tuple[int, Any], WorkflowSpec] = OrderedDict()
 
+    def cached(self, definition_id: int, updated: Any) -> WorkflowSpec | None:
+        """The spec of version ``updated`` of definition ``definition_id`` if parsed already."""
+        spec = self._items.get((definition_id, updated))
+        if spec is not None:
+            self._items.move_to_end((definition_id, updated))
+        return spec
+
     def get(self, definition: WorkflowDefinition) -> WorkflowSpec:
         """The spec of ``definition``; raises WorkflowValidationError for a broken document."""
         key = (definition.id, definition.updated)
@@ -261,19 +268,33 @@ async def _load(session: AsyncSession, row: WorkflowExecution, ctx: WorkflowCont
     parent = await session.get(
         Execution, row.execution, options=[defer(Execution.config), defer(Execution.result)]
     )
-    definition = await session.get(WorkflowDefinition, row.workflow_def)
-    if parent is None or definition is None:
+    version = (
+        await session.execute(
+            sa.select(WorkflowDefinition.ref, WorkflowDefinition.updated).where(
+                WorkflowDefinition.id == row.workflow_def
+            )
+        )
+    ).one_or_none()
+    if parent is None or version is None:
         return None
     variables = row.variables if isinstance(row.variables, dict) else {}
     raw_state = variables.get(STATE_KEY)
     if not isinstance(raw_state, dict):
         return None
-    try:
-        spec = ctx.specs.get(definition)
-    except WorkflowValidationError:
-        # The definition was edited into something invalid while this run was going; the
-        # normalised document the run started with is still good.
-        spec = parse_workflow(row.task_graph, ref=definition.ref)
+    spec = ctx.specs.cached(row.workflow_def, version.updated)
+    if spec is None:
+        definition = await session.get(WorkflowDefinition, row.workflow_def)
+        try:
+            spec = ctx.specs.get(definition) if definition is not None else None
+        except WorkflowValidationError:
+            spec = None
+        if spec is None:
+            # The definition was edited into something invalid while this run was going; the
+            # normalised document the run started with is still good.
+            graph = await session.scalar(
+                sa.select(WorkflowExecution.task_graph).where(WorkflowExecution.id == row.id)
+            )
+            spec = parse_workflow(graph or {}, ref=version.ref)
     timers = [t for t in variables.get(TIMERS_KEY) or [] if isinstance(t, dict)]
     state = ctx.states.take(row.id, variables.get(STAMP_KEY)) if ctx.states is not None else None
     if state is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from attune.db.models import Action, Execution, Pack, WorkflowDefinition, WorkflowExecution
 from attune.errors import Conflict, Unprocessable
@@ -225,14 +226,21 @@ async def execution_state(
     ``BEGIN IMMEDIATE``), so two advance steps of one workflow never interleave.
     """
     query = sa.select(WorkflowExecution).where(WorkflowExecution.execution == execution_id)
+    if lock:
+        # A step never needs the (large, write-once) task graph.
+        query = query.options(defer(WorkflowExecution.task_graph))
     if lock and not _is_sqlite(session):
         query = query.with_for_update()
     return (await session.execute(query.order_by(WorkflowExecution.id.desc()).limit(1))).scalar_one_or_none()
 
 
 async def lock_state(session: AsyncSession, state_id: int) -> WorkflowExecution | None:
-    """The orchestration row ``state_id``, locked for the rest of the transaction."""
-    query = sa.select(WorkflowExecution).where(WorkflowExecution.id == state_id)
+    """The orchestration row ``state_id`` (without its task graph), locked for the transaction."""
+    query = (
+        sa.select(WorkflowExecution)
+        .where(WorkflowExecution.id == state_id)
+        .options(defer(WorkflowExecution.task_graph))
+    )
     if not _is_sqlite(session):
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
