@@ -36,6 +36,10 @@ class Runtime:
     hasher: PasswordHasher
     secrets: SecretBox | None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Ids of the workers running in this process. While the process runs they are alive,
+    #: whatever their heartbeat says: a busy event loop can delay a heartbeat write, and
+    #: abandoning the executions of a worker that is plainly still here would be wrong.
+    local_workers: set[int] = field(default_factory=set)
 
 
 def build_secret_box(settings: Settings) -> SecretBox | None:

@@ -157,7 +157,26 @@ def test_rule_create_from_yaml_then_disable(attune: Attune, tmp_path: Path) -> N
     )
     shown = json.loads(attune.ok("rule", "show", "core.cli_every_minute", "--json").stdout)
     assert shown["enabled"] is False
+    listed = attune.ok("rule", "list", "--pack", "core").stdout
+    assert "core.cli_every_minute" in listed and "core.intervaltimer" in listed
+    disabled = json.loads(attune.ok("rule", "list", "--enabled", "false", "--json").stdout)
+    assert [r["ref"] for r in disabled] == ["core.cli_every_minute"]
+    assert set(disabled[0]) >= {"trigger_ref", "action_ref", "enabled"}
     attune.ok("rule", "delete", "core.cli_every_minute", "--yes")
+    assert "No rules found" in attune.ok("rule", "list", "--pack", "core").stdout
+
+
+def test_trigger_and_sensor_listings(attune: Attune) -> None:
+    triggers = attune.ok("trigger", "list", "--pack", "core").stdout
+    assert "core.intervaltimer" in triggers and "Webhook" in triggers
+    refs = {t["ref"] for t in json.loads(attune.ok("--json", "trigger", "list").stdout)}
+    assert "core.intervaltimer" in refs
+    sensors = json.loads(attune.ok("--json", "sensor", "list", "--pack", "core").stdout)
+    [ref] = [s["ref"] for s in sensors if s.get("trigger_ref") == "core.intervaltimer"]
+    assert ref in attune.ok("sensor", "list").stdout
+    assert f"Sensor '{ref}' disabled" in attune.ok("sensor", "disable", ref).stdout
+    assert json.loads(attune.ok("--json", "sensor", "show", ref).stdout)["enabled"] is False
+    assert f"Sensor '{ref}' enabled" in attune.ok("sensor", "enable", ref).stdout
 
 
 def test_key_set_encrypt_never_echoes_the_secret(attune: Attune) -> None:

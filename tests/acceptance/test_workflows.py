@@ -429,7 +429,7 @@ def wait_until(probe: Any, timeout: float = 20, what: str = "condition") -> Any:
 
 def test_registration_created_the_workflows_and_the_rule(deployment: Deployment) -> None:
     workflows = deployment.get("/api/v1/packs/wfacc/workflows", params={"page_size": 100})
-    assert len(workflows) == 10
+    assert len(workflows) == 11
     rule = deployment.get("/api/v1/rules/wfacc.weekly_rotation")
     assert rule["action_ref"] == "wfacc.rotate_credentials"
 

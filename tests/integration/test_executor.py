@@ -734,6 +734,27 @@ async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(ru
         assert len(await rows(runtime, models.Execution)) == 3  # no retries without a budget
 
 
+async def test_a_worker_of_this_process_is_alive_whatever_its_heartbeat(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The embedded server: a late heartbeat write of its own worker abandons nothing."""
+    runtime.settings.worker.heartbeat_interval = 0.5
+    _, action, _ = await seed_pack(runtime)
+    local = await add_worker(runtime, "w-local", ["shell"])  # never heartbeats in this test
+    runtime.local_workers.add(local.id)
+    busy = models.Execution(action=action.id, action_ref=action.ref, status="running", worker=local.id)
+    await add(runtime, busy)
+    async with running_executor(runtime):
+        await asyncio.sleep(1.5)  # three heartbeat intervals of silence
+        await settle(runtime)
+        assert (await get(runtime, models.Execution, busy.id)).status == "running"
+        assert (await get(runtime, models.Worker, local.id)).status == "active"
+        response = await api.post(EXECUTE, json={"action_ref": action.ref})
+        await settle(runtime)
+        execution = await get(runtime, models.Execution, response.json()["data"]["id"])
+        assert (execution.status, execution.worker) == ("scheduled", local.id)
+
+
 async def test_a_stale_workers_execution_with_retries_left_is_requested_again(runtime: Runtime) -> None:
     runtime.settings.worker.heartbeat_interval = 0.5
     schema = {"token": {"type": "string", "secret": True}, "n": {"type": "integer"}}

@@ -262,6 +262,24 @@ async def test_a_redelivered_completion_is_counted_once(runtime: Runtime) -> Non
     assert [c.workflow_task_name for c in await children(runtime, parent_id)] == ["first", "second"]
 
 
+def fan_out(items: list[int], *, concurrency: int) -> dict[str, Any]:
+    """demo.fan: task ``each`` runs demo.run with x = each of ``items``; output ``all`` = its results."""
+    return {
+        "ref": "demo.fan",
+        "vars": {"items": items},
+        "tasks": [
+            {
+                "name": "each",
+                "action": "demo.run",
+                "with_items": "{{ vars.items }}",
+                "concurrency": concurrency,
+                "input": {"x": "{{ item }}"},
+            }
+        ],
+        "output_map": {"all": "{{ task.each.results }}"},
+    }
+
+
 @pytest.mark.parametrize("restart", [False, True], ids=["one-engine", "engine-per-step"])
 async def test_with_items_respects_concurrency_and_keeps_results_in_order(
     runtime: Runtime, restart: bool
@@ -269,24 +287,7 @@ async def test_with_items_respects_concurrency_and_keeps_results_in_order(
     """``engine-per-step`` rebuilds the run from the database at every step, as after a restart or
     when another executor took the previous step."""
     pack = await seed(runtime)
-    ref = await define(
-        runtime,
-        pack,
-        {
-            "ref": "demo.fan",
-            "vars": {"items": [10, 20, 30, 40, 50]},
-            "tasks": [
-                {
-                    "name": "each",
-                    "action": "demo.run",
-                    "with_items": "{{ vars.items }}",
-                    "concurrency": 2,
-                    "input": {"x": "{{ item }}"},
-                }
-            ],
-            "output_map": {"all": "{{ task.each.results }}"},
-        },
-    )
+    ref = await define(runtime, pack, fan_out([10, 20, 30, 40, 50], concurrency=2))
     shared = WorkflowEngine(runtime)
 
     def engine() -> WorkflowEngine:
@@ -317,23 +318,7 @@ async def test_with_items_respects_concurrency_and_keeps_results_in_order(
 
 async def test_with_items_rerun_after_a_restart_reruns_only_the_failed_item(runtime: Runtime) -> None:
     pack = await seed(runtime)
-    ref = await define(
-        runtime,
-        pack,
-        {
-            "ref": "demo.fan",
-            "tasks": [
-                {
-                    "name": "each",
-                    "action": "demo.run",
-                    "with_items": "{{ [1, 2, 3, 4] }}",
-                    "concurrency": 4,
-                    "input": {"x": "{{ item }}"},
-                }
-            ],
-            "output_map": {"all": "{{ task.each.results | map(attribute='output') | list }}"},
-        },
-    )
+    ref = await define(runtime, pack, fan_out([1, 2, 3, 4], concurrency=4))
     parent_id = await execute(runtime, ref)
     await WorkflowEngine(runtime).start(parent_id)
     for child in await children(runtime, parent_id):
@@ -356,7 +341,7 @@ async def test_with_items_rerun_after_a_restart_reruns_only_the_failed_item(runt
     )
     parent = await execution(runtime, parent_id)
     assert parent.status == "completed", parent.result
-    assert [entry["data"]["v"] for entry in parent.result["output"]["all"]] == [1, 2, 3, 4]
+    assert [entry["output"]["data"]["v"] for entry in parent.result["output"]["all"]] == [1, 2, 3, 4]
 
 
 async def test_a_disabled_workflow_fails_at_once(runtime: Runtime) -> None:
@@ -605,25 +590,24 @@ async def finish_nested_rerun(runtime: Runtime, engine: WorkflowEngine, outer_id
     assert [c.id for c in await children(runtime, outer_id)] == [inner_id], "the nested run is resumed"
 
 
-async def test_rerunning_a_nested_workflow_resumes_its_failed_parent(runtime: Runtime) -> None:
+async def rerun(runtime: Runtime, engine: WorkflowEngine, execution_id: int) -> None:
+    """What ``POST /executions/{id}/rerun`` does for a failed workflow execution."""
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Execution, execution_id)
+        assert row is not None
+        await rerun_workflow(session, row, engine.context())
+
+
+@pytest.mark.parametrize("target", ["inner", "outer"])
+async def test_rerunning_either_level_of_a_failed_nested_run_resumes_both(
+    runtime: Runtime, target: str
+) -> None:
+    """Re-running the inner workflow wakes its failed parent; re-running the parent resumes the
+    inner workflow in place (not a fresh run of it)."""
     engine = WorkflowEngine(runtime)
     outer_id, inner_id, _ = await failed_nested_run(runtime, engine)
-    async with runtime.db.transaction() as session:
-        inner = await session.get(models.Execution, inner_id)
-        assert inner is not None
-        await rerun_workflow(session, inner, engine.context())
+    await rerun(runtime, engine, inner_id if target == "inner" else outer_id)
     assert (await execution(runtime, outer_id)).status == "running"
-    assert (await execution(runtime, inner_id)).status == "running"
-    await finish_nested_rerun(runtime, engine, outer_id, inner_id)
-
-
-async def test_rerunning_the_parent_resumes_its_failed_nested_workflow_in_place(runtime: Runtime) -> None:
-    engine = WorkflowEngine(runtime)
-    outer_id, inner_id, _ = await failed_nested_run(runtime, engine)
-    async with runtime.db.transaction() as session:
-        outer = await session.get(models.Execution, outer_id)
-        assert outer is not None
-        await rerun_workflow(session, outer, engine.context())
     assert (await execution(runtime, inner_id)).status == "running"
     await finish_nested_rerun(runtime, engine, outer_id, inner_id)
 
@@ -632,10 +616,7 @@ async def test_a_nested_workflow_cannot_rerun_while_its_parent_still_runs(runtim
     engine = WorkflowEngine(runtime)
     _, inner_id, _ = await failed_nested_run(runtime, engine, sibling=True)
     with pytest.raises(WorkflowStateError, match="still running"):
-        async with runtime.db.transaction() as session:
-            row = await session.get(models.Execution, inner_id)
-            assert row is not None
-            await rerun_workflow(session, row, engine.context())
+        await rerun(runtime, engine, inner_id)
     assert (await execution(runtime, inner_id)).status == "failed"
 
 

@@ -9,7 +9,9 @@ import typer
 from attune.cli.common import (
     complete_actions,
     confirm,
+    emit_rows,
     filter_name,
+    pack_listing,
     parse_json_option,
     parse_pairs,
     require_changes,
@@ -32,23 +34,20 @@ def list_actions(
 ) -> None:
     """List actions."""
     state = current()
-    path = f"/packs/{pack}/actions" if pack else "/actions"
-    rows = filter_name(state.client.get_all(path), name)
-    out = state.printer
-
-    def human() -> None:
-        if not rows:
-            out.info("No actions found")
-            return
-        out.table(
-            ["ID", "Pack", "Ref", "Runtime", "Description"],
-            [
-                [r["id"], r["pack_ref"], r["ref"], r.get("runtime") or "none", r.get("description") or ""]
-                for r in rows
-            ],
-        )
-
-    out.emit([{k: r.get(k) for k in LIST_FIELDS} for r in rows], human)
+    emit_rows(
+        state,
+        filter_name(pack_listing(state, "actions", pack), name),
+        empty="No actions found",
+        columns=["ID", "Pack", "Ref", "Runtime", "Description"],
+        cells=lambda r: [
+            r["id"],
+            r["pack_ref"],
+            r["ref"],
+            r.get("runtime") or "none",
+            r.get("description") or "",
+        ],
+        fields=LIST_FIELDS,
+    )
 
 
 @app.command()

@@ -1,15 +1,16 @@
-"""Small helpers shared by the command modules: prompts, key=value parsing, ref completion."""
+"""Small helpers shared by the command modules: prompts, key=value parsing, listings, ref completion."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
 
 from attune.cli.errors import CliError
-from attune.cli.state import State
+from attune.cli.state import State, current
 
 EXECUTION_TERMINAL = {"completed", "failed", "cancelled", "timeout", "abandoned", "succeeded", "canceled"}
 
@@ -76,6 +77,45 @@ def filter_name(items: list[dict[str, Any]], name: str | None, key: str = "ref")
         return items
     needle = name.lower()
     return [item for item in items if needle in str(item.get(key, "")).lower()]
+
+
+# -- listings and switches shared by the pack-content commands -----------------------------------
+
+
+def pack_listing(state: State, resource: str, pack: str | None) -> list[dict[str, Any]]:
+    """Every ``resource`` (``actions``, ``rules``, ...), or only those of ``pack``."""
+    rows: list[dict[str, Any]] = state.client.get_all(f"/packs/{pack}/{resource}" if pack else f"/{resource}")
+    return rows
+
+
+def emit_rows(
+    state: State,
+    rows: list[dict[str, Any]],
+    *,
+    empty: str,
+    columns: list[str],
+    cells: Callable[[dict[str, Any]], list[Any]],
+    fields: tuple[str, ...] | None = None,
+) -> None:
+    """Print ``rows`` as a table (``empty`` when there are none); JSON/YAML output gets the rows
+    themselves, cut down to ``fields`` when given."""
+    out = state.printer
+
+    def human() -> None:
+        if not rows:
+            out.info(empty)
+            return
+        out.table(columns, [cells(row) for row in rows])
+
+    out.emit(rows if fields is None else [{k: r.get(k) for k in fields} for r in rows], human)
+
+
+def toggle(resource: str, noun: str, ref: str, action: str) -> None:
+    """``POST /<resource>/<ref>/<action>`` (enable or disable) and report it."""
+    state = current()
+    data = state.client.post(f"/{resource}/{ref}/{action}", {})
+    out = state.printer
+    out.emit(data, lambda: out.success(f"{noun} '{ref}' {action}d"))
 
 
 # -- shell completion of refs fetched from the server -------------------------------------------

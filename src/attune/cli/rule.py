@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from attune.cli.common import bool_option, complete_rules, confirm, parse_json_option, require_changes
+from attune.cli.common import (
+    bool_option,
+    complete_rules,
+    confirm,
+    emit_rows,
+    pack_listing,
+    parse_json_option,
+    require_changes,
+    toggle,
+)
 from attune.cli.errors import CliError
 from attune.cli.state import current
 
@@ -28,21 +37,17 @@ def list_rules(
     """List rules."""
     state = current()
     want = bool_option(enabled, "--enabled")
-    rows = state.client.get_all(f"/packs/{pack}/rules" if pack else "/rules")
+    rows = pack_listing(state, "rules", pack)
     if want is not None:
         rows = [r for r in rows if bool(r.get("enabled")) is want]
-    out = state.printer
-
-    def human() -> None:
-        if not rows:
-            out.info("No rules found")
-            return
-        out.table(
-            ["ID", "Ref", "Trigger", "Action", "Enabled"],
-            [[r["id"], r["ref"], r["trigger_ref"], r["action_ref"], r["enabled"]] for r in rows],
-        )
-
-    out.emit([{k: r.get(k) for k in LIST_FIELDS} for r in rows], human)
+    emit_rows(
+        state,
+        rows,
+        empty="No rules found",
+        columns=["ID", "Ref", "Trigger", "Action", "Enabled"],
+        cells=lambda r: [r["id"], r["ref"], r["trigger_ref"], r["action_ref"], r["enabled"]],
+        fields=LIST_FIELDS,
+    )
 
 
 @app.command()
@@ -195,23 +200,16 @@ def update(
     out.emit(data, lambda: out.success(f"Rule '{ref}' updated successfully"))
 
 
-def _toggle(ref: str, action: str) -> None:
-    state = current()
-    data = state.client.post(f"/rules/{ref}/{action}", {})
-    out = state.printer
-    out.emit(data, lambda: out.success(f"Rule '{ref}' {action}d"))
-
-
 @app.command()
 def enable(ref: RefArg) -> None:
     """Enable a rule."""
-    _toggle(ref, "enable")
+    toggle("rules", "Rule", ref, "enable")
 
 
 @app.command()
 def disable(ref: RefArg) -> None:
     """Disable a rule (its trigger no longer runs the action)."""
-    _toggle(ref, "disable")
+    toggle("rules", "Rule", ref, "disable")
 
 
 @app.command()

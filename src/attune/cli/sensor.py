@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from attune.cli.common import complete_sensors
+from attune.cli.common import complete_sensors, emit_rows, pack_listing, toggle
 from attune.cli.state import current
 
 app = typer.Typer(
@@ -22,22 +22,13 @@ def list_sensors(
 ) -> None:
     """List sensors."""
     state = current()
-    rows = state.client.get_all(f"/packs/{pack}/sensors" if pack else "/sensors")
-    out = state.printer
-
-    def human() -> None:
-        if not rows:
-            out.info("No sensors found")
-            return
-        out.table(
-            ["ID", "Ref", "Trigger", "Enabled", "Description"],
-            [
-                [r["id"], r["ref"], r.get("trigger_ref"), r["enabled"], r.get("description") or ""]
-                for r in rows
-            ],
-        )
-
-    out.emit(rows, human)
+    emit_rows(
+        state,
+        pack_listing(state, "sensors", pack),
+        empty="No sensors found",
+        columns=["ID", "Ref", "Trigger", "Enabled", "Description"],
+        cells=lambda r: [r["id"], r["ref"], r.get("trigger_ref"), r["enabled"], r.get("description") or ""],
+    )
 
 
 @app.command()
@@ -71,20 +62,13 @@ def show(ref: RefArg) -> None:
     out.emit(data, human)
 
 
-def _toggle(ref: str, action: str) -> None:
-    state = current()
-    data = state.client.post(f"/sensors/{ref}/{action}", {})
-    out = state.printer
-    out.emit(data, lambda: out.success(f"Sensor '{ref}' {action}d"))
-
-
 @app.command()
 def enable(ref: RefArg) -> None:
     """Enable a sensor."""
-    _toggle(ref, "enable")
+    toggle("sensors", "Sensor", ref, "enable")
 
 
 @app.command()
 def disable(ref: RefArg) -> None:
     """Disable a sensor."""
-    _toggle(ref, "disable")
+    toggle("sensors", "Sensor", ref, "disable")

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from attune.cli.common import bool_option, complete_triggers, confirm, require_changes
+from attune.cli.common import (
+    bool_option,
+    complete_triggers,
+    confirm,
+    emit_rows,
+    pack_listing,
+    require_changes,
+)
 from attune.cli.state import current
 
 app = typer.Typer(help="Triggers: the kinds of events rules listen to.", no_args_is_help=True)
@@ -20,22 +27,19 @@ def list_triggers(
 ) -> None:
     """List triggers."""
     state = current()
-    rows = state.client.get_all(f"/packs/{pack}/triggers" if pack else "/triggers")
-    out = state.printer
-
-    def human() -> None:
-        if not rows:
-            out.info("No triggers found")
-            return
-        out.table(
-            ["ID", "Ref", "Enabled", "Webhook", "Description"],
-            [
-                [r["id"], r["ref"], r["enabled"], r.get("webhook_enabled", False), r.get("description") or ""]
-                for r in rows
-            ],
-        )
-
-    out.emit(rows, human)
+    emit_rows(
+        state,
+        pack_listing(state, "triggers", pack),
+        empty="No triggers found",
+        columns=["ID", "Ref", "Enabled", "Webhook", "Description"],
+        cells=lambda r: [
+            r["id"],
+            r["ref"],
+            r["enabled"],
+            r.get("webhook_enabled", False),
+            r.get("description") or "",
+        ],
+    )
 
 
 @app.command()

@@ -12,6 +12,9 @@ Every ``worker.heartbeat_interval / 4`` seconds:
 
 So an execution leaves ``running`` at most ``1.5 + 0.25`` heartbeat intervals after its worker's
 last heartbeat: no execution stays running after its worker is gone.
+
+A worker of this very process (the embedded server) is alive as long as the process is, so it is
+exempt: under a burst of work the shared event loop can write its heartbeat late.
 """
 
 from __future__ import annotations
@@ -52,11 +55,15 @@ class LivenessMonitor:
         now = utcnow()
         db = self._runtime.db
         async with db.transaction() as session:
-            stale = await workers.mark_stale_inactive(session, now=now, heartbeat_interval=heartbeat)
+            stale = await workers.mark_stale_inactive(
+                session, now=now, heartbeat_interval=heartbeat, alive=self._runtime.local_workers
+            )
         if stale:
             log.warning("worker(s) %s stopped heartbeating; marked inactive", stale)
         async with db.session() as session:
-            orphans = await workers.orphaned_executions(session, now=now, heartbeat_interval=heartbeat)
+            orphans = await workers.orphaned_executions(
+                session, now=now, heartbeat_interval=heartbeat, alive=self._runtime.local_workers
+            )
         count = 0
         for execution, worker in orphans:
             try:

@@ -143,6 +143,7 @@ class Scheduler:
                     runtime_name,
                     now=utcnow(),
                     heartbeat_interval=self._runtime.settings.worker.heartbeat_interval,
+                    alive=self._runtime.local_workers,
                 )
         if action is None:
             await self._fail(execution, f"Action '{execution.action_ref}' not found")

@@ -74,6 +74,7 @@ class WorkerService:
         caps = registration.capabilities(settings, self.runtimes)
         worker_id = await registration.register(runtime.db, settings, caps)
         self.worker_id = worker_id
+        runtime.local_workers.add(worker_id)
 
         executions_queue = topology.worker_execution_queue(worker_id)
         control_queue = topology.worker_control_queue(worker_id)
@@ -147,6 +148,7 @@ class WorkerService:
             await asyncio.gather(*self._background, return_exceptions=True)
             heartbeat_stop.set()
             await asyncio.gather(heartbeat, return_exceptions=True)
+            runtime.local_workers.discard(worker_id)
             await self._set_inactive(runtime, worker_id)
             log.info("worker %s stopped", worker_id)
 

@@ -53,17 +53,24 @@ def worker_capacity(worker: Worker) -> int:
     return DEFAULT_CAPACITY
 
 
+def _fresh(now: datetime, heartbeat_interval: float, alive: Collection[int]) -> sa.ColumnElement[bool]:
+    """A worker with a fresh heartbeat, or one of ``alive`` (workers of the calling process)."""
+    fresh = sa.and_(
+        Worker.last_heartbeat.is_not(None), Worker.last_heartbeat >= stale_cutoff(now, heartbeat_interval)
+    )
+    return sa.or_(fresh, Worker.id.in_(sorted(alive))) if alive else fresh
+
+
 async def live_action_workers(
-    session: AsyncSession, *, now: datetime, heartbeat_interval: float
+    session: AsyncSession, *, now: datetime, heartbeat_interval: float, alive: Collection[int] = ()
 ) -> Sequence[Worker]:
-    """Action workers that are active with a fresh heartbeat, by name."""
+    """Action workers that are active with a fresh heartbeat (or in ``alive``), by name."""
     query = (
         sa.select(Worker)
         .where(
             Worker.worker_role == WorkerRole.ACTION.value,
             Worker.status == WorkerStatus.ACTIVE.value,
-            Worker.last_heartbeat.is_not(None),
-            Worker.last_heartbeat >= stale_cutoff(now, heartbeat_interval),
+            _fresh(now, heartbeat_interval, alive),
         )
         .order_by(Worker.name)
     )
@@ -84,13 +91,19 @@ async def load_counts(session: AsyncSession, worker_ids: Collection[int]) -> dic
 
 
 async def select_worker(
-    session: AsyncSession, runtime_name: str | None, *, now: datetime, heartbeat_interval: float
+    session: AsyncSession,
+    runtime_name: str | None,
+    *,
+    now: datetime,
+    heartbeat_interval: float,
+    alive: Collection[int] = (),
 ) -> Worker | None:
     """The least loaded live action worker that can run ``runtime_name`` (``None``: any runtime).
 
     Load is busy executions relative to ``max_concurrent_executions``; ties go to the name.
+    ``alive``: workers known to be alive whatever their heartbeat (those of this process).
     """
-    workers = await live_action_workers(session, now=now, heartbeat_interval=heartbeat_interval)
+    workers = await live_action_workers(session, now=now, heartbeat_interval=heartbeat_interval, alive=alive)
     if runtime_name is not None:
         wanted = canonical_runtime_name(runtime_name)
         workers = [worker for worker in workers if wanted in worker_runtimes(worker)]
@@ -101,11 +114,13 @@ async def select_worker(
 
 
 async def mark_stale_inactive(
-    session: AsyncSession, *, now: datetime, heartbeat_interval: float
+    session: AsyncSession, *, now: datetime, heartbeat_interval: float, alive: Collection[int] = ()
 ) -> list[int]:
-    """Set active action workers whose heartbeat is missing or stale to ``inactive``; their ids."""
-    cutoff = stale_cutoff(now, heartbeat_interval)
-    stale = sa.or_(Worker.last_heartbeat.is_(None), Worker.last_heartbeat < cutoff)
+    """Set active action workers whose heartbeat is missing or stale to ``inactive``; their ids.
+
+    Workers in ``alive`` (those of the calling process) are left alone.
+    """
+    stale = sa.not_(_fresh(now, heartbeat_interval, alive))
     ids = list(
         (
             await session.execute(
@@ -128,12 +143,18 @@ async def mark_stale_inactive(
 
 
 async def orphaned_executions(
-    session: AsyncSession, *, now: datetime, heartbeat_interval: float, limit: int = 500
+    session: AsyncSession,
+    *,
+    now: datetime,
+    heartbeat_interval: float,
+    limit: int = 500,
+    alive: Collection[int] = (),
 ) -> Sequence[tuple[Execution, Worker | None]]:
     """Busy executions whose worker stopped heartbeating (or no longer exists), oldest first.
 
     Keyed on the heartbeat, not the status: a worker shutting down gracefully marks itself
-    inactive but keeps heartbeating while it finishes its executions.
+    inactive but keeps heartbeating while it finishes its executions. Executions of workers in
+    ``alive`` are never orphans.
     """
     cutoff = stale_cutoff(now, heartbeat_interval)
     query = (
@@ -143,6 +164,7 @@ async def orphaned_executions(
             Execution.status.in_(BUSY_STATUSES),
             Execution.worker.is_not(None),
             sa.or_(Worker.id.is_(None), Worker.last_heartbeat.is_(None), Worker.last_heartbeat < cutoff),
+            *([Execution.worker.not_in(sorted(alive))] if alive else []),
         )
         .order_by(Execution.id)
         .limit(limit)
