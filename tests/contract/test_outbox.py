@@ -76,6 +76,42 @@ async def test_committed_messages_are_relayed_in_order(db: Database, bus: Contra
         await task
 
 
+async def _outbox_rows(db: Database) -> int:
+    async with db.session() as session:
+        return int(
+            (await session.execute(sa.select(sa.func.count()).select_from(models.OutboxMessage))).scalar()
+            or 0
+        )
+
+
+async def test_published_rows_are_deleted_shortly_after_without_a_flush(
+    db: Database, bus: ContractBus
+) -> None:
+    received = await _collect(bus)
+    relay = OutboxRelay(db, bus, delete_delay=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.1)  # past the relay's start-up scan
+        for n in range(2):
+            async with db.transaction() as session:
+                enqueue(
+                    session,
+                    MessageType.EVENT_CREATED,
+                    {"event_id": n, "trigger_ref": "core.x", "payload": {}},
+                    source_service="api",
+                )
+        await _wait_for(received, 2)
+        deadline = asyncio.get_running_loop().time() + 2.0
+        while await _outbox_rows(db) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - polling the table
+            await asyncio.sleep(0.02)
+        assert await _outbox_rows(db) == 0
+        assert [e.payload["event_id"] for e in received] == [0, 1], "nothing is sent twice"
+    finally:
+        stop.set()
+        await task
+
+
 async def test_rolled_back_messages_are_never_sent(db: Database, bus: ContractBus) -> None:
     received = await _collect(bus)
     relay = OutboxRelay(db, bus)

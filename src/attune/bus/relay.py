@@ -2,7 +2,9 @@
 
 Fast path: the rows a transaction staged are remembered in its session (``outbox.note_staged``);
 right after the commit the relay publishes them from memory, in commit order, and deletes the rows
-afterwards in batches. No database round trip sits between a commit and its messages.
+afterwards in batches — at most every ``delete_delay`` seconds, so the delete does not take the
+(SQLite: single) write lock between a message and the consumer that handles it. No database round
+trip sits between a commit and its messages.
 
 Safety net: every ``poll_interval`` the relay also scans the table for rows older than
 ``orphan_age`` — left behind by a crash between commit and publish, or by a process that stopped —
@@ -44,14 +46,19 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         orphan_age: float = 10.0,
+        delete_delay: float = 0.2,
     ) -> None:
         self._db = db
         self._bus = bus
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._orphan_age = orphan_age
+        # Must stay well below ``orphan_age``: a published row older than that is sent again.
+        self._delete_delay = min(delete_delay, orphan_age / 4)
         self._ready: deque[dict[str, Any]] = deque()
         self._published: list[str] = []
+        self._delete_due: float | None = None
+        self._delete_now = False
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -83,15 +90,25 @@ class OutboxRelay:
         started = utcnow()
         first_scan = True
         while not stop.is_set():
+            wait = self._poll_interval
+            if self._delete_due is not None:
+                wait = max(0.0, min(wait, self._delete_due - loop.time()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
             if self._paused:
                 continue
             try:
                 await self._publish_ready()
-                await self._delete_published()
-                if loop.time() >= next_scan:
+                if self._published and self._delete_due is None:
+                    self._delete_due = loop.time() + self._delete_delay
+                scan = loop.time() >= next_scan
+                # Before a scan, too: it must not find (and send again) what was just published.
+                due = self._delete_due is not None and loop.time() >= self._delete_due
+                if self._delete_now or due or (scan and self._published):
+                    self._delete_now = False
+                    await self._delete_published()
+                if scan:
                     next_scan = loop.time() + self._poll_interval
                     cutoff = started if first_scan else utcnow() - timedelta(seconds=self._orphan_age)
                     while await self.drain_once(created_before=cutoff) == self._batch_size:
@@ -101,8 +118,10 @@ class OutboxRelay:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(self._poll_interval)
                 continue
-            if not self._wake.is_set() and not self._ready:
+            if not self._wake.is_set() and not self._ready and not self._delete_now:
                 self._idle.set()
+        with contextlib.suppress(Exception):
+            await self._delete_published()  # so the next start does not send them again
 
     async def _publish_ready(self) -> None:
         while self._ready:
@@ -112,6 +131,7 @@ class OutboxRelay:
             self._published.append(row["message_id"])
 
     async def _delete_published(self) -> None:
+        self._delete_due = None
         while self._published:
             batch, self._published = self._published[:500], self._published[500:]
             async with self._db.transaction() as session:
@@ -135,7 +155,9 @@ class OutboxRelay:
         return len(rows)
 
     async def flush(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - mirrors Bus.join
-        """Wait until everything committed so far has been handed to the bus (tests, shutdown)."""
+        """Wait until everything committed so far has been handed to the bus and its rows deleted
+        (tests, shutdown)."""
+        self._delete_now = True
         self.kick()
         await asyncio.wait_for(self._idle.wait(), timeout)
 

@@ -33,8 +33,46 @@ _MARKER_RESERVE = 128
 _CHUNK = 64 * 1024
 # A broken stdin pipe is harmless when the action finished successfully this fast (§3.7).
 _QUICK_EXIT_SECONDS = 0.5
-# How often the process (and its group, after SIGTERM) is polled for having exited.
+# How often a process group is polled for having emptied after SIGTERM/SIGKILL.
 _POLL_SECONDS = 0.02
+# Stream reader buffer limit (asyncio's default).
+_STREAM_LIMIT = 64 * 1024
+
+
+class _ExitNotifyingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The protocol ``create_subprocess_exec`` uses, plus a future resolved the moment the child
+    is reaped. ``Process.wait()`` on Python 3.11 also waits for every pipe to close (which a
+    background grandchild holding stdout can delay forever), and polling ``returncode`` would add
+    up to a poll interval to every action's run time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=_STREAM_LIMIT, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+async def _spawn(
+    argv: Sequence[str], *, cwd: Path | None, env: Mapping[str, str]
+) -> tuple[asyncio.subprocess.Process, asyncio.Future[None]]:
+    """Start ``argv`` in its own session with piped stdin/stdout/stderr; the process and a future
+    that resolves when it exits (what ``asyncio.create_subprocess_exec`` does, with that future)."""
+    loop = asyncio.get_running_loop()
+    protocol = _ExitNotifyingProtocol(loop)
+    transport, _ = await loop.subprocess_exec(
+        lambda: protocol,
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
+    )
+    return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
 
 
 @dataclass
@@ -99,20 +137,12 @@ async def run_process(spec: ProcessSpec, cancel: asyncio.Event | None = None) ->
     stdout_log, stderr_log = _open_logs(spec.log_dir)
     try:
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *spec.argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=spec.cwd,
-                env=spec.env,
-                start_new_session=True,
-            )
+            proc, exited = await _spawn(spec.argv, cwd=spec.cwd, env=spec.env)
         except (OSError, ValueError) as exc:
             return _empty_outcome(started, error=f"Failed to start process: {exc}")
         stdout = _Capture("stdout", spec.max_stdout, stdout_log)
         stderr = _Capture("stderr", spec.max_stderr, stderr_log)
-        return await _supervise(proc, spec, cancel, started, stdout, stderr)
+        return await _supervise(proc, exited, spec, cancel, started, stdout, stderr)
     finally:
         for handle in (stdout_log, stderr_log):
             if handle is not None:
@@ -121,6 +151,7 @@ async def run_process(spec: ProcessSpec, cancel: asyncio.Event | None = None) ->
 
 async def _supervise(
     proc: asyncio.subprocess.Process,
+    exit_future: asyncio.Future[None],
     spec: ProcessSpec,
     cancel: asyncio.Event | None,
     started: float,
@@ -134,7 +165,7 @@ async def _supervise(
         asyncio.create_task(_pump(proc.stderr, stderr, redactor)),
     ]
     feeder = asyncio.create_task(_feed(proc.stdin, spec.stdin))
-    exited = asyncio.create_task(_exit_code(proc))
+    exited = asyncio.create_task(_exit_code(proc, exit_future))
     stop = asyncio.create_task(cancel.wait()) if cancel is not None else None
     timed_out = cancelled = False
     try:
@@ -185,14 +216,10 @@ async def _supervise(
     )
 
 
-async def _exit_code(proc: asyncio.subprocess.Process) -> int:
-    """Wait for the process itself to exit.
-
-    ``Process.wait()`` on Python 3.11 also waits for every pipe to close, which a background child
-    holding stdout can delay forever; the return code is set as soon as the process is reaped.
-    """
-    while proc.returncode is None:  # noqa: ASYNC110 - no event fires on exit alone
-        await asyncio.sleep(_POLL_SECONDS)
+async def _exit_code(proc: asyncio.subprocess.Process, exited: asyncio.Future[None]) -> int:
+    """Wait for the process itself to exit (not for its pipes to close)."""
+    await asyncio.shield(exited)
+    assert proc.returncode is not None
     return proc.returncode
 
 
