@@ -8,13 +8,13 @@ import typer
 
 from attune.cli.common import (
     complete_actions,
-    confirm,
+    delete_confirmed,
     emit_rows,
     filter_name,
     pack_listing,
     parse_json_option,
     parse_pairs,
-    require_changes,
+    put_update,
 )
 from attune.cli.execution import finish
 from attune.cli.state import current
@@ -88,13 +88,12 @@ def update(
     runtime: Annotated[int | None, typer.Option("--runtime", help="Runtime id.")] = None,
 ) -> None:
     """Change an action's label, description, entry point or runtime."""
-    state = current()
-    body = require_changes(
-        {"label": label, "description": description, "entrypoint": entrypoint, "runtime": runtime}
+    put_update(
+        "actions",
+        "Action",
+        ref,
+        {"label": label, "description": description, "entrypoint": entrypoint, "runtime": runtime},
     )
-    data = state.client.put(f"/actions/{ref}", body)
-    out = state.printer
-    out.emit(data, lambda: out.success(f"Action '{ref}' updated successfully"))
 
 
 @app.command()
@@ -103,16 +102,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete an action."""
-    state = current()
-    if not confirm(state, f"Are you sure you want to delete action '{ref}'?", yes):
-        state.printer.info("Delete cancelled")
-        return
-    state.client.delete(f"/actions/{ref}")
-    out = state.printer
-    out.emit(
-        {"message": "Action deleted successfully"},
-        lambda: out.success(f"Action '{ref}' deleted successfully"),
-    )
+    delete_confirmed("actions", "Action", ref, yes)
 
 
 def _execute(

@@ -110,6 +110,34 @@ def emit_rows(
     out.emit(rows if fields is None else [{k: r.get(k) for k in fields} for r in rows], human)
 
 
+def put_update(resource: str, noun: str, ref: str, body: dict[str, Any]) -> None:
+    """``PUT /<resource>/<ref>`` with the fields given (at least one) and report it."""
+    state = current()
+    data = state.client.put(f"/{resource}/{ref}", require_changes(body))
+    out = state.printer
+    out.emit(data, lambda: out.success(f"{noun} '{ref}' updated successfully"))
+
+
+def delete_confirmed(
+    resource: str,
+    noun: str,
+    ref: str,
+    yes: bool,
+    *,
+    cancelled: str = "Delete cancelled",
+    done: str | None = None,
+) -> None:
+    """Ask (unless ``yes``), then ``DELETE /<resource>/<ref>`` and report it."""
+    state = current()
+    if not confirm(state, f"Are you sure you want to delete {noun.lower()} '{ref}'?", yes):
+        state.printer.info(cancelled)
+        return
+    state.client.delete(f"/{resource}/{ref}")
+    out = state.printer
+    message = done or f"{noun} '{ref}' deleted successfully"
+    out.emit({"message": f"{noun} deleted successfully"}, lambda: out.success(message))
+
+
 def toggle(resource: str, noun: str, ref: str, action: str) -> None:
     """``POST /<resource>/<ref>/<action>`` (enable or disable) and report it."""
     state = current()

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from attune.cli.common import confirm
+from attune.cli.common import delete_confirmed
 from attune.cli.errors import ApiError, CliError
 from attune.cli.state import current
 
@@ -163,10 +163,4 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a key."""
-    state = current()
-    if not confirm(state, f"Are you sure you want to delete key '{ref}'?", yes):
-        state.printer.info("Delete cancelled")
-        return
-    state.client.delete(f"/keys/{ref}")
-    out = state.printer
-    out.emit({"message": "Key deleted successfully"}, lambda: out.success(f"Key '{ref}' deleted"))
+    delete_confirmed("keys", "Key", ref, yes, done=f"Key '{ref}' deleted")

@@ -11,7 +11,7 @@ import yaml
 
 from attune.cli import pack_index
 from attune.cli.client import LONG_TIMEOUT
-from attune.cli.common import bool_option, complete_packs, confirm, filter_name, require_changes
+from attune.cli.common import bool_option, complete_packs, confirm, filter_name, put_update
 from attune.cli.errors import CliError
 from attune.cli.output import Printer
 from attune.cli.pack_testing import run_pack_tests
@@ -252,18 +252,17 @@ def update(
     enabled: Annotated[str | None, typer.Option("--enabled", help="true or false.")] = None,
 ) -> None:
     """Change a pack's label, description or version."""
-    state = current()
-    body = require_changes(
+    put_update(
+        "packs",
+        "Pack",
+        ref,
         {
             "label": label,
             "description": description,
             "version": version,
             "enabled": bool_option(enabled, "--enabled"),
-        }
+        },
     )
-    data = state.client.put(f"/packs/{ref}", body)
-    out = state.printer
-    out.emit(data, lambda: out.success(f"Pack '{ref}' updated successfully"))
 
 
 # -- local tests -------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ import yaml
 from attune.cli.common import (
     bool_option,
     complete_rules,
-    confirm,
+    delete_confirmed,
     emit_rows,
     pack_listing,
     parse_json_option,
-    require_changes,
+    put_update,
     toggle,
 )
 from attune.cli.errors import CliError
@@ -184,8 +184,10 @@ def update(
     enabled: Annotated[str | None, typer.Option("--enabled", help="true or false.")] = None,
 ) -> None:
     """Change fields of a rule."""
-    state = current()
-    body = require_changes(
+    put_update(
+        "rules",
+        "Rule",
+        ref,
         {
             "label": label,
             "description": description,
@@ -193,11 +195,8 @@ def update(
             "action_params": parse_json_option(action_params, "--action-params"),
             "trigger_params": parse_json_option(trigger_params, "--trigger-params"),
             "enabled": bool_option(enabled, "--enabled"),
-        }
+        },
     )
-    data = state.client.put(f"/rules/{ref}", body)
-    out = state.printer
-    out.emit(data, lambda: out.success(f"Rule '{ref}' updated successfully"))
 
 
 @app.command()
@@ -218,12 +217,4 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a rule."""
-    state = current()
-    if not confirm(state, f"Are you sure you want to delete rule '{ref}'?", yes):
-        state.printer.info("Deletion cancelled")
-        return
-    state.client.delete(f"/rules/{ref}")
-    out = state.printer
-    out.emit(
-        {"message": "Rule deleted successfully"}, lambda: out.success(f"Rule '{ref}' deleted successfully")
-    )
+    delete_confirmed("rules", "Rule", ref, yes, cancelled="Deletion cancelled")

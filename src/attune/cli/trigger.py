@@ -9,10 +9,10 @@ import typer
 from attune.cli.common import (
     bool_option,
     complete_triggers,
-    confirm,
+    delete_confirmed,
     emit_rows,
     pack_listing,
-    require_changes,
+    put_update,
 )
 from attune.cli.state import current
 
@@ -84,13 +84,12 @@ def update(
     enabled: Annotated[str | None, typer.Option("--enabled", help="true or false.")] = None,
 ) -> None:
     """Change a trigger's label, description or enabled flag."""
-    state = current()
-    body = require_changes(
-        {"label": label, "description": description, "enabled": bool_option(enabled, "--enabled")}
+    put_update(
+        "triggers",
+        "Trigger",
+        ref,
+        {"label": label, "description": description, "enabled": bool_option(enabled, "--enabled")},
     )
-    data = state.client.put(f"/triggers/{ref}", body)
-    out = state.printer
-    out.emit(data, lambda: out.success(f"Trigger '{ref}' updated successfully"))
 
 
 @app.command()
@@ -99,16 +98,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a trigger."""
-    state = current()
-    if not confirm(state, f"Are you sure you want to delete trigger '{ref}'?", yes):
-        state.printer.info("Delete cancelled")
-        return
-    state.client.delete(f"/triggers/{ref}")
-    out = state.printer
-    out.emit(
-        {"message": "Trigger deleted successfully"},
-        lambda: out.success(f"Trigger '{ref}' deleted successfully"),
-    )
+    delete_confirmed("triggers", "Trigger", ref, yes)
 
 
 @app.command()

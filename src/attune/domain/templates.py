@@ -10,7 +10,6 @@ context, bounded ranges and repetitions. Pure: no I/O, no global state.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -20,6 +19,7 @@ import jinja2.sandbox
 from jinja2.exceptions import SecurityError
 
 from attune.errors import ValidationFailed
+from attune.lru import LruCache
 
 __all__ = [
     "TemplateEngine",
@@ -191,7 +191,7 @@ class TemplateEngine:
     def __init__(self) -> None:
         """Build the sandboxed environment and an empty compile cache."""
         self._env = _build_environment()
-        self._cache: OrderedDict[tuple[str, str], _Compiled] = OrderedDict()
+        self._cache: LruCache[tuple[str, str], _Compiled] = LruCache(_CACHE_SIZE)
 
     @property
     def environment(self) -> jinja2.Environment:
@@ -254,16 +254,10 @@ class TemplateEngine:
             raise TemplateError(source, _reason(exc)) from exc
 
     def _cached(self, key: tuple[str, str]) -> _Compiled | None:
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-        return hit
+        return self._cache.get(key)
 
     def _store(self, key: tuple[str, str], compiled: _Compiled) -> _Compiled:
-        self._cache[key] = compiled
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return compiled
+        return self._cache.put(key, compiled)
 
     def _compile_expression(self, source: str) -> _Compiled:
         key = ("expr", source)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +51,7 @@ from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.domain.templates import TemplateEngine
 from attune.errors import AttuneError, Conflict
 from attune.executor.completion import finish_execution, stage_status_changed
+from attune.lru import LruCache
 from attune.runtime import Runtime
 from attune.workflow import conductor
 from attune.workflow.spec import WorkflowSpec, WorkflowValidationError, parse_workflow, to_document
@@ -89,27 +90,19 @@ class SpecCache:
     """Parsed workflow specs keyed by (definition id, updated): parsing happens once per version."""
 
     def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[int, Any], WorkflowSpec] = OrderedDict()
+        self._items: LruCache[tuple[int, Any], WorkflowSpec] = LruCache(size)
 
     def cached(self, definition_id: int, updated: Any) -> WorkflowSpec | None:
         """The spec of version ``updated`` of definition ``definition_id`` if parsed already."""
-        spec = self._items.get((definition_id, updated))
-        if spec is not None:
-            self._items.move_to_end((definition_id, updated))
-        return spec
+        return self._items.get((definition_id, updated))
 
     def get(self, definition: WorkflowDefinition) -> WorkflowSpec:
         """The spec of ``definition``; raises WorkflowValidationError for a broken document."""
-        key = (definition.id, definition.updated)
-        spec = self._items.get(key)
+        spec = self.cached(definition.id, definition.updated)
         if spec is None:
-            spec = parse_workflow(definition.definition, ref=definition.ref)
-            self._items[key] = spec
-            if len(self._items) > self._size:
-                self._items.popitem(last=False)
-        else:
-            self._items.move_to_end(key)
+            spec = self._items.put(
+                (definition.id, definition.updated), parse_workflow(definition.definition, ref=definition.ref)
+            )
         return spec
 
 
@@ -121,24 +114,31 @@ class StateCache:
     """
 
     def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._items: OrderedDict[int, tuple[str, conductor.WorkflowState]] = OrderedDict()
+        self._items: LruCache[int, tuple[str, conductor.WorkflowState]] = LruCache(size)
 
     def take(self, state_id: int, stamp: Any) -> conductor.WorkflowState | None:
         """The cached state of run ``state_id`` if it is the one stamped ``stamp``."""
-        entry = self._items.pop(state_id, None)
+        entry = self._items.pop(state_id)
         return entry[1] if entry is not None and entry[0] == stamp else None
 
     def put(self, state_id: int, stamp: str, state: conductor.WorkflowState) -> None:
         """Remember what a committed step wrote."""
-        self._items[state_id] = (stamp, state)
-        self._items.move_to_end(state_id)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
+        self._items.put(state_id, (stamp, state))
 
     def forget(self, state_id: int) -> None:
         """Drop run ``state_id`` (it finished)."""
-        self._items.pop(state_id, None)
+        self._items.pop(state_id)
+
+
+@dataclass(frozen=True)
+class Written:
+    """One run state row a step wrote."""
+
+    state_id: int
+    updated: datetime
+    timers: list[dict[str, Any]]
+    stamp: str
+    state: conductor.WorkflowState
 
 
 @dataclass
@@ -149,14 +149,12 @@ class WorkflowContext:
     engine: TemplateEngine = field(default_factory=TemplateEngine)
     specs: SpecCache = field(default_factory=SpecCache)
     source: str = SOURCE
-    #: Filled by each step: (state id, updated, timers) of the rows it wrote.
-    written: list[tuple[int, datetime, list[dict[str, Any]]]] = field(default_factory=list)
+    #: Filled by each step: what it wrote, for the engine to remember once the commit is done.
+    written: list[Written] = field(default_factory=list)
     #: Rerun requests handed up to an enclosing workflow: execution id → its task names (or None).
     rerun_tasks: dict[int, list[str] | None] = field(default_factory=dict)
     #: States of the engine's last steps (None: always rebuild from the database).
     states: StateCache | None = None
-    #: Filled by each step: (state id, stamp, state) to hand to ``states`` after the commit.
-    stamped: list[tuple[int, str, conductor.WorkflowState]] = field(default_factory=list)
 
 
 @dataclass
@@ -211,16 +209,11 @@ async def start_workflow(
         log.warning("workflow execution %s failed: %s", execution.id, problem)
         return True
     now = utcnow()
-    moved = await session.execute(
-        sa.update(Execution)
-        .where(Execution.id == execution.id, Execution.status == ExecutionStatus.REQUESTED.value)
-        .values(status=ExecutionStatus.RUNNING.value, started_at=now, updated=now)
-        .execution_options(synchronize_session=False)
+    started = await _move(
+        session, execution, ExecutionStatus.REQUESTED, ExecutionStatus.RUNNING, now, started_at=now
     )
-    if getattr(moved, "rowcount", 0) != 1:
+    if not started:
         return False
-    stage_status_changed(session, execution, ExecutionStatus.REQUESTED.value, ExecutionStatus.RUNNING.value)
-    execution.status, execution.started_at = ExecutionStatus.RUNNING.value, now
     parameters = runs.full_parameters(execution, ctx.box)
     try:
         state, commands = conductor.start(spec, parameters, engine=ctx.engine)
@@ -256,6 +249,32 @@ async def start_workflow(
     await _apply(session, run, commands, ctx)
     await _persist(session, run, ctx)
     log.info("workflow %s started as execution %s", definition.ref, execution.id)
+    return True
+
+
+async def _move(
+    session: AsyncSession,
+    execution: Execution,
+    source: ExecutionStatus,
+    target: ExecutionStatus,
+    now: datetime | None = None,
+    **values: Any,
+) -> bool:
+    """Move ``execution`` from ``source`` to ``target`` (setting ``values`` too) if it is still in
+    ``source``; stage the status change. False when another actor moved it first."""
+    now = now or utcnow()
+    moved = await session.execute(
+        sa.update(Execution)
+        .where(Execution.id == execution.id, Execution.status == source.value)
+        .values(status=target.value, updated=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        return False
+    stage_status_changed(session, execution, source.value, target.value)
+    execution.status = target.value
+    for name, value in values.items():
+        setattr(execution, name, value)
     return True
 
 
@@ -473,8 +492,7 @@ async def _persist(session: AsyncSession, run: _Run, ctx: WorkflowContext) -> No
     row.failed_tasks = lists["failed"]
     row.skipped_tasks = lists["skipped"]
     row.updated = utcnow()
-    ctx.written.append((row.id, row.updated, list(run.timers)))
-    ctx.stamped.append((row.id, stamp, run.state))
+    ctx.written.append(Written(row.id, row.updated, list(run.timers), stamp, run.state))
 
 
 # -- advancing -------------------------------------------------------------------------------------
@@ -689,15 +707,7 @@ async def cancel_execution(session: AsyncSession, execution: Execution, ctx: Wor
         # Waiting on a human answer: no worker to kill, it is cancelled with its inquiry at once.
         pass
     elif status == ExecutionStatus.RUNNING.value:
-        moved = await session.execute(
-            sa.update(Execution)
-            .where(Execution.id == execution.id, Execution.status == ExecutionStatus.RUNNING.value)
-            .values(status=ExecutionStatus.CANCELING.value, updated=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(moved, "rowcount", 0) == 1:
-            stage_status_changed(session, execution, status, ExecutionStatus.CANCELING.value)
-            execution.status = ExecutionStatus.CANCELING.value
+        if await _move(session, execution, ExecutionStatus.RUNNING, ExecutionStatus.CANCELING):
             if execution.worker is not None:
                 enqueue(
                     session,
@@ -727,16 +737,8 @@ async def cancel_workflow(session: AsyncSession, execution: Execution, ctx: Work
     run = await _locked_run(session, execution, ctx)
     if run.row.status in _TERMINAL:
         return
-    previous = execution.status
-    if previous == ExecutionStatus.RUNNING.value:
-        await session.execute(
-            sa.update(Execution)
-            .where(Execution.id == execution.id, Execution.status == ExecutionStatus.RUNNING.value)
-            .values(status=ExecutionStatus.CANCELING.value, updated=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        stage_status_changed(session, execution, previous, ExecutionStatus.CANCELING.value)
-        execution.status = ExecutionStatus.CANCELING.value
+    if execution.status == ExecutionStatus.RUNNING.value:
+        await _move(session, execution, ExecutionStatus.RUNNING, ExecutionStatus.CANCELING)
         run.parent.status = ExecutionStatus.CANCELING.value
     run.row.status = ExecutionStatus.CANCELING.value
     run.timers.clear()
@@ -792,17 +794,8 @@ async def rerun_workflow(
     run = await _locked_run(session, execution, ctx)
     if execution.status != ExecutionStatus.FAILED.value or run.row.status != ExecutionStatus.FAILED.value:
         raise WorkflowStateError(f"Workflow execution {execution.id} is {execution.status}, not failed")
-    now = utcnow()
-    moved = await session.execute(
-        sa.update(Execution)
-        .where(Execution.id == execution.id, Execution.status == ExecutionStatus.FAILED.value)
-        .values(status=ExecutionStatus.RUNNING.value, result=None, updated=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(moved, "rowcount", 0) != 1:
+    if not await _move(session, execution, ExecutionStatus.FAILED, ExecutionStatus.RUNNING, result=None):
         raise WorkflowStateError(f"Workflow execution {execution.id} changed meanwhile")
-    stage_status_changed(session, execution, ExecutionStatus.FAILED.value, ExecutionStatus.RUNNING.value)
-    execution.status, execution.result = ExecutionStatus.RUNNING.value, None
     run.parent.status, run.parent.result = ExecutionStatus.RUNNING.value, None
     run.row.status = ExecutionStatus.RUNNING.value
     run.row.error_message = None
@@ -928,13 +921,12 @@ class WorkflowEngine:
 
     def _remember(self, ctx: WorkflowContext) -> None:
         """Called once ``ctx``'s transaction has committed."""
-        for state_id, updated, timers in ctx.written:
-            self._known[state_id] = (updated, timers)
-        for state_id, stamp, state in ctx.stamped:
-            if state.finished:
-                self._states.forget(state_id)
+        for written in ctx.written:
+            self._known[written.state_id] = (written.updated, written.timers)
+            if written.state.finished:
+                self._states.forget(written.state_id)
             else:
-                self._states.put(state_id, stamp, state)
+                self._states.put(written.state_id, written.stamp, written.state)
 
     async def start(self, execution_id: int) -> None:
         """Start the workflow run of execution ``execution_id`` (scheduler hand-off)."""

@@ -126,28 +126,19 @@ async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | 
         execution = await session.get(Execution, execution_id, populate_existing=True)
         if execution is None:
             return None
-        _stage_status(session, execution, ExecutionStatus.SCHEDULED.value, ExecutionStatus.RUNNING.value)
+        runs.stage_status_changed(
+            session,
+            execution,
+            ExecutionStatus.SCHEDULED.value,
+            ExecutionStatus.RUNNING.value,
+            source_service=SOURCE,
+        )
     return execution
 
 
 def _rowcount(result: Any) -> int:
     count = getattr(result, "rowcount", 0)
     return int(count) if isinstance(count, int) else 0
-
-
-def _stage_status(session: AsyncSession, execution: Execution, previous: str, new: str) -> None:
-    enqueue(
-        session,
-        MessageType.EXECUTION_STATUS_CHANGED,
-        {
-            "execution_id": execution.id,
-            "action_ref": execution.action_ref,
-            "previous_status": previous,
-            "new_status": new,
-            "changed_at": utcnow(),
-        },
-        source_service=SOURCE,
-    )
 
 
 async def finish(
@@ -182,7 +173,7 @@ async def finish(
             .values(status=status, result=result, updated=now)
             .execution_options(synchronize_session=False)
         )
-        _stage_status(session, execution, str(previous), status)
+        runs.stage_status_changed(session, execution, str(previous), status, source_service=SOURCE)
         enqueue(
             session,
             MessageType.EXECUTION_COMPLETED,

@@ -59,17 +59,8 @@ async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionRespon
         if status in (ExecutionStatus.REQUESTED, ExecutionStatus.SCHEDULING, ExecutionStatus.SCHEDULED):
             execution.status = ExecutionStatus.CANCELLED.value
             execution.result = CANCELLED_RESULT
-            enqueue(
-                session,
-                MessageType.EXECUTION_STATUS_CHANGED,
-                {
-                    "execution_id": execution.id,
-                    "action_ref": execution.action_ref,
-                    "previous_status": status.value,
-                    "new_status": ExecutionStatus.CANCELLED.value,
-                    "changed_at": now.isoformat(),
-                },
-                source_service="api",
+            runs.stage_status_changed(
+                session, execution, status.value, ExecutionStatus.CANCELLED.value, source_service="api"
             )
             enqueue(
                 session,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.bus.messages import MessageType
 from attune.db.models import Action, Execution
 from attune.db.outbox import enqueue
+from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import apply_defaults, secret_names, validate_params
@@ -135,3 +136,21 @@ async def request_execution(
         source_service=source_service,
     )
     return execution
+
+
+def stage_status_changed(
+    session: AsyncSession, execution: Execution, previous: str, new: str, *, source_service: str
+) -> None:
+    """Stage ``ExecutionStatusChanged`` for a transition ``source_service`` made to ``execution``."""
+    enqueue(
+        session,
+        MessageType.EXECUTION_STATUS_CHANGED,
+        {
+            "execution_id": execution.id,
+            "action_ref": execution.action_ref,
+            "previous_status": previous,
+            "new_status": new,
+            "changed_at": utcnow().isoformat(),
+        },
+        source_service=source_service,
+    )
