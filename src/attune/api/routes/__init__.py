@@ -24,6 +24,7 @@ from attune.api.routes import (
     triggers,
     webhooks,
     workers,
+    workflow_validation,
     workflows,
 )
 
@@ -46,6 +47,7 @@ ROUTERS: list[APIRouter] = [
     executions.router,
     execution_control.router,
     workers.router,
+    workflow_validation.router,  # before workflows: /workflows/validate is not a ref
     workflows.router,
     inquiries.router,
     history.router,
