@@ -8,16 +8,24 @@ import { ParamSchemaForm } from "./ParamSchemaForm";
 import { flatten, validateParams } from "./schema";
 import { ErrorBox, Modal } from "./ui";
 
-export function ExecuteModal({ action, initial, onClose }: { action: Action; initial?: Record<string, unknown>; onClose: () => void }) {
+const MASK = "********";
+
+export function ExecuteModal({ action, initial, rerunOf, onClose }: { action: Action; initial?: Record<string, unknown>; rerunOf?: number; onClose: () => void }) {
   const schema = flatten(action.param_schema);
+  // The server masks secret values in `config`; they are never pre-filled (web-ui.md §5.8).
+  const prefill = Object.fromEntries(Object.entries(initial ?? {}).filter(([, v]) => v !== MASK));
+  const masked = Object.keys(initial ?? {}).filter((k) => initial?.[k] === MASK);
   const navigate = useNavigate();
   const client = useQueryClient();
-  const [values, setValues] = useState<Record<string, unknown>>(initial ?? {});
+  const [values, setValues] = useState<Record<string, unknown>>(prefill);
   const [env, setEnv] = useState<{ key: string; value: string }[]>([{ key: "", value: "" }]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const extra = Object.keys(initial ?? {}).filter((k) => !(k in schema));
   const run = useMutation({
     mutationFn: () => {
+      // Unchanged re-run: the server's rerun keeps the original secret values.
+      const untouched = JSON.stringify(values) === JSON.stringify(prefill) && env.every((e) => !e.key.trim());
+      if (rerunOf !== undefined && untouched) return post<Execution>(`/api/v1/executions/${rerunOf}/rerun`);
       const env_vars = Object.fromEntries(env.filter((e) => e.key.trim()).map((e) => [e.key.trim(), e.value]));
       const parameters = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && v !== ""));
       return post<Execution>("/api/v1/executions/execute", { action_ref: action.ref, parameters, env_vars });
@@ -35,6 +43,7 @@ export function ExecuteModal({ action, initial, onClose }: { action: Action; ini
         setErrors(problems);
         if (Object.keys(problems).length === 0) run.mutate();
       }}>
+        {masked.length > 0 && <p className="rounded bg-amber-50 p-2 text-xs text-amber-800">Secret values are not shown: {masked.join(", ")}. Leave every field unchanged to re-run with the original values, or enter them again.</p>}
         {extra.length > 0 && <p className="rounded bg-blue-50 p-2 text-xs text-blue-800">Kept parameters no longer in the schema: {extra.join(", ")}</p>}
         <ParamSchemaForm schema={schema} values={values} onChange={setValues} errors={errors} />
         <div>

@@ -45,7 +45,9 @@ function KeyForm({ editRef, onClose }: { editRef?: string; onClose: () => void }
         if (encrypted !== null && encrypted !== k?.encrypted) body.encrypted = encrypted;
         return put<Key>(`/api/v1/keys/${editRef}`, body);
       }
-      return post<Key>("/api/v1/keys", { ref, name: currentName, value: currentValue, encrypted: currentEncrypted, owner_type: scope, owner: scope === "system" ? undefined : owner || undefined });
+      // The owner is named by ref (pack/action/sensor) or by identity id (user scope).
+      const ownerField = scope === "system" ? {} : scope === "identity" ? { owner_identity: Number(owner) } : { [`owner_${scope}_ref`]: owner };
+      return post<Key>("/api/v1/keys", { ref, name: currentName, value: currentValue, encrypted: currentEncrypted, owner_type: scope, ...ownerField });
     },
     onSuccess: () => { void client.invalidateQueries({ queryKey: ["keys"] }); onClose(); },
   });
@@ -73,7 +75,7 @@ function KeyForm({ editRef, onClose }: { editRef?: string; onClose: () => void }
       <label className="flex items-center gap-2 text-sm"><input type="checkbox" name="encrypted" checked={currentEncrypted} disabled={forcedPlain} onChange={(e) => setEncrypted(e.target.checked)} />Encrypt</label>
       {editRef && encrypted !== null && encrypted !== k?.encrypted && <p className="text-xs text-amber-700">Changing encryption re-stores the value.</p>}
       <Field label="Scope *"><select className="input" name="scope" value={k?.owner_type ?? scope} disabled={!!editRef} onChange={(e) => setScope(e.target.value)}>{SCOPES.map(([v, l]) => <option key={v} value={v}>{l}</option>)}</select></Field>
-      {(k ? k.owner_type !== "system" : scope !== "system") && <Field label="Owner"><input className="input" name="owner" value={k?.owner ?? owner} disabled={!!editRef} onChange={(e) => setOwner(e.target.value)} /></Field>}
+      {(k ? k.owner_type !== "system" : scope !== "system") && <Field label={(k?.owner_type ?? scope) === "identity" ? "Owner (identity id)" : "Owner (ref)"}><input className="input" name="owner" value={k?.owner ?? owner} disabled={!!editRef} onChange={(e) => setOwner(e.target.value)} /></Field>}
       <div className="flex justify-end gap-2"><button type="button" className="btn" onClick={onClose}>Cancel</button><button type="submit" className="btn btn-primary" disabled={save.isPending}>Save</button></div>
     </form>
   );

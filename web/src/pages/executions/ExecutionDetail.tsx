@@ -225,7 +225,7 @@ export default function ExecutionDetail() {
         </Card>
       )}
       <History id={id} />
-      {rerun && action.data && <ExecuteModal action={action.data} initial={(e.config ?? {}) as Record<string, unknown>} onClose={() => setRerun(false)} />}
+      {rerun && action.data && <ExecuteModal action={action.data} initial={(e.config ?? {}) as Record<string, unknown>} rerunOf={e.id} onClose={() => setRerun(false)} />}
       {confirmCancel && <ConfirmModal title={`Cancel execution #${e.id}?`} message="The execution and its running children are cancelled." confirmLabel="Cancel execution"
         busy={control.isPending} error={control.error} onClose={() => setConfirmCancel(false)} onConfirm={() => control.mutate("cancel")} />}
     </div>

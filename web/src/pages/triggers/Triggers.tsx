@@ -46,7 +46,7 @@ function TriggerDetail({ triggerRef }: { triggerRef: string }) {
             <Card title="Webhook URL">
               <div className="flex items-center gap-2">
                 <code className="flex-1 break-all rounded bg-gray-100 p-2 text-xs" data-testid="webhook-url">{webhookUrl(t.webhook_key)}</code>
-                <button className="btn" onClick={() => { void navigator.clipboard?.writeText(webhookUrl(t.webhook_key!)); setCopied(true); window.setTimeout(() => setCopied(false), 2000); }}>{copied ? "Copied!" : "Copy"}</button>
+                <button className="btn" onClick={() => { navigator.clipboard?.writeText(webhookUrl(t.webhook_key!)).catch(() => undefined); setCopied(true); window.setTimeout(() => setCopied(false), 2000); }}>{copied ? "Copied!" : "Copy"}</button>
               </div>
             </Card>
           )}
