@@ -77,8 +77,10 @@ export function ParamSchemaForm({ schema, values, onChange, errors = {}, allowTe
   const schemaKey = JSON.stringify(schema);
   useEffect(() => {
     if (allowTemplates) return;
-    const missing = entries.filter(([name, def]) => def.default !== undefined && values[name] === undefined);
-    if (missing.length) onChange({ ...values, ...Object.fromEntries(missing.map(([n, d]) => [n, d.default])) });
+    // A required checkbox that is left unticked means `false`, so it starts as false.
+    const initial = (def: ParamDef) => (def.default !== undefined ? def.default : def.type === "boolean" && def.required ? false : undefined);
+    const missing = entries.filter(([name, def]) => initial(def) !== undefined && values[name] === undefined);
+    if (missing.length) onChange({ ...values, ...Object.fromEntries(missing.map(([n, d]) => [n, initial(d)])) });
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [schemaKey]);
   if (entries.length === 0) return <p className="text-sm text-gray-500">No parameters required</p>;

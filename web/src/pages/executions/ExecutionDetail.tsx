@@ -55,9 +55,9 @@ function Logs({ id, running }: { id: number; running: boolean }) {
   );
 }
 
-function WorkflowTasks({ id, running }: { id: number; running: boolean }) {
+function WorkflowTasks({ id, running, status }: { id: number; running: boolean; status: string }) {
   const children = useQuery({
-    queryKey: ["executions", "list", { parent: id }],
+    queryKey: ["executions", "list", { parent: id }, status],
     queryFn: () => getPage<ExecutionSummary>(`/api/v1/executions?parent=${id}&per_page=100`),
     refetchInterval: (q) => (running || q.state.data?.data.some((c) => !TERMINAL.has(c.status)) ? 2000 : false),
   });
@@ -91,7 +91,7 @@ type RunState = { tasks: { name: string; status: string }[] };
 
 function LiveWorkflow({ execution, running }: { execution: Execution; running: boolean }) {
   const workflow = useQuery({ queryKey: ["workflows", execution.action_ref], queryFn: () => get<Workflow>(`/api/v1/workflows/${execution.action_ref}`) });
-  const run = useQuery({ queryKey: ["executions", execution.id, "workflow"], queryFn: () => get<RunState>(`/api/v1/executions/${execution.id}/workflow`), refetchInterval: running ? 1000 : false, retry: false });
+  const run = useQuery({ queryKey: ["executions", execution.id, "workflow", execution.status], queryFn: () => get<RunState>(`/api/v1/executions/${execution.id}/workflow`), refetchInterval: running ? 1000 : false, retry: false });
   if (!workflow.data) return null;
   const state = fromDefinition(workflow.data.definition as Record<string, unknown>, workflow.data);
   const statuses = Object.fromEntries((run.data?.tasks ?? []).map((t) => [t.name, t.status]));
@@ -213,7 +213,7 @@ export default function ExecutionDetail() {
         <Card title="Timeline"><Timeline execution={e} history={history.data?.data} /></Card>
       </div>
       {isWorkflow && <LiveWorkflow execution={e} running={running} />}
-      {isWorkflow && <WorkflowTasks id={id} running={running} />}
+      {isWorkflow && <WorkflowTasks id={id} running={running} status={e.status} />}
       {!isWorkflow && <Card title="Output"><Logs id={id} running={running} /></Card>}
       <div className="grid grid-cols-1 gap-4 xl:grid-cols-2">
         <Card title="Parameters"><JsonBlock value={e.config} /></Card>
