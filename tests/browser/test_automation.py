@@ -48,7 +48,9 @@ def test_webhook_trigger_rule_events_and_enforcements(page: Page, server: Deploy
     page.select_option("select[name=trigger]", "uitest.hook")
     page.select_option("select[name=action]", "uitest.greet")
     page.locator("[data-param=name] input").fill("{{ event.payload.who }}")
-    page.fill("textarea[name=conditions]", json.dumps([{"field": "who", "operator": "equals", "value": "Grace"}]))
+    page.fill(
+        "textarea[name=conditions]", json.dumps([{"field": "who", "operator": "equals", "value": "Grace"}])
+    )
     page.get_by_role("button", name="Create Rule").click()
     page.wait_for_url("**/rules/uitest.greet_from_hook")
     expect(page.get_by_text("{{ event.payload.who }}")).to_be_visible()
@@ -79,7 +81,9 @@ def test_webhook_trigger_rule_events_and_enforcements(page: Page, server: Deploy
     expect(enforcement).to_contain_text("uitest.greet_from_hook")
     enforcement.get_by_role("link").first.click()
     page.wait_for_url(re.compile(r"/enforcements/\d+$"))
-    expect(page.get_by_role("link", name="uitest.greet_from_hook")).to_have_attribute("href", "/rules/uitest.greet_from_hook")
+    expect(page.get_by_role("link", name="uitest.greet_from_hook")).to_have_attribute(
+        "href", "/rules/uitest.greet_from_hook"
+    )
     page.get_by_role("link", name="Related executions").click()
     table = page.get_by_test_id("executions-table")
     expect(table.locator("tbody tr[data-execution]")).to_have_count(1)
@@ -90,10 +94,15 @@ def test_webhook_trigger_rule_events_and_enforcements(page: Page, server: Deploy
     page.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_role("dialog").get_by_role("button", name="Delete", exact=True).click()
     page.wait_for_url(re.compile(r"/rules$"))
-    assert httpx.get(f"{server.base}/api/v1/rules/uitest.greet_from_hook", headers=server.headers).status_code == 404
+    assert (
+        httpx.get(f"{server.base}/api/v1/rules/uitest.greet_from_hook", headers=server.headers).status_code
+        == 404
+    )
 
 
-def test_keys_encrypted_text_number_never_listed_reveal_scope_filter_delete(page: Page, server: Deployment) -> None:
+def test_keys_encrypted_text_number_never_listed_reveal_scope_filter_delete(
+    page: Page, server: Deployment
+) -> None:
     login(page, "/keys")
     page.get_by_role("button", name="+ New Key").click()
     dialog = page.get_by_role("dialog")

@@ -49,10 +49,16 @@ def test_execute_with_a_schema_form_then_watch_it_finish_live_and_rerun_prefille
 
 
 def _run(server: Deployment, action: str, parameters: dict[str, object]) -> int:
-    return int(api(server, "POST", "/api/v1/executions/execute", {"action_ref": action, "parameters": parameters})["id"])
+    return int(
+        api(server, "POST", "/api/v1/executions/execute", {"action_ref": action, "parameters": parameters})[
+            "id"
+        ]
+    )
 
 
-def test_execution_list_filters_seed_from_the_url_preview_and_by_workflow(page: Page, server: Deployment) -> None:
+def test_execution_list_filters_seed_from_the_url_preview_and_by_workflow(
+    page: Page, server: Deployment
+) -> None:
     echo = _run(server, "core.echo", {"message": "list"})
     failing = _run(server, "core.http_request", {"url": "http://127.0.0.1:1/nothing", "timeout": 1})
     flow = _run(server, "uitest.approval", {})

@@ -44,10 +44,14 @@ def test_create_a_pack_with_a_schema_round_tripped_through_raw_json_and_config_v
     expect(config.locator("tr", has_text="region")).to_contain_text("eu-west-1")
 
 
-def test_register_a_pack_with_skip_tests_then_install_from_git_with_a_ref(page: Page, server: Deployment) -> None:
+def test_register_a_pack_with_skip_tests_then_install_from_git_with_a_ref(
+    page: Page, server: Deployment
+) -> None:
     target = server.workdir / "regpack"
     shutil.copytree(TEST_PACK, target)
-    (target / "pack.yaml").write_text((target / "pack.yaml").read_text().replace("ref: uitest", "ref: regpack"))
+    (target / "pack.yaml").write_text(
+        (target / "pack.yaml").read_text().replace("ref: uitest", "ref: regpack")
+    )
     for path in target.rglob("*.yaml"):
         path.write_text(path.read_text().replace("uitest.", "regpack."))
     login(page, "/packs")
@@ -57,7 +61,9 @@ def test_register_a_pack_with_skip_tests_then_install_from_git_with_a_ref(page: 
     page.fill("input[name=path]", str(target))
     page.check("input[name=skip_tests]")
     page.get_by_role("button", name="Register").click()
-    expect(page.get_by_role("status")).to_contain_text("Pack 'UI Test Pack' registered successfully! Tests were skipped.")
+    expect(page.get_by_role("status")).to_contain_text(
+        "Pack 'UI Test Pack' registered successfully! Tests were skipped."
+    )
     page.wait_for_url("**/packs/regpack")
 
     page.goto("/packs/install")

@@ -140,22 +140,52 @@ SLOW_FLOW = {
     "label": "Slow flow",
     "version": "1.0.0",
     "tasks": [
-        {"name": "prepare", "action": "core.echo", "input": {"message": "ready"}, "next": [{"when": "{{ succeeded() }}", "do": ["wait"]}], "__chart_meta__": {"position": {"x": 300, "y": 40}}},
-        {"name": "wait", "action": "core.sleep", "input": {"seconds": 4}, "next": [{"when": "{{ succeeded() }}", "do": ["report"]}], "__chart_meta__": {"position": {"x": 300, "y": 200}}},
-        {"name": "report", "action": "core.echo", "input": {"message": "done"}, "__chart_meta__": {"position": {"x": 300, "y": 360}}},
+        {
+            "name": "prepare",
+            "action": "core.echo",
+            "input": {"message": "ready"},
+            "next": [{"when": "{{ succeeded() }}", "do": ["wait"]}],
+            "__chart_meta__": {"position": {"x": 300, "y": 40}},
+        },
+        {
+            "name": "wait",
+            "action": "core.sleep",
+            "input": {"seconds": 4},
+            "next": [{"when": "{{ succeeded() }}", "do": ["report"]}],
+            "__chart_meta__": {"position": {"x": 300, "y": 200}},
+        },
+        {
+            "name": "report",
+            "action": "core.echo",
+            "input": {"message": "done"},
+            "__chart_meta__": {"position": {"x": 300, "y": 360}},
+        },
     ],
 }
 
 
 def test_a_running_workflow_is_drawn_live(page: Page, server: Deployment) -> None:
-    api(server, "POST", "/api/v1/packs/uitest/workflow-files", {"name": "slow_flow", "label": "Slow flow", "version": "1.0.0", "pack_ref": "uitest", "definition": SLOW_FLOW})
+    api(
+        server,
+        "POST",
+        "/api/v1/packs/uitest/workflow-files",
+        {
+            "name": "slow_flow",
+            "label": "Slow flow",
+            "version": "1.0.0",
+            "pack_ref": "uitest",
+            "definition": SLOW_FLOW,
+        },
+    )
     execution = api(server, "POST", "/api/v1/executions/execute", {"action_ref": "uitest.slow_flow"})
     login(page, f"/executions/{execution['id']}")
     live = page.get_by_test_id("live-workflow")
     expect(live.get_by_test_id("task-status-wait")).to_have_text("running", timeout=20_000)
     expect(live.get_by_test_id("task-status-prepare")).to_have_text(re.compile("succeeded|completed"))
     screenshot(page, "workflow-running")
-    expect(live.get_by_test_id("task-status-report")).to_have_text(re.compile("succeeded|completed"), timeout=30_000)
+    expect(live.get_by_test_id("task-status-report")).to_have_text(
+        re.compile("succeeded|completed"), timeout=30_000
+    )
     expect(page.locator("h1 [data-status]")).to_have_attribute("data-status", "completed")
 
 
@@ -177,7 +207,9 @@ def test_answer_an_inquiry_and_watch_the_waiting_workflow_finish(page: Page, ser
     expect(page.get_by_role("dialog")).to_have_count(0)
     page.goto(f"/executions/{execution['id']}")
     expect(page.locator("h1 [data-status]")).to_have_attribute("data-status", "completed", timeout=20_000)
-    expect(page.get_by_test_id("live-workflow").get_by_test_id("task-status-report")).to_have_text(re.compile("succeeded|completed"))
+    expect(page.get_by_test_id("live-workflow").get_by_test_id("task-status-report")).to_have_text(
+        re.compile("succeeded|completed")
+    )
     children = api(server, "GET", f"/api/v1/executions?parent={execution['id']}")
     report = next(c for c in children if c["workflow_task"]["task_name"] == "report")
     assert "approved=true" in str(api(server, "GET", f"/api/v1/executions/{report['id']}")["result"]).lower()
