@@ -151,3 +151,19 @@ def test_keys_encrypted_text_number_never_listed_reveal_scope_filter_delete(
     page.once("dialog", lambda d: d.accept())
     page.locator("[data-key='ui.replicas']").get_by_role("button", name="Delete", exact=True).click()
     expect(page.locator("[data-key='ui.replicas']")).to_have_count(0)
+
+
+def test_lists_load_every_page_and_honour_the_pack_filter(page: Page, server: Deployment) -> None:
+    for i in range(105):  # more than the server's page cap of 100
+        api(
+            server,
+            "POST",
+            "/api/v1/triggers",
+            {"ref": f"uitest.bulk_{i:03d}", "label": f"Bulk {i}", "pack_ref": "uitest"},
+        )
+    login(page, "/triggers?pack=uitest")
+    expect(page.locator("[data-ref^='uitest.bulk_']")).to_have_count(105)
+    expect(page.locator("[data-ref^='core.']")).to_have_count(0)
+    page.goto("/actions?pack=core")
+    expect(page.locator("[data-ref='core.echo']")).to_be_visible()
+    expect(page.locator("[data-ref='uitest.greet']")).to_have_count(0)

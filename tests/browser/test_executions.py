@@ -89,4 +89,10 @@ def test_execution_list_filters_seed_from_the_url_preview_and_by_workflow(
     workflows = page.get_by_test_id("workflow-table")
     workflows.get_by_role("button", name=f"Expand {flow}").click()
     expect(workflows).to_contain_text("ask")
-    api(server, "POST", f"/api/v1/executions/{flow}/cancel")
+
+    # Cancel the workflow that waits for an answer, from its page.
+    page.goto(f"/executions/{flow}")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel execution").click()
+    expect(page.locator("h1 [data-status]")).to_have_attribute("data-status", re.compile("cancel"))
+    assert api(server, "GET", f"/api/v1/executions/{flow}")["status"] in ("canceling", "cancelled")

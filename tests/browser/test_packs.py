@@ -14,6 +14,18 @@ from tests.browser.conftest import TEST_PACK, login
 
 pytestmark = pytest.mark.slow
 
+
+def api_get_pack(page: Page) -> dict[str, object]:
+    """The pack as the server stored it (the form sends `dependencies`, not `runtime_deps`)."""
+    body = page.evaluate(
+        "fetch('/api/v1/packs/deploy_tools', {headers: {Authorization: "
+        "'Bearer ' + localStorage.getItem('access_token')}}).then(r => r.json())"
+    )
+    data = body["data"]
+    assert isinstance(data, dict)
+    return data
+
+
 SCHEMA = {
     "region": {"type": "string", "default": "eu-west-1", "description": "Where to deploy"},
     "replicas": {"type": "integer", "minimum": 1, "maximum": 9},
@@ -36,12 +48,15 @@ def test_create_a_pack_with_a_schema_round_tripped_through_raw_json_and_config_v
     builder.get_by_label("Schema JSON").fill("[1, 2]")
     expect(builder.get_by_text("Schema must be a JSON object")).to_be_visible()
     builder.get_by_label("Schema JSON").fill(json.dumps(SCHEMA))
+    page.fill("input[name=dependencies]", "core")
     page.locator("[data-param=replicas] input").fill("3")
     page.get_by_role("button", name="Create Pack").click()
     page.wait_for_url("**/packs/deploy_tools")
     config = page.get_by_test_id("pack-config")
     expect(config.locator("tr", has_text="replicas")).to_contain_text("3")
     expect(config.locator("tr", has_text="region")).to_contain_text("eu-west-1")
+    expect(page.get_by_text("Dependencies")).to_be_visible()
+    assert api_get_pack(page)["dependencies"] == ["core"]
 
 
 def test_register_a_pack_with_skip_tests_then_install_from_git_with_a_ref(

@@ -119,6 +119,8 @@ def test_draw_save_reload_and_run_a_workflow(page: Page, server: Deployment) -> 
     expect(page.locator("[data-task='finish']")).to_be_visible()
     expect(page.get_by_label("Workflow name")).to_be_disabled()
     after = _yaml(page)
+    page.locator("[data-task='echo_1']").click()
+    screenshot(page, "workflow-builder")
     assert after["tasks"] == before["tasks"]
     stored = api(server, "GET", "/api/v1/workflows/uitest.ui_flow")["definition"]
     assert _task(stored, "echo_1")["__chart_meta__"] == _task(before, "echo_1")["__chart_meta__"]

@@ -19,7 +19,8 @@ function Timeline({ execution, history }: { execution: Execution; history: Histo
   const entries = (history ?? [])
     .slice().reverse()
     .filter((h) => h.operation === "INSERT" || (h.changed_fields ?? []).includes("status"))
-    .map((h) => ({ status: String((h.new_values as Record<string, unknown> | null)?.status ?? execution.status), time: h.time }));
+    .map((h) => ({ status: String((h.new_values as Record<string, unknown> | null)?.status ?? execution.status), time: h.time }))
+    .filter((entry, i, all) => i === 0 || entry.status !== all[i - 1].status);
   if (!entries.length) entries.push({ status: execution.status, time: execution.created });
   const running = !TERMINAL.has(execution.status);
   return (
@@ -37,8 +38,9 @@ function Timeline({ execution, history }: { execution: Execution; history: Histo
   );
 }
 
-function Logs({ id, running }: { id: number; running: boolean }) {
-  const logs = useQuery({ queryKey: ["executions", id, "logs"], queryFn: () => get<ExecutionLogs>(`/api/v1/executions/${id}/logs`), refetchInterval: running ? 1000 : false });
+function Logs({ id, running, status }: { id: number; running: boolean; status: string }) {
+  // Keyed by status: the final read happens once the execution has finished.
+  const logs = useQuery({ queryKey: ["executions", id, "logs", status], queryFn: () => get<ExecutionLogs>(`/api/v1/executions/${id}/logs`), refetchInterval: running ? 1000 : false });
   if (logs.isLoading) return <Spinner />;
   if (!logs.data) return <ErrorBox error={logs.error} />;
   return (
@@ -87,7 +89,7 @@ function WorkflowTasks({ id, running, status }: { id: number; running: boolean; 
   );
 }
 
-type RunState = { tasks: { name: string; status: string }[] };
+type RunState = { paused: boolean; tasks: { name: string; status: string }[] };
 
 function LiveWorkflow({ execution, running }: { execution: Execution; running: boolean }) {
   const workflow = useQuery({ queryKey: ["workflows", execution.action_ref], queryFn: () => get<Workflow>(`/api/v1/workflows/${execution.action_ref}`) });
@@ -163,11 +165,19 @@ export default function ExecutionDetail() {
   const action = useQuery({ queryKey: ["actions", e?.action_ref], enabled: !!e, queryFn: () => get<Action>(`/api/v1/actions/${e!.action_ref}`) });
   const history = useQuery({ queryKey: ["executions", id, "timeline", e?.status], enabled: !!e, queryFn: () => getPage<HistoryRecord>(`/api/v1/executions/${id}/history?page_size=100`) });
   const inquiries = useQuery({ queryKey: ["inquiries", "execution", id, e?.status], enabled: !!e, queryFn: () => getPage<InquirySummary>(`/api/v1/executions/${id}/inquiries?page_size=100`) });
+  const runState = useQuery({
+    queryKey: ["executions", id, "workflow", e?.status], enabled: !!action.data?.workflow_def, retry: false,
+    queryFn: () => get<RunState>(`/api/v1/executions/${id}/workflow`), refetchInterval: running ? 1000 : false,
+  });
   const [rerun, setRerun] = useState(false);
   const [confirmCancel, setConfirmCancel] = useState(false);
   const control = useMutation({
-    mutationFn: (what: "cancel" | "pause" | "resume") => post<Execution>(`/api/v1/executions/${id}/${what}`),
-    onSuccess: (data) => { client.setQueryData(["executions", id], data); setConfirmCancel(false); },
+    mutationFn: (what: "cancel" | "pause" | "resume") => post<unknown>(`/api/v1/executions/${id}/${what}`),
+    onSuccess: () => {
+      // cancel answers with the execution, pause/resume with the workflow's run state: refetch both.
+      void client.invalidateQueries({ queryKey: ["executions", id] });
+      setConfirmCancel(false);
+    },
   });
   const { connected } = useEntityNotifications("execution", (n) => { if (n.entity_id === id) applyExecutionNotification(client, n); });
   useEntityNotifications("inquiry", () => void client.invalidateQueries({ queryKey: ["inquiries", "execution", id] }));
@@ -191,7 +201,11 @@ export default function ExecutionDetail() {
         </div>
         <div className="flex gap-2">
           {can("executions", "execute", { pack }) && <button className="btn" disabled={!action.data} onClick={() => setRerun(true)}>Re-Run</button>}
-          {running && isWorkflow && can("executions", "execute", { pack }) && <><button className="btn" onClick={() => control.mutate("pause")}>Pause</button><button className="btn" onClick={() => control.mutate("resume")}>Resume</button></>}
+          {running && isWorkflow && can("executions", "execute", { pack }) && (
+            runState.data?.paused
+              ? <button className="btn" onClick={() => control.mutate("resume")}>Resume</button>
+              : <button className="btn" onClick={() => control.mutate("pause")}>Pause</button>
+          )}
           {running && can("executions", "execute", { pack }) && <button className="btn btn-danger" onClick={() => setConfirmCancel(true)}>Cancel</button>}
         </div>
       </div>
@@ -214,7 +228,7 @@ export default function ExecutionDetail() {
       </div>
       {isWorkflow && <LiveWorkflow execution={e} running={running} />}
       {isWorkflow && <WorkflowTasks id={id} running={running} status={e.status} />}
-      {!isWorkflow && <Card title="Output"><Logs id={id} running={running} /></Card>}
+      {!isWorkflow && <Card title="Output"><Logs id={id} running={running} status={e.status} /></Card>}
       <div className="grid grid-cols-1 gap-4 xl:grid-cols-2">
         <Card title="Parameters"><JsonBlock value={e.config} /></Card>
         <Card title="Result"><div data-testid="result"><JsonBlock value={e.result} tone={e.status === "failed" ? "red" : undefined} /></div></Card>
