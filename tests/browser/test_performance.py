@@ -105,8 +105,8 @@ def test_every_page_loads_in_under_a_second_with_10000_executions(
         login(page)
         slow: dict[str, float] = {}
         for path in PAGES:
-            # Best of two loads: the machine is shared, and one stalled process should not decide.
-            elapsed = min(_load_time(page, path) for _ in range(2))
+            # Best of three loads: the machine is shared, and one stalled process should not decide.
+            elapsed = min(_load_time(page, path) for _ in range(3))
             if elapsed >= BUDGET_MS:
                 slow[path] = elapsed
         assert not slow, f"pages slower than {BUDGET_MS} ms with {EXECUTIONS} executions: {slow}"

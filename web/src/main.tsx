@@ -3,7 +3,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { BrowserRouter } from "react-router-dom";
 import { ApiError } from "@/api/errors";
 import { AuthProvider } from "@/auth/AuthContext";
-import App from "./App";
+import App, { preloadPages } from "./App";
 import "./index.css";
 
 const queryClient = new QueryClient({
@@ -17,6 +17,8 @@ const queryClient = new QueryClient({
     mutations: { retry: false },
   },
 });
+
+preloadPages(window.location.pathname);
 
 createRoot(document.getElementById("root")!).render(
   <QueryClientProvider client={queryClient}>
