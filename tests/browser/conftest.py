@@ -65,7 +65,8 @@ def _ensure_chromium() -> None:
 
 
 @pytest.fixture(scope="session")
-def playwright_browser() -> Iterator[Browser]:
+def browser_ready() -> None:
+    """The preconditions of every browser test: the SQLite pass, a built UI, chromium."""
     if BACKEND != "sqlite":
         pytest.fail(
             "browser tests test the UI, not the backend pair: run them in the SQLite pass "
@@ -73,6 +74,12 @@ def playwright_browser() -> Iterator[Browser]:
         )
     _require((UI_DIST / "index.html").is_file(), "the web UI is not built: run `make web`")
     _ensure_chromium()
+
+
+@pytest.fixture(scope="module")
+def playwright_browser(browser_ready: None) -> Iterator[Browser]:
+    # Module scope: Playwright's sync API keeps an event loop running while it is started, which
+    # would break the asyncio tests that run after this directory if it lived for the session.
     with sync_playwright() as pw:
         browser = _launch(pw)
         yield browser
@@ -84,7 +91,7 @@ def _launch(pw: Playwright) -> Browser:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, playwright_browser: Browser) -> Iterator[Deployment]:
+def server(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> Iterator[Deployment]:
     """One embedded server for the browser tests, with the test pack registered."""
     root = tmp_path_factory.mktemp("browser")
     with running_deployment(root) as deployment:
