@@ -119,7 +119,11 @@ def test_draw_save_reload_and_run_a_workflow(page: Page, server: Deployment) -> 
     expect(page.locator("[data-task='finish']")).to_be_visible()
     expect(page.get_by_label("Workflow name")).to_be_disabled()
     after = _yaml(page)
+    page.locator("[data-palette='core.echo']").wait_for()
     page.locator("[data-task='echo_1']").click()
+    expect(inspector.get_by_label("Task action")).to_have_value("core.echo")
+    page.get_by_role("button", name="Fit View").click()
+    page.wait_for_timeout(300)
     screenshot(page, "workflow-builder")
     assert after["tasks"] == before["tasks"]
     stored = api(server, "GET", "/api/v1/workflows/uitest.ui_flow")["definition"]

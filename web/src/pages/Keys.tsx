@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { Eye, EyeOff } from "lucide-react";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { del, get, getPage, post, put, qs } from "@/api/http";
 import type { Key, KeySummary } from "@/api/types";
@@ -69,7 +70,7 @@ function KeyForm({ editRef, onClose }: { editRef?: string; onClose: () => void }
       <Field label="Value *">
         <div className="flex gap-2">
           {editRef && !reveal ? <input className="input" type="password" name="value" value={currentValue} onChange={(e) => setValue(e.target.value)} /> : <textarea className="input font-mono" name="value" rows={2} value={currentValue} onChange={(e) => setValue(e.target.value)} />}
-          {editRef && <button type="button" className="btn" aria-label="Reveal value" onClick={() => setReveal(!reveal)}>{reveal ? "🙈" : "👁"}</button>}
+          {editRef && <button type="button" className="btn" aria-label="Reveal value" onClick={() => setReveal(!reveal)}>{reveal ? <EyeOff size={16} /> : <Eye size={16} />}</button>}
         </div>
       </Field>
       <label className="flex items-center gap-2 text-sm"><input type="checkbox" name="encrypted" checked={currentEncrypted} disabled={forcedPlain} onChange={(e) => setEncrypted(e.target.checked)} />Encrypt</label>

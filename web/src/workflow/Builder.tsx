@@ -123,16 +123,16 @@ export default function Builder() {
       <div className="space-y-2 border-b bg-white px-4 py-2">
         <div className="flex flex-wrap items-center gap-2">
           <Link className="btn" to={editRef ? `/actions/${editRef}` : "/actions"}>←</Link>
-          <select className="input w-32" aria-label="Pack" value={state.packRef} disabled={!!editRef} onChange={(e) => set({ packRef: e.target.value })}>
+          <select className="input w-28" aria-label="Pack" value={state.packRef} disabled={!!editRef} onChange={(e) => set({ packRef: e.target.value })}>
             <option value="">pack…</option>
             {(packs.data ?? []).map((p) => <option key={p.ref} value={p.ref}>{p.ref}</option>)}
           </select>
           <span>/</span>
-          <input className="input w-40 font-mono" aria-label="Workflow name" placeholder="name" value={state.name} disabled={!!editRef}
+          <input className="input w-36 font-mono" aria-label="Workflow name" placeholder="name" value={state.name} disabled={!!editRef}
             onChange={(e) => set({ name: e.target.value.toLowerCase().replace(/[^a-z0-9_-]/g, "_") })} />
           <span>—</span>
-          <input className="input w-44" aria-label="Workflow label" placeholder="Label" value={state.label} onChange={(e) => set({ label: e.target.value })} />
-          <input className="input w-20" aria-label="Version" value={state.version} onChange={(e) => set({ version: e.target.value })} />
+          <input className="input w-40" aria-label="Workflow label" placeholder="Label" value={state.label} onChange={(e) => set({ label: e.target.value })} />
+          <input className="input w-16" aria-label="Version" value={state.version} onChange={(e) => set({ version: e.target.value })} />
           <button className={`btn ${issues.length ? "text-amber-700" : ""}`} onClick={() => setShowIssues(!showIssues)} data-testid="issues-button">{issues.length} issues</button>
           <div className="flex rounded border" role="group">
             <button className={`px-3 py-1 text-sm ${mode === "visual" ? "bg-blue-600 text-white" : ""}`} onClick={() => setMode("visual")}>Visual</button>

@@ -1,11 +1,12 @@
 // The workflow canvas (@xyflow/react): task nodes with succeeded/failed/always handles, transition
 // edges with labels, colours, dash styles, waypoints and draggable labels (web-ui.md §6.3).
-import { createContext, memo, useContext, useMemo, useState, type PointerEvent as RPointerEvent } from "react";
+import { createContext, memo, useContext, useMemo, useRef, useState, type PointerEvent as RPointerEvent } from "react";
 import {
   Background, BackgroundVariant, BaseEdge, Controls, EdgeLabelRenderer, Handle, Position, ReactFlow, ReactFlowProvider,
   useReactFlow, type Connection, type Edge, type EdgeProps, type Node, type NodeChange, type NodeProps,
 } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
+import { Trash2 } from "lucide-react";
 import { DASH, edgeColour, edgeLabel, isStop, startTasks, type Preset, type Task, type Transition, type XY } from "./model";
 import { nearestT, pathOf, pointAt, sample, segments } from "./geometry";
 
@@ -42,13 +43,15 @@ const TaskNode = memo(function TaskNode({ data, selected }: NodeProps<Node<TaskD
   const api = useContext(Api)!;
   const { task, start } = data;
   const [hover, setHover] = useState(false);
+  const hoverTimer = useRef<number | undefined>(undefined);
   const status = api.statuses?.[task.name];
   const inputs = Object.entries(task.input).filter(([, v]) => v !== undefined && v !== "");
   const targets = new Set(task.next.flatMap((n) => n.do ?? []));
   const header = status ? STATUS_HEADER[status] ?? "bg-gray-500" : start ? "bg-green-600" : "bg-slate-600";
   return (
     <div className={`relative rounded-lg border bg-white shadow ${selected ? "ring-2 ring-blue-500" : ""}`} style={{ width: NODE_W }}
-      data-task={task.name} data-status={status} onMouseEnter={() => window.setTimeout(() => setHover(true), 400)} onMouseLeave={() => setHover(false)}>
+      data-task={task.name} data-status={status} onMouseEnter={() => { hoverTimer.current = window.setTimeout(() => setHover(true), 400); }}
+      onMouseLeave={() => { window.clearTimeout(hoverTimer.current); setHover(false); }}>
       {/* The whole node is a drop target for connections. */}
       <Handle type="target" position={Position.Top} id="in" isConnectableStart={false} className="!absolute !inset-0 !h-full !w-full !translate-x-0 !translate-y-0 !transform-none !rounded-lg !border-0 !bg-transparent !opacity-0" />
       <div className={`flex items-center justify-between rounded-t-lg px-2 py-1 text-sm font-semibold text-white ${header}`}>
@@ -66,7 +69,7 @@ const TaskNode = memo(function TaskNode({ data, selected }: NodeProps<Node<TaskD
       </div>
       <div className="flex items-center justify-between px-2 pb-3 text-xs">
         {isStop(task) ? <span className="text-red-600">■ Stop</span> : <span />}
-        {!api.readOnly && <button className="nodrag text-gray-400 hover:text-red-600" aria-label={`Delete task ${task.name}`} onClick={(e) => { e.stopPropagation(); api.onDeleteTask(task.id); }}>🗑</button>}
+        {!api.readOnly && <button className="nodrag text-gray-400 hover:text-red-600" aria-label={`Delete task ${task.name}`} onClick={(e) => { e.stopPropagation(); api.onDeleteTask(task.id); }}><Trash2 size={14} /></button>}
       </div>
       {HANDLES.map(([preset, colour, left]) => {
         const present = task.next.some((n) => (preset === "always" ? !n.when : (n.when ?? "").replace(/\s/g, "").toLowerCase().includes(`${preset}()`)));
@@ -232,7 +235,7 @@ function CanvasInner({ tasks, readOnly = false, statuses, selectedTask, onSelect
           onContextMenu={(e) => e.preventDefault()} proOptions={{ hideAttribution: true }} deleteKeyCode={null}>
           <Background variant={BackgroundVariant.Lines} gap={20} color="#f1f5f9" />
           <Background id="major" variant={BackgroundVariant.Lines} gap={100} color="#e2e8f0" />
-          <Controls showInteractive={false} position="bottom-left" />
+          <Controls showInteractive={false} position="bottom-left" fitViewOptions={{ padding: 0.2, maxZoom: 1 }} />
         </ReactFlow>
         {tasks.length === 0 && !readOnly && (
           <div className="pointer-events-none absolute inset-0 flex flex-col items-center justify-center gap-2 text-gray-400">
