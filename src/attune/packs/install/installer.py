@@ -20,7 +20,8 @@ from typing import Any
 from attune.db import models
 from attune.db.repos import pack_environments, packs
 from attune.db.types import utcnow
-from attune.errors import AttuneError, BadRequest, Conflict
+from attune.domain import refs
+from attune.errors import AttuneError, BadRequest, Conflict, NotFound
 from attune.packs import archive
 from attune.packs.install import checksum as checksums
 from attune.packs.install import envs, index, sources, staging, versions
@@ -120,7 +121,14 @@ class _Install:
         kind = request.kind or sources.classify(request.source, request.ref_spec)
         if kind == "registry":
             name, _, version = request.source.partition("@")
-            entry = await index.find(self.settings.pack_registry, name.strip(), version.strip() or None)
+            if not refs.is_pack_ref(name.strip()):
+                raise BadRequest(
+                    f"Pack source '{request.source}' is neither an existing path, a URL nor a registry ref"
+                )
+            try:
+                entry = await index.find(self.settings.pack_registry, name.strip(), version.strip() or None)
+            except NotFound as exc:
+                raise BadRequest(exc.message) from exc
             return await self.stage_entry(entry)
         fetched = await sources.fetch(
             kind,
