@@ -156,3 +156,17 @@ async def test_without_a_registry_missing_dependencies_are_named() -> None:
 
     with pytest.raises(DependencyError, match=r"'utils' .* no pack registry is configured"):
         await resolve(cand("app", "1.0.0", "utils"), installed={}, dependents={}, find=None, stage=stage)
+
+
+def test_registry_credentials_only_go_to_the_registry_itself() -> None:
+    found = index.IndexEntry(
+        "x",
+        "1.0.0",
+        "acme",
+        [],
+        index_url="https://packs.acme.example/index.json",
+        headers={"Authorization": "t"},
+    )
+    assert found.headers_for("https://packs.acme.example/files/x-1.0.0.tgz") == {"Authorization": "t"}
+    assert found.headers_for("https://elsewhere.example/x-1.0.0.tgz") == {}
+    assert found.headers_for("http://packs.acme.example/files/x-1.0.0.tgz") == {}

@@ -19,6 +19,7 @@ from attune.cli.state import State, current
 from attune.errors import AttuneError
 from attune.packs.install import index as registry_index
 from attune.packs.install.tests import run_pack_tests
+from attune.packs.install.yamlio import load_yaml
 
 app = typer.Typer(
     help="Packs: install, register, inspect and test bundles of automation.", no_args_is_help=True
@@ -355,11 +356,10 @@ def test(
         directory = Path("packs") / pack
         if not directory.is_dir():
             raise CliError(f"Pack '{pack}' not found. Provide a pack name or path to a pack directory.")
-    manifest = (
-        yaml.safe_load((directory / "pack.yaml").read_text(encoding="utf-8"))
-        if (directory / "pack.yaml").is_file()
-        else None
-    )
+    try:
+        manifest = load_yaml(directory / "pack.yaml") if (directory / "pack.yaml").is_file() else None
+    except yaml.YAMLError as exc:
+        raise CliError(f"pack.yaml in {directory} is not valid YAML: {exc}") from exc
     if not isinstance(manifest, dict):
         raise CliError(f"pack.yaml not found in: {directory}")
     if not manifest.get("ref"):

@@ -189,7 +189,7 @@ def _reusable(target: EnvTarget, pack_dir: Path) -> bool:
     return marker.is_file() and marker.read_text(encoding="utf-8").strip() == checksum
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink(missing_ok=True)
     elif path.exists():
@@ -264,7 +264,7 @@ async def discard(built: list[BuiltEnv]) -> None:
     """Remove builds that will not be used."""
     for entry in built:
         if entry.build_dir is not None:
-            await asyncio.to_thread(_remove, entry.build_dir)
+            await asyncio.to_thread(remove_path, entry.build_dir)
 
 
 # -- swapping ----------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def _prune(entry: BuiltEnv) -> None:
             candidate.name.endswith(".lock") and (builds / stem).resolve() in keep
         ):
             continue
-        _remove(candidate)
+        remove_path(candidate)
 
 
 async def commit(built: list[BuiltEnv]) -> None:

@@ -52,6 +52,16 @@ class IndexEntry:
     sources: list[InstallSource]
     dependencies: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    index_url: str = ""
+    #: The index's ``headers``; sent with archive downloads from the index's own origin only.
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def headers_for(self, url: str) -> dict[str, str]:
+        def origin(u: str) -> tuple[str, str]:
+            parsed = urlparse(u)
+            return parsed.scheme.lower(), parsed.netloc.lower()
+
+        return dict(self.headers) if self.headers and origin(url) == origin(self.index_url) else {}
 
     def summary(self) -> dict[str, Any]:
         keys = ("ref", "label", "version", "description", "author", "keywords")
@@ -171,6 +181,8 @@ def parse_entry(raw: Any, index: RegistryIndex) -> IndexEntry | None:
         sources=sources,
         dependencies=packs,
         raw=raw,
+        index_url=index.url,
+        headers=dict(index.headers),
     )
 
 

@@ -21,7 +21,7 @@ from attune.db import models
 from attune.db.repos import pack_environments, packs
 from attune.db.types import utcnow
 from attune.domain import refs
-from attune.errors import AttuneError, BadRequest, Conflict, NotFound
+from attune.errors import BadRequest, Conflict, NotFound
 from attune.packs import archive
 from attune.packs.install import checksum as checksums
 from attune.packs.install import envs, index, sources, staging, versions
@@ -71,7 +71,9 @@ class InstallOutcome:
 
 
 @dataclass
-class _Staged:
+class Staged:
+    """A fetched and parsed pack, and what the install did with it so far."""
+
     fetched: Fetched
     parsed: ParsedPack
     source_type: str
@@ -92,7 +94,7 @@ class _Staged:
     def version(self) -> str:
         return self.parsed.pack.version
 
-    def candidate(self) -> Candidate[_Staged]:
+    def candidate(self) -> Candidate[Staged]:
         spec = self.parsed.pack
         return Candidate(spec.ref, spec.version, list(spec.dependencies), spec.python, spec.nodejs, self)
 
@@ -116,7 +118,7 @@ class _Install:
 
     # -- staging ------------------------------------------------------------------------------
 
-    async def stage_source(self) -> _Staged:
+    async def stage_source(self) -> Staged:
         request = self.request
         kind = request.kind or sources.classify(request.source, request.ref_spec)
         if kind == "registry":
@@ -141,7 +143,7 @@ class _Install:
         url = request.source_label or fetched.source_url
         return await self._finish(fetched, kind, url, fetched.source_ref, None)
 
-    async def stage_entry(self, entry: index.IndexEntry) -> _Staged:
+    async def stage_entry(self, entry: index.IndexEntry) -> Staged:
         """Fetch a registry entry from its first working source and verify its checksum."""
         registry = self.settings.pack_registry
         errors: list[str] = []
@@ -158,6 +160,7 @@ class _Install:
                     settings=self.settings.pack_install,
                     progress=self.progress,
                     pack=entry.ref,
+                    headers=entry.headers_for(source.url),
                 )
             except (FetchError, index.RegistryError) as exc:
                 errors.append(exc.message)
@@ -176,7 +179,7 @@ class _Install:
         source_url: str | None,
         source_ref: str | None,
         origin: tuple[index.IndexEntry, index.InstallSource] | None,
-    ) -> _Staged:
+    ) -> Staged:
         parsed = await asyncio.to_thread(parse_pack_dir, fetched.root)
         spec = parsed.pack
         self.progress(ProgressEvent("verify", f"Fetched {spec.ref} {spec.version}", spec.ref))
@@ -190,7 +193,7 @@ class _Install:
                 )
             verified = await self._verify(fetched, entry, source)
         digest = await asyncio.to_thread(checksums.directory_checksum, fetched.root)
-        return _Staged(fetched, parsed, source_type, source_url, source_ref, digest, verified)
+        return Staged(fetched, parsed, source_type, source_url, source_ref, digest, verified)
 
     async def _verify(self, fetched: Fetched, entry: index.IndexEntry, source: index.InstallSource) -> bool:
         if not self.settings.pack_registry.verify_checksums:
@@ -210,7 +213,7 @@ class _Install:
 
     # -- checks -------------------------------------------------------------------------------
 
-    async def check_target(self, root: _Staged) -> str | None:
+    async def check_target(self, root: Staged) -> str | None:
         """Replace/upgrade rules for the requested pack; returns the installed version, if any."""
         request = self.request
         async with self.runtime.db.session() as session:
@@ -234,7 +237,7 @@ class _Install:
                 raise Conflict(f"Pack '{root.ref}' already exists. Use force=true to reinstall.")
         return previous
 
-    async def dependencies(self, root: _Staged) -> list[_Staged]:
+    async def dependencies(self, root: Staged) -> list[Staged]:
         self.progress(ProgressEvent("dependencies", "Checking dependencies", root.ref))
         async with self.runtime.db.session() as session:
             installed = await packs.installed_versions(session)
@@ -248,7 +251,7 @@ class _Install:
 
             find = find_latest
 
-        async def stage(entry: index.IndexEntry) -> Candidate[_Staged]:
+        async def stage(entry: index.IndexEntry) -> Candidate[Staged]:
             self.progress(
                 ProgressEvent("dependencies", f"Fetching dependency {entry.ref} {entry.version}", entry.ref)
             )
@@ -261,7 +264,7 @@ class _Install:
 
     # -- environments and tests ----------------------------------------------------------------
 
-    async def prepare(self, staged: _Staged) -> None:
+    async def prepare(self, staged: Staged) -> None:
         """Build the pack's environments and run its tests (unless skipped)."""
         root = staged.fetched.root
         async with self.runtime.db.session() as session:
@@ -286,7 +289,7 @@ class _Install:
 
     # -- going live -----------------------------------------------------------------------------
 
-    def _installation(self, staged: _Staged, target: Path) -> dict[str, Any]:
+    def _installation(self, staged: Staged, target: Path) -> dict[str, Any]:
         return {
             "source_type": staged.source_type,
             "source_url": staged.source_url,
@@ -299,7 +302,7 @@ class _Install:
             "storage_path": str(target),
         }
 
-    async def commit(self, order: list[_Staged]) -> dict[str, tuple[models.Pack, list[str]]]:
+    async def commit(self, order: list[Staged]) -> dict[str, tuple[models.Pack, list[str]]]:
         """Swap every pack in and register them all in one transaction; undo the swaps on failure."""
         base = self.settings.packs_base_dir
         results: dict[str, tuple[models.Pack, list[str]]] = {}
@@ -381,9 +384,10 @@ async def install(runtime: Runtime, request: InstallRequest, progress: Progress 
     )
 
 
-def describe(error: BaseException) -> str:
-    """A one-line summary of an install failure for logs."""
-    return error.message if isinstance(error, AttuneError) else f"{type(error).__name__}: {error}"
+async def download(runtime: Runtime, source: str, ref_spec: str | None, workdir: Path) -> Staged:
+    """Fetch, verify and parse one source below ``workdir`` without installing it."""
+    job = _Install(runtime, InstallRequest(source=source, ref_spec=ref_spec), silent, workdir)
+    return await job.stage_source()
 
 
 def upgrade_request(

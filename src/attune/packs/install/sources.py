@@ -421,8 +421,12 @@ async def fetch(
     settings: PackInstallSettings,
     progress: Progress,
     pack: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Fetched:
-    """Fetch ``source`` of ``kind`` (see :func:`classify`, not ``registry``) below ``workdir``."""
+    """Fetch ``source`` of ``kind`` (see :func:`classify`, not ``registry``) below ``workdir``.
+
+    ``headers`` go with an archive download (a private registry's credentials).
+    """
     tree = workdir / "tree"
     limit = settings.max_unpacked_bytes
     if kind == "local_directory":
@@ -440,7 +444,7 @@ async def fetch(
             url = str(file)
         else:
             file, url = workdir / "download", source
-            await download(source, file, settings=settings, progress=progress, pack=pack)
+            await download(source, file, settings=settings, progress=progress, pack=pack, headers=headers)
         tree.mkdir()
         progress(ProgressEvent("fetch", "Extracting the archive", pack))
         await asyncio.to_thread(extract, file, tree, max_bytes=limit)
