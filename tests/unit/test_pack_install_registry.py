@@ -170,3 +170,36 @@ def test_registry_credentials_only_go_to_the_registry_itself() -> None:
     assert found.headers_for("https://packs.acme.example/files/x-1.0.0.tgz") == {"Authorization": "t"}
     assert found.headers_for("https://elsewhere.example/x-1.0.0.tgz") == {}
     assert found.headers_for("http://packs.acme.example/files/x-1.0.0.tgz") == {}
+
+
+def test_upgrades_fetch_from_where_the_pack_came_from() -> None:
+    from attune.db.models import Pack
+    from attune.packs.install.installer import upgrade_request
+
+    def pack(source_type: str | None, url: str | None) -> Pack:
+        return Pack(ref="demo", label="Demo", version="1.0.0", source_type=source_type, source_url=url)
+
+    git = pack("git", "https://git.example/demo.git")
+    assert upgrade_request(git, source=None, version=None, ref_spec=None) == (git.source_url, None, "git")
+    assert upgrade_request(git, source=None, version="1.2.0", ref_spec=None)[1] == "v1.2.0"
+    assert upgrade_request(pack("registry", "x"), source=None, version="2.0.0", ref_spec=None) == (
+        "demo@2.0.0",
+        None,
+        "registry",
+    )
+    assert upgrade_request(pack(None, None), source=None, version=None, ref_spec=None) == (
+        "demo",
+        None,
+        "registry",
+    )
+    archive = pack("archive", "https://files.example/demo.tgz")
+    assert upgrade_request(archive, source=None, version=None, ref_spec=None) == (
+        archive.source_url,
+        None,
+        "archive",
+    )
+    with pytest.raises(BadRequest, match="give a source"):
+        upgrade_request(archive, source=None, version="2.0.0", ref_spec=None)
+    with pytest.raises(BadRequest, match="was uploaded"):
+        upgrade_request(pack("local_archive", "demo.tar.gz"), source=None, version=None, ref_spec=None)
+    assert upgrade_request(git, source="/srv/demo", version=None, ref_spec="x") == ("/srv/demo", "x", None)

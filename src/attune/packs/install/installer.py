@@ -410,6 +410,12 @@ def upgrade_request(
     if recorded == "git" and pack.source_url:
         wanted = ref_spec or (f"v{version}" if version else None)
         return pack.source_url, wanted, "git"
+    if recorded in ("local_archive", "local_directory") and pack.source_url:
+        if not Path(pack.source_url).is_absolute():  # an upload: only its file name was kept
+            raise BadRequest(
+                f"Pack '{pack.ref}' was uploaded from {pack.source_url}; upload the new version instead "
+                "(attune pack install <directory or archive>)"
+            )
     if recorded in ("archive", "local_archive", "local_directory") and pack.source_url:
         if version:
             raise BadRequest(
