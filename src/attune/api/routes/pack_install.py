@@ -51,6 +51,13 @@ HEARTBEAT_SECONDS = 15.0
 _RUNNING: set[asyncio.Task[None]] = set()
 
 StreamOpt = Query(False, description="Stream NDJSON progress lines instead of one JSON answer")
+INSTALL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": Data[PackInstallResponse],
+        "description": "The installed pack, or with `stream=true` NDJSON progress lines ending in a result",
+        "content": {"application/x-ndjson": {}},
+    }
+}
 
 
 async def _pack_or_404(runtime: Runtime, ref: str) -> models.Pack:
@@ -144,7 +151,7 @@ async def _install(
     return _stream(work(), queue, message)
 
 
-@router.post("/packs/install", response_model=None)
+@router.post("/packs/install", response_model=None, responses=INSTALL_RESPONSES)
 async def install(
     body: InstallPack, claims: ClaimsDep, runtime: RuntimeDep, stream: bool = StreamOpt
 ) -> Data[PackInstallResponse] | StreamingResponse:
@@ -181,7 +188,7 @@ async def search_registries(
     return Data(data=[RegistryHit.model_validate(hit) for hit in hits])
 
 
-@router.post("/packs/{ref}/upgrade", response_model=None)
+@router.post("/packs/{ref}/upgrade", response_model=None, responses=INSTALL_RESPONSES)
 async def upgrade(
     ref: str, body: UpgradePack, claims: ClaimsDep, runtime: RuntimeDep, stream: bool = StreamOpt
 ) -> Data[PackInstallResponse] | StreamingResponse:
