@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
-from attune.db.repos import workflows
+from attune.db.repos import pack_tests, workflows
 from attune.domain import params
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import Conflict, ValidationFailed
+from attune.packs.install.tests import TestOutcome, run_and_judge
 from attune.packs.manifest import (
     ActionSpec,
     ParsedPack,
@@ -49,6 +50,8 @@ class RegistrationResult:
     created: bool
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: The PackTestResult stored with this registration (``None`` when no tests ran).
+    test_result: dict[str, Any] | None = None
 
 
 async def register_pack(
@@ -60,31 +63,63 @@ async def register_pack(
     allow_existing: bool = False,
     installation: dict[str, Any] | None = None,
 ) -> RegistrationResult:
-    """Parse ``path`` and register it. An existing ref needs ``force`` (or ``allow_existing``)."""
+    """Parse ``path`` and register it. An existing ref needs ``force`` (or ``allow_existing``).
+
+    Unless ``skip_tests``, the pack's tests run first (packs.md §15); a blocking failure raises 400
+    before anything is written, and the run is stored with the registration.
+    """
     parsed = parse_pack_dir(path)
+    spec = parsed.pack
+    tests = None
+    if not skip_tests:
+        tests = await run_and_judge(spec.ref, spec.version, spec.testing, path, force=force)
     async with runtime.db.transaction() as session:
-        existing = await _by_ref(session, models.Pack, parsed.pack.ref)
-        if existing is not None and not (force or allow_existing):
-            raise Conflict(f"Pack '{parsed.pack.ref}' already exists. Use force=true to reinstall.")
-        result = await _apply(session, parsed, existing, installation)
-        runtime_names = await _environment_runtimes(session, result.pack.id)
-        if runtime_names:
-            enqueue(
-                session,
-                MessageType.PACK_REGISTERED,
-                {
-                    "pack_id": result.pack.id,
-                    "pack_ref": result.pack.ref,
-                    "version": result.pack.version,
-                    "runtime_names": runtime_names,
-                },
-                source_service="api",
-            )
-    if not skip_tests and (parsed.pack.testing or {}).get("enabled"):
-        # Pack tests arrive with a later issue; registration records that they were not run.
-        result.warnings.append("pack tests are not run by this version; registered without running them")
+        result = await register_parsed(
+            session,
+            parsed,
+            force=force,
+            allow_existing=allow_existing,
+            installation=installation,
+            tests=tests,
+        )
     for warning in result.warnings:
         log.info("pack %s: %s", parsed.pack.ref, warning)
+    return result
+
+
+async def register_parsed(
+    session: AsyncSession,
+    parsed: ParsedPack,
+    *,
+    force: bool = False,
+    allow_existing: bool = False,
+    installation: dict[str, Any] | None = None,
+    tests: TestOutcome | None = None,
+) -> RegistrationResult:
+    """Register an already parsed pack inside the caller's transaction (the installer's swap)."""
+    existing = await _by_ref(session, models.Pack, parsed.pack.ref)
+    if existing is not None and not (force or allow_existing):
+        raise Conflict(f"Pack '{parsed.pack.ref}' already exists. Use force=true to reinstall.")
+    result = await _apply(session, parsed, existing, installation)
+    if tests is not None:
+        reason = "install" if result.created else "update"
+        await pack_tests.record(session, result.pack.id, tests.result, reason)
+        result.test_result = tests.result
+        if tests.verdict.warning:
+            result.warnings.append(tests.verdict.warning)
+    runtime_names = await _environment_runtimes(session, result.pack.id)
+    if runtime_names:
+        enqueue(
+            session,
+            MessageType.PACK_REGISTERED,
+            {
+                "pack_id": result.pack.id,
+                "pack_ref": result.pack.ref,
+                "version": result.pack.version,
+                "runtime_names": runtime_names,
+            },
+            source_service="api",
+        )
     return result
 
 
