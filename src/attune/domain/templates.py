@@ -330,7 +330,8 @@ def rule_context(
     """The template context of a rule firing (services.md §1.4).
 
     ``event`` carries ``payload``, ``id``, ``trigger`` (or ``trigger_ref``) and ``created``
-    (datetime or text). Roots: ``event``, ``pack.config`` and ``system``.
+    (datetime or text). Roots: ``event``, ``pack.config``, ``system`` and ``trigger`` (st2's name
+    for the payload).
     """
     created = event.get("created")
     payload = event.get("payload")
@@ -346,6 +347,8 @@ def rule_context(
         },
         "pack": {"config": dict(pack_config) if pack_config else {}},
         "system": {"timestamp": rfc3339(now), "rule": {"id": rule_id, "ref": rule_ref}},
+        # StackStorm rules write ``{{ trigger.x }}`` for the payload (docs/stackstorm.md).
+        "trigger": payload if payload is not None else {},
     }
 
 

@@ -32,8 +32,17 @@ __all__ = [
 
 RUNTIME_REF = "core.stackstorm"
 SHIM_RUNNERS = frozenset(
-    {"local-shell-cmd", "local-shell-script", "python-script", "http-request", "noop", "inquirer"}
+    {
+        "local-shell-cmd",
+        "local-shell-script",
+        "python-script",
+        "http-request",
+        "noop",
+        "inquirer",
+        "attune-builtin",
+    }
 )
+"""st2 runners run by the shim; ``attune-builtin`` serves the st2 core actions that are no command."""
 WORKFLOW_RUNNERS = frozenset({"orquesta", "action-chain"})
 _UNSUPPORTED_RUNNERS = {
     "remote-shell-cmd": "remote commands over SSH (remote-shell-cmd)",

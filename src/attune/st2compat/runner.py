@@ -272,7 +272,7 @@ def main(argv: list[str]) -> int:
         ok, result = True, {"failed": False, "succeeded": True, "return_code": 0, "stdout": "", "stderr": ""}
     elif runner == "inquirer":
         ok, result = _inquiry(params)
-    elif runner == "builtin":
+    elif runner == "attune-builtin":
         ok, result = _builtin(entry, params)
     else:
         ok, result = False, {"error": f"the st2 runner {runner!r} is not supported"}
