@@ -378,7 +378,8 @@ async def _register_action(
         if spec.runtime_ref.startswith("core."):
             # A known runner whose core runtime is not registered yet: stored, runnable later.
             result.warnings.append(
-                f"action '{spec.ref}': runtime '{spec.runtime_ref}' is not registered; stored without a runtime"
+                f"action '{spec.ref}': runtime '{spec.runtime_ref}' is not registered; "
+                "stored without a runtime"
             )
         else:
             _skip(
