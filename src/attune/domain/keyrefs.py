@@ -23,7 +23,11 @@ __all__ = [
     "contains_revealed",
     "decrypt_kv",
     "referenced",
+    "reveal_all",
+    "split_revealed",
 ]
+
+MASK = "********"
 
 SCOPES = ("system", "pack", "user")
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.:-]*?"
@@ -76,15 +80,66 @@ def referenced(texts: Iterable[str]) -> set[tuple[str, str]]:
     return found
 
 
-def contains_revealed(value: Any) -> bool:
-    """Whether a rendered JSON value holds decrypted key material anywhere."""
+def contains_revealed(value: Any, texts: Iterable[str] = ()) -> bool:
+    """Whether a rendered JSON value holds decrypted key material anywhere.
+
+    ``texts`` are the values decrypted while rendering (``KeyNamespace.revealed``): a string that
+    contains one (a mixed template such as ``"pw={{ key.system.pw | decrypt_kv }}"``) counts too.
+    """
     if isinstance(value, Revealed):
         return True
+    if isinstance(value, str):
+        return any(text and text in value for text in texts)
     if isinstance(value, Mapping):
-        return any(contains_revealed(item) for item in value.values())
+        return any(contains_revealed(item, texts) for item in value.values())
     if isinstance(value, list | tuple):
-        return any(contains_revealed(item) for item in value)
+        return any(contains_revealed(item, texts) for item in value)
     return False
+
+
+def reveal_all(value: Any) -> Any:
+    """``value`` with every encrypted key opened (for ``secret: true`` parameters)."""
+    if isinstance(value, Sealed):
+        return decrypt_kv(value)
+    if isinstance(value, Mapping):
+        return {key: reveal_all(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [reveal_all(item) for item in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def split_revealed(
+    parameters: Mapping[str, Any], secret_names: Iterable[str], texts: Iterable[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(parameters to store, decrypted values)`` of rendered execution parameters.
+
+    Encrypted keys in ``secret_names`` parameters are opened; every parameter holding decrypted
+    material is masked in the first map and carried, in plain text, only in the second (which the
+    caller stores encrypted, like any secret parameter).
+    """
+    secret = set(secret_names)
+    opened = list(texts)
+    public: dict[str, Any] = {}
+    revealed: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if name in secret:
+            value = reveal_all(value)
+        if contains_revealed(value, opened):
+            revealed[name] = _plain(value)
+            public[name] = MASK
+        else:
+            public[name] = _plain(value)
+    return public, revealed
 
 
 class _Scope(Mapping[str, Any]):
@@ -118,6 +173,8 @@ class KeyNamespace(Mapping[str, Any]):
         """Wrap the loaded key values."""
         self._values = dict(values)
         self._opener = opener
+        #: Plain texts decrypted through this namespace (to keep them out of stored rows).
+        self.revealed: list[str] = []
 
     @property
     def known(self) -> list[tuple[str, str]]:
@@ -137,7 +194,10 @@ class KeyNamespace(Mapping[str, Any]):
     def _open(self, key: KeyValue) -> str:
         if self._opener is None:
             raise ValueError("encrypted keys cannot be decrypted here (no encryption key configured)")
-        return self._opener(key)
+        text = self._opener(key)
+        if text not in self.revealed:
+            self.revealed.append(text)
+        return text
 
     def __call__(self, path: str, decrypt: bool = False) -> Any:
         """``st2kv('system.name', decrypt=true)``."""

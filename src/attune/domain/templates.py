@@ -18,6 +18,7 @@ import jinja2
 import jinja2.sandbox
 from jinja2.exceptions import SecurityError
 
+from attune.domain import jinja_filters, keyrefs
 from attune.errors import ValidationFailed
 from attune.lru import LruCache
 
@@ -62,6 +63,8 @@ def _to_json(value: Any) -> Any:
         return None
     if isinstance(value, bool | int | float):
         return value
+    if isinstance(value, keyrefs.Sealed | keyrefs.Revealed):
+        return value  # key material keeps its marker (docs/rules.md "Keys in templates")
     if isinstance(value, str):
         return str(value)  # drops str subclasses such as Markup
     if isinstance(value, Mapping):
@@ -160,6 +163,7 @@ def _build_environment() -> _Environment:
     )
     env.filters["to_json"] = _compact_json
     env.filters["from_json"] = _from_json
+    jinja_filters.install(env.filters)  # StackStorm's filters and decrypt_kv
     # lipsum and friends have no use in automation parameters.
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)

@@ -154,6 +154,32 @@ class WorkflowSpec:
                         sources.append(task.name)
         return result
 
+    @cached_property
+    def template_texts(self) -> tuple[str, ...]:
+        """Every string a template may be in (inputs, conditions, publishes, vars, outputs)."""
+        texts: list[str] = []
+
+        def collect(value: Any) -> None:
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    collect(item)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    collect(item)
+
+        collect(self.vars)
+        collect(self.output_map)
+        collect(self.parameters)
+        for task in walk(self.tasks):
+            collect([task.input, task.when, task.with_items])
+            if task.retry is not None:
+                collect([task.retry.on_error, task.retry.when])
+            for transition in task.next:
+                collect([transition.when, [value for _, value in transition.publish]])
+        return tuple(texts)
+
     def entry_points(self, scope: str | None = None) -> list[str]:
         """Tasks with no inbound edge, at top level or inside parallel ``scope``.
 
