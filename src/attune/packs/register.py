@@ -70,15 +70,13 @@ async def register_pack(
     with ``fail_on_error`` the registration fails instead (422 listing every such file).
     """
     parsed = parse_pack_dir(path)
-    if fail_on_error and parsed.skipped:
-        raise PackFormatError("; ".join(parsed.skipped))
     async with runtime.db.transaction() as session:
         existing = await _by_ref(session, models.Pack, parsed.pack.ref)
         if existing is not None and not (force or allow_existing):
             raise Conflict(f"Pack '{parsed.pack.ref}' already exists. Use force=true to reinstall.")
         result = await _apply(session, parsed, existing, installation)
         if fail_on_error and result.skipped:
-            raise PackFormatError("; ".join(result.skipped))
+            raise PackFormatError("; ".join(result.skipped))  # the transaction rolls back
         runtime_names = await _environment_runtimes(session, result.pack.id)
         if runtime_names:
             enqueue(
