@@ -160,6 +160,12 @@ def rule_fields(doc: Mapping[str, Any], pack_ref: str) -> dict[str, Any]:
     raw_trigger, raw_action = doc.get("trigger"), doc.get("action")
     trigger: Mapping[str, Any] = raw_trigger if isinstance(raw_trigger, Mapping) else {}
     action: Mapping[str, Any] = raw_action if isinstance(raw_action, Mapping) else {}
+    trigger_type = str(trigger.get("type") or "")
+    if trigger_type.startswith("core.st2."):
+        raise Unsupported(
+            f"the StackStorm trigger {trigger_type} is not supported (use Attune's timers or webhooks); "
+            "rule skipped"
+        )
     fields: dict[str, Any] = {
         "trigger_ref": trigger.get("type"),
         "trigger_params": trigger.get("parameters") or {},
