@@ -349,8 +349,9 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
                 pack_dir=pack_dir,
                 env_dir=env_dir,
                 entrypoint=action.entrypoint,
-                # Pack actions may carry an inline shell command too (an entry point that is no file).
-                inline_allowed=True,
+                # A pack action's entry point with spaces is an inline shell command (docs/packs.md);
+                # a single word names a file, and a missing file stays a clear error.
+                inline_allowed=action.is_adhoc or any(ch.isspace() for ch in action.entrypoint.strip()),
             )
         except commands.CommandError as exc:
             raise PreparationError(f"Action execution failed: {exc}") from exc
