@@ -20,7 +20,8 @@ from typing import Any
 
 from attune.domain import keyrefs, params
 from attune.domain.templates import TemplateEngine, TemplateError, rfc3339
-from attune.workflow import expressions
+from attune.workflow import control, expressions, items
+from attune.workflow import outcome as ending
 from attune.workflow.events import (
     ACTIVE,
     Cancel,
@@ -71,7 +72,6 @@ __all__ = [
 
 
 _FAILED_OUTCOMES = frozenset({"failed", "timeout"})
-_RERUNNABLE = frozenset({"failed", "timeout", "cancelled"})
 _MAX_WARNINGS = 100
 
 
@@ -99,7 +99,7 @@ def start(
         max_runs=max_runs,
         started_at=rfc3339(now or datetime.now(UTC)),
     )
-    step = _Step(spec, state, engine, keys)
+    step = Step(spec, state, engine, keys)
     if spec.orquesta and not step.initial_context():
         step.settle()
         return state, step.commands
@@ -126,7 +126,7 @@ def advance(
     """
     if isinstance(event, Start):
         return start(spec, event.parameters, engine=engine, max_runs=state.max_runs, keys=keys)
-    step = _Step(spec, state, engine, keys)
+    step = Step(spec, state, engine, keys)
     if isinstance(event, Rerun):
         step.rerun(event.tasks)
     elif state.finished:
@@ -148,7 +148,7 @@ def advance(
 # -- one step --------------------------------------------------------------------------------------
 
 
-class _Step:
+class Step:
     """Applies one event to the state, collecting commands. Task records are plain dicts."""
 
     def __init__(
@@ -281,56 +281,10 @@ class _Step:
             self.run(name, None)
 
     def begin_items(self, name: str, task: TaskSpec, record: dict[str, Any]) -> None:
-        try:
-            raw = expressions.render(self.engine, task.with_items, self.context(record["trigger"]))
-        except TemplateError as exc:
-            self.complete(name, "failed", {"succeeded": False, "error": f"with_items: {exc.message}"})
-            return
-        items = raw if isinstance(raw, list) else [raw]
-        if task.batch_size:
-            size = task.batch_size
-            items = [items[start : start + size] for start in range(0, len(items), size)]
-        count = len(items)
-        record.update(
-            kind="items",
-            items=items,
-            next=0,
-            inflight=0,
-            done=0,
-            failed=0,
-            statuses=[None] * count,
-            results=[None] * count,
-            waiting=[],
-            redo=[],
-            item_attempts={},
-        )
-        self.state.journal.append(("items", name, None))
-        if not items:
-            self.finish_items(name)
-            return
-        self.refill(name)
+        items.begin(self, name, task, record)
 
     def refill(self, name: str) -> None:
-        """Start waiting items (lowest index first) until ``concurrency`` are in flight."""
-        record = self.state.tasks[name]
-        if self.state.status != "running" or record["status"] != "running":
-            return
-        task = self.spec.by_name[name]
-        count = len(record["items"])
-        limit = task.concurrency or count
-        redo: list[int] = record["redo"]
-        while record["inflight"] < limit:
-            if redo:
-                index = redo.pop(0)
-            elif record["next"] < count:
-                index = record["next"]
-                record["next"] += 1
-            else:
-                break
-            record["inflight"] += 1
-            self.run(name, index)
-        if record["done"] == count and record["status"] == "running":
-            self.finish_items(name)
+        items.refill(self, name)
 
     def run(self, name: str, index: int | None) -> None:
         """Emit RunTask for a task (or one item) with its input rendered now."""
@@ -353,7 +307,7 @@ class _Step:
             attempt = record["item_attempts"].get(str(index), 0) + 1
             if task.retry is not None:
                 record["item_attempts"][str(index)] = attempt
-            item = _named_item(record["items"][index], task.item_names)
+            item = items.named_item(record["items"][index], task.item_names)
             context = expressions.with_item(context, item, index, orquesta=self.spec.orquesta)
         try:
             rendered = expressions.render(self.engine, task.input, context)
@@ -460,29 +414,10 @@ class _Step:
             self.run(name, index)
 
     def item_done(self, name: str, index: int, status: str, result: Any) -> None:
-        record = self.state.tasks[name]
-        record["statuses"][index] = status
-        record["results"][index] = result
-        self.state.journal.append(("item", name, index))
-        record["inflight"] -= 1
-        record["done"] += 1
-        if status in _FAILED_OUTCOMES:
-            record["failed"] += 1
+        items.item_done(self, name, index, status, result)
 
     def finish_items(self, name: str) -> None:
-        record = self.state.tasks[name]
-        statuses, results = record["statuses"], record.pop("results")
-        aggregate: Any = {
-            "results": [
-                {"index": index, "status": statuses[index], "output": results[index]}
-                for index in range(len(statuses))
-            ],
-            "total": len(statuses),
-        }
-        if self.spec.orquesta:
-            aggregate = list(results)  # Orquesta: result() of a with-items task is the item results
-        # §7.3 step 4: a cancelled item does not fail the task.
-        self.complete(name, "failed" if record["failed"] else "completed", aggregate)
+        items.finish_items(self, name)
 
     def close_parallel(self, name: str) -> None:
         """Finish parallel task ``name`` once none of its sub-tasks is active."""
@@ -521,7 +456,7 @@ class _Step:
             fired = fired or not self.spec.orquesta or bool(transition.do)
             for var, template in transition.publish:
                 try:
-                    state.vars[var] = _kept(expressions.render(self.engine, template, context))
+                    state.vars[var] = ending.kept(expressions.render(self.engine, template, context))
                 except TemplateError as exc:
                     if self.spec.orquesta:
                         self.engine_error(name, f"next[{position}] publish {var!r}: {exc.message}")
@@ -592,119 +527,16 @@ class _Step:
     # -- control -----------------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        state = self.state
-        state.status = "canceling"
-        state.queued.clear()
-        running: list[tuple[str, int | None]] = []
-        for name, record in state.tasks.items():
-            if record["status"] not in ACTIVE:
-                continue
-            kind = record.get("kind")
-            if kind == "items" and record["status"] == "running":
-                idle = set(record["waiting"]) | set(record["redo"])
-                for index in record["waiting"]:
-                    self.item_done(name, index, "cancelled", None)
-                record["waiting"], record["redo"] = [], []
-                running.extend(
-                    (name, index)
-                    for index in range(record["next"])
-                    if record["statuses"][index] is None and index not in idle
-                )
-            elif kind != "parallel" and record["status"] == "running":
-                running.append((name, None))
-            elif kind != "parallel":
-                record["status"] = "cancelled"
-        if running:
-            self.commands.append(CancelTasks(running))
+        control.cancel(self)
 
     def pause(self) -> None:
-        if self.state.status == "running":
-            self.state.status = "pausing"
+        control.pause(self)
 
     def resume(self) -> None:
-        state = self.state
-        if state.status not in ("paused", "pausing"):
-            return
-        state.status = "running"
-        queued, state.queued = state.queued, []
-        for name, index, kind in queued:
-            record = state.tasks.get(name)
-            if record is None:
-                continue
-            if kind == "begin":
-                self.begin(name)
-            else:
-                if index is not None and index in record.get("waiting", []):
-                    record["waiting"].remove(index)
-                self.run(name, index)
-        for name, record in list(state.tasks.items()):
-            if record.get("kind") == "items" and record["status"] == "running":
-                self.refill(name)
+        control.resume(self)
 
     def rerun(self, names: list[str] | None) -> None:
-        state = self.state
-        if state.status not in ("failed", "cancelled"):
-            return
-        failed = [
-            name
-            for name, record in state.tasks.items()
-            if self.spec.parent_of.get(name) is None and record["status"] in _RERUNNABLE
-        ]
-        if names is None:
-            chosen = failed
-        else:
-            # A task inside a parallel block re-runs through its top-level ancestor.
-            wanted = {self.top_level(name) for name in names if name in self.spec.by_name}
-            chosen = [name for name in failed if name in wanted]
-        if not chosen:
-            return
-        state.status = "running"
-        state.result = None
-        state.errors = [error for error in state.errors if error["task"] not in chosen]
-        # Transitions held from a run that is about to be replaced belong to that old run.
-        held = [entry for entry in state.held if self.top_level(str(entry[1])) not in chosen]
-        state.held = []
-        for name in chosen:
-            self.rerun_task(name)
-        if state.errors:
-            state.held.extend(held)
-        else:
-            for target, source in held:
-                self.arrive(target, source)
-
-    def top_level(self, name: str) -> str:
-        """The outermost task enclosing ``name`` (``name`` itself outside parallel blocks)."""
-        while (parent := self.spec.parent_of.get(name)) is not None:
-            name = parent
-        return name
-
-    def rerun_task(self, name: str) -> None:
-        """Run a failed task again; a with_items task re-runs only its unsuccessful items."""
-        record = self.state.tasks[name]
-        if record.get("kind") != "items" or "items" not in record:
-            record["status"] = "failed"  # not active, so schedule() replaces the record
-            self.schedule(name, record.get("trigger"))
-            return
-        if "results" not in record:
-            done = record["result"]
-            record["results"] = (
-                list(done) if isinstance(done, list) else [entry.get("output") for entry in done["results"]]
-            )
-        statuses, results = record["statuses"], record["results"]
-        redo = [index for index in range(record["next"]) if statuses[index] != "completed"]
-        for index in redo:
-            statuses[index] = None
-            results[index] = None
-            record["item_attempts"].pop(str(index), None)
-            self.state.journal.append(("item", name, index))
-        record.update(status="running", done=record["next"] - len(redo), failed=0, inflight=0, waiting=[])
-        record["redo"] = redo
-        record.pop("result", None)
-        record.pop("error", None)
-        self.state.runs += 1
-        self.refill(name)
-
-    # -- the end -----------------------------------------------------------------------------------
+        control.rerun(self, names)
 
     def settle(self) -> None:
         """Emit Paused/Finish when the step left nothing running (or nothing left to do)."""
@@ -724,92 +556,4 @@ class _Step:
                 self.finish("failed" if state.errors else "completed")
 
     def finish(self, status: str) -> None:
-        state = self.state
-        if self.spec.orquesta and status != "cancelled":
-            for target, arrived in state.pending_joins.items():
-                if arrived:  # Orquesta's UnreachableJoinError
-                    self.engine_error(
-                        target, f"the join task '{target}' is partially satisfied but unreachable"
-                    )
-            status = "failed" if state.errors else status
-        output = self.render_output(status)
-        if self.spec.orquesta and status == "completed" and state.errors:
-            status = "failed"  # an output that cannot be rendered fails an Orquesta workflow
-        result: dict[str, Any] = {"succeeded": status == "completed", "output": output}
-        error: str | None = None
-        if status == "failed":
-            result["errors"] = self.error_entries()
-            names = list(dict.fromkeys(str(entry["task"]) for entry in state.errors))
-            error = f"Workflow failed: {len(names)} task(s) failed: {', '.join(names)}"
-            result["error"] = error
-            result["failed_tasks"] = names
-        elif status == "cancelled":
-            error = "Workflow cancelled"
-            result["error"] = error
-        state.status = status
-        state.result = result
-        self.commands.append(Finish(status, result, error))
-
-    def render_output(self, status: str) -> dict[str, Any]:
-        """``output_map`` rendered (also on failure); Orquesta entries see the earlier ones."""
-        output: dict[str, Any] = {}
-        if status == "cancelled" or not self.spec.output_map:
-            return output
-        variables = dict(self.state.vars)
-        context = self.context(None)
-        for key, template in self.spec.output_map.items():
-            try:
-                output[key] = _kept(expressions.render(self.engine, template, context))
-            except TemplateError as exc:
-                if self.spec.orquesta and status == "completed":
-                    self.engine_error(key, f"output.{key}: {exc.message}")
-                else:
-                    self.warn(f"output_map.{key} failed: {exc.message}")
-                continue
-            if self.spec.orquesta:
-                variables[key] = output[key]
-                context = expressions.build_context(
-                    parameters=self.state.parameters,
-                    variables=variables,
-                    tasks=self.state.tasks,
-                    outcome=None,
-                    started_at=self.state.started_at,
-                    orquesta=True,
-                    keys=self.keys,
-                )
-        return output
-
-    def error_entries(self) -> list[dict[str, Any]]:
-        """Orquesta's ``errors``: each failed task with its result, then the workflow's own errors."""
-        entries: list[dict[str, Any]] = [
-            {
-                "type": "error",
-                "message": "Execution failed. See result for details.",
-                "task_id": name,
-                "result": record.get("result"),
-            }
-            for name, record in self.state.tasks.items()
-            if record.get("status") in _FAILED_OUTCOMES
-        ]
-        entries.extend(
-            {"type": "error", "message": str(entry["error"]), "task_id": str(entry["task"])}
-            for entry in self.state.errors
-            if entry.get("engine")
-        )
-        return entries
-
-
-def _named_item(item: Any, names: list[str] | None) -> Any:
-    """Orquesta's ``x, y in <% zip(…) %>``: a list item becomes ``{x: …, y: …}``."""
-    if not names:
-        return item
-    if isinstance(item, list | tuple):
-        return dict(zip(names, item, strict=False))
-    return {names[0]: item} if len(names) == 1 else item
-
-
-def _kept(value: Any) -> Any:
-    """A value stored in the workflow's state: decrypted key material is never kept in it."""
-    if keyrefs.contains_revealed(value):
-        return "********"
-    return value
+        ending.finish(self, status)

@@ -163,6 +163,9 @@ _FILTER_FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+_NO_KEYS = keyrefs.KeyNamespace({})
+"""Templates of a workflow that names no key see an empty key namespace."""
+
 #: Orquesta's task status names for the conductor's (``task_status()`` in Orquesta workflows).
 _ORQUESTA_STATUS = {
     "completed": "succeeded",
@@ -222,7 +225,7 @@ def build_context(
         record = tasks.get(name) or {}
         return {"id": name, "name": name, "status": task_status(name), "result": record.get("result")}
 
-    namespace = keys if keys is not None else keyrefs.KeyNamespace({})
+    namespace = keys if keys is not None else _NO_KEYS
     context: dict[str, Any] = dict(_FILTER_FUNCTIONS)
     context.update(variables)
     context.update(
