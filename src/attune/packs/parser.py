@@ -34,7 +34,7 @@ from attune.packs.manifest import (
     TriggerSpec,
     WorkflowFileSpec,
 )
-from attune.packs.st2_parse import st2_action, st2_sensor
+from attune.packs.st2_parse import st2_action, st2_config_schema, st2_sensor
 from attune.packs.yamlfields import Fields, PackFormatError, PackNotFoundError, load_yaml, type_name
 
 __all__ = [
@@ -197,7 +197,7 @@ class _PackParser:
             f.fail("missing required field 'version'")
         if not refs.is_semver(version):
             f.fail(f"version must be a semantic version MAJOR.MINOR.PATCH (got {version!r})")
-        conf_schema = f.schema("conf_schema") or self.st2_config_schema()
+        conf_schema = f.schema("conf_schema") or st2_config_schema(self.dir)
         # Defaults first, so a required setting that has a default is not reported missing.
         config = params.apply_defaults(f.mapping("config"), conf_schema)
         try:
@@ -336,18 +336,6 @@ class _PackParser:
             enabled=f.boolean("enabled", True),
             param_schema=f.schema("parameters"),
             out_schema=f.schema("output"),
-        )
-
-    def st2_config_schema(self) -> JsonObject:
-        """st2 packs describe their configuration in ``config.schema.yaml`` (same flat format)."""
-        path = self.dir / "config.schema.yaml"
-        if not path.is_file():
-            return {}
-        return (
-            Fields("config.schema.yaml", {"conf_schema": load_yaml(path, "config.schema.yaml")}).schema(
-                "conf_schema"
-            )
-            or {}
         )
 
     def parse_action(self, path: Path) -> ActionSpec | WorkflowFileSpec:

@@ -16,9 +16,18 @@ from attune.packs.yamlfields import Fields, load_yaml
 if TYPE_CHECKING:
     from attune.packs.parser import _PackParser
 
-__all__ = ["st2_action", "st2_sensor"]
+__all__ = ["st2_action", "st2_config_schema", "st2_sensor"]
 
 MAX_WORKFLOW_BYTES = 1024 * 1024
+
+
+def st2_config_schema(pack_dir: Path) -> dict[str, Any]:
+    """st2 packs describe their configuration in ``config.schema.yaml`` (the same flat format)."""
+    path = pack_dir / "config.schema.yaml"
+    if not path.is_file():
+        return {}
+    document = {"conf_schema": load_yaml(path, "config.schema.yaml")}
+    return Fields("config.schema.yaml", document).schema("conf_schema") or {}
 
 
 def st2_action(parser: _PackParser, f: Fields, path: Path) -> ActionSpec | WorkflowFileSpec:
