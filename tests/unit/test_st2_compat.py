@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from attune import st2compat
+from attune.cli import pack_index
 from attune.domain import keyrefs
 from attune.domain.criteria import matches
 from attune.domain.templates import TemplateEngine
@@ -176,3 +177,9 @@ def test_decrypted_values_are_split_from_stored_parameters() -> None:
     public, revealed = keyrefs.split_revealed(rendered, {"secret_param"}, namespace.revealed)
     assert public == {"auth": "********", "secret_param": "********", "other": "x"}
     assert revealed == {"auth": "user:plain-pw", "secret_param": "plain-pw"}
+
+
+def test_the_cli_reads_a_stackstorm_pack_yaml(tmp_path: Path) -> None:
+    """Before: "'ref' field not found in pack.yaml" for StackStorm's own examples pack."""
+    (tmp_path / "pack.yaml").write_text("name: examples\nversion: 1.0.0\ndescription: st2 examples\n")
+    assert pack_index.read_pack_yaml(tmp_path)["ref"] == "examples"
