@@ -177,7 +177,7 @@ async def _keys_for(
     session: AsyncSession, spec: WorkflowSpec, execution: Execution, ctx: WorkflowContext
 ) -> keyrefs.KeyNamespace | None:
     """The keys the workflow's templates may read: its own pack's and its runner's (docs/rules.md)."""
-    if not any("key" in text or "st2kv" in text for text in spec.template_texts):
+    if not keyrefs.referenced(spec.template_texts):
         return None
     action = await session.get(Action, execution.action) if execution.action is not None else None
     return await template_keys.namespace_for(
