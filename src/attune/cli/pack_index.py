@@ -54,6 +54,8 @@ def read_pack_yaml(directory: Path) -> dict[str, Any]:
         raise CliError(f"{manifest} is not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):
         raise CliError(f"{manifest} must contain a mapping")
+    if not doc.get("ref") and isinstance(doc.get("name"), str):
+        doc = {**doc, "ref": doc["name"]}  # a StackStorm pack: its name is its ref
     for key in ("ref", "version"):
         if not doc.get(key):
             raise CliError(f"'{key}' field not found in pack.yaml")

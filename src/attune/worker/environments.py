@@ -80,9 +80,13 @@ def needs_environment(config: Mapping[str, Any], pack_dir: Path) -> bool:
     True when the config declares an environment other than ``none``, or when the pack contains the
     config's dependency manifest.
     """
+    manifest = commands.manifest_path(config, pack_dir)
+    if isinstance(config, Mapping) and config.get("st2"):
+        # StackStorm packs get a virtualenv only for their requirements.txt; the runner shim
+        # itself needs nothing beyond the standard library.
+        return manifest is not None and manifest.is_file()
     if _env_type(config) is not None:
         return True
-    manifest = commands.manifest_path(config, pack_dir)
     return manifest is not None and manifest.is_file()
 
 

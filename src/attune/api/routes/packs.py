@@ -21,6 +21,7 @@ from attune.api.schemas.packs import (
     ComponentCounts,
     CreatePack,
     FailedPackRegistration,
+    PackRegisterResponse,
     PackResponse,
     PackSummary,
     RegisteredPack,
@@ -123,18 +124,23 @@ async def create_pack(body: CreatePack, runtime: RuntimeDep) -> Data[PackRespons
 
 
 @router.post("/packs/register", status_code=201)
-async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackResponse]:
+async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackRegisterResponse]:
     """Register a pack directory on the server in place (packs.md §11.3).
 
     A relative ``path`` is resolved against the server's working directory, then against
     ``packs_base_dir``. An existing ref needs ``force``; re-registering is an idempotent upsert
-    that keeps ids and ad-hoc rules and removes components the pack no longer ships.
+    that keeps ids and ad-hoc rules and removes components the pack no longer ships. Files that
+    cannot be loaded are skipped and listed in ``warnings`` (``fail_on_error`` refuses instead).
     """
     path = resolve_pack_path(body.path, runtime.settings.packs_base_dir)
     if path is None:
         raise BadRequest(f"Pack directory does not exist: {body.path}")
-    result = await register_pack(runtime, path, force=body.force, skip_tests=body.skip_tests)
-    return Data(data=await _pack_response(runtime, result.pack.id), message="Pack registered successfully")
+    result = await register_pack(
+        runtime, path, force=body.force, skip_tests=body.skip_tests, fail_on_error=body.fail_on_error
+    )
+    pack = await _pack_response(runtime, result.pack.id)
+    response = PackRegisterResponse(**pack.model_dump(), warnings=result.warnings)
+    return Data(data=response, message="Pack registered successfully")
 
 
 @router.post("/packs/register-batch")
@@ -152,7 +158,9 @@ async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[Regis
         try:
             if path is None:
                 raise BadRequest(f"Pack directory does not exist: {raw}")
-            result = await register_pack(runtime, path, force=body.force, skip_tests=body.skip_tests)
+            result = await register_pack(
+                runtime, path, force=body.force, skip_tests=body.skip_tests, fail_on_error=body.fail_on_error
+            )
         except AttuneError as exc:
             failed.append(FailedPackRegistration(pack_path=raw, error=exc.message))
             continue
@@ -168,6 +176,7 @@ async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[Regis
                 pack_version=result.pack.version,
                 storage_path=str(path),
                 components_registered=ComponentCounts(**counts),
+                warnings=result.warnings,
             )
         )
     summary = RegisterPacksSummary(

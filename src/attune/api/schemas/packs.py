@@ -73,6 +73,20 @@ class RegisterPack(RequestModel):
     )
     skip_tests: bool = False
     force: bool = False
+    fail_on_error: bool = Field(
+        default=False,
+        description="Refuse the pack (422) instead of skipping files it cannot load (for CI)",
+    )
+
+
+class PackRegisterResponse(PackResponse):
+    """``POST /packs/register``: the pack, plus the files that were skipped and why."""
+
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="One line per problem: the file, what was skipped and why (unsupported "
+        "StackStorm content, a workflow that does not validate, an unknown runner)",
+    )
 
 
 class RegisterPacks(RequestModel):
@@ -83,6 +97,7 @@ class RegisterPacks(RequestModel):
     skip_validation: bool = Field(default=False, description="Ignored")
     skip_tests: bool = False
     force: bool = False
+    fail_on_error: bool = Field(default=False, description="Refuse packs with files that cannot be loaded")
 
 
 class ComponentCounts(ApiModel):
@@ -107,6 +122,7 @@ class RegisteredPack(ApiModel):
     components_registered: ComponentCounts
     test_result: dict[str, Any] | None = None
     validation_results: ValidationResults = Field(default_factory=ValidationResults)
+    warnings: list[str] = Field(default_factory=list, description="Files skipped and why")
 
 
 class FailedPackRegistration(ApiModel):
