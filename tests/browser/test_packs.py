@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
+import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -13,6 +15,26 @@ from attune.testing.deployment import Deployment
 from tests.browser.conftest import TEST_PACK, login
 
 pytestmark = pytest.mark.slow
+
+
+def _retarget(pack: Path, old: str, new: str) -> None:
+    """Rename a copied pack: its ref and every component ref."""
+    for path in pack.rglob("*.yaml"):
+        path.write_text(
+            path.read_text().replace(f"ref: {old}\n", f"ref: {new}\n").replace(f"{old}.", f"{new}.")
+        )
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, env={**os.environ, **env}
+    )
 
 
 def api_get_pack(page: Page) -> dict[str, object]:
@@ -64,11 +86,7 @@ def test_register_a_pack_with_skip_tests_then_install_from_git_with_a_ref(
 ) -> None:
     target = server.workdir / "regpack"
     shutil.copytree(TEST_PACK, target)
-    (target / "pack.yaml").write_text(
-        (target / "pack.yaml").read_text().replace("ref: uitest", "ref: regpack")
-    )
-    for path in target.rglob("*.yaml"):
-        path.write_text(path.read_text().replace("uitest.", "regpack."))
+    _retarget(target, "uitest", "regpack")
     login(page, "/packs")
     page.get_by_role("button", name="New Pack ▾").click()
     page.get_by_role("button", name="Register from Filesystem").click()
@@ -80,12 +98,30 @@ def test_register_a_pack_with_skip_tests_then_install_from_git_with_a_ref(
         "Pack 'UI Test Pack' registered successfully! Tests were skipped."
     )
     page.wait_for_url("**/packs/regpack")
+    tests = page.get_by_test_id("pack-tests")
+    expect(tests).to_contain_text("No test runs yet.")
+    page.get_by_role("button", name="Run Tests").click()
+    expect(tests.get_by_role("alert")).to_contain_text("test")  # the server's reason, e.g. no configuration
 
+    # Install from a git repository at a tag: the tag's version is installed, not the branch head.
+    repo = server.workdir / "gitpack-src"
+    shutil.copytree(target, repo)
+    _retarget(repo, "regpack", "gitpack")
+    manifest = repo / "pack.yaml"
+    manifest.write_text(manifest.read_text().replace('version: "1.0.0"', 'version: "1.2.0"'))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "v1.2.0")
+    _git(repo, "tag", "v1.2.0")
+    manifest.write_text(manifest.read_text().replace('version: "1.2.0"', 'version: "2.0.0"'))
+    _git(repo, "commit", "-q", "-am", "v2")
     page.goto("/packs/install")
-    page.fill("input[name=path]", "https://example.invalid/packs/thing.git")
+    page.fill("input[name=path]", f"file://{repo}")
     page.fill("input[name=ref_spec]", "v1.2.0")
+    page.check("input[name=skip_tests]")
     with page.expect_request(lambda r: r.url.endswith("/api/v1/packs/install")) as request:
         page.get_by_role("button", name="Install").click()
     assert request.value.post_data_json["ref_spec"] == "v1.2.0"
-    # This server cannot fetch git sources yet: its message is shown as it is.
-    expect(page.get_by_role("alert")).to_contain_text(re.compile("not supported", re.I))
+    expect(page.get_by_role("status")).to_contain_text("installed successfully", timeout=30_000)
+    page.wait_for_url("**/packs/gitpack")
+    expect(page.get_by_text("1.2.0", exact=True)).to_be_visible()

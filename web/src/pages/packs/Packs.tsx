@@ -8,6 +8,7 @@ import { Card, ConfirmModal, ErrorBox, InfoRow, JsonBlock, PageHeader, Pill, Spi
 import { flatten } from "@/components/schema";
 import { usePermissions } from "@/auth/permissions";
 import { useDelete } from "@/lib/useDelete";
+import { PackTests } from "./PackTests";
 import { dateTime } from "@/lib/format";
 
 function NewPackMenu() {
@@ -92,6 +93,7 @@ function PackDetail({ packRef }: { packRef: string }) {
               ))}
             </div>
           </Card>
+          <PackTests packRef={p.ref} canRun={can("packs", "update", { pack: p.ref })} />
           {Object.keys(p.meta ?? {}).length > 0 && <Card title="Metadata"><JsonBlock value={p.meta} /></Card>}
         </div>
         <QuickActions>
