@@ -30,7 +30,16 @@ from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
-from attune.worker import commands, context, environments, output, params, process, versions
+from attune.worker import (
+    commands,
+    context,
+    environments,
+    output,
+    params,
+    process,
+    redaction,
+    versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +224,7 @@ class _Loaded:
     version_rows: list[dict[str, Any]]
     rule_ref: str | None
     trigger_ref: str | None
-    key_secrets: dict[str, str]
+    keys: context.KeyValues
 
 
 async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
@@ -247,8 +256,8 @@ async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
             enforcement = await session.get(Enforcement, execution.enforcement)
             if enforcement is not None:
                 rule_ref, trigger_ref = enforcement.rule_ref, enforcement.trigger_ref
-        key_secrets = await context.load_key_secrets(session, action, runtime.secrets)
-    return _Loaded(action, runtime_row, version_rows, rule_ref, trigger_ref, key_secrets)
+        keys = await context.load_key_secrets(session, action, runtime.secrets)
+    return _Loaded(action, runtime_row, version_rows, rule_ref, trigger_ref, keys)
 
 
 async def _runtime_for(session: AsyncSession, action: Action) -> RuntimeRow | None:
@@ -381,12 +390,13 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
             argv=command.argv,
             cwd=command.cwd,
             env=env,
-            stdin=params.build_stdin(params_text, delivery=delivery, secrets=loaded.key_secrets),
+            stdin=params.build_stdin(params_text, delivery=delivery, secrets=loaded.keys.values),
             timeout=timeout,
             max_stdout=settings.worker.max_stdout_bytes,
             max_stderr=settings.worker.max_stderr_bytes,
             log_dir=log_dir_for(runtime, execution.id),
-            redact=process.secret_strings({**secret_params, **_prefixed(loaded.key_secrets)}),
+            # Only secrets are masked: secret parameters and encrypted keys, never plain keys.
+            redact=redaction.secret_strings({**secret_params, **_prefixed(loaded.keys.secrets)}),
         )
     except BaseException:
         if param_file is not None:
