@@ -34,6 +34,7 @@ from attune.worker import (
     commands,
     context,
     environments,
+    interpreters,
     output,
     params,
     process,
@@ -285,6 +286,7 @@ def _version_dict(row: RuntimeVersion) -> dict[str, Any]:
         "available": row.available,
         "is_default": row.is_default,
         "execution_config": row.execution_config,
+        "distributions": row.distributions,
     }
 
 
@@ -303,7 +305,9 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
     if loaded.version_rows:
         choice = versions.select_version(loaded.version_rows, action.runtime_version_constraint)
         if choice is not None:
-            config, version = choice.execution_config, choice.version
+            version = choice.version
+            # ``node20`` may not exist where ``node`` is Node.js 20: run what verification found.
+            config = await interpreters.resolve(choice.execution_config, choice.distributions)
         else:
             log.warning(
                 "no available version of runtime %s matches %r for %s; using the runtime's own config",
