@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click import core as click_core
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from attune import __version__
 from attune.cli.errors import CliError
-from attune.cli.state import State, configure_logging
+from attune.cli.state import State, activate, configure_logging
 
 CLIENT_PANEL = "Client commands (talk to an Attune server)"
 
@@ -45,7 +44,7 @@ class OutputFormat(StrEnum):
     yaml = "yaml"
 
 
-def _option_arity(command: click_core.Command) -> dict[str, bool]:
+def _option_arity(command: TyperCommand | TyperGroup) -> dict[str, bool]:
     """Option name -> takes a value, for one command's own options."""
     names: dict[str, bool] = {}
     for param in command.params:
@@ -60,7 +59,7 @@ def hoist_global_options(root: TyperGroup, args: list[str]) -> list[str]:
     """Move global options that follow the command path to the front of ``args``."""
     hoisted: list[str] = []
     rest: list[str] = []
-    command: click_core.Command = root
+    command: TyperCommand | TyperGroup = root
     own = _option_arity(root)
     i = 0
     while i < len(args):
@@ -86,7 +85,7 @@ def hoist_global_options(root: TyperGroup, args: list[str]) -> list[str]:
         rest.append(token)
         if isinstance(command, TyperGroup):
             sub = command.commands.get(token)
-            if sub is not None:
+            if isinstance(sub, TyperCommand | TyperGroup):
                 command = sub
                 own = _option_arity(sub)
         i += 1
@@ -96,10 +95,11 @@ def hoist_global_options(root: TyperGroup, args: list[str]) -> list[str]:
 class AttuneGroup(TyperGroup):
     """The root group: global options anywhere, and client errors as one line with exit 1."""
 
-    def parse_args(self, ctx: click_core.Context, args: list[str]) -> list[str]:
+    # ``ctx`` is typer's (vendored, private) click context base class; typed loosely on purpose.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, list(args)))
 
-    def invoke(self, ctx: click_core.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except CliError as exc:
@@ -156,6 +156,7 @@ def root_callback(
     state.output_flag = "json" if as_json else "yaml" if as_yaml else (output.value if output else None)
     state.verbose = verbose
     ctx.obj = state
+    activate(state)
     ctx.call_on_close(state.close)
     configure_logging(verbose)
 
