@@ -380,3 +380,13 @@ async def test_workflow_and_inquiry_commands(logged_in: Cli) -> None:
     assert answered.exit_code == 0, answered.output
     data = await logged_in.json("inquiry", "show", str(inquiry["id"]))
     assert data["status"] == "responded" and data["response"] == {"approved": True}
+
+
+async def test_execution_rerun_passes_new_parameters(logged_in: Cli) -> None:
+    await _pack_with_action(logged_in)
+    first = await logged_in.json("run", "demo.greet", "name=a", "n=1", "--async")
+    again = await logged_in.json("execution", "rerun", str(first["id"]), "n=2", "--async")
+    assert again["config"] == {"name": "a", "n": 2}
+    assert again["original_execution"] == first["id"]
+    same = await logged_in.json("execution", "rerun", str(first["id"]), "--async")
+    assert same["config"] == {"name": "a", "n": 1}

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from attune.cli.common import EXECUTION_TERMINAL, confirm
+from attune.cli.common import EXECUTION_TERMINAL, confirm, parse_pairs
 from attune.cli.errors import CliError
 from attune.cli.output import Printer, status_text
 from attune.cli.state import State, current
@@ -198,12 +198,19 @@ def cancel(
 @app.command()
 def rerun(
     execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    params: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[KEY=VALUE]...", help="Parameters to change (the others are kept)."),
+    ] = None,
     no_wait: Annotated[bool, typer.Option("--async", help="Return the new execution id at once.")] = False,
     timeout: Annotated[int, typer.Option("--timeout", min=1, help="Seconds to wait.")] = 300,
 ) -> None:
-    """Run an execution's action again with the same parameters; waits like ``attune run``."""
+    """Run an execution's action again with the same parameters, changing those given as
+    KEY=VALUE; waits like ``attune run``."""
     state = current()
-    data = state.client.post(f"/executions/{execution_id}/rerun", {})
+    changes = parse_pairs(params or [])
+    body = {"parameters": changes} if changes else {}
+    data = state.client.post(f"/executions/{execution_id}/rerun", body)
     finish(state, data, wait=not no_wait, timeout=timeout)
 
 
