@@ -23,6 +23,7 @@ from attune.api.schemas.packs import (
     FailedPackRegistration,
     InstallPack,
     PackInstallResponse,
+    PackRegisterResponse,
     PackResponse,
     PackSummary,
     RegisteredPack,
@@ -131,7 +132,7 @@ async def _install_tree(
     skip_deps: bool,
     installation: dict[str, Any],
 ) -> int:
-    """Place the pack at ``root`` under ``{packs_base_dir}/{ref}`` and register it; return its id.
+    """Place the pack at ``root`` under ``{installed_packs_dir}/{ref}`` and register it; return its id.
 
     The previous directory of a reinstalled pack is restored when registration fails.
     """
@@ -139,7 +140,7 @@ async def _install_tree(
     ref = parsed.pack.ref
     if not skip_deps:
         await _check_dependencies(runtime, parsed.pack.dependencies)
-    base = runtime.settings.packs_base_dir
+    base = runtime.settings.install_dir
     target = (base / ref).absolute()
     if not force:
         async with runtime.db.session() as session:
@@ -229,7 +230,7 @@ async def create_pack(body: CreatePack, runtime: RuntimeDep) -> Data[PackRespons
 
 
 @router.post("/packs/register", status_code=201)
-async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackResponse]:
+async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackRegisterResponse]:
     """Register a pack directory on the server in place (packs.md §11.3).
 
     A relative ``path`` is resolved against the server's working directory, then against
@@ -240,7 +241,11 @@ async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackResponse
     if path is None:
         raise BadRequest(f"Pack directory does not exist: {body.path}")
     result = await register_pack(runtime, path, force=body.force, skip_tests=body.skip_tests)
-    return Data(data=await _pack_response(runtime, result.pack.id), message="Pack registered successfully")
+    pack = await _pack_response(runtime, result.pack.id)
+    # No pack test runs during registration yet (see the warning register_pack logs), so the
+    # tests were skipped whatever the request asked; ``test_result`` stays null.
+    data = PackRegisterResponse(**pack.model_dump(), pack=pack, tests_skipped=True)
+    return Data(data=data, message="Pack registered successfully")
 
 
 @router.post("/packs/register-batch")
@@ -297,7 +302,8 @@ async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[Regis
 async def install(body: InstallPack, claims: ClaimsDep, runtime: RuntimeDep) -> Data[PackInstallResponse]:
     """Install a pack from a local directory or a local ``.tar.gz`` on the server.
 
-    The pack is copied to ``{packs_base_dir}/{ref}`` (replacing an existing copy) and registered
+    The pack is copied to ``{installed_packs_dir}/{ref}`` (default ``{data_dir}/packs``, replacing
+    an existing copy) and registered
     with force, so ad-hoc rules survive. Unless ``skip_deps``, every pack named in
     ``dependencies`` must already be installed. Git, remote archive and registry sources answer
     400 for now.
@@ -333,8 +339,9 @@ async def _install_archive(
     skip_tests: bool,
     skip_deps: bool,
 ) -> int:
-    """Extract ``file`` in a staging directory under packs_base_dir and install the pack in it."""
-    base = runtime.settings.packs_base_dir
+    """Extract ``file`` in a staging directory under installed_packs_dir and install the pack in it."""
+    base = runtime.settings.install_dir
+    base.mkdir(parents=True, exist_ok=True)
     with archive.staging_dir(base) as stage:
         checksum = await asyncio.to_thread(archive.sha256_file, file)
         extracted = stage / "extracted"
@@ -357,27 +364,35 @@ async def _install_archive(
 async def upload(
     claims: ClaimsDep,
     runtime: RuntimeDep,
-    file: UploadFile = File(description="A .tar.gz of a pack directory (files at the root or in one folder)"),
+    file: UploadFile | None = File(
+        None, description="A .tar.gz of a pack directory (files at the root or in one folder)"
+    ),
+    pack: UploadFile | None = File(None, description="The same as `file` (what Attune's own clients send)"),
     force: bool = Form(False, description="Replace an installed pack with the same ref"),
     skip_tests: bool = Form(False, description="Do not run the pack's tests"),
 ) -> Data[PackResponse]:
     """Attune extension: upload a pack archive and install it (multipart/form-data).
 
-    Form fields: ``file`` (a ``.tar.gz`` whose pack files sit at the archive root or inside one
-    top-level directory, at most 100 MiB), ``force`` and ``skip_tests`` (booleans, default false).
-    The archive is extracted safely (no absolute paths, ``..``, outside links or device files),
-    moved to ``{packs_base_dir}/{ref}`` and registered with installation metadata
+    Form fields: ``file`` or ``pack`` (a ``.tar.gz`` whose pack files sit at the archive root or
+    inside one top-level directory, at most 100 MiB), ``force`` and ``skip_tests`` (booleans,
+    default false). The archive is extracted safely (no absolute paths, ``..``, outside links or
+    device files), moved to ``{installed_packs_dir}/{ref}`` (default ``{data_dir}/packs``, never
+    the source checkout) and registered with installation metadata
     (``source_type = local_archive``, the archive's SHA-256, the uploader). An existing ref
-    without ``force`` gives 409; an unreadable or unsafe archive gives 400.
+    without ``force`` gives 409; an unreadable or unsafe archive or no file gives 400.
     """
-    base = runtime.settings.packs_base_dir
+    sent = file or pack
+    if sent is None:
+        raise BadRequest("No pack archive: send it in the multipart field 'file' (or 'pack')")
+    base = runtime.settings.install_dir
+    base.mkdir(parents=True, exist_ok=True)
     with archive.staging_dir(base) as stage:
         saved = stage / "upload.tar.gz"
-        await asyncio.to_thread(archive.copy_stream, file.file, saved, max_bytes=MAX_ARCHIVE_BYTES)
+        await asyncio.to_thread(archive.copy_stream, sent.file, saved, max_bytes=MAX_ARCHIVE_BYTES)
         pack_id = await _install_archive(
             runtime,
             saved,
-            file.filename or None,
+            sent.filename or None,
             claims.identity_id,
             None,
             force=force,
@@ -424,8 +439,8 @@ async def update_pack(ref: str, body: UpdatePack, runtime: RuntimeDep) -> Data[P
 async def delete_pack(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a pack and (cascading) its components; system packs cannot be deleted.
 
-    ``{packs_base_dir}/{ref}`` is removed afterwards (best effort) when the pack was stored
-    under packs_base_dir; a pack registered in place elsewhere keeps its files.
+    ``{installed_packs_dir}/{ref}`` (or ``{packs_base_dir}/{ref}``) is removed afterwards (best
+    effort) when the pack was stored there; a pack registered in place elsewhere keeps its files.
     """
     async with runtime.db.transaction() as session:
         pack = await packs.by_ref(session, ref)
@@ -435,7 +450,7 @@ async def delete_pack(ref: str, runtime: RuntimeDep) -> Success:
             raise Conflict(f"Pack '{ref}' is a system pack and cannot be deleted")
         storage_path = pack.storage_path
         await packs.delete(session, pack.id)
-    base = runtime.settings.packs_base_dir
-    if storage_path and _is_within(Path(storage_path), base):
-        await asyncio.to_thread(archive.remove_tree, base / ref)
+    for base in (runtime.settings.install_dir, runtime.settings.packs_base_dir):
+        if storage_path and _is_within(Path(storage_path), base):
+            await asyncio.to_thread(archive.remove_tree, base / ref)
     return Success(message=f"Pack '{ref}' deleted successfully")

@@ -145,3 +145,15 @@ class PackInstallResponse(ApiModel):
         default=None, description="Always null (tests are not run yet)"
     )
     tests_skipped: bool
+
+
+class PackRegisterResponse(PackResponse):
+    """``POST /packs/register``: the PackResponse fields, plus ``pack`` (the same PackResponse),
+    ``tests_skipped`` and ``test_result`` as ``/packs/install`` answers. The superset keeps
+    clients that read the bare pack and clients that read ``data.pack`` working."""
+
+    pack: PackResponse
+    test_result: dict[str, Any] | None = Field(
+        default=None, description="Always null (tests are not run yet)"
+    )
+    tests_skipped: bool
