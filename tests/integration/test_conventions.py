@@ -119,3 +119,15 @@ async def test_health_probes(client: httpx.AsyncClient) -> None:
     ready = await client.get("/health/ready")
     assert ready.status_code == 200 and ready.content == b""
     assert (await client.get("/health/live")).status_code == 200
+
+
+async def test_docs_page_loads_its_assets_from_this_server(client: httpx.AsyncClient) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    scripts = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page.text)
+    assert scripts, page.text
+    for url in scripts:
+        assert url.startswith("/docs/assets/"), url  # nothing from a CDN
+        asset = await client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 1000
+    assert (await client.get("/docs/oauth2-redirect")).status_code == 200
