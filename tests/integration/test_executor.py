@@ -473,8 +473,11 @@ async def test_parameters_that_fail_validation_disable_the_enforcement(
         assert await rows(runtime, models.Execution) == []
 
 
-def concurrency_policy(action: models.Action, threshold: int, method: str = "enqueue") -> models.Policy:
+def concurrency_policy(
+    action: models.Action, threshold: int, method: str = "enqueue", *, apply_to_manual: bool = True
+) -> models.Policy:
     return models.Policy(
+        apply_to_manual=apply_to_manual,
         ref=f"{action.pack_ref}.limit_{method}",
         name="limit",
         pack=action.pack,
@@ -492,7 +495,7 @@ async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await add_rule(runtime, pack, action, trigger, "limited", action_params={"n": "{{ event.payload.n }}"})
-    await add(runtime, concurrency_policy(action, 1))
+    await add(runtime, concurrency_policy(action, 1, apply_to_manual=False))
     await add_worker(runtime, "w-fifo", ["shell"])
     async with running_executor(runtime):
         for n in (1, 2, 3):
@@ -506,7 +509,8 @@ async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes
         stats = await get(runtime, models.QueueStats, action.id)
         assert (stats.active_count, stats.queue_length, stats.max_concurrent) == (1, 2, 1)
 
-        # A manual run is not limited and its completion frees no slot.
+        # A manual run under a policy with ``apply_to_manual: false`` is not limited and its
+        # completion frees no slot.
         manual = (await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"n": 0}})).json()
         await settle(runtime)
         await complete(runtime, manual["data"]["id"], "completed", {"succeeded": True})

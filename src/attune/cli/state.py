@@ -1,7 +1,8 @@
 """Per-invocation state of the client commands: global options, configuration, client, printer.
 
 One :class:`State` lives in the click context of each run (``ctx.obj``); the root callback makes
-it the current one (:func:`activate`) and commands reach it with :func:`current`. Tests may pass ``obj=State(transport=…)`` to route HTTP to an in-process app.
+it the current one (:func:`activate`) and commands reach it with :func:`current`. Tests may
+pass ``obj=State(transport=…)`` to route HTTP to an in-process app.
 """
 
 from __future__ import annotations

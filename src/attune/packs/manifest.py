@@ -147,6 +147,8 @@ class PolicySpec:
     parameters: list[str]
     tags: list[str]
     rel_path: str
+    #: Whether manual runs count against the policy (docs/policies.md).
+    apply_to_manual: bool = True
 
 
 @dataclass(frozen=True)

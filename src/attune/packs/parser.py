@@ -688,6 +688,7 @@ class _PackParser:
             parameters=f.str_list("parameters"),
             tags=f.str_list("tags"),
             rel_path=f.rel,
+            apply_to_manual=f.boolean("apply_to_manual", True),
         )
 
     # -- orchestration -----------------------------------------------------------------------

@@ -481,6 +481,7 @@ async def _register_policy(
             "method": spec.method,
             "parameters": list(spec.parameters),
             "tags": list(spec.tags),
+            "apply_to_manual": spec.apply_to_manual,
         },
         counts,
     )

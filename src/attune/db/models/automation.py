@@ -136,7 +136,11 @@ class Action(IdMixin, TimestampMixin, Base):
     output_format: Mapped[str] = mapped_column(sa.Text, nullable=False, default=OutputFormat.TEXT.value)
     is_adhoc: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    # The retry policy (docs/packs.md): ``max_retries`` is its ``count``; ``retry_delay_seconds``
+    # null means exponential backoff; ``retry_on`` null means failed and timeout.
     max_retries: Mapped[int | None] = mapped_column(sa.Integer, nullable=True, default=0)
+    retry_delay_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    retry_on: Mapped[list[str] | None] = mapped_column(Json, nullable=True)
     runtime_version_constraint: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     workflow_def: Mapped[int | None] = mapped_column(
         BigId, fk("workflow_definition", "CASCADE"), nullable=True, index=True
