@@ -390,3 +390,30 @@ async def test_execution_rerun_passes_new_parameters(logged_in: Cli) -> None:
     assert again["original_execution"] == first["id"]
     same = await logged_in.json("execution", "rerun", str(first["id"]), "--async")
     assert same["config"] == {"name": "a", "n": 1}
+
+
+async def test_execution_show_names_the_attempt_and_its_first_execution(
+    logged_in: Cli, runtime: Runtime
+) -> None:
+    await _pack_with_action(logged_in)
+    first = await logged_in.json("run", "demo.greet", "name=a", "--async")
+    async with runtime.db.transaction() as session:
+        retry = models.Execution(
+            action_ref="demo.greet",
+            config={"name": "a"},
+            status="failed",
+            original_execution=first["id"],
+            retry_count=1,
+            max_retries=2,
+            retry_reason="action_failed",
+        )
+        session.add(retry)
+    shown = await logged_in("execution", "show", str(retry.id))
+    assert shown.exit_code == 0, shown.output
+    assert "Attempt" in shown.stdout and "2 of 3" in shown.stdout
+    assert "First Execution" in shown.stdout and str(first["id"]) in shown.stdout
+    assert "action_failed" in shown.stdout
+    listed = await logged_in.json("execution", "list")
+    assert {(r["id"], r["original_execution"], r["retry_count"]) for r in listed} >= {
+        (retry.id, first["id"], 1)
+    }

@@ -108,6 +108,9 @@ async def test_execute_creates_a_requested_execution_and_stages_the_request(
         "result",
         "started_at",
         "original_execution",
+        "retry_count",
+        "max_retries",
+        "retry_reason",
         "worker",
         "created",
         "updated",
@@ -317,6 +320,8 @@ async def test_list_is_newest_first_with_enforcement_refs(api: httpx.AsyncClient
         "enforcement",
         "rule_ref",
         "trigger_ref",
+        "original_execution",
+        "retry_count",
         "created",
         "updated",
     }

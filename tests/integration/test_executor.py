@@ -827,8 +827,14 @@ async def test_a_retriable_failure_is_retried_after_the_backoff_once(
         assert len(await retried()) == 1  # the budget (max_retries=1) is spent
 
 
-async def test_a_non_retriable_failure_is_not_retried(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_a_failure_the_retry_policy_does_not_cover_is_not_retried(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
     _, action, _ = await seed_pack(runtime, max_retries=3)
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Action, action.id)
+        assert row is not None
+        row.retry_on = ["timeout"]  # retry: {count: 3, on: [timeout]}
     await add_worker(runtime, "w-final", ["shell"])
     async with running_executor(runtime):
         first = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]

@@ -26,6 +26,8 @@ LIST_FIELDS = (
     "enforcement",
     "rule_ref",
     "trigger_ref",
+    "original_execution",
+    "retry_count",
     "created",
     "updated",
 )
@@ -112,6 +114,7 @@ def show_execution(out: Printer, data: dict[str, Any]) -> None:
             ("Parent ID", data.get("parent")),
             ("Enforcement ID", data.get("enforcement")),
             ("Executor ID", data.get("executor")),
+            *attempt_rows(data),
             ("Created", data.get("created")),
             ("Updated", data.get("updated")),
             ("Duration", duration(data)),
@@ -123,6 +126,22 @@ def show_execution(out: Printer, data: dict[str, Any]) -> None:
     if data.get("result") is not None:
         out.section("Result")
         out.pretty_json(data["result"])
+
+
+def attempt_rows(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The retry chain of an execution: which attempt it is and of which first execution."""
+    original = data.get("original_execution")
+    retry_count = int(data.get("retry_count") or 0)
+    if original is None and not data.get("max_retries"):
+        return []
+    rows: list[tuple[str, Any]] = [
+        ("Attempt", f"{retry_count + 1} of {int(data.get('max_retries') or 0) + 1}")
+    ]
+    if original is not None:
+        rows.append(("First Execution", original))
+    if data.get("retry_reason"):
+        rows.append(("Retry Reason", data["retry_reason"]))
+    return rows
 
 
 @app.command()

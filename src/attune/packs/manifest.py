@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attune.domain.retry import RetryPolicy
+
 JsonObject = dict[str, Any]
 
 
@@ -95,6 +97,8 @@ class ActionSpec:
     parameter_format: str
     output_format: str
     timeout_seconds: int | None
+    #: ``retry: {count, delay, on}`` / ``max_retries`` (docs/packs.md); None: never retried.
+    retry: RetryPolicy | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import yaml
 from attune.domain import params, refs
 from attune.domain.criteria import OPERATORS
 from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, PolicyMethod, values
+from attune.domain.retry import RetryPolicy, RetryPolicyError, parse_retry
 from attune.errors import BadRequest, ValidationFailed
 from attune.packs.manifest import (
     ActionSpec,
@@ -544,7 +545,16 @@ class _PackParser:
             parameter_format=f.choice("parameter_format", values(ParameterFormat), "json"),
             output_format=f.choice("output_format", values(OutputFormat), "text"),
             timeout_seconds=f.integer("timeout", minimum=1),
+            retry=self.retry(f),
         )
+
+    @staticmethod
+    def retry(f: _Fields) -> RetryPolicy | None:
+        """``retry: {count, delay, on}``, or the older ``max_retries: N`` (docs/packs.md)."""
+        try:
+            return parse_retry(f.doc.get("retry"), f.doc.get("max_retries"))
+        except RetryPolicyError as exc:
+            f.fail(str(exc))
 
     def parse_sensor(self, path: Path, trigger_refs: set[str]) -> SensorSpec:
         f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))

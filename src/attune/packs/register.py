@@ -21,7 +21,7 @@ from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import workflows
-from attune.domain import params
+from attune.domain import params, retry
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import Conflict, ValidationFailed
 from attune.packs.manifest import (
@@ -364,6 +364,7 @@ async def _register_action(
             "parameter_format": spec.parameter_format,
             "output_format": spec.output_format,
             "timeout_seconds": spec.timeout_seconds,
+            **retry.columns(spec.retry or retry.RetryPolicy()),
             "is_adhoc": False,
         },
         counts,
