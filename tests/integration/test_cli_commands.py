@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from attune.cli.main import app as cli_app
 from attune.cli.state import State
 from attune.db import models
+from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
 from tests.conftest import TEST_PASSWORD
 
@@ -42,6 +43,8 @@ class Bridge(httpx.BaseTransport):
 
 
 class Cli:
+    runtime: Runtime
+
     def __init__(self, bridge: Bridge, home: Path) -> None:
         self.bridge = bridge
         self.home = home
@@ -74,8 +77,10 @@ class Cli:
 
 
 @pytest.fixture
-async def cli(app: Any, tmp_path: Path) -> Cli:
-    return Cli(Bridge(app, asyncio.get_running_loop()), tmp_path / "home")
+async def cli(app: Any, tmp_path: Path, runtime: Runtime) -> Cli:
+    cli = Cli(Bridge(app, asyncio.get_running_loop()), tmp_path / "home")
+    cli.runtime = runtime
+    return cli
 
 
 @pytest.fixture
@@ -353,7 +358,7 @@ async def test_workflow_and_inquiry_commands(logged_in: Cli) -> None:
         "ref": "demo.flow",
         "label": "Flow",
         "version": "1.0.0",
-        "tasks": [{"name": "a", "action": "demo.greet"}],
+        "tasks": [{"name": "a", "action": "demo.greet", "input": {"name": "x"}}],
     }
     await asyncio.to_thread(
         post,
@@ -380,6 +385,17 @@ async def test_workflow_and_inquiry_commands(logged_in: Cli) -> None:
     assert answered.exit_code == 0, answered.output
     data = await logged_in.json("inquiry", "show", str(inquiry["id"]))
     assert data["status"] == "responded" and data["response"] == {"approved": True}
+
+    flow = await logged_in.json("run", "demo.flow", "--async")
+    await WorkflowEngine(logged_in.runtime).start(flow["id"])
+    paused = await logged_in("execution", "pause", str(flow["id"]))
+    assert paused.exit_code == 0, paused.output
+    assert (await logged_in.json("execution", "show", str(flow["id"])))["status"] == "paused"
+    again = await logged_in("execution", "pause", str(flow["id"]))
+    assert again.exit_code == 1 and "not running" in again.stderr
+    resumed = await logged_in("execution", "resume", str(flow["id"]))
+    assert resumed.exit_code == 0, resumed.output
+    assert (await logged_in.json("execution", "show", str(flow["id"])))["status"] == "running"
 
 
 async def test_execution_rerun_passes_new_parameters(logged_in: Cli) -> None:

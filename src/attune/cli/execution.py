@@ -44,6 +44,7 @@ class Status(StrEnum):
     cancelled = "cancelled"
     timeout = "timeout"
     abandoned = "abandoned"
+    paused = "paused"
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -212,6 +213,24 @@ def cancel(
     data = state.client.post(f"/executions/{execution_id}/cancel", {})
     out = state.printer
     out.emit(data, lambda: out.success(f"Execution {execution_id} {data['status']}"))
+
+
+@app.command()
+def pause(execution_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Pause a running workflow: no new task starts; tasks already running finish."""
+    state = current()
+    data = state.client.post(f"/executions/{execution_id}/pause", {})
+    out = state.printer
+    out.emit(data, lambda: out.success(f"Execution {execution_id} paused"))
+
+
+@app.command()
+def resume(execution_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Resume a paused workflow."""
+    state = current()
+    data = state.client.post(f"/executions/{execution_id}/resume", {})
+    out = state.printer
+    out.emit(data, lambda: out.success(f"Execution {execution_id} resumed"))
 
 
 @app.command()

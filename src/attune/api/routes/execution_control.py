@@ -75,7 +75,11 @@ async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionRespon
                 },
                 source_service="api",
             )
-        elif status is ExecutionStatus.RUNNING and execution.is_workflow and execution.worker is None:
+        elif (
+            status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED)
+            and execution.is_workflow
+            and execution.worker is None
+        ):
             # A workflow run: its live children are cancelled and it ends ``cancelled`` once they
             # have reported back (services.md §1.15 step 4).
             await workflow_engine.cancel_workflow(session, execution, _workflow_context(runtime))

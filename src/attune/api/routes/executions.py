@@ -186,6 +186,7 @@ async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
             cancelled=counts.get(ExecutionStatus.CANCELLED, 0),
             timeout=counts.get(ExecutionStatus.TIMEOUT, 0),
             abandoned=counts.get(ExecutionStatus.ABANDONED, 0),
+            paused=counts.get(ExecutionStatus.PAUSED, 0),
         )
     )
 

@@ -101,3 +101,4 @@ class ExecutionStats(ApiModel):
     cancelled: int
     timeout: int
     abandoned: int
+    paused: int = Field(default=0, description="Attune extension: workflows paused on request")
