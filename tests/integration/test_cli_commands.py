@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
@@ -433,3 +434,80 @@ async def test_execution_show_names_the_attempt_and_its_first_execution(
     assert {(r["id"], r["original_execution"], r["retry_count"]) for r in listed} >= {
         (retry.id, first["id"], 1)
     }
+
+
+async def test_rule_create_takes_enabled_values_and_trigger_parameters(logged_in: Cli) -> None:
+    await _pack_with_action(logged_in)
+    base = ["rule", "create", "--pack", "demo", "-t", "demo.hook", "-a", "demo.greet"]
+    params = ["--action-params", '{"name": "x"}']
+    for name, flags, expected in [
+        ("a", ["--enabled", "true"], True),
+        ("b", ["--enabled", "false"], False),
+        ("c", ["--enabled=true"], True),
+        ("d", ["--enabled"], True),
+        ("e", ["--disabled"], False),
+    ]:
+        result = await logged_in(*base, "-n", name, *params, *flags)
+        assert result.exit_code == 0, (flags, result.output)
+        assert (await logged_in.json("rule", "show", f"demo.{name}"))["enabled"] is expected, flags
+    timer = await logged_in(
+        *base, "-n", "timed", *params,
+        "--trigger-params", '{"unit": "seconds"}', "--trigger-param", "delta=30",
+    )  # fmt: skip
+    assert timer.exit_code == 0, timer.output
+    shown = await logged_in.json("rule", "show", "demo.timed")
+    assert shown["trigger_params"] == {"unit": "seconds", "delta": 30}
+
+
+async def test_webhook_regenerate_prints_the_new_key_and_url(logged_in: Cli) -> None:
+    await _pack_with_action(logged_in)
+    first = await logged_in.json("trigger", "webhook", "demo.hook", "enable")
+    result = await logged_in("trigger", "webhook", "regenerate", "demo.hook")
+    assert result.exit_code == 0, result.output
+    new_key = (await logged_in.json("trigger", "show", "demo.hook"))["webhook_key"]
+    assert new_key != first["webhook_key"]
+    assert "New webhook key" in result.stdout and "enabled" not in result.stdout
+    assert f"Key: {new_key}" in result.stdout
+    assert f"/api/v1/webhooks/{new_key}" in result.stdout
+
+
+async def test_runtime_and_policy_commands(logged_in: Cli, runtime: Runtime) -> None:
+    await _pack_with_action(logged_in)
+    async with runtime.db.transaction() as session:
+        pack_id = await session.scalar(sa.select(models.Pack.id).where(models.Pack.ref == "demo"))
+        session.add(
+            models.Runtime(ref="demo.sh", name="Shell", pack=pack_id, pack_ref="demo", distributions={})
+        )
+        session.add(
+            models.Policy(
+                ref="demo.serial",
+                name="Serial",
+                pack=pack_id,
+                pack_ref="demo",
+                method="enqueue",
+                threshold=1,
+                kind="concurrency",
+                apply_to_manual=False,
+            )
+        )
+    assert [r["ref"] for r in await logged_in.json("runtime", "list")] == ["demo.sh"]
+    shown = await logged_in("runtime", "show", "demo.sh")
+    assert shown.exit_code == 0 and "Runtime: demo.sh" in shown.stdout
+    listed = await logged_in("policy", "list", "--pack", "demo")
+    assert listed.exit_code == 0, listed.output
+    assert "demo.serial" in listed.stdout and "1 at once" in listed.stdout and "exempt" in listed.stdout
+    policy = await logged_in.json("policy", "show", "demo.serial")
+    assert (policy["kind"], policy["apply_to_manual"]) == ("concurrency", False)
+    missing = await logged_in("policy", "show", "demo.none")
+    assert missing.exit_code == 1 and "not found" in missing.stderr
+
+
+async def test_an_identity_key_takes_a_login(logged_in: Cli, user: models.Identity) -> None:
+    result = await logged_in(
+        "key", "set", "alice_token", "s3cret-value", "--owner-type", "identity", "--owner", user.login
+    )
+    assert result.exit_code == 0, result.output
+    key = await logged_in.json("key", "show", "alice_token")
+    assert (key["owner_type"], key["owner_identity"]) == ("identity", user.id)
+    unknown = await logged_in("key", "set", "x_token", "v", "--owner-type", "identity", "--owner", "nobody")
+    assert unknown.exit_code == 1 and "Identity with login 'nobody' not found" in unknown.stderr
