@@ -3,6 +3,7 @@ no private imports of typer's vendored click."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tomllib
 
@@ -46,3 +47,12 @@ def test_no_module_imports_typers_private_click() -> None:
         if re.search(r"typer\._click|from typer import _click", path.read_text())
     ]
     assert not offenders
+
+
+def test_the_notifier_uses_the_websockets_package_not_its_own_rfc6455_stack() -> None:
+    from attune.notifier.service import WS_IMPLEMENTATION
+
+    assert importlib.util.find_spec("attune.notifier.ws_protocol") is None
+    assert importlib.util.find_spec("attune.notifier.frames") is None
+    assert WS_IMPLEMENTATION.startswith("websockets")
+    assert importlib.util.find_spec("websockets") is not None

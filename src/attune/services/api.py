@@ -11,7 +11,7 @@ import uvicorn
 
 from attune import bootstrap
 from attune.api.app import create_app
-from attune.notifier.ws_protocol import WebSocketProtocol
+from attune.notifier.service import WS_IMPLEMENTATION
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ class ApiService:
             lifespan="off",
             access_log=False,
             log_level="warning",
-            # Serves /api/v1/notifications/ws; uvicorn has no WebSocket support of its own.
-            ws=WebSocketProtocol,
+            # /api/v1/notifications/ws, through uvicorn's WebSocket support (websockets package).
+            ws=WS_IMPLEMENTATION,
         )
         server = _Server(config)
         serving = asyncio.create_task(server.serve())
