@@ -420,6 +420,7 @@ async def test_stats_count_every_execution(api: httpx.AsyncClient, runtime: Runt
             "cancelled": 1,
             "timeout": 1,
             "abandoned": 1,
+            "paused": 0,
         }
     }
 
@@ -427,7 +428,8 @@ async def test_stats_count_every_execution(api: httpx.AsyncClient, runtime: Runt
 async def test_stats_when_empty(api: httpx.AsyncClient) -> None:
     data = (await api.get(f"{EXECUTIONS}/stats")).json()["data"]
     assert data == dict.fromkeys(
-        ("total", "completed", "failed", "running", "pending", "cancelled", "timeout", "abandoned"), 0
+        ("total", "completed", "failed", "running", "pending", "cancelled", "timeout", "abandoned", "paused"),
+        0,
     )
 
 
