@@ -11,15 +11,20 @@ import httpx
 from attune.db import models
 from attune.packs.register import register_pack
 from attune.runtime import Runtime
-from tests.integration.test_executor import (
+
+# ``clean_bus`` and ``settings`` are the executor tests' fixtures: short timings, and RabbitMQ queues
+# deleted after each test (a message left in a queue would reach the next test's executor).
+from tests.integration.test_executor import (  # noqa: F401
     EXECUTE,
     add_worker,
+    clean_bus,
     complete,
     eventually,
     get,
     rows,
     running_executor,
     seed_pack,
+    settings,
     settle,
 )
 
