@@ -145,6 +145,22 @@ class PackRegistrySettings(BaseModel):
     indices: list[RegistryIndex] = Field(default_factory=list)
 
 
+class PackInstallSettings(BaseModel):
+    """How ``POST /packs/install`` builds and checks a pack before swapping it in (docs/packs.md)."""
+
+    #: pip ``--retries`` and ``--timeout`` (seconds) while building a pack's Python environment, so a
+    #: requirement that cannot be found fails fast instead of retrying for minutes.
+    pip_retries: int = Field(default=0, ge=0)
+    pip_timeout: float = Field(default=15, gt=0)
+    #: Upper bound (seconds) for each environment command (create, install) during an install.
+    env_build_timeout: float = Field(default=600, gt=0)
+    #: Upper bound (seconds) for git clones and archive downloads.
+    fetch_timeout: float = Field(default=300, gt=0)
+    #: Largest downloaded archive, and largest unpacked pack (bytes).
+    max_archive_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    max_unpacked_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+
+
 class ExecutorSettings(BaseModel):
     scheduled_timeout: int = 300
     timeout_check_interval: int = 60
@@ -197,6 +213,7 @@ class Settings(BaseSettings):
     sensor: SensorSettings = Field(default_factory=SensorSettings)
     notifier: NotifierSettings = Field(default_factory=NotifierSettings)
     pack_registry: PackRegistrySettings = Field(default_factory=PackRegistrySettings)
+    pack_install: PackInstallSettings = Field(default_factory=PackInstallSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 

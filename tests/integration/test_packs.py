@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 from datetime import datetime
@@ -14,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
+from attune.packs.install.checksum import directory_checksum
 from attune.runtime import Runtime
 
 PACKS = "/api/v1/packs"
@@ -212,12 +212,11 @@ async def test_register_core_pack(api: httpx.AsyncClient, runtime: Runtime, pack
     assert response.json()["message"] == "Pack registered successfully"
     data = response.json()["data"]
     assert (data["ref"], data["version"], data["is_standard"]) == ("core", "1.0.0", True)
-    # The PackResponse fields and, for clients that read them, pack/tests_skipped/test_result.
-    assert data["pack"] == {
-        k: v for k, v in data.items() if k not in ("pack", "tests_skipped", "test_result")
-    }
-    assert (data["tests_skipped"], data["test_result"]) == (True, None)
     assert data["config"] == {"max_action_timeout": 300, "enable_debug_logging": False}
+    # The PackResponse fields and, for clients that read them, pack/tests_skipped/test_result.
+    extra = ("pack", "tests_skipped", "test_result", "warnings")
+    assert data["pack"] == {k: v for k, v in data.items() if k not in extra}
+    assert (data["tests_skipped"], data["test_result"]) == (True, None)
 
     actions = {a.ref for a in await rows(runtime, models.Action)}
     assert {"core.echo", "core.noop", "core.sleep", "core.http_request"} <= actions
@@ -422,7 +421,7 @@ async def test_install_from_local_directory_copies_into_the_data_dir(
     data = response.json()["data"]
     assert (data["pack"]["ref"], data["test_result"], data["tests_skipped"]) == ("demo", None, True)
     assert (installed / "demo" / "actions" / "hello.sh").is_file()
-    assert not (packs_dir / "demo").exists()
+    assert not (packs_dir / "demo").exists()  # never into the packs folder of a checkout
     (pack,) = await rows(runtime, models.Pack)
     assert (pack.source_type, pack.installation_method, pack.installed_by) == (
         "local_directory",
@@ -440,24 +439,12 @@ async def test_install_checks_pack_dependencies(api: httpx.AsyncClient, tmp_path
     source = write_pack(tmp_path, extra="dependencies: [missingpack@^1.0]\n")
     response = await api.post(f"{PACKS}/install", json={"source": str(source)})
     assert response.status_code == 400
-    assert (
-        response.json()["error"]
-        == "Pack dependency validation failed:\n  - Pack 'missingpack' is not installed"
+    assert response.json()["error"] == (
+        "Pack dependency validation failed:\n"
+        "  - Pack 'missingpack' (required by 'demo') is not installed and no pack registry is configured"
     )
     skipped = await api.post(f"{PACKS}/install", json={"source": str(source), "skip_deps": True})
     assert skipped.status_code == 200
-
-
-async def test_install_from_remote_sources_is_not_supported_yet(api: httpx.AsyncClient) -> None:
-    for source, kind in [
-        ("https://github.com/acme/pack.git", "git"),
-        ("git@github.com:acme/pack.git", "git"),
-        ("https://example.com/pack.tar.gz", "archive"),
-        ("slack@1.0.0", "registry"),
-    ]:
-        response = await api.post(f"{PACKS}/install", json={"source": source})
-        assert response.status_code == 400
-        assert response.json()["error"] == f"Installing from {kind} sources is not supported yet"
 
 
 async def upload(api: httpx.AsyncClient, content: bytes, field: str = "file", **form: str) -> httpx.Response:
@@ -495,7 +482,8 @@ async def test_upload_registers_pack_and_stores_files(
         user.id,
     )
     assert pack.storage_path == str((installed / "demo").absolute()) and pack.installed_at is not None
-    assert pack.checksum == hashlib.sha256(content).hexdigest()
+    # The directory checksum of the installed pack (packs.md §14.4), whatever the archive looked like.
+    assert pack.checksum == directory_checksum(installed / "demo")
     assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.hello"]
 
 
@@ -594,13 +582,13 @@ async def test_upload_rejects_unreadable_archive_and_missing_manifest(
 ) -> None:
     garbage = await upload(api, b"this is not a tarball")
     assert garbage.status_code == 400
-    assert garbage.json()["error"].startswith("Invalid pack archive: not a readable .tar.gz file")
+    assert garbage.json()["error"] == "Invalid pack archive: not a readable .tar.gz, .tgz or .zip file"
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     no_manifest = await upload(api, tar_gz(tmp_path, top_level=None))
     assert no_manifest.status_code == 400
-    assert "pack.yaml must be at the archive root" in no_manifest.json()["error"]
+    assert "No pack.yaml found in" in no_manifest.json()["error"]
 
 
 async def test_upload_of_malformed_pack_leaves_nothing_behind(
@@ -613,7 +601,6 @@ async def test_upload_of_malformed_pack_leaves_nothing_behind(
     assert "actions/hello.yaml" in response.json()["error"]
     assert await rows(runtime, models.Pack) == []
     assert names(packs_dir) == ["core"]
-    assert names(runtime.settings.install_dir) == []
 
 
 async def test_upload_requires_authentication(client: httpx.AsyncClient) -> None:

@@ -14,7 +14,7 @@ from attune.db import models
 from attune.runtime import Runtime
 
 RUNTIMES = "/api/v1/runtimes"
-CORE_RUNTIMES = ["core.native", "core.nodejs", "core.python", "core.shell"]
+CORE_RUNTIMES = ["core.native", "core.nodejs", "core.python", "core.shell", "core.stackstorm"]
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ async def test_list_runtimes(api: httpx.AsyncClient, core: dict[str, Any]) -> No
     assert response.status_code == 200
     data = response.json()["data"]
     assert [r["ref"] for r in data] == CORE_RUNTIMES
-    assert response.json()["pagination"]["total_items"] == 4
+    assert response.json()["pagination"]["total_items"] == len(CORE_RUNTIMES)
     assert set(data[0]) == {
         "id", "ref", "pack", "pack_ref", "name", "description", "distributions", "installation",
         "created", "updated",
@@ -52,7 +52,7 @@ async def test_list_runtimes(api: httpx.AsyncClient, core: dict[str, Any]) -> No
     assert data[0]["pack"] == core["id"] and data[0]["pack_ref"] == "core"
 
     second = await api.get(RUNTIMES, params={"page": 2, "page_size": 3})
-    assert [r["ref"] for r in second.json()["data"]] == ["core.shell"]
+    assert [r["ref"] for r in second.json()["data"]] == ["core.shell", "core.stackstorm"]
 
 
 async def test_get_runtime_lists_versions_newest_first(api: httpx.AsyncClient, core: dict[str, Any]) -> None:
@@ -173,8 +173,9 @@ async def test_delete_runtime_used_by_actions_conflicts(
     api: httpx.AsyncClient, runtime: Runtime, core: dict[str, Any]
 ) -> None:
     async with runtime.db.session() as session:
+        shell = sa.select(models.Runtime.id).where(models.Runtime.ref == "core.shell").scalar_subquery()
         used = await session.scalar(
-            sa.select(sa.func.count()).select_from(models.Action).where(models.Action.runtime.is_not(None))
+            sa.select(sa.func.count()).select_from(models.Action).where(models.Action.runtime == shell)
         )
     response = await api.delete(f"{RUNTIMES}/core.shell")
     assert response.status_code == 409

@@ -330,6 +330,18 @@ async def test_missing_action_file_fails_before_running(runtime: Runtime) -> Non
     assert row.result["error"].startswith("Action execution failed: No executable content found")
 
 
+async def test_a_pack_action_with_an_inline_command_runs(runtime: Runtime) -> None:
+    """#12 item 5: the same action created through the API ran; from a pack YAML it failed."""
+    shell = await shell_runtime(runtime)
+    action = await add_action(runtime, "inline", "echo inline works", shell, is_adhoc=False)
+    async with running_worker(runtime) as worker:
+        execution_id = await dispatch(runtime, action, worker)
+        row = await wait_status(runtime, execution_id)
+
+    assert row.status == "completed", row.result
+    assert row.result["stdout"] == "inline works\n"
+
+
 async def test_script_file_in_pack_runs_with_its_interpreter(runtime: Runtime) -> None:
     shell = await shell_runtime(runtime)
     pack_file(runtime, "where.sh", 'echo "cwd=$(pwd)"\n')

@@ -243,16 +243,24 @@ async def test_registration_creates_updates_and_removes_workflows(
     assert (await api.get("/api/v1/workflows/wfpack.bye")).status_code == 200
 
 
-async def test_a_broken_workflow_file_rejects_the_pack(api: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_a_broken_workflow_file_is_skipped_or_rejects_the_pack_with_fail_on_error(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """docs/packs.md: the file is skipped with a warning; ``fail_on_error`` refuses the pack."""
     broken = (
         "label: Broken\nversion: '1.0.0'\ntasks:\n  - name: t\n    action: core.noop\n"
         "    next: [{do: missing}]\n"
     )
     pack_dir = write_pack(tmp_path, {"broken": broken})
-    response = await api.post("/api/v1/packs/register", json={"path": str(pack_dir), "skip_tests": True})
+    body = {"path": str(pack_dir), "skip_tests": True, "fail_on_error": True}
+    response = await api.post("/api/v1/packs/register", json=body)
     assert response.status_code == 422
     assert response.json()["error"].startswith("workflows/broken.yaml")
     assert (await api.get("/api/v1/packs/wfpack")).status_code == 404
+    response = await api.post("/api/v1/packs/register", json={**body, "fail_on_error": False})
+    assert response.status_code == 201
+    assert response.json()["data"]["warnings"][0].startswith("workflows/broken.yaml")
+    assert (await api.get("/api/v1/workflows/wfpack.broken")).status_code == 404
 
 
 # -- runs ------------------------------------------------------------------------------------------

@@ -51,10 +51,16 @@ def test_core_pack_parses_with_all_components() -> None:
     assert parsed.pack.system is True
     assert parsed.pack.config == {"max_action_timeout": 300, "enable_debug_logging": False}
     assert parsed.pack.testing is not None and parsed.pack.testing["on_failure"] == "block"
-    assert len(parsed.actions) == 9
+    assert len(parsed.actions) == 16  # 9 Attune actions and 7 StackStorm core actions
     assert [t.ref for t in parsed.triggers] == ["core.crontimer", "core.datetimetimer", "core.intervaltimer"]
     assert [s.ref for s in parsed.sensors] == ["core.interval_timer_sensor"]
-    assert [r.ref for r in parsed.runtimes] == ["core.native", "core.nodejs", "core.python", "core.shell"]
+    assert [r.ref for r in parsed.runtimes] == [
+        "core.native",
+        "core.nodejs",
+        "core.python",
+        "core.shell",
+        "core.stackstorm",
+    ]
     assert parsed.warnings == []
 
 
@@ -78,6 +84,10 @@ def test_core_runtimes_carry_versions_with_one_default() -> None:
 
 def test_core_actions_are_shell_with_dotenv_stdin() -> None:
     actions = {a.ref: a for a in parse_pack_dir(CORE).actions}
+    st2_names = {"core.local", "core.local_sudo", "core.http", "core.pause", "core.uuid", "core.error"}
+    st2_names.add("core.inject_trigger")
+    for ref in st2_names:
+        assert actions.pop(ref).runtime_ref == "core.stackstorm"  # StackStorm's core actions
     for action in actions.values():
         assert action.runtime_ref == "core.shell"
         # core.ask (an Attune extension) takes JSON: its response_schema object must arrive intact.

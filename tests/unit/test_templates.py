@@ -52,6 +52,7 @@ def ctx() -> dict[str, Any]:
 
 
 def test_rule_context_has_the_three_roots(ctx: dict[str, Any]) -> None:
+    assert ctx.pop("trigger") == PAYLOAD  # StackStorm's name for the payload
     assert ctx == {
         "event": {
             "payload": PAYLOAD,

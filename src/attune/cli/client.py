@@ -7,9 +7,10 @@ and the original request is retried once.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -128,6 +129,39 @@ class ApiClient:
         if isinstance(body, dict) and "data" in body:
             return body["data"]
         return body
+
+    def ndjson(self, method: str, path: str, *, timeout: float = 60.0, **kwargs: Any) -> Iterator[Any]:
+        """The lines of a streamed NDJSON answer, parsed; ``timeout`` bounds the wait for each line.
+
+        Errors before the stream starts raise :class:`ApiError` like :meth:`raw` (with one refresh
+        on 401).
+        """
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            url = self.url(path)
+            log.debug("%s %s (stream)", method, url)
+            try:
+                with self._http.stream(method, url, headers=headers, timeout=timeout, **kwargs) as response:
+                    if (
+                        response.status_code == 401
+                        and attempt == 1
+                        and self._can_refresh(path)
+                        and self._refresh()
+                    ):
+                        continue
+                    if response.is_error:
+                        response.read()
+                        raise ApiError(response.status_code, response.reason_phrase, error_message(response))
+                    for line in response.iter_lines():
+                        if line.strip():
+                            yield json.loads(line)
+                    return
+            except httpx.TimeoutException as exc:
+                raise CliError(f"The Attune API at {self.base_url} went silent for {timeout:g} s") from exc
+            except httpx.TransportError as exc:
+                raise CliError(f"Cannot reach the Attune API at {self.base_url}: {exc}") from exc
+            except ValueError as exc:
+                raise CliError(f"The server sent a line that is not JSON: {exc}") from exc
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.call("GET", path, params=_clean(params))

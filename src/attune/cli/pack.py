@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 import yaml
 
-from attune.cli import pack_index
+from attune.cli import pack_files, pack_index
 from attune.cli.client import LONG_TIMEOUT
 from attune.cli.common import bool_option, complete_packs, confirm, filter_name, put_update
 from attune.cli.errors import CliError
 from attune.cli.output import Printer
-from attune.cli.pack_testing import run_pack_tests
+from attune.cli.pack_progress import run_streamed
 from attune.cli.state import State, current
+from attune.errors import AttuneError
+from attune.packs.install import index as registry_index
+from attune.packs.install.tests import run_pack_tests
+from attune.packs.install.yamlio import load_yaml
 
 app = typer.Typer(
     help="Packs: install, register, inspect and test bundles of automation.", no_args_is_help=True
@@ -93,7 +97,9 @@ def _report(out: Printer, pack: dict[str, Any], verb: str, tests_skipped: bool |
         out.warn("Tests were skipped")
 
 
-def _upload(state: State, directory_or_file: Path, *, force: bool, skip_tests: bool) -> dict[str, Any]:
+def _upload(
+    state: State, directory_or_file: Path, *, force: bool, skip_tests: bool, skip_deps: bool = False
+) -> dict[str, Any]:
     """Send a local pack to the server (``POST /packs/upload``): works for remote servers too."""
     if directory_or_file.is_dir():
         payload = pack_index.tar_directory(directory_or_file)
@@ -105,7 +111,11 @@ def _upload(state: State, directory_or_file: Path, *, force: bool, skip_tests: b
         "POST",
         "/packs/upload",
         files={"file": (filename, payload, "application/gzip")},
-        data={"force": str(force).lower(), "skip_tests": str(skip_tests).lower()},
+        data={
+            "force": str(force).lower(),
+            "skip_tests": str(skip_tests).lower(),
+            "skip_deps": str(skip_deps).lower(),
+        },
         timeout=LONG_TIMEOUT,
     )
     return data
@@ -200,7 +210,7 @@ def install(
     local = Path(source)
     data: dict[str, Any]
     if kind in ("local directory", "local archive"):
-        pack = _upload(state, local, force=True, skip_tests=skip_tests or skip_deps)
+        pack = _upload(state, local, force=True, skip_tests=skip_tests or skip_deps, skip_deps=skip_deps)
         data = {"pack": pack, "test_result": None, "tests_skipped": skip_tests or skip_deps}
     else:
         body = {
@@ -210,32 +220,85 @@ def install(
             "skip_tests": skip_tests or skip_deps,
             "skip_deps": skip_deps,
         }
-        data = state.client.post("/packs/install", body, timeout=LONG_TIMEOUT)
+        data = _install_call(state, "/packs/install", body)
+    out.emit(data, lambda: _report_install(out, data, "installed"))
 
-    def human() -> None:
-        _report(out, data["pack"], "installed", data.get("tests_skipped"))
-        result = data.get("test_result")
-        if isinstance(result, dict):
-            if result.get("status") == "passed":
-                out.success("All tests passed")
-            else:
-                out.fail("Some tests failed")
-            out.info(f"Tests: {result.get('passed')}/{result.get('totalTests')} passed")
 
-    out.emit(data, human)
+def _install_call(state: State, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Progress bars in table mode (a streamed request), one plain request otherwise."""
+    if state.printer.human:
+        data: dict[str, Any] = run_streamed(state, path, body)
+        return data
+    result: dict[str, Any] = state.client.post(path, body, timeout=LONG_TIMEOUT)
+    return result
+
+
+def _report_install(out: Printer, data: dict[str, Any], verb: str) -> None:
+    _report(out, data["pack"], verb, data.get("tests_skipped"))
+    if data.get("previous_version") and data["previous_version"] != data["pack"].get("version"):
+        out.info(f"Previous version: {data['previous_version']}")
+    for dependency in data.get("dependencies_installed") or []:
+        out.info(f"Dependency installed: {dependency}")
+    for warning in data.get("warnings") or []:
+        out.warn(warning)
+    result = data.get("test_result")
+    if isinstance(result, dict):
+        if result.get("status") == "passed":
+            out.success("All tests passed")
+        else:
+            out.fail("Some tests failed")
+        out.info(f"Tests: {result.get('passed')}/{result.get('totalTests')} passed")
+
+
+@app.command()
+def upgrade(
+    ref: RefArg,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Registry version (default: the latest).")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Fetch from here instead of the recorded source.")
+    ] = None,
+    ref_spec: Annotated[
+        str | None, typer.Option("--ref-spec", "-r", help="Git branch, tag or commit.")
+    ] = None,
+    skip_tests: SkipTestsOpt = False,
+    skip_deps: Annotated[bool, typer.Option("--skip-deps", help="Do not check pack dependencies.")] = False,
+    allow_downgrade: Annotated[
+        bool, typer.Option("--allow-downgrade", help="Accept a version older than the installed one.")
+    ] = False,
+) -> None:
+    """Upgrade an installed pack from where it came from (registry, git, archive), keeping its config."""
+    state = current()
+    out = state.printer
+    if out.human:
+        out.info(f"Upgrading pack '{ref}'...")
+    body = {
+        "source": source,
+        "version": version,
+        "ref_spec": ref_spec,
+        "skip_tests": skip_tests,
+        "skip_deps": skip_deps,
+        "allow_downgrade": allow_downgrade,
+    }
+    data = _install_call(state, f"/packs/{ref}/upgrade", body)
+    out.emit(data, lambda: _report_install(out, data, "upgraded"))
 
 
 @app.command()
 def uninstall(
     ref: RefArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Uninstall even when other packs depend on it.")
+    ] = False,
 ) -> None:
-    """Remove a pack and everything it registered."""
+    """Remove a pack: its components, environments and files (executions keep their history)."""
     state = current()
     if not confirm(state, f"Are you sure you want to uninstall pack '{ref}'?", yes):
         state.printer.info("Uninstall cancelled")
         return
-    state.client.delete(f"/packs/{ref}")
+    state.client.call("DELETE", f"/packs/{ref}", params={"force": "true"} if force else None)
     out = state.printer
     out.emit(
         {"message": "Pack uninstalled successfully"},
@@ -273,10 +336,18 @@ def test(
     pack: Annotated[str, typer.Argument(help="Pack directory, or the name of one under ./packs.")],
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every test case.")] = False,
     detailed: Annotated[bool, typer.Option("--detailed", "-d", help="Show every suite.")] = False,
+    server: Annotated[
+        bool,
+        typer.Option("--server", help="Run the tests of the pack installed on the server and store the run."),
+    ] = False,
 ) -> None:
-    """Run a pack's tests on this machine (no server involved); exits 1 when tests fail."""
+    """Run a pack's tests on this machine (or on the server with --server); exits 1 when tests fail."""
     state = current()
     out = state.printer
+    if server:
+        result = state.client.post(f"/packs/{pack}/test", timeout=LONG_TIMEOUT)
+        _show_tests(out, result, verbose=verbose, detailed=detailed)
+        return
     directory = Path(pack)
     if directory.is_dir():
         if out.human:
@@ -285,11 +356,10 @@ def test(
         directory = Path("packs") / pack
         if not directory.is_dir():
             raise CliError(f"Pack '{pack}' not found. Provide a pack name or path to a pack directory.")
-    manifest = (
-        yaml.safe_load((directory / "pack.yaml").read_text(encoding="utf-8"))
-        if (directory / "pack.yaml").is_file()
-        else None
-    )
+    try:
+        manifest = load_yaml(directory / "pack.yaml") if (directory / "pack.yaml").is_file() else None
+    except yaml.YAMLError as exc:
+        raise CliError(f"pack.yaml in {directory} is not valid YAML: {exc}") from exc
     if not isinstance(manifest, dict):
         raise CliError(f"pack.yaml not found in: {directory}")
     if not manifest.get("ref"):
@@ -300,7 +370,10 @@ def test(
     if not testing.get("enabled", False):
         out.warn("Testing is disabled for this pack")
         return
-    result = run_pack_tests(directory, manifest)
+    _show_tests(out, run_pack_tests(directory, manifest), verbose=verbose, detailed=detailed)
+
+
+def _show_tests(out: Printer, result: dict[str, Any], *, verbose: bool, detailed: bool) -> None:
     if not out.human:
         out.data(result)
     else:
@@ -385,61 +458,38 @@ def registries() -> None:
     out.emit(rows, human)
 
 
-def _fetch_index(url: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
-    if url.startswith("file://"):
-        return pack_index.load_index(Path(url[len("file://") :]))
-    response = httpx.get(url, headers=headers, timeout=timeout, follow_redirects=True)
-    response.raise_for_status()
-    data: dict[str, Any] = response.json()
-    return data
-
-
 @app.command()
 def search(
     keyword: str,
     registry: Annotated[
         str | None, typer.Option("--registry", "-r", help="Only the registry with this name.")
     ] = None,
+    server: Annotated[
+        bool, typer.Option("--server", help="Search the registries configured on the server instead.")
+    ] = False,
 ) -> None:
     """Search the configured registries for packs matching KEYWORD."""
     state = current()
     out = state.printer
-    settings = _registry_settings()
-    if not settings.enabled:
-        raise CliError("Pack registry system is disabled in configuration")
-    indices = [i for i in sorted(settings.indices, key=lambda i: i.priority) if i.enabled]
-    if registry:
-        indices = [i for i in indices if i.name == registry]
     if out.human:
         where = f"registry '{registry}'" if registry else "all registries"
         out.info(f"Searching {where} for '{keyword}'...")
-    needle = keyword.lower()
-    hits: list[dict[str, Any]] = []
-    for index in indices:
+    if server:
+        hits: list[dict[str, Any]] = state.client.get(
+            "/packs/registry/search", {"q": keyword, "registry": registry}
+        )
+    else:
+        settings = _registry_settings()
+        if not settings.enabled:
+            raise CliError("Pack registry system is disabled in configuration")
         try:
-            document = _fetch_index(index.url, index.headers, settings.timeout)
-        except (httpx.HTTPError, ValueError, CliError) as exc:
-            if registry:
-                raise CliError(f"Failed to fetch registry: {exc}") from exc
-            out.warn(f"Skipping registry {index.name or index.url}: {exc}")
-            continue
-        for entry in document.get("packs") or []:
-            haystack = [
-                entry.get("ref"),
-                entry.get("label"),
-                entry.get("description"),
-                *(entry.get("keywords") or []),
-            ]
-            if any(needle in str(text).lower() for text in haystack if text):
-                hits.append(
-                    {
-                        **{
-                            k: entry.get(k)
-                            for k in ("ref", "label", "version", "description", "author", "keywords")
-                        },
-                        "registry": index.name or index.url,
-                    }
-                )
+            hits, warnings = asyncio.run(registry_index.search(settings, keyword, registry))
+        except AttuneError as exc:
+            if registry is not None and exc.status == 400:
+                raise CliError(f"Failed to fetch registry: {exc.message}") from exc
+            raise CliError(exc.message) from exc
+        for warning in warnings:
+            out.warn(warning)
     if not hits:
         out.warn(f"No packs found matching '{keyword}'")
         if not out.human:
@@ -456,166 +506,9 @@ def search(
     out.emit(hits, human)
 
 
-# -- checksums and index files (local, cli.md §6.3.4) -----------------------------------------------
+# -- checksums and index files (local, cli.md §6.3.4; in pack_files.py) ---------------------------
 
-
-@app.command()
-def checksum(
-    path: Path,
-    stub: Annotated[
-        bool, typer.Option("--json", help="Print an install-source stub for an index entry.")
-    ] = False,
-) -> None:
-    """Checksum of a pack directory (packs.md §14.4) or of an archive file."""
-    state = current()
-    out = state.printer
-    if not path.exists():
-        out.fail(f"Path does not exist: {path}")
-        raise typer.Exit(1)
-    if out.human and not stub:
-        out.info(f"Calculating checksum for '{path}'...")
-    digest = pack_index.checksum(path)
-    formatted = f"sha256:{digest}"
-    if stub:
-        if path.is_file() and pack_index.is_archive(path):
-            source: dict[str, Any] = {
-                "type": "archive",
-                "url": "https://example.com/path/to/pack.tar.gz",
-                "checksum": formatted,
-            }
-        else:
-            source = {
-                "type": "git",
-                "url": "https://github.com/your-org/pack.git",
-                "ref": "v1.0.0",
-                "checksum": formatted,
-            }
-        out.pretty_json(source) if out.human else out.data(source)
-        if out.human:
-            out.info("Edit the url (and ref) before adding this source to an index")
-        return
-
-    def human() -> None:
-        out.line(f"Checksum for: {path}")
-        out.line("Algorithm: SHA256")
-        out.line(f"Hash: {digest}")
-        out.line(f"Formatted: {formatted}")
-        out.success("Checksum calculated successfully")
-
-    out.emit({"path": str(path), "checksum": formatted}, human)
-
-
-GitUrlOpt = Annotated[str | None, typer.Option("--git-url", "-g", help="Git repository URL.")]
-GitRefOpt = Annotated[str | None, typer.Option("--git-ref", "-r", help="Git ref (default v<version>).")]
-ArchiveUrlOpt = Annotated[str | None, typer.Option("--archive-url", "-a", help="Archive URL.")]
-
-
-@app.command("index-entry")
-def index_entry(
-    path: Path,
-    git_url: GitUrlOpt = None,
-    git_ref: GitRefOpt = None,
-    archive_url: ArchiveUrlOpt = None,
-    fmt: Annotated[str | None, typer.Option("--format", "-f", hidden=True)] = None,
-) -> None:
-    """Print a registry index entry for a pack directory."""
-    state = current()
-    out = state.printer
-    entry, used_template = pack_index.index_entry(
-        path, git_url=git_url, git_ref=git_ref, archive_url=archive_url
-    )
-    if used_template:
-        out.warn("No git-url or archive-url provided. Generating templates...")
-    if out.human:
-        out.pretty_json(entry)
-        out.success("Index entry generated successfully")
-    else:
-        out.data(entry)
-
-
-@app.command("index-update")
-def index_update(
-    path: Path,
-    index: Annotated[Path, typer.Option("--index", "-i", help="The index JSON file to change.")],
-    git_url: GitUrlOpt = None,
-    git_ref: GitRefOpt = None,
-    archive_url: ArchiveUrlOpt = None,
-    replace: Annotated[bool, typer.Option("--update", "-u", help="Replace an existing entry.")] = False,
-) -> None:
-    """Add a pack directory's entry to an index file, or replace it with --update."""
-    state = current()
-    out = state.printer
-    document = pack_index.load_index(index)
-    entry, _ = pack_index.index_entry(
-        path, git_url=git_url, git_ref=git_ref, archive_url=archive_url, template=False
-    )
-    packs: list[dict[str, Any]] = document["packs"]
-    position = next(
-        (i for i, p in enumerate(packs) if isinstance(p, dict) and p.get("ref") == entry["ref"]), None
-    )
-    if position is not None and not replace:
-        raise CliError(f"Pack '{entry['ref']}' already exists in index. Use --update to replace it.")
-    if position is None:
-        packs.append(entry)
-        action = "added"
-    else:
-        packs[position] = entry
-        action = "updated"
-    pack_index.write_json(index, document)
-    digest = f"sha256:{pack_index.directory_checksum(path)}"
-
-    def human() -> None:
-        out.success(f"Index updated successfully: {index}")
-        out.line(f"  Pack: {entry['ref']} v{entry['version']} ({action})")
-        out.line(f"  Checksum: {digest}")
-
-    out.emit(
-        {
-            "success": True,
-            "index_file": str(index),
-            "pack_ref": entry["ref"],
-            "version": entry["version"],
-            "checksum": digest,
-            "action": action,
-        },
-        human,
-    )
-
-
-@app.command("index-merge")
-def index_merge(
-    inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...", help="Index files to merge.")],
-    output: Annotated[Path, typer.Option("--file", "-o", help="Where to write the merged index.")],
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output file.")] = False,
-) -> None:
-    """Merge index files; for a ref listed twice the higher version wins."""
-    state = current()
-    out = state.printer
-    if output.exists() and not force:
-        raise CliError(f"Output file already exists: {output}. Use --force to overwrite.")
-    loaded: list[dict[str, Any]] = []
-    for file in inputs:
-        if not file.is_file():
-            out.warn(f"Skipping missing file: {file}")
-            continue
-        loaded.append(pack_index.load_index(file))
-    packs, total, duplicates = pack_index.merge_indices(loaded)
-    pack_index.write_json(
-        output, {"version": "1.0", "generated_at": pack_index.now_rfc3339(), "packs": packs}
-    )
-    summary = {
-        "success": True,
-        "output_file": str(output),
-        "sources_count": len(loaded),
-        "total_loaded": total,
-        "unique_packs": len(packs),
-        "duplicates_resolved": duplicates,
-    }
-
-    def human() -> None:
-        out.success(f"Merged {len(loaded)} index file(s) into {output}")
-        out.line(f"  Total loaded: {total}")
-        out.line(f"  Unique packs: {len(packs)}")
-        out.line(f"  Duplicates resolved: {duplicates}")
-
-    out.emit(summary, human)
+app.command()(pack_files.checksum)
+app.command("index-entry")(pack_files.index_entry)
+app.command("index-update")(pack_files.index_update)
+app.command("index-merge")(pack_files.index_merge)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -15,37 +14,10 @@ from typing import Any
 import yaml
 
 from attune.cli.errors import CliError
+from attune.packs.install.checksum import directory_checksum, file_checksum
 
 #: Never shipped in an upload: VCS data, caches and locally built environments.
 UPLOAD_EXCLUDES = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".venv", "venv", "node_modules"}
-
-
-def directory_checksum(root: Path, *, exclude_git: bool = True) -> str:
-    """SHA-256 over every regular file: relative path (UTF-8) then bytes, depth-first, names sorted."""
-    digest = hashlib.sha256()
-
-    def walk(directory: Path) -> None:
-        for entry in sorted(directory.iterdir(), key=lambda p: p.name):
-            if exclude_git and entry.name == ".git" and directory == root:
-                continue
-            if entry.is_symlink():
-                continue
-            if entry.is_dir():
-                walk(entry)
-            elif entry.is_file():
-                digest.update(entry.relative_to(root).as_posix().encode("utf-8"))
-                digest.update(entry.read_bytes())
-
-    walk(root)
-    return digest.hexdigest()
-
-
-def file_checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checksum(path: Path) -> str:
@@ -82,6 +54,8 @@ def read_pack_yaml(directory: Path) -> dict[str, Any]:
         raise CliError(f"{manifest} is not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):
         raise CliError(f"{manifest} must contain a mapping")
+    if not doc.get("ref") and isinstance(doc.get("name"), str):
+        doc = {**doc, "ref": doc["name"]}  # a StackStorm pack: its name is its ref
     for key in ("ref", "version"):
         if not doc.get(key):
             raise CliError(f"'{key}' field not found in pack.yaml")

@@ -13,9 +13,11 @@ rule and logs the error.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from attune.domain.templates import TemplateEngine, TemplateError
@@ -203,6 +205,50 @@ def _matchregex(actual: Any, expected: Any) -> bool:
     return isinstance(actual, str) and pattern.search(actual) is not None
 
 
+def _negated(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    return lambda actual, expected: not test(actual, expected)
+
+
+def _istartswith(actual: Any, expected: Any) -> bool:
+    return isinstance(actual, str) and isinstance(expected, str) and _fold(actual).startswith(_fold(expected))
+
+
+def _iendswith(actual: Any, expected: Any) -> bool:
+    return isinstance(actual, str) and isinstance(expected, str) and _fold(actual).endswith(_fold(expected))
+
+
+def _iregex(actual: Any, expected: Any) -> bool:
+    if not isinstance(expected, str):
+        raise CriteriaError(f"iregex needs a string pattern, got {expected!r}")
+    return _matchregex(actual, f"(?i){expected}")
+
+
+def _wildcard(actual: Any, expected: Any) -> bool:
+    return isinstance(actual, str) and isinstance(expected, str) and fnmatch.fnmatchcase(actual, expected)
+
+
+def _inside(actual: Any, expected: Any) -> bool:
+    """st2's ``inside``: the field's value is contained in the condition value."""
+    return _contains(expected, actual)
+
+
+def _timediff(compare: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
+    """st2's ``timediff_*``: seconds between the field's timestamp and now, against the value."""
+
+    def test(actual: Any, expected: Any) -> bool:
+        if not isinstance(actual, str) or not _is_number(expected):
+            return False
+        try:
+            moment = datetime.fromisoformat(actual.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return compare((datetime.now(UTC) - moment).total_seconds(), float(expected))
+
+    return test
+
+
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
     """Order test on two numbers or two strings; anything else (including bools) is false."""
 
@@ -245,6 +291,20 @@ OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
     "lte": _ordered(lambda a, b: a <= b),
     "in": _in,
     "nin": _nin,
+    # StackStorm's criteria operators (docs/stackstorm.md)
+    "ncontains": _negated(_contains),
+    "incontains": _negated(_icontains),
+    "istartswith": _istartswith,
+    "iendswith": _iendswith,
+    "regex": _matchregex,
+    "iregex": _iregex,
+    "matchwildcard": _wildcard,
+    "inside": _inside,
+    "ninside": _negated(_inside),
+    "timediff_lt": _timediff(lambda diff, limit: diff < limit),
+    "timediff_gt": _timediff(lambda diff, limit: diff > limit),
+    "timediff_nlt": _timediff(lambda diff, limit: not diff < limit),
+    "timediff_ngt": _timediff(lambda diff, limit: not diff > limit),
 }
 """Value operators: ``test(field_value, condition_value)``. ``exists``/``nexists`` are handled apart
 because they must not fail on a missing field."""

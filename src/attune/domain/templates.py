@@ -18,6 +18,7 @@ import jinja2
 import jinja2.sandbox
 from jinja2.exceptions import SecurityError
 
+from attune.domain import jinja_filters, keyrefs
 from attune.errors import ValidationFailed
 from attune.lru import LruCache
 
@@ -62,6 +63,8 @@ def _to_json(value: Any) -> Any:
         return None
     if isinstance(value, bool | int | float):
         return value
+    if isinstance(value, keyrefs.Sealed | keyrefs.Revealed):
+        return value  # key material keeps its marker (docs/rules.md "Keys in templates")
     if isinstance(value, str):
         return str(value)  # drops str subclasses such as Markup
     if isinstance(value, Mapping):
@@ -160,6 +163,7 @@ def _build_environment() -> _Environment:
     )
     env.filters["to_json"] = _compact_json
     env.filters["from_json"] = _from_json
+    jinja_filters.install(env.filters)  # StackStorm's filters and decrypt_kv
     # lipsum and friends have no use in automation parameters.
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
@@ -330,7 +334,8 @@ def rule_context(
     """The template context of a rule firing (services.md §1.4).
 
     ``event`` carries ``payload``, ``id``, ``trigger`` (or ``trigger_ref``) and ``created``
-    (datetime or text). Roots: ``event``, ``pack.config`` and ``system``.
+    (datetime or text). Roots: ``event``, ``pack.config``, ``system`` and ``trigger`` (st2's name
+    for the payload).
     """
     created = event.get("created")
     payload = event.get("payload")
@@ -346,6 +351,8 @@ def rule_context(
         },
         "pack": {"config": dict(pack_config) if pack_config else {}},
         "system": {"timestamp": rfc3339(now), "rule": {"id": rule_id, "ref": rule_ref}},
+        # StackStorm rules write ``{{ trigger.x }}`` for the payload (docs/stackstorm.md).
+        "trigger": payload if payload is not None else {},
     }
 
 

@@ -40,7 +40,9 @@ from attune.db.models import Action, Enforcement, Execution, Rule
 from attune.db.repos import runs
 from attune.db.types import utcnow
 from attune.domain.enums import EnforcementStatus, ExecutionStatus
+from attune.domain.params import secret_names
 from attune.errors import NotFound, ValidationFailed
+from attune.executor import template_keys
 from attune.executor.completion import BackgroundTasks, finish_execution
 from attune.executor.policies import PolicySet, load_policies, rate_limit_violation
 from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
@@ -264,14 +266,19 @@ class EnforcementProcessor:
                             _rate_limit_reason(violation.id, violation.threshold, violation.window_seconds),
                         )
                         return False
+                config = enforcement.config if isinstance(enforcement.config, dict) else {}
                 try:
+                    # Decrypted keys were sealed in the enforcement: they go in as secrets.
+                    declared = secret_names(runs.flat_schema(action.param_schema))
+                    parameters, secrets = template_keys.unseal(config, self._runtime.secrets, declared)
                     execution = await runs.request_execution(
                         session,
                         action,
-                        enforcement.config if isinstance(enforcement.config, dict) else {},
+                        parameters,
                         box=self._runtime.secrets,
                         source_service=SOURCE,
                         enforcement=enforcement.id,
+                        secret_values=secrets or None,
                     )
                 except ValidationFailed as exc:
                     self._disable(enforcement, f"parameters rejected: {exc}")

@@ -19,13 +19,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.bus.messages import Envelope, EventCreated, MessageType
-from attune.db.models import Enforcement, Event, Pack, Rule
+from attune.db.models import Action, Enforcement, Event, Pack, Rule
 from attune.db.outbox import enqueue
+from attune.db.repos.runs import flat_schema
 from attune.db.types import utcnow
 from attune.domain.criteria import CriteriaError, matches
 from attune.domain.enums import EnforcementCondition, EnforcementStatus
+from attune.domain.params import secret_names
 from attune.domain.templates import TemplateEngine, TemplateError, resolve_action_params, rule_context
 from attune.errors import NotFound
+from attune.executor import template_keys
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -109,11 +112,22 @@ class EventProcessor:
             rule_ref=rule.ref,
             now=now,
         )
+        box = self._runtime.secrets
+        namespace = await template_keys.namespace_for(
+            session, rule.action_params, rule.conditions, pack_id=rule.pack, identity_id=None, box=box
+        )
+        if namespace is not None:
+            context["key"] = context["st2kv"] = namespace
         try:
             if not matches(rule.conditions, event.payload, engine=self._engine, context=context):
                 log.debug("rule %s: conditions do not match event %s", rule.ref, event.id)
                 return None
-            return resolve_action_params(self._engine, rule.action_params, context)
+            resolved = resolve_action_params(self._engine, rule.action_params, context)
+            if namespace is None:
+                return resolved
+            action = await session.get(Action, rule.action) if rule.action is not None else None
+            secret = secret_names(flat_schema(action.param_schema)) if action is not None else set()
+            return template_keys.seal_revealed(resolved, secret, namespace, box)
         except (CriteriaError, TemplateError) as exc:
             log.warning("rule %s skipped for event %s: %s", rule.ref, event.id, exc)
         except Exception:

@@ -47,11 +47,13 @@ from attune.db.outbox import enqueue
 from attune.db.repos import runs
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
-from attune.domain import params
+from attune.domain import keyrefs, params
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
+from attune.domain.params import secret_names
 from attune.domain.templates import TemplateEngine
 from attune.errors import AttuneError, Conflict
+from attune.executor import template_keys
 from attune.executor.completion import finish_execution, stage_status_changed
 from attune.lru import LruCache
 from attune.runtime import Runtime
@@ -175,6 +177,24 @@ class _Run:
     state: conductor.WorkflowState
     timers: list[dict[str, Any]]
     actions: dict[str, Action | None] = field(default_factory=dict)
+    #: Keys the workflow's templates name, loaded for this step (None: it names none).
+    keys: keyrefs.KeyNamespace | None = None
+
+
+async def _keys_for(
+    session: AsyncSession, spec: WorkflowSpec, execution: Execution, ctx: WorkflowContext
+) -> keyrefs.KeyNamespace | None:
+    """The keys the workflow's templates may read: its own pack's and its runner's (docs/rules.md)."""
+    if not keyrefs.referenced(spec.template_texts):
+        return None
+    action = await session.get(Action, execution.action) if execution.action is not None else None
+    return await template_keys.namespace_for(
+        session,
+        list(spec.template_texts),
+        pack_id=action.pack if action is not None else None,
+        identity_id=execution.executor,
+        box=ctx.box,
+    )
 
 
 # -- start -----------------------------------------------------------------------------------------
@@ -223,8 +243,9 @@ async def start_workflow(
     if not started:
         return False
     parameters = runs.full_parameters(execution, ctx.box)
+    keys = await _keys_for(session, spec, execution, ctx)
     try:
-        state, commands = conductor.start(spec, parameters, engine=ctx.engine)
+        state, commands = conductor.start(spec, parameters, engine=ctx.engine, keys=keys)
     except Exception as exc:  # a conductor bug or bad parameters must not wedge the execution
         log.exception("workflow %s could not start", definition.ref)
         await finish_execution(
@@ -253,7 +274,7 @@ async def start_workflow(
     )
     session.add(row)
     await session.flush()
-    run = _Run(row=row, parent=execution, spec=spec, state=state, timers=[])
+    run = _Run(row=row, parent=execution, spec=spec, state=state, timers=[], keys=keys)
     await _apply(session, run, commands, ctx)
     await _persist(session, run, ctx)
     log.info("workflow %s started as execution %s", definition.ref, execution.id)
@@ -577,7 +598,8 @@ async def fire_timer(
 
 
 async def _step(session: AsyncSession, run: _Run, event: conductor.Event, ctx: WorkflowContext) -> None:
-    state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine)
+    run.keys = await _keys_for(session, run.spec, run.parent, ctx)
+    state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
     run.state = state
     await _apply(session, run, commands, ctx)
     await _persist(session, run, ctx)
@@ -609,7 +631,9 @@ async def _apply(
             run.row.paused = True
             run.row.pause_reason = run.row.pause_reason or "Paused on request"
         if feedback is not None:
-            run.state, more = conductor.advance(run.spec, run.state, feedback, engine=ctx.engine)
+            run.state, more = conductor.advance(
+                run.spec, run.state, feedback, engine=ctx.engine, keys=run.keys
+            )
             queue.extend(more)
 
 
@@ -630,11 +654,17 @@ async def _run_task(
         task_spec = run.spec.by_name.get(command.task)
         retry = task_spec.retry if task_spec is not None else None
         parent = run.parent
+        declared = secret_names(runs.flat_schema(action.param_schema))
+        texts = run.keys.revealed if run.keys is not None else []
+        # Decrypted keys (``decrypt_kv``, secret parameters) are stored only as secret parameters.
+        public, revealed = keyrefs.split_revealed(command.input, declared, texts)
+        for name in declared & set(revealed):
+            public[name] = revealed.pop(name)
         try:
             child = await runs.request_execution(
                 session,
                 action,
-                dict(command.input),
+                public,
                 box=ctx.box,
                 source_service=ctx.source,
                 executor=parent.executor,
@@ -642,6 +672,7 @@ async def _run_task(
                 parent=parent.id,
                 env_vars=parent.env_vars,
                 retry_count=command.attempt - 1,
+                secret_values=revealed or None,
             )
             child.workflow_task = {
                 "workflow_execution": run.row.id,
@@ -814,7 +845,9 @@ async def rerun_workflow(
     run.parent.status, run.parent.result = ExecutionStatus.RUNNING.value, None
     run.row.status = ExecutionStatus.RUNNING.value
     run.row.error_message = None
-    state, commands = conductor.advance(run.spec, run.state, conductor.Rerun(tasks=tasks), engine=ctx.engine)
+    run.keys = await _keys_for(session, run.spec, run.parent, ctx)
+    rerun = conductor.Rerun(tasks=tasks)
+    state, commands = conductor.advance(run.spec, run.state, rerun, engine=ctx.engine, keys=run.keys)
     if state.finished:
         wanted = ", ".join(tasks) if tasks else "any"
         raise WorkflowStateError(f"Workflow execution {execution.id} has no failed task to re-run ({wanted})")

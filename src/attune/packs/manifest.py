@@ -168,6 +168,10 @@ class WorkflowFileSpec:
     path: Path
     rel_path: str
     raw: JsonObject
+    #: Set for a StackStorm action file that points at this workflow (``orquesta``, ``action-chain``):
+    #: the runner picks the dialect and ``parameters`` (the action's schema) the inputs.
+    runner_type: str | None = None
+    parameters: JsonObject | None = None
 
 
 @dataclass(frozen=True)
@@ -183,3 +187,6 @@ class ParsedPack:
     rules: list[RuleSpec] = field(default_factory=list)
     policies: list[PolicySpec] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Files skipped because they use something Attune does not run (also in ``warnings``);
+    #: registration with ``fail_on_error`` refuses the pack when there are any.
+    skipped: list[str] = field(default_factory=list)

@@ -8,20 +8,20 @@ point file that is missing, a runner type that is not a known alias) become ``wa
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import jsonschema
 import jsonschema.exceptions
-import yaml
 
 from attune.domain import params, refs
 from attune.domain.criteria import OPERATORS
 from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, PolicyMethod, values
 from attune.domain.retry import RetryPolicy, RetryPolicyError, parse_retry
-from attune.errors import BadRequest, ValidationFailed
+from attune.errors import ValidationFailed
+from attune.packs import st2
 from attune.packs.manifest import (
     ActionSpec,
     JsonObject,
@@ -35,6 +35,18 @@ from attune.packs.manifest import (
     TriggerSpec,
     WorkflowFileSpec,
 )
+from attune.packs.st2_parse import st2_action, st2_config_schema, st2_sensor
+from attune.packs.yamlfields import Fields, PackFormatError, PackNotFoundError, load_yaml, type_name
+
+__all__ = [
+    "MAX_WORKFLOW_BYTES",
+    "RUNNER_ALIASES",
+    "PackFormatError",
+    "PackNotFoundError",
+    "condition_problem",
+    "parse_pack_dir",
+    "resolve_runner",
+]
 
 MAX_WORKFLOW_BYTES = 1024 * 1024
 """Workflow files larger than this are rejected (workflows.md §1)."""
@@ -66,7 +78,7 @@ def condition_problem(node: Any, where: str) -> str | None:
                 return problem
         return None
     if not isinstance(node, dict):
-        return f"{where} must be a list or a mapping (got {_type_name(node)})"
+        return f"{where} must be a list or a mapping (got {type_name(node)})"
     groups = [key for key in ("all", "any", "not") if key in node]
     if groups:
         if len(node) != 1:
@@ -77,226 +89,21 @@ def condition_problem(node: Any, where: str) -> str | None:
     if not isinstance(node.get("field"), str) or not node["field"]:
         return f"{where}.field is required"
     operator = node.get("operator")
-    if not isinstance(operator, str) or operator.lower() not in OPERATORS:
-        return f"{where}.operator must be one of {', '.join(sorted(OPERATORS))} (got {operator!r})"
+    known = {*OPERATORS, "exists", "nexists"}  # the two presence tests need no value
+    if not isinstance(operator, str) or operator.lower() not in known:
+        return f"{where}.operator must be one of {', '.join(sorted(known))} (got {operator!r})"
     return None
 
 
 ENV_TYPES = ("virtualenv", "node_modules", "none")
 ON_FAILURE = ("block", "warn", "ignore")
 POLICY_KINDS = ("concurrency", "rate_limit")
-
-_T = TypeVar("_T")
-
-
-class PackFormatError(ValidationFailed):
-    """A pack file is malformed; the message names the file (pack-relative) and the field."""
-
-
-class PackNotFoundError(BadRequest):
-    """The pack directory or its ``pack.yaml`` does not exist (HTTP 400)."""
+_R = TypeVar("_R")
 
 
 def resolve_runner(runner_type: str) -> str:
     """The runtime ref for a runner type: a core runtime for known aliases, else the raw value."""
     return RUNNER_ALIASES.get(runner_type.strip().lower(), runner_type.strip())
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return type(value).__name__
-
-
-class _YamlFloat(float):
-    """A YAML float that remembers its source text, so ``version: 3.10`` reads as "3.10".
-
-    It stays in the loaded documents (it is a ``float`` for every other purpose).
-    """
-
-    text: str
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe loader whose floats keep their source text."""
-
-
-def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
-    number = _YamlFloat(loader.construct_yaml_float(node))
-    number.text = str(node.value)
-    return number
-
-
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """Make YAML data JSON-compatible: dates become ISO strings, mapping keys become strings."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v, where) for v in value]
-    if isinstance(value, dt.date):  # also datetime; YAML turns `eol: 2025-04-30` into a date
-        return value.isoformat()
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise ValueError(f"{where}: unsupported YAML value of type {type(value).__name__}")
-
-
-def _load_yaml(path: Path, rel: str) -> JsonObject:
-    """Load one YAML file that must hold a mapping."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PackFormatError(f"{rel}: file is not valid UTF-8") from exc
-    except OSError as exc:
-        raise PackFormatError(f"{rel}: cannot read file ({exc.strerror})") from exc
-    try:
-        doc = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PackFormatError(f"{rel}: YAML syntax error{line}: {exc.problem or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PackFormatError(f"{rel}: YAML syntax error: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise PackFormatError(f"{rel}: must contain a YAML mapping (got {_type_name(doc)})")
-    try:
-        result: JsonObject = _jsonable(doc, rel)
-    except ValueError as exc:
-        raise PackFormatError(str(exc)) from exc
-    return result
-
-
-class _Fields:
-    """Typed field access on one YAML mapping; every error is prefixed with the file path."""
-
-    def __init__(self, rel: str, doc: Mapping[str, Any], prefix: str = "") -> None:
-        self.rel = rel
-        self.doc = doc
-        self.prefix = prefix
-
-    def fail(self, message: str) -> NoReturn:
-        raise PackFormatError(f"{self.rel}: {message}")
-
-    def _name(self, key: str) -> str:
-        return f"{self.prefix}{key}"
-
-    def nested(self, key: str, value: Mapping[str, Any]) -> _Fields:
-        return _Fields(self.rel, value, f"{self.prefix}{key}.")
-
-    def _get(self, key: str, check: Callable[[Any], bool], expected: str, default: _T) -> Any | _T:
-        value = self.doc.get(key)
-        if value is None:
-            return default
-        if not check(value):
-            self.fail(f"{self._name(key)} must be {expected} (got {_type_name(value)})")
-        return value
-
-    def required_text(self, key: str) -> str:
-        value = self.doc.get(key)
-        if value is None or value == "":
-            self.fail(f"missing required field '{self._name(key)}'")
-        if not isinstance(value, str):
-            self.fail(f"{self._name(key)} must be a string (got {_type_name(value)})")
-        return value
-
-    def opt_text(self, key: str) -> str | None:
-        value: str | None = self._get(key, lambda v: isinstance(v, str), "a string", None)
-        return value
-
-    def text(self, key: str, default: str = "") -> str:
-        value: str = self._get(key, lambda v: isinstance(v, str), "a string", default)
-        return value
-
-    def version_text(self, key: str) -> str | None:
-        """A version-like scalar; YAML reads ``3.12`` as a number, so numbers are accepted too."""
-        value = self.doc.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            self.fail(f"{self._name(key)} must be a string (got {_type_name(value)})")
-        if isinstance(value, _YamlFloat):
-            return value.text.strip()
-        return str(value).strip()
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value: bool = self._get(key, lambda v: isinstance(v, bool), "true or false", default)
-        return value
-
-    def integer(self, key: str, *, minimum: int | None = None) -> int | None:
-        value = self._get(key, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", None)
-        if value is not None and minimum is not None and value < minimum:
-            self.fail(f"{self._name(key)} must be at least {minimum} (got {value})")
-        result: int | None = value
-        return result
-
-    def mapping(self, key: str) -> JsonObject:
-        value: JsonObject = self._get(key, lambda v: isinstance(v, dict), "a mapping", {})
-        return value
-
-    def opt_mapping(self, key: str) -> JsonObject | None:
-        value: JsonObject | None = self._get(key, lambda v: isinstance(v, dict), "a mapping", None)
-        return value
-
-    def items(self, key: str) -> list[Any]:
-        value: list[Any] = self._get(key, lambda v: isinstance(v, list), "a list", [])
-        return value
-
-    def str_list(self, key: str) -> list[str]:
-        value = self.items(key)
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                self.fail(f"{self._name(key)}[{index}] must be a string (got {_type_name(item)})")
-        return list(value)
-
-    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
-        raw = self.doc.get(key)
-        if raw is None:
-            return default
-        if not isinstance(raw, str) or raw.strip().lower() not in allowed:
-            self.fail(f"{self._name(key)} must be one of {', '.join(allowed)} (got {raw!r})")
-        return raw.strip().lower()
-
-    def schema(self, key: str) -> JsonObject | None:
-        """A flat (or full-form) parameter schema, checked to compile as JSON Schema."""
-        value = self.doc.get(key)
-        if value is None:
-            return None
-        name = self._name(key)
-        if not isinstance(value, dict):
-            self.fail(f"{name} must be a mapping of parameter definitions (got {_type_name(value)})")
-        full = params.is_full_form(value)
-        if not full:
-            for param, definition in value.items():
-                if not isinstance(definition, dict):
-                    self.fail(f"{name}.{param} must be a mapping (got {_type_name(definition)})")
-                for flag in ("required", "secret"):
-                    if flag in definition and not isinstance(definition[flag], bool):
-                        self.fail(f"{name}.{param}.{flag} must be true or false")
-        converted = params.to_json_schema(value)
-        assert converted is not None
-        try:
-            jsonschema.Draft202012Validator.check_schema(converted)
-        except jsonschema.exceptions.SchemaError as exc:
-            path = [str(p) for p in exc.absolute_path]
-            if not full and path[:1] == ["properties"]:
-                path = path[1:]
-            where = ".".join([name, *path])
-            self.fail(f"invalid parameter schema at {where}: {exc.message}")
-        return value
 
 
 class _PackParser:
@@ -305,6 +112,9 @@ class _PackParser:
     def __init__(self, pack_dir: Path) -> None:
         self.dir = pack_dir.resolve()
         self.warnings: list[str] = []
+        self.skipped: list[str] = []
+        self.claimed: set[Path] = set()
+        self.st2 = False
         self.pack_ref = ""
         self.seen: dict[str, dict[str, str]] = {}
 
@@ -321,7 +131,7 @@ class _PackParser:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.dir).as_posix()
 
-    def component_ref(self, f: _Fields, kind: str, fallback_name: str, *, use_name: bool = True) -> str:
+    def component_ref(self, f: Fields, kind: str, fallback_name: str, *, use_name: bool = True) -> str:
         """The file's ``ref``, or one derived from ``name`` / the file stem; checked and unique."""
         raw = f.doc.get("ref")
         if raw is None:
@@ -331,7 +141,7 @@ class _PackParser:
         elif isinstance(raw, str):
             ref = raw
         else:
-            f.fail(f"ref must be a string (got {_type_name(raw)})")
+            f.fail(f"ref must be a string (got {type_name(raw)})")
         if not ref.startswith(f"{self.pack_ref}."):
             f.fail(f"ref '{ref}' must start with the pack ref '{self.pack_ref}.'")
         if not refs.is_component_ref(ref):
@@ -342,13 +152,13 @@ class _PackParser:
         owners[ref] = f.rel
         return ref
 
-    def label(self, f: _Fields, ref: str) -> str:
+    def label(self, f: Fields, ref: str) -> str:
         return f.text("label") or refs.label_from_name(refs.name_of(ref))
 
     def qualify(self, name: str) -> str:
         return name if "." in name else f"{self.pack_ref}.{name}"
 
-    def entry_point(self, f: _Fields, component_dir: str) -> str:
+    def entry_point(self, f: Fields, component_dir: str) -> str:
         """``entry_point`` relative to the component directory (a leading ``<dir>/`` is dropped)."""
         entry = f.text("entry_point").strip()
         prefix = f"{component_dir}/"
@@ -359,7 +169,7 @@ class _PackParser:
             self.warnings.append(f"{f.rel}: entry_point '{entry}' not found in {component_dir}/")
         return entry
 
-    def runtime(self, f: _Fields, default_runner: str) -> tuple[str, str]:
+    def runtime(self, f: Fields, default_runner: str) -> tuple[str, str]:
         runner = f.text("runner_type", default_runner).strip() or default_runner
         runtime_ref = resolve_runner(runner)
         if runner.lower() not in RUNNER_ALIASES and "." not in runner:
@@ -375,7 +185,10 @@ class _PackParser:
         manifest = self.dir / "pack.yaml"
         if not manifest.is_file():
             raise PackNotFoundError(f"pack.yaml not found in {self.dir}")
-        f = _Fields("pack.yaml", _load_yaml(manifest, "pack.yaml"))
+        f = Fields("pack.yaml", load_yaml(manifest, "pack.yaml"))
+        self.st2 = st2.is_st2_manifest(f.doc)
+        if self.st2 and f.doc.get("ref") is None:
+            f = Fields("pack.yaml", {**f.doc, "ref": st2.manifest_ref(f.doc)})  # st2: ref = name
         ref = f.required_text("ref")
         if not refs.is_pack_ref(ref):
             f.fail(f"ref must match ^[a-z][a-z0-9_-]+$ (got {ref!r})")
@@ -385,7 +198,7 @@ class _PackParser:
             f.fail("missing required field 'version'")
         if not refs.is_semver(version):
             f.fail(f"version must be a semantic version MAJOR.MINOR.PATCH (got {version!r})")
-        conf_schema = f.schema("conf_schema") or {}
+        conf_schema = f.schema("conf_schema") or st2_config_schema(self.dir)
         # Defaults first, so a required setting that has a default is not reported missing.
         config = params.apply_defaults(f.mapping("config"), conf_schema)
         try:
@@ -416,7 +229,7 @@ class _PackParser:
             path=self.dir,
         )
 
-    def testing(self, f: _Fields) -> JsonObject | None:
+    def testing(self, f: Fields) -> JsonObject | None:
         testing = f.opt_mapping("testing")
         if testing is None:
             return None
@@ -425,7 +238,7 @@ class _PackParser:
         t.mapping("discovery")
         for name, runner in t.mapping("runners").items():
             if not isinstance(runner, dict):
-                t.fail(f"testing.runners.{name} must be a mapping (got {_type_name(runner)})")
+                t.fail(f"testing.runners.{name} must be a mapping (got {type_name(runner)})")
             r = t.nested(f"runners.{name}", runner)
             r.required_text("type")
             r.required_text("entry_point")
@@ -441,7 +254,7 @@ class _PackParser:
     # -- components --------------------------------------------------------------------------
 
     def parse_runtime(self, path: Path) -> RuntimeSpec:
-        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        f = Fields(self.rel(path), load_yaml(path, self.rel(path)))
         ref = self.component_ref(f, "runtime", path.stem, use_name=False)
         execution_config = f.mapping("execution_config")
         self.check_execution_config(f.nested("execution_config", execution_config))
@@ -450,7 +263,7 @@ class _PackParser:
         for index, entry in enumerate(raw_versions):
             where = f"versions[{index}]"
             if not isinstance(entry, dict):
-                f.fail(f"{where} must be a mapping (got {_type_name(entry)})")
+                f.fail(f"{where} must be a mapping (got {type_name(entry)})")
             v = f.nested(where, entry)
             version = v.version_text("version")
             if not version:
@@ -487,7 +300,7 @@ class _PackParser:
         )
 
     @staticmethod
-    def check_execution_config(f: _Fields) -> None:
+    def check_execution_config(f: Fields) -> None:
         """Shape checks for ``execution_config`` (packs.md §8)."""
         interpreter = f.opt_mapping("interpreter")
         if interpreter is not None:
@@ -512,10 +325,10 @@ class _PackParser:
         env_vars = f.mapping("env_vars")
         for name, value in env_vars.items():
             if not isinstance(value, str):
-                f.fail(f"{f.prefix}env_vars.{name} must be a string (got {_type_name(value)})")
+                f.fail(f"{f.prefix}env_vars.{name} must be a string (got {type_name(value)})")
 
     def parse_trigger(self, path: Path) -> TriggerSpec:
-        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        f = Fields(self.rel(path), load_yaml(path, self.rel(path)))
         ref = self.component_ref(f, "trigger", path.stem)
         return TriggerSpec(
             ref=ref,
@@ -526,8 +339,10 @@ class _PackParser:
             out_schema=f.schema("output"),
         )
 
-    def parse_action(self, path: Path) -> ActionSpec:
-        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+    def parse_action(self, path: Path) -> ActionSpec | WorkflowFileSpec:
+        f = Fields(self.rel(path), load_yaml(path, self.rel(path)))
+        if st2.is_st2_action(f.doc):
+            return st2_action(self, f, path)
         ref = self.component_ref(f, "action", path.stem)
         runner, runtime_ref = self.runtime(f, "shell")
         out_key = "output_schema" if f.doc.get("output_schema") is not None else "output"
@@ -549,15 +364,17 @@ class _PackParser:
         )
 
     @staticmethod
-    def retry(f: _Fields) -> RetryPolicy | None:
+    def retry(f: Fields) -> RetryPolicy | None:
         """``retry: {count, delay, on}``, or the older ``max_retries: N`` (docs/packs.md)."""
         try:
             return parse_retry(f.doc.get("retry"), f.doc.get("max_retries"))
         except RetryPolicyError as exc:
             f.fail(str(exc))
 
-    def parse_sensor(self, path: Path, trigger_refs: set[str]) -> SensorSpec:
-        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+    def parse_sensor(self, path: Path, trigger_refs: set[str]) -> tuple[SensorSpec, list[TriggerSpec]]:
+        f = Fields(self.rel(path), load_yaml(path, self.rel(path)))
+        if f.doc.get("class_name") is not None:
+            return st2_sensor(self, f, path)
         ref = self.component_ref(f, "sensor", path.stem)
         _, runtime_ref = self.runtime(f, "native")
         if f.doc.get("trigger_types") is not None:
@@ -587,7 +404,7 @@ class _PackParser:
             param_schema=f.schema("parameters"),
             config=f.mapping("config"),
             enabled=f.boolean("enabled", True),
-        )
+        ), []
 
     def parse_workflows(self) -> list[WorkflowFileSpec]:
         found: list[tuple[str, Path]] = [(p.name.rsplit(".", 1)[0], p) for p in self.files("workflows")]
@@ -603,13 +420,19 @@ class _PackParser:
             by_name[name] = rel
             if path.stat().st_size > MAX_WORKFLOW_BYTES:
                 raise PackFormatError(f"{rel}: workflow file is larger than 1 MiB")
-            doc = _load_yaml(path, rel)
-            f = _Fields(rel, doc)
+            if path in self.claimed:
+                continue  # the workflow of an st2 action file (orquesta/action-chain runner)
+            try:
+                doc = load_yaml(path, rel)
+            except PackFormatError as exc:
+                self.skip(f"{exc.message}; workflow skipped")
+                continue
+            f = Fields(rel, doc)
             expected = f"{self.pack_ref}.{name}"
             raw_ref = f.doc.get("ref")
             if raw_ref is not None and raw_ref != expected:
                 f.fail(f"ref {raw_ref!r} must equal '{expected}' (pack ref + file name)")
-            ref = self.component_ref(_Fields(rel, {"ref": expected}), "workflow", name)
+            ref = self.component_ref(Fields(rel, {"ref": expected}), "workflow", name)
             if ref in self.seen.get("action", {}):
                 f.fail(f"workflow '{ref}' has the same ref as the action in {self.seen['action'][ref]}")
             f.schema("parameters")
@@ -620,7 +443,12 @@ class _PackParser:
     def parse_rule(
         self, path: Path, actions: Mapping[str, JsonObject | None], triggers: Mapping[str, JsonObject | None]
     ) -> RuleSpec:
-        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        f = Fields(self.rel(path), load_yaml(path, self.rel(path)))
+        if st2.is_st2_rule(f.doc):
+            try:
+                f = Fields(f.rel, st2.rule_fields(f.doc, self.pack_ref))
+            except ValueError as exc:
+                f.fail(str(exc))
         ref = self.component_ref(f, "rule", path.stem)
         trigger_ref = self.qualify(f.required_text("trigger_ref").strip())
         action_ref = self.qualify(f.required_text("action_ref").strip())
@@ -667,7 +495,7 @@ class _PackParser:
 
     def parse_policy(self, path: Path, actions: Mapping[str, object]) -> PolicySpec:
         """``policies/*.yaml`` (packs.md §9.2); ``actions`` are the refs this pack defines."""
-        f = _Fields(self.rel(path), _load_yaml(path, self.rel(path)))
+        f = Fields(self.rel(path), load_yaml(path, self.rel(path)))
         ref = self.component_ref(f, "policy", path.stem, use_name=False)
         raw_action = f.opt_text("action")
         action_ref = self.qualify(raw_action.strip()) if raw_action and raw_action.strip() else None
@@ -703,20 +531,51 @@ class _PackParser:
 
     # -- orchestration -----------------------------------------------------------------------
 
+    def skip(self, message: str) -> None:
+        """A file is left out (unsupported content, unloadable workflow): warn, remember it."""
+        self.warnings.append(message)
+        self.skipped.append(message)
+
+    def attempt(self, parse: Callable[[Path], _R], path: Path) -> _R | None:
+        """``parse(path)``, or None when the file uses something Attune does not run."""
+        try:
+            return parse(path)
+        except st2.Unsupported as exc:
+            self.skip(f"{self.rel(path)}: {exc}")
+            return None
+
     def parse(self) -> ParsedPack:
         pack = self.parse_pack()
+        for directory, feature in st2.UNSUPPORTED_DIRS.items():
+            if self.files(directory):
+                self.skip(f"{directory}/: {feature} are not supported; skipped")
         runtimes = [self.parse_runtime(p) for p in self.files("runtimes")]
         triggers = [self.parse_trigger(p) for p in self.files("triggers")]
-        actions = [self.parse_action(p) for p in self.files("actions")]
-        trigger_refs = {t.ref for t in triggers}
-        sensors = [self.parse_sensor(p, trigger_refs) for p in self.files("sensors")]
-        workflows = self.parse_workflows()
+        actions: list[ActionSpec] = []
+        st2_workflows: list[WorkflowFileSpec] = []
+        for path in self.files("actions"):
+            parsed = self.attempt(self.parse_action, path)
+            if isinstance(parsed, WorkflowFileSpec):
+                st2_workflows.append(parsed)
+                self.claimed.add(parsed.path)
+            elif parsed is not None:
+                actions.append(parsed)
+        sensors: list[SensorSpec] = []
+        for path in self.files("sensors"):
+            found = self.attempt(lambda p: self.parse_sensor(p, {t.ref for t in triggers}), path)
+            if found is not None:
+                sensors.append(found[0])
+                triggers.extend(t for t in found[1] if t.ref not in {known.ref for known in triggers})
+        workflows = st2_workflows + self.parse_workflows()
         action_schemas: dict[str, JsonObject | None] = {a.ref: a.param_schema for a in actions}
         for workflow in workflows:
-            schema = workflow.raw.get("parameters")
+            schema = (
+                workflow.parameters if workflow.parameters is not None else workflow.raw.get("parameters")
+            )
             action_schemas[workflow.ref] = schema if isinstance(schema, dict) else None
         trigger_schemas = {t.ref: t.param_schema for t in triggers}
-        rules = [self.parse_rule(p, action_schemas, trigger_schemas) for p in self.files("rules")]
+        parse_rule = partial(self.parse_rule, actions=action_schemas, triggers=trigger_schemas)
+        rules = [rule for rule in (self.attempt(parse_rule, p) for p in self.files("rules")) if rule]
         policies = [self.parse_policy(p, action_schemas) for p in self.files("policies")]
         return ParsedPack(
             pack=pack,
@@ -728,6 +587,7 @@ class _PackParser:
             rules=rules,
             policies=policies,
             warnings=self.warnings,
+            skipped=self.skipped,
         )
 
 

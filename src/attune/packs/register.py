@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
-from attune.db.repos import workflows
+from attune.db.repos import pack_tests, workflows
 from attune.domain import params, retry
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import Conflict, ValidationFailed
+from attune.packs.install.tests import TestOutcome, run_and_judge
 from attune.packs.manifest import (
     ActionSpec,
     ParsedPack,
@@ -49,6 +50,10 @@ class RegistrationResult:
     created: bool
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: The PackTestResult stored with this registration (``None`` when no tests ran).
+    test_result: dict[str, Any] | None = None
+    #: Files left out at registration (also in ``warnings``).
+    skipped: list[str] = field(default_factory=list)
 
 
 async def register_pack(
@@ -59,32 +64,74 @@ async def register_pack(
     skip_tests: bool = False,
     allow_existing: bool = False,
     installation: dict[str, Any] | None = None,
+    fail_on_error: bool = False,
 ) -> RegistrationResult:
-    """Parse ``path`` and register it. An existing ref needs ``force`` (or ``allow_existing``)."""
+    """Parse ``path`` and register it. An existing ref needs ``force`` (or ``allow_existing``).
+
+    Unless ``skip_tests``, the pack's tests run first (packs.md §15); a blocking failure raises 400
+    before anything is written, and the run is stored with the registration.
+
+    A file Attune cannot load (unsupported StackStorm content, a workflow that does not validate,
+    an action whose runner matches no runtime) is skipped with a warning and the rest registers;
+    with ``fail_on_error`` the registration fails instead (422 listing every such file).
+    """
     parsed = parse_pack_dir(path)
+    spec = parsed.pack
+    tests = None
+    if not skip_tests:
+        tests = await run_and_judge(spec.ref, spec.version, spec.testing, path, force=force)
     async with runtime.db.transaction() as session:
-        existing = await _by_ref(session, models.Pack, parsed.pack.ref)
-        if existing is not None and not (force or allow_existing):
-            raise Conflict(f"Pack '{parsed.pack.ref}' already exists. Use force=true to reinstall.")
-        result = await _apply(session, parsed, existing, installation)
-        runtime_names = await _environment_runtimes(session, result.pack.id)
-        if runtime_names:
-            enqueue(
-                session,
-                MessageType.PACK_REGISTERED,
-                {
-                    "pack_id": result.pack.id,
-                    "pack_ref": result.pack.ref,
-                    "version": result.pack.version,
-                    "runtime_names": runtime_names,
-                },
-                source_service="api",
-            )
-    if not skip_tests and (parsed.pack.testing or {}).get("enabled"):
-        # Pack tests arrive with a later issue; registration records that they were not run.
-        result.warnings.append("pack tests are not run by this version; registered without running them")
+        result = await register_parsed(
+            session,
+            parsed,
+            force=force,
+            allow_existing=allow_existing,
+            installation=installation,
+            tests=tests,
+            fail_on_error=fail_on_error,
+        )
     for warning in result.warnings:
-        log.info("pack %s: %s", parsed.pack.ref, warning)
+        level = logging.WARNING if warning in result.skipped else logging.INFO
+        log.log(level, "pack %s: %s", parsed.pack.ref, warning)
+    return result
+
+
+async def register_parsed(
+    session: AsyncSession,
+    parsed: ParsedPack,
+    *,
+    force: bool = False,
+    allow_existing: bool = False,
+    installation: dict[str, Any] | None = None,
+    tests: TestOutcome | None = None,
+    fail_on_error: bool = False,
+) -> RegistrationResult:
+    """Register an already parsed pack inside the caller's transaction (the installer's swap)."""
+    existing = await _by_ref(session, models.Pack, parsed.pack.ref)
+    if existing is not None and not (force or allow_existing):
+        raise Conflict(f"Pack '{parsed.pack.ref}' already exists. Use force=true to reinstall.")
+    result = await _apply(session, parsed, existing, installation)
+    if fail_on_error and result.skipped:
+        raise PackFormatError("; ".join(result.skipped))  # the caller's transaction rolls back
+    if tests is not None:
+        reason = "install" if result.created else "update"
+        await pack_tests.record(session, result.pack.id, tests.result, reason)
+        result.test_result = tests.result
+        if tests.verdict.warning:
+            result.warnings.append(tests.verdict.warning)
+    runtime_names = await _environment_runtimes(session, result.pack.id)
+    if runtime_names:
+        enqueue(
+            session,
+            MessageType.PACK_REGISTERED,
+            {
+                "pack_id": result.pack.id,
+                "pack_ref": result.pack.ref,
+                "version": result.pack.version,
+                "runtime_names": runtime_names,
+            },
+            source_service="api",
+        )
     return result
 
 
@@ -189,7 +236,9 @@ async def _apply(
             pack_values["config"] = {**spec.config, **existing.config}
         _assign(pack, pack_values)
         await session.flush()
-    result = RegistrationResult(pack=pack, created=existing is None, warnings=list(parsed.warnings))
+    result = RegistrationResult(
+        pack=pack, created=existing is None, warnings=list(parsed.warnings), skipped=list(parsed.skipped)
+    )
     counts = result.counts
 
     runtime_ids = {}
@@ -218,15 +267,15 @@ async def _apply(
 
     action_refs = set()
     for action in parsed.actions:
-        await _register_action(session, pack, action, counts, result.warnings)
-        action_refs.add(action.ref)
+        if await _register_action(session, pack, action, counts, result):
+            action_refs.add(action.ref)
 
     sensor_refs = set()
     for sensor in parsed.sensors:
         if await _register_sensor(session, pack, sensor, counts, result.warnings):
             sensor_refs.add(sensor.ref)
 
-    workflow_refs = await _register_workflows(session, pack, parsed.workflows, counts)
+    workflow_refs = await _register_workflows(session, pack, parsed.workflows, counts, result)
 
     rule_refs = set()
     for rule in parsed.rules:
@@ -251,19 +300,26 @@ async def _apply(
 
 
 async def _register_workflows(
-    session: AsyncSession, pack: models.Pack, files: list[WorkflowFileSpec], counts: dict[str, int]
+    session: AsyncSession,
+    pack: models.Pack,
+    files: list[WorkflowFileSpec],
+    counts: dict[str, int],
+    result: RegistrationResult,
 ) -> set[str]:
     """Upsert a definition and companion action per workflow file (workflows.md §1, packs.md §10).
 
-    A file that does not parse rejects the whole pack (422 naming the file), like every other
-    malformed component file: registration is all or nothing.
+    A file that does not validate is skipped with a warning naming it; the pack still registers
+    (docs/packs.md; ``fail_on_error`` refuses the pack instead).
     """
     refs: set[str] = set()
     for file in files:
         try:
-            spec = parse_workflow(file.raw, ref=file.ref)
+            spec = parse_workflow(
+                file.raw, ref=file.ref, runner_type=file.runner_type, parameters=file.parameters
+            )
         except WorkflowValidationError as exc:
-            raise PackFormatError(f"{file.rel_path}: {'; '.join(exc.errors)}") from exc
+            _skip(result, f"{file.rel_path}: {'; '.join(exc.errors)}; workflow skipped")
+            continue
         entrypoint = file.rel_path.removeprefix("actions/")
         before = await workflows.by_ref(session, file.ref)
         snapshot = None if before is None else (before.updated, before.definition)
@@ -338,14 +394,33 @@ async def resolve_runtime(session: AsyncSession, runtime_ref: str) -> models.Run
     return None
 
 
+def _skip(result: RegistrationResult, message: str) -> None:
+    result.warnings.append(message)
+    result.skipped.append(message)
+
+
 async def _register_action(
-    session: AsyncSession, pack: models.Pack, spec: ActionSpec, counts: dict[str, int], warnings: list[str]
-) -> None:
+    session: AsyncSession,
+    pack: models.Pack,
+    spec: ActionSpec,
+    counts: dict[str, int],
+    result: RegistrationResult,
+) -> bool:
+    """Upsert one action; an action whose runner matches no runtime is skipped with a warning."""
     runtime_row = await resolve_runtime(session, spec.runtime_ref) if spec.runtime_ref else None
     if spec.runtime_ref and runtime_row is None:
-        warnings.append(
-            f"action '{spec.ref}': runtime '{spec.runner_type}' not found; stored without a runtime"
-        )
+        if spec.runtime_ref.startswith("core."):
+            # A known runner whose core runtime is not registered yet: stored, runnable later.
+            result.warnings.append(
+                f"action '{spec.ref}': runtime '{spec.runtime_ref}' is not registered; "
+                "stored without a runtime"
+            )
+        else:
+            _skip(
+                result,
+                f"action '{spec.ref}': runner_type '{spec.runner_type}' matches no runtime; action skipped",
+            )
+            return False
     await _upsert(
         session,
         models.Action,
@@ -369,6 +444,7 @@ async def _register_action(
         },
         counts,
     )
+    return True
 
 
 async def _register_sensor(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attune import st2compat
 from attune.bus.topology import EVENTS_EXCHANGE
 from attune.db.repos import identities
 from attune.packs.locations import pack_directory_of
@@ -54,6 +55,8 @@ class SensorPlan:
     trigger_refs: tuple[str, ...]
     #: ``[{"id": rule id, "ref": rule ref, "config": trigger_params, "trigger_ref": …}]``.
     instances: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    #: The sensor row's ``config`` (StackStorm sensors: ``st2_class_name``, ``poll_interval``).
+    config: Mapping[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A stable text form of the plan, compared to decide on restarts."""
@@ -67,6 +70,7 @@ class SensorPlan:
                 "execution_config": self.execution_config,
                 "trigger_refs": self.trigger_refs,
                 "instances": self.instances,
+                "config": self.config,
             },
             sort_keys=True,
             default=str,
@@ -93,9 +97,20 @@ def sensor_command(plan: SensorPlan, pack_dir: Path, envs_dir: Path) -> list[str
     config = plan.execution_config
     if is_native(config):
         return [str(script)]
+    if config.get("st2"):
+        return st2_sensor_command(plan, script, _interpreter(plan, pack_dir, envs_dir))
+    return [_interpreter(plan, pack_dir, envs_dir), *_args(config), str(script)]
+
+
+def _args(config: Mapping[str, Any]) -> list[str]:
+    return [str(arg) for arg in config["interpreter"].get("args") or []]
+
+
+def _interpreter(plan: SensorPlan, pack_dir: Path, envs_dir: Path) -> str:
+    """The pack environment's interpreter when it exists, else the runtime's binary."""
+    config = plan.execution_config
     interpreter = config["interpreter"]
     binary = str(interpreter["binary"]).strip()
-    args = [str(arg) for arg in interpreter.get("args") or []]
     env_dir = envs_dir / plan.pack_ref / plan.runtime_name.lower()
     if env_dir.is_dir():
         environment = config.get("environment")
@@ -104,7 +119,23 @@ def sensor_command(plan: SensorPlan, pack_dir: Path, envs_dir: Path) -> list[str
         candidate = candidate.replace("{env_dir}", str(env_dir)).replace("{pack_dir}", str(pack_dir))
         if Path(candidate).is_file():
             binary = candidate
-    return [binary, *args, str(script)]
+    return binary
+
+
+def st2_sensor_command(plan: SensorPlan, script: Path, interpreter: str) -> list[str]:
+    """A StackStorm sensor class run by the compatibility wrapper (docs/stackstorm.md)."""
+    class_name = str(plan.config.get("st2_class_name") or "")
+    if not class_name:
+        raise SensorStartError(f"sensor {plan.sensor_ref} names no class (st2 class_name)")
+    poll = plan.config.get("poll_interval") or 60
+    return [
+        interpreter,
+        "-u",
+        str(st2compat.IMPORT_ROOT / "sensor_wrapper.py"),
+        str(script),
+        class_name,
+        str(poll),
+    ]
 
 
 def api_url(runtime: Runtime) -> str:
@@ -127,6 +158,9 @@ def sensor_environment(plan: SensorPlan, runtime: Runtime, token: str) -> dict[s
             "ATTUNE_LOG_LEVEL": runtime.settings.log.level,
         }
     )
+    if plan.execution_config.get("st2"):
+        inherited = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(st2compat.IMPORT_ROOT), inherited]))
     return env
 
 

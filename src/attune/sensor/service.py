@@ -284,6 +284,7 @@ async def wanted_sensors(runtime: Runtime) -> dict[int, SensorPlan]:
             execution_config=runtime_row.execution_config or {},
             trigger_refs=refs,
             instances=instances,
+            config=dict(sensor.config or {}),
         )
     return plans
 

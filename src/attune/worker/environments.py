@@ -80,9 +80,13 @@ def needs_environment(config: Mapping[str, Any], pack_dir: Path) -> bool:
     True when the config declares an environment other than ``none``, or when the pack contains the
     config's dependency manifest.
     """
+    manifest = commands.manifest_path(config, pack_dir)
+    if isinstance(config, Mapping) and config.get("st2"):
+        # StackStorm packs get a virtualenv only for their requirements.txt; the runner shim
+        # itself needs nothing beyond the standard library.
+        return manifest is not None and manifest.is_file()
     if _env_type(config) is not None:
         return True
-    manifest = commands.manifest_path(config, pack_dir)
     return manifest is not None and manifest.is_file()
 
 
@@ -117,6 +121,11 @@ async def _file_lock(env_dir: Path, seconds: float) -> AsyncIterator[None]:
         os.close(fd)
 
 
+def environment_lock(env_dir: Path, seconds: float) -> contextlib.AbstractAsyncContextManager[None]:
+    """The cross-process lock ``ensure_environment`` holds on ``env_dir`` (the installer's swap takes it)."""
+    return _file_lock(env_dir, seconds)
+
+
 @dataclass
 class _Outcome:
     returncode: int | None  # None: could not start or timed out (see ``problem``)
@@ -125,21 +134,24 @@ class _Outcome:
     problem: str | None = None
 
 
-def _child_environment() -> dict[str, str]:
+def _child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     # pip would otherwise contact PyPI to check its own version on every install.
     env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    env.update(extra or {})
     return env
 
 
-async def _run(argv: list[str], cwd: Path, seconds: float, report: EnvReport) -> _Outcome:
+async def _run(
+    argv: list[str], cwd: Path, seconds: float, report: EnvReport, extra_env: Mapping[str, str] | None = None
+) -> _Outcome:
     """Run one setup command in its own process group, logging its output into ``report``."""
     report.note(f"$ {shlex.join(argv)}")
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
-            env=_child_environment(),
+            env=_child_environment(extra_env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -199,12 +211,17 @@ def _creation_problem(pack_dir: Path, env_dir: Path, config: Mapping[str, Any]) 
 
 
 async def _create(
-    pack_dir: Path, env_dir: Path, config: Mapping[str, Any], seconds: float, report: EnvReport
+    pack_dir: Path,
+    env_dir: Path,
+    config: Mapping[str, Any],
+    seconds: float,
+    report: EnvReport,
+    extra_env: Mapping[str, str] | None = None,
 ) -> bool:
     """Step 2: run ``create_command`` (cwd ``pack_dir``); a failed build is removed so it is retried."""
     argv = await asyncio.to_thread(_creation_argv, pack_dir, env_dir, config)
     if argv:
-        outcome = await _run(argv, pack_dir, seconds, report)
+        outcome = await _run(argv, pack_dir, seconds, report, extra_env)
         if outcome.returncode != 0:
             report.fail(f"Failed to create environment {env_dir}: {_failure_text(outcome)}")
             await asyncio.to_thread(_remove, env_dir)
@@ -253,13 +270,18 @@ def _write_marker(env_dir: Path, checksum: str) -> None:
 
 
 async def _install(
-    pack_dir: Path, env_dir: Path, config: Mapping[str, Any], seconds: float, report: EnvReport
+    pack_dir: Path,
+    env_dir: Path,
+    config: Mapping[str, Any],
+    seconds: float,
+    report: EnvReport,
+    extra_env: Mapping[str, str] | None = None,
 ) -> None:
     """Step 4: install the manifest unless the marker already holds its checksum."""
     pending = await asyncio.to_thread(_pending_install, pack_dir, env_dir, config)
     if pending is None:
         return
-    outcome = await _run(pending.argv, pack_dir, seconds, report)
+    outcome = await _run(pending.argv, pack_dir, seconds, report, extra_env)
     if outcome.returncode != 0:
         report.fail(f"Failed to install dependencies from {pending.manifest}: {_failure_text(outcome)}")
         return
@@ -281,13 +303,18 @@ def _inspect(pack_dir: Path, env_dir: Path, config: Mapping[str, Any]) -> str:
 
 
 async def _ensure_locked(
-    pack_dir: Path, env_dir: Path, config: Mapping[str, Any], seconds: float, report: EnvReport
+    pack_dir: Path,
+    env_dir: Path,
+    config: Mapping[str, Any],
+    seconds: float,
+    report: EnvReport,
+    extra_env: Mapping[str, str] | None = None,
 ) -> None:
     state = await asyncio.to_thread(_inspect, pack_dir, env_dir, config)
     if state == "no-pack":
         report.fail(f"Pack directory {pack_dir} does not exist")
         return
-    if state == "create" and not await _create(pack_dir, env_dir, config, seconds, report):
+    if state == "create" and not await _create(pack_dir, env_dir, config, seconds, report, extra_env):
         return
     if state == "repair":
         report.note(f"the environment interpreter is missing: rebuilding {env_dir}")
@@ -295,12 +322,12 @@ async def _ensure_locked(
             await asyncio.to_thread(_remove, env_dir)
         except OSError as exc:
             report.fail(f"Cannot remove broken environment {env_dir}: {exc}")
-            await _install(pack_dir, env_dir, config, seconds, report)
+            await _install(pack_dir, env_dir, config, seconds, report, extra_env)
             return
-        if not await _create(pack_dir, env_dir, config, seconds, report):
+        if not await _create(pack_dir, env_dir, config, seconds, report, extra_env):
             return
         report.repaired = True
-    await _install(pack_dir, env_dir, config, seconds, report)
+    await _install(pack_dir, env_dir, config, seconds, report, extra_env)
 
 
 async def ensure_environment(
@@ -309,13 +336,15 @@ async def ensure_environment(
     config: Mapping[str, Any],
     *,
     timeout: float = 600,  # noqa: ASYNC109 - bounds each command and the lock wait, not the call
+    extra_env: Mapping[str, str] | None = None,
 ) -> EnvReport:
     """Make ``env_dir`` a working environment for ``pack_dir`` under ``config`` (services.md §3.12).
 
     Creates it when absent, rebuilds it when its ``interpreter_path`` is missing or a broken link, and
     installs the pack's dependency manifest when its SHA-256 differs from the marker
     ``{env_dir}/.attune_deps_installed``. Idempotent, and serialised per ``env_dir`` within the process
-    and across processes (``{env_dir}.lock``). ``timeout`` bounds each command and the lock wait.
+    and across processes (``{env_dir}.lock``). ``timeout`` bounds each command and the lock wait;
+    ``extra_env`` is added to the commands' environment (the installer's pip limits).
     Never raises: failures are reported in ``EnvReport.error``.
     """
     report = EnvReport(env_dir=env_dir)
@@ -324,7 +353,7 @@ async def ensure_environment(
         return report
     try:
         async with _process_lock(env_dir), _file_lock(env_dir, timeout):
-            await _ensure_locked(pack_dir, env_dir, config, timeout, report)
+            await _ensure_locked(pack_dir, env_dir, config, timeout, report, extra_env)
     except Exception as exc:  # the worker must survive any environment problem
         report.fail(f"Environment setup failed for {env_dir}: {exc}")
     return report

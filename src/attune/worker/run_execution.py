@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune import inquiries
 from attune.bus.messages import MessageType
 from attune.db.database import Database
-from attune.db.models import Action, Enforcement, Execution, RuntimeVersion
+from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.outbox import enqueue
 from attune.db.repos import runs
@@ -39,6 +39,7 @@ from attune.worker import (
     params,
     process,
     redaction,
+    st2,
     versions,
 )
 
@@ -64,6 +65,7 @@ class Plan:
     timeout: int
     spec: process.ProcessSpec
     param_file: Path | None = None
+    st2: bool = False
 
 
 def log_dir_for(runtime: Runtime, execution_id: int) -> Path:
@@ -105,7 +107,8 @@ async def run_execution(
                 runtime.db, execution, "failed", output.early_failure(message), action_id=action_id
             )
         outcome = await process.run_process(plan.spec, cancel)
-        status, result = output.build_result(
+        st2_result = st2.result_of(outcome) if plan.st2 else None
+        status, result = st2_result or output.build_result(
             outcome,
             output_format=plan.output_format,
             timeout=plan.timeout,
@@ -317,6 +320,7 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
             )
     async with runtime.db.session() as session:
         pack_dir = await pack_directory_of(session, settings, action.pack_ref)
+        pack_config = await pack_config_of(session, action.pack) if st2.is_st2(config) else None
     env_dir = environments.env_dir_for(
         settings.envs_dir, action.pack_ref, runtime_dir_name(loaded.runtime_row), version
     )
@@ -348,17 +352,23 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
     except ValueError as exc:
         raise PreparationError(f"Failed to prepare execution context: {exc}") from exc
 
-    try:
-        command = commands.build_command(
-            config=config,
-            pack_dir=pack_dir,
-            env_dir=env_dir,
-            entrypoint=action.entrypoint,
-            # Ad-hoc actions may carry their script inline; build_command allows it for shells only.
-            inline_allowed=action.is_adhoc,
-        )
-    except commands.CommandError as exc:
-        raise PreparationError(f"Action execution failed: {exc}") from exc
+    if st2.is_st2(config):
+        delivery = "stdin"
+        params_text = st2.stdin_document(parameters, pack_config, action.param_schema)
+        command = st2.build_command(config, pack_dir, env_dir, action.entrypoint)
+    else:
+        try:
+            command = commands.build_command(
+                config=config,
+                pack_dir=pack_dir,
+                env_dir=env_dir,
+                entrypoint=action.entrypoint,
+                # A pack action's entry point with spaces is an inline shell command (docs/packs.md);
+                # a single word names a file, and a missing file stays a clear error.
+                inline_allowed=action.is_adhoc or any(ch.isspace() for ch in action.entrypoint.strip()),
+            )
+        except commands.CommandError as exc:
+            raise PreparationError(f"Action execution failed: {exc}") from exc
 
     # A workflow task's ``timeout`` (workflow_task.timeout_seconds) overrides the action's own.
     task_link = execution.workflow_task if isinstance(execution.workflow_task, dict) else {}
@@ -412,7 +422,14 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
         timeout=timeout,
         spec=spec,
         param_file=param_file,
+        st2=st2.is_st2(config),
     )
+
+
+async def pack_config_of(session: AsyncSession, pack_id: int) -> Any:
+    """The pack's configuration (st2 actions receive it as ``self.config``)."""
+    pack = await session.get(Pack, pack_id)
+    return pack.config if pack is not None else {}
 
 
 def _prefixed(key_secrets: dict[str, str]) -> dict[str, str]:

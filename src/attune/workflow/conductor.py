@@ -5,19 +5,45 @@ events (a child finished, a timer fired, a cancel/pause/resume/rerun request) an
 returned commands (run a child, start a timer, cancel children, finish the parent, report paused).
 ``WorkflowState`` is plain JSON data (``to_dict``/``from_dict``) so it can be persisted between
 steps. Semantics: workflows.md §4, §6, §7 and services.md §2, Orquesta-style failure handling.
+Workflows of the Orquesta dialect (``spec.orquesta``) also get Orquesta's other rules: inputs and
+templated ``vars`` in the context, tasks dispatched in name order, a failure handled only by a
+transition that goes somewhere, expression errors failing the workflow, the engine commands
+``noop``/``fail``/``retry``, ``errors`` and an ``output`` rendered on failure (docs/stackstorm.md).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from attune.domain import params
+from attune.domain import keyrefs, params
 from attune.domain.templates import TemplateEngine, TemplateError, rfc3339
-from attune.workflow import expressions
+from attune.workflow import control, expressions, items
+from attune.workflow import outcome as ending
+from attune.workflow.events import (
+    ACTIVE,
+    Cancel,
+    CancelTasks,
+    Command,
+    Event,
+    Finish,
+    Pause,
+    Paused,
+    Rerun,
+    Resume,
+    RunTask,
+    Start,
+    StartTimer,
+    TaskFinished,
+    TimerFired,
+    WorkflowState,
+    command_from_dict,
+    command_to_dict,
+    event_from_dict,
+    event_to_dict,
+)
 from attune.workflow.spec import TaskSpec, WorkflowSpec
 
 __all__ = [
@@ -45,196 +71,8 @@ __all__ = [
 ]
 
 
-# -- events ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Start:
-    """Start the workflow with these (raw) parameters; defaults are filled from the spec."""
-
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TaskFinished:
-    """A child execution ended. ``index`` is the with_items index (None for a plain task)."""
-
-    task: str
-    index: int | None
-    status: str  # 'completed' | 'failed' | 'timeout' | 'cancelled'
-    result: Any = None
-
-
-@dataclass(frozen=True)
-class TimerFired:
-    """A timer started with StartTimer expired."""
-
-    task: str
-    index: int | None
-    kind: str  # 'retry' | 'delay'
-
-
-@dataclass(frozen=True)
-class Cancel:
-    """Cancel the workflow: cancel running children, then finish ``cancelled``."""
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Stop dispatching; running children finish and are recorded."""
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Continue a paused (or pausing) workflow."""
-
-
-@dataclass(frozen=True)
-class Rerun:
-    """Re-run failed tasks (None = every failed one), keeping successful results and variables."""
-
-    tasks: list[str] | None = None
-
-
-Event = Start | TaskFinished | TimerFired | Cancel | Pause | Resume | Rerun
-
-
-# -- commands --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunTask:
-    """Create and request a child execution of ``action`` with ``input`` as its parameters.
-
-    ``attempt`` is 1 for the first run, 2 for the first retry, … (retry_count = attempt - 1).
-    ``timeout`` is the child's run time limit in seconds; a child that exceeds it must be reported
-    as TaskFinished(status='timeout').
-    """
-
-    task: str
-    index: int | None
-    action: str
-    input: dict[str, Any]
-    timeout: int | None = None
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
-class StartTimer:
-    """Call back with TimerFired(task, index, kind) after ``seconds``."""
-
-    task: str
-    index: int | None
-    kind: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class CancelTasks:
-    """Cancel these running children, given as (task, index) pairs; each reports back TaskFinished."""
-
-    tasks: list[tuple[str, int | None]]
-
-
-@dataclass(frozen=True)
-class Finish:
-    """The workflow is over: set the parent execution's status and result."""
-
-    status: str  # 'completed' | 'failed' | 'cancelled'
-    result: dict[str, Any]
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Paused:
-    """Every running child has finished after a Pause: the parent may be marked paused."""
-
-
-Command = RunTask | StartTimer | CancelTasks | Finish | Paused
-
-
-# -- state -----------------------------------------------------------------------------------------
-
-ACTIVE = frozenset({"pending", "delayed", "running", "retrying"})
-"""Task statuses that keep a workflow (or a parallel scope) busy."""
-TERMINAL_WORKFLOW = frozenset({"completed", "failed", "cancelled"})
 _FAILED_OUTCOMES = frozenset({"failed", "timeout"})
-_RERUNNABLE = frozenset({"failed", "timeout", "cancelled"})
 _MAX_WARNINGS = 100
-
-
-@dataclass
-class WorkflowState:
-    """Everything the conductor needs between steps; plain JSON data via ``to_dict``/``from_dict``.
-
-    ``tasks`` maps task name → task record: ``status`` (pending, delayed, running, retrying,
-    completed, failed, timeout, cancelled, skipped), ``attempts``, ``trigger`` (the predecessor that
-    started it), ``result`` once finished, and for with_items tasks the item window (``items``,
-    ``next``, ``inflight``, ``done``, ``failed``, ``statuses``, ``results``, ``waiting``, ``redo``,
-    ``item_attempts``). ``errors`` are the unhandled failures that fail the workflow; ``held`` are
-    transitions withheld because of them (started again by Rerun); ``queued`` are runs postponed
-    by a pause.
-    """
-
-    status: str = "running"
-    parameters: dict[str, Any] = field(default_factory=dict)
-    vars: dict[str, Any] = field(default_factory=dict)
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pending_joins: dict[str, list[str]] = field(default_factory=dict)
-    queued: list[list[Any]] = field(default_factory=list)
-    held: list[list[Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    runs: int = 0
-    max_runs: int = 1000
-    started_at: str = ""
-    result: dict[str, Any] | None = None
-    #: What changed in with_items tasks since the owner last cleared it: ``("items", task, None)``
-    #: for a new item list, ``("item", task, index)`` for an item's outcome set or reset. Lets a
-    #: store persist only the changed items; not part of ``to_dict``.
-    journal: list[tuple[str, str, int | None]] = field(default_factory=list, compare=False, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The state as JSON data (shares structure with the state; serialise it, do not mutate it)."""
-        return {
-            "status": self.status,
-            "parameters": self.parameters,
-            "vars": self.vars,
-            "tasks": self.tasks,
-            "pending_joins": self.pending_joins,
-            "queued": self.queued,
-            "held": self.held,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "runs": self.runs,
-            "max_runs": self.max_runs,
-            "started_at": self.started_at,
-            "result": self.result,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowState:
-        """Rebuild a state saved with ``to_dict`` (after a JSON round trip)."""
-        return cls(
-            status=str(data.get("status", "running")),
-            parameters=dict(data.get("parameters") or {}),
-            vars=dict(data.get("vars") or {}),
-            tasks={str(name): dict(record) for name, record in (data.get("tasks") or {}).items()},
-            pending_joins={str(k): list(v) for k, v in (data.get("pending_joins") or {}).items()},
-            queued=[list(entry) for entry in data.get("queued") or []],
-            held=[list(entry) for entry in data.get("held") or []],
-            errors=[dict(entry) for entry in data.get("errors") or []],
-            warnings=list(data.get("warnings") or []),
-            runs=int(data.get("runs", 0)),
-            max_runs=int(data.get("max_runs", 1000)),
-            started_at=str(data.get("started_at", "")),
-            result=data.get("result"),
-        )
-
-    @property
-    def finished(self) -> bool:
-        """True once the workflow reached completed, failed or cancelled."""
-        return self.status in TERMINAL_WORKFLOW
 
 
 # -- entry points ----------------------------------------------------------------------------------
@@ -247,11 +85,13 @@ def start(
     engine: TemplateEngine,
     max_runs: int = 1000,
     now: datetime | None = None,
+    keys: keyrefs.KeyNamespace | None = None,
 ) -> tuple[WorkflowState, list[Command]]:
     """Begin a workflow: fill parameter defaults (packs.md §4), dispatch every entry point.
 
     ``max_runs`` bounds task runs (loops through transitions); exceeding it fails the workflow.
-    ``now`` fixes ``system.workflow_start`` (defaults to the current time).
+    ``now`` fixes ``system.workflow_start`` (defaults to the current time). ``keys`` are the keys
+    templates may read (``key.system.x``, ``st2kv('system.x')``).
     """
     state = WorkflowState(
         parameters=params.apply_defaults(parameters, spec.parameters),
@@ -259,7 +99,10 @@ def start(
         max_runs=max_runs,
         started_at=rfc3339(now or datetime.now(UTC)),
     )
-    step = _Step(spec, state, engine)
+    step = Step(spec, state, engine, keys)
+    if spec.orquesta and not step.initial_context():
+        step.settle()
+        return state, step.commands
     for name in spec.entry_points():
         step.schedule(name, None)
     step.settle()
@@ -267,7 +110,12 @@ def start(
 
 
 def advance(
-    spec: WorkflowSpec, state: WorkflowState, event: Event, *, engine: TemplateEngine
+    spec: WorkflowSpec,
+    state: WorkflowState,
+    event: Event,
+    *,
+    engine: TemplateEngine,
+    keys: keyrefs.KeyNamespace | None = None,
 ) -> tuple[WorkflowState, list[Command]]:
     """Apply one event and return the state with the commands to carry out.
 
@@ -277,8 +125,8 @@ def advance(
     event after the end except Rerun) change nothing and return no commands.
     """
     if isinstance(event, Start):
-        return start(spec, event.parameters, engine=engine, max_runs=state.max_runs)
-    step = _Step(spec, state, engine)
+        return start(spec, event.parameters, engine=engine, max_runs=state.max_runs, keys=keys)
+    step = Step(spec, state, engine, keys)
     if isinstance(event, Rerun):
         step.rerun(event.tasks)
     elif state.finished:
@@ -297,70 +145,48 @@ def advance(
     return state, step.commands
 
 
-# -- serialisation of commands and events ----------------------------------------------------------
-
-_COMMANDS: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (RunTask, StartTimer, CancelTasks, Finish, Paused)
-}
-_EVENTS: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (Start, TaskFinished, TimerFired, Cancel, Pause, Resume, Rerun)
-}
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": type(obj).__name__}
-    for item in fields(obj):
-        value = getattr(obj, item.name)
-        if isinstance(obj, CancelTasks) and item.name == "tasks":
-            value = [[name, index] for name, index in value]
-        data[item.name] = value
-    return data
-
-
-def _from_dict(registry: dict[str, type[Any]], data: Mapping[str, Any]) -> Any:
-    kind = data.get("type")
-    cls = registry.get(str(kind))
-    if cls is None:
-        raise ValueError(f"unknown type {kind!r}")
-    values = {item.name: data[item.name] for item in fields(cls) if item.name in data}
-    if cls is CancelTasks:
-        values["tasks"] = [(str(name), index) for name, index in values.get("tasks", [])]
-    return cls(**values)
-
-
-def command_to_dict(cmd: Command) -> dict[str, Any]:
-    """``{"type": "RunTask", ...fields}`` for persistence and logging."""
-    return _as_dict(cmd)
-
-
-def command_from_dict(data: Mapping[str, Any]) -> Command:
-    """Inverse of ``command_to_dict``."""
-    command: Command = _from_dict(_COMMANDS, data)
-    return command
-
-
-def event_to_dict(event: Event) -> dict[str, Any]:
-    """``{"type": "TaskFinished", ...fields}`` for persistence and logging."""
-    return _as_dict(event)
-
-
-def event_from_dict(data: Mapping[str, Any]) -> Event:
-    """Inverse of ``event_to_dict``."""
-    event: Event = _from_dict(_EVENTS, data)
-    return event
-
-
 # -- one step --------------------------------------------------------------------------------------
 
 
-class _Step:
+class Step:
     """Applies one event to the state, collecting commands. Task records are plain dicts."""
 
-    def __init__(self, spec: WorkflowSpec, state: WorkflowState, engine: TemplateEngine) -> None:
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        state: WorkflowState,
+        engine: TemplateEngine,
+        keys: keyrefs.KeyNamespace | None = None,
+    ) -> None:
         self.spec = spec
         self.state = state
         self.engine = engine
+        self.keys = keys
         self.commands: list[Command] = []
+
+    def initial_context(self) -> bool:
+        """Orquesta: inputs, then ``vars`` rendered in order, form the context; False on an error."""
+        state = self.state
+        rolling: dict[str, Any] = {}
+        state.vars = rolling
+        for name, value in list(state.parameters.items()):
+            rolling[name] = self.render_strict(value, "input", name)
+            state.parameters[name] = rolling[name]
+        for name, value in self.spec.vars.items():
+            rolling[name] = self.render_strict(value, "vars", name)
+        return not state.errors
+
+    def render_strict(self, value: Any, where: str, name: str) -> Any:
+        """Render ``value``; a failure becomes a workflow error (Orquesta fails on any of them)."""
+        try:
+            return expressions.render(self.engine, value, self.context(None))
+        except TemplateError as exc:
+            self.engine_error(name, f"{where}.{name}: {exc.message}")
+            return None
+
+    def engine_error(self, task: str, message: str) -> None:
+        """A failure of the workflow itself (an expression, a ``fail`` command, a join)."""
+        self.state.errors.append({"task": task, "status": "failed", "error": message, "engine": True})
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -376,6 +202,8 @@ class _Step:
             tasks=self.state.tasks,
             outcome=outcome,
             started_at=self.state.started_at,
+            orquesta=self.spec.orquesta,
+            keys=self.keys,
         )
 
     def warn(self, message: str) -> None:
@@ -453,56 +281,10 @@ class _Step:
             self.run(name, None)
 
     def begin_items(self, name: str, task: TaskSpec, record: dict[str, Any]) -> None:
-        try:
-            raw = expressions.render(self.engine, task.with_items, self.context(record["trigger"]))
-        except TemplateError as exc:
-            self.complete(name, "failed", {"succeeded": False, "error": f"with_items: {exc.message}"})
-            return
-        items = raw if isinstance(raw, list) else [raw]
-        if task.batch_size:
-            size = task.batch_size
-            items = [items[start : start + size] for start in range(0, len(items), size)]
-        count = len(items)
-        record.update(
-            kind="items",
-            items=items,
-            next=0,
-            inflight=0,
-            done=0,
-            failed=0,
-            statuses=[None] * count,
-            results=[None] * count,
-            waiting=[],
-            redo=[],
-            item_attempts={},
-        )
-        self.state.journal.append(("items", name, None))
-        if not items:
-            self.finish_items(name)
-            return
-        self.refill(name)
+        items.begin(self, name, task, record)
 
     def refill(self, name: str) -> None:
-        """Start waiting items (lowest index first) until ``concurrency`` are in flight."""
-        record = self.state.tasks[name]
-        if self.state.status != "running" or record["status"] != "running":
-            return
-        task = self.spec.by_name[name]
-        count = len(record["items"])
-        limit = task.concurrency or count
-        redo: list[int] = record["redo"]
-        while record["inflight"] < limit:
-            if redo:
-                index = redo.pop(0)
-            elif record["next"] < count:
-                index = record["next"]
-                record["next"] += 1
-            else:
-                break
-            record["inflight"] += 1
-            self.run(name, index)
-        if record["done"] == count and record["status"] == "running":
-            self.finish_items(name)
+        items.refill(self, name)
 
     def run(self, name: str, index: int | None) -> None:
         """Emit RunTask for a task (or one item) with its input rendered now."""
@@ -525,7 +307,8 @@ class _Step:
             attempt = record["item_attempts"].get(str(index), 0) + 1
             if task.retry is not None:
                 record["item_attempts"][str(index)] = attempt
-            context = expressions.with_item(context, record["items"][index], index)
+            item = items.named_item(record["items"][index], task.item_names)
+            context = expressions.with_item(context, item, index, orquesta=self.spec.orquesta)
         try:
             rendered = expressions.render(self.engine, task.input, context)
         except TemplateError as exc:
@@ -536,7 +319,13 @@ class _Step:
             else:
                 self.item_done(name, index, "failed", failure)
             return
-        assert task.action is not None
+        if task.action is None:
+            # An Orquesta task without an action only routes: it succeeds at once.
+            if index is None:
+                self.complete(name, "completed", None)
+            else:
+                self.item_done(name, index, "completed", None)
+            return
         self.commands.append(RunTask(name, index, task.action, rendered, task.timeout, attempt))
 
     # -- results -----------------------------------------------------------------------------------
@@ -580,7 +369,17 @@ class _Step:
 
     def should_retry(self, name: str, attempts: int, status: str, result: Any) -> bool:
         retry = self.spec.by_name[name].retry
-        if retry is None or status not in _FAILED_OUTCOMES or attempts - 1 >= retry.count:
+        if retry is None or attempts - 1 >= retry.count or status == "cancelled":
+            return False
+        if retry.when is not None:
+            # Orquesta: ``when`` decides after any attempt (a success too, e.g. to poll).
+            context = self.context(None, expressions.Outcome(status, result))
+            try:
+                return expressions.evaluate_condition(self.engine, retry.when, context)
+            except TemplateError as exc:
+                self.warn(f"{name}: retry.when failed, not retrying: {exc.message}")
+                return False
+        if status not in _FAILED_OUTCOMES:
             return False
         if retry.on_error is None:
             return True
@@ -615,27 +414,10 @@ class _Step:
             self.run(name, index)
 
     def item_done(self, name: str, index: int, status: str, result: Any) -> None:
-        record = self.state.tasks[name]
-        record["statuses"][index] = status
-        record["results"][index] = result
-        self.state.journal.append(("item", name, index))
-        record["inflight"] -= 1
-        record["done"] += 1
-        if status in _FAILED_OUTCOMES:
-            record["failed"] += 1
+        items.item_done(self, name, index, status, result)
 
     def finish_items(self, name: str) -> None:
-        record = self.state.tasks[name]
-        statuses, results = record["statuses"], record.pop("results")
-        aggregate = {
-            "results": [
-                {"index": index, "status": statuses[index], "output": results[index]}
-                for index in range(len(statuses))
-            ],
-            "total": len(statuses),
-        }
-        # §7.3 step 4: a cancelled item does not fail the task.
-        self.complete(name, "failed" if record["failed"] else "completed", aggregate)
+        items.finish_items(self, name)
 
     def close_parallel(self, name: str) -> None:
         """Finish parallel task ``name`` once none of its sub-tasks is active."""
@@ -670,28 +452,51 @@ class _Step:
         for position, transition in enumerate(task.next):
             if not self.fires(name, position, transition.when, context, status):
                 continue
-            fired = True
-            if transition.publish:
-                for var, template in transition.publish:
-                    try:
-                        state.vars[var] = expressions.render(self.engine, template, context)
-                    except TemplateError as exc:
+            # Orquesta: only a transition that goes somewhere handles a failure.
+            fired = fired or not self.spec.orquesta or bool(transition.do)
+            for var, template in transition.publish:
+                try:
+                    state.vars[var] = ending.kept(expressions.render(self.engine, template, context))
+                except TemplateError as exc:
+                    if self.spec.orquesta:
+                        self.engine_error(name, f"next[{position}] publish {var!r}: {exc.message}")
+                    else:
                         self.warn(f"{name}: next[{position}] publish {var!r} failed: {exc.message}")
-                        break
-                    context = self.context(None, outcome)
+                    break
+                context = self.context(None, outcome)
             targets.extend(target for target in transition.do if target not in targets)
         scope = self.spec.parent_of[name]
         errors = self.scope_errors(scope)
         if status != "completed" and not fired:
             errors.append({"task": name, "status": status, "error": record.get("error")})
-        if errors:
+        targets = self.commands_in(name, record, targets)
+        if self.spec.orquesta:
+            targets.sort()  # Orquesta starts the next tasks in name order
+        if errors and not record.get("run_on_fail"):
             # An unhandled failure: let running tasks finish but start nothing new (Orquesta).
             state.held.extend([target, name] for target in targets)
         else:
             for target in targets:
                 self.arrive(target, name)
+        record.pop("run_on_fail", None)
         if scope is not None:
             self.close_parallel(scope)
+
+    def commands_in(self, name: str, record: dict[str, Any], targets: list[str]) -> list[str]:
+        """Carry out the engine commands among ``targets`` and return the task names left.
+
+        ``noop``/``continue`` do nothing; ``fail`` fails the workflow once running tasks end (the
+        other targets of the step still run, so a cleanup task can sit beside it); ``retry``
+        runs the task again.
+        """
+        tasks = [target for target in targets if target in self.spec.by_name]
+        commands = [target for target in targets if target not in self.spec.by_name]
+        if "fail" in commands:
+            self.engine_error(name, f"the workflow was failed by the 'fail' command of task '{name}'")
+            record["run_on_fail"] = True
+        if "retry" in commands:
+            tasks.append(name)
+        return tasks
 
     def fires(self, name: str, position: int, when: str | None, context: dict[str, Any], status: str) -> bool:
         if when is None:
@@ -699,6 +504,9 @@ class _Step:
         try:
             return expressions.evaluate_condition(self.engine, when, context)
         except TemplateError as exc:
+            if self.spec.orquesta:
+                self.engine_error(name, f"next[{position}].when: {exc.message}")
+                return False
             # Level 1 fallback (§4): an unevaluable condition fires iff the task succeeded.
             self.warn(f"{name}: next[{position}].when failed: {exc.message}")
             return status == "completed"
@@ -719,116 +527,16 @@ class _Step:
     # -- control -----------------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        state = self.state
-        state.status = "canceling"
-        state.queued.clear()
-        running: list[tuple[str, int | None]] = []
-        for name, record in state.tasks.items():
-            if record["status"] not in ACTIVE:
-                continue
-            kind = record.get("kind")
-            if kind == "items" and record["status"] == "running":
-                idle = set(record["waiting"]) | set(record["redo"])
-                for index in record["waiting"]:
-                    self.item_done(name, index, "cancelled", None)
-                record["waiting"], record["redo"] = [], []
-                running.extend(
-                    (name, index)
-                    for index in range(record["next"])
-                    if record["statuses"][index] is None and index not in idle
-                )
-            elif kind != "parallel" and record["status"] == "running":
-                running.append((name, None))
-            elif kind != "parallel":
-                record["status"] = "cancelled"
-        if running:
-            self.commands.append(CancelTasks(running))
+        control.cancel(self)
 
     def pause(self) -> None:
-        if self.state.status == "running":
-            self.state.status = "pausing"
+        control.pause(self)
 
     def resume(self) -> None:
-        state = self.state
-        if state.status not in ("paused", "pausing"):
-            return
-        state.status = "running"
-        queued, state.queued = state.queued, []
-        for name, index, kind in queued:
-            record = state.tasks.get(name)
-            if record is None:
-                continue
-            if kind == "begin":
-                self.begin(name)
-            else:
-                if index is not None and index in record.get("waiting", []):
-                    record["waiting"].remove(index)
-                self.run(name, index)
-        for name, record in list(state.tasks.items()):
-            if record.get("kind") == "items" and record["status"] == "running":
-                self.refill(name)
+        control.resume(self)
 
     def rerun(self, names: list[str] | None) -> None:
-        state = self.state
-        if state.status not in ("failed", "cancelled"):
-            return
-        failed = [
-            name
-            for name, record in state.tasks.items()
-            if self.spec.parent_of.get(name) is None and record["status"] in _RERUNNABLE
-        ]
-        if names is None:
-            chosen = failed
-        else:
-            # A task inside a parallel block re-runs through its top-level ancestor.
-            wanted = {self.top_level(name) for name in names if name in self.spec.by_name}
-            chosen = [name for name in failed if name in wanted]
-        if not chosen:
-            return
-        state.status = "running"
-        state.result = None
-        state.errors = [error for error in state.errors if error["task"] not in chosen]
-        # Transitions held from a run that is about to be replaced belong to that old run.
-        held = [entry for entry in state.held if self.top_level(str(entry[1])) not in chosen]
-        state.held = []
-        for name in chosen:
-            self.rerun_task(name)
-        if state.errors:
-            state.held.extend(held)
-        else:
-            for target, source in held:
-                self.arrive(target, source)
-
-    def top_level(self, name: str) -> str:
-        """The outermost task enclosing ``name`` (``name`` itself outside parallel blocks)."""
-        while (parent := self.spec.parent_of.get(name)) is not None:
-            name = parent
-        return name
-
-    def rerun_task(self, name: str) -> None:
-        """Run a failed task again; a with_items task re-runs only its unsuccessful items."""
-        record = self.state.tasks[name]
-        if record.get("kind") != "items" or "items" not in record:
-            record["status"] = "failed"  # not active, so schedule() replaces the record
-            self.schedule(name, record.get("trigger"))
-            return
-        if "results" not in record:
-            record["results"] = [entry.get("output") for entry in record["result"]["results"]]
-        statuses, results = record["statuses"], record["results"]
-        redo = [index for index in range(record["next"]) if statuses[index] != "completed"]
-        for index in redo:
-            statuses[index] = None
-            results[index] = None
-            record["item_attempts"].pop(str(index), None)
-            self.state.journal.append(("item", name, index))
-        record.update(status="running", done=record["next"] - len(redo), failed=0, inflight=0, waiting=[])
-        record["redo"] = redo
-        record.pop("result", None)
-        record.pop("error", None)
-        self.state.runs += 1
-        self.refill(name)
-
-    # -- the end -----------------------------------------------------------------------------------
+        control.rerun(self, names)
 
     def settle(self) -> None:
         """Emit Paused/Finish when the step left nothing running (or nothing left to do)."""
@@ -848,25 +556,4 @@ class _Step:
                 self.finish("failed" if state.errors else "completed")
 
     def finish(self, status: str) -> None:
-        state = self.state
-        output: dict[str, Any] = {}
-        if status != "cancelled" and self.spec.output_map:
-            context = self.context(None)
-            for key, template in self.spec.output_map.items():
-                try:
-                    output[key] = expressions.render(self.engine, template, context)
-                except TemplateError as exc:
-                    self.warn(f"output_map.{key} failed: {exc.message}")
-        result: dict[str, Any] = {"succeeded": status == "completed", "output": output}
-        error: str | None = None
-        if status == "failed":
-            names = list(dict.fromkeys(str(entry["task"]) for entry in state.errors))
-            error = f"Workflow failed: {len(names)} task(s) failed: {', '.join(names)}"
-            result["error"] = error
-            result["failed_tasks"] = names
-        elif status == "cancelled":
-            error = "Workflow cancelled"
-            result["error"] = error
-        state.status = status
-        state.result = result
-        self.commands.append(Finish(status, result, error))
+        ending.finish(self, status)

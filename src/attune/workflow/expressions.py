@@ -1,5 +1,6 @@
 """The workflow expression context on top of the sandboxed ``TemplateEngine`` (workflows.md §6).
 
+``{{ }}`` is Jinja and ``<% %>`` is YAQL (``attune.workflow.yaql_eval``), over the same context.
 Roots: ``parameters``, ``vars``/``variables`` (also every variable by bare name), ``task``/``tasks``
 (``task.NAME`` is the task's result document; ``task.NAME.result`` and ``task.NAME.status`` also
 work), ``item``, ``index``, ``system.workflow_start``. Functions: ``result()``, ``succeeded()``,
@@ -13,6 +14,7 @@ subtraction. A missing variable or key is null (write ``x | default(v)`` to choo
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid as uuid_module
@@ -21,7 +23,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from attune.domain import keyrefs
 from attune.domain.templates import TemplateEngine, TemplateError, rfc3339
+from attune.workflow import yaql_eval
 
 __all__ = [
     "Outcome",
@@ -159,6 +163,34 @@ _FILTER_FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+_NO_KEYS = keyrefs.KeyNamespace({})
+"""Templates of a workflow that names no key see an empty key namespace."""
+
+#: Orquesta's task status names for the conductor's (``task_status()`` in Orquesta workflows).
+_ORQUESTA_STATUS = {
+    "completed": "succeeded",
+    "cancelled": "canceled",
+    "pending": "requested",
+    "skipped": "null",
+}
+
+
+def _zip(*lists: Any, pad: Any = None) -> list[Any]:
+    """Orquesta's ``zip()``: one list as is, several zipped to the longest (padded with ``pad``)."""
+    columns = [[] if column is None else list(column) for column in lists]
+    if len(columns) == 1:
+        return columns[0]
+    return [list(row) for row in itertools.zip_longest(*columns, fillvalue=pad)]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value
+    if not isinstance(value, str):
+        raise TypeError("json() expects a string")
+    return json.loads(value)
+
+
 def build_context(
     *,
     parameters: Mapping[str, Any],
@@ -168,14 +200,32 @@ def build_context(
     started_at: str,
     item: Any = _MISSING,
     index: int | None = None,
+    orquesta: bool = False,
+    keys: keyrefs.KeyNamespace | None = None,
 ) -> dict[str, Any]:
-    """The evaluation context of one step (§6.3/§6.4); ``outcome`` is the task just finished."""
+    """The evaluation context of one step (§6.3/§6.4); ``outcome`` is the task just finished.
+
+    ``orquesta`` selects Orquesta's names where they differ (``item()`` is a function, statuses
+    are ``succeeded``/``canceled``). ``keys`` are the keys templates may read (``key.*``).
+    """
     result_doc = outcome.result if outcome is not None else None
     status = outcome.status if outcome is not None else None
 
     def ctx(name: str | None = None) -> Any:
         return dict(variables) if name is None else variables.get(name)
 
+    def task_status(name: str) -> str:
+        record = tasks.get(name)
+        if record is None:
+            return "null" if orquesta else "unknown"
+        raw = str(record.get("status"))
+        return _ORQUESTA_STATUS.get(raw, raw) if orquesta else raw
+
+    def task(name: str) -> dict[str, Any]:
+        record = tasks.get(name) or {}
+        return {"id": name, "name": name, "status": task_status(name), "result": record.get("result")}
+
+    namespace = keys if keys is not None else _NO_KEYS
     context: dict[str, Any] = dict(_FILTER_FUNCTIONS)
     context.update(variables)
     context.update(
@@ -189,25 +239,48 @@ def build_context(
             "system": {"workflow_start": started_at},
             "result": lambda: result_doc,
             "succeeded": lambda: status == "completed",
-            "failed": lambda: status in ("failed", "cancelled"),
+            "failed": lambda: status in (("failed", "timeout") if orquesta else ("failed", "cancelled")),
+            "completed": lambda: status in ("completed", "failed", "timeout", "cancelled"),
             "timed_out": lambda: status == "timeout",
             "ctx": ctx,
+            "task_status": task_status,
+            "json": _json_value,
+            "zip": _zip,
+            "key": namespace,
+            "st2kv": namespace,
+            "decrypt_kv": keyrefs.decrypt_kv,
             "now": lambda: rfc3339(datetime.now(UTC)),
             "uuid": lambda: str(uuid_module.uuid4()),
         }
     )
+    if orquesta:
+        context["task"] = task  # Orquesta's task(name); Attune's task.NAME stays under ``tasks``
     if item is not _MISSING:
-        context["item"] = item
-        context["index"] = index
+        _set_item(context, item, index, orquesta)
     context["_lookup_path"] = _path_lookup(context)
     return context
 
 
-def with_item(context: Mapping[str, Any], item: Any, index: int) -> dict[str, Any]:
+def _set_item(context: dict[str, Any], item: Any, index: int | None, orquesta: bool) -> None:
+    if orquesta:
+
+        def current(name: str | None = None) -> Any:
+            if name is None:
+                return item
+            if not isinstance(item, Mapping) or name not in item:
+                raise KeyError(f"the item has no key {name!r}")
+            return item[name]
+
+        context["item"] = current
+    else:
+        context["item"] = item
+    context["index"] = index
+
+
+def with_item(context: Mapping[str, Any], item: Any, index: int, *, orquesta: bool = False) -> dict[str, Any]:
     """A copy of ``context`` with ``item`` and ``index`` set (one with_items element)."""
     scoped = dict(context)
-    scoped["item"] = item
-    scoped["index"] = index
+    _set_item(scoped, item, index, orquesta)
     scoped["_lookup_path"] = _path_lookup(scoped)
     return scoped
 
@@ -247,8 +320,15 @@ def _rewrite(source: str) -> str:
 
 
 def render(engine: TemplateEngine, value: Any, context: Mapping[str, Any]) -> Any:
-    """Render a JSON value with type preservation (§6.2). Raises TemplateError."""
+    """Render a JSON value with type preservation (§6.2): ``{{ }}`` is Jinja, ``<% %>`` is YAQL.
+
+    Raises TemplateError.
+    """
     if isinstance(value, str):
+        if yaql_eval.has_yaql(value):
+            value = yaql_eval.render_yaql(value, context, yaql_eval.default_evaluator(), _text)
+            if not isinstance(value, str):
+                return value
         if not engine.is_template(value):
             return value
         source = _rewrite(value)

@@ -73,6 +73,28 @@ class RegisterPack(RequestModel):
     )
     skip_tests: bool = False
     force: bool = False
+    fail_on_error: bool = Field(
+        default=False,
+        description="Refuse the pack (422) instead of skipping files it cannot load (for CI)",
+    )
+
+
+class PackRegisterResponse(PackResponse):
+    """``POST /packs/register``: the pack, plus the files that were skipped and why, plus ``pack``
+    (the same PackResponse), ``tests_skipped`` and ``test_result`` as ``/packs/install`` answers
+    (a superset, so clients reading the bare pack and clients reading ``data.pack`` both work)."""
+
+    pack: PackResponse
+    tests_skipped: bool = True
+    test_result: dict[str, Any] | None = Field(
+        default=None, description="The pack test run; null when skipped"
+    )
+
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="One line per problem: the file, what was skipped and why (unsupported "
+        "StackStorm content, a workflow that does not validate, an unknown runner)",
+    )
 
 
 class RegisterPacks(RequestModel):
@@ -83,6 +105,7 @@ class RegisterPacks(RequestModel):
     skip_validation: bool = Field(default=False, description="Ignored")
     skip_tests: bool = False
     force: bool = False
+    fail_on_error: bool = Field(default=False, description="Refuse packs with files that cannot be loaded")
 
 
 class ComponentCounts(ApiModel):
@@ -107,6 +130,7 @@ class RegisteredPack(ApiModel):
     components_registered: ComponentCounts
     test_result: dict[str, Any] | None = None
     validation_results: ValidationResults = Field(default_factory=ValidationResults)
+    warnings: list[str] = Field(default_factory=list, description="Files skipped and why")
 
 
 class FailedPackRegistration(ApiModel):
@@ -131,10 +155,15 @@ class RegisterPacksResponse(ApiModel):
 
 
 class InstallPack(RequestModel):
-    """``POST /packs/install``. Only local directories and local archives are supported so far."""
+    """``POST /packs/install``: a server-local directory or archive, an archive URL, a git URL or a
+    registry ref ``name[@version]`` (docs/packs.md)."""
 
-    source: str = Field(min_length=1, description="URL, git URL, local path or registry ref name[@version]")
-    ref_spec: str | None = Field(default=None, description="Branch, tag or commit (git sources)")
+    source: str = Field(
+        min_length=1, max_length=4096, description="URL, git URL, local path or registry ref name[@version]"
+    )
+    ref_spec: str | None = Field(
+        default=None, max_length=255, description="Branch, tag or commit (git sources)"
+    )
     skip_tests: bool = False
     skip_deps: bool = False
 
@@ -142,18 +171,11 @@ class InstallPack(RequestModel):
 class PackInstallResponse(ApiModel):
     pack: PackResponse
     test_result: dict[str, Any] | None = Field(
-        default=None, description="Always null (tests are not run yet)"
+        default=None, description="The PackTestResult of the install's test run (null when none ran)"
     )
     tests_skipped: bool
-
-
-class PackRegisterResponse(PackResponse):
-    """``POST /packs/register``: the PackResponse fields, plus ``pack`` (the same PackResponse),
-    ``tests_skipped`` and ``test_result`` as ``/packs/install`` answers. The superset keeps
-    clients that read the bare pack and clients that read ``data.pack`` working."""
-
-    pack: PackResponse
-    test_result: dict[str, Any] | None = Field(
-        default=None, description="Always null (tests are not run yet)"
+    previous_version: str | None = Field(default=None, description="Attune extension: the replaced version")
+    dependencies_installed: list[str] = Field(
+        default_factory=list, description="Attune extension: `ref version` of dependencies installed first"
     )
-    tests_skipped: bool
+    warnings: list[str] = Field(default_factory=list, description="Attune extension")

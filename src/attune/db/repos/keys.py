@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Key, Pack, Sensor
+from attune.domain.enums import OwnerType
+from attune.domain.keyrefs import KeyValue
 
 #: The owner tables addressable by ref, by ``owner_type`` (identities have no ref).
 REF_OWNERS: dict[str, type[Pack] | type[Action] | type[Sensor]] = {
@@ -68,3 +72,50 @@ async def delete(session: AsyncSession, key: Key) -> None:
     """Delete one key row."""
     await session.delete(key)
     await session.flush()
+
+
+async def for_templates(
+    session: AsyncSession,
+    wanted: Iterable[tuple[str, str]],
+    *,
+    pack_id: int | None,
+    identity_id: int | None,
+) -> dict[tuple[str, str], KeyValue]:
+    """The keys a template may read, by ``(scope, name)`` (docs/rules.md "Keys in templates").
+
+    The one place that decides what a rule or an execution may read: ``system`` keys; ``pack``
+    keys of the rule's/action's own pack; ``user`` keys of the identity the execution runs for.
+    Anything else is simply not found (the template sees an empty value).
+    """
+    names: dict[str, set[str]] = {}
+    for scope, name in wanted:
+        names.setdefault(scope, set()).add(name)
+    clauses = []
+    if names.get("system"):
+        clauses.append(sa.and_(Key.owner_type == OwnerType.SYSTEM.value, Key.name.in_(names["system"])))
+    if names.get("pack") and pack_id is not None:
+        clauses.append(
+            sa.and_(
+                Key.owner_type == OwnerType.PACK.value, Key.owner_pack == pack_id, Key.name.in_(names["pack"])
+            )
+        )
+    if names.get("user") and identity_id is not None:
+        clauses.append(
+            sa.and_(
+                Key.owner_type == OwnerType.IDENTITY.value,
+                Key.owner_identity == identity_id,
+                Key.name.in_(names["user"]),
+            )
+        )
+    if not clauses:
+        return {}
+    scope_of = {
+        OwnerType.SYSTEM.value: "system",
+        OwnerType.PACK.value: "pack",
+        OwnerType.IDENTITY.value: "user",
+    }
+    rows = (await session.execute(sa.select(Key).where(sa.or_(*clauses)))).scalars()
+    return {
+        (scope_of[row.owner_type], row.name): KeyValue(row.value, row.encrypted, row.encryption_key_hash)
+        for row in rows
+    }

@@ -87,3 +87,20 @@ async def installed_refs(session: AsyncSession, refs: list[str]) -> set[str]:
         return set()
     result = await session.execute(sa.select(Pack.ref).where(Pack.ref.in_(refs)))
     return set(result.scalars())
+
+
+async def installed_versions(session: AsyncSession) -> dict[str, str]:
+    """``{ref: version}`` of every pack."""
+    result = await session.execute(sa.select(Pack.ref, Pack.version))
+    return {ref: version for ref, version in result.all()}
+
+
+async def dependents(session: AsyncSession, ref: str) -> list[tuple[str, str]]:
+    """(pack ref, dependency entry) for every other pack whose ``dependencies`` name ``ref``."""
+    found: list[tuple[str, str]] = []
+    result = await session.execute(sa.select(Pack.ref, Pack.dependencies).where(Pack.ref != ref))
+    for pack_ref, entries in result.all():
+        for entry in entries or []:
+            if entry.split("@", 1)[0].strip() == ref:
+                found.append((pack_ref, entry))
+    return found

@@ -1,0 +1,1 @@
+"""``st2reactor.sensor``: the base classes of sensors."""

@@ -1,0 +1,173 @@
+"""Registering StackStorm-format packs, and files skipped with warnings (docs/stackstorm.md, #12)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from attune.db import models
+from attune.runtime import Runtime
+from tests.st2_pack import write_st2_pack
+
+PACKS = "/api/v1/packs"
+
+
+async def register(api: httpx.AsyncClient, path: Path, **extra: object) -> httpx.Response:
+    return await api.post(f"{PACKS}/register", json={"path": str(path), "skip_tests": True, **extra})
+
+
+async def refs(runtime: Runtime, model: type[models.Base]) -> list[str]:
+    async with runtime.db.session() as session:
+        table = model.__table__  # type: ignore[attr-defined]
+        return sorted((await session.execute(sa.select(table.c.ref))).scalars())
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+async def test_a_stackstorm_pack_registers_unmodified(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    """Before: "'ref' field not found in pack.yaml"."""
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    response = await register(api, write_st2_pack(tmp_path))
+    assert response.status_code == 201, response.text
+    data = response.json()["data"]
+    assert data["ref"] == "st2demo"
+    assert data["config"] == {"greeting": "Hello"}  # config.schema.yaml defaults
+    assert any("remote-shell-cmd" in line for line in data["warnings"])
+    actions = await refs(runtime, models.Action)
+    assert {"st2demo.greet", "st2demo.hello", "st2demo.flow"} <= set(actions)
+    assert "st2demo.remote" not in actions
+    assert "st2demo.tick" in await refs(runtime, models.Trigger)
+    async with runtime.db.session() as session:
+        greet = (
+            await session.execute(sa.select(models.Action).where(models.Action.ref == "st2demo.greet"))
+        ).scalar_one()
+        rule = (
+            await session.execute(sa.select(models.Rule).where(models.Rule.ref == "st2demo.on_tick"))
+        ).scalar_one()
+        flow = (
+            await session.execute(
+                sa.select(models.WorkflowDefinition).where(models.WorkflowDefinition.ref == "st2demo.flow")
+            )
+        ).scalar_one()
+    assert greet.entrypoint == "python-script:greet.py"
+    assert rule.conditions == [{"field": "count", "operator": "equals", "value": 2}]
+    assert rule.action_params == {"name": "tick {{ trigger.count }}"}
+    assert flow.definition["dialect"] == "orquesta"
+    assert flow.param_schema == {"name": {"type": "string", "default": "world"}}
+
+
+async def test_fail_on_error_refuses_a_pack_with_unsupported_content(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    response = await register(api, write_st2_pack(tmp_path), fail_on_error=True)
+    assert response.status_code == 422
+    assert "remote-shell-cmd" in response.json()["error"]
+    assert "st2demo.greet" not in await refs(runtime, models.Action)
+
+
+BROKEN_WORKFLOW = {
+    "pack.yaml": """
+        ref: wfs
+        version: 1.0.0
+    """,
+    "workflows/good.yaml": """
+        label: Good
+        version: "1.0.0"
+        tasks:
+          - name: one
+            action: core.noop
+    """,
+    "workflows/bad.yaml": """
+        label: Bad
+        version: "1.0.0"
+        tasks:
+          - name: one
+            action: core.noop
+            next:
+              - do: [nowhere]
+    """,
+    "workflows/broken_yaml.yaml": "tasks: [unclosed\n",
+}
+
+
+async def test_a_workflow_that_fails_validation_is_skipped_with_a_warning(
+    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    """#12 item 9: one bad workflow file used to fail the whole registration with 422."""
+    response = await register(api, write(tmp_path / "wfs", BROKEN_WORKFLOW))
+    assert response.status_code == 201, response.text
+    warnings = response.json()["data"]["warnings"]
+    assert any(line.startswith("workflows/bad.yaml:") and "nowhere" in line for line in warnings)
+    assert any(line.startswith("workflows/broken_yaml.yaml:") for line in warnings)
+    assert await refs(runtime, models.WorkflowDefinition) == ["wfs.good"]
+
+
+async def test_fail_on_error_refuses_a_pack_with_an_invalid_workflow(
+    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    response = await register(api, write(tmp_path / "wfs", BROKEN_WORKFLOW), fail_on_error=True)
+    assert response.status_code == 422
+    assert "workflows/bad.yaml" in response.json()["error"]
+    assert await refs(runtime, models.WorkflowDefinition) == []
+
+
+RULES_AND_RUNNERS = {
+    "pack.yaml": """
+        ref: edges
+        version: 1.0.0
+    """,
+    "triggers/ping.yaml": "name: ping\n",
+    "actions/inline.yaml": """
+        name: inline
+        runner_type: shell
+        entry_point: "echo inline works"
+    """,
+    "actions/mystery.yaml": """
+        name: mystery
+        runner_type: cobol
+        entry_point: run.cbl
+    """,
+    "rules/present.yaml": """
+        name: present
+        trigger_ref: edges.ping
+        action_ref: edges.inline
+        conditions:
+          - {field: host, operator: exists}
+          - {field: muted, operator: nexists}
+    """,
+}
+
+
+async def test_pack_rules_accept_exists_and_nexists(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    """#12 item 5: the API accepted them, rule files did not."""
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    response = await register(api, write(tmp_path / "edges", RULES_AND_RUNNERS))
+    assert response.status_code == 201, response.text
+    assert "edges.present" in await refs(runtime, models.Rule)
+
+
+async def test_an_unknown_runner_type_is_reported_not_registered(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    """#12 item 5: it registered silently without a runtime and failed only at run time."""
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    response = await register(api, write(tmp_path / "edges", RULES_AND_RUNNERS))
+    warnings = response.json()["data"]["warnings"]
+    assert any("runner_type 'cobol' matches no runtime" in line for line in warnings)
+    assert "edges.mystery" not in await refs(runtime, models.Action)
+    again = await register(api, write(tmp_path / "edges", RULES_AND_RUNNERS), force=True, fail_on_error=True)
+    assert again.status_code == 422

@@ -1,0 +1,185 @@
+"""The StackStorm compatibility pieces: runner shim results, criteria operators, filters, key refs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attune import st2compat
+from attune.cli import pack_index
+from attune.domain import keyrefs
+from attune.domain.criteria import matches
+from attune.domain.templates import TemplateEngine
+from attune.packs import st2
+
+RUNNER = st2compat.IMPORT_ROOT / "runner.py"
+ENGINE = TemplateEngine()
+
+
+def shim(runner: str, pack: Path, entry: str, parameters: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Run the shim as the worker does; the exit code and the result it printed."""
+    stdin = json.dumps({"parameters": parameters, "config": {"greeting": "Hi"}, "positions": {"who": 0}})
+    env = {**os.environ, "PYTHONPATH": str(st2compat.IMPORT_ROOT), "ATTUNE_ACTION": "demo.x"}
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), runner, str(pack), entry],
+        input=stdin + "\n---ATTUNE_PARAMS_END---\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    return done.returncode, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_local_shell_cmd_gives_st2s_result_shape(tmp_path: Path) -> None:
+    code, result = shim("local-shell-cmd", tmp_path, "", {"cmd": "echo out; echo err >&2; exit 3"})
+    assert code == 1
+    assert {k: result[k] for k in ("stdout", "stderr", "return_code", "succeeded", "failed")} == {
+        "stdout": "out",
+        "stderr": "err",
+        "return_code": 3,
+        "succeeded": False,
+        "failed": True,
+    }
+
+
+def test_local_shell_script_gets_named_then_positional_arguments(tmp_path: Path) -> None:
+    (tmp_path / "actions").mkdir()
+    script = tmp_path / "actions" / "args.sh"
+    script.write_text('for a in "$@"; do echo "[$a]"; done\n')
+    code, result = shim(
+        "local-shell-script", tmp_path, "args.sh", {"who": "ada lovelace", "loud": True, "n": 2}
+    )
+    assert code == 0
+    assert result["stdout"].splitlines() == ["[--loud]", "[--n=2]", "[ada lovelace]"]
+
+
+def test_python_script_runs_the_action_class_with_its_config(tmp_path: Path) -> None:
+    (tmp_path / "actions").mkdir()
+    (tmp_path / "actions" / "hi.py").write_text(
+        textwrap.dedent(
+            """
+            from st2common.runners.base_action import Action
+
+            class Hi(Action):
+                def run(self, who):
+                    print("side output")
+                    if who == "nobody":
+                        return (False, "no one")
+                    return "%s %s" % (self.config["greeting"], who)
+            """
+        )
+    )
+    code, result = shim("python-script", tmp_path, "hi.py", {"who": "Ada"})
+    assert (code, result["result"], result["stdout"], result["exit_code"]) == (
+        0,
+        "Hi Ada",
+        "side output\n",
+        0,
+    )
+    code, result = shim("python-script", tmp_path, "hi.py", {"who": "nobody"})
+    assert (code, result["result"], result["exit_code"]) == (1, "no one", 1)
+
+
+def test_a_python_action_that_raises_fails_with_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / "actions").mkdir()
+    (tmp_path / "actions" / "boom.py").write_text(
+        "from st2common.runners.base_action import Action\n\n"
+        "class B(Action):\n    def run(self):\n        1 / 0\n"
+    )
+    code, result = shim("python-script", tmp_path, "boom.py", {})
+    assert code == 1
+    assert "ZeroDivisionError" in result["stderr"]
+
+
+@pytest.mark.parametrize(
+    ("criteria", "payload", "expected"),
+    [
+        ({"trigger.n": {"type": "greaterthan", "pattern": 1}}, {"n": 2}, True),
+        ({"trigger.n": {"type": "lessthan", "pattern": 1}}, {"n": 2}, False),
+        ({"trigger.s": {"type": "nequals", "pattern": "a"}}, {"s": "b"}, True),
+        ({"trigger.s": {"type": "matchwildcard", "pattern": "web-*"}}, {"s": "web-1"}, True),
+        ({"trigger.s": {"type": "iregex", "pattern": "^WEB"}}, {"s": "web-1"}, True),
+        ({"trigger.s": {"type": "ncontains", "pattern": "db"}}, {"s": "web-1"}, True),
+        ({"trigger.s": {"type": "inside", "pattern": ["a", "b"]}}, {"s": "b"}, True),
+        ({"trigger.s": {"type": "istartswith", "pattern": "WE"}}, {"s": "web"}, True),
+        ({"trigger.s": {"type": "nexists"}}, {"t": 1}, True),
+    ],
+)
+def test_st2_criteria_operators(criteria: dict[str, Any], payload: dict[str, Any], expected: bool) -> None:
+    conditions = st2.criteria_to_conditions(criteria)
+    assert matches(conditions, payload, engine=ENGINE, context={}) is expected
+
+
+def test_timediff_criteria() -> None:
+    recent = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
+    conditions = st2.criteria_to_conditions({"trigger.at": {"type": "timediff_lt", "pattern": 300}})
+    assert matches(conditions, {"at": recent}, engine=ENGINE, context={}) is True
+
+
+def test_search_criteria_is_reported_unsupported() -> None:
+    with pytest.raises(st2.Unsupported, match="search"):
+        st2.criteria_to_conditions({"trigger.items": {"type": "search", "condition": "any", "pattern": {}}})
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ value | to_json_string }}", '{"a":[1,2]}'),
+        ("{{ 'a-b' | regex_replace('-', '_') }}", "a_b"),
+        ("{{ 'abc' | regex_match('a.c') }}", True),
+        ("{{ '1.2.3' | version_bump_major }}", "2.0.0"),
+        ("{{ '1.2.3' | version_match('>=1.2.0') }}", True),
+        ("{{ 'say \"hi\"' | json_escape }}", 'say \\"hi\\"'),
+    ],
+)
+def test_st2_jinja_filters(template: str, expected: Any) -> None:
+    assert ENGINE.render_value(template, {"value": {"a": [1, 2]}}) == expected
+
+
+def test_key_references_are_found_in_every_spelling() -> None:
+    texts = [
+        "{{ key.system.region }}",
+        "{{ st2kv.pack.token | decrypt_kv }}",
+        "<% st2kv('user.mail') %>",
+        "{{ key.system['with-dash'] }}",
+        "{{ keyboard.system.x }}",
+    ]
+    assert keyrefs.referenced(texts) == {
+        ("system", "region"),
+        ("pack", "token"),
+        ("user", "mail"),
+        ("system", "with-dash"),
+    }
+
+
+def test_decrypted_values_are_split_from_stored_parameters() -> None:
+    namespace = keyrefs.KeyNamespace(
+        {("system", "pw"): keyrefs.KeyValue("CIPHER", True)}, opener=lambda key: "plain-pw"
+    )
+    rendered = ENGINE.render_value(
+        {
+            "auth": "user:{{ key.system.pw | decrypt_kv }}",
+            "secret_param": "{{ key.system.pw }}",
+            "other": "x",
+        },
+        {"key": namespace},
+    )
+    public, revealed = keyrefs.split_revealed(rendered, {"secret_param"}, namespace.revealed)
+    assert public == {"auth": "********", "secret_param": "********", "other": "x"}
+    assert revealed == {"auth": "user:plain-pw", "secret_param": "plain-pw"}
+
+
+def test_the_cli_reads_a_stackstorm_pack_yaml(tmp_path: Path) -> None:
+    """Before: "'ref' field not found in pack.yaml" for StackStorm's own examples pack."""
+    (tmp_path / "pack.yaml").write_text("name: examples\nversion: 1.0.0\ndescription: st2 examples\n")
+    assert pack_index.read_pack_yaml(tmp_path)["ref"] == "examples"
