@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint fmt test-sqlite test-postgres test-browser web web-lint wheel bench clean
 
-$(STAMP): pyproject.toml
+# Compatible ranges in pyproject.toml, exact versions from constraints.txt (CI installs the same).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # -- web UI (web/, docs/web-ui.md) ------------------------------------------------------------------

@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 
-from attune.auth.passwords import hash_password
+from attune.auth.passwords import hash_password, verify_password
 from attune.db.repos import identities
 from attune.packs.register import register_system_packs
 from attune.runtime import Runtime
@@ -37,6 +37,26 @@ async def ensure_default_user(runtime: Runtime) -> None:
             )
     except IntegrityError:
         log.debug("default user created concurrently by another process")
+
+
+async def default_login_hint(runtime: Runtime) -> str | None:
+    """What to tell a developer about the default user once the server is ready (docs/operations.md).
+
+    The password is shown only while it still is the default one; nothing is said in production
+    or when the default user does not exist.
+    """
+    if runtime.settings.is_production:
+        return None
+    async with runtime.db.session() as session:
+        identity = await identities.by_login(session, DEFAULT_LOGIN)
+    if identity is None:
+        return None
+    unchanged = await asyncio.to_thread(
+        verify_password, runtime.hasher, identity.password_hash, DEFAULT_PASSWORD
+    )
+    if unchanged:
+        return f"development login: {DEFAULT_LOGIN} / {DEFAULT_PASSWORD}"
+    return f"development login: {DEFAULT_LOGIN} (its password was changed from the default)"
 
 
 async def bootstrap(runtime: Runtime) -> None:

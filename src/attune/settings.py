@@ -198,6 +198,9 @@ class Settings(BaseSettings):
     environment: str = "development"
     data_dir: Path = Path("./data")
     packs_base_dir: Path = Path("./packs")
+    #: Where installed and uploaded packs are unpacked (default ``{data_dir}/packs``), so they
+    #: never land in a source checkout's ``packs/``.
+    installed_packs_dir: Path | None = None
     runtime_envs_dir: Path | None = None
     artifacts_dir: Path | None = None
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -234,6 +237,7 @@ class Settings(BaseSettings):
         self.packs_base_dir = self.packs_base_dir.absolute()
         if not self.database.url:
             self.database.url = f"sqlite:///{self.data_dir / 'attune.db'}"
+        self.installed_packs_dir = (self.installed_packs_dir or self.data_dir / "packs").absolute()
         self.runtime_envs_dir = (self.runtime_envs_dir or self.data_dir / "runtime_envs").absolute()
         self.artifacts_dir = (self.artifacts_dir or self.data_dir / "artifacts").absolute()
         return self
@@ -246,6 +250,12 @@ class Settings(BaseSettings):
     def async_database_url(self) -> str:
         """The database URL with the async driver SQLAlchemy needs."""
         return async_url(self.database.url)
+
+    @property
+    def install_dir(self) -> Path:
+        """:attr:`installed_packs_dir`, resolved."""
+        assert self.installed_packs_dir is not None
+        return self.installed_packs_dir
 
     @property
     def envs_dir(self) -> Path:

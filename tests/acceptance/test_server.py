@@ -101,6 +101,17 @@ def test_make_run_serves_core_pack_and_default_user(server: str) -> None:
     assert {"core.echo", "core.noop", "core.sleep", "core.http_request"} <= refs
 
 
+def test_make_run_prints_the_url_and_the_development_login(server: str, tmp_path: Path) -> None:
+    port = server.rsplit(":", 1)[1]
+    log_file = next((tmp_path / "work").glob(f"server-{port}.log"))
+    deadline = time.monotonic() + 10
+    while "development login" not in log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = log_file.read_text()
+    assert f"Attune is ready at http://127.0.0.1:{port}" in text
+    assert "development login: test@attune.local / TestPass123!" in text
+
+
 def test_server_restart_keeps_data_and_is_idempotent(tmp_path: Path, empty_database_url: str) -> None:
     """Two starts on the same data directory: migrations and bootstrap run again harmlessly."""
     workdir, url = prepare_workdir(tmp_path, empty_database_url)

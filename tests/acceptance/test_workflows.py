@@ -558,7 +558,8 @@ def test_pause_and_resume(deployment: Deployment) -> None:
     assert state["status"] == "running"
     time.sleep(0.5)
     assert not child_runs(deployment, execution_id).get("after"), "nothing starts while paused"
-    assert deployment.get(f"/api/v1/executions/{execution_id}")["status"] == "running"
+    # The workflow's own execution says so (issue #12 item 7); the run's state row stays running.
+    assert deployment.get(f"/api/v1/executions/{execution_id}")["status"] == "paused"
     deployment.post(f"/api/v1/executions/{execution_id}/resume")
     execution = finished(deployment, execution_id)
     assert execution["status"] == "completed", execution

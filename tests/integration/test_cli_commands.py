@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
 from attune.cli.main import app as cli_app
 from attune.cli.state import State
 from attune.db import models
+from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
 from tests.conftest import TEST_PASSWORD
 
@@ -42,6 +44,8 @@ class Bridge(httpx.BaseTransport):
 
 
 class Cli:
+    runtime: Runtime
+
     def __init__(self, bridge: Bridge, home: Path) -> None:
         self.bridge = bridge
         self.home = home
@@ -74,8 +78,10 @@ class Cli:
 
 
 @pytest.fixture
-async def cli(app: Any, tmp_path: Path) -> Cli:
-    return Cli(Bridge(app, asyncio.get_running_loop()), tmp_path / "home")
+async def cli(app: Any, tmp_path: Path, runtime: Runtime) -> Cli:
+    cli = Cli(Bridge(app, asyncio.get_running_loop()), tmp_path / "home")
+    cli.runtime = runtime
+    return cli
 
 
 @pytest.fixture
@@ -353,7 +359,7 @@ async def test_workflow_and_inquiry_commands(logged_in: Cli) -> None:
         "ref": "demo.flow",
         "label": "Flow",
         "version": "1.0.0",
-        "tasks": [{"name": "a", "action": "demo.greet"}],
+        "tasks": [{"name": "a", "action": "demo.greet", "input": {"name": "x"}}],
     }
     await asyncio.to_thread(
         post,
@@ -380,3 +386,128 @@ async def test_workflow_and_inquiry_commands(logged_in: Cli) -> None:
     assert answered.exit_code == 0, answered.output
     data = await logged_in.json("inquiry", "show", str(inquiry["id"]))
     assert data["status"] == "responded" and data["response"] == {"approved": True}
+
+    flow = await logged_in.json("run", "demo.flow", "--async")
+    await WorkflowEngine(logged_in.runtime).start(flow["id"])
+    paused = await logged_in("execution", "pause", str(flow["id"]))
+    assert paused.exit_code == 0, paused.output
+    assert (await logged_in.json("execution", "show", str(flow["id"])))["status"] == "paused"
+    again = await logged_in("execution", "pause", str(flow["id"]))
+    assert again.exit_code == 1 and "not running" in again.stderr
+    resumed = await logged_in("execution", "resume", str(flow["id"]))
+    assert resumed.exit_code == 0, resumed.output
+    assert (await logged_in.json("execution", "show", str(flow["id"])))["status"] == "running"
+
+
+async def test_execution_rerun_passes_new_parameters(logged_in: Cli) -> None:
+    await _pack_with_action(logged_in)
+    first = await logged_in.json("run", "demo.greet", "name=a", "n=1", "--async")
+    again = await logged_in.json("execution", "rerun", str(first["id"]), "n=2", "--async")
+    assert again["config"] == {"name": "a", "n": 2}
+    assert again["original_execution"] == first["id"]
+    same = await logged_in.json("execution", "rerun", str(first["id"]), "--async")
+    assert same["config"] == {"name": "a", "n": 1}
+
+
+async def test_execution_show_names_the_attempt_and_its_first_execution(
+    logged_in: Cli, runtime: Runtime
+) -> None:
+    await _pack_with_action(logged_in)
+    first = await logged_in.json("run", "demo.greet", "name=a", "--async")
+    async with runtime.db.transaction() as session:
+        retry = models.Execution(
+            action_ref="demo.greet",
+            config={"name": "a"},
+            status="failed",
+            original_execution=first["id"],
+            retry_count=1,
+            max_retries=2,
+            retry_reason="action_failed",
+        )
+        session.add(retry)
+    shown = await logged_in("execution", "show", str(retry.id))
+    assert shown.exit_code == 0, shown.output
+    assert "Attempt" in shown.stdout and "2 of 3" in shown.stdout
+    assert "First Execution" in shown.stdout and str(first["id"]) in shown.stdout
+    assert "action_failed" in shown.stdout
+    listed = await logged_in.json("execution", "list")
+    assert {(r["id"], r["original_execution"], r["retry_count"]) for r in listed} >= {
+        (retry.id, first["id"], 1)
+    }
+
+
+async def test_rule_create_takes_enabled_values_and_trigger_parameters(logged_in: Cli) -> None:
+    await _pack_with_action(logged_in)
+    base = ["rule", "create", "--pack", "demo", "-t", "demo.hook", "-a", "demo.greet"]
+    params = ["--action-params", '{"name": "x"}']
+    for name, flags, expected in [
+        ("a", ["--enabled", "true"], True),
+        ("b", ["--enabled", "false"], False),
+        ("c", ["--enabled=true"], True),
+        ("d", ["--enabled"], True),
+        ("e", ["--disabled"], False),
+    ]:
+        result = await logged_in(*base, "-n", name, *params, *flags)
+        assert result.exit_code == 0, (flags, result.output)
+        assert (await logged_in.json("rule", "show", f"demo.{name}"))["enabled"] is expected, flags
+    timer = await logged_in(
+        *base, "-n", "timed", *params,
+        "--trigger-params", '{"unit": "seconds"}', "--trigger-param", "delta=30",
+    )  # fmt: skip
+    assert timer.exit_code == 0, timer.output
+    shown = await logged_in.json("rule", "show", "demo.timed")
+    assert shown["trigger_params"] == {"unit": "seconds", "delta": 30}
+
+
+async def test_webhook_regenerate_prints_the_new_key_and_url(logged_in: Cli) -> None:
+    await _pack_with_action(logged_in)
+    first = await logged_in.json("trigger", "webhook", "demo.hook", "enable")
+    result = await logged_in("trigger", "webhook", "regenerate", "demo.hook")
+    assert result.exit_code == 0, result.output
+    new_key = (await logged_in.json("trigger", "show", "demo.hook"))["webhook_key"]
+    assert new_key != first["webhook_key"]
+    assert "New webhook key" in result.stdout and "enabled" not in result.stdout
+    assert f"Key: {new_key}" in result.stdout
+    assert f"/api/v1/webhooks/{new_key}" in result.stdout
+
+
+async def test_runtime_and_policy_commands(logged_in: Cli, runtime: Runtime) -> None:
+    await _pack_with_action(logged_in)
+    async with runtime.db.transaction() as session:
+        pack_id = await session.scalar(sa.select(models.Pack.id).where(models.Pack.ref == "demo"))
+        session.add(
+            models.Runtime(ref="demo.sh", name="Shell", pack=pack_id, pack_ref="demo", distributions={})
+        )
+        session.add(
+            models.Policy(
+                ref="demo.serial",
+                name="Serial",
+                pack=pack_id,
+                pack_ref="demo",
+                method="enqueue",
+                threshold=1,
+                kind="concurrency",
+                apply_to_manual=False,
+            )
+        )
+    assert [r["ref"] for r in await logged_in.json("runtime", "list")] == ["demo.sh"]
+    shown = await logged_in("runtime", "show", "demo.sh")
+    assert shown.exit_code == 0 and "Runtime: demo.sh" in shown.stdout
+    listed = await logged_in("policy", "list", "--pack", "demo")
+    assert listed.exit_code == 0, listed.output
+    assert "demo.serial" in listed.stdout and "1 at once" in listed.stdout and "exempt" in listed.stdout
+    policy = await logged_in.json("policy", "show", "demo.serial")
+    assert (policy["kind"], policy["apply_to_manual"]) == ("concurrency", False)
+    missing = await logged_in("policy", "show", "demo.none")
+    assert missing.exit_code == 1 and "not found" in missing.stderr
+
+
+async def test_an_identity_key_takes_a_login(logged_in: Cli, user: models.Identity) -> None:
+    result = await logged_in(
+        "key", "set", "alice_token", "s3cret-value", "--owner-type", "identity", "--owner", user.login
+    )
+    assert result.exit_code == 0, result.output
+    key = await logged_in.json("key", "show", "alice_token")
+    assert (key["owner_type"], key["owner_identity"]) == ("identity", user.id)
+    unknown = await logged_in("key", "set", "x_token", "v", "--owner-type", "identity", "--owner", "nobody")
+    assert unknown.exit_code == 1 and "Identity with login 'nobody' not found" in unknown.stderr

@@ -46,12 +46,22 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
     assert docs.status_code == 200
 
 
-async def test_unknown_path_is_empty_404_and_no_trailing_slash(api: httpx.AsyncClient) -> None:
+async def test_unknown_api_path_is_a_standard_404_and_no_trailing_slash(api: httpx.AsyncClient) -> None:
     response = await api.get("/api/v1/nothing-here")
     assert response.status_code == 404
-    assert response.content == b""
+    assert response.json() == {"error": "No such route: /api/v1/nothing-here", "code": "NOT_FOUND"}
     slash = await api.get("/api/v1/packs/")
     assert slash.status_code == 404
+    assert slash.json()["code"] == "NOT_FOUND"
+    assert (await api.get("/auth/nope")).json()["code"] == "NOT_FOUND"
+
+
+async def test_a_login_under_api_v1_points_at_auth(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/auth/login", json={"login": "a", "password": "b"})
+    assert response.status_code == 404
+    body = response.json()
+    assert body["code"] == "NOT_FOUND"
+    assert "/auth/login" in body["error"] and "not /api/v1/auth/" in body["error"]
 
 
 async def test_wrong_method_is_empty_405_with_allow(api: httpx.AsyncClient) -> None:
@@ -109,3 +119,15 @@ async def test_health_probes(client: httpx.AsyncClient) -> None:
     ready = await client.get("/health/ready")
     assert ready.status_code == 200 and ready.content == b""
     assert (await client.get("/health/live")).status_code == 200
+
+
+async def test_docs_page_loads_its_assets_from_this_server(client: httpx.AsyncClient) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    scripts = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page.text)
+    assert scripts, page.text
+    for url in scripts:
+        assert url.startswith("/docs/assets/"), url  # nothing from a CDN
+        asset = await client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 1000
+    assert (await client.get("/docs/oauth2-redirect")).status_code == 200

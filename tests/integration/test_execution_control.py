@@ -6,6 +6,7 @@ import httpx
 import sqlalchemy as sa
 
 from attune.db import models
+from attune.db.repos import runs
 from attune.runtime import Runtime
 
 SCHEMA = {"name": {"type": "string", "default": "world"}, "token": {"type": "string", "secret": True}}
@@ -136,3 +137,23 @@ async def test_execution_token_works_only_while_the_execution_runs(
     after = await client.get("/api/v1/actions", headers=headers)
     assert after.status_code == 401
     assert after.json()["error"]["message"] == "Authentication token expired"
+
+
+async def test_rerun_merges_new_parameters_and_validates_them(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await _action(runtime)
+    body = {"action_ref": "demo.hello", "parameters": {"name": "ann", "token": "t0ps3cret"}}
+    first = (await api.post("/api/v1/executions/execute", json=body)).json()["data"]
+    response = await api.post(f"/api/v1/executions/{first['id']}/rerun", json={"parameters": {"name": "bob"}})
+    assert response.status_code == 201, response.text
+    second = response.json()["data"]
+    assert second["config"] == {"name": "bob", "token": "********"}
+    assert second["original_execution"] == first["id"]
+    async with runtime.db.session() as session:
+        row = await session.get(models.Execution, second["id"])
+    assert row is not None
+    assert runs.full_parameters(row, runtime.secrets) == {"name": "bob", "token": "t0ps3cret"}
+    bad = await api.post(f"/api/v1/executions/{first['id']}/rerun", json={"parameters": {"name": 5}})
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "VALIDATION_ERROR"

@@ -108,6 +108,9 @@ async def test_execute_creates_a_requested_execution_and_stages_the_request(
         "result",
         "started_at",
         "original_execution",
+        "retry_count",
+        "max_retries",
+        "retry_reason",
         "worker",
         "created",
         "updated",
@@ -317,6 +320,8 @@ async def test_list_is_newest_first_with_enforcement_refs(api: httpx.AsyncClient
         "enforcement",
         "rule_ref",
         "trigger_ref",
+        "original_execution",
+        "retry_count",
         "created",
         "updated",
     }
@@ -415,6 +420,7 @@ async def test_stats_count_every_execution(api: httpx.AsyncClient, runtime: Runt
             "cancelled": 1,
             "timeout": 1,
             "abandoned": 1,
+            "paused": 0,
         }
     }
 
@@ -422,7 +428,8 @@ async def test_stats_count_every_execution(api: httpx.AsyncClient, runtime: Runt
 async def test_stats_when_empty(api: httpx.AsyncClient) -> None:
     data = (await api.get(f"{EXECUTIONS}/stats")).json()["data"]
     assert data == dict.fromkeys(
-        ("total", "completed", "failed", "running", "pending", "cancelled", "timeout", "abandoned"), 0
+        ("total", "completed", "failed", "running", "pending", "cancelled", "timeout", "abandoned", "paused"),
+        0,
     )
 
 

@@ -473,8 +473,11 @@ async def test_parameters_that_fail_validation_disable_the_enforcement(
         assert await rows(runtime, models.Execution) == []
 
 
-def concurrency_policy(action: models.Action, threshold: int, method: str = "enqueue") -> models.Policy:
+def concurrency_policy(
+    action: models.Action, threshold: int, method: str = "enqueue", *, apply_to_manual: bool = True
+) -> models.Policy:
     return models.Policy(
+        apply_to_manual=apply_to_manual,
         ref=f"{action.pack_ref}.limit_{method}",
         name="limit",
         pack=action.pack,
@@ -492,7 +495,7 @@ async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await add_rule(runtime, pack, action, trigger, "limited", action_params={"n": "{{ event.payload.n }}"})
-    await add(runtime, concurrency_policy(action, 1))
+    await add(runtime, concurrency_policy(action, 1, apply_to_manual=False))
     await add_worker(runtime, "w-fifo", ["shell"])
     async with running_executor(runtime):
         for n in (1, 2, 3):
@@ -506,7 +509,8 @@ async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes
         stats = await get(runtime, models.QueueStats, action.id)
         assert (stats.active_count, stats.queue_length, stats.max_concurrent) == (1, 2, 1)
 
-        # A manual run is not limited and its completion frees no slot.
+        # A manual run under a policy with ``apply_to_manual: false`` is not limited and its
+        # completion frees no slot.
         manual = (await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"n": 0}})).json()
         await settle(runtime)
         await complete(runtime, manual["data"]["id"], "completed", {"succeeded": True})
@@ -823,8 +827,14 @@ async def test_a_retriable_failure_is_retried_after_the_backoff_once(
         assert len(await retried()) == 1  # the budget (max_retries=1) is spent
 
 
-async def test_a_non_retriable_failure_is_not_retried(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_a_failure_the_retry_policy_does_not_cover_is_not_retried(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
     _, action, _ = await seed_pack(runtime, max_retries=3)
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Action, action.id)
+        assert row is not None
+        row.retry_on = ["timeout"]  # retry: {count: 3, on: [timeout]}
     await add_worker(runtime, "w-final", ["shell"])
     async with running_executor(runtime):
         first = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]

@@ -1,7 +1,8 @@
 """Notifications: the WebSocket feed (auth, filters, order) and the execution SSE stream.
 
 Served by a real uvicorn on a free port in the test's event loop, so the bus, the hub and the
-RFC 6455 protocol all take part; the client is ``attune.testing.wsclient``.
+WebSocket protocol (uvicorn on the ``websockets`` package) all take part; the client is
+``attune.testing.wsclient``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from attune.bus.messages import ChangeNotification, MessageType, change_notifica
 from attune.db import models
 from attune.db.models import Identity
 from attune.notifier.hub import Notification, NotificationHub
-from attune.notifier.service import QuietServer, create_notifier_app
-from attune.notifier.ws_protocol import WebSocketProtocol
+from attune.notifier.service import WS_IMPLEMENTATION, QuietServer, create_notifier_app
 from attune.runtime import Runtime
 from attune.testing.deployment import free_port
 from attune.testing.wsclient import ConnectionClosed, WebSocketClient, WebSocketRefused
@@ -39,7 +39,7 @@ async def _serve(app: Any) -> AsyncIterator[str]:
         port=port,
         lifespan="off",
         log_level="warning",
-        ws=WebSocketProtocol,
+        ws=WS_IMPLEMENTATION,
         timeout_graceful_shutdown=5,
     )
     server = QuietServer(config)

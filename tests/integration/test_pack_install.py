@@ -59,13 +59,21 @@ def use_index(runtime: Runtime, url: str) -> None:
     runtime.settings.pack_registry.indices = [RegistryIndex(url=url, name="test")]
 
 
-def hidden_entries(packs_dir: Path) -> list[str]:
+@pytest.fixture
+def installed_dir(runtime: Runtime) -> Path:
+    """Where installed packs go: ``installed_packs_dir`` (``{data_dir}/packs``), not packs_base_dir."""
+    return runtime.settings.install_dir
+
+
+def hidden_entries(installed_dir: Path) -> list[str]:
     """Staging or backup copies left in the packs directory."""
-    return [n.name for n in packs_dir.iterdir() if n.name.startswith(".")]
+    if not installed_dir.is_dir():
+        return []
+    return [n.name for n in installed_dir.iterdir() if n.name.startswith(".")]
 
 
-def installed_version(packs_dir: Path, ref: str) -> str:
-    text = (packs_dir / ref / "pack.yaml").read_text()
+def installed_version(installed_dir: Path, ref: str) -> str:
+    text = (installed_dir / ref / "pack.yaml").read_text()
     return text.split('version: "', 1)[1].split('"', 1)[0]
 
 
@@ -73,7 +81,7 @@ def installed_version(packs_dir: Path, ref: str) -> str:
 
 
 async def test_install_from_git_then_upgrade_keeps_configuration(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
 ) -> None:
     repo = init_repo(tmp_path / "repo")
     make_pack(repo, "demo", "1.0.0")
@@ -88,12 +96,13 @@ async def test_install_from_git_then_upgrade_keeps_configuration(
     data = response.json()["data"]
     assert (data["pack"]["ref"], data["pack"]["version"], data["previous_version"]) == ("demo", "1.0.0", None)
     assert (
-        not (packs_dir / "demo" / ".git").exists() and (packs_dir / "demo" / "actions" / "hello.sh").is_file()
+        not (installed_dir / "demo" / ".git").exists()
+        and (installed_dir / "demo" / "actions" / "hello.sh").is_file()
     )
     pack = await pack_row(runtime, "demo")
     assert pack is not None
     assert (pack.source_type, pack.source_url, pack.source_ref) == ("git", repo.as_uri(), "v1.0.0")
-    assert pack.checksum == sha256_of(packs_dir / "demo").removeprefix("sha256:")
+    assert pack.checksum == sha256_of(installed_dir / "demo").removeprefix("sha256:")
 
     # An operator changes a setting; the upgrade keeps it.
     changed = await api.put(f"{PACKS}/demo", json={"config": {"greeting": "bonjour"}})
@@ -107,7 +116,7 @@ async def test_install_from_git_then_upgrade_keeps_configuration(
     assert body["data"]["pack"]["config"] == {"greeting": "bonjour"}
     actions = [a.ref for a in await all_rows(runtime, models.Action) if a.pack_ref == "demo"]
     assert actions == ["demo.wave"]  # the dropped action is gone
-    assert hidden_entries(packs_dir) == []
+    assert hidden_entries(installed_dir) == []
 
     # Going back needs allow_downgrade.
     older = await api.post(f"{PACKS}/demo/upgrade", json={"ref_spec": first})
@@ -115,7 +124,7 @@ async def test_install_from_git_then_upgrade_keeps_configuration(
     assert older.json()["error"] == (
         "Pack 'demo' 1.0.0 is older than the installed 1.1.0; pass allow_downgrade to go back"
     )
-    assert installed_version(packs_dir, "demo") == "1.1.0"
+    assert installed_version(installed_dir, "demo") == "1.1.0"
     back = await api.post(f"{PACKS}/demo/upgrade", json={"ref_spec": first, "allow_downgrade": True})
     assert back.status_code == 200 and back.json()["data"]["pack"]["version"] == "1.0.0"
 
@@ -142,7 +151,7 @@ async def test_source_errors_are_clear(api: httpx.AsyncClient, tmp_path: Path) -
 
 
 async def test_install_from_a_registry_index_verifies_the_checksum(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
 ) -> None:
     pack = make_pack(tmp_path / "build", "demo", "1.0.0")
     files = tmp_path / "registry"
@@ -173,8 +182,8 @@ async def test_install_from_a_registry_index_verifies_the_checksum(
         f"Checksum mismatch for pack 'demo' from {(files / 'demo-1.0.0.zip').as_uri()}: the registry expects "
         f"{sha256_of(pack)}, the download has {sha256_of(tampered)}"
     )
-    assert (packs_dir / "demo" / "actions" / "hello.sh").read_text() == "echo demo 1.0.0\n"
-    assert hidden_entries(packs_dir) == []
+    assert (installed_dir / "demo" / "actions" / "hello.sh").read_text() == "echo demo 1.0.0\n"
+    assert hidden_entries(installed_dir) == []
 
     wrong_version = await install(api, "demo@2.0.0")
     assert wrong_version.status_code == 400
@@ -216,7 +225,7 @@ async def test_registry_search_route(api: httpx.AsyncClient, runtime: Runtime, t
 
 
 async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
 ) -> None:
     repo = init_repo(tmp_path / "utils-repo")
     utils = make_pack(repo, "utils", "1.2.0")
@@ -237,7 +246,7 @@ async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
         "app": "1.0.0",
         "utils": "1.2.0",
     }
-    assert (packs_dir / "utils" / "pack.yaml").is_file()
+    assert (installed_dir / "utils" / "pack.yaml").is_file()
 
     # app 2.0.0 wants utils 2 (the registry has 1.2.0) and a pack nobody has: both are reported,
     # and nothing changes.
@@ -249,7 +258,7 @@ async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
         "  - Pack 'app' requires utils@^2.0, but utils 1.2.0 is installed\n"
         "  - Pack 'ghost' (required by 'app') is not installed: Pack 'ghost' not found in any registry"
     )
-    assert installed_version(packs_dir, "app") == "1.0.0"
+    assert installed_version(installed_dir, "app") == "1.0.0"
 
     # Replacing utils with 2.0.0 would break app, which needs ^1.0.
     utils2 = make_pack(tmp_path / "src3", "utils", "2.0.0")
@@ -272,7 +281,7 @@ async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
 
 
 async def test_a_failing_pack_test_leaves_the_previous_version_running(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
 ) -> None:
     v1 = make_pack(tmp_path / "v1", "demo", "1.0.0", test_script=PASSING)
     first = await install(api, v1)
@@ -293,7 +302,7 @@ async def test_a_failing_pack_test_leaves_the_previous_version_running(
     row = await pack_row(runtime, "demo")
     assert row is not None and row.version == "1.0.0"
     assert [(a.id, a.ref) for a in await all_rows(runtime, models.Action)] == before
-    assert installed_version(packs_dir, "demo") == "1.0.0"
+    assert installed_version(installed_dir, "demo") == "1.0.0"
     runs = (await api.get(f"{PACKS}/demo/tests")).json()["data"]
     assert [(r["packVersion"], r["triggerReason"]) for r in runs] == [("1.0.0", "install")]
 
@@ -312,7 +321,7 @@ async def test_a_failing_pack_test_leaves_the_previous_version_running(
 
 
 async def test_a_registration_failure_puts_the_previous_files_back(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
 ) -> None:
     v1 = make_pack(tmp_path / "v1", "demo", "1.0.0")
     assert (await install(api, v1)).status_code == 200
@@ -325,8 +334,8 @@ async def test_a_registration_failure_puts_the_previous_files_back(
     )
     refused = await install(api, v2)
     assert refused.status_code in (400, 422), refused.text
-    assert installed_version(packs_dir, "demo") == "1.0.0"
-    assert hidden_entries(packs_dir) == []
+    assert installed_version(installed_dir, "demo") == "1.0.0"
+    assert hidden_entries(installed_dir) == []
     row = await pack_row(runtime, "demo")
     assert row is not None and row.version == "1.0.0"
 
@@ -335,7 +344,7 @@ async def test_a_registration_failure_puts_the_previous_files_back(
 
 
 async def test_uninstall_removes_files_environments_and_rows_but_not_history(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
 ) -> None:
     assert (await install(api, make_pack(tmp_path, "demo", "1.0.0"))).status_code == 200
     (action,) = [a for a in await all_rows(runtime, models.Action) if a.pack_ref == "demo"]
@@ -346,7 +355,7 @@ async def test_uninstall_removes_files_environments_and_rows_but_not_history(
 
     response = await api.delete(f"{PACKS}/demo")
     assert response.status_code == 200
-    assert not (packs_dir / "demo").exists() and not (runtime.settings.envs_dir / "demo").exists()
+    assert not (installed_dir / "demo").exists() and not (runtime.settings.envs_dir / "demo").exists()
     assert await pack_row(runtime, "demo") is None
     assert [a for a in await all_rows(runtime, models.Action) if a.pack_ref == "demo"] == []
     (execution,) = await all_rows(runtime, models.Execution)
@@ -430,7 +439,7 @@ def imports_six(env: Path) -> bool:
 
 @pytest.mark.slow
 async def test_environments_are_built_before_the_swap_and_broken_requirements_change_nothing(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
 ) -> None:
     first = await install(api, python_pack(tmp_path / "v1", "1.0.0", "six\n"))
     assert first.status_code == 200, first.text
@@ -460,7 +469,7 @@ async def test_environments_are_built_before_the_swap_and_broken_requirements_ch
     )  # pip's own words
     row = await pack_row(runtime, "pydemo")
     assert row is not None and row.version == "1.0.0"
-    assert installed_version(packs_dir, "pydemo") == "1.0.0"
+    assert installed_version(installed_dir, "pydemo") == "1.0.0"
     # The live environment still points at the first build; the failed build is gone.
     assert live_environment(live) == (True, build, sorted([build.name, build.name + ".lock"]))
 

@@ -213,6 +213,10 @@ async def test_register_core_pack(api: httpx.AsyncClient, runtime: Runtime, pack
     data = response.json()["data"]
     assert (data["ref"], data["version"], data["is_standard"]) == ("core", "1.0.0", True)
     assert data["config"] == {"max_action_timeout": 300, "enable_debug_logging": False}
+    # The PackResponse fields and, for clients that read them, pack/tests_skipped/test_result.
+    extra = ("pack", "tests_skipped", "test_result", "warnings")
+    assert data["pack"] == {k: v for k, v in data.items() if k not in extra}
+    assert (data["tests_skipped"], data["test_result"]) == (True, None)
 
     actions = {a.ref for a in await rows(runtime, models.Action)}
     assert {"core.echo", "core.noop", "core.sleep", "core.http_request"} <= actions
@@ -407,22 +411,24 @@ async def test_register_batch_reports_successes_and_failures(
 # -- installation and upload -----------------------------------------------------------------
 
 
-async def test_install_from_local_directory_copies_into_packs_base_dir(
+async def test_install_from_local_directory_copies_into_the_data_dir(
     api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path, user: models.Identity
 ) -> None:
+    installed = runtime.settings.install_dir
     source = write_pack(tmp_path / "src")
     response = await api.post(f"{PACKS}/install", json={"source": str(source), "skip_tests": True})
     assert response.status_code == 200
     data = response.json()["data"]
     assert (data["pack"]["ref"], data["test_result"], data["tests_skipped"]) == ("demo", None, True)
-    assert (packs_dir / "demo" / "actions" / "hello.sh").is_file()
+    assert (installed / "demo" / "actions" / "hello.sh").is_file()
+    assert not (packs_dir / "demo").exists()  # never into the packs folder of a checkout
     (pack,) = await rows(runtime, models.Pack)
     assert (pack.source_type, pack.installation_method, pack.installed_by) == (
         "local_directory",
         "api",
         user.id,
     )
-    assert pack.storage_path == str((packs_dir / "demo").absolute())
+    assert pack.storage_path == str((installed / "demo").absolute())
 
     # Installing again replaces the copy (force is implied) and keeps the pack id.
     again = await api.post(f"{PACKS}/install", json={"source": str(source)})
@@ -441,31 +447,43 @@ async def test_install_checks_pack_dependencies(api: httpx.AsyncClient, tmp_path
     assert skipped.status_code == 200
 
 
-async def upload(api: httpx.AsyncClient, content: bytes, **form: str) -> httpx.Response:
+async def upload(api: httpx.AsyncClient, content: bytes, field: str = "file", **form: str) -> httpx.Response:
     return await api.post(
-        f"{PACKS}/upload", files={"file": ("pack.tar.gz", content, "application/gzip")}, data=form
+        f"{PACKS}/upload", files={field: ("pack.tar.gz", content, "application/gzip")}, data=form
     )
+
+
+async def test_upload_accepts_the_pack_field_too(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    response = await upload(api, tar_gz(write_pack(tmp_path / "build"), top_level=None), field="pack")
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["ref"] == "demo"
+    neither = await upload(api, b"x", field="archive")
+    assert neither.status_code == 400
+    assert "'file'" in neither.json()["error"]
 
 
 async def test_upload_registers_pack_and_stores_files(
     api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path, user: models.Identity
 ) -> None:
+    installed = runtime.settings.install_dir
     content = tar_gz(write_pack(tmp_path / "build"), top_level="demo-1.0.0")
     response = await upload(api, content)
     assert response.status_code == 201
     assert response.json()["message"] == "Pack uploaded and registered successfully"
     assert response.json()["data"]["ref"] == "demo"
-    assert (packs_dir / "demo" / "pack.yaml").is_file()
-    assert [n for n in names(packs_dir) if n.startswith(".")] == []  # staging cleaned up
+    # Unpacked into the data dir, never into the packs folder of a source checkout.
+    assert (installed / "demo" / "pack.yaml").is_file()
+    assert names(packs_dir) == ["core"]
+    assert [n for n in names(installed) if n.startswith(".")] == []  # staging cleaned up
     (pack,) = await rows(runtime, models.Pack)
     assert (pack.source_type, pack.installation_method, pack.installed_by) == (
         "local_archive",
         "api",
         user.id,
     )
-    assert pack.storage_path == str((packs_dir / "demo").absolute()) and pack.installed_at is not None
+    assert pack.storage_path == str((installed / "demo").absolute()) and pack.installed_at is not None
     # The directory checksum of the installed pack (packs.md §14.4), whatever the archive looked like.
-    assert pack.checksum == directory_checksum(packs_dir / "demo")
+    assert pack.checksum == directory_checksum(installed / "demo")
     assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.hello"]
 
 
@@ -548,14 +566,15 @@ async def test_failed_reinstall_restores_the_previous_files(
     response = await upload(api, tar_gz(alpha, top_level=None), force="true")
     assert response.status_code == 422
     assert response.json()["code"] == "UNPROCESSABLE_ENTITY"
-    assert (packs_dir / "alpha" / "runtimes" / "rt.yaml").is_file()
-    assert [n for n in names(packs_dir) if n.startswith(".")] == []
+    installed = runtime.settings.install_dir
+    assert (installed / "alpha" / "runtimes" / "rt.yaml").is_file()
+    assert [n for n in names(installed) if n.startswith(".")] == []
     assert [r.ref for r in await rows(runtime, models.Runtime)] == ["alpha.rt"]
 
     blocked = await api.delete(f"{PACKS}/alpha")
     assert blocked.status_code == 422
     assert blocked.json()["error"].startswith("Referenced entity does not exist")
-    assert (packs_dir / "alpha" / "pack.yaml").is_file()
+    assert (installed / "alpha" / "pack.yaml").is_file()
 
 
 async def test_upload_rejects_unreadable_archive_and_missing_manifest(

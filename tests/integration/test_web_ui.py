@@ -50,14 +50,15 @@ async def test_a_path_cannot_leave_the_build_directory(ui: httpx.AsyncClient) ->
     assert "outside the build" not in response.text
 
 
-async def test_api_paths_keep_their_routes_and_their_empty_404(ui: httpx.AsyncClient) -> None:
+async def test_api_paths_keep_their_routes_and_their_json_404(ui: httpx.AsyncClient) -> None:
     assert (await ui.get("/health")).status_code == 200
     assert (await ui.get("/api-spec/openapi.json")).json()["info"]["title"] == "Attune API"
     assert (await ui.get("/docs")).status_code == 200
     for path in ("/api/v1/nothing-here", "/api/v1/packs/", "/auth/nothing", "/api", "/docs/x", "/health/x"):
         response = await ui.get(path)
         assert response.status_code == 404, path
-        assert response.content == b"", path
+        assert response.json()["code"] == "NOT_FOUND", path
+        assert "id=root" not in response.text, path
     unauthenticated = await ui.get("/api/v1/packs")
     assert unauthenticated.status_code == 401
 

@@ -360,3 +360,40 @@ async def test_rerun_route_resumes_a_failed_workflow(
     fresh = await api.post(f"/api/v1/executions/{run}/rerun", params={"from_failed": "false"})
     assert fresh.status_code == 201
     assert fresh.json()["data"]["id"] != run
+
+
+async def test_a_paused_workflows_execution_shows_paused_until_resumed(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime
+) -> None:
+    await core_noop(runtime)
+    await api.post("/api/v1/workflows", json=create_body())
+    engine, run = await start_run(runtime, "wf.flow")
+
+    assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 200
+    # At once, while its first task still runs (it finishes and is recorded).
+    assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "paused"
+    listed = (await api.get("/api/v1/executions", params={"status": "paused"})).json()["data"]
+    assert [e["id"] for e in listed] == [run]
+    [first] = await children(runtime, run)
+    await end_child(runtime, engine, first.id, "completed")
+    assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "paused"
+    stats = (await api.get("/api/v1/executions/stats")).json()["data"]
+    assert stats["paused"] == 1
+
+    assert (await api.post(f"/api/v1/executions/{run}/resume")).status_code == 200
+    assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "running"
+
+
+async def test_a_paused_workflow_can_be_cancelled(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime
+) -> None:
+    await core_noop(runtime)
+    await api.post("/api/v1/workflows", json=create_body())
+    engine, run = await start_run(runtime, "wf.flow")
+    assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 200
+    [first] = await children(runtime, run)
+    await end_child(runtime, engine, first.id, "completed")
+
+    cancelled = await api.post(f"/api/v1/executions/{run}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "cancelled"

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
 from attune import __version__
+from attune.api.docs import install_docs
 from attune.api.errors import install_error_handlers
 from attune.api.middleware import ApiGuard
 from attune.api.routes import ROUTERS
@@ -82,12 +83,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         version=__version__,
         description="Attune HTTP API v1",
         openapi_url="/api-spec/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served from packaged assets by install_docs
         redoc_url=None,
         redirect_slashes=False,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_docs(app, "/api-spec/openapi.json")
     for router in ROUTERS:
         app.include_router(router)
     install_ui(app.router)

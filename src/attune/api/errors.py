@@ -117,8 +117,31 @@ async def _integrity_handler(_request: Request, exc: Exception) -> Response:
     return error_response(status, message, code)
 
 
-async def _http_handler(_request: Request, exc: Exception) -> Response:
+#: Paths served by the API itself: an unknown one answers 404 with the standard error body. Any
+#: other path is left to the web UI (which serves its pages there).
+API_PREFIXES = ("/api/", "/auth/", "/docs/", "/health/", "/api-spec/")
+API_ROOTS = frozenset({"/api", "/auth", "/docs", "/health", "/api-spec"})
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` belongs to the API (never answered with the web UI)."""
+    return path in API_ROOTS or path.startswith(API_PREFIXES)
+
+
+def not_found_message(path: str) -> str:
+    """The 404 message for an unknown API path, with a hint where a natural guess is wrong."""
+    message = f"No such route: {path}"
+    if path.startswith("/api/v1/auth/") or path == "/api/v1/auth":
+        rest = path.removeprefix("/api/v1/auth").lstrip("/")
+        message += f". Authentication lives under /auth/, not /api/v1/auth/: try /auth/{rest or 'login'}"
+    return message
+
+
+async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    path = request.url.path
+    if exc.status_code == 404 and is_api_path(path):
+        return error_response(404, not_found_message(path), "NOT_FOUND")
     if exc.status_code in (404, 405):
         return Response(status_code=exc.status_code, headers=exc.headers)
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)

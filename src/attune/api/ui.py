@@ -3,7 +3,7 @@
 Installed as the router's *default* handler, so it only sees requests no route matched (a path
 that a route serves with another method still answers 405). Under the API's own prefixes
 (``/api``, ``/auth``, ``/docs``, ``/health``, ``/api-spec``) an unknown path keeps the API's
-404 (empty body, api.md conventions);
+404 (the standard error body);
 anywhere else a GET/HEAD gets the file it names from the build, or ``index.html`` so deep links
 work in the single-page app.
 """
@@ -16,20 +16,14 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-UI_DIST = Path(__file__).resolve().parent / "ui_dist"
+from attune.api.errors import is_api_path
 
-#: Paths owned by the API; never answered with the UI.
-RESERVED_PREFIXES = ("/api/", "/auth/", "/docs/", "/health/", "/api-spec/")
-RESERVED_EXACT = frozenset({"/api", "/auth", "/docs", "/health", "/api-spec"})
+UI_DIST = Path(__file__).resolve().parent / "ui_dist"
 
 _NOT_BUILT = (
     b"<!doctype html><title>Attune</title><h1>Attune</h1><p>The web UI is not built. "
     b"Run <code>make web</code> (or <code>make run</code>), or see <a href='/docs'>/docs</a> for the API.</p>"
 )
-
-
-def _reserved(path: str) -> bool:
-    return path in RESERVED_EXACT or path.startswith(RESERVED_PREFIXES)
 
 
 class UiFallback:
@@ -50,7 +44,7 @@ class UiFallback:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or _reserved(path) or scope["method"] not in ("GET", "HEAD"):
+        if scope["type"] != "http" or is_api_path(path) or scope["method"] not in ("GET", "HEAD"):
             await self.not_found(scope, receive, send)
             return
         index = self.dist / "index.html"

@@ -68,6 +68,7 @@ def show(ref: RefArg) -> None:
                 ("Description", data.get("description")),
                 ("Entry Point", data.get("entrypoint")),
                 ("Runtime", data.get("runtime") or "None"),
+                ("Retry", retry_text(data.get("retry"))),
                 ("Created", data.get("created")),
                 ("Updated", data.get("updated")),
             ]
@@ -77,6 +78,15 @@ def show(ref: RefArg) -> None:
             out.pretty_json(data["param_schema"])
 
     out.emit(data, human)
+
+
+def retry_text(retry: Any) -> str:
+    """``3 times on failed, timeout, every 10 s`` (or ``never``) for an action's retry policy."""
+    if not isinstance(retry, dict) or not retry.get("count"):
+        return "never"
+    delay = retry.get("delay")
+    pause = f"every {delay} s" if delay is not None else "with exponential backoff"
+    return f"{retry['count']} time(s) on {', '.join(retry.get('on') or [])}, {pause}"
 
 
 @app.command()

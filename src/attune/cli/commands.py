@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click import core as click_core
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from attune import __version__
 from attune.cli.errors import CliError
-from attune.cli.state import State, configure_logging
+from attune.cli.state import State, activate, configure_logging
 
 CLIENT_PANEL = "Client commands (talk to an Attune server)"
 
@@ -45,7 +44,7 @@ class OutputFormat(StrEnum):
     yaml = "yaml"
 
 
-def _option_arity(command: click_core.Command) -> dict[str, bool]:
+def _option_arity(command: TyperCommand | TyperGroup) -> dict[str, bool]:
     """Option name -> takes a value, for one command's own options."""
     names: dict[str, bool] = {}
     for param in command.params:
@@ -56,12 +55,44 @@ def _option_arity(command: click_core.Command) -> dict[str, bool]:
     return names
 
 
+#: Words a boolean flag may be followed by (``--enabled true``, ``--enabled=false``).
+TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
+FALSE_WORDS = frozenset({"false", "no", "0", "off"})
+
+
+def _flag_negations(command: TyperCommand | TyperGroup) -> dict[str, str | None]:
+    """Boolean flag name -> its negative form (``--enabled`` -> ``--disabled``), or None."""
+    flags: dict[str, str | None] = {}
+    for param in command.params:
+        if isinstance(param, TyperOption) and param.is_flag and not param.count:
+            negative = param.secondary_opts[0] if param.secondary_opts else None
+            for name in param.opts:
+                flags[name] = negative
+    return flags
+
+
+def _flag_with_word(flag: str, word: str, negative: str | None) -> list[str] | None:
+    """``--enabled true`` -> ``[--enabled]``; ``--enabled false`` -> ``[--disabled]`` (or nothing
+    without a negative form); None when ``word`` is not a boolean word."""
+    lowered = word.lower()
+    if lowered in TRUE_WORDS:
+        return [flag]
+    if lowered in FALSE_WORDS:
+        return [negative] if negative else []
+    return None
+
+
 def hoist_global_options(root: TyperGroup, args: list[str]) -> list[str]:
-    """Move global options that follow the command path to the front of ``args``."""
+    """Move global options that follow the command path to the front of ``args``.
+
+    Boolean flags of the command also take an explicit value (``--enabled true|false``,
+    ``--enabled=false``), which is rewritten to the flag or its negative form (``--disabled``).
+    """
     hoisted: list[str] = []
     rest: list[str] = []
-    command: click_core.Command = root
+    command: TyperCommand | TyperGroup = root
     own = _option_arity(root)
+    flags = _flag_negations(root)
     i = 0
     while i < len(args):
         token = args[i]
@@ -77,6 +108,19 @@ def hoist_global_options(root: TyperGroup, args: list[str]) -> list[str]:
                     i += 1
                 i += 1
                 continue
+            if name in flags and command is not root:
+                if "=" in token:
+                    rewritten = _flag_with_word(name, token.split("=", 1)[1], flags[name])
+                    if rewritten is not None:
+                        rest.extend(rewritten)
+                        i += 1
+                        continue
+                elif i + 1 < len(args):
+                    rewritten = _flag_with_word(name, args[i + 1], flags[name])
+                    if rewritten is not None:
+                        rest.extend(rewritten)
+                        i += 2
+                        continue
             rest.append(token)
             if own.get(name) and "=" not in token and i + 1 < len(args):
                 rest.append(args[i + 1])
@@ -86,9 +130,10 @@ def hoist_global_options(root: TyperGroup, args: list[str]) -> list[str]:
         rest.append(token)
         if isinstance(command, TyperGroup):
             sub = command.commands.get(token)
-            if sub is not None:
+            if isinstance(sub, TyperCommand | TyperGroup):
                 command = sub
                 own = _option_arity(sub)
+                flags = _flag_negations(sub)
         i += 1
     return hoisted + rest
 
@@ -96,10 +141,11 @@ def hoist_global_options(root: TyperGroup, args: list[str]) -> list[str]:
 class AttuneGroup(TyperGroup):
     """The root group: global options anywhere, and client errors as one line with exit 1."""
 
-    def parse_args(self, ctx: click_core.Context, args: list[str]) -> list[str]:
+    # ``ctx`` is typer's (vendored, private) click context base class; typed loosely on purpose.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, list(args)))
 
-    def invoke(self, ctx: click_core.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except CliError as exc:
@@ -156,6 +202,7 @@ def root_callback(
     state.output_flag = "json" if as_json else "yaml" if as_yaml else (output.value if output else None)
     state.verbose = verbose
     ctx.obj = state
+    activate(state)
     ctx.call_on_close(state.close)
     configure_logging(verbose)
 
@@ -170,7 +217,9 @@ def install_client_commands(app: typer.Typer) -> None:
         inquiry,
         key,
         pack,
+        policy,
         rule,
+        runtime,
         sensor,
         trigger,
         workflow,
@@ -193,6 +242,8 @@ def install_client_commands(app: typer.Typer) -> None:
         (key.app, "key"),
         (inquiry.app, "inquiry"),
         (workflow.app, "workflow"),
+        (runtime.app, "runtime"),
+        (policy.app, "policy"),
     ]
     _merge_sensor_service(app, sensor.app)
     for group, name in groups:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from attune.cli.common import EXECUTION_TERMINAL, confirm
+from attune.cli.common import EXECUTION_TERMINAL, confirm, parse_pairs
 from attune.cli.errors import CliError
 from attune.cli.output import Printer, status_text
 from attune.cli.state import State, current
@@ -26,6 +26,8 @@ LIST_FIELDS = (
     "enforcement",
     "rule_ref",
     "trigger_ref",
+    "original_execution",
+    "retry_count",
     "created",
     "updated",
 )
@@ -42,6 +44,7 @@ class Status(StrEnum):
     cancelled = "cancelled"
     timeout = "timeout"
     abandoned = "abandoned"
+    paused = "paused"
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -112,6 +115,7 @@ def show_execution(out: Printer, data: dict[str, Any]) -> None:
             ("Parent ID", data.get("parent")),
             ("Enforcement ID", data.get("enforcement")),
             ("Executor ID", data.get("executor")),
+            *attempt_rows(data),
             ("Created", data.get("created")),
             ("Updated", data.get("updated")),
             ("Duration", duration(data)),
@@ -123,6 +127,22 @@ def show_execution(out: Printer, data: dict[str, Any]) -> None:
     if data.get("result") is not None:
         out.section("Result")
         out.pretty_json(data["result"])
+
+
+def attempt_rows(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The retry chain of an execution: which attempt it is and of which first execution."""
+    original = data.get("original_execution")
+    retry_count = int(data.get("retry_count") or 0)
+    if original is None and not data.get("max_retries"):
+        return []
+    rows: list[tuple[str, Any]] = [
+        ("Attempt", f"{retry_count + 1} of {int(data.get('max_retries') or 0) + 1}")
+    ]
+    if original is not None:
+        rows.append(("First Execution", original))
+    if data.get("retry_reason"):
+        rows.append(("Retry Reason", data["retry_reason"]))
+    return rows
 
 
 @app.command()
@@ -196,14 +216,39 @@ def cancel(
 
 
 @app.command()
+def pause(execution_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Pause a running workflow: no new task starts; tasks already running finish."""
+    state = current()
+    data = state.client.post(f"/executions/{execution_id}/pause", {})
+    out = state.printer
+    out.emit(data, lambda: out.success(f"Execution {execution_id} paused"))
+
+
+@app.command()
+def resume(execution_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Resume a paused workflow."""
+    state = current()
+    data = state.client.post(f"/executions/{execution_id}/resume", {})
+    out = state.printer
+    out.emit(data, lambda: out.success(f"Execution {execution_id} resumed"))
+
+
+@app.command()
 def rerun(
     execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    params: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[KEY=VALUE]...", help="Parameters to change (the others are kept)."),
+    ] = None,
     no_wait: Annotated[bool, typer.Option("--async", help="Return the new execution id at once.")] = False,
     timeout: Annotated[int, typer.Option("--timeout", min=1, help="Seconds to wait.")] = 300,
 ) -> None:
-    """Run an execution's action again with the same parameters; waits like ``attune run``."""
+    """Run an execution's action again with the same parameters, changing those given as
+    KEY=VALUE; waits like ``attune run``."""
     state = current()
-    data = state.client.post(f"/executions/{execution_id}/rerun", {})
+    changes = parse_pairs(params or [])
+    body = {"parameters": changes} if changes else {}
+    data = state.client.post(f"/executions/{execution_id}/rerun", body)
     finish(state, data, wait=not no_wait, timeout=timeout)
 
 

@@ -110,7 +110,8 @@ def set_key(
         OwnerType, typer.Option("--owner-type", help="Who owns the key.")
     ] = OwnerType.system,
     owner: Annotated[
-        str | None, typer.Option("--owner", help="Owner ref (pack, action or sensor ref; identity id).")
+        str | None,
+        typer.Option("--owner", help="Owner: a pack, action or sensor ref; an identity's login (or id)."),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="Name (default: the last part of the ref).")
@@ -143,7 +144,10 @@ def set_key(
             "owner_type": owner_type.value,
         }
         if owner and owner_type is OwnerType.identity:
-            body["owner_identity"] = int(owner) if owner.isdigit() else None
+            if owner.isdigit():
+                body["owner_identity"] = int(owner)
+            else:
+                body["owner_identity_login"] = owner
         elif owner and owner_type is not OwnerType.system:
             body[f"owner_{owner_type.value}_ref"] = owner
         data = client.post("/keys", body)

@@ -21,7 +21,7 @@ from rich.text import Text
 
 GREEN = {"succeeded", "success", "enabled", "active", "running", "completed", "passed", "responded"}
 RED = {"failed", "error", "disabled", "inactive", "timeout", "abandoned"}
-YELLOW = {"pending", "scheduled", "queued", "requested", "scheduling", "canceling"}
+YELLOW = {"pending", "scheduled", "queued", "requested", "scheduling", "canceling", "paused"}
 GREY = {"cancelled", "canceled"}
 
 

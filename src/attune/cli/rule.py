@@ -15,6 +15,7 @@ from attune.cli.common import (
     emit_rows,
     pack_listing,
     parse_json_option,
+    parse_pairs,
     put_update,
     toggle,
 )
@@ -141,7 +142,20 @@ def create(
     action_params: Annotated[
         str | None, typer.Option("--action-params", help="Action parameters JSON.")
     ] = None,
-    enabled: Annotated[bool, typer.Option("--enabled", help="Enable the rule at once.")] = False,
+    trigger_params: Annotated[
+        str | None,
+        typer.Option(
+            "--trigger-params", help='Trigger parameters JSON (e.g. \'{"unit": "seconds", "delta": 30}\').'
+        ),
+    ] = None,
+    trigger_param: Annotated[
+        list[str] | None,
+        typer.Option("--trigger-param", help="One trigger parameter as KEY=VALUE (repeatable)."),
+    ] = None,
+    enabled: Annotated[
+        bool,
+        typer.Option("--enabled/--disabled", help="Enable the rule at once (also --enabled true|false)."),
+    ] = False,
 ) -> None:
     """Create a rule from a YAML file (-f) or from flags (--name, --pack, --trigger, --action)."""
     state = current()
@@ -161,6 +175,7 @@ def create(
             "action_ref": action,
             "conditions": parse_json_option(criteria, "--criteria") or {},
             "action_params": parse_json_option(action_params, "--action-params") or {},
+            "trigger_params": _trigger_params(trigger_params, trigger_param),
             "enabled": enabled,
         }
     data = state.client.post("/rules", body)
@@ -171,6 +186,14 @@ def create(
         f"ID: {data['id']}",
         f"Enabled: {str(data['enabled']).lower()}",
     )
+
+
+def _trigger_params(text: str | None, pairs: list[str] | None) -> dict[str, Any]:
+    """``--trigger-params JSON`` merged with ``--trigger-param K=V`` items (the pairs win)."""
+    params = parse_json_option(text, "--trigger-params") or {}
+    if not isinstance(params, dict):
+        raise CliError("--trigger-params must be a JSON object")
+    return {**params, **parse_pairs(pairs or [], what="trigger parameter")}
 
 
 @app.command()

@@ -1,18 +1,19 @@
 """Per-invocation state of the client commands: global options, configuration, client, printer.
 
-One :class:`State` lives in the click context of each run (``ctx.obj``); commands reach it with
-:func:`current`. Tests may pass ``obj=State(transport=…)`` to route HTTP to an in-process app.
+One :class:`State` lives in the click context of each run (``ctx.obj``); the root callback makes
+it the current one (:func:`activate`) and commands reach it with :func:`current`. Tests may
+pass ``obj=State(transport=…)`` to route HTTP to an in-process app.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from typer._click.globals import get_current_context
 
 from attune.cli.client import ApiClient, env_token
 from attune.cli.config import DEFAULT_API_URL, OUTPUT_FORMATS, CliConfig, Profile
@@ -107,12 +108,20 @@ class State:
             self._client = None
 
 
+_CURRENT: ContextVar[State | None] = ContextVar("attune_cli_state", default=None)
+
+
+def activate(state: State) -> None:
+    """Make ``state`` the one :func:`current` returns for the rest of this run."""
+    _CURRENT.set(state)
+
+
 def current() -> State:
     """The :class:`State` of the running command."""
-    ctx = get_current_context()
-    state = ctx.find_object(State)
+    state = _CURRENT.get()
     if state is None:
-        state = ctx.ensure_object(State)
+        state = State()
+        _CURRENT.set(state)
     return state
 
 

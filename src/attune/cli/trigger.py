@@ -101,23 +101,36 @@ def delete(
     delete_confirmed("triggers", "Trigger", ref, yes)
 
 
+WEBHOOK_ACTIONS = ("enable", "disable", "regenerate")
+
+
 @app.command()
 def webhook(
     ref: RefArg,
     action: Annotated[str, typer.Argument(help="enable, disable or regenerate.")] = "enable",
 ) -> None:
-    """Turn a trigger's webhook on or off, or issue a new key; prints the webhook URL."""
-    if action not in ("enable", "disable", "regenerate"):
+    """Turn a trigger's webhook on or off, or issue a new key; prints the key and the webhook URL.
+
+    Both orders work: ``trigger webhook REF regenerate`` and ``trigger webhook regenerate REF``.
+    """
+    if ref in WEBHOOK_ACTIONS and action not in WEBHOOK_ACTIONS:
+        ref, action = action, ref
+    if action not in WEBHOOK_ACTIONS:
         raise typer.BadParameter("expected enable, disable or regenerate", param_hint="ACTION")
     state = current()
     data = state.client.post(f"/triggers/{ref}/webhooks/{action}", {})
     out = state.printer
 
     def human() -> None:
-        if data.get("webhook_enabled") and data.get("webhook_key"):
-            out.success(f"Webhook of '{ref}' enabled")
-            out.info(f"URL: {state.api_url.rstrip('/')}/api/v1/webhooks/{data['webhook_key']}")
-        else:
+        key = data.get("webhook_key")
+        if not (data.get("webhook_enabled") and key):
             out.success(f"Webhook of '{ref}' disabled")
+            return
+        if action == "regenerate":
+            out.success(f"New webhook key for '{ref}' (the old URL no longer works)")
+        else:
+            out.success(f"Webhook of '{ref}' enabled")
+        out.info(f"Key: {key}")
+        out.info(f"URL: {state.api_url.rstrip('/')}/api/v1/webhooks/{key}")
 
     out.emit(data, human)

@@ -46,6 +46,8 @@ class ExecutionStatus(StrEnum):
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
     ABANDONED = "abandoned"
+    #: Attune extension: a workflow that starts no new tasks until resumed (docs/workflows.md).
+    PAUSED = "paused"
 
 
 TERMINAL_EXECUTION_STATUSES = frozenset(

@@ -142,7 +142,7 @@ class CompletionListener:
         await self._release_slot(payload.execution_id)
         if self._on_finished is not None:
             await self._on_finished(payload.execution_id)
-        if payload.status is ExecutionStatus.FAILED:
+        if payload.status.value in retries.RETRIABLE_STATUSES:
             await self._maybe_retry(payload.execution_id)
 
     async def _maybe_retry(self, execution_id: int) -> None:
@@ -150,12 +150,19 @@ class CompletionListener:
             return
         async with self._runtime.db.session() as session:
             execution = await session.get(Execution, execution_id)
-            if execution is None or execution.status != ExecutionStatus.FAILED.value:
+            if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                 return
-            reason = retries.retry_reason(execution)
-            if reason is None or await retries.existing_retry(session, execution) is not None:
+            if not retries.retries_left(execution):
                 return
-            delay = self._backoff(execution.retry_count)
+            policy = await retries.policy_for(session, execution)
+            reason = retries.retry_reason(execution, policy) if policy is not None else None
+            if (
+                reason is None
+                or policy is None
+                or await retries.existing_retry(session, execution) is not None
+            ):
+                return
+            delay = retries.delay_seconds(execution, policy, self._backoff)
         self._pending.add(execution_id)
         log.info("execution %s failed (%s); retrying in %.1f s", execution_id, reason, delay)
         self._tasks.spawn(self._retry_later(execution_id, reason, delay), name=f"retry-{execution_id}")
@@ -166,7 +173,7 @@ class CompletionListener:
             db = self._runtime.db
             async with db.transaction() as session:
                 execution = await session.get(Execution, execution_id, with_for_update=not db.is_sqlite)
-                if execution is None or execution.status != ExecutionStatus.FAILED.value:
+                if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                     return
                 await retries.request_retry(session, execution, box=self._runtime.secrets, reason=reason)
         finally:
@@ -182,7 +189,7 @@ class CompletionListener:
             query = (
                 sa.select(Execution.id)
                 .where(
-                    Execution.status == ExecutionStatus.FAILED.value,
+                    Execution.status.in_(retries.RETRIABLE_STATUSES),
                     Execution.max_retries > 0,
                     Execution.retry_count < Execution.max_retries,
                     Execution.updated >= since,

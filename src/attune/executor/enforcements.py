@@ -14,8 +14,14 @@ background task and the message is acknowledged. Nothing is lost on restart, bec
 :meth:`EnforcementProcessor.recover` re-processes every enforcement still ``created``.
 
 Every execution created here holds a slot until its ``ExecutionCompleted`` arrives
-(:meth:`EnforcementProcessor.release_slot`); completions of executions that took no slot (manual
-runs, retries) release nothing, so the counting stays symmetric.
+(:meth:`EnforcementProcessor.release_slot`); completions of executions that took no slot
+(retries, workflow tasks) release nothing, so the counting stays symmetric.
+
+Manual runs (``POST /executions/execute`` and re-runs: no enforcement, no parent) pass the same
+gate before the scheduler dispatches them (:meth:`EnforcementProcessor.admit`), under the
+policies whose ``apply_to_manual`` is true (the default; docs/policies.md). The execution exists
+already, so a rejection ends it ``cancelled`` with the reason in its result, and a run waiting for
+a slot stays ``requested`` until it gets one.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -37,7 +43,7 @@ from attune.domain.enums import EnforcementStatus, ExecutionStatus
 from attune.domain.params import secret_names
 from attune.errors import NotFound, ValidationFailed
 from attune.executor import template_keys
-from attune.executor.completion import BackgroundTasks
+from attune.executor.completion import BackgroundTasks, finish_execution
 from attune.executor.policies import PolicySet, load_policies, rate_limit_violation
 from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
 from attune.runtime import Runtime
@@ -93,6 +99,8 @@ class EnforcementProcessor:
         self._in_flight: set[int] = set()
         # execution id → action id, for every execution that holds a slot.
         self._held: dict[int, int] = {}
+        # Manual runs waiting for a slot (a redelivered request must not queue them twice).
+        self._admitting: set[int] = set()
 
     @property
     def slots(self) -> SlotManager:
@@ -298,6 +306,103 @@ class EnforcementProcessor:
             if enforcement is not None and enforcement.status == EnforcementStatus.CREATED.value:
                 self._disable(enforcement, reason)
 
+    # -- manual runs -------------------------------------------------------------------------------
+
+    async def admit(self, execution_id: int, resume: Callable[[int], Awaitable[None]]) -> bool:
+        """Gate a requested execution before it is scheduled; True when it may be scheduled now.
+
+        Only manual runs are gated (see the module docstring). False means the run was cancelled
+        by a policy, or waits for a slot: ``resume(execution_id)`` is called once it has one.
+        """
+        if execution_id in self._held:
+            return True
+        if execution_id in self._admitting:
+            return False
+        async with self._gate_lock:
+            policies = await self._current_policies()
+            async with self._runtime.db.session() as session:
+                execution = await session.get(Execution, execution_id)
+                if execution is None or not is_manual(execution):
+                    return True
+                if execution.status != ExecutionStatus.REQUESTED.value or execution.action is None:
+                    return True
+                action = await session.get(Action, execution.action)
+                if action is None:
+                    return True
+                violation = await rate_limit_violation(
+                    session,
+                    policies.rate_limits_for(action.id, action.pack, manual=True),
+                    action_id=action.id,
+                    pack_id=action.pack,
+                    now=utcnow(),
+                    exclude=execution_id,
+                )
+            if violation is not None:
+                reason = _rate_limit_reason(violation.id, violation.threshold, violation.window_seconds)
+                await self._cancel_manual(execution, reason)
+                return False
+            concurrency = policies.concurrency_for(action.id, action.pack, manual=True)
+            if concurrency is None:
+                return True
+            acquire = asyncio.ensure_future(
+                self._slots.acquire(
+                    action.id, concurrency.threshold, -execution_id, method=concurrency.method
+                )
+            )
+            await asyncio.sleep(0)
+            if not acquire.done():
+                self._admitting.add(execution_id)
+                self._tasks.spawn(
+                    self._wait_manual(execution, action.id, acquire, resume), name=f"manual-{execution_id}"
+                )
+                log.info("execution %s waits for a slot of action %s", execution_id, action.ref)
+                await self._persist_stats()
+                return False
+        return await self._hold_manual(execution, action.id, acquire)
+
+    async def _wait_manual(
+        self,
+        execution: Execution,
+        action_id: int,
+        acquire: asyncio.Future[None],
+        resume: Callable[[int], Awaitable[None]],
+    ) -> None:
+        try:
+            if await self._hold_manual(execution, action_id, acquire):
+                await resume(execution.id)
+        finally:
+            self._admitting.discard(execution.id)
+
+    async def _hold_manual(self, execution: Execution, action_id: int, acquire: asyncio.Future[None]) -> bool:
+        """Wait for ``acquire``; True when the run now holds its slot and is still requested."""
+        try:
+            await acquire
+        except PolicyRejected as exc:
+            await self._cancel_manual(execution, f"concurrency policy: {exc}")
+            await self._persist_stats()
+            return False
+        self._held[execution.id] = action_id
+        await self._persist_stats()
+        async with self._runtime.db.session() as session:
+            status = await session.scalar(sa.select(Execution.status).where(Execution.id == execution.id))
+        if status != ExecutionStatus.REQUESTED.value:
+            # Cancelled while it waited: its completion came before it held the slot.
+            await self.release_slot(execution.id)
+            return False
+        return True
+
+    async def _cancel_manual(self, execution: Execution, reason: str) -> None:
+        async with self._runtime.db.transaction() as session:
+            cancelled = await finish_execution(
+                session,
+                execution,
+                ExecutionStatus.CANCELLED,
+                {"succeeded": False, "error": f"Cancelled by policy: {reason}"},
+                from_statuses=(ExecutionStatus.REQUESTED.value,),
+            )
+        if cancelled:
+            log.warning("manual execution %s cancelled: %s", execution.id, reason)
+
     # -- slots -------------------------------------------------------------------------------------
 
     async def release_slot(self, execution_id: int) -> None:
@@ -333,7 +438,15 @@ class EnforcementProcessor:
                 await session.execute(
                     sa.select(Execution.id, Execution.action)
                     .where(
-                        Execution.enforcement.is_not(None),
+                        # Rule runs, and manual runs past the gate (a manual run still
+                        # ``requested`` goes through the gate again when it is rescheduled).
+                        sa.or_(
+                            Execution.enforcement.is_not(None),
+                            sa.and_(
+                                Execution.parent.is_(None),
+                                Execution.status != ExecutionStatus.REQUESTED.value,
+                            ),
+                        ),
                         Execution.retry_count == 0,
                         Execution.action.is_not(None),
                         Execution.status.in_(OPEN_STATUSES),
@@ -368,6 +481,11 @@ class EnforcementProcessor:
     async def close(self) -> None:
         """Stop the waiting enforcements (they stay ``created`` and are recovered next start)."""
         await self._tasks.close()
+
+
+def is_manual(execution: Execution) -> bool:
+    """A run started by hand or re-run: no rule, no workflow, not an automatic retry."""
+    return execution.enforcement is None and execution.parent is None and execution.retry_count == 0
 
 
 def _rate_limit_reason(policy_id: int, threshold: int, window: int | None) -> str:

@@ -87,12 +87,13 @@ class LivenessMonitor:
                 return False
             retry = None
             if retries.retries_left(execution):
-                retry = await retries.request_retry(
-                    session,
-                    execution,
-                    box=self._runtime.secrets,
-                    reason=retries.WORKER_HEARTBEAT_STALE,
-                )
+                # The action's retry policy decides (``abandoned`` counts as ``failed``).
+                policy = await retries.policy_for(session, execution)
+                reason = retries.retry_reason(execution, policy) if policy is not None else None
+                if reason is not None:
+                    retry = await retries.request_retry(
+                        session, execution, box=self._runtime.secrets, reason=reason
+                    )
         log.warning(
             "execution %s abandoned: %s%s",
             execution.id,

@@ -40,6 +40,8 @@ class Policy:
     method: str
     action_id: int | None
     pack_id: int | None
+    #: Whether manual runs (``POST /executions/execute``, re-runs) count against this policy.
+    apply_to_manual: bool = True
 
     @property
     def scope(self) -> Scope:
@@ -86,6 +88,7 @@ class PolicySet:
                 method=row.method,
                 action_id=row.action,
                 pack_id=row.pack,
+                apply_to_manual=row.apply_to_manual is not False,
             )
             for row in rows
             if not (row.action is None and row.action_ref)
@@ -98,27 +101,34 @@ class PolicySet:
     def __iter__(self) -> Iterator[Policy]:
         return iter(self._policies)
 
-    def _applicable(self, kind: str, action_id: int, pack_id: int, scope: Scope) -> list[Policy]:
+    def _applicable(
+        self, kind: str, action_id: int, pack_id: int, scope: Scope, manual: bool
+    ) -> list[Policy]:
         return [
             p
             for p in self._policies
-            if p.kind == kind and p.scope == scope and p.applies_to(action_id, pack_id)
+            if p.kind == kind
+            and p.scope == scope
+            and p.applies_to(action_id, pack_id)
+            and (p.apply_to_manual or not manual)
         ]
 
-    def concurrency_for(self, action_id: int, pack_id: int) -> Policy | None:
+    def concurrency_for(self, action_id: int, pack_id: int, *, manual: bool = False) -> Policy | None:
         """The effective concurrency policy: the most specific scope that has one (action > pack >
-        global); ``None`` means unlimited. Several at the same scope: the lowest threshold wins."""
+        global); ``None`` means unlimited. Several at the same scope: the lowest threshold wins.
+        For a ``manual`` run, policies with ``apply_to_manual: false`` are left out."""
         for scope in _SCOPE_ORDER:
-            candidates = self._applicable(CONCURRENCY, action_id, pack_id, scope)
+            candidates = self._applicable(CONCURRENCY, action_id, pack_id, scope, manual)
             if candidates:
                 return min(candidates, key=lambda p: (p.threshold, p.id))
         return None
 
-    def rate_limits_for(self, action_id: int, pack_id: int) -> list[Policy]:
-        """Every applicable rate limit, in check order: action, then pack, then global."""
+    def rate_limits_for(self, action_id: int, pack_id: int, *, manual: bool = False) -> list[Policy]:
+        """Every applicable rate limit, in check order: action, then pack, then global (for a
+        ``manual`` run, those with ``apply_to_manual: false`` are left out)."""
         ordered: list[Policy] = []
         for scope in _SCOPE_ORDER:
-            ordered.extend(self._applicable(RATE_LIMIT, action_id, pack_id, scope))
+            ordered.extend(self._applicable(RATE_LIMIT, action_id, pack_id, scope, manual))
         return ordered
 
 
@@ -128,9 +138,13 @@ async def load_policies(session: AsyncSession) -> PolicySet:
     return PolicySet.from_rows(rows)
 
 
-async def _count_in_window(session: AsyncSession, policy: Policy, since: datetime) -> int:
+async def _count_in_window(
+    session: AsyncSession, policy: Policy, since: datetime, exclude: int | None = None
+) -> int:
     execution = models.Execution
     query = sa.select(sa.func.count()).select_from(execution).where(execution.created >= since)
+    if exclude is not None:
+        query = query.where(execution.id != exclude)
     if policy.scope == "action":
         query = query.where(execution.action == policy.action_id)
     elif policy.scope == "pack":
@@ -146,13 +160,14 @@ async def rate_limit_violation(
     action_id: int,
     pack_id: int,
     now: datetime,
+    exclude: int | None = None,
 ) -> Policy | None:
     """The first rate limit that a new execution of ``action_id`` would break, or ``None``.
 
     ``policies`` are checked in the given order (use :meth:`PolicySet.rate_limits_for`); policies
     that are not rate limits or do not cover the action are ignored. A policy is violated when the
     executions created in its scope during the last ``window_seconds`` already number
-    ``threshold`` or more.
+    ``threshold`` or more (``exclude``: an execution already inserted that is being checked).
     """
     for policy in policies:
         if policy.kind != RATE_LIMIT or not policy.applies_to(action_id, pack_id):
@@ -160,6 +175,6 @@ async def rate_limit_violation(
         if policy.window_seconds is None:  # the table allows it; without a window there is no limit
             continue
         since = now - timedelta(seconds=policy.window_seconds)
-        if await _count_in_window(session, policy, since) >= policy.threshold:
+        if await _count_in_window(session, policy, since, exclude) >= policy.threshold:
             return policy
     return None

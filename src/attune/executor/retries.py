@@ -1,10 +1,15 @@
-"""Automatic retries of failed executions (services.md §1.13).
+"""Automatic retries, decided by the action's retry policy (docs/packs.md "Retries").
 
-A failed execution is retried when its action allows it (``max_retries > 0`` and
-``retry_count < max_retries``) and its error is classified as retriable. The retry is a new
-execution of the same action with the same parameters (secret ones included, still sealed),
-``env_vars``, ``parent``, ``enforcement`` and initiating identity; ``original_execution`` points at
-the first execution of the chain and ``retry_count`` grows by one.
+An attempt that ended ``failed``, ``abandoned`` (its worker died) or ``timeout`` is retried when
+the action's ``retry.on`` covers that outcome and the attempt's budget allows another one
+(``retry_count < max_retries``, the policy's ``count`` copied onto the execution when it was
+created). The next attempt starts after ``retry.delay`` seconds, or after an exponential backoff
+when the policy has no delay. The retry is a new execution of the same action with the same
+parameters (secret ones included, still sealed), ``env_vars``, ``parent``, ``enforcement`` and
+initiating identity; ``original_execution`` points at the first execution of the chain and
+``retry_count`` grows by one. ``retry_reason`` records why: the failure's classification
+(services.md §1.13: ``worker_unavailable``, ``transient_error``, …), ``action_failed`` for an
+ordinary failure, ``action_timeout`` or ``worker_heartbeat_stale``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from attune.db.models import Action, Execution
 from attune.db.repos import runs
 from attune.domain.crypto import SecretBox
 from attune.domain.params import secret_names
+from attune.domain.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,10 @@ QUEUE_TIMEOUT = "queue_timeout"
 WORKER_HEARTBEAT_STALE = "worker_heartbeat_stale"
 TRANSIENT_ERROR = "transient_error"
 UNKNOWN = "unknown"
+ACTION_FAILED = "action_failed"
+ACTION_TIMEOUT = "action_timeout"
+#: Attempt outcomes a retry policy may cover.
+RETRIABLE_STATUSES = ("failed", "timeout", "abandoned")
 
 # First match wins (services.md §1.13 item 2).
 _CLASSIFICATION: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -62,12 +72,31 @@ def retries_left(execution: Execution) -> bool:
     return max_retries > 0 and execution.retry_count < max_retries
 
 
-def retry_reason(execution: Execution) -> str | None:
-    """The reason to retry this failed execution, or ``None`` when it must not be retried."""
-    if not retries_left(execution):
+def retry_reason(execution: Execution, policy: RetryPolicy) -> str | None:
+    """Why ``execution`` is retried under ``policy``, or ``None`` when it must not be."""
+    if not retries_left(execution) or not policy.retries(execution.status):
         return None
+    if execution.status == "timeout":
+        return ACTION_TIMEOUT
+    if execution.status == "abandoned":
+        return WORKER_HEARTBEAT_STALE
     reason = classify(execution.result)
-    return None if reason == UNKNOWN else reason
+    return ACTION_FAILED if reason == UNKNOWN else reason
+
+
+async def policy_for(session: AsyncSession, execution: Execution) -> RetryPolicy | None:
+    """The retry policy of the execution's action (None when the action is gone)."""
+    action = await _action_of(session, execution)
+    return action.retry_policy if action is not None else None
+
+
+def delay_seconds(
+    execution: Execution, policy: RetryPolicy, backoff: Callable[[int], float] | None = None
+) -> float:
+    """The policy's fixed ``delay``, else the exponential backoff for this attempt."""
+    if policy.delay is not None:
+        return float(policy.delay)
+    return (backoff or backoff_seconds)(execution.retry_count)
 
 
 def backoff_seconds(retry_count: int, *, jitter: Callable[[], float] = random.random) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -61,6 +62,11 @@ class _Attempt:
     runtime_name: str | None = None
 
 
+#: ``admit(execution_id, resume)``: True to schedule now; False when the run was ended or waits
+#: (``resume(execution_id)`` schedules it later).
+Admission = Callable[[int, Callable[[int], Awaitable[None]]], Awaitable[bool]]
+
+
 class Scheduler:
     """Consumes ``attune.execution.requests.queue``."""
 
@@ -70,8 +76,11 @@ class Scheduler:
         *,
         retry_interval: float = RETRY_INTERVAL,
         workflows: WorkflowEngine | None = None,
+        admit: Admission | None = None,
     ) -> None:
         self._runtime = runtime
+        # The policy gate of manual runs (EnforcementProcessor.admit); None admits everything.
+        self._admit = admit
         self._workflows = workflows or WorkflowEngine(runtime)
         self._retry_interval = retry_interval
         self._tasks = BackgroundTasks()
@@ -87,6 +96,8 @@ class Scheduler:
     async def schedule(self, execution_id: int) -> None:
         """Try once now; when no worker is available, keep trying in the background."""
         if execution_id in self._in_flight:
+            return
+        if self._admit is not None and not await self._admit(execution_id, self.schedule):
             return
         self._in_flight.add(execution_id)
         waiting = False

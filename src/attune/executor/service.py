@@ -73,7 +73,7 @@ class ExecutorService:
         events = EventProcessor(runtime)
         enforcements = EnforcementProcessor(runtime)
         workflows = WorkflowEngine(runtime)
-        scheduler = Scheduler(runtime, workflows=workflows)
+        scheduler = Scheduler(runtime, workflows=workflows, admit=enforcements.admit)
         completion = CompletionListener(
             runtime, release_slot=enforcements.release_slot, on_finished=workflows.child_finished
         )

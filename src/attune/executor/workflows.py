@@ -14,7 +14,9 @@ child executions and the staged messages commit together:
   cancelled recursively).
 * ``Finish`` → the parent execution ends through ``finish_execution`` (which stages
   ``ExecutionCompleted``, so an enclosing workflow advances and rule slots are released).
-* ``Paused`` → ``workflow_execution.paused = true`` (the parent stays ``running``).
+* ``Paused`` → ``workflow_execution.paused = true`` once no task runs any more. The parent
+  execution shows ``paused`` from the moment the pause is accepted until it is resumed
+  (docs/workflows.md).
 
 The whole conductor state lives in ``workflow_execution.variables`` under :data:`STATE_KEY`
 (timers under :data:`TIMERS_KEY`); the list columns mirror the task statuses for readers.
@@ -74,7 +76,13 @@ PARAMETERS_KEY = "__parameters_from_execution__"
 TIMER_INTERVAL = 0.2
 
 _TERMINAL = frozenset(s.value for s in TERMINAL_EXECUTION_STATUSES)
-_PARENT_LIVE = (ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
+_PARENT_LIVE = (
+    ExecutionStatus.RUNNING.value,
+    ExecutionStatus.CANCELING.value,
+    ExecutionStatus.PAUSED.value,
+)
+#: A workflow's own execution while it may still be cancelled as a workflow.
+_WORKFLOW_ACTIVE = (ExecutionStatus.RUNNING.value, ExecutionStatus.PAUSED.value)
 _BEFORE_WORKER = (
     ExecutionStatus.REQUESTED.value,
     ExecutionStatus.SCHEDULING.value,
@@ -732,7 +740,7 @@ async def cancel_execution(session: AsyncSession, execution: Execution, ctx: Wor
         await finish_execution(
             session, execution, ExecutionStatus.CANCELLED, CANCELLED_RESULT, from_statuses=_BEFORE_WORKER
         )
-    elif status == ExecutionStatus.RUNNING.value and execution.is_workflow and execution.worker is None:
+    elif status in _WORKFLOW_ACTIVE and execution.is_workflow and execution.worker is None:
         await cancel_workflow(session, execution, ctx)
     elif status == ExecutionStatus.RUNNING.value and await inquiries.cancel_waiting(session, execution):
         # Waiting on a human answer: no worker to kill, it is cancelled with its inquiry at once.
@@ -768,8 +776,8 @@ async def cancel_workflow(session: AsyncSession, execution: Execution, ctx: Work
     run = await _locked_run(session, execution, ctx)
     if run.row.status in _TERMINAL:
         return
-    if execution.status == ExecutionStatus.RUNNING.value:
-        await _move(session, execution, ExecutionStatus.RUNNING, ExecutionStatus.CANCELING)
+    if execution.status in _WORKFLOW_ACTIVE:
+        await _move(session, execution, ExecutionStatus(execution.status), ExecutionStatus.CANCELING)
         run.parent.status = ExecutionStatus.CANCELING.value
     run.row.status = ExecutionStatus.CANCELING.value
     run.timers.clear()
@@ -786,6 +794,10 @@ async def pause_workflow(
     if run.row.paused or run.row.pause_reason:
         raise WorkflowStateError(f"Workflow execution {execution.id} is already paused")
     run.row.pause_reason = "Paused on request"
+    # The execution says so at once; tasks already running still finish and are recorded.
+    if not await _move(session, execution, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
+        raise WorkflowStateError(f"Workflow execution {execution.id} changed meanwhile")
+    run.parent.status = ExecutionStatus.PAUSED.value
     await _step(session, run, conductor.Pause(), ctx)
     return run.row
 
@@ -797,6 +809,9 @@ async def resume_workflow(
     run = await _locked_run(session, execution, ctx)
     if run.row.status != ExecutionStatus.RUNNING.value or not (run.row.paused or run.row.pause_reason):
         raise WorkflowStateError(f"Workflow execution {execution.id} is not paused")
+    if execution.status == ExecutionStatus.PAUSED.value:
+        await _move(session, execution, ExecutionStatus.PAUSED, ExecutionStatus.RUNNING)
+        run.parent.status = ExecutionStatus.RUNNING.value
     run.row.paused = False
     run.row.pause_reason = None
     await _step(session, run, conductor.Resume(), ctx)

@@ -17,10 +17,13 @@ from fastapi import FastAPI, WebSocket
 
 from attune import __version__
 from attune.notifier.websocket import feed_for
-from attune.notifier.ws_protocol import WebSocketProtocol
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+#: uvicorn's WebSocket implementation on the ``websockets`` package: its sans-I/O variant, since
+#: the plain "websockets" one is built on that package's deprecated legacy API.
+WS_IMPLEMENTATION = "websockets-sansio"
 
 
 def create_notifier_app(runtime: Runtime) -> FastAPI:
@@ -67,7 +70,7 @@ class NotifierService:
             lifespan="off",
             access_log=False,
             log_level="warning",
-            ws=WebSocketProtocol,
+            ws=WS_IMPLEMENTATION,
         )
         server = QuietServer(config)
         serving = asyncio.create_task(server.serve())

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attune.domain.retry import RetryPolicy
+
 JsonObject = dict[str, Any]
 
 
@@ -95,6 +97,8 @@ class ActionSpec:
     parameter_format: str
     output_format: str
     timeout_seconds: int | None
+    #: ``retry: {count, delay, on}`` / ``max_retries`` (docs/packs.md); None: never retried.
+    retry: RetryPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ class PolicySpec:
     parameters: list[str]
     tags: list[str]
     rel_path: str
+    #: Whether manual runs count against the policy (docs/policies.md).
+    apply_to_manual: bool = True
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import jsonschema.exceptions
 from attune.domain import params, refs
 from attune.domain.criteria import OPERATORS
 from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, PolicyMethod, values
+from attune.domain.retry import RetryPolicy, RetryPolicyError, parse_retry
 from attune.errors import ValidationFailed
 from attune.packs import st2
 from attune.packs.manifest import (
@@ -359,7 +360,16 @@ class _PackParser:
             parameter_format=f.choice("parameter_format", values(ParameterFormat), "json"),
             output_format=f.choice("output_format", values(OutputFormat), "text"),
             timeout_seconds=f.integer("timeout", minimum=1),
+            retry=self.retry(f),
         )
+
+    @staticmethod
+    def retry(f: Fields) -> RetryPolicy | None:
+        """``retry: {count, delay, on}``, or the older ``max_retries: N`` (docs/packs.md)."""
+        try:
+            return parse_retry(f.doc.get("retry"), f.doc.get("max_retries"))
+        except RetryPolicyError as exc:
+            f.fail(str(exc))
 
     def parse_sensor(self, path: Path, trigger_refs: set[str]) -> tuple[SensorSpec, list[TriggerSpec]]:
         f = Fields(self.rel(path), load_yaml(path, self.rel(path)))
@@ -516,6 +526,7 @@ class _PackParser:
             parameters=f.str_list("parameters"),
             tags=f.str_list("tags"),
             rel_path=f.rel,
+            apply_to_manual=f.boolean("apply_to_manual", True),
         )
 
     # -- orchestration -----------------------------------------------------------------------

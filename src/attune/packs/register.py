@@ -21,7 +21,7 @@ from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import pack_tests, workflows
-from attune.domain import params
+from attune.domain import params, retry
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import Conflict, ValidationFailed
 from attune.packs.install.tests import TestOutcome, run_and_judge
@@ -439,6 +439,7 @@ async def _register_action(
             "parameter_format": spec.parameter_format,
             "output_format": spec.output_format,
             "timeout_seconds": spec.timeout_seconds,
+            **retry.columns(spec.retry or retry.RetryPolicy()),
             "is_adhoc": False,
         },
         counts,
@@ -557,6 +558,7 @@ async def _register_policy(
             "method": spec.method,
             "parameters": list(spec.parameters),
             "tags": list(spec.tags),
+            "apply_to_manual": spec.apply_to_manual,
         },
         counts,
     )

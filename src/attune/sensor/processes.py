@@ -23,6 +23,7 @@ from typing import Any
 from attune import st2compat
 from attune.bus.topology import EVENTS_EXCHANGE
 from attune.db.repos import identities
+from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -83,14 +84,13 @@ def is_native(execution_config: Mapping[str, Any]) -> bool:
     return str(binary or "").strip().lower() in NATIVE_BINARIES
 
 
-def sensor_command(plan: SensorPlan, packs_base_dir: Path, envs_dir: Path) -> list[str]:
+def sensor_command(plan: SensorPlan, pack_dir: Path, envs_dir: Path) -> list[str]:
     """The argv of a sensor: the script itself (native) or ``<interpreter> <args…> <script>``.
 
     The interpreter is the pack environment's (``{envs_dir}/{pack}/{runtime name}``) when that
     directory exists and holds it, else the system binary. Raises :class:`SensorStartError`
     when the script is missing.
     """
-    pack_dir = packs_base_dir / plan.pack_ref
     script = pack_dir / "sensors" / plan.entrypoint
     if not plan.entrypoint or not script.is_file():
         raise SensorStartError(f"sensor script {script} does not exist")
@@ -218,7 +218,11 @@ class SensorProcess:
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         plan = self.plan
-        argv = sensor_command(plan, self.runtime.settings.packs_base_dir, self.runtime.settings.envs_dir)
+        settings = self.runtime.settings
+        # Installed and uploaded packs live under the data dir, registered ones where they were.
+        async with self.runtime.db.session() as session:
+            pack_dir = await pack_directory_of(session, settings, plan.pack_ref)
+        argv = sensor_command(plan, pack_dir, settings.envs_dir)
         token = await issue_sensor_token(self.runtime, plan.sensor_ref, list(plan.trigger_refs))
         try:
             return await asyncio.create_subprocess_exec(

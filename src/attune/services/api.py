@@ -9,8 +9,9 @@ from collections.abc import Generator
 
 import uvicorn
 
+from attune import bootstrap
 from attune.api.app import create_app
-from attune.notifier.ws_protocol import WebSocketProtocol
+from attune.notifier.service import WS_IMPLEMENTATION
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,40 @@ class ApiService:
             lifespan="off",
             access_log=False,
             log_level="warning",
-            # Serves /api/v1/notifications/ws; uvicorn has no WebSocket support of its own.
-            ws=WebSocketProtocol,
+            # /api/v1/notifications/ws, through uvicorn's WebSocket support (websockets package).
+            ws=WS_IMPLEMENTATION,
         )
         server = _Server(config)
         serving = asyncio.create_task(server.serve())
-        log.info("Attune API listening on %s:%s", settings.server.host, settings.server.port)
         stopped = asyncio.create_task(stop.wait())
+        if await _started(server, serving, stopped):
+            await _announce(runtime)
         done, _ = await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
         await serving
         stopped.cancel()
         if serving in done and not stop.is_set():
             raise RuntimeError("the HTTP server stopped unexpectedly (is the port in use?)")
+
+
+async def _started(server: uvicorn.Server, *tasks: asyncio.Task[object]) -> bool:
+    """Wait until uvicorn listens (True), or until one of ``tasks`` ends first (False)."""
+    while not server.started:
+        if any(task.done() for task in tasks):
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def _announce(runtime: Runtime) -> None:
+    """Log where the server is and how to log in, once it accepts connections."""
+    server = runtime.settings.server
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+    log.info("Attune is ready at http://%s:%s (API docs: /docs)", host, server.port)
+    try:
+        hint = await bootstrap.default_login_hint(runtime)
+    except Exception:
+        log.exception("could not check the default user")
+        return
+    if hint:
+        log.info("%s (POST /auth/login, or `attune auth login`)", hint)

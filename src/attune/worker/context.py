@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,12 +26,25 @@ log = logging.getLogger(__name__)
 RESERVED_PREFIX = "ATTUNE_"
 
 
-async def load_key_secrets(session: AsyncSession, action: Action, box: SecretBox | None) -> dict[str, str]:
-    """``name → value`` of the keys an action may read: system, then its pack, then itself.
+@dataclass
+class KeyValues:
+    """The keys an action may read: every value by name, and the names of the encrypted ones."""
 
-    Later scopes override earlier ones on an equal name. Any error (a value encrypted with another
-    key, no master key configured, ...) drops every secret for this run with a warning; the run
-    itself goes on (domain.md §8).
+    values: dict[str, str] = field(default_factory=dict)
+    encrypted: set[str] = field(default_factory=set)
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """The values of encrypted keys: the only key values masked in the action's output."""
+        return {name: value for name, value in self.values.items() if name in self.encrypted}
+
+
+async def load_key_secrets(session: AsyncSession, action: Action, box: SecretBox | None) -> KeyValues:
+    """The keys an action may read: system, then its pack, then itself.
+
+    Later scopes override earlier ones on an equal name (and decide whether the name is
+    encrypted). Any error (a value encrypted with another key, no master key configured, ...)
+    drops every key for this run with a warning; the run itself goes on (domain.md §8).
     """
     query = sa.select(Key).where(
         sa.or_(
@@ -41,14 +55,18 @@ async def load_key_secrets(session: AsyncSession, action: Action, box: SecretBox
     )
     rows = (await session.execute(query)).scalars().all()
     order = {OwnerType.SYSTEM.value: 0, OwnerType.PACK.value: 1, OwnerType.ACTION.value: 2}
-    secrets: dict[str, str] = {}
+    keys = KeyValues()
     try:
         for row in sorted(rows, key=lambda key: (order.get(key.owner_type, 0), key.id)):
-            secrets[row.name] = _reveal(row, box)
+            keys.values[row.name] = _reveal(row, box)
+            if row.encrypted:
+                keys.encrypted.add(row.name)
+            else:
+                keys.encrypted.discard(row.name)
     except Exception as exc:
         log.warning("action %s runs without secrets: cannot decrypt key values (%s)", action.ref, exc)
-        return {}
-    return secrets
+        return KeyValues()
+    return keys
 
 
 def _reveal(key: Key, box: SecretBox | None) -> str:

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import re
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from attune.worker.redaction import Redactor
+
 log = logging.getLogger(__name__)
 
-REDACTED = "********"
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 
@@ -108,20 +107,6 @@ class ProcessOutcome:
     error: str | None
 
 
-def secret_strings(secrets: Mapping[str, Any]) -> list[str]:
-    """The strings to redact for a secrets map: each value, plus ``str()``/JSON forms of non-strings."""
-    values: set[str] = set()
-    for value in secrets.values():
-        if isinstance(value, str):
-            values.add(value)
-            continue
-        values.add(str(value))
-        with contextlib.suppress(TypeError, ValueError):
-            values.add(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
-    values.discard("")
-    return sorted(values)
-
-
 async def run_process(spec: ProcessSpec, cancel: asyncio.Event | None = None) -> ProcessOutcome:
     """Run ``spec`` to completion, timeout or cancellation and return what was captured.
 
@@ -159,7 +144,7 @@ async def _supervise(
     stderr: _Capture,
 ) -> ProcessOutcome:
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    redactor = _Redactor(spec.redact)
+    redactor = Redactor(spec.redact)
     io_tasks = [
         asyncio.create_task(_pump(proc.stdout, stdout, redactor)),
         asyncio.create_task(_pump(proc.stderr, stderr, redactor)),
@@ -344,21 +329,6 @@ def _open_logs(log_dir: Path | None) -> tuple[BinaryIO | None, BinaryIO | None]:
     return out, err
 
 
-class _Redactor:
-    """Replaces every secret occurrence with ``REDACTED`` in one pass (longest secret first)."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        needles = sorted({str(s).encode() for s in secrets if str(s)}, key=len, reverse=True)
-        self._pattern = re.compile(b"|".join(re.escape(n) for n in needles)) if needles else None
-        # Bytes held back from a cut inside a long line, so a secret spanning the cut is still seen.
-        self.overlap = len(needles[0]) - 1 if needles else 0
-
-    def __call__(self, data: bytes) -> bytes:
-        if self._pattern is None:
-            return data
-        return self._pattern.sub(REDACTED.encode(), data)
-
-
 class _Capture:
     """A bounded output buffer mirrored into a live log file (§3.8)."""
 
@@ -410,7 +380,7 @@ class _Capture:
         self._sink = None
 
 
-async def _pump(stream: asyncio.StreamReader, capture: _Capture, redact: _Redactor) -> None:
+async def _pump(stream: asyncio.StreamReader, capture: _Capture, redact: Redactor) -> None:
     """Copy ``stream`` into ``capture`` line by line, redacting each line first."""
     await _read_lines(stream.read, capture.add, capture.flush, redact)
 
@@ -419,7 +389,7 @@ async def _read_lines(
     read: Callable[[int], Awaitable[bytes]],
     emit: Callable[[bytes], None],
     flush: Callable[[], None],
-    redact: _Redactor,
+    redact: Redactor,
 ) -> None:
     pending = b""
     while chunk := await read(_CHUNK):

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ from attune.db.types import utcnow
 from attune.domain.enums import WorkerRole, WorkerStatus
 from attune.domain.runtimes import canonical_runtime_name
 from attune.settings import Settings
-from attune.worker import commands, versions
+from attune.worker import commands, interpreters, versions
 
 log = logging.getLogger(__name__)
 
@@ -200,15 +199,15 @@ async def verify_versions(db: Database, runtimes: Sequence[str]) -> dict[str, bo
         config = version.execution_config if isinstance(version.execution_config, dict) else {}
         binary = commands.section(config, "interpreter").get("binary")
         try:
-            available = await versions.verify_commands(
+            available, checked = await versions.check_commands(
                 version.distributions or {}, fallback_binary=binary if isinstance(binary, str) else None
             )
         except Exception:
             log.exception("verifying %s %s failed", version.runtime_ref, version.version)
-            available = False
-        if available and isinstance(binary, str) and binary.strip() and shutil.which(binary.strip()) is None:
-            # A check may pass through a fallback command (e.g. ``node --version``) while the
-            # version's own interpreter (``node20``) is missing; such a version cannot run anything.
+            available, checked = False, None
+        if available and not interpreters.runnable(binary, checked):
+            # The version's own interpreter (``node20``) is missing and no verification command
+            # proved another binary to be this version: it cannot run anything here.
             log.info(
                 "%s %s: interpreter %r not found; unavailable", version.runtime_ref, version.version, binary
             )

@@ -30,7 +30,18 @@ from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
-from attune.worker import commands, context, environments, output, params, process, st2, versions
+from attune.worker import (
+    commands,
+    context,
+    environments,
+    interpreters,
+    output,
+    params,
+    process,
+    redaction,
+    st2,
+    versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +228,7 @@ class _Loaded:
     version_rows: list[dict[str, Any]]
     rule_ref: str | None
     trigger_ref: str | None
-    key_secrets: dict[str, str]
+    keys: context.KeyValues
 
 
 async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
@@ -249,8 +260,8 @@ async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
             enforcement = await session.get(Enforcement, execution.enforcement)
             if enforcement is not None:
                 rule_ref, trigger_ref = enforcement.rule_ref, enforcement.trigger_ref
-        key_secrets = await context.load_key_secrets(session, action, runtime.secrets)
-    return _Loaded(action, runtime_row, version_rows, rule_ref, trigger_ref, key_secrets)
+        keys = await context.load_key_secrets(session, action, runtime.secrets)
+    return _Loaded(action, runtime_row, version_rows, rule_ref, trigger_ref, keys)
 
 
 async def _runtime_for(session: AsyncSession, action: Action) -> RuntimeRow | None:
@@ -278,6 +289,7 @@ def _version_dict(row: RuntimeVersion) -> dict[str, Any]:
         "available": row.available,
         "is_default": row.is_default,
         "execution_config": row.execution_config,
+        "distributions": row.distributions,
     }
 
 
@@ -296,7 +308,9 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
     if loaded.version_rows:
         choice = versions.select_version(loaded.version_rows, action.runtime_version_constraint)
         if choice is not None:
-            config, version = choice.execution_config, choice.version
+            version = choice.version
+            # ``node20`` may not exist where ``node`` is Node.js 20: run what verification found.
+            config = await interpreters.resolve(choice.execution_config, choice.distributions)
         else:
             log.warning(
                 "no available version of runtime %s matches %r for %s; using the runtime's own config",
@@ -390,12 +404,13 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
             argv=command.argv,
             cwd=command.cwd,
             env=env,
-            stdin=params.build_stdin(params_text, delivery=delivery, secrets=loaded.key_secrets),
+            stdin=params.build_stdin(params_text, delivery=delivery, secrets=loaded.keys.values),
             timeout=timeout,
             max_stdout=settings.worker.max_stdout_bytes,
             max_stderr=settings.worker.max_stderr_bytes,
             log_dir=log_dir_for(runtime, execution.id),
-            redact=process.secret_strings({**secret_params, **_prefixed(loaded.key_secrets)}),
+            # Only secrets are masked: secret parameters and encrypted keys, never plain keys.
+            redact=redaction.secret_strings({**secret_params, **_prefixed(loaded.keys.secrets)}),
         )
     except BaseException:
         if param_file is not None:

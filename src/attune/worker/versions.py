@@ -13,7 +13,7 @@ import os
 import re
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Version = tuple[int, int, int, str | None]
@@ -166,11 +166,17 @@ class VersionChoice:
 
     version: str
     execution_config: dict[str, Any]
+    distributions: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _choice(row: Mapping[str, Any]) -> VersionChoice:
     config = row.get("execution_config")
-    return VersionChoice(str(row["version"]), dict(config) if isinstance(config, Mapping) else {})
+    distributions = row.get("distributions")
+    return VersionChoice(
+        str(row["version"]),
+        dict(config) if isinstance(config, Mapping) else {},
+        distributions if isinstance(distributions, Mapping) else {},
+    )
 
 
 def _highest(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -279,19 +285,37 @@ async def verify_commands(
     followed by stderr) match makes it available. Without commands: ``<fallback_binary> --version``
     must exit 0, and with no binary either the runtime is assumed available.
     """
+    available, _ = await check_commands(distributions, fallback_binary=fallback_binary, timeout=timeout)
+    return available
+
+
+async def check_commands(
+    distributions: Mapping[str, Any],
+    *,
+    fallback_binary: str | None,
+    timeout: float = 10,  # noqa: ASYNC109 - a per-command limit, not a limit on the whole call
+) -> tuple[bool, str | None]:
+    """:func:`verify_commands`, plus the binary of the command that passed (None when nothing ran).
+
+    That binary is the one to run the version with when its configured interpreter is missing:
+    ``node --version`` printing ``v20.…`` proves that ``node`` is Node.js 20 even where no
+    ``node20`` exists.
+    """
     verification = distributions.get("verification") if isinstance(distributions, Mapping) else None
     if not isinstance(verification, Mapping):
         verification = {}
     if verification.get("always_available") is True or verification.get("check_required") is False:
-        return True
+        return True, None
     raw_commands = verification.get("commands")
     commands = [c for c in raw_commands if isinstance(c, Mapping)] if isinstance(raw_commands, list) else []
     if commands:
         commands.sort(key=_priority)
         for command in commands:
             if await _command_passes(command, timeout):
-                return True
-        return False
+                return True, str(command.get("binary")).strip()
+        return False, None
     if fallback_binary and fallback_binary.strip():
-        return await _command_passes({"binary": fallback_binary.strip(), "args": ["--version"]}, timeout)
-    return True
+        binary = fallback_binary.strip()
+        passed = await _command_passes({"binary": binary, "args": ["--version"]}, timeout)
+        return passed, binary if passed else None
+    return True, None

@@ -15,10 +15,12 @@ from attune.api.schemas.actions import (
     CreateAction,
     QueueStatsResponse,
     UpdateAction,
+    retry_policy,
 )
 from attune.api.schemas.common import Data, Page, Success
 from attune.db.models import Action
 from attune.db.repos import actions
+from attune.domain import retry
 from attune.errors import Conflict, NotFound, Unprocessable
 from attune.packs.register import resolve_runtime
 
@@ -71,6 +73,8 @@ async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionR
     - `parameter_delivery` (stdin|file), `parameter_format` (dotenv|json|yaml), `output_format`
       (text|json|yaml|jsonl) and `timeout_seconds` (≥1) may be set; they are returned too.
     - `param_schema`/`out_schema` must be flat schemas that compile (422 naming the field).
+    - `retry: {count, delay, on}` sets the retry policy (docs/packs.md); `max_retries: N` is the
+      older form of `retry: {count: N}`.
     """
     async with runtime.db.transaction() as session:
         if await actions.by_ref(session, body.ref) is not None:
@@ -92,6 +96,7 @@ async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionR
             "param_schema": body.param_schema,
             "out_schema": body.out_schema,
             "timeout_seconds": body.timeout_seconds,
+            **retry.columns(retry_policy(body.retry, body.max_retries) or retry.RetryPolicy()),
             "is_adhoc": True,
         }
         for name in ("parameter_delivery", "parameter_format", "output_format"):
@@ -116,7 +121,8 @@ async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Da
     """Update an action; absent and null fields are left unchanged.
 
     Attune extensions: `runtime_ref` (as on create) and the four execution fields
-    `parameter_delivery`, `parameter_format`, `output_format`, `timeout_seconds` may be changed.
+    `parameter_delivery`, `parameter_format`, `output_format`, `timeout_seconds` may be changed,
+    and `retry` (or `max_retries`) replaces the retry policy.
     """
     async with runtime.db.transaction() as session:
         action = await _get(session, ref)
@@ -134,7 +140,15 @@ async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Da
             "output_format": body.output_format.value if body.output_format else None,
             "timeout_seconds": body.timeout_seconds,
         }
-        if actions.apply_changes(action, changes):
+        changed = actions.apply_changes(action, changes)
+        policy = retry_policy(body.retry, body.max_retries)
+        if policy is not None:
+            # Set as a whole: a null delay here means "back to exponential backoff".
+            for name, value in retry.columns(policy).items():
+                if getattr(action, name) != value:
+                    setattr(action, name, value)
+                    changed = True
+        if changed:
             await actions.save(session, action)
         data = ActionResponse.model_validate(action)
     return Data(data=data, message="Action updated successfully")

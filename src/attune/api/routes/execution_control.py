@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune import inquiries
 from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.routes.executions import execution_response
 from attune.api.schemas.common import Data
-from attune.api.schemas.execution_control import ExecutionLogs
+from attune.api.schemas.execution_control import ExecutionLogs, RerunExecutionRequest
 from attune.api.schemas.executions import ExecutionResponse
 from attune.bus.messages import MessageType, cancel_routing
 from attune.db.models import Action, Execution
@@ -20,7 +20,7 @@ from attune.db.outbox import enqueue
 from attune.db.repos import runs
 from attune.db.types import utcnow
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
-from attune.errors import Conflict, NotFound
+from attune.errors import Conflict, NotFound, ValidationFailed
 from attune.executor import workflows as workflow_engine
 from attune.runtime import Runtime
 
@@ -75,7 +75,11 @@ async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionRespon
                 },
                 source_service="api",
             )
-        elif status is ExecutionStatus.RUNNING and execution.is_workflow and execution.worker is None:
+        elif (
+            status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED)
+            and execution.is_workflow
+            and execution.worker is None
+        ):
             # A workflow run: its live children are cancelled and it ends ``cancelled`` once they
             # have reported back (services.md §1.15 step 4).
             await workflow_engine.cancel_workflow(session, execution, _workflow_context(runtime))
@@ -106,6 +110,7 @@ async def rerun_execution(
     claims: ClaimsDep,
     runtime: RuntimeDep,
     response: Response,
+    body: RerunExecutionRequest | None = Body(default=None),
     from_failed: bool | None = Query(
         None,
         description="Workflows only: resume this failed workflow from its failed task(s) instead of "
@@ -114,20 +119,26 @@ async def rerun_execution(
 ) -> Data[ExecutionResponse]:
     """Run the same action again with the same parameters (secret ones included).
 
-    The new execution's ``original_execution`` points at the first execution of the chain.
+    ``{"parameters": {...}}`` in the body changes some of them: they are merged over the original
+    parameters and the result is validated against the action's schema (422 when it fails). The
+    new execution's ``original_execution`` points at the first execution of the chain.
 
     Attune extension for workflows: a *failed* workflow execution is resumed in place by default
     (``from_failed`` true): its failed task(s) run again, what succeeded is kept, the same
     execution goes back to ``running`` and the response is 200 with that execution.
     ``from_failed=true`` on anything but a failed workflow execution is a 409;
-    ``from_failed=false`` always starts a fresh run (201).
+    ``from_failed=false`` always starts a fresh run (201), and so does a body with new
+    ``parameters`` (a resumed run keeps the parameters it started with).
     """
+    changes = body.parameters if body is not None and body.parameters else {}
     async with runtime.db.transaction() as session:
         source = await session.get(Execution, id, with_for_update=not runtime.db.is_sqlite)
         if source is None:
             raise _not_found(id)
         resumable = source.is_workflow and source.status == ExecutionStatus.FAILED.value
-        if from_failed or (from_failed is None and resumable):
+        if from_failed and changes:
+            raise ValidationFailed("parameters cannot change when a workflow resumes from its failed tasks")
+        if from_failed or (from_failed is None and resumable and not changes):
             if not resumable:
                 raise Conflict(f"Execution {id} is not a failed workflow execution")
             await workflow_engine.rerun_workflow(session, source, _workflow_context(runtime))
@@ -143,7 +154,7 @@ async def rerun_execution(
         execution = await runs.request_execution(
             session,
             action,
-            runs.full_parameters(source, runtime.secrets),
+            {**runs.full_parameters(source, runtime.secrets), **changes},
             box=runtime.secrets,
             source_service="api-service",
             executor=claims.identity_id,

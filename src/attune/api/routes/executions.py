@@ -66,6 +66,8 @@ def _summary(execution: Execution, refs: tuple[str, str] | None = None) -> Execu
         rule_ref=rule_ref,
         trigger_ref=trigger_ref,
         workflow_task=_workflow_task(execution.workflow_task),
+        original_execution=execution.original_execution,
+        retry_count=execution.retry_count or 0,
         created=execution.created,
         updated=execution.updated,
     )
@@ -85,6 +87,9 @@ def _response(execution: Execution, param_schema: Any) -> ExecutionResponse:
         workflow_task=_workflow_task(execution.workflow_task),
         started_at=execution.started_at,
         original_execution=execution.original_execution,
+        retry_count=execution.retry_count or 0,
+        max_retries=execution.max_retries or 0,
+        retry_reason=execution.retry_reason,
         worker=execution.worker,
         created=execution.created,
         updated=execution.updated,
@@ -108,6 +113,10 @@ async def list_executions(
     executor: Annotated[int | None, Query(description="Identity that started the run")] = None,
     parent: Annotated[int | None, Query(description="Parent execution id")] = None,
     top_level_only: Annotated[bool, Query(description="Only executions without a parent")] = False,
+    original_execution: Annotated[
+        int | None,
+        Query(description="Attune extension: every attempt of the chain started by this execution"),
+    ] = None,
     result_contains: Annotated[
         str | None, Query(description="Case-insensitive substring of the JSON-serialised result")
     ] = None,
@@ -123,6 +132,7 @@ async def list_executions(
         executor=executor,
         parent=parent,
         top_level_only=top_level_only,
+        original_execution=original_execution,
     )
     query = executions.list_query(filters)
     async with runtime.db.session() as session:
@@ -176,6 +186,7 @@ async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
             cancelled=counts.get(ExecutionStatus.CANCELLED, 0),
             timeout=counts.get(ExecutionStatus.TIMEOUT, 0),
             abandoned=counts.get(ExecutionStatus.ABANDONED, 0),
+            paused=counts.get(ExecutionStatus.PAUSED, 0),
         )
     )
 

@@ -16,7 +16,7 @@ from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.keys import CreateKeyRequest, KeyResponse, KeySummary, UpdateKeyRequest
 from attune.db.models import Key
-from attune.db.repos import keys
+from attune.db.repos import identities, keys
 from attune.domain.crypto import CryptoError, SecretBox
 from attune.domain.enums import OwnerType
 from attune.errors import AttuneError, BadRequest, Conflict, NotFound
@@ -65,6 +65,13 @@ async def _owner_fields(session: AsyncSession, body: CreateKeyRequest) -> dict[s
             ids[owner_type] = await keys.owner_id_by_ref(session, owner_type, ref)
             if ids[owner_type] is None:
                 raise BadRequest(f"{_OWNER_LABELS[owner_type]} with ref '{ref}' not found")
+    if owner_type == OwnerType.IDENTITY and ids["identity"] is None and body.owner_identity_login:
+        identity = await identities.by_login(session, body.owner_identity_login)
+        if identity is None:
+            raise BadRequest(f"Identity with login '{body.owner_identity_login}' not found")
+        ids["identity"] = identity.id
+    elif body.owner_identity_login and owner_type != OwnerType.IDENTITY:
+        raise BadRequest(f"owner_identity_login is only for owner_type identity, not {owner_type}")
     present = [kind for kind, value in ids.items() if value is not None]
     if owner_type == OwnerType.SYSTEM:
         if present:

@@ -139,7 +139,15 @@ async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackRegister
         runtime, path, force=body.force, skip_tests=body.skip_tests, fail_on_error=body.fail_on_error
     )
     pack = await _pack_response(runtime, result.pack.id)
-    response = PackRegisterResponse(**pack.model_dump(), warnings=result.warnings)
+    # The PackResponse fields, plus ``pack``/``tests_skipped``/``test_result`` as /packs/install
+    # answers (a superset: clients reading either shape work).
+    response = PackRegisterResponse(
+        **pack.model_dump(),
+        warnings=result.warnings,
+        pack=pack,
+        tests_skipped=result.test_result is None,
+        test_result=result.test_result,
+    )
     return Data(data=response, message="Pack registered successfully")
 
 
@@ -200,28 +208,33 @@ async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[Regis
 async def upload(
     claims: ClaimsDep,
     runtime: RuntimeDep,
-    file: UploadFile = File(description="A .tar.gz or .zip of a pack directory"),
+    file: UploadFile | None = File(None, description="A .tar.gz or .zip of a pack directory"),
+    pack: UploadFile | None = File(None, description="The same as `file` (what Attune's own clients send)"),
     force: bool = Form(False, description="Replace an installed pack with the same ref"),
     skip_tests: bool = Form(False, description="Do not run the pack's tests"),
     skip_deps: bool = Form(False, description="Do not check or install the pack's dependencies"),
 ) -> Data[PackResponse]:
     """Attune extension: upload a pack archive and install it (multipart/form-data).
 
-    Form fields: ``file`` (a ``.tar.gz`` or ``.zip`` whose pack files sit at the archive root, in
+    Form fields: ``file`` or ``pack`` (a ``.tar.gz`` or ``.zip`` whose pack files sit at the archive root, in
     ``pack/`` or in a first-level directory, at most 100 MiB), ``force``, ``skip_tests`` and
     ``skip_deps`` (booleans, default false).
     The archive is extracted safely (no absolute paths, ``..``, outside links or device files) and
     installed like ``POST /packs/install`` does (environments built and tests run before the pack
     replaces anything), with ``source_type = local_archive``. An existing ref without ``force``
-    gives 409; an unreadable or unsafe archive gives 400.
+    gives 409; an unreadable or unsafe archive, or none, gives 400. The pack lands in
+    ``{installed_packs_dir}/{ref}`` (default ``{data_dir}/packs``), never a source checkout.
     """
+    sent = file or pack
+    if sent is None:
+        raise BadRequest("No pack archive: send it in the multipart field 'file' (or 'pack')")
     with archive.staging_dir(runtime.settings.data_dir / "pack_uploads") as stage:
         saved = stage / "upload.tar.gz"
-        await asyncio.to_thread(archive.copy_stream, file.file, saved, max_bytes=MAX_ARCHIVE_BYTES)
+        await asyncio.to_thread(archive.copy_stream, sent.file, saved, max_bytes=MAX_ARCHIVE_BYTES)
         request = installer.InstallRequest(
             source=str(saved),
             kind="local_archive",
-            source_label=file.filename or None,
+            source_label=sent.filename or None,
             skip_tests=skip_tests,
             skip_deps=skip_deps,
             replace=force,
@@ -274,8 +287,8 @@ async def delete_pack(
     """Uninstall a pack: its rows (cascading to its components), environments and directory.
 
     System packs cannot be deleted; a pack other packs depend on needs ``force``. Executions keep
-    their action refs. ``{packs_base_dir}/{ref}`` is removed (best effort) when the pack was stored
-    under packs_base_dir; a pack registered in place elsewhere keeps its files.
+    their action refs. ``{installed_packs_dir}/{ref}`` (or ``{packs_base_dir}/{ref}``) is removed
+    (best effort) when the pack was stored there; a pack registered in place elsewhere keeps its files.
     """
     async with runtime.db.transaction() as session:
         pack = await packs.by_ref(session, ref)
@@ -289,8 +302,8 @@ async def delete_pack(
             raise Conflict(f"Pack '{ref}' is required by {names}. Use force=true to uninstall it anyway.")
         storage_path = pack.storage_path
         await packs.delete(session, pack.id)
-    base = runtime.settings.packs_base_dir
-    if storage_path and _is_within(Path(storage_path), base):
-        await asyncio.to_thread(archive.remove_tree, base / ref)
+    for base in (runtime.settings.install_dir, runtime.settings.packs_base_dir):
+        if storage_path and _is_within(Path(storage_path), base):
+            await asyncio.to_thread(archive.remove_tree, base / ref)
     await asyncio.to_thread(envs.remove_all, runtime.settings.envs_dir, ref)
     return Success(message=f"Pack '{ref}' deleted successfully")

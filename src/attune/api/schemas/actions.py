@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jsonschema.exceptions
 import jsonschema.validators
@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field
 from attune.api.schemas.common import ApiModel, RequestModel
 from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat
 from attune.domain.params import is_full_form, to_json_schema
+from attune.domain.retry import MAX_COUNT, MAX_DELAY_SECONDS, RETRY_ON, RetryPolicy
 
 
 def check_flat_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -43,6 +44,39 @@ def check_flat_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
 FlatSchema = Annotated[dict[str, Any] | None, AfterValidator(check_flat_schema)]
 
 
+class RetrySpec(RequestModel):
+    """An action's retry policy (docs/packs.md "Retries")."""
+
+    count: int = Field(default=0, ge=0, le=MAX_COUNT, description="Attempts after the first; 0 = never")
+    delay: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DELAY_SECONDS,
+        description="Seconds between attempts; null = exponential backoff (1 s, 2 s, 4 s, … ≤ 300 s)",
+    )
+    on: list[Literal["failed", "timeout"]] | None = Field(
+        default=None, min_length=1, description="Outcomes that are retried; null = failed and timeout"
+    )
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.count, self.delay, tuple(dict.fromkeys(self.on or RETRY_ON)))
+
+
+def retry_policy(retry: RetrySpec | None, max_retries: int | None) -> RetryPolicy | None:
+    """The policy a request sets: ``retry`` wins over the older ``max_retries``; None: unchanged."""
+    if retry is not None:
+        return retry.policy()
+    if max_retries is not None:
+        return RetryPolicy(count=max_retries)
+    return None
+
+
+class RetryResponse(ApiModel):
+    count: int
+    delay: int | None
+    on: list[str]
+
+
 class CreateAction(RequestModel):
     """Body of ``POST /actions``."""
 
@@ -68,6 +102,13 @@ class CreateAction(RequestModel):
     parameter_format: ParameterFormat | None = Field(default=None, description="Attune extension (json)")
     output_format: OutputFormat | None = Field(default=None, description="Attune extension (text)")
     timeout_seconds: int | None = Field(default=None, ge=1, description="Attune extension")
+    retry: RetrySpec | None = Field(default=None, description="Attune extension: the retry policy")
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_COUNT,
+        description="Older form of `retry: {count}` (kept for compatibility)",
+    )
 
 
 class UpdateAction(RequestModel):
@@ -87,6 +128,13 @@ class UpdateAction(RequestModel):
     parameter_format: ParameterFormat | None = Field(default=None, description="Attune extension")
     output_format: OutputFormat | None = Field(default=None, description="Attune extension")
     timeout_seconds: int | None = Field(default=None, ge=1, description="Attune extension")
+    retry: RetrySpec | None = Field(default=None, description="Attune extension: replaces the retry policy")
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_COUNT,
+        description="Older form of `retry: {count}` (kept for compatibility)",
+    )
 
 
 class ActionSummary(ApiModel):
@@ -118,6 +166,8 @@ class ActionResponse(ActionSummary):
     parameter_format: ParameterFormat = Field(description="Attune extension")
     output_format: OutputFormat = Field(description="Attune extension")
     timeout_seconds: int | None = Field(description="Attune extension")
+    retry: RetryResponse = Field(description="Attune extension: the retry policy")
+    max_retries: int = Field(description="The retry policy's `count` (older field)")
 
 
 class QueueStatsResponse(ApiModel):

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from attune.api.schemas.common import ApiModel
+from typing import Any
+
+from pydantic import Field
+
+from attune.api.schemas.common import ApiModel, RequestModel
+
+
+class RerunExecutionRequest(RequestModel):
+    """Optional body of ``POST /executions/{id}/rerun``."""
+
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="Parameters to change: merged over the original ones (secret ones included) and "
+        "validated against the action's param_schema",
+    )
 
 
 class ExecutionLogs(ApiModel):

@@ -51,6 +51,10 @@ class ExecutionSummary(ApiModel):
     rule_ref: str | None = None
     trigger_ref: str | None = None
     workflow_task: WorkflowTask | None = None
+    original_execution: int | None = Field(
+        default=None, description="Attune extension: the first execution of this retry chain"
+    )
+    retry_count: int = Field(default=0, description="Attune extension: 0 for a first attempt")
     created: datetime
     updated: datetime
 
@@ -71,7 +75,16 @@ class ExecutionResponse(ApiModel):
     result: Any
     workflow_task: WorkflowTask | None = None
     started_at: datetime | None = Field(default=None, description="Attune extension")
-    original_execution: int | None = Field(default=None, description="Attune extension")
+    original_execution: int | None = Field(
+        default=None, description="Attune extension: the first execution of this retry chain"
+    )
+    retry_count: int = Field(
+        default=0, description="Attune extension: 0 for a first attempt, 1 for the first retry…"
+    )
+    max_retries: int = Field(default=0, description="Attune extension: the retry budget of this chain")
+    retry_reason: str | None = Field(
+        default=None, description="Attune extension: why this attempt was started (retries and re-runs)"
+    )
     worker: int | None = Field(default=None, description="Attune extension")
     created: datetime
     updated: datetime
@@ -88,3 +101,4 @@ class ExecutionStats(ApiModel):
     cancelled: int
     timeout: int
     abandoned: int
+    paused: int = Field(default=0, description="Attune extension: workflows paused on request")

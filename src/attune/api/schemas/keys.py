@@ -18,6 +18,9 @@ class CreateKeyRequest(RequestModel):
     owner_type: OwnerType
     owner: str | None = Field(default=None, max_length=255)
     owner_identity: int | None = None
+    owner_identity_login: str | None = Field(
+        default=None, max_length=255, description="Attune extension: the owning identity by login"
+    )
     owner_pack: int | None = None
     owner_pack_ref: str | None = Field(default=None, max_length=255)
     owner_action: int | None = None

@@ -80,7 +80,15 @@ class RegisterPack(RequestModel):
 
 
 class PackRegisterResponse(PackResponse):
-    """``POST /packs/register``: the pack, plus the files that were skipped and why."""
+    """``POST /packs/register``: the pack, plus the files that were skipped and why, plus ``pack``
+    (the same PackResponse), ``tests_skipped`` and ``test_result`` as ``/packs/install`` answers
+    (a superset, so clients reading the bare pack and clients reading ``data.pack`` both work)."""
+
+    pack: PackResponse
+    tests_skipped: bool = True
+    test_result: dict[str, Any] | None = Field(
+        default=None, description="The pack test run; null when skipped"
+    )
 
     warnings: list[str] = Field(
         default_factory=list,

@@ -23,6 +23,7 @@ from attune.domain.enums import (
     ParameterFormat,
     values,
 )
+from attune.domain.retry import RetryPolicy, policy_of
 
 
 class Trigger(IdMixin, TimestampMixin, Base):
@@ -136,7 +137,22 @@ class Action(IdMixin, TimestampMixin, Base):
     output_format: Mapped[str] = mapped_column(sa.Text, nullable=False, default=OutputFormat.TEXT.value)
     is_adhoc: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    # The retry policy (docs/packs.md): ``max_retries`` is its ``count``; ``retry_delay_seconds``
+    # null means exponential backoff; ``retry_on`` null means failed and timeout.
     max_retries: Mapped[int | None] = mapped_column(sa.Integer, nullable=True, default=0)
+    retry_delay_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    retry_on: Mapped[list[str] | None] = mapped_column(Json, nullable=True)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy these columns store."""
+        return policy_of(self.max_retries, self.retry_delay_seconds, self.retry_on)
+
+    @property
+    def retry(self) -> dict[str, Any]:
+        """The retry policy as the API shows it: ``{"count", "delay", "on"}``."""
+        return self.retry_policy.as_dict()
+
     runtime_version_constraint: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     workflow_def: Mapped[int | None] = mapped_column(
         BigId, fk("workflow_definition", "CASCADE"), nullable=True, index=True

@@ -72,6 +72,10 @@ class Policy(IdMixin, TimestampMixin, Base):
     # (threshold = executions started per ``window_seconds``).
     kind: Mapped[str] = mapped_column(sa.Text, nullable=False, default="concurrency")
     window_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    # Attune extension: whether manual runs (no rule, no workflow) count against this policy.
+    apply_to_manual: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=True, server_default=sa.true()
+    )
     name: Mapped[str] = mapped_column(sa.Text, nullable=False)
     description: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     tags: Mapped[list[str]] = mapped_column(TextList, nullable=False, default=list)

@@ -29,6 +29,8 @@ class ExecutionFilters:
     executor: int | None = None
     parent: int | None = None
     top_level_only: bool = False
+    #: Every attempt of a retry chain: the first execution and its retries and re-runs.
+    original_execution: int | None = None
 
 
 async def get(session: AsyncSession, execution_id: int) -> Execution | None:
@@ -75,6 +77,9 @@ def list_query(filters: ExecutionFilters) -> sa.Select[Execution]:
         query = query.where(Execution.executor == filters.executor)
     if filters.parent is not None:
         query = query.where(Execution.parent == filters.parent)
+    if filters.original_execution is not None:
+        root = filters.original_execution
+        query = query.where(sa.or_(Execution.id == root, Execution.original_execution == root))
     if filters.top_level_only:
         query = query.where(Execution.parent.is_(None))
     return _newest_first(query)

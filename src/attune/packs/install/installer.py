@@ -232,7 +232,7 @@ class _Install:
                     "pass allow_downgrade to go back"
                 )
         if not request.replace:
-            target = self.settings.packs_base_dir / root.ref
+            target = self.settings.install_dir / root.ref
             if current is not None or await asyncio.to_thread(target.exists):
                 raise Conflict(f"Pack '{root.ref}' already exists. Use force=true to reinstall.")
         return previous
@@ -304,7 +304,8 @@ class _Install:
 
     async def commit(self, order: list[Staged]) -> dict[str, tuple[models.Pack, list[str]]]:
         """Swap every pack in and register them all in one transaction; undo the swaps on failure."""
-        base = self.settings.packs_base_dir
+        # Installed packs live under the data dir, never in a source checkout (docs/packs.md).
+        base = self.settings.install_dir
         results: dict[str, tuple[models.Pack, list[str]]] = {}
         try:
             for staged in order:

@@ -1,0 +1,121 @@
+"""Manual runs apply concurrency and rate policies by default (issue #12 item 12); a policy with
+``apply_to_manual: false`` exempts them (docs/policies.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from attune.db import models
+from attune.packs.register import register_pack
+from attune.runtime import Runtime
+
+# ``clean_bus`` and ``settings`` are the executor tests' fixtures: short timings, and RabbitMQ queues
+# deleted after each test (a message left in a queue would reach the next test's executor).
+from tests.integration.test_executor import (  # noqa: F401
+    EXECUTE,
+    add,
+    add_worker,
+    clean_bus,
+    complete,
+    concurrency_policy,
+    eventually,
+    get,
+    running_executor,
+    seed_pack,
+    settings,
+    settle,
+)
+from tests.integration.test_pack_policies import policy_rows, write_pack
+
+
+async def run(api: httpx.AsyncClient, action: models.Action, n: int) -> int:
+    response = await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"n": n}})
+    assert response.status_code == 201, response.text
+    return int(response.json()["data"]["id"])
+
+
+async def status(runtime: Runtime, execution_id: int) -> str:
+    return (await get(runtime, models.Execution, execution_id)).status
+
+
+async def test_a_concurrency_policy_queues_manual_runs(api: httpx.AsyncClient, runtime: Runtime) -> None:
+    _, action, _ = await seed_pack(runtime)
+    await add(runtime, concurrency_policy(action, 1))
+    await add_worker(runtime, "w-manual", ["shell"])
+    async with running_executor(runtime):
+        first, second = await run(api, action, 1), await run(api, action, 2)
+        await settle(runtime)
+        assert (await status(runtime, first), await status(runtime, second)) == ("scheduled", "requested")
+        stats = await get(runtime, models.QueueStats, action.id)
+        assert (stats.active_count, stats.queue_length) == (1, 1)
+
+        await complete(runtime, first, "completed", {"succeeded": True})
+        await settle(runtime)
+
+        async def second_scheduled() -> bool:
+            return await status(runtime, second) == "scheduled"
+
+        await eventually(second_scheduled, timeout=5)
+
+
+async def test_a_cancel_policy_cancels_a_manual_run_beyond_its_limit(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, action, _ = await seed_pack(runtime)
+    await add(runtime, concurrency_policy(action, 1, method="cancel"))
+    await add_worker(runtime, "w-cancel", ["shell"])
+    async with running_executor(runtime):
+        first = await run(api, action, 1)
+        await settle(runtime)
+        second = await run(api, action, 2)
+        await settle(runtime)
+        assert await status(runtime, first) == "scheduled"
+        rejected = await get(runtime, models.Execution, second)
+        assert rejected.status == "cancelled"
+        assert "Cancelled by policy: concurrency policy" in rejected.result["error"]
+
+
+async def test_a_rate_limit_cancels_manual_runs_beyond_it(api: httpx.AsyncClient, runtime: Runtime) -> None:
+    pack, action, _ = await seed_pack(runtime)
+    await add(
+        runtime,
+        models.Policy(
+            ref="demo.rate",
+            name="rate",
+            pack=pack.id,
+            pack_ref=pack.ref,
+            method="cancel",
+            threshold=2,
+            window_seconds=60,
+            kind="rate_limit",
+        ),
+    )
+    await add_worker(runtime, "w-rate", ["shell"])
+    async with running_executor(runtime):
+        ids = []
+        for n in (1, 2, 3):
+            ids.append(await run(api, action, n))
+            await settle(runtime)
+        assert [await status(runtime, i) for i in ids] == ["scheduled", "scheduled", "cancelled"]
+        third = await get(runtime, models.Execution, ids[2])
+        assert "rate limit policy" in third.result["error"]
+
+
+async def test_apply_to_manual_false_exempts_manual_runs(api: httpx.AsyncClient, runtime: Runtime) -> None:
+    _, action, _ = await seed_pack(runtime)
+    await add(runtime, concurrency_policy(action, 1, method="cancel", apply_to_manual=False))
+    await add_worker(runtime, "w-exempt", ["shell"])
+    async with running_executor(runtime):
+        ids = [await run(api, action, n) for n in (1, 2, 3)]
+        await settle(runtime)
+        assert [await status(runtime, i) for i in ids] == ["scheduled"] * 3
+
+
+async def test_a_pack_policy_file_can_exempt_manual_runs(runtime: Runtime, tmp_path: Path) -> None:
+    policies = {"rules_only": "threshold: 1\napply_to_manual: false\n", "everyone": "threshold: 2\n"}
+    await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy",), policies))
+    rows = await policy_rows(runtime)
+    assert rows["ops.rules_only"].apply_to_manual is False
+    assert rows["ops.everyone"].apply_to_manual is True
