@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt test-sqlite test-postgres bench clean
+.PHONY: run test lint fmt test-sqlite test-postgres bench bench-compare clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 test-sqlite: $(STAMP)
 	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest
@@ -34,8 +35,13 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+## W1–W4, the Python action and idle RSS on a fresh embedded server (docs/performance.md).
 bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/run.py
+
+## The same beside n8n, interleaved (needs ATTUNE_BENCH_N8N_HOME and ATTUNE_BENCH_N8N_NODE).
+bench-compare: $(STAMP)
+	$(BIN)/python bench/compare.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
