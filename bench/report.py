@@ -215,6 +215,13 @@ METRICS = (
         "w4",
     ),
     Metric(
+        "W4 server CPU, s (n8n: loop)",
+        _path("w4", "1000", "median", "peer_cpu_s"),
+        _path("w4", "loop", "median", "peer_cpu_s"),
+        2,
+        "w4",
+    ),
+    Metric(
         "Idle RSS (fresh server), MiB",
         _path("idle", "idle_tree_rss_mib"),
         _path("idle", "idle_tree_rss_mib"),
