@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt test-sqlite test-postgres bench bench-compare clean
+.PHONY: run test lint fmt test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,12 +12,49 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start the embedded server on :8080 (SQLite + in-process bus, core pack, default user).
-run: $(STAMP)
+# -- web UI (web/, docs/web-ui.md) ------------------------------------------------------------------
+# The production build lands in src/attune/api/ui_dist (git-ignored, shipped in the wheel). Each step
+# re-runs only when its inputs changed: npm ci when the lock file did, the client types when the API
+# code did, the build when the web sources did.
+UI_DIST := src/attune/api/ui_dist
+WEB_DEPS := web/node_modules/.installed-stamp
+WEB_TYPES := web/src/api/schema.d.ts
+WEB_STAMP := $(UI_DIST)/.build-stamp
+API_SOURCES := $(shell find src/attune/api -name '*.py' 2>/dev/null)
+WEB_SOURCES := $(filter-out $(WEB_TYPES),$(shell find web/src web/public -type f 2>/dev/null)) \
+	web/index.html web/vite.config.ts web/tailwind.config.js web/postcss.config.js web/tsconfig.json
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+# Client types from the OpenAPI document, dumped by Python from create_app (no server needed).
+$(WEB_TYPES): $(STAMP) $(WEB_DEPS) $(API_SOURCES) web/scripts/dump_openapi.py
+	$(BIN)/python web/scripts/dump_openapi.py > web/openapi.json
+	cd web && npx openapi-typescript openapi.json -o src/api/schema.d.ts
+
+$(WEB_STAMP): $(WEB_DEPS) $(WEB_TYPES) $(WEB_SOURCES)
+	cd web && npx vite build
+	touch $@
+
+## Build the web UI when its sources changed.
+web: $(WEB_STAMP)
+
+## ESLint and the TypeScript checker on web/.
+web-lint: $(WEB_DEPS) $(WEB_TYPES)
+	cd web && npm run lint && npx tsc --noEmit
+
+## A wheel (and sdist) in dist/ that contains the built UI: pip users need no Node.
+wheel: web
+	$(BIN)/pip install --quiet build
+	$(BIN)/python -m build
+
+## Start the embedded server on :8080 (SQLite + in-process bus, core pack, default user) with the UI at /.
+run: $(STAMP) web
 	$(BIN)/attune server
 
 ## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ.
-test: lint test-sqlite test-postgres
+test: lint web-lint test-sqlite test-postgres
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -25,11 +62,17 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy bench
 
-test-sqlite: $(STAMP)
+# The browser tests (tests/browser) drive the UI against an embedded server; they test the UI, not
+# the backend pair, so they run in the SQLite pass only and the PostgreSQL pass leaves them out.
+test-sqlite: $(STAMP) web
 	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest
 
 test-postgres: $(STAMP)
-	ATTUNE_TEST_BACKEND=postgres $(BIN)/pytest
+	ATTUNE_TEST_BACKEND=postgres $(BIN)/pytest --ignore=tests/browser
+
+## Only the browser tests (Playwright + Debian's chromium).
+test-browser: $(STAMP) web
+	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest tests/browser
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
@@ -44,4 +87,4 @@ bench-compare: $(STAMP)
 	$(BIN)/python bench/compare.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(UI_DIST) web/node_modules web/openapi.json $(WEB_TYPES)

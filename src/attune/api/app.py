@@ -15,6 +15,7 @@ from attune import __version__
 from attune.api.errors import install_error_handlers
 from attune.api.middleware import ApiGuard
 from attune.api.routes import ROUTERS
+from attune.api.ui import install_ui
 from attune.auth.tokens import Claims
 from attune.db.models import Execution
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
@@ -89,6 +90,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_ui(app.router)
     settings = runtime.settings
     app.add_middleware(
         ApiGuard,

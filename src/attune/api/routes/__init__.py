@@ -26,6 +26,7 @@ from attune.api.routes import (
     triggers,
     webhooks,
     workers,
+    workflow_validation,
     workflows,
 )
 
@@ -50,6 +51,7 @@ ROUTERS: list[APIRouter] = [
     executions.router,
     execution_control.router,
     workers.router,
+    workflow_validation.router,  # before workflows: /workflows/validate is not a ref
     workflows.router,
     inquiries.router,
     history.router,

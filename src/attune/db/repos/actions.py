@@ -47,6 +47,11 @@ async def by_ref(session: AsyncSession, ref: str) -> Action | None:
     return (await session.execute(sa.select(Action).where(Action.ref == ref))).scalar_one_or_none()
 
 
+async def all_refs(session: AsyncSession) -> set[str]:
+    """Every action ref (workflow validation checks task actions against it)."""
+    return set((await session.execute(sa.select(Action.ref))).scalars())
+
+
 def list_query(*, pack_id: int | None = None) -> sa.Select[Any]:
     """Actions ordered by ref, optionally only those of one pack."""
     query = sa.select(Action).order_by(Action.ref, Action.id)

@@ -1,0 +1,127 @@
+"""Packs: create with a schema and config, register, install (web-ui.md §5.2, §8.4-5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from attune.testing.deployment import Deployment
+from tests.browser.conftest import TEST_PACK, login
+
+pytestmark = pytest.mark.slow
+
+
+def _retarget(pack: Path, old: str, new: str) -> None:
+    """Rename a copied pack: its ref and every component ref."""
+    for path in pack.rglob("*.yaml"):
+        path.write_text(
+            path.read_text().replace(f"ref: {old}\n", f"ref: {new}\n").replace(f"{old}.", f"{new}.")
+        )
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, env={**os.environ, **env}
+    )
+
+
+def api_get_pack(page: Page) -> dict[str, object]:
+    """The pack as the server stored it (the form sends `dependencies`, not `runtime_deps`)."""
+    body = page.evaluate(
+        "fetch('/api/v1/packs/deploy_tools', {headers: {Authorization: "
+        "'Bearer ' + localStorage.getItem('access_token')}}).then(r => r.json())"
+    )
+    data = body["data"]
+    assert isinstance(data, dict)
+    return data
+
+
+SCHEMA = {
+    "region": {"type": "string", "default": "eu-west-1", "description": "Where to deploy"},
+    "replicas": {"type": "integer", "minimum": 1, "maximum": 9},
+}
+
+
+def test_create_a_pack_with_a_schema_round_tripped_through_raw_json_and_config_values(page: Page) -> None:
+    login(page, "/packs/new")
+    page.fill("input[name=label]", "Deploy Tools")
+    page.locator("input[name=label]").blur()
+    expect(page.locator("input[name=ref]")).to_have_value("deploy_tools")
+    builder = page.get_by_test_id("schema-builder")
+    builder.get_by_role("button", name="Raw JSON").click()
+    builder.get_by_label("Schema JSON").fill(json.dumps(SCHEMA))
+    builder.get_by_role("button", name="Visual Editor").click()
+    expect(builder.locator("[data-property=region]")).to_be_visible()
+    expect(builder.locator("[data-property=replicas]")).to_be_visible()
+    builder.get_by_role("button", name="Raw JSON").click()
+    assert json.loads(builder.get_by_label("Schema JSON").input_value()) == SCHEMA
+    builder.get_by_label("Schema JSON").fill("[1, 2]")
+    expect(builder.get_by_text("Schema must be a JSON object")).to_be_visible()
+    builder.get_by_label("Schema JSON").fill(json.dumps(SCHEMA))
+    page.fill("input[name=dependencies]", "core")
+    page.locator("[data-param=replicas] input").fill("3")
+    page.get_by_role("button", name="Create Pack").click()
+    page.wait_for_url("**/packs/deploy_tools")
+    config = page.get_by_test_id("pack-config")
+    expect(config.locator("tr", has_text="replicas")).to_contain_text("3")
+    expect(config.locator("tr", has_text="region")).to_contain_text("eu-west-1")
+    expect(page.get_by_text("Dependencies")).to_be_visible()
+    assert api_get_pack(page)["dependencies"] == ["core"]
+
+
+def test_register_a_pack_with_skip_tests_then_install_from_git_with_a_ref(
+    page: Page, server: Deployment
+) -> None:
+    target = server.workdir / "regpack"
+    shutil.copytree(TEST_PACK, target)
+    _retarget(target, "uitest", "regpack")
+    login(page, "/packs")
+    page.get_by_role("button", name="New Pack ▾").click()
+    page.get_by_role("button", name="Register from Filesystem").click()
+    page.wait_for_url("**/packs/register")
+    page.fill("input[name=path]", str(target))
+    page.check("input[name=skip_tests]")
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Pack 'UI Test Pack' registered successfully! Tests were skipped."
+    )
+    page.wait_for_url("**/packs/regpack")
+    tests = page.get_by_test_id("pack-tests")
+    expect(tests).to_contain_text("No test runs yet.")
+    page.get_by_role("button", name="Run Tests").click()
+    expect(tests.get_by_role("alert")).to_contain_text("test")  # the server's reason, e.g. no configuration
+
+    # Install from a git repository at a tag: the tag's version is installed, not the branch head.
+    repo = server.workdir / "gitpack-src"
+    shutil.copytree(target, repo)
+    _retarget(repo, "regpack", "gitpack")
+    manifest = repo / "pack.yaml"
+    manifest.write_text(manifest.read_text().replace('version: "1.0.0"', 'version: "1.2.0"'))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "v1.2.0")
+    _git(repo, "tag", "v1.2.0")
+    manifest.write_text(manifest.read_text().replace('version: "1.2.0"', 'version: "2.0.0"'))
+    _git(repo, "commit", "-q", "-am", "v2")
+    page.goto("/packs/install")
+    page.fill("input[name=path]", f"file://{repo}")
+    page.fill("input[name=ref_spec]", "v1.2.0")
+    page.check("input[name=skip_tests]")
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/packs/install")) as request:
+        page.get_by_role("button", name="Install").click()
+    assert request.value.post_data_json["ref_spec"] == "v1.2.0"
+    expect(page.get_by_role("status")).to_contain_text("installed successfully", timeout=30_000)
+    page.wait_for_url("**/packs/gitpack")
+    expect(page.get_by_text("1.2.0", exact=True)).to_be_visible()
