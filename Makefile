@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt test-sqlite test-postgres test-browser web web-lint wheel bench clean
+.PHONY: run test lint fmt test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
 
 # Compatible ranges in pyproject.toml, exact versions from constraints.txt (CI installs the same).
 $(STAMP): pyproject.toml constraints.txt
@@ -61,6 +61,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 # The browser tests (tests/browser) drive the UI against an embedded server; they test the UI, not
 # the backend pair, so they run in the SQLite pass only and the PostgreSQL pass leaves them out.
@@ -78,8 +79,13 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+## W1–W4, the Python action and idle RSS on a fresh embedded server (docs/performance.md).
 bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/run.py
+
+## The same beside n8n, interleaved (needs ATTUNE_BENCH_N8N_HOME and ATTUNE_BENCH_N8N_NODE).
+bench-compare: $(STAMP)
+	$(BIN)/python bench/compare.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(UI_DIST) web/node_modules web/openapi.json $(WEB_TYPES)
