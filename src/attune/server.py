@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from attune.auth.startup import check_startup
 from attune.bootstrap import bootstrap
 from attune.db.migrate import upgrade
 from attune.errors import ConfigError
@@ -92,9 +93,12 @@ async def run_server(settings: Settings, *, services: Sequence[str] | None = Non
     if embedded:
         await upgrade(settings.database.url)
     chosen = embedded_services() if services is None else [SERVICE_FACTORIES[name]() for name in services]
+    serves_http = embedded or "api" in (services or ())
     async with open_runtime(settings) as runtime:
-        if embedded or "api" in (services or ()):
+        if serves_http:
             await bootstrap(runtime)
+        # After bootstrap (which may create the development user), before anything listens.
+        await check_startup(runtime, serves_http=serves_http)
         stop = runtime.stop
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

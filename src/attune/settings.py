@@ -55,13 +55,16 @@ class RedisSettings(BaseModel):
 
 
 class ServerSettings(BaseModel):
-    host: str = "0.0.0.0"
+    #: Loopback by default: a development server is not reachable from the network unless told
+    #: so (``attune server --host 0.0.0.0`` / ``ATTUNE__SERVER__HOST``; docs/security.md).
+    host: str = "127.0.0.1"
     port: int = 8080
     request_timeout: int = 30
     enable_cors: bool = True
     cors_origins: list[str] = Field(default_factory=list)
     max_body_size: int = 2 * 1024 * 1024
-    #: Peers (IPs or CIDR networks) whose X-Forwarded-For / X-Real-IP headers are believed.
+    #: Peers (IPs or CIDR networks) whose X-Forwarded-For / X-Real-IP headers are believed, by the
+    #: webhook allow-list, the login throttle and uvicorn's proxy headers alike. Empty: none.
     trusted_proxies: list[str] = Field(default_factory=list)
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
@@ -80,17 +83,38 @@ class LogSettings(BaseModel):
 
 
 class SecuritySettings(BaseModel):
+    """Secrets, sign-up and sessions (docs/security.md, docs/configuration.md)."""
+
     jwt_secret: str | None = None
     encryption_key: str | None = None
     jwt_access_expiration: int = 3600
     jwt_refresh_expiration: int = 604800
     enable_auth: bool = True
+    #: The credential internal callers present to ``POST /auth/internal/sensor-token``
+    #: (``X-Attune-Service-Token``). Generated into ``secrets.json`` in development; without it
+    #: (production default) the route answers 401 to everybody.
+    service_token: str | None = None
+    #: Whether ``POST /auth/register`` creates identities. Off everywhere by default: an admin
+    #: creates users (``attune user create``, ``POST /api/v1/identities``).
+    allow_self_registration: bool = False
+    #: Failed logins allowed per login, and per client address, within ``login_failure_window``
+    #: seconds; further attempts answer 429 with ``Retry-After`` until the window has passed.
+    login_max_failures: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=30, ge=1)
+    login_failure_window: int = Field(default=300, ge=1)
 
     @field_validator("encryption_key")
     @classmethod
     def _key_length(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 32:
             raise ValueError("security.encryption_key must be at least 32 characters")
+        return value
+
+    @field_validator("service_token")
+    @classmethod
+    def _service_token_length(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("security.service_token must be at least 32 characters")
         return value
 
 
@@ -122,7 +146,7 @@ class SensorSettings(BaseModel):
 
 
 class NotifierSettings(BaseModel):
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 8081
     max_connections: int = 10000
 
@@ -336,38 +360,73 @@ def load_settings(
     return settings
 
 
+#: Values that are not secrets: the placeholder the runtime once fell back to and the usual
+#: examples. Production refuses them (docs/security.md, "What production refuses").
+INSECURE_SECRETS = frozenset(
+    {
+        "attune-insecure-default-secret-change-me-please!",
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "password",
+    }
+)
+#: Shortest ``security.jwt_secret`` production accepts (HS256 wants at least 256 bits).
+MIN_PRODUCTION_SECRET = 32
+
+
+def production_refusals(settings: Settings) -> list[str]:
+    """Why ``settings`` must not run with ``environment: production`` (empty: nothing).
+
+    Each entry names the setting to change. The development user's password needs the database
+    and is checked at start-up by :func:`attune.auth.startup.check_startup`.
+    """
+    sec = settings.security
+    problems: list[str] = []
+    for name, env, value in (
+        ("security.jwt_secret", "ATTUNE__SECURITY__JWT_SECRET", sec.jwt_secret),
+        ("security.encryption_key", "ATTUNE__SECURITY__ENCRYPTION_KEY", sec.encryption_key),
+    ):
+        if not value:
+            problems.append(f"{name} is not set (set {env} to a random string of 32+ characters)")
+        elif value.strip().lower() in INSECURE_SECRETS or len(value) < MIN_PRODUCTION_SECRET:
+            problems.append(
+                f"{name} is a default or too short (set {env} to a random string of 32+ characters)"
+            )
+    if sec.allow_self_registration:
+        problems.append(
+            "security.allow_self_registration is true: anyone reaching the port could create an account "
+            "(set ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION=false and create users with `attune user create`)"
+        )
+    return problems
+
+
 def _ensure_secrets(settings: Settings) -> None:
     sec = settings.security
-    if sec.jwt_secret and sec.encryption_key:
-        return
     if settings.is_production:
-        missing = [
-            name
-            for name, value in (
-                ("security.jwt_secret", sec.jwt_secret),
-                ("security.encryption_key", sec.encryption_key),
-            )
-            if not value
-        ]
-        raise ConfigError(
-            "Refusing to start in production without "
-            + " and ".join(missing)
-            + " (set ATTUNE__SECURITY__JWT_SECRET / ATTUNE__SECURITY__ENCRYPTION_KEY)"
-        )
+        problems = production_refusals(settings)
+        if problems:
+            raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+        return
+    if sec.jwt_secret and sec.encryption_key and sec.service_token:
+        return
     path = settings.data_dir / SECRETS_FILE
     stored: dict[str, str] = {}
     if path.is_file():
         stored = json.loads(path.read_text())
     changed = False
-    for name in ("jwt_secret", "encryption_key"):
-        if not stored.get(name):
+    for name in ("jwt_secret", "encryption_key", "service_token"):
+        if not stored.get(name) and not getattr(sec, name):
             stored[name] = secrets.token_urlsafe(48)
             changed = True
     if changed:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(stored))
+        # Created with mode 0600 from the start: no window in which another user could read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(stored))
         path.chmod(0o600)
-    if not sec.jwt_secret:
-        sec.jwt_secret = stored["jwt_secret"]
-    if not sec.encryption_key:
-        sec.encryption_key = stored["encryption_key"]
+    for name in ("jwt_secret", "encryption_key", "service_token"):
+        if not getattr(sec, name):
+            setattr(sec, name, stored[name])

@@ -1,4 +1,4 @@
-"""/auth/* behaviour (api.md §2)."""
+"""/auth/* behaviour (docs/security.md, docs/api.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import httpx
 import jwt
 
 from attune.db import models
+from attune.db.repos import identities
 from attune.runtime import Runtime
 from tests.conftest import TEST_JWT_SECRET, TEST_PASSWORD
+
+SERVICE_TOKEN = "service-credential-0123456789abcdef0123456789"
 
 
 async def test_login_returns_tokens_and_user(client: httpx.AsyncClient, user: models.Identity) -> None:
@@ -43,14 +46,31 @@ async def test_login_validation_names_the_field(client: httpx.AsyncClient) -> No
     assert body["error"].startswith("Invalid login request: login")
 
 
-async def test_register_then_duplicate(client: httpx.AsyncClient) -> None:
+async def test_register_is_closed_by_default(client: httpx.AsyncClient, runtime: Runtime) -> None:
     body = {"login": "carol", "password": "longenough", "display_name": "Carol"}
-    first = await client.post("/auth/register", json=body)
-    assert first.status_code == 200
-    assert first.json()["data"]["user"]["login"] == "carol"
-    again = await client.post("/auth/register", json=body)
-    assert again.status_code == 409
-    assert again.json() == {"error": "Identity with login 'carol' already exists", "code": "CONFLICT"}
+    closed = await client.post("/auth/register", json=body)
+    assert closed.status_code == 403
+    assert closed.json()["code"] == "FORBIDDEN"
+    assert "attune user create" in closed.json()["error"]
+    async with runtime.db.session() as session:
+        assert await identities.by_login(session, "carol") is None
+
+
+async def test_open_registration_answers_the_same_for_taken_and_free_logins(
+    client: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+) -> None:
+    runtime.settings.security.allow_self_registration = True
+    free = await client.post("/auth/register", json={"login": "carol", "password": "longenough"})
+    taken = await client.post("/auth/register", json={"login": "alice", "password": "longenough"})
+    assert (free.status_code, free.json()) == (taken.status_code, taken.json())
+    assert free.status_code == 202
+    assert "access_token" not in free.text
+    # The free login was created; the taken one kept its owner's password.
+    assert (
+        await client.post("/auth/login", json={"login": "carol", "password": "longenough"})
+    ).status_code == 200
+    stolen = await client.post("/auth/login", json={"login": "alice", "password": "longenough"})
+    assert stolen.status_code == 401
     short = await client.post("/auth/register", json={"login": "dave", "password": "short"})
     assert short.status_code == 422
     assert "password" in short.json()["error"]
@@ -112,21 +132,28 @@ async def test_expired_token_is_reported(
 
 
 async def test_sensor_token_creates_sensor_identity(
-    client: httpx.AsyncClient, api: httpx.AsyncClient
+    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Runtime
 ) -> None:
+    runtime.settings.security.service_token = SERVICE_TOKEN
     body = {"sensor_ref": "core.timer", "trigger_types": ["core.intervaltimer"], "ttl_seconds": 7200}
-    response = await client.post("/auth/internal/sensor-token", json=body)
+    response = await client.post(
+        "/auth/internal/sensor-token", json=body, headers={"X-Attune-Service-Token": SERVICE_TOKEN}
+    )
     assert response.status_code == 200
     data = response.json()["data"]
     claims = jwt.decode(data["token"], TEST_JWT_SECRET, algorithms=["HS256"])
     assert claims["login"] == "core.timer"
     assert claims["token_type"] == "sensor" and claims["scope"] == "sensor"
-    assert claims["metadata"] == {"trigger_types": ["core.intervaltimer"]}
+    assert claims["metadata"] == {"sensor_ref": "core.timer", "trigger_types": ["core.intervaltimer"]}
     assert abs(claims["exp"] - time.time() - 7200) < 5
     assert data["expires_at"].endswith("+00:00")
-    # The sensor token is accepted on protected routes.
+    # The sensor token is accepted on the routes a sensor needs.
     me = await client.get("/auth/me", headers={"Authorization": f"Bearer {data['token']}"})
     assert me.status_code == 200
     assert me.json()["data"]["login"] == "sensor:core.timer"
-    too_short = await api.post("/auth/sensor-token", json={**body, "ttl_seconds": 60})
+    too_short = await api.post(
+        "/auth/sensor-token",
+        json={**body, "ttl_seconds": 60},
+        headers={"X-Attune-Service-Token": SERVICE_TOKEN},
+    )
     assert too_short.status_code == 422

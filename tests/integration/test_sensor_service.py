@@ -302,7 +302,7 @@ async def test_pack_sensor_runs_while_a_rule_needs_it(
     assert data["pgid"] == data["pid"]  # its own process group
     claims = runtime.tokens.decode(data["token"])
     assert (claims.token_type, claims.login, claims.scope) == ("sensor", "watch.watcher", "sensor")
-    assert claims.metadata == {"trigger_types": ["watch.ping"]}
+    assert claims.metadata == {"sensor_ref": "watch.watcher", "trigger_types": ["watch.ping"]}
     async with runtime.db.session() as session:
         sensor_id = (
             await session.execute(sa.select(models.Sensor.id).where(models.Sensor.ref == "watch.watcher"))

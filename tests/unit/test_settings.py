@@ -28,6 +28,9 @@ def test_defaults_describe_the_embedded_deployment(tmp_path: Path) -> None:
     assert settings.runtime_envs_dir == tmp_path / "data" / "runtime_envs"
     assert settings.artifacts_dir == tmp_path / "data" / "artifacts"
     assert settings.server.port == 8080
+    # Not reachable from the network unless told so (docs/security.md).
+    assert (settings.server.host, settings.notifier.host) == ("127.0.0.1", "127.0.0.1")
+    assert settings.security.allow_self_registration is False
 
 
 def test_env_overrides_yaml_and_nested_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,11 +61,38 @@ def test_development_generates_and_keeps_secrets(tmp_path: Path) -> None:
     stored = json.loads((tmp_path / "data" / "secrets.json").read_text())
     second = load_settings()
     assert second.security.jwt_secret == first.security.jwt_secret == stored["jwt_secret"]
+    # The service credential is generated beside them, in a file only its owner can read.
+    assert second.security.service_token == first.security.service_token == stored["service_token"]
+    assert len(stored["service_token"]) >= 32
+    assert (tmp_path / "data" / "secrets.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_production_refuses_default_secrets_and_open_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATTUNE__ENVIRONMENT", "production")
+    monkeypatch.setenv("ATTUNE__SECURITY__JWT_SECRET", "attune-insecure-default-secret-change-me-please!")
+    monkeypatch.setenv("ATTUNE__SECURITY__ENCRYPTION_KEY", "y" * 40)
+    with pytest.raises(
+        ConfigError, match=r"security\.jwt_secret is a default .*ATTUNE__SECURITY__JWT_SECRET"
+    ):
+        load_settings()
+    monkeypatch.setenv("ATTUNE__SECURITY__JWT_SECRET", "too-short")
+    with pytest.raises(ConfigError, match=r"security\.jwt_secret is a default or too short"):
+        load_settings()
+    monkeypatch.setenv("ATTUNE__SECURITY__JWT_SECRET", "x" * 40)
+    monkeypatch.setenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION", "true")
+    with pytest.raises(ConfigError, match=r"ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION=false"):
+        load_settings()
+    monkeypatch.delenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION")
+    settings = load_settings()
+    # No service credential in production unless configured: the internal token route is closed.
+    assert settings.security.service_token is None
 
 
 def test_production_requires_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATTUNE__ENVIRONMENT", "production")
-    with pytest.raises(ConfigError, match=r"security\.jwt_secret and security\.encryption_key"):
+    with pytest.raises(
+        ConfigError, match=r"security\.jwt_secret is not set .*security\.encryption_key is not set"
+    ):
         load_settings()
     monkeypatch.setenv("ATTUNE__SECURITY__JWT_SECRET", "x" * 40)
     monkeypatch.setenv("ATTUNE__SECURITY__ENCRYPTION_KEY", "y" * 40)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -17,16 +16,17 @@ from attune.api.errors import install_error_handlers
 from attune.api.middleware import ApiGuard
 from attune.api.routes import ROUTERS
 from attune.api.ui import install_ui
+from attune.auth.service import presented_service_credential
+from attune.auth.sessions import LoginThrottle, TokenVersions, claims_problem
 from attune.auth.tokens import Claims
-from attune.db.models import Execution
-from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.runtime import Runtime
 
 DEFAULT_CORS_ORIGINS = [
     f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 3001, 5173, 8080)
 ]
 
-#: Route templates reachable without a bearer token (api.md §2.2).
+#: Route templates reachable without a bearer token (docs/security.md). The internal sensor-token
+#: route is not open: it checks the service credential instead of a bearer token.
 PUBLIC_PATHS = frozenset(
     {
         "/health",
@@ -45,6 +45,9 @@ PUBLIC_PATHS = frozenset(
     }
 )
 
+#: Routes that need the service credential (docs/security.md, "Service credentials").
+SERVICE_CREDENTIAL_PATHS = frozenset({"/auth/sensor-token", "/auth/internal/sensor-token"})
+
 #: Routes that read raw bytes (no JSON content-type rule) and may be larger than 2 MiB.
 RAW_BODY_PATHS = frozenset({"/api/v1/webhooks/{webhook_key}", "/api/v1/packs/upload"})
 
@@ -58,20 +61,11 @@ def route_table(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
     return [(compile_path(t)[0], t) for t in ordered]
 
 
-def execution_token_check(runtime: Runtime) -> Callable[[Claims], Awaitable[str | None]]:
-    """Execution-scoped tokens are valid only while their execution has not finished."""
+def token_check(runtime: Runtime, versions: TokenVersions) -> Callable[[Claims], Awaitable[str | None]]:
+    """Refuse tokens revoked since issue: a password change, a deleted identity, a finished execution."""
 
     async def check(claims: Claims) -> str | None:
-        if claims.token_type != "execution":
-            return None
-        execution_id = claims.metadata.get("execution_id")
-        if not isinstance(execution_id, int):
-            return "Invalid authentication token"
-        async with runtime.db.session() as session:
-            status = await session.scalar(sa.select(Execution.status).where(Execution.id == execution_id))
-        if status is None or ExecutionStatus(status) in TERMINAL_EXECUTION_STATUSES:
-            return "Authentication token expired"
-        return None
+        return await claims_problem(runtime, claims, versions.get)
 
     return check
 
@@ -94,6 +88,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     install_ui(app.router)
     settings = runtime.settings
+    # Per process (docs/security.md): token versions looked up by the guard, failed logins.
+    app.state.token_versions = versions = TokenVersions(runtime)
+    app.state.login_throttle = LoginThrottle(
+        per_login=settings.security.login_max_failures,
+        per_address=settings.security.login_max_failures_per_address,
+        window=settings.security.login_failure_window,
+    )
     app.add_middleware(
         ApiGuard,
         routes=route_table(ROUTERS),
@@ -102,7 +103,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         raw_body_paths=lambda path: path in RAW_BODY_PATHS,
         max_body=settings.server.max_body_size,
         max_upload=MAX_UPLOAD_BYTES,
-        validate_claims=execution_token_check(runtime),
+        validate_claims=token_check(runtime, versions),
+        service_paths=SERVICE_CREDENTIAL_PATHS,
+        service_credential=lambda headers: presented_service_credential(runtime.settings, headers),
     )
     if settings.server.enable_cors:
         app.add_middleware(

@@ -1,7 +1,8 @@
 """Request guard run before routing: body limit, JSON content type and the bearer check.
 
 It runs before path, query and body parsing, so an unauthenticated bad request gets 401
-(api.md §1.2), and it only guards paths that some route serves (unknown paths stay 404).
+(docs/security.md), and it only guards paths that some route serves (unknown paths stay 404).
+Sensor tokens reach only :data:`SENSOR_ROUTES`: what a sensor process needs, nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +16,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from attune.auth.tokens import Claims, TokenError, TokenService
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Token types accepted on protected routes (refresh tokens only at ``/auth/refresh``).
+BEARER_TOKEN_TYPES = frozenset({"access", "sensor", "execution"})
+#: ``(method, route template)`` a sensor token may call: emit events, read its pack's config, use
+#: the key store (which ``require()`` narrows further) and say who it is.
+SENSOR_ROUTES = frozenset(
+    {
+        ("POST", "/api/v1/events"),
+        ("GET", "/api/v1/packs/{ref}"),
+        ("GET", "/api/v1/keys"),
+        ("POST", "/api/v1/keys"),
+        ("GET", "/api/v1/keys/{ref}"),
+        ("PUT", "/api/v1/keys/{ref}"),
+        ("DELETE", "/api/v1/keys/{ref}"),
+        ("GET", "/auth/me"),
+    }
+)
 
 
 class ApiGuard:
@@ -31,6 +48,8 @@ class ApiGuard:
         max_body: int,
         max_upload: int,
         validate_claims: Callable[[Claims], Awaitable[str | None]] | None = None,
+        service_paths: frozenset[str] = frozenset(),
+        service_credential: Callable[[dict[str, str]], bool] | None = None,
     ) -> None:
         self.app = app
         self._routes = routes
@@ -40,6 +59,8 @@ class ApiGuard:
         self._max_body = max_body
         self._max_upload = max_upload
         self._validate_claims = validate_claims
+        self._service_paths = service_paths
+        self._service_credential = service_credential
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -57,6 +78,18 @@ class ApiGuard:
                     send, 401, json.dumps({"error": {"code": 401, "message": problem}}), "application/json"
                 )
                 return
+            claims = scope["state"]["claims"]
+            if claims.token_type == "sensor" and (scope["method"], route_path) not in SENSOR_ROUTES:
+                refusal = {"error": "A sensor token cannot call this route", "code": "FORBIDDEN"}
+                await _send(send, 403, json.dumps(refusal), "application/json")
+                return
+        if route_path in self._service_paths and (
+            self._service_credential is None or not self._service_credential(headers)
+        ):
+            # Before the body is read: an anonymous caller learns nothing but "401".
+            message = {"code": 401, "message": "Service credential required (X-Attune-Service-Token header)"}
+            await _send(send, 401, json.dumps({"error": message}), "application/json")
+            return
         raw = self._raw_body_paths(route_path)
         limit = self._max_upload if raw else self._max_body
         length = headers.get("content-length")
@@ -99,7 +132,7 @@ class ApiGuard:
             claims = self._tokens.decode(header[len("Bearer ") :].strip())
         except TokenError as exc:
             return exc.message
-        if claims.token_type not in ("access", "sensor", "execution"):
+        if claims.token_type not in BEARER_TOKEN_TYPES:
             return "Invalid authentication token"
         if self._validate_claims is not None:
             problem = await self._validate_claims(claims)

@@ -1,4 +1,4 @@
-"""JWT issue and validation (api.md §2.1): HS256, 60 s leeway, access/refresh/sensor/execution."""
+"""JWT issue and validation (docs/security.md): HS256, 60 s leeway, access/refresh/sensor/execution."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ class Claims:
     exp: int
     scope: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The identity's ``token_version`` when the token was issued; a password change bumps the
+    #: identity's counter, which revokes every token carrying an older one (docs/security.md).
+    token_version: int = 0
 
     @property
     def identity_id(self) -> int:
@@ -51,6 +54,7 @@ class TokenService:
         *,
         scope: str | None = None,
         metadata: dict[str, Any] | None = None,
+        version: int = 0,
     ) -> tuple[str, int]:
         """Return ``(jwt, exp)``."""
         now = int(time.time())
@@ -61,6 +65,7 @@ class TokenService:
             "iat": now,
             "exp": exp,
             "token_type": token_type,
+            "tv": version,
         }
         if scope is not None:
             claims["scope"] = scope
@@ -68,11 +73,11 @@ class TokenService:
             claims["metadata"] = metadata
         return jwt.encode(claims, self._secret, algorithm="HS256"), exp
 
-    def access(self, identity_id: int, login: str) -> str:
-        return self.issue(identity_id, login, "access", self.access_ttl)[0]
+    def access(self, identity_id: int, login: str, version: int = 0) -> str:
+        return self.issue(identity_id, login, "access", self.access_ttl, version=version)[0]
 
-    def refresh(self, identity_id: int, login: str) -> str:
-        return self.issue(identity_id, login, "refresh", self.refresh_ttl)[0]
+    def refresh(self, identity_id: int, login: str, version: int = 0) -> str:
+        return self.issue(identity_id, login, "refresh", self.refresh_ttl, version=version)[0]
 
     def decode(self, token: str) -> Claims:
         """Validate signature and expiry; raise :class:`TokenError` with the api.md message."""
@@ -97,6 +102,7 @@ class TokenService:
                 exp=int(data["exp"]),
                 scope=data.get("scope"),
                 metadata=dict(data.get("metadata") or {}),
+                token_version=int(data.get("tv") or 0),
             )
         except (TypeError, ValueError) as exc:
             raise TokenError("Invalid authentication token") from exc

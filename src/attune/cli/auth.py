@@ -1,4 +1,4 @@
-"""``attune auth``: log in and out, show the current identity, refresh the token (cli.md §6.1)."""
+"""``attune auth``: log in and out, show the current identity, refresh the token, change the password."""
 
 from __future__ import annotations
 
@@ -75,3 +75,28 @@ def refresh() -> None:
         "Token refreshed successfully",
         f"New token expires in {data['expires_in']} seconds",
     )
+
+
+@app.command("change-password")
+def change_password(
+    current_password: Annotated[
+        str | None, typer.Option("--current", help="Current password (prompted, hidden, when omitted).")
+    ] = None,
+    new_password: Annotated[
+        str | None, typer.Option("--new", help="New password, 8+ characters (prompted twice when omitted).")
+    ] = None,
+) -> None:
+    """Change your password; every earlier token is revoked, so the stored ones are forgotten."""
+    state = current()
+    if not state.client.token:
+        raise CliError("Not logged in. Use 'attune auth login' to authenticate.")
+    if current_password is None:
+        current_password = typer.prompt("Current password", hide_input=True)
+    if new_password is None:
+        new_password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    data = state.client.post(
+        "/auth/change-password", {"current_password": current_password, "new_password": new_password}
+    )
+    state.save_tokens(None, None)
+    out = state.printer
+    out.report(data, "Password changed", "Log in again with the new password ('attune auth login')")

@@ -52,16 +52,35 @@ def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+HostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        help="Address to listen on (default server.host: 127.0.0.1). Anything but loopback is refused "
+        "while the development user has its default password.",
+    ),
+]
+PortOption = Annotated[int | None, typer.Option("--port", "-p", help="Port (default server.port: 8080)")]
+
+
+def _listen(settings: Settings, host: str | None, port: int | None) -> Settings:
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    return settings
+
+
 @app.command()
-def server(config: ConfigOption = None) -> None:
+def server(config: ConfigOption = None, host: HostOption = None, port: PortOption = None) -> None:
     """Run every service (api, executor, worker, sensor, notifier) in one process."""
-    _serve(_settings(config), None)
+    _serve(_listen(_settings(config), host, port), None)
 
 
 @app.command()
-def api(config: ConfigOption = None) -> None:
+def api(config: ConfigOption = None, host: HostOption = None, port: PortOption = None) -> None:
     """Run the HTTP API alone (scaled deployment)."""
-    _serve(_settings(config), ["api"])
+    _serve(_listen(_settings(config), host, port), ["api"])
 
 
 @app.command()

@@ -26,13 +26,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from starlette.datastructures import State
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from attune.auth.sessions import claims_problem
 from attune.auth.tokens import Claims, TokenError
-from attune.db.models import Execution
-from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.errors import Unauthorized
 from attune.notifier.hub import Accept, Notification, NotificationHub, Subscription
 from attune.runtime import Runtime
@@ -54,7 +52,8 @@ async def authenticate(runtime: Runtime, token: str | None, allowed: frozenset[s
     """The claims of a valid ``token`` of an ``allowed`` type (``None``: any type).
 
     Raises :class:`Unauthorized` with the API's message otherwise. Execution-scoped tokens are
-    valid only while their execution has not finished, as on the API's protected routes.
+    valid only while their execution has not finished, user tokens until a password change, as on
+    the API's protected routes.
     """
     if not token:
         raise Unauthorized("Missing authentication token")
@@ -64,14 +63,10 @@ async def authenticate(runtime: Runtime, token: str | None, allowed: frozenset[s
         raise Unauthorized(exc.message) from exc
     if allowed is not None and claims.token_type not in allowed:
         raise Unauthorized("Invalid authentication token")
-    if claims.token_type == "execution":
-        execution_id = claims.metadata.get("execution_id")
-        if not isinstance(execution_id, int):
-            raise Unauthorized("Invalid authentication token")
-        async with runtime.db.session() as session:
-            status = await session.scalar(sa.select(Execution.status).where(Execution.id == execution_id))
-        if status is None or ExecutionStatus(status) in TERMINAL_EXECUTION_STATUSES:
-            raise Unauthorized("Authentication token expired")
+    # Revoked (password changed, identity deleted) or finished-execution tokens, as on the API.
+    problem = await claims_problem(runtime, claims)
+    if problem is not None:
+        raise Unauthorized(problem)
     return claims
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from attune import st2compat
+from attune.auth.service import mint_sensor_token
 from attune.bus.topology import EVENTS_EXCHANGE
-from attune.db.repos import identities
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 
@@ -167,18 +167,15 @@ def sensor_environment(plan: SensorPlan, runtime: Runtime, token: str) -> dict[s
 async def issue_sensor_token(
     runtime: Runtime, sensor_ref: str, trigger_types: list[str], ttl: int = SENSOR_TOKEN_TTL
 ) -> str:
-    """A sensor token (api.md §2.5) for the identity ``sensor:<ref>``, found or created."""
-    async with runtime.db.transaction() as session:
-        identity = await identities.sensor_identity(session, sensor_ref, trigger_types)
-        identity_id = identity.id
-    token, _ = runtime.tokens.issue(
-        identity_id,
-        sensor_ref,
-        "sensor",
-        ttl,
-        scope="sensor",
-        metadata={"trigger_types": trigger_types},
-    )
+    """A sensor token for the identity ``sensor:<ref>``, scoped to ``trigger_types``.
+
+    The sensor service holds the signing secret (it is a trusted internal service, configured like
+    the API), so it mints the token itself, exactly as ``/auth/internal/sensor-token`` does for a
+    caller presenting the service credential; no HTTP round trip, no dependency on the API being
+    up. The sensor process gets only this narrow token, never the service credential
+    (docs/security.md, "Service credentials").
+    """
+    _identity_id, token, _expires = await mint_sensor_token(runtime, sensor_ref, trigger_types, ttl)
     return token
 
 

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Generator
 
 import uvicorn
+from fastapi import FastAPI
 
 from attune import bootstrap
 from attune.api.app import create_app
@@ -25,22 +26,33 @@ class _Server(uvicorn.Server):
         yield
 
 
+def uvicorn_config(runtime: Runtime, app: FastAPI) -> uvicorn.Config:
+    """How uvicorn serves the API.
+
+    Forwarding headers (``X-Forwarded-For``/``-Proto``) are believed from ``server.trusted_proxies``
+    only, and not at all when it is empty (uvicorn's own default trusts loopback, which let any
+    local process, or a proxy nobody configured, choose the client address; docs/security.md).
+    """
+    server = runtime.settings.server
+    return uvicorn.Config(
+        app,
+        host=server.host,
+        port=server.port,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        # /api/v1/notifications/ws, through uvicorn's WebSocket support (websockets package).
+        ws=WS_IMPLEMENTATION,
+        proxy_headers=bool(server.trusted_proxies),
+        forwarded_allow_ips=list(server.trusted_proxies) or [],
+    )
+
+
 class ApiService:
     name = "api"
 
     async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
-        settings = runtime.settings
-        config = uvicorn.Config(
-            create_app(runtime),
-            host=settings.server.host,
-            port=settings.server.port,
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-            # /api/v1/notifications/ws, through uvicorn's WebSocket support (websockets package).
-            ws=WS_IMPLEMENTATION,
-        )
-        server = _Server(config)
+        server = _Server(uvicorn_config(runtime, create_app(runtime)))
         serving = asyncio.create_task(server.serve())
         stopped = asyncio.create_task(stop.wait())
         if await _started(server, serving, stopped):

@@ -12,7 +12,7 @@ from attune.api.schemas.common import Data, Page
 from attune.api.schemas.events import CreateEventRequest, EventResponse, EventSummary
 from attune.db.models import Event
 from attune.db.repos import events
-from attune.errors import NotFound
+from attune.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=AUTH)
 
@@ -61,7 +61,12 @@ async def list_events(
 async def create_event(
     body: CreateEventRequest, claims: ClaimsDep, runtime: RuntimeDep
 ) -> Data[EventResponse]:
-    """Record one firing of a trigger and stage ``EventCreated`` for the rule matcher."""
+    """Record one firing of a trigger and stage ``EventCreated`` for the rule matcher.
+
+    A sensor token may fire only the triggers it was issued for (docs/security.md).
+    """
+    if claims.token_type == "sensor" and body.trigger_ref not in (claims.metadata.get("trigger_types") or []):
+        raise Forbidden(f"This sensor token may not create events for trigger '{body.trigger_ref}'")
     async with runtime.db.transaction() as session:
         trigger = await events.trigger_by_ref(session, body.trigger_ref)
         if trigger is None:

@@ -23,6 +23,10 @@ class Identity(IdMixin, TimestampMixin, Base):
     # Argon2id encoded hash; NULL for service or external accounts.
     password_hash: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
+    #: Bumped by a password change; tokens issued with an older value are refused (docs/security.md).
+    token_version: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default=sa.text("0")
+    )
 
 
 class PermissionSet(IdMixin, TimestampMixin, Base):

@@ -52,3 +52,10 @@ async def sensor_identity(session: AsyncSession, sensor_ref: str, trigger_types:
         )
     identity.attributes = attributes
     return identity
+
+
+async def set_password(session: AsyncSession, identity: Identity, password_hash: str) -> None:
+    """Store a new password hash and bump ``token_version``: tokens issued before stop working."""
+    identity.password_hash = password_hash
+    identity.token_version = (identity.token_version or 0) + 1
+    await session.flush()
