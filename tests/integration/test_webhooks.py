@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,11 +16,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import uvicorn
 
 from attune.bus.messages import Envelope
 from attune.bus.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.db import models
 from attune.runtime import Runtime
+from attune.services.api import uvicorn_config
 
 KEY_RE = re.compile(r"^wh_[0-9a-f]{32}$")
 SECRET = "s3cret"
@@ -497,3 +501,41 @@ async def test_config_route_errors(
         assert missing.json()["error"] == "Trigger 'demo.ghost' not found"
         anonymous = await client.request(method, "/api/v1/triggers/demo.hook/webhooks/config", json={})
         assert anonymous.status_code == 401
+
+
+@contextlib.asynccontextmanager
+async def served(runtime: Runtime, app: Any) -> AsyncIterator[str]:
+    """The app behind a real uvicorn on a free loopback port, configured as ``attune server`` does."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    runtime.settings.server.host, runtime.settings.server.port = "127.0.0.1", port
+    server = uvicorn.Server(uvicorn_config(runtime, app))
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                assert not task.done(), "uvicorn stopped before listening"
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored_by_the_real_server(
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+) -> None:
+    """uvicorn trusted X-Forwarded-For from loopback although ``server.trusted_proxies`` was empty."""
+    key = await enable(api)
+    await put_config(api, ALLOW_LIST)
+    forged = {"X-Forwarded-For": "10.0.0.1"}
+    async with served(runtime, app) as base, httpx.AsyncClient(base_url=base) as caller:
+        response = await caller.post(f"/api/v1/webhooks/{key}", json={"payload": {}}, headers=forged)
+    assert response.status_code == 403
+    assert response.json() == {"error": "IP address not allowed", "code": "FORBIDDEN"}
+    # Once loopback is a configured proxy, its forwarding header is believed.
+    runtime.settings.server.trusted_proxies = ["127.0.0.1/32"]
+    async with served(runtime, app) as base, httpx.AsyncClient(base_url=base) as caller:
+        response = await caller.post(f"/api/v1/webhooks/{key}", json={"payload": {}}, headers=forged)
+    assert response.status_code == 200
