@@ -299,9 +299,13 @@ async def test_sse_requires_a_token(served: str, runtime: Runtime) -> None:
 
 
 async def test_sse_frames_and_execution_id_filter(served: str, runtime: Runtime, user: Identity) -> None:
-    refresh = runtime.tokens.refresh(user.id, user.login)  # any token type is accepted here
+    access = runtime.tokens.access(user.id, user.login)
     async with httpx.AsyncClient(base_url=f"http://{served}") as http:
-        params = {"token": refresh, "execution_id": "2"}
+        refused = await http.get(
+            "/api/v1/executions/stream", params={"token": runtime.tokens.refresh(user.id, user.login)}
+        )
+        assert refused.status_code == 401
+        params = {"token": access, "execution_id": "2"}
         async with http.stream("GET", "/api/v1/executions/stream", params=params) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")

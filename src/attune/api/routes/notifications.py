@@ -5,7 +5,8 @@
   seen by ``ApiGuard``; the protocol authenticates itself (``?token=`` or a first auth message).
 * ``GET /api/v1/executions/stream`` — server-sent events (api.md §5.12): each execution
   created/status-changed notification as a bare ``data: <json>`` frame, ``:`` keep-alives every
-  :data:`KEEPALIVE_SECONDS`; auth by ``?token=`` (any valid token type, refresh included).
+  :data:`KEEPALIVE_SECONDS`; auth by ``?token=`` (an access, sensor or execution token: a
+  long-lived refresh token does not belong in a URL; docs/security.md).
 
 Mounted before the executions router so ``/executions/stream`` is not taken for an id.
 """
@@ -21,7 +22,7 @@ from starlette.background import BackgroundTask
 
 from attune.api.deps import RuntimeDep
 from attune.notifier.hub import Accept, Notification, Subscription
-from attune.notifier.websocket import authenticate, feed_for
+from attune.notifier.websocket import WS_TOKEN_TYPES, authenticate, feed_for
 
 router = APIRouter(tags=["notifications"])
 
@@ -78,11 +79,11 @@ async def _events(subscription: Subscription) -> AsyncIterator[bytes]:
 async def execution_stream(
     request: Request,
     runtime: RuntimeDep,
-    token: Annotated[str | None, Query(description="A valid token of any type")] = None,
+    token: Annotated[str | None, Query(description="An access (or sensor/execution) token")] = None,
     execution_id: Annotated[int | None, Query(description="Only this execution's notifications")] = None,
 ) -> StreamingResponse:
     """Server-sent events for execution changes (unbounded; nothing is replayed)."""
-    await authenticate(runtime, token, None)
+    await authenticate(runtime, token, WS_TOKEN_TYPES)
     feed = feed_for(request.app.state, runtime)
     # Subscribed before the response starts, so a change made once the headers arrive is seen.
     subscription = await feed.subscribe(execution_filter(execution_id))
