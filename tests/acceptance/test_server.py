@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -99,6 +100,47 @@ def test_make_run_serves_core_pack_and_default_user(server: str) -> None:
     actions = httpx.get(f"{server}/api/v1/actions", headers=headers).json()["data"]
     refs = {a["ref"] for a in actions}
     assert {"core.echo", "core.noop", "core.sleep", "core.http_request"} <= refs
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses a socket listens on for ``port`` (Linux ``/proc/net/tcp{,6}``)."""
+    found: set[str] = set()
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        with contextlib.suppress(OSError), open(table) as handle:
+            for line in list(handle)[1:]:
+                fields = line.split()
+                address, hex_port = fields[1].split(":")
+                if fields[3] != "0A" or int(hex_port, 16) != port:
+                    continue
+                raw = bytes.fromhex(address)
+                # Each 32-bit word is stored in host (little-endian) order.
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def test_make_run_listens_on_loopback_only(server: str) -> None:
+    """`make run` listened on 0.0.0.0 with the development user's published password."""
+    assert listening_addresses(int(server.rsplit(":", 1)[1])) == {"127.0.0.1"}
+
+
+def test_server_refuses_the_network_while_the_default_password_stands(
+    tmp_path: Path, empty_database_url: str
+) -> None:
+    workdir, url = prepare_workdir(tmp_path, empty_database_url)
+    port = free_port()
+    result = subprocess.run(
+        [ATTUNE, "server", "--host", "0.0.0.0"],
+        cwd=workdir,
+        env=server_env(port, url),
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert "Refusing to listen on 0.0.0.0" in stderr
+    assert "test@attune.local" in stderr and "change-password" in stderr
+    assert listening_addresses(port) == set()
 
 
 def test_make_run_prints_the_url_and_the_development_login(server: str, tmp_path: Path) -> None:
