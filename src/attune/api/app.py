@@ -114,6 +114,6 @@ def create_app(runtime: Runtime) -> FastAPI:
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Accept"],
-            expose_headers=["Authorization", "Content-Type", "Content-Length", "Accept"],
+            expose_headers=["Authorization", "Content-Type", "Content-Length", "Accept", "Retry-After"],
         )
     return app
