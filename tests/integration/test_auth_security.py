@@ -14,6 +14,7 @@ import pytest
 from argon2 import PasswordHasher, Type
 
 from attune.api.app import create_app
+from attune.auth import sessions
 from attune.auth.passwords import dummy_hash, hash_password
 from attune.auth.service import mint_sensor_token
 from attune.auth.sessions import LoginThrottle
@@ -172,6 +173,17 @@ def test_throttle_window_slides() -> None:
     assert throttle.retry_after("bob", "a", now=61) is None
     throttle.succeeded("bob")
     assert throttle.retry_after("bob", "a", now=20) is None
+
+
+def test_throttle_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sessions, "MAX_TRACKED_KEYS", 100)
+    throttle = LoginThrottle(per_login=2, per_address=10, window=60)
+    for i in range(1000):
+        throttle.failed(f"spray{i}", None, now=float(i) / 100)
+    assert len(throttle._failures) <= 100
+    # The latest attempts are still counted.
+    throttle.failed("spray999", None, now=10)
+    assert throttle.retry_after("spray999", None, now=10) is not None
 
 
 class _SpyHasher(PasswordHasher):

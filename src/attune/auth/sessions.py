@@ -19,6 +19,8 @@ from attune.runtime import Runtime
 VERSION_CACHE_SECONDS = 5.0
 #: Token types a user holds; sensor and execution tokens are bound to their own lifetimes.
 SESSION_TOKEN_TYPES = frozenset({"access", "refresh"})
+#: Logins and addresses the throttle remembers at most (beyond it, stale entries are dropped).
+MAX_TRACKED_KEYS = 100_000
 #: Ids are BIGINT: a ``sub`` beyond it cannot name an identity (and must not reach the database).
 MAX_ID = 2**63
 
@@ -60,9 +62,20 @@ class LoginThrottle:
 
     def failed(self, login: str, address: str | None, *, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        if len(self._failures) >= MAX_TRACKED_KEYS:
+            self._sweep(now)
         for key, _limit in self._keys(login, address):
             self._recent(key, now)
             self._failures.setdefault(key, deque()).append(now)
+
+    def _sweep(self, now: float) -> None:
+        """Forget keys with no failure left in the window (a spray of logins must not grow memory)."""
+        for key in [k for k, stamps in self._failures.items() if stamps[-1] <= now - self.window]:
+            del self._failures[key]
+        if len(self._failures) >= MAX_TRACKED_KEYS:
+            # Still full within one window: keep the newest half rather than grow without bound.
+            newest = sorted(self._failures.items(), key=lambda item: item[1][-1])[len(self._failures) // 2 :]
+            self._failures = dict(newest)
 
     def succeeded(self, login: str) -> None:
         """A correct password clears its login's count (the address count stays)."""
