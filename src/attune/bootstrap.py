@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 
 from attune.auth.passwords import hash_password, verify_password
-from attune.db.repos import identities
+from attune.db.repos import identities, permissions
 from attune.packs.register import register_system_packs
 from attune.runtime import Runtime
 
@@ -19,7 +19,10 @@ DEFAULT_PASSWORD = "TestPass123!"
 
 
 async def ensure_default_user(runtime: Runtime) -> None:
-    """Create ``test@attune.local`` unless it exists (never in production)."""
+    """Create ``test@attune.local`` unless it exists (never in production).
+
+    It is the deployment's first identity, hence an administrator (docs/security.md).
+    """
     if runtime.settings.is_production:
         return
     async with runtime.db.session() as session:
@@ -34,6 +37,7 @@ async def ensure_default_user(runtime: Runtime) -> None:
                 password_hash=password_hash,
                 display_name="Test User",
                 attributes={"email": DEFAULT_LOGIN, "created_via": "bootstrap", "is_test_user": True},
+                is_admin=True,
             )
     except IntegrityError:
         log.debug("default user created concurrently by another process")
@@ -59,6 +63,16 @@ async def default_login_hint(runtime: Runtime) -> str | None:
     return f"development login: {DEFAULT_LOGIN} (its password was changed from the default)"
 
 
+async def ensure_permission_sets(runtime: Runtime) -> None:
+    """Seed the built-in permission sets ``core.admin/operator/viewer`` (idempotent)."""
+    try:
+        async with runtime.db.transaction() as session:
+            await permissions.ensure_builtin_sets(session)
+    except IntegrityError:
+        log.debug("built-in permission sets seeded concurrently by another process")
+
+
 async def bootstrap(runtime: Runtime) -> None:
+    await ensure_permission_sets(runtime)
     await ensure_default_user(runtime)
     await register_system_packs(runtime)

@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.db.repos import identities
 from attune.db.types import utcnow
 from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
 from attune.runtime import Runtime
 from attune.worker.run_execution import finish
+from tests.identities import client_for, make_identity
 
 APPROVAL_SCHEMA = {
     "approved": {"type": "boolean", "required": True},
@@ -90,14 +90,9 @@ async def _only_inquiry(api: httpx.AsyncClient, execution_id: int) -> dict[str, 
 
 
 async def _client_for(app: Any, runtime: Runtime, login: str, password_hash: str) -> httpx.AsyncClient:
-    async with runtime.db.transaction() as session:
-        identity = await identities.create(session, login, password_hash=password_hash, display_name=login)
-    token = runtime.tokens.access(identity.id, identity.login)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://attune.test",
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    # An operator may respond to inquiries in general; the assignee rule still applies.
+    identity = await make_identity(runtime, login, password_hash, "core.operator")
+    return client_for(app, runtime, identity)
 
 
 # --------------------------------------------------------------------------- the lifecycle

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.actions import (
@@ -51,7 +52,7 @@ async def _get(session: AsyncSession, ref: str) -> Action:
     return action
 
 
-@router.get("/actions")
+@router.get("/actions", dependencies=[require("actions", "read")])
 async def list_actions(runtime: RuntimeDep, page: PageA) -> Page[ActionSummary]:
     """List actions, ordered by ref (pagination family A)."""
     async with runtime.db.session() as session:
@@ -59,7 +60,7 @@ async def list_actions(runtime: RuntimeDep, page: PageA) -> Page[ActionSummary]:
     return make_page([ActionSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.post("/actions", status_code=201)
+@router.post("/actions", status_code=201, dependencies=[require("actions", "create")])
 async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionResponse]:
     """Create an ad-hoc action (``is_adhoc = true``).
 
@@ -108,7 +109,7 @@ async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionR
     return Data(data=data, message="Action created successfully")
 
 
-@router.get("/actions/{ref}")
+@router.get("/actions/{ref}", dependencies=[require("actions", "read")])
 async def get_action(ref: str, runtime: RuntimeDep) -> Data[ActionResponse]:
     """One action by ref."""
     async with runtime.db.session() as session:
@@ -116,7 +117,7 @@ async def get_action(ref: str, runtime: RuntimeDep) -> Data[ActionResponse]:
     return Data(data=ActionResponse.model_validate(action))
 
 
-@router.put("/actions/{ref}")
+@router.put("/actions/{ref}", dependencies=[require("actions", "update")])
 async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Data[ActionResponse]:
     """Update an action; absent and null fields are left unchanged.
 
@@ -154,7 +155,7 @@ async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Da
     return Data(data=data, message="Action updated successfully")
 
 
-@router.delete("/actions/{ref}")
+@router.delete("/actions/{ref}", dependencies=[require("actions", "delete")])
 async def delete_action(ref: str, runtime: RuntimeDep) -> Success:
     """Delete an action. Rules keep `action_ref` with `action = null`; its policies, queue stats
     and action-owned keys are deleted."""
@@ -164,7 +165,7 @@ async def delete_action(ref: str, runtime: RuntimeDep) -> Success:
     return Success(message=f"Action '{ref}' deleted successfully")
 
 
-@router.get("/actions/{ref}/queue-stats")
+@router.get("/actions/{ref}/queue-stats", dependencies=[require("actions", "read")])
 async def action_queue_stats(ref: str, runtime: RuntimeDep) -> Data[QueueStatsResponse]:
     """The FIFO queue counters of an action; 404 when it has never been queued."""
     async with runtime.db.session() as session:
@@ -187,7 +188,7 @@ async def action_queue_stats(ref: str, runtime: RuntimeDep) -> Data[QueueStatsRe
     )
 
 
-@router.get("/packs/{pack_ref}/actions")
+@router.get("/packs/{pack_ref}/actions", dependencies=[require("actions", "read")])
 async def list_pack_actions(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[ActionSummary]:
     """The actions of one pack, ordered by ref; 404 when the pack does not exist."""
     async with runtime.db.session() as session:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune import inquiries
+from attune.api.authz import require
 from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.routes.executions import execution_response
 from attune.api.schemas.common import Data
@@ -40,7 +41,7 @@ async def _param_schema(session: AsyncSession, execution: Execution) -> object:
     return await session.scalar(sa.select(Action.param_schema).where(Action.id == execution.action))
 
 
-@router.post("/executions/{id}/cancel")
+@router.post("/executions/{id}/cancel", dependencies=[require("executions", "update")])
 async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionResponse]:
     """Cancel an execution.
 
@@ -104,7 +105,7 @@ def _workflow_context(runtime: Runtime) -> workflow_engine.WorkflowContext:
     return workflow_engine.WorkflowContext(box=runtime.secrets, source="api")
 
 
-@router.post("/executions/{id}/rerun", status_code=201)
+@router.post("/executions/{id}/rerun", status_code=201, dependencies=[require("actions", "execute")])
 async def rerun_execution(
     id: int,
     claims: ClaimsDep,
@@ -173,7 +174,7 @@ def _read_log(path: Path, stream: str) -> tuple[str, bool]:
     return text, TRUNCATION_MARKER.format(stream=stream) in text
 
 
-@router.get("/executions/{id}/logs")
+@router.get("/executions/{id}/logs", dependencies=[require("executions", "read")])
 async def execution_logs(id: int, runtime: RuntimeDep) -> Data[ExecutionLogs]:
     """The stdout and stderr captured so far (written live by the worker)."""
     async with runtime.db.session() as session:

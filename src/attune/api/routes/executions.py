@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_b_executions
 from attune.api.schemas.common import Data, Page
@@ -100,7 +101,7 @@ def _summaries(rows: Sequence[Execution]) -> list[ExecutionSummary]:
     return [_summary(row) for row in rows]
 
 
-@router.get("/executions")
+@router.get("/executions", dependencies=[require("executions", "read")])
 async def list_executions(
     runtime: RuntimeDep,
     paging: Annotated[PageRequest, Depends(page_b_executions)],
@@ -149,7 +150,7 @@ async def list_executions(
     return make_page(items, total, paging)
 
 
-@router.post("/executions/execute", status_code=201)
+@router.post("/executions/execute", status_code=201, dependencies=[require("actions", "execute")])
 async def execute(
     body: CreateExecutionRequest, claims: ClaimsDep, runtime: RuntimeDep
 ) -> Data[ExecutionResponse]:
@@ -171,7 +172,7 @@ async def execute(
     return Data(data=_response(execution, schema))
 
 
-@router.get("/executions/stats")
+@router.get("/executions/stats", dependencies=[require("executions", "read")])
 async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
     """Counts by status over every execution."""
     async with runtime.db.session() as session:
@@ -191,7 +192,7 @@ async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
     )
 
 
-@router.get("/executions/status/{status}")
+@router.get("/executions/status/{status}", dependencies=[require("executions", "read")])
 async def executions_by_status(
     status: str, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
 ) -> Page[ExecutionSummary]:
@@ -204,7 +205,7 @@ async def executions_by_status(
     return make_page(_summaries(rows), total, paging)
 
 
-@router.get("/executions/{id}")
+@router.get("/executions/{id}", dependencies=[require("executions", "read")])
 async def get_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionResponse]:
     """One execution; secret parameters are masked."""
     async with runtime.db.session() as session:
@@ -215,7 +216,7 @@ async def get_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionResponse]
     return Data(data=_response(execution, schema))
 
 
-@router.get("/enforcements/{enforcement_id}/executions")
+@router.get("/enforcements/{enforcement_id}/executions", dependencies=[require("executions", "read")])
 async def executions_of_enforcement(
     enforcement_id: int, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
 ) -> Page[ExecutionSummary]:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_h
 from attune.api.schemas.common import Page
@@ -65,7 +66,7 @@ async def _list(
     return make_page([HistoryRecord.model_validate(row) for row in rows], total, paging)
 
 
-@router.get("/history/{entity_type}")
+@router.get("/history/{entity_type}", dependencies=[require("history", "read")])
 async def list_history(
     entity_type: str, runtime: RuntimeDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:
@@ -77,7 +78,7 @@ async def list_history(
     return await _list(runtime, kind, filters, paging, entity_id=filters.entity_id)
 
 
-@router.get("/executions/{id}/history")
+@router.get("/executions/{id}/history", dependencies=[require("history", "read")])
 async def execution_history(
     id: int, runtime: RuntimeDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:
@@ -85,7 +86,7 @@ async def execution_history(
     return await _list(runtime, "execution", filters, paging, entity_id=id)
 
 
-@router.get("/workers/{id}/history")
+@router.get("/workers/{id}/history", dependencies=[require("history", "read")])
 async def worker_history(
     id: int, runtime: RuntimeDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from attune import inquiries
+from attune.api.authz import require
 from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_c
 from attune.api.schemas.common import Data, Page, Success
@@ -74,7 +75,7 @@ def _response(row: Inquiry) -> InquiryResponse:
     )
 
 
-@router.get("/inquiries")
+@router.get("/inquiries", dependencies=[require("inquiries", "read")])
 async def list_inquiries(
     runtime: RuntimeDep,
     paging: Annotated[PageRequest, Depends(page_c)],
@@ -91,7 +92,7 @@ async def list_inquiries(
     return make_page([_summary(row) for row in rows], total, paging)
 
 
-@router.post("/inquiries", status_code=201)
+@router.post("/inquiries", status_code=201, dependencies=[require("inquiries", "create")])
 async def create_inquiry(body: CreateInquiryRequest, runtime: RuntimeDep) -> Data[InquiryResponse]:
     """Create a pending inquiry for an execution (publishes nothing; the execution is untouched)."""
     async with runtime.db.transaction() as session:
@@ -111,7 +112,7 @@ async def create_inquiry(body: CreateInquiryRequest, runtime: RuntimeDep) -> Dat
     return Data(data=_response(row), message="Inquiry created successfully")
 
 
-@router.get("/inquiries/status/{status}")
+@router.get("/inquiries/status/{status}", dependencies=[require("inquiries", "read")])
 async def inquiries_by_status(
     status: str, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
 ) -> Page[InquirySummary]:
@@ -124,7 +125,7 @@ async def inquiries_by_status(
     return make_page([_summary(row) for row in rows], total, paging)
 
 
-@router.get("/inquiries/{id}")
+@router.get("/inquiries/{id}", dependencies=[require("inquiries", "read")])
 async def get_inquiry(id: int, runtime: RuntimeDep) -> Data[InquiryResponse]:
     """One inquiry."""
     async with runtime.db.session() as session:
@@ -134,7 +135,7 @@ async def get_inquiry(id: int, runtime: RuntimeDep) -> Data[InquiryResponse]:
     return Data(data=_response(row))
 
 
-@router.put("/inquiries/{id}")
+@router.put("/inquiries/{id}", dependencies=[require("inquiries", "update")])
 async def update_inquiry(id: int, body: UpdateInquiryRequest, runtime: RuntimeDep) -> Data[InquiryResponse]:
     """Change ``status``, ``response`` or ``assigned_to`` as given, with none of the respond checks.
 
@@ -160,7 +161,7 @@ async def update_inquiry(id: int, body: UpdateInquiryRequest, runtime: RuntimeDe
     return Data(data=_response(row), message="Inquiry updated successfully")
 
 
-@router.delete("/inquiries/{id}")
+@router.delete("/inquiries/{id}", dependencies=[require("inquiries", "delete")])
 async def delete_inquiry(id: int, runtime: RuntimeDep) -> Success:
     """Delete an inquiry. An execution still waiting on it ends as ``cancelled``."""
     async with runtime.db.transaction() as session:
@@ -172,7 +173,7 @@ async def delete_inquiry(id: int, runtime: RuntimeDep) -> Success:
     return Success(message="Inquiry deleted successfully")
 
 
-@router.post("/inquiries/{id}/respond")
+@router.post("/inquiries/{id}/respond", dependencies=[require("inquiries", "respond")])
 async def respond_to_inquiry(
     id: int, body: RespondRequest, claims: ClaimsDep, runtime: RuntimeDep
 ) -> Data[InquiryResponse]:
@@ -203,7 +204,7 @@ async def respond_to_inquiry(
     return Data(data=_response(row), message="Response submitted successfully")
 
 
-@router.get("/executions/{execution_id}/inquiries")
+@router.get("/executions/{execution_id}/inquiries", dependencies=[require("inquiries", "read")])
 async def inquiries_of_execution(
     execution_id: int, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
 ) -> Page[InquirySummary]:

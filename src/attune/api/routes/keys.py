@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
 from attune.api.schemas.common import Data, Page, Success
@@ -89,7 +90,7 @@ async def _owner_fields(session: AsyncSession, body: CreateKeyRequest) -> dict[s
     return fields
 
 
-@router.get("/keys")
+@router.get("/keys", dependencies=[require("keys", "read")])
 async def list_keys(
     runtime: RuntimeDep,
     paging: Annotated[PageRequest, Depends(page_b)],
@@ -103,7 +104,7 @@ async def list_keys(
     return make_page([KeySummary.model_validate(row) for row in rows], total, paging)
 
 
-@router.post("/keys", status_code=201)
+@router.post("/keys", status_code=201, dependencies=[require("keys", "create")])
 async def create_key(body: CreateKeyRequest, runtime: RuntimeDep) -> Data[KeyResponse]:
     """Create a key; the value is encrypted unless ``encrypted`` is false."""
     value, fingerprint = seal(runtime.secrets, body.value, body.encrypted)
@@ -128,7 +129,7 @@ async def create_key(body: CreateKeyRequest, runtime: RuntimeDep) -> Data[KeyRes
     return Data(data=_response(key, body.value), message="Key created successfully")
 
 
-@router.get("/keys/{ref}")
+@router.get("/keys/{ref}", dependencies=[require("keys", "read")])
 async def get_key(ref: str, runtime: RuntimeDep) -> Data[KeyResponse]:
     """One key with its decrypted value."""
     async with runtime.db.session() as session:
@@ -138,7 +139,7 @@ async def get_key(ref: str, runtime: RuntimeDep) -> Data[KeyResponse]:
     return Data(data=_response(key, reveal(runtime.secrets, key)))
 
 
-@router.put("/keys/{ref}")
+@router.put("/keys/{ref}", dependencies=[require("keys", "update")])
 async def update_key(ref: str, body: UpdateKeyRequest, runtime: RuntimeDep) -> Data[KeyResponse]:
     """Update name, value and/or the encryption flag.
 
@@ -165,7 +166,7 @@ async def update_key(ref: str, body: UpdateKeyRequest, runtime: RuntimeDep) -> D
     return Data(data=_response(key, current), message="Key updated successfully")
 
 
-@router.delete("/keys/{ref}")
+@router.delete("/keys/{ref}", dependencies=[require("keys", "delete")])
 async def delete_key(ref: str, runtime: RuntimeDep) -> Success:
     """Delete one key."""
     async with runtime.db.transaction() as session:

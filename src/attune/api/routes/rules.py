@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -46,21 +47,21 @@ async def _page(session: AsyncSession, page: PageRequest, **filters: Any) -> Pag
     return make_page([RuleSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.get("/rules")
+@router.get("/rules", dependencies=[require("rules", "read")])
 async def list_rules(runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """List rules, ordered by ref (pagination family A)."""
     async with runtime.db.session() as session:
         return await _page(session, page)
 
 
-@router.get("/rules/enabled")
+@router.get("/rules/enabled", dependencies=[require("rules", "read")])
 async def list_enabled_rules(runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """List the enabled rules, ordered by ref."""
     async with runtime.db.session() as session:
         return await _page(session, page, enabled=True)
 
 
-@router.post("/rules", status_code=201)
+@router.post("/rules", status_code=201, dependencies=[require("rules", "create")])
 async def create_rule(body: CreateRule, runtime: RuntimeDep) -> Data[RuleResponse]:
     """Create an ad-hoc rule (``is_adhoc = true``) and publish `RuleCreated`.
 
@@ -112,7 +113,7 @@ async def create_rule(body: CreateRule, runtime: RuntimeDep) -> Data[RuleRespons
     return Data(data=data, message="Rule created successfully")
 
 
-@router.get("/rules/{ref}")
+@router.get("/rules/{ref}", dependencies=[require("rules", "read")])
 async def get_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
     """One rule by ref."""
     async with runtime.db.session() as session:
@@ -120,7 +121,7 @@ async def get_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
     return Data(data=RuleResponse.model_validate(rule))
 
 
-@router.put("/rules/{ref}")
+@router.put("/rules/{ref}", dependencies=[require("rules", "update")])
 async def update_rule(ref: str, body: UpdateRule, runtime: RuntimeDep) -> Data[RuleResponse]:
     """Update a rule; absent and null fields are left unchanged.
 
@@ -173,7 +174,7 @@ async def update_rule(ref: str, body: UpdateRule, runtime: RuntimeDep) -> Data[R
     return Data(data=data, message="Rule updated successfully")
 
 
-@router.delete("/rules/{ref}")
+@router.delete("/rules/{ref}", dependencies=[require("rules", "delete")])
 async def delete_rule(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a rule; enforcements and events keep `rule_ref` with `rule = null`.
 
@@ -200,19 +201,19 @@ async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> RuleRespons
         return RuleResponse.model_validate(rule)
 
 
-@router.post("/rules/{ref}/enable")
+@router.post("/rules/{ref}/enable", dependencies=[require("rules", "update")])
 async def enable_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
     """Set `enabled = true`, publish `RuleEnabled` and return the rule."""
     return Data(data=await _set_enabled(runtime, ref, True), message="Rule enabled successfully")
 
 
-@router.post("/rules/{ref}/disable")
+@router.post("/rules/{ref}/disable", dependencies=[require("rules", "update")])
 async def disable_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
     """Set `enabled = false`, publish `RuleDisabled` and return the rule."""
     return Data(data=await _set_enabled(runtime, ref, False), message="Rule disabled successfully")
 
 
-@router.get("/packs/{pack_ref}/rules")
+@router.get("/packs/{pack_ref}/rules", dependencies=[require("rules", "read")])
 async def list_pack_rules(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """The rules of one pack, ordered by ref; 404 when the pack does not exist."""
     async with runtime.db.session() as session:
@@ -222,7 +223,7 @@ async def list_pack_rules(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Pa
         return await _page(session, page, pack_id=pack.id)
 
 
-@router.get("/actions/{action_ref}/rules")
+@router.get("/actions/{action_ref}/rules", dependencies=[require("rules", "read")])
 async def list_action_rules(action_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """The rules linked to one action, ordered by ref; 404 when the action does not exist."""
     async with runtime.db.session() as session:
@@ -232,7 +233,7 @@ async def list_action_rules(action_ref: str, runtime: RuntimeDep, page: PageA) -
         return await _page(session, page, action_id=action.id)
 
 
-@router.get("/triggers/{trigger_ref}/rules")
+@router.get("/triggers/{trigger_ref}/rules", dependencies=[require("rules", "read")])
 async def list_trigger_rules(trigger_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """The rules linked to one trigger, ordered by ref; 404 when the trigger does not exist."""
     async with runtime.db.session() as session:

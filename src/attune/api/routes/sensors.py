@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -29,7 +30,7 @@ async def _get(session: AsyncSession, ref: str) -> Sensor:
     return sensor
 
 
-@router.get("/sensors")
+@router.get("/sensors", dependencies=[require("sensors", "read")])
 async def list_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     """List sensors, ordered by ref (pagination family A)."""
     async with runtime.db.session() as session:
@@ -37,7 +38,7 @@ async def list_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.get("/sensors/enabled")
+@router.get("/sensors/enabled", dependencies=[require("sensors", "read")])
 async def list_enabled_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     """List the enabled sensors, ordered by ref."""
     async with runtime.db.session() as session:
@@ -45,7 +46,7 @@ async def list_enabled_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorS
     return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.post("/sensors", status_code=201)
+@router.post("/sensors", status_code=201, dependencies=[require("sensors", "create")])
 async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorResponse]:
     """Create a sensor; the pack, runtime and trigger must exist (404 naming the missing one).
 
@@ -88,7 +89,7 @@ async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorR
     return Data(data=data, message="Sensor created successfully")
 
 
-@router.get("/sensors/{ref}")
+@router.get("/sensors/{ref}", dependencies=[require("sensors", "read")])
 async def get_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
     """One sensor by ref (its `config` is not returned)."""
     async with runtime.db.session() as session:
@@ -96,7 +97,7 @@ async def get_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
     return Data(data=SensorResponse.model_validate(sensor))
 
 
-@router.put("/sensors/{ref}")
+@router.put("/sensors/{ref}", dependencies=[require("sensors", "update")])
 async def update_sensor(ref: str, body: UpdateSensor, runtime: RuntimeDep) -> Data[SensorResponse]:
     """Update a sensor; absent and null fields are left unchanged. Runtime, trigger and config
     cannot be changed."""
@@ -115,7 +116,7 @@ async def update_sensor(ref: str, body: UpdateSensor, runtime: RuntimeDep) -> Da
     return Data(data=data, message="Sensor updated successfully")
 
 
-@router.delete("/sensors/{ref}")
+@router.delete("/sensors/{ref}", dependencies=[require("sensors", "delete")])
 async def delete_sensor(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a sensor; its keys are deleted and its events keep `source_ref` with `source = null`."""
     async with runtime.db.transaction() as session:
@@ -132,19 +133,19 @@ async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> SensorRespo
         return SensorResponse.model_validate(sensor)
 
 
-@router.post("/sensors/{ref}/enable")
+@router.post("/sensors/{ref}/enable", dependencies=[require("sensors", "update")])
 async def enable_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
     """Set `enabled = true` and return the sensor."""
     return Data(data=await _set_enabled(runtime, ref, True), message="Sensor enabled successfully")
 
 
-@router.post("/sensors/{ref}/disable")
+@router.post("/sensors/{ref}/disable", dependencies=[require("sensors", "update")])
 async def disable_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
     """Set `enabled = false` and return the sensor."""
     return Data(data=await _set_enabled(runtime, ref, False), message="Sensor disabled successfully")
 
 
-@router.get("/packs/{pack_ref}/sensors")
+@router.get("/packs/{pack_ref}/sensors", dependencies=[require("sensors", "read")])
 async def list_pack_sensors(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     """The sensors of one pack, ordered by ref; 404 when the pack does not exist."""
     async with runtime.db.session() as session:
@@ -155,7 +156,7 @@ async def list_pack_sensors(pack_ref: str, runtime: RuntimeDep, page: PageA) -> 
     return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.get("/triggers/{trigger_ref}/sensors")
+@router.get("/triggers/{trigger_ref}/sensors", dependencies=[require("sensors", "read")])
 async def list_trigger_sensors(trigger_ref: str, runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     """The sensors emitting events for one trigger; 404 when the trigger does not exist."""
     async with runtime.db.session() as session:

@@ -27,6 +27,7 @@ import yaml
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -174,7 +175,7 @@ async def _known_actions(session: AsyncSession) -> set[str]:
 # -- definitions -----------------------------------------------------------------------------------
 
 
-@router.get("/workflows")
+@router.get("/workflows", dependencies=[require("workflows", "read")])
 async def list_workflows(
     runtime: RuntimeDep,
     page: PageA,
@@ -207,7 +208,7 @@ def _response(row: WorkflowDefinition) -> WorkflowResponse:
     return WorkflowResponse.model_validate(_summary(row))
 
 
-@router.post("/workflows", status_code=201)
+@router.post("/workflows", status_code=201, dependencies=[require("workflows", "create")])
 async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[WorkflowResponse]:
     """Create a workflow and its companion action (same ref, ``entrypoint = "workflow"``).
 
@@ -234,14 +235,14 @@ async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[Wor
     return Data(data=data, message="Workflow created successfully")
 
 
-@router.get("/workflows/{ref}")
+@router.get("/workflows/{ref}", dependencies=[require("workflows", "read")])
 async def get_workflow(ref: str, runtime: RuntimeDep) -> Data[WorkflowResponse]:
     """One workflow definition by ref."""
     async with runtime.db.session() as session:
         return Data(data=_response(await _get(session, ref)))
 
 
-@router.put("/workflows/{ref}")
+@router.put("/workflows/{ref}", dependencies=[require("workflows", "update")])
 async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -> Data[WorkflowResponse]:
     """Update a workflow (absent/null fields unchanged) and its companion action."""
     async with runtime.db.transaction() as session:
@@ -270,7 +271,7 @@ async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -
     return Data(data=data, message="Workflow updated successfully")
 
 
-@router.delete("/workflows/{ref}")
+@router.delete("/workflows/{ref}", dependencies=[require("workflows", "delete")])
 async def delete_workflow(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a workflow, its companion action and its workflow executions."""
     async with runtime.db.transaction() as session:
@@ -298,7 +299,9 @@ async def _save_file(
     return row, created
 
 
-@router.post("/packs/{pack_ref}/workflow-files", status_code=201)
+@router.post(
+    "/packs/{pack_ref}/workflow-files", status_code=201, dependencies=[require("workflows", "create")]
+)
 async def create_workflow_file(
     pack_ref: str, body: SaveWorkflowFile, runtime: RuntimeDep
 ) -> Data[WorkflowResponse]:
@@ -313,7 +316,7 @@ async def create_workflow_file(
     return Data(data=data, message="Workflow file saved and synced successfully")
 
 
-@router.put("/workflows/{ref}/file")
+@router.put("/workflows/{ref}/file", dependencies=[require("workflows", "update")])
 async def update_workflow_file(
     ref: str, body: SaveWorkflowFile, runtime: RuntimeDep
 ) -> Data[WorkflowResponse]:
@@ -330,7 +333,7 @@ async def update_workflow_file(
     return Data(data=data, message="Workflow file updated and synced successfully")
 
 
-@router.get("/packs/{pack_ref}/workflows")
+@router.get("/packs/{pack_ref}/workflows", dependencies=[require("workflows", "read")])
 async def list_pack_workflows(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[WorkflowSummary]:
     """The workflows of one pack, ordered by ref."""
     async with runtime.db.session() as session:
@@ -339,7 +342,7 @@ async def list_pack_workflows(pack_ref: str, runtime: RuntimeDep, page: PageA) -
     return make_page([WorkflowSummary.model_validate(_summary(r)) for r in rows], total, page)
 
 
-@router.post("/packs/{pack_ref}/workflows/sync")
+@router.post("/packs/{pack_ref}/workflows/sync", dependencies=[require("workflows", "update")])
 async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWorkflowSyncResponse]:
     """Register every workflow file of the pack; a file that fails is reported and skipped.
 
@@ -383,7 +386,7 @@ async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWo
     return Data(data=data, message="Pack workflows synced successfully")
 
 
-@router.post("/packs/{pack_ref}/workflows/validate")
+@router.post("/packs/{pack_ref}/workflows/validate", dependencies=[require("workflows", "read")])
 async def validate_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWorkflowValidationResponse]:
     """Parse and semantically validate every workflow file of the pack without storing anything."""
     errors: dict[str, list[str]] = {}
@@ -472,7 +475,7 @@ async def run_state(session: AsyncSession, execution_id: int) -> WorkflowRunStat
     )
 
 
-@router.get("/executions/{id}/workflow")
+@router.get("/executions/{id}/workflow", dependencies=[require("executions", "read")])
 async def get_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
     """Attune extension: the orchestration state of a workflow execution (tasks and statuses)."""
     async with runtime.db.session() as session:
@@ -484,7 +487,7 @@ def _context(runtime: Runtime) -> engine.WorkflowContext:
     return engine.WorkflowContext(box=runtime.secrets, source="api")
 
 
-@router.post("/executions/{id}/pause")
+@router.post("/executions/{id}/pause", dependencies=[require("executions", "update")])
 async def pause_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
     """Attune extension: pause a running workflow (no new tasks start; running ones finish). 409
     unless the execution is a running, unpaused workflow."""
@@ -496,7 +499,7 @@ async def pause_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunSt
     return Data(data=data, message="Workflow pause requested")
 
 
-@router.post("/executions/{id}/resume")
+@router.post("/executions/{id}/resume", dependencies=[require("executions", "update")])
 async def resume_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
     """Attune extension: resume a paused workflow. 409 unless it is paused."""
     async with runtime.db.transaction() as session:

@@ -23,6 +23,10 @@ class Identity(IdMixin, TimestampMixin, Base):
     # Argon2id encoded hash; NULL for service or external accounts.
     password_hash: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
+    # An administrator passes every permission check (docs/security.md "Permission sets").
+    is_admin: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
 
 
 class PermissionSet(IdMixin, TimestampMixin, Base):
