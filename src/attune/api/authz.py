@@ -239,3 +239,14 @@ def marked(call: Callable[..., Coroutine[Any, Any, Any]] | Any) -> tuple[str, st
     """The ``(resource, action)`` a :func:`require` dependency checks, if ``call`` is one."""
     mark = getattr(call, REQUIRE_MARK, None)
     return mark if isinstance(mark, tuple) else None
+
+
+def check_execution(principal: Principal, execution: Any, action: str) -> None:
+    """403 unless ``principal`` may ``action`` this execution (its action's pack, its executor)."""
+    principal.check(
+        "executions",
+        action,
+        pack=pack_of(execution.action_ref),
+        owner=execution.executor,
+        what=f"{action} execution {execution.id}",
+    )

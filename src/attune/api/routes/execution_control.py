@@ -9,8 +9,8 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune import inquiries
-from attune.api.authz import require
-from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.authz import PrincipalDep, check_execution, pack_of, require
+from attune.api.deps import AUTH, RuntimeDep
 from attune.api.routes.executions import execution_response
 from attune.api.schemas.common import Data
 from attune.api.schemas.execution_control import ExecutionLogs, RerunExecutionRequest
@@ -42,7 +42,7 @@ async def _param_schema(session: AsyncSession, execution: Execution) -> object:
 
 
 @router.post("/executions/{id}/cancel", dependencies=[require("executions", "update")])
-async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionResponse]:
+async def cancel_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionResponse]:
     """Cancel an execution.
 
     Before a worker starts it (``requested``/``scheduled``) it becomes ``cancelled`` at once; while it
@@ -53,6 +53,7 @@ async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionRespon
         execution = await session.get(Execution, id, with_for_update=not runtime.db.is_sqlite)
         if execution is None:
             raise _not_found(id)
+        check_execution(principal, execution, "update")
         status = ExecutionStatus(execution.status)
         if status in TERMINAL_EXECUTION_STATUSES:
             raise Conflict(f"Execution {id} is already {status.value}")
@@ -108,7 +109,7 @@ def _workflow_context(runtime: Runtime) -> workflow_engine.WorkflowContext:
 @router.post("/executions/{id}/rerun", status_code=201, dependencies=[require("actions", "execute")])
 async def rerun_execution(
     id: int,
-    claims: ClaimsDep,
+    principal: PrincipalDep,
     runtime: RuntimeDep,
     response: Response,
     body: RerunExecutionRequest | None = Body(default=None),
@@ -136,6 +137,10 @@ async def rerun_execution(
         source = await session.get(Execution, id, with_for_update=not runtime.db.is_sqlite)
         if source is None:
             raise _not_found(id)
+        check_execution(principal, source, "read")
+        principal.check(
+            "actions", "execute", pack=pack_of(source.action_ref), what=f"execute {source.action_ref}"
+        )
         resumable = source.is_workflow and source.status == ExecutionStatus.FAILED.value
         if from_failed and changes:
             raise ValidationFailed("parameters cannot change when a workflow resumes from its failed tasks")
@@ -158,7 +163,7 @@ async def rerun_execution(
             {**runs.full_parameters(source, runtime.secrets), **changes},
             box=runtime.secrets,
             source_service="api-service",
-            executor=claims.identity_id,
+            executor=principal.identity_id,
             env_vars=source.env_vars,
             original_execution=source.original_execution or source.id,
             retry_reason="manual_retry",
@@ -175,11 +180,13 @@ def _read_log(path: Path, stream: str) -> tuple[str, bool]:
 
 
 @router.get("/executions/{id}/logs", dependencies=[require("executions", "read")])
-async def execution_logs(id: int, runtime: RuntimeDep) -> Data[ExecutionLogs]:
+async def execution_logs(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionLogs]:
     """The stdout and stderr captured so far (written live by the worker)."""
     async with runtime.db.session() as session:
-        if await session.scalar(sa.select(Execution.id).where(Execution.id == id)) is None:
+        execution = await session.get(Execution, id)
+        if execution is None:
             raise _not_found(id)
+        check_execution(principal, execution, "read")
     assert runtime.settings.artifacts_dir is not None
     log_dir = runtime.settings.artifacts_dir / f"execution_{id}"
     stdout, stdout_truncated = _read_log(log_dir / "stdout.log", "stdout")

@@ -27,7 +27,7 @@ import yaml
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.api.authz import require
+from attune.api.authz import PrincipalDep, check_execution, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -476,10 +476,10 @@ async def run_state(session: AsyncSession, execution_id: int) -> WorkflowRunStat
 
 
 @router.get("/executions/{id}/workflow", dependencies=[require("executions", "read")])
-async def get_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
+async def get_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
     """Attune extension: the orchestration state of a workflow execution (tasks and statuses)."""
     async with runtime.db.session() as session:
-        await _execution(session, id)
+        check_execution(principal, await _execution(session, id), "read")
         return Data(data=await run_state(session, id))
 
 
@@ -488,11 +488,12 @@ def _context(runtime: Runtime) -> engine.WorkflowContext:
 
 
 @router.post("/executions/{id}/pause", dependencies=[require("executions", "update")])
-async def pause_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
+async def pause_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
     """Attune extension: pause a running workflow (no new tasks start; running ones finish). 409
     unless the execution is a running, unpaused workflow."""
     async with runtime.db.transaction() as session:
         execution = await _execution(session, id)
+        check_execution(principal, execution, "update")
         await engine.pause_workflow(session, execution, _context(runtime))
         await session.flush()
         data = await run_state(session, id)
@@ -500,10 +501,13 @@ async def pause_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunSt
 
 
 @router.post("/executions/{id}/resume", dependencies=[require("executions", "update")])
-async def resume_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
+async def resume_workflow_run(
+    id: int, runtime: RuntimeDep, principal: PrincipalDep
+) -> Data[WorkflowRunState]:
     """Attune extension: resume a paused workflow. 409 unless it is paused."""
     async with runtime.db.transaction() as session:
         execution = await _execution(session, id)
+        check_execution(principal, execution, "update")
         await engine.resume_workflow(session, execution, _context(runtime))
         await session.flush()
         data = await run_state(session, id)

@@ -168,11 +168,11 @@ async def lineage(session: AsyncSession, execution_id: int, *, limit: int = 1000
     return seen
 
 
-def executor_of(execution_column: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+def executor_of(execution_column: Any) -> sa.ScalarSelect[Any]:
     """A correlated subquery: the executor of the execution ``execution_column`` names."""
     return sa.select(Execution.executor).where(Execution.id == execution_column).scalar_subquery()
 
 
-def action_ref_of(execution_column: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+def action_ref_of(execution_column: Any) -> sa.ScalarSelect[Any]:
     """A correlated subquery: the action ref of the execution ``execution_column`` names."""
     return sa.select(Execution.action_ref).where(Execution.id == execution_column).scalar_subquery()
