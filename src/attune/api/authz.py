@@ -218,15 +218,21 @@ async def current_principal(request: Request, claims: ClaimsDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require(resource: str, action: str, *, deferred: bool = False) -> Any:
+def require(resource: str, action: str, *, scoped: bool = False, deferred: bool = False) -> Any:
     """The dependency every protected route declares: 403 unless the caller may ``action`` ``resource``.
 
-    ``deferred``: the route decides on the concrete object itself (e.g. an identity reading its
+    By default a grant limited by constraints (some packs, owner only) does not pass: only a route
+    that judges each object itself (``Principal.check``, ``Principal.scope``) declares ``scoped``
+    and accepts them, so a constraint can never be ignored by a route that does not know about it.
+    ``deferred``: the route decides everything on the concrete object (e.g. an identity reading its
     own record with no grant on identities); the dependency only loads the principal.
     """
 
     async def check(principal: PrincipalDep) -> Principal:
-        if not deferred and not principal.may(resource, action):
+        if deferred:
+            return principal
+        allowed = principal.may(resource, action) if scoped else principal.may_unconstrained(resource, action)
+        if not allowed:
             raise Forbidden(refusal(action, resource))
         return principal
 

@@ -41,7 +41,7 @@ async def _param_schema(session: AsyncSession, execution: Execution) -> object:
     return await session.scalar(sa.select(Action.param_schema).where(Action.id == execution.action))
 
 
-@router.post("/executions/{id}/cancel", dependencies=[require("executions", "update")])
+@router.post("/executions/{id}/cancel", dependencies=[require("executions", "update", scoped=True)])
 async def cancel_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionResponse]:
     """Cancel an execution.
 
@@ -106,7 +106,9 @@ def _workflow_context(runtime: Runtime) -> workflow_engine.WorkflowContext:
     return workflow_engine.WorkflowContext(box=runtime.secrets, source="api")
 
 
-@router.post("/executions/{id}/rerun", status_code=201, dependencies=[require("actions", "execute")])
+@router.post(
+    "/executions/{id}/rerun", status_code=201, dependencies=[require("actions", "execute", scoped=True)]
+)
 async def rerun_execution(
     id: int,
     principal: PrincipalDep,
@@ -179,7 +181,7 @@ def _read_log(path: Path, stream: str) -> tuple[str, bool]:
     return text, TRUNCATION_MARKER.format(stream=stream) in text
 
 
-@router.get("/executions/{id}/logs", dependencies=[require("executions", "read")])
+@router.get("/executions/{id}/logs", dependencies=[require("executions", "read", scoped=True)])
 async def execution_logs(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionLogs]:
     """The stdout and stderr captured so far (written live by the worker)."""
     async with runtime.db.session() as session:

@@ -108,7 +108,7 @@ def _summaries(rows: Sequence[Execution]) -> list[ExecutionSummary]:
     return [_summary(row) for row in rows]
 
 
-@router.get("/executions", dependencies=[require("executions", "read")])
+@router.get("/executions", dependencies=[require("executions", "read", scoped=True)])
 async def list_executions(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -158,7 +158,9 @@ async def list_executions(
     return make_page(items, total, paging)
 
 
-@router.post("/executions/execute", status_code=201, dependencies=[require("actions", "execute")])
+@router.post(
+    "/executions/execute", status_code=201, dependencies=[require("actions", "execute", scoped=True)]
+)
 async def execute(
     body: CreateExecutionRequest, principal: PrincipalDep, runtime: RuntimeDep
 ) -> Data[ExecutionResponse]:
@@ -201,7 +203,7 @@ async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
     )
 
 
-@router.get("/executions/status/{status}", dependencies=[require("executions", "read")])
+@router.get("/executions/status/{status}", dependencies=[require("executions", "read", scoped=True)])
 async def executions_by_status(
     status: str,
     runtime: RuntimeDep,
@@ -219,7 +221,7 @@ async def executions_by_status(
     return make_page(_summaries(rows), total, paging)
 
 
-@router.get("/executions/{id}", dependencies=[require("executions", "read")])
+@router.get("/executions/{id}", dependencies=[require("executions", "read", scoped=True)])
 async def get_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionResponse]:
     """One execution; secret parameters are masked."""
     async with runtime.db.session() as session:
@@ -231,7 +233,9 @@ async def get_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -
     return Data(data=_response(execution, schema))
 
 
-@router.get("/enforcements/{enforcement_id}/executions", dependencies=[require("executions", "read")])
+@router.get(
+    "/enforcements/{enforcement_id}/executions", dependencies=[require("executions", "read", scoped=True)]
+)
 async def executions_of_enforcement(
     enforcement_id: int,
     runtime: RuntimeDep,

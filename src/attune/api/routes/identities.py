@@ -64,7 +64,7 @@ def _check_other(principal: Principal, identity_id: int, action: str) -> None:
     principal.check("identities", action, owner=identity_id, what=f"{action} identity {identity_id}")
 
 
-@router.get("/identities", dependencies=[require("identities", "read")])
+@router.get("/identities", dependencies=[require("identities", "read", scoped=True)])
 async def list_identities(
     runtime: RuntimeDep, principal: PrincipalDep, page: Annotated[PageRequest, Depends(page_a)]
 ) -> Page[IdentityResponse]:
@@ -76,7 +76,7 @@ async def list_identities(
     return make_page(items, total, page)
 
 
-@router.post("/identities", status_code=201, dependencies=[require("identities", "create")])
+@router.post("/identities", status_code=201, dependencies=[require("identities", "create", scoped=True)])
 async def create_identity(
     body: CreateIdentityRequest, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Data[IdentityResponse]:
@@ -134,7 +134,7 @@ async def update_identity(
     return Data(data=response, message="Identity updated successfully")
 
 
-@router.delete("/identities/{id}", dependencies=[require("identities", "delete")])
+@router.delete("/identities/{id}", dependencies=[require("identities", "delete", scoped=True)])
 async def delete_identity(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Success:
     """Delete an identity (its keys and assignments go with it)."""
     principal.check("identities", "delete", owner=id, what=f"delete identity {id}")

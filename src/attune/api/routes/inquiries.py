@@ -100,7 +100,7 @@ def _response(row: Inquiry) -> InquiryResponse:
     )
 
 
-@router.get("/inquiries", dependencies=[require("inquiries", "read")])
+@router.get("/inquiries", dependencies=[require("inquiries", "read", scoped=True)])
 async def list_inquiries(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -121,7 +121,7 @@ async def list_inquiries(
     return make_page([_summary(row) for row in rows], total, paging)
 
 
-@router.post("/inquiries", status_code=201, dependencies=[require("inquiries", "create")])
+@router.post("/inquiries", status_code=201, dependencies=[require("inquiries", "create", scoped=True)])
 async def create_inquiry(
     body: CreateInquiryRequest, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Data[InquiryResponse]:
@@ -147,7 +147,7 @@ async def create_inquiry(
     return Data(data=_response(row), message="Inquiry created successfully")
 
 
-@router.get("/inquiries/status/{status}", dependencies=[require("inquiries", "read")])
+@router.get("/inquiries/status/{status}", dependencies=[require("inquiries", "read", scoped=True)])
 async def inquiries_by_status(
     status: str,
     runtime: RuntimeDep,
@@ -165,7 +165,7 @@ async def inquiries_by_status(
     return make_page([_summary(row) for row in rows], total, paging)
 
 
-@router.get("/inquiries/{id}", dependencies=[require("inquiries", "read")])
+@router.get("/inquiries/{id}", dependencies=[require("inquiries", "read", scoped=True)])
 async def get_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[InquiryResponse]:
     """One inquiry."""
     async with runtime.db.session() as session:
@@ -176,7 +176,7 @@ async def get_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> 
     return Data(data=_response(row))
 
 
-@router.put("/inquiries/{id}", dependencies=[require("inquiries", "manage")])
+@router.put("/inquiries/{id}", dependencies=[require("inquiries", "manage", scoped=True)])
 async def update_inquiry(
     id: int, body: UpdateInquiryRequest, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Data[InquiryResponse]:
@@ -207,7 +207,7 @@ async def update_inquiry(
     return Data(data=_response(row), message="Inquiry updated successfully")
 
 
-@router.delete("/inquiries/{id}", dependencies=[require("inquiries", "delete")])
+@router.delete("/inquiries/{id}", dependencies=[require("inquiries", "delete", scoped=True)])
 async def delete_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Success:
     """Delete an inquiry. An execution still waiting on it ends as ``cancelled``."""
     async with runtime.db.transaction() as session:
@@ -220,7 +220,7 @@ async def delete_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) 
     return Success(message="Inquiry deleted successfully")
 
 
-@router.post("/inquiries/{id}/respond", dependencies=[require("inquiries", "respond")])
+@router.post("/inquiries/{id}/respond", dependencies=[require("inquiries", "respond", scoped=True)])
 async def respond_to_inquiry(
     id: int, body: RespondRequest, principal: PrincipalDep, runtime: RuntimeDep
 ) -> Data[InquiryResponse]:
@@ -258,7 +258,7 @@ async def respond_to_inquiry(
     return Data(data=_response(row), message="Response submitted successfully")
 
 
-@router.get("/executions/{execution_id}/inquiries", dependencies=[require("inquiries", "read")])
+@router.get("/executions/{execution_id}/inquiries", dependencies=[require("inquiries", "read", scoped=True)])
 async def inquiries_of_execution(
     execution_id: int,
     runtime: RuntimeDep,

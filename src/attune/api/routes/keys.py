@@ -137,7 +137,7 @@ async def _owner_fields(session: AsyncSession, body: CreateKeyRequest) -> dict[s
     return fields
 
 
-@router.get("/keys", dependencies=[require("keys", "read")])
+@router.get("/keys", dependencies=[require("keys", "read", scoped=True)])
 async def list_keys(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -154,7 +154,7 @@ async def list_keys(
     return make_page([KeySummary.model_validate(row) for row in rows], total, paging)
 
 
-@router.post("/keys", status_code=201, dependencies=[require("keys", "create")])
+@router.post("/keys", status_code=201, dependencies=[require("keys", "create", scoped=True)])
 async def create_key(
     body: CreateKeyRequest, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Data[KeyResponse]:
@@ -196,7 +196,7 @@ async def create_key(
     return Data(data=_response(key, body.value), message="Key created successfully")
 
 
-@router.get("/keys/{ref}", dependencies=[require("keys", "read")])
+@router.get("/keys/{ref}", dependencies=[require("keys", "read", scoped=True)])
 async def get_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> Data[KeyResponse]:
     """One key with its decrypted value."""
     async with runtime.db.session() as session:
@@ -207,7 +207,7 @@ async def get_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> Dat
     return Data(data=_response(key, reveal(runtime.secrets, key)))
 
 
-@router.put("/keys/{ref}", dependencies=[require("keys", "update")])
+@router.put("/keys/{ref}", dependencies=[require("keys", "update", scoped=True)])
 async def update_key(
     ref: str, body: UpdateKeyRequest, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Data[KeyResponse]:
@@ -237,7 +237,7 @@ async def update_key(
     return Data(data=_response(key, current), message="Key updated successfully")
 
 
-@router.delete("/keys/{ref}", dependencies=[require("keys", "delete")])
+@router.delete("/keys/{ref}", dependencies=[require("keys", "delete", scoped=True)])
 async def delete_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> Success:
     """Delete one key."""
     async with runtime.db.transaction() as session:

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.api.authz import PrincipalDep, require
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -158,9 +158,7 @@ async def list_assignments(identity_id: int, runtime: RuntimeDep) -> Data[list[A
 
 
 @router.post("/assignments", status_code=201, dependencies=[require("permission_sets", "manage")])
-async def create_assignment(
-    body: AssignmentRequest, runtime: RuntimeDep, principal: PrincipalDep
-) -> Data[AssignmentResponse]:
+async def create_assignment(body: AssignmentRequest, runtime: RuntimeDep) -> Data[AssignmentResponse]:
     """Give an identity a permission set."""
     async with runtime.db.transaction() as session:
         if await identities.get(session, body.identity_id) is None:

@@ -475,7 +475,7 @@ async def run_state(session: AsyncSession, execution_id: int) -> WorkflowRunStat
     )
 
 
-@router.get("/executions/{id}/workflow", dependencies=[require("executions", "read")])
+@router.get("/executions/{id}/workflow", dependencies=[require("executions", "read", scoped=True)])
 async def get_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
     """Attune extension: the orchestration state of a workflow execution (tasks and statuses)."""
     async with runtime.db.session() as session:
@@ -487,7 +487,7 @@ def _context(runtime: Runtime) -> engine.WorkflowContext:
     return engine.WorkflowContext(box=runtime.secrets, source="api")
 
 
-@router.post("/executions/{id}/pause", dependencies=[require("executions", "update")])
+@router.post("/executions/{id}/pause", dependencies=[require("executions", "update", scoped=True)])
 async def pause_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
     """Attune extension: pause a running workflow (no new tasks start; running ones finish). 409
     unless the execution is a running, unpaused workflow."""
@@ -500,7 +500,7 @@ async def pause_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalD
     return Data(data=data, message="Workflow pause requested")
 
 
-@router.post("/executions/{id}/resume", dependencies=[require("executions", "update")])
+@router.post("/executions/{id}/resume", dependencies=[require("executions", "update", scoped=True)])
 async def resume_workflow_run(
     id: int, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Data[WorkflowRunState]:
