@@ -256,3 +256,43 @@ def check_execution(principal: Principal, execution: Any, action: str) -> None:
         owner=execution.executor,
         what=f"{action} execution {execution.id}",
     )
+
+
+#: The resource a notification's ``entity_type`` belongs to (anything else: ``notifications``).
+NOTIFICATION_RESOURCES = {
+    "execution": "executions",
+    "inquiry": "inquiries",
+    "event": "events",
+    "enforcement": "enforcements",
+    "worker": "workers",
+}
+
+
+def notification_access(principal: Principal) -> Callable[[Any], bool] | None:
+    """What a notification subscriber may receive, or None when it may receive nothing.
+
+    Notifications carry no owner, so a grant limited to what the caller owns does not reveal
+    them; a pack-limited grant on executions passes the executions of its packs.
+    """
+    if not principal.may("notifications", "read"):
+        return None
+    if principal.is_admin:
+        return lambda _notification: True
+
+    def accept(notification: Any) -> bool:
+        resource = NOTIFICATION_RESOURCES.get(notification.entity_type, "notifications")
+        if principal.may_unconstrained(resource, "read"):
+            return True
+        if resource != "executions":
+            return False
+        payload = notification.data.get("payload")
+        ref = payload.get("action_ref") if isinstance(payload, dict) else None
+        return any(
+            grant.covers(resource, "read")
+            and not grant.owner_self
+            and grant.packs is not None
+            and pack_of(ref) in grant.packs
+            for grant in principal.grants
+        )
+
+    return accept
