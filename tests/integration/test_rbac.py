@@ -534,3 +534,31 @@ async def test_the_development_user_is_the_first_administrator_and_sets_are_seed
     async with runtime.db.session() as session:
         identity = await identities.by_login(session, DEFAULT_LOGIN)
         assert identity is not None and identity.is_admin
+
+
+async def test_a_sensor_token_uses_only_its_own_packs_keys(
+    app: Any, runtime: Runtime, api: httpx.AsyncClient, demo: dict[str, Any]
+) -> None:
+    for pack in ("demo", "other"):
+        body = {
+            "ref": f"{pack}.state",
+            "owner_type": "pack",
+            "owner_pack_ref": pack,
+            "name": "state",
+            "value": pack,
+        }
+        assert (await api.post("/api/v1/keys", json=body)).status_code == 201
+    async with runtime.db.transaction() as session:
+        sensor = await identities.sensor_identity(session, "demo.watcher", ["demo.tick"])
+    token, _ = runtime.tokens.issue(sensor.id, "demo.watcher", "sensor", 600, scope="sensor")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://attune.test", headers=headers
+    ) as client:
+        assert (await client.get("/api/v1/keys/demo.state")).json()["data"]["value"] == "demo"
+        assert (await client.put("/api/v1/keys/demo.state", json={"value": "seen"})).status_code == 200
+        _assert_forbidden(await client.get("/api/v1/keys/other.state"), "another pack's key")
+        assert [k["ref"] for k in (await client.get("/api/v1/keys")).json()["data"]] == ["demo.state"]
+        _assert_forbidden(
+            await client.post("/api/v1/executions/execute", json={"action_ref": "demo.notify"}), "run"
+        )

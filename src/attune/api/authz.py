@@ -14,7 +14,7 @@ Tokens and their principals:
   execution (``core.operator``'s for a run fired by a rule), except that they read only the keys
   the worker hands their action (system keys, its pack's, its own) and cannot respond to the
   inquiries of their own execution or its ancestors;
-* sensor tokens read automation and post events, and read their pack's keys.
+* sensor tokens read automation, post events and use their pack's keys.
 """
 
 from __future__ import annotations
@@ -142,7 +142,9 @@ async def load_principal(runtime: Runtime, claims: Claims) -> Principal:
         pack = pack_of(claims.login)
         grants = _parse(list(SENSOR_GRANTS))
         if pack is not None:
-            grants.append(Grant("keys", frozenset({"read"}), packs=frozenset({pack})))
+            # A sensor keeps state in its pack's keys (the st2 datastore of its sensor service).
+            actions = frozenset({"read", "create", "update", "delete"})
+            grants.append(Grant("keys", actions, packs=frozenset({pack})))
         return Principal(
             identity_id=claims.identity_id, login=claims.login, grants=tuple(grants), token_type="sensor"
         )

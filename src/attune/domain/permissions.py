@@ -167,7 +167,7 @@ BUILTIN_SETS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: What a sensor token may do: read automation, post events, read its pack's keys.
+#: What a sensor token may do: read automation and post events (its pack's keys: see authz).
 SENSOR_GRANTS: tuple[dict[str, Any], ...] = (
     _grant("packs", "read"),
     _grant("triggers", "read"),
