@@ -562,3 +562,59 @@ async def test_a_sensor_token_uses_only_its_own_packs_keys(
         _assert_forbidden(
             await client.post("/api/v1/executions/execute", json={"action_ref": "demo.notify"}), "run"
         )
+
+
+async def test_a_pack_limited_set_manages_only_its_packs_automation(
+    app: Any, runtime: Runtime, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
+) -> None:
+    other_trigger = {"ref": "other.tick", "pack_ref": "other", "label": "Tick"}
+    assert (await api.post("/api/v1/triggers", json=other_trigger)).status_code == 201
+    for pack in ("demo", "other"):
+        rule = {
+            "ref": f"{pack}.admins_rule",
+            "pack_ref": pack,
+            "label": "R",
+            "action_ref": "demo.notify" if pack == "demo" else "other.x",
+            "trigger_ref": f"{pack}.tick",
+        }
+        assert (await api.post("/api/v1/rules", json=rule)).status_code == 201
+    grants = [
+        {
+            "resource": "rules",
+            "actions": ["read", "create", "update", "delete"],
+            "constraints": {"packs": ["demo"]},
+        },
+        {"resource": "actions", "actions": ["read", "execute"], "constraints": {"packs": ["demo"]}},
+    ]
+    assert (
+        await api.post("/api/v1/permissions/sets", json={"ref": "demo.ops", "grants": grants})
+    ).status_code == 201
+    holder = await make_identity(runtime, "dora", password_hash, "demo.ops")
+    async with client_for(app, runtime, holder) as client:
+        listed = [r["ref"] for r in (await client.get("/api/v1/rules")).json()["data"]]
+        assert listed == ["demo.admins_rule"]
+        assert [a["ref"] for a in (await client.get("/api/v1/actions")).json()["data"]] == ["demo.notify"]
+        mine = {
+            "ref": "demo.mine",
+            "pack_ref": "demo",
+            "label": "M",
+            "action_ref": "demo.notify",
+            "trigger_ref": "demo.tick",
+        }
+        assert (await client.post("/api/v1/rules", json=mine)).status_code == 201
+        theirs = {**mine, "ref": "other.mine", "pack_ref": "other", "trigger_ref": "other.tick"}
+        _assert_forbidden(await client.post("/api/v1/rules", json=theirs), "create in another pack")
+        assert (await client.put("/api/v1/rules/demo.mine", json={"label": "M2"})).status_code == 200
+        _assert_forbidden(await client.get("/api/v1/rules/other.admins_rule"), "read another pack's rule")
+        _assert_forbidden(await client.put("/api/v1/rules/other.admins_rule", json={"label": "x"}), "update")
+        _assert_forbidden(await client.delete("/api/v1/rules/other.admins_rule"), "delete")
+        assert (await client.delete("/api/v1/rules/demo.mine")).status_code == 200
+        run = await client.post(
+            "/api/v1/executions/execute", json={"action_ref": "demo.notify", "parameters": {}}
+        )
+        assert run.status_code == 201, run.text
+        _assert_forbidden(
+            await client.post("/api/v1/executions/execute", json={"action_ref": "other.x"}), "run"
+        )
+        # Nothing beyond its grants.
+        _assert_forbidden(await client.get("/api/v1/triggers"), "no trigger grant at all")

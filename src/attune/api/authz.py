@@ -20,6 +20,7 @@ Tokens and their principals:
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -207,6 +208,10 @@ async def _execution_principal(runtime: Runtime, claims: Claims) -> Principal:
     return base
 
 
+#: The caller of the request being served, for route helpers that judge one object by its pack.
+_CURRENT: ContextVar[Principal | None] = ContextVar("attune_principal", default=None)
+
+
 async def current_principal(request: Request, claims: ClaimsDep) -> Principal:
     """The caller of this request, loaded once per request."""
     cached = getattr(request.state, "principal", None)
@@ -214,7 +219,26 @@ async def current_principal(request: Request, claims: ClaimsDep) -> Principal:
         return cached
     principal = await load_principal(get_runtime(request), claims)
     request.state.principal = principal
+    _CURRENT.set(principal)
     return principal
+
+
+def _caller() -> Principal:
+    principal = _CURRENT.get()
+    if principal is None:
+        # Only protected routes call the helpers below, after require(): fail closed regardless.
+        raise Forbidden("No caller to check permissions for")
+    return principal
+
+
+def check_pack(resource: str, action: str, pack: str | None, what: str | None = None) -> None:
+    """403 unless the current caller may ``action`` an object of ``resource`` in ``pack``."""
+    _caller().check(resource, action, pack=pack, what=what)
+
+
+def in_readable_packs(query: Any, resource: str, pack_column: Any) -> Any:
+    """A list query of ``resource`` limited to the packs the current caller may read it in."""
+    return permissions.restrict(query, _caller().scope(resource), pack=pack_column)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
