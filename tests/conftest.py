@@ -180,7 +180,9 @@ def password_hash() -> str:
 @pytest.fixture
 async def user(runtime: Runtime, password_hash: str) -> models.Identity:
     async with runtime.db.transaction() as session:
-        return await identities.create(session, "alice", password_hash=password_hash, display_name="Alice")
+        return await identities.create(
+            session, "alice", password_hash=password_hash, display_name="Alice", is_admin=True
+        )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 
 from attune.auth.passwords import hash_password, verify_password
-from attune.db.repos import identities
+from attune.db.repos import identities, permissions
 from attune.packs.register import register_system_packs
 from attune.runtime import Runtime
 
@@ -16,16 +16,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LOGIN = "test@attune.local"
 DEFAULT_PASSWORD = "TestPass123!"
-
-
-async def make_first_admin(runtime: Runtime, identity_id: int) -> None:
-    """Make the deployment's first identity an administrator (docs/security.md).
-
-    HOOK for RBAC: the ``is_admin`` flag / ``core.admin`` assignment lands with the permission
-    model; until then this does nothing. ``ensure_default_user`` calls it for the development user
-    it creates, ``attune user create --admin`` for the first user of other deployments.
-    """
-    del runtime, identity_id
 
 
 async def ensure_default_user(runtime: Runtime) -> None:
@@ -42,18 +32,16 @@ async def ensure_default_user(runtime: Runtime) -> None:
     password_hash = await asyncio.to_thread(hash_password, runtime.hasher, DEFAULT_PASSWORD)
     try:
         async with runtime.db.transaction() as session:
-            identity = await identities.create(
+            await identities.create(
                 session,
                 DEFAULT_LOGIN,
                 password_hash=password_hash,
                 display_name="Test User",
                 attributes={"email": DEFAULT_LOGIN, "created_via": "bootstrap", "is_test_user": True},
+                is_admin=True,
             )
-            identity_id = identity.id
     except IntegrityError:
         log.debug("default user created concurrently by another process")
-        return
-    await make_first_admin(runtime, identity_id)
 
 
 async def default_login_hint(runtime: Runtime) -> str | None:
@@ -76,6 +64,16 @@ async def default_login_hint(runtime: Runtime) -> str | None:
     return f"development login: {DEFAULT_LOGIN} (its password was changed from the default)"
 
 
+async def ensure_permission_sets(runtime: Runtime) -> None:
+    """Seed the built-in permission sets ``core.admin/operator/viewer`` (idempotent)."""
+    try:
+        async with runtime.db.transaction() as session:
+            await permissions.ensure_builtin_sets(session)
+    except IntegrityError:
+        log.debug("built-in permission sets seeded concurrently by another process")
+
+
 async def bootstrap(runtime: Runtime) -> None:
+    await ensure_permission_sets(runtime)
     await ensure_default_user(runtime)
     await register_system_packs(runtime)

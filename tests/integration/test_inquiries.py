@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.db.repos import identities
 from attune.db.types import utcnow
 from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
 from attune.runtime import Runtime
 from attune.worker.run_execution import finish
+from tests.identities import client_for, make_identity
 
 APPROVAL_SCHEMA = {
     "approved": {"type": "boolean", "required": True},
@@ -90,14 +90,9 @@ async def _only_inquiry(api: httpx.AsyncClient, execution_id: int) -> dict[str, 
 
 
 async def _client_for(app: Any, runtime: Runtime, login: str, password_hash: str) -> httpx.AsyncClient:
-    async with runtime.db.transaction() as session:
-        identity = await identities.create(session, login, password_hash=password_hash, display_name=login)
-    token = runtime.tokens.access(identity.id, identity.login)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://attune.test",
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    # An operator may respond to inquiries in general; the assignee rule still applies.
+    identity = await make_identity(runtime, login, password_hash, "core.operator")
+    return client_for(app, runtime, identity)
 
 
 # --------------------------------------------------------------------------- the lifecycle
@@ -309,11 +304,15 @@ async def test_create_get_update_and_delete(
 
     unchanged = await api.put(f"/api/v1/inquiries/{created['id']}", json={"status": None})
     assert unchanged.json()["data"]["updated"] == created["updated"]
-    updated = await api.put(f"/api/v1/inquiries/{created['id']}", json={"status": "cancelled", "response": 1})
+    # Status and response change only through /respond or the timeout (docs/inquiries.md).
+    refused = await api.put(f"/api/v1/inquiries/{created['id']}", json={"status": "cancelled", "response": 1})
+    assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR"
+    updated = await api.put(
+        f"/api/v1/inquiries/{created['id']}", json={"assigned_to": None, "status": "pending"}
+    )
     assert updated.status_code == 200
     assert updated.json()["message"] == "Inquiry updated successfully"
-    assert updated.json()["data"]["status"] == "cancelled" and updated.json()["data"]["response"] == 1
-    assert updated.json()["data"]["responded_at"] is None
+    assert updated.json()["data"]["status"] == "pending" and updated.json()["data"]["response"] is None
 
     deleted = await api.delete(f"/api/v1/inquiries/{created['id']}")
     assert deleted.status_code == 200
@@ -360,7 +359,11 @@ async def test_lists_filters_and_pagination(
     for execution_id, assignee in ((first.id, user.id), (first.id, None), (second.id, None)):
         body = {"execution": execution_id, "prompt": "Q", "assigned_to": assignee}
         ids.append((await api.post("/api/v1/inquiries", json=body)).json()["data"]["id"])
-    await api.put(f"/api/v1/inquiries/{ids[2]}", json={"status": "cancelled"})
+    # PUT no longer changes a status (docs/inquiries.md): the row is cancelled directly.
+    async with runtime.db.transaction() as session:
+        row = await session.get(models.Inquiry, ids[2])
+        assert row is not None
+        row.status = "cancelled"
 
     page = (await api.get("/api/v1/inquiries", params={"limit": 2, "offset": 2})).json()
     assert page["pagination"] == {

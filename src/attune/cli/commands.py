@@ -217,11 +217,13 @@ def install_client_commands(app: typer.Typer) -> None:
         inquiry,
         key,
         pack,
+        permission,
         policy,
         rule,
         runtime,
         sensor,
         trigger,
+        user,
         workflow,
     )
 
@@ -244,6 +246,8 @@ def install_client_commands(app: typer.Typer) -> None:
         (workflow.app, "workflow"),
         (runtime.app, "runtime"),
         (policy.app, "policy"),
+        (user.app, "user"),
+        (permission.app, "permission"),
     ]
     _merge_sensor_service(app, sensor.app)
     for group, name in groups:

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 AUTH_TIMEOUT = 10.0
 #: Close code for a missing or invalid token (4000-4999 are for applications; 401 → 4401).
 CLOSE_UNAUTHORIZED = 4401
+#: Close code for an identity that may read no notifications (403 → 4403).
+CLOSE_FORBIDDEN = 4403
 #: Token types the WebSocket accepts (the same as protected API routes).
 WS_TOKEN_TYPES = frozenset({"access", "sensor", "execution"})
 
@@ -193,10 +195,16 @@ class NotificationFeed:
             claims = await self._first_message_auth(websocket)
             if claims is None:
                 return
+        allowed = await _access(self.runtime, claims)
+        if allowed is None:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=CLOSE_FORBIDDEN, reason="not allowed to read notifications")
+            return
         client_id = f"client_{next(self._numbers)}"
         filters: set[Filter] = set()
         self._clients[client_id] = filters
-        subscription = await self.subscribe(lambda n: any(f.matches(n) for f in filters))
+        # A subscription selects among what the identity may read (docs/security.md).
+        subscription = await self.subscribe(lambda n: allowed(n) and any(f.matches(n) for f in filters))
         try:
             await websocket.send_json(
                 {"type": "welcome", "client_id": client_id, "message": "Connected to Attune Notifier"}
@@ -222,6 +230,18 @@ class NotificationFeed:
             with contextlib.suppress(Exception):
                 await websocket.close(code=CLOSE_UNAUTHORIZED, reason="authentication required")
         return claims
+
+
+async def _access(runtime: Runtime, claims: Claims) -> Accept | None:
+    """The notifications ``claims``' identity may receive (None: none at all)."""
+    # Imported here: the permission model lives with the API, and the notifier only asks it.
+    from attune.api.authz import load_principal, notification_access
+
+    try:
+        principal = await load_principal(runtime, claims)
+    except Unauthorized:
+        return None
+    return notification_access(principal)
 
 
 def feed_for(state: State, runtime: Runtime) -> NotificationFeed:

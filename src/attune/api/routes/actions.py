@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import check_pack, in_readable_packs, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.actions import (
@@ -44,22 +45,25 @@ async def _runtime_id(session: AsyncSession, runtime_ref: str | None, runtime_id
     return runtime_id
 
 
-async def _get(session: AsyncSession, ref: str) -> Action:
+async def _get(session: AsyncSession, ref: str, operation: str = "read") -> Action:
     action = await actions.by_ref(session, ref)
     if action is None:
         raise NotFound(f"Action '{ref}' not found")
+    check_pack("actions", operation, action.pack_ref, f"{operation} action '{ref}'")
     return action
 
 
-@router.get("/actions")
+@router.get("/actions", dependencies=[require("actions", "read", scoped=True)])
 async def list_actions(runtime: RuntimeDep, page: PageA) -> Page[ActionSummary]:
     """List actions, ordered by ref (pagination family A)."""
     async with runtime.db.session() as session:
-        rows, total = await fetch_page(session, actions.list_query(), page)
+        rows, total = await fetch_page(
+            session, in_readable_packs(actions.list_query(), "actions", Action.pack_ref), page
+        )
     return make_page([ActionSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.post("/actions", status_code=201)
+@router.post("/actions", status_code=201, dependencies=[require("actions", "create", scoped=True)])
 async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionResponse]:
     """Create an ad-hoc action (``is_adhoc = true``).
 
@@ -76,6 +80,7 @@ async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionR
     - `retry: {count, delay, on}` sets the retry policy (docs/packs.md); `max_retries: N` is the
       older form of `retry: {count: N}`.
     """
+    check_pack("actions", "create", body.pack_ref, f"create actions in pack '{body.pack_ref}'")
     async with runtime.db.transaction() as session:
         if await actions.by_ref(session, body.ref) is not None:
             raise Conflict(f"Action with ref '{body.ref}' already exists")
@@ -108,15 +113,15 @@ async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionR
     return Data(data=data, message="Action created successfully")
 
 
-@router.get("/actions/{ref}")
+@router.get("/actions/{ref}", dependencies=[require("actions", "read", scoped=True)])
 async def get_action(ref: str, runtime: RuntimeDep) -> Data[ActionResponse]:
     """One action by ref."""
     async with runtime.db.session() as session:
-        action = await _get(session, ref)
+        action = await _get(session, ref, "read")
     return Data(data=ActionResponse.model_validate(action))
 
 
-@router.put("/actions/{ref}")
+@router.put("/actions/{ref}", dependencies=[require("actions", "update", scoped=True)])
 async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Data[ActionResponse]:
     """Update an action; absent and null fields are left unchanged.
 
@@ -125,7 +130,7 @@ async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Da
     and `retry` (or `max_retries`) replaces the retry policy.
     """
     async with runtime.db.transaction() as session:
-        action = await _get(session, ref)
+        action = await _get(session, ref, "update")
         runtime_id = await _runtime_id(session, body.runtime_ref, body.runtime)
         changes: dict[str, Any] = {
             "label": body.label,
@@ -154,21 +159,21 @@ async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Da
     return Data(data=data, message="Action updated successfully")
 
 
-@router.delete("/actions/{ref}")
+@router.delete("/actions/{ref}", dependencies=[require("actions", "delete", scoped=True)])
 async def delete_action(ref: str, runtime: RuntimeDep) -> Success:
     """Delete an action. Rules keep `action_ref` with `action = null`; its policies, queue stats
     and action-owned keys are deleted."""
     async with runtime.db.transaction() as session:
-        action = await _get(session, ref)
+        action = await _get(session, ref, "delete")
         await actions.delete(session, action)
     return Success(message=f"Action '{ref}' deleted successfully")
 
 
-@router.get("/actions/{ref}/queue-stats")
+@router.get("/actions/{ref}/queue-stats", dependencies=[require("actions", "read", scoped=True)])
 async def action_queue_stats(ref: str, runtime: RuntimeDep) -> Data[QueueStatsResponse]:
     """The FIFO queue counters of an action; 404 when it has never been queued."""
     async with runtime.db.session() as session:
-        action = await _get(session, ref)
+        action = await _get(session, ref, "read")
         stats = await actions.queue_stats(session, action.id)
     if stats is None:
         raise NotFound(f"No queue statistics available for action '{ref}'")
@@ -187,12 +192,14 @@ async def action_queue_stats(ref: str, runtime: RuntimeDep) -> Data[QueueStatsRe
     )
 
 
-@router.get("/packs/{pack_ref}/actions")
+@router.get("/packs/{pack_ref}/actions", dependencies=[require("actions", "read", scoped=True)])
 async def list_pack_actions(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[ActionSummary]:
     """The actions of one pack, ordered by ref; 404 when the pack does not exist."""
     async with runtime.db.session() as session:
         pack = await actions.pack_by_ref(session, pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{pack_ref}' not found")
-        rows, total = await fetch_page(session, actions.list_query(pack_id=pack.id), page)
+        rows, total = await fetch_page(
+            session, in_readable_packs(actions.list_query(pack_id=pack.id), "actions", Action.pack_ref), page
+        )
     return make_page([ActionSummary.model_validate(r) for r in rows], total, page)

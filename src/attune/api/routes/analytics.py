@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.schemas.analytics import Dashboard, FailureRate, Point, Series
 from attune.api.schemas.common import Data
@@ -59,7 +60,7 @@ async def _series(runtime: Runtime, span: analytics.Window, query: SeriesQuery) 
     return Data(data=Series(since=span.since, until=span.until, data=_points(points)))
 
 
-@router.get("/analytics/dashboard")
+@router.get("/analytics/dashboard", dependencies=[require("analytics", "read")])
 async def dashboard(runtime: RuntimeDep, span: WindowDep) -> Data[Dashboard]:
     """Every series and the failure rate over one range."""
     async with runtime.db.session() as session:
@@ -83,19 +84,19 @@ async def dashboard(runtime: RuntimeDep, span: WindowDep) -> Data[Dashboard]:
     )
 
 
-@router.get("/analytics/executions/status")
+@router.get("/analytics/executions/status", dependencies=[require("analytics", "read")])
 async def execution_status(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
     """Execution status transitions per hour, labelled with the new status."""
     return await _series(runtime, span, analytics.execution_status)
 
 
-@router.get("/analytics/executions/throughput")
+@router.get("/analytics/executions/throughput", dependencies=[require("analytics", "read")])
 async def execution_throughput(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
     """Executions created per hour."""
     return await _series(runtime, span, analytics.execution_throughput)
 
 
-@router.get("/analytics/executions/failure-rate")
+@router.get("/analytics/executions/failure-rate", dependencies=[require("analytics", "read")])
 async def execution_failure_rate(runtime: RuntimeDep, span: WindowDep) -> Data[FailureRate]:
     """The share of terminal transitions that were failed or timeout."""
     async with runtime.db.session() as session:
@@ -103,19 +104,19 @@ async def execution_failure_rate(runtime: RuntimeDep, span: WindowDep) -> Data[F
     return Data(data=_failure_rate(counts, span))
 
 
-@router.get("/analytics/events/volume")
+@router.get("/analytics/events/volume", dependencies=[require("analytics", "read")])
 async def event_volume(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
     """Events created per hour."""
     return await _series(runtime, span, analytics.event_volume)
 
 
-@router.get("/analytics/workers/status")
+@router.get("/analytics/workers/status", dependencies=[require("analytics", "read")])
 async def worker_status(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
     """Worker status transitions per hour, labelled with the new status."""
     return await _series(runtime, span, analytics.worker_status)
 
 
-@router.get("/analytics/enforcements/volume")
+@router.get("/analytics/enforcements/volume", dependencies=[require("analytics", "read")])
 async def enforcement_volume(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
     """Enforcements created per hour."""
     return await _series(runtime, span, analytics.enforcement_volume)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
 from attune.api.schemas.common import Data, Page
@@ -17,7 +18,7 @@ from attune.errors import NotFound
 router = APIRouter(prefix="/api/v1", tags=["enforcements"], dependencies=AUTH)
 
 
-@router.get("/enforcements")
+@router.get("/enforcements", dependencies=[require("enforcements", "read")])
 async def list_enforcements(
     runtime: RuntimeDep,
     paging: Annotated[PageRequest, Depends(page_b)],
@@ -35,7 +36,7 @@ async def list_enforcements(
     return make_page([EnforcementSummary.model_validate(row) for row in rows], total, paging)
 
 
-@router.get("/enforcements/{id}")
+@router.get("/enforcements/{id}", dependencies=[require("enforcements", "read")])
 async def get_enforcement(id: int, runtime: RuntimeDep) -> Data[EnforcementResponse]:
     """One enforcement."""
     async with runtime.db.session() as session:

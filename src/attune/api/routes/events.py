@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
 from attune.api.schemas.common import Data, Page
@@ -41,7 +42,7 @@ def _rule_id(trigger_instance_id: str | None) -> int | None:
     return int(digits) if digits.isascii() and digits.isdigit() else None
 
 
-@router.get("/events")
+@router.get("/events", dependencies=[require("events", "read")])
 async def list_events(
     runtime: RuntimeDep,
     paging: Annotated[PageRequest, Depends(page_b)],
@@ -57,7 +58,7 @@ async def list_events(
     return make_page([_summary(row) for row in rows], total, paging)
 
 
-@router.post("/events", status_code=201)
+@router.post("/events", status_code=201, dependencies=[require("events", "create")])
 async def create_event(
     body: CreateEventRequest, claims: ClaimsDep, runtime: RuntimeDep
 ) -> Data[EventResponse]:
@@ -92,7 +93,7 @@ async def create_event(
     return Data(data=EventResponse.model_validate(event))
 
 
-@router.get("/events/{id}")
+@router.get("/events/{id}", dependencies=[require("events", "read")])
 async def get_event(id: int, runtime: RuntimeDep) -> Data[EventResponse]:
     """One event."""
     async with runtime.db.session() as session:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune import inquiries
-from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.authz import PrincipalDep, check_execution, pack_of, require
+from attune.api.deps import AUTH, RuntimeDep
 from attune.api.routes.executions import execution_response
 from attune.api.schemas.common import Data
 from attune.api.schemas.execution_control import ExecutionLogs, RerunExecutionRequest
@@ -40,8 +41,8 @@ async def _param_schema(session: AsyncSession, execution: Execution) -> object:
     return await session.scalar(sa.select(Action.param_schema).where(Action.id == execution.action))
 
 
-@router.post("/executions/{id}/cancel")
-async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionResponse]:
+@router.post("/executions/{id}/cancel", dependencies=[require("executions", "update", scoped=True)])
+async def cancel_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionResponse]:
     """Cancel an execution.
 
     Before a worker starts it (``requested``/``scheduled``) it becomes ``cancelled`` at once; while it
@@ -52,6 +53,7 @@ async def cancel_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionRespon
         execution = await session.get(Execution, id, with_for_update=not runtime.db.is_sqlite)
         if execution is None:
             raise _not_found(id)
+        check_execution(principal, execution, "update")
         status = ExecutionStatus(execution.status)
         if status in TERMINAL_EXECUTION_STATUSES:
             raise Conflict(f"Execution {id} is already {status.value}")
@@ -104,10 +106,12 @@ def _workflow_context(runtime: Runtime) -> workflow_engine.WorkflowContext:
     return workflow_engine.WorkflowContext(box=runtime.secrets, source="api")
 
 
-@router.post("/executions/{id}/rerun", status_code=201)
+@router.post(
+    "/executions/{id}/rerun", status_code=201, dependencies=[require("actions", "execute", scoped=True)]
+)
 async def rerun_execution(
     id: int,
-    claims: ClaimsDep,
+    principal: PrincipalDep,
     runtime: RuntimeDep,
     response: Response,
     body: RerunExecutionRequest | None = Body(default=None),
@@ -135,6 +139,10 @@ async def rerun_execution(
         source = await session.get(Execution, id, with_for_update=not runtime.db.is_sqlite)
         if source is None:
             raise _not_found(id)
+        check_execution(principal, source, "read")
+        principal.check(
+            "actions", "execute", pack=pack_of(source.action_ref), what=f"execute {source.action_ref}"
+        )
         resumable = source.is_workflow and source.status == ExecutionStatus.FAILED.value
         if from_failed and changes:
             raise ValidationFailed("parameters cannot change when a workflow resumes from its failed tasks")
@@ -157,7 +165,7 @@ async def rerun_execution(
             {**runs.full_parameters(source, runtime.secrets), **changes},
             box=runtime.secrets,
             source_service="api-service",
-            executor=claims.identity_id,
+            executor=principal.identity_id,
             env_vars=source.env_vars,
             original_execution=source.original_execution or source.id,
             retry_reason="manual_retry",
@@ -173,12 +181,14 @@ def _read_log(path: Path, stream: str) -> tuple[str, bool]:
     return text, TRUNCATION_MARKER.format(stream=stream) in text
 
 
-@router.get("/executions/{id}/logs")
-async def execution_logs(id: int, runtime: RuntimeDep) -> Data[ExecutionLogs]:
+@router.get("/executions/{id}/logs", dependencies=[require("executions", "read", scoped=True)])
+async def execution_logs(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionLogs]:
     """The stdout and stderr captured so far (written live by the worker)."""
     async with runtime.db.session() as session:
-        if await session.scalar(sa.select(Execution.id).where(Execution.id == id)) is None:
+        execution = await session.get(Execution, id)
+        if execution is None:
             raise _not_found(id)
+        check_execution(principal, execution, "read")
     assert runtime.settings.artifacts_dir is not None
     log_dir = runtime.settings.artifacts_dir / f"execution_{id}"
     stdout, stdout_truncated = _read_log(log_dir / "stdout.log", "stdout")

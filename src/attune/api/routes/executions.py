@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.authz import Principal, PrincipalDep, check_execution, require
+from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_b_executions
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.executions import (
@@ -23,7 +24,7 @@ from attune.api.schemas.executions import (
     WorkflowTask,
 )
 from attune.db.models import Execution
-from attune.db.repos import executions, runs
+from attune.db.repos import executions, permissions, runs
 from attune.domain.enums import ExecutionStatus, values
 from attune.domain.params import secret_names
 from attune.errors import BadRequest, NotFound
@@ -96,13 +97,21 @@ def _response(execution: Execution, param_schema: Any) -> ExecutionResponse:
     )
 
 
+def visible(query: Any, principal: Principal) -> Any:
+    """An execution query limited to what ``principal`` may read (owner: the executor)."""
+    return permissions.restrict(
+        query, principal.scope("executions"), owner=Execution.executor, ref_of_pack=Execution.action_ref
+    )
+
+
 def _summaries(rows: Sequence[Execution]) -> list[ExecutionSummary]:
     return [_summary(row) for row in rows]
 
 
-@router.get("/executions")
+@router.get("/executions", dependencies=[require("executions", "read", scoped=True)])
 async def list_executions(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_b_executions)],
     status: Annotated[ExecutionStatus | None, Query(description="Wins over enforcement")] = None,
     enforcement: Annotated[int | None, Query(description="Enforcement id (ignored with status)")] = None,
@@ -134,7 +143,7 @@ async def list_executions(
         top_level_only=top_level_only,
         original_execution=original_execution,
     )
-    query = executions.list_query(filters)
+    query = visible(executions.list_query(filters), principal)
     async with runtime.db.session() as session:
         if result_contains is None:
             rows, total = await fetch_page(session, query, paging)
@@ -149,29 +158,32 @@ async def list_executions(
     return make_page(items, total, paging)
 
 
-@router.post("/executions/execute", status_code=201)
+@router.post(
+    "/executions/execute", status_code=201, dependencies=[require("actions", "execute", scoped=True)]
+)
 async def execute(
-    body: CreateExecutionRequest, claims: ClaimsDep, runtime: RuntimeDep
+    body: CreateExecutionRequest, principal: PrincipalDep, runtime: RuntimeDep
 ) -> Data[ExecutionResponse]:
     """Run an action by hand: validate its parameters, apply defaults and request the run."""
     async with runtime.db.transaction() as session:
         action = await executions.action_by_ref(session, body.action_ref)
         if action is None:
             raise NotFound(f"Action '{body.action_ref}' not found")
+        principal.check("actions", "execute", pack=action.pack_ref, what=f"execute {action.ref}")
         execution = await runs.request_execution(
             session,
             action,
             body.parameters,
             box=runtime.secrets,
             source_service="api-service",
-            executor=claims.identity_id,
+            executor=principal.identity_id,
             env_vars=body.env_vars,
         )
         schema = _flat_schema(action.param_schema)
     return Data(data=_response(execution, schema))
 
 
-@router.get("/executions/stats")
+@router.get("/executions/stats", dependencies=[require("executions", "read")])
 async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
     """Counts by status over every execution."""
     async with runtime.db.session() as session:
@@ -191,37 +203,50 @@ async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
     )
 
 
-@router.get("/executions/status/{status}")
+@router.get("/executions/status/{status}", dependencies=[require("executions", "read", scoped=True)])
 async def executions_by_status(
-    status: str, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
+    status: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    paging: Annotated[PageRequest, Depends(page_a)],
 ) -> Page[ExecutionSummary]:
     """Executions in one status (the segment is case-insensitive), newest first."""
     wanted = status.lower()
     if wanted not in values(ExecutionStatus):
         raise BadRequest(f"Invalid execution status: {status}")
     async with runtime.db.session() as session:
-        rows, total = await fetch_page(session, executions.by_status_query(wanted), paging)
+        rows, total = await fetch_page(
+            session, visible(executions.by_status_query(wanted), principal), paging
+        )
     return make_page(_summaries(rows), total, paging)
 
 
-@router.get("/executions/{id}")
-async def get_execution(id: int, runtime: RuntimeDep) -> Data[ExecutionResponse]:
+@router.get("/executions/{id}", dependencies=[require("executions", "read", scoped=True)])
+async def get_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionResponse]:
     """One execution; secret parameters are masked."""
     async with runtime.db.session() as session:
         execution = await executions.get(session, id)
         if execution is None:
             raise NotFound(f"Execution with ID {id} not found")
+        check_execution(principal, execution, "read")
         schema = await executions.param_schema_of(session, execution)
     return Data(data=_response(execution, schema))
 
 
-@router.get("/enforcements/{enforcement_id}/executions")
+@router.get(
+    "/enforcements/{enforcement_id}/executions", dependencies=[require("executions", "read", scoped=True)]
+)
 async def executions_of_enforcement(
-    enforcement_id: int, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
+    enforcement_id: int,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    paging: Annotated[PageRequest, Depends(page_a)],
 ) -> Page[ExecutionSummary]:
     """Executions spawned by one enforcement (an unknown id gives an empty page)."""
     async with runtime.db.session() as session:
-        rows, total = await fetch_page(session, executions.by_enforcement_query(enforcement_id), paging)
+        rows, total = await fetch_page(
+            session, visible(executions.by_enforcement_query(enforcement_id), principal), paging
+        )
     return make_page(_summaries(rows), total, paging)
 
 

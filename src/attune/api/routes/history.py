@@ -8,12 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from attune.api.authz import PrincipalDep, check_execution, refusal, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_h
 from attune.api.schemas.common import Page
 from attune.api.schemas.history import HistoryRecord
-from attune.db.repos import history
-from attune.errors import BadRequest
+from attune.db.repos import executions, history
+from attune.errors import BadRequest, Forbidden
 from attune.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["history"], dependencies=AUTH)
@@ -65,27 +66,36 @@ async def _list(
     return make_page([HistoryRecord.model_validate(row) for row in rows], total, paging)
 
 
-@router.get("/history/{entity_type}")
+@router.get("/history/{entity_type}", dependencies=[require("history", "read")])
 async def list_history(
-    entity_type: str, runtime: RuntimeDep, filters: Filters, paging: Paging
+    entity_type: str, runtime: RuntimeDep, principal: PrincipalDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:
     """Changes of every execution or every worker (the type is case-insensitive), newest first."""
     kind = entity_type.lower()
     if kind not in history.HISTORY_MODELS:
         expected = ", ".join(history.HISTORY_MODELS)
         raise BadRequest(f"unknown history entity type '{entity_type}'; expected one of: {expected}")
+    resource = "executions" if kind == "execution" else "workers"
+    if not principal.may_unconstrained(resource, "read"):
+        raise Forbidden(refusal("read", resource, f"the history of every {kind}"))
     return await _list(runtime, kind, filters, paging, entity_id=filters.entity_id)
 
 
-@router.get("/executions/{id}/history")
+@router.get("/executions/{id}/history", dependencies=[require("history", "read")])
 async def execution_history(
-    id: int, runtime: RuntimeDep, filters: Filters, paging: Paging
+    id: int, runtime: RuntimeDep, principal: PrincipalDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:
     """Changes of one execution, newest first (an unknown id gives an empty page)."""
+    if not principal.may_unconstrained("executions", "read"):
+        async with runtime.db.session() as session:
+            execution = await executions.get(session, id)
+        if execution is None:
+            raise Forbidden(refusal("read", "executions", f"the history of execution {id}"))
+        check_execution(principal, execution, "read")
     return await _list(runtime, "execution", filters, paging, entity_id=id)
 
 
-@router.get("/workers/{id}/history")
+@router.get("/workers/{id}/history", dependencies=[require("history", "read")])
 async def worker_history(
     id: int, runtime: RuntimeDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:

@@ -6,12 +6,14 @@ transaction, resumes the execution waiting on it (services.md §1.14, see :mod:`
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune import inquiries
-from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.authz import Principal, PrincipalDep, check_execution, pack_of, require
+from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_c
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.inquiries import (
@@ -22,10 +24,11 @@ from attune.api.schemas.inquiries import (
     UpdateInquiryRequest,
 )
 from attune.db.models import Execution, Inquiry
+from attune.db.repos import executions, permissions
 from attune.db.repos import inquiries as repo
 from attune.db.types import utcnow
 from attune.domain.enums import InquiryStatus
-from attune.errors import BadRequest, NotFound
+from attune.errors import BadRequest, Forbidden, NotFound, ValidationFailed
 
 router = APIRouter(prefix="/api/v1", tags=["inquiries"], dependencies=AUTH)
 
@@ -39,6 +42,29 @@ STATUS_SEGMENTS = {
     "canceled": InquiryStatus.CANCELLED,
     "cancelled": InquiryStatus.CANCELLED,
 }
+
+
+def visible(query: Any, principal: Principal) -> Any:
+    """An inquiry query limited to what ``principal`` may read (owner: the execution's executor)."""
+    return permissions.restrict(
+        query,
+        principal.scope("inquiries"),
+        owner=executions.executor_of(Inquiry.execution),
+        ref_of_pack=executions.action_ref_of(Inquiry.execution),
+    )
+
+
+async def _check(session: AsyncSession, principal: Principal, row: Inquiry, action: str) -> Execution | None:
+    """403 unless ``principal`` may ``action`` the inquiry (judged by its execution)."""
+    execution = await session.get(Execution, row.execution)
+    principal.check(
+        "inquiries",
+        action,
+        pack=pack_of(execution.action_ref) if execution is not None else None,
+        owner=execution.executor if execution is not None else None,
+        what=f"{action} inquiry {row.id}",
+    )
+    return execution
 
 
 def _not_found(inquiry_id: int) -> NotFound:
@@ -74,29 +100,39 @@ def _response(row: Inquiry) -> InquiryResponse:
     )
 
 
-@router.get("/inquiries")
+@router.get("/inquiries", dependencies=[require("inquiries", "read", scoped=True)])
 async def list_inquiries(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_c)],
     status: Annotated[InquiryStatus | None, Query(description="Wins over execution")] = None,
     execution: Annotated[int | None, Query(description="Execution id (ignored with status)")] = None,
     assigned_to: Annotated[int | None, Query(description="Identity id of the assignee")] = None,
 ) -> Page[InquirySummary]:
     """Inquiries, newest first (``offset``/``limit`` paging)."""
-    query = repo.list_query(
-        status=status.value if status else None, execution=execution, assigned_to=assigned_to
+    query = visible(
+        repo.list_query(
+            status=status.value if status else None, execution=execution, assigned_to=assigned_to
+        ),
+        principal,
     )
     async with runtime.db.session() as session:
         rows, total = await fetch_page(session, query, paging)
     return make_page([_summary(row) for row in rows], total, paging)
 
 
-@router.post("/inquiries", status_code=201)
-async def create_inquiry(body: CreateInquiryRequest, runtime: RuntimeDep) -> Data[InquiryResponse]:
+@router.post("/inquiries", status_code=201, dependencies=[require("inquiries", "create", scoped=True)])
+async def create_inquiry(
+    body: CreateInquiryRequest, runtime: RuntimeDep, principal: PrincipalDep
+) -> Data[InquiryResponse]:
     """Create a pending inquiry for an execution (publishes nothing; the execution is untouched)."""
+    if body.assigned_to is not None and not principal.may("inquiries", "manage"):
+        raise Forbidden("Only an administrator (or manage on inquiries) may assign an inquiry")
     async with runtime.db.transaction() as session:
-        if await session.get(Execution, body.execution) is None:
+        execution = await session.get(Execution, body.execution)
+        if execution is None:
             raise NotFound(f"Execution with ID {body.execution} not found")
+        check_execution(principal, execution, "read")
         row = Inquiry(
             execution=body.execution,
             prompt=body.prompt,
@@ -111,70 +147,82 @@ async def create_inquiry(body: CreateInquiryRequest, runtime: RuntimeDep) -> Dat
     return Data(data=_response(row), message="Inquiry created successfully")
 
 
-@router.get("/inquiries/status/{status}")
+@router.get("/inquiries/status/{status}", dependencies=[require("inquiries", "read", scoped=True)])
 async def inquiries_by_status(
-    status: str, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
+    status: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    paging: Annotated[PageRequest, Depends(page_a)],
 ) -> Page[InquirySummary]:
     """Inquiries in one status (``pending``, ``responded``, ``timeout``, ``canceled``)."""
     wanted = STATUS_SEGMENTS.get(status.lower())
     if wanted is None:
         raise BadRequest(f"Invalid inquiry status: {status}")
     async with runtime.db.session() as session:
-        rows, total = await fetch_page(session, repo.by_status_query(wanted.value), paging)
+        rows, total = await fetch_page(
+            session, visible(repo.by_status_query(wanted.value), principal), paging
+        )
     return make_page([_summary(row) for row in rows], total, paging)
 
 
-@router.get("/inquiries/{id}")
-async def get_inquiry(id: int, runtime: RuntimeDep) -> Data[InquiryResponse]:
+@router.get("/inquiries/{id}", dependencies=[require("inquiries", "read", scoped=True)])
+async def get_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[InquiryResponse]:
     """One inquiry."""
     async with runtime.db.session() as session:
         row = await repo.get(session, id)
         if row is None:
             raise _not_found(id)
+        await _check(session, principal, row, "read")
     return Data(data=_response(row))
 
 
-@router.put("/inquiries/{id}")
-async def update_inquiry(id: int, body: UpdateInquiryRequest, runtime: RuntimeDep) -> Data[InquiryResponse]:
-    """Change ``status``, ``response`` or ``assigned_to`` as given, with none of the respond checks.
+@router.put("/inquiries/{id}", dependencies=[require("inquiries", "manage", scoped=True)])
+async def update_inquiry(
+    id: int, body: UpdateInquiryRequest, runtime: RuntimeDep, principal: PrincipalDep
+) -> Data[InquiryResponse]:
+    """Reassign an inquiry (``assigned_to``): administrators or ``manage`` on inquiries only.
 
-    ``responded_at`` is not set; a waiting execution is not resumed (use ``/respond`` for that).
+    ``status`` and ``response`` never change here (422 when they would): an answer goes through
+    ``POST /inquiries/{id}/respond`` (checked against ``response_schema``, resumes the execution)
+    and an unanswered inquiry ends by its timeout, so no execution waits forever on an inquiry
+    marked answered (docs/inquiries.md).
     """
     async with runtime.db.transaction() as session:
         row = await repo.get(session, id)
         if row is None:
             raise _not_found(id)
-        changes = {
-            "status": body.status.value if body.status is not None else None,
-            "response": body.response,
-            "assigned_to": body.assigned_to,
-        }
-        changed = False
-        for name, value in changes.items():
-            if value is not None and getattr(row, name) != value:
-                setattr(row, name, value)
-                changed = True
-        if changed:
+        await _check(session, principal, row, "manage")
+        if body.status is not None and body.status.value != row.status:
+            raise ValidationFailed(
+                "status cannot be changed with PUT: answer through POST /api/v1/inquiries/{id}/respond"
+            )
+        if body.response is not None and body.response != row.response:
+            raise ValidationFailed(
+                "response cannot be changed with PUT: answer through POST /api/v1/inquiries/{id}/respond"
+            )
+        if body.assigned_to is not None and row.assigned_to != body.assigned_to:
+            row.assigned_to = body.assigned_to
             row.updated = utcnow()
             await session.flush()
     return Data(data=_response(row), message="Inquiry updated successfully")
 
 
-@router.delete("/inquiries/{id}")
-async def delete_inquiry(id: int, runtime: RuntimeDep) -> Success:
+@router.delete("/inquiries/{id}", dependencies=[require("inquiries", "delete", scoped=True)])
+async def delete_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Success:
     """Delete an inquiry. An execution still waiting on it ends as ``cancelled``."""
     async with runtime.db.transaction() as session:
         row = await inquiries.lock_inquiry(session, id, lock=not runtime.db.is_sqlite)
         if row is None:
             raise _not_found(id)
+        await _check(session, principal, row, "delete")
         await inquiries.end_waiting(session, row, f"Inquiry {id} was deleted")
         await session.delete(row)
     return Success(message="Inquiry deleted successfully")
 
 
-@router.post("/inquiries/{id}/respond")
+@router.post("/inquiries/{id}/respond", dependencies=[require("inquiries", "respond", scoped=True)])
 async def respond_to_inquiry(
-    id: int, body: RespondRequest, claims: ClaimsDep, runtime: RuntimeDep
+    id: int, body: RespondRequest, principal: PrincipalDep, runtime: RuntimeDep
 ) -> Data[InquiryResponse]:
     """Answer a pending inquiry (api.md §5.7) and resume the execution waiting on it.
 
@@ -187,14 +235,21 @@ async def respond_to_inquiry(
         row = await inquiries.lock_inquiry(session, id, lock=not runtime.db.is_sqlite)
         if row is None:
             raise _not_found(id)
-        inquiries.check_can_respond(row, claims.identity_id)
+        await _check(session, principal, row, "respond")
+        if principal.execution is not None and row.execution in await executions.lineage(
+            session, principal.execution.execution_id
+        ):
+            # An action must not approve its own question (nor one of a workflow it runs in).
+            raise Forbidden("An execution cannot respond to its own inquiries or its ancestors'")
+        responder = principal.identity_id if principal.identity_id is not None else 0
+        inquiries.check_can_respond(row, responder)
         if inquiries.is_expired(row, utcnow()):
             # Committed before the 400 below: a late answer settles the inquiry as timed out.
             expired = await inquiries.expire(session, row)
         else:
             inquiries.check_response(row, body.response)
             await inquiries.respond(
-                session, row, body.response, responded_by=claims.identity_id, source_service=SOURCE
+                session, row, body.response, responded_by=responder, source_service=SOURCE
             )
             await session.flush()
             await session.refresh(row)
@@ -203,13 +258,24 @@ async def respond_to_inquiry(
     return Data(data=_response(row), message="Response submitted successfully")
 
 
-@router.get("/executions/{execution_id}/inquiries")
+@router.get("/executions/{execution_id}/inquiries", dependencies=[require("inquiries", "read", scoped=True)])
 async def inquiries_of_execution(
-    execution_id: int, runtime: RuntimeDep, paging: Annotated[PageRequest, Depends(page_a)]
+    execution_id: int,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    paging: Annotated[PageRequest, Depends(page_a)],
 ) -> Page[InquirySummary]:
     """The inquiries of one execution, newest first; 404 when the execution does not exist."""
     async with runtime.db.session() as session:
-        if await session.get(Execution, execution_id) is None:
+        execution = await session.get(Execution, execution_id)
+        if execution is None:
             raise NotFound(f"Execution with ID {execution_id} not found")
+        principal.check(
+            "inquiries",
+            "read",
+            pack=pack_of(execution.action_ref),
+            owner=execution.executor,
+            what=f"read the inquiries of execution {execution_id}",
+        )
         rows, total = await fetch_page(session, repo.by_execution_query(execution_id), paging)
     return make_page([_summary(row) for row in rows], total, paging)

@@ -8,6 +8,9 @@
   :data:`KEEPALIVE_SECONDS`; auth by ``?token=`` (an access, sensor or execution token: a
   long-lived refresh token does not belong in a URL; docs/security.md).
 
+Both deliver only what the identity may read (``attune.api.authz.notification_access``): the
+WebSocket closes with 4403 for an identity that may read no notifications, the stream answers 403.
+
 Mounted before the executions router so ``/executions/stream`` is not taken for an id.
 """
 
@@ -20,7 +23,9 @@ from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
+from attune.api.authz import load_principal, notification_access, refusal
 from attune.api.deps import RuntimeDep
+from attune.errors import Forbidden
 from attune.notifier.hub import Accept, Notification, Subscription
 from attune.notifier.websocket import WS_TOKEN_TYPES, authenticate, feed_for
 
@@ -83,10 +88,15 @@ async def execution_stream(
     execution_id: Annotated[int | None, Query(description="Only this execution's notifications")] = None,
 ) -> StreamingResponse:
     """Server-sent events for execution changes (unbounded; nothing is replayed)."""
-    await authenticate(runtime, token, WS_TOKEN_TYPES)
+    claims = await authenticate(runtime, token, WS_TOKEN_TYPES)
+    principal = await load_principal(runtime, claims)
+    allowed = notification_access(principal)
+    if allowed is None or not principal.may("executions", "read"):
+        raise Forbidden(refusal("read", "executions", "the execution stream"))
+    selected = execution_filter(execution_id)
     feed = feed_for(request.app.state, runtime)
     # Subscribed before the response starts, so a change made once the headers arrive is seen.
-    subscription = await feed.subscribe(execution_filter(execution_id))
+    subscription = await feed.subscribe(lambda n: selected(n) and allowed(n))
     return StreamingResponse(
         _events(subscription),
         media_type="text/event-stream",

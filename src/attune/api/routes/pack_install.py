@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.errors import describe_integrity_error
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
@@ -151,7 +152,12 @@ async def _install(
     return _stream(work(), queue, message)
 
 
-@router.post("/packs/install", response_model=None, responses=INSTALL_RESPONSES)
+@router.post(
+    "/packs/install",
+    response_model=None,
+    responses=INSTALL_RESPONSES,
+    dependencies=[require("packs", "manage")],
+)
 async def install(
     body: InstallPack, claims: ClaimsDep, runtime: RuntimeDep, stream: bool = StreamOpt
 ) -> Data[PackInstallResponse] | StreamingResponse:
@@ -173,7 +179,7 @@ async def install(
     return await _install(runtime, request, stream, "Pack installed successfully")
 
 
-@router.get("/packs/registry/search")
+@router.get("/packs/registry/search", dependencies=[require("packs", "read")])
 async def search_registries(
     runtime: RuntimeDep,
     q: str = Query(
@@ -188,7 +194,12 @@ async def search_registries(
     return Data(data=[RegistryHit.model_validate(hit) for hit in hits])
 
 
-@router.post("/packs/{ref}/upgrade", response_model=None, responses=INSTALL_RESPONSES)
+@router.post(
+    "/packs/{ref}/upgrade",
+    response_model=None,
+    responses=INSTALL_RESPONSES,
+    dependencies=[require("packs", "manage")],
+)
 async def upgrade(
     ref: str, body: UpgradePack, claims: ClaimsDep, runtime: RuntimeDep, stream: bool = StreamOpt
 ) -> Data[PackInstallResponse] | StreamingResponse:
@@ -214,7 +225,7 @@ async def upgrade(
 # -- pack tests --------------------------------------------------------------------------------
 
 
-@router.post("/packs/{ref}/test")
+@router.post("/packs/{ref}/test", dependencies=[require("packs", "manage")])
 async def test_pack(ref: str, runtime: RuntimeDep) -> Data[PackTestResult]:
     """Run the installed pack's tests now and store the run (trigger reason ``manual``)."""
     pack = await _pack_or_404(runtime, ref)
@@ -244,7 +255,7 @@ async def test_pack(ref: str, runtime: RuntimeDep) -> Data[PackTestResult]:
     return Data(data=PackTestResult.model_validate(result), message="Pack tests executed successfully")
 
 
-@router.get("/packs/{ref}/tests")
+@router.get("/packs/{ref}/tests", dependencies=[require("packs", "read")])
 async def list_tests(
     ref: str, runtime: RuntimeDep, page: PageRequest = Depends(page_a)
 ) -> Page[PackTestExecution]:
@@ -256,7 +267,7 @@ async def list_tests(
     return make_page(items, total, page)
 
 
-@router.get("/packs/{ref}/tests/latest")
+@router.get("/packs/{ref}/tests/latest", dependencies=[require("packs", "read")])
 async def latest_test(ref: str, runtime: RuntimeDep) -> Data[PackTestExecution]:
     pack = await _pack_or_404(runtime, ref)
     async with runtime.db.session() as session:

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.routes.packs import resolve_pack_path
 from attune.api.schemas.common import Data
@@ -57,7 +58,7 @@ def _prune_downloads(root: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-@router.post("/packs/download")
+@router.post("/packs/download", dependencies=[require("packs", "manage")])
 async def download(body: DownloadPacks, runtime: RuntimeDep) -> Data[DownloadPacksResponse]:
     """Fetch each source (git, archive URL, local path or registry ref) into its own server
     directory under ``{data_dir}/pack_downloads`` (kept for a day); registry checksums are verified."""
@@ -102,7 +103,7 @@ def _parse(raw: str, base: Path) -> ParsedPack:
     return parse_pack_dir(path)
 
 
-@router.post("/packs/dependencies")
+@router.post("/packs/dependencies", dependencies=[require("packs", "read")])
 async def dependencies(body: PackDependencies, runtime: RuntimeDep) -> Data[PackDependenciesResponse]:
     """The dependencies and runtime requirements of pack directories on the server.
 
@@ -222,7 +223,7 @@ async def _build_pack(
     return result, counts[0], counts[1]
 
 
-@router.post("/packs/build-envs")
+@router.post("/packs/build-envs", dependencies=[require("packs", "manage")])
 async def build_envs(body: BuildPackEnvs, runtime: RuntimeDep) -> Data[BuildPackEnvsResponse]:
     """Build the Python/Node.js environments of pack directories where workers look for them
     (``{runtime_envs_dir}/{pack}/{runtime}[-{version}]``, packs.md §13)."""

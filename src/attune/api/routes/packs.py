@@ -13,6 +13,7 @@ import jsonschema.exceptions
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from sqlalchemy.exc import IntegrityError
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
 from attune.api.errors import describe_integrity_error
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
@@ -95,7 +96,7 @@ def _is_within(path: Path, base: Path) -> bool:
 # -- list and CRUD ---------------------------------------------------------------------------
 
 
-@router.get("/packs")
+@router.get("/packs", dependencies=[require("packs", "read")])
 async def list_packs(runtime: RuntimeDep, page: PageRequest = Depends(page_a)) -> Page[PackSummary]:
     """Every pack, ref ascending."""
     async with runtime.db.session() as session:
@@ -104,7 +105,7 @@ async def list_packs(runtime: RuntimeDep, page: PageRequest = Depends(page_a)) -
     return make_page(items, total, page)
 
 
-@router.post("/packs", status_code=201)
+@router.post("/packs", status_code=201, dependencies=[require("packs", "create")])
 async def create_pack(body: CreatePack, runtime: RuntimeDep) -> Data[PackResponse]:
     """Create an empty pack. ``config`` is validated against ``conf_schema`` and gets its defaults."""
     if not refs.is_pack_ref(body.ref):
@@ -123,7 +124,7 @@ async def create_pack(body: CreatePack, runtime: RuntimeDep) -> Data[PackRespons
 # Static POST paths are declared before the ``{ref}`` routes.
 
 
-@router.post("/packs/register", status_code=201)
+@router.post("/packs/register", status_code=201, dependencies=[require("packs", "manage")])
 async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackRegisterResponse]:
     """Register a pack directory on the server in place (packs.md §11.3).
 
@@ -151,7 +152,7 @@ async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackRegister
     return Data(data=response, message="Pack registered successfully")
 
 
-@router.post("/packs/register-batch")
+@router.post("/packs/register-batch", dependencies=[require("packs", "manage")])
 async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[RegisterPacksResponse]:
     """Register several directories in place; failures are reported, never raised.
 
@@ -204,7 +205,7 @@ async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[Regis
     return Data(data=RegisterPacksResponse(registered_packs=registered, failed_packs=failed, summary=summary))
 
 
-@router.post("/packs/upload", status_code=201)
+@router.post("/packs/upload", status_code=201, dependencies=[require("packs", "manage")])
 async def upload(
     claims: ClaimsDep,
     runtime: RuntimeDep,
@@ -250,7 +251,7 @@ async def upload(
 # -- single pack -----------------------------------------------------------------------------
 
 
-@router.get("/packs/{ref}")
+@router.get("/packs/{ref}", dependencies=[require("packs", "read")])
 async def get_pack(ref: str, runtime: RuntimeDep) -> Data[PackResponse]:
     async with runtime.db.session() as session:
         pack = await packs.by_ref(session, ref)
@@ -259,7 +260,7 @@ async def get_pack(ref: str, runtime: RuntimeDep) -> Data[PackResponse]:
         return Data(data=PackResponse.model_validate(pack))
 
 
-@router.put("/packs/{ref}")
+@router.put("/packs/{ref}", dependencies=[require("packs", "update")])
 async def update_pack(ref: str, body: UpdatePack, runtime: RuntimeDep) -> Data[PackResponse]:
     """Change a pack; absent or null fields stay as they are. ``config`` is re-validated."""
     values = {key: getattr(body, key) for key in body.model_fields_set if getattr(body, key) is not None}
@@ -278,7 +279,7 @@ async def update_pack(ref: str, body: UpdatePack, runtime: RuntimeDep) -> Data[P
     return Data(data=response, message="Pack updated successfully")
 
 
-@router.delete("/packs/{ref}")
+@router.delete("/packs/{ref}", dependencies=[require("packs", "manage")])
 async def delete_pack(
     ref: str,
     runtime: RuntimeDep,

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page
@@ -23,7 +24,7 @@ from attune.errors import NotFound
 router = APIRouter(prefix="/api/v1", tags=["policies"], dependencies=AUTH)
 
 
-@router.get("/policies")
+@router.get("/policies", dependencies=[require("policies", "read")])
 async def list_policies(
     runtime: RuntimeDep,
     page: Annotated[PageRequest, Depends(page_a)],
@@ -37,7 +38,7 @@ async def list_policies(
     return make_page(items, total, page)
 
 
-@router.get("/policies/{ref}")
+@router.get("/policies/{ref}", dependencies=[require("policies", "read")])
 async def get_policy(ref: str, runtime: RuntimeDep) -> Data[PolicyResponse]:
     """One policy by ref."""
     async with runtime.db.session() as session:

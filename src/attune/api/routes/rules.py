@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import check_pack, in_readable_packs, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -26,10 +27,11 @@ PageA = Annotated[PageRequest, Depends(page_a)]
 SOURCE = "api"
 
 
-async def _get(session: AsyncSession, ref: str) -> Rule:
+async def _get(session: AsyncSession, ref: str, action: str = "read") -> Rule:
     rule = await rules.by_ref(session, ref)
     if rule is None:
         raise NotFound(f"Rule '{ref}' not found")
+    check_pack("rules", action, rule.pack_ref, f"{action} rule '{ref}'")
     return rule
 
 
@@ -42,25 +44,27 @@ def _publish_disabled(session: AsyncSession, rule: Rule) -> None:
 
 
 async def _page(session: AsyncSession, page: PageRequest, **filters: Any) -> Page[RuleSummary]:
-    rows, total = await fetch_page(session, rules.list_query(**filters), page)
+    rows, total = await fetch_page(
+        session, in_readable_packs(rules.list_query(**filters), "rules", Rule.pack_ref), page
+    )
     return make_page([RuleSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.get("/rules")
+@router.get("/rules", dependencies=[require("rules", "read", scoped=True)])
 async def list_rules(runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """List rules, ordered by ref (pagination family A)."""
     async with runtime.db.session() as session:
         return await _page(session, page)
 
 
-@router.get("/rules/enabled")
+@router.get("/rules/enabled", dependencies=[require("rules", "read", scoped=True)])
 async def list_enabled_rules(runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """List the enabled rules, ordered by ref."""
     async with runtime.db.session() as session:
         return await _page(session, page, enabled=True)
 
 
-@router.post("/rules", status_code=201)
+@router.post("/rules", status_code=201, dependencies=[require("rules", "create", scoped=True)])
 async def create_rule(body: CreateRule, runtime: RuntimeDep) -> Data[RuleResponse]:
     """Create an ad-hoc rule (``is_adhoc = true``) and publish `RuleCreated`.
 
@@ -71,6 +75,7 @@ async def create_rule(body: CreateRule, runtime: RuntimeDep) -> Data[RuleRespons
     conditions = body.conditions if body.conditions is not None else {}
     action_params = body.action_params if body.action_params is not None else {}
     trigger_params = body.trigger_params if body.trigger_params is not None else {}
+    check_pack("rules", "create", body.pack_ref, f"create rules in pack '{body.pack_ref}'")
     async with runtime.db.transaction() as session:
         if await rules.by_ref(session, body.ref) is not None:
             raise Conflict(f"Rule with ref '{body.ref}' already exists")
@@ -112,15 +117,15 @@ async def create_rule(body: CreateRule, runtime: RuntimeDep) -> Data[RuleRespons
     return Data(data=data, message="Rule created successfully")
 
 
-@router.get("/rules/{ref}")
+@router.get("/rules/{ref}", dependencies=[require("rules", "read", scoped=True)])
 async def get_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
     """One rule by ref."""
     async with runtime.db.session() as session:
-        rule = await _get(session, ref)
+        rule = await _get(session, ref, "read")
     return Data(data=RuleResponse.model_validate(rule))
 
 
-@router.put("/rules/{ref}")
+@router.put("/rules/{ref}", dependencies=[require("rules", "update", scoped=True)])
 async def update_rule(ref: str, body: UpdateRule, runtime: RuntimeDep) -> Data[RuleResponse]:
     """Update a rule; absent and null fields are left unchanged.
 
@@ -130,7 +135,7 @@ async def update_rule(ref: str, body: UpdateRule, runtime: RuntimeDep) -> Data[R
     publishes `RuleEnabled` / `RuleDisabled` too, so sensor timers follow the rule's state.
     """
     async with runtime.db.transaction() as session:
-        rule = await _get(session, ref)
+        rule = await _get(session, ref, "update")
         if body.trigger_params is not None:
             trigger = await triggers.by_ref(session, rule.trigger_ref)
             if trigger is not None:
@@ -173,7 +178,7 @@ async def update_rule(ref: str, body: UpdateRule, runtime: RuntimeDep) -> Data[R
     return Data(data=data, message="Rule updated successfully")
 
 
-@router.delete("/rules/{ref}")
+@router.delete("/rules/{ref}", dependencies=[require("rules", "delete", scoped=True)])
 async def delete_rule(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a rule; enforcements and events keep `rule_ref` with `rule = null`.
 
@@ -181,7 +186,7 @@ async def delete_rule(ref: str, runtime: RuntimeDep) -> Success:
     timers they run for it.
     """
     async with runtime.db.transaction() as session:
-        rule = await _get(session, ref)
+        rule = await _get(session, ref, "delete")
         if rule.enabled:
             _publish_disabled(session, rule)
         await rules.delete(session, rule)
@@ -190,7 +195,7 @@ async def delete_rule(ref: str, runtime: RuntimeDep) -> Success:
 
 async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> RuleResponse:
     async with runtime.db.transaction() as session:
-        rule = await _get(session, ref)
+        rule = await _get(session, ref, "delete")
         if actions.apply_changes(rule, {"enabled": enabled}):
             await actions.save(session, rule)
         if enabled:
@@ -200,19 +205,19 @@ async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> RuleRespons
         return RuleResponse.model_validate(rule)
 
 
-@router.post("/rules/{ref}/enable")
+@router.post("/rules/{ref}/enable", dependencies=[require("rules", "update")])
 async def enable_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
     """Set `enabled = true`, publish `RuleEnabled` and return the rule."""
     return Data(data=await _set_enabled(runtime, ref, True), message="Rule enabled successfully")
 
 
-@router.post("/rules/{ref}/disable")
+@router.post("/rules/{ref}/disable", dependencies=[require("rules", "update")])
 async def disable_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
     """Set `enabled = false`, publish `RuleDisabled` and return the rule."""
     return Data(data=await _set_enabled(runtime, ref, False), message="Rule disabled successfully")
 
 
-@router.get("/packs/{pack_ref}/rules")
+@router.get("/packs/{pack_ref}/rules", dependencies=[require("rules", "read", scoped=True)])
 async def list_pack_rules(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """The rules of one pack, ordered by ref; 404 when the pack does not exist."""
     async with runtime.db.session() as session:
@@ -222,7 +227,7 @@ async def list_pack_rules(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Pa
         return await _page(session, page, pack_id=pack.id)
 
 
-@router.get("/actions/{action_ref}/rules")
+@router.get("/actions/{action_ref}/rules", dependencies=[require("rules", "read", scoped=True)])
 async def list_action_rules(action_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """The rules linked to one action, ordered by ref; 404 when the action does not exist."""
     async with runtime.db.session() as session:
@@ -232,7 +237,7 @@ async def list_action_rules(action_ref: str, runtime: RuntimeDep, page: PageA) -
         return await _page(session, page, action_id=action.id)
 
 
-@router.get("/triggers/{trigger_ref}/rules")
+@router.get("/triggers/{trigger_ref}/rules", dependencies=[require("rules", "read", scoped=True)])
 async def list_trigger_rules(trigger_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
     """The rules linked to one trigger, ordered by ref; 404 when the trigger does not exist."""
     async with runtime.db.session() as session:

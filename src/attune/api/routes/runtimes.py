@@ -17,6 +17,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -47,7 +48,7 @@ async def _get(session: AsyncSession, ref: str) -> RuntimeRow:
     return row
 
 
-@router.get("/runtimes")
+@router.get("/runtimes", dependencies=[require("runtimes", "read")])
 async def list_runtimes(runtime: RuntimeDep, page: PageRequest = Depends(page_a)) -> Page[RuntimeSummary]:
     """Every runtime, ref ascending."""
     async with runtime.db.session() as session:
@@ -56,7 +57,7 @@ async def list_runtimes(runtime: RuntimeDep, page: PageRequest = Depends(page_a)
     return make_page(items, total, page)
 
 
-@router.get("/packs/{pack_ref}/runtimes")
+@router.get("/packs/{pack_ref}/runtimes", dependencies=[require("runtimes", "read")])
 async def list_pack_runtimes(
     pack_ref: str, runtime: RuntimeDep, page: PageRequest = Depends(page_a)
 ) -> Page[RuntimeSummary]:
@@ -70,7 +71,7 @@ async def list_pack_runtimes(
     return make_page(items, total, page)
 
 
-@router.post("/runtimes", status_code=201)
+@router.post("/runtimes", status_code=201, dependencies=[require("runtimes", "create")])
 async def create_runtime(body: CreateRuntime, runtime: RuntimeDep) -> Data[RuntimeResponse]:
     """Create a runtime owned by an existing pack."""
     if body.ref != body.ref.lower():
@@ -100,13 +101,13 @@ async def create_runtime(body: CreateRuntime, runtime: RuntimeDep) -> Data[Runti
     return Data(data=response, message="Runtime created successfully")
 
 
-@router.get("/runtimes/{ref}")
+@router.get("/runtimes/{ref}", dependencies=[require("runtimes", "read")])
 async def get_runtime(ref: str, runtime: RuntimeDep) -> Data[RuntimeResponse]:
     async with runtime.db.session() as session:
         return Data(data=await _response(session, await _get(session, ref)))
 
 
-@router.put("/runtimes/{ref}")
+@router.put("/runtimes/{ref}", dependencies=[require("runtimes", "update")])
 async def update_runtime(ref: str, body: UpdateRuntime, runtime: RuntimeDep) -> Data[RuntimeResponse]:
     """Change a runtime; absent or null fields stay as they are."""
     values = {key: getattr(body, key) for key in body.model_fields_set if getattr(body, key) is not None}
@@ -117,7 +118,7 @@ async def update_runtime(ref: str, body: UpdateRuntime, runtime: RuntimeDep) -> 
     return Data(data=response, message="Runtime updated successfully")
 
 
-@router.delete("/runtimes/{ref}")
+@router.delete("/runtimes/{ref}", dependencies=[require("runtimes", "delete")])
 async def delete_runtime(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a runtime that no action uses (its versions and sensors go with it)."""
     async with runtime.db.transaction() as session:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import check_pack, in_readable_packs, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -22,30 +23,35 @@ router = APIRouter(prefix="/api/v1", tags=["sensors"], dependencies=AUTH)
 PageA = Annotated[PageRequest, Depends(page_a)]
 
 
-async def _get(session: AsyncSession, ref: str) -> Sensor:
+async def _get(session: AsyncSession, ref: str, action: str = "read") -> Sensor:
     sensor = await sensors.by_ref(session, ref)
     if sensor is None:
         raise NotFound(f"Sensor '{ref}' not found")
+    check_pack("sensors", action, sensor.pack_ref, f"{action} sensor '{ref}'")
     return sensor
 
 
-@router.get("/sensors")
+@router.get("/sensors", dependencies=[require("sensors", "read", scoped=True)])
 async def list_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     """List sensors, ordered by ref (pagination family A)."""
     async with runtime.db.session() as session:
-        rows, total = await fetch_page(session, sensors.list_query(), page)
+        rows, total = await fetch_page(
+            session, in_readable_packs(sensors.list_query(), "sensors", Sensor.pack_ref), page
+        )
     return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.get("/sensors/enabled")
+@router.get("/sensors/enabled", dependencies=[require("sensors", "read", scoped=True)])
 async def list_enabled_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     """List the enabled sensors, ordered by ref."""
     async with runtime.db.session() as session:
-        rows, total = await fetch_page(session, sensors.list_query(enabled=True), page)
+        rows, total = await fetch_page(
+            session, in_readable_packs(sensors.list_query(enabled=True), "sensors", Sensor.pack_ref), page
+        )
     return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.post("/sensors", status_code=201)
+@router.post("/sensors", status_code=201, dependencies=[require("sensors", "create", scoped=True)])
 async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorResponse]:
     """Create a sensor; the pack, runtime and trigger must exist (404 naming the missing one).
 
@@ -54,6 +60,7 @@ async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorR
     created through the API get `is_adhoc = true` (so a pack reinstall keeps them), and
     `param_schema` must be a flat schema that compiles (422 naming the field).
     """
+    check_pack("sensors", "create", body.pack_ref, f"create sensors in pack '{body.pack_ref}'")
     async with runtime.db.transaction() as session:
         if await sensors.by_ref(session, body.ref) is not None:
             raise Conflict(f"Sensor with ref '{body.ref}' already exists")
@@ -88,20 +95,20 @@ async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorR
     return Data(data=data, message="Sensor created successfully")
 
 
-@router.get("/sensors/{ref}")
+@router.get("/sensors/{ref}", dependencies=[require("sensors", "read", scoped=True)])
 async def get_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
     """One sensor by ref (its `config` is not returned)."""
     async with runtime.db.session() as session:
-        sensor = await _get(session, ref)
+        sensor = await _get(session, ref, "read")
     return Data(data=SensorResponse.model_validate(sensor))
 
 
-@router.put("/sensors/{ref}")
+@router.put("/sensors/{ref}", dependencies=[require("sensors", "update", scoped=True)])
 async def update_sensor(ref: str, body: UpdateSensor, runtime: RuntimeDep) -> Data[SensorResponse]:
     """Update a sensor; absent and null fields are left unchanged. Runtime, trigger and config
     cannot be changed."""
     async with runtime.db.transaction() as session:
-        sensor = await _get(session, ref)
+        sensor = await _get(session, ref, "update")
         changes = {
             "label": body.label,
             "description": body.description,
@@ -115,52 +122,58 @@ async def update_sensor(ref: str, body: UpdateSensor, runtime: RuntimeDep) -> Da
     return Data(data=data, message="Sensor updated successfully")
 
 
-@router.delete("/sensors/{ref}")
+@router.delete("/sensors/{ref}", dependencies=[require("sensors", "delete", scoped=True)])
 async def delete_sensor(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a sensor; its keys are deleted and its events keep `source_ref` with `source = null`."""
     async with runtime.db.transaction() as session:
-        sensor = await _get(session, ref)
+        sensor = await _get(session, ref, "delete")
         await sensors.delete(session, sensor)
     return Success(message=f"Sensor '{ref}' deleted successfully")
 
 
 async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> SensorResponse:
     async with runtime.db.transaction() as session:
-        sensor = await _get(session, ref)
+        sensor = await _get(session, ref, "delete")
         if actions.apply_changes(sensor, {"enabled": enabled}):
             await actions.save(session, sensor)
         return SensorResponse.model_validate(sensor)
 
 
-@router.post("/sensors/{ref}/enable")
+@router.post("/sensors/{ref}/enable", dependencies=[require("sensors", "update")])
 async def enable_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
     """Set `enabled = true` and return the sensor."""
     return Data(data=await _set_enabled(runtime, ref, True), message="Sensor enabled successfully")
 
 
-@router.post("/sensors/{ref}/disable")
+@router.post("/sensors/{ref}/disable", dependencies=[require("sensors", "update")])
 async def disable_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
     """Set `enabled = false` and return the sensor."""
     return Data(data=await _set_enabled(runtime, ref, False), message="Sensor disabled successfully")
 
 
-@router.get("/packs/{pack_ref}/sensors")
+@router.get("/packs/{pack_ref}/sensors", dependencies=[require("sensors", "read", scoped=True)])
 async def list_pack_sensors(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     """The sensors of one pack, ordered by ref; 404 when the pack does not exist."""
     async with runtime.db.session() as session:
         pack = await actions.pack_by_ref(session, pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{pack_ref}' not found")
-        rows, total = await fetch_page(session, sensors.list_query(pack_id=pack.id), page)
+        rows, total = await fetch_page(
+            session, in_readable_packs(sensors.list_query(pack_id=pack.id), "sensors", Sensor.pack_ref), page
+        )
     return make_page([SensorSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.get("/triggers/{trigger_ref}/sensors")
+@router.get("/triggers/{trigger_ref}/sensors", dependencies=[require("sensors", "read", scoped=True)])
 async def list_trigger_sensors(trigger_ref: str, runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
     """The sensors emitting events for one trigger; 404 when the trigger does not exist."""
     async with runtime.db.session() as session:
         trigger = await triggers.by_ref(session, trigger_ref)
         if trigger is None:
             raise NotFound(f"Trigger '{trigger_ref}' not found")
-        rows, total = await fetch_page(session, sensors.list_query(trigger_id=trigger.id), page)
+        rows, total = await fetch_page(
+            session,
+            in_readable_packs(sensors.list_query(trigger_id=trigger.id), "sensors", Sensor.pack_ref),
+            page,
+        )
     return make_page([SensorSummary.model_validate(r) for r in rows], total, page)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import check_pack, in_readable_packs, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -31,29 +32,34 @@ async def get_trigger(session: AsyncSession, ref: str) -> Trigger:
 
 async def _list(runtime: Runtime, page: PageRequest, *, enabled: bool | None = None) -> Page[TriggerSummary]:
     async with runtime.db.session() as session:
-        rows, total = await fetch_page(session, triggers.list_query(enabled=enabled), page)
+        rows, total = await fetch_page(
+            session,
+            in_readable_packs(triggers.list_query(enabled=enabled), "triggers", Trigger.pack_ref),
+            page,
+        )
     return make_page([TriggerSummary.model_validate(r) for r in rows], total, page)
 
 
-@router.get("/triggers")
+@router.get("/triggers", dependencies=[require("triggers", "read", scoped=True)])
 async def list_triggers(runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
     """List triggers, ordered by ref (pagination family A)."""
     return await _list(runtime, page)
 
 
-@router.get("/triggers/enabled")
+@router.get("/triggers/enabled", dependencies=[require("triggers", "read", scoped=True)])
 async def list_enabled_triggers(runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
     """List the enabled triggers, ordered by ref."""
     return await _list(runtime, page, enabled=True)
 
 
-@router.post("/triggers", status_code=201)
+@router.post("/triggers", status_code=201, dependencies=[require("triggers", "create", scoped=True)])
 async def create_trigger(body: CreateTrigger, runtime: RuntimeDep) -> Data[TriggerResponse]:
     """Create an ad-hoc trigger (``is_adhoc = true``); without `pack_ref` it has no pack.
 
     Attune extension: `param_schema`/`out_schema` must be flat schemas that compile (422 naming
     the field), so rule validation against them cannot fail later.
     """
+    check_pack("triggers", "create", body.pack_ref, f"create triggers in pack '{body.pack_ref}'")
     async with runtime.db.transaction() as session:
         if await triggers.by_ref(session, body.ref) is not None:
             raise Conflict(f"Trigger with ref '{body.ref}' already exists")
@@ -83,7 +89,7 @@ async def create_trigger(body: CreateTrigger, runtime: RuntimeDep) -> Data[Trigg
     return Data(data=data, message="Trigger created successfully")
 
 
-@router.get("/triggers/{ref}")
+@router.get("/triggers/{ref}", dependencies=[require("triggers", "read")])
 async def get_trigger_route(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
     """One trigger by ref."""
     async with runtime.db.session() as session:
@@ -91,7 +97,7 @@ async def get_trigger_route(ref: str, runtime: RuntimeDep) -> Data[TriggerRespon
     return Data(data=TriggerResponse.model_validate(trigger))
 
 
-@router.put("/triggers/{ref}")
+@router.put("/triggers/{ref}", dependencies=[require("triggers", "update")])
 async def update_trigger(ref: str, body: UpdateTrigger, runtime: RuntimeDep) -> Data[TriggerResponse]:
     """Update a trigger; absent and null fields are left unchanged. Webhook fields are changed
     only through the webhook routes."""
@@ -110,7 +116,7 @@ async def update_trigger(ref: str, body: UpdateTrigger, runtime: RuntimeDep) -> 
     return Data(data=data, message="Trigger updated successfully")
 
 
-@router.delete("/triggers/{ref}")
+@router.delete("/triggers/{ref}", dependencies=[require("triggers", "delete")])
 async def delete_trigger(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a trigger and its sensors; rules and events keep `trigger_ref` with the id nulled."""
     async with runtime.db.transaction() as session:
@@ -127,24 +133,28 @@ async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> TriggerResp
         return TriggerResponse.model_validate(trigger)
 
 
-@router.post("/triggers/{ref}/enable")
+@router.post("/triggers/{ref}/enable", dependencies=[require("triggers", "update")])
 async def enable_trigger(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
     """Set `enabled = true` and return the trigger."""
     return Data(data=await _set_enabled(runtime, ref, True), message="Trigger enabled successfully")
 
 
-@router.post("/triggers/{ref}/disable")
+@router.post("/triggers/{ref}/disable", dependencies=[require("triggers", "update")])
 async def disable_trigger(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
     """Set `enabled = false` and return the trigger."""
     return Data(data=await _set_enabled(runtime, ref, False), message="Trigger disabled successfully")
 
 
-@router.get("/packs/{pack_ref}/triggers")
+@router.get("/packs/{pack_ref}/triggers", dependencies=[require("triggers", "read", scoped=True)])
 async def list_pack_triggers(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
     """The triggers of one pack, ordered by ref; 404 when the pack does not exist."""
     async with runtime.db.session() as session:
         pack = await actions.pack_by_ref(session, pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{pack_ref}' not found")
-        rows, total = await fetch_page(session, triggers.list_query(pack_id=pack.id), page)
+        rows, total = await fetch_page(
+            session,
+            in_readable_packs(triggers.list_query(pack_id=pack.id), "triggers", Trigger.pack_ref),
+            page,
+        )
     return make_page([TriggerSummary.model_validate(r) for r in rows], total, page)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.schemas.common import Data
 from attune.api.schemas.triggers import TriggerResponse
@@ -75,7 +76,7 @@ async def _manage(runtime: Runtime, ref: str, operation: str) -> TriggerResponse
         return TriggerResponse.model_validate(trigger)
 
 
-@router.post("/triggers/{ref}/webhooks/enable", dependencies=AUTH)
+@router.post("/triggers/{ref}/webhooks/enable", dependencies=[*AUTH, require("webhooks", "update")])
 async def enable_webhooks(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
     """Enable webhooks: keep the existing key or generate `wh_` + 32 hex characters.
 
@@ -86,13 +87,13 @@ async def enable_webhooks(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse
     return Data(data=await _manage(runtime, ref, "enable"))
 
 
-@router.post("/triggers/{ref}/webhooks/disable", dependencies=AUTH)
+@router.post("/triggers/{ref}/webhooks/disable", dependencies=[*AUTH, require("webhooks", "update")])
 async def disable_webhooks(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
     """Disable webhooks and remove the key (the old URL stops working); the config is kept."""
     return Data(data=await _manage(runtime, ref, "disable"))
 
 
-@router.post("/triggers/{ref}/webhooks/regenerate", dependencies=AUTH)
+@router.post("/triggers/{ref}/webhooks/regenerate", dependencies=[*AUTH, require("webhooks", "update")])
 async def regenerate_webhook_key(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
     """Issue a new webhook key; the old one stops working. 400 unless webhooks are enabled."""
     return Data(data=await _manage(runtime, ref, "regenerate"))
@@ -199,7 +200,7 @@ def _stored_config(
     return stored
 
 
-@router.get("/triggers/{ref}/webhooks/config", dependencies=AUTH)
+@router.get("/triggers/{ref}/webhooks/config", dependencies=[*AUTH, require("webhooks", "read")])
 async def get_webhook_config(ref: str, runtime: RuntimeDep) -> Data[WebhookConfigResponse]:
     """The trigger's webhook security configuration. The HMAC secret is write-only:
     `hmac.secret_set` tells whether one is stored."""
@@ -210,7 +211,7 @@ async def get_webhook_config(ref: str, runtime: RuntimeDep) -> Data[WebhookConfi
         return Data(data=config_response(trigger.webhook_config))
 
 
-@router.put("/triggers/{ref}/webhooks/config", dependencies=AUTH)
+@router.put("/triggers/{ref}/webhooks/config", dependencies=[*AUTH, require("webhooks", "update")])
 async def put_webhook_config(
     ref: str, body: WebhookConfig, runtime: RuntimeDep
 ) -> Data[WebhookConfigResponse]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page
@@ -34,7 +35,7 @@ def _response(worker: Worker, runtime: Runtime) -> WorkerResponse:
     return WorkerResponse(**data, live=fresh and worker.status == WorkerStatus.ACTIVE.value)
 
 
-@router.get("/workers")
+@router.get("/workers", dependencies=[require("workers", "read")])
 async def list_workers(runtime: RuntimeDep, paging: PageRequest = Depends(page_a)) -> Page[WorkerResponse]:
     """Registered workers and sensor services, by name."""
     async with runtime.db.session() as session:
@@ -42,7 +43,7 @@ async def list_workers(runtime: RuntimeDep, paging: PageRequest = Depends(page_a
     return make_page([_response(row, runtime) for row in rows], total, paging)
 
 
-@router.get("/workers/{id}")
+@router.get("/workers/{id}", dependencies=[require("workers", "read")])
 async def get_worker(id: int, runtime: RuntimeDep) -> Data[WorkerResponse]:
     async with runtime.db.session() as session:
         worker = await session.get(Worker, id)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
+from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.schemas.common import ApiModel, Data, RequestModel
 from attune.db.repos import actions
@@ -29,7 +30,7 @@ class WorkflowValidation(ApiModel):
     errors: list[str]
 
 
-@router.post("/workflows/validate")
+@router.post("/workflows/validate", dependencies=[require("workflows", "read")])
 async def validate_definition(body: ValidateWorkflowRequest, runtime: RuntimeDep) -> Data[WorkflowValidation]:
     """Parse and validate the document; ``errors`` names the task and field of every problem."""
     doc = dict(body.definition)

@@ -27,6 +27,7 @@ import yaml
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api.authz import PrincipalDep, check_execution, check_pack, in_readable_packs, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -65,10 +66,11 @@ _FILE_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]*$")
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-async def _get(session: AsyncSession, ref: str) -> WorkflowDefinition:
+async def _get(session: AsyncSession, ref: str, action: str = "read") -> WorkflowDefinition:
     row = await repo.by_ref(session, ref)
     if row is None:
         raise NotFound(f"Workflow '{ref}' not found")
+    check_pack("workflows", action, row.pack_ref, f"{action} workflow '{ref}'")
     return row
 
 
@@ -174,7 +176,7 @@ async def _known_actions(session: AsyncSession) -> set[str]:
 # -- definitions -----------------------------------------------------------------------------------
 
 
-@router.get("/workflows")
+@router.get("/workflows", dependencies=[require("workflows", "read", scoped=True)])
 async def list_workflows(
     runtime: RuntimeDep,
     page: PageA,
@@ -185,7 +187,11 @@ async def list_workflows(
 ) -> Page[WorkflowSummary]:
     """List workflow definitions, ordered by ref (pagination family A)."""
     wanted = [t.strip() for t in tags.split(",") if t.strip()] if tags else []
-    query = repo.list_query(pack_ref=pack_ref, tags=wanted, enabled=enabled, search=search)
+    query = in_readable_packs(
+        repo.list_query(pack_ref=pack_ref, tags=wanted, enabled=enabled, search=search),
+        "workflows",
+        WorkflowDefinition.pack_ref,
+    )
     async with runtime.db.session() as session:
         if wanted:
             rows = [r for r in (await session.execute(query)).scalars() if repo.has_any_tag(r, wanted)]
@@ -207,7 +213,7 @@ def _response(row: WorkflowDefinition) -> WorkflowResponse:
     return WorkflowResponse.model_validate(_summary(row))
 
 
-@router.post("/workflows", status_code=201)
+@router.post("/workflows", status_code=201, dependencies=[require("workflows", "create", scoped=True)])
 async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[WorkflowResponse]:
     """Create a workflow and its companion action (same ref, ``entrypoint = "workflow"``).
 
@@ -215,6 +221,7 @@ async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[Wor
     `pack.name`, or a plain action holds it) nothing is stored. The definition is validated and
     stored normalised; errors name the task and field (422).
     """
+    check_pack("workflows", "create", body.pack_ref, f"create workflows in pack '{body.pack_ref}'")
     async with runtime.db.transaction() as session:
         pack = await _pack(session, body.pack_ref)
         actions.check_ref_format("workflow", body.ref)
@@ -234,18 +241,18 @@ async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[Wor
     return Data(data=data, message="Workflow created successfully")
 
 
-@router.get("/workflows/{ref}")
+@router.get("/workflows/{ref}", dependencies=[require("workflows", "read", scoped=True)])
 async def get_workflow(ref: str, runtime: RuntimeDep) -> Data[WorkflowResponse]:
     """One workflow definition by ref."""
     async with runtime.db.session() as session:
-        return Data(data=_response(await _get(session, ref)))
+        return Data(data=_response(await _get(session, ref, "read")))
 
 
-@router.put("/workflows/{ref}")
+@router.put("/workflows/{ref}", dependencies=[require("workflows", "update", scoped=True)])
 async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -> Data[WorkflowResponse]:
     """Update a workflow (absent/null fields unchanged) and its companion action."""
     async with runtime.db.transaction() as session:
-        row = await _get(session, ref)
+        row = await _get(session, ref, "update")
         changes: dict[str, Any] = {
             "label": body.label,
             "description": body.description,
@@ -270,11 +277,11 @@ async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -
     return Data(data=data, message="Workflow updated successfully")
 
 
-@router.delete("/workflows/{ref}")
+@router.delete("/workflows/{ref}", dependencies=[require("workflows", "delete", scoped=True)])
 async def delete_workflow(ref: str, runtime: RuntimeDep) -> Success:
     """Delete a workflow, its companion action and its workflow executions."""
     async with runtime.db.transaction() as session:
-        await repo.delete_definition(session, await _get(session, ref))
+        await repo.delete_definition(session, await _get(session, ref, "delete"))
     return Success(message=f"Workflow '{ref}' deleted successfully")
 
 
@@ -298,11 +305,16 @@ async def _save_file(
     return row, created
 
 
-@router.post("/packs/{pack_ref}/workflow-files", status_code=201)
+@router.post(
+    "/packs/{pack_ref}/workflow-files",
+    status_code=201,
+    dependencies=[require("workflows", "create", scoped=True)],
+)
 async def create_workflow_file(
     pack_ref: str, body: SaveWorkflowFile, runtime: RuntimeDep
 ) -> Data[WorkflowResponse]:
     """Save ``{pack_dir}/workflows/<name>.yaml`` and register it (ref ``<pack_ref>.<name>``)."""
+    check_pack("workflows", "create", pack_ref, f"create workflows in pack '{pack_ref}'")
     async with runtime.db.transaction() as session:
         pack = await _pack(session, pack_ref)
         ref = f"{pack.ref}.{body.name}"
@@ -313,13 +325,13 @@ async def create_workflow_file(
     return Data(data=data, message="Workflow file saved and synced successfully")
 
 
-@router.put("/workflows/{ref}/file")
+@router.put("/workflows/{ref}/file", dependencies=[require("workflows", "update", scoped=True)])
 async def update_workflow_file(
     ref: str, body: SaveWorkflowFile, runtime: RuntimeDep
 ) -> Data[WorkflowResponse]:
     """Rewrite the workflow's file and its definition; ``<pack_ref>.<name>`` must equal ``ref`` (400)."""
     async with runtime.db.transaction() as session:
-        await _get(session, ref)
+        await _get(session, ref, "update")
         pack = await _pack(session, body.pack_ref)
         if f"{pack.ref}.{body.name}" != ref:
             raise BadRequest(
@@ -330,16 +342,20 @@ async def update_workflow_file(
     return Data(data=data, message="Workflow file updated and synced successfully")
 
 
-@router.get("/packs/{pack_ref}/workflows")
+@router.get("/packs/{pack_ref}/workflows", dependencies=[require("workflows", "read", scoped=True)])
 async def list_pack_workflows(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[WorkflowSummary]:
     """The workflows of one pack, ordered by ref."""
     async with runtime.db.session() as session:
         await _pack(session, pack_ref)
-        rows, total = await fetch_page(session, repo.list_query(pack_ref=pack_ref), page)
+        rows, total = await fetch_page(
+            session,
+            in_readable_packs(repo.list_query(pack_ref=pack_ref), "workflows", WorkflowDefinition.pack_ref),
+            page,
+        )
     return make_page([WorkflowSummary.model_validate(_summary(r)) for r in rows], total, page)
 
 
-@router.post("/packs/{pack_ref}/workflows/sync")
+@router.post("/packs/{pack_ref}/workflows/sync", dependencies=[require("workflows", "update")])
 async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWorkflowSyncResponse]:
     """Register every workflow file of the pack; a file that fails is reported and skipped.
 
@@ -383,7 +399,7 @@ async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWo
     return Data(data=data, message="Pack workflows synced successfully")
 
 
-@router.post("/packs/{pack_ref}/workflows/validate")
+@router.post("/packs/{pack_ref}/workflows/validate", dependencies=[require("workflows", "read")])
 async def validate_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWorkflowValidationResponse]:
     """Parse and semantically validate every workflow file of the pack without storing anything."""
     errors: dict[str, list[str]] = {}
@@ -472,11 +488,11 @@ async def run_state(session: AsyncSession, execution_id: int) -> WorkflowRunStat
     )
 
 
-@router.get("/executions/{id}/workflow")
-async def get_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
+@router.get("/executions/{id}/workflow", dependencies=[require("executions", "read", scoped=True)])
+async def get_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
     """Attune extension: the orchestration state of a workflow execution (tasks and statuses)."""
     async with runtime.db.session() as session:
-        await _execution(session, id)
+        check_execution(principal, await _execution(session, id), "read")
         return Data(data=await run_state(session, id))
 
 
@@ -484,23 +500,27 @@ def _context(runtime: Runtime) -> engine.WorkflowContext:
     return engine.WorkflowContext(box=runtime.secrets, source="api")
 
 
-@router.post("/executions/{id}/pause")
-async def pause_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
+@router.post("/executions/{id}/pause", dependencies=[require("executions", "update", scoped=True)])
+async def pause_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
     """Attune extension: pause a running workflow (no new tasks start; running ones finish). 409
     unless the execution is a running, unpaused workflow."""
     async with runtime.db.transaction() as session:
         execution = await _execution(session, id)
+        check_execution(principal, execution, "update")
         await engine.pause_workflow(session, execution, _context(runtime))
         await session.flush()
         data = await run_state(session, id)
     return Data(data=data, message="Workflow pause requested")
 
 
-@router.post("/executions/{id}/resume")
-async def resume_workflow_run(id: int, runtime: RuntimeDep) -> Data[WorkflowRunState]:
+@router.post("/executions/{id}/resume", dependencies=[require("executions", "update", scoped=True)])
+async def resume_workflow_run(
+    id: int, runtime: RuntimeDep, principal: PrincipalDep
+) -> Data[WorkflowRunState]:
     """Attune extension: resume a paused workflow. 409 unless it is paused."""
     async with runtime.db.transaction() as session:
         execution = await _execution(session, id)
+        check_execution(principal, execution, "update")
         await engine.resume_workflow(session, execution, _context(runtime))
         await session.flush()
         data = await run_state(session, id)

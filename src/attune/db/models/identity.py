@@ -27,6 +27,10 @@ class Identity(IdMixin, TimestampMixin, Base):
     token_version: Mapped[int] = mapped_column(
         sa.Integer, nullable=False, default=0, server_default=sa.text("0")
     )
+    # An administrator passes every permission check (docs/security.md "Permission sets").
+    is_admin: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
 
 
 class PermissionSet(IdMixin, TimestampMixin, Base):

@@ -149,3 +149,30 @@ async def add(session: AsyncSession, execution: Execution) -> Execution:
     session.add(execution)
     await session.flush()
     return execution
+
+
+async def action_of(session: AsyncSession, execution: Execution) -> Action | None:
+    """The action row an execution runs (None when it was deleted)."""
+    if execution.action is None:
+        return None
+    return await session.get(Action, execution.action)
+
+
+async def lineage(session: AsyncSession, execution_id: int, *, limit: int = 1000) -> set[int]:
+    """``execution_id`` and the ids of all its ancestors (``parent`` links)."""
+    seen: set[int] = set()
+    current: int | None = execution_id
+    while current is not None and current not in seen and len(seen) < limit:
+        seen.add(current)
+        current = await session.scalar(sa.select(Execution.parent).where(Execution.id == current))
+    return seen
+
+
+def executor_of(execution_column: Any) -> sa.ScalarSelect[Any]:
+    """A correlated subquery: the executor of the execution ``execution_column`` names."""
+    return sa.select(Execution.executor).where(Execution.id == execution_column).scalar_subquery()
+
+
+def action_ref_of(execution_column: Any) -> sa.ScalarSelect[Any]:
+    """A correlated subquery: the action ref of the execution ``execution_column`` names."""
+    return sa.select(Execution.action_ref).where(Execution.id == execution_column).scalar_subquery()

@@ -26,16 +26,37 @@ async def create(
     password_hash: str | None,
     display_name: str | None,
     attributes: dict[str, Any] | None = None,
+    is_admin: bool = False,
 ) -> Identity:
     identity = Identity(
         login=login,
         display_name=display_name,
         password_hash=password_hash,
         attributes=attributes or {},
+        is_admin=is_admin,
     )
     session.add(identity)
     await session.flush()
     return identity
+
+
+def list_query(*, humans_only: bool = True) -> sa.Select[Identity]:
+    """Identities by login; ``humans_only`` leaves out sensor identities (they have no password)."""
+    query = sa.select(Identity)
+    if humans_only:
+        query = query.where(sa.not_(Identity.login.startswith("sensor:")))
+    return query.order_by(Identity.login.asc())
+
+
+async def delete(session: AsyncSession, identity: Identity) -> None:
+    await session.delete(identity)
+    await session.flush()
+
+
+async def admin_count(session: AsyncSession) -> int:
+    """How many identities carry ``is_admin``."""
+    count = await session.scalar(sa.select(sa.func.count()).select_from(Identity).where(Identity.is_admin))
+    return int(count or 0)
 
 
 async def sensor_identity(session: AsyncSession, sensor_ref: str, trigger_types: list[str]) -> Identity:

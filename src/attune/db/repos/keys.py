@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -119,3 +120,69 @@ async def for_templates(
         (scope_of[row.owner_type], row.name): KeyValue(row.value, row.encrypted, row.encryption_key_hash)
         for row in rows
     }
+
+
+@dataclass(frozen=True)
+class KeyVisibility:
+    """Which keys a caller may list (docs/security.md "Ownership").
+
+    ``own``: keys owned by ``identity_id``; ``shared``: every key not owned by an identity;
+    ``packs``: keys of these packs (pack keys and their actions' and sensors' keys);
+    ``action``: an execution token's ``(pack_id, action_id)`` — system keys, its pack's, its own.
+    """
+
+    identity_id: int | None = None
+    everything: bool = False
+    own: bool = False
+    shared: bool = False
+    packs: frozenset[str] = frozenset()
+    action: tuple[int | None, int | None] | None = None
+
+
+def key_pack_ref(key: Key) -> str | None:
+    """The pack a pack-, action- or sensor-owned key belongs to."""
+    if key.owner_type == OwnerType.PACK.value:
+        return key.owner_pack_ref
+    ref = key.owner_action_ref if key.owner_type == OwnerType.ACTION.value else key.owner_sensor_ref
+    if key.owner_type in (OwnerType.ACTION.value, OwnerType.SENSOR.value) and ref and "." in ref:
+        return ref.split(".", 1)[0]
+    return None
+
+
+def restrict_visible(query: sa.Select[Key], visibility: KeyVisibility) -> sa.Select[Key]:
+    """``query`` limited to the keys ``visibility`` admits."""
+    if visibility.everything:
+        return query
+    clauses: list[sa.ColumnElement[bool]] = []
+    if visibility.action is not None:
+        pack_id, action_id = visibility.action
+        clauses.append(Key.owner_type == OwnerType.SYSTEM.value)
+        if pack_id is not None:
+            clauses.append(sa.and_(Key.owner_type == OwnerType.PACK.value, Key.owner_pack == pack_id))
+        if action_id is not None:
+            clauses.append(sa.and_(Key.owner_type == OwnerType.ACTION.value, Key.owner_action == action_id))
+        return query.where(sa.or_(*clauses))
+    if visibility.own and visibility.identity_id is not None:
+        clauses.append(
+            sa.and_(Key.owner_type == OwnerType.IDENTITY.value, Key.owner_identity == visibility.identity_id)
+        )
+    if visibility.shared:
+        clauses.append(Key.owner_type != OwnerType.IDENTITY.value)
+    if visibility.packs:
+        packs = sorted(visibility.packs)
+        clauses.append(sa.and_(Key.owner_type == OwnerType.PACK.value, Key.owner_pack_ref.in_(packs)))
+        for pack in packs:
+            prefix = pack.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+            clauses.append(
+                sa.and_(
+                    Key.owner_type == OwnerType.ACTION.value, Key.owner_action_ref.like(prefix, escape="\\")
+                )
+            )
+            clauses.append(
+                sa.and_(
+                    Key.owner_type == OwnerType.SENSOR.value, Key.owner_sensor_ref.like(prefix, escape="\\")
+                )
+            )
+    if not clauses:
+        return query.where(sa.false())
+    return query.where(sa.or_(*clauses))
