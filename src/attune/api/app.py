@@ -14,6 +14,7 @@ from starlette.routing import compile_path
 from attune import __version__
 from attune.api.docs import install_docs
 from attune.api.errors import install_error_handlers
+from attune.api.limits import IdRangeGuard
 from attune.api.middleware import ApiGuard
 from attune.api.routes import ROUTERS
 from attune.api.ui import install_ui
@@ -48,7 +49,6 @@ PUBLIC_PATHS = frozenset(
 #: Routes that read raw bytes (no JSON content-type rule) and may be larger than 2 MiB.
 RAW_BODY_PATHS = frozenset({"/api/v1/webhooks/{webhook_key}", "/api/v1/packs/upload"})
 
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
 def route_table(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
@@ -94,6 +94,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     install_ui(app.router)
     settings = runtime.settings
+    # Added first, so it runs inside ApiGuard: an anonymous caller still gets 401 first.
+    app.add_middleware(IdRangeGuard, routes=[route for router in ROUTERS for route in router.routes])
     app.add_middleware(
         ApiGuard,
         routes=route_table(ROUTERS),
@@ -101,7 +103,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         is_public=lambda path: path in PUBLIC_PATHS or not path.startswith(("/api/", "/auth/")),
         raw_body_paths=lambda path: path in RAW_BODY_PATHS,
         max_body=settings.server.max_body_size,
-        max_upload=MAX_UPLOAD_BYTES,
+        max_upload=settings.pack_install.max_archive_bytes,
         validate_claims=execution_token_check(runtime),
     )
     if settings.server.enable_cors:
