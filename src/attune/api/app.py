@@ -50,7 +50,6 @@ PUBLIC_PATHS = frozenset(
 RAW_BODY_PATHS = frozenset({"/api/v1/webhooks/{webhook_key}", "/api/v1/packs/upload"})
 
 
-
 def route_table(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
     """(regex, template) for every API route, static templates first (they win over parameters)."""
     templates = {route.path for router in routers for route in router.routes if isinstance(route, APIRoute)}
