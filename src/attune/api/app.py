@@ -16,6 +16,7 @@ from attune.api.docs import install_docs
 from attune.api.errors import install_error_handlers
 from attune.api.limits import IdRangeGuard
 from attune.api.middleware import ApiGuard
+from attune.api.openapi import install_openapi
 from attune.api.routes import ROUTERS
 from attune.api.ui import install_ui
 from attune.auth.tokens import Claims
@@ -48,6 +49,11 @@ PUBLIC_PATHS = frozenset(
 
 #: Routes that read raw bytes (no JSON content-type rule) and may be larger than 2 MiB.
 RAW_BODY_PATHS = frozenset({"/api/v1/webhooks/{webhook_key}", "/api/v1/packs/upload"})
+
+
+def is_public_path(path: str) -> bool:
+    """Whether the route template ``path`` answers without a bearer token."""
+    return path in PUBLIC_PATHS or not path.startswith(("/api/", "/auth/"))
 
 
 def route_table(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
@@ -88,6 +94,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_openapi(app, is_public_path)
     install_docs(app, "/api-spec/openapi.json")
     for router in ROUTERS:
         app.include_router(router)
@@ -99,7 +106,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         ApiGuard,
         routes=route_table(ROUTERS),
         tokens=runtime.tokens,
-        is_public=lambda path: path in PUBLIC_PATHS or not path.startswith(("/api/", "/auth/")),
+        is_public=is_public_path,
         raw_body_paths=lambda path: path in RAW_BODY_PATHS,
         max_body=settings.server.max_body_size,
         max_upload=settings.pack_install.max_archive_bytes,
