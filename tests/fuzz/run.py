@@ -30,6 +30,13 @@ def main(argv: list[str]) -> int:
             database_url=f"sqlite:///{workdir / 'data' / 'attune.db'}",
             bus_url="memory://",
             mode="embedded",
+            # Nothing is fetched from the network: a generated pack source fails at once.
+            extra_env={
+                "ATTUNE__PACK_REGISTRY__ENABLED": "false",
+                "ATTUNE__PACK_INSTALL__FETCH_TIMEOUT": "5",
+                "ATTUNE__PACK_INSTALL__ENV_BUILD_TIMEOUT": "20",
+                "ATTUNE__PACK_INSTALL__PIP_TIMEOUT": "2",
+            },
         )
         deployment.start()
         try:
