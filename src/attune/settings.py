@@ -192,9 +192,9 @@ class LimitsSettings(BaseModel):
     #: Seconds one template render (a rule firing, one workflow step) may run.
     template_timeout: float = Field(default=5.0, gt=0)
     #: Largest rendered result, in characters (text, or the JSON form of a typed value).
-    template_max_output: int = Field(default=1024 * 1024, gt=0)
+    template_max_output: int = Field(default=16 * 1024 * 1024, gt=0)
     #: Characters (list elements count 8) a render may build in total, intermediate values included.
-    template_max_build: int = Field(default=32 * 1024 * 1024, gt=0)
+    template_max_build: int = Field(default=64 * 1024 * 1024, gt=0)
     #: Threads that render templates; more renders at once wait for a free one.
     template_workers: int = Field(default=4, ge=1)
     #: Deepest nesting of a YAML document users send (packs, workflows, action output).

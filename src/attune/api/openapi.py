@@ -1,11 +1,12 @@
 """The OpenAPI document with the failure answers every route can give, declared in one place.
 
 Routes declare their success answers and their own special cases; the answers that come from the
-shared machinery (docs/api.md "Errors") are added here, so the document lists every status code a
-route can return: 401 and 403 on protected routes (the bearer check, then the permission check),
-404 where a path names something, 400 for unreadable parameters or JSON, 409 for writes that hit a
-uniqueness rule, 413 and 415 for bodies, 422 for bodies that fail validation, and 429 where login
-attempts are throttled. ``make fuzz`` checks the result against the running server.
+shared machinery (docs/security.md "Input limits") are added here, so the document lists every
+status code a route can return: 401 and 403 on protected routes (the bearer check, then the
+permission check) and on the API's public ones (credentials, allow-lists), 404 where a path or body
+names something, 400 for unreadable parameters or JSON, 409 for writes that hit a uniqueness rule,
+413 and 415 for bodies, 422 for bodies that fail validation, and 429 where login attempts are
+throttled. ``make fuzz`` checks the result against the running server.
 """
 
 from __future__ import annotations
@@ -70,14 +71,17 @@ def add_failure_responses(document: dict[str, Any], is_public: Callable[[str], b
                 continue
             parameters = [*item.get("parameters", []), *operation.get("parameters", [])]
             statuses: list[str] = []
-            if not is_public(path):
+            # Public API routes answer 401/403 too: wrong credentials on /auth/*, a webhook's
+            # address allow-list, a stream's query token.
+            if not is_public(path) or path.startswith(("/api/", "/auth/")):
                 statuses += ["401", "403"]
-            if any(p.get("in") == "path" for p in parameters):
-                statuses.append("404")
             has_body = "requestBody" in operation
+            # A path names something; a body may name something else (a pack, an action…).
+            if has_body or any(p.get("in") == "path" for p in parameters):
+                statuses.append("404")
             if parameters or has_body or method in _BODY_METHODS:
                 statuses += ["400", "422"]
-            if method in _WRITES and not is_public(path):
+            if method in _WRITES:
                 statuses.append("409")
             if method in _BODY_METHODS:
                 statuses += ["413", "415"]

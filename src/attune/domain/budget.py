@@ -48,11 +48,12 @@ class RenderLimits:
 
     #: Seconds one render may run.
     timeout: float = 5.0
-    #: Largest rendered result: characters of text, or of the JSON form of a typed value.
-    max_output: int = MIB
+    #: Largest rendered result: characters of text, or of the JSON form of a typed value. Above
+    #: the worker's 10 MiB output cap, so a workflow can pass a whole action result on.
+    max_output: int = 16 * MIB
     #: Characters (strings) plus elements (lists) a render may build in total, intermediate values
     #: included; it stops ``{% set s = s ~ s %}`` doubling long before memory runs out.
-    max_build: int = 32 * MIB
+    max_build: int = 64 * MIB
     #: Threads of the render pool: at most this many renders run at once, the rest wait.
     workers: int = 4
 
@@ -180,8 +181,12 @@ def json_size_within(value: Any, limit: int) -> bool:
             if remaining < 0:
                 return False
             stack.extend(item)
+        elif isinstance(item, bool) or item is None:
+            remaining -= 5
+        elif isinstance(item, int) and -(10**18) < item < 10**18:
+            remaining -= len(str(item))
         else:
-            remaining -= 24  # numbers, booleans, null and anything else rendered short
+            remaining -= 24  # other numbers and anything else rendered short
         if remaining < 0:
             return False
     return True
