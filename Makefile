@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
+.PHONY: run test lint fmt fuzz test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
 
 # Compatible ranges in pyproject.toml, exact versions from constraints.txt (CI installs the same).
 $(STAMP): pyproject.toml constraints.txt
@@ -54,8 +54,8 @@ wheel: web
 run: $(STAMP) web
 	$(BIN)/attune server
 
-## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ.
-test: lint web-lint test-sqlite test-postgres
+## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ, then the API fuzz.
+test: lint web-lint test-sqlite test-postgres fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -74,6 +74,10 @@ test-postgres: $(STAMP)
 ## Only the browser tests (Playwright + Debian's chromium).
 test-browser: $(STAMP) web
 	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest tests/browser
+
+## schemathesis against an embedded server: every OpenAPI operation, no 5xx, only declared status codes.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench

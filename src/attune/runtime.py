@@ -18,6 +18,7 @@ from attune.bus.factory import create_bus
 from attune.bus.relay import OutboxRelay
 from attune.db.changes import install_change_capture
 from attune.db.database import Database
+from attune.domain import budget, safe_yaml
 from attune.domain.crypto import CryptoError, SecretBox
 from attune.settings import Settings
 
@@ -56,6 +57,9 @@ def build_secret_box(settings: Settings) -> SecretBox | None:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Connect the database and bus, start the outbox relay; undo it all on exit."""
+    # Process-wide: templates and YAML are evaluated deep inside pure code (docs/security.md).
+    budget.configure(settings.limits.render_limits())
+    safe_yaml.configure(settings.limits.yaml_limits())
     db = Database(settings.database.url, max_connections=settings.database.max_connections)
     install_change_capture(db)
     bus = create_bus(settings.message_queue.url, prefix=settings.message_queue.prefix)

@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from attune.domain.budget import RenderLimits
+from attune.domain.safe_yaml import YamlLimits
 from attune.errors import ConfigError
 
 SECRETS_FILE = "secrets.json"
@@ -208,6 +210,38 @@ class RetentionSettings(BaseModel):
     batch_size: int = Field(default=1000, ge=1)
 
 
+class LimitsSettings(BaseModel):
+    """What untrusted input may cost (docs/security.md "Input limits", docs/configuration.md)."""
+
+    #: Seconds one template render (a rule firing, one workflow step) may run.
+    template_timeout: float = Field(default=5.0, gt=0)
+    #: Largest rendered result, in characters (text, or the JSON form of a typed value).
+    template_max_output: int = Field(default=16 * 1024 * 1024, gt=0)
+    #: Characters (list elements count 8) a render may build in total, intermediate values included.
+    template_max_build: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: Threads that render templates; more renders at once wait for a free one.
+    template_workers: int = Field(default=4, ge=1)
+    #: Deepest nesting of a YAML document users send (packs, workflows, action output).
+    yaml_max_depth: int = Field(default=100, ge=1)
+    #: Most nodes of a YAML document once its aliases are expanded.
+    yaml_max_nodes: int = Field(default=200_000, ge=1)
+    #: Most aliases (``*name``) in one YAML document.
+    yaml_max_aliases: int = Field(default=1000, ge=0)
+
+    def render_limits(self) -> RenderLimits:
+        return RenderLimits(
+            timeout=self.template_timeout,
+            max_output=self.template_max_output,
+            max_build=self.template_max_build,
+            workers=self.template_workers,
+        )
+
+    def yaml_limits(self) -> YamlLimits:
+        return YamlLimits(
+            max_depth=self.yaml_max_depth, max_nodes=self.yaml_max_nodes, max_aliases=self.yaml_max_aliases
+        )
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`, never at import time."""
 
@@ -240,6 +274,7 @@ class Settings(BaseSettings):
     pack_install: PackInstallSettings = Field(default_factory=PackInstallSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod
     def settings_customise_sources(

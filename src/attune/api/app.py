@@ -13,7 +13,9 @@ from starlette.routing import compile_path
 from attune import __version__
 from attune.api.docs import install_docs
 from attune.api.errors import install_error_handlers
+from attune.api.limits import IdRangeGuard
 from attune.api.middleware import ApiGuard
+from attune.api.openapi import install_openapi
 from attune.api.routes import ROUTERS
 from attune.api.ui import install_ui
 from attune.auth.service import presented_service_credential
@@ -51,7 +53,10 @@ SERVICE_CREDENTIAL_PATHS = frozenset({"/auth/sensor-token", "/auth/internal/sens
 #: Routes that read raw bytes (no JSON content-type rule) and may be larger than 2 MiB.
 RAW_BODY_PATHS = frozenset({"/api/v1/webhooks/{webhook_key}", "/api/v1/packs/upload"})
 
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+
+def is_public_path(path: str) -> bool:
+    """Whether the route template ``path`` answers without a bearer token."""
+    return path in PUBLIC_PATHS or not path.startswith(("/api/", "/auth/"))
 
 
 def route_table(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
@@ -83,6 +88,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_openapi(app, is_public_path)
     install_docs(app, "/api-spec/openapi.json")
     for router in ROUTERS:
         app.include_router(router)
@@ -95,14 +101,16 @@ def create_app(runtime: Runtime) -> FastAPI:
         per_address=settings.security.login_max_failures_per_address,
         window=settings.security.login_failure_window,
     )
+    # Added first, so it runs inside ApiGuard: an anonymous caller still gets 401 first.
+    app.add_middleware(IdRangeGuard, routes=[route for router in ROUTERS for route in router.routes])
     app.add_middleware(
         ApiGuard,
         routes=route_table(ROUTERS),
         tokens=runtime.tokens,
-        is_public=lambda path: path in PUBLIC_PATHS or not path.startswith(("/api/", "/auth/")),
+        is_public=is_public_path,
         raw_body_paths=lambda path: path in RAW_BODY_PATHS,
         max_body=settings.server.max_body_size,
-        max_upload=MAX_UPLOAD_BYTES,
+        max_upload=settings.pack_install.max_archive_bytes,
         validate_claims=token_check(runtime, versions),
         service_paths=SERVICE_CREDENTIAL_PATHS,
         service_credential=lambda headers: presented_service_credential(runtime.settings, headers),

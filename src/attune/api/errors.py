@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attune.errors import AttuneError
@@ -147,6 +147,28 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
+#: What the drivers say when a number does not fit its column (asyncpg; SQLite raises OverflowError).
+_OUT_OF_RANGE = ("out of int64 range", "out of range for type", "value out of range")
+
+
+def _is_out_of_range(exc: BaseException) -> bool:
+    if isinstance(exc, OverflowError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        cause = getattr(orig, "__cause__", None)
+        sqlstate = getattr(cause, "sqlstate", None) or getattr(orig, "sqlstate", None)
+        return sqlstate == "22003" or any(text in str(orig) for text in _OUT_OF_RANGE)
+    return False
+
+
+async def _out_of_range_handler(request: Request, exc: Exception) -> Response:
+    """A number too large for the database (docs/security.md "Input limits"): the caller's fault."""
+    if not _is_out_of_range(exc):
+        return await _unexpected_handler(request, exc)
+    return error_response(422, "A number in the request is out of range", "VALIDATION_ERROR")
+
+
 async def _unexpected_handler(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "Internal server error", "INTERNAL_SERVER_ERROR")
@@ -156,5 +178,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(AttuneError, _attune_handler)
     app.add_exception_handler(IntegrityError, _integrity_handler)
+    app.add_exception_handler(OverflowError, _out_of_range_handler)
+    app.add_exception_handler(DBAPIError, _out_of_range_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

@@ -109,7 +109,9 @@ class ApiGuard:
                 )
                 return
         if length is None and scope["method"] in BODY_METHODS:
-            receive = _limited(receive, limit)
+            over = _Overflow()
+            receive = _limited(receive, limit, over)
+            send = _too_large_instead(send, limit, over)
         try:
             await self.app(scope, receive, send)
         except _BodyTooLarge:
@@ -153,7 +155,14 @@ def _has_body(headers: dict[str, str]) -> bool:
     return "transfer-encoding" in headers
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
+class _Overflow:
+    """Whether a chunked body went past the limit (the app may turn the error into a 400)."""
+
+    exceeded = False
+    answered = False
+
+
+def _limited(receive: Receive, limit: int, over: _Overflow) -> Receive:
     seen = 0
 
     async def wrapped() -> Message:
@@ -162,8 +171,24 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                over.exceeded = True
                 raise _BodyTooLarge
         return message
+
+    return wrapped
+
+
+def _too_large_instead(send: Send, limit: int, over: _Overflow) -> Send:
+    """Answer 413 whatever the app made of the interrupted body (form parsing reports a 400)."""
+
+    async def wrapped(message: Message) -> None:
+        if not over.exceeded:
+            await send(message)
+        elif message["type"] == "http.response.start" and not over.answered:
+            over.answered = True
+            await _send(
+                send, 413, f"Request body exceeds the limit of {limit} bytes", "text/plain; charset=utf-8"
+            )
 
     return wrapped
 

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from attune.cli.errors import CliError
+from attune.domain import safe_yaml
 from attune.packs.install.checksum import directory_checksum, file_checksum
 
 #: Never shipped in an upload: VCS data, caches and locally built environments.
@@ -49,7 +50,7 @@ def read_pack_yaml(directory: Path) -> dict[str, Any]:
     if not manifest.is_file():
         raise CliError(f"pack.yaml not found in: {directory}")
     try:
-        doc = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        doc = safe_yaml.load(manifest.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise CliError(f"{manifest} is not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):

@@ -21,6 +21,7 @@ from attune.cli.common import (
 )
 from attune.cli.errors import CliError
 from attune.cli.state import current
+from attune.domain import safe_yaml
 
 app = typer.Typer(help="Rules: when a trigger fires, run an action.", no_args_is_help=True)
 
@@ -89,7 +90,7 @@ def show(ref: RefArg) -> None:
 def rule_from_file(path: Path) -> dict[str, Any]:
     """A CreateRule body from a rule YAML file (packs.md §9.1 field names; a few aliases accepted)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = safe_yaml.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CliError(f"Cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from attune.domain import safe_yaml
+
 RESERVED = {"parameters", "vars", "task", "system", "kv", "pack", "item", "batch", "index"}
 VAR_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 LEGACY_TARGETS = ("on_success", "on_failure", "on_complete", "on_timeout")
@@ -176,7 +178,7 @@ def validate_file(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     if path.stat().st_size > MAX_FILE_BYTES:
         return None, ["the file is larger than 1 MiB"]
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = safe_yaml.load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         return None, [f"not valid YAML: {exc}"]
     errors = validate_document(doc)

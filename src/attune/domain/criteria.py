@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from attune.domain.templates import TemplateEngine, TemplateError
+from attune.domain.templates import TemplateBudgetExceeded, TemplateEngine, TemplateError
 
 __all__ = ["OPERATORS", "CriteriaError", "json_equal", "matches"]
 
@@ -85,6 +85,8 @@ class _Evaluator:
             raise CriteriaError(f"malformed condition: expression must be a string, got {expression!r}")
         try:
             return bool(self._engine.evaluate(expression, self._context))
+        except TemplateBudgetExceeded:
+            raise  # a budget failure is recorded on the enforcement, not taken as "no match"
         except TemplateError as exc:
             raise CriteriaError(str(exc)) from exc
 

@@ -23,10 +23,17 @@ from attune.db.models import Action, Enforcement, Event, Pack, Rule
 from attune.db.outbox import enqueue
 from attune.db.repos.runs import flat_schema
 from attune.db.types import utcnow
+from attune.domain import budget
 from attune.domain.criteria import CriteriaError, matches
 from attune.domain.enums import EnforcementCondition, EnforcementStatus
 from attune.domain.params import secret_names
-from attune.domain.templates import TemplateEngine, TemplateError, resolve_action_params, rule_context
+from attune.domain.templates import (
+    TemplateBudgetExceeded,
+    TemplateEngine,
+    TemplateError,
+    resolve_action_params,
+    rule_context,
+)
 from attune.errors import NotFound
 from attune.executor import template_keys
 from attune.runtime import Runtime
@@ -82,7 +89,13 @@ class EventProcessor:
                 if rule.id in done:
                     log.debug("event %s already enforced rule %s; skipping", event.id, rule.ref)
                     continue
-                config = await self._evaluate(session, event, rule, configs, now)
+                try:
+                    config = await self._evaluate(session, event, rule, configs, now)
+                except (TemplateBudgetExceeded, budget.BudgetExceeded) as exc:
+                    # Recorded, not only logged: docs/security.md "Input limits".
+                    log.warning("rule %s refused for event %s: %s", rule.ref, event.id, exc)
+                    await self._enforce(session, event, rule, {}, error=str(exc))
+                    continue
                 if config is not None:
                     await self._enforce(session, event, rule, config)
 
@@ -119,15 +132,20 @@ class EventProcessor:
         if namespace is not None:
             context["key"] = context["st2kv"] = namespace
         try:
-            if not matches(rule.conditions, event.payload, engine=self._engine, context=context):
+            # Off the event loop, under one budget (docs/security.md "Input limits").
+            resolved = await budget.offload(
+                _fire, self._engine, rule.conditions, rule.action_params, event.payload, context
+            )
+            if resolved is None:
                 log.debug("rule %s: conditions do not match event %s", rule.ref, event.id)
                 return None
-            resolved = resolve_action_params(self._engine, rule.action_params, context)
             if namespace is None:
                 return resolved
             action = await session.get(Action, rule.action) if rule.action is not None else None
             secret = secret_names(flat_schema(action.param_schema)) if action is not None else set()
             return template_keys.seal_revealed(resolved, secret, namespace, box)
+        except (TemplateBudgetExceeded, budget.BudgetExceeded):
+            raise
         except (CriteriaError, TemplateError) as exc:
             log.warning("rule %s skipped for event %s: %s", rule.ref, event.id, exc)
         except Exception:
@@ -135,21 +153,35 @@ class EventProcessor:
             log.exception("rule %s skipped for event %s", rule.ref, event.id)
         return None
 
-    async def _enforce(self, session: AsyncSession, event: Event, rule: Rule, config: dict[str, Any]) -> None:
+    async def _enforce(
+        self,
+        session: AsyncSession,
+        event: Event,
+        rule: Rule,
+        config: dict[str, Any],
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Insert the enforcement; with ``error`` it is ``disabled`` and nothing is requested."""
         payload = event.payload if isinstance(event.payload, dict) else {}
         enforcement = Enforcement(
             rule=rule.id,
             rule_ref=rule.ref,
             trigger_ref=rule.trigger_ref,
             event=event.id,
-            status=EnforcementStatus.CREATED.value,
+            status=EnforcementStatus.CREATED.value if error is None else EnforcementStatus.DISABLED.value,
             payload=payload,
             config=config,
             condition=EnforcementCondition.ALL.value,
             conditions=rule.conditions if rule.conditions is not None else [],
+            error=error,
         )
+        if error is not None:
+            enforcement.resolved_at = utcnow()
         session.add(enforcement)
         await session.flush()
+        if error is not None:
+            return
         enqueue(
             session,
             MessageType.ENFORCEMENT_CREATED,
@@ -164,3 +196,19 @@ class EventProcessor:
             source_service=SOURCE,
         )
         log.info("event %s fired rule %s: enforcement %s", event.id, rule.ref, enforcement.id)
+
+
+def _fire(
+    engine: TemplateEngine,
+    conditions: Any,
+    action_params: Any,
+    payload: Any,
+    context: dict[str, Any],
+) -> dict[str, Any] | None:
+    """A rule's conditions, then its ``action_params``: the parameters, or None when it does not match.
+
+    Runs in the render pool (:func:`attune.domain.budget.offload`), never on the event loop.
+    """
+    if not matches(conditions, payload, engine=engine, context=context):
+        return None
+    return resolve_action_params(engine, action_params, context)

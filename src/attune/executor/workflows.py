@@ -47,7 +47,7 @@ from attune.db.outbox import enqueue
 from attune.db.repos import runs
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
-from attune.domain import keyrefs, params
+from attune.domain import budget, keyrefs, params
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.domain.params import secret_names
@@ -245,7 +245,9 @@ async def start_workflow(
     parameters = runs.full_parameters(execution, ctx.box)
     keys = await _keys_for(session, spec, execution, ctx)
     try:
-        state, commands = conductor.start(spec, parameters, engine=ctx.engine, keys=keys)
+        state, commands = await budget.offload(
+            conductor.start, spec, parameters, engine=ctx.engine, keys=keys
+        )
     except Exception as exc:  # a conductor bug or bad parameters must not wedge the execution
         log.exception("workflow %s could not start", definition.ref)
         await finish_execution(
@@ -599,7 +601,9 @@ async def fire_timer(
 
 async def _step(session: AsyncSession, run: _Run, event: conductor.Event, ctx: WorkflowContext) -> None:
     run.keys = await _keys_for(session, run.spec, run.parent, ctx)
-    state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
+    state, commands = await budget.offload(
+        conductor.advance, run.spec, run.state, event, engine=ctx.engine, keys=run.keys
+    )
     run.state = state
     await _apply(session, run, commands, ctx)
     await _persist(session, run, ctx)
@@ -631,8 +635,8 @@ async def _apply(
             run.row.paused = True
             run.row.pause_reason = run.row.pause_reason or "Paused on request"
         if feedback is not None:
-            run.state, more = conductor.advance(
-                run.spec, run.state, feedback, engine=ctx.engine, keys=run.keys
+            run.state, more = await budget.offload(
+                conductor.advance, run.spec, run.state, feedback, engine=ctx.engine, keys=run.keys
             )
             queue.extend(more)
 
@@ -847,7 +851,9 @@ async def rerun_workflow(
     run.row.error_message = None
     run.keys = await _keys_for(session, run.spec, run.parent, ctx)
     rerun = conductor.Rerun(tasks=tasks)
-    state, commands = conductor.advance(run.spec, run.state, rerun, engine=ctx.engine, keys=run.keys)
+    state, commands = await budget.offload(
+        conductor.advance, run.spec, run.state, rerun, engine=ctx.engine, keys=run.keys
+    )
     if state.finished:
         wanted = ", ".join(tasks) if tasks else "any"
         raise WorkflowStateError(f"Workflow execution {execution.id} has no failed task to re-run ({wanted})")

@@ -21,7 +21,7 @@ from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import pack_tests, workflows
-from attune.domain import params, retry
+from attune.domain import params, retry, safe_yaml
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import Conflict, ValidationFailed
 from attune.packs.install.tests import TestOutcome, run_and_judge
@@ -146,7 +146,7 @@ async def register_system_packs(runtime: Runtime) -> list[str]:
     candidates = (p for p in base.iterdir() if not p.name.startswith(".") and (p / "pack.yaml").is_file())
     for pack_dir in sorted(candidates):
         try:
-            manifest = yaml.safe_load((pack_dir / "pack.yaml").read_text()) or {}
+            manifest = safe_yaml.load((pack_dir / "pack.yaml").read_text()) or {}
         except yaml.YAMLError:
             continue
         if not isinstance(manifest, dict) or not manifest.get("system"):

@@ -15,7 +15,7 @@ import jsonschema
 import jsonschema.exceptions
 import yaml
 
-from attune.domain import params
+from attune.domain import params, safe_yaml
 from attune.errors import BadRequest, ValidationFailed
 from attune.packs.manifest import JsonObject
 
@@ -59,8 +59,8 @@ class YamlFloat(float):
     text: str
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader whose floats keep their source text."""
+class _Loader(safe_yaml.SafeLoader):
+    """Safe loader with the input limits (docs/security.md) whose floats keep their source text."""
 
 
 def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
@@ -94,7 +94,9 @@ def load_yaml(path: Path, rel: str) -> JsonObject:
     except OSError as exc:
         raise PackFormatError(f"{rel}: cannot read file ({exc.strerror})") from exc
     try:
-        doc = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
+        doc = safe_yaml.load(text, _Loader)
+    except safe_yaml.YamlLimitError as exc:
+        raise PackFormatError(f"{rel}: YAML document refused: {exc}") from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f" at line {mark.line + 1}" if mark is not None else ""

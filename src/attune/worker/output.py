@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from attune.domain import safe_yaml
 from attune.worker.process import ProcessOutcome
 
 OUTPUT_FORMATS = ("text", "json", "yaml", "jsonl")
@@ -37,7 +38,7 @@ def parse_output(stdout: str, fmt: str) -> tuple[bool, Any]:
         return False, None
     if kind == "yaml":
         try:
-            return True, _json_safe(yaml.safe_load(text))
+            return True, _json_safe(safe_yaml.load(text))
         except yaml.YAMLError:
             return False, None
     items: list[Any] = []

@@ -19,10 +19,12 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import yaql
+from yaql.language import contexts as yaql_contexts
 from yaql.language import exceptions as yaql_exceptions
 from yaql.language import utils as yaql_utils
 
-from attune.domain.templates import TemplateError
+from attune.domain import budget
+from attune.domain.templates import TemplateBudgetExceeded, TemplateError
 from attune.lru import LruCache
 
 __all__ = [
@@ -73,6 +75,14 @@ def _delegate(name: str) -> Callable[..., Any]:
     return call
 
 
+class _BudgetedContext(yaql_contexts.Context):  # type: ignore[misc]
+    """The scope of one query: every function lookup (each YAQL operation) checks the budget."""
+
+    def get_functions(self, name: str, predicate: Any = None, use_convention: bool = False) -> Any:
+        budget.check()
+        return super().get_functions(name, predicate, use_convention)
+
+
 class YaqlEvaluator:
     """A YAQL engine with the workflow functions registered and compiled queries cached."""
 
@@ -99,14 +109,17 @@ class YaqlEvaluator:
                 parsed = self._cache.put(source, self._engine(source))
             except (yaql_exceptions.YaqlException, ValueError, TypeError) as exc:
                 raise TemplateError(f"<% {source} %>", f"YAQL syntax error: {exc}") from exc
-        scope = self._root.create_child_context()
+        scope = _BudgetedContext(self._root)
         variables = context.get("vars")
         scope["$"] = yaql_utils.convert_input_data(dict(variables) if isinstance(variables, Mapping) else {})
         scope["__env"] = context
         try:
-            return _json(parsed.evaluate(context=scope))
+            with budget.scope():
+                return _json(parsed.evaluate(context=scope))
         except TemplateError:
             raise
+        except (budget.BudgetExceeded, MemoryError, RecursionError) as exc:
+            raise TemplateBudgetExceeded(f"<% {source} %>", f"over budget: {exc}") from exc
         except Exception as exc:  # anything raised inside a user's query is the query's fault
             raise TemplateError(f"<% {source} %>", f"{type(exc).__name__}: {exc}") from exc
 

@@ -47,6 +47,7 @@ from attune.api.schemas.workflows import (
 from attune.db.models import Action, Execution, Pack, WorkflowDefinition, WorkflowExecution
 from attune.db.repos import actions
 from attune.db.repos import workflows as repo
+from attune.domain import safe_yaml
 from attune.errors import BadRequest, Conflict, NotFound
 from attune.executor import workflows as engine
 from attune.packs.locations import pack_directory
@@ -164,7 +165,7 @@ def _load_file(path: Path) -> Any:
     if path.stat().st_size > MAX_WORKFLOW_BYTES:
         raise WorkflowValidationError(["workflow file is larger than 1 MiB"])
     try:
-        return yaml.safe_load(path.read_text())
+        return safe_yaml.load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise WorkflowValidationError([f"YAML syntax error: {exc}"]) from exc
 

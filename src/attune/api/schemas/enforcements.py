@@ -29,3 +29,5 @@ class EnforcementResponse(EnforcementSummary):
     payload: dict[str, Any]
     conditions: Any
     resolved_at: datetime | None
+    #: Why the rule firing produced no execution (a template over its limits), else null.
+    error: str | None = None

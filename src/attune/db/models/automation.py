@@ -109,6 +109,8 @@ class Enforcement(IdMixin, CreatedMixin, Base):
     )
     conditions: Mapped[list[Any]] = mapped_column(Json, nullable=False, default=list)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Why the firing produced no execution, when it is known at the firing (a template over budget).
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
 
 
 class Action(IdMixin, TimestampMixin, Base):

@@ -57,6 +57,8 @@ def is_http(source: str) -> bool:
 
 def _local(raw: str) -> Path | None:
     """An existing file or directory: absolute, or relative to the server's working directory."""
+    if not raw.strip():
+        return None  # "" would name the working directory itself
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = Path.cwd() / path
@@ -433,6 +435,9 @@ async def fetch(
         path = local_path(source)
         if not path.is_dir():
             raise FetchError(f"Pack directory does not exist: {source}")
+        if tree.resolve().is_relative_to(path.resolve()):
+            # The copy would land inside what it copies and never end (the data dir, say).
+            raise FetchError(f"Pack directory {source} contains the server's staging directory")
         progress(ProgressEvent("fetch", f"Copying {path}", pack))
         await asyncio.to_thread(copy_directory, path, tree)
         fetched = Fetched(tree, kind, str(path), ref_spec)
