@@ -41,7 +41,7 @@ from attune.db.repos import runs
 from attune.db.types import utcnow
 from attune.domain.enums import EnforcementStatus, ExecutionStatus
 from attune.domain.params import secret_names
-from attune.errors import NotFound, ValidationFailed
+from attune.errors import Conflict, NotFound, ValidationFailed
 from attune.executor import template_keys
 from attune.executor.completion import BackgroundTasks, finish_execution
 from attune.executor.policies import PolicySet, load_policies, rate_limit_violation
@@ -282,6 +282,12 @@ class EnforcementProcessor:
                     )
                 except ValidationFailed as exc:
                     self._disable(enforcement, f"parameters rejected: {exc}")
+                    return False
+                except Conflict:
+                    # A previous delivery requested it already (at-least-once delivery).
+                    log.info("enforcement %s already has its execution", enforcement_id)
+                    enforcement.status = EnforcementStatus.PROCESSED.value
+                    enforcement.resolved_at = enforcement.resolved_at or utcnow()
                     return False
                 enforcement.status = EnforcementStatus.PROCESSED.value
                 enforcement.resolved_at = utcnow()
