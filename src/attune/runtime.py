@@ -92,7 +92,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         runtime.stop.set()
         with contextlib.suppress(Exception):
             await relay.close()
-            await relay.drain_once()
+            if not relay.settling:
+                # A settling bus has no consumers left: the rows wait for the next start.
+                await relay.drain_once()
         relay_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await relay_task

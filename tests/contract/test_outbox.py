@@ -67,10 +67,8 @@ async def test_committed_messages_are_relayed_in_order(db: Database, bus: Contra
         await _wait_for(received, 3)
         assert [e.payload["event_id"] for e in received] == [0, 1, 2]
         assert all(e.message_type == "EventCreated" for e in received)
-        async with db.session() as session:
-            assert (
-                await session.execute(sa.select(sa.func.count()).select_from(models.OutboxMessage))
-            ).scalar() == 0
+        await _wait_rows(db, 0)
+        assert await _outbox_rows(db) == 0
     finally:
         stop.set()
         await task
@@ -82,6 +80,12 @@ async def _outbox_rows(db: Database) -> int:
             (await session.execute(sa.select(sa.func.count()).select_from(models.OutboxMessage))).scalar()
             or 0
         )
+
+
+async def _wait_rows(db: Database, count: int, limit: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
+    while await _outbox_rows(db) != count and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - polling the table
+        await asyncio.sleep(0.02)
 
 
 async def test_published_rows_are_deleted_shortly_after_without_a_flush(

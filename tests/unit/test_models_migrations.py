@@ -61,7 +61,7 @@ async def test_sqlite_upgrade_matches_models_and_is_idempotent(tmp_path: Path) -
     await upgrade(url)
     await upgrade(url)  # a second run must be a no-op, not an error
 
-    assert await current(url) == "0004_input"
+    assert await current(url) == "0004_delivery"
     await _assert_matches_models("sqlite+aiosqlite:///" + str(tmp_path / "nested" / "attune.db"))
 
 
@@ -80,7 +80,7 @@ async def test_postgres_upgrade_matches_models() -> None:
         url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
         await upgrade(url)
         await upgrade(url)
-        assert await current(url) == "0004_input"
+        assert await current(url) == "0004_delivery"
         await _assert_matches_models(url.replace("postgresql://", "postgresql+asyncpg://", 1))
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

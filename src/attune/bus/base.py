@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from attune.bus.messages import Envelope
 from attune.bus.topology import QueueSpec
@@ -69,7 +69,15 @@ class Consumer(Protocol):
 
 
 class Bus(Protocol):
-    """The message bus port. Names are the unprefixed names of ``attune.bus.topology``."""
+    """The message bus port. Names are the unprefixed names of ``attune.bus.topology``.
+
+    ``durable`` says whether a message survives a crash of this process once ``publish`` has
+    returned (a broker stores it). A bus that is not durable offers ``add_settle_listener``
+    instead: it reports each message id once every copy has been handled (``SettlingBus``),
+    and the outbox keeps the row until then.
+    """
+
+    durable: bool
 
     async def start(self) -> None:
         """Connect and declare the exchanges and the dead-letter queue (idempotent)."""
@@ -100,6 +108,15 @@ class Bus(Protocol):
         Raises ``TimeoutError`` after ``timeout`` seconds. Queues nobody consumes are ignored
         (they can never drain).
         """
+        ...
+
+
+@runtime_checkable
+class SettlingBus(Bus, Protocol):
+    """A bus that reports when every copy of a published message has been handled."""
+
+    def add_settle_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(message_id)`` once every copy of a published message is settled."""
         ...
 
 

@@ -4,6 +4,14 @@ Not a mock: it routes by topic pattern, shares a queue between competing consume
 (round-robin), bounds handlers in flight by prefetch, requeues, dead-letters and expires
 messages. Bodies are stored serialised so every consumer gets its own copy and a payload that
 would not survive the broker fails here too.
+
+It is not durable: its queues die with the process. So it reports settlement instead
+(``durable = False``): a listener added with :meth:`MemoryBus.add_settle_listener` hears a
+message id once every copy of that message has been acknowledged, or dropped for good (routed
+nowhere, or rejected from a queue without dead-letter exchange). A dead-lettered copy stays
+unsettled until the dead-letter queue's consumer has handled it. The outbox relay keeps a row
+until then, so a crash of the process never loses a message a consumer had not finished with
+(docs/operations.md, "Guarantees").
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from attune.bus import topology
 from attune.bus.base import BusError, Consumer, Handler, drain_tasks, handle_delivery
@@ -21,13 +30,15 @@ logger = logging.getLogger(__name__)
 
 
 class _Message:
-    __slots__ = ("body", "expires_at", "redelivered", "routing_key")
+    __slots__ = ("body", "expires_at", "message_id", "redelivered", "routing_key")
 
-    def __init__(self, body: bytes, routing_key: str) -> None:
+    def __init__(self, body: bytes, routing_key: str, message_id: str | None = None) -> None:
         self.body = body
         self.routing_key = routing_key
         self.redelivered = False
         self.expires_at: float | None = None
+        # Set when the publisher asked to hear when every copy is settled (see MemoryBus).
+        self.message_id = message_id
 
 
 class _Queue:
@@ -99,6 +110,7 @@ class _MemoryDelivery:
 
     async def ack(self) -> None:
         self._settle()
+        self._consumer.bus._settled(self._message)
         self._consumer.queue.dispatch()
 
     async def nack(self, requeue: bool) -> None:
@@ -175,6 +187,9 @@ class MemoryBus:
     ``shutdown_grace`` bounds how long cancelling a consumer waits for its handlers.
     """
 
+    #: Messages live in this process only; see the module docstring.
+    durable = False
+
     def __init__(self, *, prefix: str = "", shutdown_grace: float = 10.0) -> None:
         self.prefix = prefix
         self.shutdown_grace = shutdown_grace
@@ -186,6 +201,9 @@ class MemoryBus:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._running = 0
         self._started = False
+        # message id → copies not yet settled (only for messages published with tracking).
+        self._unsettled: dict[str, int] = {}
+        self._settle_listeners: list[Callable[[str], None]] = []
 
     async def start(self) -> None:
         """Declare the exchanges and the dead-letter queue."""
@@ -216,17 +234,51 @@ class MemoryBus:
         self._routes.clear()
 
     async def publish(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
-        """Route a message to every queue bound with a matching pattern."""
-        self._route_body(exchange, routing_key, envelope.to_json())
+        """Route a message to every queue bound with a matching pattern (settlement is tracked
+        by ``envelope.message_id`` once a listener is registered)."""
+        self._route_body(exchange, routing_key, envelope.to_json(), envelope.message_id)
 
     async def publish_raw(self, exchange: str, routing_key: str, body: bytes) -> None:
         """Route an already serialised body (also used to inject invalid bodies in tests)."""
         self._route_body(exchange, routing_key, body)
 
-    def _route_body(self, exchange: str, routing_key: str, body: bytes) -> None:
+    def _route_body(
+        self, exchange: str, routing_key: str, body: bytes, message_id: str | None = None
+    ) -> None:
         self._require_started()
-        for queue in self._route(exchange, routing_key):
-            queue.put(_Message(body, routing_key))
+        queues = self._route(exchange, routing_key)
+        if message_id is not None and not self._settle_listeners:
+            message_id = None
+        if message_id is not None:
+            if not queues:
+                self._settled_id(message_id)
+                return
+            self._unsettled[message_id] = self._unsettled.get(message_id, 0) + len(queues)
+        for queue in queues:
+            queue.put(_Message(body, routing_key, message_id))
+
+    def add_settle_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(message_id)`` once every copy of a published message is settled."""
+        self._settle_listeners.append(listener)
+
+    def _settled(self, message: _Message) -> None:
+        """One copy of ``message`` is done with (acknowledged, or dropped for good)."""
+        message_id = message.message_id
+        if message_id is None:
+            return
+        left = self._unsettled.get(message_id, 0) - 1
+        if left > 0:
+            self._unsettled[message_id] = left
+            return
+        self._unsettled.pop(message_id, None)
+        self._settled_id(message_id)
+
+    def _settled_id(self, message_id: str) -> None:
+        for listener in self._settle_listeners:
+            try:
+                listener(message_id)
+            except Exception:
+                logger.exception("settle listener failed for %s", message_id)
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 10) -> Consumer:
         """Start a consumer on a declared queue; ready messages are delivered at once."""
@@ -296,9 +348,16 @@ class MemoryBus:
         # Without a DLX the broker discards rejected and expired messages.
         if not queue.spec.dead_letter:
             logger.warning("dropping a rejected message from %s (no dead-letter exchange)", queue.spec.name)
+            self._settled(message)
             return
-        for target in self._route(topology.DLX_EXCHANGE, message.routing_key):
-            target.put(_Message(message.body, message.routing_key))
+        targets = self._route(topology.DLX_EXCHANGE, message.routing_key)
+        if message.message_id is not None and targets:
+            # The dead-letter copies carry the settlement on: the executor fails an expired
+            # dispatch from there, and that must survive a crash too.
+            self._unsettled[message.message_id] = self._unsettled.get(message.message_id, 0) + len(targets)
+        for target in targets:
+            target.put(_Message(message.body, message.routing_key, message.message_id))
+        self._settled(message)
 
     def _is_idle(self) -> bool:
         if self._running:

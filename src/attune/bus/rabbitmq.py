@@ -106,6 +106,9 @@ class RabbitMQBus:
     for its handlers before cancelling them (their messages are requeued).
     """
 
+    #: Messages are persistent, queues durable and publishes confirmed: the broker keeps them.
+    durable = True
+
     def __init__(
         self, url: str, *, prefix: str = "", publish_timeout: float = 30.0, shutdown_grace: float = 10.0
     ) -> None:

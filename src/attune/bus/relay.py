@@ -1,17 +1,28 @@
 """Relays committed outbox rows to the bus.
 
 Fast path: the rows a transaction staged are remembered in its session (``outbox.note_staged``);
-right after the commit the relay publishes them from memory, in commit order, and deletes the rows
-afterwards in batches — at most every ``delete_delay`` seconds, so the delete does not take the
-(SQLite: single) write lock between a message and the consumer that handles it. No database round
+right after the commit the relay publishes them from memory, in commit order. No database round
 trip sits between a commit and its messages.
 
-Safety net: every ``poll_interval`` the relay also scans the table for rows older than
-``orphan_age`` — left behind by a crash between commit and publish, or by a process that stopped —
-and publishes those (``SKIP LOCKED`` on PostgreSQL, so several relays can share the table).
+When a row is deleted depends on the bus (docs/operations.md, "Guarantees"):
 
-Delivery is at-least-once: a crash between publish and delete re-sends the row, so consumers are
-idempotent.
+* a durable bus (RabbitMQ: persistent messages, confirmed publishes) holds the message once
+  ``publish`` returns, so the row is deleted then;
+* a bus that lives in this process (``memory://``, the embedded deployment) would lose it in a
+  crash, so the row stays until the bus reports every copy *settled* — acknowledged by a
+  consumer whose transaction has committed (``SettlingBus``). A crash before that re-sends it.
+
+Deletes are batched — at most every ``delete_delay`` seconds, so the delete does not take the
+(SQLite: single) write lock between a message and the consumer that handles it.
+
+Safety net: on start the relay sends every row already in the table (what was accepted but not
+consumed before a crash or a stop), and every ``poll_interval`` it scans for rows older than
+``orphan_age`` it is not already handling — left behind by a crash between commit and publish,
+or by another process that stopped (``SKIP LOCKED`` on PostgreSQL, so several relays can share
+the table).
+
+Delivery is at-least-once: a crash between settlement and delete re-sends the row, so consumers
+are idempotent.
 """
 
 from __future__ import annotations
@@ -25,7 +36,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from attune.bus.base import Bus
+from attune.bus import topology
+from attune.bus.base import Bus, SettlingBus
 from attune.bus.messages import Envelope
 from attune.db.database import Database
 from attune.db.models import OutboxMessage
@@ -63,7 +75,24 @@ class OutboxRelay:
         self._idle = asyncio.Event()
         self._idle.set()
         self._paused = False
+        # A bus that is not durable: rows wait for settlement; ids published and not yet settled.
+        self._settling = isinstance(bus, SettlingBus) and not bus.durable
+        self._in_flight: set[str] = set()
+        if isinstance(bus, SettlingBus) and self._settling:
+            bus.add_settle_listener(self._on_settled)
         db.add_after_commit(self._after_commit)
+
+    @property
+    def settling(self) -> bool:
+        """True when rows are deleted on settlement rather than on publish."""
+        return self._settling
+
+    def _on_settled(self, message_id: str) -> None:
+        # Only rows this relay sent; a message published otherwise has no row to delete.
+        if message_id in self._in_flight:
+            self._in_flight.discard(message_id)
+            self._published.append(message_id)
+            self.kick()
 
     def pause(self) -> None:
         """Stop publishing (tests use it to inspect staged rows); committed rows stay in the table."""
@@ -111,8 +140,7 @@ class OutboxRelay:
                 if scan:
                     next_scan = loop.time() + self._poll_interval
                     cutoff = started if first_scan else utcnow() - timedelta(seconds=self._orphan_age)
-                    while await self.drain_once(created_before=cutoff) == self._batch_size:
-                        pass
+                    await self._scan(cutoff)
                     first_scan = False
             except Exception:
                 log.exception("outbox relay failed; retrying")
@@ -126,9 +154,25 @@ class OutboxRelay:
     async def _publish_ready(self) -> None:
         while self._ready:
             row = self._ready[0]
-            await self._bus.publish(row["exchange"], row["routing_key"], Envelope.model_validate(row["body"]))
+            await self._send(row["message_id"], row["exchange"], row["routing_key"], row["body"])
             self._ready.popleft()
-            self._published.append(row["message_id"])
+
+    async def _send(self, message_id: str, exchange: str, routing_key: str, body: Any) -> None:
+        """Publish one row; on a durable bus its row may go at once, otherwise on settlement."""
+        envelope = Envelope.model_validate(body)
+        if not self._settling:
+            await self._bus.publish(exchange, routing_key, envelope)
+            self._published.append(message_id)
+            return
+        if message_id in self._in_flight:
+            return  # the start-up scan and the fast path both saw it
+        # Before publishing: a message routed nowhere is settled inside ``publish``.
+        self._in_flight.add(message_id)
+        try:
+            await self._bus.publish(exchange, routing_key, envelope)
+        except BaseException:
+            self._in_flight.discard(message_id)
+            raise
 
     async def _delete_published(self) -> None:
         self._delete_due = None
@@ -138,7 +182,11 @@ class OutboxRelay:
                 await session.execute(sa.delete(OutboxMessage).where(OutboxMessage.message_id.in_(batch)))
 
     async def drain_once(self, *, created_before: datetime | None = None) -> int:
-        """Publish and delete up to one batch of rows (only those created before the cut-off)."""
+        """Publish up to one batch of rows (only those created before the cut-off); on a durable
+        bus delete them too. Returns how many rows the batch held."""
+        if self._settling:
+            count, _ = await self._resend_page(created_before, after_id=0)
+            return count
         async with self._db.transaction() as session:
             query = sa.select(OutboxMessage).order_by(OutboxMessage.id).limit(self._batch_size)
             if created_before is not None:
@@ -154,14 +202,54 @@ class OutboxRelay:
                 )
         return len(rows)
 
+    async def _scan(self, created_before: datetime) -> None:
+        """Send every row created before the cut-off that is not already on its way."""
+        if not self._settling:
+            while await self.drain_once(created_before=created_before) == self._batch_size:
+                pass
+            return
+        after_id = 0
+        while True:
+            count, after_id = await self._resend_page(created_before, after_id=after_id)
+            if count < self._batch_size:
+                return
+
+    async def _resend_page(self, created_before: datetime | None, *, after_id: int) -> tuple[int, int]:
+        """Settling bus: publish one page of rows (by id) that are not in flight; keep the rows."""
+        async with self._db.session() as session:
+            query = (
+                sa.select(OutboxMessage)
+                .where(OutboxMessage.id > after_id)
+                .order_by(OutboxMessage.id)
+                .limit(self._batch_size)
+            )
+            if created_before is not None:
+                query = query.where(OutboxMessage.created <= created_before)
+            rows = (await session.execute(query)).scalars().all()
+        waiting = set(self._published)
+        for row in rows:
+            if row.message_id in self._in_flight or row.message_id in waiting:
+                continue
+            # A worker's private queue exists only once that worker starts: declare it first so
+            # a dispatch re-sent at start-up waits there instead of being routed nowhere.
+            private = topology.private_queue_for(row.exchange, row.routing_key)
+            if private is not None:
+                await self._bus.declare_queue(private)
+            await self._send(row.message_id, row.exchange, row.routing_key, row.body)
+        return len(rows), (rows[-1].id if rows else after_id)
+
     async def flush(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - mirrors Bus.join
-        """Wait until everything committed so far has been handed to the bus and its rows deleted
-        (tests, shutdown)."""
+        """Wait until everything committed so far has been handed to the bus and the rows of what
+        is done with deleted (tests, shutdown). On a settling bus, rows of messages nobody has
+        handled yet stay."""
         self._delete_now = True
         self.kick()
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def close(self) -> None:
-        """Publish what is pending and delete it (graceful shutdown)."""
+        """Publish what is pending and delete the rows of what is done with (graceful shutdown).
+
+        On a settling bus, what no consumer has finished stays in the table for the next start.
+        """
         await self._publish_ready()
         await self._delete_published()

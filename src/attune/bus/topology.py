@@ -135,6 +135,24 @@ def worker_pack_queue(worker_id: int) -> QueueSpec:
     return QueueSpec(f"worker.{worker_id}.packs", ((EVENTS_EXCHANGE, "pack.registered"),), dead_letter=True)
 
 
+def private_queue_for(exchange: str, routing_key: str) -> QueueSpec | None:
+    """The one worker's queue a message is addressed to (dispatch or cancel), else ``None``.
+
+    The outbox relay declares it before re-sending such a message on a bus that forgets
+    undeclared queues, so the message waits for its worker instead of being dropped.
+    """
+    if exchange != EXECUTIONS_EXCHANGE:
+        return None
+    prefix, _, worker = routing_key.rpartition(".")
+    if not worker.isdigit():
+        return None
+    if prefix == "execution.dispatch.worker":
+        return worker_execution_queue(int(worker))
+    if prefix == "execution.cancel.worker":
+        return worker_control_queue(int(worker))
+    return None
+
+
 def sensor_queue(sensor_ref: str, *, exchange: str = EVENTS_EXCHANGE) -> QueueSpec:
     """The rule-lifecycle queue of one standalone sensor process (e.g. the timer)."""
     keys = ("rule.created", "rule.enabled", "rule.disabled", "rule.deleted")

@@ -41,10 +41,16 @@ from attune.db.repos import runs
 from attune.db.types import utcnow
 from attune.domain.enums import EnforcementStatus, ExecutionStatus
 from attune.domain.params import secret_names
-from attune.errors import NotFound, ValidationFailed
+from attune.errors import Conflict, NotFound, ValidationFailed
 from attune.executor import template_keys
 from attune.executor.completion import BackgroundTasks, finish_execution
-from attune.executor.policies import PolicySet, load_policies, rate_limit_violation
+from attune.executor.policies import (
+    Fingerprint,
+    PolicySet,
+    fingerprint,
+    load_policies,
+    rate_limit_violation,
+)
 from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
 from attune.runtime import Runtime
 
@@ -91,6 +97,7 @@ class EnforcementProcessor:
             else policy_refresh_interval
         )
         self._policies = PolicySet()
+        self._fingerprint: Fingerprint | None = None
         self._loaded_at: float | None = None
         self._tasks = BackgroundTasks()
         self._gate_lock = asyncio.Lock()
@@ -117,12 +124,21 @@ class EnforcementProcessor:
     async def refresh_policies(self) -> None:
         """Re-read the ``policy`` table."""
         async with self._runtime.db.session() as session:
+            self._fingerprint = await fingerprint(session)
             self._policies = await load_policies(session)
         self._loaded_at = time.monotonic()
 
     async def _current_policies(self) -> PolicySet:
-        if self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh_interval:
-            await self.refresh_policies()
+        """The policies in force now: a policy committed before this call applies to this decision
+        (a burst right after a pack registers its policies is throttled), not only after
+        ``policy_refresh_interval``. One aggregate query tells whether the snapshot is current."""
+        async with self._runtime.db.session() as session:
+            current = await fingerprint(session)
+            stale = self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh_interval
+            if stale or current != self._fingerprint:
+                self._policies = await load_policies(session)
+                self._fingerprint = current
+                self._loaded_at = time.monotonic()
         return self._policies
 
     # -- message handling --------------------------------------------------------------------------
@@ -282,6 +298,12 @@ class EnforcementProcessor:
                     )
                 except ValidationFailed as exc:
                     self._disable(enforcement, f"parameters rejected: {exc}")
+                    return False
+                except Conflict:
+                    # A previous delivery requested it already (at-least-once delivery).
+                    log.info("enforcement %s already has its execution", enforcement_id)
+                    enforcement.status = EnforcementStatus.PROCESSED.value
+                    enforcement.resolved_at = enforcement.resolved_at or utcnow()
                     return False
                 enforcement.status = EnforcementStatus.PROCESSED.value
                 enforcement.resolved_at = utcnow()

@@ -4,8 +4,9 @@ One transaction per event. For every candidate rule, independently: evaluate its
 resolve its ``action_params`` templates, insert an enforcement and stage ``EnforcementCreated``.
 A rule whose conditions or templates fail is logged and skipped; the others still fire.
 
-Redelivery is harmless: rules that already have an enforcement for the event are skipped, and
-the event row is locked (PostgreSQL) so two deliveries cannot both insert.
+Redelivery is harmless: rules that already have an enforcement for the event are skipped, the
+event row is locked (PostgreSQL) so two deliveries do not both try, and the unique index on
+(event, rule) refuses a second enforcement whatever happens (docs/operations.md, "Guarantees").
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.bus.messages import Envelope, EventCreated, MessageType
 from attune.db.models import Action, Enforcement, Event, Pack, Rule
 from attune.db.outbox import enqueue
+from attune.db.repos import enforcements
 from attune.db.repos.runs import flat_schema
 from attune.db.types import utcnow
 from attune.domain import budget
@@ -78,11 +80,7 @@ class EventProcessor:
             rules = await candidate_rules(session, event)
             if not rules:
                 return
-            done = set(
-                (
-                    await session.execute(sa.select(Enforcement.rule).where(Enforcement.event == event.id))
-                ).scalars()
-            )
+            done = await enforcements.rules_enforced(session, event.id)
             configs: dict[int, dict[str, Any]] = {}
             now = utcnow()
             for rule in rules:
@@ -178,8 +176,9 @@ class EventProcessor:
         )
         if error is not None:
             enforcement.resolved_at = utcnow()
-        session.add(enforcement)
-        await session.flush()
+        if not await enforcements.add_for_event(session, enforcement):
+            log.debug("event %s already enforced rule %s; skipping", event.id, rule.ref)
+            return
         if error is not None:
             return
         enqueue(

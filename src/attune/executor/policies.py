@@ -8,7 +8,8 @@ A policy row has one of three scopes, decided by which columns are set:
 
 :class:`PolicySet` is an immutable snapshot of the ``policy`` table that answers "which concurrency
 limit and which rate limits apply to this action" without touching the database, so the executor
-can reload it periodically and swap it in atomically.
+can swap a reloaded snapshot in atomically. The executor compares :func:`fingerprint` before each
+decision, so a policy applies from the commit that writes it (docs/policies.md).
 """
 
 from __future__ import annotations
@@ -136,6 +137,21 @@ async def load_policies(session: AsyncSession) -> PolicySet:
     """Read the whole ``policy`` table into a :class:`PolicySet`."""
     rows = (await session.execute(sa.select(models.Policy).order_by(models.Policy.id))).scalars()
     return PolicySet.from_rows(rows)
+
+
+#: What changes whenever a policy row is inserted, updated or deleted (see :func:`fingerprint`).
+Fingerprint = tuple[int, int | None, datetime | None]
+
+
+async def fingerprint(session: AsyncSession) -> Fingerprint:
+    """``(rows, highest id, latest update)`` of the ``policy`` table: one cheap aggregate that
+    differs after any committed insert, update or delete, so the executor knows when its
+    :class:`PolicySet` is out of date without reading the whole table."""
+    policy = models.Policy
+    row = (
+        await session.execute(sa.select(sa.func.count(), sa.func.max(policy.id), sa.func.max(policy.updated)))
+    ).one()
+    return int(row[0]), row[1], row[2]
 
 
 async def _count_in_window(

@@ -12,12 +12,13 @@ import hmac
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
@@ -321,16 +322,39 @@ class _RateLimited(TooManyRequests):
 
 
 async def _check_rate(runtime: Runtime, trigger: Trigger, config: Mapping[str, Any]) -> None:
-    """Sliding window over the trigger's webhook events in the database: 429 when full."""
+    """Sliding window over the trigger's webhook events in the database: 429 when full.
+
+    A quick look before the signature check (so the order of checks holds); the binding check
+    is :func:`_check_rate_locked`, in the transaction that inserts the event.
+    """
+    async with runtime.db.session() as session:
+        _rate_verdict(config, *await _rate_window(session, trigger, config))
+
+
+async def _check_rate_locked(session: AsyncSession, trigger: Trigger, config: Mapping[str, Any]) -> None:
+    """The window counted under the trigger's lock (``triggers.lock_for_webhook``), so that
+    concurrent posts cannot all see room for one more (docs/webhooks.md)."""
+    _rate_verdict(config, *await _rate_window(session, trigger, config))
+
+
+async def _rate_window(
+    session: AsyncSession, trigger: Trigger, config: Mapping[str, Any]
+) -> tuple[int, datetime | None, datetime]:
+    rate = _section(config, "rate_limit")
+    requests, window = _positive_int(rate.get("requests")), _positive_int(rate.get("window_seconds"))
+    now = utcnow()
+    if rate.get("enabled") is not True or requests is None or window is None:
+        return 0, None, now
+    since = now - timedelta(seconds=window)
+    count, frees_at = await triggers.webhook_window(session, trigger, since, requests)
+    return count, frees_at, now
+
+
+def _rate_verdict(config: Mapping[str, Any], count: int, frees_at: datetime | None, now: datetime) -> None:
     rate = _section(config, "rate_limit")
     requests, window = _positive_int(rate.get("requests")), _positive_int(rate.get("window_seconds"))
     if rate.get("enabled") is not True or requests is None or window is None:
         return
-    now = utcnow()
-    async with runtime.db.session() as session:
-        count, frees_at = await triggers.webhook_window(
-            session, trigger, now - timedelta(seconds=window), requests
-        )
     if count >= requests:
         wait = (frees_at + timedelta(seconds=window) - now).total_seconds() if frees_at else window
         raise _RateLimited(
@@ -452,19 +476,23 @@ async def receive_webhook(
         event_config["user_agent"] = user_agent
     if verified is not None:
         event_config["hmac_verified"] = verified
-    async with runtime.db.transaction() as session:
-        current = await session.get(Trigger, trigger.id)
-        if current is None:
-            raise NotFound("Invalid webhook key")
-        event = await events.create_event(
-            session,
-            current,
-            payload=body.payload,
-            config=event_config,
-            source_ref=triggers.WEBHOOK_SOURCE,
-            created=received_at,
-            source_service=SOURCE,
-        )
+    try:
+        async with runtime.db.transaction() as session:
+            current = await triggers.lock_for_webhook(session, trigger.id)
+            if current is None:
+                raise NotFound("Invalid webhook key")
+            await _check_rate_locked(session, current, config)
+            event = await events.create_event(
+                session,
+                current,
+                payload=body.payload,
+                config=event_config,
+                source_ref=triggers.WEBHOOK_SOURCE,
+                created=received_at,
+                source_service=SOURCE,
+            )
+    except _RateLimited as exc:
+        return _rate_limited_response(exc)
     return Data(
         data=WebhookReceiverResponse(
             event_id=event.id, trigger_ref=event.trigger_ref, received_at=event.created

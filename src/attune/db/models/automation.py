@@ -88,7 +88,12 @@ class Enforcement(IdMixin, CreatedMixin, Base):
     """A rule activated by an event; its status changes exactly once."""
 
     __tablename__ = "enforcement"
-    __table_args__ = (sa.Index(None, "status", "created"),)
+    __table_args__ = (
+        sa.Index(None, "status", "created"),
+        # One enforcement per (event, rule), however often the event is delivered (consumers are
+        # idempotent; docs/operations.md, "Guarantees"). NULLs (a deleted rule) never collide.
+        sa.Index("uq_enforcement_event_rule", "event", "rule", unique=True),
+    )
 
     rule: Mapped[int | None] = mapped_column(BigId, fk("rule", "SET NULL"), nullable=True, index=True)
     rule_ref: Mapped[str] = mapped_column(sa.Text, nullable=False)

@@ -25,6 +25,9 @@ from attune.domain.enums import (
     values,
 )
 
+#: The executions ``uq_execution_enforcement`` covers: the first run an enforcement requested.
+FIRST_RULE_RUN = sa.text("enforcement IS NOT NULL AND parent IS NULL AND retry_count = 0")
+
 
 class Execution(IdMixin, TimestampMixin, Base):
     """One run of an action, a workflow, or a workflow task."""
@@ -41,6 +44,15 @@ class Execution(IdMixin, TimestampMixin, Base):
         # Busy executions per worker (scheduling picks the least loaded worker on every dispatch);
         # also serves ``worker`` alone.
         sa.Index(None, "worker", "status"),
+        # One execution per enforcement, however often ``EnforcementCreated`` is delivered. Retries
+        # (``retry_count`` > 0) and workflow tasks (a ``parent``) carry the enforcement on.
+        sa.Index(
+            "uq_execution_enforcement",
+            "enforcement",
+            unique=True,
+            sqlite_where=FIRST_RULE_RUN,
+            postgresql_where=FIRST_RULE_RUN,
+        ),
     )
 
     action: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)

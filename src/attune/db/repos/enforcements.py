@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Enforcement
+from attune.db.repos.idempotent import add_once
 
 
 async def get(session: AsyncSession, enforcement_id: int) -> Enforcement | None:
@@ -35,3 +36,23 @@ def list_query(
     if trigger_ref is not None:
         query = query.where(Enforcement.trigger_ref == trigger_ref)
     return query.order_by(Enforcement.created.desc(), Enforcement.id.desc())
+
+
+async def rules_enforced(session: AsyncSession, event_id: int) -> set[int]:
+    """Ids of the rules that already have an enforcement for ``event_id``."""
+    query = sa.select(Enforcement.rule).where(Enforcement.event == event_id, Enforcement.rule.is_not(None))
+    return {rule for rule in (await session.execute(query)).scalars() if rule is not None}
+
+
+async def add_for_event(session: AsyncSession, enforcement: Enforcement) -> bool:
+    """Insert ``enforcement`` unless its event already has one for its rule (then False).
+
+    ``uq_enforcement_event_rule`` makes the check race-free on both databases.
+    """
+
+    async def exists() -> bool:
+        if enforcement.event is None or enforcement.rule is None:
+            return False
+        return enforcement.rule in await rules_enforced(session, enforcement.event)
+
+    return await add_once(session, enforcement, exists)

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.bus.messages import MessageType
 from attune.db.models import Action, Execution
 from attune.db.outbox import enqueue
+from attune.db.repos.idempotent import add_once
 from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import apply_defaults, secret_names, validate_params
+from attune.errors import Conflict
 
 SECRET_MASK = "********"
 _PLAIN_PREFIX = "plain:"
@@ -120,8 +123,13 @@ async def request_execution(
         original_execution=original_execution,
         secret_params=seal_secrets(secrets, box),
     )
-    session.add(execution)
-    await session.flush()
+    if enforcement is not None and parent is None and retry_count == 0:
+        # The first run of an enforcement: ``uq_execution_enforcement`` keeps it unique.
+        if not await add_once(session, execution, lambda: _has_first_run(session, enforcement)):
+            raise Conflict(f"Enforcement {enforcement} already has an execution")
+    else:
+        session.add(execution)
+        await session.flush()
     enqueue(
         session,
         MessageType.EXECUTION_REQUESTED,
@@ -136,6 +144,13 @@ async def request_execution(
         source_service=source_service,
     )
     return execution
+
+
+async def _has_first_run(session: AsyncSession, enforcement: int) -> bool:
+    query = sa.select(Execution.id).where(
+        Execution.enforcement == enforcement, Execution.parent.is_(None), Execution.retry_count == 0
+    )
+    return (await session.execute(query.limit(1))).first() is not None
 
 
 def stage_status_changed(

@@ -81,6 +81,17 @@ def regenerate_webhook_key(trigger: Trigger) -> bool:
     return revoked
 
 
+async def lock_for_webhook(session: AsyncSession, trigger_id: int) -> Trigger | None:
+    """The trigger, locked for the rest of the write transaction (PostgreSQL ``FOR UPDATE``).
+
+    Webhook receivers of one trigger take turns on this lock, so counting the rate-limit window
+    and inserting the event are one atomic step. SQLite needs no row lock: its write
+    transactions (``BEGIN IMMEDIATE``) already run one at a time.
+    """
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    return await session.get(Trigger, trigger_id, with_for_update=not sqlite, populate_existing=True)
+
+
 async def webhook_window(
     session: AsyncSession, trigger: Trigger, since: datetime, limit: int
 ) -> tuple[int, datetime | None]:
