@@ -497,6 +497,30 @@ async def _rows(database_url: str, workload: Workload) -> tuple[list[Any], list[
     return list(enforcements), list(executions)
 
 
+async def _query(database_url: str, sql: str, params: dict[str, Any]) -> list[Any]:
+    engine = create_async_engine(_async_url(database_url))
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(sa.text(sql), params)).all())
+    finally:
+        await engine.dispose()
+
+
+def query(database_url: str, sql: str, **params: Any) -> list[Any]:
+    """Rows of one read-only statement against the deployment's database."""
+    return asyncio.run(_query(database_url, sql, params))
+
+
+def abandoned_before_start(database_url: str, workload: Workload) -> list[int]:
+    """Executions ended ``abandoned`` that never started (they should have been rescheduled)."""
+    rows = query(
+        database_url,
+        "SELECT id FROM execution WHERE action_ref = :action AND status = 'abandoned' AND started_at IS NULL",
+        action=workload.action,
+    )
+    return [row[0] for row in rows]
+
+
 def tally(database_url: str, workload: Workload, accepted: list[int]) -> Tally:
     """One look at the database: what became of each accepted webhook (event id)."""
     enforcements, executions = asyncio.run(_rows(database_url, workload))

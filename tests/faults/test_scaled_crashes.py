@@ -6,6 +6,8 @@ Each test prints ``accepted / completed / failed / lost / duplicated / stuck``.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +28,8 @@ def deployment(tmp_path: Path) -> Iterator[harness.Cluster]:
         yield running
 
 
-def _side_effect_pids(marker: Path) -> list[int]:
-    return [int(line) for line in marker.read_text().split()] if marker.exists() else []
+def _pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
 
 
 def _alive(pid: int) -> bool:
@@ -38,24 +40,45 @@ def _alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] not in "ZX"
 
 
-def test_worker_kill_mid_burst_loses_nothing_and_kills_its_actions(
-    deployment: harness.Cluster, tmp_path: Path
-) -> None:
-    pids = tmp_path / "pids"
-    # The action leaves a setsid'd grandchild behind: it must die with the worker.
+def _wait_dead(pids: list[int], timeout: float = 15) -> list[int]:
+    deadline = time.monotonic() + timeout
+    alive = [pid for pid in pids if _alive(pid)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in alive if _alive(pid)]
+    return alive
+
+
+@pytest.fixture
+def detached(tmp_path: Path) -> Iterator[Path]:
+    """The file where actions write the pid of the ``setsid`` child they leave behind; whatever
+    is still alive at the end is killed (so a failing test leaves nothing running)."""
+    path = tmp_path / "detached"
+    yield path
+    for pid in _pids(path):
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_worker_kill_mid_burst(deployment: harness.Cluster, detached: Path) -> None:
+    """``kill -9`` of the only worker with 200 webhooks in flight, restarted after the liveness
+    cut-off: never-started runs are rescheduled, runs that died with it are retried (the action's
+    retry policy), and the processes they left behind die with the worker."""
     workload = harness.install_workload(
-        deployment, command=f"setsid sleep 345 & echo $! >> {pids}; sleep 0.5; echo done"
+        deployment, command=f"setsid sleep 345 & echo $! >> {detached}; sleep 0.5; echo done", retries=1
     )
     burst = harness.Burst(deployment.base, workload.key, BURST).start()
     burst.wait_accepted(BURST // 3)
     deployment.kill("worker-1")
-    time.sleep(1.0)
+    at_kill = _pids(detached)
+    # Past 1.5 heartbeat intervals, so the executor's liveness sweep acts before the restart.
+    time.sleep(4.0)
     deployment.respawn("worker-1")
     burst.join()
     result = harness.settle(deployment.database_url, workload, burst.accepted)
     result.assert_clean()
     assert result.accepted == BURST
-    leftovers = [pid for pid in _side_effect_pids(pids) if _alive(pid)]
+    assert harness.abandoned_before_start(deployment.database_url, workload) == []
+    assert _wait_dead(at_kill) == [], "action processes outlived the killed worker"
     deployment.stop()
-    survivors = [pid for pid in leftovers if _alive(pid)]
-    assert not survivors, f"action processes outlived their worker: {survivors}"
+    assert _wait_dead(_pids(detached)) == [], "action processes outlived the stopped worker"
