@@ -3,6 +3,14 @@
 One robust connection; one publisher-confirm channel for declarations and publishing; one
 channel per consumer so that ``basic.qos`` bounds exactly that consumer's handlers in flight.
 aio-pika runs each delivery callback in its own task, so prefetch is the concurrency limit.
+
+Reconnection (docs/operations.md "Guarantees"): the first connection is retried with exponential
+backoff (0.5 s doubling to 10 s, for up to ``connect_patience`` seconds) so a process may start
+before the broker. A connection lost later is re-established by aio-pika's robust connection,
+which re-declares the queues and restores the consumers; the interval between attempts backs off
+the same way and is reset once connected. Both are logged (``lost the connection to RabbitMQ``,
+``reconnected to RabbitMQ``). Deliveries not yet acknowledged when the connection dropped come
+back (at-least-once); publishes that failed meanwhile stay in the outbox and are sent again.
 """
 
 from __future__ import annotations
@@ -24,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 # join() polls the broker; two idle polls in a row cover a delivery still on the wire.
 _JOIN_POLL_SECONDS = 0.05
+#: Reconnection backoff: first wait, growth factor and cap (seconds).
+RECONNECT_FIRST = 0.5
+RECONNECT_FACTOR = 2.0
+RECONNECT_MAX = 10.0
 
 
 class _RabbitDelivery:
@@ -110,9 +122,18 @@ class RabbitMQBus:
     durable = True
 
     def __init__(
-        self, url: str, *, prefix: str = "", publish_timeout: float = 30.0, shutdown_grace: float = 10.0
+        self,
+        url: str,
+        *,
+        prefix: str = "",
+        publish_timeout: float = 30.0,
+        shutdown_grace: float = 10.0,
+        connect_patience: float = 120.0,
     ) -> None:
         self._url = url
+        self._connect_patience = connect_patience
+        self._lost_at: float | None = None
+        self._backoff_task: asyncio.Task[None] | None = None
         self.shutdown_grace = shutdown_grace
         self._prefix = prefix
         self._publish_timeout = publish_timeout
@@ -128,7 +149,9 @@ class RabbitMQBus:
         """Connect, open the publishing channel and declare exchanges and the dead-letter queue."""
         if self._connection is not None:
             return
-        self._connection = await aio_pika.connect_robust(self._url)
+        self._connection = await self._connect()
+        self._connection.close_callbacks.add(self._on_connection_lost)
+        self._connection.reconnect_callbacks.add(self._on_reconnected)
         self._channel = await self._connection.channel(publisher_confirms=True)
         # Passive declares of a missing queue close their channel; keep that away from publishing.
         self._inspect_channel = await self._connection.channel(publisher_confirms=False)
@@ -144,13 +167,61 @@ class RabbitMQBus:
                 ) from exc
         await self.declare_queue(topology.DLX_QUEUE)
 
+    async def _connect(self) -> aio_pika.abc.AbstractRobustConnection:
+        """The first connection, retried with backoff for up to ``connect_patience`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._connect_patience
+        delay = RECONNECT_FIRST
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(self._url, reconnect_interval=RECONNECT_FIRST)
+            except (ConnectionError, OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+                if loop.time() + delay > deadline:
+                    raise BusError(f"cannot connect to RabbitMQ: {exc}") from exc
+                logger.warning("cannot connect to RabbitMQ (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * RECONNECT_FACTOR, RECONNECT_MAX)
+                continue
+            if delay > RECONNECT_FIRST:
+                logger.info("connected to RabbitMQ")
+            return connection
+
+    def _on_connection_lost(self, _sender: object, exc: BaseException | None = None) -> None:
+        if self._connection is None or exc is None or self._lost_at is not None:
+            return  # our own close(), or already reconnecting
+        self._lost_at = asyncio.get_running_loop().time()
+        logger.warning("lost the connection to RabbitMQ (%s); reconnecting with backoff", exc)
+        self._backoff_task = asyncio.get_running_loop().create_task(self._back_off())
+
+    async def _back_off(self) -> None:
+        """Lengthen aio-pika's reconnect interval while the broker stays away."""
+        connection = self._connection
+        delay = RECONNECT_FIRST
+        while isinstance(connection, aio_pika.RobustConnection) and self._lost_at is not None:
+            connection.reconnect_interval = delay  # read before each attempt
+            await asyncio.sleep(delay)
+            delay = min(delay * RECONNECT_FACTOR, RECONNECT_MAX)
+
+    def _on_reconnected(self, sender: object) -> None:
+        lost_at, self._lost_at = self._lost_at, None
+        if self._backoff_task is not None:
+            self._backoff_task.cancel()
+            self._backoff_task = None
+        if isinstance(self._connection, aio_pika.RobustConnection):
+            self._connection.reconnect_interval = RECONNECT_FIRST
+        down = asyncio.get_running_loop().time() - lost_at if lost_at is not None else 0.0
+        logger.warning("reconnected to RabbitMQ after %.1f s; queues and consumers restored", down)
+
     async def close(self) -> None:
         """Cancel consumers (waiting for their handlers) and close the connection."""
         for consumer in list(self._consumers):
             await consumer.cancel()
-        if self._connection is not None:
-            await self._connection.close()
-        self._connection = None
+        if self._backoff_task is not None:
+            self._backoff_task.cancel()
+            self._backoff_task = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
         self._channel = None
         self._inspect_channel = None
         self._exchanges.clear()

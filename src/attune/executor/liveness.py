@@ -1,17 +1,25 @@
-"""Worker liveness monitor (services.md §1.11, pipeline contract "Workers and liveness").
+"""Worker liveness and taking work back from a dead worker (docs/operations.md "Worker liveness",
+"Guarantees").
 
-Every ``worker.heartbeat_interval / 4`` seconds:
+Every ``worker.heartbeat_interval / 4`` seconds the monitor:
 
-1. active action workers whose heartbeat is older than ``1.5 × heartbeat_interval`` (or missing)
-   become ``inactive``;
-2. every execution in ``scheduled``/``running``/``canceling`` whose worker stopped heartbeating
-   (or no longer exists) becomes ``abandoned`` with
-   ``{"succeeded": false, "error": "Worker '<name>' stopped heartbeating", "worker": id}``, and
-   ``ExecutionCompleted`` is staged. When its retry budget allows, the next attempt is requested
-   in the same transaction (``retry_reason = worker_heartbeat_stale``).
+1. marks ``inactive`` the active action workers whose heartbeat is older than
+   ``1.5 × heartbeat_interval`` (or missing);
+2. takes back the executions of those workers: one still ``scheduled`` never started, so it is
+   **rescheduled** (back to ``requested`` without a worker, ``ExecutionRequested`` staged; the
+   scheduler sends it to any live worker); one ``running`` lost its process with the worker, so it
+   ends ``abandoned`` (``{"succeeded": false, "error": "Worker '<name>' stopped heartbeating",
+   "worker": id}``) and is retried when the action's retry policy says so; one ``canceling`` ends
+   ``cancelled``.
 
-So an execution leaves ``running`` at most ``1.5 + 0.25`` heartbeat intervals after its worker's
-last heartbeat: no execution stays running after its worker is gone.
+Each decision is re-checked in the transaction that makes it, with the worker row locked: a
+worker that came back (restarted with its name and id, or simply late) between the scan and the
+write keeps its executions. A restarted worker takes back its own executions itself at start-up
+(:func:`take_back`), so a quick restart never waits for the sweep.
+
+The monitor only judges heartbeats it could have seen: after it starts, and after it could not
+reach the database, it waits one full stale window before declaring anyone gone, so a database
+restart (during which no worker can write its heartbeat) abandons nothing.
 
 A worker of this very process (the embedded server) is alive as long as the process is, so it is
 exempt: under a burst of work the shared event loop can write its heartbeat late.
@@ -20,6 +28,11 @@ exempt: under a burst of work the shared event loop can write its heartbeat late
 from __future__ import annotations
 
 import logging
+import time
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution, Worker
 from attune.db.repos import workers
@@ -27,15 +40,98 @@ from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
 from attune.executor.completion import finish_execution
+from attune.executor.scheduler import reschedule
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+_RUNNING = (ExecutionStatus.RUNNING.value,)
+_CANCELING = (ExecutionStatus.CANCELING.value,)
 
-def abandoned_result(execution: Execution, worker: Worker | None) -> dict[str, object]:
+
+def abandoned_result(
+    execution: Execution, worker: Worker | None, reason: str = "stopped heartbeating"
+) -> dict[str, object]:
     """The stored result of an execution whose worker is gone."""
     name = worker.name if worker is not None else f"#{execution.worker}"
-    return {"succeeded": False, "error": f"Worker '{name}' stopped heartbeating", "worker": execution.worker}
+    return {"succeeded": False, "error": f"Worker '{name}' {reason}", "worker": execution.worker}
+
+
+async def settle_orphan(
+    runtime: Runtime,
+    session: AsyncSession,
+    execution: Execution,
+    worker: Worker | None,
+    *,
+    reason: str = "stopped heartbeating",
+) -> str | None:
+    """Take one execution back from its dead worker, inside ``session``'s transaction.
+
+    ``scheduled`` → rescheduled; ``running`` → ``abandoned`` (+ retry per the action's policy);
+    ``canceling`` → ``cancelled``. Returns what was done (``rescheduled``, ``abandoned``,
+    ``abandoned+retried``, ``cancelled``), or None when the execution had moved on meanwhile.
+    """
+    status = execution.status
+    if status == ExecutionStatus.SCHEDULED.value:
+        return "rescheduled" if await reschedule(session, execution, worker_id=execution.worker) else None
+    if status == ExecutionStatus.CANCELING.value:
+        result = {**abandoned_result(execution, worker, reason), "message": "Execution was cancelled"}
+        done = await finish_execution(
+            session, execution, ExecutionStatus.CANCELLED, result, from_statuses=_CANCELING
+        )
+        return "cancelled" if done else None
+    if status != ExecutionStatus.RUNNING.value:
+        return None
+    result = abandoned_result(execution, worker, reason)
+    if not await finish_execution(
+        session, execution, ExecutionStatus.ABANDONED, result, from_statuses=_RUNNING
+    ):
+        return None
+    if retries.retries_left(execution):
+        # The action's retry policy decides (``abandoned`` counts as ``failed``).
+        policy = await retries.policy_for(session, execution)
+        why = retries.retry_reason(execution, policy) if policy is not None else None
+        if why is not None:
+            retry = await retries.request_retry(session, execution, box=runtime.secrets, reason=why)
+            if retry is not None:
+                return "abandoned+retried"
+    return "abandoned"
+
+
+async def take_back(runtime: Runtime, worker_id: int, *, reason: str = "restarted") -> dict[str, int]:
+    """A worker that (re)starts under its name takes back what a previous process left behind.
+
+    Nothing of this process runs yet, so every busy execution assigned to ``worker_id`` belongs
+    to a dead predecessor: never-started ones are rescheduled, running ones are abandoned (and
+    retried per policy), canceling ones end cancelled. Returns counts per outcome.
+    """
+    db = runtime.db
+    async with db.session() as session:
+        rows = (
+            (
+                await session.execute(
+                    sa.select(Execution)
+                    .where(Execution.worker == worker_id, Execution.status.in_(workers.BUSY_STATUSES))
+                    .order_by(Execution.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        worker = await session.get(Worker, worker_id)
+    counts: dict[str, int] = {}
+    for execution in rows:
+        try:
+            async with db.transaction() as session:
+                outcome = await settle_orphan(runtime, session, execution, worker, reason=reason)
+        except Exception:
+            log.exception("could not take back execution %s", execution.id)
+            continue
+        if outcome is not None:
+            counts[outcome] = counts.get(outcome, 0) + 1
+    if counts:
+        log.warning("worker %s took back the executions of its previous process: %s", worker_id, counts)
+    return counts
 
 
 class LivenessMonitor:
@@ -43,17 +139,36 @@ class LivenessMonitor:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        # When this monitor last started seeing the database; heartbeats older than that were
+        # not observable, so nobody is judged before a full stale window has passed since.
+        self._watching_since: float | None = None
 
     @property
     def interval(self) -> float:
         """Seconds between two sweeps."""
         return self._runtime.settings.worker.heartbeat_interval / 4
 
+    def _window(self) -> float:
+        return workers.STALE_FACTOR * self._runtime.settings.worker.heartbeat_interval
+
     async def sweep(self) -> int:
-        """One pass; returns how many executions were abandoned."""
+        """One pass; returns how many executions were taken back."""
+        try:
+            return await self._sweep()
+        except Exception:
+            self._watching_since = None
+            raise
+
+    async def _sweep(self) -> int:
         heartbeat = self._runtime.settings.worker.heartbeat_interval
-        now = utcnow()
         db = self._runtime.db
+        if self._watching_since is None:
+            async with db.session() as session:
+                await session.execute(sa.select(1))
+            self._watching_since = time.monotonic()
+        if time.monotonic() - self._watching_since < self._window():
+            return 0
+        now = utcnow()
         async with db.transaction() as session:
             stale = await workers.mark_stale_inactive(
                 session, now=now, heartbeat_interval=heartbeat, alive=self._runtime.local_workers
@@ -67,37 +182,38 @@ class LivenessMonitor:
         count = 0
         for execution, worker in orphans:
             try:
-                if await self._abandon(execution, worker):
+                if await self._take_back(execution, worker):
                     count += 1
             except Exception:
-                log.exception("could not abandon execution %s", execution.id)
+                log.exception("could not take back execution %s", execution.id)
         return count
 
-    async def _abandon(self, execution: Execution, worker: Worker | None) -> bool:
-        result = abandoned_result(execution, worker)
-        async with self._runtime.db.transaction() as session:
-            done = await finish_execution(
-                session,
-                execution,
-                ExecutionStatus.ABANDONED,
-                result,
-                from_statuses=workers.BUSY_STATUSES,
-            )
-            if not done:
+    async def _take_back(self, execution: Execution, worker: Worker | None) -> bool:
+        db = self._runtime.db
+        heartbeat = self._runtime.settings.worker.heartbeat_interval
+        async with db.transaction() as session:
+            if execution.worker is not None and not await _still_stale(
+                session, execution.worker, utcnow(), heartbeat, lock=not db.is_sqlite
+            ):
+                log.info("worker of execution %s is back; leaving it alone", execution.id)
                 return False
-            retry = None
-            if retries.retries_left(execution):
-                # The action's retry policy decides (``abandoned`` counts as ``failed``).
-                policy = await retries.policy_for(session, execution)
-                reason = retries.retry_reason(execution, policy) if policy is not None else None
-                if reason is not None:
-                    retry = await retries.request_retry(
-                        session, execution, box=self._runtime.secrets, reason=reason
-                    )
-        log.warning(
-            "execution %s abandoned: %s%s",
-            execution.id,
-            result["error"],
-            f"; retried as {retry.id}" if retry is not None else "",
-        )
+            outcome = await settle_orphan(self._runtime, session, execution, worker)
+        if outcome is None:
+            return False
+        name = worker.name if worker is not None else f"#{execution.worker}"
+        log.warning("execution %s of silent worker '%s': %s", execution.id, name, outcome)
         return True
+
+
+async def _still_stale(
+    session: AsyncSession, worker_id: int, now: datetime, heartbeat_interval: float, *, lock: bool
+) -> bool:
+    """Whether the worker is still silent, read in the deciding transaction (row locked on
+    PostgreSQL, so a heartbeat or re-registration waits for the decision or wins before it)."""
+    query = sa.select(Worker.last_heartbeat).where(Worker.id == worker_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await session.execute(query)).first()
+    if row is None or row[0] is None:
+        return True
+    return bool(row[0] < workers.stale_cutoff(now, heartbeat_interval))

@@ -8,7 +8,9 @@ lead to two dispatches) and stage the dispatch to ``worker.{id}.executions``.
 When no worker qualifies, a background task re-checks every :data:`RETRY_INTERVAL` seconds until
 ``executor.no_worker_timeout`` and then fails the execution; the consumer is never blocked.
 Executions that are no longer ``requested`` (cancelled meanwhile, already scheduled) are skipped.
-:meth:`Scheduler.recover` picks up executions a previous process left ``requested``.
+:meth:`Scheduler.recover` picks up executions a previous process left ``requested``, and
+:func:`reschedule` hands a never-started execution of a dead worker back to the scheduler
+(docs/operations.md "Guarantees").
 """
 
 from __future__ import annotations
@@ -238,6 +240,46 @@ class Scheduler:
     async def close(self) -> None:
         """Stop waiting for workers (those executions stay ``requested`` and are recovered)."""
         await self._tasks.close()
+
+
+async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: int | None) -> bool:
+    """Send a ``scheduled`` execution that never started back to the scheduler.
+
+    ``scheduled`` on ``worker_id`` → ``requested`` with no worker, and ``ExecutionRequested`` is
+    staged in the same transaction, so the scheduler picks a live worker again (possibly the
+    same one, restarted). The dispatch still queued for the old worker then claims nothing: the
+    worker's claim needs ``scheduled`` on itself. False when the execution moved on meanwhile.
+    """
+    now = utcnow()
+    outcome = await session.execute(
+        sa.update(Execution)
+        .where(
+            Execution.id == execution.id,
+            Execution.status == ExecutionStatus.SCHEDULED.value,
+            Execution.worker == worker_id if worker_id is not None else Execution.worker.is_(None),
+        )
+        .values(status=ExecutionStatus.REQUESTED.value, worker=None, updated=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(outcome, "rowcount", 0) != 1:
+        return False
+    stage_status_changed(session, execution, ExecutionStatus.SCHEDULED.value, ExecutionStatus.REQUESTED.value)
+    enqueue(
+        session,
+        MessageType.EXECUTION_REQUESTED,
+        {
+            "execution_id": execution.id,
+            "action_id": execution.action or 0,
+            "action_ref": execution.action_ref,
+            "parent_id": execution.parent,
+            "enforcement_id": execution.enforcement,
+            "config": execution.config if isinstance(execution.config, dict) else None,
+        },
+        source_service=SOURCE,
+    )
+    execution.status, execution.worker = ExecutionStatus.REQUESTED.value, None
+    log.info("execution %s never started on worker %s; rescheduled", execution.id, worker_id)
+    return True
 
 
 async def _action_of(session: AsyncSession, execution: Execution) -> Action | None:

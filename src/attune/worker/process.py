@@ -3,7 +3,8 @@
 The process gets its own session (and so its own process group), its stdin receives the
 parameter/secret bytes and is closed, and stdout/stderr are read concurrently into bounded buffers
 that are mirrored, already redacted, into live log files. A timeout or a cancel request terminates
-the whole group: SIGTERM, a grace period, then SIGKILL for whatever is left.
+the whole group and every process carrying the execution's cookie (``setsid`` children included,
+see :mod:`attune.worker.watchdog`): SIGTERM, a grace period, then SIGKILL for whatever is left.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from attune.worker import watchdog
 from attune.worker.redaction import Redactor
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,9 @@ class ProcessSpec:
     log_dir: Path | None
     redact: Sequence[str] = ()
     kill_grace: float = 2.0
+    #: ``ATTUNE_PROCESS_COOKIE`` of this run: every descendant inherits it, so a timeout or cancel
+    #: finds the ones that left the process group (``setsid``) too.
+    cookie: str | None = None
 
 
 @dataclass
@@ -122,7 +127,8 @@ async def run_process(spec: ProcessSpec, cancel: asyncio.Event | None = None) ->
     stdout_log, stderr_log = _open_logs(spec.log_dir)
     try:
         try:
-            proc, exited = await _spawn(spec.argv, cwd=spec.cwd, env=spec.env)
+            env = spec.env if spec.cookie is None else {**spec.env, watchdog.COOKIE_ENV: spec.cookie}
+            proc, exited = await _spawn(spec.argv, cwd=spec.cwd, env=env)
         except (OSError, ValueError) as exc:
             return _empty_outcome(started, error=f"Failed to start process: {exc}")
         stdout = _Capture("stdout", spec.max_stdout, stdout_log)
@@ -159,7 +165,7 @@ async def _supervise(
         if exited not in done:
             cancelled = stop is not None and stop in done
             timed_out = not cancelled
-            await _kill_group(proc.pid, spec.kill_grace)
+            await _kill_group(proc.pid, spec.kill_grace, spec.cookie)
             await exited
         ended = time.monotonic()
         await _drain(proc, [*io_tasks, feeder], spec.kill_grace)
@@ -170,6 +176,8 @@ async def _supervise(
         if proc.returncode is None:
             # The caller was cancelled mid-run: do not leave the action behind.
             _signal_group(proc.pid, signal.SIGKILL)
+            if spec.cookie is not None:
+                watchdog.send(watchdog.holders(spec.cookie), signal.SIGKILL)
             _close_transport(proc)
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
@@ -242,23 +250,34 @@ def _close_transport(proc: asyncio.subprocess.Process) -> None:
         transport.close()
 
 
-async def _kill_group(pgid: int, grace: float) -> None:
-    """SIGTERM the group, give it ``grace`` seconds, then SIGKILL whatever is left."""
+async def _kill_group(pgid: int, grace: float, cookie: str | None = None) -> None:
+    """SIGTERM the group and the cookie's holders, give them ``grace`` seconds, then SIGKILL
+    whatever is left."""
     _signal_group(pgid, signal.SIGTERM)
-    if await _wait_group_gone(pgid, grace):
+    if cookie is not None:
+        watchdog.send(watchdog.holders(cookie), signal.SIGTERM)
+    if await _wait_group_gone(pgid, grace, cookie):
         return
     _signal_group(pgid, signal.SIGKILL)
-    if not await _wait_group_gone(pgid, max(grace, 1.0)):
+    if cookie is not None:
+        watchdog.send(watchdog.holders(cookie, pgid=pgid), signal.SIGKILL)
+    if not await _wait_group_gone(pgid, max(grace, 1.0), cookie):
         log.warning("process group %s still has live members after SIGKILL", pgid)
 
 
-async def _wait_group_gone(pgid: int, seconds: float) -> bool:
+async def _wait_group_gone(pgid: int, seconds: float, cookie: str | None = None) -> bool:
     deadline = time.monotonic() + seconds
-    while group_alive(pgid):
+    while True:
+        if cookie is None:
+            alive = group_alive(pgid)
+        else:
+            # Reading every process's environment takes a few milliseconds: off the event loop.
+            alive = bool(await asyncio.to_thread(watchdog.holders, cookie, pgid=pgid))
+        if not alive:
+            return True
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(_POLL_SECONDS)
-    return True
 
 
 def _signal_group(pgid: int, signum: int) -> None:

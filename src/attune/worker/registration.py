@@ -2,7 +2,12 @@
 
 A worker is one ``worker`` row (role ``action``), upserted by name so a restarted worker keeps
 its id and therefore its queues. The scheduler reads ``capabilities.runtimes`` (canonical runtime
-names) and ``last_heartbeat`` to decide whether it may send work here.
+names) and ``last_heartbeat`` to decide whether it may send work here. ``meta.boot`` is a token
+per worker process: a restarted worker reads its predecessor's to find (and kill) the action
+processes that predecessor left behind.
+
+Runtimes registered after the worker started are learned at the next heartbeat (the runtime table
+changed) or at once when a pack registration reaches the worker (:func:`runtime_rows_key`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,8 +107,28 @@ def capabilities(settings: Settings, runtimes: Sequence[str]) -> dict[str, Any]:
     return document
 
 
-async def register(db: Database, settings: Settings, caps: Mapping[str, Any]) -> int:
-    """Upsert this worker's row by name (status active, heartbeat now) and return its id."""
+async def runtime_rows_key(db: Database) -> tuple[int, ...]:
+    """The ids of the runtime rows: when they change, the worker detects its runtimes again."""
+    async with db.session() as session:
+        return tuple((await session.execute(sa.select(RuntimeRow.id).order_by(RuntimeRow.id))).scalars())
+
+
+async def update_capabilities(db: Database, worker_id: int, caps: Mapping[str, Any]) -> None:
+    """Publish new capabilities (for example, runtimes registered after the worker started)."""
+    async with db.transaction() as session:
+        row = await session.get(Worker, worker_id)
+        if row is not None:
+            row.capabilities = dict(caps)
+
+
+async def register(
+    db: Database, settings: Settings, caps: Mapping[str, Any], *, boot: str | None = None
+) -> tuple[int, str | None]:
+    """Upsert this worker's row by name (status active, heartbeat now).
+
+    Returns its id and the previous process's boot token (None for a new worker); ``boot`` is
+    stored as this process's token in ``meta.boot``.
+    """
     config = settings.worker
     now = utcnow()
     async with db.transaction() as session:
@@ -119,6 +144,10 @@ async def register(db: Database, settings: Settings, caps: Mapping[str, Any]) ->
                 runtime=config.runtime_id,
             )
             session.add(row)
+        meta = dict(row.meta) if isinstance(row.meta, dict) else {}
+        previous = meta.get("boot") if isinstance(meta.get("boot"), str) else None
+        if boot is not None:
+            row.meta = {**meta, "boot": boot}
         row.host = config.host
         row.port = config.port
         row.status = WorkerStatus.ACTIVE.value
@@ -127,7 +156,7 @@ async def register(db: Database, settings: Settings, caps: Mapping[str, Any]) ->
         await session.flush()
         worker_id = row.id
     log.info("registered worker %s (id %s) with runtimes %s", config.name, worker_id, caps.get("runtimes"))
-    return worker_id
+    return worker_id, previous
 
 
 async def heartbeat(db: Database, worker_id: int, *, active: bool = True) -> None:
@@ -151,20 +180,42 @@ async def set_inactive(db: Database, worker_id: int) -> None:
         )
 
 
+#: Seconds between two heartbeat attempts while the database is unreachable.
+HEARTBEAT_RETRY_SECONDS = 1.0
+
+
 async def heartbeat_loop(
-    db: Database, worker_id: int, interval: float, stop: asyncio.Event, *, draining: asyncio.Event
+    db: Database,
+    worker_id: int,
+    interval: float,
+    stop: asyncio.Event,
+    *,
+    draining: asyncio.Event,
+    after_beat: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Heartbeat every ``interval`` seconds (first tick at once) until ``stop`` is set.
 
-    Errors are logged and the loop goes on: a missed beat is better than a dead loop.
+    Errors are logged and the loop goes on: a missed beat is better than a dead loop. After a
+    failed beat (the database restarting) the next try comes sooner, so the worker is seen alive
+    again as soon as the database is back. ``after_beat`` runs after each successful beat.
     """
+    failing = False
     while not stop.is_set():
         try:
             await heartbeat(db, worker_id, active=not draining.is_set())
-        except Exception:
-            log.exception("worker heartbeat failed")
+            if failing:
+                log.info("worker heartbeat succeeded again")
+            failing = False
+            if after_beat is not None:
+                await after_beat()
+        except Exception as exc:
+            if not failing:
+                log.warning("worker heartbeat failed (%s); retrying every %g s", exc, HEARTBEAT_RETRY_SECONDS)
+            failing = True
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(
+                stop.wait(), min(interval, HEARTBEAT_RETRY_SECONDS) if failing else interval
+            )
 
 
 def serves(runtimes: Sequence[str], runtime_row: RuntimeRow, runtime_ref: str | None = None) -> bool:

@@ -28,6 +28,7 @@ from attune.db.outbox import enqueue
 from attune.db.repos import runs
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
+from attune.executor.completion import finish_execution
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 from attune.worker import (
@@ -50,6 +51,7 @@ NATIVE = "native"
 #: Extra lifetime of the execution token beyond the timeout, so finishing API calls still work.
 TOKEN_SLACK_SECONDS = 60
 _FINAL_FROM = (ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
+_NOT_STARTED = (ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value)
 
 
 class PreparationError(Exception):
@@ -81,11 +83,18 @@ def api_url(runtime: Runtime) -> str:
 
 
 async def run_execution(
-    runtime: Runtime, worker_id: int, execution_id: int, cancel: asyncio.Event
+    runtime: Runtime,
+    worker_id: int,
+    execution_id: int,
+    cancel: asyncio.Event,
+    *,
+    cookie_prefix: str | None = None,
 ) -> str | None:
     """Run one dispatched execution; return its final status, or None when it was not ours to run.
 
     Never raises for action or preparation failures: they end as a ``failed`` execution.
+    ``cookie_prefix`` (the worker process's token) marks every process of the run as
+    ``<prefix>:<execution id>`` so none survives a timeout, a cancel or the worker's death.
     """
     execution = await claim(runtime.db, execution_id, worker_id)
     if execution is None:
@@ -106,6 +115,7 @@ async def run_execution(
             return await finish(
                 runtime.db, execution, "failed", output.early_failure(message), action_id=action_id
             )
+        plan.spec.cookie = f"{cookie_prefix or 'local'}:{execution_id}"
         outcome = await process.run_process(plan.spec, cancel)
         st2_result = st2.result_of(outcome) if plan.st2 else None
         status, result = st2_result or output.build_result(
@@ -159,16 +169,23 @@ async def finish(
 ) -> str | None:
     """Write the final status and result (only from running/canceling) and stage the messages.
 
-    Returns the status written, or None when the execution had already left running (for example,
-    the liveness monitor declared it abandoned).
+    A result is never discarded because the liveness monitor gave up on this worker too early
+    (a heartbeat held up by a busy host or a database restart): an execution ``abandoned`` while
+    assigned to this worker takes the real outcome, and the automatic retry the abandonment
+    requested is cancelled if it has not started yet (docs/operations.md "Guarantees").
+
+    Returns the status written, or None when the execution had already left running otherwise
+    (cancelled, or taken over by another worker).
     """
     now = utcnow()
     async with db.transaction() as session:
-        query = sa.select(Execution.status).where(Execution.id == execution.id)
+        query = sa.select(Execution.status, Execution.worker).where(Execution.id == execution.id)
         if not db.is_sqlite:
             query = query.with_for_update()
-        previous = (await session.execute(query)).scalar_one_or_none()
-        if previous not in _FINAL_FROM:
+        row = (await session.execute(query)).first()
+        previous, owner = (row[0], row[1]) if row is not None else (None, None)
+        late = previous == ExecutionStatus.ABANDONED.value and owner is not None and owner == execution.worker
+        if previous not in _FINAL_FROM and not late:
             log.warning(
                 "execution %s is %s, not running; its %s result is discarded", execution.id, previous, status
             )
@@ -182,7 +199,7 @@ async def finish(
                 return status
         await session.execute(
             sa.update(Execution)
-            .where(Execution.id == execution.id, Execution.status.in_(_FINAL_FROM))
+            .where(Execution.id == execution.id, Execution.status == previous)
             .values(status=status, result=result, updated=now)
             .execution_options(synchronize_session=False)
         )
@@ -200,8 +217,33 @@ async def finish(
             },
             source_service=SOURCE,
         )
+        if late:
+            log.warning(
+                "execution %s was declared abandoned, but its worker finished it: %s", execution.id, status
+            )
+            await _cancel_unstarted_retry(session, execution)
     log.info("execution %s (%s) finished: %s", execution.id, execution.action_ref, status)
     return status
+
+
+async def _cancel_unstarted_retry(session: AsyncSession, execution: Execution) -> None:
+    """Cancel the retry an abandonment requested, unless it already started (then both run)."""
+    root = execution.original_execution or execution.id
+    query = sa.select(Execution).where(
+        Execution.original_execution == root,
+        Execution.retry_count == execution.retry_count + 1,
+        Execution.status.in_(_NOT_STARTED),
+    )
+    for retry in (await session.execute(query)).scalars().all():
+        result = {
+            "succeeded": False,
+            "error": f"Not needed: attempt {execution.id} finished after all",
+            "message": "Execution was cancelled",
+        }
+        if await finish_execution(
+            session, retry, ExecutionStatus.CANCELLED, result, from_statuses=_NOT_STARTED
+        ):
+            log.info("retry %s of execution %s cancelled: the attempt finished", retry.id, execution.id)
 
 
 async def cancel_orphan(db: Database, execution_id: int, worker_id: int) -> str | None:

@@ -8,6 +8,15 @@ execution that needs an environment still being built waits on that environment'
 Queues: ``worker.{id}.executions`` (dispatches), ``worker.{id}.control`` (cancel requests) and
 ``worker.{id}.packs`` (``pack.registered`` → set up that pack's environments).
 
+Restart (docs/operations.md "Guarantees"): a worker that starts under a name that already has a
+row takes back what its previous process left: the action processes still carrying that
+process's token are killed, never-started executions are rescheduled and running ones end
+``abandoned`` (retried per the action's retry policy). A watchdog process kills this process's
+actions if it dies (:mod:`attune.worker.watchdog`).
+
+Runtimes: when the runtime table changes (a pack registered after the worker started), the
+worker detects its runtimes again and publishes them with the next heartbeat.
+
 Stop: the worker turns inactive (no new work is scheduled here) but keeps heartbeating while it
 drains, stops taking dispatches, waits up to ``shutdown_timeout`` for running executions and then
 cancels the rest (they end ``cancelled``).
@@ -18,6 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import signal
+import subprocess
+import sys
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -28,9 +41,10 @@ from attune.bus.base import Consumer, Retryable
 from attune.bus.messages import Envelope, ExecutionCancel, ExecutionDispatch, PackRegistered
 from attune.db.models import Action, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
+from attune.executor.liveness import take_back
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
-from attune.worker import environments, registration
+from attune.worker import environments, registration, watchdog
 from attune.worker.run_execution import cancel_orphan, run_execution
 
 log = logging.getLogger(__name__)
@@ -60,6 +74,11 @@ class WorkerService:
         self._draining = asyncio.Event()
         self._slots: asyncio.Semaphore | None = None
         self._runtime: Runtime | None = None
+        #: This process's token: the prefix of every action's ``ATTUNE_PROCESS_COOKIE``.
+        self.boot = secrets.token_hex(8)
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._runtime_rows: tuple[int, ...] | None = None
+        self._refresh_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -70,10 +89,18 @@ class WorkerService:
         self._draining = asyncio.Event()
         self.ready.clear()
         self._slots = asyncio.Semaphore(max(1, settings.worker.max_concurrent_tasks))
+        self._runtime_rows = await registration.runtime_rows_key(runtime.db)
         self.runtimes = await registration.choose_runtimes(runtime.db, settings, self._environ)
         caps = registration.capabilities(settings, self.runtimes)
-        worker_id = await registration.register(runtime.db, settings, caps)
+        worker_id, previous_boot = await registration.register(runtime.db, settings, caps, boot=self.boot)
         self.worker_id = worker_id
+        if previous_boot is not None:
+            killed = await asyncio.to_thread(watchdog.kill_all, f"{previous_boot}:")
+            if killed:
+                log.warning("killed %d action process(es) left by this worker's previous process", killed)
+        self._start_watchdog()
+        # Before consuming: whatever is busy on this worker now belongs to a dead predecessor.
+        await take_back(runtime, worker_id)
         runtime.local_workers.add(worker_id)
 
         executions_queue = topology.worker_execution_queue(worker_id)
@@ -90,6 +117,7 @@ class WorkerService:
                 settings.worker.heartbeat_interval,
                 heartbeat_stop,
                 draining=self._draining,
+                after_beat=self._refresh_runtimes_if_changed,
             ),
             name=f"worker-{worker_id}-heartbeat",
         )
@@ -150,7 +178,65 @@ class WorkerService:
             await asyncio.gather(heartbeat, return_exceptions=True)
             runtime.local_workers.discard(worker_id)
             await self._set_inactive(runtime, worker_id)
+            await self._stop_watchdog()
             log.info("worker %s stopped", worker_id)
+
+    def _start_watchdog(self) -> None:
+        """Start the process that kills this worker's actions once this process is gone."""
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", watchdog.__file__, self.boot],
+                stdin=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.warning("cannot start the action watchdog (%s); actions may outlive a crash", exc)
+
+    async def _stop_watchdog(self) -> None:
+        """Closing its pipe makes the watchdog kill what is left of our actions and exit."""
+        process, self._watchdog = self._watchdog, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.to_thread(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(process.wait)
+
+    async def _refresh_runtimes_if_changed(self) -> None:
+        """Heartbeat hook: detect the runtimes again when the runtime table changed."""
+        runtime = self._runtime
+        if runtime is None:
+            return
+        try:
+            rows = await registration.runtime_rows_key(runtime.db)
+            if rows != self._runtime_rows:
+                await self.refresh_runtimes(rows)
+        except Exception:
+            log.exception("refreshing the worker's runtimes failed")
+
+    async def refresh_runtimes(self, rows: tuple[int, ...] | None = None) -> list[str]:
+        """Detect the runtimes again; publish them (and verify their versions) when they changed."""
+        runtime = self._runtime
+        assert runtime is not None and self.worker_id is not None
+        async with self._refresh_lock:
+            self._runtime_rows = rows if rows is not None else await registration.runtime_rows_key(runtime.db)
+            found = await registration.choose_runtimes(runtime.db, runtime.settings, self._environ)
+            if found == self.runtimes:
+                return found
+            self.runtimes = found
+            caps = registration.capabilities(runtime.settings, found)
+            await registration.update_capabilities(runtime.db, self.worker_id, caps)
+            log.info("worker %s now serves runtimes %s", self.worker_id, found)
+        try:
+            report = await registration.verify_versions(runtime.db, found)
+            if report:
+                log.info("runtime versions verified: %s", report)
+        except Exception:
+            log.exception("runtime version verification failed")
+        return found
 
     @staticmethod
     async def _set_inactive(runtime: Runtime, worker_id: int) -> None:
@@ -193,7 +279,7 @@ class WorkerService:
     async def _run_one(self, execution_id: int, cancel: asyncio.Event) -> None:
         assert self._runtime is not None and self.worker_id is not None
         try:
-            await run_execution(self._runtime, self.worker_id, execution_id, cancel)
+            await run_execution(self._runtime, self.worker_id, execution_id, cancel, cookie_prefix=self.boot)
         except Exception:
             log.exception("execution %s crashed the worker task", execution_id)
         finally:
@@ -247,6 +333,8 @@ class WorkerService:
         """``pack.registered``: build that pack's environments in the background; always ack."""
         message = envelope.payload_as(PackRegistered)
         names = {name.lower() for name in message.runtime_names}
+        # The pack may have brought runtimes this worker had not heard of when it started.
+        await self._refresh_runtimes_if_changed()
         self._spawn_background(
             self._prepare_pack(message.pack_ref, names or None), name=f"pack-env-{message.pack_ref}"
         )
