@@ -134,6 +134,8 @@ class WorkerSettings(BaseModel):
     max_stderr_bytes: int = 10 * 1024 * 1024
     shutdown_timeout: int = 30
     stream_logs: bool = True
+    #: core.noop and core.echo run inside the engine instead of starting /bin/sh (docs/performance.md).
+    in_process_actions: bool = True
 
 
 class SensorSettings(BaseModel):

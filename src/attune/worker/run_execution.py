@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,11 @@ from attune.worker import (
     params,
     process,
     redaction,
+    runners,
     st2,
     versions,
 )
+from attune.worker.runners.inprocess import builtin_for
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ class Plan:
     spec: process.ProcessSpec
     param_file: Path | None = None
     st2: bool = False
+    #: The in-process implementation of the action (attune.worker.runners.inprocess), if any.
+    builtin: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def log_dir_for(runtime: Runtime, execution_id: int) -> Path:
@@ -116,15 +121,22 @@ async def run_execution(
                 runtime.db, execution, "failed", output.early_failure(message), action_id=action_id
             )
         plan.spec.cookie = f"{cookie_prefix or 'local'}:{execution_id}"
-        outcome = await process.run_process(plan.spec, cancel)
-        st2_result = st2.result_of(outcome) if plan.st2 else None
-        status, result = st2_result or output.build_result(
-            outcome,
+        request = runners.RunRequest(
+            execution_id=execution_id,
+            action_ref=execution.action_ref,
             output_format=plan.output_format,
             timeout=plan.timeout,
-            stderr_log=str(log_dir_for(runtime, execution_id) / process.STDERR_LOG),
+            parameters=plan.parameters,
+            spec=plan.spec,
+            builtin=plan.builtin,
+            st2=plan.st2,
+            log_dir=log_dir_for(runtime, execution_id),
+            cancel=cancel,
         )
-        return await finish(runtime.db, execution, status, result, action_id=plan.action_id)
+        # The one place a runner is chosen: a process, or in-process for core.noop/core.echo.
+        runner = runners.select(request, in_process=runtime.settings.worker.in_process_actions)
+        ran = await runner.run(request)
+        return await finish(runtime.db, execution, ran.status, ran.result, action_id=plan.action_id)
     finally:
         if plan is not None and plan.param_file is not None:
             plan.param_file.unlink(missing_ok=True)
@@ -465,6 +477,8 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
         spec=spec,
         param_file=param_file,
         st2=st2.is_st2(config),
+        builtin=builtin_for(action.ref, action.pack_ref, action.entrypoint),
+        parameters=parameters,
     )
 
 
