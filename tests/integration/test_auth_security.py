@@ -87,6 +87,8 @@ async def test_sensor_token_reaches_only_what_a_sensor_needs(
     )
     assert other_trigger.status_code == 403
     assert "demo.tick" not in other_trigger.text and "core.intervaltimer" in other_trigger.text
+    # Nor does it watch every execution through the notification stream.
+    assert (await client.get("/api/v1/executions/stream", params={"token": token})).status_code == 401
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
 
 

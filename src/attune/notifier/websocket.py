@@ -42,7 +42,9 @@ AUTH_TIMEOUT = 10.0
 #: Close code for a missing or invalid token (4000-4999 are for applications; 401 → 4401).
 CLOSE_UNAUTHORIZED = 4401
 #: Token types the WebSocket accepts (the same as protected API routes).
-WS_TOKEN_TYPES = frozenset({"access", "sensor", "execution"})
+#: Who may watch notifications: users and running actions. Not refresh tokens (long-lived, and a
+#: URL is no place for them) and not sensor tokens, which only fire their triggers (docs/security.md).
+WS_TOKEN_TYPES = frozenset({"access", "execution"})
 
 
 # --------------------------------------------------------------------------- authentication
