@@ -18,22 +18,8 @@ DEFAULT_LOGIN = "test@attune.local"
 DEFAULT_PASSWORD = "TestPass123!"
 
 
-async def make_first_admin(runtime: Runtime, identity_id: int) -> None:
-    """Make the deployment's first identity an administrator (docs/security.md).
-
-    HOOK for RBAC: the ``is_admin`` flag / ``core.admin`` assignment lands with the permission
-    model; until then this does nothing. ``ensure_default_user`` calls it for the development user
-    it creates, ``attune user create --admin`` for the first user of other deployments.
-    """
-    del runtime, identity_id
-
-
 async def ensure_default_user(runtime: Runtime) -> None:
-    """Create ``test@attune.local`` unless it exists (never in production); it is the first admin.
-
-    Its published password is only usable on loopback: the server refuses to listen elsewhere
-    until it is changed (:func:`attune.auth.startup.check_startup`).
-    """
+    """Create ``test@attune.local`` unless it exists (never in production)."""
     if runtime.settings.is_production:
         return
     async with runtime.db.session() as session:
@@ -42,18 +28,15 @@ async def ensure_default_user(runtime: Runtime) -> None:
     password_hash = await asyncio.to_thread(hash_password, runtime.hasher, DEFAULT_PASSWORD)
     try:
         async with runtime.db.transaction() as session:
-            identity = await identities.create(
+            await identities.create(
                 session,
                 DEFAULT_LOGIN,
                 password_hash=password_hash,
                 display_name="Test User",
                 attributes={"email": DEFAULT_LOGIN, "created_via": "bootstrap", "is_test_user": True},
             )
-            identity_id = identity.id
     except IntegrityError:
         log.debug("default user created concurrently by another process")
-        return
-    await make_first_admin(runtime, identity_id)
 
 
 async def default_login_hint(runtime: Runtime) -> str | None:
