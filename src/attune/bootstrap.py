@@ -19,11 +19,7 @@ DEFAULT_PASSWORD = "TestPass123!"
 
 
 async def ensure_default_user(runtime: Runtime) -> None:
-    """Create ``test@attune.local`` unless it exists (never in production); it is the first admin.
-
-    Its published password is only usable on loopback: the server refuses to listen elsewhere
-    until it is changed (:func:`attune.auth.startup.check_startup`).
-    """
+    """Create ``test@attune.local`` unless it exists (never in production)."""
     if runtime.settings.is_production:
         return
     async with runtime.db.session() as session:

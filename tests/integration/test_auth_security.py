@@ -81,12 +81,19 @@ async def test_sensor_token_reaches_only_what_a_sensor_needs(
     assert execute.status_code == 403
     assert execute.json() == {"error": "A sensor token cannot call this route", "code": "FORBIDDEN"}
     assert (await client.get("/api/v1/executions", headers=bearer(token))).status_code == 403
+    assert (await client.get("/api/v1/identities/1", headers=bearer(token))).status_code in (403, 404)
+    assert (await client.put("/api/v1/rules/demo.x", json={}, headers=bearer(token))).status_code == 403
+    # Reading the automation it serves is fine.
+    assert (await client.get("/api/v1/packs/core", headers=bearer(token))).status_code != 403
+    assert (await client.get("/api/v1/triggers", headers=bearer(token))).status_code == 200
     assert (await client.delete("/api/v1/packs/core", headers=bearer(token))).status_code == 403
     other_trigger = await client.post(
         "/api/v1/events", json={"trigger_ref": "core.intervaltimer"}, headers=bearer(token)
     )
     assert other_trigger.status_code == 403
     assert "demo.tick" not in other_trigger.text and "core.intervaltimer" in other_trigger.text
+    # Nor does it watch every execution through the notification stream.
+    assert (await client.get("/api/v1/executions/stream", params={"token": token})).status_code == 401
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
 
 

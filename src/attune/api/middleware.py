@@ -2,7 +2,7 @@
 
 It runs before path, query and body parsing, so an unauthenticated bad request gets 401
 (docs/security.md), and it only guards paths that some route serves (unknown paths stay 404).
-Sensor tokens reach only :data:`SENSOR_ROUTES`: what a sensor process needs, nothing else.
+Sensor tokens reach only what a sensor process needs (:func:`sensor_may_call`), nothing else.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from attune.auth.tokens import Claims, TokenError, TokenService
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: Token types accepted on protected routes (refresh tokens only at ``/auth/refresh``).
 BEARER_TOKEN_TYPES = frozenset({"access", "sensor", "execution"})
-#: ``(method, route template)`` a sensor token may call: emit events, read its pack's config, use
-#: the key store (which ``require()`` narrows further) and say who it is.
+#: ``(method, route template)`` a sensor token may call besides :data:`SENSOR_READS`: emit events,
+#: use the key store (``require()`` narrows it to the sensor's pack) and say who it is.
 SENSOR_ROUTES = frozenset(
     {
         ("POST", "/api/v1/events"),
-        ("GET", "/api/v1/packs/{ref}"),
         ("GET", "/api/v1/keys"),
         ("POST", "/api/v1/keys"),
         ("GET", "/api/v1/keys/{ref}"),
@@ -32,6 +31,17 @@ SENSOR_ROUTES = frozenset(
         ("GET", "/auth/me"),
     }
 )
+#: Route prefixes a sensor token may read (GET): the automation it serves (its pack's config…).
+SENSOR_READS = tuple(f"/api/v1/{name}" for name in ("packs", "triggers", "sensors", "rules", "events"))
+
+
+def sensor_may_call(method: str, route_path: str) -> bool:
+    """Whether a sensor token may reach this route at all (docs/security.md, "Service credentials")."""
+    if (method, route_path) in SENSOR_ROUTES:
+        return True
+    return method in ("GET", "HEAD") and any(
+        route_path == prefix or route_path.startswith(prefix + "/") for prefix in SENSOR_READS
+    )
 
 
 class ApiGuard:
@@ -79,7 +89,7 @@ class ApiGuard:
                 )
                 return
             claims = scope["state"]["claims"]
-            if claims.token_type == "sensor" and (scope["method"], route_path) not in SENSOR_ROUTES:
+            if claims.token_type == "sensor" and not sensor_may_call(scope["method"], route_path):
                 refusal = {"error": "A sensor token cannot call this route", "code": "FORBIDDEN"}
                 await _send(send, 403, json.dumps(refusal), "application/json")
                 return

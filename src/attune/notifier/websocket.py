@@ -44,7 +44,9 @@ CLOSE_UNAUTHORIZED = 4401
 #: Close code for an identity that may read no notifications (403 → 4403).
 CLOSE_FORBIDDEN = 4403
 #: Token types the WebSocket accepts (the same as protected API routes).
-WS_TOKEN_TYPES = frozenset({"access", "sensor", "execution"})
+#: Who may watch notifications: users and running actions. Not refresh tokens (long-lived, and a
+#: URL is no place for them) and not sensor tokens, which only fire their triggers (docs/security.md).
+WS_TOKEN_TYPES = frozenset({"access", "execution"})
 
 
 # --------------------------------------------------------------------------- authentication

@@ -24,7 +24,7 @@ from attune.api.schemas.auth import (
 from attune.api.schemas.common import Data
 from attune.auth.passwords import hash_password, verify_password
 from attune.auth.service import SERVICE_TOKEN_HEADER, mint_sensor_token, presented_service_credential
-from attune.auth.sessions import LoginThrottle, TokenVersions
+from attune.auth.sessions import MAX_ID, LoginThrottle, TokenVersions
 from attune.auth.tokens import TokenError
 from attune.db.models import Identity
 from attune.db.repos import identities
@@ -43,17 +43,12 @@ _THROTTLED: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Throttled(TooManyRequests):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many failed login attempts; retry in {retry_after} s")
-        self.retry_after = retry_after
-
-
-def _throttled(exc: _Throttled) -> JSONResponse:
+def _throttled(retry_after: int) -> JSONResponse:
+    """429 ``TOO_MANY_REQUESTS`` with ``Retry-After`` (seconds)."""
     return JSONResponse(
-        {"error": exc.message, "code": exc.code},
-        status_code=exc.status,
-        headers={"Retry-After": str(exc.retry_after)},
+        {"error": f"Too many failed login attempts; retry in {retry_after} s", "code": TooManyRequests.code},
+        status_code=TooManyRequests.status,
+        headers={"Retry-After": str(retry_after)},
     )
 
 
@@ -92,7 +87,7 @@ async def login(
     address = _address(request, runtime)
     wait = throttle.retry_after(body.login, address)
     if wait is not None:
-        return _throttled(_Throttled(wait))
+        return _throttled(wait)
     async with runtime.db.session() as session:
         identity = await identities.by_login(session, body.login)
     stored = identity.password_hash if identity else None
@@ -140,10 +135,16 @@ async def refresh(body: RefreshRequest, request: Request, runtime: RuntimeDep) -
         raise Unauthorized("Invalid or expired refresh token") from exc
     if claims.token_type != "refresh":
         raise Unauthorized("Invalid token type")
+    try:
+        identity_id = claims.identity_id
+    except ValueError as exc:
+        raise Unauthorized("Invalid or expired refresh token") from exc
+    if not 0 < identity_id < MAX_ID:
+        raise Unauthorized("Invalid or expired refresh token")
     versions: TokenVersions = request.app.state.token_versions
-    versions.forget(claims.identity_id)
+    versions.forget(identity_id)
     async with runtime.db.session() as session:
-        identity = await identities.get(session, claims.identity_id)
+        identity = await identities.get(session, identity_id)
     if identity is None:
         raise Unauthorized("Identity not found")
     if (identity.token_version or 0) != claims.token_version:
@@ -176,7 +177,7 @@ async def change_password(
     address = _address(request, runtime)
     wait = throttle.retry_after(identity.login, address)
     if wait is not None:
-        return _throttled(_Throttled(wait))
+        return _throttled(wait)
     if not await asyncio.to_thread(
         verify_password, runtime.hasher, identity.password_hash, body.current_password
     ):

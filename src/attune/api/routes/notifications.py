@@ -5,8 +5,8 @@
   seen by ``ApiGuard``; the protocol authenticates itself (``?token=`` or a first auth message).
 * ``GET /api/v1/executions/stream`` — server-sent events (api.md §5.12): each execution
   created/status-changed notification as a bare ``data: <json>`` frame, ``:`` keep-alives every
-  :data:`KEEPALIVE_SECONDS`; auth by ``?token=`` (an access, sensor or execution token: a
-  long-lived refresh token does not belong in a URL; docs/security.md).
+  :data:`KEEPALIVE_SECONDS`; auth by ``?token=`` (an access or execution token: a long-lived
+  refresh token does not belong in a URL, a sensor token only fires its triggers; docs/security.md).
 
 Both deliver only what the identity may read (``attune.api.authz.notification_access``): the
 WebSocket closes with 4403 for an identity that may read no notifications, the stream answers 403.
@@ -84,7 +84,7 @@ async def _events(subscription: Subscription) -> AsyncIterator[bytes]:
 async def execution_stream(
     request: Request,
     runtime: RuntimeDep,
-    token: Annotated[str | None, Query(description="An access (or sensor/execution) token")] = None,
+    token: Annotated[str | None, Query(description="An access (or execution) token")] = None,
     execution_id: Annotated[int | None, Query(description="Only this execution's notifications")] = None,
 ) -> StreamingResponse:
     """Server-sent events for execution changes (unbounded; nothing is replayed)."""
