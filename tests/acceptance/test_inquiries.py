@@ -61,8 +61,16 @@ def _respond(d: Deployment, inquiry_id: int, response: Any, token: str | None = 
 
 
 def _register(d: Deployment) -> str:
+    """A token of a new operator: it may answer inquiries, but not one assigned to someone else."""
     body = {"login": f"approver-{uuid.uuid4().hex[:8]}", "password": "Approver-Passw0rd"}
-    response = httpx.post(f"{d.base}/auth/register", json=body, timeout=10)
+    created = httpx.post(f"{d.base}/api/v1/identities", json=body, headers=d.headers, timeout=10)
+    assert created.status_code == 201, created.text
+    grant = {"identity_id": created.json()["data"]["id"], "permission_set_ref": "core.operator"}
+    assigned = httpx.post(
+        f"{d.base}/api/v1/permissions/assignments", json=grant, headers=d.headers, timeout=10
+    )
+    assert assigned.status_code == 201, assigned.text
+    response = httpx.post(f"{d.base}/auth/login", json=body, timeout=10)
     assert response.status_code == 200, response.text
     return str(response.json()["data"]["access_token"])
 

@@ -396,7 +396,11 @@ async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_
 
     def token_of(row: models.Execution) -> str:
         token, _ = runtime.tokens.issue(
-            user.id, f"execution:{row.id}", "execution", 600, metadata={"execution_id": row.id}
+            user.id,
+            f"execution:{row.id}",
+            "execution",
+            600,
+            metadata={"execution_id": row.id, "action_ref": row.action_ref},
         )
         return token
 
@@ -416,6 +420,16 @@ async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_
                 f"/api/v1/inquiries/{inquiry_id}/respond", json={"response": "yes"}
             )
             _assert_forbidden(answer, "respond to its own (or its parent's) inquiry")
+    # A token naming another action than its execution runs is no token at all.
+    forged, _ = runtime.tokens.issue(
+        user.id, "x", "execution", 600, metadata={"execution_id": execution.id, "action_ref": "other.x"}
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://attune.test",
+        headers={"Authorization": f"Bearer {forged}"},
+    ) as forger:
+        assert (await forger.get("/api/v1/keys/sys.k")).status_code == 401
     # The administrator, as itself, still may.
     answered = await api.post(f"/api/v1/inquiries/{inquiry_id}/respond", json={"response": "yes"})
     assert answered.status_code == 200, answered.text

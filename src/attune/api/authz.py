@@ -187,6 +187,9 @@ async def _execution_principal(runtime: Runtime, claims: Claims) -> Principal:
         execution = await executions.get(session, execution_id)
         if execution is None:
             raise Unauthorized("Invalid authentication token")
+        named = claims.metadata.get("action_ref")
+        if named is not None and named != execution.action_ref:
+            raise Unauthorized("Invalid authentication token")
         action = await executions.action_of(session, execution)
         base = (
             await identity_principal(session, execution.executor) if execution.executor is not None else None

@@ -147,7 +147,8 @@ BUILTIN_SETS: dict[str, dict[str, Any]] = {
         "grants": [
             *(_grant(resource, "read") for resource in _READABLE),
             _grant("actions", "create", "update", "delete", "execute"),
-            _grant("executions", "create", "update"),
+            # ``execute`` on executions is what the web UI asks before offering re-run and cancel.
+            _grant("executions", "create", "update", "execute"),
             _grant("inquiries", "respond"),
             _grant("rules", "create", "update", "delete"),
             _grant("triggers", "create", "update", "delete"),

@@ -439,7 +439,9 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
             f"execution:{execution.id}",
             "execution",
             ttl=timeout + TOKEN_SLACK_SECONDS,
-            metadata={"execution_id": execution.id},
+            # The action travels with the execution id: the API hands the token only that
+            # action's keys (docs/security.md "Execution and sensor tokens").
+            metadata={"execution_id": execution.id, "action_ref": action.ref},
         )
         attune_env = context.attune_variables(
             execution_id=execution.id,
