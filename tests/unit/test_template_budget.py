@@ -44,6 +44,7 @@ def render(source: str) -> object:
         ("{{ '{:>100000000}'.format(1) }}", "format width"),
         ("{{ [('x' * 100000)] * 100000 }}", "limit"),
         ("{{ range(100000) | batch(10000000000, 1) | list }}", "count"),
+        ("{{ [1] | slice(10000000000) | list }}", "count"),
         ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "nested too deeply"),
     ],
     ids=[
@@ -58,6 +59,7 @@ def render(source: str) -> object:
         "format",
         "repeat",
         "batch",
+        "slice",
         "recursion",
     ],
 )
