@@ -10,6 +10,7 @@ import pytest
 from attune.domain import budget
 from attune.domain.templates import TemplateBudgetExceeded, TemplateEngine, TemplateError
 from attune.workflow.yaql_eval import YaqlEvaluator
+from tests.unit.test_workflow_conductor import Rehearsal
 
 
 @pytest.fixture(autouse=True)
@@ -100,3 +101,19 @@ async def test_offload_runs_off_the_event_loop_under_one_budget() -> None:
     with pytest.raises(TemplateBudgetExceeded):
         await budget.offload(engine.render_value, {"x": silent}, {})
     assert await budget.offload(engine.render_value, {"x": "{{ 1 + 1 }}"}, {}) == {"x": 2}
+
+
+def test_a_workflow_task_whose_input_goes_over_budget_fails_with_the_reason() -> None:
+    bomb = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    r = Rehearsal(
+        """
+ref: t.bomb
+label: t
+version: "1"
+tasks:
+  - {name: a, action: t.a, input: {x: "BOMB"}, next: [{when: "{{ failed() }}", do: [b]}]}
+  - {name: b, action: t.b, input: {why: "{{ task.a.error }}"}}
+""".replace("BOMB", bomb)
+    )
+    assert r.runs() == ["b"]
+    assert "took longer than the limit of 0.5 s" in r.run_of("b").input["why"]
