@@ -284,3 +284,14 @@ async def test_every_operation_declares_the_shared_failure_answers(client: httpx
                 missing.append(f"{method.upper()} {template}: {sorted(wanted - declared)}")
     assert missing == []
     assert spec["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
+
+
+# -- server errors found by make fuzz ---------------------------------------------------------------
+
+
+async def test_pack_sources_naming_an_unknown_home_or_nothing_fail_cleanly(loose: httpx.AsyncClient) -> None:
+    response = await loose.post("/api/v1/packs/download", json={"packs": ["~nosuchuser_attune/p", ""]})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["failure_count"] == 2
+    registered = await loose.post("/api/v1/packs/register", json={"path": "~nosuchuser_attune/p"})
+    assert 400 <= registered.status_code < 500, registered.text
