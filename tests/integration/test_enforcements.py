@@ -150,6 +150,7 @@ async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Runtime) -> None
             "payload": {"n": 1},
             "conditions": [{"field": "n", "operator": "equals", "value": 1}],
             "resolved_at": "2024-01-04T00:01:00Z",
+            "error": None,
         }
     }
     fresh = (await api.get(f"{ENFORCEMENTS}/{rows[1].id}")).json()["data"]

@@ -260,3 +260,38 @@ async def test_a_chunked_upload_over_the_limit_is_413(loose: httpx.AsyncClient) 
     )
     assert "content-length" not in response.request.headers
     assert response.status_code == 413, response.text
+
+
+# -- the API description -----------------------------------------------------------------------------
+
+
+async def test_every_operation_declares_the_shared_failure_answers(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api-spec/openapi.json")).json()
+    missing = []
+    for template, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            wanted = set()
+            if template.startswith(("/api/", "/auth/")):
+                wanted |= {"401", "403"}
+            if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                wanted |= {"404", "400", "422"}
+            if method in ("post", "put", "patch"):
+                wanted |= {"400", "409", "413", "415", "422"}
+            if template == "/auth/login":
+                wanted.add("429")
+            if wanted - declared:
+                missing.append(f"{method.upper()} {template}: {sorted(wanted - declared)}")
+    assert missing == []
+    assert spec["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
+
+
+# -- server errors found by make fuzz ---------------------------------------------------------------
+
+
+async def test_pack_sources_naming_an_unknown_home_or_nothing_fail_cleanly(loose: httpx.AsyncClient) -> None:
+    response = await loose.post("/api/v1/packs/download", json={"packs": ["~nosuchuser_attune/p", ""]})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["failure_count"] == 2
+    registered = await loose.post("/api/v1/packs/register", json={"path": "~nosuchuser_attune/p"})
+    assert 400 <= registered.status_code < 500, registered.text

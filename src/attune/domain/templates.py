@@ -176,9 +176,7 @@ def _check_format(template: Any, *, percent: bool) -> None:
                 _check_width(int(digits), "format width")
 
 
-def _guard_replace(
-    eval_ctx: Any, value: Any, old: Any, new: Any, count: int | None = None, *rest: Any
-) -> None:
+def _guard_replace(value: Any, old: Any, new: Any, count: int | None = None, *rest: Any) -> None:
     text, old_text, new_text = str(value), str(old), str(new)
     hits = text.count(old_text) if old_text else len(text) + 1
     if count is not None and count >= 0:
@@ -219,12 +217,14 @@ _FILTER_GUARDS: dict[str, Callable[..., None]] = {
 def _budgeted_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` checking the budget before it runs and charging what it returns."""
     guard = _FILTER_GUARDS.get(name)
+    # pass_context / pass_eval_context / pass_environment filters get that object first.
+    skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
 
     @functools.wraps(func)  # keeps jinja_pass_arg (pass_context / pass_eval_context)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         budget.check()
         if guard is not None:
-            guard(*args, **kwargs)
+            guard(*args[skip:], **kwargs)
         result = func(*args, **kwargs)
         if inspect.isgenerator(result) or isinstance(result, Iterator):
             return budget.budgeted_iter(result)

@@ -130,10 +130,14 @@ class EventProcessor:
         if namespace is not None:
             context["key"] = context["st2kv"] = namespace
         try:
-            # Off the event loop, under one budget (docs/security.md "Input limits").
-            resolved = await budget.offload(
-                _fire, self._engine, rule.conditions, rule.action_params, event.payload, context
-            )
+            fire = (rule.conditions, rule.action_params, event.payload, context)
+            if _has_templates(self._engine, rule.conditions) or _has_templates(
+                self._engine, rule.action_params
+            ):
+                # Off the event loop, under one budget (docs/security.md "Input limits").
+                resolved = await budget.offload(_fire, self._engine, *fire)
+            else:
+                resolved = _fire(self._engine, *fire)  # plain data and field tests: cheap, inline
             if resolved is None:
                 log.debug("rule %s: conditions do not match event %s", rule.ref, event.id)
                 return None
@@ -195,6 +199,17 @@ class EventProcessor:
             source_service=SOURCE,
         )
         log.info("event %s fired rule %s: enforcement %s", event.id, rule.ref, enforcement.id)
+
+
+def _has_templates(engine: TemplateEngine, value: Any) -> bool:
+    """Whether evaluating ``value`` (conditions or parameters) renders a template."""
+    if isinstance(value, str):
+        return engine.is_template(value)
+    if isinstance(value, dict):
+        return "expression" in value or any(_has_templates(engine, item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_templates(engine, item) for item in value)
+    return False
 
 
 def _fire(

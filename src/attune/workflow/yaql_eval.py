@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections.abc
 import re
+import threading
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, Protocol
@@ -99,6 +100,8 @@ class YaqlEvaluator:
         for name in _FUNCTIONS:
             self._root.register_function(_delegate(name), name=name)
         self._cache: LruCache[str, Any] = LruCache(512)
+        # The parser keeps state while it parses; queries are parsed from several render threads.
+        self._parse_lock = threading.Lock()
 
     def evaluate(self, expression: str, context: Mapping[str, Any]) -> Any:
         """The JSON value of ``expression``; raises TemplateError for any failure."""
@@ -106,7 +109,8 @@ class YaqlEvaluator:
         parsed = self._cache.get(source)
         if parsed is None:
             try:
-                parsed = self._cache.put(source, self._engine(source))
+                with self._parse_lock:
+                    parsed = self._cache.put(source, self._engine(source))
             except (yaql_exceptions.YaqlException, ValueError, TypeError) as exc:
                 raise TemplateError(f"<% {source} %>", f"YAQL syntax error: {exc}") from exc
         scope = _BudgetedContext(self._root)

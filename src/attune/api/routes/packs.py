@@ -37,6 +37,7 @@ from attune.domain import params, refs
 from attune.errors import AttuneError, BadRequest, Conflict, NotFound, Unprocessable, ValidationFailed
 from attune.packs import archive
 from attune.packs.install import envs, installer
+from attune.packs.install.sources import expand_user
 from attune.packs.register import register_pack
 from attune.runtime import Runtime
 
@@ -50,7 +51,7 @@ MAX_ARCHIVE_BYTES = 100 * 1024 * 1024
 
 
 def _resolve(raw: str, base: Path, exists: Callable[[Path], bool]) -> Path | None:
-    path = Path(raw).expanduser()
+    path = expand_user(Path(raw))
     candidates = [path] if path.is_absolute() else [Path.cwd() / path, base / path]
     return next((candidate.resolve() for candidate in candidates if exists(candidate)), None)
 

@@ -55,11 +55,19 @@ def is_http(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
 
 
+def expand_user(path: Path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded; unchanged when that user is unknown."""
+    try:
+        return path.expanduser()
+    except RuntimeError:  # "~nosuchuser/...": a name that cannot exist, not a server error
+        return path
+
+
 def _local(raw: str) -> Path | None:
     """An existing file or directory: absolute, or relative to the server's working directory."""
     if not raw.strip():
         return None  # "" would name the working directory itself
-    path = Path(raw).expanduser()
+    path = expand_user(Path(raw))
     if not path.is_absolute():
         path = Path.cwd() / path
     return path.resolve() if path.exists() else None
@@ -283,7 +291,7 @@ def git_url(source: str) -> str:
     scheme = urlparse(text).scheme.lower()
     if scheme in ("http", "https", "git", "ssh", "file") or text.startswith("git@"):
         return text
-    path = Path(text).expanduser()
+    path = expand_user(Path(text))
     if path.exists():
         return path.resolve().as_uri()
     raise FetchError(f"Invalid git repository URL: {source!r}")
