@@ -30,7 +30,7 @@ BURST = 1_000
 #: Requests in flight at once, like a busy webhook sender.
 CONCURRENCY = 40
 #: Acknowledged webhooks before the kill: well into the burst, with work queued at every stage.
-KILL_AFTER = 200
+KILL_AFTER = 150
 TERMINAL = {"completed", "failed", "cancelled", "timeout", "abandoned"}
 #: After the restart, how long everything acknowledged has to reach a terminal status.
 SETTLE_SECONDS = 75.0
