@@ -195,8 +195,10 @@ class ExecutorSettings(BaseModel):
     enable_timeout_monitor: bool = True
     #: How long a request waits for a live worker with its runtime before it fails.
     no_worker_timeout: float = 60
-    #: How often policies are re-read from the database.
+    #: How often policies are re-read from the database (a committed change applies at once).
     policy_refresh_interval: float = 5
+    #: Tasks a workflow may declare; a larger definition is refused with 422 (docs/workflows.md).
+    workflow_max_tasks: int = Field(default=1_000, gt=0)
 
 
 class RetentionSettings(BaseModel):

@@ -1,1 +1,0 @@
-"""Fault tests: real processes killed and restarted under load (docs/operations.md, "Guarantees")."""

@@ -30,7 +30,7 @@ BURST = 1_000
 #: Requests in flight at once, like a busy webhook sender.
 CONCURRENCY = 40
 #: Acknowledged webhooks before the kill: well into the burst, with work queued at every stage.
-KILL_AFTER = 200
+KILL_AFTER = 150
 TERMINAL = {"completed", "failed", "cancelled", "timeout", "abandoned"}
 #: After the restart, how long everything acknowledged has to reach a terminal status.
 SETTLE_SECONDS = 75.0
@@ -155,7 +155,11 @@ def test_kill_9_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
         assert (tally.lost, tally.duplicated, tally.stuck) == (0, 0, 0), (
             f"{tally.line()}\n{deployment.log_text()}"
         )
-        # core.echo cannot fail by itself; a failure would be the crash's doing.
-        assert tally.completed == tally.accepted, tally.line()
+        # core.echo cannot fail by itself. The only failure the crash may cause is an execution
+        # whose process died with the server: the restarted worker ends it ``abandoned``
+        # (docs/operations.md, "Worker liveness"); none was running at the kill in most runs.
+        runs = _executions_by_webhook(db_file, accepted)
+        unexpected = Counter(s[0] for s in runs.values() if s and s[0] not in ("completed", "abandoned"))
+        assert not unexpected, f"{tally.line()}: {dict(unexpected)}"
     finally:
         deployment.stop()

@@ -25,7 +25,7 @@ from attune.workflow.conductor import (
     TimerFired,
     WorkflowState,
 )
-from attune.workflow.spec import WorkflowSpec, parse_workflow
+from attune.workflow.spec import WorkflowSpec, WorkflowValidationError, parse_workflow
 
 ENGINE = TemplateEngine()
 
@@ -460,8 +460,10 @@ tasks:
     assert finish.result["succeeded"] is False
 
 
-def test_no_entry_point_completes_immediately() -> None:
-    r = Rehearsal("""
+def test_no_entry_point_is_refused_before_it_can_run() -> None:
+    # It used to "complete" having run nothing; the parser now refuses it (docs/workflows.md).
+    with pytest.raises(WorkflowValidationError, match="no entry task"):
+        Rehearsal("""
 ref: t.loop
 label: t
 version: "1"
@@ -469,7 +471,6 @@ tasks:
   - {name: a, action: t.a, next: [{do: [b]}]}
   - {name: b, action: t.b, next: [{do: [a]}]}
 """)
-    assert r.finish().status == "completed"
 
 
 def test_loop_reruns_finished_task_and_is_bounded() -> None:

@@ -316,12 +316,17 @@ def test_sound_workflow_has_no_problems() -> None:
             },
             "tasks[1] (b): Unreachable task",
         ),
-        ({"tasks": [{"name": "a", "action": "p.a", "next": [{"do": ["a"]}]}]}, "no entry point"),
     ],
 )
 def test_semantic_problems(overrides: dict[str, Any], expected: str) -> None:
     problems = validate_workflow(parse_workflow(doc(**overrides)))
     assert any(expected in problem for problem in problems), problems
+
+
+def test_a_workflow_with_no_entry_task_is_refused_by_the_parser() -> None:
+    # Not a warning any more: such a workflow would "complete" having run nothing.
+    with pytest.raises(WorkflowValidationError, match="no entry task"):
+        parse_workflow(doc(tasks=[{"name": "a", "action": "p.a", "next": [{"do": ["a"]}]}]))
 
 
 def test_known_actions_callback() -> None:

@@ -128,17 +128,17 @@ class EnforcementProcessor:
             self._policies = await load_policies(session)
         self._loaded_at = time.monotonic()
 
-    async def _current_policies(self) -> PolicySet:
+    async def _current_policies(self, session: AsyncSession) -> PolicySet:
         """The policies in force now: a policy committed before this call applies to this decision
         (a burst right after a pack registers its policies is throttled), not only after
-        ``policy_refresh_interval``. One aggregate query tells whether the snapshot is current."""
-        async with self._runtime.db.session() as session:
-            current = await fingerprint(session)
-            stale = self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh_interval
-            if stale or current != self._fingerprint:
-                self._policies = await load_policies(session)
-                self._fingerprint = current
-                self._loaded_at = time.monotonic()
+        ``policy_refresh_interval``. One aggregate query, in the caller's session, tells whether
+        the snapshot is current."""
+        current = await fingerprint(session)
+        stale = self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh_interval
+        if stale or current != self._fingerprint:
+            self._policies = await load_policies(session)
+            self._fingerprint = current
+            self._loaded_at = time.monotonic()
         return self._policies
 
     # -- message handling --------------------------------------------------------------------------
@@ -207,9 +207,9 @@ class EnforcementProcessor:
 
     async def _check(self, enforcement_id: int) -> _Gate | None:
         """Decide what can be decided before taking a slot; ``None`` when nothing is left to do."""
-        policies = await self._current_policies()
         db = self._runtime.db
         async with db.transaction() as session:
+            policies = await self._current_policies(session)
             enforcement = await session.get(Enforcement, enforcement_id, with_for_update=not db.is_sqlite)
             if enforcement is None:
                 raise NotFound(f"Enforcement {enforcement_id} not found")
@@ -255,11 +255,11 @@ class EnforcementProcessor:
 
     async def _create(self, enforcement_id: int, action_id: int) -> bool:
         """With a slot held: request the execution. False when the enforcement ended otherwise."""
-        policies = await self._current_policies()
         db = self._runtime.db
         execution: Execution | None = None
         try:
             async with db.transaction() as session:
+                policies = await self._current_policies(session)
                 enforcement = await session.get(Enforcement, enforcement_id, with_for_update=not db.is_sqlite)
                 if enforcement is None or enforcement.status != EnforcementStatus.CREATED.value:
                     return False
@@ -341,8 +341,8 @@ class EnforcementProcessor:
         if execution_id in self._admitting:
             return False
         async with self._gate_lock:
-            policies = await self._current_policies()
             async with self._runtime.db.session() as session:
+                policies = await self._current_policies(session)
                 execution = await session.get(Execution, execution_id)
                 if execution is None or not is_manual(execution):
                     return True

@@ -90,6 +90,9 @@ _BEFORE_WORKER = (
 )
 _LIVE_CHILD = (*_BEFORE_WORKER, ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
 CANCELLED_RESULT = {"succeeded": False, "error": "Execution was cancelled"}
+#: The task limit is enforced where definitions come in (API, pack registration); a stored one is
+#: run whatever the limit is now, so lowering it never breaks a registered workflow.
+STORED_MAX_TASKS = 2**31
 
 
 class WorkflowStateError(Conflict):
@@ -111,7 +114,8 @@ class SpecCache:
         spec = self.cached(definition.id, definition.updated)
         if spec is None:
             spec = self._items.put(
-                (definition.id, definition.updated), parse_workflow(definition.definition, ref=definition.ref)
+                (definition.id, definition.updated),
+                parse_workflow(definition.definition, ref=definition.ref, max_tasks=STORED_MAX_TASKS),
             )
         return spec
 
@@ -344,7 +348,7 @@ async def _load(session: AsyncSession, row: WorkflowExecution, ctx: WorkflowCont
             graph = await session.scalar(
                 sa.select(WorkflowExecution.task_graph).where(WorkflowExecution.id == row.id)
             )
-            spec = parse_workflow(graph or {}, ref=version.ref)
+            spec = parse_workflow(graph or {}, ref=version.ref, max_tasks=STORED_MAX_TASKS)
     timers = [t for t in variables.get(TIMERS_KEY) or [] if isinstance(t, dict)]
     state = ctx.states.take(row.id, variables.get(STAMP_KEY)) if ctx.states is not None else None
     if state is None:

@@ -36,7 +36,7 @@ from attune.packs.manifest import (
 )
 from attune.packs.parser import PackFormatError, parse_pack_dir
 from attune.runtime import Runtime
-from attune.workflow.spec import WorkflowValidationError, parse_workflow
+from attune.workflow.spec import DEFAULT_MAX_TASKS, WorkflowValidationError, parse_workflow
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ async def register_pack(
             installation=installation,
             tests=tests,
             fail_on_error=fail_on_error,
+            max_tasks=runtime.settings.executor.workflow_max_tasks,
         )
     for warning in result.warnings:
         level = logging.WARNING if warning in result.skipped else logging.INFO
@@ -105,12 +106,15 @@ async def register_parsed(
     installation: dict[str, Any] | None = None,
     tests: TestOutcome | None = None,
     fail_on_error: bool = False,
+    max_tasks: int = DEFAULT_MAX_TASKS,
 ) -> RegistrationResult:
-    """Register an already parsed pack inside the caller's transaction (the installer's swap)."""
+    """Register an already parsed pack inside the caller's transaction (the installer's swap).
+
+    ``max_tasks`` bounds each workflow (``executor.workflow_max_tasks``)."""
     existing = await _by_ref(session, models.Pack, parsed.pack.ref)
     if existing is not None and not (force or allow_existing):
         raise Conflict(f"Pack '{parsed.pack.ref}' already exists. Use force=true to reinstall.")
-    result = await _apply(session, parsed, existing, installation)
+    result = await _apply(session, parsed, existing, installation, max_tasks)
     if fail_on_error and result.skipped:
         raise PackFormatError("; ".join(result.skipped))  # the caller's transaction rolls back
     if tests is not None:
@@ -209,6 +213,7 @@ async def _apply(
     parsed: ParsedPack,
     existing: models.Pack | None,
     installation: dict[str, Any] | None,
+    max_tasks: int,
 ) -> RegistrationResult:
     spec = parsed.pack
     pack_values: dict[str, Any] = {
@@ -275,7 +280,7 @@ async def _apply(
         if await _register_sensor(session, pack, sensor, counts, result.warnings):
             sensor_refs.add(sensor.ref)
 
-    workflow_refs = await _register_workflows(session, pack, parsed.workflows, counts, result)
+    workflow_refs = await _register_workflows(session, pack, parsed.workflows, counts, result, max_tasks)
 
     rule_refs = set()
     for rule in parsed.rules:
@@ -305,6 +310,7 @@ async def _register_workflows(
     files: list[WorkflowFileSpec],
     counts: dict[str, int],
     result: RegistrationResult,
+    max_tasks: int,
 ) -> set[str]:
     """Upsert a definition and companion action per workflow file (workflows.md §1, packs.md §10).
 
@@ -315,7 +321,11 @@ async def _register_workflows(
     for file in files:
         try:
             spec = parse_workflow(
-                file.raw, ref=file.ref, runner_type=file.runner_type, parameters=file.parameters
+                file.raw,
+                ref=file.ref,
+                runner_type=file.runner_type,
+                parameters=file.parameters,
+                max_tasks=max_tasks,
             )
         except WorkflowValidationError as exc:
             _skip(result, f"{file.rel_path}: {'; '.join(exc.errors)}; workflow skipped")

@@ -28,11 +28,13 @@ from attune.workflow.model import (
     TransitionSpec,
     WorkflowSpec,
     WorkflowValidationError,
+    walk,
 )
 
 __all__ = [
     "BACKOFFS",
     "CHART_META",
+    "DEFAULT_MAX_TASKS",
     "DIALECTS",
     "ENGINE_COMMANDS",
     "RESERVED_NAMES",
@@ -44,11 +46,17 @@ __all__ = [
     "WorkflowSpec",
     "WorkflowValidationError",
     "parse_workflow",
+    "structural_problems",
     "to_document",
     "validate_workflow",
 ]
 
 _VAR_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+#: Tasks one workflow may declare (nested parallel tasks included) unless configured otherwise
+#: (``executor.workflow_max_tasks``, docs/configuration.md).
+DEFAULT_MAX_TASKS = 1_000
 
 
 def parse_workflow(
@@ -57,15 +65,49 @@ def parse_workflow(
     ref: str | None = None,
     runner_type: str | None = None,
     parameters: Mapping[str, Any] | None = None,
+    max_tasks: int = DEFAULT_MAX_TASKS,
 ) -> WorkflowSpec:
     """Parse a workflow document of any dialect into a ``WorkflowSpec``.
 
     ``ref``, when given, is the ref derived from the file name or the action: a document without
     ``ref`` takes it, a document with a different ``ref`` is rejected. ``runner_type`` is the
     st2 action's runner (``orquesta``, ``action-chain``) when the file belongs to one, and
-    ``parameters`` that action's parameter schema. Raises WorkflowValidationError.
+    ``parameters`` that action's parameter schema. A workflow that could never start (no entry
+    task) or declares more than ``max_tasks`` tasks is refused too. Raises WorkflowValidationError.
     """
-    return dialects.parse(doc, ref=ref, runner_type=runner_type, parameters=parameters)
+    spec = dialects.parse(doc, ref=ref, runner_type=runner_type, parameters=parameters)
+    problems = structural_problems(spec, max_tasks=max_tasks)
+    if problems:
+        raise WorkflowValidationError(problems)
+    return spec
+
+
+def structural_problems(spec: WorkflowSpec, *, max_tasks: int = DEFAULT_MAX_TASKS) -> list[str]:
+    """What makes a workflow unrunnable rather than merely suspicious (docs/workflows.md):
+
+    * a scope (the workflow, or a parallel task's block) whose every task is the target of a
+      transition has no task to start with — a pure cycle would "complete" having run nothing;
+    * more than ``max_tasks`` tasks: every step of the engine walks the whole state, so an
+      unbounded definition is a denial of service.
+    """
+    problems: list[str] = []
+    count = sum(1 for _ in walk(spec.tasks))
+    if count > max_tasks:
+        problems.append(
+            f"the workflow declares {count} tasks; at most {max_tasks} are allowed "
+            "(executor.workflow_max_tasks)"
+        )
+    scopes: list[tuple[str, str | None]] = [("workflow", None)]
+    blocks = [task for task in walk(spec.tasks) if task.type == "parallel" and task.tasks]
+    scopes += [(f"parallel task {task.name!r}", task.name) for task in blocks]
+    for label, scope in scopes:
+        if spec.scope_tasks(scope) and not spec.entry_points(scope):
+            names = ", ".join(t.name for t in spec.scope_tasks(scope))
+            problems.append(
+                f"{label} has no entry task: every task ({names}) is the target of a transition, "
+                "so nothing would ever start; remove one inbound transition"
+            )
+    return problems
 
 
 # -- serialisation ---------------------------------------------------------------------------------

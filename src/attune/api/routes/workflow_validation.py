@@ -37,7 +37,7 @@ async def validate_definition(body: ValidateWorkflowRequest, runtime: RuntimeDep
     ref = str(doc.get("ref") or body.ref or "draft.workflow")
     doc.setdefault("ref", ref)
     try:
-        spec = parse_workflow(doc, ref=ref)
+        spec = parse_workflow(doc, ref=ref, max_tasks=runtime.settings.executor.workflow_max_tasks)
     except WorkflowValidationError as exc:
         return Data(data=WorkflowValidation(valid=False, errors=list(exc.errors)))
     async with runtime.db.session() as session:

@@ -54,7 +54,13 @@ from attune.packs.locations import pack_directory
 from attune.packs.parser import MAX_WORKFLOW_BYTES
 from attune.runtime import Runtime
 from attune.workflow.conductor import WorkflowState
-from attune.workflow.spec import WorkflowSpec, WorkflowValidationError, parse_workflow, validate_workflow
+from attune.workflow.spec import (
+    DEFAULT_MAX_TASKS,
+    WorkflowSpec,
+    WorkflowValidationError,
+    parse_workflow,
+    validate_workflow,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"], dependencies=AUTH)
 
@@ -83,7 +89,12 @@ async def _pack(session: AsyncSession, pack_ref: str) -> Pack:
 
 
 def _parse(
-    definition: Any, *, ref: str, label: str | None = None, version: str | None = None
+    definition: Any,
+    *,
+    ref: str,
+    label: str | None = None,
+    version: str | None = None,
+    max_tasks: int = DEFAULT_MAX_TASKS,
 ) -> WorkflowSpec:
     """Parse a definition given in a request; ``ref``/``label``/``version`` fill missing keys.
 
@@ -97,7 +108,7 @@ def _parse(
         doc.setdefault("label", label)
     if version is not None:
         doc.setdefault("version", version)
-    return parse_workflow(doc, ref=ref)
+    return parse_workflow(doc, ref=ref, max_tasks=max_tasks)
 
 
 def _values(spec: WorkflowSpec, body: CreateWorkflow | SaveWorkflowFile) -> repo.DefinitionValues:
@@ -228,7 +239,13 @@ async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[Wor
         actions.check_ref_format("workflow", body.ref)
         if await repo.by_ref(session, body.ref) is not None:
             raise Conflict(f"Workflow with ref '{body.ref}' already exists")
-        spec = _parse(body.definition, ref=body.ref, label=body.label, version=body.version)
+        spec = _parse(
+            body.definition,
+            ref=body.ref,
+            label=body.label,
+            version=body.version,
+            max_tasks=runtime.settings.executor.workflow_max_tasks,
+        )
         row, _ = await repo.save_definition(
             session,
             pack,
@@ -265,7 +282,11 @@ async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -
         }
         if body.definition is not None:
             spec = _parse(
-                body.definition, ref=ref, label=body.label or row.label, version=body.version or row.version
+                body.definition,
+                ref=ref,
+                label=body.label or row.label,
+                version=body.version or row.version,
+                max_tasks=runtime.settings.executor.workflow_max_tasks,
             )
             changes["definition"] = repo.definition_values(spec).definition
         if actions.apply_changes(row, changes):
@@ -294,7 +315,13 @@ async def _save_file(
 ) -> tuple[WorkflowDefinition, bool]:
     ref = f"{pack.ref}.{body.name}"
     path = _workflow_file(runtime, pack, body.name)
-    spec = _parse(body.definition, ref=ref, label=body.label, version=body.version)
+    spec = _parse(
+        body.definition,
+        ref=ref,
+        label=body.label,
+        version=body.version,
+        max_tasks=runtime.settings.executor.workflow_max_tasks,
+    )
     values = _values(spec, body)
     row, created = await repo.save_definition(
         session, pack, ref, values, entrypoint=repo.file_entrypoint(body.name), replace_existing=replace
@@ -372,7 +399,9 @@ async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWo
             ref = f"{pack.ref}.{name}"
             rel = path.relative_to(pack_directory(runtime.settings, pack.ref, pack.storage_path)).as_posix()
             try:
-                spec = parse_workflow(_load_file(path), ref=ref)
+                spec = parse_workflow(
+                    _load_file(path), ref=ref, max_tasks=runtime.settings.executor.workflow_max_tasks
+                )
             except WorkflowValidationError as exc:
                 errors.append(f"{rel}: {'; '.join(exc.errors)}")
                 continue
@@ -412,7 +441,9 @@ async def validate_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[Pa
         ref = f"{pack.ref}.{name}"
         count += 1
         try:
-            spec = parse_workflow(_load_file(path), ref=ref)
+            spec = parse_workflow(
+                _load_file(path), ref=ref, max_tasks=runtime.settings.executor.workflow_max_tasks
+            )
         except WorkflowValidationError as exc:
             errors[ref] = list(exc.errors)
             continue
