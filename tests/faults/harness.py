@@ -53,6 +53,8 @@ from tests.conftest import (
 #: Heartbeat of the fault clusters: slow enough that a loaded 2-core machine writes every beat in
 #: time (1.5 intervals = the liveness cut-off), fast enough for the tests to wait it out.
 HEARTBEAT = 5.0
+#: Database pool per process kind (the executors do most of the database work).
+POOLS = {"executor": 8, "api": 8, "worker": 5, "sensor": 3}
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timeout", "abandoned"})
 #: Outcomes the workload's retry policy covers: such a last attempt with budget left awaits its retry.
 RETRIED = frozenset({"failed", "timeout", "abandoned"})
@@ -277,6 +279,12 @@ class Cluster(Deployment):
         self.commands[name] = list(args)
         return self.spawn(name, *args)
 
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        # The shared PostgreSQL (100 connections) also serves other test runs: bounded pools.
+        pool = POOLS.get(args[0], 4) if args else 4
+        self.extra_env["ATTUNE__DATABASE__MAX_CONNECTIONS"] = str(pool)
+        return super().spawn(name, *args)
+
     def kill(self, name: str, signum: int = signal.SIGKILL) -> int:
         """Send ``signum`` (default ``kill -9``) to one process and reap it; returns its pid."""
         proc = self.processes[name]
@@ -319,8 +327,6 @@ def cluster(
         database_url = f"postgresql://{PG_URL.split('://', 1)[1]}/{created}"
     env = {
         "ATTUNE__EXECUTOR__NO_WORKER_TIMEOUT": "300",
-        # The shared PostgreSQL has a limited number of connections, and 7 processes share it.
-        "ATTUNE__DATABASE__MAX_CONNECTIONS": "4",
         **options.pop("extra_env", {}),
     }
     options.setdefault("heartbeat_interval", HEARTBEAT)
