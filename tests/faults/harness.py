@@ -581,9 +581,10 @@ def tally(database_url: str, workload: Workload, accepted: list[int]) -> Tally:
 
 
 def settle(database_url: str, workload: Workload, accepted: list[int], timeout: float | None = None) -> Tally:
-    """Tally until nothing is lost or stuck (or ``timeout``: by default 120 s plus half a second
-    per webhook), print the line and return it."""
-    deadline = time.monotonic() + (timeout if timeout is not None else 120 + 0.5 * len(accepted))
+    """Tally until nothing is lost or stuck (or ``timeout``: by default 120 s plus a second per
+    webhook — generous for a loaded machine; a healthy run settles long before), print the line
+    and return it."""
+    deadline = time.monotonic() + (timeout if timeout is not None else 120 + 1.0 * len(accepted))
     current = tally(database_url, workload, accepted)
     while not current.settled and time.monotonic() < deadline:
         time.sleep(1.0)
