@@ -9,6 +9,7 @@ rule and action, and leaves every process running again.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -32,8 +33,22 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Clu
         yield running
 
 
-def _pids(path: Path) -> list[int]:
-    return [int(line) for line in path.read_text().split()] if path.exists() else []
+def _pids(path: Path, token: str | None = None) -> list[int]:
+    """Pids in ``path`` (lines ``<pid> <cookie>``), those of worker process ``token`` only if given."""
+    lines = [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+    return [
+        int(parts[0]) for parts in lines if parts and (token is None or parts[-1].startswith(f"{token}:"))
+    ]
+
+
+def _boot_token(deployment: harness.Cluster, process: str) -> str:
+    """The token of a worker process (``meta.boot`` of its row): its actions' cookie prefix."""
+    name = f"fault-{process}-{deployment.port}"
+    [(meta,)] = harness.query(
+        deployment.database_url, "SELECT meta FROM worker WHERE name = :name", name=name
+    )
+    meta = json.loads(meta) if isinstance(meta, str) else meta
+    return str(meta["boot"])
 
 
 def _alive(pid: int) -> bool:
@@ -77,12 +92,16 @@ def test_worker_kill_mid_burst(deployment: harness.Cluster, detached: Path) -> N
     its never-started runs are rescheduled, the runs that died with it are retried (the action's
     retry policy), and the processes they left behind (``setsid``) die with it."""
     workload = harness.install_workload(
-        deployment, command=f"setsid sleep 345 & echo $! >> {detached}; sleep 0.5; echo done", retries=1
+        deployment,
+        command=f'setsid sleep 345 & echo "$! $ATTUNE_PROCESS_COOKIE" >> {detached}; sleep 0.5; echo done',
+        retries=1,
     )
     burst = harness.Burst(deployment.base, workload.key, BURST).start()
     burst.wait_accepted(BURST // 3)
+    token = _boot_token(deployment, "worker-1")
     deployment.kill("worker-1")
-    at_kill = _pids(detached)
+    at_kill = _pids(detached, token)
+    assert at_kill, "the killed worker had run nothing yet"
     # Past 1.5 heartbeat intervals, so the executors' liveness sweep acts before the restart.
     time.sleep(1.5 * harness.HEARTBEAT + 2)
     deployment.respawn("worker-1")
