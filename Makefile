@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt fuzz test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
+.PHONY: run run-scaled test lint fmt fuzz test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
 
 # Compatible ranges in pyproject.toml, exact versions from constraints.txt (CI installs the same).
 $(STAMP): pyproject.toml constraints.txt
@@ -53,6 +53,11 @@ wheel: web
 ## Start the embedded server on :8080 (SQLite + in-process bus, core pack, default user) with the UI at /.
 run: $(STAMP) web
 	$(BIN)/attune server
+
+## The scaled deployment on the local PostgreSQL and RabbitMQ: api, executor x2, worker x2, sensor and
+## notifier as separate processes (docs/operations.md "Running the scaled deployment"); Ctrl-C stops all.
+run-scaled: $(STAMP) web
+	$(BIN)/python -m attune.scaled
 
 ## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ, then the API fuzz.
 test: lint web-lint test-sqlite test-postgres fuzz

@@ -62,6 +62,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     safe_yaml.configure(settings.limits.yaml_limits())
     db = Database(settings.database.url, max_connections=settings.database.max_connections)
     install_change_capture(db)
+    # A process may start before its database or broker (containers): both are waited for, with
+    # backoff and a log line, instead of failing at the first refused connection.
+    await db.wait_ready()
     bus = create_bus(settings.message_queue.url, prefix=settings.message_queue.prefix)
     await bus.start()
     # Declared by every process up front, so a message published before its consumer starts (a

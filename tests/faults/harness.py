@@ -37,6 +37,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from attune.db.database import retrying
 from attune.testing.deployment import ATTUNE, Deployment, free_port, make_workdir
 from tests.conftest import (
     AMQP_URL,
@@ -49,6 +50,11 @@ from tests.conftest import (
     require_rabbitmq,
 )
 
+#: Heartbeat of the fault clusters: slow enough that a loaded 2-core machine writes every beat in
+#: time (1.5 intervals = the liveness cut-off), fast enough for the tests to wait it out.
+HEARTBEAT = 5.0
+#: Database pool per process kind (the executors do most of the database work).
+POOLS = {"executor": 8, "api": 8, "worker": 5, "sensor": 3}
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timeout", "abandoned"})
 #: Outcomes the workload's retry policy covers: such a last attempt with budget left awaits its retry.
 RETRIED = frozenset({"failed", "timeout", "abandoned"})
@@ -273,6 +279,12 @@ class Cluster(Deployment):
         self.commands[name] = list(args)
         return self.spawn(name, *args)
 
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        # The shared PostgreSQL (100 connections) also serves other test runs: bounded pools.
+        pool = POOLS.get(args[0], 4) if args else 4
+        self.extra_env["ATTUNE__DATABASE__MAX_CONNECTIONS"] = str(pool)
+        return super().spawn(name, *args)
+
     def kill(self, name: str, signum: int = signal.SIGKILL) -> int:
         """Send ``signum`` (default ``kill -9``) to one process and reap it; returns its pid."""
         proc = self.processes[name]
@@ -313,7 +325,11 @@ def cluster(
         created = f"attune_fault_{uuid.uuid4().hex[:10]}"
         asyncio.run(_create_empty_pg_database(created))
         database_url = f"postgresql://{PG_URL.split('://', 1)[1]}/{created}"
-    env = {"ATTUNE__EXECUTOR__NO_WORKER_TIMEOUT": "120", **options.pop("extra_env", {})}
+    env = {
+        "ATTUNE__EXECUTOR__NO_WORKER_TIMEOUT": "300",
+        **options.pop("extra_env", {}),
+    }
+    options.setdefault("heartbeat_interval", HEARTBEAT)
     deployment = Cluster(
         workdir=workdir,
         database_url=database_url,
@@ -507,8 +523,9 @@ async def _query(database_url: str, sql: str, params: dict[str, Any]) -> list[An
 
 
 def query(database_url: str, sql: str, **params: Any) -> list[Any]:
-    """Rows of one read-only statement against the deployment's database."""
-    return asyncio.run(_query(database_url, sql, params))
+    """Rows of one read-only statement against the deployment's database (retried while the
+    database refuses connections: it is shared, and may be restarting)."""
+    return asyncio.run(retrying(lambda: _query(database_url, sql, params), what="fault tally", patience=120))
 
 
 def abandoned_before_start(database_url: str, workload: Workload) -> list[int]:
@@ -523,7 +540,9 @@ def abandoned_before_start(database_url: str, workload: Workload) -> list[int]:
 
 def tally(database_url: str, workload: Workload, accepted: list[int]) -> Tally:
     """One look at the database: what became of each accepted webhook (event id)."""
-    enforcements, executions = asyncio.run(_rows(database_url, workload))
+    enforcements, executions = asyncio.run(
+        retrying(lambda: _rows(database_url, workload), what="fault tally", patience=120)
+    )
     by_event: dict[int, list[int]] = {}
     for enforcement_id, event_id in enforcements:
         by_event.setdefault(event_id, []).append(enforcement_id)
@@ -561,9 +580,11 @@ def tally(database_url: str, workload: Workload, accepted: list[int]) -> Tally:
     return result
 
 
-def settle(database_url: str, workload: Workload, accepted: list[int], timeout: float = 180) -> Tally:
-    """Tally until nothing is lost or stuck (or ``timeout``), print the line and return it."""
-    deadline = time.monotonic() + timeout
+def settle(database_url: str, workload: Workload, accepted: list[int], timeout: float | None = None) -> Tally:
+    """Tally until nothing is lost or stuck (or ``timeout``: by default 120 s plus a second per
+    webhook — generous for a loaded machine; a healthy run settles long before), print the line
+    and return it."""
+    deadline = time.monotonic() + (timeout if timeout is not None else 120 + 1.0 * len(accepted))
     current = tally(database_url, workload, accepted)
     while not current.settled and time.monotonic() < deadline:
         time.sleep(1.0)

@@ -5,8 +5,10 @@ Consumer semantics (services.md §0.2), shared by every implementation:
 * the bus runs the handler once per delivery, at most ``prefetch`` at a time per consumer;
 * the handler returns → ack;
 * the body is not a valid envelope → reject without requeue (dead-lettered);
-* the handler raises a *transient* error (``Retryable``, ``ConnectionError``, ``TimeoutError``)
-  → nack with requeue, so the message is delivered again;
+* the handler raises a *transient* error (``Retryable``, ``ConnectionError``, ``TimeoutError``,
+  or the database being unreachable, :func:`attune.db.database.is_disconnect`) → nack with
+  requeue, so the message is delivered again (after :data:`REQUEUE_DELAY` when the database or
+  network is down, so an outage does not spin the consumer);
 * any other exception → reject without requeue → ``attune.dlx`` → ``attune.dlx.queue`` (for
   queues declared with ``dead_letter=True``; otherwise the message is dropped).
 
@@ -22,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from attune.bus.messages import Envelope
 from attune.bus.topology import QueueSpec
+from attune.db.database import is_disconnect
 from attune.errors import AttuneError
 
 Handler = Callable[[Envelope], Awaitable[None]]
@@ -37,11 +40,13 @@ class Retryable(AttuneError):
 
 # Handler errors that mean "try again later" rather than "this message is bad" (§0.2 item 3).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (Retryable, ConnectionError, TimeoutError)
+#: Seconds a message is held before it is requeued after a connection error.
+REQUEUE_DELAY = 1.0
 
 
 def is_transient(error: BaseException) -> bool:
     """Whether a handler error should requeue the message instead of dead-lettering it."""
-    return isinstance(error, TRANSIENT_ERRORS)
+    return isinstance(error, TRANSIENT_ERRORS) or is_disconnect(error)
 
 
 class Delivery(Protocol):
@@ -151,6 +156,8 @@ async def handle_delivery(delivery: Delivery, handler: Handler, logger: logging.
                 envelope.message_id,
                 exc,
             )
+            if not isinstance(exc, Retryable) and is_disconnect(exc):
+                await asyncio.sleep(REQUEUE_DELAY)
             await delivery.nack(requeue=True)
         else:
             logger.exception(

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune import inquiries
 from attune.bus.messages import MessageType
-from attune.db.database import Database
+from attune.db.database import Database, retrying
 from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.outbox import enqueue
@@ -101,25 +101,27 @@ async def run_execution(
     ``cookie_prefix`` (the worker process's token) marks every process of the run as
     ``<prefix>:<execution id>`` so none survives a timeout, a cancel or the worker's death.
     """
-    execution = await claim(runtime.db, execution_id, worker_id)
+    # Every database step waits out a database restart instead of failing or losing the run.
+    execution = await retrying(
+        lambda: claim(runtime.db, execution_id, worker_id), what=f"claiming execution {execution_id}"
+    )
     if execution is None:
         log.info("execution %s is no longer scheduled on this worker; skipping", execution_id)
         return None
+    claimed = execution
     action_id = execution.action or 0
     plan: Plan | None = None
     try:
         try:
-            plan = await prepare(runtime, execution)
-        except PreparationError as exc:
-            return await finish(
-                runtime.db, execution, "failed", output.early_failure(str(exc)), action_id=action_id
+            plan = await retrying(
+                lambda: prepare(runtime, claimed), what=f"preparing execution {execution_id}"
             )
+        except PreparationError as exc:
+            return await record(runtime.db, claimed, "failed", output.early_failure(str(exc)), action_id)
         except Exception as exc:
             log.exception("preparing execution %s failed", execution_id)
             message = f"Failed to prepare execution context: {exc}"
-            return await finish(
-                runtime.db, execution, "failed", output.early_failure(message), action_id=action_id
-            )
+            return await record(runtime.db, claimed, "failed", output.early_failure(message), action_id)
         plan.spec.cookie = f"{cookie_prefix or 'local'}:{execution_id}"
         request = runners.RunRequest(
             execution_id=execution_id,
@@ -136,10 +138,20 @@ async def run_execution(
         # The one place a runner is chosen: a process, or in-process for core.noop/core.echo.
         runner = runners.select(request, in_process=runtime.settings.worker.in_process_actions)
         ran = await runner.run(request)
-        return await finish(runtime.db, execution, ran.status, ran.result, action_id=plan.action_id)
+        return await record(runtime.db, claimed, ran.status, ran.result, plan.action_id)
     finally:
         if plan is not None and plan.param_file is not None:
             plan.param_file.unlink(missing_ok=True)
+
+
+async def record(
+    db: Database, execution: Execution, status: str, result: dict[str, Any], action_id: int
+) -> str | None:
+    """:func:`finish`, repeated while the database is unreachable: a result is never dropped."""
+    return await retrying(
+        lambda: finish(db, execution, status, result, action_id=action_id),
+        what=f"recording the result of execution {execution.id}",
+    )
 
 
 async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | None:

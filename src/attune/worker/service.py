@@ -230,13 +230,19 @@ class WorkerService:
             caps = registration.capabilities(runtime.settings, found)
             await registration.update_capabilities(runtime.db, self.worker_id, caps)
             log.info("worker %s now serves runtimes %s", self.worker_id, found)
+        # In the background: verification runs commands, and the heartbeat must not wait for them.
+        self._spawn_background(self._verify_versions(found), name="worker-verify-versions")
+        return found
+
+    async def _verify_versions(self, runtimes: list[str]) -> None:
+        runtime = self._runtime
+        assert runtime is not None
         try:
-            report = await registration.verify_versions(runtime.db, found)
+            report = await registration.verify_versions(runtime.db, runtimes)
             if report:
                 log.info("runtime versions verified: %s", report)
         except Exception:
             log.exception("runtime version verification failed")
-        return found
 
     @staticmethod
     async def _set_inactive(runtime: Runtime, worker_id: int) -> None:
