@@ -38,6 +38,9 @@ async def core_noop(runtime: Runtime) -> None:
     """The tests need ``core.noop`` registered (the ``packs_dir`` fixture holds the core pack)."""
     from attune.packs.register import register_system_packs
 
+    # These tests finish each task by hand: its child must wait ``requested``, not run in the
+    # workflow's own step as an in-process core.noop does (docs/performance.md).
+    runtime.settings.worker.in_process_actions = False
     await register_system_packs(runtime)
 
 

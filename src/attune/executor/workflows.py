@@ -53,6 +53,7 @@ from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.domain.params import secret_names
 from attune.domain.templates import TemplateEngine
 from attune.errors import AttuneError, Conflict
+from attune.executor import inline as inline_tasks
 from attune.executor import template_keys
 from attune.executor.completion import finish_execution, stage_status_changed
 from attune.lru import LruCache
@@ -165,6 +166,8 @@ class WorkflowContext:
     rerun_tasks: dict[int, list[str] | None] = field(default_factory=dict)
     #: States of the engine's last steps (None: always rebuild from the database).
     states: StateCache | None = None
+    #: Tasks of in-process actions run inside the step (None: every task is requested).
+    inline: inline_tasks.InlineTasks | None = None
 
 
 @dataclass
@@ -617,7 +620,9 @@ async def _apply(
         command = queue.popleft()
         feedback: conductor.Event | None = None
         if isinstance(command, conductor.RunTask):
-            feedback = await _run_task(session, run, command, ctx)
+            feedback = await _run_inline(session, run, command, ctx)
+            if feedback is None:
+                feedback = await _run_task(session, run, command, ctx)
         elif isinstance(command, conductor.StartTimer):
             due = utcnow() + timedelta(seconds=max(float(command.seconds), 0.0))
             run.timers.append(
@@ -635,6 +640,8 @@ async def _apply(
                 run.spec, run.state, feedback, engine=ctx.engine, keys=run.keys
             )
             queue.extend(more)
+    if ctx.inline is not None:
+        await ctx.inline.flush(session)
 
 
 async def _action(session: AsyncSession, run: _Run, ref: str) -> Action | None:
@@ -651,15 +658,8 @@ async def _run_task(
     if action is None:
         failure = f"Action '{command.action}' not found"
     else:
-        task_spec = run.spec.by_name.get(command.task)
-        retry = task_spec.retry if task_spec is not None else None
         parent = run.parent
-        declared = secret_names(runs.flat_schema(action.param_schema))
-        texts = run.keys.revealed if run.keys is not None else []
-        # Decrypted keys (``decrypt_kv``, secret parameters) are stored only as secret parameters.
-        public, revealed = keyrefs.split_revealed(command.input, declared, texts)
-        for name in declared & set(revealed):
-            public[name] = revealed.pop(name)
+        public, revealed = _split_input(run, action, command)
         try:
             child = await runs.request_execution(
                 session,
@@ -674,20 +674,7 @@ async def _run_task(
                 retry_count=command.attempt - 1,
                 secret_values=revealed or None,
             )
-            child.workflow_task = {
-                "workflow_execution": run.row.id,
-                "task_name": command.task,
-                "task_index": command.index,
-                "task_batch": None,
-                "retry_count": command.attempt - 1,
-                "max_retries": retry.count if retry is not None else 0,
-                "next_retry_at": None,
-                "timeout_seconds": command.timeout,
-                "timed_out": False,
-                "duration_ms": None,
-                "started_at": None,
-                "completed_at": None,
-            }
+            child.workflow_task = _task_link(run, command)
             child.workflow_execution_id = run.row.id
             child.workflow_task_name = command.task
             # Retries of a workflow task are the workflow's business (task ``retry``), not
@@ -705,6 +692,71 @@ async def _run_task(
         status=ExecutionStatus.FAILED.value,
         result={"succeeded": False, "error": failure},
     )
+
+
+def _split_input(
+    run: _Run, action: Action, command: conductor.RunTask
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the task's input as stored, the decrypted values that go to ``secret_params`` only)."""
+    declared = secret_names(runs.flat_schema(action.param_schema))
+    texts = run.keys.revealed if run.keys is not None else []
+    # Decrypted keys (``decrypt_kv``, secret parameters) are stored only as secret parameters.
+    public, revealed = keyrefs.split_revealed(command.input, declared, texts)
+    for name in declared & set(revealed):
+        public[name] = revealed.pop(name)
+    return public, revealed
+
+
+def _task_link(run: _Run, command: conductor.RunTask) -> dict[str, Any]:
+    """A child's ``workflow_task``: its place in the run."""
+    task_spec = run.spec.by_name.get(command.task)
+    retry = task_spec.retry if task_spec is not None else None
+    return {
+        "workflow_execution": run.row.id,
+        "task_name": command.task,
+        "task_index": command.index,
+        "task_batch": None,
+        "retry_count": command.attempt - 1,
+        "max_retries": retry.count if retry is not None else 0,
+        "next_retry_at": None,
+        "timeout_seconds": command.timeout,
+        "timed_out": False,
+        "duration_ms": None,
+        "started_at": None,
+        "completed_at": None,
+    }
+
+
+async def _run_inline(
+    session: AsyncSession, run: _Run, command: conductor.RunTask, ctx: WorkflowContext
+) -> conductor.Event | None:
+    """Run the task now when its action runs in-process (attune.executor.inline); its outcome,
+    or None when the task must be requested from a worker."""
+    if ctx.inline is None:
+        return None
+    action = await _action(session, run, command.action)
+    builtin = ctx.inline.builtin(action)
+    if action is None or builtin is None:
+        return None
+    public, revealed = _split_input(run, action, command)
+    try:
+        status, result = ctx.inline.run(
+            action,
+            builtin,
+            public,
+            revealed,
+            _task_link(run, command),
+            parent=run.parent,
+            state_id=run.row.id,
+            task=command.task,
+            attempt=command.attempt,
+        )
+    except AttuneError as exc:
+        log.warning(
+            "workflow execution %s: task %s not started: %s", run.parent.id, command.task, exc.message
+        )
+        status, result = ExecutionStatus.FAILED.value, {"succeeded": False, "error": exc.message}
+    return conductor.TaskFinished(task=command.task, index=command.index, status=status, result=result)
 
 
 async def _finish(session: AsyncSession, run: _Run, command: conductor.Finish) -> None:
@@ -963,8 +1015,17 @@ class WorkflowEngine:
 
     def context(self) -> WorkflowContext:
         """A fresh command context sharing this engine's caches."""
+        inline = (
+            inline_tasks.InlineTasks(box=self._runtime.secrets, source=SOURCE)
+            if self._runtime.settings.worker.in_process_actions
+            else None
+        )
         return WorkflowContext(
-            box=self._runtime.secrets, engine=self._engine, specs=self._specs, states=self._states
+            box=self._runtime.secrets,
+            engine=self._engine,
+            specs=self._specs,
+            states=self._states,
+            inline=inline,
         )
 
     def _remember(self, ctx: WorkflowContext) -> None:
@@ -994,11 +1055,18 @@ class WorkflowEngine:
     async def child_finished(self, execution_id: int) -> None:
         """Advance the workflow run a finished execution belongs to (no-op for other executions)."""
         async with self._runtime.db.session() as session:
-            state_id = await session.scalar(
-                sa.select(Execution.workflow_execution_id).where(Execution.id == execution_id)
-            )
-        if state_id is None:
-            return  # not a workflow child: no write transaction (and no SQLite write lock) needed
+            found = (
+                await session.execute(
+                    sa.select(Execution.workflow_execution_id, Execution.workflow_task).where(
+                        Execution.id == execution_id
+                    )
+                )
+            ).one_or_none()
+        state_id, task = found if found is not None else (None, None)
+        if state_id is None or (isinstance(task, dict) and task.get("counted")):
+            # Not a workflow child, or counted already (an in-process task is counted in the step
+            # that ran it): no write transaction (and no SQLite write lock) needed.
+            return
         ctx = self.context()
         async with self._runtime.db.transaction() as session:
             await advance_child(session, execution_id, ctx, state_id)
