@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -400,3 +401,23 @@ async def test_a_paused_workflow_can_be_cancelled(
     cancelled = await api.post(f"/api/v1/executions/{run}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "cancelled"
+
+
+async def test_with_items_wider_than_the_workers_slots_is_warned_about(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The task asks for 4 items at once; no live worker has a slot: the log says so instead of
+    the workers silently capping the workflow's concurrency (docs/workflows.md)."""
+    await core_noop(runtime)
+    definition = {
+        "tasks": [
+            {"name": "each", "action": "core.noop", "with_items": "{{ [1, 2, 3, 4, 5] }}", "concurrency": 4}
+        ]
+    }
+    body = {"ref": "wf.wide", "pack_ref": "wf", "label": "Wide", "version": "1.0.0", "definition": definition}
+    assert (await api.post("/api/v1/workflows", json=body)).status_code == 201
+    with caplog.at_level(logging.WARNING, logger="attune.executor.inline"):
+        _engine, run = await start_run(runtime, "wf.wide")
+    assert len(await children(runtime, run)) == 4
+    warnings = [r.getMessage() for r in caplog.records if "slot(s)" in r.getMessage()]
+    assert len(warnings) == 1 and "runs 4 items at once" in warnings[0], caplog.text

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -38,12 +38,13 @@ from attune.db.changes import notifications_for
 from attune.db.history import RowChange, write_history
 from attune.db.models import Action, Enforcement, Execution, OutboxMessage
 from attune.db.outbox import note_staged
-from attune.db.repos import runs
+from attune.db.repos import runs, workers
 from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import apply_defaults, validate_params
 from attune.errors import AttuneError
+from attune.lru import LruCache
 from attune.worker.runners.inprocess import builtin_for, run_builtin
 
 log = logging.getLogger(__name__)
@@ -70,13 +71,18 @@ class InlineTasks:
     box: SecretBox | None
     source: str
     budget: int = BUDGET
+    #: False: every task is requested from a worker (``worker.in_process_actions`` off).
+    enabled: bool = True
+    #: For the capacity warning: the workers' heartbeat interval and this process's workers.
+    heartbeat_interval: float = 30.0
+    alive: Collection[int] = ()
     pending: list[_Child] = field(default_factory=list)
     ran: int = 0
     _valid: set[tuple[int, str]] = field(default_factory=set)
 
     def builtin(self, action: Action | None) -> str | None:
         """The in-process implementation of ``action`` when one more task may run inline."""
-        if action is None or self.ran >= self.budget or action.workflow_def is not None:
+        if not self.enabled or action is None or self.ran >= self.budget or action.workflow_def is not None:
             return None
         return builtin_for(action.ref, action.pack_ref, action.entrypoint)
 
@@ -305,3 +311,38 @@ def _messages(written: list[tuple[int, dict[str, Any]]], source: str) -> list[di
 def invalid(exc: AttuneError) -> str:
     """The failure a task whose parameters are invalid reports."""
     return exc.message
+
+
+#: (workflow run, task) pairs warned about already, so a run is warned once per task.
+_WARNED: LruCache[tuple[int, str], bool] = LruCache(1024)
+
+
+async def warn_if_capped(
+    session: AsyncSession,
+    tasks: InlineTasks,
+    *,
+    execution_id: int,
+    state_id: int,
+    task: str,
+    wanted: int,
+) -> None:
+    """Log a warning when the live workers' slots are fewer than the ``with_items`` task asks to
+    run at once (its ``concurrency``, or every item): the workflow's concurrency is then not what
+    limits it (docs/workflows.md)."""
+    if wanted <= 1 or _WARNED.get((state_id, task)):
+        return
+    _WARNED.put((state_id, task), True)
+    live = await workers.live_action_workers(
+        session, now=utcnow(), heartbeat_interval=tasks.heartbeat_interval, alive=tasks.alive
+    )
+    slots = sum(workers.worker_capacity(worker) for worker in live)
+    if slots < wanted:
+        log.warning(
+            "workflow execution %s: task %s runs %d items at once, but the live workers have %d "
+            "slot(s) in all: at most %d run at a time (raise worker.max_concurrent_tasks or add workers)",
+            execution_id,
+            task,
+            wanted,
+            slots,
+            slots,
+        )

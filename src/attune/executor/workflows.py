@@ -737,6 +737,8 @@ async def _run_inline(
     action = await _action(session, run, command.action)
     builtin = ctx.inline.builtin(action)
     if action is None or builtin is None:
+        if command.index is not None and action is not None:
+            await _warn_if_capped(session, run, command, ctx.inline)
         return None
     public, revealed = _split_input(run, action, command)
     try:
@@ -757,6 +759,23 @@ async def _run_inline(
         )
         status, result = ExecutionStatus.FAILED.value, {"succeeded": False, "error": exc.message}
     return conductor.TaskFinished(task=command.task, index=command.index, status=status, result=result)
+
+
+async def _warn_if_capped(
+    session: AsyncSession, run: _Run, command: conductor.RunTask, inline: inline_tasks.InlineTasks
+) -> None:
+    record = run.state.tasks.get(command.task) or {}
+    count = len(record.get("items") or [])
+    task_spec = run.spec.by_name.get(command.task)
+    limit = task_spec.concurrency if task_spec is not None else None
+    await inline_tasks.warn_if_capped(
+        session,
+        inline,
+        execution_id=run.parent.id,
+        state_id=run.row.id,
+        task=command.task,
+        wanted=min(limit or count, count),
+    )
 
 
 async def _finish(session: AsyncSession, run: _Run, command: conductor.Finish) -> None:
@@ -1015,10 +1034,13 @@ class WorkflowEngine:
 
     def context(self) -> WorkflowContext:
         """A fresh command context sharing this engine's caches."""
-        inline = (
-            inline_tasks.InlineTasks(box=self._runtime.secrets, source=SOURCE)
-            if self._runtime.settings.worker.in_process_actions
-            else None
+        settings = self._runtime.settings
+        inline = inline_tasks.InlineTasks(
+            box=self._runtime.secrets,
+            source=SOURCE,
+            enabled=settings.worker.in_process_actions,
+            heartbeat_interval=settings.worker.heartbeat_interval,
+            alive=self._runtime.local_workers,
         )
         return WorkflowContext(
             box=self._runtime.secrets,
