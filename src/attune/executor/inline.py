@@ -45,6 +45,7 @@ from attune.domain.enums import ExecutionStatus
 from attune.domain.params import apply_defaults, validate_params
 from attune.errors import AttuneError
 from attune.lru import LruCache
+from attune.worker.runners import RunResult
 from attune.worker.runners.inprocess import builtin_for, run_builtin
 
 log = logging.getLogger(__name__)
@@ -76,15 +77,26 @@ class InlineTasks:
     #: For the capacity warning: the workers' heartbeat interval and this process's workers.
     heartbeat_interval: float = 30.0
     alive: Collection[int] = ()
+    #: (workflow run, task) pairs warned about already (the engine's, so a run is warned once).
+    warned: LruCache[tuple[int, str], bool] = field(default_factory=lambda: LruCache(1024))
     pending: list[_Child] = field(default_factory=list)
     ran: int = 0
+    #: Children of in-process actions past the budget: written ``requested``, run by a later step.
+    deferred: list[_Child] = field(default_factory=list)
+    #: Ids of the deferred children written by :meth:`flush`, by workflow run, for the engine.
+    deferred_ids: dict[int, list[int]] = field(default_factory=dict)
     _valid: set[tuple[int, str]] = field(default_factory=set)
 
     def builtin(self, action: Action | None) -> str | None:
         """The in-process implementation of ``action`` when one more task may run inline."""
-        if not self.enabled or action is None or self.ran >= self.budget or action.workflow_def is not None:
+        if not self.enabled or action is None or action.workflow_def is not None:
             return None
         return builtin_for(action.ref, action.pack_ref, action.entrypoint)
+
+    @property
+    def exhausted(self) -> bool:
+        """True once this transaction has run its share of tasks: later ones are deferred."""
+        return self.ran >= self.budget
 
     def _validate(self, action: Action, parameters: dict[str, Any], schema: dict[str, Any] | None) -> None:
         """:func:`validate_params`, once per distinct parameter set of an action in this step
@@ -111,8 +123,9 @@ class InlineTasks:
         state_id: int,
         task: str,
         attempt: int,
-    ) -> tuple[str, Any]:
-        """Run one task now; its row is written by :meth:`flush`. Returns ``(status, result)``.
+    ) -> tuple[str, Any] | None:
+        """Run one task now; its row is written by :meth:`flush`. Returns ``(status, result)``,
+        or None when the budget is spent: the child is written ``requested`` and runs later.
 
         Raises :class:`AttuneError` when the parameters are invalid (the caller reports the task
         failed without a child, exactly as when a requested child cannot be created).
@@ -123,6 +136,11 @@ class InlineTasks:
         stored, secrets = runs.split_secrets(parameters, schema)
         if revealed:
             secrets = {**revealed, **secrets}
+        if self.exhausted:
+            self.deferred.append(
+                _Child(_row(action, parent, stored, secrets, self.box, link, state_id, task, attempt, None))
+            )
+            return None
         ran = run_builtin(
             builtin,
             {**parameters, **secrets},
@@ -130,49 +148,212 @@ class InlineTasks:
             timeout=link.get("timeout_seconds"),
             log_dir=None,
         )
-        now = utcnow()
         self.ran += 1
         self.pending.append(
-            _Child(
-                {
-                    "action": action.id,
-                    "action_ref": action.ref,
-                    "config": stored,
-                    "env_vars": parent.env_vars,
-                    "parent": parent.id,
-                    "enforcement": parent.enforcement,
-                    "executor": parent.executor,
-                    "status": ran.status,
-                    "result": ran.result,
-                    "started_at": now,
-                    "is_workflow": False,
-                    "workflow_def": None,
-                    "workflow_task": {**link, "counted": True, "completed_at": now.isoformat()},
-                    "workflow_execution_id": state_id,
-                    "workflow_task_name": task,
-                    "retry_count": attempt - 1,
-                    "max_retries": 0,
-                    "secret_params": runs.seal_secrets(secrets, self.box),
-                    "created": now,
-                    "updated": now,
-                }
-            )
+            _Child(_row(action, parent, stored, secrets, self.box, link, state_id, task, attempt, ran))
         )
         return ran.status, ran.result
 
     async def flush(self, session: AsyncSession) -> None:
-        """Write the children run since the last flush: one bulk insert, their history,
-        notifications and messages."""
-        if not self.pending:
-            return
-        children, self.pending = self.pending, []
+        """Write the children run (and deferred) since the last flush: one bulk insert each,
+        their history, notifications and messages."""
+        if self.pending:
+            children, self.pending = self.pending, []
+            rows = [child.values for child in children]
+            ids = await _insert(session, rows)
+            await session.run_sync(_capture, list(zip(ids, rows, strict=True)), self.source)
+        if self.deferred:
+            children, self.deferred = self.deferred, []
+            rows = [child.values for child in children]
+            ids = await _insert(session, rows)
+            await session.run_sync(_capture_requested, list(zip(ids, rows, strict=True)), self.source)
+            for execution_id, values in zip(ids, rows, strict=True):
+                self.deferred_ids.setdefault(values["workflow_execution_id"], []).append(execution_id)
+
+    async def run_deferred(
+        self, session: AsyncSession, ids: list[int]
+    ) -> list[tuple[dict[str, Any], str, Any]]:
+        """Run deferred children that are still ``requested`` (a worker may have taken some):
+        written finished, with their history, notifications and messages. Returns
+        ``(workflow_task, status, result)`` of each, in id order, for the conductor."""
         table = cast(sa.Table, Execution.__table__)
-        rows = [child.values for child in children]
-        result = await session.execute(
-            sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        query = (
+            sa.select(
+                table.c.id,
+                table.c.action,
+                table.c.action_ref,
+                table.c.config,
+                table.c.secret_params,
+                table.c.workflow_task,
+                table.c.enforcement,
+                table.c.parent,
+                table.c.created,
+            )
+            .where(table.c.id.in_(ids), table.c.status == _REQUESTED)
+            .order_by(table.c.id)
         )
-        ids = [row[0] for row in result.all()]
-        await session.run_sync(_capture, list(zip(ids, rows, strict=True)), self.source)
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            query = query.with_for_update()
+        rows = (await session.execute(query)).all()
+        actions: dict[int, Action | None] = {}
+        written: list[tuple[int, dict[str, Any]]] = []
+        updates: list[dict[str, Any]] = []
+        now = utcnow()
+        for row in rows:
+            if row.action not in actions:
+                actions[row.action] = await session.get(Action, row.action)
+            action = actions[row.action]
+            builtin = (
+                builtin_for(action.ref, action.pack_ref, action.entrypoint) if action is not None else None
+            )
+            if action is None or builtin is None:
+                continue
+            parameters = runs.parameters_from(row.config, row.secret_params, self.box)
+            link = row.workflow_task if isinstance(row.workflow_task, dict) else {}
+            ran = run_builtin(
+                builtin,
+                parameters,
+                output_format=(action.output_format or "text").lower(),
+                timeout=link.get("timeout_seconds"),
+                log_dir=None,
+            )
+            task = {**link, "counted": True, "completed_at": now.isoformat()}
+            updates.append(
+                {"b_id": row.id, "status": ran.status, "result": ran.result, "workflow_task": task}
+            )
+            written.append(
+                (
+                    row.id,
+                    {
+                        "action": row.action,
+                        "action_ref": row.action_ref,
+                        "enforcement": row.enforcement,
+                        "parent": row.parent,
+                        "created": row.created,
+                        "is_workflow": False,
+                        "status": ran.status,
+                        "result": ran.result,
+                        "workflow_task": task,
+                        "updated": now,
+                    },
+                )
+            )
+        if not updates:
+            return []
+        # On the connection: the ORM change capture would read the rows again; _capture_finished
+        # records the changes itself.
+        connection = await session.connection()
+        await connection.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"), table.c.status == _REQUESTED)
+            .values(
+                status=sa.bindparam("status"),
+                result=sa.bindparam("result", type_=table.c.result.type),
+                workflow_task=sa.bindparam("workflow_task", type_=table.c.workflow_task.type),
+                started_at=now,
+                updated=now,
+            ),
+            updates,
+        )
+        await session.run_sync(_capture_finished, written, self.source)
+        return [(values["workflow_task"], values["status"], values["result"]) for _, values in written]
+
+
+def _row(
+    action: Action,
+    parent: Execution,
+    stored: dict[str, Any],
+    secrets: dict[str, Any],
+    box: SecretBox | None,
+    link: Mapping[str, Any],
+    state_id: int,
+    task: str,
+    attempt: int,
+    ran: RunResult | None,
+) -> dict[str, Any]:
+    """The ``execution`` row of a child: finished when ``ran`` is given, else ``requested``."""
+    now = utcnow()
+    return {
+        "action": action.id,
+        "action_ref": action.ref,
+        "config": stored,
+        "env_vars": parent.env_vars,
+        "parent": parent.id,
+        "enforcement": parent.enforcement,
+        "executor": parent.executor,
+        "status": ran.status if ran is not None else _REQUESTED,
+        "result": ran.result if ran is not None else None,
+        "started_at": now if ran is not None else None,
+        "is_workflow": False,
+        "workflow_def": None,
+        "workflow_task": {**link, "counted": True, "completed_at": now.isoformat()}
+        if ran is not None
+        else dict(link),
+        "workflow_execution_id": state_id,
+        "workflow_task_name": task,
+        "retry_count": attempt - 1,
+        "max_retries": 0,
+        "secret_params": runs.seal_secrets(secrets, box),
+        "created": now,
+        "updated": now,
+    }
+
+
+async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    table = cast(sa.Table, Execution.__table__)
+    result = await session.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return [row[0] for row in result.all()]
+
+
+def _capture_requested(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
+    """History, notification and ``ExecutionRequested`` of deferred children (a worker may run
+    them if the deferred step never comes: after a crash, the scheduler recovers them)."""
+    connection = session.connection()
+    changes = [
+        RowChange("execution", "INSERT", execution_id, None, {**values, "id": execution_id})
+        for execution_id, values in written
+    ]
+    write_history(connection, changes)
+    first_id, first = written[0]
+    requested = _Template(
+        MessageType.EXECUTION_REQUESTED,
+        {
+            "execution_id": first_id,
+            "action_id": first["action"],
+            "action_ref": first["action_ref"],
+            "parent_id": first["parent"],
+            "enforcement_id": first["enforcement"],
+            "config": first["config"],
+        },
+        source,
+    )
+    messages = _notifications(changes, _refs(connection, written), source) + [
+        requested.row(
+            {
+                "execution_id": execution_id,
+                "action_id": values["action"],
+                "action_ref": values["action_ref"],
+                "config": values["config"],
+            }
+        )
+        for execution_id, values in written
+    ]
+    connection.execute(sa.insert(OutboxMessage), messages)
+    note_staged(session, messages)
+
+
+def _capture_finished(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
+    """History, notifications and messages of deferred children that have now run."""
+    connection = session.connection()
+    changes: list[RowChange] = []
+    for execution_id, values in written:
+        new = {**values, "id": execution_id}
+        old = {**new, "status": _REQUESTED, "result": None, "workflow_task": None}
+        changes.append(RowChange("execution", "UPDATE", execution_id, old, new))
+    write_history(connection, changes)
+    messages = _notifications(changes, _refs(connection, written), source) + _messages(written, source)
+    connection.execute(sa.insert(OutboxMessage), messages)
+    note_staged(session, messages)
 
 
 def _capture(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
@@ -313,10 +494,6 @@ def invalid(exc: AttuneError) -> str:
     return exc.message
 
 
-#: (workflow run, task) pairs warned about already, so a run is warned once per task.
-_WARNED: LruCache[tuple[int, str], bool] = LruCache(1024)
-
-
 async def warn_if_capped(
     session: AsyncSession,
     tasks: InlineTasks,
@@ -329,9 +506,9 @@ async def warn_if_capped(
     """Log a warning when the live workers' slots are fewer than the ``with_items`` task asks to
     run at once (its ``concurrency``, or every item): the workflow's concurrency is then not what
     limits it (docs/workflows.md)."""
-    if wanted <= 1 or _WARNED.get((state_id, task)):
+    if wanted <= 1 or tasks.warned.get((state_id, task)):
         return
-    _WARNED.put((state_id, task), True)
+    tasks.warned.put((state_id, task), True)
     live = await workers.live_action_workers(
         session, now=utcnow(), heartbeat_interval=tasks.heartbeat_interval, alive=tasks.alive
     )

@@ -27,10 +27,11 @@ so a redelivered ``ExecutionCompleted`` changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -600,6 +601,30 @@ async def fire_timer(
     return True
 
 
+async def advance_deferred(
+    session: AsyncSession, state_id: int, ids: list[int], ctx: WorkflowContext
+) -> None:
+    """Run the deferred in-process children ``ids`` of run ``state_id`` and count them in one step
+    (attune.executor.inline): one transaction for the whole batch."""
+    row = await repo.lock_state(session, state_id)
+    if row is None or row.status in _TERMINAL or ctx.inline is None:
+        return
+    finished = await ctx.inline.run_deferred(session, ids)
+    if not finished:
+        return
+    run = await _load(session, row, ctx)
+    if run is None:
+        return
+    run.keys = await _keys_for(session, run.spec, run.parent, ctx)
+    for task, status, result in finished:
+        event = conductor.TaskFinished(
+            task=str(task.get("task_name")), index=task.get("task_index"), status=status, result=result
+        )
+        run.state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
+        await _apply(session, run, commands, ctx)
+    await _persist(session, run, ctx)
+
+
 async def _step(session: AsyncSession, run: _Run, event: conductor.Event, ctx: WorkflowContext) -> None:
     run.keys = await _keys_for(session, run.spec, run.parent, ctx)
     state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
@@ -620,8 +645,8 @@ async def _apply(
         command = queue.popleft()
         feedback: conductor.Event | None = None
         if isinstance(command, conductor.RunTask):
-            feedback = await _run_inline(session, run, command, ctx)
-            if feedback is None:
+            handled, feedback = await _run_inline(session, run, command, ctx)
+            if not handled:
                 feedback = await _run_task(session, run, command, ctx)
         elif isinstance(command, conductor.StartTimer):
             due = utcnow() + timedelta(seconds=max(float(command.seconds), 0.0))
@@ -729,20 +754,21 @@ def _task_link(run: _Run, command: conductor.RunTask) -> dict[str, Any]:
 
 async def _run_inline(
     session: AsyncSession, run: _Run, command: conductor.RunTask, ctx: WorkflowContext
-) -> conductor.Event | None:
-    """Run the task now when its action runs in-process (attune.executor.inline); its outcome,
-    or None when the task must be requested from a worker."""
+) -> tuple[bool, conductor.Event | None]:
+    """Run the task now when its action runs in-process (attune.executor.inline): ``(True, its
+    outcome)``, or ``(True, None)`` when it was deferred to a later step; ``(False, None)`` when
+    the task must be requested from a worker."""
     if ctx.inline is None:
-        return None
+        return False, None
     action = await _action(session, run, command.action)
     builtin = ctx.inline.builtin(action)
     if action is None or builtin is None:
         if command.index is not None and action is not None:
             await _warn_if_capped(session, run, command, ctx.inline)
-        return None
+        return False, None
     public, revealed = _split_input(run, action, command)
     try:
-        status, result = ctx.inline.run(
+        outcome = ctx.inline.run(
             action,
             builtin,
             public,
@@ -757,8 +783,11 @@ async def _run_inline(
         log.warning(
             "workflow execution %s: task %s not started: %s", run.parent.id, command.task, exc.message
         )
-        status, result = ExecutionStatus.FAILED.value, {"succeeded": False, "error": exc.message}
-    return conductor.TaskFinished(task=command.task, index=command.index, status=status, result=result)
+        outcome = ExecutionStatus.FAILED.value, {"succeeded": False, "error": exc.message}
+    if outcome is None:
+        return True, None
+    status, result = outcome
+    return True, conductor.TaskFinished(task=command.task, index=command.index, status=status, result=result)
 
 
 async def _warn_if_capped(
@@ -1031,6 +1060,13 @@ class WorkflowEngine:
         self._engine = TemplateEngine()
         self._known: dict[int, tuple[datetime, list[dict[str, Any]]]] = {}
         self._states = StateCache()
+        #: Deferred in-process children a background step of this engine is about to run.
+        self._deferring: set[int] = set()
+        self._warned: LruCache[tuple[int, str], bool] = LruCache(1024)
+        self._drains: set[asyncio.Task[None]] = set()
+        #: Schedules an execution on a worker (the scheduler sets it): deferred tasks whose own
+        #: step failed go there.
+        self.schedule_fallback: Callable[[int], Awaitable[None]] | None = None
 
     def context(self) -> WorkflowContext:
         """A fresh command context sharing this engine's caches."""
@@ -1038,9 +1074,11 @@ class WorkflowEngine:
         inline = inline_tasks.InlineTasks(
             box=self._runtime.secrets,
             source=SOURCE,
+            budget=inline_tasks.BUDGET,
             enabled=settings.worker.in_process_actions,
             heartbeat_interval=settings.worker.heartbeat_interval,
             alive=self._runtime.local_workers,
+            warned=self._warned,
         )
         return WorkflowContext(
             box=self._runtime.secrets,
@@ -1050,8 +1088,43 @@ class WorkflowEngine:
             inline=inline,
         )
 
+    def deferring(self, execution_id: int) -> bool:
+        """True when this engine runs execution ``execution_id`` itself shortly (the scheduler
+        leaves it alone; after a crash it is recovered like any requested execution)."""
+        return execution_id in self._deferring
+
+    def _drain(self, ctx: WorkflowContext) -> None:
+        """After a commit: run the children that step deferred, in a step of their own."""
+        if ctx.inline is None or not ctx.inline.deferred_ids:
+            return
+        for state_id, ids in ctx.inline.deferred_ids.items():
+            self._deferring.update(ids)
+            task = asyncio.create_task(
+                self._run_deferred(state_id, ids), name=f"workflow-{state_id}-deferred"
+            )
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        ctx.inline.deferred_ids = {}
+
+    async def _run_deferred(self, state_id: int, ids: list[int]) -> None:
+        try:
+            ctx = self.context()
+            async with self._runtime.db.transaction() as session:
+                await advance_deferred(session, state_id, ids, ctx)
+            self._remember(ctx)
+        except Exception:
+            # They stay requested: the scheduler hands them to a worker instead.
+            log.exception("running deferred tasks of workflow run %s failed", state_id)
+            self._deferring.difference_update(ids)
+            if self.schedule_fallback is not None:
+                for execution_id in ids:
+                    await self.schedule_fallback(execution_id)
+            return
+        self._deferring.difference_update(ids)
+
     def _remember(self, ctx: WorkflowContext) -> None:
         """Called once ``ctx``'s transaction has committed."""
+        self._drain(ctx)
         for written in ctx.written:
             self._known[written.state_id] = (written.updated, written.timers)
             if written.state.finished:
