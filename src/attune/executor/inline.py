@@ -85,6 +85,9 @@ class InlineTasks:
     deferred: list[_Child] = field(default_factory=list)
     #: Ids of the deferred children written by :meth:`flush`, by workflow run, for the engine.
     deferred_ids: dict[int, list[int]] = field(default_factory=dict)
+    #: Ids of the children counted in this transaction (their ExecutionCompleted changes nothing).
+    counted_ids: list[int] = field(default_factory=list)
+    _parents: dict[int, dict[str, Any]] = field(default_factory=dict)
     _valid: set[tuple[int, str]] = field(default_factory=set)
 
     def builtin(self, action: Action | None) -> str | None:
@@ -110,6 +113,18 @@ class InlineTasks:
         validate_params(parameters, schema, kind="action", ref=action.ref, allow_templates=False)
         if key is not None and len(self._valid) < _VALID_MEMO:
             self._valid.add(key)
+
+    def _parent(self, parent: Execution) -> dict[str, Any]:
+        """What a child copies from its workflow's execution, read once per step."""
+        found = self._parents.get(parent.id)
+        if found is None:
+            found = self._parents[parent.id] = {
+                "env_vars": parent.env_vars,
+                "parent": parent.id,
+                "enforcement": parent.enforcement,
+                "executor": parent.executor,
+            }
+        return found
 
     def run(
         self,
@@ -138,7 +153,20 @@ class InlineTasks:
             secrets = {**revealed, **secrets}
         if self.exhausted:
             self.deferred.append(
-                _Child(_row(action, parent, stored, secrets, self.box, link, state_id, task, attempt, None))
+                _Child(
+                    _row(
+                        action,
+                        self._parent(parent),
+                        stored,
+                        secrets,
+                        self.box,
+                        link,
+                        state_id,
+                        task,
+                        attempt,
+                        None,
+                    )
+                )
             )
             return None
         ran = run_builtin(
@@ -150,7 +178,20 @@ class InlineTasks:
         )
         self.ran += 1
         self.pending.append(
-            _Child(_row(action, parent, stored, secrets, self.box, link, state_id, task, attempt, ran))
+            _Child(
+                _row(
+                    action,
+                    self._parent(parent),
+                    stored,
+                    secrets,
+                    self.box,
+                    link,
+                    state_id,
+                    task,
+                    attempt,
+                    ran,
+                )
+            )
         )
         return ran.status, ran.result
 
@@ -162,6 +203,7 @@ class InlineTasks:
             rows = [child.values for child in children]
             ids = await _insert(session, rows)
             await session.run_sync(_capture, list(zip(ids, rows, strict=True)), self.source)
+            self.counted_ids.extend(ids)
         if self.deferred:
             children, self.deferred = self.deferred, []
             rows = [child.values for child in children]
@@ -256,12 +298,13 @@ class InlineTasks:
             updates,
         )
         await session.run_sync(_capture_finished, written, self.source)
+        self.counted_ids.extend(execution_id for execution_id, _ in written)
         return [(values["workflow_task"], values["status"], values["result"]) for _, values in written]
 
 
 def _row(
     action: Action,
-    parent: Execution,
+    parent: Mapping[str, Any],
     stored: dict[str, Any],
     secrets: dict[str, Any],
     box: SecretBox | None,
@@ -277,10 +320,7 @@ def _row(
         "action": action.id,
         "action_ref": action.ref,
         "config": stored,
-        "env_vars": parent.env_vars,
-        "parent": parent.id,
-        "enforcement": parent.enforcement,
-        "executor": parent.executor,
+        **parent,
         "status": ran.status if ran is not None else _REQUESTED,
         "result": ran.result if ran is not None else None,
         "started_at": now if ran is not None else None,

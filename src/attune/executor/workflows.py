@@ -76,6 +76,8 @@ _ITEM_LISTS = ("items", "statuses", "results")
 PARAMETERS_KEY = "__parameters_from_execution__"
 #: Seconds between two timer-loop passes.
 TIMER_INTERVAL = 0.2
+#: In-process children remembered as counted, so their ExecutionCompleted costs no query.
+COUNTED_MEMORY = 50_000
 
 _TERMINAL = frozenset(s.value for s in TERMINAL_EXECUTION_STATUSES)
 _PARENT_LIVE = (
@@ -1063,6 +1065,8 @@ class WorkflowEngine:
         #: Deferred in-process children a background step of this engine is about to run.
         self._deferring: set[int] = set()
         self._warned: LruCache[tuple[int, str], bool] = LruCache(1024)
+        #: In-process children this engine counted already: their completion needs no query.
+        self._counted: LruCache[int, bool] = LruCache(COUNTED_MEMORY)
         self._drains: set[asyncio.Task[None]] = set()
         #: Schedules an execution on a worker (the scheduler sets it): deferred tasks whose own
         #: step failed go there.
@@ -1124,6 +1128,10 @@ class WorkflowEngine:
 
     def _remember(self, ctx: WorkflowContext) -> None:
         """Called once ``ctx``'s transaction has committed."""
+        if ctx.inline is not None:
+            for execution_id in ctx.inline.counted_ids:
+                self._counted.put(execution_id, True)
+            ctx.inline.counted_ids = []
         self._drain(ctx)
         for written in ctx.written:
             self._known[written.state_id] = (written.updated, written.timers)
@@ -1149,6 +1157,8 @@ class WorkflowEngine:
 
     async def child_finished(self, execution_id: int) -> None:
         """Advance the workflow run a finished execution belongs to (no-op for other executions)."""
+        if self._counted.pop(execution_id):
+            return  # an in-process task counted in the step that ran it
         async with self._runtime.db.session() as session:
             found = (
                 await session.execute(
