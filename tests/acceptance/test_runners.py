@@ -144,3 +144,72 @@ def test_a_crash_mid_run_is_recovered_alike(tmp_path_factory: pytest.TempPathFac
         assert all(s["status"] != "running" for s in seen), seen
         shapes = [(s["status"], sorted((s["result"] or {}).keys()), s["worker"] is not None) for s in seen]
         assert shapes[0] == shapes[1], seen
+
+
+def _workflow(d: Deployment, tasks: list[dict[str, Any]]) -> str:
+    ref = f"rt.flow_{uuid.uuid4().hex[:6]}"
+    d.post(
+        "/api/v1/workflows",
+        {"ref": ref, "pack_ref": "rt", "label": ref, "version": "1.0.0", "definition": {"tasks": tasks}},
+    )
+    return ref
+
+
+def _children(d: Deployment, parent: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = d.get("/api/v1/executions", params={"parent": parent, "per_page": 100})
+    return [d.get(f"/api/v1/executions/{row['id']}") for row in sorted(rows, key=lambda r: r["id"])]
+
+
+def test_workflow_tasks_run_in_the_engine_end_like_their_scripts(deployment: Deployment) -> None:
+    """Tasks of core.noop/core.echo run inside the workflow's own step; each still has its
+    execution row, result, history and the same outcome as the same script run as a process."""
+    echo, noop = _script_twin(deployment, "core.echo"), _script_twin(deployment, "core.noop")
+    tasks: list[dict[str, Any]] = []
+    for name, action in (("a", "core.echo"), ("b", echo), ("c", "core.noop"), ("d", noop)):
+        message = 'say "it\'s"' if "echo" in action else "n"
+        tasks.append(
+            {
+                "name": name,
+                "action": action,
+                "input": {"message": message} if "echo" in action else {"message": message, "exit_code": 0},
+                "next": [{"do": [chr(ord(name) + 1)]}] if name != "d" else [],
+            }
+        )
+    tasks.append(
+        {
+            "name": "items",
+            "action": "core.echo",
+            "with_items": "{{ ['x', 'y', 'z'] }}",
+            "input": {"message": "{{ item }}"},
+        }
+    )
+    tasks[3]["next"] = [{"do": ["items"]}]
+    parent = _run(deployment, _workflow(deployment, tasks), {})
+    execution = deployment.wait_execution(parent, TERMINAL, timeout=60)
+    children = _children(deployment, parent)
+    assert execution["status"] == "completed", (execution["result"], children)
+    by_task = {
+        c["workflow_task"]["task_name"]: c for c in children if c["workflow_task"]["task_index"] is None
+    }
+    assert set(by_task) == {"a", "b", "c", "d"}
+
+    def outcome(child: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        result = {k: v for k, v in child["result"].items() if k not in ("duration_ms", "stderr_log")}
+        return child["status"], result, child["config"]
+
+    assert outcome(by_task["a"]) == outcome(by_task["b"])
+    assert outcome(by_task["c"]) == outcome(by_task["d"])
+    assert by_task["a"]["result"]["stdout"] == 'say "it\'s"'
+    items = sorted(
+        (c for c in children if c["workflow_task"]["task_index"] is not None), key=lambda c: c["id"]
+    )
+    assert [(c["status"], c["result"]["stdout"]) for c in items] == [
+        ("completed", "x"),
+        ("completed", "y"),
+        ("completed", "z"),
+    ]
+    for child in (by_task["a"], by_task["c"], *items):
+        assert child["started_at"] is not None and child["parent"] == parent
+        history = deployment.get(f"/api/v1/executions/{child['id']}/history")
+        statuses = [(h.get("new_values") or {}).get("status") for h in reversed(history)]
+        assert statuses[0] == "requested" and statuses[-1] == "completed", history

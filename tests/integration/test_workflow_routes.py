@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,9 @@ async def core_noop(runtime: Runtime) -> None:
     """The tests need ``core.noop`` registered (the ``packs_dir`` fixture holds the core pack)."""
     from attune.packs.register import register_system_packs
 
+    # These tests finish each task by hand: its child must wait ``requested``, not run in the
+    # workflow's own step as an in-process core.noop does (docs/performance.md).
+    runtime.settings.worker.in_process_actions = False
     await register_system_packs(runtime)
 
 
@@ -397,3 +402,77 @@ async def test_a_paused_workflow_can_be_cancelled(
     cancelled = await api.post(f"/api/v1/executions/{run}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "cancelled"
+
+
+async def test_with_items_wider_than_the_workers_slots_is_warned_about(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The task asks for 4 items at once; no live worker has a slot: the log says so instead of
+    the workers silently capping the workflow's concurrency (docs/workflows.md)."""
+    await core_noop(runtime)
+    definition = {
+        "tasks": [
+            {"name": "each", "action": "core.noop", "with_items": "{{ [1, 2, 3, 4, 5] }}", "concurrency": 4}
+        ]
+    }
+    body = {"ref": "wf.wide", "pack_ref": "wf", "label": "Wide", "version": "1.0.0", "definition": definition}
+    assert (await api.post("/api/v1/workflows", json=body)).status_code == 201
+    with caplog.at_level(logging.WARNING, logger="attune.executor.inline"):
+        _engine, run = await start_run(runtime, "wf.wide")
+    assert len(await children(runtime, run)) == 4
+    warnings = [r.getMessage() for r in caplog.records if "slot(s)" in r.getMessage()]
+    assert len(warnings) == 1 and "runs 4 items at once" in warnings[0], caplog.text
+
+
+async def test_items_past_the_in_process_budget_run_in_later_steps(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step runs at most BUDGET in-process tasks; the rest are written ``requested`` and the
+    engine runs them in steps of their own, so every item still ends with its own result."""
+    from attune.executor import inline
+    from attune.packs.register import register_system_packs
+
+    await register_system_packs(runtime)
+    monkeypatch.setattr(inline, "BUDGET", 4)
+    words = [f"w{i}" for i in range(11)]
+    definition = {
+        "tasks": [
+            {
+                "name": "each",
+                "action": "core.echo",
+                "with_items": "{{ parameters.words }}",
+                "input": {"message": "{{ item }}"},
+            }
+        ]
+    }
+    body = {
+        "ref": "wf.many",
+        "pack_ref": "wf",
+        "label": "Many",
+        "version": "1.0.0",
+        "param_schema": {"words": {"type": "array"}},
+        "definition": definition,
+    }
+    assert (await api.post("/api/v1/workflows", json=body)).status_code == 201, body
+    engine = WorkflowEngine(runtime)
+    async with runtime.db.transaction() as session:
+        action = await session.scalar(sa.select(models.Action).where(models.Action.ref == "wf.many"))
+        assert action is not None
+        execution = await runs.request_execution(
+            session, action, {"words": words}, box=None, source_service="t"
+        )
+    await engine.start(execution.id)
+    deadline = asyncio.get_running_loop().time() + 30
+    parent: models.Execution | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        async with runtime.db.session() as session:
+            parent = await session.get(models.Execution, execution.id)
+        if parent is not None and parent.status not in ("running", "requested"):
+            break
+        await asyncio.sleep(0.05)
+    assert parent is not None and parent.status == "completed", parent.result if parent else None
+    kids = sorted(await children(runtime, execution.id), key=lambda c: c.workflow_task["task_index"])
+    assert [(c.status, c.result["stdout"], c.workflow_task["counted"]) for c in kids] == [
+        ("completed", word, True) for word in words
+    ]
+    assert all(c.started_at is not None for c in kids)

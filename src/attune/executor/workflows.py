@@ -27,10 +27,11 @@ so a redelivered ``ExecutionCompleted`` changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -53,6 +54,7 @@ from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.domain.params import secret_names
 from attune.domain.templates import TemplateEngine
 from attune.errors import AttuneError, Conflict
+from attune.executor import inline as inline_tasks
 from attune.executor import template_keys
 from attune.executor.completion import finish_execution, stage_status_changed
 from attune.lru import LruCache
@@ -74,6 +76,8 @@ _ITEM_LISTS = ("items", "statuses", "results")
 PARAMETERS_KEY = "__parameters_from_execution__"
 #: Seconds between two timer-loop passes.
 TIMER_INTERVAL = 0.2
+#: In-process children remembered as counted, so their ExecutionCompleted costs no query.
+COUNTED_MEMORY = 50_000
 
 _TERMINAL = frozenset(s.value for s in TERMINAL_EXECUTION_STATUSES)
 _PARENT_LIVE = (
@@ -169,6 +173,8 @@ class WorkflowContext:
     rerun_tasks: dict[int, list[str] | None] = field(default_factory=dict)
     #: States of the engine's last steps (None: always rebuild from the database).
     states: StateCache | None = None
+    #: Tasks of in-process actions run inside the step (None: every task is requested).
+    inline: inline_tasks.InlineTasks | None = None
 
 
 @dataclass
@@ -603,6 +609,30 @@ async def fire_timer(
     return True
 
 
+async def advance_deferred(
+    session: AsyncSession, state_id: int, ids: list[int], ctx: WorkflowContext
+) -> None:
+    """Run the deferred in-process children ``ids`` of run ``state_id`` and count them in one step
+    (attune.executor.inline): one transaction for the whole batch."""
+    row = await repo.lock_state(session, state_id)
+    if row is None or row.status in _TERMINAL or ctx.inline is None:
+        return
+    finished = await ctx.inline.run_deferred(session, ids)
+    if not finished:
+        return
+    run = await _load(session, row, ctx)
+    if run is None:
+        return
+    run.keys = await _keys_for(session, run.spec, run.parent, ctx)
+    for task, status, result in finished:
+        event = conductor.TaskFinished(
+            task=str(task.get("task_name")), index=task.get("task_index"), status=status, result=result
+        )
+        run.state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
+        await _apply(session, run, commands, ctx)
+    await _persist(session, run, ctx)
+
+
 async def _step(session: AsyncSession, run: _Run, event: conductor.Event, ctx: WorkflowContext) -> None:
     run.keys = await _keys_for(session, run.spec, run.parent, ctx)
     state, commands = await budget.offload(
@@ -625,7 +655,9 @@ async def _apply(
         command = queue.popleft()
         feedback: conductor.Event | None = None
         if isinstance(command, conductor.RunTask):
-            feedback = await _run_task(session, run, command, ctx)
+            handled, feedback = await _run_inline(session, run, command, ctx)
+            if not handled:
+                feedback = await _run_task(session, run, command, ctx)
         elif isinstance(command, conductor.StartTimer):
             due = utcnow() + timedelta(seconds=max(float(command.seconds), 0.0))
             run.timers.append(
@@ -643,6 +675,8 @@ async def _apply(
                 conductor.advance, run.spec, run.state, feedback, engine=ctx.engine, keys=run.keys
             )
             queue.extend(more)
+    if ctx.inline is not None:
+        await ctx.inline.flush(session)
 
 
 async def _action(session: AsyncSession, run: _Run, ref: str) -> Action | None:
@@ -659,15 +693,8 @@ async def _run_task(
     if action is None:
         failure = f"Action '{command.action}' not found"
     else:
-        task_spec = run.spec.by_name.get(command.task)
-        retry = task_spec.retry if task_spec is not None else None
         parent = run.parent
-        declared = secret_names(runs.flat_schema(action.param_schema))
-        texts = run.keys.revealed if run.keys is not None else []
-        # Decrypted keys (``decrypt_kv``, secret parameters) are stored only as secret parameters.
-        public, revealed = keyrefs.split_revealed(command.input, declared, texts)
-        for name in declared & set(revealed):
-            public[name] = revealed.pop(name)
+        public, revealed = _split_input(run, action, command)
         try:
             child = await runs.request_execution(
                 session,
@@ -682,20 +709,7 @@ async def _run_task(
                 retry_count=command.attempt - 1,
                 secret_values=revealed or None,
             )
-            child.workflow_task = {
-                "workflow_execution": run.row.id,
-                "task_name": command.task,
-                "task_index": command.index,
-                "task_batch": None,
-                "retry_count": command.attempt - 1,
-                "max_retries": retry.count if retry is not None else 0,
-                "next_retry_at": None,
-                "timeout_seconds": command.timeout,
-                "timed_out": False,
-                "duration_ms": None,
-                "started_at": None,
-                "completed_at": None,
-            }
+            child.workflow_task = _task_link(run, command)
             child.workflow_execution_id = run.row.id
             child.workflow_task_name = command.task
             # Retries of a workflow task are the workflow's business (task ``retry``), not
@@ -712,6 +726,94 @@ async def _run_task(
         index=command.index,
         status=ExecutionStatus.FAILED.value,
         result={"succeeded": False, "error": failure},
+    )
+
+
+def _split_input(
+    run: _Run, action: Action, command: conductor.RunTask
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the task's input as stored, the decrypted values that go to ``secret_params`` only)."""
+    declared = secret_names(runs.flat_schema(action.param_schema))
+    texts = run.keys.revealed if run.keys is not None else []
+    # Decrypted keys (``decrypt_kv``, secret parameters) are stored only as secret parameters.
+    public, revealed = keyrefs.split_revealed(command.input, declared, texts)
+    for name in declared & set(revealed):
+        public[name] = revealed.pop(name)
+    return public, revealed
+
+
+def _task_link(run: _Run, command: conductor.RunTask) -> dict[str, Any]:
+    """A child's ``workflow_task``: its place in the run."""
+    task_spec = run.spec.by_name.get(command.task)
+    retry = task_spec.retry if task_spec is not None else None
+    return {
+        "workflow_execution": run.row.id,
+        "task_name": command.task,
+        "task_index": command.index,
+        "task_batch": None,
+        "retry_count": command.attempt - 1,
+        "max_retries": retry.count if retry is not None else 0,
+        "next_retry_at": None,
+        "timeout_seconds": command.timeout,
+        "timed_out": False,
+        "duration_ms": None,
+        "started_at": None,
+        "completed_at": None,
+    }
+
+
+async def _run_inline(
+    session: AsyncSession, run: _Run, command: conductor.RunTask, ctx: WorkflowContext
+) -> tuple[bool, conductor.Event | None]:
+    """Run the task now when its action runs in-process (attune.executor.inline): ``(True, its
+    outcome)``, or ``(True, None)`` when it was deferred to a later step; ``(False, None)`` when
+    the task must be requested from a worker."""
+    if ctx.inline is None:
+        return False, None
+    action = await _action(session, run, command.action)
+    builtin = ctx.inline.builtin(action)
+    if action is None or builtin is None:
+        if command.index is not None and action is not None:
+            await _warn_if_capped(session, run, command, ctx.inline)
+        return False, None
+    public, revealed = _split_input(run, action, command)
+    try:
+        outcome = ctx.inline.run(
+            action,
+            builtin,
+            public,
+            revealed,
+            _task_link(run, command),
+            parent=run.parent,
+            state_id=run.row.id,
+            task=command.task,
+            attempt=command.attempt,
+        )
+    except AttuneError as exc:
+        log.warning(
+            "workflow execution %s: task %s not started: %s", run.parent.id, command.task, exc.message
+        )
+        outcome = ExecutionStatus.FAILED.value, {"succeeded": False, "error": exc.message}
+    if outcome is None:
+        return True, None
+    status, result = outcome
+    return True, conductor.TaskFinished(task=command.task, index=command.index, status=status, result=result)
+
+
+async def _warn_if_capped(
+    session: AsyncSession, run: _Run, command: conductor.RunTask, inline: inline_tasks.InlineTasks
+) -> None:
+    record = run.state.tasks.get(command.task) or {}
+    count = len(record.get("items") or [])
+    task_spec = run.spec.by_name.get(command.task)
+    limit = task_spec.concurrency if task_spec is not None else None
+    await inline_tasks.warn_if_capped(
+        session,
+        inline,
+        execution_id=run.parent.id,
+        state_id=run.row.id,
+        task=command.task,
+        wanted=min(limit or count, count),
     )
 
 
@@ -970,15 +1072,77 @@ class WorkflowEngine:
         self._engine = TemplateEngine()
         self._known: dict[int, tuple[datetime, list[dict[str, Any]]]] = {}
         self._states = StateCache()
+        #: Deferred in-process children a background step of this engine is about to run.
+        self._deferring: set[int] = set()
+        self._warned: LruCache[tuple[int, str], bool] = LruCache(1024)
+        #: In-process children this engine counted already: their completion needs no query.
+        self._counted: LruCache[int, bool] = LruCache(COUNTED_MEMORY)
+        self._drains: set[asyncio.Task[None]] = set()
+        #: Schedules an execution on a worker (the scheduler sets it): deferred tasks whose own
+        #: step failed go there.
+        self.schedule_fallback: Callable[[int], Awaitable[None]] | None = None
 
     def context(self) -> WorkflowContext:
         """A fresh command context sharing this engine's caches."""
-        return WorkflowContext(
-            box=self._runtime.secrets, engine=self._engine, specs=self._specs, states=self._states
+        settings = self._runtime.settings
+        inline = inline_tasks.InlineTasks(
+            box=self._runtime.secrets,
+            source=SOURCE,
+            budget=inline_tasks.BUDGET,
+            enabled=settings.worker.in_process_actions,
+            heartbeat_interval=settings.worker.heartbeat_interval,
+            alive=self._runtime.local_workers,
+            warned=self._warned,
         )
+        return WorkflowContext(
+            box=self._runtime.secrets,
+            engine=self._engine,
+            specs=self._specs,
+            states=self._states,
+            inline=inline,
+        )
+
+    def deferring(self, execution_id: int) -> bool:
+        """True when this engine runs execution ``execution_id`` itself shortly (the scheduler
+        leaves it alone; after a crash it is recovered like any requested execution)."""
+        return execution_id in self._deferring
+
+    def _drain(self, ctx: WorkflowContext) -> None:
+        """After a commit: run the children that step deferred, in a step of their own."""
+        if ctx.inline is None or not ctx.inline.deferred_ids:
+            return
+        for state_id, ids in ctx.inline.deferred_ids.items():
+            self._deferring.update(ids)
+            task = asyncio.create_task(
+                self._run_deferred(state_id, ids), name=f"workflow-{state_id}-deferred"
+            )
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        ctx.inline.deferred_ids = {}
+
+    async def _run_deferred(self, state_id: int, ids: list[int]) -> None:
+        try:
+            ctx = self.context()
+            async with self._runtime.db.transaction() as session:
+                await advance_deferred(session, state_id, ids, ctx)
+            self._remember(ctx)
+        except Exception:
+            # They stay requested: the scheduler hands them to a worker instead.
+            log.exception("running deferred tasks of workflow run %s failed", state_id)
+            self._deferring.difference_update(ids)
+            if self.schedule_fallback is not None:
+                for execution_id in ids:
+                    await self.schedule_fallback(execution_id)
+            return
+        self._deferring.difference_update(ids)
 
     def _remember(self, ctx: WorkflowContext) -> None:
         """Called once ``ctx``'s transaction has committed."""
+        if ctx.inline is not None:
+            for execution_id in ctx.inline.counted_ids:
+                self._counted.put(execution_id, True)
+            ctx.inline.counted_ids = []
+        self._drain(ctx)
         for written in ctx.written:
             self._known[written.state_id] = (written.updated, written.timers)
             if written.state.finished:
@@ -1003,12 +1167,21 @@ class WorkflowEngine:
 
     async def child_finished(self, execution_id: int) -> None:
         """Advance the workflow run a finished execution belongs to (no-op for other executions)."""
+        if self._counted.pop(execution_id):
+            return  # an in-process task counted in the step that ran it
         async with self._runtime.db.session() as session:
-            state_id = await session.scalar(
-                sa.select(Execution.workflow_execution_id).where(Execution.id == execution_id)
-            )
-        if state_id is None:
-            return  # not a workflow child: no write transaction (and no SQLite write lock) needed
+            found = (
+                await session.execute(
+                    sa.select(Execution.workflow_execution_id, Execution.workflow_task).where(
+                        Execution.id == execution_id
+                    )
+                )
+            ).one_or_none()
+        state_id, task = found if found is not None else (None, None)
+        if state_id is None or (isinstance(task, dict) and task.get("counted")):
+            # Not a workflow child, or counted already (an in-process task is counted in the step
+            # that ran it): no write transaction (and no SQLite write lock) needed.
+            return
         ctx = self.context()
         async with self._runtime.db.transaction() as session:
             await advance_child(session, execution_id, ctx, state_id)
