@@ -590,5 +590,5 @@ async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(runt
     assert data["jwt_secret"] == ""
     claims = runtime.tokens.decode(data["token"])
     assert claims.token_type == "execution"
-    assert claims.metadata == {"execution_id": execution_id}
+    assert claims.metadata == {"execution_id": execution_id, "action_ref": "wt.env"}
     assert claims.login == f"execution:{execution_id}"
