@@ -1,9 +1,9 @@
 """``attune user``: identities that log in (docs/security.md "Permission sets").
 
-Every command talks to the API as the logged-in identity (administrators manage others; anyone
-may change its own password). ``attune user create --admin --config FILE`` instead writes straight
-to the database named in a server configuration: that is how the first administrator of a
-production deployment is made, before anyone can log in.
+Every command talks to the API as the logged-in identity (administrators manage identities).
+``attune user create --admin --config FILE`` instead writes straight to the database named in a
+server configuration: that is how the first administrator of a production deployment is made,
+before anyone can log in.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def passwd(
         str | None, typer.Option("--password", help="The new password (default: prompt, or stdin).")
     ] = None,
 ) -> None:
-    """Set an identity's password (an administrator, or the identity itself)."""
+    """Set an identity's password (administrators; change your own with ``attune auth``)."""
     state = current()
     ident = identity_id(login)
     secret = _password(password, login)

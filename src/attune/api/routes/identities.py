@@ -4,10 +4,10 @@
 * ``POST /identities`` ``{login, password, display_name, is_admin?}`` → 201; only an administrator
   may create an administrator;
 * ``GET/PUT/DELETE /identities/{id}`` — an identity may read itself and change its own display name
-  and password; ``is_admin`` changes need an administrator; the last administrator cannot be deleted
-  or demoted;
-* ``GET /identities/{id}/permissions`` → ``{identity_id, login, is_admin, permission_sets, grants,
-  assignments}`` — an identity may always read its own.
+  (its password through ``POST /auth/change-password``); ``is_admin`` changes need an
+  administrator; the last administrator cannot be deleted or demoted;
+* ``GET /identities/{id}/permissions`` → ``{identity_id, login, is_admin, permission_sets,
+  grants}`` — an identity may always read its own.
 """
 
 from __future__ import annotations
@@ -114,6 +114,9 @@ async def update_identity(
 ) -> Data[IdentityResponse]:
     """Change the display name, the password or (administrators only) ``is_admin``."""
     _check_other(principal, id, "update")
+    if body.password is not None and not principal.may_on("identities", "update", owner=id):
+        # Without a grant an identity changes its own password where it must show the current one.
+        raise Forbidden("Change your own password with POST /auth/change-password")
     if body.is_admin is not None and not principal.is_admin:
         raise Forbidden("Only an administrator may change is_admin")
     password_hash = (
