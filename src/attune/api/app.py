@@ -99,9 +99,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_ui(app.router)
-    settings = runtime.settings
-    # Added first, so it runs inside ApiGuard: an anonymous caller still gets 401 first.
+    # Added before ApiGuard, so it runs inside it: an anonymous caller still gets 401 first.
     app.add_middleware(IdRangeGuard, routes=[route for router in ROUTERS for route in router.routes])
+
+    settings = runtime.settings
     app.add_middleware(
         ApiGuard,
         routes=route_table(ROUTERS),
