@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt fuzz test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
+.PHONY: run test lint fmt test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
 
 # Compatible ranges in pyproject.toml, exact versions from constraints.txt (CI installs the same).
 $(STAMP): pyproject.toml constraints.txt
@@ -54,7 +54,7 @@ wheel: web
 run: $(STAMP) web
 	$(BIN)/attune server
 
-## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ, then the API fuzz.
+## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ.
 test: lint web-lint test-sqlite test-postgres fuzz
 
 lint: $(STAMP)
@@ -76,6 +76,7 @@ test-browser: $(STAMP) web
 	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest tests/browser
 
 ## schemathesis against an embedded server: every OpenAPI operation, no 5xx, only declared status codes.
+.PHONY: fuzz
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run
 
