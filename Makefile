@@ -59,7 +59,7 @@ run: $(STAMP) web
 run-scaled: $(STAMP) web
 	$(BIN)/python -m attune.scaled
 
-## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ, then the API fuzz.
+## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ.
 test: lint web-lint test-sqlite test-postgres fuzz
 
 lint: $(STAMP)
@@ -81,6 +81,7 @@ test-browser: $(STAMP) web
 	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest tests/browser
 
 ## schemathesis against an embedded server: every OpenAPI operation, no 5xx, only declared status codes.
+.PHONY: fuzz
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run
 

@@ -101,7 +101,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         per_address=settings.security.login_max_failures_per_address,
         window=settings.security.login_failure_window,
     )
-    # Added first, so it runs inside ApiGuard: an anonymous caller still gets 401 first.
+    # Added before ApiGuard, so it runs inside it: an anonymous caller still gets 401 first.
     app.add_middleware(IdRangeGuard, routes=[route for router in ROUTERS for route in router.routes])
     app.add_middleware(
         ApiGuard,

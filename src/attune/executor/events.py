@@ -92,7 +92,7 @@ class EventProcessor:
                 except (TemplateBudgetExceeded, budget.BudgetExceeded) as exc:
                     # Recorded, not only logged: docs/security.md "Input limits".
                     log.warning("rule %s refused for event %s: %s", rule.ref, event.id, exc)
-                    await self._enforce(session, event, rule, {}, error=str(exc))
+                    await self._refuse(session, event, rule, str(exc))
                     continue
                 if config is not None:
                     await self._enforce(session, event, rule, config)
@@ -155,35 +155,21 @@ class EventProcessor:
             log.exception("rule %s skipped for event %s", rule.ref, event.id)
         return None
 
-    async def _enforce(
-        self,
-        session: AsyncSession,
-        event: Event,
-        rule: Rule,
-        config: dict[str, Any],
-        *,
-        error: str | None = None,
-    ) -> None:
-        """Insert the enforcement; with ``error`` it is ``disabled`` and nothing is requested."""
+    async def _enforce(self, session: AsyncSession, event: Event, rule: Rule, config: dict[str, Any]) -> None:
         payload = event.payload if isinstance(event.payload, dict) else {}
         enforcement = Enforcement(
             rule=rule.id,
             rule_ref=rule.ref,
             trigger_ref=rule.trigger_ref,
             event=event.id,
-            status=EnforcementStatus.CREATED.value if error is None else EnforcementStatus.DISABLED.value,
+            status=EnforcementStatus.CREATED.value,
             payload=payload,
             config=config,
             condition=EnforcementCondition.ALL.value,
             conditions=rule.conditions if rule.conditions is not None else [],
-            error=error,
         )
-        if error is not None:
-            enforcement.resolved_at = utcnow()
         if not await enforcements.add_for_event(session, enforcement):
             log.debug("event %s already enforced rule %s; skipping", event.id, rule.ref)
-            return
-        if error is not None:
             return
         enqueue(
             session,
@@ -199,6 +185,24 @@ class EventProcessor:
             source_service=SOURCE,
         )
         log.info("event %s fired rule %s: enforcement %s", event.id, rule.ref, enforcement.id)
+
+    async def _refuse(self, session: AsyncSession, event: Event, rule: Rule, error: str) -> None:
+        """Record a firing that cannot run: a ``disabled`` enforcement carrying ``error``, no execution."""
+        refused = Enforcement(
+            rule=rule.id,
+            rule_ref=rule.ref,
+            trigger_ref=rule.trigger_ref,
+            event=event.id,
+            status=EnforcementStatus.DISABLED.value,
+            payload=event.payload if isinstance(event.payload, dict) else {},
+            config={},
+            condition=EnforcementCondition.ALL.value,
+            conditions=rule.conditions if rule.conditions is not None else [],
+            error=error,
+            resolved_at=utcnow(),
+        )
+        # A redelivered event finds its refusal already recorded (one enforcement per rule).
+        await enforcements.add_for_event(session, refused)
 
 
 def _has_templates(engine: TemplateEngine, value: Any) -> bool:
