@@ -287,7 +287,10 @@ async def seed_log(runtime: Runtime) -> dict[str, int]:
     rows = {
         "manual": execution("demo.run", 0, status="completed", executor=1, result={"stdout": "Hello World"}),
         "a1": execution("demo.run", 1, status="failed", enforcement=rule_a.id, result={"b": 1, "a": 2}),
-        "a2": execution("demo.other", 2, status="completed", enforcement=rule_a.id, result={"msg": "Grüße"}),
+        # A retry: an enforcement has one first execution (uq_execution_enforcement), retries share it.
+        "a2": execution(
+            "demo.other", 2, status="completed", enforcement=rule_a.id, result={"msg": "Grüße"}, retry_count=1
+        ),
         "b1": execution("demonic.run", 3, status="running", enforcement=rule_b.id),
         "child": execution("demo.run", 4, status="requested", executor=1, parent=0),
         "wf": execution(
