@@ -95,6 +95,11 @@ def _executions_by_webhook(db_file: Path, event_ids: dict[int, int]) -> dict[int
     return result
 
 
+def _outbox_rows(db_file: Path) -> int:
+    with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=30) as conn:
+        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
 def _tally(runs: dict[int, list[str]]) -> Tally:
     statuses = Counter(s[0] for s in runs.values() if len(s) == 1 and s[0] in TERMINAL)
     return Tally(
@@ -158,6 +163,11 @@ def test_kill_9_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
         # core.echo cannot fail by itself. The only failure the crash may cause is an execution
         # whose process died with the server: the restarted worker ends it ``abandoned``
         # (docs/operations.md, "Worker liveness"); none was running at the kill in most runs.
+        # Every message was consumed and settled: nothing waits in the outbox for a next restart.
+        outbox_deadline = time.monotonic() + 15
+        while _outbox_rows(db_file) and time.monotonic() < outbox_deadline:
+            time.sleep(0.5)
+        assert _outbox_rows(db_file) == 0, "messages left unsettled in the outbox"
         runs = _executions_by_webhook(db_file, accepted)
         unexpected = Counter(s[0] for s in runs.values() if s and s[0] not in ("completed", "abandoned"))
         assert not unexpected, f"{tally.line()}: {dict(unexpected)}"

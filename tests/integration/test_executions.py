@@ -280,17 +280,14 @@ async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Runtime) -> None
 
 
 async def seed_log(runtime: Runtime) -> dict[str, int]:
-    """Six executions on consecutive days, with two enforcements; returns ids by name.
-
-    An enforcement has one first run (a unique index keeps consumers idempotent), so the second
-    execution of ``rule_a`` is a retry.
-    """
+    """Six executions on consecutive days, with two enforcements; returns ids by name."""
     rule_a = models.Enforcement(rule_ref="demo.rule_a", trigger_ref="demo.tick")
     rule_b = models.Enforcement(rule_ref="demo.rule_b", trigger_ref="demo.tock")
     await add(runtime, rule_a, rule_b)
     rows = {
         "manual": execution("demo.run", 0, status="completed", executor=1, result={"stdout": "Hello World"}),
         "a1": execution("demo.run", 1, status="failed", enforcement=rule_a.id, result={"b": 1, "a": 2}),
+        # A retry: an enforcement has one first execution (uq_execution_enforcement), retries share it.
         "a2": execution(
             "demo.other", 2, status="completed", enforcement=rule_a.id, result={"msg": "Grüße"}, retry_count=1
         ),
