@@ -476,3 +476,50 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
         ("completed", word, True) for word in words
     ]
     assert all(c.started_at is not None for c in kids)
+
+
+async def test_children_that_finish_together_are_counted_in_one_step(
+    api: httpx.AsyncClient, pack: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five items of a worker-run action finish at once: the run is advanced once for the batch
+    (one write of its state), not once per child, and every item is counted exactly once."""
+    from attune.executor import workflows as engine_module
+
+    await core_noop(runtime)
+    definition = {"tasks": [{"name": "each", "action": "core.noop", "with_items": "{{ [1, 2, 3, 4, 5] }}"}]}
+    body = {
+        "ref": "wf.batch",
+        "pack_ref": "wf",
+        "label": "Batch",
+        "version": "1.0.0",
+        "definition": definition,
+    }
+    assert (await api.post("/api/v1/workflows", json=body)).status_code == 201
+    engine, run = await start_run(runtime, "wf.batch")
+    kids = await children(runtime, run)
+    assert len(kids) == 5
+    async with runtime.db.transaction() as session:
+        for kid in kids:
+            row = await session.get(models.Execution, kid.id)
+            assert row is not None
+            row.status, row.result = "completed", {"succeeded": True}
+    writes = 0
+    persist = engine_module._persist
+
+    async def counting(*args: Any, **kwargs: Any) -> None:
+        nonlocal writes
+        writes += 1
+        await persist(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "_persist", counting)
+    await asyncio.gather(*(engine.child_finished(kid.id) for kid in kids), engine.child_finished(kids[0].id))
+    async with runtime.db.session() as session:
+        parent = await session.get(models.Execution, run)
+    assert parent is not None and parent.status == "completed", parent.result if parent else None
+    assert writes <= 2, writes  # the first completion's step, then one for everything that queued
+    async with runtime.db.session() as session:
+        counted = [
+            (await session.get(models.Execution, kid.id)).workflow_task["counted"]  # type: ignore[union-attr]
+            for kid in kids
+        ]
+    assert counted == [True] * 5

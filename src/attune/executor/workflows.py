@@ -593,6 +593,55 @@ async def advance_child(
     return True
 
 
+async def advance_children(
+    session: AsyncSession, state_id: int, child_ids: Sequence[int], ctx: WorkflowContext
+) -> int:
+    """Count the finished children ``child_ids`` of run ``state_id`` in one step: the run is
+    loaded and written once for the whole batch (each child still counted once). Returns how
+    many were counted."""
+    row = await repo.lock_state(session, state_id)
+    if row is None or row.status in _TERMINAL:
+        return 0
+    query = (
+        sa.select(Execution)
+        .where(Execution.id.in_(list(child_ids)))
+        .order_by(Execution.id)
+        .execution_options(populate_existing=True)
+    )
+    events: list[conductor.Event] = []
+    for child in (await session.execute(query)).scalars().all():
+        task = child.workflow_task if isinstance(child.workflow_task, dict) else None
+        if task is None or task.get("counted") or child.status not in _TERMINAL:
+            continue
+        if child.workflow_execution_id != state_id:
+            continue
+        child.workflow_task = {
+            **task,
+            "counted": True,
+            "completed_at": utcnow().isoformat(),
+            "timed_out": child.status == ExecutionStatus.TIMEOUT.value,
+        }
+        events.append(
+            conductor.TaskFinished(
+                task=str(task.get("task_name")),
+                index=task.get("task_index"),
+                status=_task_status(child),
+                result=child.result,
+            )
+        )
+    if not events:
+        return 0
+    run = await _load(session, row, ctx)
+    if run is None:
+        return 0
+    run.keys = await _keys_for(session, run.spec, run.parent, ctx)
+    for event in events:
+        run.state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
+        await _apply(session, run, commands, ctx)
+    await _persist(session, run, ctx)
+    return len(events)
+
+
 async def fire_timer(
     session: AsyncSession, state_id: int, timer: dict[str, Any], ctx: WorkflowContext
 ) -> bool:
@@ -1075,6 +1124,9 @@ class WorkflowEngine:
         #: Deferred in-process children a background step of this engine is about to run.
         self._deferring: set[int] = set()
         self._warned: LruCache[tuple[int, str], bool] = LruCache(1024)
+        #: Completions waiting for the step of their run, and the runs being stepped.
+        self._finishing: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._stepping: set[int] = set()
         #: In-process children this engine counted already: their completion needs no query.
         self._counted: LruCache[int, bool] = LruCache(COUNTED_MEMORY)
         self._drains: set[asyncio.Task[None]] = set()
@@ -1182,10 +1234,40 @@ class WorkflowEngine:
             # Not a workflow child, or counted already (an in-process task is counted in the step
             # that ran it): no write transaction (and no SQLite write lock) needed.
             return
+        # Children of one run that finish meanwhile are counted together: one transaction, one
+        # load and one write of the run per batch instead of one per child.
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishing.setdefault(state_id, []).append((execution_id, done))
+        if state_id not in self._stepping:
+            self._stepping.add(state_id)
+            try:
+                while batch := self._finishing.pop(state_id, None):
+                    await self._count_batch(state_id, batch)
+            finally:
+                self._stepping.discard(state_id)
+                # Interrupted (shutdown): whoever still waits fails and is delivered again.
+                for _, waiting in self._finishing.pop(state_id, []):
+                    if not waiting.done():
+                        waiting.set_exception(RuntimeError(f"the step of workflow run {state_id} stopped"))
+        await done
+
+    async def _count_batch(self, state_id: int, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
         ctx = self.context()
-        async with self._runtime.db.transaction() as session:
-            await advance_child(session, execution_id, ctx, state_id)
+        try:
+            async with self._runtime.db.transaction() as session:
+                await advance_children(session, state_id, [execution_id for execution_id, _ in batch], ctx)
+        except BaseException as exc:
+            # Every completion of the batch fails and is delivered again.
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("interrupted"))
+            if not isinstance(exc, Exception):
+                raise
+            return
         self._remember(ctx)
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
 
     async def sweep_timers(self) -> int:
         """One timer-loop pass; returns how many timers fired."""

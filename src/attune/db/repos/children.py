@@ -1,0 +1,295 @@
+"""Bulk writes of workflow children that the engine runs itself (attune.executor.inline).
+
+Rows inserted or updated by one statement for many children, so the ORM's change capture
+(``attune.db.changes``) does not see them: their history rows, change notifications and bus
+messages are written here, the same ones a child created and finished one by one would produce
+(docs/performance.md, "In-process workflow tasks"). Envelopes of one type differ only in ids and
+payload values, so one is validated through the message model and the rest are copies.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from attune.bus.messages import MessageType, change_notification_routing, make_envelope, routing_for
+from attune.db.changes import notifications_for
+from attune.db.history import RowChange, write_history
+from attune.db.models import Enforcement, Execution, OutboxMessage
+from attune.db.outbox import note_staged
+from attune.db.types import utcnow
+from attune.domain.enums import ExecutionStatus
+
+_REQUESTED = ExecutionStatus.REQUESTED.value
+
+
+def _table() -> sa.Table:
+    return cast(sa.Table, Execution.__table__)
+
+
+async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    table = _table()
+    result = await session.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return [row[0] for row in result.all()]
+
+
+async def insert_finished(session: AsyncSession, rows: list[dict[str, Any]], *, source: str) -> list[int]:
+    """Insert children that already ran (one statement); their history shows ``requested`` then
+    the final status; notifications, ``ExecutionStatusChanged`` and ``ExecutionCompleted`` are
+    staged. Returns the new ids in the order of ``rows``."""
+    ids = await _insert(session, rows)
+    await session.run_sync(_capture, list(zip(ids, rows, strict=True)), source)
+    return ids
+
+
+async def insert_requested(session: AsyncSession, rows: list[dict[str, Any]], *, source: str) -> list[int]:
+    """Insert ``requested`` children (one statement) with their history, ``execution_created``
+    and ``ExecutionRequested``. Returns the new ids in the order of ``rows``."""
+    ids = await _insert(session, rows)
+    await session.run_sync(_capture_requested, list(zip(ids, rows, strict=True)), source)
+    return ids
+
+
+async def requested(session: AsyncSession, ids: Sequence[int]) -> Sequence[Any]:
+    """Those of ``ids`` still ``requested`` (locked on PostgreSQL), by id, with what running them
+    needs."""
+    table = _table()
+    query = (
+        sa.select(
+            table.c.id,
+            table.c.action,
+            table.c.action_ref,
+            table.c.config,
+            table.c.secret_params,
+            table.c.workflow_task,
+            table.c.enforcement,
+            table.c.parent,
+            table.c.created,
+        )
+        .where(table.c.id.in_(list(ids)), table.c.status == _REQUESTED)
+        .order_by(table.c.id)
+    )
+    if session.get_bind().dialect.name != "sqlite":
+        # A scheduler may read them meanwhile (SQLite serialises writers anyway).
+        query = query.with_for_update()
+    return (await session.execute(query)).all()
+
+
+async def finish(
+    session: AsyncSession,
+    updates: list[dict[str, Any]],
+    written: list[tuple[int, dict[str, Any]]],
+    *,
+    now: datetime,
+    source: str,
+) -> None:
+    """Write the outcome of requested children that ran (``updates``: ``b_id``, ``status``,
+    ``result``, ``workflow_task``) and stage their history, notifications and messages
+    (``written``: id → the columns that changed and the ones the notifications name)."""
+    table = _table()
+    # On the connection: the ORM change capture would read the rows again; _capture_finished
+    # records the changes itself.
+    connection = await session.connection()
+    await connection.execute(
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("b_id"), table.c.status == _REQUESTED)
+        .values(
+            status=sa.bindparam("status"),
+            result=sa.bindparam("result", type_=table.c.result.type),
+            workflow_task=sa.bindparam("workflow_task", type_=table.c.workflow_task.type),
+            started_at=now,
+            updated=now,
+        ),
+        updates,
+    )
+    await session.run_sync(_capture_finished, written, source)
+
+
+def _capture_requested(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
+    """History, notification and ``ExecutionRequested`` of deferred children (a worker may run
+    them if the deferred step never comes: after a crash, the scheduler recovers them)."""
+    connection = session.connection()
+    changes = [
+        RowChange("execution", "INSERT", execution_id, None, {**values, "id": execution_id})
+        for execution_id, values in written
+    ]
+    write_history(connection, changes)
+    first_id, first = written[0]
+    requested = _Template(
+        MessageType.EXECUTION_REQUESTED,
+        {
+            "execution_id": first_id,
+            "action_id": first["action"],
+            "action_ref": first["action_ref"],
+            "parent_id": first["parent"],
+            "enforcement_id": first["enforcement"],
+            "config": first["config"],
+        },
+        source,
+    )
+    messages = _notifications(changes, _refs(connection, written), source) + [
+        requested.row(
+            {
+                "execution_id": execution_id,
+                "action_id": values["action"],
+                "action_ref": values["action_ref"],
+                "config": values["config"],
+            }
+        )
+        for execution_id, values in written
+    ]
+    connection.execute(sa.insert(OutboxMessage), messages)
+    note_staged(session, messages)
+
+
+def _capture_finished(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
+    """History, notifications and messages of deferred children that have now run."""
+    connection = session.connection()
+    changes: list[RowChange] = []
+    for execution_id, values in written:
+        new = {**values, "id": execution_id}
+        old = {**new, "status": _REQUESTED, "result": None, "workflow_task": None}
+        changes.append(RowChange("execution", "UPDATE", execution_id, old, new))
+    write_history(connection, changes)
+    messages = _notifications(changes, _refs(connection, written), source) + _messages(written, source)
+    connection.execute(sa.insert(OutboxMessage), messages)
+    note_staged(session, messages)
+
+
+def _capture(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
+    """History, notifications and messages of inline children, as if each had been inserted
+    ``requested`` and then finished (the change capture sees no ORM flush for a bulk insert)."""
+    connection = session.connection()
+    changes: list[RowChange] = []
+    for execution_id, values in written:
+        new = {**values, "id": execution_id}
+        requested = {**new, "status": _REQUESTED, "result": None, "workflow_task": None}
+        changes.append(RowChange("execution", "INSERT", execution_id, None, requested))
+        changes.append(RowChange("execution", "UPDATE", execution_id, requested, new))
+    write_history(connection, changes)
+    messages = _notifications(changes, _refs(connection, written), source) + _messages(written, source)
+    connection.execute(sa.insert(OutboxMessage), messages)
+    note_staged(session, messages)
+
+
+def _refs(
+    connection: sa.Connection, written: list[tuple[int, dict[str, Any]]]
+) -> dict[int, tuple[str | None, str | None]]:
+    """Rule and trigger refs of the enforcement the children share with their workflow."""
+    ids = {values["enforcement"] for _, values in written if isinstance(values.get("enforcement"), int)}
+    if not ids:
+        return {}
+    query = sa.select(Enforcement.id, Enforcement.rule_ref, Enforcement.trigger_ref).where(
+        Enforcement.id.in_(sorted(ids))
+    )
+    return {row.id: (row.rule_ref, row.trigger_ref) for row in connection.execute(query)}
+
+
+def _notifications(
+    changes: list[RowChange], refs: dict[int, tuple[str | None, str | None]], source: str
+) -> list[dict[str, Any]]:
+    """The change notifications of ``changes`` (:func:`attune.db.changes.notifications_for`),
+    one validated envelope per channel and copies for the rest."""
+    timestamp = utcnow().isoformat()
+    templates: dict[str, _Template] = {}
+    rows: list[dict[str, Any]] = []
+    for change in changes:
+        for notice in notifications_for(change, refs):
+            fields = {
+                "notification_type": notice.channel,
+                "entity_type": notice.entity_type,
+                "entity_id": notice.entity_id,
+                "payload": notice.payload,
+            }
+            template = templates.get(notice.channel)
+            if template is None:
+                template = templates[notice.channel] = _Template(
+                    MessageType.CHANGE_NOTIFICATION,
+                    {**fields, "timestamp": timestamp},
+                    source,
+                    routing=change_notification_routing(notice.channel),
+                )
+            rows.append(template.row(fields))
+    return rows
+
+
+class _Template:
+    """Envelopes of one type that differ only in their ids and payload values: validated once
+    through the message model, then copied (thousands of children per step)."""
+
+    def __init__(
+        self,
+        message_type: MessageType,
+        sample: dict[str, Any],
+        source: str,
+        *,
+        routing: tuple[str, str] | None = None,
+    ) -> None:
+        self.type = message_type
+        self.body = make_envelope(message_type, sample, source_service=source).model_dump(mode="json")
+        self.exchange, self.routing_key = routing or routing_for(message_type)
+
+    def row(self, payload: dict[str, Any]) -> dict[str, Any]:
+        message_id = str(uuid.uuid4())
+        body = {
+            **self.body,
+            "message_id": message_id,
+            "correlation_id": message_id,
+            "payload": {**self.body["payload"], **payload},
+        }
+        return {
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "message_type": str(self.type),
+            "message_id": message_id,
+            "body": body,
+        }
+
+
+def _messages(written: list[tuple[int, dict[str, Any]]], source: str) -> list[dict[str, Any]]:
+    first_id, first = written[0]
+    now: datetime = first["updated"]
+    changed = _Template(
+        MessageType.EXECUTION_STATUS_CHANGED,
+        {
+            "execution_id": first_id,
+            "action_ref": first["action_ref"],
+            "previous_status": _REQUESTED,
+            "new_status": first["status"],
+            "changed_at": now.isoformat(),
+        },
+        source,
+    )
+    completed = _Template(
+        MessageType.EXECUTION_COMPLETED,
+        {
+            "execution_id": first_id,
+            "action_id": first["action"],
+            "action_ref": first["action_ref"],
+            "status": first["status"],
+            "result": None,
+            "completed_at": now.isoformat(),
+        },
+        source,
+    )
+    rows: list[dict[str, Any]] = []
+    for execution_id, values in written:
+        common = {"execution_id": execution_id, "action_ref": values["action_ref"]}
+        rows.append(changed.row({**common, "new_status": values["status"]}))
+        rows.append(
+            completed.row(
+                {
+                    **common,
+                    "action_id": values["action"],
+                    "status": values["status"],
+                    "result": values["result"],
+                }
+            )
+        )
+    return rows
