@@ -152,10 +152,15 @@ class OutboxRelay:
             await self._delete_published()  # so the next start does not send them again
 
     async def _publish_ready(self) -> None:
+        sent = 0
         while self._ready:
             row = self._ready[0]
             await self._send(row["message_id"], row["exchange"], row["routing_key"], row["body"])
             self._ready.popleft()
+            sent += 1
+            if sent % 100 == 0:
+                # The in-memory bus never suspends: let API requests in between a big batch's messages.
+                await asyncio.sleep(0)
 
     async def _send(self, message_id: str, exchange: str, routing_key: str, body: Any) -> None:
         """Publish one row; on a durable bus its row may go at once, otherwise on settlement."""
