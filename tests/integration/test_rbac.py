@@ -521,6 +521,14 @@ async def test_identities_permission_sets_and_assignments(
     assert (await api.delete(f"/api/v1/permissions/assignments/{assignment['id']}")).status_code == 404
     assert (await api.delete("/api/v1/permissions/sets/ops.rules")).status_code == 200
 
+    # A password set by an administrator revokes the identity's earlier tokens.
+    holder = await make_identity(runtime, "tess", None, "core.viewer")
+    async with client_for(app, runtime, holder) as before:
+        assert (await before.get("/api/v1/packs")).status_code == 200
+        reset = await api.put(f"/api/v1/identities/{holder.id}", json={"password": "Tess-Passw0rd-2"})
+        assert reset.status_code == 200, reset.text
+        assert (await before.get("/api/v1/packs")).status_code == 401
+
     # The last administrator stays.
     last = await api.put(f"/api/v1/identities/{user.id}", json={"is_admin": False})
     assert last.status_code == 409

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import Principal, PrincipalDep, identity_principal, require
@@ -30,6 +30,7 @@ from attune.api.schemas.permissions import (
     UpdateIdentityRequest,
 )
 from attune.auth.passwords import hash_password
+from attune.auth.sessions import TokenVersions
 from attune.db.models import Identity
 from attune.db.repos import identities, permissions
 from attune.errors import Conflict, Forbidden, NotFound
@@ -110,9 +111,12 @@ async def get_identity(id: int, runtime: RuntimeDep, principal: PrincipalDep) ->
 
 @router.put("/identities/{id}", dependencies=[require("identities", "update", deferred=True)])
 async def update_identity(
-    id: int, body: UpdateIdentityRequest, runtime: RuntimeDep, principal: PrincipalDep
+    id: int, body: UpdateIdentityRequest, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Data[IdentityResponse]:
-    """Change the display name, the password or (administrators only) ``is_admin``."""
+    """Change the display name, the password or (administrators only) ``is_admin``.
+
+    A new password revokes every token issued to the identity before (docs/security.md).
+    """
     _check_other(principal, id, "update")
     if body.password is not None and not principal.may_on("identities", "update", owner=id):
         # Without a grant an identity changes its own password where it must show the current one.
@@ -127,13 +131,16 @@ async def update_identity(
         if body.display_name is not None:
             row.display_name = body.display_name
         if password_hash is not None:
-            row.password_hash = password_hash
+            await identities.set_password(session, row, password_hash)
         if body.is_admin is not None and body.is_admin != row.is_admin:
             if not body.is_admin and await identities.admin_count(session) <= 1:
                 raise Conflict("Cannot remove the last administrator")
             row.is_admin = body.is_admin
         await session.flush()
         response = await _response(session, row)
+    if password_hash is not None:
+        versions: TokenVersions = request.app.state.token_versions
+        versions.forget(id)
     return Data(data=response, message="Identity updated successfully")
 
 
