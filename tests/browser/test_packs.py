@@ -142,6 +142,10 @@ def test_install_upgrade_and_uninstall_a_git_pack_with_live_progress(page: Page,
     _git(repo, "commit", "-q", "-am", "v1.3.0")
 
     login(page, "/packs/install")
+    # A failing install ends the stream with an error line, shown like any refused call.
+    page.fill("input[name=path]", f"file://{repo}-missing")
+    page.get_by_role("button", name="Install").click()
+    expect(page.get_by_role("alert")).to_contain_text("livepack-src-missing", timeout=30_000)
     page.fill("input[name=path]", f"file://{repo}")
     page.fill("input[name=ref_spec]", "v1.1.0")
     page.check("input[name=skip_tests]")
