@@ -119,9 +119,83 @@ def test_register_a_pack_with_skip_tests_then_install_from_git_with_a_ref(
     page.fill("input[name=path]", f"file://{repo}")
     page.fill("input[name=ref_spec]", "v1.2.0")
     page.check("input[name=skip_tests]")
-    with page.expect_request(lambda r: r.url.endswith("/api/v1/packs/install")) as request:
+    with page.expect_request(lambda r: "/api/v1/packs/install?" in r.url) as request:
         page.get_by_role("button", name="Install").click()
     assert request.value.post_data_json["ref_spec"] == "v1.2.0"
     expect(page.get_by_role("status")).to_contain_text("installed successfully", timeout=30_000)
     page.wait_for_url("**/packs/gitpack")
     expect(page.get_by_text("1.2.0", exact=True)).to_be_visible()
+
+
+def test_install_upgrade_and_uninstall_a_git_pack_with_live_progress(page: Page, server: Deployment) -> None:
+    """Issue #17: the install page and the pack page show the streamed stages, then the outcome."""
+    repo = server.workdir / "livepack-src"
+    shutil.copytree(TEST_PACK, repo)
+    _retarget(repo, "uitest", "livepack")
+    manifest = repo / "pack.yaml"
+    manifest.write_text(manifest.read_text().replace('version: "1.0.0"', 'version: "1.1.0"'))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "v1.1.0")
+    _git(repo, "tag", "v1.1.0")
+    manifest.write_text(manifest.read_text().replace('version: "1.1.0"', 'version: "1.3.0"'))
+    _git(repo, "commit", "-q", "-am", "v1.3.0")
+
+    login(page, "/packs/install")
+    # A failing install ends the stream with an error line, shown like any refused call.
+    page.fill("input[name=path]", f"file://{repo}-missing")
+    page.get_by_role("button", name="Install").click()
+    expect(page.get_by_role("alert")).to_contain_text("livepack-src-missing", timeout=30_000)
+    page.fill("input[name=path]", f"file://{repo}")
+    page.fill("input[name=ref_spec]", "v1.1.0")
+    page.check("input[name=skip_tests]")
+    page.get_by_role("button", name="Install").click()
+    progress = page.get_by_test_id("install-progress")
+    expect(progress.locator("[data-stage=fetch]")).to_contain_text("Cloning", timeout=30_000)
+    expect(page.get_by_role("status")).to_contain_text("v1.1.0 installed successfully", timeout=60_000)
+    expect(progress.locator("[data-stage=register]")).to_contain_text("Activating livepack 1.1.0")
+    page.wait_for_url("**/packs/livepack")
+
+    # Upgrade to the branch head from the pack page: confirmation, stages, outcome.
+    page.get_by_role("button", name="Upgrade", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Installed version: 1.1.0")
+    dialog.locator("input[name=upgrade_ref_spec]").fill("main")
+    dialog.locator("input[name=upgrade_skip_tests]").check()
+    dialog.get_by_role("button", name="Upgrade", exact=True).click()
+    expect(dialog.get_by_role("status")).to_contain_text(
+        "upgraded from v1.1.0 to v1.3.0 successfully", timeout=60_000
+    )
+    expect(dialog.get_by_test_id("install-progress").locator("[data-stage=fetch]")).to_contain_text("Cloning")
+    dialog.get_by_text("Close", exact=True).click()
+    expect(page.get_by_text("1.3.0", exact=True)).to_be_visible()
+
+    page.get_by_role("button", name="Uninstall", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Uninstall").click()
+    page.wait_for_url(lambda url: url.endswith("/packs"))
+    status = page.evaluate(
+        "fetch('/api/v1/packs/livepack', {headers: {Authorization: "
+        "'Bearer ' + localStorage.getItem('access_token')}}).then(r => r.status)"
+    )
+    assert status == 404
+
+
+def test_pack_controls_hidden_without_packs_manage(page: Page) -> None:
+    """Upgrade and Uninstall need packs:manage; a read+update identity sees Edit only."""
+    grants = {
+        "data": {
+            "identity_id": 1,
+            "login": "test@attune.local",
+            "is_admin": False,
+            "permission_sets": ["custom"],
+            "grants": [{"resource": "packs", "actions": ["read", "update"], "constraints": {}}],
+        }
+    }
+    page.route(
+        "**/api/v1/identities/*/permissions",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(grants)),
+    )
+    login(page, "/packs/uitest")
+    expect(page.get_by_role("link", name="Edit", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Upgrade", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Uninstall", exact=True)).to_have_count(0)

@@ -26,7 +26,7 @@ HAS_PERMISSION_MODEL = any(
 
 #: Pages with Create/Run/Delete controls for an identity that may use them.
 GUARDED = [
-    ("/packs/core", ["Edit", "Delete"]),
+    ("/packs/core", ["Edit", "Upgrade", "Uninstall"]),
     ("/packs", ["New Pack ▾"]),
     ("/actions/core.echo", ["Execute"]),
     ("/actions", ["+ Workflow"]),

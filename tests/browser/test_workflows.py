@@ -219,3 +219,46 @@ def test_answer_an_inquiry_and_watch_the_waiting_workflow_finish(page: Page, ser
     children = api(server, "GET", f"/api/v1/executions?parent={execution['id']}")
     report = next(c for c in children if c["workflow_task"]["task_name"] == "report")
     assert "approved=true" in str(api(server, "GET", f"/api/v1/executions/{report['id']}")["result"]).lower()
+
+
+def test_click_to_connect_draws_transitions_and_a_background_click_cancels(page: Page) -> None:
+    """Issue #15: click a handle, then click a node (the source included) to add the target."""
+    login(page, "/actions/workflows/new")
+    page.get_by_label("Pack").select_option("uitest")
+    page.get_by_label("Workflow name").fill("click_flow")
+    page.locator("[data-palette='core.echo']").click()
+    page.locator("[data-palette='core.echo']").click()
+    page.get_by_role("button", name="Close inspector").click()
+    page.get_by_role("button", name="Fit View").click()
+    canvas = page.get_by_test_id("workflow-canvas")
+    banner = canvas.get_by_text("Click a task to connect as")
+
+    # A background click cancels the connection in progress: nothing is drawn.
+    page.locator("[data-task='echo_1'] [data-handle='always']").click()
+    expect(banner).to_contain_text("always transition")
+    expect(page.locator("[data-task='echo_2']")).to_contain_text("Drop to connect")
+    expect(page.locator("[data-task='echo_1']")).to_contain_text("Drop to self-loop")
+    page.locator(".react-flow__pane").click(position={"x": 15, "y": 15})
+    expect(banner).to_have_count(0)
+    assert "next" not in _task(_yaml(page), "echo_1")
+
+    page.locator("[data-task='echo_1'] [data-handle='succeeded']").click()
+    expect(banner).to_contain_text("succeeded transition")
+    page.locator("[data-task='echo_2']").click()
+    expect(banner).to_have_count(0)
+    expect(page.get_by_test_id("edge-label-On Success")).to_be_visible()
+    page.locator("[data-task='echo_2'] [data-handle='failed']").click()
+    page.locator("[data-task='echo_2']").click()  # the source itself: a self-loop
+    expect(page.get_by_test_id("edge-label-On Failure")).to_be_visible()
+    # Clicking the same target again adds no duplicate.
+    page.locator("[data-task='echo_1'] [data-handle='succeeded']").click()
+    page.locator("[data-task='echo_2']").click()
+
+    doc = _yaml(page)
+    first = _task(doc, "echo_1")["next"]
+    second = _task(doc, "echo_2")["next"]
+    assert isinstance(first, list) and isinstance(second, list)
+    assert len(first) == 1 and first[0]["do"] == ["echo_2"]
+    assert "succeeded()" in first[0]["when"]
+    assert len(second) == 1 and second[0]["do"] == ["echo_2"]
+    assert "failed()" in second[0]["when"]

@@ -104,3 +104,55 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
   }
   return result.data as T;
 }
+
+/** One line of a streamed pack install/upgrade (docs/web-ui.md "Packs"; api.md pack routes). */
+export type InstallLine =
+  | { event: "progress"; stage: string; message: string; pack?: string; current?: number; total?: number; unit?: string }
+  | { event: "heartbeat" }
+  | { event: "result"; data: unknown; message?: string }
+  | { event: "error"; status: number; code?: string; error: string };
+
+/**
+ * POST and read the NDJSON answer line by line, handing each progress line to `onLine` as it
+ * arrives; resolves with the final result's data, rejects with an ApiError for an error line.
+ */
+export async function postStream<T>(path: string, body: unknown, onLine: (line: InstallLine) => void): Promise<T> {
+  const sep = path.includes("?") ? "&" : "?";
+  const response = await send(`${apiBase}${path}${sep}stream=true`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json" },
+  });
+  if (!response.ok || !response.body) {
+    // Validation, permission and not-found errors come back as plain JSON before any streaming.
+    const parsed = await parse(response);
+    const code = parsed && typeof parsed === "object" ? (parsed as { code?: string }).code : undefined;
+    throw new ApiError(response.status, messageOf(parsed, `${response.status} ${response.statusText}`), code);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let outcome: InstallLine | null = null;
+  const handle = (text: string) => {
+    if (!text.trim()) return;
+    const line = JSON.parse(text) as InstallLine;
+    onLine(line);
+    if (line.event === "result" || line.event === "error") outcome = line;
+  };
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let newline = buffer.indexOf("\n");
+    while (newline >= 0) {
+      handle(buffer.slice(0, newline));
+      buffer = buffer.slice(newline + 1);
+      newline = buffer.indexOf("\n");
+    }
+  }
+  handle(buffer + decoder.decode());
+  const last = outcome as InstallLine | null;
+  if (last?.event === "result") return last.data as T;
+  if (last?.event === "error") throw new ApiError(last.status, last.error, last.code);
+  throw new ApiError(502, "The install stream ended without a result");
+}

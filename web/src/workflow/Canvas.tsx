@@ -20,6 +20,9 @@ type CanvasApi = {
   onUpdateTransition: (taskId: string, index: number, change: Partial<Transition>) => void;
   selectedEdge: string | null;
   selectEdge: (edgeId: string | null, taskId?: string, index?: number) => void;
+  /** The connection in progress (a pressed or clicked handle), which every node offers to end. */
+  connectFrom: { source: string; preset: Preset } | null;
+  startConnect: (source: string, preset: Preset) => void;
 };
 const Api = createContext<CanvasApi | null>(null);
 
@@ -47,9 +50,10 @@ const TaskNode = memo(function TaskNode({ data, selected }: NodeProps<Node<TaskD
   const status = api.statuses?.[task.name];
   const inputs = Object.entries(task.input).filter(([, v]) => v !== undefined && v !== "");
   const targets = new Set(task.next.flatMap((n) => n.do ?? []));
+  const from = api.connectFrom;
   const header = status ? STATUS_HEADER[status] ?? "bg-gray-500" : start ? "bg-green-600" : "bg-slate-600";
   return (
-    <div className={`relative rounded-lg border bg-white shadow ${selected ? "ring-2 ring-blue-500" : ""}`} style={{ width: NODE_W }}
+    <div className={`relative rounded-lg border bg-white shadow ${from ? "ring-2 ring-purple-500" : selected ? "ring-2 ring-blue-500" : ""}`} style={{ width: NODE_W }}
       data-task={task.name} data-status={status} onMouseEnter={() => { hoverTimer.current = window.setTimeout(() => setHover(true), 400); }}
       onMouseLeave={() => { window.clearTimeout(hoverTimer.current); setHover(false); }}>
       {/* The whole node is a drop target for connections. */}
@@ -67,6 +71,7 @@ const TaskNode = memo(function TaskNode({ data, selected }: NodeProps<Node<TaskD
           {task.retry && <span className="rounded bg-gray-100 px-1">retry: {task.retry.count}×</span>}
         </div>
       </div>
+      {from && <div className="px-2 text-xs text-purple-700">{from.source === task.id ? "Drop to self-loop" : "Drop to connect"}</div>}
       <div className="flex items-center justify-between px-2 pb-3 text-xs">
         {isStop(task) ? <span className="text-red-600">■ Stop</span> : <span />}
         {!api.readOnly && <button className="nodrag text-gray-400 hover:text-red-600" aria-label={`Delete task ${task.name}`} onClick={(e) => { e.stopPropagation(); api.onDeleteTask(task.id); }}><Trash2 size={14} /></button>}
@@ -75,6 +80,8 @@ const TaskNode = memo(function TaskNode({ data, selected }: NodeProps<Node<TaskD
         const present = task.next.some((n) => (preset === "always" ? !n.when : (n.when ?? "").replace(/\s/g, "").toLowerCase().includes(`${preset}()`)));
         return (
           <Handle key={preset} type="source" id={preset} position={Position.Bottom} isConnectable={!api.readOnly} title={`On ${preset}`}
+            // A click (no drag) starts a connection that a click on any node ends (docs/web-ui.md "Workflow builder").
+            onClick={api.readOnly ? undefined : (e) => { e.stopPropagation(); api.startConnect(task.id, preset); }}
             data-handle={preset} style={{ left, background: colour, opacity: present ? 1 : 0.4, width: 12, height: 12, border: "2px solid white", zIndex: 10 }} />
         );
       })}
@@ -182,6 +189,8 @@ type Props = {
 function CanvasInner({ tasks, readOnly = false, statuses, selectedTask, onSelectTask, onTasksChange, onConnect, onDeleteTask, onSelectTransition, onAddTask }: Props) {
   const [selectedEdge, setSelectedEdge] = useState<string | null>(null);
   const [connecting, setConnecting] = useState<string | null>(null);
+  const [clickFrom, setClickFrom] = useState<{ source: string; preset: Preset } | null>(null);
+  const dragFrom = useRef<{ source: string; preset: Preset } | null>(null);
   const starts = useMemo(() => new Set(startTasks(tasks).map((t) => t.id)), [tasks]);
   const byName = useMemo(() => new Map(tasks.map((t) => [t.name, t])), [tasks]);
   const nodes: Node<TaskData>[] = tasks.map((task) => ({
@@ -195,6 +204,8 @@ function CanvasInner({ tasks, readOnly = false, statuses, selectedTask, onSelect
   const colours = [...new Set(edges.map((e) => edgeColour(e.data!.transition)))];
   const api: CanvasApi = {
     readOnly, statuses, selectedEdge,
+    connectFrom: clickFrom ?? dragFrom.current,
+    startConnect: (source, preset) => { setSelectedEdge(null); setClickFrom({ source, preset }); },
     onDeleteTask: (id) => onDeleteTask?.(id),
     onUpdateTransition: (taskId, index, change) => onTasksChange?.(tasks.map((t) => (t.id === taskId ? { ...t, next: t.next.map((n, i) => (i === index ? { ...n, ...change } : n)) } : t))),
     selectEdge: (edgeId, taskId, index) => {
@@ -210,9 +221,11 @@ function CanvasInner({ tasks, readOnly = false, statuses, selectedTask, onSelect
   return (
     <Api.Provider value={api}>
       <div className="relative h-full w-full" data-testid="workflow-canvas">
-        {connecting && (
-          <div className="absolute left-1/2 top-2 z-10 -translate-x-1/2 rounded bg-purple-600 px-3 py-1 text-xs text-white shadow">
-            Drag to a task to connect as {connecting} transition — or release to cancel
+        {(connecting || clickFrom) && (
+          <div className="absolute left-1/2 top-2 z-10 -translate-x-1/2 rounded bg-purple-600 px-3 py-1 text-xs text-white shadow" role="status">
+            {connecting
+              ? <>Drag to a task to connect as {connecting} transition — or release to cancel</>
+              : <>Click a task to connect as {clickFrom!.preset} transition — or click the background to cancel</>}
           </div>
         )}
         <svg className="absolute h-0 w-0">
@@ -226,10 +239,21 @@ function CanvasInner({ tasks, readOnly = false, statuses, selectedTask, onSelect
         </svg>
         <ReactFlow nodes={nodes} edges={edges} nodeTypes={nodeTypes} edgeTypes={edgeTypes} minZoom={0.15} maxZoom={3}
           onNodesChange={readOnly ? undefined : onNodesChange} nodesConnectable={!readOnly} nodesDraggable={!readOnly}
-          onNodeClick={(_, node) => { setSelectedEdge(null); onSelectTask?.(node.id); }}
-          onPaneClick={() => { setSelectedEdge(null); onSelectTask?.(null); }}
-          onConnectStart={(_, p) => setConnecting(p.handleId ?? null)}
-          onConnectEnd={() => setConnecting(null)}
+          onNodeClick={(_, node) => {
+            if (clickFrom) { onConnect?.(clickFrom.source, clickFrom.preset, node.id); setClickFrom(null); return; }
+            setSelectedEdge(null); onSelectTask?.(node.id);
+          }}
+          onPaneClick={() => {
+            if (clickFrom) { setClickFrom(null); return; } // cancels the connection, keeps the selection
+            setSelectedEdge(null); onSelectTask?.(null);
+          }}
+          connectOnClick={false}
+          onConnectStart={(_, p) => {
+            setClickFrom(null);
+            dragFrom.current = p.nodeId && p.handleId ? { source: p.nodeId, preset: p.handleId as Preset } : null;
+            setConnecting(p.handleId ?? null);
+          }}
+          onConnectEnd={() => { dragFrom.current = null; setConnecting(null); }}
           onConnect={(c: Connection) => c.sourceHandle && onConnect?.(c.source, c.sourceHandle as Preset, c.target)}
           connectionRadius={40} fitView fitViewOptions={{ padding: 0.2, maxZoom: 1 }} panOnDrag={[1, 2]} selectionOnDrag={false}
           onContextMenu={(e) => e.preventDefault()} proOptions={{ hideAttribution: true }} deleteKeyCode={null}>

@@ -4,6 +4,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { post } from "@/api/http";
 import type { Pack } from "@/api/types";
 import { Card, ErrorBox, Field, PageHeader } from "@/components/ui";
+import { InstallProgress, useInstallStream } from "./InstallProgress";
 
 type Result = { pack?: Pack; tests_skipped?: boolean; test_result?: { status?: string; passed?: number; totalTests?: number } | null } & Partial<Pack>;
 
@@ -17,10 +18,11 @@ export default function PackRegister({ mode }: { mode: "register" | "install" })
   const [skipDeps, setSkipDeps] = useState(false);
   const [force, setForce] = useState(false);
   const [done, setDone] = useState("");
+  const progress = useInstallStream();
   const run = useMutation({
     mutationFn: () => mode === "register"
       ? post<Result>("/api/v1/packs/register", { path, force, skip_tests: skipTests })
-      : post<Result>("/api/v1/packs/install", { source: path, ref_spec: kind === "git" && refSpec ? refSpec : undefined, skip_tests: skipTests, skip_deps: skipDeps }),
+      : progress.start<Result>("/api/v1/packs/install", { source: path, ref_spec: kind === "git" && refSpec ? refSpec : undefined, skip_tests: skipTests, skip_deps: skipDeps }),
     onSuccess: (data) => {
       // The register route answers with the bare pack, install with {pack, test_result, tests_skipped}.
       const pack = (data.pack ?? data) as Pack;
@@ -36,6 +38,7 @@ export default function PackRegister({ mode }: { mode: "register" | "install" })
       <PageHeader title={mode === "register" ? "Register a Pack" : "Install a Pack"} />
       {done && <div className="rounded border border-green-300 bg-green-50 p-3 text-sm text-green-800" role="status">{done}</div>}
       <ErrorBox error={run.error} />
+      {mode === "install" && <InstallProgress lines={progress.lines} running={run.isPending} />}
       <Card>
         <div className="space-y-3">
           {mode === "install" && (

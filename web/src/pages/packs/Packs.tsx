@@ -9,6 +9,7 @@ import { flatten } from "@/components/schema";
 import { usePermissions } from "@/auth/permissions";
 import { useDelete } from "@/lib/useDelete";
 import { PackTests } from "./PackTests";
+import { UpgradeModal } from "./UpgradeModal";
 import { dateTime } from "@/lib/format";
 
 function NewPackMenu() {
@@ -41,6 +42,7 @@ function PackDetail({ packRef }: { packRef: string }) {
   const pack = useQuery({ queryKey: ["packs", packRef], queryFn: () => get<Pack>(`/api/v1/packs/${packRef}`) });
   const actions = useQuery({ queryKey: ["actions", "pack", packRef], queryFn: () => getAll<ActionSummary>(`/api/v1/packs/${packRef}/actions`) });
   const [confirm, setConfirm] = useState(false);
+  const [upgrading, setUpgrading] = useState(false);
   const remove = useDelete("packs", "/packs");
   if (pack.isLoading) return <Spinner />;
   if (!pack.data) return <ErrorBox error={pack.error} />;
@@ -51,7 +53,9 @@ function PackDetail({ packRef }: { packRef: string }) {
     <div className="space-y-4">
       <PageHeader title={<span className="flex items-center gap-2">{p.label}{p.is_standard && <Pill tone="blue">Standard</Pill>}</span>}>
         {can("packs", "update", { pack: p.ref }) && <Link className="btn" to={`/packs/${p.ref}/edit`}>Edit</Link>}
-        {can("packs", "delete", { pack: p.ref }) && <button className="btn btn-danger" onClick={() => setConfirm(true)}>Delete</button>}
+        {/* Upgrading and uninstalling install or remove code: the server requires packs:manage. */}
+        {can("packs", "manage", { pack: p.ref }) && <button className="btn" onClick={() => setUpgrading(true)}>Upgrade</button>}
+        {can("packs", "manage", { pack: p.ref }) && <button className="btn btn-danger" onClick={() => setConfirm(true)}>Uninstall</button>}
       </PageHeader>
       <div className="flex flex-col gap-4 2xl:flex-row">
         <div className="min-w-0 flex-1 space-y-4">
@@ -103,10 +107,11 @@ function PackDetail({ packRef }: { packRef: string }) {
         </QuickActions>
       </div>
       {confirm && (
-        <ConfirmModal title={`Delete pack ${p.ref}?`} onClose={() => setConfirm(false)} busy={remove.isPending} error={remove.error}
-          message={<>Deleting <strong>{p.label}</strong> also deletes its actions, triggers, sensors and rules.</>}
+        <ConfirmModal title={`Uninstall pack ${p.ref}?`} confirmLabel={remove.isPending ? "Uninstalling…" : "Uninstall"} onClose={() => setConfirm(false)} busy={remove.isPending} error={remove.error}
+          message={<>Uninstalling <strong>{p.label}</strong> removes its directory and environments and deletes its actions, triggers, sensors and rules. Past executions are kept.</>}
           onConfirm={() => remove.mutate(`/api/v1/packs/${p.ref}`)} />
       )}
+      {upgrading && <UpgradeModal pack={p} onClose={() => setUpgrading(false)} />}
     </div>
   );
 }
