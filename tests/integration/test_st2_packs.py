@@ -171,3 +171,57 @@ async def test_an_unknown_runner_type_is_reported_not_registered(
     assert "edges.mystery" not in await refs(runtime, models.Action)
     again = await register(api, write(tmp_path / "edges", RULES_AND_RUNNERS), force=True, fail_on_error=True)
     assert again.status_code == 422
+
+
+SEARCH_RULE = {
+    "pack.yaml": """
+        name: searching
+        version: 1.0.0
+        stackstorm_version: ">=3.0"
+    """,
+    "rules/approved.yaml": """
+        name: approved
+        pack: searching
+        trigger:
+          type: core.webhook
+        criteria:
+          trigger.body.fields:
+            type: search
+            condition: any
+            pattern:
+              item.field_name:
+                type: equals
+                pattern: Status
+              item.to_value:
+                type: equals
+                pattern: Approved
+        action:
+          ref: core.noop
+    """,
+}
+
+
+async def test_a_rule_with_search_criteria_registers(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    """#16: the 'search' operator was skipped as unsupported, with the whole rule."""
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    response = await register(api, write(tmp_path / "searching", SEARCH_RULE), fail_on_error=True)
+    assert response.status_code == 201, response.text
+    async with runtime.db.session() as session:
+        rule = (
+            await session.execute(sa.select(models.Rule).where(models.Rule.ref == "searching.approved"))
+        ).scalar_one()
+    assert rule.conditions == [
+        {
+            "field": "body.fields",
+            "operator": "search",
+            "value": {
+                "condition": "any",
+                "conditions": [
+                    {"field": "item.field_name", "operator": "equals", "value": "Status"},
+                    {"field": "item.to_value", "operator": "equals", "value": "Approved"},
+                ],
+            },
+        }
+    ]

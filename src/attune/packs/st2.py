@@ -65,6 +65,7 @@ _OPERATORS = {
     "nequals": "not_equals",
     "neq": "not_equals",
     "iequals": "iequals",
+    "ieq": "iequals",
     "contains": "contains",
     "icontains": "icontains",
     "ncontains": "ncontains",
@@ -82,13 +83,20 @@ _OPERATORS = {
     "greaterthan": "gt",
     "gt": "gt",
     "timediff_lt": "timediff_lt",
+    "td_lt": "timediff_lt",
     "timediff_gt": "timediff_gt",
+    "td_gt": "timediff_gt",
     "timediff_nlt": "timediff_nlt",
+    "td_nlt": "timediff_nlt",
     "timediff_ngt": "timediff_ngt",
+    "td_ngt": "timediff_ngt",
     "exists": "exists",
     "nexists": "nexists",
     "inside": "inside",
+    "in": "inside",
     "ninside": "ninside",
+    "nin": "ninside",
+    "search": "search",
 }
 """st2 criteria operators → Attune condition operators (docs/rules.md)."""
 
@@ -131,27 +139,33 @@ def is_st2_rule(doc: Mapping[str, Any]) -> bool:
     return isinstance(doc.get("trigger"), Mapping) or isinstance(doc.get("action"), Mapping)
 
 
-def criteria_to_conditions(criteria: Any) -> list[dict[str, Any]]:
-    """``{trigger.a.b: {type, pattern}}`` → ``[{field: a.b, operator, value}]`` (all must hold)."""
+def criteria_to_conditions(criteria: Any, *, where: str = "criteria") -> list[dict[str, Any]]:
+    """``{trigger.a.b: {type, pattern}}`` → ``[{field: a.b, operator, value}]`` (all must hold).
+
+    ``search`` becomes ``{field, operator: search, value: {condition, conditions}}`` whose item
+    conditions keep st2's ``item.`` paths (docs/stackstorm.md#rules).
+    """
     if criteria is None:
         return []
     if not isinstance(criteria, Mapping):
-        raise ValueError("criteria must be a mapping of trigger field to {type, pattern}")
+        raise ValueError(f"{where} must be a mapping of trigger field to {{type, pattern}}")
     conditions: list[dict[str, Any]] = []
     for field, test in criteria.items():
         if not isinstance(test, Mapping):
-            raise ValueError(f"criteria.{field} must be a mapping with type and pattern")
+            raise ValueError(f"{where}.{field} must be a mapping with type and pattern")
         kind = str(test.get("type") or "equals").strip().lower()
-        if kind == "search":
-            raise Unsupported(
-                f"the 'search' criteria operator (criteria.{field}) is not supported; rule skipped"
-            )
         operator = _OPERATORS.get(kind)
         if operator is None:
-            raise ValueError(f"criteria.{field}: unknown operator {kind!r}")
+            raise ValueError(f"{where}.{field}: unknown operator {kind!r}")
         path = str(field).strip()
         path = path.removeprefix("trigger.")
-        conditions.append({"field": path, "operator": operator, "value": test.get("pattern")})
+        value: Any = test.get("pattern")
+        if operator == "search":
+            value = {
+                "condition": test.get("condition"),
+                "conditions": criteria_to_conditions(value, where=f"{where}.{field}.pattern"),
+            }
+        conditions.append({"field": path, "operator": operator, "value": value})
     return conditions
 
 
