@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
+from attune.cli import pack_index
 from attune.db import models
 from attune.runtime import Runtime
+from tests.conftest import TEST_PASSWORD
+from tests.integration.test_cli_commands import Bridge, Cli
 from tests.st2_pack import write_st2_pack
 
 PACKS = "/api/v1/packs"
@@ -225,3 +230,97 @@ async def test_a_rule_with_search_criteria_registers(
             },
         }
     ]
+
+
+SKIPPING = {
+    "pack.yaml": """
+        name: skippy
+        version: 1.0.0
+        stackstorm_version: ">=3.0"
+    """,
+    "actions/hello.yaml": """
+        name: hello
+        runner_type: local-shell-cmd
+        parameters:
+          cmd:
+            type: string
+            default: echo hello
+    """,
+    "actions/remote.yaml": """
+        name: remote
+        runner_type: remote-shell-cmd
+        parameters:
+          cmd:
+            type: string
+            default: uptime
+    """,
+    "aliases/hello.yaml": """
+        name: hello
+        action_ref: skippy.hello
+        formats:
+          - "say hello"
+    """,
+}
+
+
+def assert_skips_reported(warnings: list[str]) -> None:
+    assert any("remote-shell-cmd" in line and "remote.yaml" in line for line in warnings), warnings
+    assert any("aliases" in line for line in warnings), warnings
+
+
+async def test_upload_answers_with_the_skipped_st2_content(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    """#16: only /packs/register returned the warnings; an upload answered with the bare pack."""
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    archive = pack_index.tar_directory(write(tmp_path / "skippy", SKIPPING))
+
+    async def upload(**form: str) -> httpx.Response:
+        files = {"file": ("skippy.tar.gz", archive, "application/gzip")}
+        return await api.post(f"{PACKS}/upload", files=files, data={"skip_tests": "true", **form})
+
+    refused = await upload(fail_on_error="true")
+    assert refused.status_code == 422, refused.text
+    assert "remote-shell-cmd" in refused.json()["error"]
+    assert "skippy.hello" not in await refs(runtime, models.Action)
+    response = await upload()
+    assert response.status_code == 201, response.text
+    assert_skips_reported(response.json()["data"]["warnings"])
+    assert "skippy.hello" in await refs(runtime, models.Action)
+
+
+async def test_install_answers_with_the_skipped_st2_content(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    """#16: /packs/install took no fail_on_error."""
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    source = str(write(tmp_path / "skippy", SKIPPING))
+    body = {"source": source, "skip_tests": True}
+    refused = await api.post(f"{PACKS}/install", json={**body, "fail_on_error": True})
+    assert refused.status_code == 422, refused.text
+    assert "remote-shell-cmd" in refused.json()["error"]
+    assert "skippy.hello" not in await refs(runtime, models.Action)
+    response = await api.post(f"{PACKS}/install", json=body)
+    assert response.status_code == 200, response.text
+    assert_skips_reported(response.json()["data"]["warnings"])
+
+
+async def test_cli_fail_on_error_refuses_and_the_default_prints_the_skips(
+    app: Any, api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path, user: models.Identity
+) -> None:
+    """#16: the CLI had no --fail-on-error and `pack register` did not print the skipped files."""
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    cli = Cli(Bridge(app, asyncio.get_running_loop()), tmp_path / "home")
+    assert (await cli("auth", "login", "-u", user.login, "--password", TEST_PASSWORD)).exit_code == 0
+    pack = write(tmp_path / "skippy", SKIPPING)
+    for command in ("register", "upload", "install"):
+        refused = await cli("pack", command, str(pack), "--skip-tests", "--fail-on-error")
+        assert refused.exit_code != 0, (command, refused.output)
+        assert "remote-shell-cmd" in refused.output, (command, refused.output)
+    assert "skippy.hello" not in await refs(runtime, models.Action)
+    done = await cli("pack", "register", str(pack), "--skip-tests")
+    assert done.exit_code == 0, done.output
+    assert "remote-shell-cmd" in done.output and "aliases" in done.output
+    uploaded = await cli("pack", "upload", str(pack), "--skip-tests", "--force")
+    assert uploaded.exit_code == 0, uploaded.output
+    assert "remote-shell-cmd" in uploaded.output
