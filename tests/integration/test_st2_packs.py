@@ -324,3 +324,75 @@ async def test_cli_fail_on_error_refuses_and_the_default_prints_the_skips(
     uploaded = await cli("pack", "upload", str(pack), "--skip-tests", "--force")
     assert uploaded.exit_code == 0, uploaded.output
     assert "remote-shell-cmd" in uploaded.output
+
+
+TIMER_RULES = {
+    "pack.yaml": """
+        name: timers
+        version: 1.0.0
+        stackstorm_version: ">=3.0"
+    """,
+    "rules/every_minute.yaml": """
+        name: every_minute
+        pack: timers
+        trigger:
+          type: core.st2.IntervalTimer
+          parameters:
+            unit: minutes
+            delta: 1
+        action:
+          ref: core.noop
+    """,
+    "rules/nightly.yaml": """
+        name: nightly
+        pack: timers
+        trigger:
+          type: core.st2.CronTimer
+          parameters:
+            timezone: UTC
+            hour: 2
+            minute: 30
+        action:
+          ref: core.noop
+    """,
+    "rules/once.yaml": """
+        name: once
+        pack: timers
+        trigger:
+          type: core.st2.DateTimer
+          parameters:
+            timezone: UTC
+            date: "2099-01-01 00:00:00"
+        action:
+          ref: core.noop
+    """,
+    "rules/hook.yaml": """
+        name: hook
+        pack: timers
+        trigger:
+          type: core.st2.webhook
+          parameters:
+            url: sample
+        action:
+          ref: core.noop
+    """,
+}
+
+
+async def test_st2_timer_rules_register_on_attunes_timers(
+    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+) -> None:
+    """#16: rules on core.st2.IntervalTimer/CronTimer/DateTimer were skipped."""
+    assert (await register(api, packs_dir / "core")).status_code == 201
+    response = await register(api, write(tmp_path / "timers", TIMER_RULES))
+    assert response.status_code == 201, response.text
+    async with runtime.db.session() as session:
+        rows = (await session.execute(sa.select(models.Rule).order_by(models.Rule.ref))).scalars().all()
+        found = {rule.ref: (rule.trigger_ref, rule.trigger_params) for rule in rows}
+    assert found == {
+        "timers.every_minute": ("core.intervaltimer", {"unit": "minutes", "interval": 1}),
+        "timers.nightly": ("core.crontimer", {"expression": "0 30 2 * * *", "timezone": "UTC"}),
+        "timers.once": ("core.datetimetimer", {"fire_at": "2099-01-01T00:00:00", "timezone": "UTC"}),
+    }
+    warnings = response.json()["data"]["warnings"]
+    assert any(line.startswith("rules/hook.yaml") and "core.st2.webhook" in line for line in warnings)

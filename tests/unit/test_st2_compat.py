@@ -293,3 +293,58 @@ def test_the_cli_reads_a_stackstorm_pack_yaml(tmp_path: Path) -> None:
     """Before: "'ref' field not found in pack.yaml" for StackStorm's own examples pack."""
     (tmp_path / "pack.yaml").write_text("name: examples\nversion: 1.0.0\ndescription: st2 examples\n")
     assert pack_index.read_pack_yaml(tmp_path)["ref"] == "examples"
+
+
+@pytest.mark.parametrize(
+    ("trigger_type", "params", "expected"),
+    [
+        (
+            "core.st2.IntervalTimer",
+            {"unit": "seconds", "delta": 30},
+            ("core.intervaltimer", {"unit": "seconds", "interval": 30}),
+        ),
+        (
+            "core.st2.IntervalTimer",
+            {"unit": "days", "delta": 2},
+            ("core.intervaltimer", {"unit": "hours", "interval": 48}),
+        ),
+        (
+            "core.st2.IntervalTimer",
+            {"unit": "weeks", "delta": 1},
+            ("core.intervaltimer", {"unit": "hours", "interval": 168}),
+        ),
+        # APScheduler's rule: finer fields than the finest given take their minimum, coarser are "*"
+        ("core.st2.CronTimer", {"hour": 3}, ("core.crontimer", {"expression": "0 0 3 * * *"})),
+        (
+            "core.st2.CronTimer",
+            {"minute": "*/5", "day_of_week": "0-4", "timezone": "Europe/Paris"},
+            ("core.crontimer", {"expression": "0 */5 * * * MON-FRI", "timezone": "Europe/Paris"}),
+        ),
+        ("core.st2.CronTimer", {"day_of_week": 6}, ("core.crontimer", {"expression": "0 0 0 * * SUN"})),
+        ("core.st2.CronTimer", {}, ("core.crontimer", {"expression": "* * * * * *"})),
+        (
+            "core.st2.DateTimer",
+            {"date": "2030-12-31 23:59:59", "timezone": "UTC"},
+            ("core.datetimetimer", {"fire_at": "2030-12-31T23:59:59", "timezone": "UTC"}),
+        ),
+    ],
+)
+def test_st2_timer_triggers_map_onto_attunes_timers(
+    trigger_type: str, params: dict[str, Any], expected: tuple[str, dict[str, Any]]
+) -> None:
+    assert st2.st2_trigger(trigger_type, params) == expected
+
+
+@pytest.mark.parametrize(
+    ("trigger_type", "params", "reason"),
+    [
+        ("core.st2.webhook", {"url": "sample"}, "generated key"),
+        ("core.st2.CronTimer", {"year": 2030}, "'year'"),
+        ("core.st2.CronTimer", {"day": "last fri"}, "cannot evaluate"),
+        ("core.st2.IntervalTimer", {"unit": "fortnights", "delta": 1}, "unit"),
+        ("core.st2.generic.actiontrigger", {}, "no Attune equivalent"),
+    ],
+)
+def test_unmappable_st2_triggers_say_why(trigger_type: str, params: dict[str, Any], reason: str) -> None:
+    with pytest.raises(st2.Unsupported, match=reason):
+        st2.st2_trigger(trigger_type, params)
