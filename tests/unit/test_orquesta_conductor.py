@@ -461,3 +461,78 @@ tasks:
     run.done("a")
     assert run.state.vars["seen"] == "succeeded"
     assert run.state.vars["other"] == "running"
+
+
+BRANCH_CONTEXTS = """
+version: 1.0
+vars:
+  - x: init
+output:
+  - x: <% ctx().x %>
+  - seen_in_a: <% ctx().seen_in_a %>
+tasks:
+  setup:
+    action: core.noop
+    next:
+      - do: [a1, b1]
+  a1:
+    action: core.echo
+    next:
+      - publish: x=from_a
+        do: a2
+  a2:
+    action: core.echo
+    next:
+      - publish: seen_in_a=<% ctx().x %>
+        do: a3
+  a3:
+    action: core.echo message=<% ctx().x %>
+    next:
+      - do: joined
+  b1:
+    action: core.echo
+    next:
+      - publish: x=from_b
+        do: joined
+  joined:
+    join: all
+    action: core.echo message=<% ctx().x %>
+"""
+
+
+def test_each_parallel_branch_keeps_its_own_context_and_the_join_merges_them() -> None:
+    """#16: one global context let branch b's publish leak into branch a."""
+    run = Run(BRANCH_CONTEXTS)
+    run.done("setup")
+    run.done("a1")  # branch a: x = from_a
+    run.done("b1")  # branch b: x = from_b, and waits at the join
+    run.done("a2")  # still on branch a: sees its own x
+    assert run.state.tasks["a2"]["ctx_out"]["seen_in_a"] == "from_a"
+    assert run.runs[-1].task == "a3" and run.runs[-1].input == {"message": "from_a"}
+    run.done("a3")
+    # The join merges the branches in the order they arrived: branch a came last and wins.
+    assert run.runs[-1].task == "joined" and run.runs[-1].input == {"message": "from_a"}
+    run.done("joined")
+    assert run.finish is not None and run.finish.status == "completed"
+    assert run.result["output"] == {"x": "from_a", "seen_in_a": "from_a"}
+
+
+def test_the_branch_arriving_last_at_the_join_wins() -> None:
+    run = Run(BRANCH_CONTEXTS)
+    run.done("setup")
+    run.done("a1")
+    run.done("a2")
+    run.done("a3")  # branch a reaches the join first
+    run.done("b1")  # branch b arrives last: its x wins
+    assert run.runs[-1].task == "joined" and run.runs[-1].input == {"message": "from_b"}
+    run.done("joined")
+    assert run.result["output"] == {"x": "from_b", "seen_in_a": "from_a"}
+
+
+def test_a_variable_published_in_one_branch_is_not_visible_in_the_other() -> None:
+    text = BRANCH_CONTEXTS.replace("publish: x=from_b", "publish: b_saw=<% ctx().x %>")
+    run = Run(text)
+    run.done("setup")
+    run.done("a1")  # branch a publishes x before b finishes
+    run.done("b1")
+    assert run.state.tasks["b1"]["ctx_out"]["b_saw"] == "init"

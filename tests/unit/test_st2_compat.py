@@ -19,6 +19,7 @@ from attune.domain import keyrefs
 from attune.domain.criteria import matches
 from attune.domain.templates import TemplateEngine
 from attune.packs import st2
+from attune.packs.parser import condition_problem
 
 RUNNER = st2compat.IMPORT_ROOT / "runner.py"
 ENGINE = TemplateEngine()
@@ -126,9 +127,118 @@ def test_timediff_criteria() -> None:
     assert matches(conditions, {"at": recent}, engine=ENGINE, context={}) is True
 
 
-def test_search_criteria_is_reported_unsupported() -> None:
-    with pytest.raises(st2.Unsupported, match="search"):
-        st2.criteria_to_conditions({"trigger.items": {"type": "search", "condition": "any", "pattern": {}}})
+_OLD = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+_NOW = datetime.now(UTC).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("kind", "pattern", "value", "expected"),
+    [
+        # every operator of StackStorm's rule criteria, with its short alias where st2 has one
+        ("equals", "a", "a", True),
+        ("eq", "a", "b", False),
+        ("nequals", "a", "b", True),
+        ("neq", "a", "a", False),
+        ("iequals", "ABC", "abc", True),
+        ("ieq", "ABC", "abd", False),
+        ("lessthan", 5, 3, True),
+        ("lt", 5, 7, False),
+        ("greaterthan", 5, 7, True),
+        ("gt", 5, 3, False),
+        ("matchwildcard", "web-?", "web-1", True),
+        ("matchregex", r"^web-\d$", "web-12", False),
+        ("regex", r"b-\d+", "web-12", True),
+        ("iregex", "^WEB", "db-1", False),
+        ("contains", "eb", "web", True),
+        ("ncontains", "eb", "web", False),
+        ("icontains", "EB", "web", True),
+        ("incontains", "EB", "web", False),
+        ("startswith", "we", "web", True),
+        ("istartswith", "WE", "db", False),
+        ("endswith", "eb", "web", True),
+        ("iendswith", "EB", "web", True),
+        ("timediff_lt", 300, _NOW, True),
+        ("td_lt", 300, _OLD, False),
+        ("timediff_gt", 300, _OLD, True),
+        ("td_gt", 300, _NOW, False),
+        ("timediff_nlt", 300, _OLD, True),
+        ("timediff_ngt", 300, _OLD, False),
+        ("inside", ["a", "b"], "b", True),
+        ("in", "abc", "bc", True),
+        ("ninside", ["a", "b"], "b", False),
+        ("nin", ["a", "b"], "c", True),
+    ],
+)
+def test_every_st2_criteria_operator(kind: str, pattern: Any, value: Any, expected: bool) -> None:
+    conditions = st2.criteria_to_conditions({"trigger.f": {"type": kind, "pattern": pattern}})
+    assert matches(conditions, {"f": value}, engine=ENGINE, context={}) is expected
+
+
+def test_exists_criteria() -> None:
+    conditions = st2.criteria_to_conditions({"trigger.f": {"type": "exists"}})
+    assert matches(conditions, {"f": None}, engine=ENGINE, context={}) is True
+    assert matches(conditions, {"g": 1}, engine=ENGINE, context={}) is False
+
+
+# st2's own example for ``search``: a Jira-like change list
+_FIELDS = {
+    "fields": [
+        {"field_name": "Status", "to_value": "Approved"},
+        {"field_name": "Assignee", "to_value": "Ada"},
+    ]
+}
+_SEARCH_PATTERN = {
+    "item.field_name": {"type": "equals", "pattern": "Status"},
+    "item.to_value": {"type": "equals", "pattern": "Approved"},
+}
+
+
+@pytest.mark.parametrize(
+    ("condition", "pattern", "expected"),
+    [
+        ("any", _SEARCH_PATTERN, True),  # the Status item matches both
+        ("all", _SEARCH_PATTERN, False),  # the Assignee item does not
+        ("any2any", {"item.to_value": {"type": "equals", "pattern": "Ada"}}, True),
+        ("all2any", _SEARCH_PATTERN, False),  # Assignee matches neither criterion
+        (
+            "all2any",
+            {
+                "item.field_name": {"type": "equals", "pattern": "Status"},
+                "item.to_value": {"type": "startswith", "pattern": "A"},
+            },
+            True,
+        ),
+        ("all", {"item.to_value": {"type": "matchregex", "pattern": "^A"}}, True),
+        ("any", {"item.missing": {"type": "equals", "pattern": 1}}, False),  # missing → no match
+    ],
+)
+def test_search_criteria(condition: str, pattern: dict[str, Any], expected: bool) -> None:
+    conditions = st2.criteria_to_conditions(
+        {"trigger.fields": {"type": "search", "condition": condition, "pattern": pattern}}
+    )
+    assert matches(conditions, _FIELDS, engine=ENGINE, context={}) is expected
+
+
+def test_search_over_an_empty_list_follows_st2() -> None:
+    def run(condition: str) -> bool:
+        conditions = st2.criteria_to_conditions(
+            {"trigger.fields": {"type": "search", "condition": condition, "pattern": _SEARCH_PATTERN}}
+        )
+        return matches(conditions, {"fields": []}, engine=ENGINE, context={})
+
+    assert (run("any"), run("all"), run("any2any"), run("all2any")) == (False, True, False, True)
+
+
+def test_search_with_a_bad_condition_is_refused_at_registration() -> None:
+    conditions = st2.criteria_to_conditions(
+        {"trigger.fields": {"type": "search", "condition": "some", "pattern": _SEARCH_PATTERN}}
+    )
+    problem = condition_problem(conditions, "conditions")
+    assert problem is not None and "any2any" in problem
+    good = st2.criteria_to_conditions(
+        {"trigger.fields": {"type": "search", "condition": "any", "pattern": _SEARCH_PATTERN}}
+    )
+    assert condition_problem(good, "conditions") is None
 
 
 @pytest.mark.parametrize(
@@ -183,3 +293,58 @@ def test_the_cli_reads_a_stackstorm_pack_yaml(tmp_path: Path) -> None:
     """Before: "'ref' field not found in pack.yaml" for StackStorm's own examples pack."""
     (tmp_path / "pack.yaml").write_text("name: examples\nversion: 1.0.0\ndescription: st2 examples\n")
     assert pack_index.read_pack_yaml(tmp_path)["ref"] == "examples"
+
+
+@pytest.mark.parametrize(
+    ("trigger_type", "params", "expected"),
+    [
+        (
+            "core.st2.IntervalTimer",
+            {"unit": "seconds", "delta": 30},
+            ("core.intervaltimer", {"unit": "seconds", "interval": 30}),
+        ),
+        (
+            "core.st2.IntervalTimer",
+            {"unit": "days", "delta": 2},
+            ("core.intervaltimer", {"unit": "hours", "interval": 48}),
+        ),
+        (
+            "core.st2.IntervalTimer",
+            {"unit": "weeks", "delta": 1},
+            ("core.intervaltimer", {"unit": "hours", "interval": 168}),
+        ),
+        # APScheduler's rule: finer fields than the finest given take their minimum, coarser are "*"
+        ("core.st2.CronTimer", {"hour": 3}, ("core.crontimer", {"expression": "0 0 3 * * *"})),
+        (
+            "core.st2.CronTimer",
+            {"minute": "*/5", "day_of_week": "0-4", "timezone": "Europe/Paris"},
+            ("core.crontimer", {"expression": "0 */5 * * * MON-FRI", "timezone": "Europe/Paris"}),
+        ),
+        ("core.st2.CronTimer", {"day_of_week": 6}, ("core.crontimer", {"expression": "0 0 0 * * SUN"})),
+        ("core.st2.CronTimer", {}, ("core.crontimer", {"expression": "* * * * * *"})),
+        (
+            "core.st2.DateTimer",
+            {"date": "2030-12-31 23:59:59", "timezone": "UTC"},
+            ("core.datetimetimer", {"fire_at": "2030-12-31T23:59:59", "timezone": "UTC"}),
+        ),
+    ],
+)
+def test_st2_timer_triggers_map_onto_attunes_timers(
+    trigger_type: str, params: dict[str, Any], expected: tuple[str, dict[str, Any]]
+) -> None:
+    assert st2.st2_trigger(trigger_type, params) == expected
+
+
+@pytest.mark.parametrize(
+    ("trigger_type", "params", "reason"),
+    [
+        ("core.st2.webhook", {"url": "sample"}, "generated key"),
+        ("core.st2.CronTimer", {"year": 2030}, "'year'"),
+        ("core.st2.CronTimer", {"day": "last fri"}, "cannot evaluate"),
+        ("core.st2.IntervalTimer", {"unit": "fortnights", "delta": 1}, "unit"),
+        ("core.st2.generic.actiontrigger", {}, "no Attune equivalent"),
+    ],
+)
+def test_unmappable_st2_triggers_say_why(trigger_type: str, params: dict[str, Any], reason: str) -> None:
+    with pytest.raises(st2.Unsupported, match=reason):
+        st2.st2_trigger(trigger_type, params)

@@ -28,6 +28,14 @@ app = typer.Typer(
 RefArg = Annotated[str, typer.Argument(metavar="REF", help="Pack ref.", autocompletion=complete_packs)]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace a pack with the same ref.")]
 SkipTestsOpt = Annotated[bool, typer.Option("--skip-tests", help="Do not run the pack's tests.")]
+FailOnErrorOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fail-on-error",
+        help="Refuse the pack when a file would be skipped (unsupported StackStorm content, a bad "
+        "workflow, an unknown runner) instead of warning; for CI.",
+    ),
+]
 
 
 @app.command("list")
@@ -89,16 +97,30 @@ def show(ref: RefArg) -> None:
     out.emit({**data, "counts": counts}, human)
 
 
-def _report(out: Printer, pack: dict[str, Any], verb: str, tests_skipped: bool | None = None) -> None:
+def _report(
+    out: Printer,
+    pack: dict[str, Any],
+    verb: str,
+    tests_skipped: bool | None = None,
+    warnings: list[str] | None = None,
+) -> None:
     out.success(f"Pack '{pack['ref']}' {verb} successfully")
     out.info(f"Version: {pack.get('version')}")
     out.info(f"ID: {pack.get('id')}")
     if tests_skipped:
         out.warn("Tests were skipped")
+    for warning in warnings or []:
+        out.warn(warning)
 
 
 def _upload(
-    state: State, directory_or_file: Path, *, force: bool, skip_tests: bool, skip_deps: bool = False
+    state: State,
+    directory_or_file: Path,
+    *,
+    force: bool,
+    skip_tests: bool,
+    skip_deps: bool = False,
+    fail_on_error: bool = False,
 ) -> dict[str, Any]:
     """Send a local pack to the server (``POST /packs/upload``): works for remote servers too."""
     if directory_or_file.is_dir():
@@ -115,6 +137,7 @@ def _upload(
             "force": str(force).lower(),
             "skip_tests": str(skip_tests).lower(),
             "skip_deps": str(skip_deps).lower(),
+            "fail_on_error": str(fail_on_error).lower(),
         },
         timeout=LONG_TIMEOUT,
     )
@@ -131,6 +154,7 @@ def register(
     on_server: Annotated[
         bool, typer.Option("--on-server", help="PATH is a directory on the server: register it in place.")
     ] = False,
+    fail_on_error: FailOnErrorOpt = False,
 ) -> None:
     """Register a pack directory.
 
@@ -144,14 +168,35 @@ def register(
         out.info(f"Registering pack from: {path}")
     if not on_server and local.is_dir():
         pack_index.read_pack_yaml(local)
-        data = _upload(state, local, force=force, skip_tests=skip_tests)
+        data = _upload(state, local, force=force, skip_tests=skip_tests, fail_on_error=fail_on_error)
     elif not on_server:
         raise CliError(f"Pack directory does not exist: {path} (use --on-server for a path on the server)")
     else:
-        body = {"path": path, "force": force, "skip_tests": skip_tests}
+        body = {"path": path, "force": force, "skip_tests": skip_tests, "fail_on_error": fail_on_error}
         data = state.client.post("/packs/register", body, timeout=LONG_TIMEOUT)
     pack = data.get("pack", data) if isinstance(data, dict) else data
-    out.emit(data, lambda: _report(out, pack, "registered", skip_tests))
+    out.emit(data, lambda: _report(out, pack, "registered", skip_tests, data.get("warnings")))
+
+
+@app.command()
+def upload(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Pack directory, .tar.gz or .zip here.")],
+    force: ForceOpt = False,
+    skip_tests: SkipTestsOpt = False,
+    skip_deps: Annotated[bool, typer.Option("--skip-deps", help="Do not check pack dependencies.")] = False,
+    fail_on_error: FailOnErrorOpt = False,
+) -> None:
+    """Upload a local pack directory or archive to the server and install it (POST /packs/upload)."""
+    state = current()
+    out = state.printer
+    if not path.exists():
+        raise CliError(f"No such pack directory or archive: {path}")
+    if path.is_dir():
+        pack_index.read_pack_yaml(path)
+    data = _upload(
+        state, path, force=force, skip_tests=skip_tests, skip_deps=skip_deps, fail_on_error=fail_on_error
+    )
+    out.emit(data, lambda: _report(out, data, "uploaded", skip_tests, data.get("warnings")))
 
 
 def source_type(source: str, ref_spec: str | None, no_registry: bool) -> str:
@@ -197,6 +242,7 @@ def install(
     no_registry: Annotated[
         bool, typer.Option("--no-registry", help="Never treat SOURCE as a registry ref.")
     ] = False,
+    fail_on_error: FailOnErrorOpt = False,
 ) -> None:
     """Install a pack from a source (local paths are uploaded to the server)."""
     state = current()
@@ -210,8 +256,20 @@ def install(
     local = Path(source)
     data: dict[str, Any]
     if kind in ("local directory", "local archive"):
-        pack = _upload(state, local, force=True, skip_tests=skip_tests or skip_deps, skip_deps=skip_deps)
-        data = {"pack": pack, "test_result": None, "tests_skipped": skip_tests or skip_deps}
+        pack = _upload(
+            state,
+            local,
+            force=True,
+            skip_tests=skip_tests or skip_deps,
+            skip_deps=skip_deps,
+            fail_on_error=fail_on_error,
+        )
+        data = {
+            "pack": pack,
+            "test_result": None,
+            "tests_skipped": skip_tests or skip_deps,
+            "warnings": pack.get("warnings") or [],
+        }
     else:
         body = {
             "source": source,
@@ -219,6 +277,7 @@ def install(
             "force": force,
             "skip_tests": skip_tests or skip_deps,
             "skip_deps": skip_deps,
+            "fail_on_error": fail_on_error,
         }
         data = _install_call(state, "/packs/install", body)
     out.emit(data, lambda: _report_install(out, data, "installed"))

@@ -22,7 +22,14 @@ from typing import Any
 
 from attune.domain.templates import TemplateBudgetExceeded, TemplateEngine, TemplateError
 
-__all__ = ["OPERATORS", "CriteriaError", "json_equal", "matches"]
+__all__ = [
+    "OPERATORS",
+    "SEARCH_CONDITIONS",
+    "CriteriaError",
+    "MissingFieldError",
+    "json_equal",
+    "matches",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -32,6 +39,14 @@ _MISSING = object()
 
 class CriteriaError(Exception):
     """A condition is malformed or references a missing field; the rule must be skipped."""
+
+
+class MissingFieldError(CriteriaError):
+    """A field test names a field the payload does not have."""
+
+
+SEARCH_CONDITIONS = ("any", "all", "any2any", "all2any")
+"""How ``search`` combines its item conditions (StackStorm's, docs/rules.md#search)."""
 
 
 def matches(conditions: Any, payload: Any, *, engine: TemplateEngine, context: Mapping[str, Any]) -> bool:
@@ -103,6 +118,8 @@ class _Evaluator:
         if name in ("exists", "nexists"):
             found = _resolve_path(self._payload, field) is not _MISSING
             return found if name == "exists" else not found
+        if name == "search":
+            return self._search(field, condition.get("value"))
         test = OPERATORS.get(name)
         if test is None:
             _log.warning(
@@ -111,8 +128,45 @@ class _Evaluator:
             return False
         actual = _resolve_path(self._payload, field)
         if actual is _MISSING:
-            raise CriteriaError(f"condition field {field!r} is not in the event payload")
+            raise MissingFieldError(f"condition field {field!r} is not in the event payload")
         return test(actual, condition.get("value"))
+
+    def _search(self, field: str, spec: Any) -> bool:
+        """StackStorm's ``search``: item conditions over each element of the list at ``field``.
+
+        ``any``/``all``: some/every element satisfies every item condition; ``any2any``/``all2any``:
+        some/every element satisfies at least one. Item conditions see the element as ``item``
+        (``item.status``). A field an element lacks makes that condition false for that element
+        (st2 reads it as null) instead of skipping the rule, since lists often mix shapes.
+        """
+        if not isinstance(spec, Mapping):
+            raise CriteriaError(f"search on {field!r} needs a value {{condition, conditions}}, got {spec!r}")
+        mode = str(spec.get("condition") or "").strip().lower()
+        if mode not in SEARCH_CONDITIONS:
+            raise CriteriaError(
+                f"search on {field!r}: condition must be one of {', '.join(SEARCH_CONDITIONS)}, "
+                f"got {spec.get('condition')!r}"
+            )
+        children = spec.get("conditions")
+        if not isinstance(children, list) or not children:
+            raise CriteriaError(f"search on {field!r} needs a non-empty list of conditions")
+        actual = _resolve_path(self._payload, field)
+        if actual is _MISSING:
+            raise MissingFieldError(f"condition field {field!r} is not in the event payload")
+        if not isinstance(actual, list):
+            return False
+        combine_items = any if mode in ("any", "any2any") else all
+        combine_children = all if mode in ("any", "all") else any
+        return combine_items(
+            combine_children(self._item_holds(element, child) for child in children) for element in actual
+        )
+
+    def _item_holds(self, element: Any, condition: Any) -> bool:
+        nested = _Evaluator({"item": element}, self._engine, self._context)
+        try:
+            return nested.holds(condition)
+        except MissingFieldError:
+            return False
 
 
 def _resolve_path(payload: Any, path: str) -> Any:

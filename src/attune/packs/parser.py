@@ -17,7 +17,7 @@ import jsonschema
 import jsonschema.exceptions
 
 from attune.domain import params, refs
-from attune.domain.criteria import OPERATORS
+from attune.domain.criteria import OPERATORS, SEARCH_CONDITIONS
 from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, PolicyMethod, values
 from attune.domain.retry import RetryPolicy, RetryPolicyError, parse_retry
 from attune.errors import ValidationFailed
@@ -89,10 +89,25 @@ def condition_problem(node: Any, where: str) -> str | None:
     if not isinstance(node.get("field"), str) or not node["field"]:
         return f"{where}.field is required"
     operator = node.get("operator")
-    known = {*OPERATORS, "exists", "nexists"}  # the two presence tests need no value
+    known = {*OPERATORS, "exists", "nexists", "search"}  # handled apart from the value tests
     if not isinstance(operator, str) or operator.lower() not in known:
         return f"{where}.operator must be one of {', '.join(sorted(known))} (got {operator!r})"
+    if operator.lower() == "search":
+        return _search_problem(node.get("value"), f"{where}.value")
     return None
+
+
+def _search_problem(spec: Any, where: str) -> str | None:
+    """What is wrong with a ``search`` condition's ``{condition, conditions}`` value (docs/rules.md)."""
+    if not isinstance(spec, dict):
+        return f"{where} must be a mapping with 'condition' and 'conditions'"
+    if str(spec.get("condition") or "").lower() not in SEARCH_CONDITIONS:
+        allowed = ", ".join(SEARCH_CONDITIONS)
+        return f"{where}.condition must be one of {allowed} (got {spec.get('condition')!r})"
+    children = spec.get("conditions")
+    if not isinstance(children, list) or not children:
+        return f"{where}.conditions must be a non-empty list of conditions"
+    return condition_problem(children, f"{where}.conditions")
 
 
 ENV_TYPES = ("virtualenv", "node_modules", "none")

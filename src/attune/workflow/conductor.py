@@ -190,21 +190,57 @@ class Step:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def context(self, trigger: str | None, outcome: expressions.Outcome | None = None) -> dict[str, Any]:
-        """Evaluation context; ``result()`` is ``outcome`` or else the recorded ``trigger`` task."""
+    def context(
+        self,
+        trigger: str | None,
+        outcome: expressions.Outcome | None = None,
+        *,
+        task: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Evaluation context; ``result()`` is ``outcome`` or else the recorded ``trigger`` task.
+
+        ``ctx()`` is ``variables``, else (Orquesta) the branch context of ``task``, else the
+        workflow's variables.
+        """
+        if variables is None:
+            variables = self.task_vars(task)
         if outcome is None and trigger is not None:
             record = self.state.tasks.get(trigger)
             if record is not None and "result" in record:
                 outcome = expressions.Outcome(record["status"], record["result"])
         return expressions.build_context(
             parameters=self.state.parameters,
-            variables=self.state.vars,
+            variables=variables,
             tasks=self.state.tasks,
             outcome=outcome,
             started_at=self.state.started_at,
             orquesta=self.spec.orquesta,
             keys=self.keys,
         )
+
+    def task_vars(self, task: str | None) -> Mapping[str, Any]:
+        """Orquesta: each task sees the context of its branch (docs/stackstorm.md#orquesta)."""
+        if self.spec.orquesta and task is not None:
+            record = self.state.tasks.get(task)
+            if record is not None and isinstance(record.get("ctx"), Mapping):
+                scoped: Mapping[str, Any] = record["ctx"]
+                return scoped
+        return self.state.vars
+
+    def inbound_vars(self, name: str, sources: list[str]) -> dict[str, Any]:
+        """The context a task starts with: its sources' published contexts merged in arrival
+        order (a later one wins, as Orquesta merges a join); a start task gets the workflow's."""
+        merged: dict[str, Any] = {}
+        for source in sources:
+            record = self.state.tasks.get(source)
+            out = record.get("ctx_out") if record is not None else None
+            merged.update(out if isinstance(out, Mapping) else self.state.vars)
+        if not sources:
+            previous = self.state.tasks.get(name)
+            start = previous.get("ctx") if previous is not None else None
+            merged.update(start if isinstance(start, Mapping) else self.state.vars)
+        return copy.deepcopy(merged)
 
     def warn(self, message: str) -> None:
         if len(self.state.warnings) < _MAX_WARNINGS:
@@ -228,13 +264,19 @@ class Step:
 
     # -- scheduling --------------------------------------------------------------------------------
 
-    def schedule(self, name: str, trigger: str | None) -> None:
-        """Start task ``name`` (triggered by task ``trigger``): gate, delay, then begin."""
+    def schedule(self, name: str, trigger: str | None, sources: list[str] | None = None) -> None:
+        """Start task ``name`` (triggered by task ``trigger``; a join by all of ``sources``):
+        gate, delay, then begin."""
         state = self.state
         record = state.tasks.get(name)
         if record is not None and record["status"] in ACTIVE:
             return  # already on its way; a transition never starts a second concurrent run
         task = self.spec.by_name[name]
+        branch = None
+        if self.spec.orquesta:
+            if sources is None:
+                sources = [trigger] if trigger is not None else []
+            branch = self.inbound_vars(name, sources)
         state.runs += 1
         if state.runs > state.max_runs:
             message = f"more than {state.max_runs} task runs (a loop without an exit?)"
@@ -242,10 +284,12 @@ class Step:
             state.errors.append({"task": name, "status": "failed", "error": message})
             return
         record = {"status": "pending", "attempts": 0, "trigger": trigger}
+        if branch is not None:
+            record["ctx"] = branch
         state.tasks[name] = record
         if task.when is not None:
             try:
-                go = expressions.evaluate_condition(self.engine, task.when, self.context(trigger))
+                go = expressions.evaluate_condition(self.engine, task.when, self.context(trigger, task=name))
             except TemplateError as exc:
                 self.warn(f"{name}: when failed, running the task: {exc.message}")
                 go = True
@@ -298,7 +342,7 @@ class Step:
             state.queued.append([name, index, "run"])
             return
         task = self.spec.by_name[name]
-        context = self.context(record["trigger"])
+        context = self.context(record["trigger"], task=name)
         if index is None:
             record["status"] = "running"
             record["attempts"] += 1
@@ -373,7 +417,7 @@ class Step:
             return False
         if retry.when is not None:
             # Orquesta: ``when`` decides after any attempt (a success too, e.g. to poll).
-            context = self.context(None, expressions.Outcome(status, result))
+            context = self.context(None, expressions.Outcome(status, result), task=name)
             try:
                 return expressions.evaluate_condition(self.engine, retry.when, context)
             except TemplateError as exc:
@@ -383,7 +427,7 @@ class Step:
             return False
         if retry.on_error is None:
             return True
-        context = self.context(None, expressions.Outcome(status, result))
+        context = self.context(None, expressions.Outcome(status, result), task=name)
         try:
             return expressions.evaluate_condition(self.engine, retry.on_error, context)
         except TemplateError as exc:
@@ -446,7 +490,10 @@ class Step:
             return
         task = self.spec.by_name[name]
         outcome = expressions.Outcome(status, result)
-        context = self.context(None, outcome)
+        # Orquesta: publishes go into this branch's context, passed on to the next tasks; the
+        # workflow's variables (for the output) take them too, the latest publish winning.
+        branch: dict[str, Any] = dict(self.task_vars(name)) if self.spec.orquesta else state.vars
+        context = self.context(None, outcome, variables=branch)
         fired = False
         targets: list[str] = []
         for position, transition in enumerate(task.next):
@@ -456,20 +503,29 @@ class Step:
             fired = fired or not self.spec.orquesta or bool(transition.do)
             for var, template in transition.publish:
                 try:
-                    state.vars[var] = ending.kept(expressions.render(self.engine, template, context))
+                    branch[var] = ending.kept(expressions.render(self.engine, template, context))
+                    state.vars[var] = branch[var]
                 except TemplateError as exc:
                     if self.spec.orquesta:
                         self.engine_error(name, f"next[{position}] publish {var!r}: {exc.message}")
                     else:
                         self.warn(f"{name}: next[{position}] publish {var!r} failed: {exc.message}")
                     break
-                context = self.context(None, outcome)
+                context = self.context(None, outcome, variables=branch)
             targets.extend(target for target in transition.do if target not in targets)
         scope = self.spec.parent_of[name]
         errors = self.scope_errors(scope)
         if status != "completed" and not fired:
             errors.append({"task": name, "status": status, "error": record.get("error")})
         targets = self.commands_in(name, record, targets)
+        if self.spec.orquesta:
+            record["ctx_out"] = branch
+            if targets:
+                record.pop("ctx_end", None)
+            else:
+                # A branch ends here: the output merges the ends in the order they came (Orquesta).
+                ends = [r.get("ctx_end", 0) for r in state.tasks.values()]
+                record["ctx_end"] = max(ends, default=0) + 1
         if self.spec.orquesta:
             targets.sort()  # Orquesta starts the next tasks in name order
         if errors and not record.get("run_on_fail"):
@@ -522,6 +578,8 @@ class Step:
             if len(arrived) < needed:
                 return
             del self.state.pending_joins[target]
+            self.schedule(target, source, sources=arrived)
+            return
         self.schedule(target, source)
 
     # -- control -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Functions of one conductor step (``attune.workflow.conductor``); pure like it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from attune.domain import keyrefs
@@ -46,13 +47,25 @@ def finish(step: Step, status: str) -> None:
     step.commands.append(Finish(status, result, error))
 
 
+def terminal_context(step: Step) -> dict[str, Any]:
+    """Orquesta: the contexts of the tasks that ended a branch, merged in the order they ended."""
+    ends = [record for record in step.state.tasks.values() if isinstance(record.get("ctx_end"), int)]
+    merged: dict[str, Any] = {}
+    for record in sorted(ends, key=lambda r: int(r["ctx_end"])):
+        if isinstance(record.get("ctx_out"), Mapping):
+            merged.update(record["ctx_out"])
+    return merged
+
+
 def render_output(step: Step, status: str) -> dict[str, Any]:
     """``output_map`` rendered (also on failure); Orquesta entries see the earlier ones."""
     output: dict[str, Any] = {}
     if status == "cancelled" or not step.spec.output_map:
         return output
     variables = dict(step.state.vars)
-    context = step.context(None)
+    if step.spec.orquesta:
+        variables = terminal_context(step) or variables
+    context = step.context(None, variables=variables)
     for key, template in step.spec.output_map.items():
         try:
             output[key] = kept(expressions.render(step.engine, template, context))

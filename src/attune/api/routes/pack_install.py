@@ -175,6 +175,7 @@ async def install(
         skip_tests=body.skip_tests,
         skip_deps=body.skip_deps,
         installed_by=claims.identity_id,
+        fail_on_error=body.fail_on_error,
     )
     return await _install(runtime, request, stream, "Pack installed successfully")
 

@@ -25,6 +25,7 @@ from attune.api.schemas.packs import (
     PackRegisterResponse,
     PackResponse,
     PackSummary,
+    PackUploadResponse,
     RegisteredPack,
     RegisterPack,
     RegisterPacks,
@@ -215,12 +216,16 @@ async def upload(
     force: bool = Form(False, description="Replace an installed pack with the same ref"),
     skip_tests: bool = Form(False, description="Do not run the pack's tests"),
     skip_deps: bool = Form(False, description="Do not check or install the pack's dependencies"),
-) -> Data[PackResponse]:
+    fail_on_error: bool = Form(
+        False, description="Refuse the pack (422) instead of skipping files it cannot load (for CI)"
+    ),
+) -> Data[PackUploadResponse]:
     """Attune extension: upload a pack archive and install it (multipart/form-data).
 
     Form fields: ``file`` or ``pack`` (a ``.tar.gz`` or ``.zip`` whose pack files sit at the archive root, in
-    ``pack/`` or in a first-level directory, at most 100 MiB), ``force``, ``skip_tests`` and
-    ``skip_deps`` (booleans, default false).
+    ``pack/`` or in a first-level directory, at most 100 MiB), ``force``, ``skip_tests``,
+    ``skip_deps`` and ``fail_on_error`` (booleans, default false). The answer lists skipped files in
+    ``warnings`` as ``/packs/register`` does.
     The archive is extracted safely (no absolute paths, ``..``, outside links or device files) and
     installed like ``POST /packs/install`` does (environments built and tests run before the pack
     replaces anything), with ``source_type = local_archive``. An existing ref without ``force``
@@ -241,10 +246,12 @@ async def upload(
             skip_deps=skip_deps,
             replace=force,
             installed_by=claims.identity_id,
+            fail_on_error=fail_on_error,
         )
         outcome = await installer.install(runtime, request)
+    pack_body = await _pack_response(runtime, outcome.pack_id)
     return Data(
-        data=await _pack_response(runtime, outcome.pack_id),
+        data=PackUploadResponse(**pack_body.model_dump(), warnings=outcome.warnings),
         message="Pack uploaded and registered successfully",
     )
 

@@ -97,6 +97,15 @@ class PackRegisterResponse(PackResponse):
     )
 
 
+class PackUploadResponse(PackResponse):
+    """``POST /packs/upload``: the pack, plus the files that were skipped and why."""
+
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="One line per problem: the file, what was skipped and why (as /packs/register)",
+    )
+
+
 class RegisterPacks(RequestModel):
     """``POST /packs/register-batch``."""
 
@@ -166,6 +175,10 @@ class InstallPack(RequestModel):
     )
     skip_tests: bool = False
     skip_deps: bool = False
+    fail_on_error: bool = Field(
+        default=False,
+        description="Refuse the pack (422) instead of skipping files it cannot load (for CI)",
+    )
 
 
 class PackInstallResponse(ApiModel):

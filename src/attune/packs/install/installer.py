@@ -31,7 +31,7 @@ from attune.packs.install.resolve import Candidate, resolve
 from attune.packs.install.sources import Fetched, FetchError
 from attune.packs.install.tests import TestOutcome, run_and_judge
 from attune.packs.manifest import ParsedPack
-from attune.packs.parser import parse_pack_dir
+from attune.packs.parser import PackFormatError, parse_pack_dir
 from attune.packs.register import register_parsed, resolve_runtime
 from attune.runtime import Runtime
 
@@ -55,6 +55,8 @@ class InstallRequest:
     kind: str | None = None
     #: Recorded as ``source_url`` instead of the source (an uploaded file's name).
     source_label: str | None = None
+    #: Refuse (422) a pack with files registration would skip, instead of warning (docs/packs.md).
+    fail_on_error: bool = False
 
 
 @dataclass
@@ -266,6 +268,9 @@ class _Install:
 
     async def prepare(self, staged: Staged) -> None:
         """Build the pack's environments and run its tests (unless skipped)."""
+        if self.request.fail_on_error and staged.parsed.skipped:
+            # Refused before anything is built; what only registration finds is refused there.
+            raise PackFormatError(f"{staged.ref}: " + "; ".join(staged.parsed.skipped))
         root = staged.fetched.root
         async with self.runtime.db.session() as session:
             targets = await envs.plan(session, staged.parsed, root, self.settings.envs_dir)
@@ -328,6 +333,7 @@ class _Install:
                         force=True,
                         installation=self._installation(staged, base / staged.ref),
                         tests=staged.tests,
+                        fail_on_error=self.request.fail_on_error,
                     )
                     for entry in staged.built:
                         runtime_row = await resolve_runtime(session, entry.target.runtime_ref)
@@ -373,6 +379,8 @@ async def install(runtime: Runtime, request: InstallRequest, progress: Progress 
     pack = results[root.ref][0]
     for staged in order:
         log.info("installed pack %s %s from %s", staged.ref, staged.version, staged.source_url)
+        for warning in results[staged.ref][1]:
+            log.warning("pack %s: %s", staged.ref, warning)
     return InstallOutcome(
         pack_id=pack.id,
         ref=root.ref,
