@@ -170,9 +170,14 @@ async def test_webhook_wait_answers_with_the_result(
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     assert data["completed"] is True
-    assert data["executions"] == [
-        {"id": execution_id, "action_ref": "demo.act", "status": "completed", "result": {"stdout": "hello\n"}}
-    ]
+    [execution] = data["executions"]
+    assert {k: execution[k] for k in ("id", "action_ref", "status", "result")} == {
+        "id": execution_id,
+        "action_ref": "demo.act",
+        "status": "completed",
+        "result": {"stdout": "hello\n"},
+    }
+    assert execution["updated"] >= execution["created"]
     assert isinstance(data["event_id"], int)
 
 

@@ -526,7 +526,14 @@ async def _wait_for_runs(
         async with runtime.db.session() as session:
             rows = await executions.of_event(session, answer.event_id)
             found[:] = [
-                WebhookExecution(id=row.id, action_ref=row.action_ref, status=row.status, result=row.result)
+                WebhookExecution(
+                    id=row.id,
+                    action_ref=row.action_ref,
+                    status=row.status,
+                    result=row.result,
+                    created=row.created,
+                    updated=row.updated,
+                )
                 for row in rows
             ]
         return listened == 0 or (bool(found) and all(e.status in waiting.TERMINAL for e in found))

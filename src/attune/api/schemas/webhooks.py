@@ -28,6 +28,8 @@ class WebhookExecution(ApiModel):
     action_ref: str
     status: str
     result: Any = None
+    created: datetime
+    updated: datetime
 
 
 class WebhookReceiverResponse(ApiModel):
