@@ -11,9 +11,10 @@ The workloads are those of the peer kit (docs/performance.md, "Workloads"):
   concurrency the engine allows by default; median of 3 after a warm-up, peak RSS and CPU.
 * py: a Python action whose body is ``pass``, 20 runs after 3 warm-ups.
 
-How a webhook run is known to be finished is a :class:`Completion`. Today's webhooks answer at
-once with the event id, so :class:`PollingCompletion` polls the API every 20 ms; a completion that
-waits for the webhook's answer after the run plugs in through :data:`COMPLETIONS`.
+How a webhook run is known to be finished is a :class:`Completion`: by default the webhook is
+answered after the run (``?wait=``, :class:`WaitingCompletion`), as the kit allows; with
+``--completion poll`` the webhook answers at once and :class:`PollingCompletion` polls the API
+every 20 ms.
 """
 
 from __future__ import annotations
@@ -174,10 +175,31 @@ class PollingCompletion:
             time.sleep(self.poll_s)
 
 
-#: How W1/W2 learn that a run finished, by name (``--completion``). A webhook answered after the
-#: run (HTTP round trip = run time, as n8n's ``responseMode=lastNode``) belongs here when the API
-#: offers it.
-COMPLETIONS: dict[str, Callable[[AttuneClient], Completion]] = {"poll": PollingCompletion}
+class WaitingCompletion:
+    """The webhook answers after the run (``?wait=``, docs/webhooks.md): the HTTP round trip is
+    the time until the run is recorded complete, as with n8n's ``responseMode=lastNode``."""
+
+    def __init__(self, client: AttuneClient, timeout: float = 60) -> None:
+        self.client, self.timeout = client, timeout
+
+    def __call__(self, key: str) -> tuple[float, dict[str, Any]]:
+        t0 = time.perf_counter()
+        _, raw = http(
+            "POST", f"{self.client.base}/api/v1/webhooks/{key}?wait={self.timeout:g}", {"payload": {}}
+        )
+        dt = time.perf_counter() - t0
+        data = json.loads(raw)["data"]
+        if not data.get("completed") or not data.get("executions"):
+            raise TimeoutError(f"the run of event {data['event_id']} did not finish: {data}")
+        return dt, dict(data["executions"][0])
+
+
+#: How W1/W2 learn that a run finished, by name (``--completion``): the webhook answered after the
+#: run (``wait``, the default) or the prescribed 20 ms polling (``poll``).
+COMPLETIONS: dict[str, Callable[[AttuneClient], Completion]] = {
+    "wait": WaitingCompletion,
+    "poll": PollingCompletion,
+}
 
 
 # ------------------------------------------------------------------ workloads
@@ -189,7 +211,7 @@ def _with_load(result: dict[str, Any], load_start: float) -> dict[str, Any]:
 class AttuneBench:
     """The workloads against one server whose process trees are rooted at ``pids``."""
 
-    def __init__(self, client: AttuneClient, key: str, pids: list[int], completion: str = "poll") -> None:
+    def __init__(self, client: AttuneClient, key: str, pids: list[int], completion: str = "wait") -> None:
         self.client, self.key, self.pids = client, key, pids
         self.fire = COMPLETIONS[completion](client)
         self.completion = completion

@@ -56,8 +56,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--completion",
         choices=sorted(COMPLETIONS),
-        default="poll",
-        help="how W1/W2 learn that a webhook's run finished",
+        default="wait",
+        help="how W1/W2 learn that a webhook's run finished: the webhook answers after the run "
+        "(wait, default) or at once and the client polls every 20 ms (poll)",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
 

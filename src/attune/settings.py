@@ -68,6 +68,12 @@ class ServerSettings(BaseModel):
     #: Peers (IPs or CIDR networks) whose X-Forwarded-For / X-Real-IP headers are believed, by the
     #: webhook allow-list, the login throttle and uvicorn's proxy headers alike. Empty: none.
     trusted_proxies: list[str] = Field(default_factory=list)
+    #: Requests that may wait for a run at once (``?wait=`` on ``GET /executions/{id}`` and on
+    #: the webhook receiver); more answer 429 with ``Retry-After`` so that waiting clients cannot
+    #: exhaust the server (docs/api.md, "Waiting for a run").
+    max_waiters: int = Field(default=256, ge=0)
+    #: Upper bound of any ``?wait=`` in seconds; longer requests are clamped to it.
+    max_wait_seconds: int = Field(default=60, ge=0)
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod

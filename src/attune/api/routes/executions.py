@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
+from attune.api import waiting
 from attune.api.authz import Principal, PrincipalDep, check_execution, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_b_executions
@@ -28,6 +30,7 @@ from attune.db.repos import executions, permissions, runs
 from attune.domain.enums import ExecutionStatus, values
 from attune.domain.params import secret_names
 from attune.errors import BadRequest, NotFound
+from attune.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
 
@@ -221,9 +224,7 @@ async def executions_by_status(
     return make_page(_summaries(rows), total, paging)
 
 
-@router.get("/executions/{id}", dependencies=[require("executions", "read", scoped=True)])
-async def get_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionResponse]:
-    """One execution; secret parameters are masked."""
+async def _read_execution(runtime: Runtime, id: int, principal: Principal) -> Data[ExecutionResponse]:
     async with runtime.db.session() as session:
         execution = await executions.get(session, id)
         if execution is None:
@@ -231,6 +232,55 @@ async def get_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -
         check_execution(principal, execution, "read")
         schema = await executions.param_schema_of(session, execution)
     return Data(data=_response(execution, schema))
+
+
+@router.get(
+    "/executions/{id}",
+    dependencies=[require("executions", "read", scoped=True)],
+    response_model=Data[ExecutionResponse],
+    responses={429: {"description": "Too many waiting requests (`server.max_waiters`); see Retry-After"}},
+)
+async def get_execution(
+    id: int,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            description="Long-poll: answer once the execution is terminal or after this many "
+            "seconds (clamped to `server.max_wait_seconds`, default 60)",
+        ),
+    ] = None,
+) -> Data[ExecutionResponse] | JSONResponse:
+    """One execution; secret parameters are masked.
+
+    With `?wait=<seconds>` the answer comes as soon as the execution reaches a terminal status
+    or when the wait elapses, whichever is first, with the same body (docs/api.md, "Waiting for
+    a run"); beyond `server.max_waiters` concurrent waiters: 429 with `Retry-After`.
+    """
+    current = await _read_execution(runtime, id, principal)
+    if not wait or str(current.data.status) in waiting.TERMINAL:
+        return current
+    try:
+        async with waiting.waiters_for(request.app.state, runtime).slot():
+
+            async def terminal() -> bool:
+                async with runtime.db.session() as session:
+                    status = (await executions.statuses(session, [id])).get(id)
+                return status is None or status in waiting.TERMINAL
+
+            await waiting.wait_until(
+                request.app.state,
+                runtime,
+                terminal,
+                waiting.bounded(runtime, wait),
+                relevant=lambda n: n.entity_id in (None, id),
+            )
+    except waiting.WaitersExhausted as exc:
+        return waiting.refused(exc)
+    return await _read_execution(runtime, id, principal)
 
 
 @router.get(

@@ -7,19 +7,21 @@ IP allow-list (403), rate limit (429 with ``Retry-After``) and HMAC signature (4
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.api import waiting
 from attune.api.authz import require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.schemas.common import Data
@@ -30,11 +32,12 @@ from attune.api.schemas.webhooks import (
     RateLimitResponse,
     WebhookConfig,
     WebhookConfigResponse,
+    WebhookExecution,
     WebhookReceiverResponse,
     WebhookRequest,
 )
 from attune.db.models import Trigger
-from attune.db.repos import events, triggers
+from attune.db.repos import events, executions, rules, triggers
 from attune.db.types import utcnow
 from attune.domain.crypto import CryptoError
 from attune.errors import (
@@ -46,6 +49,7 @@ from attune.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from attune.notifier.hub import Notification
 from attune.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
@@ -429,7 +433,17 @@ def _rate_limited_response(exc: _RateLimited) -> JSONResponse:
     },
 )
 async def receive_webhook(
-    webhook_key: str, request: Request, runtime: RuntimeDep
+    webhook_key: str,
+    request: Request,
+    runtime: RuntimeDep,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            description="Answer once the runs the event caused have ended, or after this many "
+            "seconds (clamped to `server.max_wait_seconds`); see docs/webhooks.md",
+        ),
+    ] = None,
 ) -> Data[WebhookReceiverResponse] | JSONResponse:
     """Receive a webhook (no bearer token: the key is the credential) and record an event.
 
@@ -439,6 +453,11 @@ async def receive_webhook(
     rate limit (429 `TOO_MANY_REQUESTS` with `Retry-After`), HMAC signature over the raw body
     in `X-Webhook-Signature` or `X-Hub-Signature-256` (401). Then an event with
     `source_ref = "webhook"` is created and `EventCreated` is published.
+
+    With `?wait=<seconds>` the answer waits until every execution the event caused has a
+    terminal status (or the wait elapses) and adds `executions` (id, action_ref, status,
+    result) and `completed`; beyond `server.max_waiters` concurrent waiters the request is
+    refused with 429 and `Retry-After` before any event is recorded (docs/webhooks.md).
     """
     raw = await request.body()
     async with runtime.db.session() as session:
@@ -476,6 +495,67 @@ async def receive_webhook(
         event_config["user_agent"] = user_agent
     if verified is not None:
         event_config["hmac_verified"] = verified
+    async with contextlib.AsyncExitStack() as stack:
+        if wait:
+            # Taken before the event exists: a refused caller has started nothing.
+            try:
+                await stack.enter_async_context(waiting.waiters_for(request.app.state, runtime).slot())
+            except waiting.WaitersExhausted as exc:
+                return waiting.refused(exc)
+        answer = await _record_event(runtime, trigger, config, body, event_config, received_at)
+        if wait and isinstance(answer, Data):
+            await _wait_for_runs(request, runtime, answer.data, waiting.bounded(runtime, wait))
+        return answer
+    raise AssertionError("unreachable")  # pragma: no cover - the stack never swallows
+
+
+async def _wait_for_runs(
+    request: Request, runtime: Runtime, answer: WebhookReceiverResponse, seconds: float
+) -> None:
+    """Fill ``answer.executions`` / ``completed`` once the event's runs end or ``seconds`` pass.
+
+    Done when the trigger has no enabled rule (nothing will run), or when at least one
+    execution exists and all of them are terminal. An event whose rules all decline it
+    (criteria) therefore waits the full time: docs/webhooks.md.
+    """
+    found: list[WebhookExecution] = []
+    async with runtime.db.session() as session:
+        listened = await rules.enabled_count_for_trigger(session, answer.trigger_ref)
+
+    async def ended() -> bool:
+        async with runtime.db.session() as session:
+            rows = await executions.of_event(session, answer.event_id)
+            found[:] = [
+                WebhookExecution(
+                    id=row.id,
+                    action_ref=row.action_ref,
+                    status=row.status,
+                    result=row.result,
+                    created=row.created,
+                    updated=row.updated,
+                )
+                for row in rows
+            ]
+        return listened == 0 or (bool(found) and all(e.status in waiting.TERMINAL for e in found))
+
+    def relevant(notification: Notification) -> bool:
+        # A new execution may be ours; a status change matters only for one we already know.
+        return notification.notification_type == "execution_created" or any(
+            e.id == notification.entity_id for e in found
+        )
+
+    answer.completed = await waiting.wait_until(request.app.state, runtime, ended, seconds, relevant)
+    answer.executions = found
+
+
+async def _record_event(
+    runtime: Runtime,
+    trigger: Trigger,
+    config: Mapping[str, Any],
+    body: WebhookRequest,
+    event_config: dict[str, Any],
+    received_at: datetime,
+) -> Data[WebhookReceiverResponse] | JSONResponse:
     try:
         async with runtime.db.transaction() as session:
             current = await triggers.lock_for_webhook(session, trigger.id)

@@ -21,13 +21,35 @@ class WebhookRequest(BaseModel):
     user_agent: str | None = None
 
 
-class WebhookReceiverResponse(ApiModel):
-    """What the receiver answers once the event exists."""
+class WebhookExecution(ApiModel):
+    """One execution the event caused, as a waiting receiver reports it (docs/webhooks.md)."""
 
+    id: int
+    action_ref: str
+    status: str
+    result: Any = None
+    created: datetime
+    updated: datetime
+
+
+class WebhookReceiverResponse(ApiModel):
+    """What the receiver answers once the event exists (with ``?wait=``: once its runs ended).
+
+    ``executions`` and ``completed`` appear only when the request asked to wait.
+    """
+
+    omit_if_none = frozenset({"executions", "completed"})
     event_id: int
     trigger_ref: str
     received_at: datetime
     message: str = "Webhook received successfully"
+    executions: list[WebhookExecution] | None = Field(
+        default=None, description="With ?wait=: the executions the event caused (id, status, result)"
+    )
+    completed: bool | None = Field(
+        default=None,
+        description="With ?wait=: true when every execution ended before the wait elapsed",
+    )
 
 
 # --- per-trigger security configuration (PUT/GET /triggers/{ref}/webhooks/config) ----------

@@ -176,3 +176,22 @@ def executor_of(execution_column: Any) -> sa.ScalarSelect[Any]:
 def action_ref_of(execution_column: Any) -> sa.ScalarSelect[Any]:
     """A correlated subquery: the action ref of the execution ``execution_column`` names."""
     return sa.select(Execution.action_ref).where(Execution.id == execution_column).scalar_subquery()
+
+
+async def of_event(session: AsyncSession, event_id: int) -> Sequence[Execution]:
+    """The executions an event caused directly (through its enforcements), oldest first."""
+    query = (
+        sa.select(Execution)
+        .join(Enforcement, Execution.enforcement == Enforcement.id)
+        .where(Enforcement.event == event_id)
+        .order_by(Execution.id)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def statuses(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
+    """``{id: status}`` of the given executions (missing ones are left out)."""
+    if not ids:
+        return {}
+    rows = await session.execute(sa.select(Execution.id, Execution.status).where(Execution.id.in_(ids)))
+    return {row.id: row.status for row in rows}

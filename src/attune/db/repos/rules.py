@@ -75,3 +75,13 @@ def enabled_payload(rule: Rule) -> dict[str, Any]:
 def disabled_payload(rule: Rule) -> dict[str, Any]:
     """The ``RuleDisabled`` payload."""
     return {"rule_id": rule.id, "rule_ref": rule.ref, "trigger_ref": rule.trigger_ref}
+
+
+async def enabled_count_for_trigger(session: AsyncSession, trigger_ref: str) -> int:
+    """How many enabled rules listen to the trigger (0: an event of it starts nothing)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(Rule)
+        .where(Rule.trigger_ref == trigger_ref, Rule.enabled.is_(True))
+    )
+    return int(await session.scalar(query) or 0)
