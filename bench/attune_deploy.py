@@ -98,7 +98,7 @@ class BenchDeployment:
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
-            if len(proc_tree(self.pids)) > len(self.pids):
+            if _busy_children(self.pids):
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= quiet_s:
                 return
@@ -121,3 +121,16 @@ class BenchDeployment:
             if self.database:
                 asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _busy_children(roots: list[int]) -> bool:
+    """Whether the deployment has child processes other than its workers' resident watchdogs."""
+    for pid in set(proc_tree(roots)) - set(roots):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if b"watchdog.py" not in cmdline:
+            return True
+    return False
