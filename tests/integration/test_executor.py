@@ -915,4 +915,12 @@ async def test_an_expired_dispatch_fails_its_execution(runtime: Runtime) -> None
         assert failed.result["error"] == "Worker queue TTL expired"
         assert str(worker.id) in failed.result["message"]
         assert (await get(runtime, models.Execution, moved.id)).status == "scheduled"
-        assert [(p["execution_id"], p["status"]) for p in completions.payloads()] == [(expired.id, "failed")]
+
+        async def completed() -> list[tuple[int, str]]:
+            return [(p["execution_id"], p["status"]) for p in completions.payloads()]
+
+        # The completion travels through the broker after the commit: wait for it, then once more
+        # for anything that should not be there.
+        await eventually(completed)
+        await settle(runtime)
+        assert await completed() == [(expired.id, "failed")]
