@@ -127,8 +127,17 @@ def test_timediff_criteria() -> None:
     assert matches(conditions, {"at": recent}, engine=ENGINE, context={}) is True
 
 
-_OLD = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-_NOW = datetime.now(UTC).isoformat()
+# Times are taken when the test runs, not when it is collected (a long suite outlives 300 s).
+_OLD = "<two hours ago>"
+_NOW = "<now>"
+
+
+def _when(value: Any) -> Any:
+    if value == _OLD:
+        return (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    if value == _NOW:
+        return datetime.now(UTC).isoformat()
+    return value
 
 
 @pytest.mark.parametrize(
@@ -171,7 +180,7 @@ _NOW = datetime.now(UTC).isoformat()
 )
 def test_every_st2_criteria_operator(kind: str, pattern: Any, value: Any, expected: bool) -> None:
     conditions = st2.criteria_to_conditions({"trigger.f": {"type": kind, "pattern": pattern}})
-    assert matches(conditions, {"f": value}, engine=ENGINE, context={}) is expected
+    assert matches(conditions, {"f": _when(value)}, engine=ENGINE, context={}) is expected
 
 
 def test_exists_criteria() -> None:
