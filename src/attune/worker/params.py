@@ -82,10 +82,11 @@ def _flatten(value: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]]
         if isinstance(item, Mapping):
             yield from _flatten(item, f"{name}.")
         else:
-            yield name, _scalar_text(item)
+            yield name, scalar_text(item)
 
 
-def _scalar_text(value: Any) -> str:
+def scalar_text(value: Any) -> str:
+    """A parameter as a script reads it from its environment or a dotenv file."""
     if value is None:
         return ""
     if isinstance(value, bool):

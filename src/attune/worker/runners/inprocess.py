@@ -13,7 +13,6 @@ An action is run in-process only when it is the core pack's own action with its 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from attune.worker import output, process
+from attune.worker.params import scalar_text
 from attune.worker.redaction import Redactor
 from attune.worker.runners import RunRequest, RunResult
 
@@ -39,36 +39,23 @@ class Printed:
     stderr: str = ""
 
 
-def _text(value: Any) -> str:
-    """A parameter as the script reads it (dotenv delivery: ``attune.worker.params``)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _noop(parameters: Mapping[str, Any]) -> Printed:
     """``noop.sh``: ``[NOOP] <message>`` when given, the fixed line, then exit ``exit_code``."""
-    raw = _text(parameters.get("exit_code", 0)) or "0"
+    raw = scalar_text(parameters.get("exit_code", 0)) or "0"
     try:
         exit_code = int(raw, 10)
     except ValueError:
         exit_code = -1
     if not 0 <= exit_code <= 255:
         return Printed(1, "", f"ERROR: exit_code must be an integer between 0 and 255 (got {raw})\n")
-    message = _text(parameters.get("message"))
+    message = scalar_text(parameters.get("message"))
     stdout = (f"[NOOP] {message}\n" if message else "") + "No operation completed successfully\n"
     return Printed(exit_code, stdout)
 
 
 def _echo(parameters: Mapping[str, Any]) -> Printed:
     """``echo.sh``: the message, without a trailing newline."""
-    return Printed(0, _text(parameters.get("message")))
+    return Printed(0, scalar_text(parameters.get("message")))
 
 
 #: Builtin name → (the core action's entry point, its implementation).
