@@ -60,11 +60,9 @@ run-scaled: $(STAMP) web
 	$(BIN)/python -m attune.scaled
 
 ## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ, then the API fuzz.
-## The two passes share nothing (own databases, own broker vhost use), so they run side by side: most
-## of their time is spent waiting on processes, and CI stays well under 30 minutes.
-test: lint web-lint
-	$(MAKE) --no-print-directory --output-sync=target -j2 test-sqlite test-postgres
-	$(MAKE) --no-print-directory fuzz
+## The passes run one after the other: tests that call the worker directly mark their action
+## processes with per-execution cookies that two concurrent passes would share.
+test: lint web-lint test-sqlite test-postgres fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
