@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from attune.db.models import Action, Execution, Pack, WorkflowDefinition, WorkflowExecution
+from attune.db.repos.locking import for_update
 from attune.errors import Conflict, Unprocessable
 from attune.workflow.spec import WorkflowSpec, to_document
 
@@ -212,11 +213,6 @@ async def remove_missing(session: AsyncSession, pack_id: int, keep: set[str]) ->
 # -- workflow executions ---------------------------------------------------------------------
 
 
-def _is_sqlite(session: AsyncSession) -> bool:
-    # SQLite has no row locks; its write transactions (BEGIN IMMEDIATE) are serialised anyway.
-    return session.get_bind().dialect.name == "sqlite"
-
-
 async def execution_state(
     session: AsyncSession, execution_id: int, *, lock: bool = False
 ) -> WorkflowExecution | None:
@@ -229,8 +225,8 @@ async def execution_state(
     if lock:
         # A step never needs the (large, write-once) task graph.
         query = query.options(defer(WorkflowExecution.task_graph))
-    if lock and not _is_sqlite(session):
-        query = query.with_for_update()
+    if lock:
+        query = for_update(session, query)
     return (await session.execute(query.order_by(WorkflowExecution.id.desc()).limit(1))).scalar_one_or_none()
 
 
@@ -241,9 +237,7 @@ async def lock_state(session: AsyncSession, state_id: int) -> WorkflowExecution 
         .where(WorkflowExecution.id == state_id)
         .options(defer(WorkflowExecution.task_graph))
     )
-    if not _is_sqlite(session):
-        query = query.with_for_update()
-    return (await session.execute(query)).scalar_one_or_none()
+    return (await session.execute(for_update(session, query))).scalar_one_or_none()
 
 
 async def children(session: AsyncSession, state_id: int) -> Sequence[Execution]:
