@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from attune.domain.budget import RenderLimits
@@ -61,6 +62,9 @@ class ServerSettings(BaseModel):
     #: so (``attune server --host 0.0.0.0`` / ``ATTUNE__SERVER__HOST``; docs/security.md).
     host: str = "127.0.0.1"
     port: int = 8080
+    #: The API base URL handed to actions and sensors (``$ATTUNE_API_URL`` too); None: the local
+    #: server at ``http://127.0.0.1:<port>``.
+    api_url: str | None = None
     request_timeout: int = 30
     enable_cors: bool = True
     cors_origins: list[str] = Field(default_factory=list)
@@ -126,8 +130,18 @@ class SecuritySettings(BaseModel):
         return value
 
 
+def _name_list(value: Any) -> Any:
+    """A comma-separated string (the form environment variables use) as a list; empty: None."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()] or None
+    return value
+
+
 class WorkerSettings(BaseModel):
     name: str = Field(default_factory=lambda: f"worker-{_hostname()}")
+    #: Runtimes this worker serves (``$ATTUNE_WORKER_RUNTIMES``, comma separated); they win over
+    #: ``capabilities.runtimes`` and detection.
+    runtimes: list[str] | None = None
     worker_type: Literal["local", "remote", "container"] = "local"
     runtime_id: int | None = None
     host: str = Field(default_factory=_hostname)
@@ -143,16 +157,23 @@ class WorkerSettings(BaseModel):
     #: core.noop and core.echo run inside the engine instead of starting /bin/sh (docs/performance.md).
     in_process_actions: bool = True
 
+    _runtimes = field_validator("runtimes", mode="before")(_name_list)
+
 
 class SensorSettings(BaseModel):
     worker_name: str = Field(default_factory=lambda: f"sensor-{_hostname()}")
     host: str = Field(default_factory=_hostname)
+    #: Runtimes advertised for sensors (``$ATTUNE_SENSOR_RUNTIMES``, comma separated); they win
+    #: over ``capabilities.runtimes`` and detection.
+    runtimes: list[str] | None = None
     capabilities: dict[str, Any] | None = None
     max_concurrent_sensors: int | None = None
     heartbeat_interval: float = 30
     poll_interval: float = 30
     sensor_timeout: int = 30
     shutdown_timeout: int = 30
+
+    _runtimes = field_validator("runtimes", mode="before")(_name_list)
 
 
 class NotifierSettings(BaseModel):
@@ -252,6 +273,30 @@ class LimitsSettings(BaseModel):
         )
 
 
+#: Environment variables older than the ``ATTUNE__SECTION__KEY`` scheme, still read:
+#: name → (section, key). ``ATTUNE__SECTION__KEY`` wins over them, and they over the YAML files.
+LEGACY_ENV: Mapping[str, tuple[str, str]] = {
+    "ATTUNE_API_URL": ("server", "api_url"),
+    "ATTUNE_WORKER_RUNTIMES": ("worker", "runtimes"),
+    "ATTUNE_SENSOR_RUNTIMES": ("sensor", "runtimes"),
+}
+
+
+class _LegacyEnvSource(PydanticBaseSettingsSource):
+    """The :data:`LEGACY_ENV` variables that are set and not empty, as a nested mapping."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for name, (section, key) in LEGACY_ENV.items():
+            value = os.environ.get(name)
+            if value:
+                data.setdefault(section, {})[key] = value
+        return data
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`, never at import time."""
 
@@ -296,7 +341,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the YAML files, which arrive as init kwargs.
-        return (env_settings, init_settings)
+        return (env_settings, _LegacyEnvSource(settings_cls), init_settings)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -319,6 +364,11 @@ class Settings(BaseSettings):
     def async_database_url(self) -> str:
         """The database URL with the async driver SQLAlchemy needs."""
         return async_url(self.database.url)
+
+    @property
+    def api_url(self) -> str:
+        """The API base URL handed to actions and sensors: ``server.api_url`` or the local port."""
+        return self.server.api_url or f"http://127.0.0.1:{self.server.port}"
 
     @property
     def install_dir(self) -> Path:

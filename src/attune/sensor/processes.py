@@ -138,17 +138,12 @@ def st2_sensor_command(plan: SensorPlan, script: Path, interpreter: str) -> list
     ]
 
 
-def api_url(runtime: Runtime) -> str:
-    """The API base URL handed to sensors: ``$ATTUNE_API_URL`` or the local server port."""
-    return os.environ.get("ATTUNE_API_URL") or f"http://127.0.0.1:{runtime.settings.server.port}"
-
-
 def sensor_environment(plan: SensorPlan, runtime: Runtime, token: str) -> dict[str, str]:
     """The inherited environment plus the ``ATTUNE_*`` variables of services.md §4.2."""
     env = dict(os.environ)
     env.update(
         {
-            "ATTUNE_API_URL": api_url(runtime),
+            "ATTUNE_API_URL": runtime.settings.api_url,
             "ATTUNE_API_TOKEN": token,
             "ATTUNE_SENSOR_ID": str(plan.sensor_id),
             "ATTUNE_SENSOR_REF": plan.sensor_ref,

@@ -15,24 +15,19 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from attune.bus.messages import Envelope
 from attune.bus.topology import RULES_LIFECYCLE_QUEUE
-from attune.db.models import Rule, Sensor, Worker
-from attune.db.models import Runtime as RuntimeRow
-from attune.db.repos import events
-from attune.db.types import utcnow
+from attune.db.models import Sensor
+from attune.db.repos import events, rules, sensors
+from attune.db.repos import runtimes as runtime_rows
 from attune.domain.enums import WorkerRole, WorkerStatus, WorkerType
 from attune.domain.runtimes import canonical_runtime_name
-from attune.errors import ConfigError
 from attune.runtime import Runtime
 from attune.sensor.processes import SensorManager, SensorPlan, is_native
 from attune.sensor.timers import (
@@ -44,6 +39,7 @@ from attune.sensor.timers import (
     build_schedule,
     run_timer,
 )
+from attune.services import registration
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +55,24 @@ RESYNC_INTERVAL_SECONDS = 30.0
 async def detect_runtimes(runtime: Runtime) -> list[str]:
     """Runtime names this host can run sensors with (services.md §4.1 / §3.14).
 
-    ``$ATTUNE_SENSOR_RUNTIMES`` (comma separated), then ``sensor.capabilities.runtimes``, then
-    the database runtimes whose interpreter is native or found on ``PATH``.
+    ``sensor.runtimes`` (``$ATTUNE_SENSOR_RUNTIMES``, comma separated), then
+    ``sensor.capabilities.runtimes``, then the database runtimes whose interpreter is native or
+    found on ``PATH``.
     """
-    configured = os.environ.get("ATTUNE_SENSOR_RUNTIMES")
+    configured = runtime.settings.sensor.runtimes
     if configured:
-        return sorted({canonical_runtime_name(n) for n in configured.split(",") if n.strip()})
+        return sorted({canonical_runtime_name(n) for n in configured})
     capabilities = runtime.settings.sensor.capabilities or {}
     listed = capabilities.get("runtimes")
     if isinstance(listed, list) and listed:
         return sorted({canonical_runtime_name(str(n)) for n in listed})
     names = {"native"}
     async with runtime.db.session() as session:
-        rows = (await session.execute(sa.select(RuntimeRow.name, RuntimeRow.execution_config))).all()
-    for name, config in rows:
-        config = config if isinstance(config, Mapping) else {}
+        rows = await runtime_rows.all_rows(session)
+    for row in rows:
+        config = row.execution_config if isinstance(row.execution_config, Mapping) else {}
         if is_native(config) or shutil.which(str(config["interpreter"]["binary"])):
-            names.add(canonical_runtime_name(name))
+            names.add(canonical_runtime_name(row.name))
     return sorted(names)
 
 
@@ -87,36 +84,22 @@ async def register_worker(runtime: Runtime) -> int:
         "sensor_version": SENSOR_VERSION,
         "runtimes": await detect_runtimes(runtime),
     }
-    async with runtime.db.transaction() as session:
-        query = sa.select(Worker).where(Worker.name == settings.worker_name)
-        worker = (await session.execute(query)).scalar_one_or_none()
-        if worker is None:
-            worker = Worker(
-                name=settings.worker_name,
-                worker_type=WorkerType.LOCAL.value,
-                worker_role=WorkerRole.SENSOR.value,
-            )
-            session.add(worker)
-        elif worker.worker_role != WorkerRole.SENSOR.value:
-            raise ConfigError(
-                f"worker name '{settings.worker_name}' belongs to a {worker.worker_role} worker; "
-                "set sensor.worker_name to a unique name"
-            )
-        worker.host = settings.host
-        worker.capabilities = capabilities
-        worker.status = WorkerStatus.ACTIVE.value
-        worker.last_heartbeat = utcnow()
-        await session.flush()
-        return worker.id
+    worker_id, _ = await registration.register(
+        runtime.db,
+        registration.Registration(
+            name=settings.worker_name,
+            role=WorkerRole.SENSOR,
+            worker_type=WorkerType.LOCAL.value,
+            host=settings.host,
+            capabilities=capabilities,
+        ),
+    )
+    return worker_id
 
 
 async def set_worker_status(runtime: Runtime, worker_id: int, status: WorkerStatus) -> None:
     """Heartbeat (``active``) or sign off (``inactive``)."""
-    async with runtime.db.transaction() as session:
-        worker = await session.get(Worker, worker_id)
-        if worker is not None:
-            worker.status = status.value
-            worker.last_heartbeat = utcnow()
+    await registration.set_state(runtime.db, worker_id, status=status)
 
 
 # --- built-in timers -----------------------------------------------------------------------
@@ -189,7 +172,7 @@ class TimerSet:
 
     async def _fire(self, rule_id: int, trigger_ref: str, payload: dict[str, Any]) -> None:
         async with self.runtime.db.transaction() as session:
-            rule = await session.get(Rule, rule_id)
+            rule = await rules.by_id(session, rule_id)
             # Re-checked at each firing, so a disabled or deleted rule never fires again, even
             # before the lifecycle message reaches this service.
             if rule is None or not rule.enabled or rule.trigger_ref != trigger_ref:
@@ -227,13 +210,8 @@ class TimerSet:
 
 async def wanted_timers(runtime: Runtime) -> dict[int, tuple[str, str, Any, datetime]]:
     """{rule id: (rule ref, trigger ref, trigger_params, updated)} of enabled timer rules."""
-    query = (
-        sa.select(Rule.id, Rule.ref, Rule.trigger_ref, Rule.trigger_params, Rule.updated)
-        .where(Rule.enabled.is_(True), Rule.trigger_ref.in_(TIMER_TRIGGERS))
-        .order_by(Rule.id)
-    )
     async with runtime.db.session() as session:
-        rows = (await session.execute(query)).all()
+        rows = await rules.enabled_on_triggers(session, TIMER_TRIGGERS)
     return {row.id: (row.ref, row.trigger_ref, row.trigger_params, row.updated) for row in rows}
 
 
@@ -250,27 +228,16 @@ def _sensor_triggers(sensor: Sensor) -> tuple[str, ...]:
 
 async def wanted_sensors(runtime: Runtime) -> dict[int, SensorPlan]:
     """Plans of the enabled pack sensors that at least one enabled rule needs."""
-    sensors_query = (
-        sa.select(Sensor, RuntimeRow)
-        .join(RuntimeRow, Sensor.runtime == RuntimeRow.id)
-        .where(Sensor.enabled.is_(True), Sensor.ref != TIMER_SENSOR_REF)
-        .order_by(Sensor.id)
-    )
     async with runtime.db.session() as session:
-        pairs = (await session.execute(sensors_query)).all()
+        pairs = await sensors.enabled_with_runtimes(session, exclude_ref=TIMER_SENSOR_REF)
         trigger_refs = {ref for sensor, _ in pairs for ref in _sensor_triggers(sensor)}
-        rules_query = (
-            sa.select(Rule.id, Rule.ref, Rule.trigger_ref, Rule.trigger_params)
-            .where(Rule.enabled.is_(True), Rule.trigger_ref.in_(trigger_refs))
-            .order_by(Rule.id)
-        )
-        rules = (await session.execute(rules_query)).all() if trigger_refs else []
+        enabled_rules = await rules.enabled_on_triggers(session, trigger_refs) if trigger_refs else []
     plans: dict[int, SensorPlan] = {}
     for sensor, runtime_row in pairs:
         refs = _sensor_triggers(sensor)
         instances = tuple(
             {"id": r.id, "ref": r.ref, "config": r.trigger_params or {}, "trigger_ref": r.trigger_ref}
-            for r in rules
+            for r in enabled_rules
             if r.trigger_ref in refs
         )
         if not instances:

@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
-
-import sqlalchemy as sa
 
 from attune import __version__
 from attune.db.database import Database
 from attune.db.models import Runtime as RuntimeRow
-from attune.db.models import RuntimeVersion, Worker
+from attune.db.repos import runtimes as runtime_rows
+from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.domain.enums import WorkerRole, WorkerStatus
 from attune.domain.runtimes import canonical_runtime_name
+from attune.services import registration
 from attune.settings import Settings
 from attune.worker import commands, interpreters, versions
 
@@ -37,9 +36,9 @@ RUNTIMES_ENV = "ATTUNE_WORKER_RUNTIMES"
 NATIVE = "native"
 
 
-def runtime_filter(environ: Mapping[str, str] | None = None) -> list[str] | None:
-    """Canonical names from ``ATTUNE_WORKER_RUNTIMES`` (comma list), or None when it is unset/empty."""
-    raw = (environ if environ is not None else os.environ).get(RUNTIMES_ENV, "")
+def runtime_filter(environ: Mapping[str, str]) -> list[str] | None:
+    """Canonical names from ``ATTUNE_WORKER_RUNTIMES`` in ``environ`` (comma list); None when unset/empty."""
+    raw = environ.get(RUNTIMES_ENV, "")
     names = [canonical_runtime_name(part) for part in raw.split(",") if part.strip()]
     return _unique(names) or None
 
@@ -67,7 +66,7 @@ async def runtime_available(distributions: Any) -> bool:
 async def detect_runtimes(db: Database) -> list[str]:
     """Canonical names of the DB runtimes this host can run (a native runtime always can)."""
     async with db.session() as session:
-        rows = (await session.execute(sa.select(RuntimeRow).order_by(RuntimeRow.id))).scalars().all()
+        rows = await runtime_rows.all_rows(session)
     found: list[str] = []
     for row in rows:
         config = row.execution_config if isinstance(row.execution_config, dict) else {}
@@ -84,10 +83,14 @@ async def detect_runtimes(db: Database) -> list[str]:
 async def choose_runtimes(
     db: Database, settings: Settings, environ: Mapping[str, str] | None = None
 ) -> list[str]:
-    """``capabilities.runtimes``: the env list, else the configured list, else DB detection (§3.14)."""
-    from_env = runtime_filter(environ)
-    if from_env is not None:
-        return from_env
+    """``capabilities.runtimes``: the env list, else the configured list, else DB detection (§3.14).
+
+    The env list is ``ATTUNE_WORKER_RUNTIMES`` of ``environ`` when one is given (tests pass their
+    own), else ``worker.runtimes``, which the settings loader reads from the same variable.
+    """
+    from_env = runtime_filter(environ) if environ is not None else settings.worker.runtimes
+    if from_env:
+        return _unique([canonical_runtime_name(name) for name in from_env])
     configured = (settings.worker.capabilities or {}).get("runtimes")
     if isinstance(configured, list) and configured:
         return _unique([canonical_runtime_name(str(name)) for name in configured])
@@ -110,15 +113,13 @@ def capabilities(settings: Settings, runtimes: Sequence[str]) -> dict[str, Any]:
 async def runtime_rows_key(db: Database) -> tuple[int, ...]:
     """The ids of the runtime rows: when they change, the worker detects its runtimes again."""
     async with db.session() as session:
-        return tuple((await session.execute(sa.select(RuntimeRow.id).order_by(RuntimeRow.id))).scalars())
+        return await runtime_rows.ids(session)
 
 
 async def update_capabilities(db: Database, worker_id: int, caps: Mapping[str, Any]) -> None:
     """Publish new capabilities (for example, runtimes registered after the worker started)."""
     async with db.transaction() as session:
-        row = await session.get(Worker, worker_id)
-        if row is not None:
-            row.capabilities = dict(caps)
+        await workers.set_capabilities(session, worker_id, caps)
 
 
 async def register(
@@ -130,31 +131,19 @@ async def register(
     stored as this process's token in ``meta.boot``.
     """
     config = settings.worker
-    now = utcnow()
-    async with db.transaction() as session:
-        query = sa.select(Worker).where(Worker.name == config.name)
-        if not db.is_sqlite:
-            query = query.with_for_update()
-        row = (await session.execute(query)).scalar_one_or_none()
-        if row is None:
-            row = Worker(
-                name=config.name,
-                worker_type=config.worker_type,
-                worker_role=WorkerRole.ACTION.value,
-                runtime=config.runtime_id,
-            )
-            session.add(row)
-        meta = dict(row.meta) if isinstance(row.meta, dict) else {}
-        previous = meta.get("boot") if isinstance(meta.get("boot"), str) else None
-        if boot is not None:
-            row.meta = {**meta, "boot": boot}
-        row.host = config.host
-        row.port = config.port
-        row.status = WorkerStatus.ACTIVE.value
-        row.capabilities = dict(caps)
-        row.last_heartbeat = now
-        await session.flush()
-        worker_id = row.id
+    worker_id, previous = await registration.register(
+        db,
+        registration.Registration(
+            name=config.name,
+            role=WorkerRole.ACTION,
+            worker_type=config.worker_type,
+            host=config.host,
+            port=config.port,
+            runtime_id=config.runtime_id,
+            capabilities=caps,
+            boot=boot,
+        ),
+    )
     log.info("registered worker %s (id %s) with runtimes %s", config.name, worker_id, caps.get("runtimes"))
     return worker_id, previous
 
@@ -162,22 +151,12 @@ async def register(
 async def heartbeat(db: Database, worker_id: int, *, active: bool = True) -> None:
     """Stamp ``last_heartbeat``; ``active`` also re-asserts the active status (a draining worker
     keeps heartbeating so its running executions are not declared abandoned, but stays inactive)."""
-    now = utcnow()
-    values: dict[str, Any] = {"last_heartbeat": now, "updated": now}
-    if active:
-        values["status"] = WorkerStatus.ACTIVE.value
-    async with db.transaction() as session:
-        await session.execute(sa.update(Worker).where(Worker.id == worker_id).values(**values))
+    await registration.set_state(db, worker_id, status=WorkerStatus.ACTIVE if active else None)
 
 
 async def set_inactive(db: Database, worker_id: int) -> None:
     """Mark the worker inactive so the scheduler stops choosing it."""
-    async with db.transaction() as session:
-        await session.execute(
-            sa.update(Worker)
-            .where(Worker.id == worker_id)
-            .values(status=WorkerStatus.INACTIVE.value, updated=utcnow())
-        )
+    await registration.set_state(db, worker_id, status=WorkerStatus.INACTIVE, heartbeat=False)
 
 
 #: Seconds between two heartbeat attempts while the database is unreachable.
@@ -237,12 +216,7 @@ async def verify_versions(db: Database, runtimes: Sequence[str]) -> dict[str, bo
     the last worker to verify decides it for everyone (services.md §3.13).
     """
     async with db.session() as session:
-        query = (
-            sa.select(RuntimeVersion, RuntimeRow)
-            .join(RuntimeRow, RuntimeVersion.runtime == RuntimeRow.id)
-            .order_by(RuntimeVersion.id)
-        )
-        pairs = [(version, row) for version, row in (await session.execute(query)).all()]
+        pairs = await runtime_rows.versions_with_runtimes(session)
     report: dict[str, bool] = {}
     for version, row in pairs:
         if not serves(runtimes, row, version.runtime_ref):
@@ -264,10 +238,6 @@ async def verify_versions(db: Database, runtimes: Sequence[str]) -> dict[str, bo
             )
             available = False
         async with db.transaction() as session:
-            await session.execute(
-                sa.update(RuntimeVersion)
-                .where(RuntimeVersion.id == version.id)
-                .values(available=available, verified_at=utcnow(), updated=utcnow())
-            )
+            await runtime_rows.set_version_availability(session, version.id, available, now=utcnow())
         report[f"{version.runtime_ref}@{version.version}"] = available
     return report

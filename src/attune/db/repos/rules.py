@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,3 +86,17 @@ async def enabled_count_for_trigger(session: AsyncSession, trigger_ref: str) -> 
         .where(Rule.trigger_ref == trigger_ref, Rule.enabled.is_(True))
     )
     return int(await session.scalar(query) or 0)
+
+
+async def by_id(session: AsyncSession, rule_id: int) -> Rule | None:
+    return await session.get(Rule, rule_id)
+
+
+async def enabled_on_triggers(session: AsyncSession, trigger_refs: Collection[str]) -> Sequence[sa.Row[Any]]:
+    """``(id, ref, trigger_ref, trigger_params, updated)`` of the enabled rules on ``trigger_refs``, by id."""
+    query = (
+        sa.select(Rule.id, Rule.ref, Rule.trigger_ref, Rule.trigger_params, Rule.updated)
+        .where(Rule.enabled.is_(True), Rule.trigger_ref.in_(list(trigger_refs)))
+        .order_by(Rule.id)
+    )
+    return (await session.execute(query)).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,3 +73,34 @@ async def action_count(session: AsyncSession, runtime_id: int) -> int:
 async def delete(session: AsyncSession, runtime_id: int) -> None:
     """Delete the row; its versions and the sensors using it cascade."""
     await session.execute(sa.delete(Runtime).where(Runtime.id == runtime_id))
+
+
+async def all_rows(session: AsyncSession) -> Sequence[Runtime]:
+    """Every runtime row, by id."""
+    return (await session.execute(sa.select(Runtime).order_by(Runtime.id))).scalars().all()
+
+
+async def ids(session: AsyncSession) -> tuple[int, ...]:
+    """The ids of every runtime row, ascending."""
+    return tuple((await session.execute(sa.select(Runtime.id).order_by(Runtime.id))).scalars())
+
+
+async def versions_with_runtimes(session: AsyncSession) -> list[tuple[RuntimeVersion, Runtime]]:
+    """Every runtime version with its runtime row, by version id."""
+    query = (
+        sa.select(RuntimeVersion, Runtime)
+        .join(Runtime, RuntimeVersion.runtime == Runtime.id)
+        .order_by(RuntimeVersion.id)
+    )
+    return [(version, row) for version, row in (await session.execute(query)).all()]
+
+
+async def set_version_availability(
+    session: AsyncSession, version_id: int, available: bool, *, now: datetime
+) -> None:
+    """Record the result of verifying a runtime version on this host."""
+    await session.execute(
+        sa.update(RuntimeVersion)
+        .where(RuntimeVersion.id == version_id)
+        .values(available=available, verified_at=now, updated=now)
+    )

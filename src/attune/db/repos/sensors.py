@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Sensor
+from attune.db.models import Runtime, Sensor
 
 
 async def by_ref(session: AsyncSession, ref: str) -> Sensor | None:
@@ -40,3 +40,14 @@ async def create(session: AsyncSession, **values: Any) -> Sensor:
 async def delete(session: AsyncSession, sensor: Sensor) -> None:
     """Delete a sensor: its keys cascade and ``event.source`` becomes NULL."""
     await session.execute(sa.delete(Sensor).where(Sensor.id == sensor.id))
+
+
+async def enabled_with_runtimes(session: AsyncSession, *, exclude_ref: str) -> list[tuple[Sensor, Runtime]]:
+    """Enabled sensors (except ``exclude_ref``) with their runtime rows, by sensor id."""
+    query = (
+        sa.select(Sensor, Runtime)
+        .join(Runtime, Sensor.runtime == Runtime.id)
+        .where(Sensor.enabled.is_(True), Sensor.ref != exclude_ref)
+        .order_by(Sensor.id)
+    )
+    return [(sensor, row) for sensor, row in (await session.execute(query)).all()]

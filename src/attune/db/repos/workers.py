@@ -7,7 +7,8 @@ A worker is *live* when its status is ``active`` and its last heartbeat is at mo
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution, Worker
+from attune.db.repos.locking import for_update
 from attune.domain.enums import ExecutionStatus, WorkerRole, WorkerStatus
 from attune.domain.runtimes import canonical_runtime_name
+from attune.errors import ConfigError
 
 #: Executions that occupy a worker.
 BUSY_STATUSES: tuple[str, ...] = (
@@ -51,6 +54,90 @@ def worker_capacity(worker: Worker) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return DEFAULT_CAPACITY
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a service process says about itself when it (re)registers its ``worker`` row."""
+
+    name: str
+    role: WorkerRole
+    worker_type: str
+    host: str
+    capabilities: Mapping[str, Any]
+    port: int | None = None
+    runtime_id: int | None = None
+    #: This process's token, stored in ``meta.boot`` (None: leave ``meta`` alone).
+    boot: str | None = None
+
+
+async def upsert(
+    session: AsyncSession, registration: Registration, *, now: datetime
+) -> tuple[int, str | None]:
+    """Create or refresh the row named ``registration.name`` (status active, heartbeat ``now``).
+
+    Returns its id and the previous process's boot token (None for a new row). A row of that name
+    serving another role is a configuration error: two services must not share one row.
+    """
+    query = for_update(session, sa.select(Worker).where(Worker.name == registration.name))
+    row = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        row = Worker(
+            name=registration.name,
+            worker_type=registration.worker_type,
+            worker_role=registration.role.value,
+            runtime=registration.runtime_id,
+        )
+        session.add(row)
+    elif row.worker_role != registration.role.value:
+        raise ConfigError(
+            f"worker name '{registration.name}' belongs to a {row.worker_role} worker; "
+            "give each service a unique worker name"
+        )
+    meta = dict(row.meta) if isinstance(row.meta, dict) else {}
+    previous = meta.get("boot") if isinstance(meta.get("boot"), str) else None
+    if registration.boot is not None:
+        row.meta = {**meta, "boot": registration.boot}
+    row.host = registration.host
+    row.port = registration.port
+    row.status = WorkerStatus.ACTIVE.value
+    row.capabilities = dict(registration.capabilities)
+    row.last_heartbeat = now
+    await session.flush()
+    return row.id, previous
+
+
+async def set_state(
+    session: AsyncSession,
+    worker_id: int,
+    *,
+    now: datetime,
+    status: WorkerStatus | None = None,
+    heartbeat: bool = True,
+) -> None:
+    """Stamp ``last_heartbeat`` (when ``heartbeat``) and set ``status`` (when given)."""
+    values: dict[str, Any] = {"updated": now}
+    if heartbeat:
+        values["last_heartbeat"] = now
+    if status is not None:
+        values["status"] = status.value
+    await session.execute(sa.update(Worker).where(Worker.id == worker_id).values(**values))
+
+
+async def set_capabilities(session: AsyncSession, worker_id: int, capabilities: Mapping[str, Any]) -> None:
+    """Replace the worker's capabilities document (a missing row is left missing)."""
+    row = await session.get(Worker, worker_id)
+    if row is not None:
+        row.capabilities = dict(capabilities)
+
+
+def by_name_query() -> sa.Select[Worker]:
+    """Every worker, by name (the API's listing)."""
+    return sa.select(Worker).order_by(Worker.name)
+
+
+async def by_id(session: AsyncSession, worker_id: int) -> Worker | None:
+    return await session.get(Worker, worker_id)
 
 
 def _fresh(now: datetime, heartbeat_interval: float, alive: Collection[int]) -> sa.ColumnElement[bool]:
