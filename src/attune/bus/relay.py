@@ -34,14 +34,12 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from attune.bus import topology
 from attune.bus.base import Bus, SettlingBus
 from attune.bus.messages import Envelope
 from attune.db.database import Database
-from attune.db.models import OutboxMessage
 from attune.db.outbox import STAGED
+from attune.db.repos import outbox as outbox_rows
 from attune.db.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -184,7 +182,7 @@ class OutboxRelay:
         while self._published:
             batch, self._published = self._published[:500], self._published[500:]
             async with self._db.transaction() as session:
-                await session.execute(sa.delete(OutboxMessage).where(OutboxMessage.message_id.in_(batch)))
+                await outbox_rows.delete_message_ids(session, batch)
 
     async def drain_once(self, *, created_before: datetime | None = None) -> int:
         """Publish up to one batch of rows (only those created before the cut-off); on a durable
@@ -193,18 +191,11 @@ class OutboxRelay:
             count, _ = await self._resend_page(created_before, after_id=0)
             return count
         async with self._db.transaction() as session:
-            query = sa.select(OutboxMessage).order_by(OutboxMessage.id).limit(self._batch_size)
-            if created_before is not None:
-                query = query.where(OutboxMessage.created <= created_before)
-            if not self._db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).scalars().all()
+            rows = await outbox_rows.claim(session, limit=self._batch_size, created_before=created_before)
             for row in rows:
                 await self._bus.publish(row.exchange, row.routing_key, Envelope.model_validate(row.body))
             if rows:
-                await session.execute(
-                    sa.delete(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows]))
-                )
+                await outbox_rows.delete_ids(session, [r.id for r in rows])
         return len(rows)
 
     async def _scan(self, created_before: datetime) -> None:
@@ -222,15 +213,9 @@ class OutboxRelay:
     async def _resend_page(self, created_before: datetime | None, *, after_id: int) -> tuple[int, int]:
         """Settling bus: publish one page of rows (by id) that are not in flight; keep the rows."""
         async with self._db.session() as session:
-            query = (
-                sa.select(OutboxMessage)
-                .where(OutboxMessage.id > after_id)
-                .order_by(OutboxMessage.id)
-                .limit(self._batch_size)
+            rows = await outbox_rows.page(
+                session, after_id=after_id, limit=self._batch_size, created_before=created_before
             )
-            if created_before is not None:
-                query = query.where(OutboxMessage.created <= created_before)
-            rows = (await session.execute(query)).scalars().all()
         waiting = set(self._published)
         for row in rows:
             if row.message_id in self._in_flight or row.message_id in waiting:

@@ -1,0 +1,45 @@
+"""Reading and deleting ``outbox_message`` rows for the relay (staging lives in :mod:`attune.db.outbox`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import OutboxMessage
+from attune.db.repos.locking import for_update
+
+
+def _page(limit: int, created_before: datetime | None, after_id: int = 0) -> sa.Select[OutboxMessage]:
+    query = sa.select(OutboxMessage).order_by(OutboxMessage.id).limit(limit)
+    if after_id:
+        query = query.where(OutboxMessage.id > after_id)
+    if created_before is not None:
+        query = query.where(OutboxMessage.created <= created_before)
+    return query
+
+
+async def claim(
+    session: AsyncSession, *, limit: int, created_before: datetime | None
+) -> Sequence[OutboxMessage]:
+    """The oldest rows (created before the cut-off), locked for the transaction; rows another
+    relay holds are skipped where the database has row locks."""
+    query = for_update(session, _page(limit, created_before), skip_locked=True)
+    return (await session.execute(query)).scalars().all()
+
+
+async def page(
+    session: AsyncSession, *, after_id: int, limit: int, created_before: datetime | None
+) -> Sequence[OutboxMessage]:
+    """Up to ``limit`` rows with an id above ``after_id`` (created before the cut-off), by id."""
+    return (await session.execute(_page(limit, created_before, after_id))).scalars().all()
+
+
+async def delete_ids(session: AsyncSession, ids: Collection[int]) -> None:
+    await session.execute(sa.delete(OutboxMessage).where(OutboxMessage.id.in_(list(ids))))
+
+
+async def delete_message_ids(session: AsyncSession, message_ids: Collection[str]) -> None:
+    await session.execute(sa.delete(OutboxMessage).where(OutboxMessage.message_id.in_(list(message_ids))))
