@@ -16,12 +16,9 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
 from attune.db.database import Database
-from attune.db.models import Base
+from attune.db.repos import retention as retention_rows
 from attune.db.types import utcnow
-from attune.domain.enums import TERMINAL_EXECUTION_STATUSES
 from attune.runtime import Runtime
 from attune.settings import RetentionSettings
 
@@ -39,17 +36,12 @@ PURGED_TABLES = (
 )
 
 
-async def _delete_batches(
-    db: Database, table: sa.Table, condition: sa.ColumnElement[bool], batch_size: int
-) -> int:
-    """Delete the rows of ``table`` matching ``condition``, ``batch_size`` per transaction."""
+async def _delete_batches(db: Database, step: retention_rows.PurgeStep, batch_size: int) -> int:
+    """Delete the rows of one purge step, ``batch_size`` per transaction."""
     total = 0
     while True:
-        ids = sa.select(table.c.id).where(condition).order_by(table.c.id).limit(batch_size)
         async with db.transaction() as session:
-            connection = await session.connection()
-            result = await connection.execute(sa.delete(table).where(table.c.id.in_(ids.scalar_subquery())))
-        deleted = max(result.rowcount, 0)
+            deleted = await retention_rows.delete_batch(session, step, batch_size)
         total += deleted
         if deleted < batch_size:
             return total
@@ -77,35 +69,9 @@ async def purge_database(
     now = now or utcnow()
     cutoff = now - older_than
     worker_cutoff = now - (worker_history_older_than if worker_history_older_than is not None else older_than)
-    tables = Base.metadata.tables
-    execution, inquiry, run = tables["execution"], tables["inquiry"], tables["workflow_execution"]
-    event, enforcement = tables["event"], tables["enforcement"]
-    execution_history, worker_history = tables["execution_history"], tables["worker_history"]
-    terminal = sorted(status.value for status in TERMINAL_EXECUTION_STATUSES)
-    plan: list[tuple[sa.Table, sa.ColumnElement[bool]]] = [
-        (execution, sa.and_(execution.c.created < cutoff, execution.c.status.in_(terminal))),
-        (
-            inquiry,
-            sa.and_(
-                inquiry.c.created < cutoff,
-                ~sa.exists(sa.select(execution.c.id).where(execution.c.id == inquiry.c.execution)),
-            ),
-        ),
-        (
-            run,
-            sa.and_(
-                run.c.created < cutoff,
-                ~sa.exists(sa.select(execution.c.id).where(execution.c.id == run.c.execution)),
-            ),
-        ),
-        (enforcement, enforcement.c.created < cutoff),
-        (event, event.c.created < cutoff),
-        (execution_history, execution_history.c.time < cutoff),
-        (worker_history, worker_history.c.time < worker_cutoff),
-    ]
     counts: dict[str, int] = {}
-    for table, condition in plan:
-        counts[table.name] = await _delete_batches(db, table, condition, batch_size)
+    for step in retention_rows.purge_plan(cutoff=cutoff, worker_cutoff=worker_cutoff):
+        counts[step.name] = await _delete_batches(db, step, batch_size)
     return counts
 
 

@@ -12,6 +12,7 @@ from fastapi import Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.schemas.common import Page, Pagination
+from attune.db.repos import paging
 
 T = TypeVar("T")
 
@@ -107,12 +108,7 @@ async def fetch_page(
     request: PageRequest,
 ) -> tuple[Sequence[Any], int]:
     """Run ``query`` (already filtered and ordered) for one page; return rows and the total."""
-    count_query = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
-    total = int((await session.execute(count_query)).scalar_one())
-    if request.limit == 0 or request.offset >= total:
-        return [], total
-    rows = (await session.execute(query.offset(request.offset).limit(request.limit))).scalars().all()
-    return rows, total
+    return await paging.fetch_page(session, query, offset=request.offset, limit=request.limit)
 
 
 def make_page(items: list[T], total: int, request: PageRequest) -> Page[T]:

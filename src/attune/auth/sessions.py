@@ -7,10 +7,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-import sqlalchemy as sa
-
 from attune.auth.tokens import Claims
-from attune.db.models import Execution, Identity
+from attune.db.repos import executions, identities
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.runtime import Runtime
 
@@ -117,8 +115,7 @@ class TokenVersions:
 
 async def current_token_version(runtime: Runtime, identity_id: int) -> int | None:
     async with runtime.db.session() as session:
-        version = await session.scalar(sa.select(Identity.token_version).where(Identity.id == identity_id))
-    return None if version is None else int(version)
+        return await identities.token_version(session, identity_id)
 
 
 async def claims_problem(
@@ -146,7 +143,7 @@ async def claims_problem(
         if not isinstance(execution_id, int):
             return "Invalid authentication token"
         async with runtime.db.session() as session:
-            status = await session.scalar(sa.select(Execution.status).where(Execution.id == execution_id))
+            status = (await executions.statuses(session, [execution_id])).get(execution_id)
         if status is None or ExecutionStatus(status) in TERMINAL_EXECUTION_STATUSES:
             return "Authentication token expired"
     return None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Pack
+from attune.db.repos import packs
 from attune.settings import Settings
 
 
@@ -29,5 +28,5 @@ def pack_directory(settings: Settings, pack_ref: str, storage_path: str | None) 
 
 
 async def pack_directory_of(session: AsyncSession, settings: Settings, pack_ref: str) -> Path:
-    storage = await session.scalar(sa.select(Pack.storage_path).where(Pack.ref == pack_ref))
+    storage = await packs.storage_path(session, pack_ref)
     return pack_directory(settings, pack_ref, storage)

@@ -51,17 +51,17 @@ async def _list(
     runtime: Runtime, entity_type: str, filters: HistoryFilters, paging: PageRequest, *, entity_id: int | None
 ) -> Page[HistoryRecord]:
     model = history.HISTORY_MODELS[entity_type]
-    query = history.list_query(
-        model,
-        runtime.db.dialect,
-        entity_id=entity_id,
-        entity_ref=filters.entity_ref,
-        operation=filters.operation,
-        changed_field=filters.changed_field,
-        since=filters.since,
-        until=filters.until,
-    )
     async with runtime.db.session() as session:
+        query = history.list_query(
+            session,
+            model,
+            entity_id=entity_id,
+            entity_ref=filters.entity_ref,
+            operation=filters.operation,
+            changed_field=filters.changed_field,
+            since=filters.since,
+            until=filters.until,
+        )
         rows, total = await fetch_page(session, query, paging)
     return make_page([HistoryRecord.model_validate(row) for row in rows], total, paging)
 

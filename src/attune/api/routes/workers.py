@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends
 
 from attune.api.authz import require
@@ -13,6 +12,7 @@ from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.workers import WorkerResponse
 from attune.db.models import Worker
+from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.domain.enums import WorkerStatus
 from attune.errors import NotFound
@@ -39,14 +39,14 @@ def _response(worker: Worker, runtime: Runtime) -> WorkerResponse:
 async def list_workers(runtime: RuntimeDep, paging: PageRequest = Depends(page_a)) -> Page[WorkerResponse]:
     """Registered workers and sensor services, by name."""
     async with runtime.db.session() as session:
-        rows, total = await fetch_page(session, sa.select(Worker).order_by(Worker.name), paging)
+        rows, total = await fetch_page(session, workers.by_name_query(), paging)
     return make_page([_response(row, runtime) for row in rows], total, paging)
 
 
 @router.get("/workers/{id}", dependencies=[require("workers", "read")])
 async def get_worker(id: int, runtime: RuntimeDep) -> Data[WorkerResponse]:
     async with runtime.db.session() as session:
-        worker = await session.get(Worker, id)
+        worker = await workers.by_id(session, id)
     if worker is None:
         raise NotFound(f"Worker with ID {id} not found")
     return Data(data=_response(worker, runtime))

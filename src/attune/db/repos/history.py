@@ -40,8 +40,8 @@ def has_changed_field(column: Any, name: str, dialect: str) -> sa.ColumnElement[
 
 
 def list_query(
+    session: AsyncSession,
     model: HistoryModel,
-    dialect: str,
     *,
     entity_id: int | None = None,
     entity_ref: str | None = None,
@@ -52,7 +52,8 @@ def list_query(
 ) -> sa.Select[Any]:
     """History rows matching every given filter, newest first (``id`` breaks ties in ``time``).
 
-    ``operation`` is matched case-insensitively; ``since`` and ``until`` are both inclusive.
+    ``operation`` is matched case-insensitively; ``since`` and ``until`` are both inclusive. The
+    session only tells which database the query is for (see :func:`has_changed_field`).
     """
     query = sa.select(model)
     if entity_id is not None:
@@ -62,7 +63,7 @@ def list_query(
     if operation is not None:
         query = query.where(model.operation == operation.upper())
     if changed_field is not None:
-        query = query.where(has_changed_field(model.changed_fields, changed_field, dialect))
+        query = query.where(has_changed_field(model.changed_fields, changed_field, dialect_of(session)))
     if since is not None:
         query = query.where(model.time >= since)
     if until is not None:

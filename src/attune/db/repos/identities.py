@@ -14,6 +14,12 @@ async def get(session: AsyncSession, identity_id: int) -> Identity | None:
     return await session.get(Identity, identity_id)
 
 
+async def token_version(session: AsyncSession, identity_id: int) -> int | None:
+    """The identity's token version (bumped when its tokens must die); None when it is gone."""
+    version = await session.scalar(sa.select(Identity.token_version).where(Identity.id == identity_id))
+    return None if version is None else int(version)
+
+
 async def by_login(session: AsyncSession, login: str) -> Identity | None:
     result = await session.execute(sa.select(Identity).where(Identity.login == login))
     return result.scalar_one_or_none()

@@ -33,6 +33,11 @@ async def by_ref(session: AsyncSession, ref: str) -> Pack | None:
     return result.scalar_one_or_none()
 
 
+async def storage_path(session: AsyncSession, ref: str) -> str | None:
+    """Where the pack's files were stored at registration (None: not recorded or no such pack)."""
+    return await session.scalar(sa.select(Pack.storage_path).where(Pack.ref == ref))
+
+
 def list_query() -> sa.Select[Pack]:
     """Every pack, ref ascending."""
     return sa.select(Pack).order_by(Pack.ref, Pack.id)
