@@ -21,9 +21,9 @@ from attune.api.schemas.actions import (
 from attune.api.schemas.common import Data, Page, Success
 from attune.db.models import Action
 from attune.db.repos import actions
+from attune.db.repos.runtimes import resolve as resolve_runtime
 from attune.domain import retry
 from attune.errors import Conflict, NotFound, Unprocessable
-from attune.packs.register import resolve_runtime
 
 router = APIRouter(prefix="/api/v1", tags=["actions"], dependencies=AUTH)
 

@@ -14,8 +14,8 @@ from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.sensors import CreateSensor, SensorResponse, SensorSummary, UpdateSensor
 from attune.db.models import Sensor
 from attune.db.repos import actions, sensors, triggers
+from attune.db.repos.runtimes import resolve as resolve_runtime
 from attune.errors import Conflict, NotFound
-from attune.packs.register import resolve_runtime
 from attune.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["sensors"], dependencies=AUTH)

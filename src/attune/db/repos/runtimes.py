@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Runtime, RuntimeVersion
+from attune.domain.runtimes import canonical_runtime_name
 
 #: Columns the runtime API may change (domain.md §2.10).
 UPDATABLE = ("description", "name", "distributions", "installation", "execution_config")
@@ -104,3 +105,15 @@ async def set_version_availability(
         .where(RuntimeVersion.id == version_id)
         .values(available=available, verified_at=now, updated=now)
     )
+
+
+async def resolve(session: AsyncSession, runtime_ref: str) -> Runtime | None:
+    """A runtime by ref, else by alias-equal name (docs/packs.md, runner resolution)."""
+    row = await by_ref(session, runtime_ref)
+    if row is not None:
+        return row
+    wanted = canonical_runtime_name(runtime_ref)
+    for candidate in await all_rows(session):
+        if canonical_runtime_name(candidate.name) == wanted:
+            return candidate
+    return None

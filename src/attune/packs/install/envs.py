@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db import models
 from attune.db.repos import runtimes as runtime_repo
+from attune.db.repos.runtimes import resolve as resolve_runtime
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import BadRequest
 from attune.packs.install.progress import Progress, ProgressEvent
 from attune.packs.manifest import ParsedPack
-from attune.packs.register import resolve_runtime
 from attune.settings import PackInstallSettings
 from attune.worker import commands, environments, versions
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from attune.db import models
 from attune.db.repos import pack_environments, packs
+from attune.db.repos.runtimes import resolve as resolve_runtime
 from attune.db.types import utcnow
 from attune.domain import refs
 from attune.errors import BadRequest, Conflict, NotFound
@@ -32,7 +33,7 @@ from attune.packs.install.sources import Fetched, FetchError
 from attune.packs.install.tests import TestOutcome, run_and_judge
 from attune.packs.manifest import ParsedPack
 from attune.packs.parser import PackFormatError, parse_pack_dir
-from attune.packs.register import register_parsed, resolve_runtime
+from attune.packs.register import register_parsed
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
