@@ -20,6 +20,7 @@ from attune.domain import params, refs
 from attune.domain.criteria import OPERATORS, SEARCH_CONDITIONS
 from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, PolicyMethod, values
 from attune.domain.retry import RetryPolicy, RetryPolicyError, parse_retry
+from attune.domain.runtimes import is_runner_alias, resolve_runner
 from attune.errors import ValidationFailed
 from attune.packs import st2
 from attune.packs.manifest import (
@@ -40,7 +41,6 @@ from attune.packs.yamlfields import Fields, PackFormatError, PackNotFoundError, 
 
 __all__ = [
     "MAX_WORKFLOW_BYTES",
-    "RUNNER_ALIASES",
     "PackFormatError",
     "PackNotFoundError",
     "condition_problem",
@@ -50,21 +50,6 @@ __all__ = [
 
 MAX_WORKFLOW_BYTES = 1024 * 1024
 """Workflow files larger than this are rejected (workflows.md §1)."""
-
-RUNNER_ALIASES: dict[str, str] = {
-    "shell": "core.shell",
-    "bash": "core.shell",
-    "sh": "core.shell",
-    "python": "core.python",
-    "python3": "core.python",
-    "node": "core.nodejs",
-    "nodejs": "core.nodejs",
-    "node.js": "core.nodejs",
-    "native": "core.native",
-    "builtin": "core.native",
-    "standalone": "core.native",
-}
-"""Runner-type aliases and the core runtime each resolves to (packs.md §5)."""
 
 
 def condition_problem(node: Any, where: str) -> str | None:
@@ -114,11 +99,6 @@ ENV_TYPES = ("virtualenv", "node_modules", "none")
 ON_FAILURE = ("block", "warn", "ignore")
 POLICY_KINDS = ("concurrency", "rate_limit")
 _R = TypeVar("_R")
-
-
-def resolve_runner(runner_type: str) -> str:
-    """The runtime ref for a runner type: a core runtime for known aliases, else the raw value."""
-    return RUNNER_ALIASES.get(runner_type.strip().lower(), runner_type.strip())
 
 
 class _PackParser:
@@ -187,7 +167,7 @@ class _PackParser:
     def runtime(self, f: Fields, default_runner: str) -> tuple[str, str]:
         runner = f.text("runner_type", default_runner).strip() or default_runner
         runtime_ref = resolve_runner(runner)
-        if runner.lower() not in RUNNER_ALIASES and "." not in runner:
+        if not is_runner_alias(runner) and "." not in runner:
             self.warnings.append(
                 f"{f.rel}: runner_type '{runner}' is not a known alias; "
                 "it must match a runtime ref or name at registration"
