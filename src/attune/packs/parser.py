@@ -8,21 +8,21 @@ point file that is missing, a runner type that is not a known alias) become ``wa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
 
 from attune.domain import params, refs
-from attune.domain.criteria import OPERATORS, SEARCH_CONDITIONS
 from attune.domain.enums import OutputFormat, ParameterDelivery, ParameterFormat, PolicyMethod, values
 from attune.domain.retry import RetryPolicy, RetryPolicyError, parse_retry
-from attune.domain.runtimes import is_runner_alias, resolve_runner
+from attune.domain.runtimes import resolve_runner
 from attune.errors import ValidationFailed
 from attune.packs import st2
+from attune.packs.conditions import condition_problem
 from attune.packs.manifest import (
     ActionSpec,
     JsonObject,
@@ -36,6 +36,7 @@ from attune.packs.manifest import (
     TriggerSpec,
     WorkflowFileSpec,
 )
+from attune.packs.parse_base import MAX_WORKFLOW_BYTES, ParserBase
 from attune.packs.st2_parse import st2_action, st2_config_schema, st2_sensor
 from attune.packs.yamlfields import Fields, PackFormatError, PackNotFoundError, load_yaml, type_name
 
@@ -48,131 +49,14 @@ __all__ = [
     "resolve_runner",
 ]
 
-MAX_WORKFLOW_BYTES = 1024 * 1024
-"""Workflow files larger than this are rejected (workflows.md §1)."""
-
-
-def condition_problem(node: Any, where: str) -> str | None:
-    """Why a rule's ``conditions`` cannot be evaluated, or None (see docs/rules.md for the format)."""
-    if node is None:
-        return None
-    if isinstance(node, list):
-        for index, item in enumerate(node):
-            problem = condition_problem(item, f"{where}[{index}]")
-            if problem is not None:
-                return problem
-        return None
-    if not isinstance(node, dict):
-        return f"{where} must be a list or a mapping (got {type_name(node)})"
-    groups = [key for key in ("all", "any", "not") if key in node]
-    if groups:
-        if len(node) != 1:
-            return f"{where} mixes '{groups[0]}' with other keys"
-        return condition_problem(node[groups[0]], f"{where}.{groups[0]}")
-    if "expression" in node:
-        return None if isinstance(node["expression"], str) else f"{where}.expression must be a string"
-    if not isinstance(node.get("field"), str) or not node["field"]:
-        return f"{where}.field is required"
-    operator = node.get("operator")
-    known = {*OPERATORS, "exists", "nexists", "search"}  # handled apart from the value tests
-    if not isinstance(operator, str) or operator.lower() not in known:
-        return f"{where}.operator must be one of {', '.join(sorted(known))} (got {operator!r})"
-    if operator.lower() == "search":
-        return _search_problem(node.get("value"), f"{where}.value")
-    return None
-
-
-def _search_problem(spec: Any, where: str) -> str | None:
-    """What is wrong with a ``search`` condition's ``{condition, conditions}`` value (docs/rules.md)."""
-    if not isinstance(spec, dict):
-        return f"{where} must be a mapping with 'condition' and 'conditions'"
-    if str(spec.get("condition") or "").lower() not in SEARCH_CONDITIONS:
-        allowed = ", ".join(SEARCH_CONDITIONS)
-        return f"{where}.condition must be one of {allowed} (got {spec.get('condition')!r})"
-    children = spec.get("conditions")
-    if not isinstance(children, list) or not children:
-        return f"{where}.conditions must be a non-empty list of conditions"
-    return condition_problem(children, f"{where}.conditions")
-
 
 ENV_TYPES = ("virtualenv", "node_modules", "none")
 ON_FAILURE = ("block", "warn", "ignore")
 POLICY_KINDS = ("concurrency", "rate_limit")
-_R = TypeVar("_R")
 
 
-class _PackParser:
-    """Parses one pack directory; holds the refs loaded so far for cross-checks."""
-
-    def __init__(self, pack_dir: Path) -> None:
-        self.dir = pack_dir.resolve()
-        self.warnings: list[str] = []
-        self.skipped: list[str] = []
-        self.claimed: set[Path] = set()
-        self.st2 = False
-        self.pack_ref = ""
-        self.seen: dict[str, dict[str, str]] = {}
-
-    # -- helpers -----------------------------------------------------------------------------
-
-    def files(self, subdir: str, suffixes: tuple[str, ...] = (".yaml", ".yml")) -> list[Path]:
-        """Metadata files directly inside ``subdir``, sorted by file name."""
-        directory = self.dir / subdir
-        if not directory.is_dir():
-            return []
-        found = [p for p in directory.iterdir() if p.is_file() and p.name.endswith(suffixes)]
-        return sorted(found, key=lambda p: p.name)
-
-    def rel(self, path: Path) -> str:
-        return path.relative_to(self.dir).as_posix()
-
-    def component_ref(self, f: Fields, kind: str, fallback_name: str, *, use_name: bool = True) -> str:
-        """The file's ``ref``, or one derived from ``name`` / the file stem; checked and unique."""
-        raw = f.doc.get("ref")
-        if raw is None:
-            name = f.doc.get("name") if use_name else None
-            derived_from = name if isinstance(name, str) and name else fallback_name
-            ref = f"{self.pack_ref}.{derived_from}"
-        elif isinstance(raw, str):
-            ref = raw
-        else:
-            f.fail(f"ref must be a string (got {type_name(raw)})")
-        if not ref.startswith(f"{self.pack_ref}."):
-            f.fail(f"ref '{ref}' must start with the pack ref '{self.pack_ref}.'")
-        if not refs.is_component_ref(ref):
-            f.fail(f"ref '{ref}' must be '<pack>.<name>': lowercase with exactly one dot")
-        owners = self.seen.setdefault(kind, {})
-        if ref in owners:
-            f.fail(f"duplicate {kind} ref '{ref}' (also defined in {owners[ref]})")
-        owners[ref] = f.rel
-        return ref
-
-    def label(self, f: Fields, ref: str) -> str:
-        return f.text("label") or refs.label_from_name(refs.name_of(ref))
-
-    def qualify(self, name: str) -> str:
-        return name if "." in name else f"{self.pack_ref}.{name}"
-
-    def entry_point(self, f: Fields, component_dir: str) -> str:
-        """``entry_point`` relative to the component directory (a leading ``<dir>/`` is dropped)."""
-        entry = f.text("entry_point").strip()
-        prefix = f"{component_dir}/"
-        if entry.startswith(prefix):
-            entry = entry[len(prefix) :]
-        looks_like_path = entry and not any(ch.isspace() for ch in entry)
-        if looks_like_path and not (self.dir / component_dir / entry).is_file():
-            self.warnings.append(f"{f.rel}: entry_point '{entry}' not found in {component_dir}/")
-        return entry
-
-    def runtime(self, f: Fields, default_runner: str) -> tuple[str, str]:
-        runner = f.text("runner_type", default_runner).strip() or default_runner
-        runtime_ref = resolve_runner(runner)
-        if not is_runner_alias(runner) and "." not in runner:
-            self.warnings.append(
-                f"{f.rel}: runner_type '{runner}' is not a known alias; "
-                "it must match a runtime ref or name at registration"
-            )
-        return runner, runtime_ref
+class _PackParser(ParserBase):
+    """Parses one pack directory into component specs."""
 
     # -- pack.yaml ---------------------------------------------------------------------------
 
@@ -523,21 +407,6 @@ class _PackParser:
             rel_path=f.rel,
             apply_to_manual=f.boolean("apply_to_manual", True),
         )
-
-    # -- orchestration -----------------------------------------------------------------------
-
-    def skip(self, message: str) -> None:
-        """A file is left out (unsupported content, unloadable workflow): warn, remember it."""
-        self.warnings.append(message)
-        self.skipped.append(message)
-
-    def attempt(self, parse: Callable[[Path], _R], path: Path) -> _R | None:
-        """``parse(path)``, or None when the file uses something Attune does not run."""
-        try:
-            return parse(path)
-        except st2.Unsupported as exc:
-            self.skip(f"{self.rel(path)}: {exc}")
-            return None
 
     def parse(self) -> ParsedPack:
         pack = self.parse_pack()

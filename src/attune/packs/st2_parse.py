@@ -6,19 +6,15 @@ Called by the pack parser for files in st2's shape; ``attune.packs.st2`` holds t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from attune.domain import refs
 from attune.packs import st2
 from attune.packs.manifest import ActionSpec, SensorSpec, TriggerSpec, WorkflowFileSpec
+from attune.packs.parse_base import MAX_WORKFLOW_BYTES, ParserBase
 from attune.packs.yamlfields import Fields, load_yaml
 
-if TYPE_CHECKING:
-    from attune.packs.parser import _PackParser
-
 __all__ = ["st2_action", "st2_config_schema", "st2_sensor"]
-
-MAX_WORKFLOW_BYTES = 1024 * 1024
 
 
 def st2_config_schema(pack_dir: Path) -> dict[str, Any]:
@@ -30,7 +26,7 @@ def st2_config_schema(pack_dir: Path) -> dict[str, Any]:
     return Fields("config.schema.yaml", document).schema("conf_schema") or {}
 
 
-def st2_action(parser: _PackParser, f: Fields, path: Path) -> ActionSpec | WorkflowFileSpec:
+def st2_action(parser: ParserBase, f: Fields, path: Path) -> ActionSpec | WorkflowFileSpec:
     """An st2 action file: a shim-run action, or the workflow its ``entry_point`` names."""
     runner = f.required_text("runner_type").strip().lower()
     st2.check_runner(runner)
@@ -78,7 +74,7 @@ def st2_action(parser: _PackParser, f: Fields, path: Path) -> ActionSpec | Workf
     )
 
 
-def st2_sensor(parser: _PackParser, f: Fields, path: Path) -> tuple[SensorSpec, list[TriggerSpec]]:
+def st2_sensor(parser: ParserBase, f: Fields, path: Path) -> tuple[SensorSpec, list[TriggerSpec]]:
     """An st2 sensor (Python class, inline trigger types) and the trigger types it declares."""
     class_name = f.required_text("class_name")
     entry = f.required_text("entry_point").strip().removeprefix("sensors/")
