@@ -107,7 +107,7 @@ async def register_workflows(
     result: RegistrationResult,
     max_tasks: int,
 ) -> set[str]:
-    """Upsert a definition and companion action per workflow file (workflows.md §1, packs.md §10).
+    """Upsert a definition and companion action per workflow file (docs/workflows.md, docs/packs.md).
 
     A file that does not validate is skipped with a warning naming it; the pack still registers
     (docs/packs.md; ``fail_on_error`` refuses the pack instead).

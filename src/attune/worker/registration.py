@@ -83,7 +83,7 @@ async def detect_runtimes(db: Database) -> list[str]:
 async def choose_runtimes(
     db: Database, settings: Settings, environ: Mapping[str, str] | None = None
 ) -> list[str]:
-    """``capabilities.runtimes``: the env list, else the configured list, else DB detection (§3.14).
+    """``capabilities.runtimes``: the env list, else the configured list, else DB detection.
 
     The env list is ``ATTUNE_WORKER_RUNTIMES`` of ``environ`` when one is given (tests pass their
     own), else ``worker.runtimes``, which the settings loader reads from the same variable.
