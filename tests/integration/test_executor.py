@@ -22,7 +22,7 @@ from attune.bus.messages import Envelope, MessageType, make_envelope, routing_fo
 from attune.bus.topology import EXECUTIONS_EXCHANGE, QueueSpec, worker_execution_queue
 from attune.db import models
 from attune.db.outbox import enqueue
-from attune.db.repos import runs
+from attune.db.repos import executions as execution_repo
 from attune.db.types import utcnow
 from attune.executor.scheduler import runtime_name_of
 from attune.executor.service import ExecutorService
@@ -690,7 +690,7 @@ async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> N
         row = await session.get(models.Action, action.id)
         assert row is not None
         row.workflow_def = definition.id
-        execution = await runs.request_execution(session, row, {}, box=None, source_service="test")
+        execution = await execution_repo.request_execution(session, row, {}, box=None, source_service="test")
     async with running_executor(runtime):
         await settle(runtime)
         failed = await get(runtime, models.Execution, execution.id)
@@ -777,7 +777,7 @@ async def test_a_stale_workers_execution_with_retries_left_is_requested_again(ru
     async with runtime.db.transaction() as session:
         row = await session.get(models.Action, action.id)
         assert row is not None
-        original = await runs.request_execution(
+        original = await execution_repo.request_execution(
             session,
             row,
             {"token": "s3cr3t", "n": 4},
@@ -795,7 +795,7 @@ async def test_a_stale_workers_execution_with_retries_left_is_requested_again(ru
         assert (await get(runtime, models.Execution, original.id)).status == "abandoned"
         assert (retry.retry_count, retry.retry_reason, retry.enforcement) == (1, "worker_heartbeat_stale", 77)
         assert retry.config == {"token": "********", "n": 4}
-        assert runs.full_parameters(retry, runtime.secrets) == {"token": "s3cr3t", "n": 4}
+        assert execution_repo.full_parameters(retry, runtime.secrets) == {"token": "s3cr3t", "n": 4}
 
 
 async def test_a_retriable_failure_is_retried_after_the_backoff_once(

@@ -21,7 +21,7 @@ from attune.bus.messages import Envelope, MessageType
 from attune.bus.topology import EXECUTIONS_EXCHANGE, QueueSpec
 from attune.db import models
 from attune.db.outbox import enqueue
-from attune.db.repos import runs
+from attune.db.repos import executions as execution_repo
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
 from attune.executor.service import ExecutorService
@@ -88,7 +88,7 @@ async def execute(runtime: Runtime, ref: str, params: dict[str, Any] | None = No
     async with runtime.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == ref))
         assert action is not None
-        execution = await runs.request_execution(
+        execution = await execution_repo.request_execution(
             session, action, params or {}, box=None, source_service="test"
         )
     return execution.id

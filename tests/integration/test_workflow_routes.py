@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import yaml
 
 from attune.db import models
-from attune.db.repos import runs
+from attune.db.repos import executions as execution_repo
 from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
 
@@ -276,7 +276,9 @@ async def start_run(runtime: Runtime, ref: str) -> tuple[WorkflowEngine, int]:
     async with runtime.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == ref))
         assert action is not None
-        execution = await runs.request_execution(session, action, {}, box=None, source_service="test")
+        execution = await execution_repo.request_execution(
+            session, action, {}, box=None, source_service="test"
+        )
     await engine.start(execution.id)
     return engine, execution.id
 
@@ -458,7 +460,7 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
     async with runtime.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == "wf.many"))
         assert action is not None
-        execution = await runs.request_execution(
+        execution = await execution_repo.request_execution(
             session, action, {"words": words}, box=None, source_service="t"
         )
     await engine.start(execution.id)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.bus.messages import Envelope, ExecutionCompleted, MessageType
 from attune.db.models import Execution
 from attune.db.outbox import enqueue
-from attune.db.repos import runs
+from attune.db.repos import executions
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
@@ -108,7 +108,7 @@ async def finish_execution(
 
 def stage_status_changed(session: AsyncSession, execution: Execution, previous: str, new: str) -> None:
     """Stage ``ExecutionStatusChanged`` for a transition the executor made."""
-    runs.stage_status_changed(session, execution, previous, new, source_service=SOURCE)
+    executions.stage_status_changed(session, execution, previous, new, source_service=SOURCE)
 
 
 class CompletionListener:

@@ -2,7 +2,7 @@
 
 For each ``created`` enforcement: check that its rule is enabled and still points at an action
 and a trigger, apply the rate limits, take a concurrency slot (FIFO per action) and request the
-execution through :func:`attune.db.repos.runs.request_execution`; the enforcement becomes
+execution through :func:`attune.db.repos.executions.request_execution`; the enforcement becomes
 ``processed``. Any gate failure (rule inert, rate limit, queue full or timed out, ``cancel``
 policy at its limit, parameters that fail validation) makes it ``disabled``.
 
@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.bus.messages import EnforcementCreated, Envelope
 from attune.db.models import Action, Enforcement, Execution, Rule
-from attune.db.repos import runs
+from attune.db.repos import executions
 from attune.db.types import utcnow
 from attune.domain.enums import EnforcementStatus, ExecutionStatus
 from attune.domain.params import secret_names
@@ -285,9 +285,9 @@ class EnforcementProcessor:
                 config = enforcement.config if isinstance(enforcement.config, dict) else {}
                 try:
                     # Decrypted keys were sealed in the enforcement: they go in as secrets.
-                    declared = secret_names(runs.flat_schema(action.param_schema))
+                    declared = secret_names(executions.flat_schema(action.param_schema))
                     parameters, secrets = template_keys.unseal(config, self._runtime.secrets, declared)
-                    execution = await runs.request_execution(
+                    execution = await executions.request_execution(
                         session,
                         action,
                         parameters,

@@ -23,7 +23,7 @@ from attune.bus.messages import Envelope, EventCreated, MessageType
 from attune.db.models import Action, Enforcement, Event, Pack, Rule
 from attune.db.outbox import enqueue
 from attune.db.repos import enforcements
-from attune.db.repos.runs import flat_schema
+from attune.db.repos.executions import flat_schema
 from attune.db.types import utcnow
 from attune.domain import budget
 from attune.domain.criteria import CriteriaError, matches

@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Execution
 from attune.db.repos import children as child_rows
-from attune.db.repos import runs, workers
+from attune.db.repos import executions as runs
+from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import ExecutionStatus

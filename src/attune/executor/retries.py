@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Execution
-from attune.db.repos import runs
+from attune.db.repos import executions
 from attune.domain.crypto import SecretBox
 from attune.domain.params import secret_names
 from attune.domain.retry import RetryPolicy
@@ -139,18 +139,18 @@ async def request_retry(
         log.warning("not retrying execution %s: action %r is gone", execution.id, execution.action_ref)
         return None
     try:
-        secrets = runs.reveal_secrets(execution.secret_params, box)
+        secrets = executions.reveal_secrets(execution.secret_params, box)
     except Exception:
         log.exception("not retrying execution %s: its secret parameters cannot be decrypted", execution.id)
         return None
-    params = runs.full_parameters(execution, box)
+    params = executions.full_parameters(execution, box)
     # Secrets the schema no longer declares stay sealed: they reach the retry via
     # ``secret_values`` and its config shows the mask, as the original's did.
-    declared = secret_names(runs.flat_schema(action.param_schema))
+    declared = secret_names(executions.flat_schema(action.param_schema))
     for name in secrets:
         if name not in declared:
-            params[name] = runs.SECRET_MASK
-    retry = await runs.request_execution(
+            params[name] = executions.SECRET_MASK
+    retry = await executions.request_execution(
         session,
         action,
         params,

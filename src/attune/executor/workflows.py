@@ -45,7 +45,7 @@ from attune import inquiries
 from attune.bus.messages import MessageType, cancel_routing
 from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution, WorkflowItem
 from attune.db.outbox import enqueue
-from attune.db.repos import runs
+from attune.db.repos import executions as runs
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
 from attune.domain import budget, keyrefs, params

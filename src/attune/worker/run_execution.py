@@ -25,7 +25,7 @@ from attune.db.database import Database, retrying
 from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.outbox import enqueue
-from attune.db.repos import runs
+from attune.db.repos import executions
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor.completion import finish_execution
@@ -173,7 +173,7 @@ async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | 
         execution = await session.get(Execution, execution_id, populate_existing=True)
         if execution is None:
             return None
-        runs.stage_status_changed(
+        executions.stage_status_changed(
             session,
             execution,
             ExecutionStatus.SCHEDULED.value,
@@ -227,7 +227,7 @@ async def finish(
             .values(status=status, result=result, updated=now)
             .execution_options(synchronize_session=False)
         )
-        runs.stage_status_changed(session, execution, str(previous), status, source_service=SOURCE)
+        executions.stage_status_changed(session, execution, str(previous), status, source_service=SOURCE)
         enqueue(
             session,
             MessageType.EXECUTION_COMPLETED,
@@ -405,8 +405,8 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
             )
 
     try:
-        parameters = runs.full_parameters(execution, runtime.secrets)
-        secret_params = runs.reveal_secrets(execution.secret_params, runtime.secrets)
+        parameters = executions.full_parameters(execution, runtime.secrets)
+        secret_params = executions.reveal_secrets(execution.secret_params, runtime.secrets)
     except Exception as exc:
         raise PreparationError(
             f"Failed to prepare execution context: cannot read secret parameters: {exc}"

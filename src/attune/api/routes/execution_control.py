@@ -18,7 +18,7 @@ from attune.api.schemas.executions import ExecutionResponse
 from attune.bus.messages import MessageType, cancel_routing
 from attune.db.models import Action, Execution
 from attune.db.outbox import enqueue
-from attune.db.repos import runs
+from attune.db.repos import executions
 from attune.db.types import utcnow
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.errors import Conflict, NotFound, ValidationFailed
@@ -61,7 +61,7 @@ async def cancel_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep
         if status in (ExecutionStatus.REQUESTED, ExecutionStatus.SCHEDULING, ExecutionStatus.SCHEDULED):
             execution.status = ExecutionStatus.CANCELLED.value
             execution.result = CANCELLED_RESULT
-            runs.stage_status_changed(
+            executions.stage_status_changed(
                 session, execution, status.value, ExecutionStatus.CANCELLED.value, source_service="api"
             )
             enqueue(
@@ -159,10 +159,10 @@ async def rerun_execution(
             action = await session.scalar(sa.select(Action).where(Action.ref == source.action_ref))
         if action is None:
             raise NotFound(f"Action '{source.action_ref}' not found")
-        execution = await runs.request_execution(
+        execution = await executions.request_execution(
             session,
             action,
-            {**runs.full_parameters(source, runtime.secrets), **changes},
+            {**executions.full_parameters(source, runtime.secrets), **changes},
             box=runtime.secrets,
             source_service="api-service",
             executor=principal.identity_id,

@@ -26,7 +26,7 @@ from attune.api.schemas.executions import (
     WorkflowTask,
 )
 from attune.db.models import Execution
-from attune.db.repos import executions, permissions, runs
+from attune.db.repos import executions, permissions
 from attune.domain.enums import ExecutionStatus, values
 from attune.domain.params import secret_names
 from attune.errors import BadRequest, NotFound
@@ -173,7 +173,7 @@ async def execute(
         if action is None:
             raise NotFound(f"Action '{body.action_ref}' not found")
         principal.check("actions", "execute", pack=action.pack_ref, what=f"execute {action.ref}")
-        execution = await runs.request_execution(
+        execution = await executions.request_execution(
             session,
             action,
             body.parameters,
