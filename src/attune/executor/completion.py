@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.bus.messages import Envelope, ExecutionCompleted, MessageType
@@ -80,13 +79,9 @@ async def finish_execution(
     """
     previous = execution.status
     now = utcnow()
-    outcome = await session.execute(
-        sa.update(Execution)
-        .where(Execution.id == execution.id, Execution.status.in_(list(from_statuses)))
-        .values(status=status.value, result=result, updated=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(outcome, "rowcount", 0) != 1:
+    if not await executions.move(
+        session, execution.id, from_statuses=from_statuses, status=status.value, result=result, updated=now
+    ):
         return False
     execution.status, execution.result, execution.updated = status.value, result, now
     stage_status_changed(session, execution, previous, status.value)
@@ -149,7 +144,7 @@ class CompletionListener:
         if execution_id in self._pending:
             return
         async with self._runtime.db.session() as session:
-            execution = await session.get(Execution, execution_id)
+            execution = await executions.get(session, execution_id)
             if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                 return
             if not retries.retries_left(execution):
@@ -170,9 +165,8 @@ class CompletionListener:
     async def _retry_later(self, execution_id: int, reason: str, delay: float) -> None:
         try:
             await asyncio.sleep(delay)
-            db = self._runtime.db
-            async with db.transaction() as session:
-                execution = await session.get(Execution, execution_id, with_for_update=not db.is_sqlite)
+            async with self._runtime.db.transaction() as session:
+                execution = await executions.get_locked(session, execution_id)
                 if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                     return
                 await retries.request_retry(session, execution, box=self._runtime.secrets, reason=reason)
@@ -186,17 +180,7 @@ class CompletionListener:
         """
         since = utcnow() - timedelta(seconds=window_seconds)
         async with self._runtime.db.session() as session:
-            query = (
-                sa.select(Execution.id)
-                .where(
-                    Execution.status.in_(retries.RETRIABLE_STATUSES),
-                    Execution.max_retries > 0,
-                    Execution.retry_count < Execution.max_retries,
-                    Execution.updated >= since,
-                )
-                .order_by(Execution.id)
-            )
-            ids = list((await session.execute(query)).scalars())
+            ids = await executions.retriable_ids(session, retries.RETRIABLE_STATUSES, since=since)
         for execution_id in ids:
             await self._maybe_retry(execution_id)
 

@@ -31,11 +31,10 @@ import logging
 import time
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution, Worker
-from attune.db.repos import workers
+from attune.db.repos import executions, workers
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
@@ -107,17 +106,7 @@ async def take_back(runtime: Runtime, worker_id: int, *, reason: str = "restarte
     """
     db = runtime.db
     async with db.session() as session:
-        rows = (
-            (
-                await session.execute(
-                    sa.select(Execution)
-                    .where(Execution.worker == worker_id, Execution.status.in_(workers.BUSY_STATUSES))
-                    .order_by(Execution.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        rows = await executions.assigned_to(session, worker_id, workers.BUSY_STATUSES)
         worker = await session.get(Worker, worker_id)
     counts: dict[str, int] = {}
     for execution in rows:
@@ -163,8 +152,8 @@ class LivenessMonitor:
         heartbeat = self._runtime.settings.worker.heartbeat_interval
         db = self._runtime.db
         if self._watching_since is None:
-            async with db.session() as session:
-                await session.execute(sa.select(1))
+            if not await db.ping():
+                raise ConnectionError("the database does not answer")
             self._watching_since = time.monotonic()
         if time.monotonic() - self._watching_since < self._window():
             return 0
@@ -193,7 +182,7 @@ class LivenessMonitor:
         heartbeat = self._runtime.settings.worker.heartbeat_interval
         async with db.transaction() as session:
             if execution.worker is not None and not await _still_stale(
-                session, execution.worker, utcnow(), heartbeat, lock=not db.is_sqlite
+                session, execution.worker, utcnow(), heartbeat
             ):
                 log.info("worker of execution %s is back; leaving it alone", execution.id)
                 return False
@@ -206,14 +195,11 @@ class LivenessMonitor:
 
 
 async def _still_stale(
-    session: AsyncSession, worker_id: int, now: datetime, heartbeat_interval: float, *, lock: bool
+    session: AsyncSession, worker_id: int, now: datetime, heartbeat_interval: float
 ) -> bool:
-    """Whether the worker is still silent, read in the deciding transaction (row locked on
-    PostgreSQL, so a heartbeat or re-registration waits for the decision or wins before it)."""
-    query = sa.select(Worker.last_heartbeat).where(Worker.id == worker_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await session.execute(query)).first()
-    if row is None or row[0] is None:
+    """Whether the worker is still silent, read in the deciding transaction (row locked where the
+    database can, so a heartbeat or re-registration waits for the decision or wins before it)."""
+    last = await executions.worker_heartbeat_locked(session, worker_id)
+    if last is None:
         return True
-    return bool(row[0] < workers.stale_cutoff(now, heartbeat_interval))
+    return bool(last < workers.stale_cutoff(now, heartbeat_interval))

@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import sqlalchemy as sa
-
 from attune.bus.messages import Envelope, MessageType
-from attune.db.models import Execution
+from attune.db.repos import executions
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.domain.templates import rfc3339
@@ -43,20 +41,8 @@ class ScheduledTimeoutMonitor:
         timeout = self._runtime.settings.executor.scheduled_timeout
         now = utcnow()
         async with self._runtime.db.session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        sa.select(Execution)
-                        .where(
-                            Execution.status == ExecutionStatus.SCHEDULED.value,
-                            Execution.updated < now - timedelta(seconds=timeout),
-                        )
-                        .order_by(Execution.updated, Execution.id)
-                        .limit(BATCH)
-                    )
-                )
-                .scalars()
-                .all()
+            rows = await executions.stuck_in(
+                session, ExecutionStatus.SCHEDULED.value, before=now - timedelta(seconds=timeout), limit=BATCH
             )
         count = 0
         for execution in rows:
@@ -104,7 +90,7 @@ class DeadLetterHandler:
             return
         worker_id = envelope.payload.get("worker_id")
         async with self._runtime.db.transaction() as session:
-            execution = await session.get(Execution, execution_id)
+            execution = await executions.get(session, execution_id)
             if execution is None:
                 return
             if worker_id is None:

@@ -19,10 +19,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Execution
+from attune.db.models import Execution
 from attune.db.repos import executions
 from attune.domain.crypto import SecretBox
 from attune.domain.params import secret_names
@@ -86,7 +85,7 @@ def retry_reason(execution: Execution, policy: RetryPolicy) -> str | None:
 
 async def policy_for(session: AsyncSession, execution: Execution) -> RetryPolicy | None:
     """The retry policy of the execution's action (None when the action is gone)."""
-    action = await _action_of(session, execution)
+    action = await executions.action_for(session, execution)
     return action.retry_policy if action is not None else None
 
 
@@ -105,23 +104,9 @@ def backoff_seconds(retry_count: int, *, jitter: Callable[[], float] = random.ra
     return base * (0.8 + 0.4 * jitter())
 
 
-async def _action_of(session: AsyncSession, execution: Execution) -> Action | None:
-    action = await session.get(Action, execution.action) if execution.action is not None else None
-    if action is None:
-        action = await session.scalar(sa.select(Action).where(Action.ref == execution.action_ref))
-    return action
-
-
 async def existing_retry(session: AsyncSession, execution: Execution) -> int | None:
     """The id of an automatic retry already created for ``execution`` (redelivery guard)."""
-    root = execution.original_execution or execution.id
-    query = sa.select(Execution.id).where(
-        Execution.original_execution == root,
-        Execution.retry_count == execution.retry_count + 1,
-        Execution.created >= execution.created,
-        Execution.id != execution.id,
-    )
-    return await session.scalar(query.limit(1))
+    return await executions.existing_retry(session, execution)
 
 
 async def request_retry(
@@ -134,7 +119,7 @@ async def request_retry(
     """
     if await existing_retry(session, execution) is not None:
         return None
-    action = await _action_of(session, execution)
+    action = await executions.action_for(session, execution)
     if action is None:
         log.warning("not retrying execution %s: action %r is gone", execution.id, execution.action_ref)
         return None

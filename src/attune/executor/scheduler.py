@@ -21,15 +21,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.bus.messages import Envelope, ExecutionRequested, MessageType, dispatch_routing
 from attune.bus.topology import worker_execution_queue
-from attune.db.models import Action, Execution, Worker
+from attune.db.models import Execution, Worker
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.outbox import enqueue
-from attune.db.repos import workers
+from attune.db.repos import executions, workers
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
@@ -145,7 +144,7 @@ class Scheduler:
             if execution.status != ExecutionStatus.REQUESTED.value:
                 log.debug("execution %s is %s; nothing to schedule", execution_id, execution.status)
                 return _Attempt(done=True)
-            action = await _action_of(session, execution)
+            action = await executions.action_for(session, execution)
             runtime_name: str | None = None
             if action is not None and action.workflow_def is None and action.runtime is not None:
                 runtime_row = await session.get(RuntimeRow, action.runtime)
@@ -182,13 +181,14 @@ class Scheduler:
             self._declared.add(worker.id)
         async with self._runtime.db.transaction() as session:
             now = utcnow()
-            outcome = await session.execute(
-                sa.update(Execution)
-                .where(Execution.id == execution.id, Execution.status == ExecutionStatus.REQUESTED.value)
-                .values(status=ExecutionStatus.SCHEDULED.value, worker=worker.id, updated=now)
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(outcome, "rowcount", 0) != 1:
+            if not await executions.move(
+                session,
+                execution.id,
+                from_statuses=_REQUESTED,
+                status=ExecutionStatus.SCHEDULED.value,
+                worker=worker.id,
+                updated=now,
+            ):
                 log.info("execution %s left 'requested' meanwhile; not dispatching", execution.id)
                 return
             stage_status_changed(
@@ -223,15 +223,7 @@ class Scheduler:
     async def recover(self) -> None:
         """On start: schedule every execution a previous process left ``requested``."""
         async with self._runtime.db.session() as session:
-            ids = list(
-                (
-                    await session.execute(
-                        sa.select(Execution.id)
-                        .where(Execution.status == ExecutionStatus.REQUESTED.value)
-                        .order_by(Execution.id)
-                    )
-                ).scalars()
-            )
+            ids = await executions.ids_in_status(session, ExecutionStatus.REQUESTED.value)
         for execution_id in ids:
             try:
                 await self.schedule(execution_id)
@@ -252,17 +244,15 @@ async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: 
     worker's claim needs ``scheduled`` on itself. False when the execution moved on meanwhile.
     """
     now = utcnow()
-    outcome = await session.execute(
-        sa.update(Execution)
-        .where(
-            Execution.id == execution.id,
-            Execution.status == ExecutionStatus.SCHEDULED.value,
-            Execution.worker == worker_id if worker_id is not None else Execution.worker.is_(None),
-        )
-        .values(status=ExecutionStatus.REQUESTED.value, worker=None, updated=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(outcome, "rowcount", 0) != 1:
+    if not await executions.move(
+        session,
+        execution.id,
+        from_statuses=(ExecutionStatus.SCHEDULED.value,),
+        on_worker=worker_id,
+        status=ExecutionStatus.REQUESTED.value,
+        worker=None,
+        updated=now,
+    ):
         return False
     stage_status_changed(session, execution, ExecutionStatus.SCHEDULED.value, ExecutionStatus.REQUESTED.value)
     enqueue(
@@ -281,10 +271,3 @@ async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: 
     execution.status, execution.worker = ExecutionStatus.REQUESTED.value, None
     log.info("execution %s never started on worker %s; rescheduled", execution.id, worker_id)
     return True
-
-
-async def _action_of(session: AsyncSession, execution: Execution) -> Action | None:
-    action = await session.get(Action, execution.action) if execution.action is not None else None
-    if action is None:
-        action = await session.scalar(sa.select(Action).where(Action.ref == execution.action_ref))
-    return action
