@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune import inquiries
@@ -25,7 +24,7 @@ from attune.db.database import Database, retrying
 from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.outbox import enqueue
-from attune.db.repos import executions
+from attune.db.repos import action_inputs, executions
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor.completion import finish_execution
@@ -158,19 +157,17 @@ async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | 
     """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed."""
     now = utcnow()
     async with db.transaction() as session:
-        result = await session.execute(
-            sa.update(Execution)
-            .where(
-                Execution.id == execution_id,
-                Execution.status == ExecutionStatus.SCHEDULED.value,
-                Execution.worker == worker_id,
-            )
-            .values(status=ExecutionStatus.RUNNING.value, started_at=now, updated=now)
-            .execution_options(synchronize_session=False)
-        )
-        if _rowcount(result) == 0:
+        if not await executions.move(
+            session,
+            execution_id,
+            from_statuses=(ExecutionStatus.SCHEDULED.value,),
+            on_worker=worker_id,
+            status=ExecutionStatus.RUNNING.value,
+            started_at=now,
+            updated=now,
+        ):
             return None
-        execution = await session.get(Execution, execution_id, populate_existing=True)
+        execution = await executions.reload(session, execution_id)
         if execution is None:
             return None
         executions.stage_status_changed(
@@ -181,11 +178,6 @@ async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | 
             source_service=SOURCE,
         )
     return execution
-
-
-def _rowcount(result: Any) -> int:
-    count = getattr(result, "rowcount", 0)
-    return int(count) if isinstance(count, int) else 0
 
 
 async def finish(
@@ -203,11 +195,7 @@ async def finish(
     """
     now = utcnow()
     async with db.transaction() as session:
-        query = sa.select(Execution.status, Execution.worker).where(Execution.id == execution.id)
-        if not db.is_sqlite:
-            query = query.with_for_update()
-        row = (await session.execute(query)).first()
-        previous, owner = (row[0], row[1]) if row is not None else (None, None)
+        previous, owner = await executions.status_and_worker_locked(session, execution.id)
         late = previous == ExecutionStatus.ABANDONED.value and owner is not None and owner == execution.worker
         if previous not in _FINAL_FROM and not late:
             log.warning(
@@ -221,11 +209,8 @@ async def finish(
             )
             if held:
                 return status
-        await session.execute(
-            sa.update(Execution)
-            .where(Execution.id == execution.id, Execution.status == previous)
-            .values(status=status, result=result, updated=now)
-            .execution_options(synchronize_session=False)
+        await executions.move(
+            session, execution.id, from_statuses=(str(previous),), status=status, result=result, updated=now
         )
         executions.stage_status_changed(session, execution, str(previous), status, source_service=SOURCE)
         enqueue(
@@ -252,13 +237,7 @@ async def finish(
 
 async def _cancel_unstarted_retry(session: AsyncSession, execution: Execution) -> None:
     """Cancel the retry an abandonment requested, unless it already started (then both run)."""
-    root = execution.original_execution or execution.id
-    query = sa.select(Execution).where(
-        Execution.original_execution == root,
-        Execution.retry_count == execution.retry_count + 1,
-        Execution.status.in_(_NOT_STARTED),
-    )
-    for retry in (await session.execute(query)).scalars().all():
+    for retry in await executions.retries_in(session, execution, _NOT_STARTED):
         result = {
             "succeeded": False,
             "error": f"Not needed: attempt {execution.id} finished after all",
@@ -299,11 +278,7 @@ class _Loaded:
 
 async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
     async with runtime.db.session() as session:
-        action = await session.get(Action, execution.action) if execution.action is not None else None
-        if action is None:
-            action = (
-                await session.execute(sa.select(Action).where(Action.ref == execution.action_ref))
-            ).scalar_one_or_none()
+        action = await executions.action_for(session, execution)
         if action is None:
             raise PreparationError(
                 f"Failed to prepare execution context: action '{execution.action_ref}' not found"
@@ -311,15 +286,7 @@ async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
         runtime_row = await _runtime_for(session, action)
         version_rows: list[dict[str, Any]] = []
         if runtime_row is not None:
-            rows = (
-                (
-                    await session.execute(
-                        sa.select(RuntimeVersion).where(RuntimeVersion.runtime == runtime_row.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            rows = await action_inputs.versions_of(session, runtime_row.id)
             version_rows = [_version_dict(row) for row in rows]
         rule_ref = trigger_ref = None
         if execution.enforcement is not None:
@@ -340,7 +307,7 @@ async def _runtime_for(session: AsyncSession, action: Action) -> RuntimeRow | No
     suffix = Path(action.entrypoint.strip()).suffix.lower().lstrip(".")
     if not suffix:
         return None
-    for row in (await session.execute(sa.select(RuntimeRow).order_by(RuntimeRow.id))).scalars():
+    for row in await action_inputs.runtimes(session):
         interpreter = commands.section(row.execution_config or {}, "interpreter")
         extension = interpreter.get("file_extension")
         if isinstance(extension, str) and extension.strip().lower().lstrip(".") == suffix:
