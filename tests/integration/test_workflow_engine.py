@@ -32,7 +32,7 @@ from attune.executor.workflows import (
     cancel_workflow,
     rerun_workflow,
 )
-from attune.inquiries import ID_KEY
+from attune.operations.inquiry_requests import ID_KEY
 from attune.runtime import Runtime
 from attune.workflow.spec import parse_workflow
 

@@ -1,10 +1,7 @@
-"""Terminal transitions and the completion listener (services.md §1.8, §1.13).
+"""The completion listener (services.md §1.8, §1.13).
 
-:func:`finish_execution` is the one way the executor ends an execution: an atomic
-``UPDATE … WHERE status IN (…)`` that stages ``ExecutionStatusChanged`` and ``ExecutionCompleted``
-in the same transaction, so every terminal transition is announced exactly once.
-
-The :class:`CompletionListener` consumes ``ExecutionCompleted``: it frees the execution's
+Terminal transitions themselves are :func:`attune.operations.executions.finish_execution`. The
+:class:`CompletionListener` consumes ``ExecutionCompleted``: it frees the execution's
 concurrency slot and, for a retriable failure, requests the next attempt after the backoff.
 """
 
@@ -12,19 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from attune.bus.messages import Envelope, ExecutionCompleted, MessageType
-from attune.db.models import Execution
-from attune.db.outbox import enqueue
+from attune.bus.messages import Envelope, ExecutionCompleted
 from attune.db.repos import executions
 from attune.db.types import utcnow
-from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
+from attune.operations.executions import request_retry
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -62,48 +55,6 @@ class BackgroundTasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def finish_execution(
-    session: AsyncSession,
-    execution: Execution,
-    status: ExecutionStatus,
-    result: Any,
-    *,
-    from_statuses: Collection[str],
-) -> bool:
-    """Move ``execution`` to the terminal ``status`` if it is still in one of ``from_statuses``.
-
-    Stages ``ExecutionStatusChanged`` and ``ExecutionCompleted``. Returns False (and stages
-    nothing) when another actor changed the status first.
-    """
-    previous = execution.status
-    now = utcnow()
-    if not await executions.move(
-        session, execution.id, from_statuses=from_statuses, status=status.value, result=result, updated=now
-    ):
-        return False
-    execution.status, execution.result, execution.updated = status.value, result, now
-    stage_status_changed(session, execution, previous, status.value)
-    enqueue(
-        session,
-        MessageType.EXECUTION_COMPLETED,
-        {
-            "execution_id": execution.id,
-            "action_id": execution.action or 0,
-            "action_ref": execution.action_ref,
-            "status": status.value,
-            "result": result,
-            "completed_at": now.isoformat(),
-        },
-        source_service=SOURCE,
-    )
-    return True
-
-
-def stage_status_changed(session: AsyncSession, execution: Execution, previous: str, new: str) -> None:
-    """Stage ``ExecutionStatusChanged`` for a transition the executor made."""
-    executions.stage_status_changed(session, execution, previous, new, source_service=SOURCE)
 
 
 class CompletionListener:
@@ -169,7 +120,7 @@ class CompletionListener:
                 execution = await executions.get_locked(session, execution_id)
                 if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                     return
-                await retries.request_retry(session, execution, box=self._runtime.secrets, reason=reason)
+                await request_retry(session, execution, box=self._runtime.secrets, reason=reason)
         finally:
             self._pending.discard(execution_id)
 

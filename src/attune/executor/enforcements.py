@@ -43,7 +43,7 @@ from attune.domain.enums import EnforcementStatus, ExecutionStatus
 from attune.domain.params import secret_names
 from attune.errors import Conflict, NotFound, ValidationFailed
 from attune.executor import template_keys
-from attune.executor.completion import BackgroundTasks, finish_execution
+from attune.executor.completion import BackgroundTasks
 from attune.executor.policies import (
     Fingerprint,
     PolicySet,
@@ -52,6 +52,7 @@ from attune.executor.policies import (
     rate_limit_violation,
 )
 from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
+from attune.operations.executions import finish_execution
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -38,8 +38,7 @@ from attune.db.repos import executions, workers
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
-from attune.executor.completion import finish_execution
-from attune.executor.scheduler import reschedule
+from attune.operations.executions import finish_execution, request_retry, reschedule
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ async def settle_orphan(
         policy = await retries.policy_for(session, execution)
         why = retries.retry_reason(execution, policy) if policy is not None else None
         if why is not None:
-            retry = await retries.request_retry(session, execution, box=runtime.secrets, reason=why)
+            retry = await request_retry(session, execution, box=runtime.secrets, reason=why)
             if retry is not None:
                 return "abandoned+retried"
     return "abandoned"

@@ -14,7 +14,7 @@ from attune.db.repos import executions
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.domain.templates import rfc3339
-from attune.executor.completion import finish_execution
+from attune.operations.executions import finish_execution
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution
 from attune.db.repos import executions
-from attune.domain.crypto import SecretBox
-from attune.domain.params import secret_names
 from attune.domain.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -107,56 +105,3 @@ def backoff_seconds(retry_count: int, *, jitter: Callable[[], float] = random.ra
 async def existing_retry(session: AsyncSession, execution: Execution) -> int | None:
     """The id of an automatic retry already created for ``execution`` (redelivery guard)."""
     return await executions.existing_retry(session, execution)
-
-
-async def request_retry(
-    session: AsyncSession, execution: Execution, *, box: SecretBox | None, reason: str
-) -> Execution | None:
-    """Create the next attempt of ``execution`` (stages ``ExecutionRequested``); idempotent.
-
-    Returns ``None`` when a retry already exists, the action is gone or the secrets cannot be
-    read back (logged).
-    """
-    if await existing_retry(session, execution) is not None:
-        return None
-    action = await executions.action_for(session, execution)
-    if action is None:
-        log.warning("not retrying execution %s: action %r is gone", execution.id, execution.action_ref)
-        return None
-    try:
-        secrets = executions.reveal_secrets(execution.secret_params, box)
-    except Exception:
-        log.exception("not retrying execution %s: its secret parameters cannot be decrypted", execution.id)
-        return None
-    params = executions.full_parameters(execution, box)
-    # Secrets the schema no longer declares stay sealed: they reach the retry via
-    # ``secret_values`` and its config shows the mask, as the original's did.
-    declared = secret_names(executions.flat_schema(action.param_schema))
-    for name in secrets:
-        if name not in declared:
-            params[name] = executions.SECRET_MASK
-    retry = await executions.request_execution(
-        session,
-        action,
-        params,
-        box=box,
-        source_service="executor",
-        executor=execution.executor,
-        enforcement=execution.enforcement,
-        parent=execution.parent,
-        env_vars=execution.env_vars,
-        original_execution=execution.original_execution or execution.id,
-        retry_count=execution.retry_count + 1,
-        retry_reason=reason,
-        # These parameters were accepted once; a later schema change must not strand the retry.
-        validate=False,
-        secret_values=secrets,
-    )
-    log.info(
-        "execution %s retried as %s (attempt %s, reason %s)",
-        execution.id,
-        retry.id,
-        retry.retry_count,
-        reason,
-    )
-    return retry

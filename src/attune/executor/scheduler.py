@@ -21,19 +21,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from attune.bus.messages import Envelope, ExecutionRequested, MessageType, dispatch_routing
+from attune.bus.messages import Envelope, ExecutionRequested
 from attune.bus.topology import worker_execution_queue
 from attune.db.models import Execution, Worker
 from attune.db.models import Runtime as RuntimeRow
-from attune.db.outbox import enqueue
 from attune.db.repos import executions, workers
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
-from attune.executor.completion import BackgroundTasks, finish_execution, stage_status_changed
+from attune.executor.completion import BackgroundTasks
 from attune.executor.workflows import WorkflowEngine
+from attune.operations.executions import dispatch, finish_execution
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -180,32 +178,9 @@ class Scheduler:
             await self._runtime.bus.declare_queue(worker_execution_queue(worker.id))
             self._declared.add(worker.id)
         async with self._runtime.db.transaction() as session:
-            now = utcnow()
-            if not await executions.move(
-                session,
-                execution.id,
-                from_statuses=_REQUESTED,
-                status=ExecutionStatus.SCHEDULED.value,
-                worker=worker.id,
-                updated=now,
-            ):
+            if not await dispatch(session, execution, worker):
                 log.info("execution %s left 'requested' meanwhile; not dispatching", execution.id)
                 return
-            stage_status_changed(
-                session, execution, ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value
-            )
-            enqueue(
-                session,
-                MessageType.EXECUTION_REQUESTED,
-                {
-                    "execution_id": execution.id,
-                    "worker_id": worker.id,
-                    "action_ref": execution.action_ref,
-                    "config": execution.config if isinstance(execution.config, dict) else None,
-                },
-                source_service=SOURCE,
-                routing=dispatch_routing(worker.id),
-            )
         log.info("execution %s scheduled on worker %s (%s)", execution.id, worker.name, worker.id)
 
     async def _fail(self, execution: Execution, error: str) -> None:
@@ -233,41 +208,3 @@ class Scheduler:
     async def close(self) -> None:
         """Stop waiting for workers (those executions stay ``requested`` and are recovered)."""
         await self._tasks.close()
-
-
-async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: int | None) -> bool:
-    """Send a ``scheduled`` execution that never started back to the scheduler.
-
-    ``scheduled`` on ``worker_id`` → ``requested`` with no worker, and ``ExecutionRequested`` is
-    staged in the same transaction, so the scheduler picks a live worker again (possibly the
-    same one, restarted). The dispatch still queued for the old worker then claims nothing: the
-    worker's claim needs ``scheduled`` on itself. False when the execution moved on meanwhile.
-    """
-    now = utcnow()
-    if not await executions.move(
-        session,
-        execution.id,
-        from_statuses=(ExecutionStatus.SCHEDULED.value,),
-        on_worker=worker_id,
-        status=ExecutionStatus.REQUESTED.value,
-        worker=None,
-        updated=now,
-    ):
-        return False
-    stage_status_changed(session, execution, ExecutionStatus.SCHEDULED.value, ExecutionStatus.REQUESTED.value)
-    enqueue(
-        session,
-        MessageType.EXECUTION_REQUESTED,
-        {
-            "execution_id": execution.id,
-            "action_id": execution.action or 0,
-            "action_ref": execution.action_ref,
-            "parent_id": execution.parent,
-            "enforcement_id": execution.enforcement,
-            "config": execution.config if isinstance(execution.config, dict) else None,
-        },
-        source_service=SOURCE,
-    )
-    execution.status, execution.worker = ExecutionStatus.REQUESTED.value, None
-    log.info("execution %s never started on worker %s; rescheduled", execution.id, worker_id)
-    return True

@@ -41,7 +41,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import flag_modified
 
-from attune import inquiries
 from attune.bus.messages import MessageType, cancel_routing
 from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution, WorkflowItem
 from attune.db.outbox import enqueue
@@ -56,8 +55,9 @@ from attune.domain.templates import TemplateEngine
 from attune.errors import AttuneError, Conflict
 from attune.executor import inline as inline_tasks
 from attune.executor import template_keys
-from attune.executor.completion import finish_execution, stage_status_changed
 from attune.lru import LruCache
+from attune.operations import inquiries
+from attune.operations.executions import finish_execution, stage_status_changed
 from attune.runtime import Runtime
 from attune.workflow import conductor
 from attune.workflow.spec import WorkflowSpec, WorkflowValidationError, parse_workflow, to_document

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune import inquiries
 from attune.bus.messages import MessageType
 from attune.db.database import Database, retrying
 from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
@@ -27,7 +26,8 @@ from attune.db.outbox import enqueue
 from attune.db.repos import action_inputs, executions
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
-from attune.executor.completion import finish_execution
+from attune.operations import inquiries
+from attune.operations.executions import finish_execution
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 from attune.worker import (
