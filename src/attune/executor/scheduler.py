@@ -136,7 +136,7 @@ class Scheduler:
         """One try. ``done`` is False only when no worker was found and ``give_up`` is False."""
         db = self._runtime.db
         async with db.session() as session:
-            execution = await session.get(Execution, execution_id)
+            execution = await executions.get(session, execution_id)
             if execution is None:
                 raise NotFound(f"Execution {execution_id} not found")
             if execution.status != ExecutionStatus.REQUESTED.value:

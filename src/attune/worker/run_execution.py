@@ -252,7 +252,7 @@ async def _cancel_unstarted_retry(session: AsyncSession, execution: Execution) -
 async def cancel_orphan(db: Database, execution_id: int, worker_id: int) -> str | None:
     """Cancel an execution assigned here that no local task runs (e.g. after a worker restart)."""
     async with db.session() as session:
-        execution = await session.get(Execution, execution_id)
+        execution = await executions.get(session, execution_id)
     if execution is None or execution.worker != worker_id:
         return None
     if execution.status != ExecutionStatus.CANCELING.value:
