@@ -18,16 +18,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import MessageType
 from attune.db.database import Database, retrying
 from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
-from attune.db.outbox import enqueue
 from attune.db.repos import action_inputs, executions
-from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
-from attune.operations import inquiries
-from attune.operations.executions import finish_execution
+from attune.operations import worker as worker_operations
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 from attune.worker import (
@@ -51,8 +47,6 @@ SOURCE = "worker"
 NATIVE = "native"
 #: Extra lifetime of the execution token beyond the timeout, so finishing API calls still work.
 TOKEN_SLACK_SECONDS = 60
-_FINAL_FROM = (ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
-_NOT_STARTED = (ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value)
 
 
 class PreparationError(Exception):
@@ -155,98 +149,19 @@ async def record(
 
 async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | None:
     """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed."""
-    now = utcnow()
     async with db.transaction() as session:
-        if not await executions.move(
-            session,
-            execution_id,
-            from_statuses=(ExecutionStatus.SCHEDULED.value,),
-            on_worker=worker_id,
-            status=ExecutionStatus.RUNNING.value,
-            started_at=now,
-            updated=now,
-        ):
-            return None
-        execution = await executions.reload(session, execution_id)
-        if execution is None:
-            return None
-        executions.stage_status_changed(
-            session,
-            execution,
-            ExecutionStatus.SCHEDULED.value,
-            ExecutionStatus.RUNNING.value,
-            source_service=SOURCE,
-        )
-    return execution
+        return await worker_operations.claim(session, execution_id, worker_id, source_service=SOURCE)
 
 
 async def finish(
     db: Database, execution: Execution, status: str, result: dict[str, Any], *, action_id: int
 ) -> str | None:
-    """Write the final status and result (only from running/canceling) and stage the messages.
-
-    A result is never discarded because the liveness monitor gave up on this worker too early
-    (a heartbeat held up by a busy host or a database restart): an execution ``abandoned`` while
-    assigned to this worker takes the real outcome, and the automatic retry the abandonment
-    requested is cancelled if it has not started yet (docs/operations.md "Guarantees").
-
-    Returns the status written, or None when the execution had already left running otherwise
-    (cancelled, or taken over by another worker).
-    """
-    now = utcnow()
+    """Write the final status and result in one transaction
+    (:func:`attune.operations.worker.record_outcome`); the status written, or None."""
     async with db.transaction() as session:
-        previous, owner = await executions.status_and_worker_locked(session, execution.id)
-        late = previous == ExecutionStatus.ABANDONED.value and owner is not None and owner == execution.worker
-        if previous not in _FINAL_FROM and not late:
-            log.warning(
-                "execution %s is %s, not running; its %s result is discarded", execution.id, previous, status
-            )
-            return None
-        if previous == ExecutionStatus.RUNNING.value:
-            # An action that asked a question (``__inquiry``) waits for the answer without a worker.
-            held, status, result = await inquiries.hold_if_requested(
-                session, execution, status, result, source_service=SOURCE
-            )
-            if held:
-                return status
-        await executions.move(
-            session, execution.id, from_statuses=(str(previous),), status=status, result=result, updated=now
+        return await worker_operations.record_outcome(
+            session, execution, status, result, action_id=action_id, source_service=SOURCE
         )
-        executions.stage_status_changed(session, execution, str(previous), status, source_service=SOURCE)
-        enqueue(
-            session,
-            MessageType.EXECUTION_COMPLETED,
-            {
-                "execution_id": execution.id,
-                "action_id": action_id,
-                "action_ref": execution.action_ref,
-                "status": status,
-                "result": result,
-                "completed_at": now,
-            },
-            source_service=SOURCE,
-        )
-        if late:
-            log.warning(
-                "execution %s was declared abandoned, but its worker finished it: %s", execution.id, status
-            )
-            await _cancel_unstarted_retry(session, execution)
-    log.info("execution %s (%s) finished: %s", execution.id, execution.action_ref, status)
-    return status
-
-
-async def _cancel_unstarted_retry(session: AsyncSession, execution: Execution) -> None:
-    """Cancel the retry an abandonment requested, unless it already started (then both run)."""
-    for retry in await executions.retries_in(session, execution, _NOT_STARTED):
-        result = {
-            "succeeded": False,
-            "error": f"Not needed: attempt {execution.id} finished after all",
-            "message": "Execution was cancelled",
-        }
-        if await finish_execution(
-            session, retry, ExecutionStatus.CANCELLED, result, from_statuses=_NOT_STARTED
-        ):
-            log.info("retry %s of execution %s cancelled: the attempt finished", retry.id, execution.id)
 
 
 async def cancel_orphan(db: Database, execution_id: int, worker_id: int) -> str | None:
