@@ -1,4 +1,4 @@
-"""Cancelling and re-running an execution on request (docs/executions.md; the API's use cases).
+"""Running, cancelling and re-running an execution on request (the API's use cases).
 
 Workflow-specific control (cancelling a run's children, resuming a failed workflow from its failed
 tasks) belongs to the workflow engine; these operations decide when to hand over to it.
@@ -19,6 +19,8 @@ from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.errors import Conflict, NotFound, ValidationFailed
 from attune.executor import workflows as workflow_engine
 
+#: The source of the executions a user requests (manual runs and re-runs).
+MANUAL_SOURCE = "api-service"
 #: ``authorize(execution)`` raises when the caller may not act on the execution.
 Authorize = Callable[[Execution], None]
 
@@ -26,6 +28,34 @@ Authorize = Callable[[Execution], None]
 def not_found(execution_id: int) -> NotFound:
     """The 404 of an unknown execution."""
     return NotFound(f"Execution with ID {execution_id} not found")
+
+
+async def run(
+    session: AsyncSession,
+    action_ref: str,
+    parameters: dict[str, Any] | None,
+    *,
+    env_vars: dict[str, str] | None,
+    executor: int | None,
+    box: SecretBox | None,
+    authorize: Callable[[Action], None],
+) -> tuple[Execution, Action]:
+    """Run an action by hand: validate its parameters, apply defaults and request the run (404 when
+    the action is unknown, 422 when the parameters do not fit its schema)."""
+    action = await repo.action_by_ref(session, action_ref)
+    if action is None:
+        raise NotFound(f"Action '{action_ref}' not found")
+    authorize(action)
+    execution = await repo.request_execution(
+        session,
+        action,
+        parameters,
+        box=box,
+        source_service=MANUAL_SOURCE,
+        executor=executor,
+        env_vars=env_vars,
+    )
+    return execution, action
 
 
 async def cancel(
@@ -110,7 +140,7 @@ async def rerun(
         action,
         {**repo.full_parameters(source_row, box), **changes},
         box=box,
-        source_service="api-service",
+        source_service=MANUAL_SOURCE,
         executor=executor,
         env_vars=source_row.env_vars,
         original_execution=source_row.original_execution or source_row.id,
