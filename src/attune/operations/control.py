@@ -77,7 +77,7 @@ async def cancel(
     if status in TERMINAL_EXECUTION_STATUSES:
         raise Conflict(f"Execution {execution_id} is already {status.value}")
     workflow_run = execution.is_workflow and execution.worker is None
-    if not workflow_run:
+    if not (workflow_run and status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED)):
         # The cancel writes through compare-and-set UPDATEs; a detached instance keeps the unit of
         # work from writing (and auditing) the same transition a second time at flush.
         session.expunge(execution)
