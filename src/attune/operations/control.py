@@ -86,7 +86,8 @@ async def cancel(
     )
     await session.flush()
     current = await repo.reload(session, execution_id)
-    assert current is not None  # locked above
+    if current is None:  # cannot happen: the row is locked (or writers serialised) since the read
+        raise not_found(execution_id)
     return current
 
 
