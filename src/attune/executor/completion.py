@@ -22,7 +22,6 @@ from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-SOURCE = "executor"
 #: How far back a starting executor looks for failures whose retry was never created.
 RECOVERY_WINDOW_SECONDS = 3600.0
 

@@ -36,7 +36,6 @@ from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-SOURCE = "executor"
 #: Seconds between two attempts to find a worker.
 RETRY_INTERVAL = 0.5
 NATIVE = "native"
