@@ -6,7 +6,8 @@ thousands long); :func:`write_items` writes only the items a step changed (the c
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,9 +21,11 @@ _ITEM_LISTS = ("items", "statuses", "results")
 
 async def attach_items(session: AsyncSession, state_id: int, state: conductor.WorkflowState) -> None:
     """Put back the item lists that :func:`stored_record` moved to ``workflow_item``."""
+    # The persisted form carries a key the live record does not have.
+    raw = cast(dict[str, dict[str, Any]], state.tasks)
     external = {
         name: record.pop(EXTERNAL_KEY)
-        for name, record in state.tasks.items()
+        for name, record in raw.items()
         if isinstance(record.get(EXTERNAL_KEY), dict)
     }
     if not external:
@@ -43,7 +46,7 @@ async def attach_items(session: AsyncSession, state_id: int, state: conductor.Wo
             record["results"][index] = result
 
 
-def stored_record(record: dict[str, Any]) -> dict[str, Any]:
+def stored_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
     """A task record as stored in ``variables``: a with_items record without its item lists."""
     if record.get("kind") != "items" or "items" not in record:
         return record
@@ -52,7 +55,7 @@ def stored_record(record: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def item_result(record: dict[str, Any], index: int) -> Any:
+def item_result(record: Mapping[str, Any], index: int) -> Any:
     """Item ``index``'s result: from the live list, or from the aggregate once the task finished."""
     results = record.get("results")
     if results is not None:
