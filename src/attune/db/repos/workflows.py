@@ -16,6 +16,7 @@ from sqlalchemy.orm import defer
 
 from attune.db.models import Action, Execution, Pack, WorkflowDefinition, WorkflowExecution, WorkflowItem
 from attune.db.repos.locking import for_update
+from attune.domain.enums import ExecutionStatus
 from attune.errors import Conflict, Unprocessable
 from attune.workflow.spec import WorkflowSpec, to_document
 
@@ -228,6 +229,26 @@ async def execution_state(
     if lock:
         query = for_update(session, query)
     return (await session.execute(query.order_by(WorkflowExecution.id.desc()).limit(1))).scalar_one_or_none()
+
+
+async def create_state(
+    session: AsyncSession, execution_id: int, definition_id: int, task_graph: dict[str, Any]
+) -> WorkflowExecution:
+    """The orchestration row of a workflow execution that starts now (``running``, no state yet)."""
+    row = WorkflowExecution(
+        execution=execution_id,
+        workflow_def=definition_id,
+        task_graph=task_graph,
+        variables={},
+        status=ExecutionStatus.RUNNING.value,
+        current_tasks=[],
+        completed_tasks=[],
+        failed_tasks=[],
+        skipped_tasks=[],
+    )
+    session.add(row)
+    await session.flush()
+    return row
 
 
 async def lock_state(session: AsyncSession, state_id: int) -> WorkflowExecution | None:

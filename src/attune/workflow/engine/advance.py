@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution
+from attune.db.models import Action, Execution, WorkflowDefinition
 from attune.db.repos import runs
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
@@ -88,24 +88,8 @@ async def start_workflow(
             from_statuses=(ExecutionStatus.RUNNING.value,),
         )
         return True
-    document = to_document(spec)
-    row = WorkflowExecution(
-        execution=execution.id,
-        workflow_def=definition.id,
-        task_graph={
-            **document,
-            "entry_points": spec.entry_points(),
-            "inbound_edges": spec.inbound,
-        },
-        variables={},
-        status=ExecutionStatus.RUNNING.value,
-        current_tasks=[],
-        completed_tasks=[],
-        failed_tasks=[],
-        skipped_tasks=[],
-    )
-    session.add(row)
-    await session.flush()
+    graph = {**to_document(spec), "entry_points": spec.entry_points(), "inbound_edges": spec.inbound}
+    row = await repo.create_state(session, execution.id, definition.id, graph)
     run = Run(row=row, parent=execution, spec=spec, state=state, timers=[], keys=keys)
     await apply(session, run, commands, ctx)
     await store.persist(session, run, ctx)
