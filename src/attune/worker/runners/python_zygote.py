@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import array
 import atexit
+import builtins
+import importlib.machinery
 import json
 import os
-import runpy
 import select
 import signal
 import socket
 import sys
+import threading  # every child's exit joins threads through it: import it once here
 import traceback
+import types
 
 _MAX_MESSAGE = 1 << 20
 
@@ -68,7 +71,7 @@ def _child(request: dict[str, object], fds: list[int], control: socket.socket, w
         # ``python script.py`` puts the script's directory first on sys.path.
         sys.path[0] = os.path.dirname(os.path.realpath(script))
         try:
-            runpy.run_path(script, run_name="__main__")
+            _run_script(script)
             code = 0
         except SystemExit as exc:
             code = _exit_code(exc.code)
@@ -84,8 +87,7 @@ def _child(request: dict[str, object], fds: list[int], control: socket.socket, w
             if exc_type is not None and value is not None:
                 sys.excepthook(exc_type, value, shown if shown is not None else tb)
             code = 1
-        if "threading" in sys.modules:
-            sys.modules["threading"]._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as at exit
+        threading._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as at exit
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -116,6 +118,20 @@ def _receive(control: socket.socket) -> tuple[bytes, list[int]]:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % size)])
     return data, list(fds)
+
+
+def _run_script(script: str) -> None:
+    """Run ``script`` in a fresh ``__main__`` module, as ``python script.py`` does."""
+    with open(script, "rb") as handle:
+        source = handle.read()
+    main = types.ModuleType("__main__")
+    main.__file__ = script
+    main.__dict__["__builtins__"] = builtins
+    main.__dict__["__cached__"] = None
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", script)
+    main.__spec__ = None
+    sys.modules["__main__"] = main
+    exec(compile(source, script, "exec"), main.__dict__)
 
 
 def _send(control: socket.socket, text: str) -> None:
