@@ -181,14 +181,15 @@ class Zygote:
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
-        assert self.sock is not None
+        sock = self.sock
+        assert sock is not None
         try:
             while True:
-                data = await loop.sock_recv(self.sock, 4096)
+                data = await loop.sock_recv(sock, 4096)
                 if not data:
                     break
                 self._handle(data.decode(errors="replace"))
-        except (OSError, asyncio.CancelledError):
+        except (OSError, ValueError, asyncio.CancelledError):
             pass
         finally:
             self._lost()
@@ -232,6 +233,11 @@ class Zygote:
     def close(self) -> None:
         """Close the control socket (the zygote exits, killing what it still runs) and reap it."""
         self.dead = True
+        if self.reader is not None and not self.reader.done():
+            # From outside the reader (its loop may be closed already: then nothing is pending).
+            with contextlib.suppress(RuntimeError):
+                if self.reader is not asyncio.current_task():
+                    self.reader.cancel()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -247,11 +253,13 @@ class Zygote:
         loop = asyncio.get_running_loop()
         self._next_id += 1
         request_id = str(self._next_id)
+        # Runs of one key share the interpreter and flags; the script and its arguments follow.
+        at = len(self.call.launch) - 1
         payload = json.dumps(
             {
                 "id": request_id,
-                "script": self.call.script,
-                "args": list(self.call.args),
+                "script": argv[at],
+                "args": list(argv[at + 1 :]),
                 "env": dict(env),
                 "cwd": str(cwd) if cwd is not None else None,
             }
@@ -372,8 +380,6 @@ class PythonPool:
         """Stop every zygote (their running actions are killed)."""
         for zygotes in self._zygotes.values():
             for zygote in zygotes:
-                if zygote.reader is not None:
-                    zygote.reader.cancel()
                 zygote.close()
         self._zygotes.clear()
 

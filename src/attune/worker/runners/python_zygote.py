@@ -85,7 +85,8 @@ def _child(request: dict[str, object], fds: list[int], control: socket.socket, w
             while shown is not None and shown.tb_frame.f_code.co_filename != script:
                 shown = shown.tb_next
             if exc_type is not None and value is not None:
-                sys.excepthook(exc_type, value, shown if shown is not None else tb)
+                value = value.with_traceback(shown if shown is not None else tb)
+                sys.excepthook(exc_type, value, value.__traceback__)
             code = 1
         threading._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as at exit
         atexit._run_exitfuncs()
