@@ -61,14 +61,9 @@ async def pool() -> AsyncIterator[PythonPool]:
 
 async def ready(pool: PythonPool, call: WarmCall) -> Zygote:
     """The pool's zygote for ``call``, waited for until it answers."""
-    pool.pick(call)
-    deadline = time.monotonic() + 15
-    while True:
-        zygote = pool.pick(call)
-        if zygote is not None:
-            return zygote
-        assert time.monotonic() < deadline, "no warm interpreter became ready"
-        await asyncio.sleep(0.02)
+    zygote = await pool.ready(call, 15)
+    assert zygote is not None, "no warm interpreter became ready"
+    return zygote
 
 
 async def both(pool: PythonPool, made: process.ProcessSpec) -> tuple[process.ProcessOutcome, ...]:

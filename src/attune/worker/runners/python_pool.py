@@ -360,6 +360,18 @@ class PythonPool:
         usable = [z for z in live if z.usable]
         return min(usable, key=lambda z: len(z.pending)) if usable else None
 
+    async def ready(self, call: WarmCall, within: float) -> Zygote | None:
+        """A ready zygote for ``call``, waiting up to ``within`` seconds for one to start."""
+        zygote = self.pick(call)
+        if zygote is not None:
+            return zygote
+        waits = [asyncio.ensure_future(z.ready.wait()) for z in self.zygotes(call.key)]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+            for wait in pending:
+                wait.cancel()
+        return self.pick(call)
+
     async def _start(self, zygote: Zygote) -> None:
         try:
             await zygote.start()

@@ -26,6 +26,9 @@ class WarmPythonRunner:
     """Runs Python actions through the event loop's pool (``size`` interpreters per key, each
     replaced after ``max_runs`` runs); every other command as the process runner does."""
 
+    #: Seconds a run waits for a warm interpreter instead of starting cold at once (tests set it).
+    wait_ready: float = 0.0
+
     def __init__(self, *, size: int = 1, max_runs: int = 100) -> None:
         self.size = size
         self.max_runs = max_runs
@@ -38,6 +41,8 @@ class WarmPythonRunner:
             return await ProcessRunner().run(request)
         pool = pool_for(asyncio.get_running_loop(), size=self.size, max_runs=self.max_runs)
         zygote = pool.pick(call)
+        if zygote is None and self.wait_ready > 0:
+            zygote = await pool.ready(call, self.wait_ready)
         if zygote is None:
             return await ProcessRunner().run(request)
         return await ProcessRunner(_spawner(zygote, call)).run(request)
