@@ -30,6 +30,7 @@ from attune.domain.enums import ExecutionStatus
 from attune.runtime import Runtime
 from attune.settings import PythonPoolSettings
 from attune.worker.process import group_alive
+from attune.worker.runners.python_pool import close_pools
 from attune.worker.runners.warm_python import WarmPythonRunner
 from tests.integration.test_worker import (
     add_action,
@@ -54,6 +55,7 @@ def waits_for_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     """Every warm run here is forked (the first one would otherwise start cold)."""
     monkeypatch.setattr(WarmPythonRunner, "wait_ready", 15.0)
     yield
+    close_pools()
 
 
 async def python_action(runtime: Runtime, name: str, text: str, **values: Any) -> models.Action:

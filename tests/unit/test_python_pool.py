@@ -24,7 +24,7 @@ import pytest
 from attune.settings import PythonPoolSettings
 from attune.worker import process, watchdog
 from attune.worker.runners import RunRequest, select
-from attune.worker.runners.python_pool import PythonPool, WarmCall, Zygote, warm_call
+from attune.worker.runners.python_pool import PythonPool, WarmCall, Zygote, close_pools, warm_call
 from attune.worker.runners.warm_python import WarmPythonRunner
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
@@ -50,6 +50,12 @@ def write(tmp_path: Path, body: str, name: str = "action.py") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return path
+
+
+@pytest.fixture(autouse=True)
+async def no_interpreter_left() -> AsyncIterator[None]:
+    yield
+    close_pools()
 
 
 @pytest.fixture
@@ -281,3 +287,25 @@ def test_the_worker_picks_the_warm_runner_unless_the_pool_is_off() -> None:
     request = RunRequest(1, "pack.act", "text", 10)
     assert isinstance(select(request, python_pool=PythonPoolSettings()), WarmPythonRunner)
     assert not isinstance(select(request, python_pool=PythonPoolSettings(enabled=False)), WarmPythonRunner)
+
+
+async def test_an_interpreter_that_cannot_serve_warm_runs_cold_and_is_not_retried_each_run(
+    tmp_path: Path,
+) -> None:
+    attempts = tmp_path / "attempts"
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *python_zygote.py*) echo x >> {attempts}; exit 1;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    fake.chmod(0o755)
+    script = write(tmp_path, "import os\nprint(os.getppid())\n")
+    made = spec(script, argv=[str(fake), "-u", str(script)])
+    runner = WarmPythonRunner(size=1, max_runs=100)
+    for _ in range(5):
+        ran = await runner.run(RunRequest(7, "pack.act", "text", 10, spec=made))
+        assert ran.status == "completed" and int(ran.result["stdout"]) == os.getpid()
+        await asyncio.sleep(0.2)
+    assert attempts.read_text() == "x\n"

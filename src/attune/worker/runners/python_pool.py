@@ -46,6 +46,7 @@ _FLAGS = frozenset({"-u", "-B", "-s", "-E", "-O", "-OO", "-b", "-bb", "-q", "-S"
 _STARTUP_ENV = re.compile(r"(PYTHON.*|LANG|LC_.*|HOME|PATH|TZ)$")
 _MAX_REQUEST = 128 * 1024
 _START_TIMEOUT = 10.0
+_RETRY_SECONDS = 60.0
 _STREAM_LIMIT = 64 * 1024
 
 
@@ -338,6 +339,7 @@ class PythonPool:
         self.max_keys = max(1, max_keys)
         self._zygotes: dict[tuple[str, ...], list[Zygote]] = {}
         self._starting: set[asyncio.Task[None]] = set()
+        self._retry_at: dict[tuple[str, ...], float] = {}
 
     def zygotes(self, key: tuple[str, ...]) -> list[Zygote]:
         """The live zygotes of ``key`` (for tests and diagnostics)."""
@@ -346,12 +348,18 @@ class PythonPool:
     def pick(self, call: WarmCall) -> Zygote | None:
         """A ready zygote for ``call`` (the least busy), starting what is missing in the
         background; None when none is ready yet (the run then starts cold)."""
-        zygotes = [z for z in self._zygotes.get(call.key, []) if not z.dead]
+        now = asyncio.get_running_loop().time()
+        known = self._zygotes.get(call.key, [])
+        if any(z.dead and not z.ready.is_set() for z in known):
+            # An interpreter that cannot serve (too old, broken) is not retried at every run.
+            self._retry_at[call.key] = now + _RETRY_SECONDS
+        zygotes = [z for z in known if not z.dead]
         if call.key not in self._zygotes and len(self._zygotes) >= self.max_keys:
             self._evict()
         self._zygotes[call.key] = zygotes
         live = [z for z in zygotes if z.forks < self.max_runs]
-        for _ in range(self.size - len(live)):
+        missing = self.size - len(live) if now >= self._retry_at.get(call.key, 0.0) else 0
+        for _ in range(missing):
             zygote = Zygote(call, self.max_runs)
             zygotes.append(zygote)
             task = asyncio.create_task(self._start(zygote))
@@ -375,9 +383,10 @@ class PythonPool:
     async def _start(self, zygote: Zygote) -> None:
         try:
             await zygote.start()
+            await asyncio.wait_for(zygote.ready.wait(), _START_TIMEOUT)
         except Exception as exc:
-            log.warning("cannot start a warm Python interpreter %s: %s", zygote.call.launch[0], exc)
-            zygote.dead = True
+            log.warning("cannot start a warm Python interpreter %s: %r", zygote.call.launch[0], exc)
+            zygote.close()
 
     def _evict(self) -> None:
         """Drop the key whose zygotes run nothing (the oldest such), so keys stay bounded."""
