@@ -89,9 +89,9 @@ def seen(outcome: process.ProcessOutcome) -> dict[str, Any]:
 
 SCRIPTS = {
     "output and exit code": """
-        import json, os, sys
-        data = json.load(sys.stdin)
-        print("hello", data["name"], __name__, os.path.basename(__file__), sys.argv[1:])
+        import os, sys
+        data = sys.stdin.read()
+        print("hello", repr(data), __name__, os.path.basename(__file__), sys.argv[1:])
         print("cwd", os.path.basename(os.getcwd()), "env", os.environ["ATTUNE_EXECUTION_ID"])
         print("oops", file=sys.stderr)
         sys.exit(3)
@@ -128,6 +128,15 @@ SCRIPTS = {
         print("dying", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """,
+    "standard streams": """
+        import sys
+        for s in (sys.stdin, sys.stdout, sys.stderr):
+            print(s.encoding, s.errors, s.line_buffering, s.write_through, s.mode, s.isatty(),
+                  s.seekable(), type(s.buffer).__name__, file=sys.stderr)
+        print(sys.stdout is sys.__stdout__, repr(sys.stdin.read()))
+        print("interleaved", file=sys.stderr)
+        print("buffered until exit without -u")
+    """,
     "invalid utf-8 and no newline": """
         import sys
         sys.stdout.buffer.write(b"caf\\xe9 end")
@@ -135,10 +144,15 @@ SCRIPTS = {
 }
 
 
+@pytest.mark.parametrize("flags", [["-u"], []], ids=["-u", "buffered"])
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
-async def test_a_warm_run_ends_exactly_like_a_cold_one(pool: PythonPool, tmp_path: Path, name: str) -> None:
+async def test_a_warm_run_ends_exactly_like_a_cold_one(
+    pool: PythonPool, tmp_path: Path, name: str, flags: list[str]
+) -> None:
     (tmp_path / "helper.py").write_text("VALUE = 'from the helper'\n")
-    cold, warm = await both(pool, spec(write(tmp_path, SCRIPTS[name]), "a1", "two words"))
+    script = write(tmp_path, SCRIPTS[name])
+    argv = [sys.executable, *flags, str(script), "a1", "two words"]
+    cold, warm = await both(pool, spec(script, argv=argv, stdin=b"line one\r\nline two"))
     assert seen(warm) == seen(cold)
     assert cold.stdout or cold.stderr
 

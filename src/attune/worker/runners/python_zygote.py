@@ -21,6 +21,7 @@ import array
 import atexit
 import builtins
 import importlib.machinery
+import io
 import json
 import os
 import select
@@ -30,6 +31,7 @@ import sys
 import threading  # every child's exit joins threads through it: import it once here
 import traceback
 import types
+from typing import Any
 
 _MAX_MESSAGE = 1 << 20
 
@@ -58,6 +60,7 @@ def _child(request: dict[str, object], fds: list[int], control: socket.socket, w
         for fd in fds:
             if fd > 2:
                 os.close(fd)
+        _fresh_stdio()
         env = request["env"]
         assert isinstance(env, dict)
         os.environ.clear()
@@ -119,6 +122,34 @@ def _receive(control: socket.socket) -> tuple[bytes, list[int]]:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % size)])
     return data, list(fds)
+
+
+def _stream(fd: int, old: Any, unbuffered: bool) -> io.TextIOWrapper:
+    """A standard stream on ``fd`` built as the interpreter builds it at start-up (its
+    buffering, line buffering and tty state are the action's pipe's, not the zygote's)."""
+    write = fd != 0
+    buffering = 0 if unbuffered and write else -1
+    buffer: Any = open(fd, "wb" if write else "rb", buffering, closefd=False)
+    raw = getattr(buffer, "raw", buffer)
+    stream = io.TextIOWrapper(
+        buffer,
+        old.encoding,
+        old.errors,
+        newline="\n",
+        line_buffering=not unbuffered and (raw.isatty() or fd == 2),
+        write_through=unbuffered,
+    )
+    stream.mode = "w" if write else "r"  # type: ignore[misc]
+    return stream
+
+
+def _fresh_stdio() -> None:
+    unbuffered = bool(getattr(sys.stdout, "write_through", False))
+    # Python 3.8 compatible (the pack's interpreter runs this file): no zip(strict=).
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        stream = _stream(fd, getattr(sys, name), unbuffered)
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
 
 
 def _run_script(script: str) -> None:
