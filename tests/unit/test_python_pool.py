@@ -323,3 +323,16 @@ async def test_an_interpreter_that_cannot_serve_warm_runs_cold_and_is_not_retrie
         assert ran.status == "completed" and int(ran.result["stdout"]) == os.getpid()
         await asyncio.sleep(0.2)
     assert attempts.read_text() == "x\n"
+
+
+async def test_concurrent_runs_from_one_interpreter_keep_their_own_pipes(
+    pool: PythonPool, tmp_path: Path
+) -> None:
+    script = write(tmp_path, "import sys, time\ntime.sleep(0.2)\nprint(sys.argv[1], sys.stdin.read())\n")
+    made = [spec(script, str(n), stdin=f"in-{n}".encode()) for n in range(8)]
+    call = warm_call(made[0].argv, made[0].env, made[0].cookie)
+    assert call is not None
+    zygote = await ready(pool, call)
+    outcomes = await asyncio.gather(*(process.run_process(m, spawn=zygote.spawn) for m in made))
+    assert [o.stdout for o in outcomes] == [f"{n} in-{n}\n" for n in range(8)]
+    assert all(o.exit_code == 0 for o in outcomes)
