@@ -137,6 +137,14 @@ SCRIPTS = {
         print("interleaved", file=sys.stderr)
         print("buffered until exit without -u")
     """,
+    "syntax error": """
+        print("never")
+        def broken(:
+    """,
+    "interrupted": """
+        import os, signal
+        os.kill(os.getpid(), signal.SIGINT)
+    """,
     "invalid utf-8 and no newline": """
         import sys
         sys.stdout.buffer.write(b"caf\\xe9 end")

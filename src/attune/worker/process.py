@@ -108,19 +108,27 @@ class Child(Protocol):
 
 @dataclass
 class Spawned:
-    """A started child, a future resolved when it exits, and how to close our pipe ends early."""
+    """A started child, a future resolved when it exits, and how to close our pipe ends early.
+
+    ``stdin_written``: how many bytes of the stdin the spawner already put in the pipe (before
+    the child could exit); the rest is fed as usual.
+    """
 
     child: Child
     exited: asyncio.Future[None]
     close: Callable[[], None]
+    stdin_written: int = 0
 
 
-#: Starts ``argv`` (own session, piped stdio) with ``cwd`` and ``env``; raises OSError/ValueError.
-Spawner = Callable[[Sequence[str], Path | None, Mapping[str, str]], Awaitable[Spawned]]
+#: Starts ``argv`` (own session, piped stdio) with ``cwd``, ``env`` and the ``stdin`` to feed
+#: it; raises OSError/ValueError.
+Spawner = Callable[[Sequence[str], Path | None, Mapping[str, str], bytes], Awaitable[Spawned]]
 
 
-async def spawn_process(argv: Sequence[str], cwd: Path | None, env: Mapping[str, str]) -> Spawned:
-    """The default :data:`Spawner`: a new process (``exec`` of ``argv``)."""
+async def spawn_process(
+    argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], stdin: bytes = b""
+) -> Spawned:
+    """The default :data:`Spawner`: a new process (``exec`` of ``argv``); stdin is fed later."""
     proc, exited = await _spawn(argv, cwd=cwd, env=env)
     return Spawned(proc, exited, lambda: _close_transport(proc))
 
@@ -182,7 +190,7 @@ async def run_process(
     try:
         try:
             env = spec.env if spec.cookie is None else {**spec.env, watchdog.COOKIE_ENV: spec.cookie}
-            spawned = await (spawn or spawn_process)(spec.argv, spec.cwd, env)
+            spawned = await (spawn or spawn_process)(spec.argv, spec.cwd, env, spec.stdin)
         except (OSError, ValueError) as exc:
             return _empty_outcome(started, error=f"Failed to start process: {exc}")
         stdout = _Capture("stdout", spec.max_stdout, stdout_log)
@@ -209,7 +217,7 @@ async def _supervise(
         asyncio.create_task(_pump(proc.stdout, stdout, redactor)),
         asyncio.create_task(_pump(proc.stderr, stderr, redactor)),
     ]
-    feeder = asyncio.create_task(_feed(proc.stdin, spec.stdin))
+    feeder = asyncio.create_task(_feed(proc.stdin, spec.stdin[spawned.stdin_written :]))
     exited = asyncio.create_task(_exit_code(proc, exit_future))
     stop = asyncio.create_task(cancel.wait()) if cancel is not None else None
     timed_out = cancelled = False

@@ -247,8 +247,13 @@ class Zygote:
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().run_in_executor(None, _reap, popen)
 
-    async def spawn(self, argv: Sequence[str], cwd: Path | None, env: Mapping[str, str]) -> process.Spawned:
-        """Fork the action's process (a :data:`attune.worker.process.Spawner`)."""
+    async def spawn(
+        self, argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], stdin: bytes = b""
+    ) -> process.Spawned:
+        """Fork the action's process (a :data:`attune.worker.process.Spawner`).
+
+        What of ``stdin`` fits is put in the pipe before the fork, so a child that exits at once
+        finds it there as a slower cold process would, instead of a write to a closed pipe."""
         if self.dead or self.sock is None:
             raise ZygoteGone("the warm interpreter exited")
         loop = asyncio.get_running_loop()
@@ -271,6 +276,7 @@ class Zygote:
         r_out, w_out = os.pipe()
         r_err, w_err = os.pipe()
         ours = [w_in, r_out, r_err]
+        written = _prefill(w_in, stdin)
         transports: list[asyncio.BaseTransport] = []
         entry = _Pending(loop.create_future(), loop.create_future())
         try:
@@ -281,7 +287,7 @@ class Zygote:
                 stderr, t_err = await _reader(loop, r_err)
                 ours.remove(r_err)
                 transports.append(t_err)
-                stdin, t_in = await _writer(loop, w_in)
+                feeder, t_in = await _writer(loop, w_in)
                 ours.remove(w_in)
                 transports.append(t_in)
                 self.pending[request_id] = entry
@@ -298,9 +304,20 @@ class Zygote:
             if isinstance(exc, OSError | TimeoutError):
                 raise ZygoteGone(f"the warm interpreter did not start the run: {exc}") from exc
             raise
-        child = _WarmChild(pid, stdin, stdout, stderr, transports, entry.returncode)
+        child = _WarmChild(pid, feeder, stdout, stderr, transports, entry.returncode)
         entry.child = child
-        return process.Spawned(child, entry.exited, child.close)
+        return process.Spawned(child, entry.exited, child.close, written)
+
+
+def _prefill(fd: int, data: bytes) -> int:
+    """Write what of ``data`` the empty pipe ``fd`` takes without blocking; the count."""
+    if not data:
+        return 0
+    os.set_blocking(fd, False)
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
 
 
 def _reap(popen: subprocess.Popen[bytes]) -> None:

@@ -49,10 +49,12 @@ def _exit_code(code: object) -> int:
 def _child(request: dict[str, object], fds: list[int], control: socket.socket, wakeup: int) -> None:
     """Become the action's process and run its script; never returns."""
     code = 1
+    interrupted = False
     try:
         os.setsid()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter has it
         control.close()
         os.close(wakeup)
         for target, fd in enumerate(fds):
@@ -78,19 +80,18 @@ def _child(request: dict[str, object], fds: list[int], control: socket.socket, w
             code = 0
         except SystemExit as exc:
             code = _exit_code(exc.code)
-        except KeyboardInterrupt:
-            traceback.print_exc()
-            code = 130
         except BaseException:
             exc_type, value, tb = sys.exc_info()
-            # As the interpreter prints it: from the script's own frame on, without runpy's.
+            # As the interpreter prints it: from the script's own frame on, without this
+            # module's; a syntax error in the script has none (no "Traceback" header either).
             shown = tb
             while shown is not None and shown.tb_frame.f_code.co_filename != script:
                 shown = shown.tb_next
             if exc_type is not None and value is not None:
-                value = value.with_traceback(shown if shown is not None else tb)
-                sys.excepthook(exc_type, value, value.__traceback__)
+                value = value.with_traceback(shown)
+                sys.excepthook(exc_type, value, shown)
             code = 1
+            interrupted = isinstance(value, KeyboardInterrupt)
         threading._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as at exit
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
@@ -98,6 +99,10 @@ def _child(request: dict[str, object], fds: list[int], control: socket.socket, w
                 stream.flush()
             except (OSError, ValueError):
                 code = code or 120
+        if interrupted:
+            # An interpreter ended by Ctrl-C exits through SIGINT, as a shell expects.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
     except BaseException:  # the child must never return into the zygote's loop
         try:
             traceback.print_exc()

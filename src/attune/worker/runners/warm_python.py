@@ -49,14 +49,16 @@ class WarmPythonRunner:
 
 
 def _spawner(zygote: Zygote, call: WarmCall) -> process.Spawner:
-    async def spawn(argv: Sequence[str], cwd: Path | None, env: Mapping[str, str]) -> process.Spawned:
+    async def spawn(
+        argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], stdin: bytes
+    ) -> process.Spawned:
         try:
-            return await zygote.spawn(argv, cwd, env)
+            return await zygote.spawn(argv, cwd, env, stdin)
         except ZygoteGone as exc:
             # The interpreter died between runs: this run starts cold, the pool starts another.
             log.info(
                 "warm interpreter %s unavailable (%s); starting %s cold", call.launch[0], exc, call.script
             )
-            return await process.spawn_process(argv, cwd, env)
+            return await process.spawn_process(argv, cwd, env, stdin)
 
     return spawn
