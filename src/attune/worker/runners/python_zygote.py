@@ -20,6 +20,7 @@ from __future__ import annotations
 import array
 import atexit
 import builtins
+import gc
 import importlib.machinery
 import io
 import json
@@ -187,6 +188,8 @@ def main() -> int:
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the worker's to handle
     running: dict[int, str] = {}
+    # Children share the zygote's memory copy-on-write; their collections skip its objects.
+    gc.freeze()
     _send(control, f"R 0 {os.getpid()}")
     while True:
         try:
