@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from attune.bus.messages import Envelope
 from attune.bus.topology import RULES_LIFECYCLE_QUEUE
+from attune.clock import Clock
 from attune.db.models import Rule, Sensor, Worker
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import events
@@ -38,8 +39,6 @@ from attune.sensor.processes import SensorManager, SensorPlan, is_native
 from attune.sensor.timers import (
     TIMER_SENSOR_REF,
     TIMER_TRIGGERS,
-    Clock,
-    SystemClock,
     TimerConfigError,
     build_schedule,
     run_timer,
@@ -305,7 +304,8 @@ class SensorService:
         shutdown_timeout: float | None = None,
         restart_backoff: float = 1.0,
     ) -> None:
-        self.clock: Clock = clock or SystemClock()
+        #: None: the runtime's clock, known once the service runs.
+        self.clock: Clock | None = clock
         self.resync_interval = resync_interval
         self.shutdown_timeout = shutdown_timeout
         self.restart_backoff = restart_backoff
@@ -320,7 +320,7 @@ class SensorService:
         self._runtime = runtime
         settings = runtime.settings.sensor
         grace = self.shutdown_timeout if self.shutdown_timeout is not None else settings.shutdown_timeout
-        self.timers = TimerSet(runtime, self.clock)
+        self.timers = TimerSet(runtime, self.clock or runtime.clock)
         self.sensors = SensorManager(runtime, shutdown_timeout=grace, restart_backoff=self.restart_backoff)
         self.worker_id = await register_worker(runtime)
         log.info("sensor service registered as worker %d (%s)", self.worker_id, settings.worker_name)

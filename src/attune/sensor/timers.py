@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from attune.clock import Clock
+
 log = logging.getLogger(__name__)
 
 INTERVAL_TRIGGER = "core.intervaltimer"
@@ -204,24 +206,6 @@ def build_schedule(trigger_ref: str, params: Mapping[str, Any] | None, now: date
             return None
         return OneShotSchedule(fire_at, zone_name)
     raise TimerConfigError(f"'{trigger_ref}' is not a timer trigger")
-
-
-class Clock(Protocol):
-    """Wall-clock time and sleeping (replaced by a fake in tests)."""
-
-    def now(self) -> datetime: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock: aware UTC datetimes and ``asyncio.sleep``."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 Fire = Callable[[dict[str, Any]], Awaitable[None]]
