@@ -43,6 +43,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from attune import inquiries
 from attune.bus.messages import MessageType, cancel_routing
+from attune.clock import Clock, SystemClock
 from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution, WorkflowItem
 from attune.db.outbox import enqueue
 from attune.db.repos import runs
@@ -175,6 +176,8 @@ class WorkflowContext:
     states: StateCache | None = None
     #: Tasks of in-process actions run inside the step (None: every task is requested).
     inline: inline_tasks.InlineTasks | None = None
+    #: Where workflow timers (delays, retry delays) read the time.
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @dataclass
@@ -708,7 +711,7 @@ async def _apply(
             if not handled:
                 feedback = await _run_task(session, run, command, ctx)
         elif isinstance(command, conductor.StartTimer):
-            due = utcnow() + timedelta(seconds=max(float(command.seconds), 0.0))
+            due = ctx.clock.now() + timedelta(seconds=max(float(command.seconds), 0.0))
             run.timers.append(
                 {"task": command.task, "index": command.index, "kind": command.kind, "due": due.isoformat()}
             )
@@ -1152,6 +1155,7 @@ class WorkflowEngine:
             specs=self._specs,
             states=self._states,
             inline=inline,
+            clock=self._runtime.clock,
         )
 
     def deferring(self, execution_id: int) -> bool:
@@ -1287,7 +1291,7 @@ class WorkflowEngine:
         for sid in list(self._known):
             if sid not in live:
                 del self._known[sid]
-        now = utcnow()
+        now = self._runtime.clock.now()
         fired = 0
         for sid, (_, timers) in list(self._known.items()):
             for timer in sorted(timers, key=_due):
