@@ -294,9 +294,9 @@ async def heartbeating(runtime: Runtime, *workers: models.Worker, every: float =
                 await session.execute(
                     sa.update(models.Worker)
                     .where(models.Worker.id.in_([w.id for w in workers]))
-                    .values(last_heartbeat=utcnow())
+                    .values(last_heartbeat=runtime.clock.now())
                 )
-            await asyncio.sleep(every)
+            await runtime.clock.sleep(every)
 
     task = asyncio.create_task(beat())
     try:
@@ -717,7 +717,9 @@ async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> N
 # --- liveness, retries, monitors ------------------------------------------------------------------
 
 
-async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(runtime: Runtime) -> None:
+async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(
+    runtime: Runtime, fake_clock: FakeClock
+) -> None:
     runtime.settings.worker.heartbeat_interval = 0.5
     _, action, _ = await seed_pack(runtime)
     silent = await add_worker(runtime, "w-silent", ["shell"])
@@ -728,19 +730,19 @@ async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(ru
     waiting = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=silent.id)
     safe = models.Execution(action=action.id, action_ref=action.ref, status="running", worker=alive.id)
     await add(runtime, lost, waiting, safe)
+    async with runtime.db.transaction() as session:  # both last beat when the clock starts
+        await session.execute(sa.update(models.Worker).values(last_heartbeat=fake_clock.now()))
     completions = await record_completions(runtime)
-    last_heartbeat = time.monotonic()
     async with heartbeating(runtime, alive), running_executor(runtime):
-
-        async def abandoned() -> models.Execution | None:
-            row = await get(runtime, models.Execution, lost.id)
-            return row if row.status == "abandoned" else None
-
-        execution = await eventually(abandoned, timeout=3)
-        # The monitor first waits one stale window after its own start (it cannot judge heartbeats it
-        # could not have seen), then a worker is gone after 1.5 silent intervals: 1.5 + 1.5 intervals
-        # plus a sweep, with slack for a loaded machine.
-        assert time.monotonic() - last_heartbeat < 4 * 0.5 + 1.5
+        await fake_clock.sleeping(executor_loops(runtime) + 1)
+        silent_for = 0.0
+        while (execution := await get(runtime, models.Execution, lost.id)).status != "abandoned":
+            assert silent_for < 2 * 0.5, "the silent worker's execution was not abandoned in time"
+            await pass_time(runtime, fake_clock, 0.125, others=1)  # a liveness sweep each time
+            silent_for += 0.125
+        # Not before 1.5 silent intervals (the monitor started with the clock, so it could see
+        # them all), and within two.
+        assert 1.5 * 0.5 < silent_for <= 2 * 0.5
         assert execution.result == {
             "succeeded": False,
             "error": "Worker 'w-silent' stopped heartbeating",
@@ -754,7 +756,8 @@ async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(ru
         # It never started: it goes to a live worker instead of being abandoned.
         assert await eventually(rescheduled, timeout=3)
         assert (await get(runtime, models.Worker, silent.id)).status == "inactive"
-        await asyncio.sleep(0.5)
+        for _ in range(4):  # another heartbeat interval: the beating worker keeps its work
+            await pass_time(runtime, fake_clock, 0.125, others=1)
         assert (await get(runtime, models.Execution, safe.id)).status == "running"
         assert (await get(runtime, models.Worker, alive.id)).status == "active"
         await settle(runtime)

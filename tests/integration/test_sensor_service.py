@@ -100,7 +100,9 @@ async def events_by_rule(runtime: Runtime) -> dict[int | None, list[models.Event
     return grouped
 
 
-async def test_registers_heartbeats_and_signs_off(runtime: Runtime, core: None) -> None:
+async def test_registers_heartbeats_and_signs_off(
+    runtime: Runtime, fake_clock: FakeClock, core: None
+) -> None:
     runtime.settings.sensor.worker_name = "sensor-hb"
     runtime.settings.sensor.heartbeat_interval = 0.2
     svc = SensorService(shutdown_timeout=1)
@@ -122,20 +124,25 @@ async def test_registers_heartbeats_and_signs_off(runtime: Runtime, core: None) 
         "active",
     )
     assert first.capabilities["sensor_version"] and "native" in first.capabilities["runtimes"]
-    await asyncio.sleep(0.6)
-    assert first.last_heartbeat is not None
+    assert first.last_heartbeat == fake_clock.now()
+    await fake_clock.sleeping(1)
+    fake_clock.advance(0.1)
+    await fake_clock.sleeping(1)
+    assert (await worker()).last_heartbeat == first.last_heartbeat  # not yet due
+    fake_clock.advance(0.1)
+    await fake_clock.sleeping(1)  # it beat, then went back to sleep
     later = await worker()
-    assert later.last_heartbeat is not None and later.last_heartbeat > first.last_heartbeat
+    assert later.last_heartbeat == fake_clock.now()
     stop.set()
     await asyncio.wait_for(task, 10)
     assert (await worker()).status == "inactive"
 
 
 async def tick(clock: FakeClock, seconds: float, timers: int) -> None:
-    """Advance ``seconds`` and wait until the ``timers`` still running are parked again (so each
-    firing due by then has been written: a timer fires before it sleeps again)."""
+    """Advance ``seconds`` and wait until the ``timers`` still running and the heartbeat are
+    parked again (so each firing due by then has been written: a timer fires before it sleeps)."""
     clock.advance(seconds)
-    await clock.sleeping(timers)
+    await clock.sleeping(timers + 1)
 
 
 async def test_interval_timer_follows_the_rule_lifecycle(
@@ -154,7 +161,7 @@ async def test_interval_timer_follows_the_rule_lifecycle(
     await settle(runtime)
     assert service.timers is not None and service.timers.clock is fake_clock
     assert service.timers.running() == {tick_rule, idle, once, cron}
-    await fake_clock.sleeping(4)
+    await fake_clock.sleeping(4 + 1)
 
     for _ in range(3):  # three seconds pass
         await tick(fake_clock, 1, timers=3)
@@ -197,7 +204,7 @@ async def test_interval_timer_follows_the_rule_lifecycle(
     # Re-enable: events again, counting from 1.
     assert (await api.post("/api/v1/rules/core.tick/enable")).status_code == 200
     await settle(runtime)
-    await fake_clock.sleeping(3)
+    await fake_clock.sleeping(3 + 1)
     await tick(fake_clock, 1, timers=3)
     again = (await events_by_rule(runtime)).get(tick_rule, [])[before:]
     assert len(again) == 1 and again[0].payload["execution_count"] == 1
@@ -229,7 +236,7 @@ async def test_changed_params_restart_the_timer_and_bad_params_start_none(
     )
     assert response.status_code == 200
     await settle(runtime)
-    await fake_clock.sleeping(1)
+    await fake_clock.sleeping(1 + 1)
     await tick(fake_clock, 1, timers=1)
     assert len((await events_by_rule(runtime)).get(rule, [])) == 1
     assert past not in await events_by_rule(runtime)

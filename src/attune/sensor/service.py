@@ -30,7 +30,6 @@ from attune.clock import Clock
 from attune.db.models import Rule, Sensor, Worker
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import events
-from attune.db.types import utcnow
 from attune.domain.enums import WorkerRole, WorkerStatus, WorkerType
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import ConfigError
@@ -104,7 +103,7 @@ async def register_worker(runtime: Runtime) -> int:
         worker.host = settings.host
         worker.capabilities = capabilities
         worker.status = WorkerStatus.ACTIVE.value
-        worker.last_heartbeat = utcnow()
+        worker.last_heartbeat = runtime.clock.now()
         await session.flush()
         return worker.id
 
@@ -115,7 +114,7 @@ async def set_worker_status(runtime: Runtime, worker_id: int, status: WorkerStat
         worker = await session.get(Worker, worker_id)
         if worker is not None:
             worker.status = status.value
-            worker.last_heartbeat = utcnow()
+            worker.last_heartbeat = runtime.clock.now()
 
 
 # --- built-in timers -----------------------------------------------------------------------
@@ -373,9 +372,7 @@ class SensorService:
     async def _heartbeat(self, runtime: Runtime, stop: asyncio.Event, interval: float) -> None:
         assert self.worker_id is not None
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-            if stop.is_set():
+            if await runtime.clock.wait(stop, interval):
                 return
             try:
                 await set_worker_status(runtime, self.worker_id, WorkerStatus.ACTIVE)
