@@ -154,7 +154,7 @@ class Scheduler:
                 worker = await workers.select_worker(
                     session,
                     runtime_name,
-                    now=utcnow(),
+                    now=self._runtime.clock.now(),
                     heartbeat_interval=self._runtime.settings.worker.heartbeat_interval,
                     alive=self._runtime.local_workers,
                 )
