@@ -1,7 +1,8 @@
 """The core timers (services.md §4.5): schedules, payloads and the firing loop.
 
-Everything here is pure scheduling logic over an injectable :class:`Clock`, so the tests drive it
-with a fake clock. A schedule answers one question — "when is the first firing strictly after
+Everything here is pure scheduling logic over the :class:`~attune.clock.Clock` port (the
+runtime's clock in the service), so the tests drive it with a fake clock (docs/development.md
+"Time in tests"). A schedule answers one question — "when is the first firing strictly after
 ``t``?" — and the loop (:func:`run_timer`) always asks it from the previous *scheduled* time,
 never from the moment a firing finished, so slow firings do not make an interval timer drift.
 """
