@@ -48,14 +48,19 @@ def service_up(host: str, port: int) -> bool:
         return False
 
 
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip when ``name`` is unreachable, except under CI where that is a failure."""
-    if service_up(host, port):
+def require(condition: bool, message: str) -> None:
+    """Skip the test when ``condition`` is false, except under CI where that is a failure
+    (nothing may skip silently in CI)."""
+    if condition:
         return
-    message = f"{name} is not reachable at {host}:{port}"
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when ``name`` is unreachable, except under CI where that is a failure."""
+    require(service_up(host, port), f"{name} is not reachable at {host}:{port}")
 
 
 def require_postgres() -> None:

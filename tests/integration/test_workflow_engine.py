@@ -25,16 +25,16 @@ from attune.db.repos import runs
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
 from attune.executor.service import ExecutorService
-from attune.executor.workflows import (
+from attune.inquiries import ID_KEY
+from attune.runtime import Runtime
+from attune.testing.clock import FakeClock
+from attune.workflow.engine import (
     STATE_KEY,
     WorkflowEngine,
     WorkflowStateError,
     cancel_workflow,
     rerun_workflow,
 )
-from attune.inquiries import ID_KEY
-from attune.runtime import Runtime
-from attune.testing.clock import FakeClock
 from attune.workflow.spec import parse_workflow
 
 T = TypeVar("T")

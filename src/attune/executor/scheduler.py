@@ -32,8 +32,8 @@ from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
 from attune.executor.completion import BackgroundTasks, finish_execution, stage_status_changed
-from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
+from attune.workflow.engine import WorkflowEngine
 
 log = logging.getLogger(__name__)
 

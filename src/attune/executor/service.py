@@ -33,8 +33,8 @@ from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
 from attune.executor.monitors import DeadLetterHandler, ScheduledTimeoutMonitor
 from attune.executor.scheduler import Scheduler
-from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
+from attune.workflow.engine import WorkflowEngine
 
 log = logging.getLogger(__name__)
 

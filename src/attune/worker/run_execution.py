@@ -10,8 +10,10 @@ transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,14 @@ def api_url(runtime: Runtime) -> str:
     return os.environ.get("ATTUNE_API_URL") or f"http://127.0.0.1:{runtime.settings.server.port}"
 
 
+@functools.cache
+def _local_prefix() -> str:
+    # Without a worker's token (a direct call, as in tests) the prefix is still unique to this
+    # process: two processes running the same execution id (two test runs side by side, each with
+    # its own database) must never kill each other's action processes.
+    return f"local-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 async def run_execution(
     runtime: Runtime,
     worker_id: int,
@@ -122,7 +132,7 @@ async def run_execution(
             log.exception("preparing execution %s failed", execution_id)
             message = f"Failed to prepare execution context: {exc}"
             return await record(runtime.db, claimed, "failed", output.early_failure(message), action_id)
-        plan.spec.cookie = f"{cookie_prefix or 'local'}:{execution_id}"
+        plan.spec.cookie = f"{cookie_prefix or _local_prefix()}:{execution_id}"
         request = runners.RunRequest(
             execution_id=execution_id,
             action_ref=execution.action_ref,

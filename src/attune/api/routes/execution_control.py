@@ -22,8 +22,8 @@ from attune.db.repos import runs
 from attune.db.types import utcnow
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.errors import Conflict, NotFound, ValidationFailed
-from attune.executor import workflows as workflow_engine
 from attune.runtime import Runtime
+from attune.workflow import engine as workflow_engine
 
 router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
 
