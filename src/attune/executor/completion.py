@@ -169,7 +169,7 @@ class CompletionListener:
 
     async def _retry_later(self, execution_id: int, reason: str, delay: float) -> None:
         try:
-            await asyncio.sleep(delay)
+            await self._runtime.clock.sleep(delay)
             db = self._runtime.db
             async with db.transaction() as session:
                 execution = await session.get(Execution, execution_id, with_for_update=not db.is_sqlite)
@@ -184,7 +184,7 @@ class CompletionListener:
 
         Looks at failures of the last ``window_seconds`` that still have retries left.
         """
-        since = utcnow() - timedelta(seconds=window_seconds)
+        since = self._runtime.clock.now() - timedelta(seconds=window_seconds)
         async with self._runtime.db.session() as session:
             query = (
                 sa.select(Execution.id)

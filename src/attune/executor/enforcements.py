@@ -224,7 +224,7 @@ class EnforcementProcessor:
                 policies.rate_limits_for(action.id, action.pack),
                 action_id=action.id,
                 pack_id=action.pack,
-                now=utcnow(),
+                now=self._runtime.clock.now(),
             )
             if violation is not None:
                 self._disable(
@@ -274,7 +274,11 @@ class EnforcementProcessor:
                     if not db.is_sqlite:
                         await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_RATE_LIMIT_LOCK_KEY)))
                     violation = await rate_limit_violation(
-                        session, limits, action_id=action.id, pack_id=action.pack, now=utcnow()
+                        session,
+                        limits,
+                        action_id=action.id,
+                        pack_id=action.pack,
+                        now=self._runtime.clock.now(),
                     )
                     if violation is not None:
                         self._disable(
@@ -356,7 +360,7 @@ class EnforcementProcessor:
                     policies.rate_limits_for(action.id, action.pack, manual=True),
                     action_id=action.id,
                     pack_id=action.pack,
-                    now=utcnow(),
+                    now=self._runtime.clock.now(),
                     exclude=execution_id,
                 )
             if violation is not None:

@@ -28,7 +28,6 @@ exempt: under a burst of work the shared event loop can write its heartbeat late
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -36,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution, Worker
 from attune.db.repos import workers
-from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
 from attune.executor.completion import finish_execution
@@ -165,10 +163,10 @@ class LivenessMonitor:
         if self._watching_since is None:
             async with db.session() as session:
                 await session.execute(sa.select(1))
-            self._watching_since = time.monotonic()
-        if time.monotonic() - self._watching_since < self._window():
+            self._watching_since = self._runtime.clock.monotonic()
+        if self._runtime.clock.monotonic() - self._watching_since < self._window():
             return 0
-        now = utcnow()
+        now = self._runtime.clock.now()
         async with db.transaction() as session:
             stale = await workers.mark_stale_inactive(
                 session, now=now, heartbeat_interval=heartbeat, alive=self._runtime.local_workers
@@ -193,7 +191,7 @@ class LivenessMonitor:
         heartbeat = self._runtime.settings.worker.heartbeat_interval
         async with db.transaction() as session:
             if execution.worker is not None and not await _still_stale(
-                session, execution.worker, utcnow(), heartbeat, lock=not db.is_sqlite
+                session, execution.worker, self._runtime.clock.now(), heartbeat, lock=not db.is_sqlite
             ):
                 log.info("worker of execution %s is back; leaving it alone", execution.id)
                 return False

@@ -243,7 +243,7 @@ async def respond_to_inquiry(
             raise Forbidden("An execution cannot respond to its own inquiries or its ancestors'")
         responder = principal.identity_id if principal.identity_id is not None else 0
         inquiries.check_can_respond(row, responder)
-        if inquiries.is_expired(row, utcnow()):
+        if inquiries.is_expired(row, runtime.clock.now()):
             # Committed before the 400 below: a late answer settles the inquiry as timed out.
             expired = await inquiries.expire(session, row)
         else:

@@ -30,7 +30,6 @@ from attune.db.models import Action, Execution
 from attune.db.outbox import enqueue
 from attune.db.repos import runs
 from attune.db.repos import workflows as repo
-from attune.db.types import utcnow
 from attune.domain import budget, keyrefs
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import secret_names
@@ -78,7 +77,7 @@ async def apply(
             if not handled:
                 feedback = await run_task(session, run, command, ctx)
         elif isinstance(command, conductor.StartTimer):
-            due = utcnow() + timedelta(seconds=max(float(command.seconds), 0.0))
+            due = ctx.clock.now() + timedelta(seconds=max(float(command.seconds), 0.0))
             run.timers.append(
                 {"task": command.task, "index": command.index, "kind": command.kind, "due": due.isoformat()}
             )

@@ -14,7 +14,6 @@ from typing import Any
 
 from attune.db.models import Action, Execution
 from attune.db.repos import workflows as repo
-from attune.db.types import utcnow
 from attune.domain.templates import TemplateEngine
 from attune.lru import LruCache
 from attune.runtime import Runtime
@@ -86,6 +85,7 @@ class WorkflowEngine:
             specs=self._specs,
             states=self._states,
             inline=inline,
+            clock=self._runtime.clock,
         )
 
     def deferring(self, execution_id: int) -> bool:
@@ -209,7 +209,7 @@ class WorkflowEngine:
         for sid in list(self._known):
             if sid not in live:
                 del self._known[sid]
-        now = utcnow()
+        now = self._runtime.clock.now()
         fired = 0
         for sid, (_, timers) in list(self._known.items()):
             for timer in sorted(timers, key=_due):

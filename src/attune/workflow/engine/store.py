@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
+from attune.clock import Clock, SystemClock
 from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution
 from attune.db.repos import runs
 from attune.db.repos import workflows as repo
@@ -136,6 +137,8 @@ class WorkflowContext:
     states: StateCache | None = None
     #: Tasks of in-process actions run inside the step (None: every task is requested).
     inline: inline_tasks.InlineTasks | None = None
+    #: Where workflow timers (delays, retry delays) read the time.
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @dataclass
