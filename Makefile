@@ -87,10 +87,10 @@ lint: $(STAMP)
 # The browser tests (tests/browser) drive the UI against an embedded server; they test the UI, not
 # the backend pair, so they run in the SQLite pass only and the PostgreSQL pass leaves them out.
 test-sqlite: $(STAMP) web
-	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest
+	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest --durations=25
 
 test-postgres: $(STAMP)
-	ATTUNE_TEST_BACKEND=postgres $(BIN)/pytest --ignore=tests/browser
+	ATTUNE_TEST_BACKEND=postgres $(BIN)/pytest --ignore=tests/browser --durations=25
 
 ## Only the browser tests (Playwright + Debian's chromium).
 test-browser: $(STAMP) web

@@ -126,6 +126,16 @@ class SecuritySettings(BaseModel):
         return value
 
 
+class PythonPoolSettings(BaseModel):
+    """Warm Python interpreters that Python actions are forked from (docs/performance.md)."""
+
+    enabled: bool = True
+    #: Warm interpreters per (interpreter, flags, start-up environment).
+    size: int = Field(default=1, ge=1)
+    #: Runs forked from one interpreter before it is replaced by a fresh one.
+    max_runs: int = Field(default=100, ge=1)
+
+
 class WorkerSettings(BaseModel):
     name: str = Field(default_factory=lambda: f"worker-{_hostname()}")
     worker_type: Literal["local", "remote", "container"] = "local"
@@ -142,6 +152,7 @@ class WorkerSettings(BaseModel):
     stream_logs: bool = True
     #: core.noop and core.echo run inside the engine instead of starting /bin/sh (docs/performance.md).
     in_process_actions: bool = True
+    python_pool: PythonPoolSettings = Field(default_factory=PythonPoolSettings)
 
 
 class SensorSettings(BaseModel):

@@ -15,7 +15,6 @@ from typing import Any
 
 from attune.bus.messages import Envelope, ExecutionCompleted
 from attune.db.repos import executions
-from attune.db.types import utcnow
 from attune.executor import retries
 from attune.operations.executions import request_retry
 from attune.runtime import Runtime
@@ -114,7 +113,7 @@ class CompletionListener:
 
     async def _retry_later(self, execution_id: int, reason: str, delay: float) -> None:
         try:
-            await asyncio.sleep(delay)
+            await self._runtime.clock.sleep(delay)
             async with self._runtime.db.transaction() as session:
                 execution = await executions.get_locked(session, execution_id)
                 if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
@@ -128,7 +127,7 @@ class CompletionListener:
 
         Looks at failures of the last ``window_seconds`` that still have retries left.
         """
-        since = utcnow() - timedelta(seconds=window_seconds)
+        since = self._runtime.clock.now() - timedelta(seconds=window_seconds)
         async with self._runtime.db.session() as session:
             ids = await executions.retriable_ids(session, retries.RETRIABLE_STATUSES, since=since)
         for execution_id in ids:

@@ -221,7 +221,7 @@ class EnforcementProcessor:
                 policies.rate_limits_for(action.id, action.pack),
                 action_id=action.id,
                 pack_id=action.pack,
-                now=utcnow(),
+                now=self._runtime.clock.now(),
             )
             if violation is not None:
                 self._disable(
@@ -269,7 +269,11 @@ class EnforcementProcessor:
                 if limits:
                     await policy_repo.lock_rate_limits(session)
                     violation = await rate_limit_violation(
-                        session, limits, action_id=action.id, pack_id=action.pack, now=utcnow()
+                        session,
+                        limits,
+                        action_id=action.id,
+                        pack_id=action.pack,
+                        now=self._runtime.clock.now(),
                     )
                     if violation is not None:
                         self._disable(
@@ -350,7 +354,7 @@ class EnforcementProcessor:
                     policies.rate_limits_for(action.id, action.pack, manual=True),
                     action_id=action.id,
                     pack_id=action.pack,
-                    now=utcnow(),
+                    now=self._runtime.clock.now(),
                     exclude=execution_id,
                 )
             if violation is not None:

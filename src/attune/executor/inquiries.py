@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from attune.db.repos import inquiries as repo
-from attune.db.types import utcnow
 from attune.operations import inquiries
 from attune.runtime import Runtime
 
@@ -38,12 +37,12 @@ class InquiryTimeoutMonitor:
         """One pass (up to 100 inquiries); returns how many timed out."""
         db = self._runtime.db
         async with db.session() as session:
-            ids = await repo.expired_ids(session, utcnow())
+            ids = await repo.expired_ids(session, self._runtime.clock.now())
         count = 0
         for inquiry_id in ids:
             try:
                 async with db.transaction() as session:
-                    if await inquiries.expire_if_due(session, inquiry_id):
+                    if await inquiries.expire_if_due(session, inquiry_id, self._runtime.clock.now()):
                         count += 1
             except Exception:
                 log.exception("could not time out inquiry %s", inquiry_id)

@@ -28,14 +28,12 @@ exempt: under a burst of work the shared event loop can write its heartbeat late
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution, Worker
 from attune.db.repos import executions, workers
-from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
 from attune.operations.executions import finish_execution, request_retry, reschedule
@@ -153,10 +151,10 @@ class LivenessMonitor:
         if self._watching_since is None:
             if not await db.ping():
                 raise ConnectionError("the database does not answer")
-            self._watching_since = time.monotonic()
-        if time.monotonic() - self._watching_since < self._window():
+            self._watching_since = self._runtime.clock.monotonic()
+        if self._runtime.clock.monotonic() - self._watching_since < self._window():
             return 0
-        now = utcnow()
+        now = self._runtime.clock.now()
         async with db.transaction() as session:
             stale = await workers.mark_stale_inactive(
                 session, now=now, heartbeat_interval=heartbeat, alive=self._runtime.local_workers
@@ -181,7 +179,7 @@ class LivenessMonitor:
         heartbeat = self._runtime.settings.worker.heartbeat_interval
         async with db.transaction() as session:
             if execution.worker is not None and not await _still_stale(
-                session, execution.worker, utcnow(), heartbeat
+                session, execution.worker, self._runtime.clock.now(), heartbeat
             ):
                 log.info("worker of execution %s is back; leaving it alone", execution.id)
                 return False

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from attune.bus.messages import Envelope, MessageType
 from attune.db.repos import executions
-from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.domain.templates import rfc3339
 from attune.operations.executions import finish_execution
@@ -39,7 +38,7 @@ class ScheduledTimeoutMonitor:
     async def sweep(self) -> int:
         """One pass (up to :data:`BATCH` executions, oldest first); returns how many failed."""
         timeout = self._runtime.settings.executor.scheduled_timeout
-        now = utcnow()
+        now = self._runtime.clock.now()
         async with self._runtime.db.session() as session:
             rows = await executions.stuck_in(
                 session, ExecutionStatus.SCHEDULED.value, before=now - timedelta(seconds=timeout), limit=BATCH
@@ -99,7 +98,7 @@ class DeadLetterHandler:
                     "succeeded": False,
                     "error": "Scheduling failed",
                     "message": "The scheduling request was dead-lettered; see the executor log",
-                    "expired_at": rfc3339(utcnow()),
+                    "expired_at": rfc3339(self._runtime.clock.now()),
                 }
             else:
                 if execution.worker is not None and execution.worker != worker_id:
@@ -112,7 +111,7 @@ class DeadLetterHandler:
                         f"Worker {worker_id} did not take execution {execution_id} from its queue "
                         "before the message expired"
                     ),
-                    "expired_at": rfc3339(utcnow()),
+                    "expired_at": rfc3339(self._runtime.clock.now()),
                 }
             if await finish_execution(
                 session, execution, ExecutionStatus.FAILED, result, from_statuses=statuses

@@ -15,9 +15,7 @@ Executions that are no longer ``requested`` (cancelled meanwhile, already schedu
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -26,13 +24,12 @@ from attune.bus.topology import worker_execution_queue
 from attune.db.models import Execution, Worker
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import executions, workers
-from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
 from attune.executor.completion import BackgroundTasks
-from attune.executor.workflows import WorkflowEngine
 from attune.operations.executions import dispatch, finish_execution
 from attune.runtime import Runtime
+from attune.workflow.engine import WorkflowEngine
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +113,12 @@ class Scheduler:
                 self._in_flight.discard(execution_id)
 
     async def _keep_trying(self, execution_id: int) -> None:
-        deadline = time.monotonic() + self._runtime.settings.executor.no_worker_timeout
+        clock = self._runtime.clock
+        deadline = clock.monotonic() + self._runtime.settings.executor.no_worker_timeout
         try:
             while True:
-                await asyncio.sleep(self._retry_interval)
-                give_up = time.monotonic() >= deadline
+                await clock.sleep(self._retry_interval)
+                give_up = clock.monotonic() >= deadline
                 try:
                     attempt = await self._attempt(execution_id, give_up=give_up)
                 except Exception:
@@ -151,7 +149,7 @@ class Scheduler:
                 worker = await workers.select_worker(
                     session,
                     runtime_name,
-                    now=utcnow(),
+                    now=self._runtime.clock.now(),
                     heartbeat_interval=self._runtime.settings.worker.heartbeat_interval,
                     alive=self._runtime.local_workers,
                 )

@@ -17,7 +17,7 @@ from attune.db.repos import executions as repo
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.errors import Conflict, NotFound, ValidationFailed
-from attune.executor import workflows as workflow_engine
+from attune.workflow import engine as workflow_engine
 
 #: The source of the executions a user requests (manual runs and re-runs).
 MANUAL_SOURCE = "api-service"

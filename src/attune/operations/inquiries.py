@@ -244,7 +244,13 @@ async def cancel_waiting(session: AsyncSession, execution: Execution) -> bool:
 
 
 async def answer(
-    session: AsyncSession, inquiry: Inquiry, response: Any, *, responded_by: int, source_service: str
+    session: AsyncSession,
+    inquiry: Inquiry,
+    response: Any,
+    *,
+    responded_by: int,
+    source_service: str,
+    now: datetime,
 ) -> bool:
     """Answer a locked inquiry (docs/inquiries.md): only a pending one, only by its assignee.
 
@@ -253,7 +259,7 @@ async def answer(
     is stored, the waiting execution resumes and True is returned.
     """
     check_can_respond(inquiry, responded_by)
-    if is_expired(inquiry, utcnow()):
+    if is_expired(inquiry, now):
         await expire(session, inquiry)
         return False
     check_response(inquiry, response)
@@ -263,10 +269,10 @@ async def answer(
     return True
 
 
-async def expire_if_due(session: AsyncSession, inquiry_id: int) -> bool:
-    """Lock the inquiry and time it out if it is pending past its ``timeout_at``; True if it was."""
+async def expire_if_due(session: AsyncSession, inquiry_id: int, now: datetime) -> bool:
+    """Lock the inquiry and time it out if it is pending past ``timeout_at`` at ``now``; True if it was."""
     inquiry = await repo.get_locked(session, inquiry_id)
-    if inquiry is None or not is_expired(inquiry, utcnow()):
+    if inquiry is None or not is_expired(inquiry, now):
         return False
     return await expire(session, inquiry)
 

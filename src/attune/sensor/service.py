@@ -26,10 +26,10 @@ import sqlalchemy as sa
 
 from attune.bus.messages import Envelope
 from attune.bus.topology import RULES_LIFECYCLE_QUEUE
+from attune.clock import Clock
 from attune.db.models import Rule, Sensor, Worker
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import events
-from attune.db.types import utcnow
 from attune.domain.enums import WorkerRole, WorkerStatus, WorkerType
 from attune.domain.runtimes import canonical_runtime_name
 from attune.errors import ConfigError
@@ -38,8 +38,6 @@ from attune.sensor.processes import SensorManager, SensorPlan, is_native
 from attune.sensor.timers import (
     TIMER_SENSOR_REF,
     TIMER_TRIGGERS,
-    Clock,
-    SystemClock,
     TimerConfigError,
     build_schedule,
     run_timer,
@@ -105,7 +103,7 @@ async def register_worker(runtime: Runtime) -> int:
         worker.host = settings.host
         worker.capabilities = capabilities
         worker.status = WorkerStatus.ACTIVE.value
-        worker.last_heartbeat = utcnow()
+        worker.last_heartbeat = runtime.clock.now()
         await session.flush()
         return worker.id
 
@@ -116,7 +114,7 @@ async def set_worker_status(runtime: Runtime, worker_id: int, status: WorkerStat
         worker = await session.get(Worker, worker_id)
         if worker is not None:
             worker.status = status.value
-            worker.last_heartbeat = utcnow()
+            worker.last_heartbeat = runtime.clock.now()
 
 
 # --- built-in timers -----------------------------------------------------------------------
@@ -305,7 +303,8 @@ class SensorService:
         shutdown_timeout: float | None = None,
         restart_backoff: float = 1.0,
     ) -> None:
-        self.clock: Clock = clock or SystemClock()
+        #: None: the runtime's clock, known once the service runs.
+        self.clock: Clock | None = clock
         self.resync_interval = resync_interval
         self.shutdown_timeout = shutdown_timeout
         self.restart_backoff = restart_backoff
@@ -320,7 +319,7 @@ class SensorService:
         self._runtime = runtime
         settings = runtime.settings.sensor
         grace = self.shutdown_timeout if self.shutdown_timeout is not None else settings.shutdown_timeout
-        self.timers = TimerSet(runtime, self.clock)
+        self.timers = TimerSet(runtime, self.clock or runtime.clock)
         self.sensors = SensorManager(runtime, shutdown_timeout=grace, restart_backoff=self.restart_backoff)
         self.worker_id = await register_worker(runtime)
         log.info("sensor service registered as worker %d (%s)", self.worker_id, settings.worker_name)
@@ -373,9 +372,7 @@ class SensorService:
     async def _heartbeat(self, runtime: Runtime, stop: asyncio.Event, interval: float) -> None:
         assert self.worker_id is not None
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-            if stop.is_set():
+            if await runtime.clock.wait(stop, interval):
                 return
             try:
                 await set_worker_status(runtime, self.worker_id, WorkerStatus.ACTIVE)

@@ -138,8 +138,13 @@ async def run_execution(
             log_dir=log_dir_for(runtime, execution_id),
             cancel=cancel,
         )
-        # The one place a runner is chosen: a process, or in-process for core.noop/core.echo.
-        runner = runners.select(request, in_process=runtime.settings.worker.in_process_actions)
+        # The one place a runner is chosen: a process (Python ones forked from a warm
+        # interpreter), or in-process for core.noop/core.echo.
+        runner = runners.select(
+            request,
+            in_process=runtime.settings.worker.in_process_actions,
+            python_pool=runtime.settings.worker.python_pool,
+        )
         ran = await runner.run(request)
         return await record(runtime.db, claimed, ran.status, ran.result, plan.action_id)
     finally:

@@ -241,7 +241,12 @@ async def respond_to_inquiry(
             raise Forbidden("An execution cannot respond to its own inquiries or its ancestors'")
         responder = principal.identity_id if principal.identity_id is not None else 0
         answered = await inquiries.answer(
-            session, row, body.response, responded_by=responder, source_service=SOURCE
+            session,
+            row,
+            body.response,
+            responded_by=responder,
+            source_service=SOURCE,
+            now=runtime.clock.now(),
         )
     if not answered:
         # Committed before this 400: a late answer settles the inquiry as timed out.

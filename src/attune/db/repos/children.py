@@ -1,4 +1,4 @@
-"""Bulk writes of workflow children that the engine runs itself (attune.executor.inline).
+"""Bulk writes of workflow children that the engine runs itself (attune.workflow.engine.inline).
 
 Rows inserted or updated by one statement for many children, so the ORM's change capture
 (``attune.db.changes``) does not see them: their history rows, change notifications and bus
