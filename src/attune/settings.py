@@ -436,7 +436,7 @@ def production_refusals(settings: Settings) -> list[str]:
     """Why ``settings`` must not run with ``environment: production`` (empty: nothing).
 
     Each entry names the setting to change. The development user's password needs the database
-    and is checked at start-up by :func:`attune.auth.startup.check_startup`.
+    and is checked at start-up by :func:`attune.startup.check_startup`.
     """
     sec = settings.security
     problems: list[str] = []

@@ -708,8 +708,13 @@ async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> N
         row.workflow_def = definition.id
         execution = await execution_repo.request_execution(session, row, {}, box=None, source_service="test")
     async with running_executor(runtime):
-        await settle(runtime)
-        failed = await get(runtime, models.Execution, execution.id)
+
+        async def finished() -> models.Execution | None:
+            row = await get(runtime, models.Execution, execution.id)
+            return row if row.status not in ("requested", "scheduling") else None
+
+        # Waited for, not settled: on RabbitMQ the executor may still be starting its consumers.
+        failed = await eventually(finished)
         assert failed.status == "failed"
         assert failed.result["error"].startswith("Workflow 'demo.flow' is invalid")
 
