@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run run-scaled test lint fmt fuzz test-sqlite test-postgres test-browser web web-lint wheel bench bench-compare clean
+.PHONY: run run-scaled test lint fmt fuzz test-sqlite test-postgres test-passes test-browser web web-lint wheel bench bench-compare clean
 
 # Compatible ranges in pyproject.toml, exact versions from constraints.txt (CI installs the same).
 $(STAMP): pyproject.toml constraints.txt
@@ -59,10 +59,24 @@ run: $(STAMP) web
 run-scaled: $(STAMP) web
 	$(BIN)/python -m attune.scaled
 
-## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ, then the API fuzz.
-## The passes run one after the other: tests that call the worker directly mark their action
-## processes with per-execution cookies that two concurrent passes would share.
-test: lint web-lint test-sqlite test-postgres fuzz
+## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ side by side
+## (each line of output is prefixed with its pass), then the API fuzz.
+test: lint web-lint test-passes fuzz
+
+## Both passes at once: they share nothing (own databases, bus prefixes, ports, process cookies), and
+## most of their time is spent waiting on servers, so together they take little longer than the slower
+## one. Fails when either fails; the summary lines of both are repeated at the end.
+test-passes: $(STAMP) web
+	@mkdir -p .test-logs
+	@{ $(MAKE) --no-print-directory test-sqlite; echo $$? > .test-logs/sqlite.rc; } 2>&1 \
+		| tee .test-logs/sqlite.log | sed -u 's/^/[sqlite] /' & \
+	{ $(MAKE) --no-print-directory test-postgres; echo $$? > .test-logs/postgres.rc; } 2>&1 \
+		| tee .test-logs/postgres.log | sed -u 's/^/[postgres] /' & \
+	wait; \
+	rs=$$(cat .test-logs/sqlite.rc); rp=$$(cat .test-logs/postgres.rc); \
+	echo "SQLite pass: exit $$rs — $$(tail -n 1 .test-logs/sqlite.log)"; \
+	echo "PostgreSQL pass: exit $$rp — $$(tail -n 1 .test-logs/postgres.log)"; \
+	test "$$rs" = 0 && test "$$rp" = 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -73,10 +87,10 @@ lint: $(STAMP)
 # The browser tests (tests/browser) drive the UI against an embedded server; they test the UI, not
 # the backend pair, so they run in the SQLite pass only and the PostgreSQL pass leaves them out.
 test-sqlite: $(STAMP) web
-	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest
+	ATTUNE_TEST_BACKEND=sqlite $(BIN)/pytest --durations=25
 
 test-postgres: $(STAMP)
-	ATTUNE_TEST_BACKEND=postgres $(BIN)/pytest --ignore=tests/browser
+	ATTUNE_TEST_BACKEND=postgres $(BIN)/pytest --ignore=tests/browser --durations=25
 
 ## Only the browser tests (Playwright + Debian's chromium).
 test-browser: $(STAMP) web

@@ -26,8 +26,10 @@ from attune.api.app import create_app
 from attune.auth.passwords import hash_password, make_hasher
 from attune.db import models
 from attune.db.repos import identities
+from attune.db.types import utcnow
 from attune.runtime import Runtime, open_runtime
 from attune.settings import Settings, load_settings
+from attune.testing.clock import FakeClock
 
 REPO = Path(__file__).resolve().parents[1]
 BACKEND = os.environ.get("ATTUNE_TEST_BACKEND", "sqlite")
@@ -46,14 +48,19 @@ def service_up(host: str, port: int) -> bool:
         return False
 
 
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip when ``name`` is unreachable, except under CI where that is a failure."""
-    if service_up(host, port):
+def require(condition: bool, message: str) -> None:
+    """Skip the test when ``condition`` is false, except under CI where that is a failure
+    (nothing may skip silently in CI)."""
+    if condition:
         return
-    message = f"{name} is not reachable at {host}:{port}"
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when ``name`` is unreachable, except under CI where that is a failure."""
+    require(service_up(host, port), f"{name} is not reachable at {host}:{port}")
 
 
 def require_postgres() -> None:
@@ -157,6 +164,15 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         if BACKEND == "postgres":
             await _truncate_all(rt)
         yield rt
+
+
+@pytest.fixture
+def fake_clock(runtime: Runtime) -> FakeClock:
+    """A fake clock on ``runtime`` starting at the real now (so rows stamped by column defaults
+    compare sensibly): the services' time moves only with ``fake_clock.advance``."""
+    clock = FakeClock(utcnow())
+    runtime.clock = clock
+    return clock
 
 
 @pytest.fixture

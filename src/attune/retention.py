@@ -12,7 +12,6 @@ purge never holds SQLite's write lock, or PostgreSQL row locks, for long.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
@@ -92,6 +91,7 @@ async def purge(
         older_than=older_than,
         worker_history_older_than=worker_history_older_than,
         batch_size=batch_size,
+        now=runtime.clock.now(),
     )
 
 
@@ -134,5 +134,4 @@ class RetentionService:
             else:
                 if any(counts.values()):
                     log.info("retention purged %s", ", ".join(f"{k}={v}" for k, v in counts.items() if v))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.interval)
+            await runtime.clock.wait(stop, settings.interval)

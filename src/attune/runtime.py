@@ -16,6 +16,7 @@ from attune.bus import topology
 from attune.bus.base import Bus
 from attune.bus.factory import create_bus
 from attune.bus.relay import OutboxRelay
+from attune.clock import Clock, SystemClock
 from attune.db.changes import install_change_capture
 from attune.db.database import Database
 from attune.domain import budget, safe_yaml
@@ -41,6 +42,8 @@ class Runtime:
     #: whatever their heartbeat says: a busy event loop can delay a heartbeat write, and
     #: abandoning the executions of a worker that is plainly still here would be wrong.
     local_workers: set[int] = field(default_factory=set)
+    #: Where services read the time and sleep (a fake clock in tests: docs/development.md).
+    clock: Clock = field(default_factory=SystemClock)
 
 
 def build_secret_box(settings: Settings) -> SecretBox | None:
@@ -55,8 +58,11 @@ def build_secret_box(settings: Settings) -> SecretBox | None:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """Connect the database and bus, start the outbox relay; undo it all on exit."""
+async def open_runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Runtime]:
+    """Connect the database and bus, start the outbox relay; undo it all on exit.
+
+    ``clock`` replaces the system clock for the services (tests pass a fake one).
+    """
     # Process-wide: templates and YAML are evaluated deep inside pure code (docs/security.md).
     budget.configure(settings.limits.render_limits())
     safe_yaml.configure(settings.limits.yaml_limits())
@@ -88,6 +94,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         hasher=make_hasher(),
         secrets=build_secret_box(settings),
     )
+    if clock is not None:
+        runtime.clock = clock
     relay_task = asyncio.create_task(relay.run(runtime.stop), name="outbox-relay")
     try:
         yield runtime

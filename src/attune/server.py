@@ -8,7 +8,6 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from attune.auth.startup import check_startup
 from attune.bootstrap import bootstrap
 from attune.db.migrate import upgrade
 from attune.errors import ConfigError
@@ -17,6 +16,7 @@ from attune.services.api import ApiService
 from attune.services.base import Service
 from attune.services.supervisor import run_services
 from attune.settings import Settings
+from attune.startup import check_startup
 
 log = logging.getLogger(__name__)
 

@@ -137,6 +137,16 @@ def _name_list(value: Any) -> Any:
     return value
 
 
+class PythonPoolSettings(BaseModel):
+    """Warm Python interpreters that Python actions are forked from (docs/performance.md)."""
+
+    enabled: bool = True
+    #: Warm interpreters per (interpreter, flags, start-up environment).
+    size: int = Field(default=1, ge=1)
+    #: Runs forked from one interpreter before it is replaced by a fresh one.
+    max_runs: int = Field(default=100, ge=1)
+
+
 class WorkerSettings(BaseModel):
     name: str = Field(default_factory=lambda: f"worker-{_hostname()}")
     #: Runtimes this worker serves (``$ATTUNE_WORKER_RUNTIMES``, comma separated); they win over
@@ -156,6 +166,7 @@ class WorkerSettings(BaseModel):
     stream_logs: bool = True
     #: core.noop and core.echo run inside the engine instead of starting /bin/sh (docs/performance.md).
     in_process_actions: bool = True
+    python_pool: PythonPoolSettings = Field(default_factory=PythonPoolSettings)
 
     _runtimes = field_validator("runtimes", mode="before")(_name_list)
 
@@ -475,7 +486,7 @@ def production_refusals(settings: Settings) -> list[str]:
     """Why ``settings`` must not run with ``environment: production`` (empty: nothing).
 
     Each entry names the setting to change. The development user's password needs the database
-    and is checked at start-up by :func:`attune.auth.startup.check_startup`.
+    and is checked at start-up by :func:`attune.startup.check_startup`.
     """
     sec = settings.security
     problems: list[str] = []

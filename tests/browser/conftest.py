@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from attune.api.ui import UI_DIST
 from attune.testing.deployment import DEFAULT_LOGIN, Deployment
 from tests.acceptance.harness import running_deployment
-from tests.conftest import BACKEND, IN_CI, REPO
+from tests.conftest import BACKEND, REPO, require
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,14 +41,6 @@ TEST_PACK = Path(__file__).parent / "packs" / "uitest"
 pytestmark = pytest.mark.slow
 
 
-def _require(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def _ensure_chromium() -> None:
     """Install Debian's chromium when it is missing (the machines run as root)."""
     if CHROMIUM.exists():
@@ -61,7 +53,7 @@ def _ensure_chromium() -> None:
             capture_output=True,
             env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         )
-    _require(CHROMIUM.exists(), "chromium is not installed and `apt-get install chromium` failed")
+    require(CHROMIUM.exists(), "chromium is not installed and `apt-get install chromium` failed")
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +64,7 @@ def browser_ready() -> None:
             "browser tests test the UI, not the backend pair: run them in the SQLite pass "
             "(make test-sqlite / make test-browser)"
         )
-    _require((UI_DIST / "index.html").is_file(), "the web UI is not built: run `make web`")
+    require((UI_DIST / "index.html").is_file(), "the web UI is not built: run `make web`")
     _ensure_chromium()
 
 

@@ -42,10 +42,10 @@ from attune.testing.deployment import ATTUNE, Deployment, free_port, make_workdi
 from tests.conftest import (
     AMQP_URL,
     BACKEND,
-    IN_CI,
     PG_URL,
     _create_empty_pg_database,
     _drop_pg_database,
+    require,
     require_postgres,
     require_rabbitmq,
 )
@@ -78,12 +78,9 @@ def require_scaled_backend() -> None:
 
 def require_binary(path: Path | None, what: str) -> Path:
     """A server binary the private-instance tests need (a failure under CI, a skip locally)."""
-    if path is not None and path.exists():
-        return path
-    message = f"{what} is not installed"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    require(path is not None and path.exists(), f"{what} is not installed")
+    assert path is not None
+    return path
 
 
 # --------------------------------------------------------------------------- private brokers

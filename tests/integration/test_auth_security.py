@@ -18,12 +18,12 @@ from attune.auth import sessions
 from attune.auth.passwords import dummy_hash, hash_password
 from attune.auth.service import mint_sensor_token
 from attune.auth.sessions import LoginThrottle
-from attune.auth.startup import check_startup
 from attune.bootstrap import DEFAULT_LOGIN, DEFAULT_PASSWORD, ensure_default_user
 from attune.db import models
 from attune.db.repos import identities
 from attune.errors import ConfigError
 from attune.runtime import Runtime
+from attune.startup import check_startup
 from tests.conftest import TEST_PASSWORD
 
 SERVICE_TOKEN = "service-credential-0123456789abcdef0123456789"

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from attune.cli.main import app as cli_app
 from attune.cli.state import State
 from attune.db import models
-from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
+from attune.workflow.engine import WorkflowEngine
 from tests.conftest import TEST_PASSWORD
 
 

@@ -6,7 +6,7 @@ import httpx
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.db.repos import runs
+from attune.db.repos import executions as execution_repo
 from attune.runtime import Runtime
 
 SCHEMA = {"name": {"type": "string", "default": "world"}, "token": {"type": "string", "secret": True}}
@@ -153,7 +153,7 @@ async def test_rerun_merges_new_parameters_and_validates_them(
     async with runtime.db.session() as session:
         row = await session.get(models.Execution, second["id"])
     assert row is not None
-    assert runs.full_parameters(row, runtime.secrets) == {"name": "bob", "token": "t0ps3cret"}
+    assert execution_repo.full_parameters(row, runtime.secrets) == {"name": "bob", "token": "t0ps3cret"}
     bad = await api.post(f"/api/v1/executions/{first['id']}/rerun", json={"parameters": {"name": 5}})
     assert bad.status_code == 422
     assert bad.json()["code"] == "VALIDATION_ERROR"

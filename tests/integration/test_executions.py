@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.db.repos import runs
+from attune.db.repos import executions as execution_repo
 from attune.runtime import Runtime
 
 EXECUTIONS = "/api/v1/executions"
@@ -219,7 +219,7 @@ async def test_secret_parameters_are_masked_in_responses(api: httpx.AsyncClient,
     row = await execution_row(runtime, data["id"])
     assert row.config["password"] == "********"
     assert row.secret_params is not None and "pa55word" not in row.secret_params
-    revealed = runs.full_parameters(row, runtime.secrets)
+    revealed = execution_repo.full_parameters(row, runtime.secrets)
     assert (revealed["user"], revealed["password"]) == ("bob", "pa55word")
     [message] = await staged(runtime, "ExecutionRequested")
     assert "pa55word" not in json.dumps(message)

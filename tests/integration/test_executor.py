@@ -22,12 +22,13 @@ from attune.bus.messages import Envelope, MessageType, make_envelope, routing_fo
 from attune.bus.topology import EXECUTIONS_EXCHANGE, QueueSpec, worker_execution_queue
 from attune.db import models
 from attune.db.outbox import enqueue
-from attune.db.repos import runs
+from attune.db.repos import executions as execution_repo
 from attune.db.types import utcnow
 from attune.executor.scheduler import runtime_name_of
 from attune.executor.service import ExecutorService
 from attune.runtime import Runtime
 from attune.settings import Settings
+from attune.testing.clock import FakeClock
 
 T = TypeVar("T")
 
@@ -65,6 +66,19 @@ async def running_executor(runtime: Runtime) -> AsyncIterator[None]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+
+
+def executor_loops(runtime: Runtime) -> int:
+    """How many periodic loops the executor parks on the clock between rounds (liveness, policy
+    refresh, inquiry timeouts, workflow timers, and the scheduled-timeout monitor when enabled)."""
+    return 4 + int(runtime.settings.executor.enable_timeout_monitor)
+
+
+async def pass_time(runtime: Runtime, clock: FakeClock, seconds: float, *, others: int = 0) -> None:
+    """Advance the fake clock and wait until the executor's loops (and ``others`` sleepers) have
+    done their round and are parked again."""
+    clock.advance(seconds)
+    await clock.sleeping(executor_loops(runtime) + others)
 
 
 async def outbox_empty(runtime: Runtime) -> bool:
@@ -280,9 +294,9 @@ async def heartbeating(runtime: Runtime, *workers: models.Worker, every: float =
                 await session.execute(
                     sa.update(models.Worker)
                     .where(models.Worker.id.in_([w.id for w in workers]))
-                    .values(last_heartbeat=utcnow())
+                    .values(last_heartbeat=runtime.clock.now())
                 )
-            await asyncio.sleep(every)
+            await runtime.clock.sleep(every)
 
     task = asyncio.create_task(beat())
     try:
@@ -663,17 +677,19 @@ async def test_a_worker_that_appears_while_the_execution_waits_gets_it(
 
 
 async def test_a_cancelled_waiting_execution_is_never_dispatched(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
 ) -> None:
     runtime.settings.executor.no_worker_timeout = 10
     _, action, _ = await seed_pack(runtime)
     async with running_executor(runtime):
         execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
         await settle(runtime)
+        await fake_clock.sleeping(executor_loops(runtime) + 1)  # the scheduler waits for a worker
         assert (await api.post(f"/api/v1/executions/{execution_id}/cancel")).status_code == 200
         worker = await add_worker(runtime, "w-after-cancel", ["shell"])
         dispatches = await record_dispatches(runtime, worker.id)
-        await asyncio.sleep(1.2)  # more than two re-checks
+        for _ in range(3):  # more than two re-checks (every 0.5 s)
+            await pass_time(runtime, fake_clock, 0.5)
         await settle(runtime)
         execution = await get(runtime, models.Execution, execution_id)
         assert (execution.status, execution.worker) == ("cancelled", None)
@@ -690,10 +706,15 @@ async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> N
         row = await session.get(models.Action, action.id)
         assert row is not None
         row.workflow_def = definition.id
-        execution = await runs.request_execution(session, row, {}, box=None, source_service="test")
+        execution = await execution_repo.request_execution(session, row, {}, box=None, source_service="test")
     async with running_executor(runtime):
-        await settle(runtime)
-        failed = await get(runtime, models.Execution, execution.id)
+
+        async def finished() -> models.Execution | None:
+            row = await get(runtime, models.Execution, execution.id)
+            return row if row.status not in ("requested", "scheduling") else None
+
+        # Waited for, not settled: on RabbitMQ the executor may still be starting its consumers.
+        failed = await eventually(finished)
         assert failed.status == "failed"
         assert failed.result["error"].startswith("Workflow 'demo.flow' is invalid")
 
@@ -701,7 +722,9 @@ async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> N
 # --- liveness, retries, monitors ------------------------------------------------------------------
 
 
-async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(runtime: Runtime) -> None:
+async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(
+    runtime: Runtime, fake_clock: FakeClock
+) -> None:
     runtime.settings.worker.heartbeat_interval = 0.5
     _, action, _ = await seed_pack(runtime)
     silent = await add_worker(runtime, "w-silent", ["shell"])
@@ -712,19 +735,19 @@ async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(ru
     waiting = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=silent.id)
     safe = models.Execution(action=action.id, action_ref=action.ref, status="running", worker=alive.id)
     await add(runtime, lost, waiting, safe)
+    async with runtime.db.transaction() as session:  # both last beat when the clock starts
+        await session.execute(sa.update(models.Worker).values(last_heartbeat=fake_clock.now()))
     completions = await record_completions(runtime)
-    last_heartbeat = time.monotonic()
     async with heartbeating(runtime, alive), running_executor(runtime):
-
-        async def abandoned() -> models.Execution | None:
-            row = await get(runtime, models.Execution, lost.id)
-            return row if row.status == "abandoned" else None
-
-        execution = await eventually(abandoned, timeout=3)
-        # The monitor first waits one stale window after its own start (it cannot judge heartbeats it
-        # could not have seen), then a worker is gone after 1.5 silent intervals: 1.5 + 1.5 intervals
-        # plus a sweep, with slack for a loaded machine.
-        assert time.monotonic() - last_heartbeat < 4 * 0.5 + 1.5
+        await fake_clock.sleeping(executor_loops(runtime) + 1)
+        silent_for = 0.0
+        while (execution := await get(runtime, models.Execution, lost.id)).status != "abandoned":
+            assert silent_for < 2 * 0.5, "the silent worker's execution was not abandoned in time"
+            await pass_time(runtime, fake_clock, 0.125, others=1)  # a liveness sweep each time
+            silent_for += 0.125
+        # Not before 1.5 silent intervals (the monitor started with the clock, so it could see
+        # them all), and within two.
+        assert 1.5 * 0.5 < silent_for <= 2 * 0.5
         assert execution.result == {
             "succeeded": False,
             "error": "Worker 'w-silent' stopped heartbeating",
@@ -738,7 +761,8 @@ async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(ru
         # It never started: it goes to a live worker instead of being abandoned.
         assert await eventually(rescheduled, timeout=3)
         assert (await get(runtime, models.Worker, silent.id)).status == "inactive"
-        await asyncio.sleep(0.5)
+        for _ in range(4):  # another heartbeat interval: the beating worker keeps its work
+            await pass_time(runtime, fake_clock, 0.125, others=1)
         assert (await get(runtime, models.Execution, safe.id)).status == "running"
         assert (await get(runtime, models.Worker, alive.id)).status == "active"
         await settle(runtime)
@@ -749,7 +773,7 @@ async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(ru
 
 
 async def test_a_worker_of_this_process_is_alive_whatever_its_heartbeat(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
 ) -> None:
     """The embedded server: a late heartbeat write of its own worker abandons nothing."""
     runtime.settings.worker.heartbeat_interval = 0.5
@@ -759,7 +783,9 @@ async def test_a_worker_of_this_process_is_alive_whatever_its_heartbeat(
     busy = models.Execution(action=action.id, action_ref=action.ref, status="running", worker=local.id)
     await add(runtime, busy)
     async with running_executor(runtime):
-        await asyncio.sleep(1.5)  # three heartbeat intervals of silence
+        await fake_clock.sleeping(executor_loops(runtime))
+        for _ in range(3):  # three heartbeat intervals of silence, a liveness sweep after each
+            await pass_time(runtime, fake_clock, 0.5)
         await settle(runtime)
         assert (await get(runtime, models.Execution, busy.id)).status == "running"
         assert (await get(runtime, models.Worker, local.id)).status == "active"
@@ -777,7 +803,7 @@ async def test_a_stale_workers_execution_with_retries_left_is_requested_again(ru
     async with runtime.db.transaction() as session:
         row = await session.get(models.Action, action.id)
         assert row is not None
-        original = await runs.request_execution(
+        original = await execution_repo.request_execution(
             session,
             row,
             {"token": "s3cr3t", "n": 4},
@@ -795,11 +821,11 @@ async def test_a_stale_workers_execution_with_retries_left_is_requested_again(ru
         assert (await get(runtime, models.Execution, original.id)).status == "abandoned"
         assert (retry.retry_count, retry.retry_reason, retry.enforcement) == (1, "worker_heartbeat_stale", 77)
         assert retry.config == {"token": "********", "n": 4}
-        assert runs.full_parameters(retry, runtime.secrets) == {"token": "s3cr3t", "n": 4}
+        assert execution_repo.full_parameters(retry, runtime.secrets) == {"token": "s3cr3t", "n": 4}
 
 
 async def test_a_retriable_failure_is_retried_after_the_backoff_once(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
 ) -> None:
     _, action, _ = await seed_pack(runtime, max_retries=1)
     await add_worker(runtime, "w-retry", ["shell"])
@@ -828,17 +854,25 @@ async def test_a_retriable_failure_is_retried_after_the_backoff_once(
         async def retried() -> list[models.Execution]:
             return await rows(runtime, models.Execution, models.Execution.original_execution == first["id"])
 
+        await settle(runtime)
+        await fake_clock.sleeping(executor_loops(runtime) + 1)  # the retry waits for its backoff
+        await pass_time(runtime, fake_clock, 0.7, others=1)
+        assert await retried() == []  # not before the backoff (1 s ± 20 %)
+        fake_clock.advance(0.6)
         [retry] = await eventually(retried, timeout=5)
         assert (retry.retry_count, retry.retry_reason, retry.config) == (1, "transient_error", {"n": 1})
         await settle(runtime)
         await complete(runtime, retry.id, "failed", {"succeeded": False, "error": "Connection reset by peer"})
-        await asyncio.sleep(1.5)  # longer than the first backoff
+        await settle(runtime)
+        await fake_clock.sleeping(executor_loops(runtime))
+        assert fake_clock.pending == executor_loops(runtime)  # no retry waits for its backoff
+        await pass_time(runtime, fake_clock, 1.5)  # longer than the first backoff
         await settle(runtime)
         assert len(await retried()) == 1  # the budget (max_retries=1) is spent
 
 
 async def test_a_failure_the_retry_policy_does_not_cover_is_not_retried(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
 ) -> None:
     _, action, _ = await seed_pack(runtime, max_retries=3)
     async with runtime.db.transaction() as session:
@@ -850,7 +884,8 @@ async def test_a_failure_the_retry_policy_does_not_cover_is_not_retried(
         first = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]
         await settle(runtime)
         await complete(runtime, first["id"], "failed", {"succeeded": False, "error": "exit code 3"})
-        await asyncio.sleep(1.5)
+        await settle(runtime)
+        await pass_time(runtime, fake_clock, 1.5)  # longer than any first backoff
         await settle(runtime)
         assert len(await rows(runtime, models.Execution)) == 1
 

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from attune.bus.messages import MessageType
 from attune.db import models
-from attune.db.repos import enforcements, runs
+from attune.db.repos import enforcements
+from attune.db.repos import executions as execution_repo
 from attune.errors import Conflict
 from attune.runtime import Runtime
 from tests.integration.test_executor import (
@@ -87,16 +88,16 @@ async def test_an_enforcement_requests_its_first_execution_once(runtime: Runtime
         enforcement = _enforcement(7, rule)
         session.add(enforcement)
         await session.flush()
-        first = await runs.request_execution(
+        first = await execution_repo.request_execution(
             session, action, {}, box=None, source_service="test", enforcement=enforcement.id
         )
     async with runtime.db.transaction() as session:
         with pytest.raises(Conflict):
-            await runs.request_execution(
+            await execution_repo.request_execution(
                 session, action, {}, box=None, source_service="test", enforcement=enforcement.id
             )
         # Retries and workflow tasks carry the enforcement on; they are not duplicates.
-        await runs.request_execution(
+        await execution_repo.request_execution(
             session,
             action,
             {},
@@ -106,7 +107,7 @@ async def test_an_enforcement_requests_its_first_execution_once(runtime: Runtime
             retry_count=1,
             original_execution=first.id,
         )
-        await runs.request_execution(
+        await execution_repo.request_execution(
             session, action, {}, box=None, source_service="test", enforcement=enforcement.id, parent=first.id
         )
     async with runtime.db.session() as session:

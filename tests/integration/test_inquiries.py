@@ -14,6 +14,7 @@ from attune.db.types import utcnow
 from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
 from attune.runtime import Runtime
+from attune.testing.clock import FakeClock
 from attune.worker.run_execution import finish
 from tests.identities import client_for, make_identity
 
@@ -191,9 +192,15 @@ async def test_only_the_assignee_may_answer(
     assert (await _row(runtime, models.Execution, execution.id)).status == "running"
 
 
-async def test_expired_inquiry_times_the_execution_out(api: httpx.AsyncClient, runtime: Runtime) -> None:
-    execution = await _waiting(runtime, {"prompt": "Quick!", "timeout_seconds": 0.01})
+async def test_expired_inquiry_times_the_execution_out(
+    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
+) -> None:
+    execution = await _waiting(runtime, {"prompt": "Quick!", "timeout_seconds": 60})
     inquiry = await _only_inquiry(api, execution.id)
+    fake_clock.advance(50)
+    assert await InquiryTimeoutMonitor(runtime).sweep() == 0  # still within its minute
+    # Past it (with slack: the inquiry's deadline was stamped by the system clock while the test ran).
+    fake_clock.advance(15)
     assert await InquiryTimeoutMonitor(runtime).sweep() == 1
     stored = await _row(runtime, models.Execution, execution.id)
     assert stored.status == "timeout"
@@ -204,9 +211,12 @@ async def test_expired_inquiry_times_the_execution_out(api: httpx.AsyncClient, r
     assert await InquiryTimeoutMonitor(runtime).sweep() == 0
 
 
-async def test_late_answer_is_400_and_times_the_inquiry_out(api: httpx.AsyncClient, runtime: Runtime) -> None:
-    execution = await _waiting(runtime, {"prompt": "Quick!", "timeout_seconds": 0.01})
+async def test_late_answer_is_400_and_times_the_inquiry_out(
+    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
+) -> None:
+    execution = await _waiting(runtime, {"prompt": "Quick!", "timeout_seconds": 60})
     inquiry = await _only_inquiry(api, execution.id)
+    fake_clock.advance(65)  # past its minute (slack: its deadline was stamped by the system clock)
     response = await api.post(f"/api/v1/inquiries/{inquiry['id']}/respond", json={"response": "late"})
     assert response.status_code == 400
     assert response.json()["error"] == "Inquiry has timed out and can no longer be responded to"

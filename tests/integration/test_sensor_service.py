@@ -9,7 +9,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from attune.db import models
 from attune.packs.register import register_pack
 from attune.runtime import Runtime
 from attune.sensor import SensorService
+from attune.testing.clock import FakeClock
 
 
 @pytest.fixture
@@ -99,7 +100,9 @@ async def events_by_rule(runtime: Runtime) -> dict[int | None, list[models.Event
     return grouped
 
 
-async def test_registers_heartbeats_and_signs_off(runtime: Runtime, core: None) -> None:
+async def test_registers_heartbeats_and_signs_off(
+    runtime: Runtime, fake_clock: FakeClock, core: None
+) -> None:
     runtime.settings.sensor.worker_name = "sensor-hb"
     runtime.settings.sensor.heartbeat_interval = 0.2
     svc = SensorService(shutdown_timeout=1)
@@ -121,34 +124,53 @@ async def test_registers_heartbeats_and_signs_off(runtime: Runtime, core: None) 
         "active",
     )
     assert first.capabilities["sensor_version"] and "native" in first.capabilities["runtimes"]
-    await asyncio.sleep(0.6)
-    assert first.last_heartbeat is not None
+    assert first.last_heartbeat == fake_clock.now()
+    await fake_clock.sleeping(1)
+    fake_clock.advance(0.1)
+    await fake_clock.sleeping(1)
+    assert (await worker()).last_heartbeat == first.last_heartbeat  # not yet due
+    fake_clock.advance(0.1)
+    await fake_clock.sleeping(1)  # it beat, then went back to sleep
     later = await worker()
-    assert later.last_heartbeat is not None and later.last_heartbeat > first.last_heartbeat
+    assert later.last_heartbeat == fake_clock.now()
     stop.set()
     await asyncio.wait_for(task, 10)
     assert (await worker()).status == "inactive"
 
 
+async def tick(clock: FakeClock, seconds: float, timers: int) -> None:
+    """Advance ``seconds`` and wait until the ``timers`` still running and the heartbeat are
+    parked again (so each firing due by then has been written: a timer fires before it sleeps)."""
+    clock.advance(seconds)
+    await clock.sleeping(timers + 1)
+
+
 async def test_interval_timer_follows_the_rule_lifecycle(
-    api: httpx.AsyncClient, runtime: Runtime, service: SensorService, published: list[Envelope]
+    api: httpx.AsyncClient,
+    runtime: Runtime,
+    fake_clock: FakeClock,
+    service: SensorService,
+    published: list[Envelope],
 ) -> None:
-    tick = await create_rule(api, "core.tick", "core.intervaltimer", {"interval": 1, "unit": "seconds"})
+    tick_rule = await create_rule(api, "core.tick", "core.intervaltimer", {"interval": 1, "unit": "seconds"})
     idle = await create_rule(api, "core.hourly", "core.intervaltimer", {"interval": 1, "unit": "hours"})
     # Two rules on the other timer triggers, running alongside.
-    fire_at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    fire_at = (fake_clock.now() + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
     once = await create_rule(api, "core.once", "core.datetimetimer", {"fire_at": fire_at})
     cron = await create_rule(api, "core.cron", "core.crontimer", {"expression": "* * * * * *"})
     await settle(runtime)
-    assert service.timers is not None
-    assert service.timers.running() >= {tick, idle, cron}
+    assert service.timers is not None and service.timers.clock is fake_clock
+    assert service.timers.running() == {tick_rule, idle, once, cron}
+    await fake_clock.sleeping(4 + 1)
 
-    await asyncio.sleep(3.4)
+    for _ in range(3):  # three seconds pass
+        await tick(fake_clock, 1, timers=3)
+    await wait_for(lambda: once not in service.timers.running())  # type: ignore[union-attr]
     grouped = await events_by_rule(runtime)
-    ticks = grouped.get(tick, [])
-    assert 2 <= len(ticks) <= 4, len(ticks)  # roughly one per second, first after one interval
+    ticks = grouped.get(tick_rule, [])
+    assert len(ticks) == 3  # one per second, the first after one interval
     assert idle not in grouped  # only the firing rule is bound to its events
-    assert set(grouped) <= {tick, once, cron}
+    assert set(grouped) == {tick_rule, once, cron}
     first = ticks[0]
     assert (first.trigger_ref, first.rule_ref, first.source_ref) == (
         "core.intervaltimer",
@@ -157,13 +179,12 @@ async def test_interval_timer_follows_the_rule_lifecycle(
     )
     assert first.payload["type"] == "interval"
     assert first.payload["interval_seconds"] == 1
-    assert [e.payload["execution_count"] for e in ticks] == list(range(1, len(ticks) + 1))
+    assert [e.payload["execution_count"] for e in ticks] == [1, 2, 3]
     # The one-shot rule fired exactly once and its timer is gone.
     assert len(grouped.get(once, [])) == 1
     assert grouped[once][0].payload["type"] == "one_shot"
-    assert once not in service.timers.running()
-    # The every-second cron rule fired.
-    assert len(grouped.get(cron, [])) >= 2
+    # The every-second cron rule fired every second.
+    assert len(grouped.get(cron, [])) == 3
     assert grouped[cron][0].payload["expression"] == "* * * * * *"
     # Each event was announced with EventCreated, staged in the firing's transaction.
     await settle(runtime)
@@ -175,34 +196,35 @@ async def test_interval_timer_follows_the_rule_lifecycle(
     # Disable: no more events.
     assert (await api.post("/api/v1/rules/core.tick/disable")).status_code == 200
     await settle(runtime)
-    assert tick not in service.timers.running()
-    before = len((await events_by_rule(runtime)).get(tick, []))
-    await asyncio.sleep(1.5)
-    assert len((await events_by_rule(runtime)).get(tick, [])) == before
+    assert tick_rule not in service.timers.running()
+    before = len((await events_by_rule(runtime)).get(tick_rule, []))
+    await tick(fake_clock, 1.5, timers=2)
+    assert len((await events_by_rule(runtime)).get(tick_rule, [])) == before
 
     # Re-enable: events again, counting from 1.
     assert (await api.post("/api/v1/rules/core.tick/enable")).status_code == 200
     await settle(runtime)
-    await asyncio.sleep(1.5)
-    again = (await events_by_rule(runtime)).get(tick, [])[before:]
-    assert len(again) >= 1 and again[0].payload["execution_count"] == 1
+    await fake_clock.sleeping(3 + 1)
+    await tick(fake_clock, 1, timers=3)
+    again = (await events_by_rule(runtime)).get(tick_rule, [])[before:]
+    assert len(again) == 1 and again[0].payload["execution_count"] == 1
 
     # Delete: stopped.
     assert (await api.delete("/api/v1/rules/core.tick")).status_code == 200
     await settle(runtime)
-    assert tick not in service.timers.running()
+    assert tick_rule not in service.timers.running()
     async with runtime.db.session() as session:
         count_query = (
             sa.select(sa.func.count()).select_from(models.Event).where(models.Event.rule_ref == "core.tick")
         )
         after_delete = (await session.execute(count_query)).scalar_one()
-    await asyncio.sleep(1.3)
+    await tick(fake_clock, 1.3, timers=2)
     async with runtime.db.session() as session:
         assert (await session.execute(count_query)).scalar_one() == after_delete
 
 
 async def test_changed_params_restart_the_timer_and_bad_params_start_none(
-    api: httpx.AsyncClient, runtime: Runtime, service: SensorService
+    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock, service: SensorService
 ) -> None:
     rule = await create_rule(api, "core.slow", "core.intervaltimer", {"interval": 1, "unit": "hours"})
     past = await create_rule(api, "core.past", "core.datetimetimer", {"fire_at": "2001-01-01T00:00:00Z"})
@@ -214,8 +236,9 @@ async def test_changed_params_restart_the_timer_and_bad_params_start_none(
     )
     assert response.status_code == 200
     await settle(runtime)
-    await asyncio.sleep(1.3)
-    assert len((await events_by_rule(runtime)).get(rule, [])) >= 1
+    await fake_clock.sleeping(1 + 1)
+    await tick(fake_clock, 1, timers=1)
+    assert len((await events_by_rule(runtime)).get(rule, [])) == 1
     assert past not in await events_by_rule(runtime)
 
 

@@ -10,7 +10,7 @@ import json
 import httpx
 
 from attune.db import models
-from attune.db.repos import runs
+from attune.db.repos import executions as execution_repo
 from attune.runtime import Runtime
 from tests.integration.test_executor import EVENTS, add, add_rule, rows, running_executor, seed_pack, settle
 
@@ -108,4 +108,4 @@ async def test_an_encrypted_key_opens_only_with_decrypt_kv_and_is_never_stored_i
     [execution] = await rows(runtime, models.Execution)
     assert "s3cr3t-value" not in json.dumps(execution.config)
     assert execution.config["header"] == "********"
-    assert runs.full_parameters(execution, runtime.secrets)["header"] == "Bearer s3cr3t-value"
+    assert execution_repo.full_parameters(execution, runtime.secrets)["header"] == "Bearer s3cr3t-value"

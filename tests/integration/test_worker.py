@@ -24,7 +24,7 @@ from attune.bus import topology
 from attune.bus.messages import Envelope, MessageType, cancel_routing, dispatch_routing
 from attune.db import models
 from attune.db.outbox import enqueue
-from attune.db.repos import runs
+from attune.db.repos import executions as execution_repo
 from attune.domain.enums import ExecutionStatus, OwnerType
 from attune.runtime import Runtime
 from attune.worker.process import group_alive
@@ -477,7 +477,7 @@ async def test_secret_parameter_reaches_the_action_but_no_file(runtime: Runtime)
     )
     async with running_worker(runtime) as worker:
         async with runtime.db.transaction() as session:
-            execution = await runs.request_execution(
+            execution = await execution_repo.request_execution(
                 session, action, {"token": secret}, box=runtime.secrets, source_service="test"
             )
             execution.status = ExecutionStatus.SCHEDULED.value

@@ -24,6 +24,7 @@ from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.executor.liveness import LivenessMonitor
 from attune.runtime import Runtime
+from attune.testing.clock import FakeClock
 from attune.worker import watchdog
 from tests.integration.test_executor import running_executor
 from tests.integration.test_worker import (
@@ -236,7 +237,7 @@ async def test_a_result_arriving_after_the_execution_was_abandoned_is_kept(runti
 
 
 async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
 ) -> None:
     """The race of a restart: orphans are listed while the worker is silent, the worker comes
     back and claims its work before the sweep decides. The decision must see the new heartbeat."""
@@ -250,7 +251,7 @@ async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
             worker_role="action",
             status="active",
             capabilities={"runtimes": ["shell"]},
-            last_heartbeat=utcnow(),
+            last_heartbeat=fake_clock.now(),
         )
         session.add(worker)
         await session.flush()
@@ -264,14 +265,16 @@ async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
         # The worker restarts right after the scan.
         async with runtime.db.transaction() as write:
             await write.execute(
-                sa.update(models.Worker).where(models.Worker.id == worker.id).values(last_heartbeat=utcnow())
+                sa.update(models.Worker)
+                .where(models.Worker.id == worker.id)
+                .values(last_heartbeat=fake_clock.now())
             )
         return listed
 
     monkeypatch.setattr(workers, "orphaned_executions", listed_then_back)
     monitor = LivenessMonitor(runtime)
     await monitor.sweep()  # starts watching
-    await asyncio.sleep(0.5)  # the worker is silent for longer than 1.5 intervals
+    fake_clock.advance(0.5)  # the worker is silent for longer than 1.5 intervals
     assert await monitor.sweep() == 0
     assert [execution.id for execution, _ in listed] == [running]
     async with runtime.db.session() as session:
@@ -279,7 +282,9 @@ async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
     assert row is not None and row.status == "running"
 
 
-async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(runtime: Runtime) -> None:
+async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
+    runtime: Runtime, fake_clock: FakeClock
+) -> None:
     """After a database restart no worker could heartbeat: nobody is judged on that gap."""
     runtime.settings.worker.heartbeat_interval = 1.0
     shell = await shell_runtime(runtime)
@@ -291,24 +296,31 @@ async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
             worker_role="action",
             status="active",
             capabilities={"runtimes": ["shell"]},
-            last_heartbeat=utcnow(),
+            last_heartbeat=fake_clock.now(),
         )
         session.add(worker)
         await session.flush()
     [running] = await _busy(runtime, action, worker.id, "running")
-    await asyncio.sleep(1.6)  # silent past the 1.5 s cut-off, but nobody was watching
+    fake_clock.advance(1.6)  # silent past the 1.5 s cut-off, but nobody was watching
     monitor = LivenessMonitor(runtime)
     assert await monitor.sweep() == 0
-    await asyncio.sleep(1.0)
+    fake_clock.advance(1.0)
     async with runtime.db.transaction() as session:  # its first beat once the database is back
         await session.execute(
-            sa.update(models.Worker).where(models.Worker.id == worker.id).values(last_heartbeat=utcnow())
+            sa.update(models.Worker)
+            .where(models.Worker.id == worker.id)
+            .values(last_heartbeat=fake_clock.now())
         )
-    await asyncio.sleep(0.7)
+    fake_clock.advance(0.7)
     assert await monitor.sweep() == 0
     async with runtime.db.session() as session:
         row = await session.get(models.Execution, running)
     assert row is not None and row.status == "running"
+    fake_clock.advance(1.0)  # now silent past the cut-off while the monitor watched
+    assert await monitor.sweep() == 1
+    async with runtime.db.session() as session:
+        row = await session.get(models.Execution, running)
+    assert row is not None and row.status == "abandoned"
 
 
 # --------------------------------------------------------------------------- runtimes

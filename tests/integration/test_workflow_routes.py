@@ -13,9 +13,9 @@ import sqlalchemy as sa
 import yaml
 
 from attune.db import models
-from attune.db.repos import runs
-from attune.executor.workflows import WorkflowEngine
+from attune.db.repos import executions as execution_repo
 from attune.runtime import Runtime
+from attune.workflow.engine import WorkflowEngine
 
 FLOW = {
     "tasks": [
@@ -276,7 +276,9 @@ async def start_run(runtime: Runtime, ref: str) -> tuple[WorkflowEngine, int]:
     async with runtime.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == ref))
         assert action is not None
-        execution = await runs.request_execution(session, action, {}, box=None, source_service="test")
+        execution = await execution_repo.request_execution(
+            session, action, {}, box=None, source_service="test"
+        )
     await engine.start(execution.id)
     return engine, execution.id
 
@@ -417,7 +419,7 @@ async def test_with_items_wider_than_the_workers_slots_is_warned_about(
     }
     body = {"ref": "wf.wide", "pack_ref": "wf", "label": "Wide", "version": "1.0.0", "definition": definition}
     assert (await api.post("/api/v1/workflows", json=body)).status_code == 201
-    with caplog.at_level(logging.WARNING, logger="attune.executor.inline"):
+    with caplog.at_level(logging.WARNING, logger="attune.workflow.engine.inline"):
         _engine, run = await start_run(runtime, "wf.wide")
     assert len(await children(runtime, run)) == 4
     warnings = [r.getMessage() for r in caplog.records if "slot(s)" in r.getMessage()]
@@ -429,8 +431,8 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
 ) -> None:
     """A step runs at most BUDGET in-process tasks; the rest are written ``requested`` and the
     engine runs them in steps of their own, so every item still ends with its own result."""
-    from attune.executor import inline
     from attune.packs.register import register_system_packs
+    from attune.workflow.engine import inline
 
     await register_system_packs(runtime)
     monkeypatch.setattr(inline, "BUDGET", 4)
@@ -458,7 +460,7 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
     async with runtime.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == "wf.many"))
         assert action is not None
-        execution = await runs.request_execution(
+        execution = await execution_repo.request_execution(
             session, action, {"words": words}, box=None, source_service="t"
         )
     await engine.start(execution.id)
@@ -483,7 +485,7 @@ async def test_children_that_finish_together_are_counted_in_one_step(
 ) -> None:
     """Five items of a worker-run action finish at once: the run is advanced once for the batch
     (one write of its state), not once per child, and every item is counted exactly once."""
-    from attune.executor import workflows as engine_module
+    from attune.workflow.engine import store as engine_module
 
     await core_noop(runtime)
     definition = {"tasks": [{"name": "each", "action": "core.noop", "with_items": "{{ [1, 2, 3, 4, 5] }}"}]}
@@ -504,14 +506,14 @@ async def test_children_that_finish_together_are_counted_in_one_step(
             assert row is not None
             row.status, row.result = "completed", {"succeeded": True}
     writes = 0
-    persist = engine_module._persist
+    persist = engine_module.persist
 
     async def counting(*args: Any, **kwargs: Any) -> None:
         nonlocal writes
         writes += 1
         await persist(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "_persist", counting)
+    monkeypatch.setattr(engine_module, "persist", counting)
     await asyncio.gather(*(engine.child_finished(kid.id) for kid in kids), engine.child_finished(kids[0].id))
     async with runtime.db.session() as session:
         parent = await session.get(models.Execution, run)

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from attune.inquiries import InvalidInquiryRequest, parse_request, requested, response_errors
+from attune.operations.inquiry_requests import (
+    InvalidInquiryRequest,
+    parse_request,
+    requested,
+    response_errors,
+)
 
 ASK = Path(__file__).resolve().parents[2] / "packs" / "core" / "actions" / "ask.sh"
 

@@ -1,4 +1,5 @@
-"""Schedule math of the core timers (services.md §4.5), driven by a fake clock."""
+"""Schedule math of the core timers (services.md §4.5), driven by a fake clock that moves when the
+timer sleeps."""
 
 from __future__ import annotations
 
@@ -16,34 +17,16 @@ from attune.sensor.timers import (
     build_schedule,
     run_timer,
 )
+from attune.testing.clock import FakeClock
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """Time moves only when the timer sleeps (plus an optional cost per firing)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self.current
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.current += timedelta(seconds=seconds)
-        await asyncio.sleep(0)
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 async def collect(
     trigger: str, params: dict[str, Any], firings: int, *, cost: float = 0.0
 ) -> tuple[list[datetime], list[dict[str, Any]]]:
     """Run a timer until it fired ``firings`` times; each firing takes ``cost`` seconds."""
-    clock = FakeClock(T0)
+    clock = FakeClock(T0, auto_advance=True)
     schedule = build_schedule(trigger, params, clock.now())
     assert schedule is not None
     times: list[datetime] = []
@@ -157,7 +140,7 @@ def test_cron_rejects_bad_expressions(expression: str) -> None:
 
 async def test_datetime_fires_exactly_once() -> None:
     fire_at = T0 + timedelta(seconds=90)
-    clock = FakeClock(T0)
+    clock = FakeClock(T0, auto_advance=True)
     schedule = build_schedule(DATETIME_TRIGGER, {"fire_at": "2030-01-01T12:01:30Z"}, T0)
     assert schedule is not None
     payloads: list[dict[str, Any]] = []
@@ -197,7 +180,7 @@ def test_datetime_offsets_and_naive_times() -> None:
 
 
 async def test_a_failing_firing_keeps_the_timer_running() -> None:
-    clock = FakeClock(T0)
+    clock = FakeClock(T0, auto_advance=True)
     schedule = build_schedule(INTERVAL_TRIGGER, {"interval": 1}, T0)
     assert schedule is not None
     calls = 0

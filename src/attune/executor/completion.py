@@ -1,10 +1,7 @@
-"""Terminal transitions and the completion listener (services.md §1.8, §1.13).
+"""The completion listener (services.md §1.8, §1.13).
 
-:func:`finish_execution` is the one way the executor ends an execution: an atomic
-``UPDATE … WHERE status IN (…)`` that stages ``ExecutionStatusChanged`` and ``ExecutionCompleted``
-in the same transaction, so every terminal transition is announced exactly once.
-
-The :class:`CompletionListener` consumes ``ExecutionCompleted``: it frees the execution's
+Terminal transitions themselves are :func:`attune.operations.executions.finish_execution`. The
+:class:`CompletionListener` consumes ``ExecutionCompleted``: it frees the execution's
 concurrency slot and, for a retriable failure, requests the next attempt after the backoff.
 """
 
@@ -12,25 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from attune.bus.messages import Envelope, ExecutionCompleted, MessageType
-from attune.db.models import Execution
-from attune.db.outbox import enqueue
-from attune.db.repos import runs
-from attune.db.types import utcnow
-from attune.domain.enums import ExecutionStatus
+from attune.bus.messages import Envelope, ExecutionCompleted
+from attune.db.repos import executions
 from attune.executor import retries
+from attune.operations.executions import request_retry
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-SOURCE = "executor"
 #: How far back a starting executor looks for failures whose retry was never created.
 RECOVERY_WINDOW_SECONDS = 3600.0
 
@@ -63,52 +53,6 @@ class BackgroundTasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def finish_execution(
-    session: AsyncSession,
-    execution: Execution,
-    status: ExecutionStatus,
-    result: Any,
-    *,
-    from_statuses: Collection[str],
-) -> bool:
-    """Move ``execution`` to the terminal ``status`` if it is still in one of ``from_statuses``.
-
-    Stages ``ExecutionStatusChanged`` and ``ExecutionCompleted``. Returns False (and stages
-    nothing) when another actor changed the status first.
-    """
-    previous = execution.status
-    now = utcnow()
-    outcome = await session.execute(
-        sa.update(Execution)
-        .where(Execution.id == execution.id, Execution.status.in_(list(from_statuses)))
-        .values(status=status.value, result=result, updated=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(outcome, "rowcount", 0) != 1:
-        return False
-    execution.status, execution.result, execution.updated = status.value, result, now
-    stage_status_changed(session, execution, previous, status.value)
-    enqueue(
-        session,
-        MessageType.EXECUTION_COMPLETED,
-        {
-            "execution_id": execution.id,
-            "action_id": execution.action or 0,
-            "action_ref": execution.action_ref,
-            "status": status.value,
-            "result": result,
-            "completed_at": now.isoformat(),
-        },
-        source_service=SOURCE,
-    )
-    return True
-
-
-def stage_status_changed(session: AsyncSession, execution: Execution, previous: str, new: str) -> None:
-    """Stage ``ExecutionStatusChanged`` for a transition the executor made."""
-    runs.stage_status_changed(session, execution, previous, new, source_service=SOURCE)
 
 
 class CompletionListener:
@@ -149,7 +93,7 @@ class CompletionListener:
         if execution_id in self._pending:
             return
         async with self._runtime.db.session() as session:
-            execution = await session.get(Execution, execution_id)
+            execution = await executions.get(session, execution_id)
             if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                 return
             if not retries.retries_left(execution):
@@ -169,13 +113,12 @@ class CompletionListener:
 
     async def _retry_later(self, execution_id: int, reason: str, delay: float) -> None:
         try:
-            await asyncio.sleep(delay)
-            db = self._runtime.db
-            async with db.transaction() as session:
-                execution = await session.get(Execution, execution_id, with_for_update=not db.is_sqlite)
+            await self._runtime.clock.sleep(delay)
+            async with self._runtime.db.transaction() as session:
+                execution = await executions.get_locked(session, execution_id)
                 if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                     return
-                await retries.request_retry(session, execution, box=self._runtime.secrets, reason=reason)
+                await request_retry(session, execution, box=self._runtime.secrets, reason=reason)
         finally:
             self._pending.discard(execution_id)
 
@@ -184,19 +127,9 @@ class CompletionListener:
 
         Looks at failures of the last ``window_seconds`` that still have retries left.
         """
-        since = utcnow() - timedelta(seconds=window_seconds)
+        since = self._runtime.clock.now() - timedelta(seconds=window_seconds)
         async with self._runtime.db.session() as session:
-            query = (
-                sa.select(Execution.id)
-                .where(
-                    Execution.status.in_(retries.RETRIABLE_STATUSES),
-                    Execution.max_retries > 0,
-                    Execution.retry_count < Execution.max_retries,
-                    Execution.updated >= since,
-                )
-                .order_by(Execution.id)
-            )
-            ids = list((await session.execute(query)).scalars())
+            ids = await executions.retriable_ids(session, retries.RETRIABLE_STATUSES, since=since)
         for execution_id in ids:
             await self._maybe_retry(execution_id)
 

@@ -2,7 +2,7 @@
 
 For each ``created`` enforcement: check that its rule is enabled and still points at an action
 and a trigger, apply the rate limits, take a concurrency slot (FIFO per action) and request the
-execution through :func:`attune.db.repos.runs.request_execution`; the enforcement becomes
+execution through :func:`attune.db.repos.executions.request_execution`; the enforcement becomes
 ``processed``. Any gate failure (rule inert, rate limit, queue full or timed out, ``cancel``
 policy at its limit, parameters that fail validation) makes it ``disabled``.
 
@@ -32,18 +32,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.bus.messages import EnforcementCreated, Envelope
 from attune.db.models import Action, Enforcement, Execution, Rule
-from attune.db.repos import runs
+from attune.db.repos import enforcements, executions
+from attune.db.repos import policies as policy_repo
 from attune.db.types import utcnow
 from attune.domain.enums import EnforcementStatus, ExecutionStatus
 from attune.domain.params import secret_names
 from attune.errors import Conflict, NotFound, ValidationFailed
 from attune.executor import template_keys
-from attune.executor.completion import BackgroundTasks, finish_execution
+from attune.executor.completion import BackgroundTasks
 from attune.executor.policies import (
     Fingerprint,
     PolicySet,
@@ -52,6 +52,7 @@ from attune.executor.policies import (
     rate_limit_violation,
 )
 from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
+from attune.operations.executions import finish_execution
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,6 @@ OPEN_STATUSES: tuple[str, ...] = (
     ExecutionStatus.RUNNING.value,
     ExecutionStatus.CANCELING.value,
 )
-# Serialises the "count recent executions, then insert one" of rate-limited actions across
-# executors on PostgreSQL (SQLite write transactions are serial already).
-_RATE_LIMIT_LOCK_KEY = 0x61747475_6E65
 
 
 @dataclass(frozen=True)
@@ -207,10 +205,9 @@ class EnforcementProcessor:
 
     async def _check(self, enforcement_id: int) -> _Gate | None:
         """Decide what can be decided before taking a slot; ``None`` when nothing is left to do."""
-        db = self._runtime.db
-        async with db.transaction() as session:
+        async with self._runtime.db.transaction() as session:
             policies = await self._current_policies(session)
-            enforcement = await session.get(Enforcement, enforcement_id, with_for_update=not db.is_sqlite)
+            enforcement = await enforcements.get_locked(session, enforcement_id)
             if enforcement is None:
                 raise NotFound(f"Enforcement {enforcement_id} not found")
             if enforcement.status != EnforcementStatus.CREATED.value:
@@ -224,7 +221,7 @@ class EnforcementProcessor:
                 policies.rate_limits_for(action.id, action.pack),
                 action_id=action.id,
                 pack_id=action.pack,
-                now=utcnow(),
+                now=self._runtime.clock.now(),
             )
             if violation is not None:
                 self._disable(
@@ -255,12 +252,11 @@ class EnforcementProcessor:
 
     async def _create(self, enforcement_id: int, action_id: int) -> bool:
         """With a slot held: request the execution. False when the enforcement ended otherwise."""
-        db = self._runtime.db
         execution: Execution | None = None
         try:
-            async with db.transaction() as session:
+            async with self._runtime.db.transaction() as session:
                 policies = await self._current_policies(session)
-                enforcement = await session.get(Enforcement, enforcement_id, with_for_update=not db.is_sqlite)
+                enforcement = await enforcements.get_locked(session, enforcement_id)
                 if enforcement is None or enforcement.status != EnforcementStatus.CREATED.value:
                     return False
                 action, reason = await self._runnable_action(session, enforcement)
@@ -271,10 +267,13 @@ class EnforcementProcessor:
                     return False
                 limits = policies.rate_limits_for(action.id, action.pack)
                 if limits:
-                    if not db.is_sqlite:
-                        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_RATE_LIMIT_LOCK_KEY)))
+                    await policy_repo.lock_rate_limits(session)
                     violation = await rate_limit_violation(
-                        session, limits, action_id=action.id, pack_id=action.pack, now=utcnow()
+                        session,
+                        limits,
+                        action_id=action.id,
+                        pack_id=action.pack,
+                        now=self._runtime.clock.now(),
                     )
                     if violation is not None:
                         self._disable(
@@ -285,9 +284,9 @@ class EnforcementProcessor:
                 config = enforcement.config if isinstance(enforcement.config, dict) else {}
                 try:
                     # Decrypted keys were sealed in the enforcement: they go in as secrets.
-                    declared = secret_names(runs.flat_schema(action.param_schema))
+                    declared = secret_names(executions.flat_schema(action.param_schema))
                     parameters, secrets = template_keys.unseal(config, self._runtime.secrets, declared)
-                    execution = await runs.request_execution(
+                    execution = await executions.request_execution(
                         session,
                         action,
                         parameters,
@@ -322,9 +321,8 @@ class EnforcementProcessor:
         log.warning("enforcement %s (rule %s) disabled: %s", enforcement.id, enforcement.rule_ref, reason)
 
     async def _disable_by_id(self, enforcement_id: int, reason: str) -> None:
-        db = self._runtime.db
-        async with db.transaction() as session:
-            enforcement = await session.get(Enforcement, enforcement_id, with_for_update=not db.is_sqlite)
+        async with self._runtime.db.transaction() as session:
+            enforcement = await enforcements.get_locked(session, enforcement_id)
             if enforcement is not None and enforcement.status == EnforcementStatus.CREATED.value:
                 self._disable(enforcement, reason)
 
@@ -343,7 +341,7 @@ class EnforcementProcessor:
         async with self._gate_lock:
             async with self._runtime.db.session() as session:
                 policies = await self._current_policies(session)
-                execution = await session.get(Execution, execution_id)
+                execution = await executions.get(session, execution_id)
                 if execution is None or not is_manual(execution):
                     return True
                 if execution.status != ExecutionStatus.REQUESTED.value or execution.action is None:
@@ -356,7 +354,7 @@ class EnforcementProcessor:
                     policies.rate_limits_for(action.id, action.pack, manual=True),
                     action_id=action.id,
                     pack_id=action.pack,
-                    now=utcnow(),
+                    now=self._runtime.clock.now(),
                     exclude=execution_id,
                 )
             if violation is not None:
@@ -406,7 +404,7 @@ class EnforcementProcessor:
         self._held[execution.id] = action_id
         await self._persist_stats()
         async with self._runtime.db.session() as session:
-            status = await session.scalar(sa.select(Execution.status).where(Execution.id == execution.id))
+            status = await executions.status_of(session, execution.id)
         if status != ExecutionStatus.REQUESTED.value:
             # Cancelled while it waited: its completion came before it held the slot.
             await self.release_slot(execution.id)
@@ -456,35 +454,8 @@ class EnforcementProcessor:
         """On start: count the slots open rule executions hold, then re-run ``created`` enforcements."""
         await self.refresh_policies()
         async with self._runtime.db.session() as session:
-            open_rows = (
-                await session.execute(
-                    sa.select(Execution.id, Execution.action)
-                    .where(
-                        # Rule runs, and manual runs past the gate (a manual run still
-                        # ``requested`` goes through the gate again when it is rescheduled).
-                        sa.or_(
-                            Execution.enforcement.is_not(None),
-                            sa.and_(
-                                Execution.parent.is_(None),
-                                Execution.status != ExecutionStatus.REQUESTED.value,
-                            ),
-                        ),
-                        Execution.retry_count == 0,
-                        Execution.action.is_not(None),
-                        Execution.status.in_(OPEN_STATUSES),
-                    )
-                    .order_by(Execution.id)
-                )
-            ).all()
-            pending = list(
-                (
-                    await session.execute(
-                        sa.select(Enforcement.id)
-                        .where(Enforcement.status == EnforcementStatus.CREATED.value)
-                        .order_by(Enforcement.id)
-                    )
-                ).scalars()
-            )
+            open_rows = await executions.slot_holders(session, OPEN_STATUSES)
+            pending = await enforcements.ids_in_status(session, EnforcementStatus.CREATED.value)
         for execution_id, action_id in open_rows:
             if execution_id in self._held or action_id is None:
                 continue

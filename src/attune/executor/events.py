@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.bus.messages import Envelope, EventCreated, MessageType
 from attune.db.models import Action, Enforcement, Event, Pack, Rule
 from attune.db.outbox import enqueue
-from attune.db.repos import enforcements
-from attune.db.repos.runs import flat_schema
+from attune.db.repos import enforcements, events
+from attune.db.repos.executions import flat_schema
 from attune.db.types import utcnow
 from attune.domain import budget
 from attune.domain.criteria import CriteriaError, matches
@@ -54,12 +53,7 @@ async def candidate_rules(session: AsyncSession, event: Event) -> Sequence[Rule]
     if event.rule is not None:
         rule = await session.get(Rule, event.rule)
         return [rule] if rule is not None and rule.enabled else []
-    query = (
-        sa.select(Rule)
-        .where(Rule.enabled.is_(True), Rule.trigger_ref == event.trigger_ref)
-        .order_by(Rule.ref)
-    )
-    return (await session.execute(query)).scalars().all()
+    return await events.enabled_rules_of_trigger(session, event.trigger_ref)
 
 
 class EventProcessor:
@@ -72,9 +66,8 @@ class EventProcessor:
     async def handle(self, envelope: Envelope) -> None:
         """Handle one ``EventCreated`` message (a missing event dead-letters it)."""
         payload = envelope.payload_as(EventCreated)
-        db = self._runtime.db
-        async with db.transaction() as session:
-            event = await session.get(Event, payload.event_id, with_for_update=not db.is_sqlite)
+        async with self._runtime.db.transaction() as session:
+            event = await events.get_locked(session, payload.event_id)
             if event is None:
                 raise NotFound(f"Event {payload.event_id} not found")
             rules = await candidate_rules(session, event)

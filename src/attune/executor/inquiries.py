@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from attune import inquiries
-from attune.db.types import utcnow
+from attune.db.repos import inquiries as repo
+from attune.operations import inquiries
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,13 @@ class InquiryTimeoutMonitor:
         """One pass (up to 100 inquiries); returns how many timed out."""
         db = self._runtime.db
         async with db.session() as session:
-            ids = await inquiries.expired_ids(session, utcnow())
+            ids = await repo.expired_ids(session, self._runtime.clock.now())
         count = 0
         for inquiry_id in ids:
             try:
                 async with db.transaction() as session:
-                    inquiry = await inquiries.lock_inquiry(session, inquiry_id, lock=not db.is_sqlite)
-                    if inquiry is not None and inquiries.is_expired(inquiry, utcnow()):
-                        if await inquiries.expire(session, inquiry):
-                            count += 1
+                    if await inquiries.expire_if_due(session, inquiry_id, self._runtime.clock.now()):
+                        count += 1
             except Exception:
                 log.exception("could not time out inquiry %s", inquiry_id)
         return count

@@ -28,19 +28,15 @@ exempt: under a burst of work the shared event loop can write its heartbeat late
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution, Worker
-from attune.db.repos import workers
-from attune.db.types import utcnow
+from attune.db.repos import executions, workers
 from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
-from attune.executor.completion import finish_execution
-from attune.executor.scheduler import reschedule
+from attune.operations.executions import finish_execution, request_retry, reschedule
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -92,7 +88,7 @@ async def settle_orphan(
         policy = await retries.policy_for(session, execution)
         why = retries.retry_reason(execution, policy) if policy is not None else None
         if why is not None:
-            retry = await retries.request_retry(session, execution, box=runtime.secrets, reason=why)
+            retry = await request_retry(session, execution, box=runtime.secrets, reason=why)
             if retry is not None:
                 return "abandoned+retried"
     return "abandoned"
@@ -107,17 +103,7 @@ async def take_back(runtime: Runtime, worker_id: int, *, reason: str = "restarte
     """
     db = runtime.db
     async with db.session() as session:
-        rows = (
-            (
-                await session.execute(
-                    sa.select(Execution)
-                    .where(Execution.worker == worker_id, Execution.status.in_(workers.BUSY_STATUSES))
-                    .order_by(Execution.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        rows = await executions.assigned_to(session, worker_id, workers.BUSY_STATUSES)
         worker = await session.get(Worker, worker_id)
     counts: dict[str, int] = {}
     for execution in rows:
@@ -163,12 +149,12 @@ class LivenessMonitor:
         heartbeat = self._runtime.settings.worker.heartbeat_interval
         db = self._runtime.db
         if self._watching_since is None:
-            async with db.session() as session:
-                await session.execute(sa.select(1))
-            self._watching_since = time.monotonic()
-        if time.monotonic() - self._watching_since < self._window():
+            if not await db.ping():
+                raise ConnectionError("the database does not answer")
+            self._watching_since = self._runtime.clock.monotonic()
+        if self._runtime.clock.monotonic() - self._watching_since < self._window():
             return 0
-        now = utcnow()
+        now = self._runtime.clock.now()
         async with db.transaction() as session:
             stale = await workers.mark_stale_inactive(
                 session, now=now, heartbeat_interval=heartbeat, alive=self._runtime.local_workers
@@ -193,7 +179,7 @@ class LivenessMonitor:
         heartbeat = self._runtime.settings.worker.heartbeat_interval
         async with db.transaction() as session:
             if execution.worker is not None and not await _still_stale(
-                session, execution.worker, utcnow(), heartbeat, lock=not db.is_sqlite
+                session, execution.worker, self._runtime.clock.now(), heartbeat
             ):
                 log.info("worker of execution %s is back; leaving it alone", execution.id)
                 return False
@@ -206,14 +192,11 @@ class LivenessMonitor:
 
 
 async def _still_stale(
-    session: AsyncSession, worker_id: int, now: datetime, heartbeat_interval: float, *, lock: bool
+    session: AsyncSession, worker_id: int, now: datetime, heartbeat_interval: float
 ) -> bool:
-    """Whether the worker is still silent, read in the deciding transaction (row locked on
-    PostgreSQL, so a heartbeat or re-registration waits for the decision or wins before it)."""
-    query = sa.select(Worker.last_heartbeat).where(Worker.id == worker_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await session.execute(query)).first()
-    if row is None or row[0] is None:
+    """Whether the worker is still silent, read in the deciding transaction (row locked where the
+    database can, so a heartbeat or re-registration waits for the decision or wins before it)."""
+    last = await executions.worker_heartbeat_locked(session, worker_id)
+    if last is None:
         return True
-    return bool(row[0] < workers.stale_cutoff(now, heartbeat_interval))
+    return bool(last < workers.stale_cutoff(now, heartbeat_interval))

@@ -9,14 +9,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import sqlalchemy as sa
-
 from attune.bus.messages import Envelope, MessageType
-from attune.db.models import Execution
-from attune.db.types import utcnow
+from attune.db.repos import executions
 from attune.domain.enums import ExecutionStatus
 from attune.domain.templates import rfc3339
-from attune.executor.completion import finish_execution
+from attune.operations.executions import finish_execution
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -41,22 +38,10 @@ class ScheduledTimeoutMonitor:
     async def sweep(self) -> int:
         """One pass (up to :data:`BATCH` executions, oldest first); returns how many failed."""
         timeout = self._runtime.settings.executor.scheduled_timeout
-        now = utcnow()
+        now = self._runtime.clock.now()
         async with self._runtime.db.session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        sa.select(Execution)
-                        .where(
-                            Execution.status == ExecutionStatus.SCHEDULED.value,
-                            Execution.updated < now - timedelta(seconds=timeout),
-                        )
-                        .order_by(Execution.updated, Execution.id)
-                        .limit(BATCH)
-                    )
-                )
-                .scalars()
-                .all()
+            rows = await executions.stuck_in(
+                session, ExecutionStatus.SCHEDULED.value, before=now - timedelta(seconds=timeout), limit=BATCH
             )
         count = 0
         for execution in rows:
@@ -104,7 +89,7 @@ class DeadLetterHandler:
             return
         worker_id = envelope.payload.get("worker_id")
         async with self._runtime.db.transaction() as session:
-            execution = await session.get(Execution, execution_id)
+            execution = await executions.get(session, execution_id)
             if execution is None:
                 return
             if worker_id is None:
@@ -113,7 +98,7 @@ class DeadLetterHandler:
                     "succeeded": False,
                     "error": "Scheduling failed",
                     "message": "The scheduling request was dead-lettered; see the executor log",
-                    "expired_at": rfc3339(utcnow()),
+                    "expired_at": rfc3339(self._runtime.clock.now()),
                 }
             else:
                 if execution.worker is not None and execution.worker != worker_id:
@@ -126,7 +111,7 @@ class DeadLetterHandler:
                         f"Worker {worker_id} did not take execution {execution_id} from its queue "
                         "before the message expired"
                     ),
-                    "expired_at": rfc3339(utcnow()),
+                    "expired_at": rfc3339(self._runtime.clock.now()),
                 }
             if await finish_execution(
                 session, execution, ExecutionStatus.FAILED, result, from_statuses=statuses

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db import models
+from attune.db.repos import executions
+from attune.db.repos import policies as repo
 
 Scope = Literal["action", "pack", "global"]
 
@@ -135,8 +136,7 @@ class PolicySet:
 
 async def load_policies(session: AsyncSession) -> PolicySet:
     """Read the whole ``policy`` table into a :class:`PolicySet`."""
-    rows = (await session.execute(sa.select(models.Policy).order_by(models.Policy.id))).scalars()
-    return PolicySet.from_rows(rows)
+    return PolicySet.from_rows(await repo.all_by_id(session))
 
 
 #: What changes whenever a policy row is inserted, updated or deleted (see :func:`fingerprint`).
@@ -147,26 +147,17 @@ async def fingerprint(session: AsyncSession) -> Fingerprint:
     """``(rows, highest id, latest update)`` of the ``policy`` table: one cheap aggregate that
     differs after any committed insert, update or delete, so the executor knows when its
     :class:`PolicySet` is out of date without reading the whole table."""
-    policy = models.Policy
-    row = (
-        await session.execute(sa.select(sa.func.count(), sa.func.max(policy.id), sa.func.max(policy.updated)))
-    ).one()
-    return int(row[0]), row[1], row[2]
+    return await repo.fingerprint(session)
 
 
 async def _count_in_window(
     session: AsyncSession, policy: Policy, since: datetime, exclude: int | None = None
 ) -> int:
-    execution = models.Execution
-    query = sa.select(sa.func.count()).select_from(execution).where(execution.created >= since)
-    if exclude is not None:
-        query = query.where(execution.id != exclude)
     if policy.scope == "action":
-        query = query.where(execution.action == policy.action_id)
-    elif policy.scope == "pack":
-        pack_actions = sa.select(models.Action.id).where(models.Action.pack == policy.pack_id)
-        query = query.where(execution.action.in_(pack_actions))
-    return int((await session.execute(query)).scalar_one())
+        return await executions.created_since(session, since, action_id=policy.action_id, exclude=exclude)
+    if policy.scope == "pack":
+        return await executions.created_since(session, since, pack_id=policy.pack_id, exclude=exclude)
+    return await executions.created_since(session, since, exclude=exclude)
 
 
 async def rate_limit_violation(

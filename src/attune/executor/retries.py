@@ -19,13 +19,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Execution
-from attune.db.repos import runs
-from attune.domain.crypto import SecretBox
-from attune.domain.params import secret_names
+from attune.db.models import Execution
+from attune.db.repos import executions
 from attune.domain.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -86,7 +83,7 @@ def retry_reason(execution: Execution, policy: RetryPolicy) -> str | None:
 
 async def policy_for(session: AsyncSession, execution: Execution) -> RetryPolicy | None:
     """The retry policy of the execution's action (None when the action is gone)."""
-    action = await _action_of(session, execution)
+    action = await executions.action_for(session, execution)
     return action.retry_policy if action is not None else None
 
 
@@ -105,73 +102,6 @@ def backoff_seconds(retry_count: int, *, jitter: Callable[[], float] = random.ra
     return base * (0.8 + 0.4 * jitter())
 
 
-async def _action_of(session: AsyncSession, execution: Execution) -> Action | None:
-    action = await session.get(Action, execution.action) if execution.action is not None else None
-    if action is None:
-        action = await session.scalar(sa.select(Action).where(Action.ref == execution.action_ref))
-    return action
-
-
 async def existing_retry(session: AsyncSession, execution: Execution) -> int | None:
     """The id of an automatic retry already created for ``execution`` (redelivery guard)."""
-    root = execution.original_execution or execution.id
-    query = sa.select(Execution.id).where(
-        Execution.original_execution == root,
-        Execution.retry_count == execution.retry_count + 1,
-        Execution.created >= execution.created,
-        Execution.id != execution.id,
-    )
-    return await session.scalar(query.limit(1))
-
-
-async def request_retry(
-    session: AsyncSession, execution: Execution, *, box: SecretBox | None, reason: str
-) -> Execution | None:
-    """Create the next attempt of ``execution`` (stages ``ExecutionRequested``); idempotent.
-
-    Returns ``None`` when a retry already exists, the action is gone or the secrets cannot be
-    read back (logged).
-    """
-    if await existing_retry(session, execution) is not None:
-        return None
-    action = await _action_of(session, execution)
-    if action is None:
-        log.warning("not retrying execution %s: action %r is gone", execution.id, execution.action_ref)
-        return None
-    try:
-        secrets = runs.reveal_secrets(execution.secret_params, box)
-    except Exception:
-        log.exception("not retrying execution %s: its secret parameters cannot be decrypted", execution.id)
-        return None
-    params = runs.full_parameters(execution, box)
-    # Secrets the schema no longer declares stay sealed: they reach the retry via
-    # ``secret_values`` and its config shows the mask, as the original's did.
-    declared = secret_names(runs.flat_schema(action.param_schema))
-    for name in secrets:
-        if name not in declared:
-            params[name] = runs.SECRET_MASK
-    retry = await runs.request_execution(
-        session,
-        action,
-        params,
-        box=box,
-        source_service="executor",
-        executor=execution.executor,
-        enforcement=execution.enforcement,
-        parent=execution.parent,
-        env_vars=execution.env_vars,
-        original_execution=execution.original_execution or execution.id,
-        retry_count=execution.retry_count + 1,
-        retry_reason=reason,
-        # These parameters were accepted once; a later schema change must not strand the retry.
-        validate=False,
-        secret_values=secrets,
-    )
-    log.info(
-        "execution %s retried as %s (attempt %s, reason %s)",
-        execution.id,
-        retry.id,
-        retry.retry_count,
-        reason,
-    )
-    return retry
+    return await executions.existing_retry(session, execution)

@@ -15,31 +15,24 @@ Executions that are no longer ``requested`` (cancelled meanwhile, already schedu
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from attune.bus.messages import Envelope, ExecutionRequested, MessageType, dispatch_routing
+from attune.bus.messages import Envelope, ExecutionRequested
 from attune.bus.topology import worker_execution_queue
-from attune.db.models import Action, Execution, Worker
+from attune.db.models import Execution, Worker
 from attune.db.models import Runtime as RuntimeRow
-from attune.db.outbox import enqueue
-from attune.db.repos import workers
-from attune.db.types import utcnow
+from attune.db.repos import executions, workers
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
-from attune.executor.completion import BackgroundTasks, finish_execution, stage_status_changed
-from attune.executor.workflows import WorkflowEngine
+from attune.executor.completion import BackgroundTasks
+from attune.operations.executions import dispatch, finish_execution
 from attune.runtime import Runtime
+from attune.workflow.engine import WorkflowEngine
 
 log = logging.getLogger(__name__)
 
-SOURCE = "executor"
 #: Seconds between two attempts to find a worker.
 RETRY_INTERVAL = 0.5
 NATIVE = "native"
@@ -120,11 +113,12 @@ class Scheduler:
                 self._in_flight.discard(execution_id)
 
     async def _keep_trying(self, execution_id: int) -> None:
-        deadline = time.monotonic() + self._runtime.settings.executor.no_worker_timeout
+        clock = self._runtime.clock
+        deadline = clock.monotonic() + self._runtime.settings.executor.no_worker_timeout
         try:
             while True:
-                await asyncio.sleep(self._retry_interval)
-                give_up = time.monotonic() >= deadline
+                await clock.sleep(self._retry_interval)
+                give_up = clock.monotonic() >= deadline
                 try:
                     attempt = await self._attempt(execution_id, give_up=give_up)
                 except Exception:
@@ -139,13 +133,13 @@ class Scheduler:
         """One try. ``done`` is False only when no worker was found and ``give_up`` is False."""
         db = self._runtime.db
         async with db.session() as session:
-            execution = await session.get(Execution, execution_id)
+            execution = await executions.get(session, execution_id)
             if execution is None:
                 raise NotFound(f"Execution {execution_id} not found")
             if execution.status != ExecutionStatus.REQUESTED.value:
                 log.debug("execution %s is %s; nothing to schedule", execution_id, execution.status)
                 return _Attempt(done=True)
-            action = await _action_of(session, execution)
+            action = await executions.action_for(session, execution)
             runtime_name: str | None = None
             if action is not None and action.workflow_def is None and action.runtime is not None:
                 runtime_row = await session.get(RuntimeRow, action.runtime)
@@ -155,7 +149,7 @@ class Scheduler:
                 worker = await workers.select_worker(
                     session,
                     runtime_name,
-                    now=utcnow(),
+                    now=self._runtime.clock.now(),
                     heartbeat_interval=self._runtime.settings.worker.heartbeat_interval,
                     alive=self._runtime.local_workers,
                 )
@@ -181,31 +175,9 @@ class Scheduler:
             await self._runtime.bus.declare_queue(worker_execution_queue(worker.id))
             self._declared.add(worker.id)
         async with self._runtime.db.transaction() as session:
-            now = utcnow()
-            outcome = await session.execute(
-                sa.update(Execution)
-                .where(Execution.id == execution.id, Execution.status == ExecutionStatus.REQUESTED.value)
-                .values(status=ExecutionStatus.SCHEDULED.value, worker=worker.id, updated=now)
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(outcome, "rowcount", 0) != 1:
+            if not await dispatch(session, execution, worker):
                 log.info("execution %s left 'requested' meanwhile; not dispatching", execution.id)
                 return
-            stage_status_changed(
-                session, execution, ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value
-            )
-            enqueue(
-                session,
-                MessageType.EXECUTION_REQUESTED,
-                {
-                    "execution_id": execution.id,
-                    "worker_id": worker.id,
-                    "action_ref": execution.action_ref,
-                    "config": execution.config if isinstance(execution.config, dict) else None,
-                },
-                source_service=SOURCE,
-                routing=dispatch_routing(worker.id),
-            )
         log.info("execution %s scheduled on worker %s (%s)", execution.id, worker.name, worker.id)
 
     async def _fail(self, execution: Execution, error: str) -> None:
@@ -223,15 +195,7 @@ class Scheduler:
     async def recover(self) -> None:
         """On start: schedule every execution a previous process left ``requested``."""
         async with self._runtime.db.session() as session:
-            ids = list(
-                (
-                    await session.execute(
-                        sa.select(Execution.id)
-                        .where(Execution.status == ExecutionStatus.REQUESTED.value)
-                        .order_by(Execution.id)
-                    )
-                ).scalars()
-            )
+            ids = await executions.ids_in_status(session, ExecutionStatus.REQUESTED.value)
         for execution_id in ids:
             try:
                 await self.schedule(execution_id)
@@ -241,50 +205,3 @@ class Scheduler:
     async def close(self) -> None:
         """Stop waiting for workers (those executions stay ``requested`` and are recovered)."""
         await self._tasks.close()
-
-
-async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: int | None) -> bool:
-    """Send a ``scheduled`` execution that never started back to the scheduler.
-
-    ``scheduled`` on ``worker_id`` → ``requested`` with no worker, and ``ExecutionRequested`` is
-    staged in the same transaction, so the scheduler picks a live worker again (possibly the
-    same one, restarted). The dispatch still queued for the old worker then claims nothing: the
-    worker's claim needs ``scheduled`` on itself. False when the execution moved on meanwhile.
-    """
-    now = utcnow()
-    outcome = await session.execute(
-        sa.update(Execution)
-        .where(
-            Execution.id == execution.id,
-            Execution.status == ExecutionStatus.SCHEDULED.value,
-            Execution.worker == worker_id if worker_id is not None else Execution.worker.is_(None),
-        )
-        .values(status=ExecutionStatus.REQUESTED.value, worker=None, updated=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(outcome, "rowcount", 0) != 1:
-        return False
-    stage_status_changed(session, execution, ExecutionStatus.SCHEDULED.value, ExecutionStatus.REQUESTED.value)
-    enqueue(
-        session,
-        MessageType.EXECUTION_REQUESTED,
-        {
-            "execution_id": execution.id,
-            "action_id": execution.action or 0,
-            "action_ref": execution.action_ref,
-            "parent_id": execution.parent,
-            "enforcement_id": execution.enforcement,
-            "config": execution.config if isinstance(execution.config, dict) else None,
-        },
-        source_service=SOURCE,
-    )
-    execution.status, execution.worker = ExecutionStatus.REQUESTED.value, None
-    log.info("execution %s never started on worker %s; rescheduled", execution.id, worker_id)
-    return True
-
-
-async def _action_of(session: AsyncSession, execution: Execution) -> Action | None:
-    action = await session.get(Action, execution.action) if execution.action is not None else None
-    if action is None:
-        action = await session.scalar(sa.select(Action).where(Action.ref == execution.action_ref))
-    return action

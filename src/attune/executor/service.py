@@ -25,6 +25,7 @@ from attune.bus.topology import (
     EXECUTOR_EVENTS_QUEUE,
     QueueSpec,
 )
+from attune.clock import Clock
 from attune.executor.completion import CompletionListener
 from attune.executor.enforcements import EnforcementProcessor
 from attune.executor.events import EventProcessor
@@ -32,8 +33,8 @@ from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
 from attune.executor.monitors import DeadLetterHandler, ScheduledTimeoutMonitor
 from attune.executor.scheduler import Scheduler
-from attune.executor.workflows import WorkflowEngine
 from attune.runtime import Runtime
+from attune.workflow.engine import WorkflowEngine
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,11 @@ async def _status_changed(envelope: Envelope) -> None:
 
 
 async def _every(
-    interval: Callable[[], float], job: Callable[[], Awaitable[Any]], stop: asyncio.Event, name: str
+    interval: Callable[[], float],
+    job: Callable[[], Awaitable[Any]],
+    stop: asyncio.Event,
+    name: str,
+    clock: Clock,
 ) -> None:
     """Run ``job`` now and then every ``interval()`` seconds until ``stop``; errors are logged."""
     while not stop.is_set():
@@ -58,8 +63,7 @@ async def _every(
             await job()
         except Exception:
             log.exception("executor %s failed; trying again next round", name)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(interval(), 0.01))
+        await clock.wait(stop, max(interval(), 0.01))
 
 
 class ExecutorService:
@@ -104,7 +108,7 @@ class ExecutorService:
                 consumers.append(await runtime.bus.consume(spec.name, handler, prefetch=PREFETCH))
             timers.append(
                 asyncio.create_task(
-                    _every(lambda: liveness.interval, liveness.sweep, stop, "liveness monitor")
+                    _every(lambda: liveness.interval, liveness.sweep, stop, "liveness monitor", runtime.clock)
                 )
             )
             timers.append(
@@ -114,6 +118,7 @@ class ExecutorService:
                         enforcements.refresh_policies,
                         stop,
                         "policy refresh",
+                        runtime.clock,
                     )
                 )
             )
@@ -124,18 +129,31 @@ class ExecutorService:
                         inquiry_timeouts.sweep,
                         stop,
                         "inquiry timeout sweep",
+                        runtime.clock,
                     )
                 )
             )
             timers.append(
                 asyncio.create_task(
-                    _every(lambda: workflows.timer_interval, workflows.sweep_timers, stop, "workflow timers")
+                    _every(
+                        lambda: workflows.timer_interval,
+                        workflows.sweep_timers,
+                        stop,
+                        "workflow timers",
+                        runtime.clock,
+                    )
                 )
             )
             if settings.executor.enable_timeout_monitor:
                 timers.append(
                     asyncio.create_task(
-                        _every(lambda: timeouts.interval, timeouts.sweep, stop, "scheduled-timeout monitor")
+                        _every(
+                            lambda: timeouts.interval,
+                            timeouts.sweep,
+                            stop,
+                            "scheduled-timeout monitor",
+                            runtime.clock,
+                        )
                     )
                 )
             log.info("executor started")

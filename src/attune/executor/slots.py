@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db import models
+from attune.db.repos import policies
 from attune.db.types import utcnow
 
 QUEUE_FULL = "queue full"
@@ -198,38 +197,21 @@ class SlotManager:
 async def persist_stats(session: AsyncSession, snapshots: Mapping[int, QueueSnapshot]) -> None:
     """Upsert ``queue_stats`` rows (domain.md §2.6): every counter is replaced, ``last_updated`` stamped.
 
-    Select-then-write keeps it portable across SQLite and PostgreSQL; the single executor is the
-    only writer. Actions that no longer exist are skipped (their row would violate the FK).
+    Actions that no longer exist are skipped (their row would violate the FK).
     """
-    if not snapshots:
-        return
-    ids = list(snapshots)
-    existing_actions = set(
-        (await session.execute(sa.select(models.Action.id).where(models.Action.id.in_(ids)))).scalars()
-    )
-    rows = {
-        row.action_id: row
-        for row in (
-            await session.execute(sa.select(models.QueueStats).where(models.QueueStats.action_id.in_(ids)))
-        ).scalars()
-    }
     now = utcnow()
-    for action_id, snap in snapshots.items():
-        if action_id not in existing_actions:
-            continue
-        values = {
-            "queue_length": snap.queue_length,
-            "active_count": snap.active_count,
-            "max_concurrent": snap.max_concurrent,
-            "oldest_enqueued_at": snap.oldest_enqueued_at,
-            "total_enqueued": snap.total_enqueued,
-            "total_completed": snap.total_completed,
-            "last_updated": now,
-        }
-        row = rows.get(action_id)
-        if row is None:
-            session.add(models.QueueStats(action_id=action_id, **values))
-        else:
-            for key, value in values.items():
-                setattr(row, key, value)
-    await session.flush()
+    await policies.save_queue_stats(
+        session,
+        {
+            action_id: {
+                "queue_length": snap.queue_length,
+                "active_count": snap.active_count,
+                "max_concurrent": snap.max_concurrent,
+                "oldest_enqueued_at": snap.oldest_enqueued_at,
+                "total_enqueued": snap.total_enqueued,
+                "total_completed": snap.total_completed,
+                "last_updated": now,
+            }
+            for action_id, snap in snapshots.items()
+        },
+    )

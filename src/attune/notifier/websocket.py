@@ -29,6 +29,7 @@ from typing import Any
 from starlette.datastructures import State
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from attune.auth.principals import load_principal, notification_access
 from attune.auth.sessions import claims_problem
 from attune.auth.tokens import Claims, TokenError
 from attune.errors import Unauthorized
@@ -236,11 +237,8 @@ class NotificationFeed:
 
 async def _access(runtime: Runtime, claims: Claims) -> Accept | None:
     """The notifications ``claims``' identity may receive (None: none at all)."""
-    # Imported here: the permission model lives with the API, and the notifier only asks it.
-    from attune.api.authz import load_principal, notification_access
-
     try:
-        principal = await load_principal(runtime, claims)
+        principal = await load_principal(runtime.db, claims)
     except Unauthorized:
         return None
     return notification_access(principal)

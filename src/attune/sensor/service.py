@@ -23,6 +23,7 @@ from typing import Any
 
 from attune.bus.messages import Envelope
 from attune.bus.topology import RULES_LIFECYCLE_QUEUE
+from attune.clock import Clock
 from attune.db.models import Sensor
 from attune.db.repos import events, rules, sensors
 from attune.db.repos import runtimes as runtime_rows
@@ -33,8 +34,6 @@ from attune.sensor.processes import SensorManager, SensorPlan, is_native
 from attune.sensor.timers import (
     TIMER_SENSOR_REF,
     TIMER_TRIGGERS,
-    Clock,
-    SystemClock,
     TimerConfigError,
     build_schedule,
     run_timer,
@@ -93,13 +92,14 @@ async def register_worker(runtime: Runtime) -> int:
             host=settings.host,
             capabilities=capabilities,
         ),
+        now=runtime.clock.now(),
     )
     return worker_id
 
 
 async def set_worker_status(runtime: Runtime, worker_id: int, status: WorkerStatus) -> None:
     """Heartbeat (``active``) or sign off (``inactive``)."""
-    await registration.set_state(runtime.db, worker_id, status=status)
+    await registration.set_state(runtime.db, worker_id, status=status, now=runtime.clock.now())
 
 
 # --- built-in timers -----------------------------------------------------------------------
@@ -272,7 +272,8 @@ class SensorService:
         shutdown_timeout: float | None = None,
         restart_backoff: float = 1.0,
     ) -> None:
-        self.clock: Clock = clock or SystemClock()
+        #: None: the runtime's clock, known once the service runs.
+        self.clock: Clock | None = clock
         self.resync_interval = resync_interval
         self.shutdown_timeout = shutdown_timeout
         self.restart_backoff = restart_backoff
@@ -287,7 +288,7 @@ class SensorService:
         self._runtime = runtime
         settings = runtime.settings.sensor
         grace = self.shutdown_timeout if self.shutdown_timeout is not None else settings.shutdown_timeout
-        self.timers = TimerSet(runtime, self.clock)
+        self.timers = TimerSet(runtime, self.clock or runtime.clock)
         self.sensors = SensorManager(runtime, shutdown_timeout=grace, restart_backoff=self.restart_backoff)
         self.worker_id = await register_worker(runtime)
         log.info("sensor service registered as worker %d (%s)", self.worker_id, settings.worker_name)
@@ -340,9 +341,7 @@ class SensorService:
     async def _heartbeat(self, runtime: Runtime, stop: asyncio.Event, interval: float) -> None:
         assert self.worker_id is not None
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-            if stop.is_set():
+            if await runtime.clock.wait(stop, interval):
                 return
             try:
                 await set_worker_status(runtime, self.worker_id, WorkerStatus.ACTIVE)

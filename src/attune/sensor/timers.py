@@ -1,7 +1,8 @@
 """The core timers (services.md §4.5): schedules, payloads and the firing loop.
 
-Everything here is pure scheduling logic over an injectable :class:`Clock`, so the tests drive it
-with a fake clock. A schedule answers one question — "when is the first firing strictly after
+Everything here is pure scheduling logic over the :class:`~attune.clock.Clock` port (the
+runtime's clock in the service), so the tests drive it with a fake clock (docs/development.md
+"Time in tests"). A schedule answers one question — "when is the first firing strictly after
 ``t``?" — and the loop (:func:`run_timer`) always asks it from the previous *scheduled* time,
 never from the moment a firing finished, so slow firings do not make an interval timer drift.
 """
@@ -18,6 +19,8 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
+
+from attune.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -204,24 +207,6 @@ def build_schedule(trigger_ref: str, params: Mapping[str, Any] | None, now: date
             return None
         return OneShotSchedule(fire_at, zone_name)
     raise TimerConfigError(f"'{trigger_ref}' is not a timer trigger")
-
-
-class Clock(Protocol):
-    """Wall-clock time and sleeping (replaced by a fake in tests)."""
-
-    def now(self) -> datetime: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock: aware UTC datetimes and ``asyncio.sleep``."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 Fire = Callable[[dict[str, Any]], Awaitable[None]]

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Key
+from attune.db.repos import action_inputs
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import OwnerType
 
@@ -46,14 +46,7 @@ async def load_key_secrets(session: AsyncSession, action: Action, box: SecretBox
     encrypted). Any error (a value encrypted with another key, no master key configured, ...)
     drops every key for this run with a warning; the run itself goes on (domain.md §8).
     """
-    query = sa.select(Key).where(
-        sa.or_(
-            Key.owner_type == OwnerType.SYSTEM.value,
-            sa.and_(Key.owner_type == OwnerType.PACK.value, Key.owner_pack == action.pack),
-            sa.and_(Key.owner_type == OwnerType.ACTION.value, Key.owner_action == action.id),
-        )
-    )
-    rows = (await session.execute(query)).scalars().all()
+    rows = await action_inputs.keys_for(session, action)
     order = {OwnerType.SYSTEM.value: 0, OwnerType.PACK.value: 1, OwnerType.ACTION.value: 2}
     keys = KeyValues()
     try:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from attune.worker import watchdog
 from attune.worker.redaction import Redactor
@@ -76,6 +76,63 @@ async def _spawn(
     return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
 
 
+class Child(Protocol):
+    """A started action process as supervision needs it: ``asyncio.subprocess.Process``, or a
+    process forked by a warm interpreter (:mod:`attune.worker.runners.python_pool`)."""
+
+    @property
+    def pid(self) -> int:
+        """The process id, which is also its process group id (its own session)."""
+        ...
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once it exited (negative: killed by that signal)."""
+        ...
+
+    @property
+    def stdin(self) -> asyncio.StreamWriter | None:
+        """The write end of its stdin."""
+        ...
+
+    @property
+    def stdout(self) -> asyncio.StreamReader | None:
+        """Its stdout."""
+        ...
+
+    @property
+    def stderr(self) -> asyncio.StreamReader | None:
+        """Its stderr."""
+        ...
+
+
+@dataclass
+class Spawned:
+    """A started child, a future resolved when it exits, and how to close our pipe ends early.
+
+    ``stdin_written``: how many bytes of the stdin the spawner already put in the pipe (before
+    the child could exit); the rest is fed as usual.
+    """
+
+    child: Child
+    exited: asyncio.Future[None]
+    close: Callable[[], None]
+    stdin_written: int = 0
+
+
+#: Starts ``argv`` (own session, piped stdio) with ``cwd``, ``env`` and the ``stdin`` to feed
+#: it; raises OSError/ValueError.
+Spawner = Callable[[Sequence[str], Path | None, Mapping[str, str], bytes], Awaitable[Spawned]]
+
+
+async def spawn_process(
+    argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], stdin: bytes = b""
+) -> Spawned:
+    """The default :data:`Spawner`: a new process (``exec`` of ``argv``); stdin is fed later."""
+    proc, exited = await _spawn(argv, cwd=cwd, env=env)
+    return Spawned(proc, exited, lambda: _close_transport(proc))
+
+
 @dataclass
 class ProcessSpec:
     """Everything needed to run one action process."""
@@ -112,8 +169,13 @@ class ProcessOutcome:
     error: str | None
 
 
-async def run_process(spec: ProcessSpec, cancel: asyncio.Event | None = None) -> ProcessOutcome:
+async def run_process(
+    spec: ProcessSpec, cancel: asyncio.Event | None = None, *, spawn: Spawner | None = None
+) -> ProcessOutcome:
     """Run ``spec`` to completion, timeout or cancellation and return what was captured.
+
+    ``spawn`` starts the process (default: :func:`spawn_process`); whatever starts it, the run
+    is supervised the same way.
 
     Never raises for process-level problems (spawn failure, broken stdin, killed process): those
     are reported in the outcome. If the calling task itself is cancelled, the process group is
@@ -128,12 +190,12 @@ async def run_process(spec: ProcessSpec, cancel: asyncio.Event | None = None) ->
     try:
         try:
             env = spec.env if spec.cookie is None else {**spec.env, watchdog.COOKIE_ENV: spec.cookie}
-            proc, exited = await _spawn(spec.argv, cwd=spec.cwd, env=env)
+            spawned = await (spawn or spawn_process)(spec.argv, spec.cwd, env, spec.stdin)
         except (OSError, ValueError) as exc:
             return _empty_outcome(started, error=f"Failed to start process: {exc}")
         stdout = _Capture("stdout", spec.max_stdout, stdout_log)
         stderr = _Capture("stderr", spec.max_stderr, stderr_log)
-        return await _supervise(proc, exited, spec, cancel, started, stdout, stderr)
+        return await _supervise(spawned, spec, cancel, started, stdout, stderr)
     finally:
         for handle in (stdout_log, stderr_log):
             if handle is not None:
@@ -141,21 +203,21 @@ async def run_process(spec: ProcessSpec, cancel: asyncio.Event | None = None) ->
 
 
 async def _supervise(
-    proc: asyncio.subprocess.Process,
-    exit_future: asyncio.Future[None],
+    spawned: Spawned,
     spec: ProcessSpec,
     cancel: asyncio.Event | None,
     started: float,
     stdout: _Capture,
     stderr: _Capture,
 ) -> ProcessOutcome:
+    proc, exit_future = spawned.child, spawned.exited
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     redactor = Redactor(spec.redact)
     io_tasks = [
         asyncio.create_task(_pump(proc.stdout, stdout, redactor)),
         asyncio.create_task(_pump(proc.stderr, stderr, redactor)),
     ]
-    feeder = asyncio.create_task(_feed(proc.stdin, spec.stdin))
+    feeder = asyncio.create_task(_feed(proc.stdin, spec.stdin[spawned.stdin_written :]))
     exited = asyncio.create_task(_exit_code(proc, exit_future))
     stop = asyncio.create_task(cancel.wait()) if cancel is not None else None
     timed_out = cancelled = False
@@ -168,7 +230,7 @@ async def _supervise(
             await _kill_group(proc.pid, spec.kill_grace, spec.cookie)
             await exited
         ended = time.monotonic()
-        await _drain(proc, [*io_tasks, feeder], spec.kill_grace)
+        await _drain(spawned.close, [*io_tasks, feeder], spec.kill_grace)
     finally:
         pending = [task for task in (*io_tasks, feeder, exited, stop) if task is not None and not task.done()]
         for task in pending:
@@ -178,7 +240,7 @@ async def _supervise(
             _signal_group(proc.pid, signal.SIGKILL)
             if spec.cookie is not None:
                 watchdog.send(watchdog.holders(spec.cookie), signal.SIGKILL)
-            _close_transport(proc)
+            spawned.close()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
     for task in io_tasks:
@@ -209,7 +271,7 @@ async def _supervise(
     )
 
 
-async def _exit_code(proc: asyncio.subprocess.Process, exited: asyncio.Future[None]) -> int:
+async def _exit_code(proc: Child, exited: asyncio.Future[None]) -> int:
     """Wait for the process itself to exit (not for its pipes to close)."""
     await asyncio.shield(exited)
     assert proc.returncode is not None
@@ -229,7 +291,7 @@ async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> OSError | None:
     return None
 
 
-async def _drain(proc: asyncio.subprocess.Process, tasks: Sequence[asyncio.Task[Any]], grace: float) -> None:
+async def _drain(close: Callable[[], None], tasks: Sequence[asyncio.Task[Any]], grace: float) -> None:
     """Let the readers reach EOF after the process has exited.
 
     Children left running in the background may hold the pipes open. After ``grace`` seconds we
@@ -238,7 +300,7 @@ async def _drain(proc: asyncio.subprocess.Process, tasks: Sequence[asyncio.Task[
     """
     _, pending = await asyncio.wait(tasks, timeout=grace)
     if pending:
-        _close_transport(proc)
+        close()
         await asyncio.wait(pending, timeout=grace)
 
 

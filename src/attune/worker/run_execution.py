@@ -10,25 +10,22 @@ transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune import inquiries
-from attune.bus.messages import MessageType
 from attune.db.database import Database, retrying
 from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
-from attune.db.outbox import enqueue
-from attune.db.repos import runs
-from attune.db.types import utcnow
+from attune.db.repos import action_inputs, executions
 from attune.domain.enums import ExecutionStatus
-from attune.executor.completion import finish_execution
+from attune.operations import worker as worker_operations
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 from attune.worker import (
@@ -52,8 +49,6 @@ SOURCE = "worker"
 NATIVE = "native"
 #: Extra lifetime of the execution token beyond the timeout, so finishing API calls still work.
 TOKEN_SLACK_SECONDS = 60
-_FINAL_FROM = (ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
-_NOT_STARTED = (ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value)
 
 
 class PreparationError(Exception):
@@ -85,6 +80,14 @@ def log_dir_for(runtime: Runtime, execution_id: int) -> Path:
 def api_url(runtime: Runtime) -> str:
     """``ATTUNE_API_URL`` of the worker's environment, else the local API port."""
     return os.environ.get("ATTUNE_API_URL") or f"http://127.0.0.1:{runtime.settings.server.port}"
+
+
+@functools.cache
+def _local_prefix() -> str:
+    # Without a worker's token (a direct call, as in tests) the prefix is still unique to this
+    # process: two processes running the same execution id (two test runs side by side, each with
+    # its own database) must never kill each other's action processes.
+    return f"local-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 async def run_execution(
@@ -122,7 +125,7 @@ async def run_execution(
             log.exception("preparing execution %s failed", execution_id)
             message = f"Failed to prepare execution context: {exc}"
             return await record(runtime.db, claimed, "failed", output.early_failure(message), action_id)
-        plan.spec.cookie = f"{cookie_prefix or 'local'}:{execution_id}"
+        plan.spec.cookie = f"{cookie_prefix or _local_prefix()}:{execution_id}"
         request = runners.RunRequest(
             execution_id=execution_id,
             action_ref=execution.action_ref,
@@ -135,8 +138,13 @@ async def run_execution(
             log_dir=log_dir_for(runtime, execution_id),
             cancel=cancel,
         )
-        # The one place a runner is chosen: a process, or in-process for core.noop/core.echo.
-        runner = runners.select(request, in_process=runtime.settings.worker.in_process_actions)
+        # The one place a runner is chosen: a process (Python ones forked from a warm
+        # interpreter), or in-process for core.noop/core.echo.
+        runner = runners.select(
+            request,
+            in_process=runtime.settings.worker.in_process_actions,
+            python_pool=runtime.settings.worker.python_pool,
+        )
         ran = await runner.run(request)
         return await record(runtime.db, claimed, ran.status, ran.result, plan.action_id)
     finally:
@@ -156,124 +164,25 @@ async def record(
 
 async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | None:
     """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed."""
-    now = utcnow()
     async with db.transaction() as session:
-        result = await session.execute(
-            sa.update(Execution)
-            .where(
-                Execution.id == execution_id,
-                Execution.status == ExecutionStatus.SCHEDULED.value,
-                Execution.worker == worker_id,
-            )
-            .values(status=ExecutionStatus.RUNNING.value, started_at=now, updated=now)
-            .execution_options(synchronize_session=False)
-        )
-        if _rowcount(result) == 0:
-            return None
-        execution = await session.get(Execution, execution_id, populate_existing=True)
-        if execution is None:
-            return None
-        runs.stage_status_changed(
-            session,
-            execution,
-            ExecutionStatus.SCHEDULED.value,
-            ExecutionStatus.RUNNING.value,
-            source_service=SOURCE,
-        )
-    return execution
-
-
-def _rowcount(result: Any) -> int:
-    count = getattr(result, "rowcount", 0)
-    return int(count) if isinstance(count, int) else 0
+        return await worker_operations.claim(session, execution_id, worker_id, source_service=SOURCE)
 
 
 async def finish(
     db: Database, execution: Execution, status: str, result: dict[str, Any], *, action_id: int
 ) -> str | None:
-    """Write the final status and result (only from running/canceling) and stage the messages.
-
-    A result is never discarded because the liveness monitor gave up on this worker too early
-    (a heartbeat held up by a busy host or a database restart): an execution ``abandoned`` while
-    assigned to this worker takes the real outcome, and the automatic retry the abandonment
-    requested is cancelled if it has not started yet (docs/operations.md "Guarantees").
-
-    Returns the status written, or None when the execution had already left running otherwise
-    (cancelled, or taken over by another worker).
-    """
-    now = utcnow()
+    """Write the final status and result in one transaction
+    (:func:`attune.operations.worker.record_outcome`); the status written, or None."""
     async with db.transaction() as session:
-        query = sa.select(Execution.status, Execution.worker).where(Execution.id == execution.id)
-        if not db.is_sqlite:
-            query = query.with_for_update()
-        row = (await session.execute(query)).first()
-        previous, owner = (row[0], row[1]) if row is not None else (None, None)
-        late = previous == ExecutionStatus.ABANDONED.value and owner is not None and owner == execution.worker
-        if previous not in _FINAL_FROM and not late:
-            log.warning(
-                "execution %s is %s, not running; its %s result is discarded", execution.id, previous, status
-            )
-            return None
-        if previous == ExecutionStatus.RUNNING.value:
-            # An action that asked a question (``__inquiry``) waits for the answer without a worker.
-            held, status, result = await inquiries.hold_if_requested(
-                session, execution, status, result, source_service=SOURCE
-            )
-            if held:
-                return status
-        await session.execute(
-            sa.update(Execution)
-            .where(Execution.id == execution.id, Execution.status == previous)
-            .values(status=status, result=result, updated=now)
-            .execution_options(synchronize_session=False)
+        return await worker_operations.record_outcome(
+            session, execution, status, result, action_id=action_id, source_service=SOURCE
         )
-        runs.stage_status_changed(session, execution, str(previous), status, source_service=SOURCE)
-        enqueue(
-            session,
-            MessageType.EXECUTION_COMPLETED,
-            {
-                "execution_id": execution.id,
-                "action_id": action_id,
-                "action_ref": execution.action_ref,
-                "status": status,
-                "result": result,
-                "completed_at": now,
-            },
-            source_service=SOURCE,
-        )
-        if late:
-            log.warning(
-                "execution %s was declared abandoned, but its worker finished it: %s", execution.id, status
-            )
-            await _cancel_unstarted_retry(session, execution)
-    log.info("execution %s (%s) finished: %s", execution.id, execution.action_ref, status)
-    return status
-
-
-async def _cancel_unstarted_retry(session: AsyncSession, execution: Execution) -> None:
-    """Cancel the retry an abandonment requested, unless it already started (then both run)."""
-    root = execution.original_execution or execution.id
-    query = sa.select(Execution).where(
-        Execution.original_execution == root,
-        Execution.retry_count == execution.retry_count + 1,
-        Execution.status.in_(_NOT_STARTED),
-    )
-    for retry in (await session.execute(query)).scalars().all():
-        result = {
-            "succeeded": False,
-            "error": f"Not needed: attempt {execution.id} finished after all",
-            "message": "Execution was cancelled",
-        }
-        if await finish_execution(
-            session, retry, ExecutionStatus.CANCELLED, result, from_statuses=_NOT_STARTED
-        ):
-            log.info("retry %s of execution %s cancelled: the attempt finished", retry.id, execution.id)
 
 
 async def cancel_orphan(db: Database, execution_id: int, worker_id: int) -> str | None:
     """Cancel an execution assigned here that no local task runs (e.g. after a worker restart)."""
     async with db.session() as session:
-        execution = await session.get(Execution, execution_id)
+        execution = await executions.get(session, execution_id)
     if execution is None or execution.worker != worker_id:
         return None
     if execution.status != ExecutionStatus.CANCELING.value:
@@ -299,11 +208,7 @@ class _Loaded:
 
 async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
     async with runtime.db.session() as session:
-        action = await session.get(Action, execution.action) if execution.action is not None else None
-        if action is None:
-            action = (
-                await session.execute(sa.select(Action).where(Action.ref == execution.action_ref))
-            ).scalar_one_or_none()
+        action = await executions.action_for(session, execution)
         if action is None:
             raise PreparationError(
                 f"Failed to prepare execution context: action '{execution.action_ref}' not found"
@@ -311,15 +216,7 @@ async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
         runtime_row = await _runtime_for(session, action)
         version_rows: list[dict[str, Any]] = []
         if runtime_row is not None:
-            rows = (
-                (
-                    await session.execute(
-                        sa.select(RuntimeVersion).where(RuntimeVersion.runtime == runtime_row.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            rows = await action_inputs.versions_of(session, runtime_row.id)
             version_rows = [_version_dict(row) for row in rows]
         rule_ref = trigger_ref = None
         if execution.enforcement is not None:
@@ -340,7 +237,7 @@ async def _runtime_for(session: AsyncSession, action: Action) -> RuntimeRow | No
     suffix = Path(action.entrypoint.strip()).suffix.lower().lstrip(".")
     if not suffix:
         return None
-    for row in (await session.execute(sa.select(RuntimeRow).order_by(RuntimeRow.id))).scalars():
+    for row in await action_inputs.runtimes(session):
         interpreter = commands.section(row.execution_config or {}, "interpreter")
         extension = interpreter.get("file_extension")
         if isinstance(extension, str) and extension.strip().lower().lstrip(".") == suffix:
@@ -405,8 +302,8 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
             )
 
     try:
-        parameters = runs.full_parameters(execution, runtime.secrets)
-        secret_params = runs.reveal_secrets(execution.secret_params, runtime.secrets)
+        parameters = executions.full_parameters(execution, runtime.secrets)
+        secret_params = executions.reveal_secrets(execution.secret_params, runtime.secrets)
     except Exception as exc:
         raise PreparationError(
             f"Failed to prepare execution context: cannot read secret parameters: {exc}"

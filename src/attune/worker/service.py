@@ -34,13 +34,10 @@ import sys
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-import sqlalchemy as sa
-
 from attune.bus import topology
 from attune.bus.base import Consumer, Retryable
 from attune.bus.messages import Envelope, ExecutionCancel, ExecutionDispatch, PackRegistered
-from attune.db.models import Action, Pack, RuntimeVersion
-from attune.db.models import Runtime as RuntimeRow
+from attune.db.repos import action_inputs
 from attune.executor.liveness import take_back
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
@@ -356,7 +353,7 @@ class WorkerService:
         except Exception:
             log.exception("runtime version verification failed")
         async with runtime.db.session() as session:
-            pack_refs = list((await session.execute(sa.select(Pack.ref).order_by(Pack.ref))).scalars())
+            pack_refs = await action_inputs.pack_refs(session)
         for pack_ref in pack_refs:
             await self._prepare_pack(pack_ref, None)
 
@@ -376,25 +373,9 @@ class WorkerService:
             return
         try:
             async with runtime.db.session() as session:
-                query = (
-                    sa.select(RuntimeRow)
-                    .join(Action, Action.runtime == RuntimeRow.id)
-                    .where(Action.pack_ref == pack_ref)
-                    .distinct()
-                    .order_by(RuntimeRow.id)
-                )
-                rows = list((await session.execute(query)).scalars())
+                rows = list(await action_inputs.runtimes_of_pack(session, pack_ref))
                 version_rows = {
-                    row.id: list(
-                        (
-                            await session.execute(
-                                sa.select(RuntimeVersion)
-                                .where(RuntimeVersion.runtime == row.id, RuntimeVersion.available.is_(True))
-                                .order_by(RuntimeVersion.id)
-                            )
-                        ).scalars()
-                    )
-                    for row in rows
+                    row.id: list(await action_inputs.available_versions_of(session, row.id)) for row in rows
                 }
         except Exception:
             log.exception("cannot read the runtimes of pack %s", pack_ref)

@@ -20,7 +20,7 @@ from typing import Any
 
 from attune.domain import keyrefs, params
 from attune.domain.templates import TemplateEngine, TemplateError, rfc3339
-from attune.workflow import control, expressions, items
+from attune.workflow import control, expressions, items, retries
 from attune.workflow import outcome as ending
 from attune.workflow.events import (
     ACTIVE,
@@ -43,6 +43,14 @@ from attune.workflow.events import (
     command_to_dict,
     event_from_dict,
     event_to_dict,
+)
+from attune.workflow.records import (
+    TaskRecord,
+    TaskStatus,
+    WorkflowStatus,
+    new_record,
+    set_status,
+    set_workflow_status,
 )
 from attune.workflow.spec import TaskSpec, WorkflowSpec
 
@@ -71,7 +79,6 @@ __all__ = [
 ]
 
 
-_FAILED_OUTCOMES = frozenset({"failed", "timeout"})
 _MAX_WARNINGS = 100
 
 
@@ -149,7 +156,7 @@ def advance(
 
 
 class Step:
-    """Applies one event to the state, collecting commands. Task records are plain dicts."""
+    """Applies one event to the state, collecting commands (records: :mod:`attune.workflow.records`)."""
 
     def __init__(
         self,
@@ -280,10 +287,10 @@ class Step:
         state.runs += 1
         if state.runs > state.max_runs:
             message = f"more than {state.max_runs} task runs (a loop without an exit?)"
-            state.tasks[name] = {"status": "failed", "attempts": 0, "trigger": trigger, "error": message}
+            state.tasks[name] = new_record(TaskStatus.FAILED, trigger, error=message)
             state.errors.append({"task": name, "status": "failed", "error": message})
             return
-        record = {"status": "pending", "attempts": 0, "trigger": trigger}
+        record = new_record(TaskStatus.PENDING, trigger)
         if branch is not None:
             record["ctx"] = branch
         state.tasks[name] = record
@@ -294,10 +301,10 @@ class Step:
                 self.warn(f"{name}: when failed, running the task: {exc.message}")
                 go = True
             if not go:
-                record["status"] = "skipped"
+                set_status(record, TaskStatus.SKIPPED)
                 return
         if task.delay:
-            record["status"] = "delayed"
+            set_status(record, TaskStatus.DELAYED)
             self.commands.append(StartTimer(name, None, "delay", float(task.delay)))
             return
         self.begin(name)
@@ -306,11 +313,11 @@ class Step:
         state = self.state
         record = state.tasks[name]
         if state.status != "running":
-            record["status"] = "pending"
+            set_status(record, TaskStatus.PENDING)
             state.queued.append([name, None, "begin"])
             return
         task = self.spec.by_name[name]
-        record["status"] = "running"
+        set_status(record, TaskStatus.RUNNING)
         if task.type == "parallel":
             record["kind"] = "parallel"
             record["errors"] = []
@@ -324,7 +331,7 @@ class Step:
         else:
             self.run(name, None)
 
-    def begin_items(self, name: str, task: TaskSpec, record: dict[str, Any]) -> None:
+    def begin_items(self, name: str, task: TaskSpec, record: TaskRecord) -> None:
         items.begin(self, name, task, record)
 
     def refill(self, name: str) -> None:
@@ -336,7 +343,7 @@ class Step:
         record = state.tasks[name]
         if state.status != "running":
             if index is None:
-                record["status"] = "pending"
+                set_status(record, TaskStatus.PENDING)
             else:
                 record["waiting"].append(index)
             state.queued.append([name, index, "run"])
@@ -344,7 +351,7 @@ class Step:
         task = self.spec.by_name[name]
         context = self.context(record["trigger"], task=name)
         if index is None:
-            record["status"] = "running"
+            set_status(record, TaskStatus.RUNNING)
             record["attempts"] += 1
             attempt = record["attempts"]
         else:
@@ -384,9 +391,9 @@ class Step:
         if index is None:
             if record["status"] != "running" or record.get("kind") in ("items", "parallel"):
                 return  # stale or duplicate delivery
-            if not canceling and self.should_retry(name, record["attempts"], status, result):
-                record["status"] = "retrying"
-                self.retry_later(name, None, record["attempts"])
+            if not canceling and retries.should_retry(self, name, record["attempts"], status, result):
+                set_status(record, TaskStatus.RETRYING)
+                retries.retry_later(self, name, None, record["attempts"])
                 return
             self.complete(name, status, result)
             return
@@ -401,47 +408,15 @@ class Step:
         ):
             return
         attempts = record["item_attempts"].get(str(index), 1)
-        if not canceling and self.should_retry(name, attempts, status, result):
+        if not canceling and retries.should_retry(self, name, attempts, status, result):
             record["waiting"].append(index)
-            self.retry_later(name, index, attempts)
+            retries.retry_later(self, name, index, attempts)
             return
         self.item_done(name, index, status, result)
         if record["done"] == len(record["items"]):
             self.finish_items(name)
         else:
             self.refill(name)
-
-    def should_retry(self, name: str, attempts: int, status: str, result: Any) -> bool:
-        retry = self.spec.by_name[name].retry
-        if retry is None or attempts - 1 >= retry.count or status == "cancelled":
-            return False
-        if retry.when is not None:
-            # Orquesta: ``when`` decides after any attempt (a success too, e.g. to poll).
-            context = self.context(None, expressions.Outcome(status, result), task=name)
-            try:
-                return expressions.evaluate_condition(self.engine, retry.when, context)
-            except TemplateError as exc:
-                self.warn(f"{name}: retry.when failed, not retrying: {exc.message}")
-                return False
-        if status not in _FAILED_OUTCOMES:
-            return False
-        if retry.on_error is None:
-            return True
-        context = self.context(None, expressions.Outcome(status, result), task=name)
-        try:
-            return expressions.evaluate_condition(self.engine, retry.on_error, context)
-        except TemplateError as exc:
-            self.warn(f"{name}: retry.on_error failed, not retrying: {exc.message}")
-            return False
-
-    def retry_later(self, name: str, index: int | None, attempts: int) -> None:
-        task = self.spec.by_name[name]
-        assert task.retry is not None
-        seconds = float(task.delay or 0) + task.retry.wait(attempts - 1)
-        if seconds > 0:
-            self.commands.append(StartTimer(name, index, "retry", seconds))
-        else:
-            self.timer_fired(name, index, "retry")
 
     def timer_fired(self, name: str, index: int | None, kind: str) -> None:
         record = self.state.tasks.get(name)
@@ -482,7 +457,7 @@ class Step:
         """Record a task's final outcome, then evaluate its transitions (§4, §7.4)."""
         state = self.state
         record = state.tasks[name]
-        record["status"] = status
+        set_status(record, TaskStatus(status))
         record["result"] = result
         if status != "completed" and isinstance(result, Mapping) and result.get("error"):
             record["error"] = str(result["error"])
@@ -538,7 +513,7 @@ class Step:
         if scope is not None:
             self.close_parallel(scope)
 
-    def commands_in(self, name: str, record: dict[str, Any], targets: list[str]) -> list[str]:
+    def commands_in(self, name: str, record: TaskRecord, targets: list[str]) -> list[str]:
         """Carry out the engine commands among ``targets`` and return the task names left.
 
         ``noop``/``continue`` do nothing; ``fail`` fails the workflow once running tasks end (the
@@ -603,11 +578,11 @@ class Step:
             if not self.children_running():
                 for record in state.tasks.values():
                     if record["status"] in ACTIVE:
-                        record["status"] = "cancelled"
+                        set_status(record, TaskStatus.CANCELLED)
                 self.finish("cancelled")
         elif state.status == "pausing":
             if not self.children_running():
-                state.status = "paused"
+                state.status = set_workflow_status(state.status, WorkflowStatus.PAUSED)
                 self.commands.append(Paused())
         elif state.status == "running":
             if not state.queued and not any(r["status"] in ACTIVE for r in state.tasks.values()):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from attune.workflow.events import ACTIVE, CancelTasks
+from attune.workflow.events import CancelTasks
+from attune.workflow.records import ACTIVE, TaskStatus, WorkflowStatus, set_status, set_workflow_status
 
 if TYPE_CHECKING:
     from attune.workflow.conductor import Step
@@ -19,7 +20,7 @@ _RERUNNABLE = frozenset({"failed", "timeout", "cancelled"})
 
 def cancel(step: Step) -> None:
     state = step.state
-    state.status = "canceling"
+    state.status = set_workflow_status(state.status, WorkflowStatus.CANCELING)
     state.queued.clear()
     running: list[tuple[str, int | None]] = []
     for name, record in state.tasks.items():
@@ -39,21 +40,21 @@ def cancel(step: Step) -> None:
         elif kind != "parallel" and record["status"] == "running":
             running.append((name, None))
         elif kind != "parallel":
-            record["status"] = "cancelled"
+            set_status(record, TaskStatus.CANCELLED)
     if running:
         step.commands.append(CancelTasks(running))
 
 
 def pause(step: Step) -> None:
     if step.state.status == "running":
-        step.state.status = "pausing"
+        step.state.status = set_workflow_status(step.state.status, WorkflowStatus.PAUSING)
 
 
 def resume(step: Step) -> None:
     state = step.state
     if state.status not in ("paused", "pausing"):
         return
-    state.status = "running"
+    state.status = set_workflow_status(state.status, WorkflowStatus.RUNNING)
     queued, state.queued = state.queued, []
     for name, index, kind in queued:
         record = state.tasks.get(name)
@@ -87,7 +88,7 @@ def rerun(step: Step, names: list[str] | None) -> None:
         chosen = [name for name in failed if name in wanted]
     if not chosen:
         return
-    state.status = "running"
+    state.status = set_workflow_status(state.status, WorkflowStatus.RUNNING)
     state.result = None
     state.errors = [error for error in state.errors if error["task"] not in chosen]
     # Transitions held from a run that is about to be replaced belong to that old run.
@@ -113,7 +114,7 @@ def rerun_task(step: Step, name: str) -> None:
     """Run a failed task again; a with_items task re-runs only its unsuccessful items."""
     record = step.state.tasks[name]
     if record.get("kind") != "items" or "items" not in record:
-        record["status"] = "failed"  # not active, so schedule() replaces the record
+        set_status(record, TaskStatus.FAILED)  # not active, so schedule() replaces the record
         step.schedule(name, record.get("trigger"))
         return
     if "results" not in record:
@@ -128,7 +129,9 @@ def rerun_task(step: Step, name: str) -> None:
         results[index] = None
         record["item_attempts"].pop(str(index), None)
         step.state.journal.append(("item", name, index))
-    record.update(status="running", done=record["next"] - len(redo), failed=0, inflight=0, waiting=[])
+    set_status(record, TaskStatus.RUNNING)
+    record["done"], record["failed"] = record["next"] - len(redo), 0
+    record["inflight"], record["waiting"] = 0, []
     record["redo"] = redo
     record.pop("result", None)
     record.pop("error", None)

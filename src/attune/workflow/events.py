@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from attune.workflow.records import ACTIVE, TERMINAL_WORKFLOW, TaskRecord, TaskStatus, WorkflowStatus
+
 __all__ = [
     "ACTIVE",
     "TERMINAL_WORKFLOW",
@@ -146,28 +148,20 @@ Command = RunTask | StartTimer | CancelTasks | Finish | Paused
 
 # -- state -----------------------------------------------------------------------------------------
 
-ACTIVE = frozenset({"pending", "delayed", "running", "retrying"})
-"""Task statuses that keep a workflow (or a parallel scope) busy."""
-TERMINAL_WORKFLOW = frozenset({"completed", "failed", "cancelled"})
-
 
 @dataclass
 class WorkflowState:
     """Everything the conductor needs between steps; plain JSON data via ``to_dict``/``from_dict``.
 
-    ``tasks`` maps task name → task record: ``status`` (pending, delayed, running, retrying,
-    completed, failed, timeout, cancelled, skipped), ``attempts``, ``trigger`` (the predecessor that
-    started it), ``result`` once finished, and for with_items tasks the item window (``items``,
-    ``next``, ``inflight``, ``done``, ``failed``, ``statuses``, ``results``, ``waiting``, ``redo``,
-    ``item_attempts``). ``errors`` are the unhandled failures that fail the workflow; ``held`` are
-    transitions withheld because of them (started again by Rerun); ``queued`` are runs postponed
-    by a pause.
+    ``tasks`` maps task name → :class:`~attune.workflow.records.TaskRecord`. ``errors`` are the
+    unhandled failures that fail the workflow; ``held`` are transitions withheld because of them
+    (started again by Rerun); ``queued`` are runs postponed by a pause.
     """
 
-    status: str = "running"
+    status: WorkflowStatus = WorkflowStatus.RUNNING
     parameters: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
     pending_joins: dict[str, list[str]] = field(default_factory=dict)
     queued: list[list[Any]] = field(default_factory=list)
     held: list[list[Any]] = field(default_factory=list)
@@ -204,10 +198,10 @@ class WorkflowState:
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowState:
         """Rebuild a state saved with ``to_dict`` (after a JSON round trip)."""
         return cls(
-            status=str(data.get("status", "running")),
+            status=WorkflowStatus(str(data.get("status", "running"))),
             parameters=dict(data.get("parameters") or {}),
             vars=dict(data.get("vars") or {}),
-            tasks={str(name): dict(record) for name, record in (data.get("tasks") or {}).items()},
+            tasks={str(name): _record(record) for name, record in (data.get("tasks") or {}).items()},
             pending_joins={str(k): list(v) for k, v in (data.get("pending_joins") or {}).items()},
             queued=[list(entry) for entry in data.get("queued") or []],
             held=[list(entry) for entry in data.get("held") or []],
@@ -223,6 +217,13 @@ class WorkflowState:
     def finished(self) -> bool:
         """True once the workflow reached completed, failed or cancelled."""
         return self.status in TERMINAL_WORKFLOW
+
+
+def _record(data: Mapping[str, Any]) -> TaskRecord:
+    """A persisted task record (a plain dict, whatever version wrote it) with a typed status."""
+    record: TaskRecord = dict(data)  # type: ignore[assignment]
+    record["status"] = TaskStatus(str(data.get("status", "pending")))
+    return record
 
 
 # -- serialisation of commands and events ----------------------------------------------------------

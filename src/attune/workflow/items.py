@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from attune.domain.templates import TemplateError
 from attune.workflow import expressions
+from attune.workflow.records import FAILED_OUTCOMES, TaskRecord
 from attune.workflow.spec import TaskSpec
 
 if TYPE_CHECKING:
@@ -17,10 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["begin", "finish_items", "item_done", "named_item", "refill"]
 
-_FAILED_OUTCOMES = frozenset({"failed", "timeout"})
 
-
-def begin(step: Step, name: str, task: TaskSpec, record: dict[str, Any]) -> None:
+def begin(step: Step, name: str, task: TaskSpec, record: TaskRecord) -> None:
     try:
         raw = expressions.render(step.engine, task.with_items, step.context(record["trigger"]))
     except TemplateError as exc:
@@ -31,19 +30,20 @@ def begin(step: Step, name: str, task: TaskSpec, record: dict[str, Any]) -> None
         size = task.batch_size
         items = [items[start : start + size] for start in range(0, len(items), size)]
     count = len(items)
-    record.update(
-        kind="items",
-        items=items,
-        next=0,
-        inflight=0,
-        done=0,
-        failed=0,
-        statuses=[None] * count,
-        results=[None] * count,
-        waiting=[],
-        redo=[],
-        item_attempts={},
-    )
+    window: TaskRecord = {
+        "kind": "items",
+        "items": items,
+        "next": 0,
+        "inflight": 0,
+        "done": 0,
+        "failed": 0,
+        "statuses": [None] * count,
+        "results": [None] * count,
+        "waiting": [],
+        "redo": [],
+        "item_attempts": {},
+    }
+    record.update(window)
     step.state.journal.append(("items", name, None))
     if not items:
         finish_items(step, name)
@@ -81,7 +81,7 @@ def item_done(step: Step, name: str, index: int, status: str, result: Any) -> No
     step.state.journal.append(("item", name, index))
     record["inflight"] -= 1
     record["done"] += 1
-    if status in _FAILED_OUTCOMES:
+    if status in FAILED_OUTCOMES:
         record["failed"] += 1
 
 

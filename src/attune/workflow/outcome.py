@@ -12,13 +12,12 @@ from attune.domain import keyrefs
 from attune.domain.templates import TemplateError
 from attune.workflow import expressions
 from attune.workflow.events import Finish
+from attune.workflow.records import FAILED_OUTCOMES, WorkflowStatus, set_workflow_status
 
 if TYPE_CHECKING:
     from attune.workflow.conductor import Step
 
 __all__ = ["finish", "kept"]
-
-_FAILED_OUTCOMES = frozenset({"failed", "timeout"})
 
 
 def finish(step: Step, status: str) -> None:
@@ -42,7 +41,7 @@ def finish(step: Step, status: str) -> None:
     elif status == "cancelled":
         error = "Workflow cancelled"
         result["error"] = error
-    state.status = status
+    state.status = set_workflow_status(state.status, WorkflowStatus(status))
     state.result = result
     step.commands.append(Finish(status, result, error))
 
@@ -99,7 +98,7 @@ def error_entries(step: Step) -> list[dict[str, Any]]:
             "result": record.get("result"),
         }
         for name, record in step.state.tasks.items()
-        if record.get("status") in _FAILED_OUTCOMES
+        if record.get("status") in FAILED_OUTCOMES
     ]
     entries.extend(
         {"type": "error", "message": str(entry["error"]), "task_id": str(entry["task"])}

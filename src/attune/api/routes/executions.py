@@ -26,10 +26,11 @@ from attune.api.schemas.executions import (
     WorkflowTask,
 )
 from attune.db.models import Execution
-from attune.db.repos import executions, permissions, runs
+from attune.db.repos import executions, permissions
 from attune.domain.enums import ExecutionStatus, values
 from attune.domain.params import secret_names
 from attune.errors import BadRequest, NotFound
+from attune.operations import control
 from attune.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
@@ -169,18 +170,16 @@ async def execute(
 ) -> Data[ExecutionResponse]:
     """Run an action by hand: validate its parameters, apply defaults and request the run."""
     async with runtime.db.transaction() as session:
-        action = await executions.action_by_ref(session, body.action_ref)
-        if action is None:
-            raise NotFound(f"Action '{body.action_ref}' not found")
-        principal.check("actions", "execute", pack=action.pack_ref, what=f"execute {action.ref}")
-        execution = await runs.request_execution(
+        execution, action = await control.run(
             session,
-            action,
+            body.action_ref,
             body.parameters,
-            box=runtime.secrets,
-            source_service="api-service",
-            executor=principal.identity_id,
             env_vars=body.env_vars,
+            executor=principal.identity_id,
+            box=runtime.secrets,
+            authorize=lambda row: principal.check(
+                "actions", "execute", pack=row.pack_ref, what=f"execute {row.ref}"
+            ),
         )
         schema = _flat_schema(action.param_schema)
     return Data(data=_response(execution, schema))

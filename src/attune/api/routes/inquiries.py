@@ -1,7 +1,8 @@
 """``/api/v1/inquiries`` (api.md §4.8, §5.7): questions executions ask humans, and the answers.
 
 Answering validates the response against the inquiry's ``response_schema`` and, in the same
-transaction, resumes the execution waiting on it (services.md §1.14, see :mod:`attune.inquiries`).
+transaction, resumes the execution waiting on it (services.md §1.14, see
+:mod:`attune.operations.inquiries`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune import inquiries
 from attune.api.authz import Principal, PrincipalDep, check_execution, pack_of, require
 from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_c
@@ -29,6 +29,7 @@ from attune.db.repos import inquiries as repo
 from attune.db.types import utcnow
 from attune.domain.enums import InquiryStatus
 from attune.errors import BadRequest, Forbidden, NotFound, ValidationFailed
+from attune.operations import inquiries
 
 router = APIRouter(prefix="/api/v1", tags=["inquiries"], dependencies=AUTH)
 
@@ -56,7 +57,7 @@ def visible(query: Any, principal: Principal) -> Any:
 
 async def _check(session: AsyncSession, principal: Principal, row: Inquiry, action: str) -> Execution | None:
     """403 unless ``principal`` may ``action`` the inquiry (judged by its execution)."""
-    execution = await session.get(Execution, row.execution)
+    execution = await executions.get(session, row.execution)
     principal.check(
         "inquiries",
         action,
@@ -129,7 +130,7 @@ async def create_inquiry(
     if body.assigned_to is not None and not principal.may("inquiries", "manage"):
         raise Forbidden("Only an administrator (or manage on inquiries) may assign an inquiry")
     async with runtime.db.transaction() as session:
-        execution = await session.get(Execution, body.execution)
+        execution = await executions.get(session, body.execution)
         if execution is None:
             raise NotFound(f"Execution with ID {body.execution} not found")
         check_execution(principal, execution, "read")
@@ -141,8 +142,7 @@ async def create_inquiry(
             status=InquiryStatus.PENDING.value,
             timeout_at=body.timeout_at,
         )
-        session.add(row)
-        await session.flush()
+        await repo.add(session, row)
         await session.refresh(row)
     return Data(data=_response(row), message="Inquiry created successfully")
 
@@ -211,12 +211,11 @@ async def update_inquiry(
 async def delete_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Success:
     """Delete an inquiry. An execution still waiting on it ends as ``cancelled``."""
     async with runtime.db.transaction() as session:
-        row = await inquiries.lock_inquiry(session, id, lock=not runtime.db.is_sqlite)
+        row = await repo.get_locked(session, id)
         if row is None:
             raise _not_found(id)
         await _check(session, principal, row, "delete")
-        await inquiries.end_waiting(session, row, f"Inquiry {id} was deleted")
-        await session.delete(row)
+        await inquiries.delete(session, row)
     return Success(message="Inquiry deleted successfully")
 
 
@@ -230,9 +229,8 @@ async def respond_to_inquiry(
     then marked ``timeout`` and its execution ends as ``timeout``); 422 the answer does not
     satisfy ``response_schema``, naming the field.
     """
-    expired = False
     async with runtime.db.transaction() as session:
-        row = await inquiries.lock_inquiry(session, id, lock=not runtime.db.is_sqlite)
+        row = await repo.get_locked(session, id)
         if row is None:
             raise _not_found(id)
         await _check(session, principal, row, "respond")
@@ -242,18 +240,16 @@ async def respond_to_inquiry(
             # An action must not approve its own question (nor one of a workflow it runs in).
             raise Forbidden("An execution cannot respond to its own inquiries or its ancestors'")
         responder = principal.identity_id if principal.identity_id is not None else 0
-        inquiries.check_can_respond(row, responder)
-        if inquiries.is_expired(row, utcnow()):
-            # Committed before the 400 below: a late answer settles the inquiry as timed out.
-            expired = await inquiries.expire(session, row)
-        else:
-            inquiries.check_response(row, body.response)
-            await inquiries.respond(
-                session, row, body.response, responded_by=responder, source_service=SOURCE
-            )
-            await session.flush()
-            await session.refresh(row)
-    if expired:
+        answered = await inquiries.answer(
+            session,
+            row,
+            body.response,
+            responded_by=responder,
+            source_service=SOURCE,
+            now=runtime.clock.now(),
+        )
+    if not answered:
+        # Committed before this 400: a late answer settles the inquiry as timed out.
         raise BadRequest("Inquiry has timed out and can no longer be responded to")
     return Data(data=_response(row), message="Response submitted successfully")
 
@@ -267,7 +263,7 @@ async def inquiries_of_execution(
 ) -> Page[InquirySummary]:
     """The inquiries of one execution, newest first; 404 when the execution does not exist."""
     async with runtime.db.session() as session:
-        execution = await session.get(Execution, execution_id)
+        execution = await executions.get(session, execution_id)
         if execution is None:
             raise NotFound(f"Execution with ID {execution_id} not found")
         principal.check(

@@ -8,7 +8,7 @@
   :data:`KEEPALIVE_SECONDS`; auth by ``?token=`` (an access or execution token: a long-lived
   refresh token does not belong in a URL, a sensor token only fires its triggers; docs/security.md).
 
-Both deliver only what the identity may read (``attune.api.authz.notification_access``): the
+Both deliver only what the identity may read (``attune.auth.principals.notification_access``): the
 WebSocket closes with 4403 for an identity that may read no notifications, the stream answers 403.
 
 Mounted before the executions router so ``/executions/stream`` is not taken for an id.
@@ -89,7 +89,7 @@ async def execution_stream(
 ) -> StreamingResponse:
     """Server-sent events for execution changes (unbounded; nothing is replayed)."""
     claims = await authenticate(runtime, token, WS_TOKEN_TYPES)
-    principal = await load_principal(runtime, claims)
+    principal = await load_principal(runtime.db, claims)
     allowed = notification_access(principal)
     if allowed is None or not principal.may("executions", "read"):
         raise Forbidden(refusal("read", "executions", "the execution stream"))

@@ -49,10 +49,10 @@ from attune.db.repos import actions
 from attune.db.repos import workflows as repo
 from attune.domain import safe_yaml
 from attune.errors import BadRequest, Conflict, NotFound
-from attune.executor import workflows as engine
 from attune.packs.locations import pack_directory
 from attune.packs.parser import MAX_WORKFLOW_BYTES
 from attune.runtime import Runtime
+from attune.workflow import engine
 from attune.workflow.conductor import WorkflowState
 from attune.workflow.spec import (
     DEFAULT_MAX_TASKS,

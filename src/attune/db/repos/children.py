@@ -1,4 +1,4 @@
-"""Bulk writes of workflow children that the engine runs itself (attune.executor.inline).
+"""Bulk writes of workflow children that the engine runs itself (attune.workflow.engine.inline).
 
 Rows inserted or updated by one statement for many children, so the ORM's change capture
 (``attune.db.changes``) does not see them: their history rows, change notifications and bus
@@ -23,6 +23,7 @@ from attune.db.changes import notifications_for
 from attune.db.history import RowChange, write_history
 from attune.db.models import Enforcement, Execution, OutboxMessage
 from attune.db.outbox import note_staged
+from attune.db.repos import locking
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 
@@ -57,7 +58,7 @@ async def insert_requested(session: AsyncSession, rows: list[dict[str, Any]], *,
 
 
 async def requested(session: AsyncSession, ids: Sequence[int]) -> Sequence[Any]:
-    """Those of ``ids`` still ``requested`` (locked on PostgreSQL), by id, with what running them
+    """Those of ``ids`` still ``requested`` (locked where the database can), by id, with what running them
     needs."""
     table = _table()
     query = (
@@ -75,10 +76,10 @@ async def requested(session: AsyncSession, ids: Sequence[int]) -> Sequence[Any]:
         .where(table.c.id.in_(list(ids)), table.c.status == _REQUESTED)
         .order_by(table.c.id)
     )
-    if session.get_bind().dialect.name != "sqlite":
-        # A scheduler may read them meanwhile (SQLite serialises writers anyway).
-        query = query.with_for_update()
-    return (await session.execute(query)).all()
+    # A scheduler may read them meanwhile.
+    locked = locking.for_update(session, cast("sa.Select[Any]", query))
+    rows: Sequence[Any] = (await session.execute(locked)).all()
+    return rows
 
 
 async def finish(

@@ -1,4 +1,4 @@
-"""Enforcement rows (domain.md §2.3, §4.2): read side for the API."""
+"""Enforcement rows (domain.md §2.3, §4.2): the API's queries and the executor's."""
 
 from __future__ import annotations
 
@@ -6,12 +6,24 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Enforcement
+from attune.db.repos import locking
 from attune.db.repos.idempotent import add_once
 
 
 async def get(session: AsyncSession, enforcement_id: int) -> Enforcement | None:
     """The enforcement with ``enforcement_id``, or None."""
     return await session.get(Enforcement, enforcement_id)
+
+
+async def get_locked(session: AsyncSession, enforcement_id: int) -> Enforcement | None:
+    """The enforcement, locked for the transaction where the database can."""
+    return await locking.get_locked(session, Enforcement, enforcement_id)
+
+
+async def ids_in_status(session: AsyncSession, status: str) -> list[int]:
+    """Ids of the enforcements in ``status``, oldest first."""
+    query = sa.select(Enforcement.id).where(Enforcement.status == status).order_by(Enforcement.id)
+    return list((await session.execute(query)).scalars())
 
 
 def list_query(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,11 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.bus.messages import MessageType
 from attune.db.models import Event, Rule, Sensor, Trigger
 from attune.db.outbox import enqueue
+from attune.db.repos import locking
 
 
 async def get(session: AsyncSession, event_id: int) -> Event | None:
     """The event with ``event_id``, or None."""
     return await session.get(Event, event_id)
+
+
+async def get_locked(session: AsyncSession, event_id: int) -> Event | None:
+    """The event, locked for the transaction where the database can (one rule evaluation at a time)."""
+    return await locking.get_locked(session, Event, event_id)
+
+
+async def enabled_rules_of_trigger(session: AsyncSession, trigger_ref: str) -> Sequence[Rule]:
+    """Every enabled rule of the trigger ref, by rule ref."""
+    query = sa.select(Rule).where(Rule.enabled.is_(True), Rule.trigger_ref == trigger_ref).order_by(Rule.ref)
+    return (await session.execute(query)).scalars().all()
 
 
 async def trigger_by_ref(session: AsyncSession, ref: str) -> Trigger | None:

@@ -1,19 +1,39 @@
-"""Execution rows (domain.md §2.4): the API's queries, stats and the manual-run insert."""
+"""The execution aggregate's repository (domain.md §2.4): every query and write of ``execution`` rows.
+
+Creating executions (:func:`request_execution`) is the one path used by manual runs, rules,
+re-runs, retries and workflow tasks: it applies parameter defaults, validates against the action
+schema, moves secret parameters out of ``config`` into the encrypted ``secret_params`` column,
+inserts the row and stages ``ExecutionRequested`` in the same transaction.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Enforcement, Execution
+from attune.bus.messages import MessageType
+from attune.db.models import Action, Enforcement, Execution, Worker
+from attune.db.outbox import enqueue
+from attune.db.repos import locking
+from attune.db.repos.idempotent import add_once
+from attune.db.types import utcnow
+from attune.domain.crypto import SecretBox
+from attune.domain.enums import ExecutionStatus
+from attune.domain.params import apply_defaults, secret_names, validate_params
+from attune.errors import Conflict
 
+#: ``on_worker=ANY_WORKER`` in :func:`move`: the execution's worker does not matter.
+ANY_WORKER = -1
 #: Rows fetched per round trip while scanning results for ``result_contains``.
 SCAN_BATCH = 500
+SECRET_MASK = "********"
+_PLAIN_PREFIX = "plain:"
 
 
 @dataclass(frozen=True)
@@ -195,3 +215,350 @@ async def statuses(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
         return {}
     rows = await session.execute(sa.select(Execution.id, Execution.status).where(Execution.id.in_(ids)))
     return {row.id: row.status for row in rows}
+
+
+# --------------------------------------------------------------------------- creating executions
+
+
+def flat_schema(schema: Any) -> dict[str, Any] | None:
+    return schema if isinstance(schema, dict) else None
+
+
+def split_secrets(params: dict[str, Any], schema: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(params with secret values masked, the secret values) per the schema's ``secret: true``."""
+    names = secret_names(flat_schema(schema))
+    secrets = {name: params[name] for name in names if name in params}
+    public = {key: (SECRET_MASK if key in secrets else value) for key, value in params.items()}
+    return public, secrets
+
+
+def seal_secrets(secrets: dict[str, Any], box: SecretBox | None) -> str | None:
+    if not secrets:
+        return None
+    text = json.dumps(secrets, separators=(",", ":"))
+    # Without a master key there is nothing to encrypt with; keep it out of ``config`` anyway.
+    return box.encrypt(text) if box is not None else _PLAIN_PREFIX + text
+
+
+def reveal_secrets(sealed: str | None, box: SecretBox | None) -> dict[str, Any]:
+    """Decrypt ``execution.secret_params`` (raises CryptoError when the key is wrong)."""
+    if not sealed:
+        return {}
+    if sealed.startswith(_PLAIN_PREFIX):
+        value = json.loads(sealed[len(_PLAIN_PREFIX) :])
+    else:
+        if box is None:
+            raise ValueError("secret parameters are encrypted but no encryption key is configured")
+        value = json.loads(box.decrypt(sealed))
+    return value if isinstance(value, dict) else {}
+
+
+def full_parameters(execution: Execution, box: SecretBox | None) -> dict[str, Any]:
+    """The parameters an action receives: ``config`` with the secret values put back."""
+    return parameters_from(execution.config, execution.secret_params, box)
+
+
+def parameters_from(config: Any, secret_params: Any, box: SecretBox | None) -> dict[str, Any]:
+    """:func:`full_parameters` from an execution's ``config`` and ``secret_params`` columns."""
+    config = config if isinstance(config, dict) else {}
+    params = config.get("parameters") if isinstance(config.get("parameters"), dict) else None
+    base = (
+        dict(params)
+        if params is not None
+        else {k: v for k, v in config.items() if k not in ("context", "env")}
+    )
+    base.update(reveal_secrets(secret_params, box))
+    return base
+
+
+async def request_execution(
+    session: AsyncSession,
+    action: Action,
+    params: dict[str, Any] | None,
+    *,
+    box: SecretBox | None,
+    source_service: str,
+    executor: int | None = None,
+    enforcement: int | None = None,
+    parent: int | None = None,
+    env_vars: dict[str, str] | None = None,
+    original_execution: int | None = None,
+    retry_count: int = 0,
+    retry_reason: str | None = None,
+    validate: bool = True,
+    secret_values: dict[str, Any] | None = None,
+) -> Execution:
+    """Insert a ``requested`` execution of ``action`` and stage ``ExecutionRequested``.
+
+    ``secret_values`` carries already-separated secrets (reruns and retries copy them).
+    """
+    schema = flat_schema(action.param_schema)
+    parameters = apply_defaults(params or {}, schema)
+    if validate:
+        validate_params(parameters, schema, kind="action", ref=action.ref, allow_templates=False)
+    public, secrets = split_secrets(parameters, schema)
+    if secret_values:
+        secrets = {**secret_values, **secrets}
+    execution = Execution(
+        action=action.id,
+        action_ref=action.ref,
+        config=public,
+        env_vars=env_vars,
+        executor=executor,
+        enforcement=enforcement,
+        parent=parent,
+        status=ExecutionStatus.REQUESTED.value,
+        is_workflow=action.workflow_def is not None,
+        workflow_def=action.workflow_def,
+        max_retries=action.max_retries or 0,
+        retry_count=retry_count,
+        retry_reason=retry_reason,
+        original_execution=original_execution,
+        secret_params=seal_secrets(secrets, box),
+    )
+    if enforcement is not None and parent is None and retry_count == 0:
+        # The first run of an enforcement: ``uq_execution_enforcement`` keeps it unique.
+        if not await add_once(session, execution, lambda: _has_first_run(session, enforcement)):
+            raise Conflict(f"Enforcement {enforcement} already has an execution")
+    else:
+        session.add(execution)
+        await session.flush()
+    enqueue(
+        session,
+        MessageType.EXECUTION_REQUESTED,
+        {
+            "execution_id": execution.id,
+            "action_id": action.id,
+            "action_ref": action.ref,
+            "parent_id": parent,
+            "enforcement_id": enforcement,
+            "config": public,
+        },
+        source_service=source_service,
+    )
+    return execution
+
+
+async def _has_first_run(session: AsyncSession, enforcement: int) -> bool:
+    query = sa.select(Execution.id).where(
+        Execution.enforcement == enforcement, Execution.parent.is_(None), Execution.retry_count == 0
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+def stage_status_changed(
+    session: AsyncSession, execution: Execution, previous: str, new: str, *, source_service: str
+) -> None:
+    """Stage ``ExecutionStatusChanged`` for a transition ``source_service`` made to ``execution``."""
+    enqueue(
+        session,
+        MessageType.EXECUTION_STATUS_CHANGED,
+        {
+            "execution_id": execution.id,
+            "action_ref": execution.action_ref,
+            "previous_status": previous,
+            "new_status": new,
+            "changed_at": utcnow().isoformat(),
+        },
+        source_service=source_service,
+    )
+
+
+# --------------------------------------------------------------------------- state transitions
+
+
+async def get_locked(session: AsyncSession, execution_id: int, *, refresh: bool = False) -> Execution | None:
+    """The execution, locked for the transaction where the database can (see :mod:`.locking`).
+
+    ``refresh`` reloads an instance the session holds already, so the caller sees the row as
+    it is now, under the lock.
+    """
+    if not refresh:
+        return await locking.get_locked(session, Execution, execution_id)
+    lock = locking.row_locks(session)
+    return await session.get(Execution, execution_id, with_for_update=lock, populate_existing=True)
+
+
+async def reload(session: AsyncSession, execution_id: int) -> Execution | None:
+    """The execution as the database has it now (an instance the session holds is refreshed)."""
+    return await session.get(Execution, execution_id, populate_existing=True)
+
+
+async def move(
+    session: AsyncSession,
+    execution_id: int,
+    *,
+    from_statuses: Collection[str],
+    on_worker: int | None = ANY_WORKER,
+    **values: Any,
+) -> bool:
+    """``UPDATE execution SET values WHERE id = … AND status IN from_statuses`` (and, unless
+    ``on_worker`` is :data:`ANY_WORKER`, ``AND worker = on_worker`` / ``IS NULL``).
+
+    The compare-and-set every transition uses: True when the row changed, False when another
+    actor moved it first. Attributes of a loaded instance are left alone (the caller sets them).
+    """
+    conditions: list[sa.ColumnElement[bool]] = [
+        Execution.id == execution_id,
+        Execution.status.in_(list(from_statuses)),
+    ]
+    if on_worker is None:
+        conditions.append(Execution.worker.is_(None))
+    elif on_worker != ANY_WORKER:
+        conditions.append(Execution.worker == on_worker)
+    outcome = await session.execute(
+        sa.update(Execution).where(*conditions).values(**values).execution_options(synchronize_session=False)
+    )
+    count = getattr(outcome, "rowcount", 0)
+    return isinstance(count, int) and count == 1
+
+
+async def status_of(session: AsyncSession, execution_id: int) -> str | None:
+    """The execution's status now, or None when it does not exist."""
+    return await session.scalar(sa.select(Execution.status).where(Execution.id == execution_id))
+
+
+async def status_and_worker_locked(session: AsyncSession, execution_id: int) -> tuple[str | None, int | None]:
+    """``(status, worker)`` of the execution, row-locked where the database can; Nones if gone."""
+    query = sa.select(Execution.status, Execution.worker).where(Execution.id == execution_id)
+    row = (await session.execute(locking.for_update(session, cast("sa.Select[Any]", query)))).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+async def action_for(session: AsyncSession, execution: Execution) -> Action | None:
+    """The action an execution runs: by id, else by ref (a re-registered action); None if gone."""
+    action = await session.get(Action, execution.action) if execution.action is not None else None
+    if action is None:
+        action = await session.scalar(sa.select(Action).where(Action.ref == execution.action_ref))
+    return action
+
+
+async def action_param_schema(session: AsyncSession, action_id: int | None) -> Any:
+    """The ``param_schema`` of the action with ``action_id`` (None when there is none)."""
+    if action_id is None:
+        return None
+    return await session.scalar(sa.select(Action.param_schema).where(Action.id == action_id))
+
+
+# --------------------------------------------------------------------------- executor queries
+
+
+async def ids_in_status(session: AsyncSession, status: str) -> list[int]:
+    """Ids of the executions in ``status``, oldest first."""
+    query = sa.select(Execution.id).where(Execution.status == status).order_by(Execution.id)
+    return list((await session.execute(query)).scalars())
+
+
+async def retriable_ids(session: AsyncSession, statuses: Collection[str], *, since: datetime) -> list[int]:
+    """Ids of executions in ``statuses`` updated since ``since`` that still have retries left."""
+    query = (
+        sa.select(Execution.id)
+        .where(
+            Execution.status.in_(list(statuses)),
+            Execution.max_retries > 0,
+            Execution.retry_count < Execution.max_retries,
+            Execution.updated >= since,
+        )
+        .order_by(Execution.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def existing_retry(session: AsyncSession, execution: Execution) -> int | None:
+    """The id of an automatic retry already created for ``execution`` (redelivery guard)."""
+    root = execution.original_execution or execution.id
+    query = sa.select(Execution.id).where(
+        Execution.original_execution == root,
+        Execution.retry_count == execution.retry_count + 1,
+        Execution.created >= execution.created,
+        Execution.id != execution.id,
+    )
+    return await session.scalar(query.limit(1))
+
+
+async def retries_in(
+    session: AsyncSession, execution: Execution, statuses: Collection[str]
+) -> Sequence[Execution]:
+    """The next attempts of ``execution`` (retry count + 1) that are in ``statuses``."""
+    root = execution.original_execution or execution.id
+    query = sa.select(Execution).where(
+        Execution.original_execution == root,
+        Execution.retry_count == execution.retry_count + 1,
+        Execution.status.in_(list(statuses)),
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def stuck_in(
+    session: AsyncSession, status: str, *, before: datetime, limit: int
+) -> Sequence[Execution]:
+    """Up to ``limit`` executions in ``status`` not updated since ``before``, oldest first."""
+    query = (
+        sa.select(Execution)
+        .where(Execution.status == status, Execution.updated < before)
+        .order_by(Execution.updated, Execution.id)
+        .limit(limit)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def assigned_to(
+    session: AsyncSession, worker_id: int, statuses: Collection[str]
+) -> Sequence[Execution]:
+    """The executions assigned to ``worker_id`` that are in ``statuses``, oldest first."""
+    query = (
+        sa.select(Execution)
+        .where(Execution.worker == worker_id, Execution.status.in_(list(statuses)))
+        .order_by(Execution.id)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def slot_holders(session: AsyncSession, statuses: Collection[str]) -> list[tuple[int, int | None]]:
+    """``(id, action)`` of the first attempts in ``statuses`` that hold a concurrency slot.
+
+    Rule runs, and manual runs past the gate (a manual run still ``requested`` goes through the
+    gate again when it is rescheduled).
+    """
+    query = (
+        sa.select(Execution.id, Execution.action)
+        .where(
+            sa.or_(
+                Execution.enforcement.is_not(None),
+                sa.and_(Execution.parent.is_(None), Execution.status != ExecutionStatus.REQUESTED.value),
+            ),
+            Execution.retry_count == 0,
+            Execution.action.is_not(None),
+            Execution.status.in_(list(statuses)),
+        )
+        .order_by(Execution.id)
+    )
+    return [(int(row[0]), row[1]) for row in (await session.execute(query)).all()]
+
+
+async def created_since(
+    session: AsyncSession,
+    since: datetime,
+    *,
+    action_id: int | None = None,
+    pack_id: int | None = None,
+    exclude: int | None = None,
+) -> int:
+    """How many executions were created since ``since`` (of one action, or of one pack's actions)."""
+    query = sa.select(sa.func.count()).select_from(Execution).where(Execution.created >= since)
+    if exclude is not None:
+        query = query.where(Execution.id != exclude)
+    if action_id is not None:
+        query = query.where(Execution.action == action_id)
+    elif pack_id is not None:
+        query = query.where(Execution.action.in_(sa.select(Action.id).where(Action.pack == pack_id)))
+    return int((await session.execute(query)).scalar_one())
+
+
+async def worker_heartbeat_locked(session: AsyncSession, worker_id: int) -> datetime | None:
+    """The last heartbeat of the worker an execution is assigned to (None: gone or never beat),
+    read in the deciding transaction: row-locked where the database can, so a heartbeat or a
+    re-registration waits for the decision or wins before it."""
+    query = sa.select(Worker.last_heartbeat).where(Worker.id == worker_id)
+    row = (await session.execute(locking.for_update(session, query))).first()
+    return row[0] if row is not None else None

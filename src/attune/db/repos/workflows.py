@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from attune.db.models import Action, Execution, Pack, WorkflowDefinition, WorkflowExecution
+from attune.db.models import Action, Execution, Pack, WorkflowDefinition, WorkflowExecution, WorkflowItem
 from attune.db.repos.locking import for_update
+from attune.domain.enums import ExecutionStatus
 from attune.errors import Conflict, Unprocessable
 from attune.workflow.spec import WorkflowSpec, to_document
 
@@ -230,6 +231,26 @@ async def execution_state(
     return (await session.execute(query.order_by(WorkflowExecution.id.desc()).limit(1))).scalar_one_or_none()
 
 
+async def create_state(
+    session: AsyncSession, execution_id: int, definition_id: int, task_graph: dict[str, Any]
+) -> WorkflowExecution:
+    """The orchestration row of a workflow execution that starts now (``running``, no state yet)."""
+    row = WorkflowExecution(
+        execution=execution_id,
+        workflow_def=definition_id,
+        task_graph=task_graph,
+        variables={},
+        status=ExecutionStatus.RUNNING.value,
+        current_tasks=[],
+        completed_tasks=[],
+        failed_tasks=[],
+        skipped_tasks=[],
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
 async def lock_state(session: AsyncSession, state_id: int) -> WorkflowExecution | None:
     """The orchestration row ``state_id`` (without its task graph), locked for the transaction."""
     query = (
@@ -262,3 +283,180 @@ async def running_states(session: AsyncSession) -> Sequence[tuple[int, Any]]:
         WorkflowExecution.status.in_(["running", "canceling"])
     )
     return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
+# -- the workflow engine's statements ---------------------------------------------------------------
+
+
+class ItemRow(NamedTuple):
+    """One item of a with_items task in ``workflow_item`` (``item`` unused by updates)."""
+
+    task_name: str
+    item_index: int
+    item: Any
+    status: str | None
+    result: Any
+
+
+def _items_table() -> sa.Table:
+    return cast(sa.Table, WorkflowItem.__table__)
+
+
+async def items_of(session: AsyncSession, state_id: int, tasks: Sequence[str]) -> list[ItemRow]:
+    """The stored items of tasks ``tasks`` of run ``state_id``."""
+    table = _items_table()
+    rows = await session.execute(
+        sa.select(table.c.task_name, table.c.item_index, table.c.item, table.c.status, table.c.result).where(
+            table.c.workflow_execution == state_id, table.c.task_name.in_(list(tasks))
+        )
+    )
+    return [ItemRow(*row) for row in rows.all()]
+
+
+async def replace_items(session: AsyncSession, state_id: int, task: str, rows: Sequence[ItemRow]) -> None:
+    """Replace every stored item of task ``task`` of run ``state_id`` by ``rows``."""
+    table = _items_table()
+    await session.execute(
+        sa.delete(table).where(table.c.workflow_execution == state_id, table.c.task_name == task)
+    )
+    if rows:
+        values = [
+            {
+                "workflow_execution": state_id,
+                "task_name": row.task_name,
+                "item_index": row.item_index,
+                "item": row.item,
+                "status": row.status,
+                "result": row.result,
+            }
+            for row in rows
+        ]
+        await session.execute(sa.insert(table), values)
+
+
+async def update_items(session: AsyncSession, state_id: int, rows: Sequence[ItemRow]) -> None:
+    """Set the status and result of stored items (one executemany)."""
+    if not rows:
+        return
+    table = _items_table()
+    await session.execute(
+        sa.update(table)
+        .where(
+            table.c.workflow_execution == sa.bindparam("b_state"),
+            table.c.task_name == sa.bindparam("b_task"),
+            table.c.item_index == sa.bindparam("b_index"),
+        )
+        .values(status=sa.bindparam("b_status"), result=sa.bindparam("b_result", type_=table.c.result.type))
+        .execution_options(synchronize_session=False),
+        [
+            {
+                "b_state": state_id,
+                "b_task": row.task_name,
+                "b_index": row.item_index,
+                "b_status": row.status,
+                "b_result": row.result,
+            }
+            for row in rows
+        ],
+    )
+
+
+async def step_parent(session: AsyncSession, execution_id: int) -> Execution | None:
+    """A workflow's own execution for a step: without its parameters (perhaps thousands of items)
+    and result, which a step does not need."""
+    return await session.get(
+        Execution, execution_id, options=[defer(Execution.config), defer(Execution.result)]
+    )
+
+
+async def definition_version(session: AsyncSession, definition_id: int) -> tuple[str, Any] | None:
+    """(ref, updated) of a workflow definition, or None when it is gone."""
+    found = (
+        await session.execute(
+            sa.select(WorkflowDefinition.ref, WorkflowDefinition.updated).where(
+                WorkflowDefinition.id == definition_id
+            )
+        )
+    ).one_or_none()
+    return (found[0], found[1]) if found is not None else None
+
+
+async def task_graph(session: AsyncSession, state_id: int) -> Any:
+    """The normalised document run ``state_id`` started with."""
+    return await session.scalar(
+        sa.select(WorkflowExecution.task_graph).where(WorkflowExecution.id == state_id)
+    )
+
+
+async def stored_parameters(session: AsyncSession, execution_id: int) -> tuple[Any, Any]:
+    """(config, secret_params) of an execution; (None, None) when it is gone."""
+    found = (
+        await session.execute(
+            sa.select(Execution.config, Execution.secret_params).where(Execution.id == execution_id)
+        )
+    ).one_or_none()
+    return (found[0], found[1]) if found is not None else (None, None)
+
+
+async def move_execution(
+    session: AsyncSession, execution_id: int, source: str, target: str, **values: Any
+) -> bool:
+    """Set ``status`` to ``target`` (and ``values``) if the execution is still ``source``;
+    False when another actor moved it first."""
+    moved = await session.execute(
+        sa.update(Execution)
+        .where(Execution.id == execution_id, Execution.status == source)
+        .values(status=target, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(moved, "rowcount", 0) == 1
+
+
+async def child_link(session: AsyncSession, execution_id: int) -> tuple[int | None, Any]:
+    """(workflow_execution_id, workflow_task) of an execution; (None, None) when it is gone."""
+    found = (
+        await session.execute(
+            sa.select(Execution.workflow_execution_id, Execution.workflow_task).where(
+                Execution.id == execution_id
+            )
+        )
+    ).one_or_none()
+    return (found[0], found[1]) if found is not None else (None, None)
+
+
+async def fresh_executions(session: AsyncSession, ids: Sequence[int]) -> Sequence[Execution]:
+    """The executions ``ids`` re-read from the database (not the session's copies), by id."""
+    query = (
+        sa.select(Execution)
+        .where(Execution.id.in_(list(ids)))
+        .order_by(Execution.id)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def action_by_ref(session: AsyncSession, ref: str) -> Action | None:
+    """The action ``ref``, or None."""
+    return await session.scalar(sa.select(Action).where(Action.ref == ref))
+
+
+async def task_children(
+    session: AsyncSession, state_id: int, tasks: Sequence[str], statuses: Sequence[str] | None = None
+) -> Sequence[Execution]:
+    """Children of run ``state_id`` that ran tasks ``tasks`` (with a status in ``statuses``), by id."""
+    query = sa.select(Execution).where(
+        Execution.workflow_execution_id == state_id, Execution.workflow_task_name.in_(list(tasks))
+    )
+    if statuses is not None:
+        query = query.where(Execution.status.in_(list(statuses)))
+    return (await session.execute(query.order_by(Execution.id))).scalars().all()
+
+
+async def state_variables(session: AsyncSession, state_ids: Sequence[int]) -> list[tuple[int, Any, Any]]:
+    """(id, updated, variables) of runs ``state_ids``."""
+    rows = await session.execute(
+        sa.select(WorkflowExecution.id, WorkflowExecution.updated, WorkflowExecution.variables).where(
+            WorkflowExecution.id.in_(list(state_ids))
+        )
+    )
+    return [(row[0], row[1], row[2]) for row in rows.all()]

@@ -7,7 +7,9 @@ to store. Which runner runs it is decided in one place, :func:`select`:
 * :class:`~attune.worker.runners.process_runner.ProcessRunner` starts the action's command in a
   new process (every pack action);
 * :class:`~attune.worker.runners.inprocess.InProcessRunner` runs the core pack's trivial actions
-  (``core.noop``, ``core.echo``) inside the engine: no process, the same result shape.
+  (``core.noop``, ``core.echo``) inside the engine: no process, the same result shape;
+* :class:`~attune.worker.runners.warm_python.WarmPythonRunner` forks a Python action's process
+  from a warm interpreter instead of starting one (docs/performance.md, "Warm Python runners").
 
 The execution row is written the same way whichever runner ran it (claim, then finish), so a
 crash, a cancel or the liveness monitor treat both alike.
@@ -61,14 +63,18 @@ class Runner(Protocol):
         ...
 
 
-def select(request: RunRequest, *, in_process: bool = True) -> Runner:
+def select(request: RunRequest, *, in_process: bool = True, python_pool: Any = None) -> Runner:
     """The runner for ``request``: in-process for a builtin action (unless ``in_process`` is off),
-    otherwise a process."""
+    otherwise a process — forked from a warm interpreter when ``python_pool`` (the
+    ``worker.python_pool`` settings) is enabled and the action is a Python script."""
     from attune.worker.runners.inprocess import InProcessRunner
     from attune.worker.runners.process_runner import ProcessRunner
+    from attune.worker.runners.warm_python import WarmPythonRunner
 
     if in_process and request.builtin is not None:
         return InProcessRunner()
+    if python_pool is not None and python_pool.enabled:
+        return WarmPythonRunner(size=python_pool.size, max_runs=python_pool.max_runs)
     return ProcessRunner()
 
 

@@ -7,13 +7,20 @@ from attune.worker.runners import RunRequest, RunResult
 
 
 class ProcessRunner:
-    """Starts ``request.spec`` (own process group, live logs, redaction, timeout, cancel)."""
+    """Starts ``request.spec`` (own process group, live logs, redaction, timeout, cancel).
+
+    ``spawn`` starts the process (default: ``exec`` of the command; the warm Python runner forks
+    it from a warm interpreter instead); everything else is the same either way.
+    """
+
+    def __init__(self, spawn: process.Spawner | None = None) -> None:
+        self.spawn = spawn
 
     async def run(self, request: RunRequest) -> RunResult:
         """Run the process and map its outcome to a status and result."""
         if request.spec is None:
             return RunResult("failed", output.early_failure("Action execution failed: no command to run"))
-        outcome = await process.run_process(request.spec, request.cancel)
+        outcome = await process.run_process(request.spec, request.cancel, spawn=self.spawn)
         st2_result = st2.result_of(outcome) if request.st2 else None
         log_dir = request.log_dir if request.log_dir is not None else request.spec.log_dir
         status, result = st2_result or output.build_result(

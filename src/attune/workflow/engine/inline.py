@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Execution
 from attune.db.repos import children as child_rows
-from attune.db.repos import runs, workers
+from attune.db.repos import executions as runs
+from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import ExecutionStatus
@@ -143,48 +144,23 @@ class InlineTasks:
         stored, secrets = runs.split_secrets(parameters, schema)
         if revealed:
             secrets = {**revealed, **secrets}
-        if self.exhausted:
-            self.deferred.append(
-                _Child(
-                    _row(
-                        action,
-                        self._parent(parent),
-                        stored,
-                        secrets,
-                        self.box,
-                        link,
-                        state_id,
-                        task,
-                        attempt,
-                        None,
-                    )
-                )
+        ran: RunResult | None = None
+        if not self.exhausted:
+            ran = run_builtin(
+                builtin,
+                {**parameters, **secrets},
+                output_format=(action.output_format or "text").lower(),
+                timeout=link.get("timeout_seconds"),
+                log_dir=None,
             )
+            self.ran += 1
+        child = _Child(
+            _row(action, self._parent(parent), stored, secrets, self.box, link, state_id, task, attempt, ran)
+        )
+        if ran is None:
+            self.deferred.append(child)
             return None
-        ran = run_builtin(
-            builtin,
-            {**parameters, **secrets},
-            output_format=(action.output_format or "text").lower(),
-            timeout=link.get("timeout_seconds"),
-            log_dir=None,
-        )
-        self.ran += 1
-        self.pending.append(
-            _Child(
-                _row(
-                    action,
-                    self._parent(parent),
-                    stored,
-                    secrets,
-                    self.box,
-                    link,
-                    state_id,
-                    task,
-                    attempt,
-                    ran,
-                )
-            )
-        )
+        self.pending.append(child)
         return ran.status, ran.result
 
     async def flush(self, session: AsyncSession) -> None:

@@ -1,0 +1,125 @@
+"""What a worker does to an execution it was sent: claim it, record its outcome
+(docs/operations.md "Guarantees").
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.bus.messages import MessageType
+from attune.db.models import Execution
+from attune.db.outbox import enqueue
+from attune.db.repos import executions
+from attune.db.types import utcnow
+from attune.domain.enums import ExecutionStatus
+from attune.operations import inquiries
+from attune.operations.executions import finish_execution
+
+log = logging.getLogger(__name__)
+
+_FINAL_FROM = (ExecutionStatus.RUNNING.value, ExecutionStatus.CANCELING.value)
+_NOT_STARTED = (ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value)
+
+
+async def claim(
+    session: AsyncSession, execution_id: int, worker_id: int, *, source_service: str
+) -> Execution | None:
+    """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed."""
+    now = utcnow()
+    if not await executions.move(
+        session,
+        execution_id,
+        from_statuses=(ExecutionStatus.SCHEDULED.value,),
+        on_worker=worker_id,
+        status=ExecutionStatus.RUNNING.value,
+        started_at=now,
+        updated=now,
+    ):
+        return None
+    execution = await executions.reload(session, execution_id)
+    if execution is None:
+        return None
+    executions.stage_status_changed(
+        session,
+        execution,
+        ExecutionStatus.SCHEDULED.value,
+        ExecutionStatus.RUNNING.value,
+        source_service=source_service,
+    )
+    return execution
+
+
+async def record_outcome(
+    session: AsyncSession,
+    execution: Execution,
+    status: str,
+    result: dict[str, Any],
+    *,
+    action_id: int,
+    source_service: str,
+) -> str | None:
+    """Write the final status and result (only from running/canceling) and stage the messages.
+
+    A result is never discarded because the liveness monitor gave up on this worker too early
+    (a heartbeat held up by a busy host or a database restart): an execution ``abandoned`` while
+    assigned to this worker takes the real outcome, and the automatic retry the abandonment
+    requested is cancelled if it has not started yet (docs/operations.md "Guarantees").
+
+    Returns the status written, or None when the execution had already left running otherwise
+    (cancelled, or taken over by another worker).
+    """
+    now = utcnow()
+    previous, owner = await executions.status_and_worker_locked(session, execution.id)
+    late = previous == ExecutionStatus.ABANDONED.value and owner is not None and owner == execution.worker
+    if previous not in _FINAL_FROM and not late:
+        log.warning(
+            "execution %s is %s, not running; its %s result is discarded", execution.id, previous, status
+        )
+        return None
+    if previous == ExecutionStatus.RUNNING.value:
+        # An action that asked a question (``__inquiry``) waits for the answer without a worker.
+        held, status, result = await inquiries.hold_if_requested(
+            session, execution, status, result, source_service=source_service
+        )
+        if held:
+            return status
+    await executions.move(
+        session, execution.id, from_statuses=(str(previous),), status=status, result=result, updated=now
+    )
+    executions.stage_status_changed(session, execution, str(previous), status, source_service=source_service)
+    enqueue(
+        session,
+        MessageType.EXECUTION_COMPLETED,
+        {
+            "execution_id": execution.id,
+            "action_id": action_id,
+            "action_ref": execution.action_ref,
+            "status": status,
+            "result": result,
+            "completed_at": now,
+        },
+        source_service=source_service,
+    )
+    if late:
+        log.warning(
+            "execution %s was declared abandoned, but its worker finished it: %s", execution.id, status
+        )
+        await _cancel_unstarted_retry(session, execution)
+    return status
+
+
+async def _cancel_unstarted_retry(session: AsyncSession, execution: Execution) -> None:
+    """Cancel the retry an abandonment requested, unless it already started (then both run)."""
+    for retry in await executions.retries_in(session, execution, _NOT_STARTED):
+        result = {
+            "succeeded": False,
+            "error": f"Not needed: attempt {execution.id} finished after all",
+            "message": "Execution was cancelled",
+        }
+        if await finish_execution(
+            session, retry, ExecutionStatus.CANCELLED, result, from_statuses=_NOT_STARTED
+        ):
+            log.info("retry %s of execution %s cancelled: the attempt finished", retry.id, execution.id)

@@ -1,0 +1,232 @@
+"""The executor's workflow component: starts runs, advances them, fires their timers.
+
+It owns the caches shared by the steps it takes (parsed specs, the states it wrote last, the
+in-process children it counted) and batches the completions of one run into one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from attune.db.models import Action, Execution
+from attune.db.repos import workflows as repo
+from attune.domain.templates import TemplateEngine
+from attune.lru import LruCache
+from attune.runtime import Runtime
+from attune.workflow.engine import inline as inline_tasks
+from attune.workflow.engine.advance import advance_children, advance_deferred, fire_timer, start_workflow
+from attune.workflow.engine.store import (
+    SOURCE,
+    TIMERS_KEY,
+    SpecCache,
+    StateCache,
+    WorkflowContext,
+)
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two timer-loop passes.
+TIMER_INTERVAL = 0.2
+#: In-process children remembered as counted, so their ExecutionCompleted costs no query.
+COUNTED_MEMORY = 50_000
+
+
+def _due(timer: dict[str, Any]) -> datetime:
+    """When a persisted timer is due."""
+    return datetime.fromisoformat(str(timer["due"]))
+
+
+class WorkflowEngine:
+    """The executor's workflow component: starts runs, advances them, fires their timers.
+
+    Timers: every pass lists running workflow runs with their ``updated`` stamp and re-reads the
+    timers of runs changed by someone else (the API, another executor); runs this engine wrote
+    itself are known already. Due timers fire in their own transaction.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._specs = SpecCache()
+        self._engine = TemplateEngine()
+        self._known: dict[int, tuple[datetime, list[dict[str, Any]]]] = {}
+        self._states = StateCache()
+        #: Deferred in-process children a background step of this engine is about to run.
+        self._deferring: set[int] = set()
+        self._warned: LruCache[tuple[int, str], bool] = LruCache(1024)
+        #: Completions waiting for the step of their run, and the runs being stepped.
+        self._finishing: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._stepping: set[int] = set()
+        #: In-process children this engine counted already: their completion needs no query.
+        self._counted: LruCache[int, bool] = LruCache(COUNTED_MEMORY)
+        self._drains: set[asyncio.Task[None]] = set()
+        #: Schedules an execution on a worker (the scheduler sets it): deferred tasks whose own
+        #: step failed go there.
+        self.schedule_fallback: Callable[[int], Awaitable[None]] | None = None
+
+    def context(self) -> WorkflowContext:
+        """A fresh command context sharing this engine's caches."""
+        settings = self._runtime.settings
+        inline = inline_tasks.InlineTasks(
+            box=self._runtime.secrets,
+            source=SOURCE,
+            budget=inline_tasks.BUDGET,
+            enabled=settings.worker.in_process_actions,
+            heartbeat_interval=settings.worker.heartbeat_interval,
+            alive=self._runtime.local_workers,
+            warned=self._warned,
+        )
+        return WorkflowContext(
+            box=self._runtime.secrets,
+            engine=self._engine,
+            specs=self._specs,
+            states=self._states,
+            inline=inline,
+            clock=self._runtime.clock,
+        )
+
+    def deferring(self, execution_id: int) -> bool:
+        """True when this engine runs execution ``execution_id`` itself shortly (the scheduler
+        leaves it alone; after a crash it is recovered like any requested execution)."""
+        return execution_id in self._deferring
+
+    def _drain(self, ctx: WorkflowContext) -> None:
+        """After a commit: run the children that step deferred, in a step of their own."""
+        if ctx.inline is None or not ctx.inline.deferred_ids:
+            return
+        for state_id, ids in ctx.inline.deferred_ids.items():
+            self._deferring.update(ids)
+            task = asyncio.create_task(
+                self._run_deferred(state_id, ids), name=f"workflow-{state_id}-deferred"
+            )
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        ctx.inline.deferred_ids = {}
+
+    async def _run_deferred(self, state_id: int, ids: list[int]) -> None:
+        try:
+            ctx = self.context()
+            async with self._runtime.db.transaction() as session:
+                await advance_deferred(session, state_id, ids, ctx)
+            self._remember(ctx)
+        except Exception:
+            # They stay requested: the scheduler hands them to a worker instead.
+            log.exception("running deferred tasks of workflow run %s failed", state_id)
+            self._deferring.difference_update(ids)
+            if self.schedule_fallback is not None:
+                for execution_id in ids:
+                    await self.schedule_fallback(execution_id)
+            return
+        self._deferring.difference_update(ids)
+
+    def _remember(self, ctx: WorkflowContext) -> None:
+        """Called once ``ctx``'s transaction has committed."""
+        if ctx.inline is not None:
+            for execution_id in ctx.inline.counted_ids:
+                self._counted.put(execution_id, True)
+            ctx.inline.counted_ids = []
+        self._drain(ctx)
+        for written in ctx.written:
+            self._known[written.state_id] = (written.updated, written.timers)
+            if written.state.finished:
+                self._states.forget(written.state_id)
+            else:
+                self._states.put(written.state_id, written.stamp, written.state)
+
+    async def start(self, execution_id: int) -> None:
+        """Start the workflow run of execution ``execution_id`` (scheduler hand-off)."""
+        ctx = self.context()
+        async with self._runtime.db.transaction() as session:
+            execution = await session.get(Execution, execution_id)
+            if execution is None:
+                return
+            action = await session.get(Action, execution.action) if execution.action is not None else None
+            if action is None:
+                action = await repo.action_by_ref(session, execution.action_ref)
+            if action is None:
+                return
+            await start_workflow(session, execution, action, ctx)
+        self._remember(ctx)
+
+    async def child_finished(self, execution_id: int) -> None:
+        """Advance the workflow run a finished execution belongs to (no-op for other executions)."""
+        if self._counted.pop(execution_id):
+            return  # an in-process task counted in the step that ran it
+        async with self._runtime.db.session() as session:
+            state_id, task = await repo.child_link(session, execution_id)
+        if state_id is None or (isinstance(task, dict) and task.get("counted")):
+            # Not a workflow child, or counted already (an in-process task is counted in the step
+            # that ran it): no write transaction (and no SQLite write lock) needed.
+            return
+        # Children of one run that finish meanwhile are counted together: one transaction, one
+        # load and one write of the run per batch instead of one per child.
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishing.setdefault(state_id, []).append((execution_id, done))
+        if state_id not in self._stepping:
+            self._stepping.add(state_id)
+            try:
+                while batch := self._finishing.pop(state_id, None):
+                    await self._count_batch(state_id, batch)
+            finally:
+                self._stepping.discard(state_id)
+                # Interrupted (shutdown): whoever still waits fails and is delivered again.
+                for _, waiting in self._finishing.pop(state_id, []):
+                    if not waiting.done():
+                        waiting.set_exception(RuntimeError(f"the step of workflow run {state_id} stopped"))
+        await done
+
+    async def _count_batch(self, state_id: int, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
+        ctx = self.context()
+        try:
+            async with self._runtime.db.transaction() as session:
+                await advance_children(session, state_id, [execution_id for execution_id, _ in batch], ctx)
+        except BaseException as exc:
+            # Every completion of the batch fails and is delivered again.
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("interrupted"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._remember(ctx)
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+    async def sweep_timers(self) -> int:
+        """One timer-loop pass; returns how many timers fired."""
+        async with self._runtime.db.session() as session:
+            running = await repo.running_states(session)
+            stale = [sid for sid, updated in running if self._known.get(sid, (None, []))[0] != updated]
+            if stale:
+                for sid, updated, variables in await repo.state_variables(session, stale):
+                    timers = (variables or {}).get(TIMERS_KEY) or [] if isinstance(variables, dict) else []
+                    self._known[sid] = (updated, [t for t in timers if isinstance(t, dict)])
+        live = {sid for sid, _ in running}
+        for sid in list(self._known):
+            if sid not in live:
+                del self._known[sid]
+        now = self._runtime.clock.now()
+        fired = 0
+        for sid, (_, timers) in list(self._known.items()):
+            for timer in sorted(timers, key=_due):
+                if _due(timer) > now:
+                    break
+                ctx = self.context()
+                async with self._runtime.db.transaction() as session:
+                    if await fire_timer(session, sid, timer, ctx):
+                        fired += 1
+                self._remember(ctx)
+                if not ctx.written:
+                    # Already fired elsewhere: forget it so the next pass re-reads the row.
+                    self._known.pop(sid, None)
+                    break
+        return fired
+
+    @property
+    def timer_interval(self) -> float:
+        """Seconds between two timer passes."""
+        return TIMER_INTERVAL
