@@ -78,8 +78,8 @@ def log_dir_for(runtime: Runtime, execution_id: int) -> Path:
 
 
 def api_url(runtime: Runtime) -> str:
-    """``ATTUNE_API_URL`` of the worker's environment, else the local API port."""
-    return os.environ.get("ATTUNE_API_URL") or f"http://127.0.0.1:{runtime.settings.server.port}"
+    """The API base URL handed to actions: ``server.api_url`` (or ``ATTUNE_API_URL``), else the local port."""
+    return runtime.settings.api_url
 
 
 @functools.cache
