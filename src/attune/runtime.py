@@ -12,7 +12,6 @@ from argon2 import PasswordHasher
 
 from attune.auth.passwords import make_hasher
 from attune.auth.tokens import TokenService
-from attune.bus import topology
 from attune.bus.base import Bus
 from attune.bus.factory import create_bus
 from attune.bus.relay import OutboxRelay
@@ -21,6 +20,7 @@ from attune.db.changes import install_change_capture
 from attune.db.database import Database
 from attune.domain import budget, safe_yaml
 from attune.domain.crypto import CryptoError, SecretBox
+from attune.messaging import topology
 from attune.settings import Settings
 
 log = logging.getLogger(__name__)

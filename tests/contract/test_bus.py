@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 import pydantic
 import pytest
 
-from attune.bus import topology
 from attune.bus.base import BusError, Retryable
 from attune.bus.factory import create_bus
 from attune.bus.memory import MemoryBus
-from attune.bus.messages import (
+from attune.bus.rabbitmq import RabbitMQBus
+from attune.errors import ConfigError
+from attune.messaging import topology
+from attune.messaging.messages import (
     Envelope,
     ExecutionCompleted,
     MessageType,
@@ -23,9 +25,7 @@ from attune.bus.messages import (
     make_envelope,
     routing_for,
 )
-from attune.bus.rabbitmq import RabbitMQBus
-from attune.bus.topology import QueueSpec
-from attune.errors import ConfigError
+from attune.messaging.topology import QueueSpec
 
 if TYPE_CHECKING:
     from tests.contract.conftest import ContractBus

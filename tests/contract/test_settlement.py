@@ -15,14 +15,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import sqlalchemy as sa
 
-from attune.bus import topology
 from attune.bus.memory import MemoryBus
-from attune.bus.messages import Envelope, MessageType
 from attune.bus.relay import OutboxRelay
-from attune.bus.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.db import models
 from attune.db.database import Database
 from attune.db.outbox import enqueue
+from attune.messaging import topology
+from attune.messaging.messages import Envelope, MessageType
+from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.settings import Settings
 from tests.contract.conftest import GRACE, ContractBus
 

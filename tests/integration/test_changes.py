@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from attune.bus.messages import Envelope, MessageType
-from attune.bus.topology import NOTIFICATIONS_EXCHANGE, QueueSpec
 from attune.db import models
 from attune.db.history import digest
 from attune.db.types import utcnow
+from attune.messaging.messages import Envelope, MessageType
+from attune.messaging.topology import NOTIFICATIONS_EXCHANGE, QueueSpec
 from attune.runtime import Runtime
 
 CHANGE = str(MessageType.CHANGE_NOTIFICATION)

@@ -18,14 +18,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from attune.bus.messages import Envelope, MessageType, make_envelope, routing_for
-from attune.bus.topology import EXECUTIONS_EXCHANGE, QueueSpec, worker_execution_queue
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import executions as execution_repo
 from attune.db.types import utcnow
 from attune.executor.scheduler import runtime_name_of
 from attune.executor.service import ExecutorService
+from attune.messaging.messages import Envelope, MessageType, make_envelope, routing_for
+from attune.messaging.topology import EXECUTIONS_EXCHANGE, QueueSpec, worker_execution_queue
 from attune.runtime import Runtime
 from attune.settings import Settings
 from attune.testing.clock import FakeClock

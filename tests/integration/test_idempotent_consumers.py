@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.repos import enforcements
 from attune.db.repos import executions as execution_repo
 from attune.errors import Conflict
+from attune.messaging.messages import MessageType
 from attune.runtime import Runtime
 from tests.integration.test_executor import (
     EVENTS,

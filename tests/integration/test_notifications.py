@@ -19,9 +19,14 @@ import sqlalchemy as sa
 import uvicorn
 
 from attune.api.routes import notifications as routes
-from attune.bus.messages import ChangeNotification, MessageType, change_notification_routing, make_envelope
 from attune.db import models
 from attune.db.models import Identity
+from attune.messaging.messages import (
+    ChangeNotification,
+    MessageType,
+    change_notification_routing,
+    make_envelope,
+)
 from attune.notifier.hub import Notification, NotificationHub
 from attune.notifier.service import WS_IMPLEMENTATION, QuietServer, create_notifier_app
 from attune.runtime import Runtime

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from attune.bus.messages import Envelope
-from attune.bus.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.db import models
+from attune.messaging.messages import Envelope
+from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.runtime import Runtime
 
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from attune.bus.messages import Envelope
-from attune.bus.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.db import models
+from attune.messaging.messages import Envelope
+from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.packs.register import register_pack
 from attune.runtime import Runtime
 from attune.sensor import SensorService

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from attune.bus.messages import Envelope
-from attune.bus.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.db import models
+from attune.messaging.messages import Envelope
+from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.runtime import Runtime
 from attune.services.api import uvicorn_config
 

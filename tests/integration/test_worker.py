@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from attune.bus import topology
-from attune.bus.messages import Envelope, MessageType, cancel_routing, dispatch_routing
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import executions as execution_repo
 from attune.domain.enums import ExecutionStatus, OwnerType
+from attune.messaging import topology
+from attune.messaging.messages import Envelope, MessageType, cancel_routing, dispatch_routing
 from attune.runtime import Runtime
 from attune.worker.process import group_alive
 from attune.worker.service import WorkerService

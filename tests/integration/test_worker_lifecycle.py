@@ -9,9 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
+from attune.messaging.messages import MessageType
 from attune.runtime import Runtime
 from attune.worker.process import group_alive
 from tests.integration.test_worker import (

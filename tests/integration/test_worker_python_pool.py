@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from attune.bus.messages import MessageType, cancel_routing
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import executions as execution_repo
 from attune.domain.enums import ExecutionStatus
+from attune.messaging.messages import MessageType, cancel_routing
 from attune.runtime import Runtime
 from attune.settings import PythonPoolSettings
 from attune.worker.process import group_alive

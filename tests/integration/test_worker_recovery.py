@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from attune.bus.messages import MessageType, cancel_routing
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.executor.liveness import LivenessMonitor
+from attune.messaging.messages import MessageType, cancel_routing
 from attune.runtime import Runtime
 from attune.testing.clock import FakeClock
 from attune.worker import watchdog

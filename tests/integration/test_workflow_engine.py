@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 import pytest
 import sqlalchemy as sa
 
-from attune.bus.messages import Envelope, MessageType
-from attune.bus.topology import EXECUTIONS_EXCHANGE, QueueSpec
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import executions as execution_repo
 from attune.db.repos import workflows as repo
 from attune.db.types import utcnow
 from attune.executor.service import ExecutorService
+from attune.messaging.messages import Envelope, MessageType
+from attune.messaging.topology import EXECUTIONS_EXCHANGE, QueueSpec
 from attune.operations.inquiry_requests import ID_KEY
 from attune.runtime import Runtime
 from attune.testing.clock import FakeClock

@@ -22,10 +22,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-from attune.bus.messages import Envelope
-from attune.bus.topology import QueueSpec
 from attune.db.database import is_disconnect
 from attune.errors import AttuneError
+from attune.messaging.messages import Envelope
+from attune.messaging.topology import QueueSpec
 
 Handler = Callable[[Envelope], Awaitable[None]]
 
@@ -74,7 +74,7 @@ class Consumer(Protocol):
 
 
 class Bus(Protocol):
-    """The message bus port. Names are the unprefixed names of ``attune.bus.topology``.
+    """The message bus port. Names are the unprefixed names of ``attune.messaging.topology``.
 
     ``durable`` says whether a message survives a crash of this process once ``publish`` has
     returned (a broker stores it). A bus that is not durable offers ``add_settle_listener``

@@ -21,10 +21,10 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from attune.bus import topology
 from attune.bus.base import BusError, Consumer, Handler, drain_tasks, handle_delivery
-from attune.bus.messages import Envelope
-from attune.bus.topology import ExchangeType, QueueSpec
+from attune.messaging import topology
+from attune.messaging.messages import Envelope
+from attune.messaging.topology import ExchangeType, QueueSpec
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import aio_pika
 import aio_pika.abc
 import aio_pika.exceptions
 
-from attune.bus import topology
 from attune.bus.base import BusError, Consumer, Handler, drain_tasks, handle_delivery
-from attune.bus.messages import Envelope
-from attune.bus.topology import QueueSpec
+from attune.messaging import topology
+from attune.messaging.messages import Envelope
+from attune.messaging.topology import QueueSpec
 
 logger = logging.getLogger(__name__)
 

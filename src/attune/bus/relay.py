@@ -34,13 +34,13 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
-from attune.bus import topology
 from attune.bus.base import Bus, SettlingBus
-from attune.bus.messages import Envelope
 from attune.db.database import Database
 from attune.db.outbox import STAGED
 from attune.db.repos import outbox as outbox_rows
 from attune.db.types import utcnow
+from attune.messaging import topology
+from attune.messaging.messages import Envelope
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,18 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.orm.util import identity_key
 
-from attune.bus.messages import ChangeNotification, MessageType, change_notification_routing, make_envelope
 from attune.db.database import Database
 from attune.db.history import HISTORY_SPECS, RowChange, is_distinct, json_value, write_history
 from attune.db.models import Base, Enforcement, OutboxMessage
 from attune.db.outbox import note_staged
 from attune.db.types import utcnow
 from attune.domain.enums import InquiryStatus
+from attune.messaging.messages import (
+    ChangeNotification,
+    MessageType,
+    change_notification_routing,
+    make_envelope,
+)
 
 #: Per watched table, the columns whose UPDATE matters (history-tracked or notification-firing).
 UPDATE_COLUMNS: Mapping[str, frozenset[str]] = {

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from attune.bus.messages import Envelope, MessageType, make_envelope, routing_for
 from attune.db.models import OutboxMessage
+from attune.messaging.messages import Envelope, MessageType, make_envelope, routing_for
 
 DIRTY_FLAG = "attune_outbox_dirty"
 #: session.info key: the rows staged in this transaction, in order, for the relay's fast path.

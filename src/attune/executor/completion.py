@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from attune.bus.messages import Envelope, ExecutionCompleted
 from attune.db.repos import executions
 from attune.executor import retries
+from attune.messaging.messages import Envelope, ExecutionCompleted
 from attune.operations.executions import request_retry
 from attune.runtime import Runtime
 

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import EnforcementCreated, Envelope
 from attune.db.models import Action, Enforcement, Execution, Rule
 from attune.db.repos import enforcements, executions
 from attune.db.repos import policies as policy_repo
@@ -52,6 +51,7 @@ from attune.executor.policies import (
     rate_limit_violation,
 )
 from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
+from attune.messaging.messages import EnforcementCreated, Envelope
 from attune.operations.executions import finish_execution
 from attune.runtime import Runtime
 

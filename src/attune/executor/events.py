@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import Envelope, EventCreated, MessageType
 from attune.db.models import Action, Enforcement, Event, Pack, Rule
 from attune.db.outbox import enqueue
 from attune.db.repos import enforcements, events
@@ -37,6 +36,7 @@ from attune.domain.templates import (
 )
 from attune.errors import NotFound
 from attune.executor import template_keys
+from attune.messaging.messages import Envelope, EventCreated, MessageType
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)

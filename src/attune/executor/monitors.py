@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from attune.bus.messages import Envelope, MessageType
 from attune.db.repos import executions
 from attune.domain.enums import ExecutionStatus
 from attune.domain.templates import rfc3339
+from attune.messaging.messages import Envelope, MessageType
 from attune.operations.executions import finish_execution
 from attune.runtime import Runtime
 

@@ -19,14 +19,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from attune.bus.messages import Envelope, ExecutionRequested
-from attune.bus.topology import worker_execution_queue
 from attune.db.models import Execution, Worker
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import executions, workers
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
 from attune.executor.completion import BackgroundTasks
+from attune.messaging.messages import Envelope, ExecutionRequested
+from attune.messaging.topology import worker_execution_queue
 from attune.operations.executions import dispatch, finish_execution
 from attune.runtime import Runtime
 from attune.workflow.engine import WorkflowEngine

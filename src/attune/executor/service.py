@@ -15,16 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from attune.bus.base import Consumer, Handler
-from attune.bus.messages import Envelope, ExecutionStatusChanged
-from attune.bus.topology import (
-    DLX_QUEUE,
-    ENFORCEMENTS_QUEUE,
-    EXECUTION_COMPLETED_QUEUE,
-    EXECUTION_REQUESTS_QUEUE,
-    EXECUTION_STATUS_QUEUE,
-    EXECUTOR_EVENTS_QUEUE,
-    QueueSpec,
-)
 from attune.clock import Clock
 from attune.executor.completion import CompletionListener
 from attune.executor.enforcements import EnforcementProcessor
@@ -33,6 +23,16 @@ from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
 from attune.executor.monitors import DeadLetterHandler, ScheduledTimeoutMonitor
 from attune.executor.scheduler import Scheduler
+from attune.messaging.messages import Envelope, ExecutionStatusChanged
+from attune.messaging.topology import (
+    DLX_QUEUE,
+    ENFORCEMENTS_QUEUE,
+    EXECUTION_COMPLETED_QUEUE,
+    EXECUTION_REQUESTS_QUEUE,
+    EXECUTION_STATUS_QUEUE,
+    EXECUTOR_EVENTS_QUEUE,
+    QueueSpec,
+)
 from attune.runtime import Runtime
 from attune.workflow.engine import WorkflowEngine
 

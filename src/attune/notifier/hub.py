@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from attune.bus.base import Bus, Consumer
-from attune.bus.messages import Envelope, MessageType
-from attune.bus.topology import NOTIFICATIONS_EXCHANGE, QueueSpec
+from attune.messaging.messages import Envelope, MessageType
+from attune.messaging.topology import NOTIFICATIONS_EXCHANGE, QueueSpec
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import MessageType, dispatch_routing
 from attune.db.models import Execution, Worker
 from attune.db.outbox import enqueue
 from attune.db.repos import executions as repo
@@ -23,6 +22,7 @@ from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import secret_names
+from attune.messaging.messages import MessageType, dispatch_routing
 
 log = logging.getLogger(__name__)
 

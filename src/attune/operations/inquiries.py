@@ -24,13 +24,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import MessageType
 from attune.db.models import Execution, Inquiry
 from attune.db.outbox import enqueue
 from attune.db.repos import executions, identities
 from attune.db.repos import inquiries as repo
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus, InquiryStatus
+from attune.messaging.messages import MessageType
 from attune.operations.executions import finish_execution
 from attune.operations.inquiry_requests import (
     ID_KEY,

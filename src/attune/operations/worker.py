@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import MessageType
 from attune.db.models import Execution
 from attune.db.outbox import enqueue
 from attune.db.repos import executions
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
+from attune.messaging.messages import MessageType
 from attune.operations import inquiries
 from attune.operations.executions import finish_execution
 

@@ -15,12 +15,12 @@ from typing import Any
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import MessageType
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.db.repos import pack_components, pack_tests, workflows
 from attune.domain import safe_yaml
 from attune.errors import Conflict
+from attune.messaging.messages import MessageType
 from attune.packs import components
 from attune.packs.components import RegistrationResult
 from attune.packs.install.tests import TestOutcome, run_and_judge

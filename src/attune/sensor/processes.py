@@ -22,7 +22,7 @@ from typing import Any
 
 from attune import st2compat
 from attune.auth.service import mint_sensor_token
-from attune.bus.topology import EVENTS_EXCHANGE
+from attune.messaging.topology import EVENTS_EXCHANGE
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 

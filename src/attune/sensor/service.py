@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from attune.bus.messages import Envelope
-from attune.bus.topology import RULES_LIFECYCLE_QUEUE
 from attune.clock import Clock
 from attune.db.models import Sensor
 from attune.db.repos import events, rules, sensors
 from attune.db.repos import runtimes as runtime_rows
 from attune.domain.enums import WorkerRole, WorkerStatus, WorkerType
 from attune.domain.runtimes import canonical_runtime_name
+from attune.messaging.messages import Envelope
+from attune.messaging.topology import RULES_LIFECYCLE_QUEUE
 from attune.runtime import Runtime
 from attune.sensor.processes import SensorManager, SensorPlan, is_native
 from attune.sensor.timers import (

@@ -34,11 +34,11 @@ import sys
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from attune.bus import topology
 from attune.bus.base import Consumer, Retryable
-from attune.bus.messages import Envelope, ExecutionCancel, ExecutionDispatch, PackRegistered
 from attune.db.repos import action_inputs
 from attune.executor.liveness import take_back
+from attune.messaging import topology
+from attune.messaging.messages import Envelope, ExecutionCancel, ExecutionDispatch, PackRegistered
 from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 from attune.worker import environments, registration, watchdog

@@ -12,12 +12,12 @@ from attune.api.deps import AUTH, RuntimeDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.rules import CreateRule, RuleResponse, RuleSummary, UpdateRule
-from attune.bus.messages import MessageType
 from attune.db.models import Rule
 from attune.db.outbox import enqueue
 from attune.db.repos import actions, rules, triggers
 from attune.domain.params import validate_params
 from attune.errors import Conflict, NotFound
+from attune.messaging.messages import MessageType
 from attune.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["rules"], dependencies=AUTH)

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from attune.bus.messages import MessageType, change_notification_routing, make_envelope, routing_for
 from attune.db.changes import notifications_for
 from attune.db.history import RowChange, write_history
 from attune.db.models import Enforcement, Execution, OutboxMessage
@@ -26,6 +25,7 @@ from attune.db.outbox import note_staged
 from attune.db.repos import locking
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
+from attune.messaging.messages import MessageType, change_notification_routing, make_envelope, routing_for
 
 _REQUESTED = ExecutionStatus.REQUESTED.value
 

@@ -9,10 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import MessageType
 from attune.db.models import Event, Rule, Sensor, Trigger
 from attune.db.outbox import enqueue
 from attune.db.repos import locking
+from attune.messaging.messages import MessageType
 
 
 async def get(session: AsyncSession, event_id: int) -> Event | None:

@@ -17,7 +17,6 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import MessageType
 from attune.db.models import Action, Enforcement, Execution, Worker
 from attune.db.outbox import enqueue
 from attune.db.repos import locking
@@ -27,6 +26,7 @@ from attune.domain.crypto import SecretBox
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import apply_defaults, secret_names, validate_params
 from attune.errors import Conflict
+from attune.messaging.messages import MessageType
 
 #: ``on_worker=ANY_WORKER`` in :func:`move`: the execution's worker does not matter.
 ANY_WORKER = -1

@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.bus.messages import MessageType, cancel_routing
 from attune.db.models import Action, Execution
 from attune.db.outbox import enqueue
 from attune.db.repos import executions as runs
@@ -33,6 +32,7 @@ from attune.domain import budget, keyrefs
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import secret_names
 from attune.errors import AttuneError
+from attune.messaging.messages import MessageType, cancel_routing
 from attune.operations import inquiries
 from attune.operations.executions import finish_execution
 from attune.workflow import conductor

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
-from attune.bus import topology
 from attune.domain.enums import ExecutionStatus
+from attune.messaging import topology
 
 
 class MessageType(StrEnum):
