@@ -33,6 +33,7 @@ from attune.workflow.engine import (
     WorkflowEngine,
     WorkflowStateError,
     cancel_workflow,
+    definitions,
     rerun_workflow,
 )
 from attune.workflow.spec import parse_workflow
@@ -80,7 +81,11 @@ async def define(runtime: Runtime, pack: models.Pack, doc: dict[str, Any], *, en
     spec = parse_workflow(doc)
     async with runtime.db.transaction() as session:
         await repo.save_definition(
-            session, pack, spec.ref, repo.definition_values(spec, enabled=enabled), entrypoint="workflow"
+            session,
+            pack,
+            spec.ref,
+            definitions.definition_values(spec, enabled=enabled),
+            entrypoint="workflow",
         )
     return spec.ref
 

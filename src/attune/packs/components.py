@@ -26,6 +26,7 @@ from attune.packs.manifest import (
     WorkflowFileSpec,
 )
 from attune.packs.parser import PackFormatError
+from attune.workflow.engine import definitions
 from attune.workflow.spec import WorkflowValidationError, parse_workflow
 
 M = TypeVar("M", bound=models.Base)
@@ -129,7 +130,7 @@ async def register_workflows(
         before = await workflows.by_ref(session, file.ref)
         snapshot = None if before is None else (before.updated, before.definition)
         row, created = await workflows.save_definition(
-            session, pack, file.ref, workflows.definition_values(spec), entrypoint=entrypoint
+            session, pack, file.ref, definitions.definition_values(spec), entrypoint=entrypoint
         )
         if created:
             count(counts, "workflow", "created")

@@ -54,6 +54,7 @@ from attune.packs.parser import MAX_WORKFLOW_BYTES
 from attune.runtime import Runtime
 from attune.workflow import engine
 from attune.workflow.conductor import WorkflowState
+from attune.workflow.engine import definitions
 from attune.workflow.spec import (
     DEFAULT_MAX_TASKS,
     WorkflowSpec,
@@ -113,7 +114,7 @@ def _parse(
 
 def _values(spec: WorkflowSpec, body: CreateWorkflow | SaveWorkflowFile) -> repo.DefinitionValues:
     """Body fields win over the document's own (the document is stored normalised)."""
-    base = repo.definition_values(spec)
+    base = definitions.definition_values(spec)
     return repo.DefinitionValues(
         label=body.label,
         description=body.description if body.description is not None else base.description,
@@ -288,7 +289,7 @@ async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -
                 version=body.version or row.version,
                 max_tasks=runtime.settings.executor.workflow_max_tasks,
             )
-            changes["definition"] = repo.definition_values(spec).definition
+            changes["definition"] = definitions.definition_values(spec).definition
         if actions.apply_changes(row, changes):
             await session.flush()
             pack = await session.get(Pack, row.pack)
@@ -414,7 +415,7 @@ async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWo
                         session,
                         pack,
                         ref,
-                        repo.definition_values(spec),
+                        definitions.definition_values(spec),
                         entrypoint=rel.removeprefix("actions/"),
                     )
             except Conflict as exc:

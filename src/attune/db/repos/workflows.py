@@ -18,7 +18,6 @@ from attune.db.models import Action, Execution, Pack, WorkflowDefinition, Workfl
 from attune.db.repos.locking import for_update
 from attune.domain.enums import ExecutionStatus
 from attune.errors import Conflict, Unprocessable
-from attune.workflow.spec import WorkflowSpec, to_document
 
 #: ``entrypoint`` of a companion action created through ``POST /workflows`` (no file behind it).
 API_ENTRYPOINT = "workflow"
@@ -53,20 +52,6 @@ class DefinitionValues:
             "tags": list(self.tags),
             "enabled": self.enabled,
         }
-
-
-def definition_values(spec: WorkflowSpec, *, enabled: bool = True) -> DefinitionValues:
-    """The row values of a parsed workflow (workflows.md §1): the normalised document and schemas."""
-    return DefinitionValues(
-        label=spec.label,
-        description=spec.description,
-        version=spec.version,
-        param_schema=spec.parameters,
-        out_schema=spec.output,
-        definition=to_document(spec),
-        tags=list(spec.tags),
-        enabled=enabled,
-    )
 
 
 async def by_ref(session: AsyncSession, ref: str) -> WorkflowDefinition | None:
