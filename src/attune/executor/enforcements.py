@@ -41,7 +41,6 @@ from attune.db.types import utcnow
 from attune.domain.enums import EnforcementStatus, ExecutionStatus
 from attune.domain.params import secret_names
 from attune.errors import Conflict, NotFound, ValidationFailed
-from attune.executor import template_keys
 from attune.executor.completion import BackgroundTasks
 from attune.executor.policies import (
     Fingerprint,
@@ -52,6 +51,7 @@ from attune.executor.policies import (
 )
 from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
 from attune.messaging.messages import EnforcementCreated, Envelope
+from attune.operations import template_keys
 from attune.operations.executions import finish_execution
 from attune.runtime import Runtime
 

@@ -35,8 +35,8 @@ from attune.domain.templates import (
     rule_context,
 )
 from attune.errors import NotFound
-from attune.executor import template_keys
 from attune.messaging.messages import Envelope, EventCreated, MessageType
+from attune.operations import template_keys
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)

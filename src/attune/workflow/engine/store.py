@@ -25,8 +25,8 @@ from attune.domain.crypto import SecretBox
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from attune.domain.templates import TemplateEngine
 from attune.errors import Conflict
-from attune.executor import template_keys
 from attune.lru import LruCache
+from attune.operations import template_keys
 from attune.operations.executions import stage_status_changed
 from attune.workflow import conductor
 from attune.workflow.engine import inline as inline_tasks
