@@ -387,6 +387,22 @@ class Settings(BaseSettings):
         assert self.installed_packs_dir is not None
         return self.installed_packs_dir
 
+    def pack_directory(self, pack_ref: str, storage_path: str | None) -> Path:
+        """Where a pack's files live on this machine: the directory it was registered from, else
+        ``{installed_packs_dir}/{ref}`` when that exists, else ``{packs_base_dir}/{ref}``.
+
+        Packs registered in place (``POST /packs/register``) keep their files where they are;
+        installed and uploaded packs live under ``installed_packs_dir`` (``{data_dir}/packs``).
+        """
+        if storage_path:
+            stored = Path(storage_path)
+            if stored.is_dir():
+                return stored
+        installed = self.install_dir / pack_ref
+        if installed.is_dir():
+            return installed
+        return self.packs_base_dir / pack_ref
+
     @property
     def envs_dir(self) -> Path:
         assert self.runtime_envs_dir is not None

@@ -22,8 +22,8 @@ from typing import Any
 
 from attune import st2compat
 from attune.auth.service import mint_sensor_token
+from attune.db.repos import packs as packs_repo
 from attune.messaging.topology import EVENTS_EXCHANGE
-from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class SensorProcess:
         settings = self.runtime.settings
         # Installed and uploaded packs live under the data dir, registered ones where they were.
         async with self.runtime.db.session() as session:
-            pack_dir = await pack_directory_of(session, settings, plan.pack_ref)
+            pack_dir = await packs_repo.directory_of(session, settings, plan.pack_ref)
         argv = sensor_command(plan, pack_dir, settings.envs_dir)
         token = await issue_sensor_token(self.runtime, plan.sensor_ref, list(plan.trigger_refs))
         try:

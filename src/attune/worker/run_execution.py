@@ -24,9 +24,9 @@ from attune.db.database import Database, retrying
 from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import action_inputs, executions
+from attune.db.repos import packs as packs_repo
 from attune.domain.enums import ExecutionStatus
 from attune.operations import worker as worker_operations
-from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 from attune.worker import (
     commands,
@@ -282,7 +282,7 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
                 action.ref,
             )
     async with runtime.db.session() as session:
-        pack_dir = await pack_directory_of(session, settings, action.pack_ref)
+        pack_dir = await packs_repo.directory_of(session, settings, action.pack_ref)
         pack_config = await pack_config_of(session, action.pack) if st2.is_st2(config) else None
     env_dir = environments.env_dir_for(
         settings.envs_dir, action.pack_ref, runtime_dir_name(loaded.runtime_row), version

@@ -36,10 +36,10 @@ from typing import Any
 
 from attune.bus.base import Consumer, Retryable
 from attune.db.repos import action_inputs
+from attune.db.repos import packs as packs_repo
 from attune.executor.liveness import take_back
 from attune.messaging import topology
 from attune.messaging.messages import Envelope, ExecutionCancel, ExecutionDispatch, PackRegistered
-from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 from attune.worker import environments, registration, watchdog
 from attune.worker.run_execution import cancel_orphan, run_execution
@@ -366,7 +366,7 @@ class WorkerService:
         assert runtime is not None
         settings = runtime.settings
         async with runtime.db.session() as session:
-            pack_dir = await pack_directory_of(session, settings, pack_ref)
+            pack_dir = await packs_repo.directory_of(session, settings, pack_ref)
         if not pack_dir.is_dir():
             if only is not None:
                 log.error("pack %s has no directory %s; no environments prepared", pack_ref, pack_dir)

@@ -34,13 +34,13 @@ from attune.api.schemas.pack_install import (
 from attune.api.schemas.packs import InstallPack, PackInstallResponse, PackResponse
 from attune.db import models
 from attune.db.repos import pack_tests, packs
+from attune.db.repos import packs as packs_repo
 from attune.errors import AttuneError, BadRequest, NotFound
 from attune.packs.install import index, installer
 from attune.packs.install.envs import interpreter_of_pack
 from attune.packs.install.progress import ProgressEvent
 from attune.packs.install.tests import run_pack_tests, server_environment
 from attune.packs.install.yamlio import load_yaml
-from attune.packs.locations import pack_directory_of
 from attune.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ async def test_pack(ref: str, runtime: RuntimeDep) -> Data[PackTestResult]:
     """Run the installed pack's tests now and store the run (trigger reason ``manual``)."""
     pack = await _pack_or_404(runtime, ref)
     async with runtime.db.session() as session:
-        directory = await pack_directory_of(session, runtime.settings, ref)
+        directory = await packs_repo.directory_of(session, runtime.settings, ref)
     manifest_file = directory / "pack.yaml"
     if not await asyncio.to_thread(manifest_file.is_file):
         raise NotFound(f"Pack directory or pack.yaml not found for pack '{ref}': {directory}")

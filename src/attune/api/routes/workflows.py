@@ -49,7 +49,6 @@ from attune.db.repos import actions
 from attune.db.repos import workflows as repo
 from attune.domain import safe_yaml
 from attune.errors import BadRequest, Conflict, NotFound
-from attune.packs.locations import pack_directory
 from attune.packs.parser import MAX_WORKFLOW_BYTES
 from attune.runtime import Runtime
 from attune.workflow import engine
@@ -133,7 +132,7 @@ def _workflow_file(runtime: Runtime, pack: Pack, name: str) -> Path:
         raise BadRequest(
             f"Invalid workflow name '{name}': use lowercase letters, digits, '_' and '-' (no path separators)"
         )
-    base = pack_directory(runtime.settings, pack.ref, pack.storage_path).resolve()
+    base = runtime.settings.pack_directory(pack.ref, pack.storage_path).resolve()
     target = (base / "workflows" / f"{name}.yaml").resolve()
     if not target.is_relative_to(base / "workflows"):
         raise BadRequest(f"Invalid workflow name '{name}': the file must stay inside the pack")
@@ -155,7 +154,7 @@ def _write_file(path: Path, spec: WorkflowSpec, values: repo.DefinitionValues) -
 
 def _pack_workflow_files(runtime: Runtime, pack: Pack) -> list[tuple[str, Path]]:
     """(name, path) of every workflow file of the pack, in the locations registration reads."""
-    base = pack_directory(runtime.settings, pack.ref, pack.storage_path)
+    base = runtime.settings.pack_directory(pack.ref, pack.storage_path)
     found: list[tuple[str, Path]] = []
     directory = base / "workflows"
     if directory.is_dir():
@@ -398,7 +397,7 @@ async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWo
         known = await _known_actions(session)
         for name, path in _pack_workflow_files(runtime, pack):
             ref = f"{pack.ref}.{name}"
-            rel = path.relative_to(pack_directory(runtime.settings, pack.ref, pack.storage_path)).as_posix()
+            rel = path.relative_to(runtime.settings.pack_directory(pack.ref, pack.storage_path)).as_posix()
             try:
                 spec = parse_workflow(
                     _load_file(path), ref=ref, max_tasks=runtime.settings.executor.workflow_max_tasks

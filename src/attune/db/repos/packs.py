@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Pack, Policy, Rule, Sensor, Trigger, WorkflowDefinition
+from attune.settings import Settings
 
 #: Columns the pack API may change (domain.md §2.10).
 UPDATABLE = (
@@ -109,3 +111,8 @@ async def dependents(session: AsyncSession, ref: str) -> list[tuple[str, str]]:
             if entry.split("@", 1)[0].strip() == ref:
                 found.append((pack_ref, entry))
     return found
+
+
+async def directory_of(session: AsyncSession, settings: Settings, pack_ref: str) -> Path:
+    """Where the pack ``pack_ref`` lives on this machine (:meth:`Settings.pack_directory`)."""
+    return settings.pack_directory(pack_ref, await storage_path(session, pack_ref))
