@@ -74,7 +74,9 @@ async def test_sensor_token_reaches_only_what_a_sensor_needs(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     """A sensor token ran shell commands through POST /executions/execute."""
-    _identity, token, _expires = await mint_sensor_token(runtime, "demo.watcher", ["demo.tick"], 3600)
+    _identity, token, _expires = await mint_sensor_token(
+        runtime.db, runtime.tokens, "demo.watcher", ["demo.tick"], 3600
+    )
     execute = await client.post(
         "/api/v1/executions/execute", json={"action_ref": "core.echo"}, headers=bearer(token)
     )
@@ -223,7 +225,7 @@ async def test_unknown_login_costs_a_password_verification(
     assert (wrong.status_code, wrong.json()) == (401, unknown.json())
     assert spy.verified == [user.password_hash]
     # Identities without a password (sensors) take the dummy path as well.
-    await mint_sensor_token(runtime, "demo.watcher", ["demo.tick"], 3600)
+    await mint_sensor_token(runtime.db, runtime.tokens, "demo.watcher", ["demo.tick"], 3600)
     spy.verified.clear()
     service = await client.post("/auth/login", json={"login": "sensor:demo.watcher", "password": "x"})
     assert service.status_code == 401

@@ -70,7 +70,7 @@ def token_check(runtime: Runtime, versions: TokenVersions) -> Callable[[Claims],
     """Refuse tokens revoked since issue: a password change, a deleted identity, a finished execution."""
 
     async def check(claims: Claims) -> str | None:
-        return await claims_problem(runtime, claims, versions.get)
+        return await claims_problem(runtime.db, claims, versions.get)
 
     return check
 
@@ -95,7 +95,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_ui(app.router)
     settings = runtime.settings
     # Per process (docs/security.md): token versions looked up by the guard, failed logins.
-    app.state.token_versions = versions = TokenVersions(runtime)
+    app.state.token_versions = versions = TokenVersions(runtime.db)
     app.state.login_throttle = LoginThrottle(
         per_login=settings.security.login_max_failures,
         per_address=settings.security.login_max_failures_per_address,

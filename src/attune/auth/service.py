@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from attune.auth.tokens import TokenService
+from attune.db.database import Database
 from attune.db.repos import identities
-from attune.runtime import Runtime
 from attune.settings import Settings
 
 SERVICE_TOKEN_HEADER = "x-attune-service-token"
@@ -58,13 +59,13 @@ def sensor_claims(sensor_ref: str, trigger_types: list[str]) -> dict[str, Any]:
 
 
 async def mint_sensor_token(
-    runtime: Runtime, sensor_ref: str, trigger_types: list[str], ttl: int
+    db: Database, tokens: TokenService, sensor_ref: str, trigger_types: list[str], ttl: int
 ) -> tuple[int, str, datetime]:
     """``(identity id, token, expiry)`` for the identity ``sensor:<ref>``, found or created."""
-    async with runtime.db.transaction() as session:
+    async with db.transaction() as session:
         identity = await identities.sensor_identity(session, sensor_ref, trigger_types)
         identity_id = identity.id
-    token, exp = runtime.tokens.issue(
+    token, exp = tokens.issue(
         identity_id,
         sensor_ref,
         "sensor",

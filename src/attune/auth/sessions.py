@@ -8,9 +8,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from attune.auth.tokens import Claims
+from attune.db.database import Database
 from attune.db.repos import executions, identities
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
-from attune.runtime import Runtime
 
 #: How long a looked-up ``token_version`` is reused. A password change in this process forgets
 #: the entry at once; other API processes see it within this many seconds.
@@ -93,8 +93,8 @@ class LoginThrottle:
 class TokenVersions:
     """``identity.token_version`` by identity id, cached briefly (``None``: no such identity)."""
 
-    def __init__(self, runtime: Runtime, ttl: float = VERSION_CACHE_SECONDS) -> None:
-        self.runtime = runtime
+    def __init__(self, db: Database, ttl: float = VERSION_CACHE_SECONDS) -> None:
+        self.db = db
         self.ttl = ttl
         self._cache: dict[int, tuple[int | None, float]] = {}
 
@@ -103,7 +103,7 @@ class TokenVersions:
         hit = self._cache.get(identity_id)
         if hit is not None and now - hit[1] < self.ttl:
             return hit[0]
-        version = await current_token_version(self.runtime, identity_id)
+        version = await current_token_version(self.db, identity_id)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[identity_id] = (version, now)
@@ -113,13 +113,13 @@ class TokenVersions:
         self._cache.pop(identity_id, None)
 
 
-async def current_token_version(runtime: Runtime, identity_id: int) -> int | None:
-    async with runtime.db.session() as session:
+async def current_token_version(db: Database, identity_id: int) -> int | None:
+    async with db.session() as session:
         return await identities.token_version(session, identity_id)
 
 
 async def claims_problem(
-    runtime: Runtime, claims: Claims, versions: Callable[[int], Awaitable[int | None]] | None = None
+    db: Database, claims: Claims, versions: Callable[[int], Awaitable[int | None]] | None = None
 ) -> str | None:
     """Why an otherwise valid token must be refused now (``None``: accept it).
 
@@ -133,7 +133,7 @@ async def claims_problem(
             return "Invalid authentication token"
         if not 0 < identity_id < MAX_ID:
             return "Invalid authentication token"
-        lookup = versions or (lambda ident: current_token_version(runtime, ident))
+        lookup = versions or (lambda ident: current_token_version(db, ident))
         version = await lookup(identity_id)
         if version is None or version != claims.token_version:
             return "Authentication token revoked"
@@ -142,7 +142,7 @@ async def claims_problem(
         execution_id = claims.metadata.get("execution_id")
         if not isinstance(execution_id, int):
             return "Invalid authentication token"
-        async with runtime.db.session() as session:
+        async with db.session() as session:
             status = (await executions.statuses(session, [execution_id])).get(execution_id)
         if status is None or ExecutionStatus(status) in TERMINAL_EXECUTION_STATUSES:
             return "Authentication token expired"

@@ -69,7 +69,7 @@ async def authenticate(runtime: Runtime, token: str | None, allowed: frozenset[s
     if allowed is not None and claims.token_type not in allowed:
         raise Unauthorized("Invalid authentication token")
     # Revoked (password changed, identity deleted) or finished-execution tokens, as on the API.
-    problem = await claims_problem(runtime, claims)
+    problem = await claims_problem(runtime.db, claims)
     if problem is not None:
         raise Unauthorized(problem)
     return claims

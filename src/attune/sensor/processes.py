@@ -170,7 +170,9 @@ async def issue_sensor_token(
     up. The sensor process gets only this narrow token, never the service credential
     (docs/security.md, "Service credentials").
     """
-    _identity_id, token, _expires = await mint_sensor_token(runtime, sensor_ref, trigger_types, ttl)
+    _identity_id, token, _expires = await mint_sensor_token(
+        runtime.db, runtime.tokens, sensor_ref, trigger_types, ttl
+    )
     return token
 
 

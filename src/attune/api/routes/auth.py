@@ -202,7 +202,9 @@ def _require_service_credential(request: Request, runtime: Runtime, *, bearer_al
 
 async def _sensor_token(body: SensorTokenRequest, runtime: Runtime) -> SensorTokenResponse:
     ttl = body.ttl_seconds or DEFAULT_SENSOR_TTL
-    identity_id, token, expires = await mint_sensor_token(runtime, body.sensor_ref, body.trigger_types, ttl)
+    identity_id, token, expires = await mint_sensor_token(
+        runtime.db, runtime.tokens, body.sensor_ref, body.trigger_types, ttl
+    )
     return SensorTokenResponse(
         identity_id=identity_id,
         sensor_ref=body.sensor_ref,
