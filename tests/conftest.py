@@ -27,7 +27,7 @@ from attune.auth.passwords import hash_password, make_hasher
 from attune.db import models
 from attune.db.repos import identities
 from attune.db.types import utcnow
-from attune.runtime import Runtime, open_runtime
+from attune.platform import Platform, open_platform
 from attune.settings import Settings, load_settings
 from attune.testing.clock import FakeClock
 
@@ -152,22 +152,22 @@ def settings(tmp_path: Path, database_template: str, packs_dir: Path, bus_prefix
     return load_settings(None, overrides, ensure_secrets=False, read_files=False)
 
 
-async def _truncate_all(runtime: Runtime) -> None:
+async def _truncate_all(runtime: Platform) -> None:
     names = ", ".join(f'"{t.name}"' for t in models.Base.metadata.sorted_tables)
     async with runtime.db.transaction() as session:
         await session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    async with open_runtime(settings) as rt:
+async def runtime(settings: Settings) -> AsyncIterator[Platform]:
+    async with open_platform(settings) as rt:
         if BACKEND == "postgres":
             await _truncate_all(rt)
         yield rt
 
 
 @pytest.fixture
-def fake_clock(runtime: Runtime) -> FakeClock:
+def fake_clock(runtime: Platform) -> FakeClock:
     """A fake clock on ``runtime`` starting at the real now (so rows stamped by column defaults
     compare sensibly): the services' time moves only with ``fake_clock.advance``."""
     clock = FakeClock(utcnow())
@@ -176,7 +176,7 @@ def fake_clock(runtime: Runtime) -> FakeClock:
 
 
 @pytest.fixture
-def app(runtime: Runtime) -> Any:
+def app(runtime: Platform) -> Any:
     return create_app(runtime)
 
 
@@ -194,7 +194,7 @@ def password_hash() -> str:
 
 
 @pytest.fixture
-async def user(runtime: Runtime, password_hash: str) -> models.Identity:
+async def user(runtime: Platform, password_hash: str) -> models.Identity:
     async with runtime.db.transaction() as session:
         return await identities.create(
             session, "alice", password_hash=password_hash, display_name="Alice", is_admin=True
@@ -202,7 +202,7 @@ async def user(runtime: Runtime, password_hash: str) -> models.Identity:
 
 
 @pytest.fixture
-async def api(app: Any, runtime: Runtime, user: models.Identity) -> AsyncIterator[httpx.AsyncClient]:
+async def api(app: Any, runtime: Platform, user: models.Identity) -> AsyncIterator[httpx.AsyncClient]:
     """A client carrying a valid access token for ``user``."""
     token = runtime.tokens.access(user.id, user.login)
     transport = httpx.ASGITransport(app=app)

@@ -8,11 +8,11 @@ import httpx
 
 from attune.db import models
 from attune.db.repos import identities, permissions
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 
 async def make_identity(
-    runtime: Runtime, login: str, password_hash: str | None, *sets: str, is_admin: bool = False
+    runtime: Platform, login: str, password_hash: str | None, *sets: str, is_admin: bool = False
 ) -> models.Identity:
     """An identity holding the permission sets ``sets`` (the built-in ones are seeded first)."""
     async with runtime.db.transaction() as session:
@@ -27,7 +27,7 @@ async def make_identity(
     return identity
 
 
-def client_for(app: Any, runtime: Runtime, identity: models.Identity) -> httpx.AsyncClient:
+def client_for(app: Any, runtime: Platform, identity: models.Identity) -> httpx.AsyncClient:
     """An in-process client carrying an access token of ``identity``."""
     token = runtime.tokens.access(identity.id, identity.login)
     return httpx.AsyncClient(

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from attune.db.database import Database
 from attune.db.repos import retention as retention_rows
 from attune.db.types import utcnow
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import RetentionSettings
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ async def purge_database(
 
 
 async def purge(
-    runtime: Runtime,
+    platform: Platform,
     *,
     older_than: timedelta,
     batch_size: int = 1000,
@@ -87,11 +87,11 @@ async def purge(
     Returns the number of rows deleted per table (keys: :data:`PURGED_TABLES`).
     """
     return await purge_database(
-        runtime.db,
+        platform.db,
         older_than=older_than,
         worker_history_older_than=worker_history_older_than,
         batch_size=batch_size,
-        now=runtime.clock.now(),
+        now=platform.clock.now(),
     )
 
 
@@ -111,18 +111,18 @@ class RetentionService:
 
     name = "retention"
 
-    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
-        ages = configured_ages(runtime.settings.retention)
+    async def run(self, platform: Platform, stop: asyncio.Event) -> None:
+        ages = configured_ages(platform.settings.retention)
         if ages is None:
             log.info("retention is disabled (retention.max_age_days = 0)")
             await stop.wait()
             return
         older_than, worker_age = ages
-        settings = runtime.settings.retention
+        settings = platform.settings.retention
         while not stop.is_set():
             try:
                 counts = await purge(
-                    runtime,
+                    platform,
                     older_than=older_than,
                     worker_history_older_than=worker_age,
                     batch_size=settings.batch_size,
@@ -134,4 +134,4 @@ class RetentionService:
             else:
                 if any(counts.values()):
                     log.info("retention purged %s", ", ".join(f"{k}={v}" for k, v in counts.items() if v))
-            await runtime.clock.wait(stop, settings.interval)
+            await platform.clock.wait(stop, settings.interval)

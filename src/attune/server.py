@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from attune.bootstrap import bootstrap
 from attune.db.migrate import upgrade
 from attune.errors import ConfigError
-from attune.runtime import open_runtime
+from attune.platform import open_platform
 from attune.services.api import ApiService
 from attune.services.base import Service
 from attune.services.supervisor import run_services
@@ -94,17 +94,17 @@ async def run_server(settings: Settings, *, services: Sequence[str] | None = Non
         await upgrade(settings.database.url)
     chosen = embedded_services() if services is None else [SERVICE_FACTORIES[name]() for name in services]
     serves_http = embedded or "api" in (services or ())
-    async with open_runtime(settings) as runtime:
+    async with open_platform(settings) as platform:
         if serves_http:
-            await bootstrap(runtime)
+            await bootstrap(platform)
         # After bootstrap (which may create the development user), before anything listens.
-        await check_startup(runtime, serves_http=serves_http)
-        stop = runtime.stop
+        await check_startup(platform, serves_http=serves_http)
+        stop = platform.stop
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await run_services(runtime, chosen, stop)
+            await run_services(platform, chosen, stop)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

@@ -15,7 +15,7 @@ from attune import bootstrap
 from attune.auth.passwords import verify_password
 from attune.db.repos import identities
 from attune.errors import ConfigError
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import production_refusals
 
 CHANGE_DEFAULT_PASSWORD = (
@@ -34,22 +34,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-async def development_user_has_default_password(runtime: Runtime) -> bool:
-    async with runtime.db.session() as session:
+async def development_user_has_default_password(platform: Platform) -> bool:
+    async with platform.db.session() as session:
         identity = await identities.by_login(session, bootstrap.DEFAULT_LOGIN)
     if identity is None or not identity.password_hash:
         return False
     return await asyncio.to_thread(
-        verify_password, runtime.hasher, identity.password_hash, bootstrap.DEFAULT_PASSWORD
+        verify_password, platform.hasher, identity.password_hash, bootstrap.DEFAULT_PASSWORD
     )
 
 
-async def check_startup(runtime: Runtime, *, serves_http: bool) -> None:
+async def check_startup(platform: Platform, *, serves_http: bool) -> None:
     """Raise :class:`ConfigError` (exit code 2) naming what to set when start-up must be refused."""
-    settings = runtime.settings
+    settings = platform.settings
     if settings.is_production:
         problems = production_refusals(settings)
-        if await development_user_has_default_password(runtime):
+        if await development_user_has_default_password(platform):
             problems.append(
                 f"the development user {bootstrap.DEFAULT_LOGIN} still has its published default "
                 f"password: {CHANGE_DEFAULT_PASSWORD}"
@@ -58,7 +58,7 @@ async def check_startup(runtime: Runtime, *, serves_http: bool) -> None:
             raise ConfigError("Refusing to start in production: " + "; ".join(problems))
         return
     host = settings.server.host
-    if serves_http and not is_loopback(host) and await development_user_has_default_password(runtime):
+    if serves_http and not is_loopback(host) and await development_user_has_default_password(platform):
         raise ConfigError(
             f"Refusing to listen on {host}: the development user {bootstrap.DEFAULT_LOGIN} still has its "
             f"published password {bootstrap.DEFAULT_PASSWORD!r}, so anyone on the network could log in. "

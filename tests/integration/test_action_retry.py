@@ -10,7 +10,7 @@ import httpx
 
 from attune.db import models
 from attune.packs.register import register_pack
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 # ``clean_bus`` and ``settings`` are the executor tests' fixtures: short timings, and RabbitMQ queues
 # deleted after each test (a message left in a queue would reach the next test's executor).
@@ -55,7 +55,7 @@ async def test_pack_yaml_retry_and_max_retries_are_registered(api: httpx.AsyncCl
     assert (plain["retry"]["count"], plain["max_retries"]) == (0, 0)
 
 
-async def test_an_invalid_retry_block_names_the_file(runtime: Runtime, tmp_path: Path) -> None:
+async def test_an_invalid_retry_block_names_the_file(runtime: Platform, tmp_path: Path) -> None:
     pack = write_pack(tmp_path)
     (pack / "actions" / "flaky.yaml").write_text("name: flaky\nentry_point: flaky.sh\nretry: {on: [crash]}\n")
     try:
@@ -81,7 +81,7 @@ async def test_the_api_sets_the_retry_policy(api: httpx.AsyncClient) -> None:
 
 
 async def test_failed_attempts_are_retried_per_policy_and_the_chain_is_visible(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     _, action, _ = await seed_pack(runtime)
     async with runtime.db.transaction() as session:
@@ -132,7 +132,7 @@ async def test_failed_attempts_are_retried_per_policy_and_the_chain_is_visible(
 
 
 async def test_a_timeout_is_not_retried_when_the_policy_covers_failures_only(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     _, action, _ = await seed_pack(runtime)
     async with runtime.db.transaction() as session:

@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 
 @pytest.fixture
-async def seed(runtime: Runtime) -> dict[str, int]:
+async def seed(runtime: Platform) -> dict[str, int]:
     """A pack ``demo`` and a runtime ``core.shell`` (name ``Shell``)."""
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
@@ -190,7 +190,7 @@ async def test_get_update_and_update_semantics(api: httpx.AsyncClient, seed: dic
 
 
 async def test_list_pagination_and_pack_listing(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime
+    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform
 ) -> None:
     async with runtime.db.transaction() as session:
         other = models.Pack(ref="other", label="Other", version="1.0.0")
@@ -226,7 +226,7 @@ async def test_list_pagination_and_pack_listing(
 
 
 async def test_delete_keeps_rule_ref_and_drops_queue_stats(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime
+    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform
 ) -> None:
     action_id = (await api.post("/api/v1/actions", json=action_body())).json()["data"]["id"]
     async with runtime.db.transaction() as session:
@@ -259,7 +259,7 @@ async def test_delete_keeps_rule_ref_and_drops_queue_stats(
         assert await session.get(models.QueueStats, action_id) is None
 
 
-async def test_queue_stats(api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime) -> None:
+async def test_queue_stats(api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform) -> None:
     action_id = (await api.post("/api/v1/actions", json=action_body())).json()["data"]["id"]
     none_yet = await api.get("/api/v1/actions/demo.hello/queue-stats")
     assert none_yet.status_code == 404

@@ -9,7 +9,7 @@ import httpx
 
 from attune.db import models
 from attune.db.types import utcnow
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 # Far enough in the past that rows written by the test itself (at "now") never fall in range.
 T0 = datetime(2024, 5, 10, 8, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-async def add(runtime: Runtime, *rows: Any) -> None:
+async def add(runtime: Platform, *rows: Any) -> None:
     async with runtime.db.transaction() as session:
         session.add_all(rows)
 
@@ -76,7 +76,7 @@ async def get(api: httpx.AsyncClient, path: str, **params: Any) -> Any:
 
 
 async def test_status_series_counts_transitions_per_hour_by_new_status(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     await add(
         runtime,
@@ -103,7 +103,7 @@ async def test_status_series_counts_transitions_per_hour_by_new_status(
 
 
 async def test_buckets_are_included_when_their_hour_start_is_in_range(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     await add(runtime, *(event(T0 + i * H + timedelta(minutes=40)) for i in range(4)))
 
@@ -118,7 +118,7 @@ async def test_buckets_are_included_when_their_hour_start_is_in_range(
     assert points(data["data"]) == [(iso(T0 + H), None, 1), (iso(T0 + 2 * H), None, 1)]
 
 
-async def test_volume_series_count_rows_created(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_volume_series_count_rows_created(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add(
         runtime,
         created(T0), created(T0 + timedelta(minutes=59)), created(T0 + 2 * H),
@@ -136,7 +136,7 @@ async def test_volume_series_count_rows_created(api: httpx.AsyncClient, runtime:
     assert points(enforcements["data"]) == [(iso(T0 + H), None, 3)]
 
 
-async def test_worker_status_series(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_worker_status_series(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add(
         runtime,
         transition(T0, "inactive", models.WorkerHistory),
@@ -149,7 +149,7 @@ async def test_worker_status_series(api: httpx.AsyncClient, runtime: Runtime) ->
     assert points(data["data"]) == [(iso(T0), "active", 1), (iso(T0), "inactive", 2)]
 
 
-async def test_failure_rate(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_failure_rate(api: httpx.AsyncClient, runtime: Platform) -> None:
     statuses = ["completed"] * 5 + ["failed"] * 2 + ["timeout", "cancelled", "running"]
     await add(runtime, *(transition(T0 + timedelta(minutes=i), s) for i, s in enumerate(statuses)))
 
@@ -168,7 +168,7 @@ async def test_failure_rate(api: httpx.AsyncClient, runtime: Runtime) -> None:
     assert (empty["total_terminal"], empty["failure_rate_pct"]) == (0, 0.0)
 
 
-async def test_dashboard_counts_equal_the_rows_created(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_dashboard_counts_equal_the_rows_created(api: httpx.AsyncClient, runtime: Platform) -> None:
     executions = [models.Execution(action_ref="core.echo") for _ in range(6)]
     await add(runtime, *executions)
     finals = ["completed", "completed", "completed", "failed", "timeout", "running"]
@@ -235,7 +235,7 @@ async def test_hours_is_clamped_and_fills_the_missing_end(api: httpx.AsyncClient
     assert datetime.fromisoformat(since_only["until"]) > T0 + 24 * H
 
 
-async def test_every_series_route_answers_the_same_shape(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_every_series_route_answers_the_same_shape(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add(runtime, event(T0))
     for path in SERIES:
         data = await get(api, path, since=iso(T0), until=iso(T0 + H))

@@ -9,7 +9,7 @@ import jwt
 
 from attune.db import models
 from attune.db.repos import identities
-from attune.runtime import Runtime
+from attune.platform import Platform
 from tests.conftest import TEST_JWT_SECRET, TEST_PASSWORD
 
 SERVICE_TOKEN = "service-credential-0123456789abcdef0123456789"
@@ -46,7 +46,7 @@ async def test_login_validation_names_the_field(client: httpx.AsyncClient) -> No
     assert body["error"].startswith("Invalid login request: login")
 
 
-async def test_register_is_closed_by_default(client: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_register_is_closed_by_default(client: httpx.AsyncClient, runtime: Platform) -> None:
     body = {"login": "carol", "password": "longenough", "display_name": "Carol"}
     closed = await client.post("/auth/register", json=body)
     assert closed.status_code == 403
@@ -57,7 +57,7 @@ async def test_register_is_closed_by_default(client: httpx.AsyncClient, runtime:
 
 
 async def test_open_registration_answers_the_same_for_taken_and_free_logins(
-    client: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     runtime.settings.security.allow_self_registration = True
     free = await client.post("/auth/register", json={"login": "carol", "password": "longenough"})
@@ -112,7 +112,7 @@ async def test_me_and_change_password(api: httpx.AsyncClient, client: httpx.Asyn
 
 
 async def test_refresh_token_cannot_call_protected_routes(
-    client: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     refresh = runtime.tokens.refresh(user.id, user.login)
     response = await client.get("/auth/me", headers={"Authorization": f"Bearer {refresh}"})
@@ -121,7 +121,7 @@ async def test_refresh_token_cannot_call_protected_routes(
 
 
 async def test_expired_token_is_reported(
-    client: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     token, _ = runtime.tokens.issue(user.id, user.login, "access", -120)
     response = await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
@@ -132,7 +132,7 @@ async def test_expired_token_is_reported(
 
 
 async def test_sensor_token_creates_sensor_identity(
-    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     runtime.settings.security.service_token = SERVICE_TOKEN
     body = {"sensor_ref": "core.timer", "trigger_types": ["core.intervaltimer"], "ttl_seconds": 7200}

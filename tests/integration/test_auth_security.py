@@ -22,7 +22,7 @@ from attune.bootstrap import DEFAULT_LOGIN, DEFAULT_PASSWORD, ensure_default_use
 from attune.db import models
 from attune.db.repos import identities
 from attune.errors import ConfigError
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.startup import check_startup
 from tests.conftest import TEST_PASSWORD
 
@@ -42,7 +42,7 @@ def peer(app: Any, ip: str) -> httpx.AsyncClient:
 
 
 async def test_anonymous_sensor_token_mint_is_refused(
-    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     """Anyone reaching the port got a 72-hour token accepted by every route."""
     path = "/auth/internal/sensor-token"
@@ -71,7 +71,7 @@ async def test_anonymous_sensor_token_mint_is_refused(
 
 
 async def test_sensor_token_reaches_only_what_a_sensor_needs(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Platform
 ) -> None:
     """A sensor token ran shell commands through POST /executions/execute."""
     _identity, token, _expires = await mint_sensor_token(
@@ -128,7 +128,7 @@ async def test_password_change_revokes_earlier_tokens(
 
 
 async def test_tokens_of_a_deleted_identity_are_refused(
-    client: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     token = runtime.tokens.access(user.id, user.login)
     async with runtime.db.transaction() as session:
@@ -158,7 +158,7 @@ async def test_thirty_wrong_passwords_are_throttled(client: httpx.AsyncClient, u
 
 
 async def test_login_failures_are_throttled_per_client_address(
-    app: Any, runtime: Runtime, user: models.Identity
+    app: Any, runtime: Platform, user: models.Identity
 ) -> None:
     app.state.login_throttle = LoginThrottle(per_login=100, per_address=5, window=300)
     async with peer(app, "203.0.113.9") as attacker:
@@ -208,7 +208,7 @@ class _SpyHasher(PasswordHasher):
 
 
 async def test_unknown_login_costs_a_password_verification(
-    client: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     """An unknown login answered in ~3 ms against ~30 ms for a known one: a login oracle."""
     spy = _SpyHasher()
@@ -235,7 +235,7 @@ async def test_unknown_login_costs_a_password_verification(
 # --------------------------------------------------------------------------- start-up refusals
 
 
-async def test_listening_beyond_loopback_with_the_default_password_is_refused(runtime: Runtime) -> None:
+async def test_listening_beyond_loopback_with_the_default_password_is_refused(runtime: Platform) -> None:
     """`make run` bound 0.0.0.0 with the published test@attune.local / TestPass123!."""
     await ensure_default_user(runtime)
     server = runtime.settings.server
@@ -257,7 +257,7 @@ async def test_listening_beyond_loopback_with_the_default_password_is_refused(ru
     await check_startup(runtime, serves_http=True)
 
 
-async def test_production_refuses_the_development_users_default_password(runtime: Runtime) -> None:
+async def test_production_refuses_the_development_users_default_password(runtime: Platform) -> None:
     await ensure_default_user(runtime)
     runtime.settings.environment = "production"
     runtime.settings.security.jwt_secret = "j" * 40

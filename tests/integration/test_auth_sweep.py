@@ -19,7 +19,7 @@ import pytest
 from attune.api.app import create_app
 from attune.db import models
 from attune.db.repos import identities
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 #: Operations reachable without a bearer token. ``/auth/internal/sensor-token`` and the event
 #: stream are not open: they take the service credential and a ``?token=`` and are swept below.
@@ -42,7 +42,7 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def bad_tokens(runtime: Runtime, identity: models.Identity) -> dict[str, str | None]:
+def bad_tokens(runtime: Platform, identity: models.Identity) -> dict[str, str | None]:
     """Every kind of token that must not open a protected route, by name."""
     now = int(time.time())
     claims = {"sub": str(identity.id), "login": identity.login, "iat": now, "exp": now + 3600}
@@ -72,7 +72,7 @@ def concrete(path: str) -> str:
 
 
 @pytest.fixture
-async def revoked_user(runtime: Runtime, user: models.Identity) -> models.Identity:
+async def revoked_user(runtime: Platform, user: models.Identity) -> models.Identity:
     async with runtime.db.transaction() as session:
         row = await identities.by_login(session, user.login)
         assert row is not None
@@ -82,7 +82,7 @@ async def revoked_user(runtime: Runtime, user: models.Identity) -> models.Identi
 
 
 async def test_every_protected_operation_refuses_bad_tokens(
-    runtime: Runtime, revoked_user: models.Identity
+    runtime: Platform, revoked_user: models.Identity
 ) -> None:
     app = create_app(runtime)
     runtime.settings.security.service_token = "service-credential-0123456789abcdef0123456789"

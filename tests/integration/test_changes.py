@@ -19,19 +19,19 @@ from attune.db.history import digest
 from attune.db.types import utcnow
 from attune.messaging.messages import Envelope, MessageType
 from attune.messaging.topology import NOTIFICATIONS_EXCHANGE, QueueSpec
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 CHANGE = str(MessageType.CHANGE_NOTIFICATION)
 
 
 @pytest.fixture
-def held_outbox(runtime: Runtime) -> None:
+def held_outbox(runtime: Platform) -> None:
     """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
 
     runtime.relay.pause()
 
 
-async def add(runtime: Runtime, row: Any) -> Any:
+async def add(runtime: Platform, row: Any) -> Any:
     async with runtime.db.transaction() as session:
         session.add(row)
     return row
@@ -48,7 +48,7 @@ def worker(name: str = "worker-a", **values: Any) -> models.Worker:
 
 
 async def history(
-    runtime: Runtime, model: Any = models.ExecutionHistory, entity_id: int | None = None
+    runtime: Platform, model: Any = models.ExecutionHistory, entity_id: int | None = None
 ) -> list[Any]:
     async with runtime.db.session() as session:
         query = sa.select(model).order_by(model.id)
@@ -57,7 +57,7 @@ async def history(
         return list((await session.execute(query)).scalars())
 
 
-async def staged(runtime: Runtime) -> list[models.OutboxMessage]:
+async def staged(runtime: Platform) -> list[models.OutboxMessage]:
     async with runtime.db.session() as session:
         query = (
             sa.select(models.OutboxMessage)
@@ -67,7 +67,7 @@ async def staged(runtime: Runtime) -> list[models.OutboxMessage]:
         return list((await session.execute(query)).scalars())
 
 
-async def set_fields(runtime: Runtime, model: Any, entity_id: int, **values: Any) -> None:
+async def set_fields(runtime: Platform, model: Any, entity_id: int, **values: Any) -> None:
     async with runtime.db.transaction() as session:
         row = await session.get(model, entity_id)
         for key, value in values.items():
@@ -77,7 +77,7 @@ async def set_fields(runtime: Runtime, model: Any, entity_id: int, **values: Any
 # --------------------------------------------------------------------------- history: ORM flushes
 
 
-async def test_inserting_an_execution_records_one_insert_row(runtime: Runtime) -> None:
+async def test_inserting_an_execution_records_one_insert_row(runtime: Platform) -> None:
     row = await add(runtime, execution(parent=40, enforcement=41))
 
     (record,) = await history(runtime)
@@ -97,7 +97,7 @@ async def test_inserting_an_execution_records_one_insert_row(runtime: Runtime) -
         assert (await session.execute(query)).scalar_one() == 1
 
 
-async def test_status_and_result_update_records_changed_fields_with_a_digest(runtime: Runtime) -> None:
+async def test_status_and_result_update_records_changed_fields_with_a_digest(runtime: Platform) -> None:
     row = await add(runtime, execution(status="running"))
     result = {"stdout": "done", "exit_code": 0}
 
@@ -111,7 +111,7 @@ async def test_status_and_result_update_records_changed_fields_with_a_digest(run
     assert update.new_values["result"]["digest"].startswith("md5:")
 
 
-async def test_untracked_or_unchanged_updates_record_nothing(runtime: Runtime) -> None:
+async def test_untracked_or_unchanged_updates_record_nothing(runtime: Platform) -> None:
     row = await add(runtime, execution())
 
     await set_fields(runtime, models.Execution, row.id, config={"changed": True}, retry_reason="manual_retry")
@@ -120,7 +120,7 @@ async def test_untracked_or_unchanged_updates_record_nothing(runtime: Runtime) -
     assert [r.operation for r in await history(runtime)] == ["INSERT"]
 
 
-async def test_old_values_are_right_when_the_attribute_was_not_loaded(runtime: Runtime) -> None:
+async def test_old_values_are_right_when_the_attribute_was_not_loaded(runtime: Platform) -> None:
     row = await add(runtime, execution(status="scheduled"))
 
     async with runtime.db.transaction() as session:
@@ -133,7 +133,7 @@ async def test_old_values_are_right_when_the_attribute_was_not_loaded(runtime: R
     assert (update.old_values, update.new_values) == ({"status": "scheduled"}, {"status": "running"})
 
 
-async def test_history_rolls_back_with_the_write(runtime: Runtime) -> None:
+async def test_history_rolls_back_with_the_write(runtime: Platform) -> None:
     with pytest.raises(RuntimeError):
         async with runtime.db.transaction() as session:
             session.add(execution())
@@ -143,7 +143,7 @@ async def test_history_rolls_back_with_the_write(runtime: Runtime) -> None:
     assert await history(runtime) == []
 
 
-async def test_worker_heartbeats_record_nothing_but_status_changes_do(runtime: Runtime) -> None:
+async def test_worker_heartbeats_record_nothing_but_status_changes_do(runtime: Platform) -> None:
     row = await add(runtime, worker())
 
     await set_fields(runtime, models.Worker, row.id, last_heartbeat=utcnow())
@@ -169,7 +169,7 @@ async def test_worker_heartbeats_record_nothing_but_status_changes_do(runtime: R
     assert records[1].new_values == {"status": "inactive", "meta": {"reason": "drained"}}
 
 
-async def test_deletes_record_a_row_without_values(runtime: Runtime) -> None:
+async def test_deletes_record_a_row_without_values(runtime: Platform) -> None:
     exe = await add(runtime, execution())
     first, second = await add(runtime, worker("worker-a")), await add(runtime, worker("worker-b"))
 
@@ -191,7 +191,7 @@ async def test_deletes_record_a_row_without_values(runtime: Runtime) -> None:
 # --------------------------------------------------------------------------- history: bulk statements
 
 
-async def test_bulk_status_update_records_a_row_per_affected_execution(runtime: Runtime) -> None:
+async def test_bulk_status_update_records_a_row_per_affected_execution(runtime: Platform) -> None:
     rows = [await add(runtime, execution(status="scheduled")) for _ in range(3)]
     targets = [rows[0].id, rows[1].id]
 
@@ -211,7 +211,7 @@ async def test_bulk_status_update_records_a_row_per_affected_execution(runtime: 
         assert record.entity_ref == "core.echo"
 
 
-async def test_bulk_update_of_result_records_digests(runtime: Runtime) -> None:
+async def test_bulk_update_of_result_records_digests(runtime: Platform) -> None:
     row = await add(runtime, execution(status="running", result={"old": 1}))
 
     async with runtime.db.transaction() as session:
@@ -227,7 +227,7 @@ async def test_bulk_update_of_result_records_digests(runtime: Runtime) -> None:
     assert update.new_values == {"status": "failed", "result": digest({"error": "boom"})}
 
 
-async def test_bulk_update_by_primary_key_is_recorded(runtime: Runtime) -> None:
+async def test_bulk_update_by_primary_key_is_recorded(runtime: Platform) -> None:
     first, second = await add(runtime, worker("worker-a")), await add(runtime, worker("worker-b"))
 
     async with runtime.db.transaction() as session:
@@ -250,7 +250,7 @@ def bodies(messages: list[models.OutboxMessage], channel: str) -> list[dict[str,
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_execution_lifecycle_notifications_are_staged_without_result(runtime: Runtime) -> None:
+async def test_execution_lifecycle_notifications_are_staged_without_result(runtime: Platform) -> None:
     enforcement = await add(
         runtime, models.Enforcement(rule_ref="p.on_tick", trigger_ref="core.intervaltimer", event=None)
     )
@@ -286,7 +286,7 @@ async def test_execution_lifecycle_notifications_are_staged_without_result(runti
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_event_enforcement_inquiry_and_notification_rows_notify(runtime: Runtime) -> None:
+async def test_event_enforcement_inquiry_and_notification_rows_notify(runtime: Platform) -> None:
     event = await add(runtime, models.Event(trigger_ref="core.webhook", payload={"a": 1}))
     enforcement = await add(
         runtime, models.Enforcement(rule_ref="p.rule", trigger_ref="core.webhook", event=event.id)
@@ -334,7 +334,7 @@ async def test_event_enforcement_inquiry_and_notification_rows_notify(runtime: R
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_rolled_back_writes_stage_no_notification(runtime: Runtime) -> None:
+async def test_rolled_back_writes_stage_no_notification(runtime: Platform) -> None:
     with pytest.raises(RuntimeError):
         async with runtime.db.transaction() as session:
             session.add(execution())
@@ -344,7 +344,7 @@ async def test_rolled_back_writes_stage_no_notification(runtime: Runtime) -> Non
     assert await staged(runtime) == []
 
 
-async def test_notifications_reach_the_bus_after_commit(runtime: Runtime) -> None:
+async def test_notifications_reach_the_bus_after_commit(runtime: Platform) -> None:
     received: list[Envelope] = []
 
     async def handler(envelope: Envelope) -> None:

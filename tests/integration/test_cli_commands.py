@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from attune.cli.main import app as cli_app
 from attune.cli.state import State
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.workflow.engine import WorkflowEngine
 from tests.conftest import TEST_PASSWORD
 
@@ -44,7 +44,7 @@ class Bridge(httpx.BaseTransport):
 
 
 class Cli:
-    runtime: Runtime
+    runtime: Platform
 
     def __init__(self, bridge: Bridge, home: Path) -> None:
         self.bridge = bridge
@@ -78,7 +78,7 @@ class Cli:
 
 
 @pytest.fixture
-async def cli(app: Any, tmp_path: Path, runtime: Runtime) -> Cli:
+async def cli(app: Any, tmp_path: Path, runtime: Platform) -> Cli:
     cli = Cli(Bridge(app, asyncio.get_running_loop()), tmp_path / "home")
     cli.runtime = runtime
     return cli
@@ -122,7 +122,7 @@ async def test_bad_login_exits_1_with_the_server_message(cli: Cli, user: models.
 
 
 async def test_expired_token_is_refreshed_silently(
-    logged_in: Cli, runtime: Runtime, user: models.Identity
+    logged_in: Cli, runtime: Platform, user: models.Identity
 ) -> None:
     config = yaml.safe_load(logged_in.config_file.read_text())
     old_refresh = config["profiles"]["default"]["refresh_token"]
@@ -410,7 +410,7 @@ async def test_execution_rerun_passes_new_parameters(logged_in: Cli) -> None:
 
 
 async def test_execution_show_names_the_attempt_and_its_first_execution(
-    logged_in: Cli, runtime: Runtime
+    logged_in: Cli, runtime: Platform
 ) -> None:
     await _pack_with_action(logged_in)
     first = await logged_in.json("run", "demo.greet", "name=a", "--async")
@@ -471,7 +471,7 @@ async def test_webhook_regenerate_prints_the_new_key_and_url(logged_in: Cli) -> 
     assert f"/api/v1/webhooks/{new_key}" in result.stdout
 
 
-async def test_runtime_and_policy_commands(logged_in: Cli, runtime: Runtime) -> None:
+async def test_runtime_and_policy_commands(logged_in: Cli, runtime: Platform) -> None:
     await _pack_with_action(logged_in)
     async with runtime.db.transaction() as session:
         pack_id = await session.scalar(sa.select(models.Pack.id).where(models.Pack.ref == "demo"))

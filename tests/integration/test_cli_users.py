@@ -10,7 +10,7 @@ import yaml
 
 from attune.db import models
 from attune.db.repos import identities
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import Settings
 from tests.integration.test_cli_commands import Cli, cli, logged_in  # noqa: F401 (fixtures)
 
@@ -60,7 +60,7 @@ async def test_create_grant_show_revoke_and_delete_a_user(logged_in: Cli) -> Non
     assert "vera" not in {row["login"] for row in await logged_in.json("user", "list")}
 
 
-async def test_a_viewer_is_refused_with_the_servers_message(logged_in: Cli, runtime: Runtime) -> None:  # noqa: F811
+async def test_a_viewer_is_refused_with_the_servers_message(logged_in: Cli, runtime: Platform) -> None:  # noqa: F811
     await logged_in.json("user", "create", "vic", "--password", "Vic-Passw0rd!")
     assert (await logged_in("permission", "grant", "vic", "core.viewer")).exit_code == 0
     assert (await logged_in("auth", "logout")).exit_code == 0
@@ -73,7 +73,7 @@ async def test_a_viewer_is_refused_with_the_servers_message(logged_in: Cli, runt
 async def test_the_first_administrator_is_created_in_the_database(
     cli: Cli,  # noqa: F811
     settings: Settings,
-    runtime: Runtime,
+    runtime: Platform,
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "server.yaml"

@@ -8,13 +8,13 @@ from typing import Any
 import httpx
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 ENFORCEMENTS = "/api/v1/enforcements"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-async def seed(runtime: Runtime) -> list[models.Enforcement]:
+async def seed(runtime: Platform) -> list[models.Enforcement]:
     """Four enforcements on consecutive days, oldest first."""
     rows = [
         models.Enforcement(
@@ -42,7 +42,7 @@ async def seed(runtime: Runtime) -> list[models.Enforcement]:
     return rows
 
 
-async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, runtime: Platform) -> None:
     rows = await seed(runtime)
     response = await api.get(ENFORCEMENTS)
     assert response.status_code == 200
@@ -69,7 +69,7 @@ async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, r
     }
 
 
-async def test_filter_precedence_status_rule_event(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_filter_precedence_status_rule_event(api: httpx.AsyncClient, runtime: Platform) -> None:
     rows = await seed(runtime)
     ids = {row.id: index for index, row in enumerate(rows)}
 
@@ -90,7 +90,7 @@ async def test_filter_precedence_status_rule_event(api: httpx.AsyncClient, runti
     assert bad.status_code == 400
 
 
-async def test_rule_filter_beats_event(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_rule_filter_beats_event(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
     async with runtime.db.transaction() as session:
         session.add(pack)
@@ -116,7 +116,7 @@ async def test_rule_filter_beats_event(api: httpx.AsyncClient, runtime: Runtime)
     assert response.json()["data"][0]["rule"] == rule.id
 
 
-async def test_pagination_family_b_has_no_cap(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_pagination_family_b_has_no_cap(api: httpx.AsyncClient, runtime: Platform) -> None:
     async with runtime.db.transaction() as session:
         session.add_all(
             [
@@ -132,7 +132,7 @@ async def test_pagination_family_b_has_no_cap(api: httpx.AsyncClient, runtime: R
     assert page["pagination"]["total_pages"] == 2
 
 
-async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> None:
     rows = await seed(runtime)
     response = await api.get(f"{ENFORCEMENTS}/{rows[3].id}")
     assert response.status_code == 200

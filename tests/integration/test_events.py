@@ -10,20 +10,20 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 EVENTS = "/api/v1/events"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def held_outbox(runtime: Runtime) -> None:
+def held_outbox(runtime: Platform) -> None:
     """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
 
     runtime.relay.pause()
 
 
-async def staged(runtime: Runtime, message_type: str) -> list[dict[str, Any]]:
+async def staged(runtime: Platform, message_type: str) -> list[dict[str, Any]]:
     async with runtime.db.session() as session:
         query = (
             sa.select(models.OutboxMessage)
@@ -33,20 +33,20 @@ async def staged(runtime: Runtime, message_type: str) -> list[dict[str, Any]]:
         return [row.body for row in (await session.execute(query)).scalars()]
 
 
-async def add(runtime: Runtime, *rows: Any) -> None:
+async def add(runtime: Platform, *rows: Any) -> None:
     async with runtime.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
 
 
-async def add_trigger(runtime: Runtime, ref: str = "demo.tick") -> models.Trigger:
+async def add_trigger(runtime: Platform, ref: str = "demo.tick") -> models.Trigger:
     trigger = models.Trigger(ref=ref, label=ref)
     await add(runtime, trigger)
     return trigger
 
 
-async def add_rule(runtime: Runtime, trigger: models.Trigger) -> models.Rule:
+async def add_rule(runtime: Platform, trigger: models.Trigger) -> models.Rule:
     pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
     await add(runtime, pack)
     rule = models.Rule(
@@ -64,7 +64,7 @@ async def add_rule(runtime: Runtime, trigger: models.Trigger) -> models.Rule:
     return rule
 
 
-async def add_sensor(runtime: Runtime, trigger: models.Trigger, ref: str = "demo.watcher") -> models.Sensor:
+async def add_sensor(runtime: Platform, trigger: models.Trigger, ref: str = "demo.watcher") -> models.Sensor:
     native = models.Runtime(ref="core.native", name="Native", distributions={})
     await add(runtime, native)
     sensor = models.Sensor(
@@ -82,7 +82,7 @@ async def add_sensor(runtime: Runtime, trigger: models.Trigger, ref: str = "demo
     return sensor
 
 
-def sensor_client(app: Any, runtime: Runtime, sensor_ref: str) -> httpx.AsyncClient:
+def sensor_client(app: Any, runtime: Platform, sensor_ref: str) -> httpx.AsyncClient:
     token, _exp = runtime.tokens.issue(
         999, sensor_ref, "sensor", 3600, scope="sensor", metadata={"trigger_types": ["demo.tick"]}
     )
@@ -95,7 +95,7 @@ def sensor_client(app: Any, runtime: Runtime, sensor_ref: str) -> httpx.AsyncCli
 
 @pytest.mark.usefixtures("held_outbox")
 async def test_create_event_returns_201_and_stages_event_created(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     trigger = await add_trigger(runtime)
     body = {"trigger_ref": "demo.tick", "payload": {"n": 1}, "config": {"c": True}}
@@ -125,7 +125,7 @@ async def test_create_event_returns_201_and_stages_event_created(
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_null_payload_travels_as_empty_object(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_null_payload_travels_as_empty_object(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add_trigger(runtime)
     response = await api.post(EVENTS, json={"trigger_type": "demo.tick"})
     assert response.status_code == 201
@@ -151,7 +151,9 @@ async def test_missing_or_empty_trigger_ref_is_422(api: httpx.AsyncClient) -> No
     assert empty.json()["code"] == "VALIDATION_ERROR"
 
 
-async def test_rule_instance_id_binds_the_event_to_the_rule(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_rule_instance_id_binds_the_event_to_the_rule(
+    api: httpx.AsyncClient, runtime: Platform
+) -> None:
     trigger = await add_trigger(runtime)
     rule = await add_rule(runtime, trigger)
     bound = await api.post(
@@ -165,7 +167,7 @@ async def test_rule_instance_id_binds_the_event_to_the_rule(api: httpx.AsyncClie
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_sensor_token_records_the_sensor_as_source(app: Any, runtime: Runtime) -> None:
+async def test_sensor_token_records_the_sensor_as_source(app: Any, runtime: Platform) -> None:
     trigger = await add_trigger(runtime)
     sensor = await add_sensor(runtime, trigger)
     async with sensor_client(app, runtime, "demo.watcher") as sensor_api:
@@ -177,7 +179,7 @@ async def test_sensor_token_records_the_sensor_as_source(app: Any, runtime: Runt
     assert (message["payload"]["sensor_id"], message["payload"]["sensor_ref"]) == (sensor.id, "demo.watcher")
 
 
-async def test_sensor_token_for_unknown_sensor_keeps_the_ref(app: Any, runtime: Runtime) -> None:
+async def test_sensor_token_for_unknown_sensor_keeps_the_ref(app: Any, runtime: Platform) -> None:
     await add_trigger(runtime)
     async with sensor_client(app, runtime, "demo.ghost") as sensor_api:
         response = await sensor_api.post(EVENTS, json={"trigger_ref": "demo.tick"})
@@ -185,14 +187,14 @@ async def test_sensor_token_for_unknown_sensor_keeps_the_ref(app: Any, runtime: 
     assert (response.json()["data"]["source"], response.json()["data"]["source_ref"]) == (None, "demo.ghost")
 
 
-async def test_user_token_sets_no_source(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_user_token_sets_no_source(api: httpx.AsyncClient, runtime: Platform) -> None:
     trigger = await add_trigger(runtime)
     await add_sensor(runtime, trigger, ref="alice")
     response = await api.post(EVENTS, json={"trigger_ref": "demo.tick"})
     assert response.json()["data"]["source_ref"] is None
 
 
-async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add_trigger(runtime)
     created = (await api.post(EVENTS, json={"trigger_ref": "demo.tick", "payload": [1, 2]})).json()["data"]
     response = await api.get(f"{EVENTS}/{created['id']}")
@@ -204,7 +206,7 @@ async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Runtime) -> None
     assert (await api.get(f"{EVENTS}/abc")).status_code == 400
 
 
-async def seed_log(runtime: Runtime) -> tuple[models.Trigger, models.Trigger, models.Sensor]:
+async def seed_log(runtime: Platform) -> tuple[models.Trigger, models.Trigger, models.Sensor]:
     tick = await add_trigger(runtime)
     tock = await add_trigger(runtime, "demo.tock")
     sensor = await add_sensor(runtime, tick)
@@ -220,7 +222,7 @@ async def seed_log(runtime: Runtime) -> tuple[models.Trigger, models.Trigger, mo
     return tick, tock, sensor
 
 
-async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, runtime: Platform) -> None:
     await seed_log(runtime)
     body = (await api.get(EVENTS)).json()
     assert [item["created"][:10] for item in body["data"]] == [
@@ -245,7 +247,7 @@ async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, r
     assert body["pagination"]["total_items"] == 4
 
 
-async def test_list_filters(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_list_filters(api: httpx.AsyncClient, runtime: Platform) -> None:
     tick, _tock, sensor = await seed_log(runtime)
 
     async def ids(**params: Any) -> list[str]:
@@ -263,7 +265,7 @@ async def test_list_filters(api: httpx.AsyncClient, runtime: Runtime) -> None:
     assert await ids(trigger_ref="demo.tock", rule_ref="other") == ["2024-01-04"]
 
 
-async def test_list_pagination_has_no_cap(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_list_pagination_has_no_cap(api: httpx.AsyncClient, runtime: Platform) -> None:
     trigger = await add_trigger(runtime)
     await add(
         runtime,

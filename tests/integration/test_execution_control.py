@@ -7,12 +7,12 @@ import sqlalchemy as sa
 
 from attune.db import models
 from attune.db.repos import executions as execution_repo
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 SCHEMA = {"name": {"type": "string", "default": "world"}, "token": {"type": "string", "secret": True}}
 
 
-async def _action(runtime: Runtime) -> models.Action:
+async def _action(runtime: Platform) -> models.Action:
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
@@ -30,7 +30,7 @@ async def _action(runtime: Runtime) -> models.Action:
     return action
 
 
-async def _staged(runtime: Runtime, message_type: str) -> list[dict[str, object]]:
+async def _staged(runtime: Platform, message_type: str) -> list[dict[str, object]]:
     async with runtime.db.session() as session:
         rows = (
             await session.execute(
@@ -40,7 +40,7 @@ async def _staged(runtime: Runtime, message_type: str) -> list[dict[str, object]
         return [row.body for row in rows]
 
 
-async def _set_status(runtime: Runtime, execution_id: int, status: str, worker: int | None = None) -> None:
+async def _set_status(runtime: Platform, execution_id: int, status: str, worker: int | None = None) -> None:
     async with runtime.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution)
@@ -49,7 +49,7 @@ async def _set_status(runtime: Runtime, execution_id: int, status: str, worker: 
         )
 
 
-async def test_cancel_before_start_is_immediate(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_cancel_before_start_is_immediate(api: httpx.AsyncClient, runtime: Platform) -> None:
     await _action(runtime)
     runtime.relay.pause()  # keep messages in the outbox to inspect
     created = (await api.post("/api/v1/executions/execute", json={"action_ref": "demo.hello"})).json()["data"]
@@ -65,7 +65,7 @@ async def test_cancel_before_start_is_immediate(api: httpx.AsyncClient, runtime:
     assert again.json() == {"error": f"Execution {created['id']} is already cancelled", "code": "CONFLICT"}
 
 
-async def test_cancel_running_asks_its_worker(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_cancel_running_asks_its_worker(api: httpx.AsyncClient, runtime: Platform) -> None:
     await _action(runtime)
     runtime.relay.pause()
     created = (await api.post("/api/v1/executions/execute", json={"action_ref": "demo.hello"})).json()["data"]
@@ -85,7 +85,7 @@ async def test_cancel_running_asks_its_worker(api: httpx.AsyncClient, runtime: R
 
 
 async def test_rerun_copies_action_and_parameters_including_secrets(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     await _action(runtime)
     body = {"action_ref": "demo.hello", "parameters": {"name": "ann", "token": "t0ps3cret"}}
@@ -104,7 +104,7 @@ async def test_rerun_copies_action_and_parameters_including_secrets(
     assert row is not None and row.secret_params and "t0ps3cret" not in row.secret_params
 
 
-async def test_logs_read_the_live_files(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_logs_read_the_live_files(api: httpx.AsyncClient, runtime: Platform) -> None:
     await _action(runtime)
     created = (await api.post("/api/v1/executions/execute", json={"action_ref": "demo.hello"})).json()["data"]
     empty = await api.get(f"/api/v1/executions/{created['id']}/logs")
@@ -124,7 +124,7 @@ async def test_logs_read_the_live_files(api: httpx.AsyncClient, runtime: Runtime
 
 
 async def test_execution_token_works_only_while_the_execution_runs(
-    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     await _action(runtime)
     created = (await api.post("/api/v1/executions/execute", json={"action_ref": "demo.hello"})).json()["data"]
@@ -140,7 +140,7 @@ async def test_execution_token_works_only_while_the_execution_runs(
 
 
 async def test_rerun_merges_new_parameters_and_validates_them(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     await _action(runtime)
     body = {"action_ref": "demo.hello", "parameters": {"name": "ann", "token": "t0ps3cret"}}

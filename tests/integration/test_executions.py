@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from attune.db import models
 from attune.db.repos import executions as execution_repo
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 EXECUTIONS = "/api/v1/executions"
 EXECUTE = f"{EXECUTIONS}/execute"
@@ -27,13 +27,13 @@ LOGIN_SCHEMA = {
 
 
 @pytest.fixture
-def held_outbox(runtime: Runtime) -> None:
+def held_outbox(runtime: Platform) -> None:
     """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
 
     runtime.relay.pause()
 
 
-async def staged(runtime: Runtime, message_type: str) -> list[dict[str, Any]]:
+async def staged(runtime: Platform, message_type: str) -> list[dict[str, Any]]:
     async with runtime.db.session() as session:
         query = (
             sa.select(models.OutboxMessage)
@@ -43,14 +43,14 @@ async def staged(runtime: Runtime, message_type: str) -> list[dict[str, Any]]:
         return [row.body for row in (await session.execute(query)).scalars()]
 
 
-async def add(runtime: Runtime, *rows: Any) -> None:
+async def add(runtime: Platform, *rows: Any) -> None:
     async with runtime.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
 
 
-async def add_action(runtime: Runtime, ref: str, param_schema: Any = None) -> models.Action:
+async def add_action(runtime: Platform, ref: str, param_schema: Any = None) -> models.Action:
     pack_ref, name = ref.split(".")
     async with runtime.db.transaction() as session:
         pack = (await session.execute(sa.select(models.Pack).where(models.Pack.ref == pack_ref))).scalar()
@@ -72,7 +72,7 @@ async def add_action(runtime: Runtime, ref: str, param_schema: Any = None) -> mo
     return action
 
 
-async def execution_row(runtime: Runtime, execution_id: int) -> models.Execution:
+async def execution_row(runtime: Platform, execution_id: int) -> models.Execution:
     async with runtime.db.session() as session:
         row = await session.get(models.Execution, execution_id)
     assert row is not None
@@ -88,7 +88,7 @@ def execution(action_ref: str = "demo.run", days: float = 0, **fields: Any) -> m
 
 @pytest.mark.usefixtures("held_outbox")
 async def test_execute_creates_a_requested_execution_and_stages_the_request(
-    api: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    api: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     action = await add_action(runtime, "demo.sleep", SLEEP_SCHEMA)
     body = {"action_ref": "demo.sleep", "parameters": {"seconds": 2}, "env_vars": {"DEBUG": "1"}}
@@ -143,7 +143,7 @@ async def test_execute_unknown_action_is_404(api: httpx.AsyncClient) -> None:
 
 @pytest.mark.usefixtures("held_outbox")
 async def test_execute_validates_parameters_naming_the_field(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     await add_action(runtime, "core.sleep", SLEEP_SCHEMA)
     missing = await api.post(EXECUTE, json={"action_ref": "core.sleep", "parameters": {}})
@@ -166,7 +166,7 @@ async def test_execute_validates_parameters_naming_the_field(
         assert (await session.execute(sa.select(sa.func.count()).select_from(models.Execution))).scalar() == 0
 
 
-async def test_execute_applies_defaults(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_execute_applies_defaults(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add_action(runtime, "demo.login", LOGIN_SCHEMA)
     response = await api.post(EXECUTE, json={"action_ref": "demo.login", "parameters": {"user": "bob"}})
     assert response.status_code == 201
@@ -177,7 +177,7 @@ async def test_execute_applies_defaults(api: httpx.AsyncClient, runtime: Runtime
     assert explicit.json()["data"]["config"]["retries"] == 0
 
 
-async def test_execute_without_schema_accepts_anything(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_execute_without_schema_accepts_anything(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add_action(runtime, "demo.free")
     response = await api.post(
         EXECUTE, json={"action_ref": "demo.free", "parameters": {"x": [1, {"y": None}]}}
@@ -189,7 +189,7 @@ async def test_execute_without_schema_accepts_anything(api: httpx.AsyncClient, r
     assert bare.json()["data"]["config"] == {}
 
 
-async def test_execute_body_shape_errors_are_plain_422(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_execute_body_shape_errors_are_plain_422(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add_action(runtime, "demo.free")
     body: dict[str, Any]
     for body in (
@@ -203,7 +203,7 @@ async def test_execute_body_shape_errors_are_plain_422(api: httpx.AsyncClient, r
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_secret_parameters_are_masked_in_responses(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_secret_parameters_are_masked_in_responses(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add_action(runtime, "demo.login", LOGIN_SCHEMA)
     body = {"action_ref": "demo.login", "parameters": {"user": "bob", "password": "pa55word"}}
     created = await api.post(EXECUTE, json=body)
@@ -226,7 +226,7 @@ async def test_secret_parameters_are_masked_in_responses(api: httpx.AsyncClient,
 
 
 async def test_secret_parameters_are_masked_in_wrapped_config(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     action = await add_action(runtime, "demo.login", LOGIN_SCHEMA)
     child = execution(
@@ -240,7 +240,7 @@ async def test_secret_parameters_are_masked_in_wrapped_config(
 # --- GET /executions/{id} -----------------------------------------------------------------------
 
 
-async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> None:
     task = {
         "workflow_execution": 7,
         "task_name": "step1",
@@ -279,7 +279,7 @@ async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Runtime) -> None
 # --- GET /executions ----------------------------------------------------------------------------
 
 
-async def seed_log(runtime: Runtime) -> dict[str, int]:
+async def seed_log(runtime: Platform) -> dict[str, int]:
     """Six executions on consecutive days, with two enforcements; returns ids by name."""
     rule_a = models.Enforcement(rule_ref="demo.rule_a", trigger_ref="demo.tick")
     rule_b = models.Enforcement(rule_ref="demo.rule_b", trigger_ref="demo.tock")
@@ -307,7 +307,7 @@ async def seed_log(runtime: Runtime) -> dict[str, int]:
     return {name: row.id for name, row in rows.items()} | {"rule_a": rule_a.id, "rule_b": rule_b.id}
 
 
-async def test_list_is_newest_first_with_enforcement_refs(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_list_is_newest_first_with_enforcement_refs(api: httpx.AsyncClient, runtime: Platform) -> None:
     ids = await seed_log(runtime)
     body = (await api.get(EXECUTIONS)).json()
     names = {value: key for key, value in ids.items() if not key.startswith("rule")}
@@ -332,7 +332,7 @@ async def test_list_is_newest_first_with_enforcement_refs(api: httpx.AsyncClient
     assert body["pagination"]["page_size"] == 20
 
 
-async def test_list_filters(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_list_filters(api: httpx.AsyncClient, runtime: Platform) -> None:
     ids = await seed_log(runtime)
     names = {value: key for key, value in ids.items() if not key.startswith("rule")}
 
@@ -360,7 +360,7 @@ async def test_list_filters(api: httpx.AsyncClient, runtime: Runtime) -> None:
 
 
 async def test_result_contains_is_a_case_insensitive_substring(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     ids = await seed_log(runtime)
     names = {value: key for key, value in ids.items() if not key.startswith("rule")}
@@ -385,7 +385,7 @@ async def test_result_contains_is_a_case_insensitive_substring(
     assert paged["data"][0]["rule_ref"] == "demo.rule_a"
 
 
-async def test_list_pagination_caps_at_100(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_list_pagination_caps_at_100(api: httpx.AsyncClient, runtime: Platform) -> None:
     async with runtime.db.transaction() as session:
         session.add_all([execution(days=i / 1000) for i in range(105)])
     body = (await api.get(EXECUTIONS, params={"per_page": 200})).json()
@@ -400,7 +400,7 @@ async def test_list_pagination_caps_at_100(api: httpx.AsyncClient, runtime: Runt
 # --- stats, by status, by enforcement ------------------------------------------------------------
 
 
-async def test_stats_count_every_execution(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_stats_count_every_execution(api: httpx.AsyncClient, runtime: Platform) -> None:
     statuses = ["failed"] * 2 + ["requested", "scheduling", "scheduled", "canceling", "abandoned", "timeout"]
     statuses += ["cancelled", "running"] + ["completed"] * 1000
     now = datetime.now(UTC)
@@ -436,7 +436,7 @@ async def test_stats_when_empty(api: httpx.AsyncClient) -> None:
     )
 
 
-async def test_by_status_is_case_insensitive_family_a(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_by_status_is_case_insensitive_family_a(api: httpx.AsyncClient, runtime: Platform) -> None:
     ids = await seed_log(runtime)
     response = await api.get(f"{EXECUTIONS}/status/COMPLETED", params={"page_size": 1})
     assert response.status_code == 200
@@ -450,7 +450,7 @@ async def test_by_status_is_case_insensitive_family_a(api: httpx.AsyncClient, ru
     assert bad.json() == {"error": "Invalid execution status: bogus", "code": "BAD_REQUEST"}
 
 
-async def test_executions_of_an_enforcement(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_executions_of_an_enforcement(api: httpx.AsyncClient, runtime: Platform) -> None:
     ids = await seed_log(runtime)
     body = (await api.get(f"/api/v1/enforcements/{ids['rule_a']}/executions")).json()
     assert [item["id"] for item in body["data"]] == [ids["a2"], ids["a1"]]

@@ -26,7 +26,7 @@ from attune.executor.scheduler import runtime_name_of
 from attune.executor.service import ExecutorService
 from attune.messaging.messages import Envelope, MessageType, make_envelope, routing_for
 from attune.messaging.topology import EXECUTIONS_EXCHANGE, QueueSpec, worker_execution_queue
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import Settings
 from attune.testing.clock import FakeClock
 
@@ -46,7 +46,7 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture(autouse=True)
-async def clean_bus(runtime: Runtime) -> AsyncIterator[None]:
+async def clean_bus(runtime: Platform) -> AsyncIterator[None]:
     """RabbitMQ queues outlive a test (the prefix is per session): delete what this test declared."""
     yield
     delete = getattr(runtime.bus, "delete_declared", None)
@@ -55,7 +55,7 @@ async def clean_bus(runtime: Runtime) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running_executor(runtime: Runtime) -> AsyncIterator[None]:
+async def running_executor(runtime: Platform) -> AsyncIterator[None]:
     """Run ``ExecutorService`` as a task for the duration of the block."""
     stop = asyncio.Event()
     task = asyncio.create_task(ExecutorService().run(runtime, stop))
@@ -68,25 +68,25 @@ async def running_executor(runtime: Runtime) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 15)
 
 
-def executor_loops(runtime: Runtime) -> int:
+def executor_loops(runtime: Platform) -> int:
     """How many periodic loops the executor parks on the clock between rounds (liveness, policy
     refresh, inquiry timeouts, workflow timers, and the scheduled-timeout monitor when enabled)."""
     return 4 + int(runtime.settings.executor.enable_timeout_monitor)
 
 
-async def pass_time(runtime: Runtime, clock: FakeClock, seconds: float, *, others: int = 0) -> None:
+async def pass_time(runtime: Platform, clock: FakeClock, seconds: float, *, others: int = 0) -> None:
     """Advance the fake clock and wait until the executor's loops (and ``others`` sleepers) have
     done their round and are parked again."""
     clock.advance(seconds)
     await clock.sleeping(executor_loops(runtime) + others)
 
 
-async def outbox_empty(runtime: Runtime) -> bool:
+async def outbox_empty(runtime: Platform) -> bool:
     async with runtime.db.session() as session:
         return not await session.scalar(sa.select(sa.func.count()).select_from(models.OutboxMessage))
 
 
-async def settle(runtime: Runtime, rounds: int = 8) -> None:
+async def settle(runtime: Platform, rounds: int = 8) -> None:
     """Relay staged messages and wait for the consumers until nothing is left to do."""
     for _ in range(rounds):
         await runtime.relay.flush()
@@ -120,7 +120,7 @@ class Recorder:
         return [m.payload for m in self.messages if message_type is None or m.message_type is message_type]
 
 
-async def record(runtime: Runtime, *bindings: tuple[str, str]) -> Recorder:
+async def record(runtime: Platform, *bindings: tuple[str, str]) -> Recorder:
     """Declare a fresh queue with ``bindings`` and record what arrives on it."""
     spec = QueueSpec(f"test.recorder.{uuid.uuid4().hex[:8]}", tuple(bindings))
     await runtime.bus.declare_queue(spec)
@@ -129,11 +129,11 @@ async def record(runtime: Runtime, *bindings: tuple[str, str]) -> Recorder:
     return recorder
 
 
-async def record_completions(runtime: Runtime) -> Recorder:
+async def record_completions(runtime: Platform) -> Recorder:
     return await record(runtime, (EXECUTIONS_EXCHANGE, "execution.completed"))
 
 
-async def record_dispatches(runtime: Runtime, worker_id: int) -> Recorder:
+async def record_dispatches(runtime: Platform, worker_id: int) -> Recorder:
     spec = worker_execution_queue(worker_id)
     await runtime.bus.declare_queue(spec)
     recorder = Recorder()
@@ -141,34 +141,34 @@ async def record_dispatches(runtime: Runtime, worker_id: int) -> Recorder:
     return recorder
 
 
-async def publish(runtime: Runtime, message_type: MessageType, payload: dict[str, Any]) -> None:
+async def publish(runtime: Platform, message_type: MessageType, payload: dict[str, Any]) -> None:
     """Publish a message straight to the bus (a redelivery, a dead letter...)."""
     exchange, key = routing_for(message_type)
     await runtime.bus.publish(exchange, key, make_envelope(message_type, payload, source_service="test"))
 
 
-async def add(runtime: Runtime, *rows: Any) -> None:
+async def add(runtime: Platform, *rows: Any) -> None:
     async with runtime.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
 
 
-async def get(runtime: Runtime, model: type[T], row_id: int) -> T:
+async def get(runtime: Platform, model: type[T], row_id: int) -> T:
     async with runtime.db.session() as session:
         row = await session.get(model, row_id)
     assert row is not None
     return row
 
 
-async def rows(runtime: Runtime, model: type[T], *where: Any) -> list[T]:
+async def rows(runtime: Platform, model: type[T], *where: Any) -> list[T]:
     async with runtime.db.session() as session:
         query = sa.select(model).where(*where).order_by(model.id)  # type: ignore[attr-defined]
         return list((await session.execute(query)).scalars())
 
 
 async def seed_pack(
-    runtime: Runtime,
+    runtime: Platform,
     *,
     pack_ref: str = "demo",
     config: dict[str, Any] | None = None,
@@ -213,7 +213,7 @@ async def seed_pack(
 
 
 async def add_rule(
-    runtime: Runtime,
+    runtime: Platform,
     pack: models.Pack,
     action: models.Action,
     trigger: models.Trigger,
@@ -242,7 +242,7 @@ async def add_rule(
 
 
 async def add_worker(
-    runtime: Runtime,
+    runtime: Platform,
     name: str,
     runtimes: list[str],
     *,
@@ -262,7 +262,7 @@ async def add_worker(
     return worker
 
 
-async def complete(runtime: Runtime, execution_id: int, status: str, result: Any) -> None:
+async def complete(runtime: Platform, execution_id: int, status: str, result: Any) -> None:
     """Play the worker: end an execution and stage ``ExecutionCompleted`` in one transaction."""
     async with runtime.db.transaction() as session:
         execution = await session.get(models.Execution, execution_id)
@@ -285,7 +285,7 @@ async def complete(runtime: Runtime, execution_id: int, status: str, result: Any
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(runtime: Runtime, *workers: models.Worker, every: float = 0.1) -> AsyncIterator[None]:
+async def heartbeating(runtime: Platform, *workers: models.Worker, every: float = 0.1) -> AsyncIterator[None]:
     """Keep ``workers`` fresh, as their processes would."""
 
     async def beat() -> None:
@@ -311,7 +311,7 @@ async def heartbeating(runtime: Runtime, *workers: models.Worker, every: float =
 
 
 async def test_an_event_fires_only_the_rules_whose_conditions_match(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     pack, action, trigger = await seed_pack(runtime, config={"region": "eu-west", "limits": {"max": 5}})
     matching = await add_rule(
@@ -389,7 +389,7 @@ async def test_an_event_fires_only_the_rules_whose_conditions_match(
 
 
 async def test_an_event_for_one_rule_instance_fires_only_that_rule(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await add_rule(runtime, pack, action, trigger, "one")
@@ -403,7 +403,7 @@ async def test_an_event_for_one_rule_instance_fires_only_that_rule(
         assert [e.rule for e in await rows(runtime, models.Enforcement)] == [two.id]
 
 
-async def test_redelivered_messages_create_nothing_twice(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_redelivered_messages_create_nothing_twice(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack, action, trigger = await seed_pack(runtime)
     rule = await add_rule(runtime, pack, action, trigger, "only")
     worker = await add_worker(runtime, "w-redelivery", ["shell"])
@@ -448,7 +448,7 @@ async def test_redelivered_messages_create_nothing_twice(api: httpx.AsyncClient,
 
 
 async def test_an_enforcement_whose_rule_was_disabled_is_disabled_and_created_ones_are_recovered(
-    runtime: Runtime,
+    runtime: Platform,
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     live = await add_rule(runtime, pack, action, trigger, "live")
@@ -478,7 +478,7 @@ async def test_an_enforcement_whose_rule_was_disabled_is_disabled_and_created_on
 
 
 async def test_parameters_that_fail_validation_disable_the_enforcement(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     schema = {"count": {"type": "integer", "required": True}}
     pack, action, trigger = await seed_pack(runtime, param_schema=schema)
@@ -511,7 +511,7 @@ def concurrency_policy(
 
 
 async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await add_rule(runtime, pack, action, trigger, "limited", action_params={"n": "{{ event.payload.n }}"})
@@ -555,7 +555,7 @@ async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes
 
 
 async def test_a_cancel_policy_at_its_limit_disables_the_enforcement(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await add_rule(runtime, pack, action, trigger, "limited")
@@ -568,7 +568,9 @@ async def test_a_cancel_policy_at_its_limit_disables_the_enforcement(
         assert len(await rows(runtime, models.Execution)) == 1
 
 
-async def test_a_rate_limit_disables_enforcements_beyond_it(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_a_rate_limit_disables_enforcements_beyond_it(
+    api: httpx.AsyncClient, runtime: Platform
+) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await add_rule(runtime, pack, action, trigger, "limited")
     await add(
@@ -600,7 +602,7 @@ async def test_a_rate_limit_disables_enforcements_beyond_it(api: httpx.AsyncClie
 
 
 async def test_the_least_loaded_live_worker_with_the_runtime_gets_the_execution(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     _, action, _ = await seed_pack(runtime, runtime_name="Bash")
     await add_worker(runtime, "w-a-python", ["python"])
@@ -637,7 +639,7 @@ def test_a_runtime_without_an_interpreter_binary_is_native() -> None:
 
 
 async def test_without_a_live_worker_the_execution_fails_after_the_timeout(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     _, action, _ = await seed_pack(runtime, runtime_name="Python")
     await add_worker(runtime, "w-shell-only", ["shell"])
@@ -660,7 +662,7 @@ async def test_without_a_live_worker_the_execution_fails_after_the_timeout(
 
 
 async def test_a_worker_that_appears_while_the_execution_waits_gets_it(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     runtime.settings.executor.no_worker_timeout = 10
     _, action, _ = await seed_pack(runtime)
@@ -677,7 +679,7 @@ async def test_a_worker_that_appears_while_the_execution_waits_gets_it(
 
 
 async def test_a_cancelled_waiting_execution_is_never_dispatched(
-    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
+    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
 ) -> None:
     runtime.settings.executor.no_worker_timeout = 10
     _, action, _ = await seed_pack(runtime)
@@ -696,7 +698,7 @@ async def test_a_cancelled_waiting_execution_is_never_dispatched(
         assert dispatches.messages == []
 
 
-async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> None:
+async def test_a_workflow_action_fails_with_a_clear_error(runtime: Platform) -> None:
     pack, action, _ = await seed_pack(runtime, runtime_name=None)
     definition = models.WorkflowDefinition(
         ref="demo.flow", pack=pack.id, pack_ref=pack.ref, label="flow", version="1.0.0", definition={}
@@ -723,7 +725,7 @@ async def test_a_workflow_action_fails_with_a_clear_error(runtime: Runtime) -> N
 
 
 async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(
-    runtime: Runtime, fake_clock: FakeClock
+    runtime: Platform, fake_clock: FakeClock
 ) -> None:
     runtime.settings.worker.heartbeat_interval = 0.5
     _, action, _ = await seed_pack(runtime)
@@ -773,7 +775,7 @@ async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(
 
 
 async def test_a_worker_of_this_process_is_alive_whatever_its_heartbeat(
-    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
+    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
 ) -> None:
     """The embedded server: a late heartbeat write of its own worker abandons nothing."""
     runtime.settings.worker.heartbeat_interval = 0.5
@@ -795,7 +797,7 @@ async def test_a_worker_of_this_process_is_alive_whatever_its_heartbeat(
         assert (execution.status, execution.worker) == ("scheduled", local.id)
 
 
-async def test_a_stale_workers_execution_with_retries_left_is_requested_again(runtime: Runtime) -> None:
+async def test_a_stale_workers_execution_with_retries_left_is_requested_again(runtime: Platform) -> None:
     runtime.settings.worker.heartbeat_interval = 0.5
     schema = {"token": {"type": "string", "secret": True}, "n": {"type": "integer"}}
     _, action, _ = await seed_pack(runtime, param_schema=schema, max_retries=2)
@@ -825,7 +827,7 @@ async def test_a_stale_workers_execution_with_retries_left_is_requested_again(ru
 
 
 async def test_a_retriable_failure_is_retried_after_the_backoff_once(
-    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
+    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
 ) -> None:
     _, action, _ = await seed_pack(runtime, max_retries=1)
     await add_worker(runtime, "w-retry", ["shell"])
@@ -872,7 +874,7 @@ async def test_a_retriable_failure_is_retried_after_the_backoff_once(
 
 
 async def test_a_failure_the_retry_policy_does_not_cover_is_not_retried(
-    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
+    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
 ) -> None:
     _, action, _ = await seed_pack(runtime, max_retries=3)
     async with runtime.db.transaction() as session:
@@ -890,7 +892,7 @@ async def test_a_failure_the_retry_policy_does_not_cover_is_not_retried(
         assert len(await rows(runtime, models.Execution)) == 1
 
 
-async def test_executions_left_scheduled_too_long_fail(runtime: Runtime) -> None:
+async def test_executions_left_scheduled_too_long_fail(runtime: Platform) -> None:
     runtime.settings.executor.scheduled_timeout = 30
     _, action, _ = await seed_pack(runtime)
     worker = await add_worker(runtime, "w-slow", ["shell"])
@@ -927,7 +929,7 @@ async def test_executions_left_scheduled_too_long_fail(runtime: Runtime) -> None
         )
 
 
-async def test_an_expired_dispatch_fails_its_execution(runtime: Runtime) -> None:
+async def test_an_expired_dispatch_fails_its_execution(runtime: Platform) -> None:
     _, action, _ = await seed_pack(runtime)
     worker = await add_worker(runtime, "w-deaf", ["shell"])
     expired = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=worker.id)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from attune.db import models
 from attune.db.history import digest
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -19,14 +19,14 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-async def add(runtime: Runtime, *rows: Any) -> None:
+async def add(runtime: Platform, *rows: Any) -> None:
     async with runtime.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
 
 
-async def set_fields(runtime: Runtime, model: Any, entity_id: int, **values: Any) -> None:
+async def set_fields(runtime: Platform, model: Any, entity_id: int, **values: Any) -> None:
     async with runtime.db.transaction() as session:
         row = await session.get(model, entity_id)
         for key, value in values.items():
@@ -43,7 +43,7 @@ def worker(name: str, **values: Any) -> models.Worker:
     )
 
 
-async def add_action(runtime: Runtime, ref: str = "hist.act") -> None:
+async def add_action(runtime: Platform, ref: str = "hist.act") -> None:
     pack_ref, name = ref.split(".")
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref=pack_ref, label=pack_ref, version="1.0.0")
@@ -72,7 +72,7 @@ def history_row(model: Any, entity_id: int, time: datetime, **values: Any) -> An
 
 
 async def test_execution_history_lists_the_insert_and_each_status_change_newest_first(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     await add_action(runtime)
     created = await api.post("/api/v1/executions/execute", json={"action_ref": "hist.act", "parameters": {}})
@@ -125,7 +125,7 @@ async def test_history_of_an_unknown_execution_is_an_empty_page(api: httpx.Async
 
 
 async def test_execution_history_is_scoped_to_its_execution_whatever_entity_id_says(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     first, second = execution(), execution()
     await add(runtime, first, second)
@@ -145,7 +145,7 @@ async def test_unknown_entity_type_is_rejected_with_the_contract_message(api: ht
     }
 
 
-async def test_entity_type_is_case_insensitive(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_entity_type_is_case_insensitive(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add(runtime, execution())
 
     response = await api.get("/api/v1/history/Execution")
@@ -159,7 +159,7 @@ async def test_history_requires_a_token(client: httpx.AsyncClient) -> None:
 
 
 async def test_filters_by_entity_ref_operation_and_changed_field(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     mine, other = execution(), execution(action_ref="hist.other")
     await add(runtime, mine, other)
@@ -189,7 +189,7 @@ async def test_filters_by_entity_ref_operation_and_changed_field(
     assert await ids(changed_field='status"') == []
 
 
-async def test_since_and_until_are_inclusive(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_since_and_until_are_inclusive(api: httpx.AsyncClient, runtime: Platform) -> None:
     times = [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)]
     await add(runtime, *(history_row(models.ExecutionHistory, 7, t) for t in times))
 
@@ -202,7 +202,7 @@ async def test_since_and_until_are_inclusive(api: httpx.AsyncClient, runtime: Ru
     assert await found(since=iso(times[1]), until=iso(times[1])) == [iso(times[1])]
 
 
-async def test_pages_use_family_h(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_pages_use_family_h(api: httpx.AsyncClient, runtime: Platform) -> None:
     await add(
         runtime, *(history_row(models.ExecutionHistory, 7, T0 + timedelta(seconds=i)) for i in range(5))
     )
@@ -222,7 +222,7 @@ async def test_pages_use_family_h(api: httpx.AsyncClient, runtime: Runtime) -> N
 
 
 async def test_deleting_an_execution_is_recorded_without_values(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     row = execution()
     await add(runtime, row)
@@ -236,7 +236,7 @@ async def test_deleting_an_execution_is_recorded_without_values(
 
 
 async def test_worker_history_records_status_changes_but_not_heartbeats(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     row = worker("worker-hist")
     await add(runtime, row)
@@ -272,7 +272,7 @@ async def test_worker_history_records_status_changes_but_not_heartbeats(
 
 
 async def test_history_records_stay_after_the_execution_is_gone(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     row = execution()
     await add(runtime, row)

@@ -16,7 +16,7 @@ from attune.db.repos import enforcements
 from attune.db.repos import executions as execution_repo
 from attune.errors import Conflict
 from attune.messaging.messages import MessageType
-from attune.runtime import Runtime
+from attune.platform import Platform
 from tests.integration.test_executor import (
     EVENTS,
     add_rule,
@@ -32,7 +32,7 @@ from tests.integration.test_executor import (
 
 
 async def test_a_burst_of_redeliveries_gives_one_enforcement_per_rule_and_one_execution_each(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     first = await add_rule(runtime, pack, action, trigger, "first")
@@ -66,7 +66,7 @@ def _enforcement(event_id: int, rule: models.Rule) -> models.Enforcement:
     )
 
 
-async def test_a_second_enforcement_for_the_same_event_and_rule_is_ignored(runtime: Runtime) -> None:
+async def test_a_second_enforcement_for_the_same_event_and_rule_is_ignored(runtime: Platform) -> None:
     pack, action, trigger = await seed_pack(runtime)
     rule = await add_rule(runtime, pack, action, trigger, "once")
     async with runtime.db.transaction() as session:
@@ -81,7 +81,7 @@ async def test_a_second_enforcement_for_the_same_event_and_rule_is_ignored(runti
             session.add(_enforcement(41, rule))
 
 
-async def test_an_enforcement_requests_its_first_execution_once(runtime: Runtime) -> None:
+async def test_an_enforcement_requests_its_first_execution_once(runtime: Platform) -> None:
     pack, action, trigger = await seed_pack(runtime)
     rule = await add_rule(runtime, pack, action, trigger, "once")
     async with runtime.db.transaction() as session:

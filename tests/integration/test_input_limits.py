@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import Settings
 from tests.integration.test_executor import add_rule, rows, running_executor, seed_pack, settle
 
@@ -35,7 +35,7 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def loose(app: Any, runtime: Runtime, user: models.Identity) -> AsyncIterator[httpx.AsyncClient]:
+async def loose(app: Any, runtime: Platform, user: models.Identity) -> AsyncIterator[httpx.AsyncClient]:
     """An authenticated client that sees the 500 answer instead of the server's exception."""
     token = runtime.tokens.access(user.id, user.login)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -74,7 +74,7 @@ def laughs(levels: int) -> str:
 
 
 async def test_a_template_over_its_time_limit_gives_a_disabled_enforcement_with_the_reason(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     # About ten million loop iterations: seconds of CPU, far past the 0.5 s limit set above.
@@ -109,7 +109,7 @@ async def test_a_template_over_its_time_limit_gives_a_disabled_enforcement_with_
     assert [x.enforcement for x in await rows(runtime, models.Execution)] == [enforcements[fine.id].id]
 
 
-async def test_a_template_over_its_output_limit_is_refused(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_a_template_over_its_output_limit_is_refused(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack, action, trigger = await seed_pack(runtime)
     doubling = (
         "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
@@ -174,7 +174,7 @@ async def test_deeply_nested_yaml_is_refused_with_422(loose: httpx.AsyncClient, 
 
 
 async def test_a_deeply_nested_workflow_file_is_reported_not_a_server_error(
-    loose: httpx.AsyncClient, runtime: Runtime, packs_dir: Any
+    loose: httpx.AsyncClient, runtime: Platform, packs_dir: Any
 ) -> None:
     pack_dir = packs_dir / "deep"
     pack_dir.mkdir()

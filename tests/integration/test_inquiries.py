@@ -13,7 +13,7 @@ from attune.db import models
 from attune.db.types import utcnow
 from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.testing.clock import FakeClock
 from attune.worker.run_execution import finish
 from tests.identities import client_for, make_identity
@@ -25,18 +25,18 @@ APPROVAL_SCHEMA = {
 
 
 @pytest.fixture(autouse=True)
-def keep_outbox(runtime: Runtime) -> None:
+def keep_outbox(runtime: Platform) -> None:
     """Keep staged messages in the outbox so the tests can read them."""
     runtime.relay.pause()
 
 
-async def _add(runtime: Runtime, *rows: Any) -> None:
+async def _add(runtime: Platform, *rows: Any) -> None:
     async with runtime.db.transaction() as session:
         for row in rows:
             session.add(row)
 
 
-async def _worker(runtime: Runtime, *, heartbeat_age: float = 0.0) -> models.Worker:
+async def _worker(runtime: Platform, *, heartbeat_age: float = 0.0) -> models.Worker:
     worker = models.Worker(
         name=f"w-{heartbeat_age}",
         worker_type="local",
@@ -50,14 +50,14 @@ async def _worker(runtime: Runtime, *, heartbeat_age: float = 0.0) -> models.Wor
 
 
 async def _execution(
-    runtime: Runtime, *, status: str = "running", worker: int | None = None
+    runtime: Platform, *, status: str = "running", worker: int | None = None
 ) -> models.Execution:
     execution = models.Execution(action_ref="demo.ask", status=status, worker=worker, config={})
     await _add(runtime, execution)
     return execution
 
 
-async def _waiting(runtime: Runtime, request: dict[str, Any], *, worker: int = 7) -> models.Execution:
+async def _waiting(runtime: Platform, request: dict[str, Any], *, worker: int = 7) -> models.Execution:
     """An execution whose worker finished it with an ``__inquiry`` request in its parsed output."""
     execution = await _execution(runtime, worker=worker)
     result = {"exit_code": 0, "duration_ms": 5, "succeeded": True, "data": {"__inquiry": request}}
@@ -66,7 +66,7 @@ async def _waiting(runtime: Runtime, request: dict[str, Any], *, worker: int = 7
     return execution
 
 
-async def _staged(runtime: Runtime, message_type: str) -> list[dict[str, Any]]:
+async def _staged(runtime: Platform, message_type: str) -> list[dict[str, Any]]:
     async with runtime.db.session() as session:
         rows = (
             await session.execute(
@@ -78,7 +78,7 @@ async def _staged(runtime: Runtime, message_type: str) -> list[dict[str, Any]]:
         return [row.body["payload"] for row in rows]
 
 
-async def _row(runtime: Runtime, model: Any, row_id: int) -> Any:
+async def _row(runtime: Platform, model: Any, row_id: int) -> Any:
     async with runtime.db.session() as session:
         return await session.get(model, row_id)
 
@@ -90,7 +90,7 @@ async def _only_inquiry(api: httpx.AsyncClient, execution_id: int) -> dict[str, 
     return inquiry  # type: ignore[no-any-return]
 
 
-async def _client_for(app: Any, runtime: Runtime, login: str, password_hash: str) -> httpx.AsyncClient:
+async def _client_for(app: Any, runtime: Platform, login: str, password_hash: str) -> httpx.AsyncClient:
     # An operator may respond to inquiries in general; the assignee rule still applies.
     identity = await make_identity(runtime, login, password_hash, "core.operator")
     return client_for(app, runtime, identity)
@@ -100,7 +100,7 @@ async def _client_for(app: Any, runtime: Runtime, login: str, password_hash: str
 
 
 async def test_inquiry_request_keeps_the_execution_waiting_without_a_worker(
-    api: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    api: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     execution = await _waiting(
         runtime,
@@ -124,14 +124,14 @@ async def test_inquiry_request_keeps_the_execution_waiting_without_a_worker(
     assert await _staged(runtime, "ExecutionCompleted") == []
 
 
-async def test_waiting_execution_survives_the_liveness_monitor(runtime: Runtime) -> None:
+async def test_waiting_execution_survives_the_liveness_monitor(runtime: Platform) -> None:
     worker = await _worker(runtime, heartbeat_age=3600)
     execution = await _waiting(runtime, {"prompt": "Still there?"}, worker=worker.id)
     assert await LivenessMonitor(runtime).sweep() == 0
     assert (await _row(runtime, models.Execution, execution.id)).status == "running"
 
 
-async def test_wrong_answer_is_422_naming_the_field(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_wrong_answer_is_422_naming_the_field(api: httpx.AsyncClient, runtime: Platform) -> None:
     execution = await _waiting(runtime, {"prompt": "Deploy?", "response_schema": APPROVAL_SCHEMA})
     inquiry = await _only_inquiry(api, execution.id)
     response = await api.post(
@@ -148,7 +148,7 @@ async def test_wrong_answer_is_422_naming_the_field(api: httpx.AsyncClient, runt
 
 
 async def test_right_answer_completes_the_execution_with_it(
-    api: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    api: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     execution = await _waiting(
         runtime, {"prompt": "Deploy?", "response_schema": APPROVAL_SCHEMA, "assigned_to": user.id}
@@ -178,7 +178,7 @@ async def test_right_answer_completes_the_execution_with_it(
 
 
 async def test_only_the_assignee_may_answer(
-    api: httpx.AsyncClient, app: Any, runtime: Runtime, user: models.Identity, password_hash: str
+    api: httpx.AsyncClient, app: Any, runtime: Platform, user: models.Identity, password_hash: str
 ) -> None:
     execution = await _waiting(runtime, {"prompt": "Deploy?", "assigned_to": user.id})
     inquiry = await _only_inquiry(api, execution.id)
@@ -193,7 +193,7 @@ async def test_only_the_assignee_may_answer(
 
 
 async def test_expired_inquiry_times_the_execution_out(
-    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
+    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
 ) -> None:
     execution = await _waiting(runtime, {"prompt": "Quick!", "timeout_seconds": 60})
     inquiry = await _only_inquiry(api, execution.id)
@@ -212,7 +212,7 @@ async def test_expired_inquiry_times_the_execution_out(
 
 
 async def test_late_answer_is_400_and_times_the_inquiry_out(
-    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock
+    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
 ) -> None:
     execution = await _waiting(runtime, {"prompt": "Quick!", "timeout_seconds": 60})
     inquiry = await _only_inquiry(api, execution.id)
@@ -224,7 +224,7 @@ async def test_late_answer_is_400_and_times_the_inquiry_out(
     assert (await _row(runtime, models.Execution, execution.id)).status == "timeout"
 
 
-async def test_malformed_request_fails_the_execution(runtime: Runtime) -> None:
+async def test_malformed_request_fails_the_execution(runtime: Platform) -> None:
     execution = await _execution(runtime, worker=3)
     result = {"succeeded": True, "data": {"__inquiry": {"prompt": "", "timeout_seconds": -1}}}
     assert await finish(runtime.db, execution, "completed", result, action_id=0) == "failed"
@@ -237,7 +237,7 @@ async def test_malformed_request_fails_the_execution(runtime: Runtime) -> None:
     assert "no identity with login 'nobody'" in stored.result["error"]
 
 
-async def test_failed_run_with_inquiry_output_does_not_wait(runtime: Runtime) -> None:
+async def test_failed_run_with_inquiry_output_does_not_wait(runtime: Platform) -> None:
     execution = await _execution(runtime, worker=3)
     result = {"succeeded": False, "error": "boom", "data": {"__inquiry": {"prompt": "Hi"}}}
     assert await finish(runtime.db, execution, "failed", result, action_id=0) == "failed"
@@ -245,7 +245,7 @@ async def test_failed_run_with_inquiry_output_does_not_wait(runtime: Runtime) ->
         assert (await session.execute(sa.select(sa.func.count()).select_from(models.Inquiry))).scalar() == 0
 
 
-async def test_cancel_ends_a_waiting_execution_at_once(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_cancel_ends_a_waiting_execution_at_once(api: httpx.AsyncClient, runtime: Platform) -> None:
     execution = await _waiting(runtime, {"prompt": "Deploy?"})
     inquiry = await _only_inquiry(api, execution.id)
     response = await api.post(f"/api/v1/executions/{execution.id}/cancel")
@@ -266,7 +266,7 @@ async def test_cancel_ends_a_waiting_execution_at_once(api: httpx.AsyncClient, r
 
 
 async def test_deleting_a_pending_inquiry_ends_the_waiting_execution(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     execution = await _waiting(runtime, {"prompt": "Deploy?"})
     inquiry = await _only_inquiry(api, execution.id)
@@ -282,7 +282,7 @@ async def test_deleting_a_pending_inquiry_ends_the_waiting_execution(
 
 
 async def test_create_get_update_and_delete(
-    api: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    api: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     execution = await _execution(runtime, status="completed")
     response = await api.post(
@@ -329,7 +329,7 @@ async def test_create_get_update_and_delete(
     assert (await api.delete(f"/api/v1/inquiries/{created['id']}")).status_code == 404
 
 
-async def test_create_errors(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_create_errors(api: httpx.AsyncClient, runtime: Platform) -> None:
     missing = await api.post("/api/v1/inquiries", json={"execution": 999, "prompt": "Hi"})
     assert missing.status_code == 404
     assert missing.json() == {"error": "Execution with ID 999 not found", "code": "NOT_FOUND"}
@@ -346,7 +346,7 @@ async def test_create_errors(api: httpx.AsyncClient, runtime: Runtime) -> None:
 
 
 async def test_answering_an_api_created_inquiry_leaves_the_execution_alone(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     execution = await _execution(runtime, status="completed")
     created = (
@@ -361,7 +361,7 @@ async def test_answering_an_api_created_inquiry_leaves_the_execution_alone(
 
 
 async def test_lists_filters_and_pagination(
-    api: httpx.AsyncClient, runtime: Runtime, user: models.Identity
+    api: httpx.AsyncClient, runtime: Platform, user: models.Identity
 ) -> None:
     first = await _execution(runtime)
     second = await _execution(runtime)

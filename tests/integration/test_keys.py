@@ -10,23 +10,23 @@ import sqlalchemy as sa
 
 from attune.db import models
 from attune.domain.crypto import SecretBox
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 KEYS = "/api/v1/keys"
 
 
-def master_secret(runtime: Runtime) -> str:
+def master_secret(runtime: Platform) -> str:
     secret = runtime.settings.security.encryption_key
     assert secret
     return secret
 
 
-async def key_row(runtime: Runtime, ref: str) -> models.Key:
+async def key_row(runtime: Platform, ref: str) -> models.Key:
     async with runtime.db.session() as session:
         return (await session.execute(sa.select(models.Key).where(models.Key.ref == ref))).scalar_one()
 
 
-async def add_pack(runtime: Runtime, ref: str = "demo") -> models.Pack:
+async def add_pack(runtime: Platform, ref: str = "demo") -> models.Pack:
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref=ref, label=ref, version="1.0.0")
         session.add(pack)
@@ -34,7 +34,7 @@ async def add_pack(runtime: Runtime, ref: str = "demo") -> models.Pack:
     return pack
 
 
-async def add_action(runtime: Runtime, pack: models.Pack, name: str = "run") -> models.Action:
+async def add_action(runtime: Platform, pack: models.Pack, name: str = "run") -> models.Action:
     async with runtime.db.transaction() as session:
         action = models.Action(
             ref=f"{pack.ref}.{name}",
@@ -88,7 +88,7 @@ async def test_create_encrypts_by_default_and_returns_plaintext(api: httpx.Async
 
 
 async def test_database_never_holds_the_plaintext_or_the_aes_key(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     plaintext = "very-secret-password-value"
     assert (await create(api, value=plaintext)).status_code == 201
@@ -108,14 +108,14 @@ async def test_database_never_holds_the_plaintext_or_the_aes_key(
     assert SecretBox(secret).decrypt(row.value, row.encryption_key_hash) == plaintext
 
 
-async def test_plain_key_is_stored_as_is(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_plain_key_is_stored_as_is(api: httpx.AsyncClient, runtime: Platform) -> None:
     response = await create(api, encrypted=False, value="visible")
     assert response.status_code == 201
     row = await key_row(runtime, "app.token")
     assert (row.encrypted, row.value, row.encryption_key_hash) == (False, "visible", None)
 
 
-async def test_create_without_encryption_key_is_400(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_create_without_encryption_key_is_400(api: httpx.AsyncClient, runtime: Platform) -> None:
     runtime.secrets = None
     response = await create(api)
     assert response.status_code == 400
@@ -138,7 +138,7 @@ async def test_get_returns_decrypted_value_and_404(api: httpx.AsyncClient) -> No
     assert missing.json() == {"error": "Key 'nope.nothing' not found", "code": "NOT_FOUND"}
 
 
-async def test_owner_resolved_from_pack_ref(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_owner_resolved_from_pack_ref(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack = await add_pack(runtime)
     response = await create(api, ref="demo.api_key", owner_type="pack", owner_pack_ref="demo", owner="x")
     assert response.status_code == 201
@@ -147,7 +147,7 @@ async def test_owner_resolved_from_pack_ref(api: httpx.AsyncClient, runtime: Run
     assert data["owner_action"] is None
 
 
-async def test_owner_resolved_from_action_ref_and_by_id(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_owner_resolved_from_action_ref_and_by_id(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack = await add_pack(runtime)
     action = await add_action(runtime, pack)
     by_ref = await create(api, ref="a.one", owner_type="action", owner_action_ref="demo.run")
@@ -170,7 +170,7 @@ async def test_unknown_owner_ref_is_400(api: httpx.AsyncClient) -> None:
         assert response.json() == {"error": message, "code": "BAD_REQUEST"}
 
 
-async def test_owner_invariant_violations_are_400(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_owner_invariant_violations_are_400(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack = await add_pack(runtime)
     action = await add_action(runtime, pack)
     missing = await create(api, owner_type="pack")
@@ -218,7 +218,7 @@ async def test_field_rules_are_422_naming_the_field(api: httpx.AsyncClient) -> N
 
 
 async def test_list_has_no_values_sorted_by_ref_with_family_b(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     for index, ref in enumerate(["c.key", "a.key", "b.key"]):
         assert (await create(api, ref=ref, name=f"n{index}")).status_code == 201
@@ -241,7 +241,7 @@ async def test_list_has_no_values_sorted_by_ref_with_family_b(
     }
 
 
-async def test_list_filters_by_owner_type_and_owner(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_list_filters_by_owner_type_and_owner(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack = await add_pack(runtime)
     await create(api, ref="sys.key")
     await create(api, ref="pack.key", owner_type="pack", owner_pack=pack.id)
@@ -253,7 +253,7 @@ async def test_list_filters_by_owner_type_and_owner(api: httpx.AsyncClient, runt
     assert bad.status_code == 400
 
 
-async def test_put_value_reencrypts(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_put_value_reencrypts(api: httpx.AsyncClient, runtime: Platform) -> None:
     await create(api, value="old-value")
     before = await key_row(runtime, "app.token")
     response = await api.put(f"{KEYS}/app.token", json={"value": "new-value"})
@@ -266,7 +266,7 @@ async def test_put_value_reencrypts(api: httpx.AsyncClient, runtime: Runtime) ->
 
 
 async def test_put_changing_only_encrypted_reseals_the_value(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     await create(api, value="flip-me")
     to_plain = await api.put(f"{KEYS}/app.token", json={"encrypted": False})
@@ -285,7 +285,7 @@ async def test_put_changing_only_encrypted_reseals_the_value(
     assert (await api.get(f"{KEYS}/app.token")).json()["data"]["value"] == "flip-me"
 
 
-async def test_put_value_with_encrypted_false_stores_plain(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_put_value_with_encrypted_false_stores_plain(api: httpx.AsyncClient, runtime: Platform) -> None:
     await create(api)
     response = await api.put(f"{KEYS}/app.token", json={"value": "now-plain", "encrypted": False})
     assert response.status_code == 200
@@ -293,7 +293,7 @@ async def test_put_value_with_encrypted_false_stores_plain(api: httpx.AsyncClien
     assert (row.encrypted, row.value) == (False, "now-plain")
 
 
-async def test_put_without_encryption_key_cannot_encrypt(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_put_without_encryption_key_cannot_encrypt(api: httpx.AsyncClient, runtime: Platform) -> None:
     await create(api, encrypted=False)
     runtime.secrets = None
     response = await api.put(f"{KEYS}/app.token", json={"encrypted": True})

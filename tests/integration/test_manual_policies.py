@@ -9,7 +9,7 @@ import httpx
 
 from attune.db import models
 from attune.packs.register import register_pack
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 # ``clean_bus`` and ``settings`` are the executor tests' fixtures: short timings, and RabbitMQ queues
 # deleted after each test (a message left in a queue would reach the next test's executor).
@@ -36,11 +36,11 @@ async def run(api: httpx.AsyncClient, action: models.Action, n: int) -> int:
     return int(response.json()["data"]["id"])
 
 
-async def status(runtime: Runtime, execution_id: int) -> str:
+async def status(runtime: Platform, execution_id: int) -> str:
     return (await get(runtime, models.Execution, execution_id)).status
 
 
-async def test_a_concurrency_policy_queues_manual_runs(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_a_concurrency_policy_queues_manual_runs(api: httpx.AsyncClient, runtime: Platform) -> None:
     _, action, _ = await seed_pack(runtime)
     await add(runtime, concurrency_policy(action, 1))
     await add_worker(runtime, "w-manual", ["shell"])
@@ -61,7 +61,7 @@ async def test_a_concurrency_policy_queues_manual_runs(api: httpx.AsyncClient, r
 
 
 async def test_a_cancel_policy_cancels_a_manual_run_beyond_its_limit(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     _, action, _ = await seed_pack(runtime)
     await add(runtime, concurrency_policy(action, 1, method="cancel"))
@@ -77,7 +77,7 @@ async def test_a_cancel_policy_cancels_a_manual_run_beyond_its_limit(
         assert "Cancelled by policy: concurrency policy" in rejected.result["error"]
 
 
-async def test_a_rate_limit_cancels_manual_runs_beyond_it(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_a_rate_limit_cancels_manual_runs_beyond_it(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack, action, _ = await seed_pack(runtime)
     await add(
         runtime,
@@ -103,7 +103,7 @@ async def test_a_rate_limit_cancels_manual_runs_beyond_it(api: httpx.AsyncClient
         assert "rate limit policy" in third.result["error"]
 
 
-async def test_apply_to_manual_false_exempts_manual_runs(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_apply_to_manual_false_exempts_manual_runs(api: httpx.AsyncClient, runtime: Platform) -> None:
     _, action, _ = await seed_pack(runtime)
     await add(runtime, concurrency_policy(action, 1, method="cancel", apply_to_manual=False))
     await add_worker(runtime, "w-exempt", ["shell"])
@@ -113,7 +113,7 @@ async def test_apply_to_manual_false_exempts_manual_runs(api: httpx.AsyncClient,
         assert [await status(runtime, i) for i in ids] == ["scheduled"] * 3
 
 
-async def test_a_pack_policy_file_can_exempt_manual_runs(runtime: Runtime, tmp_path: Path) -> None:
+async def test_a_pack_policy_file_can_exempt_manual_runs(runtime: Platform, tmp_path: Path) -> None:
     policies = {"rules_only": "threshold: 1\napply_to_manual: false\n", "everyone": "threshold: 2\n"}
     await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy",), policies))
     rows = await policy_rows(runtime)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import yaml
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.worker import interpreters
 from tests.conftest import REPO
 from tests.integration.test_worker import add_action, dispatch, pack_file, running_worker, wait_status
@@ -39,7 +39,7 @@ def node_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return node
 
 
-async def add_core_nodejs(runtime: Runtime) -> models.Runtime:
+async def add_core_nodejs(runtime: Platform) -> models.Runtime:
     doc: dict[str, Any] = yaml.safe_load((REPO / "packs/core/runtimes/nodejs.yaml").read_text())
     async with runtime.db.transaction() as session:
         row = models.Runtime(
@@ -68,7 +68,7 @@ async def add_core_nodejs(runtime: Runtime) -> models.Runtime:
 
 
 async def test_node_20_is_available_and_runs_with_the_node_binary(
-    runtime: Runtime, node_on_path: Path
+    runtime: Platform, node_on_path: Path
 ) -> None:
     nodejs = await add_core_nodejs(runtime)
     pack_file(runtime, "hello.js", "console.log('hi')\n")

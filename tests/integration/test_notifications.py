@@ -29,7 +29,7 @@ from attune.messaging.messages import (
 )
 from attune.notifier.hub import Notification, NotificationHub
 from attune.notifier.service import WS_IMPLEMENTATION, QuietServer, create_notifier_app
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.testing.deployment import free_port
 from attune.testing.wsclient import ConnectionClosed, WebSocketClient, WebSocketRefused
 
@@ -67,12 +67,12 @@ async def served(app: Any) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def token(runtime: Runtime, user: Identity) -> str:
+def token(runtime: Platform, user: Identity) -> str:
     return runtime.tokens.access(user.id, user.login)
 
 
 async def publish(
-    runtime: Runtime, channel: str, entity_type: str, entity_id: int | None, **extra: Any
+    runtime: Platform, channel: str, entity_type: str, entity_id: int | None, **extra: Any
 ) -> None:
     """Put one change notification on the bus, as the outbox relay does."""
     message = ChangeNotification(
@@ -114,7 +114,7 @@ async def received(client: WebSocketClient, quiet: float = 0.3) -> list[dict[str
 # --------------------------------------------------------------------------- authentication
 
 
-async def test_upgrade_without_a_valid_query_token_is_refused(served: str, runtime: Runtime) -> None:
+async def test_upgrade_without_a_valid_query_token_is_refused(served: str, runtime: Platform) -> None:
     for bad in ("not-a-jwt", runtime.tokens.refresh(1, "alice")):
         with pytest.raises(WebSocketRefused) as refused:
             await WebSocketClient.connect(f"ws://{served}{WS_PATH}?token={bad}")
@@ -140,13 +140,13 @@ async def test_without_a_query_token_the_first_message_must_authenticate(served:
 # --------------------------------------------------------------------------- filters
 
 
-async def test_a_client_without_filters_receives_nothing(served: str, token: str, runtime: Runtime) -> None:
+async def test_a_client_without_filters_receives_nothing(served: str, token: str, runtime: Platform) -> None:
     async with await connect(served, token) as client:
         await publish(runtime, "execution_created", "execution", 1, status="requested")
         assert await received(client) == []
 
 
-async def test_filters_select_notifications(served: str, token: str, runtime: Runtime) -> None:
+async def test_filters_select_notifications(served: str, token: str, runtime: Platform) -> None:
     cases: dict[str, set[int]] = {
         "all": {1, 2, 3, 4},
         "entity_type:execution": {1, 2},
@@ -171,7 +171,7 @@ async def test_filters_select_notifications(served: str, token: str, runtime: Ru
             await client.close()
 
 
-async def test_envelope_shape_and_unsubscribe(served: str, token: str, runtime: Runtime) -> None:
+async def test_envelope_shape_and_unsubscribe(served: str, token: str, runtime: Platform) -> None:
     async with await connect(served, token) as client:
         await subscribe(client, "entity_type:execution")
         await subscribe(client, "entity_type:execution")  # a duplicate is a no-op
@@ -204,7 +204,7 @@ async def test_bad_messages_get_an_error_and_ping_a_pong(served: str, token: str
         assert await client.recv_json() == {"type": "pong"}
 
 
-async def test_order_is_kept_and_a_slow_subscriber_loses_the_oldest(runtime: Runtime) -> None:
+async def test_order_is_kept_and_a_slow_subscriber_loses_the_oldest(runtime: Platform) -> None:
     hub = NotificationHub(runtime.bus)
     fast = hub.subscribe()
     slow = hub.subscribe(capacity=2)
@@ -228,7 +228,7 @@ async def test_order_is_kept_and_a_slow_subscriber_loses_the_oldest(runtime: Run
 
 
 async def test_real_changes_reach_subscribers_small(
-    served: str, token: str, runtime: Runtime, api: httpx.AsyncClient
+    served: str, token: str, runtime: Platform, api: httpx.AsyncClient
 ) -> None:
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="ntf", label="ntf", version="1.0.0")
@@ -265,7 +265,7 @@ async def test_real_changes_reach_subscribers_small(
 # --------------------------------------------------------------------------- the standalone notifier app
 
 
-async def test_notifier_app_serves_ws_health_and_stats(runtime: Runtime, token: str) -> None:
+async def test_notifier_app_serves_ws_health_and_stats(runtime: Platform, token: str) -> None:
     async for address in _serve(create_notifier_app(runtime)):
         async with httpx.AsyncClient(base_url=f"http://{address}") as http:
             assert (await http.get("/health")).json() == {"status": "ok"}
@@ -294,7 +294,7 @@ async def _sse_lines(response: httpx.Response, stop_after: int, timeout: float =
     return lines
 
 
-async def test_sse_requires_a_token(served: str, runtime: Runtime) -> None:
+async def test_sse_requires_a_token(served: str, runtime: Platform) -> None:
     async with httpx.AsyncClient(base_url=f"http://{served}") as http:
         missing = await http.get("/api/v1/executions/stream")
         assert missing.status_code == 401
@@ -303,7 +303,7 @@ async def test_sse_requires_a_token(served: str, runtime: Runtime) -> None:
         assert forged.status_code == 401
 
 
-async def test_sse_frames_and_execution_id_filter(served: str, runtime: Runtime, user: Identity) -> None:
+async def test_sse_frames_and_execution_id_filter(served: str, runtime: Platform, user: Identity) -> None:
     access = runtime.tokens.access(user.id, user.login)
     async with httpx.AsyncClient(base_url=f"http://{served}") as http:
         refused = await http.get(

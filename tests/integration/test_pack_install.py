@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import RegistryIndex
 from tests.pack_sources import (
     commit_all,
@@ -43,24 +43,24 @@ async def install(api: httpx.AsyncClient, source: str | Path, **extra: Any) -> h
     return await api.post(f"{PACKS}/install", json={"source": str(source), **extra})
 
 
-async def all_rows(runtime: Runtime, model: type[Any]) -> list[Any]:
+async def all_rows(runtime: Platform, model: type[Any]) -> list[Any]:
     async with runtime.db.session() as session:
         return list((await session.execute(sa.select(model).order_by(model.id))).scalars())
 
 
-async def pack_row(runtime: Runtime, ref: str) -> models.Pack | None:
+async def pack_row(runtime: Platform, ref: str) -> models.Pack | None:
     async with runtime.db.session() as session:
         return (
             await session.execute(sa.select(models.Pack).where(models.Pack.ref == ref))
         ).scalar_one_or_none()
 
 
-def use_index(runtime: Runtime, url: str) -> None:
+def use_index(runtime: Platform, url: str) -> None:
     runtime.settings.pack_registry.indices = [RegistryIndex(url=url, name="test")]
 
 
 @pytest.fixture
-def installed_dir(runtime: Runtime) -> Path:
+def installed_dir(runtime: Platform) -> Path:
     """Where installed packs go: ``installed_packs_dir`` (``{data_dir}/packs``), not packs_base_dir."""
     return runtime.settings.install_dir
 
@@ -81,7 +81,7 @@ def installed_version(installed_dir: Path, ref: str) -> str:
 
 
 async def test_install_from_git_then_upgrade_keeps_configuration(
-    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     repo = init_repo(tmp_path / "repo")
     make_pack(repo, "demo", "1.0.0")
@@ -151,7 +151,7 @@ async def test_source_errors_are_clear(api: httpx.AsyncClient, tmp_path: Path) -
 
 
 async def test_install_from_a_registry_index_verifies_the_checksum(
-    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     pack = make_pack(tmp_path / "build", "demo", "1.0.0")
     files = tmp_path / "registry"
@@ -193,7 +193,7 @@ async def test_install_from_a_registry_index_verifies_the_checksum(
     )
 
 
-async def test_registry_search_route(api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path) -> None:
+async def test_registry_search_route(api: httpx.AsyncClient, runtime: Platform, tmp_path: Path) -> None:
     use_index(
         runtime,
         write_index(
@@ -225,7 +225,7 @@ async def test_registry_search_route(api: httpx.AsyncClient, runtime: Runtime, t
 
 
 async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
-    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     repo = init_repo(tmp_path / "utils-repo")
     utils = make_pack(repo, "utils", "1.2.0")
@@ -281,7 +281,7 @@ async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
 
 
 async def test_a_failing_pack_test_leaves_the_previous_version_running(
-    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     v1 = make_pack(tmp_path / "v1", "demo", "1.0.0", test_script=PASSING)
     first = await install(api, v1)
@@ -321,7 +321,7 @@ async def test_a_failing_pack_test_leaves_the_previous_version_running(
 
 
 async def test_a_registration_failure_puts_the_previous_files_back(
-    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     v1 = make_pack(tmp_path / "v1", "demo", "1.0.0")
     assert (await install(api, v1)).status_code == 200
@@ -344,7 +344,7 @@ async def test_a_registration_failure_puts_the_previous_files_back(
 
 
 async def test_uninstall_removes_files_environments_and_rows_but_not_history(
-    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     assert (await install(api, make_pack(tmp_path, "demo", "1.0.0"))).status_code == 200
     (action,) = [a for a in await all_rows(runtime, models.Action) if a.pack_ref == "demo"]
@@ -439,7 +439,7 @@ def imports_six(env: Path) -> bool:
 
 @pytest.mark.slow
 async def test_environments_are_built_before_the_swap_and_broken_requirements_change_nothing(
-    api: httpx.AsyncClient, runtime: Runtime, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     first = await install(api, python_pack(tmp_path / "v1", "1.0.0", "six\n"))
     assert first.status_code == 200, first.text

@@ -11,7 +11,7 @@ import pytest
 
 from attune.db import models
 from attune.packs.register import register_system_packs
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import RegistryIndex
 from tests.conftest import TEST_PASSWORD
 from tests.integration.test_cli_commands import Bridge, Cli
@@ -28,7 +28,7 @@ async def cli(app: Any, tmp_path: Path, user: models.Identity) -> Cli:
     return runner
 
 
-async def test_install_upgrade_test_search_and_uninstall(cli: Cli, runtime: Runtime, tmp_path: Path) -> None:
+async def test_install_upgrade_test_search_and_uninstall(cli: Cli, runtime: Platform, tmp_path: Path) -> None:
     repo = init_repo(tmp_path / "repo")
     make_pack(repo, "demo", "1.0.0", test_script=PASSING)
     commit_all(repo, "one", tag="v1.0.0")
@@ -72,7 +72,7 @@ async def test_install_upgrade_test_search_and_uninstall(cli: Cli, runtime: Runt
 
 @pytest.mark.slow
 async def test_broken_requirements_fail_fast_and_the_previous_version_stays(
-    cli: Cli, runtime: Runtime, tmp_path: Path
+    cli: Cli, runtime: Platform, tmp_path: Path
 ) -> None:
     await register_system_packs(runtime)  # core.python, as in a real deployment
     v1 = make_pack(tmp_path / "v1", "pyapp", "1.0.0")

@@ -16,7 +16,7 @@ from attune.executor.policies import load_policies, rate_limit_violation
 from attune.executor.slots import SlotManager, persist_stats
 from attune.packs.parser import PackFormatError
 from attune.packs.register import register_pack
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 
 def write_pack(root: Path, ref: str, actions: tuple[str, ...], policies: dict[str, str]) -> Path:
@@ -43,17 +43,17 @@ POLICIES = {
 }
 
 
-async def policy_rows(runtime: Runtime) -> dict[str, models.Policy]:
+async def policy_rows(runtime: Platform) -> dict[str, models.Policy]:
     async with runtime.db.session() as session:
         return {p.ref: p for p in (await session.execute(sa.select(models.Policy))).scalars()}
 
 
-async def action_ids(runtime: Runtime) -> dict[str, int]:
+async def action_ids(runtime: Platform) -> dict[str, int]:
     async with runtime.db.session() as session:
         return {ref: id for ref, id in await session.execute(sa.select(models.Action.ref, models.Action.id))}
 
 
-async def test_policy_files_become_policy_rows(runtime: Runtime, tmp_path: Path) -> None:
+async def test_policy_files_become_policy_rows(runtime: Platform, tmp_path: Path) -> None:
     result = await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy", "check"), POLICIES))
     rows = await policy_rows(runtime)
     assert set(rows) == {"ops.serial_deploy", "ops.pack_wide", "ops.burst"}
@@ -74,7 +74,7 @@ async def test_policy_files_become_policy_rows(runtime: Runtime, tmp_path: Path)
     assert result.counts["policies_created"] == 3
 
 
-async def test_reregistering_updates_and_removes_policies(runtime: Runtime, tmp_path: Path) -> None:
+async def test_reregistering_updates_and_removes_policies(runtime: Platform, tmp_path: Path) -> None:
     await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy",), POLICIES))
     before = await policy_rows(runtime)
     changed = {"serial_deploy": "action: deploy\nthreshold: 2\n", "pack_wide": POLICIES["pack_wide"]}
@@ -89,7 +89,7 @@ async def test_reregistering_updates_and_removes_policies(runtime: Runtime, tmp_
     assert (result.counts["policies_updated"], result.counts["policies_removed"]) == (1, 1)
 
 
-async def test_policy_on_another_packs_action(runtime: Runtime, tmp_path: Path) -> None:
+async def test_policy_on_another_packs_action(runtime: Platform, tmp_path: Path) -> None:
     await register_pack(runtime, write_pack(tmp_path, "tools", ("ping",), {}))
     await register_pack(
         runtime, write_pack(tmp_path, "ops", ("deploy",), {"ping": "action: tools.ping\nthreshold: 4\n"})
@@ -99,7 +99,7 @@ async def test_policy_on_another_packs_action(runtime: Runtime, tmp_path: Path) 
     assert row.pack_ref == "ops"
 
 
-async def test_policy_on_unknown_action_rejects_the_pack(runtime: Runtime, tmp_path: Path) -> None:
+async def test_policy_on_unknown_action_rejects_the_pack(runtime: Platform, tmp_path: Path) -> None:
     pack = write_pack(tmp_path, "ops", ("deploy",), {"ghost": "action: nowhere.run\nthreshold: 1\n"})
     with pytest.raises(PackFormatError) as caught:
         await register_pack(runtime, pack)
@@ -115,7 +115,7 @@ async def test_malformed_policy_file_is_a_422_through_the_api(api: httpx.AsyncCl
     assert "policies/bad.yaml" in response.text and "window_seconds" in response.text
 
 
-async def test_loaded_policies_resolve_by_scope(runtime: Runtime, tmp_path: Path) -> None:
+async def test_loaded_policies_resolve_by_scope(runtime: Platform, tmp_path: Path) -> None:
     result = await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy", "check"), POLICIES))
     ids = await action_ids(runtime)
     async with runtime.db.session() as session:
@@ -130,7 +130,7 @@ async def test_loaded_policies_resolve_by_scope(runtime: Runtime, tmp_path: Path
 # -- rate limits -------------------------------------------------------------------------------
 
 
-async def add_executions(runtime: Runtime, action_id: int, ref: str, ages: list[float]) -> None:
+async def add_executions(runtime: Platform, action_id: int, ref: str, ages: list[float]) -> None:
     now = utcnow()
     async with runtime.db.transaction() as session:
         for age in ages:
@@ -139,7 +139,7 @@ async def add_executions(runtime: Runtime, action_id: int, ref: str, ages: list[
             )
 
 
-async def test_rate_limit_counts_executions_in_scope_and_window(runtime: Runtime, tmp_path: Path) -> None:
+async def test_rate_limit_counts_executions_in_scope_and_window(runtime: Platform, tmp_path: Path) -> None:
     rate = "kind: rate_limit\nwindow_seconds: 60\n"
     policies = {
         "per_action": f"action: deploy\nthreshold: 2\n{rate}",
@@ -191,7 +191,7 @@ async def test_rate_limit_counts_executions_in_scope_and_window(runtime: Runtime
 
 
 async def test_persisted_queue_stats_are_served_by_the_api(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy",), {}))
     deploy = (await action_ids(runtime))["ops.deploy"]

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from attune.db import models
 from attune.packs.install.checksum import directory_checksum
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 PACKS = "/api/v1/packs"
 
@@ -59,7 +59,7 @@ def names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
-async def rows(runtime: Runtime, model: type[Any], *where: Any) -> list[Any]:
+async def rows(runtime: Platform, model: type[Any], *where: Any) -> list[Any]:
     async with runtime.db.session() as session:
         result = await session.execute(sa.select(model).where(*where).order_by(model.__table__.c.ref))
         return list(result.scalars())
@@ -126,7 +126,7 @@ INVALID_CREATES: list[tuple[dict[str, Any], str, str]] = [
 ]
 
 
-async def test_create_pack_rejects_invalid_bodies(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_create_pack_rejects_invalid_bodies(api: httpx.AsyncClient, runtime: Platform) -> None:
     for patch, code, message in INVALID_CREATES:
         response = await api.post(PACKS, json={"ref": "demo", "label": "Demo", "version": "1.0.0", **patch})
         assert response.status_code == 422, patch
@@ -169,7 +169,7 @@ async def test_update_pack(api: httpx.AsyncClient) -> None:
 
 
 async def test_delete_pack_cascades_and_removes_its_directory(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path
 ) -> None:
     pack_dir = write_pack(packs_dir)
     assert (await register(api, pack_dir)).status_code == 201
@@ -206,7 +206,7 @@ async def test_system_pack_cannot_be_deleted(api: httpx.AsyncClient, packs_dir: 
 # -- registration ----------------------------------------------------------------------------
 
 
-async def test_register_core_pack(api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path) -> None:
+async def test_register_core_pack(api: httpx.AsyncClient, runtime: Platform, packs_dir: Path) -> None:
     response = await register(api, packs_dir / "core", skip_tests=True)
     assert response.status_code == 201
     assert response.json()["message"] == "Pack registered successfully"
@@ -238,7 +238,7 @@ async def test_register_existing_pack_needs_force(api: httpx.AsyncClient, packs_
 
 
 async def test_force_reregister_is_idempotent(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path
 ) -> None:
     first = (await register(api, packs_dir / "core", skip_tests=True)).json()["data"]
     before = {a.ref: (a.id, a.updated) for a in await rows(runtime, models.Action)}
@@ -252,7 +252,7 @@ async def test_force_reregister_is_idempotent(
 
 
 async def test_force_reregister_applies_changes_and_removes_dropped_components(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     pack_dir = write_pack(tmp_path, actions=("hello", "bye"), triggers=("ping", "pong"))
     assert (await register(api, pack_dir)).status_code == 201
@@ -269,7 +269,7 @@ async def test_force_reregister_applies_changes_and_removes_dropped_components(
 
 
 async def test_adhoc_rule_survives_force_reregister(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     pack_dir = write_pack(tmp_path)
     pack_id = (await register(api, pack_dir)).json()["data"]["id"]
@@ -298,7 +298,7 @@ async def test_adhoc_rule_survives_force_reregister(
 
 
 async def test_workflow_companion_action_survives_force_reregister(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     pack_dir = write_pack(tmp_path)
     pack_id = (await register(api, pack_dir)).json()["data"]["id"]
@@ -352,7 +352,7 @@ async def test_register_directory_without_pack_yaml(api: httpx.AsyncClient, tmp_
 
 
 async def test_malformed_pack_is_rejected_and_nothing_is_registered(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     pack_dir = write_pack(tmp_path, actions=("hello", "broken"))
     (pack_dir / "actions" / "broken.yaml").write_text("name: broken\nentry_point: broken.sh\ntimeout: soon\n")
@@ -365,7 +365,7 @@ async def test_malformed_pack_is_rejected_and_nothing_is_registered(
 
 
 async def test_register_stages_pack_registered_for_environment_runtimes(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     runtime.relay.pause()  # keep the staged rows in the table to read them
     assert (await register(api, packs_dir / "core", skip_tests=True)).status_code == 201
@@ -412,7 +412,7 @@ async def test_register_batch_reports_successes_and_failures(
 
 
 async def test_install_from_local_directory_copies_into_the_data_dir(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path, user: models.Identity
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path, user: models.Identity
 ) -> None:
     installed = runtime.settings.install_dir
     source = write_pack(tmp_path / "src")
@@ -463,7 +463,7 @@ async def test_upload_accepts_the_pack_field_too(api: httpx.AsyncClient, tmp_pat
 
 
 async def test_upload_registers_pack_and_stores_files(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path, user: models.Identity
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path, user: models.Identity
 ) -> None:
     installed = runtime.settings.install_dir
     content = tar_gz(write_pack(tmp_path / "build"), top_level="demo-1.0.0")
@@ -488,7 +488,7 @@ async def test_upload_registers_pack_and_stores_files(
 
 
 async def test_upload_existing_pack_needs_force(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     source = write_pack(tmp_path / "build")
     assert (await upload(api, tar_gz(source, top_level=None))).status_code == 201
@@ -536,7 +536,7 @@ def _unsafe_archive(kind: str) -> bytes:
 
 
 async def test_upload_rejects_unsafe_archives(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path
 ) -> None:
     for kind, message in [
         ("dotdot", "Unsafe pack archive: path '../escaped.txt' leaves the archive"),
@@ -553,7 +553,7 @@ async def test_upload_rejects_unsafe_archives(
 
 
 async def test_failed_reinstall_restores_the_previous_files(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     alpha = write_pack(tmp_path / "v1", ref="alpha")
     (alpha / "runtimes").mkdir()
@@ -592,7 +592,7 @@ async def test_upload_rejects_unreadable_archive_and_missing_manifest(
 
 
 async def test_upload_of_malformed_pack_leaves_nothing_behind(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     source = write_pack(tmp_path / "build")
     (source / "actions" / "hello.yaml").write_text("name: hello\nparameter_delivery: carrier-pigeon\n")

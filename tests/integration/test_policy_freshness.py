@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import Settings
 from tests.integration.test_executor import (
     EVENTS,
@@ -29,7 +29,7 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_a_burst_right_after_a_rate_limit_is_registered_is_throttled(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await add_rule(runtime, pack, action, trigger, "hot")

@@ -15,7 +15,7 @@ import pytest
 from attune.bootstrap import DEFAULT_LOGIN, bootstrap
 from attune.db import models
 from attune.db.repos import identities
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.worker.run_execution import finish
 from tests.identities import client_for, make_identity
 
@@ -26,14 +26,14 @@ RUNNERS = frozenset({ADMIN, OPERATOR})
 ADMINS = frozenset({ADMIN})
 
 
-async def _add(runtime: Runtime, *rows: Any) -> None:
+async def _add(runtime: Platform, *rows: Any) -> None:
     async with runtime.db.transaction() as session:
         session.add_all(rows)
         await session.flush()
 
 
 @pytest.fixture
-async def demo(runtime: Runtime) -> dict[str, Any]:
+async def demo(runtime: Platform) -> dict[str, Any]:
     """Packs ``demo`` and ``other``; action ``demo.notify``, trigger ``demo.tick``, action ``other.x``."""
     async with runtime.db.transaction() as session:
         demo_pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
@@ -68,7 +68,7 @@ class Clients:
 
 @pytest.fixture
 async def clients(
-    app: Any, runtime: Runtime, api: httpx.AsyncClient, user: models.Identity, password_hash: str
+    app: Any, runtime: Platform, api: httpx.AsyncClient, user: models.Identity, password_hash: str
 ) -> Any:
     operator = await make_identity(runtime, "olga", password_hash, "core.operator")
     viewer = await make_identity(runtime, "victor", password_hash, "core.viewer")
@@ -241,7 +241,7 @@ async def test_everyone_reads_its_own_permissions_in_the_ui_shape(clients: Clien
 
 
 async def test_lists_show_only_what_the_caller_may_read(
-    clients: Clients, runtime: Runtime, demo: dict[str, Any]
+    clients: Clients, runtime: Platform, demo: dict[str, Any]
 ) -> None:
     operator, viewer = clients.by_role[OPERATOR], clients.by_role[VIEWER]
     admin = clients.by_role[ADMIN]
@@ -263,7 +263,7 @@ async def test_lists_show_only_what_the_caller_may_read(
 
 
 async def test_a_second_identity_cannot_touch_the_first_ones_keys(
-    app: Any, runtime: Runtime, clients: Clients, password_hash: str
+    app: Any, runtime: Platform, clients: Clients, password_hash: str
 ) -> None:
     first = clients.by_role[OPERATOR]
     second_identity = await make_identity(runtime, "oscar", password_hash, "core.operator")
@@ -285,7 +285,7 @@ async def test_a_second_identity_cannot_touch_the_first_ones_keys(
 
 
 async def test_pack_keys_are_visible_to_identities_granted_on_that_pack(
-    app: Any, runtime: Runtime, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
+    app: Any, runtime: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
 ) -> None:
     for pack in ("demo", "other"):
         body = {"ref": f"{pack}.k", "owner_type": "pack", "owner_pack_ref": pack, "name": "k", "value": pack}
@@ -303,7 +303,7 @@ async def test_pack_keys_are_visible_to_identities_granted_on_that_pack(
 
 
 async def test_a_second_identity_cannot_read_cancel_or_answer_the_first_ones_executions(
-    app: Any, runtime: Runtime, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
+    app: Any, runtime: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
 ) -> None:
     own_only = [
         {"resource": "actions", "actions": ["read", "execute"]},
@@ -349,7 +349,7 @@ async def test_a_second_identity_cannot_read_cancel_or_answer_the_first_ones_exe
 
 
 async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_its_own_inquiry(
-    app: Any, runtime: Runtime, api: httpx.AsyncClient, user: models.Identity, demo: dict[str, Any]
+    app: Any, runtime: Platform, api: httpx.AsyncClient, user: models.Identity, demo: dict[str, Any]
 ) -> None:
     keys = [
         {"ref": "sys.k", "owner_type": "system", "name": "sk", "value": "system"},
@@ -436,7 +436,7 @@ async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_
 
 
 async def test_put_never_changes_an_inquiry_status_so_its_execution_does_not_hang(
-    api: httpx.AsyncClient, runtime: Runtime, clients: Clients
+    api: httpx.AsyncClient, runtime: Platform, clients: Clients
 ) -> None:
     execution = models.Execution(action_ref="demo.ask", status="running", worker=7, config={})
     await _add(runtime, execution)
@@ -466,7 +466,7 @@ async def test_put_never_changes_an_inquiry_status_so_its_execution_does_not_han
 
 
 async def test_identities_permission_sets_and_assignments(
-    api: httpx.AsyncClient, app: Any, runtime: Runtime, user: models.Identity
+    api: httpx.AsyncClient, app: Any, runtime: Platform, user: models.Identity
 ) -> None:
     created = await api.post(
         "/api/v1/identities", json={"login": "vera", "password": "Vera-Passw0rd", "display_name": "Vera"}
@@ -537,7 +537,7 @@ async def test_identities_permission_sets_and_assignments(
 
 
 async def test_an_identity_cannot_make_itself_an_administrator(
-    app: Any, runtime: Runtime, clients: Clients
+    app: Any, runtime: Platform, clients: Clients
 ) -> None:
     operator = clients.by_role[OPERATOR]
     promote = await operator.put(f"/api/v1/identities/{clients.ids[OPERATOR]}", json={"is_admin": True})
@@ -550,7 +550,7 @@ async def test_an_identity_cannot_make_itself_an_administrator(
     _assert_forbidden(await operator.post("/api/v1/permissions/assignments", json=grant), "assign itself")
 
 
-async def test_the_development_user_is_the_first_administrator_and_sets_are_seeded(runtime: Runtime) -> None:
+async def test_the_development_user_is_the_first_administrator_and_sets_are_seeded(runtime: Platform) -> None:
     await bootstrap(runtime)
     await bootstrap(runtime)  # idempotent
     async with runtime.db.session() as session:
@@ -559,7 +559,7 @@ async def test_the_development_user_is_the_first_administrator_and_sets_are_seed
 
 
 async def test_a_sensor_token_uses_only_its_own_packs_keys(
-    app: Any, runtime: Runtime, api: httpx.AsyncClient, demo: dict[str, Any]
+    app: Any, runtime: Platform, api: httpx.AsyncClient, demo: dict[str, Any]
 ) -> None:
     for pack in ("demo", "other"):
         body = {
@@ -587,7 +587,7 @@ async def test_a_sensor_token_uses_only_its_own_packs_keys(
 
 
 async def test_a_pack_limited_set_manages_only_its_packs_automation(
-    app: Any, runtime: Runtime, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
+    app: Any, runtime: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
 ) -> None:
     other_trigger = {"ref": "other.tick", "pack_ref": "other", "label": "Tick"}
     assert (await api.post("/api/v1/triggers", json=other_trigger)).status_code == 201

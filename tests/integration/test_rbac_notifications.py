@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.testing.wsclient import ConnectionClosed, WebSocketClient
 from tests.identities import make_identity
 from tests.integration.test_notifications import WS_PATH, _serve, connect, publish, received, subscribe
@@ -20,13 +20,13 @@ async def served(app: Any) -> AsyncIterator[str]:
         yield address
 
 
-async def _token(runtime: Runtime, login: str, password_hash: str, *sets: str) -> str:
+async def _token(runtime: Platform, login: str, password_hash: str, *sets: str) -> str:
     identity = await make_identity(runtime, login, password_hash, *sets)
     return runtime.tokens.access(identity.id, identity.login)
 
 
 async def test_an_identity_without_rights_gets_no_notification_feed(
-    served: str, runtime: Runtime, password_hash: str
+    served: str, runtime: Platform, password_hash: str
 ) -> None:
     token = await _token(runtime, "nina", password_hash)
     async with await WebSocketClient.connect(f"ws://{served}{WS_PATH}?token={token}") as client:
@@ -39,7 +39,7 @@ async def test_an_identity_without_rights_gets_no_notification_feed(
 
 
 async def test_a_subscription_sees_only_what_the_identity_may_read(
-    served: str, runtime: Runtime, api: httpx.AsyncClient, password_hash: str
+    served: str, runtime: Platform, api: httpx.AsyncClient, password_hash: str
 ) -> None:
     grants = [
         {"resource": "notifications", "actions": ["read"]},

@@ -17,20 +17,20 @@ from typer.testing import CliRunner
 from attune.cli.main import app as cli
 from attune.db import models
 from attune.db.types import utcnow
+from attune.platform import Platform, open_platform
 from attune.retention import PURGED_TABLES, RetentionService, purge
-from attune.runtime import Runtime, open_runtime
 from attune.settings import Settings
 from tests.conftest import BACKEND, _truncate_all
 
 DAY = timedelta(days=1)
 
 
-async def add(runtime: Runtime, *rows: Any) -> None:
+async def add(runtime: Platform, *rows: Any) -> None:
     async with runtime.db.transaction() as session:
         session.add_all(rows)
 
 
-async def ids(runtime: Runtime, model: Any) -> set[int]:
+async def ids(runtime: Platform, model: Any) -> set[int]:
     async with runtime.db.session() as session:
         return set((await session.execute(sa.select(model.id))).scalars())
 
@@ -51,7 +51,7 @@ def execution(age: timedelta, status: str = "completed") -> models.Execution:
 
 
 @pytest.fixture
-def delete_statements(runtime: Runtime) -> Iterator[list[str]]:
+def delete_statements(runtime: Platform) -> Iterator[list[str]]:
     """The DELETE statements the database receives (to see the batches)."""
     seen: list[str] = []
 
@@ -65,7 +65,7 @@ def delete_statements(runtime: Runtime) -> Iterator[list[str]]:
     sa_event.remove(engine, "before_cursor_execute", record)
 
 
-async def test_only_rows_past_the_cutoff_are_deleted(runtime: Runtime) -> None:
+async def test_only_rows_past_the_cutoff_are_deleted(runtime: Platform) -> None:
     old, new = 100 * DAY, 10 * DAY
     old_events = [models.Event(trigger_ref="core.timer", created=utcnow() - old) for _ in range(3)]
     new_event = models.Event(trigger_ref="core.timer", created=utcnow() - new)
@@ -82,7 +82,7 @@ async def test_only_rows_past_the_cutoff_are_deleted(runtime: Runtime) -> None:
     assert set(result) == set(PURGED_TABLES)
 
 
-async def test_only_terminal_executions_are_purged(runtime: Runtime) -> None:
+async def test_only_terminal_executions_are_purged(runtime: Platform) -> None:
     old = 100 * DAY
     finished = [
         execution(old, status) for status in ("completed", "failed", "cancelled", "timeout", "abandoned")
@@ -97,7 +97,7 @@ async def test_only_terminal_executions_are_purged(runtime: Runtime) -> None:
     assert await ids(runtime, models.Execution) == {running.id, requested.id, recent.id}
 
 
-async def test_workflow_run_state_and_items_go_with_their_execution(runtime: Runtime) -> None:
+async def test_workflow_run_state_and_items_go_with_their_execution(runtime: Platform) -> None:
     old = 100 * DAY
     pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
     await add(runtime, pack)
@@ -130,7 +130,7 @@ async def test_workflow_run_state_and_items_go_with_their_execution(runtime: Run
     assert owners == {states[1].id}, "a purged run's items go with it"
 
 
-async def test_history_goes_by_time_and_purging_writes_no_new_history(runtime: Runtime) -> None:
+async def test_history_goes_by_time_and_purging_writes_no_new_history(runtime: Platform) -> None:
     old_execution = execution(100 * DAY)
     await add(runtime, old_execution)
     async with runtime.db.session() as session:
@@ -148,7 +148,7 @@ async def test_history_goes_by_time_and_purging_writes_no_new_history(runtime: R
     assert await ids(runtime, models.ExecutionHistory) == before | {fresh.id}
 
 
-async def test_worker_history_has_its_own_window(runtime: Runtime) -> None:
+async def test_worker_history_has_its_own_window(runtime: Platform) -> None:
     ancient = history(models.WorkerHistory, 200 * DAY)
     middle = history(models.WorkerHistory, 120 * DAY)
     await add(runtime, ancient, middle)
@@ -161,7 +161,7 @@ async def test_worker_history_has_its_own_window(runtime: Runtime) -> None:
     assert (await purge(runtime, older_than=90 * DAY))["worker_history"] == 1
 
 
-async def test_inquiries_go_only_when_their_execution_is_gone(runtime: Runtime) -> None:
+async def test_inquiries_go_only_when_their_execution_is_gone(runtime: Platform) -> None:
     purged, kept = execution(100 * DAY), execution(100 * DAY, "running")
     await add(runtime, purged, kept)
     created = utcnow() - 100 * DAY
@@ -177,7 +177,7 @@ async def test_inquiries_go_only_when_their_execution_is_gone(runtime: Runtime) 
 
 
 async def test_deletes_run_in_batches_until_nothing_is_left(
-    runtime: Runtime, delete_statements: list[str]
+    runtime: Platform, delete_statements: list[str]
 ) -> None:
     await add(
         runtime, *(models.Event(trigger_ref="core.timer", created=utcnow() - 100 * DAY) for _ in range(5))
@@ -194,7 +194,7 @@ async def test_deletes_run_in_batches_until_nothing_is_left(
     assert len(event_deletes) == 3
 
 
-async def test_service_purges_on_start_and_stops_on_request(runtime: Runtime) -> None:
+async def test_service_purges_on_start_and_stops_on_request(runtime: Platform) -> None:
     old = models.Event(trigger_ref="core.timer", created=utcnow() - 100 * DAY)
     await add(runtime, old)
     runtime.settings.retention.interval = 0.05
@@ -211,7 +211,7 @@ async def test_service_purges_on_start_and_stops_on_request(runtime: Runtime) ->
     assert await ids(runtime, models.Event) == set()
 
 
-async def test_service_does_nothing_when_disabled(runtime: Runtime) -> None:
+async def test_service_does_nothing_when_disabled(runtime: Platform) -> None:
     old = models.Event(trigger_ref="core.timer", created=utcnow() - 1000 * DAY)
     await add(runtime, old)
     runtime.settings.retention.max_age_days = 0
@@ -227,7 +227,7 @@ async def test_service_does_nothing_when_disabled(runtime: Runtime) -> None:
 
 def test_cli_purges_with_an_explicit_age(settings: Settings, tmp_path: Path) -> None:
     async def seed() -> None:
-        async with open_runtime(settings) as rt:
+        async with open_platform(settings) as rt:
             if BACKEND == "postgres":
                 await _truncate_all(rt)
             await add(

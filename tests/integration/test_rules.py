@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from attune.db import models
 from attune.messaging.messages import Envelope
 from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 
 @pytest.fixture
-async def seed(runtime: Runtime) -> dict[str, int]:
+async def seed(runtime: Platform) -> dict[str, int]:
     """Pack ``demo``; action ``demo.notify`` (requires ``to``) and trigger ``demo.tick`` (``interval``)."""
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
@@ -50,7 +50,7 @@ async def seed(runtime: Runtime) -> dict[str, int]:
 
 
 @pytest.fixture
-async def messages(runtime: Runtime) -> AsyncIterator[list[Envelope]]:
+async def messages(runtime: Platform) -> AsyncIterator[list[Envelope]]:
     """Every rule lifecycle message published from now on."""
     received: list[Envelope] = []
 
@@ -64,7 +64,7 @@ async def messages(runtime: Runtime) -> AsyncIterator[list[Envelope]]:
     await consumer.cancel()
 
 
-async def settle(runtime: Runtime) -> None:
+async def settle(runtime: Platform) -> None:
     await runtime.relay.flush()
     await runtime.bus.join(timeout=10)
 
@@ -85,7 +85,7 @@ def rule_body(ref: str = "demo.on_tick", **extra: Any) -> dict[str, Any]:
 
 
 async def test_create_shape_and_rule_created_message(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime, messages: list[Envelope]
+    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform, messages: list[Envelope]
 ) -> None:
     body = rule_body(conditions=[{"field": "n", "operator": "equals", "value": 1}])
     del body["description"]
@@ -155,7 +155,7 @@ async def test_create_errors(api: httpx.AsyncClient, seed: dict[str, int]) -> No
     assert bad_description.json()["code"] == "VALIDATION_ERROR"
 
 
-async def test_parameter_validation(api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime) -> None:
+async def test_parameter_validation(api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform) -> None:
     missing = await api.post("/api/v1/rules", json=rule_body(action_params={"count": 2}))
     assert missing.status_code == 422
     assert missing.json() == {
@@ -181,7 +181,7 @@ async def test_parameter_validation(api: httpx.AsyncClient, seed: dict[str, int]
 
 
 async def test_get_update_semantics_and_messages(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime, messages: list[Envelope]
+    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform, messages: list[Envelope]
 ) -> None:
     created = (await api.post("/api/v1/rules", json=rule_body())).json()["data"]
     assert (await api.get("/api/v1/rules/demo.on_tick")).json() == {"data": created}
@@ -228,7 +228,7 @@ async def test_get_update_semantics_and_messages(
 
 
 async def test_enable_disable_and_delete_publish(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime, messages: list[Envelope]
+    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform, messages: list[Envelope]
 ) -> None:
     rule_id = (await api.post("/api/v1/rules", json=rule_body(enabled=False))).json()["data"]["id"]
     enabled = await api.post("/api/v1/rules/demo.on_tick/enable")
@@ -276,7 +276,7 @@ async def test_enable_disable_and_delete_publish(
 
 
 async def test_deleting_a_disabled_rule_publishes_nothing(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime, messages: list[Envelope]
+    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform, messages: list[Envelope]
 ) -> None:
     await api.post("/api/v1/rules", json=rule_body(enabled=False))
     assert (await api.delete("/api/v1/rules/demo.on_tick")).status_code == 200

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 RUNTIMES = "/api/v1/runtimes"
 CORE_RUNTIMES = ["core.native", "core.nodejs", "core.python", "core.shell", "core.stackstorm"]
@@ -160,7 +160,7 @@ async def test_update_runtime(api: httpx.AsyncClient, demo_pack: dict[str, Any])
     assert (await api.put(f"{RUNTIMES}/demo.none", json={"name": "x"})).status_code == 404
 
 
-async def test_delete_runtime(api: httpx.AsyncClient, runtime: Runtime, demo_pack: dict[str, Any]) -> None:
+async def test_delete_runtime(api: httpx.AsyncClient, runtime: Platform, demo_pack: dict[str, Any]) -> None:
     assert (await api.post(RUNTIMES, json=new_runtime())).status_code == 201
     response = await api.delete(f"{RUNTIMES}/demo.ruby")
     assert response.status_code == 200
@@ -170,7 +170,7 @@ async def test_delete_runtime(api: httpx.AsyncClient, runtime: Runtime, demo_pac
 
 
 async def test_delete_runtime_used_by_actions_conflicts(
-    api: httpx.AsyncClient, runtime: Runtime, core: dict[str, Any]
+    api: httpx.AsyncClient, runtime: Platform, core: dict[str, Any]
 ) -> None:
     async with runtime.db.session() as session:
         shell = sa.select(models.Runtime.id).where(models.Runtime.ref == "core.shell").scalar_subquery()
@@ -187,7 +187,7 @@ async def test_delete_runtime_used_by_actions_conflicts(
 
 
 async def test_delete_runtime_removes_its_sensors_and_versions(
-    api: httpx.AsyncClient, runtime: Runtime, core: dict[str, Any]
+    api: httpx.AsyncClient, runtime: Platform, core: dict[str, Any]
 ) -> None:
     async with runtime.db.session() as session:
         before = (await session.execute(sa.select(models.Sensor.ref))).scalars().all()

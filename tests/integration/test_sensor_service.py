@@ -21,18 +21,18 @@ from attune.db import models
 from attune.messaging.messages import Envelope
 from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.packs.register import register_pack
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.sensor import SensorService
 from attune.testing.clock import FakeClock
 
 
 @pytest.fixture
-async def core(runtime: Runtime, packs_dir: Path) -> None:
+async def core(runtime: Platform, packs_dir: Path) -> None:
     await register_pack(runtime, packs_dir / "core", skip_tests=True)
 
 
 @pytest.fixture
-async def service(runtime: Runtime, core: None) -> AsyncIterator[SensorService]:
+async def service(runtime: Platform, core: None) -> AsyncIterator[SensorService]:
     """A running sensor service with a unique worker name and a short stop grace."""
     runtime.settings.sensor.worker_name = f"sensor-test-{uuid.uuid4().hex[:6]}"
     runtime.settings.sensor.heartbeat_interval = 0.5
@@ -46,7 +46,7 @@ async def service(runtime: Runtime, core: None) -> AsyncIterator[SensorService]:
 
 
 @pytest.fixture
-async def published(runtime: Runtime) -> AsyncIterator[list[Envelope]]:
+async def published(runtime: Platform) -> AsyncIterator[list[Envelope]]:
     """Every ``EventCreated`` published from now on."""
     received: list[Envelope] = []
 
@@ -68,7 +68,7 @@ async def wait_for(check: Callable[[], Any], within: float = 5.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def settle(runtime: Runtime) -> None:
+async def settle(runtime: Platform) -> None:
     """Deliver the staged rule messages and let the service handle them."""
     await runtime.relay.flush()
     await runtime.bus.join(timeout=10)
@@ -91,7 +91,7 @@ async def create_rule(api: httpx.AsyncClient, ref: str, trigger: str, params: di
     return rule_id
 
 
-async def events_by_rule(runtime: Runtime) -> dict[int | None, list[models.Event]]:
+async def events_by_rule(runtime: Platform) -> dict[int | None, list[models.Event]]:
     async with runtime.db.session() as session:
         rows = (await session.execute(sa.select(models.Event).order_by(models.Event.id))).scalars().all()
     grouped: dict[int | None, list[models.Event]] = {}
@@ -101,7 +101,7 @@ async def events_by_rule(runtime: Runtime) -> dict[int | None, list[models.Event
 
 
 async def test_registers_heartbeats_and_signs_off(
-    runtime: Runtime, fake_clock: FakeClock, core: None
+    runtime: Platform, fake_clock: FakeClock, core: None
 ) -> None:
     runtime.settings.sensor.worker_name = "sensor-hb"
     runtime.settings.sensor.heartbeat_interval = 0.2
@@ -147,7 +147,7 @@ async def tick(clock: FakeClock, seconds: float, timers: int) -> None:
 
 async def test_interval_timer_follows_the_rule_lifecycle(
     api: httpx.AsyncClient,
-    runtime: Runtime,
+    runtime: Platform,
     fake_clock: FakeClock,
     service: SensorService,
     published: list[Envelope],
@@ -224,7 +224,7 @@ async def test_interval_timer_follows_the_rule_lifecycle(
 
 
 async def test_changed_params_restart_the_timer_and_bad_params_start_none(
-    api: httpx.AsyncClient, runtime: Runtime, fake_clock: FakeClock, service: SensorService
+    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock, service: SensorService
 ) -> None:
     rule = await create_rule(api, "core.slow", "core.intervaltimer", {"interval": 1, "unit": "hours"})
     past = await create_rule(api, "core.past", "core.datetimetimer", {"fire_at": "2001-01-01T00:00:00Z"})
@@ -299,7 +299,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-async def watch_pack(runtime: Runtime, packs_dir: Path, core: None) -> Path:
+async def watch_pack(runtime: Platform, packs_dir: Path, core: None) -> Path:
     pack = write_sensor_pack(packs_dir)
     result = await register_pack(runtime, pack, skip_tests=True)
     assert result.counts.get("sensors", result.counts.get("sensor")) != 0, result.warnings
@@ -307,7 +307,7 @@ async def watch_pack(runtime: Runtime, packs_dir: Path, core: None) -> Path:
 
 
 async def test_pack_sensor_runs_while_a_rule_needs_it(
-    api: httpx.AsyncClient, runtime: Runtime, service: SensorService, watch_pack: Path
+    api: httpx.AsyncClient, runtime: Platform, service: SensorService, watch_pack: Path
 ) -> None:
     marker = watch_pack / "marker.json"
     await asyncio.sleep(0.3)
@@ -363,7 +363,7 @@ async def test_pack_sensor_runs_while_a_rule_needs_it(
 
 
 async def test_an_exiting_sensor_is_restarted_three_times(
-    api: httpx.AsyncClient, runtime: Runtime, service: SensorService, watch_pack: Path
+    api: httpx.AsyncClient, runtime: Platform, service: SensorService, watch_pack: Path
 ) -> None:
     (watch_pack / "crash").write_text("")
     await create_rule(api, "core.on_ping", "watch.ping", {})
@@ -377,7 +377,7 @@ async def test_an_exiting_sensor_is_restarted_three_times(
 
 
 async def test_a_sensor_ignoring_sigterm_is_killed_after_the_grace(
-    api: httpx.AsyncClient, runtime: Runtime, service: SensorService, watch_pack: Path
+    api: httpx.AsyncClient, runtime: Platform, service: SensorService, watch_pack: Path
 ) -> None:
     (watch_pack / "ignore_term").write_text("")
     assert service.sensors is not None

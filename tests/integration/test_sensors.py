@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 
 @pytest.fixture
-async def seed(runtime: Runtime) -> dict[str, int]:
+async def seed(runtime: Platform) -> dict[str, int]:
     """Pack ``demo``, runtime ``core.native`` and triggers ``demo.tick`` / ``demo.tock``."""
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
@@ -110,7 +110,7 @@ async def test_get_update_enable_disable(api: httpx.AsyncClient, seed: dict[str,
     assert (await api.post("/api/v1/sensors/demo.nope/disable")).status_code == 404
 
 
-async def test_lists(api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime) -> None:
+async def test_lists(api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform) -> None:
     async with runtime.db.transaction() as session:
         session.add(models.Pack(ref="other", label="Other", version="1.0.0"))
     await api.post("/api/v1/sensors", json=sensor_body("demo.b"))
@@ -144,7 +144,7 @@ async def test_lists(api: httpx.AsyncClient, seed: dict[str, int], runtime: Runt
 
 
 async def test_delete_nulls_event_source(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Runtime
+    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform
 ) -> None:
     sensor_id = (await api.post("/api/v1/sensors", json=sensor_body())).json()["data"]["id"]
     async with runtime.db.transaction() as session:

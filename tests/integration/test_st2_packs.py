@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from attune.cli import pack_index
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 from tests.conftest import TEST_PASSWORD
 from tests.integration.test_cli_commands import Bridge, Cli
 from tests.st2_pack import write_st2_pack
@@ -24,7 +24,7 @@ async def register(api: httpx.AsyncClient, path: Path, **extra: object) -> httpx
     return await api.post(f"{PACKS}/register", json={"path": str(path), "skip_tests": True, **extra})
 
 
-async def refs(runtime: Runtime, model: type[models.Base]) -> list[str]:
+async def refs(runtime: Platform, model: type[models.Base]) -> list[str]:
     async with runtime.db.session() as session:
         table = model.__table__  # type: ignore[attr-defined]
         return sorted((await session.execute(sa.select(table.c.ref))).scalars())
@@ -39,7 +39,7 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 async def test_a_stackstorm_pack_registers_unmodified(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """Before: "'ref' field not found in pack.yaml"."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -73,7 +73,7 @@ async def test_a_stackstorm_pack_registers_unmodified(
 
 
 async def test_fail_on_error_refuses_a_pack_with_unsupported_content(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     assert (await register(api, packs_dir / "core")).status_code == 201
     response = await register(api, write_st2_pack(tmp_path), fail_on_error=True)
@@ -108,7 +108,7 @@ BROKEN_WORKFLOW = {
 
 
 async def test_a_workflow_that_fails_validation_is_skipped_with_a_warning(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     """#12 item 9: one bad workflow file used to fail the whole registration with 422."""
     response = await register(api, write(tmp_path / "wfs", BROKEN_WORKFLOW))
@@ -120,7 +120,7 @@ async def test_a_workflow_that_fails_validation_is_skipped_with_a_warning(
 
 
 async def test_fail_on_error_refuses_a_pack_with_an_invalid_workflow(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     response = await register(api, write(tmp_path / "wfs", BROKEN_WORKFLOW), fail_on_error=True)
     assert response.status_code == 422
@@ -156,7 +156,7 @@ RULES_AND_RUNNERS = {
 
 
 async def test_pack_rules_accept_exists_and_nexists(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#12 item 5: the API accepted them, rule files did not."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -166,7 +166,7 @@ async def test_pack_rules_accept_exists_and_nexists(
 
 
 async def test_an_unknown_runner_type_is_reported_not_registered(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#12 item 5: it registered silently without a runtime and failed only at run time."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -207,7 +207,7 @@ SEARCH_RULE = {
 
 
 async def test_a_rule_with_search_criteria_registers(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#16: the 'search' operator was skipped as unsupported, with the whole rule."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -269,7 +269,7 @@ def assert_skips_reported(warnings: list[str]) -> None:
 
 
 async def test_upload_answers_with_the_skipped_st2_content(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#16: only /packs/register returned the warnings; an upload answered with the bare pack."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -290,7 +290,7 @@ async def test_upload_answers_with_the_skipped_st2_content(
 
 
 async def test_install_answers_with_the_skipped_st2_content(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#16: /packs/install took no fail_on_error."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -306,7 +306,12 @@ async def test_install_answers_with_the_skipped_st2_content(
 
 
 async def test_cli_fail_on_error_refuses_and_the_default_prints_the_skips(
-    app: Any, api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path, user: models.Identity
+    app: Any,
+    api: httpx.AsyncClient,
+    runtime: Platform,
+    packs_dir: Path,
+    tmp_path: Path,
+    user: models.Identity,
 ) -> None:
     """#16: the CLI had no --fail-on-error and `pack register` did not print the skipped files."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -380,7 +385,7 @@ TIMER_RULES = {
 
 
 async def test_st2_timer_rules_register_on_attunes_timers(
-    api: httpx.AsyncClient, runtime: Runtime, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#16: rules on core.st2.IntervalTimer/CronTimer/DateTimer were skipped."""
     assert (await register(api, packs_dir / "core")).status_code == 201

@@ -11,7 +11,7 @@ import httpx
 
 from attune.db import models
 from attune.db.repos import executions as execution_repo
-from attune.runtime import Runtime
+from attune.platform import Platform
 from tests.integration.test_executor import EVENTS, add, add_rule, rows, running_executor, seed_pack, settle
 
 KEYS = "/api/v1/keys"
@@ -22,7 +22,7 @@ async def make_key(api: httpx.AsyncClient, body: dict[str, object]) -> None:
     assert response.status_code == 201, response.text
 
 
-async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient, runtime: Platform) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await make_key(
         api, {"ref": "region", "owner_type": "system", "name": "region", "value": "eu", "encrypted": False}
@@ -80,7 +80,7 @@ async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient,
 
 
 async def test_an_encrypted_key_opens_only_with_decrypt_kv_and_is_never_stored_in_clear(
-    api: httpx.AsyncClient, runtime: Runtime
+    api: httpx.AsyncClient, runtime: Platform
 ) -> None:
     pack, action, trigger = await seed_pack(runtime)
     await make_key(

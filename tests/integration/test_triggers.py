@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 
 @pytest.fixture
-async def pack_id(runtime: Runtime) -> int:
+async def pack_id(runtime: Platform) -> int:
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
@@ -131,7 +131,7 @@ async def test_lists_enabled_and_by_pack(api: httpx.AsyncClient, pack_id: int) -
 
 
 async def test_delete_cascades_to_sensors_and_unlinks_rules(
-    api: httpx.AsyncClient, pack_id: int, runtime: Runtime
+    api: httpx.AsyncClient, pack_id: int, runtime: Platform
 ) -> None:
     trigger_id = (await api.post("/api/v1/triggers", json=trigger_body())).json()["data"]["id"]
     async with runtime.db.transaction() as session:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from attune.api import waiting
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def notifications_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def setup(runtime: Runtime) -> dict[str, Any]:
+async def setup(runtime: Platform) -> dict[str, Any]:
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
@@ -55,7 +55,7 @@ async def setup(runtime: Runtime) -> dict[str, Any]:
         return {"rule": rule.id, "action": action.id}
 
 
-async def set_status(runtime: Runtime, execution_id: int, status: str, **values: Any) -> None:
+async def set_status(runtime: Platform, execution_id: int, status: str, **values: Any) -> None:
     async with runtime.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution)
@@ -72,7 +72,7 @@ async def started(api: httpx.AsyncClient) -> int:
 
 
 async def test_execution_wait_returns_at_completion(
-    api: httpx.AsyncClient, runtime: Runtime, setup: dict[str, Any]
+    api: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
 ) -> None:
     execution_id = await started(api)
     begun = time.monotonic()
@@ -91,7 +91,7 @@ async def test_execution_wait_returns_at_completion(
 
 
 async def test_execution_wait_timeout_returns_current_state(
-    api: httpx.AsyncClient, runtime: Runtime, setup: dict[str, Any]
+    api: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
 ) -> None:
     execution_id = await started(api)
     await set_status(runtime, execution_id, "running")
@@ -106,7 +106,7 @@ async def test_execution_wait_timeout_returns_current_state(
 
 
 async def test_execution_wait_is_clamped(
-    api: httpx.AsyncClient, runtime: Runtime, setup: dict[str, Any]
+    api: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
 ) -> None:
     runtime.settings.server.max_wait_seconds = 1
     execution_id = await started(api)
@@ -131,7 +131,7 @@ async def enable(api: httpx.AsyncClient) -> str:
     return key
 
 
-async def play_pipeline(runtime: Runtime, setup: dict[str, Any], result: Any) -> int:
+async def play_pipeline(runtime: Platform, setup: dict[str, Any], result: Any) -> int:
     """Wait for the webhook's event, then enforce it and run the execution to completion."""
     for _ in range(500):
         async with runtime.db.session() as session:
@@ -159,7 +159,7 @@ async def play_pipeline(runtime: Runtime, setup: dict[str, Any], result: Any) ->
 
 
 async def test_webhook_wait_answers_with_the_result(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime, setup: dict[str, Any]
+    api: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
 ) -> None:
     key = await enable(api)
     begun = time.monotonic()
@@ -201,7 +201,7 @@ async def test_webhook_wait_timeout_reports_unfinished_runs(
 
 
 async def test_waiter_bound_answers_429(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime, setup: dict[str, Any]
+    api: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
 ) -> None:
     runtime.settings.server.max_waiters = 1
     key = await enable(api)

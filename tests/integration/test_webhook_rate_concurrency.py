@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.runtime import Runtime
+from attune.platform import Platform
 from tests.integration.test_webhooks import enable, put_config, trigger_id  # noqa: F401 - fixture
 
 LIMIT = 5
@@ -22,7 +22,7 @@ POSTS = 50
 async def test_fifty_concurrent_posts_accept_exactly_the_limit(
     api: httpx.AsyncClient,
     client: httpx.AsyncClient,
-    runtime: Runtime,
+    runtime: Platform,
 ) -> None:
     key = await enable(api)
     await put_config(api, {"rate_limit": {"enabled": True, "requests": LIMIT, "window_seconds": 3600}})

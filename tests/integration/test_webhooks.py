@@ -21,7 +21,7 @@ import uvicorn
 from attune.db import models
 from attune.messaging.messages import Envelope
 from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.services.api import uvicorn_config
 
 KEY_RE = re.compile(r"^wh_[0-9a-f]{32}$")
@@ -29,7 +29,7 @@ SECRET = "s3cret"
 
 
 @pytest.fixture
-async def trigger_id(runtime: Runtime) -> int:
+async def trigger_id(runtime: Platform) -> int:
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
@@ -41,7 +41,7 @@ async def trigger_id(runtime: Runtime) -> int:
 
 
 @pytest.fixture
-async def events(runtime: Runtime) -> AsyncIterator[list[Envelope]]:
+async def events(runtime: Platform) -> AsyncIterator[list[Envelope]]:
     """Every ``EventCreated`` published from now on."""
     received: list[Envelope] = []
 
@@ -67,7 +67,7 @@ async def put_config(api: httpx.AsyncClient, config: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
-async def configure(runtime: Runtime, trigger_id: int, config: dict[str, Any]) -> None:
+async def configure(runtime: Platform, trigger_id: int, config: dict[str, Any]) -> None:
     """Provision webhook_config out of band (configs written before the config route existed)."""
     async with runtime.db.transaction() as session:
         trigger = await session.get(models.Trigger, trigger_id)
@@ -79,7 +79,7 @@ def sign(raw: bytes, secret: str = SECRET, algorithm: str = "sha256") -> str:
     return hmac.new(secret.encode(), raw, getattr(hashlib, algorithm)).hexdigest()
 
 
-async def test_enable_disable_regenerate(api: httpx.AsyncClient, trigger_id: int, runtime: Runtime) -> None:
+async def test_enable_disable_regenerate(api: httpx.AsyncClient, trigger_id: int, runtime: Platform) -> None:
     await configure(runtime, trigger_id, {"hmac": {"enabled": True}})
     first = await api.post("/api/v1/triggers/demo.hook/webhooks/enable")
     assert first.status_code == 200
@@ -127,7 +127,7 @@ async def test_receive_creates_event_and_publishes(
     api: httpx.AsyncClient,
     client: httpx.AsyncClient,
     trigger_id: int,
-    runtime: Runtime,
+    runtime: Platform,
     events: list[Envelope],
 ) -> None:
     key = await enable(api)
@@ -170,7 +170,7 @@ async def test_null_payload_is_accepted(
     api: httpx.AsyncClient,
     client: httpx.AsyncClient,
     trigger_id: int,
-    runtime: Runtime,
+    runtime: Platform,
     events: list[Envelope],
 ) -> None:
     key = await enable(api)
@@ -182,7 +182,7 @@ async def test_null_payload_is_accepted(
 
 
 async def test_receive_rejections(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     for raw in (b"{not json", b'{"headers": {}}', b"[1, 2]"):
@@ -208,7 +208,7 @@ async def test_receive_rejections(
 
 
 async def test_payload_size_limit_is_413(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, {"payload_size_limit_kb": 1})
@@ -234,7 +234,7 @@ ALLOW_LIST = {"ip_whitelist": {"enabled": True, "ips": ["192.168.1.10", "10.0.0.
 
 
 async def test_ip_allow_list_uses_the_socket_peer(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, ALLOW_LIST)
@@ -256,7 +256,7 @@ async def test_ip_allow_list_uses_the_socket_peer(
 
 
 async def test_ip_allow_list_behind_a_trusted_proxy(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, ALLOW_LIST)
@@ -289,7 +289,7 @@ async def test_ip_allow_list_behind_a_trusted_proxy(
 
 
 async def test_rate_limit_is_enforced_with_retry_after(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, {"rate_limit": {"enabled": True, "requests": 2, "window_seconds": 60}})
@@ -308,7 +308,7 @@ async def test_rate_limit_is_enforced_with_retry_after(
 
 
 async def test_rate_limit_window_slides(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, {"rate_limit": {"enabled": True, "requests": 1, "window_seconds": 1}})
@@ -324,7 +324,7 @@ async def test_rate_limit_window_slides(
 
 
 async def test_hmac_signatures(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, {"hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha256"}})
@@ -363,7 +363,7 @@ async def test_hmac_signatures(
 
 
 async def test_hmac_sha512_and_incomplete_config(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     url = f"/api/v1/webhooks/{key}"
@@ -381,7 +381,7 @@ async def test_hmac_sha512_and_incomplete_config(
 
 
 async def test_pipeline_order_size_ip_rate_signature(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
 ) -> None:
     key = await enable(api)
     await put_config(
@@ -408,7 +408,7 @@ async def test_pipeline_order_size_ip_rate_signature(
 
 
 async def test_config_route_round_trip(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
 ) -> None:
     empty = await api.get("/api/v1/triggers/demo.hook/webhooks/config")
     assert empty.status_code == 200
@@ -504,7 +504,7 @@ async def test_config_route_errors(
 
 
 @contextlib.asynccontextmanager
-async def served(runtime: Runtime, app: Any) -> AsyncIterator[str]:
+async def served(runtime: Platform, app: Any) -> AsyncIterator[str]:
     """The app behind a real uvicorn on a free loopback port, configured as ``attune server`` does."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -524,7 +524,7 @@ async def served(runtime: Runtime, app: Any) -> AsyncIterator[str]:
 
 
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored_by_the_real_server(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Runtime
+    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
 ) -> None:
     """uvicorn trusted X-Forwarded-For from loopback although ``server.trusted_proxies`` was empty."""
     key = await enable(api)

@@ -26,7 +26,7 @@ from attune.db.repos import executions as execution_repo
 from attune.domain.enums import ExecutionStatus, OwnerType
 from attune.messaging import topology
 from attune.messaging.messages import Envelope, MessageType, cancel_routing, dispatch_routing
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.worker.process import group_alive
 from attune.worker.service import WorkerService
 
@@ -59,7 +59,7 @@ class RunningWorker:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    runtime: Runtime, environ: dict[str, str] | None = None, **worker_settings: Any
+    runtime: Platform, environ: dict[str, str] | None = None, **worker_settings: Any
 ) -> AsyncIterator[RunningWorker]:
     """Start a WorkerService (unique name, fast heartbeat) and stop it on exit."""
     settings = runtime.settings.worker
@@ -97,7 +97,11 @@ async def running_worker(
 
 
 async def add_runtime(
-    runtime: Runtime, ref: str, name: str, config: dict[str, Any], distributions: dict[str, Any] | None = None
+    runtime: Platform,
+    ref: str,
+    name: str,
+    config: dict[str, Any],
+    distributions: dict[str, Any] | None = None,
 ) -> models.Runtime:
     async with runtime.db.transaction() as session:
         row = models.Runtime(
@@ -112,12 +116,12 @@ async def add_runtime(
     return row
 
 
-async def shell_runtime(runtime: Runtime) -> models.Runtime:
+async def shell_runtime(runtime: Platform) -> models.Runtime:
     return await add_runtime(runtime, "core.shell", "Shell", SHELL_CONFIG)
 
 
 async def add_action(
-    runtime: Runtime, name: str, entrypoint: str, runtime_row: models.Runtime | None, **values: Any
+    runtime: Platform, name: str, entrypoint: str, runtime_row: models.Runtime | None, **values: Any
 ) -> models.Action:
     values.setdefault("is_adhoc", True)
     async with runtime.db.transaction() as session:
@@ -141,7 +145,7 @@ async def add_action(
     return action
 
 
-def pack_file(runtime: Runtime, name: str, text: str, mode: int = 0o644) -> Path:
+def pack_file(runtime: Platform, name: str, text: str, mode: int = 0o644) -> Path:
     path = runtime.settings.packs_base_dir / PACK / "actions" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -165,7 +169,7 @@ def stage_dispatch(session: Any, execution: models.Execution, worker_id: int) ->
 
 
 async def dispatch(
-    runtime: Runtime, action: models.Action, worker: RunningWorker, config: Any = None, **values: Any
+    runtime: Platform, action: models.Action, worker: RunningWorker, config: Any = None, **values: Any
 ) -> int:
     """Insert a scheduled execution on ``worker`` and stage its dispatch."""
     values.setdefault("status", ExecutionStatus.SCHEDULED.value)
@@ -183,14 +187,14 @@ async def dispatch(
     return execution.id
 
 
-async def redispatch(runtime: Runtime, execution_id: int, worker: RunningWorker) -> None:
+async def redispatch(runtime: Platform, execution_id: int, worker: RunningWorker) -> None:
     async with runtime.db.transaction() as session:
         execution = await session.get(models.Execution, execution_id)
         assert execution is not None
         stage_dispatch(session, execution, worker.id)
 
 
-async def execution_row(runtime: Runtime, execution_id: int) -> models.Execution:
+async def execution_row(runtime: Platform, execution_id: int) -> models.Execution:
     async with runtime.db.session() as session:
         row = await session.get(models.Execution, execution_id)
     assert row is not None
@@ -198,7 +202,7 @@ async def execution_row(runtime: Runtime, execution_id: int) -> models.Execution
 
 
 async def wait_status(
-    runtime: Runtime, execution_id: int, statuses: set[str] = TERMINAL, within: float = 15
+    runtime: Platform, execution_id: int, statuses: set[str] = TERMINAL, within: float = 15
 ) -> models.Execution:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -224,12 +228,12 @@ def exists(path: str) -> bool:
     return Path(path).exists()
 
 
-def log_dir(runtime: Runtime, execution_id: int) -> Path:
+def log_dir(runtime: Platform, execution_id: int) -> Path:
     assert runtime.settings.artifacts_dir is not None
     return runtime.settings.artifacts_dir / f"execution_{execution_id}"
 
 
-async def wait_for_pgid(runtime: Runtime, execution_id: int) -> int:
+async def wait_for_pgid(runtime: Platform, execution_id: int) -> int:
     """The action prints ``$$`` first: its pid, which leads its own process group."""
     stdout = log_dir(runtime, execution_id) / "stdout.log"
     await wait_for(lambda: stdout.is_file() and stdout.read_text().strip() != "")
@@ -239,7 +243,7 @@ async def wait_for_pgid(runtime: Runtime, execution_id: int) -> int:
 # --------------------------------------------------------------------------- outcomes
 
 
-async def test_exit_zero_completes_with_stdout_and_exit_code(runtime: Runtime) -> None:
+async def test_exit_zero_completes_with_stdout_and_exit_code(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "hello", "echo hello", shell)
     async with running_worker(runtime) as worker:
@@ -260,7 +264,7 @@ async def test_exit_zero_completes_with_stdout_and_exit_code(runtime: Runtime) -
     assert (log_dir(runtime, execution_id) / "stdout.log").read_text() == "hello\n"
 
 
-async def test_non_zero_exit_fails_with_code_and_stderr(runtime: Runtime) -> None:
+async def test_non_zero_exit_fails_with_code_and_stderr(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "broken", "echo partial; echo 'disk is full' >&2; exit 3", shell)
     async with running_worker(runtime) as worker:
@@ -279,7 +283,7 @@ async def test_non_zero_exit_fails_with_code_and_stderr(runtime: Runtime) -> Non
     assert message["status"] == "failed"
 
 
-async def test_json_output_is_parsed_into_data(runtime: Runtime) -> None:
+async def test_json_output_is_parsed_into_data(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     action = await add_action(
         runtime, "report", """echo 'starting'; echo '{"count": 2, "ok": true}'""", shell, output_format="json"
@@ -293,7 +297,7 @@ async def test_json_output_is_parsed_into_data(runtime: Runtime) -> None:
     assert "stdout" not in row.result
 
 
-async def test_parameters_arrive_on_stdin_and_file_delivery_is_cleaned_up(runtime: Runtime) -> None:
+async def test_parameters_arrive_on_stdin_and_file_delivery_is_cleaned_up(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     stdin_action = await add_action(runtime, "stdin_params", "cat", shell, parameter_format="dotenv")
     file_action = await add_action(
@@ -318,7 +322,7 @@ async def test_parameters_arrive_on_stdin_and_file_delivery_is_cleaned_up(runtim
     assert not exists(param_file)
 
 
-async def test_missing_action_file_fails_before_running(runtime: Runtime) -> None:
+async def test_missing_action_file_fails_before_running(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "ghost", "ghost.sh", shell, is_adhoc=False)
     async with running_worker(runtime) as worker:
@@ -330,7 +334,7 @@ async def test_missing_action_file_fails_before_running(runtime: Runtime) -> Non
     assert row.result["error"].startswith("Action execution failed: No executable content found")
 
 
-async def test_a_pack_action_with_an_inline_command_runs(runtime: Runtime) -> None:
+async def test_a_pack_action_with_an_inline_command_runs(runtime: Platform) -> None:
     """#12 item 5: the same action created through the API ran; from a pack YAML it failed."""
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "inline", "echo inline works", shell, is_adhoc=False)
@@ -342,7 +346,7 @@ async def test_a_pack_action_with_an_inline_command_runs(runtime: Runtime) -> No
     assert row.result["stdout"] == "inline works\n"
 
 
-async def test_script_file_in_pack_runs_with_its_interpreter(runtime: Runtime) -> None:
+async def test_script_file_in_pack_runs_with_its_interpreter(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     pack_file(runtime, "where.sh", 'echo "cwd=$(pwd)"\n')
     action = await add_action(runtime, "where", "where.sh", shell, is_adhoc=False)
@@ -354,7 +358,7 @@ async def test_script_file_in_pack_runs_with_its_interpreter(runtime: Runtime) -
     assert row.result["stdout"] == f"cwd={runtime.settings.packs_base_dir / PACK}\n"
 
 
-async def test_native_executable_runs_directly(runtime: Runtime) -> None:
+async def test_native_executable_runs_directly(runtime: Platform) -> None:
     native = await add_runtime(runtime, "core.native", "Native", {})
     pack_file(runtime, "hello-native", '#!/bin/sh\necho "native-ok $0"\n', mode=0o755)
     action = await add_action(runtime, "native", "hello-native", native, is_adhoc=False)
@@ -370,7 +374,7 @@ async def test_native_executable_runs_directly(runtime: Runtime) -> None:
 # --------------------------------------------------------------------------- timeout and cancel
 
 
-async def test_timeout_kills_the_process_group(runtime: Runtime) -> None:
+async def test_timeout_kills_the_process_group(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "slow", "echo $$; sleep 30 & sleep 30", shell, timeout_seconds=1)
     async with running_worker(runtime) as worker:
@@ -387,7 +391,7 @@ async def test_timeout_kills_the_process_group(runtime: Runtime) -> None:
     assert not group_alive(pgid)
 
 
-async def test_cancel_request_kills_the_process_group(runtime: Runtime) -> None:
+async def test_cancel_request_kills_the_process_group(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "long", "echo $$; sleep 30 & sleep 30", shell)
     async with running_worker(runtime) as worker:
@@ -415,7 +419,7 @@ async def test_cancel_request_kills_the_process_group(runtime: Runtime) -> None:
     assert message["status"] == "cancelled"
 
 
-async def test_redelivered_dispatch_does_not_run_twice(runtime: Runtime, tmp_path: Path) -> None:
+async def test_redelivered_dispatch_does_not_run_twice(runtime: Platform, tmp_path: Path) -> None:
     shell = await shell_runtime(runtime)
     counter = tmp_path / "runs.txt"
     action = await add_action(runtime, "count", f"echo run >> {counter}; sleep 0.3", shell)
@@ -434,7 +438,7 @@ async def test_redelivered_dispatch_does_not_run_twice(runtime: Runtime, tmp_pat
 
 
 async def test_dispatch_for_an_execution_not_scheduled_here_is_skipped(
-    runtime: Runtime, tmp_path: Path
+    runtime: Platform, tmp_path: Path
 ) -> None:
     shell = await shell_runtime(runtime)
     marker = tmp_path / "ran"
@@ -452,7 +456,7 @@ async def test_dispatch_for_an_execution_not_scheduled_here_is_skipped(
 # --------------------------------------------------------------------------- secrets and environment
 
 
-async def test_secret_parameter_reaches_the_action_but_no_file(runtime: Runtime) -> None:
+async def test_secret_parameter_reaches_the_action_but_no_file(runtime: Platform) -> None:
     secret = f"S3cret-{uuid.uuid4().hex}"
     digest = hashlib.sha256(secret.encode()).hexdigest()
     shell = await shell_runtime(runtime)
@@ -496,7 +500,7 @@ async def test_secret_parameter_reaches_the_action_but_no_file(runtime: Runtime)
         assert secret not in path.read_text(errors="replace"), path
 
 
-async def test_key_secrets_arrive_on_stdin_only(runtime: Runtime) -> None:
+async def test_key_secrets_arrive_on_stdin_only(runtime: Platform) -> None:
     assert runtime.secrets is not None
     shell = await shell_runtime(runtime)
     check = (
@@ -551,7 +555,7 @@ async def test_key_secrets_arrive_on_stdin_only(runtime: Runtime) -> None:
     assert row.result["stdout"] == '{"api_key":"********","shared":"********"}\n'
 
 
-async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(runtime: Runtime) -> None:
+async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     script = (
         'printf \'{"token":"%s","exec":"%s","action":"%s","ctx":"%s","num":"%s","mine":"%s","url":"%s",'

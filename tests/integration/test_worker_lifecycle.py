@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.messaging.messages import MessageType
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.worker.process import group_alive
 from tests.integration.test_worker import (
     PACK,
@@ -38,14 +38,14 @@ FAKE_ENV_CONFIG: dict[str, Any] = {
 FAKE_ENV = {"ATTUNE_WORKER_RUNTIMES": "shell,native,fake"}
 
 
-async def worker_row(runtime: Runtime, worker_id: int) -> models.Worker:
+async def worker_row(runtime: Platform, worker_id: int) -> models.Worker:
     async with runtime.db.session() as session:
         row = await session.get(models.Worker, worker_id)
     assert row is not None
     return row
 
 
-async def test_registration_heartbeat_and_graceful_stop(runtime: Runtime) -> None:
+async def test_registration_heartbeat_and_graceful_stop(runtime: Platform) -> None:
     async with running_worker(runtime, max_concurrent_tasks=4) as worker:
         first = await worker_row(runtime, worker.id)
         await asyncio.sleep(1.2)
@@ -63,7 +63,7 @@ async def test_registration_heartbeat_and_graceful_stop(runtime: Runtime) -> Non
     assert stopped.status == "inactive"
 
 
-async def test_restarted_worker_keeps_its_id(runtime: Runtime) -> None:
+async def test_restarted_worker_keeps_its_id(runtime: Platform) -> None:
     async with running_worker(runtime, name="steady-worker") as worker:
         first_id = worker.id
     async with running_worker(runtime, name="steady-worker") as worker:
@@ -71,7 +71,7 @@ async def test_restarted_worker_keeps_its_id(runtime: Runtime) -> None:
         assert (await worker_row(runtime, worker.id)).status == "active"
 
 
-async def test_capabilities_from_env_then_config_then_detection(runtime: Runtime) -> None:
+async def test_capabilities_from_env_then_config_then_detection(runtime: Platform) -> None:
     await add_runtime(runtime, "core.shell", "Shell", SHELL_CONFIG)
     await add_runtime(runtime, "core.native", "Native", {})
     await add_runtime(
@@ -109,7 +109,7 @@ async def test_capabilities_from_env_then_config_then_detection(runtime: Runtime
     assert detected["runtimes"] == ["native", "python", "shell"]
 
 
-async def test_stop_cancels_executions_still_running_after_the_shutdown_timeout(runtime: Runtime) -> None:
+async def test_stop_cancels_executions_still_running_after_the_shutdown_timeout(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "forever", "echo $$; sleep 30", shell)
     async with running_worker(runtime, shutdown_timeout=0.5) as worker:
@@ -122,7 +122,7 @@ async def test_stop_cancels_executions_still_running_after_the_shutdown_timeout(
     assert not group_alive(pgid)
 
 
-async def test_versions_are_verified_at_start_and_selected_by_constraint(runtime: Runtime) -> None:
+async def test_versions_are_verified_at_start_and_selected_by_constraint(runtime: Platform) -> None:
     fake = await add_runtime(runtime, "x.fake", "Fake", SHELL_CONFIG)
 
     def version_config(picked: str) -> dict[str, Any]:
@@ -171,7 +171,7 @@ async def test_versions_are_verified_at_start_and_selected_by_constraint(runtime
     assert row.result["stdout"] == "picked=1.0\n"
 
 
-async def test_pack_environments_are_built_at_start_and_used_by_executions(runtime: Runtime) -> None:
+async def test_pack_environments_are_built_at_start_and_used_by_executions(runtime: Platform) -> None:
     fake = await add_runtime(runtime, "x.fake", "Fake", FAKE_ENV_CONFIG)
     action = await add_action(runtime, "uses_env", 'test -f "$MARK" && echo "env ready"', fake)
     (runtime.settings.packs_base_dir / PACK).mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ async def test_pack_environments_are_built_at_start_and_used_by_executions(runti
     assert row.result["stdout"] == "env ready\n"
 
 
-async def test_pack_registered_builds_the_new_packs_environment(runtime: Runtime) -> None:
+async def test_pack_registered_builds_the_new_packs_environment(runtime: Platform) -> None:
     fake = await add_runtime(runtime, "x.fake", "Fake", FAKE_ENV_CONFIG)
     made = runtime.settings.envs_dir / PACK / "fake" / "made"
     async with running_worker(runtime, FAKE_ENV):

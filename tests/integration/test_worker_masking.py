@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from attune.db import models
 from attune.domain.enums import OwnerType
-from attune.runtime import Runtime
+from attune.platform import Platform
 from tests.integration.test_worker import (
     add_action,
     dispatch,
@@ -18,7 +18,7 @@ from tests.integration.test_worker import (
 )
 
 
-async def add_key(runtime: Runtime, name: str, value: str, *, encrypted: bool) -> None:
+async def add_key(runtime: Platform, name: str, value: str, *, encrypted: bool) -> None:
     assert runtime.secrets is not None
     async with runtime.db.transaction() as session:
         session.add(
@@ -33,7 +33,7 @@ async def add_key(runtime: Runtime, name: str, value: str, *, encrypted: bool) -
         )
 
 
-async def run_echo(runtime: Runtime, text: str) -> str:
+async def run_echo(runtime: Platform, text: str) -> str:
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "say", f"echo '{text}'", shell)
     async with running_worker(runtime) as worker:
@@ -43,21 +43,21 @@ async def run_echo(runtime: Runtime, text: str) -> str:
     return str(row.result["stdout"])
 
 
-async def test_a_plain_one_character_key_does_not_mask_numbers(runtime: Runtime) -> None:
+async def test_a_plain_one_character_key_does_not_mask_numbers(runtime: Platform) -> None:
     await add_key(runtime, "flag", "1", encrypted=False)
     assert await run_echo(runtime, "build 10 of 1001 ok") == "build 10 of 1001 ok\n"
 
 
-async def test_a_plain_key_does_not_mask_words_in_output(runtime: Runtime) -> None:
+async def test_a_plain_key_does_not_mask_words_in_output(runtime: Platform) -> None:
     await add_key(runtime, "greeting", "hello", encrypted=False)
     assert await run_echo(runtime, '{"summary": "hello audit"}') == '{"summary": "hello audit"}\n'
 
 
-async def test_an_encrypted_key_is_still_masked(runtime: Runtime) -> None:
+async def test_an_encrypted_key_is_still_masked(runtime: Platform) -> None:
     await add_key(runtime, "token", "tok-0123456789", encrypted=True)
     assert await run_echo(runtime, "using tok-0123456789 now") == "using ******** now\n"
 
 
-async def test_a_short_encrypted_key_is_not_masked_inside_other_words(runtime: Runtime) -> None:
+async def test_a_short_encrypted_key_is_not_masked_inside_other_words(runtime: Platform) -> None:
     await add_key(runtime, "pin", "abcd", encrypted=True)
     assert await run_echo(runtime, "pin abcd, not abcdef") == "pin ********, not abcdef\n"

@@ -27,7 +27,7 @@ from attune.db.outbox import enqueue
 from attune.db.repos import executions as execution_repo
 from attune.domain.enums import ExecutionStatus
 from attune.messaging.messages import MessageType, cancel_routing
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.settings import PythonPoolSettings
 from attune.worker.process import group_alive
 from attune.worker.runners.python_pool import close_pools
@@ -58,13 +58,13 @@ def waits_for_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     close_pools()
 
 
-async def python_action(runtime: Runtime, name: str, text: str, **values: Any) -> models.Action:
+async def python_action(runtime: Platform, name: str, text: str, **values: Any) -> models.Action:
     py = await add_runtime(runtime, f"x.python_{uuid.uuid4().hex[:6]}", "Python", PYTHON_CONFIG)
     pack_file(runtime, f"{name}.py", text)
     return await add_action(runtime, name, f"{name}.py", py, is_adhoc=False, **values)
 
 
-async def run_secret(runtime: Runtime, action: models.Action, parameters: dict[str, Any], pool: Any) -> Any:
+async def run_secret(runtime: Platform, action: models.Action, parameters: dict[str, Any], pool: Any) -> Any:
     async with running_worker(runtime, ENVIRON, python_pool=pool) as worker:
         async with runtime.db.transaction() as session:
             execution = await execution_repo.request_execution(
@@ -77,7 +77,7 @@ async def run_secret(runtime: Runtime, action: models.Action, parameters: dict[s
         return await wait_status(runtime, execution.id)
 
 
-def seen(runtime: Runtime, row: models.Execution) -> dict[str, Any]:
+def seen(runtime: Platform, row: models.Execution) -> dict[str, Any]:
     result = {k: v for k, v in (row.result or {}).items() if k not in ("duration_ms", "stderr_log")}
     logs = log_dir(runtime, row.id)
     return {
@@ -106,7 +106,7 @@ if params["name"] == "fail":
 
 
 @pytest.mark.parametrize("name", ["world", "fail"])
-async def test_a_warm_python_action_ends_like_a_cold_one(runtime: Runtime, name: str) -> None:
+async def test_a_warm_python_action_ends_like_a_cold_one(runtime: Platform, name: str) -> None:
     assert runtime.secrets is not None
     action = await python_action(
         runtime,
@@ -130,7 +130,7 @@ async def test_a_warm_python_action_ends_like_a_cold_one(runtime: Runtime, name:
         assert "RuntimeError: asked to fail" in seen(runtime, warm)["stderr.log"]
 
 
-async def test_a_warm_action_is_forked_from_the_interpreter(runtime: Runtime) -> None:
+async def test_a_warm_action_is_forked_from_the_interpreter(runtime: Platform) -> None:
     action = await python_action(runtime, "parent", "import os\nprint(os.getppid())\n")
     async with running_worker(runtime, ENVIRON, python_pool=WARM) as worker:
         first = await wait_status(runtime, await dispatch(runtime, action, worker))
@@ -147,7 +147,7 @@ time.sleep(300)
 """
 
 
-async def first_line(runtime: Runtime, execution_id: int) -> list[int]:
+async def first_line(runtime: Platform, execution_id: int) -> list[int]:
     stdout = log_dir(runtime, execution_id) / "stdout.log"
     await wait_for(lambda: stdout.is_file() and stdout.read_text().strip() != "")
     return [int(word) for word in stdout.read_text().split()]
@@ -161,7 +161,7 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-async def test_timeout_kills_a_warm_action_and_its_leftover_child(runtime: Runtime) -> None:
+async def test_timeout_kills_a_warm_action_and_its_leftover_child(runtime: Platform) -> None:
     action = await python_action(runtime, "slow", LEFTOVER, timeout_seconds=1)
     async with running_worker(runtime, ENVIRON, python_pool=WARM) as worker:
         execution_id = await dispatch(runtime, action, worker)
@@ -172,7 +172,7 @@ async def test_timeout_kills_a_warm_action_and_its_leftover_child(runtime: Runti
     assert row.result["error"] == "Execution timed out after 1 seconds"
 
 
-async def test_cancel_kills_a_warm_action_and_its_leftover_child(runtime: Runtime) -> None:
+async def test_cancel_kills_a_warm_action_and_its_leftover_child(runtime: Platform) -> None:
     action = await python_action(runtime, "long", LEFTOVER)
     async with running_worker(runtime, ENVIRON, python_pool=WARM) as worker:
         execution_id = await dispatch(runtime, action, worker)
@@ -202,7 +202,7 @@ time.sleep(300)
 """
 
 
-async def test_a_crashed_warm_interpreter_fails_the_run_like_a_crashed_process(runtime: Runtime) -> None:
+async def test_a_crashed_warm_interpreter_fails_the_run_like_a_crashed_process(runtime: Platform) -> None:
     action = await python_action(runtime, "crash", CRASHABLE)
     shapes = {}
     for mode, pool in (("cold", COLD), ("warm", WARM)):
@@ -225,7 +225,7 @@ async def test_a_crashed_warm_interpreter_fails_the_run_like_a_crashed_process(r
     assert shapes["warm"][:2] == ("failed", -1)
 
 
-async def test_the_pool_off_runs_python_actions_cold(runtime: Runtime) -> None:
+async def test_the_pool_off_runs_python_actions_cold(runtime: Platform) -> None:
     action = await python_action(runtime, "coldparent", "import os\nprint(os.getppid())\n")
     async with running_worker(runtime, ENVIRON, python_pool=COLD) as worker:
         row = await wait_status(runtime, await dispatch(runtime, action, worker))

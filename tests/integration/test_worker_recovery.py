@@ -23,7 +23,7 @@ from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.executor.liveness import LivenessMonitor
 from attune.messaging.messages import MessageType, cancel_routing
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.testing.clock import FakeClock
 from attune.worker import watchdog
 from tests.integration.test_executor import running_executor
@@ -67,7 +67,7 @@ def spawn_marked(cookie: str) -> subprocess.Popen[bytes]:
 # --------------------------------------------------------------------------- processes
 
 
-async def test_a_setsid_child_dies_with_its_execution_at_timeout(runtime: Runtime, tmp_path: Path) -> None:
+async def test_a_setsid_child_dies_with_its_execution_at_timeout(runtime: Platform, tmp_path: Path) -> None:
     shell = await shell_runtime(runtime)
     pid_file = tmp_path / "child"
     action = await add_action(
@@ -81,7 +81,7 @@ async def test_a_setsid_child_dies_with_its_execution_at_timeout(runtime: Runtim
         await wait_dead(child, within=5)
 
 
-async def request_cancel(runtime: Runtime, execution_id: int, worker_id: int) -> None:
+async def request_cancel(runtime: Platform, execution_id: int, worker_id: int) -> None:
     async with runtime.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution).where(models.Execution.id == execution_id).values(status="canceling")
@@ -95,7 +95,7 @@ async def request_cancel(runtime: Runtime, execution_id: int, worker_id: int) ->
         )
 
 
-async def test_a_setsid_child_dies_with_its_execution_on_cancel(runtime: Runtime, tmp_path: Path) -> None:
+async def test_a_setsid_child_dies_with_its_execution_on_cancel(runtime: Platform, tmp_path: Path) -> None:
     shell = await shell_runtime(runtime)
     pid_file = tmp_path / "child"
     action = await add_action(runtime, "detach", f"setsid sleep 633 & echo $! > {pid_file}; sleep 30", shell)
@@ -130,7 +130,9 @@ def test_the_watchdog_kills_a_dead_workers_processes_including_setsid_ones() -> 
                 process.wait()
 
 
-async def test_a_stopped_worker_leaves_no_background_process_behind(runtime: Runtime, tmp_path: Path) -> None:
+async def test_a_stopped_worker_leaves_no_background_process_behind(
+    runtime: Platform, tmp_path: Path
+) -> None:
     shell = await shell_runtime(runtime)
     pid_file = tmp_path / "child"
     action = await add_action(runtime, "daemon", f"setsid sleep 633 & echo $! > {pid_file}", shell)
@@ -145,7 +147,7 @@ async def test_a_stopped_worker_leaves_no_background_process_behind(runtime: Run
 # --------------------------------------------------------------------------- restart
 
 
-async def _busy(runtime: Runtime, action: models.Action, worker_id: int, *statuses: str) -> list[int]:
+async def _busy(runtime: Platform, action: models.Action, worker_id: int, *statuses: str) -> list[int]:
     ids = []
     async with runtime.db.transaction() as session:
         for status in statuses:
@@ -165,7 +167,7 @@ async def _busy(runtime: Runtime, action: models.Action, worker_id: int, *status
 
 
 async def test_a_restarted_worker_reschedules_what_never_started_and_abandons_what_ran(
-    runtime: Runtime,
+    runtime: Platform,
 ) -> None:
     runtime.settings.worker.heartbeat_interval = 0.5
     shell = await shell_runtime(runtime)
@@ -184,7 +186,7 @@ async def test_a_restarted_worker_reschedules_what_never_started_and_abandons_wh
     assert abandoned.result["error"] == "Worker 'phoenix' restarted"
 
 
-async def test_a_restarted_worker_kills_what_its_previous_process_left_running(runtime: Runtime) -> None:
+async def test_a_restarted_worker_kills_what_its_previous_process_left_running(runtime: Platform) -> None:
     async with running_worker(runtime, name="phoenix-2") as first:
         previous_boot = first.service.boot
     # The watchdog of the first process cleaned up at its stop; this one escaped it (say, both
@@ -202,7 +204,7 @@ async def test_a_restarted_worker_kills_what_its_previous_process_left_running(r
 # --------------------------------------------------------------------------- late results
 
 
-async def test_a_result_arriving_after_the_execution_was_abandoned_is_kept(runtime: Runtime) -> None:
+async def test_a_result_arriving_after_the_execution_was_abandoned_is_kept(runtime: Platform) -> None:
     shell = await shell_runtime(runtime)
     action = await add_action(runtime, "slow", "sleep 1.5; echo finished", shell, max_retries=1)
     async with running_worker(runtime) as worker:
@@ -237,7 +239,7 @@ async def test_a_result_arriving_after_the_execution_was_abandoned_is_kept(runti
 
 
 async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
+    runtime: Platform, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
 ) -> None:
     """The race of a restart: orphans are listed while the worker is silent, the worker comes
     back and claims its work before the sweep decides. The decision must see the new heartbeat."""
@@ -283,7 +285,7 @@ async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
 
 
 async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
-    runtime: Runtime, fake_clock: FakeClock
+    runtime: Platform, fake_clock: FakeClock
 ) -> None:
     """After a database restart no worker could heartbeat: nobody is judged on that gap."""
     runtime.settings.worker.heartbeat_interval = 1.0
@@ -326,7 +328,7 @@ async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
 # --------------------------------------------------------------------------- runtimes
 
 
-async def test_a_worker_learns_runtimes_registered_after_it_started(runtime: Runtime) -> None:
+async def test_a_worker_learns_runtimes_registered_after_it_started(runtime: Platform) -> None:
     async with running_worker(runtime, environ={}) as worker:
         assert (await worker_row(runtime, worker.id)).capabilities["runtimes"] == []
         await add_runtime(runtime, "core.shell", "Shell", SHELL)

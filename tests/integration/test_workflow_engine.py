@@ -26,7 +26,7 @@ from attune.executor.service import ExecutorService
 from attune.messaging.messages import Envelope, MessageType
 from attune.messaging.topology import EXECUTIONS_EXCHANGE, QueueSpec
 from attune.operations.inquiry_requests import ID_KEY
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.testing.clock import FakeClock
 from attune.workflow.engine import (
     STATE_KEY,
@@ -42,7 +42,7 @@ T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
-async def clean_bus(runtime: Runtime) -> AsyncIterator[None]:
+async def clean_bus(runtime: Platform) -> AsyncIterator[None]:
     yield
     delete = getattr(runtime.bus, "delete_declared", None)
     if delete is not None:
@@ -52,7 +52,7 @@ async def clean_bus(runtime: Runtime) -> AsyncIterator[None]:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-async def seed(runtime: Runtime) -> models.Pack:
+async def seed(runtime: Platform) -> models.Pack:
     """Pack ``demo`` with actions ``demo.run`` (param ``x``) and ``demo.other``."""
     async with runtime.db.transaction() as session:
         pack = models.Pack(ref="demo", label="demo", version="1.0.0", config={})
@@ -75,7 +75,7 @@ async def seed(runtime: Runtime) -> models.Pack:
     return pack
 
 
-async def define(runtime: Runtime, pack: models.Pack, doc: dict[str, Any], *, enabled: bool = True) -> str:
+async def define(runtime: Platform, pack: models.Pack, doc: dict[str, Any], *, enabled: bool = True) -> str:
     """Store a workflow definition and its companion action; return the ref."""
     doc = {"label": doc["ref"], "version": "1.0.0", **doc}
     spec = parse_workflow(doc)
@@ -90,7 +90,7 @@ async def define(runtime: Runtime, pack: models.Pack, doc: dict[str, Any], *, en
     return spec.ref
 
 
-async def execute(runtime: Runtime, ref: str, params: dict[str, Any] | None = None) -> int:
+async def execute(runtime: Platform, ref: str, params: dict[str, Any] | None = None) -> int:
     async with runtime.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == ref))
         assert action is not None
@@ -100,14 +100,14 @@ async def execute(runtime: Runtime, ref: str, params: dict[str, Any] | None = No
     return execution.id
 
 
-async def execution(runtime: Runtime, execution_id: int) -> models.Execution:
+async def execution(runtime: Platform, execution_id: int) -> models.Execution:
     async with runtime.db.session() as session:
         row = await session.get(models.Execution, execution_id)
     assert row is not None
     return row
 
 
-async def children(runtime: Runtime, parent: int) -> list[models.Execution]:
+async def children(runtime: Platform, parent: int) -> list[models.Execution]:
     async with runtime.db.session() as session:
         query = (
             sa.select(models.Execution).where(models.Execution.parent == parent).order_by(models.Execution.id)
@@ -115,14 +115,14 @@ async def children(runtime: Runtime, parent: int) -> list[models.Execution]:
         return list((await session.execute(query)).scalars())
 
 
-async def state_row(runtime: Runtime, execution_id: int) -> models.WorkflowExecution:
+async def state_row(runtime: Platform, execution_id: int) -> models.WorkflowExecution:
     async with runtime.db.session() as session:
         row = await repo.execution_state(session, execution_id)
     assert row is not None
     return row
 
 
-async def finish(runtime: Runtime, execution_id: int, status: str = "completed", result: Any = None) -> None:
+async def finish(runtime: Platform, execution_id: int, status: str = "completed", result: Any = None) -> None:
     """Play the worker: end a child and stage ``ExecutionCompleted``."""
     async with runtime.db.transaction() as session:
         row = await session.get(models.Execution, execution_id)
@@ -145,7 +145,7 @@ async def finish(runtime: Runtime, execution_id: int, status: str = "completed",
 
 
 async def finish_and_advance(
-    runtime: Runtime, engine: WorkflowEngine, child: int, status: str = "completed", result: Any = None
+    runtime: Platform, engine: WorkflowEngine, child: int, status: str = "completed", result: Any = None
 ) -> None:
     await finish(runtime, child, status, result)
     await engine.child_finished(child)
@@ -159,7 +159,7 @@ class Recorder:
         self.messages.append(envelope)
 
 
-async def record(runtime: Runtime, *bindings: tuple[str, str]) -> Recorder:
+async def record(runtime: Platform, *bindings: tuple[str, str]) -> Recorder:
     """A fresh queue bound as given; what arrives on it is recorded."""
     spec = QueueSpec(f"test.recorder.{uuid.uuid4().hex[:8]}", tuple(bindings))
     await runtime.bus.declare_queue(spec)
@@ -194,7 +194,7 @@ SEQUENTIAL = {
 # -- start and advance -----------------------------------------------------------------------------
 
 
-async def test_a_sequential_workflow_runs_its_tasks_in_order_and_completes(runtime: Runtime) -> None:
+async def test_a_sequential_workflow_runs_its_tasks_in_order_and_completes(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(runtime, pack, SEQUENTIAL)
     engine = WorkflowEngine(runtime)
@@ -230,7 +230,7 @@ async def test_a_sequential_workflow_runs_its_tasks_in_order_and_completes(runti
 
 
 async def test_a_run_keeps_its_graph_when_the_definition_is_edited_into_an_invalid_one(
-    runtime: Runtime,
+    runtime: Platform,
 ) -> None:
     pack = await seed(runtime)
     ref = await define(runtime, pack, SEQUENTIAL)
@@ -255,7 +255,7 @@ async def test_a_run_keeps_its_graph_when_the_definition_is_edited_into_an_inval
     assert (parent.status, parent.result["output"]) == ("completed", {"total": 7})
 
 
-async def test_a_redelivered_completion_is_counted_once(runtime: Runtime) -> None:
+async def test_a_redelivered_completion_is_counted_once(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(runtime, pack, SEQUENTIAL)
     engine = WorkflowEngine(runtime)
@@ -288,7 +288,7 @@ def fan_out(items: list[int], *, concurrency: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("restart", [False, True], ids=["one-engine", "engine-per-step"])
 async def test_with_items_respects_concurrency_and_keeps_results_in_order(
-    runtime: Runtime, restart: bool
+    runtime: Platform, restart: bool
 ) -> None:
     """``engine-per-step`` rebuilds the run from the database at every step, as after a restart or
     when another executor took the previous step."""
@@ -322,7 +322,7 @@ async def test_with_items_respects_concurrency_and_keeps_results_in_order(
     assert outputs == [10, 20, 30, 40, 50]
 
 
-async def test_with_items_rerun_after_a_restart_reruns_only_the_failed_item(runtime: Runtime) -> None:
+async def test_with_items_rerun_after_a_restart_reruns_only_the_failed_item(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(runtime, pack, fan_out([1, 2, 3, 4], concurrency=4))
     parent_id = await execute(runtime, ref)
@@ -350,7 +350,7 @@ async def test_with_items_rerun_after_a_restart_reruns_only_the_failed_item(runt
     assert [entry["output"]["data"]["v"] for entry in parent.result["output"]["all"]] == [1, 2, 3, 4]
 
 
-async def test_a_disabled_workflow_fails_at_once(runtime: Runtime) -> None:
+async def test_a_disabled_workflow_fails_at_once(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(runtime, pack, SEQUENTIAL, enabled=False)
     engine = WorkflowEngine(runtime)
@@ -362,7 +362,7 @@ async def test_a_disabled_workflow_fails_at_once(runtime: Runtime) -> None:
     assert await children(runtime, parent_id) == []
 
 
-async def test_a_task_whose_action_does_not_exist_fails_the_workflow(runtime: Runtime) -> None:
+async def test_a_task_whose_action_does_not_exist_fails_the_workflow(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(
         runtime, pack, {"ref": "demo.broken", "tasks": [{"name": "ghost", "action": "demo.missing"}]}
@@ -376,7 +376,7 @@ async def test_a_task_whose_action_does_not_exist_fails_the_workflow(runtime: Ru
     assert await children(runtime, parent_id) == []
 
 
-async def test_invalid_task_parameters_fail_the_task_not_the_engine(runtime: Runtime) -> None:
+async def test_invalid_task_parameters_fail_the_task_not_the_engine(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(
         runtime,
@@ -395,7 +395,7 @@ async def test_invalid_task_parameters_fail_the_task_not_the_engine(runtime: Run
     assert row.failed_tasks == ["t"]
 
 
-async def test_the_task_timeout_is_carried_to_the_child(runtime: Runtime) -> None:
+async def test_the_task_timeout_is_carried_to_the_child(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(
         runtime, pack, {"ref": "demo.slow", "tasks": [{"name": "t", "action": "demo.other", "timeout": 7}]}
@@ -409,7 +409,7 @@ async def test_the_task_timeout_is_carried_to_the_child(runtime: Runtime) -> Non
     assert (await execution(runtime, parent_id)).status == "failed"
 
 
-async def test_a_nested_workflow_reports_to_its_parent(runtime: Runtime) -> None:
+async def test_a_nested_workflow_reports_to_its_parent(runtime: Platform) -> None:
     pack = await seed(runtime)
     await define(runtime, pack, {"ref": "demo.inner", "tasks": [{"name": "leaf", "action": "demo.other"}]})
     outer = await define(
@@ -431,7 +431,7 @@ async def test_a_nested_workflow_reports_to_its_parent(runtime: Runtime) -> None
 # -- timers ----------------------------------------------------------------------------------------
 
 
-async def test_a_delayed_task_starts_when_its_timer_fires(runtime: Runtime, fake_clock: FakeClock) -> None:
+async def test_a_delayed_task_starts_when_its_timer_fires(runtime: Platform, fake_clock: FakeClock) -> None:
     pack = await seed(runtime)
     ref = await define(
         runtime, pack, {"ref": "demo.later", "tasks": [{"name": "t", "action": "demo.other", "delay": 1}]}
@@ -451,7 +451,7 @@ async def test_a_delayed_task_starts_when_its_timer_fires(runtime: Runtime, fake
     assert await other.sweep_timers() == 0  # fired once
 
 
-async def test_a_failed_task_is_retried_after_its_delay(runtime: Runtime) -> None:
+async def test_a_failed_task_is_retried_after_its_delay(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(
         runtime,
@@ -476,7 +476,7 @@ async def test_a_failed_task_is_retried_after_its_delay(runtime: Runtime) -> Non
 # -- control ---------------------------------------------------------------------------------------
 
 
-async def test_cancel_cancels_live_children_then_the_workflow(runtime: Runtime) -> None:
+async def test_cancel_cancels_live_children_then_the_workflow(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(
         runtime,
@@ -513,7 +513,7 @@ async def test_cancel_cancels_live_children_then_the_workflow(runtime: Runtime) 
     assert (await state_row(runtime, parent_id)).status == "cancelled"
 
 
-async def test_rerun_resumes_a_failed_workflow_from_its_failed_task(runtime: Runtime) -> None:
+async def test_rerun_resumes_a_failed_workflow_from_its_failed_task(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(
         runtime,
@@ -561,7 +561,7 @@ async def test_rerun_resumes_a_failed_workflow_from_its_failed_task(runtime: Run
 
 
 async def failed_nested_run(
-    runtime: Runtime, engine: WorkflowEngine, *, sibling: bool = False
+    runtime: Platform, engine: WorkflowEngine, *, sibling: bool = False
 ) -> tuple[int, int, int]:
     """demo.outer → task ``sub`` runs demo.inner → task ``leaf`` fails; returns (outer, inner, leaf).
 
@@ -585,7 +585,9 @@ async def failed_nested_run(
     return outer_id, inner.id, leaf.id
 
 
-async def finish_nested_rerun(runtime: Runtime, engine: WorkflowEngine, outer_id: int, inner_id: int) -> None:
+async def finish_nested_rerun(
+    runtime: Platform, engine: WorkflowEngine, outer_id: int, inner_id: int
+) -> None:
     """Complete the new leaf run; the inner workflow, then the outer one, must complete."""
     [_, again] = await children(runtime, inner_id)
     await finish_and_advance(runtime, engine, again.id)
@@ -596,7 +598,7 @@ async def finish_nested_rerun(runtime: Runtime, engine: WorkflowEngine, outer_id
     assert [c.id for c in await children(runtime, outer_id)] == [inner_id], "the nested run is resumed"
 
 
-async def rerun(runtime: Runtime, engine: WorkflowEngine, execution_id: int) -> None:
+async def rerun(runtime: Platform, engine: WorkflowEngine, execution_id: int) -> None:
     """What ``POST /executions/{id}/rerun`` does for a failed workflow execution."""
     async with runtime.db.transaction() as session:
         row = await session.get(models.Execution, execution_id)
@@ -606,7 +608,7 @@ async def rerun(runtime: Runtime, engine: WorkflowEngine, execution_id: int) -> 
 
 @pytest.mark.parametrize("target", ["inner", "outer"])
 async def test_rerunning_either_level_of_a_failed_nested_run_resumes_both(
-    runtime: Runtime, target: str
+    runtime: Platform, target: str
 ) -> None:
     """Re-running the inner workflow wakes its failed parent; re-running the parent resumes the
     inner workflow in place (not a fresh run of it)."""
@@ -618,7 +620,7 @@ async def test_rerunning_either_level_of_a_failed_nested_run_resumes_both(
     await finish_nested_rerun(runtime, engine, outer_id, inner_id)
 
 
-async def test_a_nested_workflow_cannot_rerun_while_its_parent_still_runs(runtime: Runtime) -> None:
+async def test_a_nested_workflow_cannot_rerun_while_its_parent_still_runs(runtime: Platform) -> None:
     engine = WorkflowEngine(runtime)
     _, inner_id, _ = await failed_nested_run(runtime, engine, sibling=True)
     with pytest.raises(WorkflowStateError, match="still running"):
@@ -630,7 +632,7 @@ async def test_a_nested_workflow_cannot_rerun_while_its_parent_still_runs(runtim
 
 
 @contextlib.asynccontextmanager
-async def running_executor(runtime: Runtime) -> AsyncIterator[None]:
+async def running_executor(runtime: Platform) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = asyncio.create_task(ExecutorService().run(runtime, stop))
     await asyncio.sleep(0.1)
@@ -641,7 +643,7 @@ async def running_executor(runtime: Runtime) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 15)
 
 
-async def eventually(runtime: Runtime, probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:  # noqa: ASYNC109
+async def eventually(runtime: Platform, probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:  # noqa: ASYNC109
     """Relay staged messages and poll ``probe`` until it returns something truthy."""
     deadline = time.monotonic() + timeout
     while True:
@@ -654,7 +656,7 @@ async def eventually(runtime: Runtime, probe: Callable[[], Awaitable[T | None]],
         await asyncio.sleep(0.05)
 
 
-async def test_the_executor_runs_a_workflow_end_to_end(runtime: Runtime) -> None:
+async def test_the_executor_runs_a_workflow_end_to_end(runtime: Platform) -> None:
     pack = await seed(runtime)
     await define(runtime, pack, {"ref": "demo.inner", "tasks": [{"name": "leaf", "action": "demo.other"}]})
     ref = await define(
@@ -698,7 +700,7 @@ async def test_the_executor_runs_a_workflow_end_to_end(runtime: Runtime) -> None
     assert STATE_KEY in (row.variables or {})
 
 
-async def test_cancel_of_a_workflow_waiting_on_an_inquiry_cancels_both(runtime: Runtime) -> None:
+async def test_cancel_of_a_workflow_waiting_on_an_inquiry_cancels_both(runtime: Platform) -> None:
     pack = await seed(runtime)
     ref = await define(
         runtime, pack, {"ref": "demo.approve", "tasks": [{"name": "ask", "action": "demo.other"}]}

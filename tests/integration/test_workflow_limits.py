@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.workflow.spec import WorkflowValidationError, parse_workflow
 from tests.integration.test_workflow_routes import create_body, pack  # noqa: F401 - fixture
 
@@ -55,7 +55,7 @@ async def test_more_tasks_than_the_default_limit_are_refused(api: httpx.AsyncCli
 
 
 @pytest.mark.usefixtures("pack")
-async def test_the_task_limit_is_configurable(api: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_the_task_limit_is_configurable(api: httpx.AsyncClient, runtime: Platform) -> None:
     runtime.settings.executor.workflow_max_tasks = 3
     refused = await api.post("/api/v1/workflows", json=create_body(definition=chain(4)))
     assert refused.status_code == 422

@@ -14,7 +14,7 @@ import yaml
 
 from attune.db import models
 from attune.db.repos import executions as execution_repo
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.workflow.engine import WorkflowEngine
 
 FLOW = {
@@ -36,7 +36,7 @@ def create_body(ref: str = "wf.flow", **extra: Any) -> dict[str, Any]:
     return {"ref": ref, "pack_ref": "wf", "label": "Flow", "version": "1.0.0", "definition": FLOW, **extra}
 
 
-async def core_noop(runtime: Runtime) -> None:
+async def core_noop(runtime: Platform) -> None:
     """The tests need ``core.noop`` registered (the ``packs_dir`` fixture holds the core pack)."""
     from attune.packs.register import register_system_packs
 
@@ -50,7 +50,7 @@ async def core_noop(runtime: Runtime) -> None:
 
 
 async def test_create_stores_the_definition_and_its_companion_action(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime
+    api: httpx.AsyncClient, pack: str, runtime: Platform
 ) -> None:
     body = create_body(param_schema={"who": {"type": "string"}}, tags=["ops"])
     response = await api.post("/api/v1/workflows", json=body)
@@ -75,7 +75,7 @@ async def test_create_stores_the_definition_and_its_companion_action(
 
 
 async def test_create_conflicts_and_leaves_no_orphan_rows(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime
+    api: httpx.AsyncClient, pack: str, runtime: Platform
 ) -> None:
     assert (await api.post("/api/v1/workflows", json=create_body())).status_code == 201
     again = await api.post("/api/v1/workflows", json=create_body())
@@ -130,7 +130,7 @@ def file_body(name: str = "deploy", **extra: Any) -> dict[str, Any]:
 
 
 async def test_saved_files_land_where_sync_reads_them(
-    api: httpx.AsyncClient, pack: str, packs_dir: Path, runtime: Runtime
+    api: httpx.AsyncClient, pack: str, packs_dir: Path, runtime: Platform
 ) -> None:
     response = await api.post("/api/v1/packs/wf/workflow-files", json=file_body())
     assert response.status_code == 201, response.text
@@ -171,7 +171,7 @@ async def test_file_names_escaping_the_pack_are_rejected(
 
 
 async def test_sync_and_validate_report_broken_files(
-    api: httpx.AsyncClient, pack: str, packs_dir: Path, runtime: Runtime
+    api: httpx.AsyncClient, pack: str, packs_dir: Path, runtime: Platform
 ) -> None:
     await core_noop(runtime)
     folder = packs_dir / "wf" / "workflows"
@@ -224,7 +224,7 @@ tasks:
 
 
 async def test_registration_creates_updates_and_removes_workflows(
-    api: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
+    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
 ) -> None:
     await core_noop(runtime)
     pack_dir = write_pack(tmp_path, {"hello": GOOD_FILE})
@@ -271,7 +271,7 @@ async def test_a_broken_workflow_file_is_skipped_or_rejects_the_pack_with_fail_o
 # -- runs ------------------------------------------------------------------------------------------
 
 
-async def start_run(runtime: Runtime, ref: str) -> tuple[WorkflowEngine, int]:
+async def start_run(runtime: Platform, ref: str) -> tuple[WorkflowEngine, int]:
     engine = WorkflowEngine(runtime)
     async with runtime.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == ref))
@@ -283,7 +283,7 @@ async def start_run(runtime: Runtime, ref: str) -> tuple[WorkflowEngine, int]:
     return engine, execution.id
 
 
-async def children(runtime: Runtime, parent: int) -> list[models.Execution]:
+async def children(runtime: Platform, parent: int) -> list[models.Execution]:
     async with runtime.db.session() as session:
         query = (
             sa.select(models.Execution).where(models.Execution.parent == parent).order_by(models.Execution.id)
@@ -291,7 +291,7 @@ async def children(runtime: Runtime, parent: int) -> list[models.Execution]:
         return list((await session.execute(query)).scalars())
 
 
-async def end_child(runtime: Runtime, engine: WorkflowEngine, child: int, status: str) -> None:
+async def end_child(runtime: Platform, engine: WorkflowEngine, child: int, status: str) -> None:
     async with runtime.db.transaction() as session:
         row = await session.get(models.Execution, child)
         assert row is not None
@@ -300,7 +300,7 @@ async def end_child(runtime: Runtime, engine: WorkflowEngine, child: int, status
 
 
 async def test_pause_resume_state_and_cancel_routes(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime
+    api: httpx.AsyncClient, pack: str, runtime: Platform
 ) -> None:
     await core_noop(runtime)
     await api.post("/api/v1/workflows", json=create_body())
@@ -334,7 +334,7 @@ async def test_pause_resume_state_and_cancel_routes(
     assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 409
 
 
-async def test_not_a_workflow(api: httpx.AsyncClient, pack: str, runtime: Runtime) -> None:
+async def test_not_a_workflow(api: httpx.AsyncClient, pack: str, runtime: Platform) -> None:
     await core_noop(runtime)
     plain = (await api.post("/api/v1/executions/execute", json={"action_ref": "core.noop"})).json()["data"]
     assert (await api.get(f"/api/v1/executions/{plain['id']}/workflow")).status_code == 404
@@ -345,7 +345,7 @@ async def test_not_a_workflow(api: httpx.AsyncClient, pack: str, runtime: Runtim
 
 
 async def test_rerun_route_resumes_a_failed_workflow(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime
+    api: httpx.AsyncClient, pack: str, runtime: Platform
 ) -> None:
     await core_noop(runtime)
     await api.post("/api/v1/workflows", json=create_body())
@@ -370,7 +370,7 @@ async def test_rerun_route_resumes_a_failed_workflow(
 
 
 async def test_a_paused_workflows_execution_shows_paused_until_resumed(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime
+    api: httpx.AsyncClient, pack: str, runtime: Platform
 ) -> None:
     await core_noop(runtime)
     await api.post("/api/v1/workflows", json=create_body())
@@ -392,7 +392,7 @@ async def test_a_paused_workflows_execution_shows_paused_until_resumed(
 
 
 async def test_a_paused_workflow_can_be_cancelled(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime
+    api: httpx.AsyncClient, pack: str, runtime: Platform
 ) -> None:
     await core_noop(runtime)
     await api.post("/api/v1/workflows", json=create_body())
@@ -407,7 +407,7 @@ async def test_a_paused_workflow_can_be_cancelled(
 
 
 async def test_with_items_wider_than_the_workers_slots_is_warned_about(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime, caplog: pytest.LogCaptureFixture
+    api: httpx.AsyncClient, pack: str, runtime: Platform, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The task asks for 4 items at once; no live worker has a slot: the log says so instead of
     the workers silently capping the workflow's concurrency (docs/workflows.md)."""
@@ -427,7 +427,7 @@ async def test_with_items_wider_than_the_workers_slots_is_warned_about(
 
 
 async def test_items_past_the_in_process_budget_run_in_later_steps(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient, pack: str, runtime: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A step runs at most BUDGET in-process tasks; the rest are written ``requested`` and the
     engine runs them in steps of their own, so every item still ends with its own result."""
@@ -481,7 +481,7 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
 
 
 async def test_children_that_finish_together_are_counted_in_one_step(
-    api: httpx.AsyncClient, pack: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient, pack: str, runtime: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Five items of a worker-run action finish at once: the run is advanced once for the batch
     (one write of its state), not once per child, and every item is counted exactly once."""

@@ -20,7 +20,7 @@ from attune.executor.slots import (
     persist_stats,
 )
 from attune.packs.register import register_pack
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 A, B = 1, 2
 
@@ -207,7 +207,7 @@ async def test_snapshot_reports_the_oldest_waiter_and_dirty_actions() -> None:
 # -- queue_stats -------------------------------------------------------------------------------
 
 
-async def make_actions(runtime: Runtime, tmp_path: Path) -> dict[str, int]:
+async def make_actions(runtime: Platform, tmp_path: Path) -> dict[str, int]:
     pack = tmp_path / "slotpack"
     (pack / "actions").mkdir(parents=True)
     (pack / "pack.yaml").write_text("ref: slotpack\nversion: 1.0.0\n")
@@ -220,12 +220,12 @@ async def make_actions(runtime: Runtime, tmp_path: Path) -> dict[str, int]:
         return {ref: id for ref, id in rows}
 
 
-async def stats(runtime: Runtime) -> dict[int, models.QueueStats]:
+async def stats(runtime: Platform) -> dict[int, models.QueueStats]:
     async with runtime.db.session() as session:
         return {row.action_id: row for row in (await session.execute(sa.select(models.QueueStats))).scalars()}
 
 
-async def test_persist_stats_inserts_then_replaces_counters(runtime: Runtime, tmp_path: Path) -> None:
+async def test_persist_stats_inserts_then_replaces_counters(runtime: Platform, tmp_path: Path) -> None:
     ids = await make_actions(runtime, tmp_path)
     one, two = ids["slotpack.one"], ids["slotpack.two"]
     slots = SlotManager()
@@ -260,7 +260,7 @@ async def test_persist_stats_inserts_then_replaces_counters(runtime: Runtime, tm
     assert second[two].last_updated == first[two].last_updated  # not dirty, not rewritten
 
 
-async def test_persist_stats_skips_actions_that_no_longer_exist(runtime: Runtime, tmp_path: Path) -> None:
+async def test_persist_stats_skips_actions_that_no_longer_exist(runtime: Platform, tmp_path: Path) -> None:
     ids = await make_actions(runtime, tmp_path)
     snapshot = QueueSnapshot(0, 1, 1, None, 1, 0)
     async with runtime.db.transaction() as session:

@@ -21,7 +21,7 @@ from attune.api.ui import install_ui
 from attune.auth.service import presented_service_credential
 from attune.auth.sessions import LoginThrottle, TokenVersions, claims_problem
 from attune.auth.tokens import Claims
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 DEFAULT_CORS_ORIGINS = [
     f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 3001, 5173, 8080)
@@ -66,17 +66,17 @@ def route_table(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
     return [(compile_path(t)[0], t) for t in ordered]
 
 
-def token_check(runtime: Runtime, versions: TokenVersions) -> Callable[[Claims], Awaitable[str | None]]:
+def token_check(platform: Platform, versions: TokenVersions) -> Callable[[Claims], Awaitable[str | None]]:
     """Refuse tokens revoked since issue: a password change, a deleted identity, a finished execution."""
 
     async def check(claims: Claims) -> str | None:
-        return await claims_problem(runtime.db, claims, versions.get)
+        return await claims_problem(platform.db, claims, versions.get)
 
     return check
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    """Build the HTTP application around an already-open :class:`Runtime`."""
+def create_app(platform: Platform) -> FastAPI:
+    """Build the HTTP application around an already-open :class:`~attune.platform.Platform`."""
     app = FastAPI(
         title="Attune API",
         version=__version__,
@@ -86,16 +86,16 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
         redirect_slashes=False,
     )
-    app.state.runtime = runtime
+    app.state.platform = platform
     install_error_handlers(app)
     install_openapi(app, is_public_path)
     install_docs(app, "/api-spec/openapi.json")
     for router in ROUTERS:
         app.include_router(router)
     install_ui(app.router)
-    settings = runtime.settings
+    settings = platform.settings
     # Per process (docs/security.md): token versions looked up by the guard, failed logins.
-    app.state.token_versions = versions = TokenVersions(runtime.db)
+    app.state.token_versions = versions = TokenVersions(platform.db)
     app.state.login_throttle = LoginThrottle(
         per_login=settings.security.login_max_failures,
         per_address=settings.security.login_max_failures_per_address,
@@ -106,14 +106,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(
         ApiGuard,
         routes=route_table(ROUTERS),
-        tokens=runtime.tokens,
+        tokens=platform.tokens,
         is_public=is_public_path,
         raw_body_paths=lambda path: path in RAW_BODY_PATHS,
         max_body=settings.server.max_body_size,
         max_upload=settings.pack_install.max_archive_bytes,
-        validate_claims=token_check(runtime, versions),
+        validate_claims=token_check(platform, versions),
         service_paths=SERVICE_CREDENTIAL_PATHS,
-        service_credential=lambda headers: presented_service_credential(runtime.settings, headers),
+        service_credential=lambda headers: presented_service_credential(platform.settings, headers),
     )
     if settings.server.enable_cors:
         app.add_middleware(

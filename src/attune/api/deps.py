@@ -9,15 +9,15 @@ from fastapi.security import HTTPBearer
 
 from attune.auth.tokens import Claims
 from attune.errors import Unauthorized
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 #: Documents ``bearer_auth`` in the OpenAPI; the check itself runs in ``ApiGuard``.
 bearer_scheme = HTTPBearer(scheme_name="bearer_auth", auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def get_runtime(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
 
 
 def get_claims(request: Request, _token: object = Depends(bearer_scheme)) -> Claims:
@@ -27,7 +27,7 @@ def get_claims(request: Request, _token: object = Depends(bearer_scheme)) -> Cla
     return claims
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+PlatformDep = Annotated[Platform, Depends(get_runtime)]
 ClaimsDep = Annotated[Claims, Depends(get_claims)]
 
 #: Router-level dependency for every protected router.

@@ -24,7 +24,7 @@ from attune.domain.enums import TERMINAL_EXECUTION_STATUSES
 from attune.errors import TooManyRequests
 from attune.notifier.hub import Notification
 from attune.notifier.websocket import feed_for
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 #: Seconds between database re-reads when no notification arrives (a fallback, not the path).
 SAFETY_POLL = 2.0
@@ -59,18 +59,18 @@ class Waiters:
             self.active -= 1
 
 
-def waiters_for(state: State, runtime: Runtime) -> Waiters:
+def waiters_for(state: State, platform: Platform) -> Waiters:
     """The application's waiter bound, created on first use (no await: race-free)."""
     waiters = getattr(state, "waiters", None)
     if not isinstance(waiters, Waiters):
-        waiters = Waiters(runtime.settings.server.max_waiters)
+        waiters = Waiters(platform.settings.server.max_waiters)
         state.waiters = waiters
     return waiters
 
 
-def bounded(runtime: Runtime, seconds: float) -> float:
+def bounded(platform: Platform, seconds: float) -> float:
     """``seconds`` clamped to ``[0, server.max_wait_seconds]``."""
-    return max(0.0, min(float(seconds), float(runtime.settings.server.max_wait_seconds)))
+    return max(0.0, min(float(seconds), float(platform.settings.server.max_wait_seconds)))
 
 
 def _about_executions(notification: Notification) -> bool:
@@ -82,7 +82,7 @@ def _about_executions(notification: Notification) -> bool:
 
 async def wait_until(
     state: State,
-    runtime: Runtime,
+    platform: Platform,
     done: Callable[[], Awaitable[bool]],
     seconds: float,
     relevant: Callable[[Notification], bool] = _about_executions,
@@ -92,7 +92,7 @@ async def wait_until(
     Subscribed before the first check, so a change between the check and the wait is not
     missed; ``done`` runs again on each relevant notification and every :data:`SAFETY_POLL`.
     """
-    feed = feed_for(state, runtime)
+    feed = feed_for(state, platform)
     subscription = await feed.subscribe(lambda n: _about_executions(n) and relevant(n))
     try:
         loop = asyncio.get_running_loop()

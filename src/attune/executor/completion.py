@@ -17,7 +17,7 @@ from attune.db.repos import executions
 from attune.executor import retries
 from attune.messaging.messages import Envelope, ExecutionCompleted
 from attune.operations.executions import request_retry
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,13 @@ class CompletionListener:
 
     def __init__(
         self,
-        runtime: Runtime,
+        platform: Platform,
         *,
         release_slot: Callable[[int], Awaitable[None]],
         backoff: Callable[[int], float] = retries.backoff_seconds,
         on_finished: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
-        self._runtime = runtime
+        self._platform = platform
         self._release_slot = release_slot
         # Advances the workflow run a finished child belongs to (WorkflowEngine.child_finished).
         self._on_finished = on_finished
@@ -92,7 +92,7 @@ class CompletionListener:
     async def _maybe_retry(self, execution_id: int) -> None:
         if execution_id in self._pending:
             return
-        async with self._runtime.db.session() as session:
+        async with self._platform.db.session() as session:
             execution = await executions.get(session, execution_id)
             if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                 return
@@ -113,12 +113,12 @@ class CompletionListener:
 
     async def _retry_later(self, execution_id: int, reason: str, delay: float) -> None:
         try:
-            await self._runtime.clock.sleep(delay)
-            async with self._runtime.db.transaction() as session:
+            await self._platform.clock.sleep(delay)
+            async with self._platform.db.transaction() as session:
                 execution = await executions.get_locked(session, execution_id)
                 if execution is None or execution.status not in retries.RETRIABLE_STATUSES:
                     return
-                await request_retry(session, execution, box=self._runtime.secrets, reason=reason)
+                await request_retry(session, execution, box=self._platform.secrets, reason=reason)
         finally:
             self._pending.discard(execution_id)
 
@@ -127,8 +127,8 @@ class CompletionListener:
 
         Looks at failures of the last ``window_seconds`` that still have retries left.
         """
-        since = self._runtime.clock.now() - timedelta(seconds=window_seconds)
-        async with self._runtime.db.session() as session:
+        since = self._platform.clock.now() - timedelta(seconds=window_seconds)
+        async with self._platform.db.session() as session:
             ids = await executions.retriable_ids(session, retries.RETRIABLE_STATUSES, since=since)
         for execution_id in ids:
             await self._maybe_retry(execution_id)

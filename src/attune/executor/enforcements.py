@@ -53,7 +53,7 @@ from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
 from attune.messaging.messages import EnforcementCreated, Envelope
 from attune.operations import template_keys
 from attune.operations.executions import finish_execution
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +82,15 @@ class EnforcementProcessor:
 
     def __init__(
         self,
-        runtime: Runtime,
+        platform: Platform,
         *,
         slots: SlotManager | None = None,
         policy_refresh_interval: float | None = None,
     ) -> None:
-        self._runtime = runtime
+        self._platform = platform
         self._slots = slots or SlotManager(max_queue_length=10_000, queue_timeout=3600)
         self._refresh_interval = (
-            runtime.settings.executor.policy_refresh_interval
+            platform.settings.executor.policy_refresh_interval
             if policy_refresh_interval is None
             else policy_refresh_interval
         )
@@ -121,7 +121,7 @@ class EnforcementProcessor:
 
     async def refresh_policies(self) -> None:
         """Re-read the ``policy`` table."""
-        async with self._runtime.db.session() as session:
+        async with self._platform.db.session() as session:
             self._fingerprint = await fingerprint(session)
             self._policies = await load_policies(session)
         self._loaded_at = time.monotonic()
@@ -205,7 +205,7 @@ class EnforcementProcessor:
 
     async def _check(self, enforcement_id: int) -> _Gate | None:
         """Decide what can be decided before taking a slot; ``None`` when nothing is left to do."""
-        async with self._runtime.db.transaction() as session:
+        async with self._platform.db.transaction() as session:
             policies = await self._current_policies(session)
             enforcement = await enforcements.get_locked(session, enforcement_id)
             if enforcement is None:
@@ -221,7 +221,7 @@ class EnforcementProcessor:
                 policies.rate_limits_for(action.id, action.pack),
                 action_id=action.id,
                 pack_id=action.pack,
-                now=self._runtime.clock.now(),
+                now=self._platform.clock.now(),
             )
             if violation is not None:
                 self._disable(
@@ -254,7 +254,7 @@ class EnforcementProcessor:
         """With a slot held: request the execution. False when the enforcement ended otherwise."""
         execution: Execution | None = None
         try:
-            async with self._runtime.db.transaction() as session:
+            async with self._platform.db.transaction() as session:
                 policies = await self._current_policies(session)
                 enforcement = await enforcements.get_locked(session, enforcement_id)
                 if enforcement is None or enforcement.status != EnforcementStatus.CREATED.value:
@@ -273,7 +273,7 @@ class EnforcementProcessor:
                         limits,
                         action_id=action.id,
                         pack_id=action.pack,
-                        now=self._runtime.clock.now(),
+                        now=self._platform.clock.now(),
                     )
                     if violation is not None:
                         self._disable(
@@ -285,12 +285,12 @@ class EnforcementProcessor:
                 try:
                     # Decrypted keys were sealed in the enforcement: they go in as secrets.
                     declared = secret_names(executions.flat_schema(action.param_schema))
-                    parameters, secrets = template_keys.unseal(config, self._runtime.secrets, declared)
+                    parameters, secrets = template_keys.unseal(config, self._platform.secrets, declared)
                     execution = await executions.request_execution(
                         session,
                         action,
                         parameters,
-                        box=self._runtime.secrets,
+                        box=self._platform.secrets,
                         source_service=SOURCE,
                         enforcement=enforcement.id,
                         secret_values=secrets or None,
@@ -321,7 +321,7 @@ class EnforcementProcessor:
         log.warning("enforcement %s (rule %s) disabled: %s", enforcement.id, enforcement.rule_ref, reason)
 
     async def _disable_by_id(self, enforcement_id: int, reason: str) -> None:
-        async with self._runtime.db.transaction() as session:
+        async with self._platform.db.transaction() as session:
             enforcement = await enforcements.get_locked(session, enforcement_id)
             if enforcement is not None and enforcement.status == EnforcementStatus.CREATED.value:
                 self._disable(enforcement, reason)
@@ -339,7 +339,7 @@ class EnforcementProcessor:
         if execution_id in self._admitting:
             return False
         async with self._gate_lock:
-            async with self._runtime.db.session() as session:
+            async with self._platform.db.session() as session:
                 policies = await self._current_policies(session)
                 execution = await executions.get(session, execution_id)
                 if execution is None or not is_manual(execution):
@@ -354,7 +354,7 @@ class EnforcementProcessor:
                     policies.rate_limits_for(action.id, action.pack, manual=True),
                     action_id=action.id,
                     pack_id=action.pack,
-                    now=self._runtime.clock.now(),
+                    now=self._platform.clock.now(),
                     exclude=execution_id,
                 )
             if violation is not None:
@@ -403,7 +403,7 @@ class EnforcementProcessor:
             return False
         self._held[execution.id] = action_id
         await self._persist_stats()
-        async with self._runtime.db.session() as session:
+        async with self._platform.db.session() as session:
             status = await executions.status_of(session, execution.id)
         if status != ExecutionStatus.REQUESTED.value:
             # Cancelled while it waited: its completion came before it held the slot.
@@ -412,7 +412,7 @@ class EnforcementProcessor:
         return True
 
     async def _cancel_manual(self, execution: Execution, reason: str) -> None:
-        async with self._runtime.db.transaction() as session:
+        async with self._platform.db.transaction() as session:
             cancelled = await finish_execution(
                 session,
                 execution,
@@ -442,7 +442,7 @@ class EnforcementProcessor:
                 return
             snapshots = {action_id: self._slots.snapshot(action_id) for action_id in dirty}
             try:
-                async with self._runtime.db.transaction() as session:
+                async with self._platform.db.transaction() as session:
                     await persist_stats(session, snapshots)
             except Exception:
                 # Statistics are informative; losing one update must not fail the pipeline.
@@ -453,7 +453,7 @@ class EnforcementProcessor:
     async def recover(self) -> None:
         """On start: count the slots open rule executions hold, then re-run ``created`` enforcements."""
         await self.refresh_policies()
-        async with self._runtime.db.session() as session:
+        async with self._platform.db.session() as session:
             open_rows = await executions.slot_holders(session, OPEN_STATUSES)
             pending = await enforcements.ids_in_status(session, EnforcementStatus.CREATED.value)
         for execution_id, action_id in open_rows:

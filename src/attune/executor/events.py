@@ -37,7 +37,7 @@ from attune.domain.templates import (
 from attune.errors import NotFound
 from attune.messaging.messages import Envelope, EventCreated, MessageType
 from attune.operations import template_keys
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ async def candidate_rules(session: AsyncSession, event: Event) -> Sequence[Rule]
 class EventProcessor:
     """Consumes ``attune.executor.events.queue``."""
 
-    def __init__(self, runtime: Runtime, *, engine: TemplateEngine | None = None) -> None:
-        self._runtime = runtime
+    def __init__(self, platform: Platform, *, engine: TemplateEngine | None = None) -> None:
+        self._platform = platform
         self._engine = engine or TemplateEngine()
 
     async def handle(self, envelope: Envelope) -> None:
         """Handle one ``EventCreated`` message (a missing event dead-letters it)."""
         payload = envelope.payload_as(EventCreated)
-        async with self._runtime.db.transaction() as session:
+        async with self._platform.db.transaction() as session:
             event = await events.get_locked(session, payload.event_id)
             if event is None:
                 raise NotFound(f"Event {payload.event_id} not found")
@@ -116,7 +116,7 @@ class EventProcessor:
             rule_ref=rule.ref,
             now=now,
         )
-        box = self._runtime.secrets
+        box = self._platform.secrets
         namespace = await template_keys.namespace_for(
             session, rule.action_params, rule.conditions, pack_id=rule.pack, identity_id=None, box=box
         )

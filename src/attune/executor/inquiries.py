@@ -13,7 +13,7 @@ import logging
 
 from attune.db.repos import inquiries as repo
 from attune.operations import inquiries
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ INTERVAL = 1.0
 class InquiryTimeoutMonitor:
     """Expires pending inquiries past their ``timeout_at``."""
 
-    def __init__(self, runtime: Runtime, *, interval: float = INTERVAL) -> None:
-        self._runtime = runtime
+    def __init__(self, platform: Platform, *, interval: float = INTERVAL) -> None:
+        self._platform = platform
         self._interval = interval
 
     @property
@@ -35,14 +35,14 @@ class InquiryTimeoutMonitor:
 
     async def sweep(self) -> int:
         """One pass (up to 100 inquiries); returns how many timed out."""
-        db = self._runtime.db
+        db = self._platform.db
         async with db.session() as session:
-            ids = await repo.expired_ids(session, self._runtime.clock.now())
+            ids = await repo.expired_ids(session, self._platform.clock.now())
         count = 0
         for inquiry_id in ids:
             try:
                 async with db.transaction() as session:
-                    if await inquiries.expire_if_due(session, inquiry_id, self._runtime.clock.now()):
+                    if await inquiries.expire_if_due(session, inquiry_id, self._platform.clock.now()):
                         count += 1
             except Exception:
                 log.exception("could not time out inquiry %s", inquiry_id)

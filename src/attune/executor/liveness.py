@@ -37,7 +37,7 @@ from attune.db.repos import executions, workers
 from attune.domain.enums import ExecutionStatus
 from attune.executor import retries
 from attune.operations.executions import finish_execution, request_retry, reschedule
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def abandoned_result(
 
 
 async def settle_orphan(
-    runtime: Runtime,
+    platform: Platform,
     session: AsyncSession,
     execution: Execution,
     worker: Worker | None,
@@ -88,20 +88,20 @@ async def settle_orphan(
         policy = await retries.policy_for(session, execution)
         why = retries.retry_reason(execution, policy) if policy is not None else None
         if why is not None:
-            retry = await request_retry(session, execution, box=runtime.secrets, reason=why)
+            retry = await request_retry(session, execution, box=platform.secrets, reason=why)
             if retry is not None:
                 return "abandoned+retried"
     return "abandoned"
 
 
-async def take_back(runtime: Runtime, worker_id: int, *, reason: str = "restarted") -> dict[str, int]:
+async def take_back(platform: Platform, worker_id: int, *, reason: str = "restarted") -> dict[str, int]:
     """A worker that (re)starts under its name takes back what a previous process left behind.
 
     Nothing of this process runs yet, so every busy execution assigned to ``worker_id`` belongs
     to a dead predecessor: never-started ones are rescheduled, running ones are abandoned (and
     retried per policy), canceling ones end cancelled. Returns counts per outcome.
     """
-    db = runtime.db
+    db = platform.db
     async with db.session() as session:
         rows = await executions.assigned_to(session, worker_id, workers.BUSY_STATUSES)
         worker = await session.get(Worker, worker_id)
@@ -109,7 +109,7 @@ async def take_back(runtime: Runtime, worker_id: int, *, reason: str = "restarte
     for execution in rows:
         try:
             async with db.transaction() as session:
-                outcome = await settle_orphan(runtime, session, execution, worker, reason=reason)
+                outcome = await settle_orphan(platform, session, execution, worker, reason=reason)
         except Exception:
             log.exception("could not take back execution %s", execution.id)
             continue
@@ -123,8 +123,8 @@ async def take_back(runtime: Runtime, worker_id: int, *, reason: str = "restarte
 class LivenessMonitor:
     """Marks silent workers inactive and takes their executions back."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
         # When this monitor last started seeing the database; heartbeats older than that were
         # not observable, so nobody is judged before a full stale window has passed since.
         self._watching_since: float | None = None
@@ -132,10 +132,10 @@ class LivenessMonitor:
     @property
     def interval(self) -> float:
         """Seconds between two sweeps."""
-        return self._runtime.settings.worker.heartbeat_interval / 4
+        return self._platform.settings.worker.heartbeat_interval / 4
 
     def _window(self) -> float:
-        return workers.STALE_FACTOR * self._runtime.settings.worker.heartbeat_interval
+        return workers.STALE_FACTOR * self._platform.settings.worker.heartbeat_interval
 
     async def sweep(self) -> int:
         """One pass; returns how many executions were taken back."""
@@ -146,24 +146,24 @@ class LivenessMonitor:
             raise
 
     async def _sweep(self) -> int:
-        heartbeat = self._runtime.settings.worker.heartbeat_interval
-        db = self._runtime.db
+        heartbeat = self._platform.settings.worker.heartbeat_interval
+        db = self._platform.db
         if self._watching_since is None:
             if not await db.ping():
                 raise ConnectionError("the database does not answer")
-            self._watching_since = self._runtime.clock.monotonic()
-        if self._runtime.clock.monotonic() - self._watching_since < self._window():
+            self._watching_since = self._platform.clock.monotonic()
+        if self._platform.clock.monotonic() - self._watching_since < self._window():
             return 0
-        now = self._runtime.clock.now()
+        now = self._platform.clock.now()
         async with db.transaction() as session:
             stale = await workers.mark_stale_inactive(
-                session, now=now, heartbeat_interval=heartbeat, alive=self._runtime.local_workers
+                session, now=now, heartbeat_interval=heartbeat, alive=self._platform.local_workers
             )
         if stale:
             log.warning("worker(s) %s stopped heartbeating; marked inactive", stale)
         async with db.session() as session:
             orphans = await workers.orphaned_executions(
-                session, now=now, heartbeat_interval=heartbeat, alive=self._runtime.local_workers
+                session, now=now, heartbeat_interval=heartbeat, alive=self._platform.local_workers
             )
         count = 0
         for execution, worker in orphans:
@@ -175,15 +175,15 @@ class LivenessMonitor:
         return count
 
     async def _take_back(self, execution: Execution, worker: Worker | None) -> bool:
-        db = self._runtime.db
-        heartbeat = self._runtime.settings.worker.heartbeat_interval
+        db = self._platform.db
+        heartbeat = self._platform.settings.worker.heartbeat_interval
         async with db.transaction() as session:
             if execution.worker is not None and not await _still_stale(
-                session, execution.worker, self._runtime.clock.now(), heartbeat
+                session, execution.worker, self._platform.clock.now(), heartbeat
             ):
                 log.info("worker of execution %s is back; leaving it alone", execution.id)
                 return False
-            outcome = await settle_orphan(self._runtime, session, execution, worker)
+            outcome = await settle_orphan(self._platform, session, execution, worker)
         if outcome is None:
             return False
         name = worker.name if worker is not None else f"#{execution.worker}"

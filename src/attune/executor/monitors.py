@@ -14,7 +14,7 @@ from attune.domain.enums import ExecutionStatus
 from attune.domain.templates import rfc3339
 from attune.messaging.messages import Envelope, MessageType
 from attune.operations.executions import finish_execution
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +27,19 @@ _HANDED_OFF = (ExecutionStatus.SCHEDULED.value, ExecutionStatus.RUNNING.value)
 class ScheduledTimeoutMonitor:
     """Fails executions left ``scheduled`` longer than ``executor.scheduled_timeout``."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
 
     @property
     def interval(self) -> float:
         """Seconds between two passes."""
-        return float(self._runtime.settings.executor.timeout_check_interval)
+        return float(self._platform.settings.executor.timeout_check_interval)
 
     async def sweep(self) -> int:
         """One pass (up to :data:`BATCH` executions, oldest first); returns how many failed."""
-        timeout = self._runtime.settings.executor.scheduled_timeout
-        now = self._runtime.clock.now()
-        async with self._runtime.db.session() as session:
+        timeout = self._platform.settings.executor.scheduled_timeout
+        now = self._platform.clock.now()
+        async with self._platform.db.session() as session:
             rows = await executions.stuck_in(
                 session, ExecutionStatus.SCHEDULED.value, before=now - timedelta(seconds=timeout), limit=BATCH
             )
@@ -57,7 +57,7 @@ class ScheduledTimeoutMonitor:
                 "age_seconds": age,
                 "original_status": "scheduled",
             }
-            async with self._runtime.db.transaction() as session:
+            async with self._platform.db.transaction() as session:
                 if await finish_execution(
                     session, execution, ExecutionStatus.FAILED, result, from_statuses=_SCHEDULED
                 ):
@@ -75,8 +75,8 @@ class DeadLetterHandler:
     wait forever. Everything else is logged and dropped.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
 
     async def handle(self, envelope: Envelope) -> None:
         """Handle one dead letter (database errors propagate; the message is then dropped)."""
@@ -88,7 +88,7 @@ class DeadLetterHandler:
             log.warning("dead letter %s has no execution id; dropped", envelope.message_id)
             return
         worker_id = envelope.payload.get("worker_id")
-        async with self._runtime.db.transaction() as session:
+        async with self._platform.db.transaction() as session:
             execution = await executions.get(session, execution_id)
             if execution is None:
                 return
@@ -98,7 +98,7 @@ class DeadLetterHandler:
                     "succeeded": False,
                     "error": "Scheduling failed",
                     "message": "The scheduling request was dead-lettered; see the executor log",
-                    "expired_at": rfc3339(self._runtime.clock.now()),
+                    "expired_at": rfc3339(self._platform.clock.now()),
                 }
             else:
                 if execution.worker is not None and execution.worker != worker_id:
@@ -111,7 +111,7 @@ class DeadLetterHandler:
                         f"Worker {worker_id} did not take execution {execution_id} from its queue "
                         "before the message expired"
                     ),
-                    "expired_at": rfc3339(self._runtime.clock.now()),
+                    "expired_at": rfc3339(self._platform.clock.now()),
                 }
             if await finish_execution(
                 session, execution, ExecutionStatus.FAILED, result, from_statuses=statuses

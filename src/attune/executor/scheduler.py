@@ -28,7 +28,7 @@ from attune.executor.completion import BackgroundTasks
 from attune.messaging.messages import Envelope, ExecutionRequested
 from attune.messaging.topology import worker_execution_queue
 from attune.operations.executions import dispatch, finish_execution
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.workflow.engine import WorkflowEngine
 
 log = logging.getLogger(__name__)
@@ -67,16 +67,16 @@ class Scheduler:
 
     def __init__(
         self,
-        runtime: Runtime,
+        platform: Platform,
         *,
         retry_interval: float = RETRY_INTERVAL,
         workflows: WorkflowEngine | None = None,
         admit: Admission | None = None,
     ) -> None:
-        self._runtime = runtime
+        self._platform = platform
         # The policy gate of manual runs (EnforcementProcessor.admit); None admits everything.
         self._admit = admit
-        self._workflows = workflows or WorkflowEngine(runtime)
+        self._workflows = workflows or WorkflowEngine(platform)
         self._workflows.schedule_fallback = self.schedule
         self._retry_interval = retry_interval
         self._tasks = BackgroundTasks()
@@ -105,7 +105,7 @@ class Scheduler:
                     "no live worker for runtime %r yet; execution %s waits up to %g s",
                     attempt.runtime_name,
                     execution_id,
-                    self._runtime.settings.executor.no_worker_timeout,
+                    self._platform.settings.executor.no_worker_timeout,
                 )
                 self._tasks.spawn(self._keep_trying(execution_id), name=f"schedule-{execution_id}")
         finally:
@@ -113,8 +113,8 @@ class Scheduler:
                 self._in_flight.discard(execution_id)
 
     async def _keep_trying(self, execution_id: int) -> None:
-        clock = self._runtime.clock
-        deadline = clock.monotonic() + self._runtime.settings.executor.no_worker_timeout
+        clock = self._platform.clock
+        deadline = clock.monotonic() + self._platform.settings.executor.no_worker_timeout
         try:
             while True:
                 await clock.sleep(self._retry_interval)
@@ -131,7 +131,7 @@ class Scheduler:
 
     async def _attempt(self, execution_id: int, *, give_up: bool) -> _Attempt:
         """One try. ``done`` is False only when no worker was found and ``give_up`` is False."""
-        db = self._runtime.db
+        db = self._platform.db
         async with db.session() as session:
             execution = await executions.get(session, execution_id)
             if execution is None:
@@ -149,9 +149,9 @@ class Scheduler:
                 worker = await workers.select_worker(
                     session,
                     runtime_name,
-                    now=self._runtime.clock.now(),
-                    heartbeat_interval=self._runtime.settings.worker.heartbeat_interval,
-                    alive=self._runtime.local_workers,
+                    now=self._platform.clock.now(),
+                    heartbeat_interval=self._platform.settings.worker.heartbeat_interval,
+                    alive=self._platform.local_workers,
                 )
         if action is None:
             await self._fail(execution, f"Action '{execution.action_ref}' not found")
@@ -172,16 +172,16 @@ class Scheduler:
         if worker.id not in self._declared:
             # Idempotent; makes sure the dispatch lands somewhere (and expires to the DLQ) even
             # if the worker died before declaring its queue.
-            await self._runtime.bus.declare_queue(worker_execution_queue(worker.id))
+            await self._platform.bus.declare_queue(worker_execution_queue(worker.id))
             self._declared.add(worker.id)
-        async with self._runtime.db.transaction() as session:
+        async with self._platform.db.transaction() as session:
             if not await dispatch(session, execution, worker):
                 log.info("execution %s left 'requested' meanwhile; not dispatching", execution.id)
                 return
         log.info("execution %s scheduled on worker %s (%s)", execution.id, worker.name, worker.id)
 
     async def _fail(self, execution: Execution, error: str) -> None:
-        async with self._runtime.db.transaction() as session:
+        async with self._platform.db.transaction() as session:
             failed = await finish_execution(
                 session,
                 execution,
@@ -194,7 +194,7 @@ class Scheduler:
 
     async def recover(self) -> None:
         """On start: schedule every execution a previous process left ``requested``."""
-        async with self._runtime.db.session() as session:
+        async with self._platform.db.session() as session:
             ids = await executions.ids_in_status(session, ExecutionStatus.REQUESTED.value)
         for execution_id in ids:
             try:

@@ -33,7 +33,7 @@ from attune.messaging.topology import (
     EXECUTOR_EVENTS_QUEUE,
     QueueSpec,
 )
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.workflow.engine import WorkflowEngine
 
 log = logging.getLogger(__name__)
@@ -71,19 +71,19 @@ class ExecutorService:
 
     name = "executor"
 
-    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
+    async def run(self, platform: Platform, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set."""
-        settings = runtime.settings
-        events = EventProcessor(runtime)
-        enforcements = EnforcementProcessor(runtime)
-        workflows = WorkflowEngine(runtime)
-        scheduler = Scheduler(runtime, workflows=workflows, admit=enforcements.admit)
+        settings = platform.settings
+        events = EventProcessor(platform)
+        enforcements = EnforcementProcessor(platform)
+        workflows = WorkflowEngine(platform)
+        scheduler = Scheduler(platform, workflows=workflows, admit=enforcements.admit)
         completion = CompletionListener(
-            runtime, release_slot=enforcements.release_slot, on_finished=workflows.child_finished
+            platform, release_slot=enforcements.release_slot, on_finished=workflows.child_finished
         )
-        liveness = LivenessMonitor(runtime)
-        timeouts = ScheduledTimeoutMonitor(runtime)
-        inquiry_timeouts = InquiryTimeoutMonitor(runtime)
+        liveness = LivenessMonitor(platform)
+        timeouts = ScheduledTimeoutMonitor(platform)
+        inquiry_timeouts = InquiryTimeoutMonitor(platform)
 
         routes: list[tuple[QueueSpec, Handler]] = [
             (EXECUTOR_EVENTS_QUEUE, events.handle),
@@ -93,9 +93,9 @@ class ExecutorService:
             (EXECUTION_COMPLETED_QUEUE, completion.handle),
         ]
         if settings.message_queue.enable_dlq:
-            routes.append((DLX_QUEUE, DeadLetterHandler(runtime).handle))
+            routes.append((DLX_QUEUE, DeadLetterHandler(platform).handle))
         for spec, _ in routes:
-            await runtime.bus.declare_queue(spec)
+            await platform.bus.declare_queue(spec)
 
         await enforcements.recover()
         await scheduler.recover()
@@ -105,10 +105,12 @@ class ExecutorService:
         timers: list[asyncio.Task[None]] = []
         try:
             for spec, handler in routes:
-                consumers.append(await runtime.bus.consume(spec.name, handler, prefetch=PREFETCH))
+                consumers.append(await platform.bus.consume(spec.name, handler, prefetch=PREFETCH))
             timers.append(
                 asyncio.create_task(
-                    _every(lambda: liveness.interval, liveness.sweep, stop, "liveness monitor", runtime.clock)
+                    _every(
+                        lambda: liveness.interval, liveness.sweep, stop, "liveness monitor", platform.clock
+                    )
                 )
             )
             timers.append(
@@ -118,7 +120,7 @@ class ExecutorService:
                         enforcements.refresh_policies,
                         stop,
                         "policy refresh",
-                        runtime.clock,
+                        platform.clock,
                     )
                 )
             )
@@ -129,7 +131,7 @@ class ExecutorService:
                         inquiry_timeouts.sweep,
                         stop,
                         "inquiry timeout sweep",
-                        runtime.clock,
+                        platform.clock,
                     )
                 )
             )
@@ -140,7 +142,7 @@ class ExecutorService:
                         workflows.sweep_timers,
                         stop,
                         "workflow timers",
-                        runtime.clock,
+                        platform.clock,
                     )
                 )
             )
@@ -152,7 +154,7 @@ class ExecutorService:
                             timeouts.sweep,
                             stop,
                             "scheduled-timeout monitor",
-                            runtime.clock,
+                            platform.clock,
                         )
                     )
                 )

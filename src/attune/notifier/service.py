@@ -17,7 +17,7 @@ from fastapi import FastAPI, WebSocket
 
 from attune import __version__
 from attune.notifier.websocket import feed_for
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +26,16 @@ log = logging.getLogger(__name__)
 WS_IMPLEMENTATION = "websockets-sansio"
 
 
-def create_notifier_app(runtime: Runtime) -> FastAPI:
-    """The notifier's own small application around an open :class:`Runtime`."""
+def create_notifier_app(platform: Platform) -> FastAPI:
+    """The notifier's own small application around an open :class:`~attune.platform.Platform`."""
     app = FastAPI(
         title="Attune Notifier", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
     )
-    app.state.runtime = runtime
+    app.state.platform = platform
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
-        await feed_for(app.state, runtime).serve(websocket)
+        await feed_for(app.state, platform).serve(websocket)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -43,7 +43,7 @@ def create_notifier_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/stats")
     async def stats() -> dict[str, int]:
-        return feed_for(app.state, runtime).stats()
+        return feed_for(app.state, platform).stats()
 
     return app
 
@@ -61,10 +61,10 @@ class NotifierService:
 
     name = "notifier"
 
-    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
-        settings = runtime.settings.notifier
+    async def run(self, platform: Platform, stop: asyncio.Event) -> None:
+        settings = platform.settings.notifier
         config = uvicorn.Config(
-            create_notifier_app(runtime),
+            create_notifier_app(platform),
             host=settings.host,
             port=settings.port,
             lifespan="off",

@@ -34,7 +34,7 @@ from attune.auth.sessions import claims_problem
 from attune.auth.tokens import Claims, TokenError
 from attune.errors import Unauthorized
 from attune.notifier.hub import Accept, Notification, NotificationHub, Subscription
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ WS_TOKEN_TYPES = frozenset({"access", "execution"})
 # --------------------------------------------------------------------------- authentication
 
 
-async def authenticate(runtime: Runtime, token: str | None, allowed: frozenset[str] | None) -> Claims:
+async def authenticate(platform: Platform, token: str | None, allowed: frozenset[str] | None) -> Claims:
     """The claims of a valid ``token`` of an ``allowed`` type (``None``: any type).
 
     Raises :class:`Unauthorized` with the API's message otherwise. Execution-scoped tokens are
@@ -63,21 +63,21 @@ async def authenticate(runtime: Runtime, token: str | None, allowed: frozenset[s
     if not token:
         raise Unauthorized("Missing authentication token")
     try:
-        claims = runtime.tokens.decode(token)
+        claims = platform.tokens.decode(token)
     except TokenError as exc:
         raise Unauthorized(exc.message) from exc
     if allowed is not None and claims.token_type not in allowed:
         raise Unauthorized("Invalid authentication token")
     # Revoked (password changed, identity deleted) or finished-execution tokens, as on the API.
-    problem = await claims_problem(runtime.db, claims)
+    problem = await claims_problem(platform.db, claims)
     if problem is not None:
         raise Unauthorized(problem)
     return claims
 
 
-async def _claims_or_none(runtime: Runtime, token: str | None) -> Claims | None:
+async def _claims_or_none(platform: Platform, token: str | None) -> Claims | None:
     try:
-        return await authenticate(runtime, token, WS_TOKEN_TYPES)
+        return await authenticate(platform, token, WS_TOKEN_TYPES)
     except Unauthorized:
         return None
 
@@ -158,9 +158,9 @@ def parse_filter(text: object) -> Filter:
 class NotificationFeed:
     """What one application serves notifications from: its hub and its connected clients."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.hub = NotificationHub(runtime.bus, stop=runtime.stop)
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.hub = NotificationHub(platform.bus, stop=platform.stop)
         self._numbers = itertools.count(1)
         self._clients: dict[str, set[Filter]] = {}
 
@@ -186,11 +186,11 @@ class NotificationFeed:
         token = websocket.query_params.get("token")
         claims: Claims | None = None
         if token is not None:
-            claims = await _claims_or_none(self.runtime, token)
+            claims = await _claims_or_none(self.platform, token)
             if claims is None:
                 await websocket.close(code=CLOSE_UNAUTHORIZED)  # before accept: HTTP 403
                 return
-        if len(self._clients) >= self.runtime.settings.notifier.max_connections:
+        if len(self._clients) >= self.platform.settings.notifier.max_connections:
             await websocket.close(code=1013)  # try again later; before accept: HTTP 403
             return
         await websocket.accept()
@@ -198,7 +198,7 @@ class NotificationFeed:
             claims = await self._first_message_auth(websocket)
             if claims is None:
                 return
-        allowed = await _access(self.runtime, claims)
+        allowed = await _access(self.platform, claims)
         if allowed is None:
             with contextlib.suppress(Exception):
                 await websocket.close(code=CLOSE_FORBIDDEN, reason="not allowed to read notifications")
@@ -228,33 +228,33 @@ class NotificationFeed:
             text = ""
         message = _loads(text)
         token = message.get("token") if message and message.get("type") == "auth" else None
-        claims = await _claims_or_none(self.runtime, token if isinstance(token, str) else None)
+        claims = await _claims_or_none(self.platform, token if isinstance(token, str) else None)
         if claims is None and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=CLOSE_UNAUTHORIZED, reason="authentication required")
         return claims
 
 
-async def _access(runtime: Runtime, claims: Claims) -> Accept | None:
+async def _access(platform: Platform, claims: Claims) -> Accept | None:
     """The notifications ``claims``' identity may receive (None: none at all)."""
     try:
-        principal = await load_principal(runtime.db, claims)
+        principal = await load_principal(platform.db, claims)
     except Unauthorized:
         return None
     return notification_access(principal)
 
 
-def feed_for(state: State, runtime: Runtime) -> NotificationFeed:
+def feed_for(state: State, platform: Platform) -> NotificationFeed:
     """The feed of one application (``app.state``), created on first use.
 
-    One per application, hence per :class:`Runtime` (an app is built around one runtime): a
+    One per application, hence per :class:`~attune.platform.Platform` (an app is built around one): a
     process that never serves a notification never declares a queue, and tests that build
     several apps get independent hubs. No await between the check and the assignment, so
     concurrent first requests share one feed.
     """
     feed = getattr(state, "notification_feed", None)
     if not isinstance(feed, NotificationFeed):
-        feed = NotificationFeed(runtime)
+        feed = NotificationFeed(platform)
         state.notification_feed = feed
     return feed
 

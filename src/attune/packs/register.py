@@ -26,7 +26,7 @@ from attune.packs.components import RegistrationResult
 from attune.packs.install.tests import TestOutcome, run_and_judge
 from attune.packs.manifest import ParsedPack
 from attune.packs.parser import PackFormatError, parse_pack_dir
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.workflow.spec import DEFAULT_MAX_TASKS
 
 __all__ = ["RegistrationResult", "register_pack", "register_parsed", "register_system_packs"]
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 async def register_pack(
-    runtime: Runtime,
+    platform: Platform,
     path: Path,
     *,
     force: bool = False,
@@ -58,7 +58,7 @@ async def register_pack(
     tests = None
     if not skip_tests:
         tests = await run_and_judge(spec.ref, spec.version, spec.testing, path, force=force)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         result = await register_parsed(
             session,
             parsed,
@@ -67,7 +67,7 @@ async def register_pack(
             installation=installation,
             tests=tests,
             fail_on_error=fail_on_error,
-            max_tasks=runtime.settings.executor.workflow_max_tasks,
+            max_tasks=platform.settings.executor.workflow_max_tasks,
         )
     for warning in result.warnings:
         level = logging.WARNING if warning in result.skipped else logging.INFO
@@ -117,9 +117,9 @@ async def register_parsed(
     return result
 
 
-async def register_system_packs(runtime: Runtime) -> list[str]:
+async def register_system_packs(platform: Platform) -> list[str]:
     """Register every ``system: true`` pack found directly under ``packs_base_dir``."""
-    base = runtime.settings.packs_base_dir
+    base = platform.settings.packs_base_dir
     registered: list[str] = []
     if not base.is_dir():
         log.warning("packs_base_dir %s does not exist; no system packs registered", base)
@@ -133,7 +133,7 @@ async def register_system_packs(runtime: Runtime) -> list[str]:
             continue
         if not isinstance(manifest, dict) or not manifest.get("system"):
             continue
-        result = await register_pack(runtime, pack_dir, allow_existing=True, skip_tests=True)
+        result = await register_pack(platform, pack_dir, allow_existing=True, skip_tests=True)
         registered.append(result.pack.ref)
     return registered
 

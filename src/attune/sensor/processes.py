@@ -24,7 +24,7 @@ from attune import st2compat
 from attune.auth.service import mint_sensor_token
 from attune.db.repos import packs as packs_repo
 from attune.messaging.topology import EVENTS_EXCHANGE
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -138,19 +138,19 @@ def st2_sensor_command(plan: SensorPlan, script: Path, interpreter: str) -> list
     ]
 
 
-def sensor_environment(plan: SensorPlan, runtime: Runtime, token: str) -> dict[str, str]:
+def sensor_environment(plan: SensorPlan, platform: Platform, token: str) -> dict[str, str]:
     """The inherited environment plus the ``ATTUNE_*`` variables of services.md §4.2."""
     env = dict(os.environ)
     env.update(
         {
-            "ATTUNE_API_URL": runtime.settings.api_url,
+            "ATTUNE_API_URL": platform.settings.api_url,
             "ATTUNE_API_TOKEN": token,
             "ATTUNE_SENSOR_ID": str(plan.sensor_id),
             "ATTUNE_SENSOR_REF": plan.sensor_ref,
             "ATTUNE_SENSOR_TRIGGERS": json.dumps(list(plan.instances)),
-            "ATTUNE_MQ_URL": runtime.settings.message_queue.url,
-            "ATTUNE_MQ_EXCHANGE": runtime.settings.message_queue.prefix + EVENTS_EXCHANGE,
-            "ATTUNE_LOG_LEVEL": runtime.settings.log.level,
+            "ATTUNE_MQ_URL": platform.settings.message_queue.url,
+            "ATTUNE_MQ_EXCHANGE": platform.settings.message_queue.prefix + EVENTS_EXCHANGE,
+            "ATTUNE_LOG_LEVEL": platform.settings.log.level,
         }
     )
     if plan.execution_config.get("st2"):
@@ -160,7 +160,7 @@ def sensor_environment(plan: SensorPlan, runtime: Runtime, token: str) -> dict[s
 
 
 async def issue_sensor_token(
-    runtime: Runtime, sensor_ref: str, trigger_types: list[str], ttl: int = SENSOR_TOKEN_TTL
+    platform: Platform, sensor_ref: str, trigger_types: list[str], ttl: int = SENSOR_TOKEN_TTL
 ) -> str:
     """A sensor token for the identity ``sensor:<ref>``, scoped to ``trigger_types``.
 
@@ -171,7 +171,7 @@ async def issue_sensor_token(
     (docs/security.md, "Service credentials").
     """
     _identity_id, token, _expires = await mint_sensor_token(
-        runtime.db, runtime.tokens, sensor_ref, trigger_types, ttl
+        platform.db, platform.tokens, sensor_ref, trigger_types, ttl
     )
     return token
 
@@ -186,9 +186,9 @@ class SensorProcess:
     """One sensor subprocess, restarted up to :data:`MAX_RESTARTS` times when it exits."""
 
     def __init__(
-        self, runtime: Runtime, plan: SensorPlan, *, shutdown_timeout: float, restart_backoff: float
+        self, platform: Platform, plan: SensorPlan, *, shutdown_timeout: float, restart_backoff: float
     ) -> None:
-        self.runtime = runtime
+        self.platform = platform
         self.plan = plan
         self.shutdown_timeout = shutdown_timeout
         self.restart_backoff = restart_backoff
@@ -212,19 +212,19 @@ class SensorProcess:
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         plan = self.plan
-        settings = self.runtime.settings
+        settings = self.platform.settings
         # Installed and uploaded packs live under the data dir, registered ones where they were.
-        async with self.runtime.db.session() as session:
+        async with self.platform.db.session() as session:
             pack_dir = await packs_repo.directory_of(session, settings, plan.pack_ref)
         argv = sensor_command(plan, pack_dir, settings.envs_dir)
-        token = await issue_sensor_token(self.runtime, plan.sensor_ref, list(plan.trigger_refs))
+        token = await issue_sensor_token(self.platform, plan.sensor_ref, list(plan.trigger_refs))
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=sensor_environment(plan, self.runtime, token),
+                env=sensor_environment(plan, self.platform, token),
                 start_new_session=True,
             )
         except OSError as exc:
@@ -310,8 +310,8 @@ class SensorProcess:
 class SensorManager:
     """Keeps the running sensor processes equal to the wanted plans."""
 
-    def __init__(self, runtime: Runtime, *, shutdown_timeout: float, restart_backoff: float = 1.0) -> None:
-        self.runtime = runtime
+    def __init__(self, platform: Platform, *, shutdown_timeout: float, restart_backoff: float = 1.0) -> None:
+        self.platform = platform
         self.shutdown_timeout = shutdown_timeout
         self.restart_backoff = restart_backoff
         self.processes: dict[int, SensorProcess] = {}
@@ -333,7 +333,7 @@ class SensorManager:
             else:
                 log.info("starting sensor %s", plan.sensor_ref)
             process = SensorProcess(
-                self.runtime,
+                self.platform,
                 plan,
                 shutdown_timeout=self.shutdown_timeout,
                 restart_backoff=self.restart_backoff,

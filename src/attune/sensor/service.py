@@ -29,7 +29,7 @@ from attune.domain.enums import WorkerRole, WorkerStatus, WorkerType
 from attune.domain.runtimes import canonical_runtime_name
 from attune.messaging.messages import Envelope
 from attune.messaging.topology import RULES_LIFECYCLE_QUEUE
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.sensor.processes import SensorManager, SensorPlan, is_native
 from attune.sensor.timers import (
     TIMER_SENSOR_REF,
@@ -51,22 +51,22 @@ RESYNC_INTERVAL_SECONDS = 30.0
 # --- worker row ----------------------------------------------------------------------------
 
 
-async def detect_runtimes(runtime: Runtime) -> list[str]:
+async def detect_runtimes(platform: Platform) -> list[str]:
     """Runtime names this host can run sensors with (services.md §4.1 / §3.14).
 
     ``sensor.runtimes`` (``$ATTUNE_SENSOR_RUNTIMES``, comma separated), then
     ``sensor.capabilities.runtimes``, then the database runtimes whose interpreter is native or
     found on ``PATH``.
     """
-    configured = runtime.settings.sensor.runtimes
+    configured = platform.settings.sensor.runtimes
     if configured:
         return sorted({canonical_runtime_name(n) for n in configured})
-    capabilities = runtime.settings.sensor.capabilities or {}
+    capabilities = platform.settings.sensor.capabilities or {}
     listed = capabilities.get("runtimes")
     if isinstance(listed, list) and listed:
         return sorted({canonical_runtime_name(str(n)) for n in listed})
     names = {"native"}
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows = await runtime_rows.all_rows(session)
     for row in rows:
         config = row.execution_config if isinstance(row.execution_config, Mapping) else {}
@@ -75,16 +75,16 @@ async def detect_runtimes(runtime: Runtime) -> list[str]:
     return sorted(names)
 
 
-async def register_worker(runtime: Runtime) -> int:
+async def register_worker(platform: Platform) -> int:
     """Create or refresh this service's ``worker`` row (role ``sensor``); return its id."""
-    settings = runtime.settings.sensor
+    settings = platform.settings.sensor
     capabilities = {
         "max_concurrent_sensors": settings.max_concurrent_sensors or DEFAULT_MAX_CONCURRENT_SENSORS,
         "sensor_version": SENSOR_VERSION,
-        "runtimes": await detect_runtimes(runtime),
+        "runtimes": await detect_runtimes(platform),
     }
     worker_id, _ = await registration.register(
-        runtime.db,
+        platform.db,
         registration.Registration(
             name=settings.worker_name,
             role=WorkerRole.SENSOR,
@@ -92,14 +92,14 @@ async def register_worker(runtime: Runtime) -> int:
             host=settings.host,
             capabilities=capabilities,
         ),
-        now=runtime.clock.now(),
+        now=platform.clock.now(),
     )
     return worker_id
 
 
-async def set_worker_status(runtime: Runtime, worker_id: int, status: WorkerStatus) -> None:
+async def set_worker_status(platform: Platform, worker_id: int, status: WorkerStatus) -> None:
     """Heartbeat (``active``) or sign off (``inactive``)."""
-    await registration.set_state(runtime.db, worker_id, status=status, now=runtime.clock.now())
+    await registration.set_state(platform.db, worker_id, status=status, now=platform.clock.now())
 
 
 # --- built-in timers -----------------------------------------------------------------------
@@ -119,8 +119,8 @@ def _timer_key(trigger_ref: str, params: Any) -> str:
 class TimerSet:
     """One built-in timer per enabled rule on a core timer trigger."""
 
-    def __init__(self, runtime: Runtime, clock: Clock) -> None:
-        self.runtime = runtime
+    def __init__(self, platform: Platform, clock: Clock) -> None:
+        self.platform = platform
         self.clock = clock
         self.timers: dict[int, _Timer] = {}
 
@@ -171,7 +171,7 @@ class TimerSet:
         )
 
     async def _fire(self, rule_id: int, trigger_ref: str, payload: dict[str, Any]) -> None:
-        async with self.runtime.db.transaction() as session:
+        async with self.platform.db.transaction() as session:
             rule = await rules.by_id(session, rule_id)
             # Re-checked at each firing, so a disabled or deleted rule never fires again, even
             # before the lifecycle message reaches this service.
@@ -208,9 +208,9 @@ class TimerSet:
 # --- desired state -------------------------------------------------------------------------
 
 
-async def wanted_timers(runtime: Runtime) -> dict[int, tuple[str, str, Any, datetime]]:
+async def wanted_timers(platform: Platform) -> dict[int, tuple[str, str, Any, datetime]]:
     """{rule id: (rule ref, trigger ref, trigger_params, updated)} of enabled timer rules."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows = await rules.enabled_on_triggers(session, TIMER_TRIGGERS)
     return {row.id: (row.ref, row.trigger_ref, row.trigger_params, row.updated) for row in rows}
 
@@ -226,9 +226,9 @@ def _sensor_triggers(sensor: Sensor) -> tuple[str, ...]:
     return tuple(refs)
 
 
-async def wanted_sensors(runtime: Runtime) -> dict[int, SensorPlan]:
+async def wanted_sensors(platform: Platform) -> dict[int, SensorPlan]:
     """Plans of the enabled pack sensors that at least one enabled rule needs."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         pairs = await sensors.enabled_with_runtimes(session, exclude_ref=TIMER_SENSOR_REF)
         trigger_refs = {ref for sensor, _ in pairs for ref in _sensor_triggers(sensor)}
         enabled_rules = await rules.enabled_on_triggers(session, trigger_refs) if trigger_refs else []
@@ -281,21 +281,21 @@ class SensorService:
         self.sensors: SensorManager | None = None
         self.worker_id: int | None = None
         self._lock = asyncio.Lock()
-        self._runtime: Runtime | None = None
+        self._platform: Platform | None = None
 
-    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
+    async def run(self, platform: Platform, stop: asyncio.Event) -> None:
         """Register, reconcile, follow rule changes and heartbeat until ``stop`` is set."""
-        self._runtime = runtime
-        settings = runtime.settings.sensor
+        self._platform = platform
+        settings = platform.settings.sensor
         grace = self.shutdown_timeout if self.shutdown_timeout is not None else settings.shutdown_timeout
-        self.timers = TimerSet(runtime, self.clock or runtime.clock)
-        self.sensors = SensorManager(runtime, shutdown_timeout=grace, restart_backoff=self.restart_backoff)
-        self.worker_id = await register_worker(runtime)
+        self.timers = TimerSet(platform, self.clock or platform.clock)
+        self.sensors = SensorManager(platform, shutdown_timeout=grace, restart_backoff=self.restart_backoff)
+        self.worker_id = await register_worker(platform)
         log.info("sensor service registered as worker %d (%s)", self.worker_id, settings.worker_name)
-        await runtime.bus.declare_queue(RULES_LIFECYCLE_QUEUE)
-        consumer = await runtime.bus.consume(RULES_LIFECYCLE_QUEUE.name, self._on_rule_message, prefetch=10)
+        await platform.bus.declare_queue(RULES_LIFECYCLE_QUEUE)
+        consumer = await platform.bus.consume(RULES_LIFECYCLE_QUEUE.name, self._on_rule_message, prefetch=10)
         tasks = [
-            asyncio.create_task(self._heartbeat(runtime, stop, settings.heartbeat_interval)),
+            asyncio.create_task(self._heartbeat(platform, stop, settings.heartbeat_interval)),
             asyncio.create_task(self._resync(stop)),
         ]
         try:
@@ -303,7 +303,7 @@ class SensorService:
             await stop.wait()
         finally:
             with contextlib.suppress(Exception):
-                await set_worker_status(runtime, self.worker_id, WorkerStatus.INACTIVE)
+                await set_worker_status(platform, self.worker_id, WorkerStatus.INACTIVE)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -316,12 +316,12 @@ class SensorService:
 
     async def reconcile(self) -> None:
         """Bring timers and sensor processes in line with the enabled rules (serialised)."""
-        runtime = self._runtime
-        if runtime is None or self.timers is None or self.sensors is None:
+        platform = self._platform
+        if platform is None or self.timers is None or self.sensors is None:
             return
         async with self._lock:
-            await self.timers.apply(await wanted_timers(runtime))
-            await self.sensors.apply(await wanted_sensors(runtime))
+            await self.timers.apply(await wanted_timers(platform))
+            await self.sensors.apply(await wanted_sensors(platform))
 
     async def _on_rule_message(self, envelope: Envelope) -> None:
         log.debug("rule lifecycle message %s: reconciling", envelope.message_type)
@@ -338,12 +338,12 @@ class SensorService:
             except Exception:
                 log.exception("periodic sensor reconciliation failed; retrying later")
 
-    async def _heartbeat(self, runtime: Runtime, stop: asyncio.Event, interval: float) -> None:
+    async def _heartbeat(self, platform: Platform, stop: asyncio.Event, interval: float) -> None:
         assert self.worker_id is not None
         while not stop.is_set():
-            if await runtime.clock.wait(stop, interval):
+            if await platform.clock.wait(stop, interval):
                 return
             try:
-                await set_worker_status(runtime, self.worker_id, WorkerStatus.ACTIVE)
+                await set_worker_status(platform, self.worker_id, WorkerStatus.ACTIVE)
             except Exception:
                 log.exception("sensor heartbeat failed")

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from attune import bootstrap
 from attune.api.app import create_app
 from attune.notifier.service import WS_IMPLEMENTATION
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,14 @@ class _Server(uvicorn.Server):
         yield
 
 
-def uvicorn_config(runtime: Runtime, app: FastAPI) -> uvicorn.Config:
+def uvicorn_config(platform: Platform, app: FastAPI) -> uvicorn.Config:
     """How uvicorn serves the API.
 
     Forwarding headers (``X-Forwarded-For``/``-Proto``) are believed from ``server.trusted_proxies``
     only, and not at all when it is empty (uvicorn's own default trusts loopback, which let any
     local process, or a proxy nobody configured, choose the client address; docs/security.md).
     """
-    server = runtime.settings.server
+    server = platform.settings.server
     return uvicorn.Config(
         app,
         host=server.host,
@@ -51,12 +51,12 @@ def uvicorn_config(runtime: Runtime, app: FastAPI) -> uvicorn.Config:
 class ApiService:
     name = "api"
 
-    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
-        server = _Server(uvicorn_config(runtime, create_app(runtime)))
+    async def run(self, platform: Platform, stop: asyncio.Event) -> None:
+        server = _Server(uvicorn_config(platform, create_app(platform)))
         serving = asyncio.create_task(server.serve())
         stopped = asyncio.create_task(stop.wait())
         if await _started(server, serving, stopped):
-            await _announce(runtime)
+            await _announce(platform)
         done, _ = await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
         await serving
@@ -74,13 +74,13 @@ async def _started(server: uvicorn.Server, *tasks: asyncio.Task[object]) -> bool
     return True
 
 
-async def _announce(runtime: Runtime) -> None:
+async def _announce(platform: Platform) -> None:
     """Log where the server is and how to log in, once it accepts connections."""
-    server = runtime.settings.server
+    server = platform.settings.server
     host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
     log.info("Attune is ready at http://%s:%s (API docs: /docs)", host, server.port)
     try:
-        hint = await bootstrap.default_login_hint(runtime)
+        hint = await bootstrap.default_login_hint(platform)
     except Exception:
         log.exception("could not check the default user")
         return

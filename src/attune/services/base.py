@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 
 class Service(Protocol):
@@ -17,4 +17,4 @@ class Service(Protocol):
 
     name: str
 
-    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None: ...
+    async def run(self, platform: Platform, stop: asyncio.Event) -> None: ...

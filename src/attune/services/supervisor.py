@@ -6,18 +6,18 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.services.base import Service
 
 log = logging.getLogger(__name__)
 
 
-async def run_services(runtime: Runtime, services: Sequence[Service], stop: asyncio.Event) -> None:
+async def run_services(platform: Platform, services: Sequence[Service], stop: asyncio.Event) -> None:
     """Run ``services`` until ``stop`` is set or one of them fails (then the rest are stopped)."""
 
     async def guarded(service: Service) -> None:
         try:
-            await service.run(runtime, stop)
+            await service.run(platform, stop)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -27,7 +27,7 @@ from attune.db.repos import action_inputs, executions
 from attune.db.repos import packs as packs_repo
 from attune.domain.enums import ExecutionStatus
 from attune.operations import worker as worker_operations
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.worker import (
     commands,
     context,
@@ -70,16 +70,16 @@ class Plan:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def log_dir_for(runtime: Runtime, execution_id: int) -> Path:
+def log_dir_for(platform: Platform, execution_id: int) -> Path:
     """``{artifacts_dir}/execution_{id}``: where the live stdout.log/stderr.log are written."""
-    base = runtime.settings.artifacts_dir
+    base = platform.settings.artifacts_dir
     assert base is not None  # derived from data_dir by Settings
     return base / f"execution_{execution_id}"
 
 
-def api_url(runtime: Runtime) -> str:
+def api_url(platform: Platform) -> str:
     """The API base URL handed to actions: ``server.api_url`` (or ``ATTUNE_API_URL``), else the local port."""
-    return runtime.settings.api_url
+    return platform.settings.api_url
 
 
 @functools.cache
@@ -91,7 +91,7 @@ def _local_prefix() -> str:
 
 
 async def run_execution(
-    runtime: Runtime,
+    platform: Platform,
     worker_id: int,
     execution_id: int,
     cancel: asyncio.Event,
@@ -106,7 +106,7 @@ async def run_execution(
     """
     # Every database step waits out a database restart instead of failing or losing the run.
     execution = await retrying(
-        lambda: claim(runtime.db, execution_id, worker_id), what=f"claiming execution {execution_id}"
+        lambda: claim(platform.db, execution_id, worker_id), what=f"claiming execution {execution_id}"
     )
     if execution is None:
         log.info("execution %s is no longer scheduled on this worker; skipping", execution_id)
@@ -117,14 +117,14 @@ async def run_execution(
     try:
         try:
             plan = await retrying(
-                lambda: prepare(runtime, claimed), what=f"preparing execution {execution_id}"
+                lambda: prepare(platform, claimed), what=f"preparing execution {execution_id}"
             )
         except PreparationError as exc:
-            return await record(runtime.db, claimed, "failed", output.early_failure(str(exc)), action_id)
+            return await record(platform.db, claimed, "failed", output.early_failure(str(exc)), action_id)
         except Exception as exc:
             log.exception("preparing execution %s failed", execution_id)
             message = f"Failed to prepare execution context: {exc}"
-            return await record(runtime.db, claimed, "failed", output.early_failure(message), action_id)
+            return await record(platform.db, claimed, "failed", output.early_failure(message), action_id)
         plan.spec.cookie = f"{cookie_prefix or _local_prefix()}:{execution_id}"
         request = runners.RunRequest(
             execution_id=execution_id,
@@ -135,18 +135,18 @@ async def run_execution(
             spec=plan.spec,
             builtin=plan.builtin,
             st2=plan.st2,
-            log_dir=log_dir_for(runtime, execution_id),
+            log_dir=log_dir_for(platform, execution_id),
             cancel=cancel,
         )
         # The one place a runner is chosen: a process (Python ones forked from a warm
         # interpreter), or in-process for core.noop/core.echo.
         runner = runners.select(
             request,
-            in_process=runtime.settings.worker.in_process_actions,
-            python_pool=runtime.settings.worker.python_pool,
+            in_process=platform.settings.worker.in_process_actions,
+            python_pool=platform.settings.worker.python_pool,
         )
         ran = await runner.run(request)
-        return await record(runtime.db, claimed, ran.status, ran.result, plan.action_id)
+        return await record(platform.db, claimed, ran.status, ran.result, plan.action_id)
     finally:
         if plan is not None and plan.param_file is not None:
             plan.param_file.unlink(missing_ok=True)
@@ -206,8 +206,8 @@ class _Loaded:
     keys: context.KeyValues
 
 
-async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
-    async with runtime.db.session() as session:
+async def _load(platform: Platform, execution: Execution) -> _Loaded:
+    async with platform.db.session() as session:
         action = await executions.action_for(session, execution)
         if action is None:
             raise PreparationError(
@@ -223,7 +223,7 @@ async def _load(runtime: Runtime, execution: Execution) -> _Loaded:
             enforcement = await session.get(Enforcement, execution.enforcement)
             if enforcement is not None:
                 rule_ref, trigger_ref = enforcement.rule_ref, enforcement.trigger_ref
-        keys = await context.load_key_secrets(session, action, runtime.secrets)
+        keys = await context.load_key_secrets(session, action, platform.secrets)
     return _Loaded(action, runtime_row, version_rows, rule_ref, trigger_ref, keys)
 
 
@@ -261,10 +261,10 @@ def runtime_dir_name(runtime_row: RuntimeRow | None) -> str:
     return runtime_row.name.lower() if runtime_row is not None else NATIVE
 
 
-async def prepare(runtime: Runtime, execution: Execution) -> Plan:
+async def prepare(platform: Platform, execution: Execution) -> Plan:
     """Resolve everything the process needs; raises PreparationError with the stored message."""
-    settings = runtime.settings
-    loaded = await _load(runtime, execution)
+    settings = platform.settings
+    loaded = await _load(platform, execution)
     action = loaded.action
     config: dict[str, Any] = dict(loaded.runtime_row.execution_config or {}) if loaded.runtime_row else {}
     version: str | None = None
@@ -281,7 +281,7 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
                 action.runtime_version_constraint,
                 action.ref,
             )
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         pack_dir = await packs_repo.directory_of(session, settings, action.pack_ref)
         pack_config = await pack_config_of(session, action.pack) if st2.is_st2(config) else None
     env_dir = environments.env_dir_for(
@@ -302,8 +302,8 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
             )
 
     try:
-        parameters = executions.full_parameters(execution, runtime.secrets)
-        secret_params = executions.reveal_secrets(execution.secret_params, runtime.secrets)
+        parameters = executions.full_parameters(execution, platform.secrets)
+        secret_params = executions.reveal_secrets(execution.secret_params, platform.secrets)
     except Exception as exc:
         raise PreparationError(
             f"Failed to prepare execution context: cannot read secret parameters: {exc}"
@@ -343,7 +343,7 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
     )
     param_file = params.write_param_file(params_text) if delivery == "file" else None
     try:
-        token, _exp = runtime.tokens.issue(
+        token, _exp = platform.tokens.issue(
             execution.executor or 0,
             f"execution:{execution.id}",
             "execution",
@@ -355,7 +355,7 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
         attune_env = context.attune_variables(
             execution_id=execution.id,
             action_ref=action.ref,
-            api_url=api_url(runtime),
+            api_url=api_url(platform),
             api_token=token,
             rule_ref=loaded.rule_ref,
             trigger_ref=loaded.trigger_ref,
@@ -373,7 +373,7 @@ async def prepare(runtime: Runtime, execution: Execution) -> Plan:
             timeout=timeout,
             max_stdout=settings.worker.max_stdout_bytes,
             max_stderr=settings.worker.max_stderr_bytes,
-            log_dir=log_dir_for(runtime, execution.id),
+            log_dir=log_dir_for(platform, execution.id),
             # Only secrets are masked: secret parameters and encrypted keys, never plain keys.
             redact=redaction.secret_strings({**secret_params, **_prefixed(loaded.keys.secrets)}),
         )

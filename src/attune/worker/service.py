@@ -40,7 +40,7 @@ from attune.db.repos import packs as packs_repo
 from attune.executor.liveness import take_back
 from attune.messaging import topology
 from attune.messaging.messages import Envelope, ExecutionCancel, ExecutionDispatch, PackRegistered
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.worker import environments, registration, watchdog
 from attune.worker.run_execution import cancel_orphan, run_execution
 
@@ -70,7 +70,7 @@ class WorkerService:
         self._background: set[asyncio.Task[Any]] = set()
         self._draining = asyncio.Event()
         self._slots: asyncio.Semaphore | None = None
-        self._runtime: Runtime | None = None
+        self._platform: Platform | None = None
         #: This process's token: the prefix of every action's ``ATTUNE_PROCESS_COOKIE``.
         self.boot = secrets.token_hex(8)
         self._watchdog: subprocess.Popen[bytes] | None = None
@@ -79,17 +79,17 @@ class WorkerService:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def run(self, runtime: Runtime, stop: asyncio.Event) -> None:
+    async def run(self, platform: Platform, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down gracefully."""
-        settings = runtime.settings
-        self._runtime = runtime
+        settings = platform.settings
+        self._platform = platform
         self._draining = asyncio.Event()
         self.ready.clear()
         self._slots = asyncio.Semaphore(max(1, settings.worker.max_concurrent_tasks))
-        self._runtime_rows = await registration.runtime_rows_key(runtime.db)
-        self.runtimes = await registration.choose_runtimes(runtime.db, settings, self._environ)
+        self._runtime_rows = await registration.runtime_rows_key(platform.db)
+        self.runtimes = await registration.choose_runtimes(platform.db, settings, self._environ)
         caps = registration.capabilities(settings, self.runtimes)
-        worker_id, previous_boot = await registration.register(runtime.db, settings, caps, boot=self.boot)
+        worker_id, previous_boot = await registration.register(platform.db, settings, caps, boot=self.boot)
         self.worker_id = worker_id
         if previous_boot is not None:
             killed = await asyncio.to_thread(watchdog.kill_all, f"{previous_boot}:")
@@ -97,19 +97,19 @@ class WorkerService:
                 log.warning("killed %d action process(es) left by this worker's previous process", killed)
         self._start_watchdog()
         # Before consuming: whatever is busy on this worker now belongs to a dead predecessor.
-        await take_back(runtime, worker_id)
-        runtime.local_workers.add(worker_id)
+        await take_back(platform, worker_id)
+        platform.local_workers.add(worker_id)
 
         executions_queue = topology.worker_execution_queue(worker_id)
         control_queue = topology.worker_control_queue(worker_id)
         packs_queue = topology.worker_pack_queue(worker_id)
         for spec in (executions_queue, control_queue, packs_queue):
-            await runtime.bus.declare_queue(spec)
+            await platform.bus.declare_queue(spec)
 
         heartbeat_stop = asyncio.Event()
         heartbeat = asyncio.create_task(
             registration.heartbeat_loop(
-                runtime.db,
+                platform.db,
                 worker_id,
                 settings.worker.heartbeat_interval,
                 heartbeat_stop,
@@ -122,12 +122,12 @@ class WorkerService:
         try:
             self._spawn_background(self._start_up_background(), name="worker-startup-setup")
             consumers.append(
-                await runtime.bus.consume(control_queue.name, self._on_control, prefetch=CONTROL_PREFETCH)
+                await platform.bus.consume(control_queue.name, self._on_control, prefetch=CONTROL_PREFETCH)
             )
             consumers.append(
-                await runtime.bus.consume(packs_queue.name, self._on_pack, prefetch=PACK_PREFETCH)
+                await platform.bus.consume(packs_queue.name, self._on_pack, prefetch=PACK_PREFETCH)
             )
-            executions = await runtime.bus.consume(
+            executions = await platform.bus.consume(
                 executions_queue.name,
                 self._on_dispatch,
                 prefetch=settings.worker.max_concurrent_tasks + EXTRA_PREFETCH,
@@ -139,11 +139,11 @@ class WorkerService:
             )
             await stop.wait()
         finally:
-            await self._shutdown(runtime, worker_id, consumers, heartbeat_stop, heartbeat)
+            await self._shutdown(platform, worker_id, consumers, heartbeat_stop, heartbeat)
 
     async def _shutdown(
         self,
-        runtime: Runtime,
+        platform: Platform,
         worker_id: int,
         consumers: list[Consumer],
         heartbeat_stop: asyncio.Event,
@@ -151,12 +151,12 @@ class WorkerService:
     ) -> None:
         self._draining.set()
         try:
-            await self._set_inactive(runtime, worker_id)
+            await self._set_inactive(platform, worker_id)
             # The dispatch consumer goes first: nothing new starts while running work drains.
             if consumers:
                 await consumers[0].cancel()
             if self._tasks:
-                timeout = runtime.settings.worker.shutdown_timeout
+                timeout = platform.settings.worker.shutdown_timeout
                 _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
                 if pending:
                     log.warning("cancelling %d execution(s) still running at shutdown", len(pending))
@@ -173,8 +173,8 @@ class WorkerService:
             await asyncio.gather(*self._background, return_exceptions=True)
             heartbeat_stop.set()
             await asyncio.gather(heartbeat, return_exceptions=True)
-            runtime.local_workers.discard(worker_id)
-            await self._set_inactive(runtime, worker_id)
+            platform.local_workers.discard(worker_id)
+            await self._set_inactive(platform, worker_id)
             await self._stop_watchdog()
             log.info("worker %s stopped", worker_id)
 
@@ -204,11 +204,11 @@ class WorkerService:
 
     async def _refresh_runtimes_if_changed(self) -> None:
         """Heartbeat hook: detect the runtimes again when the runtime table changed."""
-        runtime = self._runtime
-        if runtime is None:
+        platform = self._platform
+        if platform is None:
             return
         try:
-            rows = await registration.runtime_rows_key(runtime.db)
+            rows = await registration.runtime_rows_key(platform.db)
             if rows != self._runtime_rows:
                 await self.refresh_runtimes(rows)
         except Exception:
@@ -216,35 +216,37 @@ class WorkerService:
 
     async def refresh_runtimes(self, rows: tuple[int, ...] | None = None) -> list[str]:
         """Detect the runtimes again; publish them (and verify their versions) when they changed."""
-        runtime = self._runtime
-        assert runtime is not None and self.worker_id is not None
+        platform = self._platform
+        assert platform is not None and self.worker_id is not None
         async with self._refresh_lock:
-            self._runtime_rows = rows if rows is not None else await registration.runtime_rows_key(runtime.db)
-            found = await registration.choose_runtimes(runtime.db, runtime.settings, self._environ)
+            self._runtime_rows = (
+                rows if rows is not None else await registration.runtime_rows_key(platform.db)
+            )
+            found = await registration.choose_runtimes(platform.db, platform.settings, self._environ)
             if found == self.runtimes:
                 return found
             self.runtimes = found
-            caps = registration.capabilities(runtime.settings, found)
-            await registration.update_capabilities(runtime.db, self.worker_id, caps)
+            caps = registration.capabilities(platform.settings, found)
+            await registration.update_capabilities(platform.db, self.worker_id, caps)
             log.info("worker %s now serves runtimes %s", self.worker_id, found)
         # In the background: verification runs commands, and the heartbeat must not wait for them.
         self._spawn_background(self._verify_versions(found), name="worker-verify-versions")
         return found
 
     async def _verify_versions(self, runtimes: list[str]) -> None:
-        runtime = self._runtime
-        assert runtime is not None
+        platform = self._platform
+        assert platform is not None
         try:
-            report = await registration.verify_versions(runtime.db, runtimes)
+            report = await registration.verify_versions(platform.db, runtimes)
             if report:
                 log.info("runtime versions verified: %s", report)
         except Exception:
             log.exception("runtime version verification failed")
 
     @staticmethod
-    async def _set_inactive(runtime: Runtime, worker_id: int) -> None:
+    async def _set_inactive(platform: Platform, worker_id: int) -> None:
         try:
-            await registration.set_inactive(runtime.db, worker_id)
+            await registration.set_inactive(platform.db, worker_id)
         except Exception:
             log.exception("cannot mark worker %s inactive", worker_id)
 
@@ -280,9 +282,9 @@ class WorkerService:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_one(self, execution_id: int, cancel: asyncio.Event) -> None:
-        assert self._runtime is not None and self.worker_id is not None
+        assert self._platform is not None and self.worker_id is not None
         try:
-            await run_execution(self._runtime, self.worker_id, execution_id, cancel, cookie_prefix=self.boot)
+            await run_execution(self._platform, self.worker_id, execution_id, cancel, cookie_prefix=self.boot)
         except Exception:
             log.exception("execution %s crashed the worker task", execution_id)
         finally:
@@ -327,8 +329,8 @@ class WorkerService:
             log.info("cancelling execution %s", request.execution_id)
             event.set()
             return
-        assert self._runtime is not None and self.worker_id is not None
-        await cancel_orphan(self._runtime.db, request.execution_id, self.worker_id)
+        assert self._platform is not None and self.worker_id is not None
+        await cancel_orphan(self._platform.db, request.execution_id, self.worker_id)
 
     # ------------------------------------------------------------------ environments
 
@@ -344,15 +346,15 @@ class WorkerService:
 
     async def _start_up_background(self) -> None:
         """Verify runtime versions, then prepare the environments of every registered pack."""
-        runtime = self._runtime
-        assert runtime is not None
+        platform = self._platform
+        assert platform is not None
         try:
-            report = await registration.verify_versions(runtime.db, self.runtimes)
+            report = await registration.verify_versions(platform.db, self.runtimes)
             if report:
                 log.info("runtime versions verified: %s", report)
         except Exception:
             log.exception("runtime version verification failed")
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             pack_refs = await action_inputs.pack_refs(session)
         for pack_ref in pack_refs:
             await self._prepare_pack(pack_ref, None)
@@ -362,17 +364,17 @@ class WorkerService:
 
         ``only`` limits the runtimes to those lower-case names. Errors are logged, never raised.
         """
-        runtime = self._runtime
-        assert runtime is not None
-        settings = runtime.settings
-        async with runtime.db.session() as session:
+        platform = self._platform
+        assert platform is not None
+        settings = platform.settings
+        async with platform.db.session() as session:
             pack_dir = await packs_repo.directory_of(session, settings, pack_ref)
         if not pack_dir.is_dir():
             if only is not None:
                 log.error("pack %s has no directory %s; no environments prepared", pack_ref, pack_dir)
             return
         try:
-            async with runtime.db.session() as session:
+            async with platform.db.session() as session:
                 rows = list(await action_inputs.runtimes_of_pack(session, pack_ref))
                 version_rows = {
                     row.id: list(await action_inputs.available_versions_of(session, row.id)) for row in rows

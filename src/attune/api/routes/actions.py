@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import check_pack, in_readable_packs, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.actions import (
     ActionResponse,
@@ -54,9 +54,9 @@ async def _get(session: AsyncSession, ref: str, operation: str = "read") -> Acti
 
 
 @router.get("/actions", dependencies=[require("actions", "read", scoped=True)])
-async def list_actions(runtime: RuntimeDep, page: PageA) -> Page[ActionSummary]:
+async def list_actions(platform: PlatformDep, page: PageA) -> Page[ActionSummary]:
     """List actions, ordered by ref (pagination family A)."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(
             session, in_readable_packs(actions.list_query(), "actions", Action.pack_ref), page
         )
@@ -64,7 +64,7 @@ async def list_actions(runtime: RuntimeDep, page: PageA) -> Page[ActionSummary]:
 
 
 @router.post("/actions", status_code=201, dependencies=[require("actions", "create", scoped=True)])
-async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionResponse]:
+async def create_action(body: CreateAction, platform: PlatformDep) -> Data[ActionResponse]:
     """Create an ad-hoc action (``is_adhoc = true``).
 
     Attune extensions to api.md §4.2:
@@ -81,7 +81,7 @@ async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionR
       older form of `retry: {count: N}`.
     """
     check_pack("actions", "create", body.pack_ref, f"create actions in pack '{body.pack_ref}'")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         if await actions.by_ref(session, body.ref) is not None:
             raise Conflict(f"Action with ref '{body.ref}' already exists")
         pack = await actions.pack_by_ref(session, body.pack_ref)
@@ -114,22 +114,22 @@ async def create_action(body: CreateAction, runtime: RuntimeDep) -> Data[ActionR
 
 
 @router.get("/actions/{ref}", dependencies=[require("actions", "read", scoped=True)])
-async def get_action(ref: str, runtime: RuntimeDep) -> Data[ActionResponse]:
+async def get_action(ref: str, platform: PlatformDep) -> Data[ActionResponse]:
     """One action by ref."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         action = await _get(session, ref, "read")
     return Data(data=ActionResponse.model_validate(action))
 
 
 @router.put("/actions/{ref}", dependencies=[require("actions", "update", scoped=True)])
-async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Data[ActionResponse]:
+async def update_action(ref: str, body: UpdateAction, platform: PlatformDep) -> Data[ActionResponse]:
     """Update an action; absent and null fields are left unchanged.
 
     Attune extensions: `runtime_ref` (as on create) and the four execution fields
     `parameter_delivery`, `parameter_format`, `output_format`, `timeout_seconds` may be changed,
     and `retry` (or `max_retries`) replaces the retry policy.
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         action = await _get(session, ref, "update")
         runtime_id = await _runtime_id(session, body.runtime_ref, body.runtime)
         changes: dict[str, Any] = {
@@ -160,19 +160,19 @@ async def update_action(ref: str, body: UpdateAction, runtime: RuntimeDep) -> Da
 
 
 @router.delete("/actions/{ref}", dependencies=[require("actions", "delete", scoped=True)])
-async def delete_action(ref: str, runtime: RuntimeDep) -> Success:
+async def delete_action(ref: str, platform: PlatformDep) -> Success:
     """Delete an action. Rules keep `action_ref` with `action = null`; its policies, queue stats
     and action-owned keys are deleted."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         action = await _get(session, ref, "delete")
         await actions.delete(session, action)
     return Success(message=f"Action '{ref}' deleted successfully")
 
 
 @router.get("/actions/{ref}/queue-stats", dependencies=[require("actions", "read", scoped=True)])
-async def action_queue_stats(ref: str, runtime: RuntimeDep) -> Data[QueueStatsResponse]:
+async def action_queue_stats(ref: str, platform: PlatformDep) -> Data[QueueStatsResponse]:
     """The FIFO queue counters of an action; 404 when it has never been queued."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         action = await _get(session, ref, "read")
         stats = await actions.queue_stats(session, action.id)
     if stats is None:
@@ -193,9 +193,9 @@ async def action_queue_stats(ref: str, runtime: RuntimeDep) -> Data[QueueStatsRe
 
 
 @router.get("/packs/{pack_ref}/actions", dependencies=[require("actions", "read", scoped=True)])
-async def list_pack_actions(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[ActionSummary]:
+async def list_pack_actions(pack_ref: str, platform: PlatformDep, page: PageA) -> Page[ActionSummary]:
     """The actions of one pack, ordered by ref; 404 when the pack does not exist."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         pack = await actions.pack_by_ref(session, pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{pack_ref}' not found")

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.schemas.analytics import Dashboard, FailureRate, Point, Series
 from attune.api.schemas.common import Data
 from attune.db.repos import analytics
 from attune.db.types import utcnow
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"], dependencies=AUTH)
 
@@ -54,16 +54,16 @@ def _failure_rate(counts: analytics.FailureCounts, span: analytics.Window) -> Fa
     )
 
 
-async def _series(runtime: Runtime, span: analytics.Window, query: SeriesQuery) -> Data[Series]:
-    async with runtime.db.session() as session:
+async def _series(platform: Platform, span: analytics.Window, query: SeriesQuery) -> Data[Series]:
+    async with platform.db.session() as session:
         points = await query(session, span)
     return Data(data=Series(since=span.since, until=span.until, data=_points(points)))
 
 
 @router.get("/analytics/dashboard", dependencies=[require("analytics", "read")])
-async def dashboard(runtime: RuntimeDep, span: WindowDep) -> Data[Dashboard]:
+async def dashboard(platform: PlatformDep, span: WindowDep) -> Data[Dashboard]:
     """Every series and the failure rate over one range."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         throughput = await analytics.execution_throughput(session, span)
         status = await analytics.execution_status(session, span)
         events = await analytics.event_volume(session, span)
@@ -85,38 +85,38 @@ async def dashboard(runtime: RuntimeDep, span: WindowDep) -> Data[Dashboard]:
 
 
 @router.get("/analytics/executions/status", dependencies=[require("analytics", "read")])
-async def execution_status(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+async def execution_status(platform: PlatformDep, span: WindowDep) -> Data[Series]:
     """Execution status transitions per hour, labelled with the new status."""
-    return await _series(runtime, span, analytics.execution_status)
+    return await _series(platform, span, analytics.execution_status)
 
 
 @router.get("/analytics/executions/throughput", dependencies=[require("analytics", "read")])
-async def execution_throughput(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+async def execution_throughput(platform: PlatformDep, span: WindowDep) -> Data[Series]:
     """Executions created per hour."""
-    return await _series(runtime, span, analytics.execution_throughput)
+    return await _series(platform, span, analytics.execution_throughput)
 
 
 @router.get("/analytics/executions/failure-rate", dependencies=[require("analytics", "read")])
-async def execution_failure_rate(runtime: RuntimeDep, span: WindowDep) -> Data[FailureRate]:
+async def execution_failure_rate(platform: PlatformDep, span: WindowDep) -> Data[FailureRate]:
     """The share of terminal transitions that were failed or timeout."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         counts = await analytics.failure_counts(session, span)
     return Data(data=_failure_rate(counts, span))
 
 
 @router.get("/analytics/events/volume", dependencies=[require("analytics", "read")])
-async def event_volume(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+async def event_volume(platform: PlatformDep, span: WindowDep) -> Data[Series]:
     """Events created per hour."""
-    return await _series(runtime, span, analytics.event_volume)
+    return await _series(platform, span, analytics.event_volume)
 
 
 @router.get("/analytics/workers/status", dependencies=[require("analytics", "read")])
-async def worker_status(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+async def worker_status(platform: PlatformDep, span: WindowDep) -> Data[Series]:
     """Worker status transitions per hour, labelled with the new status."""
-    return await _series(runtime, span, analytics.worker_status)
+    return await _series(platform, span, analytics.worker_status)
 
 
 @router.get("/analytics/enforcements/volume", dependencies=[require("analytics", "read")])
-async def enforcement_volume(runtime: RuntimeDep, span: WindowDep) -> Data[Series]:
+async def enforcement_volume(platform: PlatformDep, span: WindowDep) -> Data[Series]:
     """Enforcements created per hour."""
-    return await _series(runtime, span, analytics.enforcement_volume)
+    return await _series(platform, span, analytics.enforcement_volume)

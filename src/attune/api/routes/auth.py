@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from attune.api.deps import ClaimsDep, RuntimeDep
+from attune.api.deps import ClaimsDep, PlatformDep
 from attune.api.routes.webhooks import client_address
 from attune.api.schemas.auth import (
     ChangePasswordRequest,
@@ -29,7 +29,7 @@ from attune.auth.tokens import TokenError
 from attune.db.models import Identity
 from attune.db.repos import identities
 from attune.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -57,24 +57,24 @@ def _throttle(request: Request) -> LoginThrottle:
     return throttle
 
 
-def _address(request: Request, runtime: Runtime) -> str | None:
-    address = client_address(request, runtime.settings.server.trusted_proxies)
+def _address(request: Request, platform: Platform) -> str | None:
+    address = client_address(request, platform.settings.server.trusted_proxies)
     return None if address is None else str(address)
 
 
-def _tokens(runtime: Runtime, identity: Identity, *, with_user: bool) -> TokenResponse:
+def _tokens(platform: Platform, identity: Identity, *, with_user: bool) -> TokenResponse:
     version = identity.token_version or 0
     return TokenResponse(
-        access_token=runtime.tokens.access(identity.id, identity.login, version),
-        refresh_token=runtime.tokens.refresh(identity.id, identity.login, version),
-        expires_in=runtime.tokens.access_ttl,
+        access_token=platform.tokens.access(identity.id, identity.login, version),
+        refresh_token=platform.tokens.refresh(identity.id, identity.login, version),
+        expires_in=platform.tokens.access_ttl,
         user=UserInfo.model_validate(identity) if with_user else None,
     )
 
 
 @router.post("/login", response_model=Data[TokenResponse], responses={**_UNAUTHORIZED, **_THROTTLED})
 async def login(
-    body: LoginRequest, request: Request, runtime: RuntimeDep
+    body: LoginRequest, request: Request, platform: PlatformDep
 ) -> Data[TokenResponse] | JSONResponse:
     """Exchange a login and password for tokens.
 
@@ -84,19 +84,19 @@ async def login(
     the same password verification as a wrong password.
     """
     throttle = _throttle(request)
-    address = _address(request, runtime)
+    address = _address(request, platform)
     wait = throttle.retry_after(body.login, address)
     if wait is not None:
         return _throttled(wait)
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         identity = await identities.by_login(session, body.login)
     stored = identity.password_hash if identity else None
-    ok = await asyncio.to_thread(verify_password, runtime.hasher, stored, body.password)
+    ok = await asyncio.to_thread(verify_password, platform.hasher, stored, body.password)
     if identity is None or not ok:
         throttle.failed(body.login, address)
         raise Unauthorized("Invalid login or password")
     throttle.succeeded(body.login)
-    return Data(data=_tokens(runtime, identity, with_user=True))
+    return Data(data=_tokens(platform, identity, with_user=True))
 
 
 @router.post(
@@ -105,20 +105,20 @@ async def login(
     response_model=Data[SuccessBody],
     responses={403: {"description": "Self-registration is disabled (security.allow_self_registration)"}},
 )
-async def register(body: RegisterRequest, runtime: RuntimeDep) -> Data[SuccessBody]:
+async def register(body: RegisterRequest, platform: PlatformDep) -> Data[SuccessBody]:
     """Create an account, when ``security.allow_self_registration`` is on (off by default: 403).
 
     The answer is the same whether the login was free or taken, so registration does not tell
     which logins exist; log in afterwards to get tokens.
     """
-    if not runtime.settings.security.allow_self_registration:
+    if not platform.settings.security.allow_self_registration:
         raise Forbidden(
             "Self-registration is disabled: an administrator creates accounts "
             "(`attune user create`, POST /api/v1/identities)"
         )
     # Hashed before looking the login up, so both outcomes cost the same.
-    password_hash = await asyncio.to_thread(hash_password, runtime.hasher, body.password)
-    async with runtime.db.transaction() as session:
+    password_hash = await asyncio.to_thread(hash_password, platform.hasher, body.password)
+    async with platform.db.transaction() as session:
         if await identities.by_login(session, body.login) is None:
             await identities.create(
                 session, body.login, password_hash=password_hash, display_name=body.display_name
@@ -127,10 +127,10 @@ async def register(body: RegisterRequest, runtime: RuntimeDep) -> Data[SuccessBo
 
 
 @router.post("/refresh", response_model=Data[TokenResponse], responses=_UNAUTHORIZED)
-async def refresh(body: RefreshRequest, request: Request, runtime: RuntimeDep) -> Data[TokenResponse]:
+async def refresh(body: RefreshRequest, request: Request, platform: PlatformDep) -> Data[TokenResponse]:
     """A new token pair for a refresh token issued since the identity's last password change."""
     try:
-        claims = runtime.tokens.decode(body.refresh_token)
+        claims = platform.tokens.decode(body.refresh_token)
     except TokenError as exc:
         raise Unauthorized("Invalid or expired refresh token") from exc
     if claims.token_type != "refresh":
@@ -143,18 +143,18 @@ async def refresh(body: RefreshRequest, request: Request, runtime: RuntimeDep) -
         raise Unauthorized("Invalid or expired refresh token")
     versions: TokenVersions = request.app.state.token_versions
     versions.forget(identity_id)
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         identity = await identities.get(session, identity_id)
     if identity is None:
         raise Unauthorized("Identity not found")
     if (identity.token_version or 0) != claims.token_version:
         raise Unauthorized("Invalid or expired refresh token")
-    return Data(data=_tokens(runtime, identity, with_user=False))
+    return Data(data=_tokens(platform, identity, with_user=False))
 
 
 @router.get("/me")
-async def me(claims: ClaimsDep, runtime: RuntimeDep) -> Data[UserInfo]:
-    async with runtime.db.session() as session:
+async def me(claims: ClaimsDep, platform: PlatformDep) -> Data[UserInfo]:
+    async with platform.db.session() as session:
         identity = await identities.get(session, claims.identity_id)
     if identity is None:
         raise NotFound("Identity not found")
@@ -163,10 +163,10 @@ async def me(claims: ClaimsDep, runtime: RuntimeDep) -> Data[UserInfo]:
 
 @router.post("/change-password", response_model=Data[SuccessBody], responses={**_UNAUTHORIZED, **_THROTTLED})
 async def change_password(
-    body: ChangePasswordRequest, claims: ClaimsDep, request: Request, runtime: RuntimeDep
+    body: ChangePasswordRequest, claims: ClaimsDep, request: Request, platform: PlatformDep
 ) -> Data[SuccessBody] | JSONResponse:
     """Change the caller's password. Every token issued before, this one included, stops working."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         identity = await identities.get(session, claims.identity_id)
     if identity is None:
         raise NotFound("Identity not found")
@@ -174,17 +174,17 @@ async def change_password(
         raise Unauthorized("No password set")
     # Guessing the current password with a stolen token is throttled like logging in.
     throttle = _throttle(request)
-    address = _address(request, runtime)
+    address = _address(request, platform)
     wait = throttle.retry_after(identity.login, address)
     if wait is not None:
         return _throttled(wait)
     if not await asyncio.to_thread(
-        verify_password, runtime.hasher, identity.password_hash, body.current_password
+        verify_password, platform.hasher, identity.password_hash, body.current_password
     ):
         throttle.failed(identity.login, address)
         raise Unauthorized("Invalid current password")
-    new_hash = await asyncio.to_thread(hash_password, runtime.hasher, body.new_password)
-    async with runtime.db.transaction() as session:
+    new_hash = await asyncio.to_thread(hash_password, platform.hasher, body.new_password)
+    async with platform.db.transaction() as session:
         row = await identities.get(session, claims.identity_id)
         if row is None:
             raise NotFound("Identity not found")
@@ -194,16 +194,16 @@ async def change_password(
     return Data(data=SuccessBody(message="Password changed successfully"))
 
 
-def _require_service_credential(request: Request, runtime: Runtime, *, bearer_allowed: bool) -> None:
+def _require_service_credential(request: Request, platform: Platform, *, bearer_allowed: bool) -> None:
     # ApiGuard checked it before the body was read; checked again here so the route is safe alone.
-    if not presented_service_credential(runtime.settings, request.headers, bearer_allowed=bearer_allowed):
+    if not presented_service_credential(platform.settings, request.headers, bearer_allowed=bearer_allowed):
         raise Unauthorized(SERVICE_CREDENTIAL_REQUIRED)
 
 
-async def _sensor_token(body: SensorTokenRequest, runtime: Runtime) -> SensorTokenResponse:
+async def _sensor_token(body: SensorTokenRequest, platform: Platform) -> SensorTokenResponse:
     ttl = body.ttl_seconds or DEFAULT_SENSOR_TTL
     identity_id, token, expires = await mint_sensor_token(
-        runtime.db, runtime.tokens, body.sensor_ref, body.trigger_types, ttl
+        platform.db, platform.tokens, body.sensor_ref, body.trigger_types, ttl
     )
     return SensorTokenResponse(
         identity_id=identity_id,
@@ -216,20 +216,20 @@ async def _sensor_token(body: SensorTokenRequest, runtime: Runtime) -> SensorTok
 
 @router.post("/sensor-token", response_model=Data[SensorTokenResponse], responses=_UNAUTHORIZED)
 async def sensor_token(
-    body: SensorTokenRequest, _claims: ClaimsDep, request: Request, runtime: RuntimeDep
+    body: SensorTokenRequest, _claims: ClaimsDep, request: Request, platform: PlatformDep
 ) -> Data[SensorTokenResponse]:
     """A sensor token; needs the service credential (``X-Attune-Service-Token``) besides a bearer token."""
-    _require_service_credential(request, runtime, bearer_allowed=False)
-    return Data(data=await _sensor_token(body, runtime))
+    _require_service_credential(request, platform, bearer_allowed=False)
+    return Data(data=await _sensor_token(body, platform))
 
 
 @router.post("/internal/sensor-token", response_model=Data[SensorTokenResponse], responses=_UNAUTHORIZED)
 async def internal_sensor_token(
-    body: SensorTokenRequest, request: Request, runtime: RuntimeDep
+    body: SensorTokenRequest, request: Request, platform: PlatformDep
 ) -> Data[SensorTokenResponse]:
     """A sensor token for an internal caller holding ``security.service_token``.
 
     Present it as ``X-Attune-Service-Token`` (or ``Authorization: Bearer``); without it: 401.
     """
-    _require_service_credential(request, runtime, bearer_allowed=True)
-    return Data(data=await _sensor_token(body, runtime))
+    _require_service_credential(request, platform, bearer_allowed=True)
+    return Data(data=await _sensor_token(body, platform))

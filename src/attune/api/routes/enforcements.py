@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.enforcements import EnforcementResponse, EnforcementSummary
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["enforcements"], dependencies=AUTH)
 
 @router.get("/enforcements", dependencies=[require("enforcements", "read")])
 async def list_enforcements(
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     paging: Annotated[PageRequest, Depends(page_b)],
     rule: Annotated[int | None, Query(description="Rule id (ignored when status is given)")] = None,
     event: Annotated[int | None, Query(description="Event id (ignored when status or rule is given)")] = None,
@@ -31,15 +31,15 @@ async def list_enforcements(
     query = enforcements.list_query(
         status=status.value if status else None, rule=rule, event=event, trigger_ref=trigger_ref
     )
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, query, paging)
     return make_page([EnforcementSummary.model_validate(row) for row in rows], total, paging)
 
 
 @router.get("/enforcements/{id}", dependencies=[require("enforcements", "read")])
-async def get_enforcement(id: int, runtime: RuntimeDep) -> Data[EnforcementResponse]:
+async def get_enforcement(id: int, platform: PlatformDep) -> Data[EnforcementResponse]:
     """One enforcement."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         enforcement = await enforcements.get(session, id)
     if enforcement is None:
         raise NotFound(f"Enforcement with ID {id} not found")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.deps import AUTH, ClaimsDep, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.events import CreateEventRequest, EventResponse, EventSummary
@@ -44,7 +44,7 @@ def _rule_id(trigger_instance_id: str | None) -> int | None:
 
 @router.get("/events", dependencies=[require("events", "read")])
 async def list_events(
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     paging: Annotated[PageRequest, Depends(page_b)],
     trigger: Annotated[int | None, Query(description="Trigger id; wins over trigger_ref")] = None,
     trigger_ref: Annotated[str | None, Query(description="Exact trigger ref")] = None,
@@ -53,14 +53,14 @@ async def list_events(
 ) -> Page[EventSummary]:
     """Events, newest first."""
     query = events.list_query(trigger=trigger, trigger_ref=trigger_ref, rule_ref=rule_ref, source=source)
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, query, paging)
     return make_page([_summary(row) for row in rows], total, paging)
 
 
 @router.post("/events", status_code=201, dependencies=[require("events", "create")])
 async def create_event(
-    body: CreateEventRequest, claims: ClaimsDep, runtime: RuntimeDep
+    body: CreateEventRequest, claims: ClaimsDep, platform: PlatformDep
 ) -> Data[EventResponse]:
     """Record one firing of a trigger and stage ``EventCreated`` for the rule matcher.
 
@@ -68,7 +68,7 @@ async def create_event(
     """
     if claims.token_type == "sensor" and body.trigger_ref not in (claims.metadata.get("trigger_types") or []):
         raise Forbidden(f"This sensor token may not create events for trigger '{body.trigger_ref}'")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         trigger = await events.trigger_by_ref(session, body.trigger_ref)
         if trigger is None:
             raise NotFound(f"Trigger '{body.trigger_ref}' not found")
@@ -94,9 +94,9 @@ async def create_event(
 
 
 @router.get("/events/{id}", dependencies=[require("events", "read")])
-async def get_event(id: int, runtime: RuntimeDep) -> Data[EventResponse]:
+async def get_event(id: int, platform: PlatformDep) -> Data[EventResponse]:
     """One event."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         event = await events.get(session, id)
     if event is None:
         raise NotFound(f"Event with ID {id} not found")

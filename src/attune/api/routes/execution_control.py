@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import PrincipalDep, check_execution, pack_of, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.routes.executions import execution_response
 from attune.api.schemas.common import Data
 from attune.api.schemas.execution_control import ExecutionLogs, RerunExecutionRequest
@@ -28,18 +28,20 @@ async def _param_schema(session: AsyncSession, execution: Execution) -> object:
 
 
 @router.post("/executions/{id}/cancel", dependencies=[require("executions", "update", scoped=True)])
-async def cancel_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionResponse]:
+async def cancel_execution(
+    id: int, platform: PlatformDep, principal: PrincipalDep
+) -> Data[ExecutionResponse]:
     """Cancel an execution.
 
     Before a worker starts it (``requested``/``scheduled``) it becomes ``cancelled`` at once; while it
     runs it becomes ``canceling`` and its worker kills the whole process group, then records
     ``cancelled``. A terminal execution answers 409; a second cancel is harmless.
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         execution = await control.cancel(
             session,
             id,
-            box=runtime.secrets,
+            box=platform.secrets,
             source=SOURCE,
             authorize=lambda row: check_execution(principal, row, "update"),
         )
@@ -53,7 +55,7 @@ async def cancel_execution(id: int, runtime: RuntimeDep, principal: PrincipalDep
 async def rerun_execution(
     id: int,
     principal: PrincipalDep,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     response: Response,
     body: RerunExecutionRequest | None = Body(default=None),
     from_failed: bool | None = Query(
@@ -83,13 +85,13 @@ async def rerun_execution(
         )
 
     changes = body.parameters if body is not None and body.parameters else {}
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         outcome = await control.rerun(
             session,
             id,
             changes=changes,
             from_failed=from_failed,
-            box=runtime.secrets,
+            box=platform.secrets,
             source=SOURCE,
             executor=principal.identity_id,
             authorize=authorize,
@@ -116,15 +118,15 @@ def _read_log(path: Path, stream: str) -> tuple[str, bool]:
 
 
 @router.get("/executions/{id}/logs", dependencies=[require("executions", "read", scoped=True)])
-async def execution_logs(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[ExecutionLogs]:
+async def execution_logs(id: int, platform: PlatformDep, principal: PrincipalDep) -> Data[ExecutionLogs]:
     """The stdout and stderr captured so far (written live by the worker)."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         execution = await executions.get(session, id)
         if execution is None:
             raise control.not_found(id)
         check_execution(principal, execution, "read")
-    assert runtime.settings.artifacts_dir is not None
-    log_dir = runtime.settings.artifacts_dir / f"execution_{id}"
+    assert platform.settings.artifacts_dir is not None
+    log_dir = platform.settings.artifacts_dir / f"execution_{id}"
     stdout, stdout_truncated = _read_log(log_dir / "stdout.log", "stdout")
     stderr, stderr_truncated = _read_log(log_dir / "stderr.log", "stderr")
     return Data(

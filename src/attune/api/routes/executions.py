@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from attune.api import waiting
 from attune.api.authz import Principal, PrincipalDep, check_execution, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_b_executions
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.executions import (
@@ -31,7 +31,7 @@ from attune.domain.enums import ExecutionStatus, values
 from attune.domain.params import secret_names
 from attune.errors import BadRequest, NotFound
 from attune.operations import control
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
 
@@ -114,7 +114,7 @@ def _summaries(rows: Sequence[Execution]) -> list[ExecutionSummary]:
 
 @router.get("/executions", dependencies=[require("executions", "read", scoped=True)])
 async def list_executions(
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_b_executions)],
     status: Annotated[ExecutionStatus | None, Query(description="Wins over enforcement")] = None,
@@ -148,7 +148,7 @@ async def list_executions(
         original_execution=original_execution,
     )
     query = visible(executions.list_query(filters), principal)
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         if result_contains is None:
             rows, total = await fetch_page(session, query, paging)
         else:
@@ -166,17 +166,17 @@ async def list_executions(
     "/executions/execute", status_code=201, dependencies=[require("actions", "execute", scoped=True)]
 )
 async def execute(
-    body: CreateExecutionRequest, principal: PrincipalDep, runtime: RuntimeDep
+    body: CreateExecutionRequest, principal: PrincipalDep, platform: PlatformDep
 ) -> Data[ExecutionResponse]:
     """Run an action by hand: validate its parameters, apply defaults and request the run."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         execution, action = await control.run(
             session,
             body.action_ref,
             body.parameters,
             env_vars=body.env_vars,
             executor=principal.identity_id,
-            box=runtime.secrets,
+            box=platform.secrets,
             authorize=lambda row: principal.check(
                 "actions", "execute", pack=row.pack_ref, what=f"execute {row.ref}"
             ),
@@ -186,9 +186,9 @@ async def execute(
 
 
 @router.get("/executions/stats", dependencies=[require("executions", "read")])
-async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
+async def execution_stats(platform: PlatformDep) -> Data[ExecutionStats]:
     """Counts by status over every execution."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         counts = await executions.count_by_status(session)
     return Data(
         data=ExecutionStats(
@@ -208,7 +208,7 @@ async def execution_stats(runtime: RuntimeDep) -> Data[ExecutionStats]:
 @router.get("/executions/status/{status}", dependencies=[require("executions", "read", scoped=True)])
 async def executions_by_status(
     status: str,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_a)],
 ) -> Page[ExecutionSummary]:
@@ -216,15 +216,15 @@ async def executions_by_status(
     wanted = status.lower()
     if wanted not in values(ExecutionStatus):
         raise BadRequest(f"Invalid execution status: {status}")
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(
             session, visible(executions.by_status_query(wanted), principal), paging
         )
     return make_page(_summaries(rows), total, paging)
 
 
-async def _read_execution(runtime: Runtime, id: int, principal: Principal) -> Data[ExecutionResponse]:
-    async with runtime.db.session() as session:
+async def _read_execution(platform: Platform, id: int, principal: Principal) -> Data[ExecutionResponse]:
+    async with platform.db.session() as session:
         execution = await executions.get(session, id)
         if execution is None:
             raise NotFound(f"Execution with ID {id} not found")
@@ -242,7 +242,7 @@ async def _read_execution(runtime: Runtime, id: int, principal: Principal) -> Da
 async def get_execution(
     id: int,
     request: Request,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     principal: PrincipalDep,
     wait: Annotated[
         float | None,
@@ -259,27 +259,27 @@ async def get_execution(
     or when the wait elapses, whichever is first, with the same body (docs/api.md, "Waiting for
     a run"); beyond `server.max_waiters` concurrent waiters: 429 with `Retry-After`.
     """
-    current = await _read_execution(runtime, id, principal)
+    current = await _read_execution(platform, id, principal)
     if not wait or str(current.data.status) in waiting.TERMINAL:
         return current
     try:
-        async with waiting.waiters_for(request.app.state, runtime).slot():
+        async with waiting.waiters_for(request.app.state, platform).slot():
 
             async def terminal() -> bool:
-                async with runtime.db.session() as session:
+                async with platform.db.session() as session:
                     status = (await executions.statuses(session, [id])).get(id)
                 return status is None or status in waiting.TERMINAL
 
             await waiting.wait_until(
                 request.app.state,
-                runtime,
+                platform,
                 terminal,
-                waiting.bounded(runtime, wait),
+                waiting.bounded(platform, wait),
                 relevant=lambda n: n.entity_id in (None, id),
             )
     except waiting.WaitersExhausted as exc:
         return waiting.refused(exc)
-    return await _read_execution(runtime, id, principal)
+    return await _read_execution(platform, id, principal)
 
 
 @router.get(
@@ -287,12 +287,12 @@ async def get_execution(
 )
 async def executions_of_enforcement(
     enforcement_id: int,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_a)],
 ) -> Page[ExecutionSummary]:
     """Executions spawned by one enforcement (an unknown id gives an empty page)."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(
             session, visible(executions.by_enforcement_query(enforcement_id), principal), paging
         )

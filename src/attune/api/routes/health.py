@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from attune import __version__
-from attune.api.deps import RuntimeDep
+from attune.api.deps import PlatformDep
 
 router = APIRouter(tags=["health"])
 
@@ -17,8 +17,8 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/health/detailed")
-async def health_detailed(runtime: RuntimeDep) -> Response:
-    if await runtime.db.ping():
+async def health_detailed(platform: PlatformDep) -> Response:
+    if await platform.db.ping():
         return JSONResponse({"status": "ok", "version": __version__, "database": "connected"})
     return JSONResponse(
         {"status": "error", "database": "disconnected", "error": "Database connectivity check failed"},
@@ -27,8 +27,8 @@ async def health_detailed(runtime: RuntimeDep) -> Response:
 
 
 @router.get("/health/ready")
-async def health_ready(runtime: RuntimeDep) -> Response:
-    return Response(status_code=200 if await runtime.db.ping() else 503)
+async def health_ready(platform: PlatformDep) -> Response:
+    return Response(status_code=200 if await platform.db.ping() else 503)
 
 
 @router.get("/health/live")

@@ -9,13 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from attune.api.authz import PrincipalDep, check_execution, refusal, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_h
 from attune.api.schemas.common import Page
 from attune.api.schemas.history import HistoryRecord
 from attune.db.repos import executions, history
 from attune.errors import BadRequest, Forbidden
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["history"], dependencies=AUTH)
 
@@ -48,10 +48,15 @@ Paging = Annotated[PageRequest, Depends(page_h)]
 
 
 async def _list(
-    runtime: Runtime, entity_type: str, filters: HistoryFilters, paging: PageRequest, *, entity_id: int | None
+    platform: Platform,
+    entity_type: str,
+    filters: HistoryFilters,
+    paging: PageRequest,
+    *,
+    entity_id: int | None,
 ) -> Page[HistoryRecord]:
     model = history.HISTORY_MODELS[entity_type]
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         query = history.list_query(
             session,
             model,
@@ -68,7 +73,7 @@ async def _list(
 
 @router.get("/history/{entity_type}", dependencies=[require("history", "read")])
 async def list_history(
-    entity_type: str, runtime: RuntimeDep, principal: PrincipalDep, filters: Filters, paging: Paging
+    entity_type: str, platform: PlatformDep, principal: PrincipalDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:
     """Changes of every execution or every worker (the type is case-insensitive), newest first."""
     kind = entity_type.lower()
@@ -78,26 +83,26 @@ async def list_history(
     resource = "executions" if kind == "execution" else "workers"
     if not principal.may_unconstrained(resource, "read"):
         raise Forbidden(refusal("read", resource, f"the history of every {kind}"))
-    return await _list(runtime, kind, filters, paging, entity_id=filters.entity_id)
+    return await _list(platform, kind, filters, paging, entity_id=filters.entity_id)
 
 
 @router.get("/executions/{id}/history", dependencies=[require("history", "read")])
 async def execution_history(
-    id: int, runtime: RuntimeDep, principal: PrincipalDep, filters: Filters, paging: Paging
+    id: int, platform: PlatformDep, principal: PrincipalDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:
     """Changes of one execution, newest first (an unknown id gives an empty page)."""
     if not principal.may_unconstrained("executions", "read"):
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             execution = await executions.get(session, id)
         if execution is None:
             raise Forbidden(refusal("read", "executions", f"the history of execution {id}"))
         check_execution(principal, execution, "read")
-    return await _list(runtime, "execution", filters, paging, entity_id=id)
+    return await _list(platform, "execution", filters, paging, entity_id=id)
 
 
 @router.get("/workers/{id}/history", dependencies=[require("history", "read")])
 async def worker_history(
-    id: int, runtime: RuntimeDep, filters: Filters, paging: Paging
+    id: int, platform: PlatformDep, filters: Filters, paging: Paging
 ) -> Page[HistoryRecord]:
     """Changes of one worker, newest first (an unknown id gives an empty page)."""
-    return await _list(runtime, "worker", filters, paging, entity_id=id)
+    return await _list(platform, "worker", filters, paging, entity_id=id)

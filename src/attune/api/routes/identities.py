@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import Principal, PrincipalDep, identity_principal, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.permissions import (
@@ -67,11 +67,11 @@ def _check_other(principal: Principal, identity_id: int, action: str) -> None:
 
 @router.get("/identities", dependencies=[require("identities", "read", scoped=True)])
 async def list_identities(
-    runtime: RuntimeDep, principal: PrincipalDep, page: Annotated[PageRequest, Depends(page_a)]
+    platform: PlatformDep, principal: PrincipalDep, page: Annotated[PageRequest, Depends(page_a)]
 ) -> Page[IdentityResponse]:
     """Identities that log in (sensor identities aside), login ascending."""
     query = permissions.restrict(identities.list_query(), principal.scope("identities"), owner=Identity.id)
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, query, page)
         items = [await _response(session, row) for row in rows]
     return make_page(items, total, page)
@@ -79,14 +79,14 @@ async def list_identities(
 
 @router.post("/identities", status_code=201, dependencies=[require("identities", "create", scoped=True)])
 async def create_identity(
-    body: CreateIdentityRequest, runtime: RuntimeDep, principal: PrincipalDep
+    body: CreateIdentityRequest, platform: PlatformDep, principal: PrincipalDep
 ) -> Data[IdentityResponse]:
     """Create an identity with a password (no permission set: assign one next)."""
     principal.check("identities", "create", what="create identities")
     if body.is_admin and not principal.is_admin:
         raise Forbidden("Only an administrator may create an administrator")
-    password_hash = await asyncio.to_thread(hash_password, runtime.hasher, body.password)
-    async with runtime.db.transaction() as session:
+    password_hash = await asyncio.to_thread(hash_password, platform.hasher, body.password)
+    async with platform.db.transaction() as session:
         if await identities.by_login(session, body.login) is not None:
             raise Conflict(f"Identity with login '{body.login}' already exists")
         row = await identities.create(
@@ -102,16 +102,16 @@ async def create_identity(
 
 
 @router.get("/identities/{id}", dependencies=[require("identities", "read", deferred=True)])
-async def get_identity(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[IdentityResponse]:
+async def get_identity(id: int, platform: PlatformDep, principal: PrincipalDep) -> Data[IdentityResponse]:
     """One identity (an identity may always read itself)."""
     _check_other(principal, id, "read")
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         return Data(data=await _response(session, await _get(session, id)))
 
 
 @router.put("/identities/{id}", dependencies=[require("identities", "update", deferred=True)])
 async def update_identity(
-    id: int, body: UpdateIdentityRequest, request: Request, runtime: RuntimeDep, principal: PrincipalDep
+    id: int, body: UpdateIdentityRequest, request: Request, platform: PlatformDep, principal: PrincipalDep
 ) -> Data[IdentityResponse]:
     """Change the display name, the password or (administrators only) ``is_admin``.
 
@@ -124,9 +124,9 @@ async def update_identity(
     if body.is_admin is not None and not principal.is_admin:
         raise Forbidden("Only an administrator may change is_admin")
     password_hash = (
-        await asyncio.to_thread(hash_password, runtime.hasher, body.password) if body.password else None
+        await asyncio.to_thread(hash_password, platform.hasher, body.password) if body.password else None
     )
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await _get(session, id)
         if body.display_name is not None:
             row.display_name = body.display_name
@@ -145,10 +145,10 @@ async def update_identity(
 
 
 @router.delete("/identities/{id}", dependencies=[require("identities", "delete", scoped=True)])
-async def delete_identity(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Success:
+async def delete_identity(id: int, platform: PlatformDep, principal: PrincipalDep) -> Success:
     """Delete an identity (its keys and assignments go with it)."""
     principal.check("identities", "delete", owner=id, what=f"delete identity {id}")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await _get(session, id)
         if row.is_admin and await identities.admin_count(session) <= 1:
             raise Conflict("Cannot delete the last administrator")
@@ -158,11 +158,11 @@ async def delete_identity(id: int, runtime: RuntimeDep, principal: PrincipalDep)
 
 @router.get("/identities/{id}/permissions", dependencies=[require("identities", "read", deferred=True)])
 async def identity_permissions(
-    id: int, runtime: RuntimeDep, principal: PrincipalDep
+    id: int, platform: PlatformDep, principal: PrincipalDep
 ) -> Data[IdentityPermissions]:
     """What an identity may do: its sets and the union of their grants."""
     _check_other(principal, id, "read")
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         target = await identity_principal(session, id)
     if target is None:
         raise NotFound(f"Identity with ID {id} not found")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import Principal, PrincipalDep, check_execution, pack_of, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_c
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.inquiries import (
@@ -103,7 +103,7 @@ def _response(row: Inquiry) -> InquiryResponse:
 
 @router.get("/inquiries", dependencies=[require("inquiries", "read", scoped=True)])
 async def list_inquiries(
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_c)],
     status: Annotated[InquiryStatus | None, Query(description="Wins over execution")] = None,
@@ -117,19 +117,19 @@ async def list_inquiries(
         ),
         principal,
     )
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, query, paging)
     return make_page([_summary(row) for row in rows], total, paging)
 
 
 @router.post("/inquiries", status_code=201, dependencies=[require("inquiries", "create", scoped=True)])
 async def create_inquiry(
-    body: CreateInquiryRequest, runtime: RuntimeDep, principal: PrincipalDep
+    body: CreateInquiryRequest, platform: PlatformDep, principal: PrincipalDep
 ) -> Data[InquiryResponse]:
     """Create a pending inquiry for an execution (publishes nothing; the execution is untouched)."""
     if body.assigned_to is not None and not principal.may("inquiries", "manage"):
         raise Forbidden("Only an administrator (or manage on inquiries) may assign an inquiry")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         execution = await executions.get(session, body.execution)
         if execution is None:
             raise NotFound(f"Execution with ID {body.execution} not found")
@@ -150,7 +150,7 @@ async def create_inquiry(
 @router.get("/inquiries/status/{status}", dependencies=[require("inquiries", "read", scoped=True)])
 async def inquiries_by_status(
     status: str,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_a)],
 ) -> Page[InquirySummary]:
@@ -158,7 +158,7 @@ async def inquiries_by_status(
     wanted = STATUS_SEGMENTS.get(status.lower())
     if wanted is None:
         raise BadRequest(f"Invalid inquiry status: {status}")
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(
             session, visible(repo.by_status_query(wanted.value), principal), paging
         )
@@ -166,9 +166,9 @@ async def inquiries_by_status(
 
 
 @router.get("/inquiries/{id}", dependencies=[require("inquiries", "read", scoped=True)])
-async def get_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[InquiryResponse]:
+async def get_inquiry(id: int, platform: PlatformDep, principal: PrincipalDep) -> Data[InquiryResponse]:
     """One inquiry."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         row = await repo.get(session, id)
         if row is None:
             raise _not_found(id)
@@ -178,7 +178,7 @@ async def get_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> 
 
 @router.put("/inquiries/{id}", dependencies=[require("inquiries", "manage", scoped=True)])
 async def update_inquiry(
-    id: int, body: UpdateInquiryRequest, runtime: RuntimeDep, principal: PrincipalDep
+    id: int, body: UpdateInquiryRequest, platform: PlatformDep, principal: PrincipalDep
 ) -> Data[InquiryResponse]:
     """Reassign an inquiry (``assigned_to``): administrators or ``manage`` on inquiries only.
 
@@ -187,7 +187,7 @@ async def update_inquiry(
     and an unanswered inquiry ends by its timeout, so no execution waits forever on an inquiry
     marked answered (docs/inquiries.md).
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await repo.get(session, id)
         if row is None:
             raise _not_found(id)
@@ -208,9 +208,9 @@ async def update_inquiry(
 
 
 @router.delete("/inquiries/{id}", dependencies=[require("inquiries", "delete", scoped=True)])
-async def delete_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Success:
+async def delete_inquiry(id: int, platform: PlatformDep, principal: PrincipalDep) -> Success:
     """Delete an inquiry. An execution still waiting on it ends as ``cancelled``."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await repo.get_locked(session, id)
         if row is None:
             raise _not_found(id)
@@ -221,7 +221,7 @@ async def delete_inquiry(id: int, runtime: RuntimeDep, principal: PrincipalDep) 
 
 @router.post("/inquiries/{id}/respond", dependencies=[require("inquiries", "respond", scoped=True)])
 async def respond_to_inquiry(
-    id: int, body: RespondRequest, principal: PrincipalDep, runtime: RuntimeDep
+    id: int, body: RespondRequest, principal: PrincipalDep, platform: PlatformDep
 ) -> Data[InquiryResponse]:
     """Answer a pending inquiry (api.md §5.7) and resume the execution waiting on it.
 
@@ -229,7 +229,7 @@ async def respond_to_inquiry(
     then marked ``timeout`` and its execution ends as ``timeout``); 422 the answer does not
     satisfy ``response_schema``, naming the field.
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await repo.get_locked(session, id)
         if row is None:
             raise _not_found(id)
@@ -246,7 +246,7 @@ async def respond_to_inquiry(
             body.response,
             responded_by=responder,
             source_service=SOURCE,
-            now=runtime.clock.now(),
+            now=platform.clock.now(),
         )
     if not answered:
         # Committed before this 400: a late answer settles the inquiry as timed out.
@@ -257,12 +257,12 @@ async def respond_to_inquiry(
 @router.get("/executions/{execution_id}/inquiries", dependencies=[require("inquiries", "read", scoped=True)])
 async def inquiries_of_execution(
     execution_id: int,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_a)],
 ) -> Page[InquirySummary]:
     """The inquiries of one execution, newest first; 404 when the execution does not exist."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         execution = await executions.get(session, execution_id)
         if execution is None:
             raise NotFound(f"Execution with ID {execution_id} not found")

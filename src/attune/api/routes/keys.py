@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import Principal, PrincipalDep, refusal, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_b
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.keys import CreateKeyRequest, KeyResponse, KeySummary, UpdateKeyRequest
@@ -139,7 +139,7 @@ async def _owner_fields(session: AsyncSession, body: CreateKeyRequest) -> dict[s
 
 @router.get("/keys", dependencies=[require("keys", "read", scoped=True)])
 async def list_keys(
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     principal: PrincipalDep,
     paging: Annotated[PageRequest, Depends(page_b)],
     owner_type: Annotated[OwnerType | None, Query(description="Exact owner type")] = None,
@@ -149,20 +149,20 @@ async def list_keys(
     query = keys.restrict_visible(
         keys.list_query(owner_type.value if owner_type else None, owner), visibility(principal)
     )
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, query, paging)
     return make_page([KeySummary.model_validate(row) for row in rows], total, paging)
 
 
 @router.post("/keys", status_code=201, dependencies=[require("keys", "create", scoped=True)])
 async def create_key(
-    body: CreateKeyRequest, runtime: RuntimeDep, principal: PrincipalDep
+    body: CreateKeyRequest, platform: PlatformDep, principal: PrincipalDep
 ) -> Data[KeyResponse]:
     """Create a key; the value is encrypted unless ``encrypted`` is false.
 
     An identity key without an owner named belongs to the caller.
     """
-    value, fingerprint = seal(runtime.secrets, body.value, body.encrypted)
+    value, fingerprint = seal(platform.secrets, body.value, body.encrypted)
     if (
         body.owner_type == OwnerType.IDENTITY
         and body.owner_identity is None
@@ -170,7 +170,7 @@ async def create_key(
         and principal.identity_id is not None
     ):
         body = body.model_copy(update={"owner_identity": principal.identity_id})
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         owner = await _owner_fields(session, body)
         draft = Key(owner_type=body.owner_type.value, **owner)
         if not key_allowed(principal, draft, "create"):
@@ -197,26 +197,26 @@ async def create_key(
 
 
 @router.get("/keys/{ref}", dependencies=[require("keys", "read", scoped=True)])
-async def get_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> Data[KeyResponse]:
+async def get_key(ref: str, platform: PlatformDep, principal: PrincipalDep) -> Data[KeyResponse]:
     """One key with its decrypted value."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         key = await keys.get_by_ref(session, ref)
     if key is None:
         raise NotFound(f"Key '{ref}' not found")
     _check(principal, key, "read")
-    return Data(data=_response(key, reveal(runtime.secrets, key)))
+    return Data(data=_response(key, reveal(platform.secrets, key)))
 
 
 @router.put("/keys/{ref}", dependencies=[require("keys", "update", scoped=True)])
 async def update_key(
-    ref: str, body: UpdateKeyRequest, runtime: RuntimeDep, principal: PrincipalDep
+    ref: str, body: UpdateKeyRequest, platform: PlatformDep, principal: PrincipalDep
 ) -> Data[KeyResponse]:
     """Update name, value and/or the encryption flag.
 
     The stored value always matches the flag: changing only ``encrypted`` decrypts and re-seals
     the current value (fixing the flag-only flip of api.md §5.8).
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         key = await keys.get_by_ref(session, ref)
         if key is None:
             raise NotFound(f"Key '{ref}' not found")
@@ -224,23 +224,23 @@ async def update_key(
         encrypted = key.encrypted if body.encrypted is None else body.encrypted
         plaintext = body.value
         if plaintext is None and encrypted != key.encrypted:
-            plaintext = reveal(runtime.secrets, key)
+            plaintext = reveal(platform.secrets, key)
         if body.name is not None and body.name != key.name:
             if await keys.name_taken(session, key.owner_type, key.owner, body.name, except_id=key.id):
                 raise Conflict(f"Key with name '{body.name}' already exists for owner '{key.owner}'")
             key.name = body.name
         if plaintext is not None:
-            key.value, key.encryption_key_hash = seal(runtime.secrets, plaintext, encrypted)
+            key.value, key.encryption_key_hash = seal(platform.secrets, plaintext, encrypted)
             key.encrypted = encrypted
         await session.flush()
-        current = plaintext if plaintext is not None else reveal(runtime.secrets, key)
+        current = plaintext if plaintext is not None else reveal(platform.secrets, key)
     return Data(data=_response(key, current), message="Key updated successfully")
 
 
 @router.delete("/keys/{ref}", dependencies=[require("keys", "delete", scoped=True)])
-async def delete_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> Success:
+async def delete_key(ref: str, platform: PlatformDep, principal: PrincipalDep) -> Success:
     """Delete one key."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         key = await keys.get_by_ref(session, ref)
         if key is None:
             raise NotFound(f"Key '{ref}' not found")

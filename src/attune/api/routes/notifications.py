@@ -24,7 +24,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from attune.api.authz import load_principal, notification_access, refusal
-from attune.api.deps import RuntimeDep
+from attune.api.deps import PlatformDep
 from attune.errors import Forbidden
 from attune.notifier.hub import Accept, Notification, Subscription
 from attune.notifier.websocket import WS_TOKEN_TYPES, authenticate, feed_for
@@ -40,8 +40,8 @@ STREAM_CHANNELS = frozenset({"execution_created", "execution_status_changed"})
 @router.websocket("/api/v1/notifications/ws")
 async def notifications_ws(websocket: WebSocket) -> None:
     """The notification feed over WebSocket (see ``attune.notifier.websocket``)."""
-    runtime = websocket.app.state.runtime
-    await feed_for(websocket.app.state, runtime).serve(websocket)
+    platform = websocket.app.state.platform
+    await feed_for(websocket.app.state, platform).serve(websocket)
 
 
 def execution_filter(execution_id: int | None) -> Accept:
@@ -83,18 +83,18 @@ async def _events(subscription: Subscription) -> AsyncIterator[bytes]:
 )
 async def execution_stream(
     request: Request,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     token: Annotated[str | None, Query(description="An access (or execution) token")] = None,
     execution_id: Annotated[int | None, Query(description="Only this execution's notifications")] = None,
 ) -> StreamingResponse:
     """Server-sent events for execution changes (unbounded; nothing is replayed)."""
-    claims = await authenticate(runtime, token, WS_TOKEN_TYPES)
-    principal = await load_principal(runtime.db, claims)
+    claims = await authenticate(platform, token, WS_TOKEN_TYPES)
+    principal = await load_principal(platform.db, claims)
     allowed = notification_access(principal)
     if allowed is None or not principal.may("executions", "read"):
         raise Forbidden(refusal("read", "executions", "the execution stream"))
     selected = execution_filter(execution_id)
-    feed = feed_for(request.app.state, runtime)
+    feed = feed_for(request.app.state, platform)
     # Subscribed before the response starts, so a change made once the headers arrive is seen.
     subscription = await feed.subscribe(lambda n: selected(n) and allowed(n))
     return StreamingResponse(

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.deps import AUTH, ClaimsDep, PlatformDep
 from attune.api.errors import describe_integrity_error
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page
@@ -41,7 +41,7 @@ from attune.packs.install.envs import interpreter_of_pack
 from attune.packs.install.progress import ProgressEvent
 from attune.packs.install.tests import run_pack_tests, server_environment
 from attune.packs.install.yamlio import load_yaml
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,16 @@ INSTALL_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _pack_or_404(runtime: Runtime, ref: str) -> models.Pack:
-    async with runtime.db.session() as session:
+async def _pack_or_404(platform: Platform, ref: str) -> models.Pack:
+    async with platform.db.session() as session:
         pack = await packs.by_ref(session, ref)
     if pack is None:
         raise NotFound(f"Pack '{ref}' not found")
     return pack
 
 
-async def _response(runtime: Runtime, outcome: installer.InstallOutcome) -> PackInstallResponse:
-    async with runtime.db.session() as session:
+async def _response(platform: Platform, outcome: installer.InstallOutcome) -> PackInstallResponse:
+    async with platform.db.session() as session:
         pack = await packs.get(session, outcome.pack_id)
         if pack is None:  # uninstalled concurrently
             raise NotFound(f"Pack '{outcome.ref}' not found")
@@ -136,18 +136,18 @@ def _stream(
 
 
 async def _install(
-    runtime: Runtime, request: installer.InstallRequest, stream: bool, message: str
+    platform: Platform, request: installer.InstallRequest, stream: bool, message: str
 ) -> Data[PackInstallResponse] | StreamingResponse:
     if not stream:
-        outcome = await installer.install(runtime, request)
-        return Data(data=await _response(runtime, outcome), message=message)
+        outcome = await installer.install(platform, request)
+        return Data(data=await _response(platform, outcome), message=message)
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     def progress(event: ProgressEvent) -> None:
         queue.put_nowait({"event": "progress", **event.as_dict()})
 
     async def work() -> PackInstallResponse:
-        return await _response(runtime, await installer.install(runtime, request, progress))
+        return await _response(platform, await installer.install(platform, request, progress))
 
     return _stream(work(), queue, message)
 
@@ -159,7 +159,7 @@ async def _install(
     dependencies=[require("packs", "manage")],
 )
 async def install(
-    body: InstallPack, claims: ClaimsDep, runtime: RuntimeDep, stream: bool = StreamOpt
+    body: InstallPack, claims: ClaimsDep, platform: PlatformDep, stream: bool = StreamOpt
 ) -> Data[PackInstallResponse] | StreamingResponse:
     """Install a pack atomically from a directory or archive on the server, an archive URL, a git
     repository (``ref_spec`` = branch, tag or commit) or a registry ref ``name[@version]``.
@@ -177,19 +177,19 @@ async def install(
         installed_by=claims.identity_id,
         fail_on_error=body.fail_on_error,
     )
-    return await _install(runtime, request, stream, "Pack installed successfully")
+    return await _install(platform, request, stream, "Pack installed successfully")
 
 
 @router.get("/packs/registry/search", dependencies=[require("packs", "read")])
 async def search_registries(
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     q: str = Query(
         ..., min_length=1, max_length=200, description="Keyword (ref, label, description, keywords)"
     ),
     registry: str | None = Query(None, description="Only the registry index with this name"),
 ) -> Data[list[RegistryHit]]:
     """Search the server's registry indices (``pack_registry.indices``), highest priority first."""
-    hits, warnings = await index.search(runtime.settings.pack_registry, q, registry)
+    hits, warnings = await index.search(platform.settings.pack_registry, q, registry)
     for warning in warnings:
         log.warning("%s", warning)
     return Data(data=[RegistryHit.model_validate(hit) for hit in hits])
@@ -202,11 +202,11 @@ async def search_registries(
     dependencies=[require("packs", "manage")],
 )
 async def upgrade(
-    ref: str, body: UpgradePack, claims: ClaimsDep, runtime: RuntimeDep, stream: bool = StreamOpt
+    ref: str, body: UpgradePack, claims: ClaimsDep, platform: PlatformDep, stream: bool = StreamOpt
 ) -> Data[PackInstallResponse] | StreamingResponse:
     """Upgrade an installed pack from where it was installed (or ``source``), keeping its
     configuration values; refuses an older version unless ``allow_downgrade``."""
-    pack = await _pack_or_404(runtime, ref)
+    pack = await _pack_or_404(platform, ref)
     source, ref_spec, kind = installer.upgrade_request(
         pack, source=body.source, version=body.version, ref_spec=body.ref_spec
     )
@@ -220,18 +220,18 @@ async def upgrade(
         expect_ref=ref,
         allow_downgrade=body.allow_downgrade,
     )
-    return await _install(runtime, request, stream, "Pack upgraded successfully")
+    return await _install(platform, request, stream, "Pack upgraded successfully")
 
 
 # -- pack tests --------------------------------------------------------------------------------
 
 
 @router.post("/packs/{ref}/test", dependencies=[require("packs", "manage")])
-async def test_pack(ref: str, runtime: RuntimeDep) -> Data[PackTestResult]:
+async def test_pack(ref: str, platform: PlatformDep) -> Data[PackTestResult]:
     """Run the installed pack's tests now and store the run (trigger reason ``manual``)."""
-    pack = await _pack_or_404(runtime, ref)
-    async with runtime.db.session() as session:
-        directory = await packs_repo.directory_of(session, runtime.settings, ref)
+    pack = await _pack_or_404(platform, ref)
+    async with platform.db.session() as session:
+        directory = await packs_repo.directory_of(session, platform.settings, ref)
     manifest_file = directory / "pack.yaml"
     if not await asyncio.to_thread(manifest_file.is_file):
         raise NotFound(f"Pack directory or pack.yaml not found for pack '{ref}': {directory}")
@@ -248,30 +248,30 @@ async def test_pack(ref: str, runtime: RuntimeDep) -> Data[PackTestResult]:
         run_pack_tests,
         directory,
         {"ref": ref, "version": manifest.get("version") or pack.version, "testing": testing},
-        python=await asyncio.to_thread(interpreter_of_pack, runtime.settings.envs_dir, ref),
+        python=await asyncio.to_thread(interpreter_of_pack, platform.settings.envs_dir, ref),
         env=server_environment(directory, ref),
     )
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await pack_tests.record(session, pack.id, result, "manual")
     return Data(data=PackTestResult.model_validate(result), message="Pack tests executed successfully")
 
 
 @router.get("/packs/{ref}/tests", dependencies=[require("packs", "read")])
 async def list_tests(
-    ref: str, runtime: RuntimeDep, page: PageRequest = Depends(page_a)
+    ref: str, platform: PlatformDep, page: PageRequest = Depends(page_a)
 ) -> Page[PackTestExecution]:
     """The pack's test runs, newest first."""
-    pack = await _pack_or_404(runtime, ref)
-    async with runtime.db.session() as session:
+    pack = await _pack_or_404(platform, ref)
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, pack_tests.list_query(pack.id), page)
         items = [PackTestExecution.of(row) for row in rows]
     return make_page(items, total, page)
 
 
 @router.get("/packs/{ref}/tests/latest", dependencies=[require("packs", "read")])
-async def latest_test(ref: str, runtime: RuntimeDep) -> Data[PackTestExecution]:
-    pack = await _pack_or_404(runtime, ref)
-    async with runtime.db.session() as session:
+async def latest_test(ref: str, platform: PlatformDep) -> Data[PackTestExecution]:
+    pack = await _pack_or_404(platform, ref)
+    async with platform.db.session() as session:
         row = await pack_tests.latest(session, pack.id)
         if row is None:
             raise NotFound(f"No test results found for pack '{ref}'")

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.routes.packs import resolve_pack_path
 from attune.api.schemas.common import Data
 from attune.api.schemas.pack_operations import (
@@ -39,7 +39,7 @@ from attune.errors import AttuneError
 from attune.packs.install import envs, installer, versions
 from attune.packs.manifest import ParsedPack
 from attune.packs.parser import parse_pack_dir
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.worker import environments
 
 # Installing code is a privileged act: once RBAC lands these routes need `manage` on packs.
@@ -59,10 +59,10 @@ def _prune_downloads(root: Path) -> None:
 
 
 @router.post("/packs/download", dependencies=[require("packs", "manage")])
-async def download(body: DownloadPacks, runtime: RuntimeDep) -> Data[DownloadPacksResponse]:
+async def download(body: DownloadPacks, platform: PlatformDep) -> Data[DownloadPacksResponse]:
     """Fetch each source (git, archive URL, local path or registry ref) into its own server
     directory under ``{data_dir}/pack_downloads`` (kept for a day); registry checksums are verified."""
-    root = runtime.settings.data_dir / "pack_downloads"
+    root = platform.settings.data_dir / "pack_downloads"
     await asyncio.to_thread(_prune_downloads, root)
     done: list[DownloadedPack] = []
     failed: list[FailedSource] = []
@@ -70,7 +70,7 @@ async def download(body: DownloadPacks, runtime: RuntimeDep) -> Data[DownloadPac
         workdir = root / uuid.uuid4().hex
         await asyncio.to_thread(workdir.mkdir, parents=True)
         try:
-            staged = await installer.download(runtime, source, body.ref_spec, workdir)
+            staged = await installer.download(platform, source, body.ref_spec, workdir)
         except AttuneError as exc:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
             failed.append(FailedSource(source=source, error=exc.message))
@@ -104,12 +104,12 @@ def _parse(raw: str, base: Path) -> ParsedPack:
 
 
 @router.post("/packs/dependencies", dependencies=[require("packs", "read")])
-async def dependencies(body: PackDependencies, runtime: RuntimeDep) -> Data[PackDependenciesResponse]:
+async def dependencies(body: PackDependencies, platform: PlatformDep) -> Data[PackDependenciesResponse]:
     """The dependencies and runtime requirements of pack directories on the server.
 
     A dependency counts as installed only when the installed version meets its constraint.
     """
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         installed = await packs.installed_versions(session)
     found: list[PackDependency] = []
     requirements: dict[str, Any] = {}
@@ -117,7 +117,7 @@ async def dependencies(body: PackDependencies, runtime: RuntimeDep) -> Data[Pack
     errors: list[PathError] = []
     for raw in body.pack_paths:
         try:
-            parsed = await asyncio.to_thread(_parse, raw, runtime.settings.packs_base_dir)
+            parsed = await asyncio.to_thread(_parse, raw, platform.settings.packs_base_dir)
         except (AttuneError, OSError) as exc:
             errors.append(PathError(pack_path=raw, error=getattr(exc, "message", None) or str(exc)))
             continue
@@ -170,12 +170,12 @@ def _package_count(env_dir: Path, node: bool) -> int:
 
 
 async def _build_pack(
-    runtime: Runtime, parsed: ParsedPack, body: BuildPackEnvs, failed: list[FailedEnvironment]
+    platform: Platform, parsed: ParsedPack, body: BuildPackEnvs, failed: list[FailedEnvironment]
 ) -> tuple[dict[str, Any], int, int]:
     """(environments, python built, node built) for one pack; failures go to ``failed``."""
-    settings = runtime.settings
+    settings = platform.settings
     spec = parsed.pack
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         targets = await envs.plan(session, parsed, spec.path, settings.envs_dir)
     result: dict[str, Any] = {}
     counts = [0, 0]
@@ -224,7 +224,7 @@ async def _build_pack(
 
 
 @router.post("/packs/build-envs", dependencies=[require("packs", "manage")])
-async def build_envs(body: BuildPackEnvs, runtime: RuntimeDep) -> Data[BuildPackEnvsResponse]:
+async def build_envs(body: BuildPackEnvs, platform: PlatformDep) -> Data[BuildPackEnvsResponse]:
     """Build the Python/Node.js environments of pack directories where workers look for them
     (``{runtime_envs_dir}/{pack}/{runtime}[-{version}]``, packs.md §13)."""
     started = time.monotonic()
@@ -235,14 +235,14 @@ async def build_envs(body: BuildPackEnvs, runtime: RuntimeDep) -> Data[BuildPack
     for raw in body.pack_paths:
         pack_started = time.monotonic()
         try:
-            parsed = await asyncio.to_thread(_parse, raw, runtime.settings.packs_base_dir)
+            parsed = await asyncio.to_thread(_parse, raw, platform.settings.packs_base_dir)
         except (AttuneError, OSError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             failed.append(FailedEnvironment(pack_ref="unknown", pack_path=raw, runtime="none", error=message))
             failed_packs += 1
             continue
         before = len(failed)
-        result, python_count, node_count = await _build_pack(runtime, parsed, body, failed)
+        result, python_count, node_count = await _build_pack(platform, parsed, body, failed)
         python_built += python_count
         node_built += node_count
         if len(failed) > before:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from sqlalchemy.exc import IntegrityError
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, ClaimsDep, RuntimeDep
+from attune.api.deps import AUTH, ClaimsDep, PlatformDep
 from attune.api.errors import describe_integrity_error
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -40,7 +40,7 @@ from attune.packs import archive
 from attune.packs.install import envs, installer
 from attune.packs.install.sources import expand_user
 from attune.packs.register import register_pack
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["packs"], dependencies=AUTH)
 
@@ -80,8 +80,8 @@ def _check_version(version: str) -> None:
         raise Unprocessable("Validation constraint failed: pack_version_semver")
 
 
-async def _pack_response(runtime: Runtime, pack_id: int) -> PackResponse:
-    async with runtime.db.session() as session:
+async def _pack_response(platform: Platform, pack_id: int) -> PackResponse:
+    async with platform.db.session() as session:
         pack = await packs.get(session, pack_id)
         if pack is None:  # deleted concurrently
             raise NotFound(f"Pack with ID {pack_id} not found")
@@ -99,23 +99,23 @@ def _is_within(path: Path, base: Path) -> bool:
 
 
 @router.get("/packs", dependencies=[require("packs", "read")])
-async def list_packs(runtime: RuntimeDep, page: PageRequest = Depends(page_a)) -> Page[PackSummary]:
+async def list_packs(platform: PlatformDep, page: PageRequest = Depends(page_a)) -> Page[PackSummary]:
     """Every pack, ref ascending."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, packs.list_query(), page)
         items = [PackSummary.model_validate(row) for row in rows]
     return make_page(items, total, page)
 
 
 @router.post("/packs", status_code=201, dependencies=[require("packs", "create")])
-async def create_pack(body: CreatePack, runtime: RuntimeDep) -> Data[PackResponse]:
+async def create_pack(body: CreatePack, platform: PlatformDep) -> Data[PackResponse]:
     """Create an empty pack. ``config`` is validated against ``conf_schema`` and gets its defaults."""
     if not refs.is_pack_ref(body.ref):
         raise Unprocessable("Validation constraint failed: pack_ref_format")
     _check_version(body.version)
     values = body.model_dump()
     values["config"] = checked_config(body.ref, body.config, body.conf_schema)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         if await packs.by_ref(session, body.ref) is not None:
             raise Conflict(f"Pack with ref '{body.ref}' already exists")
         pack = await packs.create(session, values)
@@ -127,7 +127,7 @@ async def create_pack(body: CreatePack, runtime: RuntimeDep) -> Data[PackRespons
 
 
 @router.post("/packs/register", status_code=201, dependencies=[require("packs", "manage")])
-async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackRegisterResponse]:
+async def register(body: RegisterPack, platform: PlatformDep) -> Data[PackRegisterResponse]:
     """Register a pack directory on the server in place (packs.md §11.3).
 
     A relative ``path`` is resolved against the server's working directory, then against
@@ -135,13 +135,13 @@ async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackRegister
     that keeps ids and ad-hoc rules and removes components the pack no longer ships. Files that
     cannot be loaded are skipped and listed in ``warnings`` (``fail_on_error`` refuses instead).
     """
-    path = resolve_pack_path(body.path, runtime.settings.packs_base_dir)
+    path = resolve_pack_path(body.path, platform.settings.packs_base_dir)
     if path is None:
         raise BadRequest(f"Pack directory does not exist: {body.path}")
     result = await register_pack(
-        runtime, path, force=body.force, skip_tests=body.skip_tests, fail_on_error=body.fail_on_error
+        platform, path, force=body.force, skip_tests=body.skip_tests, fail_on_error=body.fail_on_error
     )
-    pack = await _pack_response(runtime, result.pack.id)
+    pack = await _pack_response(platform, result.pack.id)
     # The PackResponse fields, plus ``pack``/``tests_skipped``/``test_result`` as /packs/install
     # answers (a superset: clients reading either shape work).
     response = PackRegisterResponse(
@@ -155,7 +155,7 @@ async def register(body: RegisterPack, runtime: RuntimeDep) -> Data[PackRegister
 
 
 @router.post("/packs/register-batch", dependencies=[require("packs", "manage")])
-async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[RegisterPacksResponse]:
+async def register_batch(body: RegisterPacks, platform: PlatformDep) -> Data[RegisterPacksResponse]:
     """Register several directories in place; failures are reported, never raised.
 
     Unlike older servers, ``components_registered`` holds the pack's real component counts and
@@ -165,12 +165,12 @@ async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[Regis
     registered: list[RegisteredPack] = []
     failed: list[FailedPackRegistration] = []
     for raw in body.pack_paths:
-        path = resolve_pack_path(raw, runtime.settings.packs_base_dir)
+        path = resolve_pack_path(raw, platform.settings.packs_base_dir)
         try:
             if path is None:
                 raise BadRequest(f"Pack directory does not exist: {raw}")
             result = await register_pack(
-                runtime, path, force=body.force, skip_tests=body.skip_tests, fail_on_error=body.fail_on_error
+                platform, path, force=body.force, skip_tests=body.skip_tests, fail_on_error=body.fail_on_error
             )
         except AttuneError as exc:
             failed.append(FailedPackRegistration(pack_path=raw, error=exc.message))
@@ -178,7 +178,7 @@ async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[Regis
         except IntegrityError as exc:
             failed.append(FailedPackRegistration(pack_path=raw, error=describe_integrity_error(exc)[1]))
             continue
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             counts = await packs.component_counts(session, result.pack.id)
         registered.append(
             RegisteredPack(
@@ -210,7 +210,7 @@ async def register_batch(body: RegisterPacks, runtime: RuntimeDep) -> Data[Regis
 @router.post("/packs/upload", status_code=201, dependencies=[require("packs", "manage")])
 async def upload(
     claims: ClaimsDep,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     file: UploadFile | None = File(None, description="A .tar.gz or .zip of a pack directory"),
     pack: UploadFile | None = File(None, description="The same as `file` (what Attune's own clients send)"),
     force: bool = Form(False, description="Replace an installed pack with the same ref"),
@@ -235,7 +235,7 @@ async def upload(
     sent = file or pack
     if sent is None:
         raise BadRequest("No pack archive: send it in the multipart field 'file' (or 'pack')")
-    with archive.staging_dir(runtime.settings.data_dir / "pack_uploads") as stage:
+    with archive.staging_dir(platform.settings.data_dir / "pack_uploads") as stage:
         saved = stage / "upload.tar.gz"
         await asyncio.to_thread(archive.copy_stream, sent.file, saved, max_bytes=MAX_ARCHIVE_BYTES)
         request = installer.InstallRequest(
@@ -248,8 +248,8 @@ async def upload(
             installed_by=claims.identity_id,
             fail_on_error=fail_on_error,
         )
-        outcome = await installer.install(runtime, request)
-    pack_body = await _pack_response(runtime, outcome.pack_id)
+        outcome = await installer.install(platform, request)
+    pack_body = await _pack_response(platform, outcome.pack_id)
     return Data(
         data=PackUploadResponse(**pack_body.model_dump(), warnings=outcome.warnings),
         message="Pack uploaded and registered successfully",
@@ -260,8 +260,8 @@ async def upload(
 
 
 @router.get("/packs/{ref}", dependencies=[require("packs", "read")])
-async def get_pack(ref: str, runtime: RuntimeDep) -> Data[PackResponse]:
-    async with runtime.db.session() as session:
+async def get_pack(ref: str, platform: PlatformDep) -> Data[PackResponse]:
+    async with platform.db.session() as session:
         pack = await packs.by_ref(session, ref)
         if pack is None:
             raise NotFound(f"Pack '{ref}' not found")
@@ -269,12 +269,12 @@ async def get_pack(ref: str, runtime: RuntimeDep) -> Data[PackResponse]:
 
 
 @router.put("/packs/{ref}", dependencies=[require("packs", "update")])
-async def update_pack(ref: str, body: UpdatePack, runtime: RuntimeDep) -> Data[PackResponse]:
+async def update_pack(ref: str, body: UpdatePack, platform: PlatformDep) -> Data[PackResponse]:
     """Change a pack; absent or null fields stay as they are. ``config`` is re-validated."""
     values = {key: getattr(body, key) for key in body.model_fields_set if getattr(body, key) is not None}
     if "version" in values:
         _check_version(values["version"])
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = await packs.by_ref(session, ref)
         if pack is None:
             raise NotFound(f"Pack '{ref}' not found")
@@ -290,7 +290,7 @@ async def update_pack(ref: str, body: UpdatePack, runtime: RuntimeDep) -> Data[P
 @router.delete("/packs/{ref}", dependencies=[require("packs", "manage")])
 async def delete_pack(
     ref: str,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     force: bool = Query(False, description="Uninstall even when other packs depend on this one"),
 ) -> Success:
     """Uninstall a pack: its rows (cascading to its components), environments and directory.
@@ -299,7 +299,7 @@ async def delete_pack(
     their action refs. ``{installed_packs_dir}/{ref}`` (or ``{packs_base_dir}/{ref}``) is removed
     (best effort) when the pack was stored there; a pack registered in place elsewhere keeps its files.
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = await packs.by_ref(session, ref)
         if pack is None:
             raise NotFound(f"Pack '{ref}' not found")
@@ -311,8 +311,8 @@ async def delete_pack(
             raise Conflict(f"Pack '{ref}' is required by {names}. Use force=true to uninstall it anyway.")
         storage_path = pack.storage_path
         await packs.delete(session, pack.id)
-    for base in (runtime.settings.install_dir, runtime.settings.packs_base_dir):
+    for base in (platform.settings.install_dir, platform.settings.packs_base_dir):
         if storage_path and _is_within(Path(storage_path), base):
             await asyncio.to_thread(archive.remove_tree, base / ref)
-    await asyncio.to_thread(envs.remove_all, runtime.settings.envs_dir, ref)
+    await asyncio.to_thread(envs.remove_all, platform.settings.envs_dir, ref)
     return Success(message=f"Pack '{ref}' deleted successfully")

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.permissions import (
@@ -74,10 +74,10 @@ def _not_builtin(ref: str) -> None:
 
 @router.get("/sets", dependencies=[require("permission_sets", "read")])
 async def list_sets(
-    runtime: RuntimeDep, page: Annotated[PageRequest, Depends(page_a)]
+    platform: PlatformDep, page: Annotated[PageRequest, Depends(page_a)]
 ) -> Page[PermissionSetResponse]:
     """Every permission set (the built-in ones included), ref ascending."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await permissions.ensure_builtin_sets(session)
         rows, total = await fetch_page(session, permissions.sets_query(), page)
         items = [_response(row) for row in rows]
@@ -85,11 +85,11 @@ async def list_sets(
 
 
 @router.post("/sets", status_code=201, dependencies=[require("permission_sets", "create")])
-async def create_set(body: PermissionSetRequest, runtime: RuntimeDep) -> Data[PermissionSetResponse]:
+async def create_set(body: PermissionSetRequest, platform: PlatformDep) -> Data[PermissionSetResponse]:
     """Create a permission set of grants."""
     _not_builtin(body.ref)
     grants = _grants(body.grants)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         if await permissions.get_set(session, body.ref) is not None:
             raise Conflict(f"Permission set '{body.ref}' already exists")
         row = await permissions.add_set(
@@ -107,20 +107,20 @@ async def create_set(body: PermissionSetRequest, runtime: RuntimeDep) -> Data[Pe
 
 
 @router.get("/sets/{ref}", dependencies=[require("permission_sets", "read")])
-async def get_set(ref: str, runtime: RuntimeDep) -> Data[PermissionSetResponse]:
+async def get_set(ref: str, platform: PlatformDep) -> Data[PermissionSetResponse]:
     """One permission set."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         return Data(data=_response(await _get(session, ref)))
 
 
 @router.put("/sets/{ref}", dependencies=[require("permission_sets", "update")])
 async def update_set(
-    ref: str, body: UpdatePermissionSetRequest, runtime: RuntimeDep
+    ref: str, body: UpdatePermissionSetRequest, platform: PlatformDep
 ) -> Data[PermissionSetResponse]:
     """Change a set's label, description or grants (every assigned identity is affected)."""
     _not_builtin(ref)
     grants = _grants(body.grants) if body.grants is not None else None
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await _get(session, ref)
         if body.label is not None:
             row.label = body.label
@@ -134,18 +134,18 @@ async def update_set(
 
 
 @router.delete("/sets/{ref}", dependencies=[require("permission_sets", "delete")])
-async def delete_set(ref: str, runtime: RuntimeDep) -> Success:
+async def delete_set(ref: str, platform: PlatformDep) -> Success:
     """Delete a set and its assignments."""
     _not_builtin(ref)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await permissions.delete_set(session, await _get(session, ref))
     return Success(message="Permission set deleted successfully")
 
 
 @router.get("/assignments", dependencies=[require("permission_sets", "read")])
-async def list_assignments(identity_id: int, runtime: RuntimeDep) -> Data[list[AssignmentResponse]]:
+async def list_assignments(identity_id: int, platform: PlatformDep) -> Data[list[AssignmentResponse]]:
     """The assignments of one identity (Attune extension; ``attune permission revoke`` uses it)."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows = await permissions.assignments_of(session, identity_id)
     return Data(
         data=[
@@ -158,9 +158,9 @@ async def list_assignments(identity_id: int, runtime: RuntimeDep) -> Data[list[A
 
 
 @router.post("/assignments", status_code=201, dependencies=[require("permission_sets", "manage")])
-async def create_assignment(body: AssignmentRequest, runtime: RuntimeDep) -> Data[AssignmentResponse]:
+async def create_assignment(body: AssignmentRequest, platform: PlatformDep) -> Data[AssignmentResponse]:
     """Give an identity a permission set."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         if await identities.get(session, body.identity_id) is None:
             raise NotFound(f"Identity with ID {body.identity_id} not found")
         permset = await _get(session, body.permission_set_ref)
@@ -181,9 +181,9 @@ async def create_assignment(body: AssignmentRequest, runtime: RuntimeDep) -> Dat
     response_class=Response,
     dependencies=[require("permission_sets", "manage")],
 )
-async def delete_assignment(id: int, runtime: RuntimeDep) -> Response:
+async def delete_assignment(id: int, platform: PlatformDep) -> Response:
     """Take a permission set away from an identity."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await permissions.get_assignment(session, id)
         if row is None:
             raise NotFound(f"Permission assignment with ID {id} not found")

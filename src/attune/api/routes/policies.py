@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.policies import PolicyResponse
@@ -26,22 +26,22 @@ router = APIRouter(prefix="/api/v1", tags=["policies"], dependencies=AUTH)
 
 @router.get("/policies", dependencies=[require("policies", "read")])
 async def list_policies(
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     page: Annotated[PageRequest, Depends(page_a)],
     pack_ref: Annotated[str | None, Query(description="Only this pack's policies")] = None,
     action_ref: Annotated[str | None, Query(description="Only the policies bound to this action")] = None,
 ) -> Page[PolicyResponse]:
     """Every policy, ref ascending."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, policies.list_query(pack_ref, action_ref), page)
         items = [PolicyResponse.model_validate(row) for row in rows]
     return make_page(items, total, page)
 
 
 @router.get("/policies/{ref}", dependencies=[require("policies", "read")])
-async def get_policy(ref: str, runtime: RuntimeDep) -> Data[PolicyResponse]:
+async def get_policy(ref: str, platform: PlatformDep) -> Data[PolicyResponse]:
     """One policy by ref."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         row = await policies.by_ref(session, ref)
         if row is None:
             raise NotFound(f"Policy '{ref}' not found")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import check_pack, in_readable_packs, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.rules import CreateRule, RuleResponse, RuleSummary, UpdateRule
@@ -18,7 +18,7 @@ from attune.db.repos import actions, rules, triggers
 from attune.domain.params import validate_params
 from attune.errors import Conflict, NotFound
 from attune.messaging.messages import MessageType
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["rules"], dependencies=AUTH)
 
@@ -51,21 +51,21 @@ async def _page(session: AsyncSession, page: PageRequest, **filters: Any) -> Pag
 
 
 @router.get("/rules", dependencies=[require("rules", "read", scoped=True)])
-async def list_rules(runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
+async def list_rules(platform: PlatformDep, page: PageA) -> Page[RuleSummary]:
     """List rules, ordered by ref (pagination family A)."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         return await _page(session, page)
 
 
 @router.get("/rules/enabled", dependencies=[require("rules", "read", scoped=True)])
-async def list_enabled_rules(runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
+async def list_enabled_rules(platform: PlatformDep, page: PageA) -> Page[RuleSummary]:
     """List the enabled rules, ordered by ref."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         return await _page(session, page, enabled=True)
 
 
 @router.post("/rules", status_code=201, dependencies=[require("rules", "create", scoped=True)])
-async def create_rule(body: CreateRule, runtime: RuntimeDep) -> Data[RuleResponse]:
+async def create_rule(body: CreateRule, platform: PlatformDep) -> Data[RuleResponse]:
     """Create an ad-hoc rule (``is_adhoc = true``) and publish `RuleCreated`.
 
     `trigger_params` are validated against the trigger's `param_schema`, then `action_params`
@@ -76,7 +76,7 @@ async def create_rule(body: CreateRule, runtime: RuntimeDep) -> Data[RuleRespons
     action_params = body.action_params if body.action_params is not None else {}
     trigger_params = body.trigger_params if body.trigger_params is not None else {}
     check_pack("rules", "create", body.pack_ref, f"create rules in pack '{body.pack_ref}'")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         if await rules.by_ref(session, body.ref) is not None:
             raise Conflict(f"Rule with ref '{body.ref}' already exists")
         pack = await actions.pack_by_ref(session, body.pack_ref)
@@ -118,15 +118,15 @@ async def create_rule(body: CreateRule, runtime: RuntimeDep) -> Data[RuleRespons
 
 
 @router.get("/rules/{ref}", dependencies=[require("rules", "read", scoped=True)])
-async def get_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
+async def get_rule(ref: str, platform: PlatformDep) -> Data[RuleResponse]:
     """One rule by ref."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rule = await _get(session, ref, "read")
     return Data(data=RuleResponse.model_validate(rule))
 
 
 @router.put("/rules/{ref}", dependencies=[require("rules", "update", scoped=True)])
-async def update_rule(ref: str, body: UpdateRule, runtime: RuntimeDep) -> Data[RuleResponse]:
+async def update_rule(ref: str, body: UpdateRule, platform: PlatformDep) -> Data[RuleResponse]:
     """Update a rule; absent and null fields are left unchanged.
 
     Supplied param sets are validated against the rule's current trigger and action (looked up
@@ -134,7 +134,7 @@ async def update_rule(ref: str, body: UpdateRule, runtime: RuntimeDep) -> Data[R
     `trigger_params` changed publishes `RuleEnabled`. Attune extension: a change of `enabled`
     publishes `RuleEnabled` / `RuleDisabled` too, so sensor timers follow the rule's state.
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         rule = await _get(session, ref, "update")
         if body.trigger_params is not None:
             trigger = await triggers.by_ref(session, rule.trigger_ref)
@@ -179,13 +179,13 @@ async def update_rule(ref: str, body: UpdateRule, runtime: RuntimeDep) -> Data[R
 
 
 @router.delete("/rules/{ref}", dependencies=[require("rules", "delete", scoped=True)])
-async def delete_rule(ref: str, runtime: RuntimeDep) -> Success:
+async def delete_rule(ref: str, platform: PlatformDep) -> Success:
     """Delete a rule; enforcements and events keep `rule_ref` with `rule = null`.
 
     Attune extension: deleting an enabled rule publishes `RuleDisabled`, so sensors stop the
     timers they run for it.
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         rule = await _get(session, ref, "delete")
         if rule.enabled:
             _publish_disabled(session, rule)
@@ -193,8 +193,8 @@ async def delete_rule(ref: str, runtime: RuntimeDep) -> Success:
     return Success(message=f"Rule '{ref}' deleted successfully")
 
 
-async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> RuleResponse:
-    async with runtime.db.transaction() as session:
+async def _set_enabled(platform: Platform, ref: str, enabled: bool) -> RuleResponse:
+    async with platform.db.transaction() as session:
         rule = await _get(session, ref, "delete")
         if actions.apply_changes(rule, {"enabled": enabled}):
             await actions.save(session, rule)
@@ -206,21 +206,21 @@ async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> RuleRespons
 
 
 @router.post("/rules/{ref}/enable", dependencies=[require("rules", "update")])
-async def enable_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
+async def enable_rule(ref: str, platform: PlatformDep) -> Data[RuleResponse]:
     """Set `enabled = true`, publish `RuleEnabled` and return the rule."""
-    return Data(data=await _set_enabled(runtime, ref, True), message="Rule enabled successfully")
+    return Data(data=await _set_enabled(platform, ref, True), message="Rule enabled successfully")
 
 
 @router.post("/rules/{ref}/disable", dependencies=[require("rules", "update")])
-async def disable_rule(ref: str, runtime: RuntimeDep) -> Data[RuleResponse]:
+async def disable_rule(ref: str, platform: PlatformDep) -> Data[RuleResponse]:
     """Set `enabled = false`, publish `RuleDisabled` and return the rule."""
-    return Data(data=await _set_enabled(runtime, ref, False), message="Rule disabled successfully")
+    return Data(data=await _set_enabled(platform, ref, False), message="Rule disabled successfully")
 
 
 @router.get("/packs/{pack_ref}/rules", dependencies=[require("rules", "read", scoped=True)])
-async def list_pack_rules(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
+async def list_pack_rules(pack_ref: str, platform: PlatformDep, page: PageA) -> Page[RuleSummary]:
     """The rules of one pack, ordered by ref; 404 when the pack does not exist."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         pack = await actions.pack_by_ref(session, pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{pack_ref}' not found")
@@ -228,9 +228,9 @@ async def list_pack_rules(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Pa
 
 
 @router.get("/actions/{action_ref}/rules", dependencies=[require("rules", "read", scoped=True)])
-async def list_action_rules(action_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
+async def list_action_rules(action_ref: str, platform: PlatformDep, page: PageA) -> Page[RuleSummary]:
     """The rules linked to one action, ordered by ref; 404 when the action does not exist."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         action = await actions.by_ref(session, action_ref)
         if action is None:
             raise NotFound(f"Action '{action_ref}' not found")
@@ -238,9 +238,9 @@ async def list_action_rules(action_ref: str, runtime: RuntimeDep, page: PageA) -
 
 
 @router.get("/triggers/{trigger_ref}/rules", dependencies=[require("rules", "read", scoped=True)])
-async def list_trigger_rules(trigger_ref: str, runtime: RuntimeDep, page: PageA) -> Page[RuleSummary]:
+async def list_trigger_rules(trigger_ref: str, platform: PlatformDep, page: PageA) -> Page[RuleSummary]:
     """The rules linked to one trigger, ordered by ref; 404 when the trigger does not exist."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         trigger = await triggers.by_ref(session, trigger_ref)
         if trigger is None:
             raise NotFound(f"Trigger '{trigger_ref}' not found")

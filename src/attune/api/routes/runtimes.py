@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.runtimes import (
@@ -49,9 +49,9 @@ async def _get(session: AsyncSession, ref: str) -> RuntimeRow:
 
 
 @router.get("/runtimes", dependencies=[require("runtimes", "read")])
-async def list_runtimes(runtime: RuntimeDep, page: PageRequest = Depends(page_a)) -> Page[RuntimeSummary]:
+async def list_runtimes(platform: PlatformDep, page: PageRequest = Depends(page_a)) -> Page[RuntimeSummary]:
     """Every runtime, ref ascending."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, runtimes.list_query(), page)
         items = [RuntimeSummary.model_validate(row) for row in rows]
     return make_page(items, total, page)
@@ -59,10 +59,10 @@ async def list_runtimes(runtime: RuntimeDep, page: PageRequest = Depends(page_a)
 
 @router.get("/packs/{pack_ref}/runtimes", dependencies=[require("runtimes", "read")])
 async def list_pack_runtimes(
-    pack_ref: str, runtime: RuntimeDep, page: PageRequest = Depends(page_a)
+    pack_ref: str, platform: PlatformDep, page: PageRequest = Depends(page_a)
 ) -> Page[RuntimeSummary]:
     """The runtimes a pack owns, ref ascending."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         pack = await packs.by_ref(session, pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{pack_ref}' not found")
@@ -72,13 +72,13 @@ async def list_pack_runtimes(
 
 
 @router.post("/runtimes", status_code=201, dependencies=[require("runtimes", "create")])
-async def create_runtime(body: CreateRuntime, runtime: RuntimeDep) -> Data[RuntimeResponse]:
+async def create_runtime(body: CreateRuntime, platform: PlatformDep) -> Data[RuntimeResponse]:
     """Create a runtime owned by an existing pack."""
     if body.ref != body.ref.lower():
         raise Unprocessable("Validation constraint failed: runtime_ref_lowercase")
     if body.ref.count(".") != 1 or body.ref.startswith(".") or body.ref.endswith("."):
         raise Unprocessable("Validation constraint failed: runtime_ref_format")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = await packs.by_ref(session, body.pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{body.pack_ref}' not found")
@@ -102,16 +102,16 @@ async def create_runtime(body: CreateRuntime, runtime: RuntimeDep) -> Data[Runti
 
 
 @router.get("/runtimes/{ref}", dependencies=[require("runtimes", "read")])
-async def get_runtime(ref: str, runtime: RuntimeDep) -> Data[RuntimeResponse]:
-    async with runtime.db.session() as session:
+async def get_runtime(ref: str, platform: PlatformDep) -> Data[RuntimeResponse]:
+    async with platform.db.session() as session:
         return Data(data=await _response(session, await _get(session, ref)))
 
 
 @router.put("/runtimes/{ref}", dependencies=[require("runtimes", "update")])
-async def update_runtime(ref: str, body: UpdateRuntime, runtime: RuntimeDep) -> Data[RuntimeResponse]:
+async def update_runtime(ref: str, body: UpdateRuntime, platform: PlatformDep) -> Data[RuntimeResponse]:
     """Change a runtime; absent or null fields stay as they are."""
     values = {key: getattr(body, key) for key in body.model_fields_set if getattr(body, key) is not None}
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await _get(session, ref)
         await runtimes.update(session, row, values)
         response = await _response(session, row)
@@ -119,9 +119,9 @@ async def update_runtime(ref: str, body: UpdateRuntime, runtime: RuntimeDep) -> 
 
 
 @router.delete("/runtimes/{ref}", dependencies=[require("runtimes", "delete")])
-async def delete_runtime(ref: str, runtime: RuntimeDep) -> Success:
+async def delete_runtime(ref: str, platform: PlatformDep) -> Success:
     """Delete a runtime that no action uses (its versions and sensors go with it)."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await _get(session, ref)
         used = await runtimes.action_count(session, row.id)
         if used:

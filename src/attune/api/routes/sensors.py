@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import check_pack, in_readable_packs, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.sensors import CreateSensor, SensorResponse, SensorSummary, UpdateSensor
@@ -16,7 +16,7 @@ from attune.db.models import Sensor
 from attune.db.repos import actions, sensors, triggers
 from attune.db.repos.runtimes import resolve as resolve_runtime
 from attune.errors import Conflict, NotFound
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["sensors"], dependencies=AUTH)
 
@@ -32,9 +32,9 @@ async def _get(session: AsyncSession, ref: str, action: str = "read") -> Sensor:
 
 
 @router.get("/sensors", dependencies=[require("sensors", "read", scoped=True)])
-async def list_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
+async def list_sensors(platform: PlatformDep, page: PageA) -> Page[SensorSummary]:
     """List sensors, ordered by ref (pagination family A)."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(
             session, in_readable_packs(sensors.list_query(), "sensors", Sensor.pack_ref), page
         )
@@ -42,9 +42,9 @@ async def list_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
 
 
 @router.get("/sensors/enabled", dependencies=[require("sensors", "read", scoped=True)])
-async def list_enabled_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
+async def list_enabled_sensors(platform: PlatformDep, page: PageA) -> Page[SensorSummary]:
     """List the enabled sensors, ordered by ref."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(
             session, in_readable_packs(sensors.list_query(enabled=True), "sensors", Sensor.pack_ref), page
         )
@@ -52,7 +52,7 @@ async def list_enabled_sensors(runtime: RuntimeDep, page: PageA) -> Page[SensorS
 
 
 @router.post("/sensors", status_code=201, dependencies=[require("sensors", "create", scoped=True)])
-async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorResponse]:
+async def create_sensor(body: CreateSensor, platform: PlatformDep) -> Data[SensorResponse]:
     """Create a sensor; the pack, runtime and trigger must exist (404 naming the missing one).
 
     `runtime_ref` is resolved by ref, then by alias-equal runtime name (`shell` finds
@@ -61,7 +61,7 @@ async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorR
     `param_schema` must be a flat schema that compiles (422 naming the field).
     """
     check_pack("sensors", "create", body.pack_ref, f"create sensors in pack '{body.pack_ref}'")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         if await sensors.by_ref(session, body.ref) is not None:
             raise Conflict(f"Sensor with ref '{body.ref}' already exists")
         pack = await actions.pack_by_ref(session, body.pack_ref)
@@ -96,18 +96,18 @@ async def create_sensor(body: CreateSensor, runtime: RuntimeDep) -> Data[SensorR
 
 
 @router.get("/sensors/{ref}", dependencies=[require("sensors", "read", scoped=True)])
-async def get_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
+async def get_sensor(ref: str, platform: PlatformDep) -> Data[SensorResponse]:
     """One sensor by ref (its `config` is not returned)."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         sensor = await _get(session, ref, "read")
     return Data(data=SensorResponse.model_validate(sensor))
 
 
 @router.put("/sensors/{ref}", dependencies=[require("sensors", "update", scoped=True)])
-async def update_sensor(ref: str, body: UpdateSensor, runtime: RuntimeDep) -> Data[SensorResponse]:
+async def update_sensor(ref: str, body: UpdateSensor, platform: PlatformDep) -> Data[SensorResponse]:
     """Update a sensor; absent and null fields are left unchanged. Runtime, trigger and config
     cannot be changed."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         sensor = await _get(session, ref, "update")
         changes = {
             "label": body.label,
@@ -123,16 +123,16 @@ async def update_sensor(ref: str, body: UpdateSensor, runtime: RuntimeDep) -> Da
 
 
 @router.delete("/sensors/{ref}", dependencies=[require("sensors", "delete", scoped=True)])
-async def delete_sensor(ref: str, runtime: RuntimeDep) -> Success:
+async def delete_sensor(ref: str, platform: PlatformDep) -> Success:
     """Delete a sensor; its keys are deleted and its events keep `source_ref` with `source = null`."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         sensor = await _get(session, ref, "delete")
         await sensors.delete(session, sensor)
     return Success(message=f"Sensor '{ref}' deleted successfully")
 
 
-async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> SensorResponse:
-    async with runtime.db.transaction() as session:
+async def _set_enabled(platform: Platform, ref: str, enabled: bool) -> SensorResponse:
+    async with platform.db.transaction() as session:
         sensor = await _get(session, ref, "delete")
         if actions.apply_changes(sensor, {"enabled": enabled}):
             await actions.save(session, sensor)
@@ -140,21 +140,21 @@ async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> SensorRespo
 
 
 @router.post("/sensors/{ref}/enable", dependencies=[require("sensors", "update")])
-async def enable_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
+async def enable_sensor(ref: str, platform: PlatformDep) -> Data[SensorResponse]:
     """Set `enabled = true` and return the sensor."""
-    return Data(data=await _set_enabled(runtime, ref, True), message="Sensor enabled successfully")
+    return Data(data=await _set_enabled(platform, ref, True), message="Sensor enabled successfully")
 
 
 @router.post("/sensors/{ref}/disable", dependencies=[require("sensors", "update")])
-async def disable_sensor(ref: str, runtime: RuntimeDep) -> Data[SensorResponse]:
+async def disable_sensor(ref: str, platform: PlatformDep) -> Data[SensorResponse]:
     """Set `enabled = false` and return the sensor."""
-    return Data(data=await _set_enabled(runtime, ref, False), message="Sensor disabled successfully")
+    return Data(data=await _set_enabled(platform, ref, False), message="Sensor disabled successfully")
 
 
 @router.get("/packs/{pack_ref}/sensors", dependencies=[require("sensors", "read", scoped=True)])
-async def list_pack_sensors(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
+async def list_pack_sensors(pack_ref: str, platform: PlatformDep, page: PageA) -> Page[SensorSummary]:
     """The sensors of one pack, ordered by ref; 404 when the pack does not exist."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         pack = await actions.pack_by_ref(session, pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{pack_ref}' not found")
@@ -165,9 +165,9 @@ async def list_pack_sensors(pack_ref: str, runtime: RuntimeDep, page: PageA) -> 
 
 
 @router.get("/triggers/{trigger_ref}/sensors", dependencies=[require("sensors", "read", scoped=True)])
-async def list_trigger_sensors(trigger_ref: str, runtime: RuntimeDep, page: PageA) -> Page[SensorSummary]:
+async def list_trigger_sensors(trigger_ref: str, platform: PlatformDep, page: PageA) -> Page[SensorSummary]:
     """The sensors emitting events for one trigger; 404 when the trigger does not exist."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         trigger = await triggers.by_ref(session, trigger_ref)
         if trigger is None:
             raise NotFound(f"Trigger '{trigger_ref}' not found")

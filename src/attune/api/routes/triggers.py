@@ -8,14 +8,14 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import check_pack, in_readable_packs, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.triggers import CreateTrigger, TriggerResponse, TriggerSummary, UpdateTrigger
 from attune.db.models import Trigger
 from attune.db.repos import actions, triggers
 from attune.errors import Conflict, NotFound
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"], dependencies=AUTH)
 
@@ -30,8 +30,10 @@ async def get_trigger(session: AsyncSession, ref: str) -> Trigger:
     return trigger
 
 
-async def _list(runtime: Runtime, page: PageRequest, *, enabled: bool | None = None) -> Page[TriggerSummary]:
-    async with runtime.db.session() as session:
+async def _list(
+    platform: Platform, page: PageRequest, *, enabled: bool | None = None
+) -> Page[TriggerSummary]:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(
             session,
             in_readable_packs(triggers.list_query(enabled=enabled), "triggers", Trigger.pack_ref),
@@ -41,26 +43,26 @@ async def _list(runtime: Runtime, page: PageRequest, *, enabled: bool | None = N
 
 
 @router.get("/triggers", dependencies=[require("triggers", "read", scoped=True)])
-async def list_triggers(runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
+async def list_triggers(platform: PlatformDep, page: PageA) -> Page[TriggerSummary]:
     """List triggers, ordered by ref (pagination family A)."""
-    return await _list(runtime, page)
+    return await _list(platform, page)
 
 
 @router.get("/triggers/enabled", dependencies=[require("triggers", "read", scoped=True)])
-async def list_enabled_triggers(runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
+async def list_enabled_triggers(platform: PlatformDep, page: PageA) -> Page[TriggerSummary]:
     """List the enabled triggers, ordered by ref."""
-    return await _list(runtime, page, enabled=True)
+    return await _list(platform, page, enabled=True)
 
 
 @router.post("/triggers", status_code=201, dependencies=[require("triggers", "create", scoped=True)])
-async def create_trigger(body: CreateTrigger, runtime: RuntimeDep) -> Data[TriggerResponse]:
+async def create_trigger(body: CreateTrigger, platform: PlatformDep) -> Data[TriggerResponse]:
     """Create an ad-hoc trigger (``is_adhoc = true``); without `pack_ref` it has no pack.
 
     Attune extension: `param_schema`/`out_schema` must be flat schemas that compile (422 naming
     the field), so rule validation against them cannot fail later.
     """
     check_pack("triggers", "create", body.pack_ref, f"create triggers in pack '{body.pack_ref}'")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         if await triggers.by_ref(session, body.ref) is not None:
             raise Conflict(f"Trigger with ref '{body.ref}' already exists")
         pack_id: int | None = None
@@ -90,18 +92,18 @@ async def create_trigger(body: CreateTrigger, runtime: RuntimeDep) -> Data[Trigg
 
 
 @router.get("/triggers/{ref}", dependencies=[require("triggers", "read")])
-async def get_trigger_route(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+async def get_trigger_route(ref: str, platform: PlatformDep) -> Data[TriggerResponse]:
     """One trigger by ref."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         trigger = await get_trigger(session, ref)
     return Data(data=TriggerResponse.model_validate(trigger))
 
 
 @router.put("/triggers/{ref}", dependencies=[require("triggers", "update")])
-async def update_trigger(ref: str, body: UpdateTrigger, runtime: RuntimeDep) -> Data[TriggerResponse]:
+async def update_trigger(ref: str, body: UpdateTrigger, platform: PlatformDep) -> Data[TriggerResponse]:
     """Update a trigger; absent and null fields are left unchanged. Webhook fields are changed
     only through the webhook routes."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         trigger = await get_trigger(session, ref)
         changes = {
             "label": body.label,
@@ -117,16 +119,16 @@ async def update_trigger(ref: str, body: UpdateTrigger, runtime: RuntimeDep) -> 
 
 
 @router.delete("/triggers/{ref}", dependencies=[require("triggers", "delete")])
-async def delete_trigger(ref: str, runtime: RuntimeDep) -> Success:
+async def delete_trigger(ref: str, platform: PlatformDep) -> Success:
     """Delete a trigger and its sensors; rules and events keep `trigger_ref` with the id nulled."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         trigger = await get_trigger(session, ref)
         await triggers.delete(session, trigger)
     return Success(message=f"Trigger '{ref}' deleted successfully")
 
 
-async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> TriggerResponse:
-    async with runtime.db.transaction() as session:
+async def _set_enabled(platform: Platform, ref: str, enabled: bool) -> TriggerResponse:
+    async with platform.db.transaction() as session:
         trigger = await get_trigger(session, ref)
         if actions.apply_changes(trigger, {"enabled": enabled}):
             await actions.save(session, trigger)
@@ -134,21 +136,21 @@ async def _set_enabled(runtime: Runtime, ref: str, enabled: bool) -> TriggerResp
 
 
 @router.post("/triggers/{ref}/enable", dependencies=[require("triggers", "update")])
-async def enable_trigger(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+async def enable_trigger(ref: str, platform: PlatformDep) -> Data[TriggerResponse]:
     """Set `enabled = true` and return the trigger."""
-    return Data(data=await _set_enabled(runtime, ref, True), message="Trigger enabled successfully")
+    return Data(data=await _set_enabled(platform, ref, True), message="Trigger enabled successfully")
 
 
 @router.post("/triggers/{ref}/disable", dependencies=[require("triggers", "update")])
-async def disable_trigger(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+async def disable_trigger(ref: str, platform: PlatformDep) -> Data[TriggerResponse]:
     """Set `enabled = false` and return the trigger."""
-    return Data(data=await _set_enabled(runtime, ref, False), message="Trigger disabled successfully")
+    return Data(data=await _set_enabled(platform, ref, False), message="Trigger disabled successfully")
 
 
 @router.get("/packs/{pack_ref}/triggers", dependencies=[require("triggers", "read", scoped=True)])
-async def list_pack_triggers(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[TriggerSummary]:
+async def list_pack_triggers(pack_ref: str, platform: PlatformDep, page: PageA) -> Page[TriggerSummary]:
     """The triggers of one pack, ordered by ref; 404 when the pack does not exist."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         pack = await actions.pack_by_ref(session, pack_ref)
         if pack is None:
             raise NotFound(f"Pack '{pack_ref}' not found")

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api import waiting
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.schemas.common import Data
 from attune.api.schemas.triggers import TriggerResponse
 from attune.api.schemas.webhooks import (
@@ -50,7 +50,7 @@ from attune.errors import (
     ValidationFailed,
 )
 from attune.notifier.hub import Notification
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
@@ -63,8 +63,8 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # --- management (bearer) -------------------------------------------------------------------
 
 
-async def _manage(runtime: Runtime, ref: str, operation: str) -> TriggerResponse:
-    async with runtime.db.transaction() as session:
+async def _manage(platform: Platform, ref: str, operation: str) -> TriggerResponse:
+    async with platform.db.transaction() as session:
         trigger = await triggers.by_ref(session, ref)
         if trigger is None:
             raise NotFound(f"Trigger '{ref}' not found")
@@ -82,26 +82,26 @@ async def _manage(runtime: Runtime, ref: str, operation: str) -> TriggerResponse
 
 
 @router.post("/triggers/{ref}/webhooks/enable", dependencies=[*AUTH, require("webhooks", "update")])
-async def enable_webhooks(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+async def enable_webhooks(ref: str, platform: PlatformDep) -> Data[TriggerResponse]:
     """Enable webhooks: keep the existing key or generate `wh_` + 32 hex characters.
 
     The receive URL is `/api/v1/webhooks/<key>`. Attune change: the security configuration
     (`/webhooks/config`) is kept, so disabling and re-enabling never silently drops HMAC, the
     IP allow-list or the limits.
     """
-    return Data(data=await _manage(runtime, ref, "enable"))
+    return Data(data=await _manage(platform, ref, "enable"))
 
 
 @router.post("/triggers/{ref}/webhooks/disable", dependencies=[*AUTH, require("webhooks", "update")])
-async def disable_webhooks(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+async def disable_webhooks(ref: str, platform: PlatformDep) -> Data[TriggerResponse]:
     """Disable webhooks and remove the key (the old URL stops working); the config is kept."""
-    return Data(data=await _manage(runtime, ref, "disable"))
+    return Data(data=await _manage(platform, ref, "disable"))
 
 
 @router.post("/triggers/{ref}/webhooks/regenerate", dependencies=[*AUTH, require("webhooks", "update")])
-async def regenerate_webhook_key(ref: str, runtime: RuntimeDep) -> Data[TriggerResponse]:
+async def regenerate_webhook_key(ref: str, platform: PlatformDep) -> Data[TriggerResponse]:
     """Issue a new webhook key; the old one stops working. 400 unless webhooks are enabled."""
-    return Data(data=await _manage(runtime, ref, "regenerate"))
+    return Data(data=await _manage(platform, ref, "regenerate"))
 
 
 # --- security configuration (bearer) -------------------------------------------------------
@@ -168,7 +168,7 @@ def _validate_ips(ips: list[str]) -> list[str]:
 
 
 def _stored_config(
-    body: WebhookConfig, current: Mapping[str, Any] | None, runtime: Runtime
+    body: WebhookConfig, current: Mapping[str, Any] | None, platform: Platform
 ) -> dict[str, Any]:
     """Validate ``body`` against the rules the schema cannot express and build the stored form."""
     ips = _validate_ips(body.ip_whitelist.ips)
@@ -180,8 +180,8 @@ def _stored_config(
     hmac_config: dict[str, Any] = {"enabled": body.hmac.enabled, "algorithm": body.hmac.algorithm}
     if body.hmac.secret is not None:
         # Encrypted at rest when an encryption key is configured, like secret keys.
-        if runtime.secrets is not None:
-            hmac_config["secret_encrypted"] = runtime.secrets.encrypt(body.hmac.secret)
+        if platform.secrets is not None:
+            hmac_config["secret_encrypted"] = platform.secrets.encrypt(body.hmac.secret)
         else:
             hmac_config["secret"] = body.hmac.secret
     else:
@@ -206,10 +206,10 @@ def _stored_config(
 
 
 @router.get("/triggers/{ref}/webhooks/config", dependencies=[*AUTH, require("webhooks", "read")])
-async def get_webhook_config(ref: str, runtime: RuntimeDep) -> Data[WebhookConfigResponse]:
+async def get_webhook_config(ref: str, platform: PlatformDep) -> Data[WebhookConfigResponse]:
     """The trigger's webhook security configuration. The HMAC secret is write-only:
     `hmac.secret_set` tells whether one is stored."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         trigger = await triggers.by_ref(session, ref)
         if trigger is None:
             raise NotFound(f"Trigger '{ref}' not found")
@@ -218,7 +218,7 @@ async def get_webhook_config(ref: str, runtime: RuntimeDep) -> Data[WebhookConfi
 
 @router.put("/triggers/{ref}/webhooks/config", dependencies=[*AUTH, require("webhooks", "update")])
 async def put_webhook_config(
-    ref: str, body: WebhookConfig, runtime: RuntimeDep
+    ref: str, body: WebhookConfig, platform: PlatformDep
 ) -> Data[WebhookConfigResponse]:
     """Replace the trigger's webhook security configuration (sections left out are disabled).
 
@@ -226,11 +226,11 @@ async def put_webhook_config(
     is validated (422 `VALIDATION_ERROR` naming it, e.g. `ip_whitelist.ips[1]`). The config
     survives disabling and re-enabling webhooks and can be set before they are enabled.
     """
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         trigger = await triggers.by_ref(session, ref)
         if trigger is None:
             raise NotFound(f"Trigger '{ref}' not found")
-        trigger.webhook_config = _stored_config(body, trigger.webhook_config, runtime)
+        trigger.webhook_config = _stored_config(body, trigger.webhook_config, platform)
         data = config_response(trigger.webhook_config)
     return Data(data=data, message="Webhook configuration updated successfully")
 
@@ -325,13 +325,13 @@ class _RateLimited(TooManyRequests):
         self.retry_after = retry_after
 
 
-async def _check_rate(runtime: Runtime, trigger: Trigger, config: Mapping[str, Any]) -> None:
+async def _check_rate(platform: Platform, trigger: Trigger, config: Mapping[str, Any]) -> None:
     """Sliding window over the trigger's webhook events in the database: 429 when full.
 
     A quick look before the signature check (so the order of checks holds); the binding check
     is :func:`_check_rate_locked`, in the transaction that inserts the event.
     """
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         _rate_verdict(config, *await _rate_window(session, trigger, config))
 
 
@@ -366,24 +366,24 @@ def _rate_verdict(config: Mapping[str, Any], count: int, frees_at: datetime | No
         )
 
 
-def _hmac_secret(settings: Mapping[str, Any], runtime: Runtime) -> str | None:
+def _hmac_secret(settings: Mapping[str, Any], platform: Platform) -> str | None:
     if settings.get("secret"):
         return str(settings["secret"])
     encrypted = settings.get("secret_encrypted")
-    if encrypted and runtime.secrets is not None:
+    if encrypted and platform.secrets is not None:
         try:
-            return runtime.secrets.decrypt(str(encrypted))
+            return platform.secrets.decrypt(str(encrypted))
         except CryptoError:
             return None
     return None
 
 
-def _verify_hmac(config: Mapping[str, Any], request: Request, raw: bytes, runtime: Runtime) -> bool | None:
+def _verify_hmac(config: Mapping[str, Any], request: Request, raw: bytes, platform: Platform) -> bool | None:
     """Verify the signature over the raw body. None when HMAC is off, True when verified."""
     settings = _section(config, "hmac")
     if settings.get("enabled") is not True:
         return None
-    secret, algorithm = _hmac_secret(settings, runtime), settings.get("algorithm")
+    secret, algorithm = _hmac_secret(settings, platform), settings.get("algorithm")
     if not secret or not algorithm:
         return False
     header = request.headers.get("x-webhook-signature") or request.headers.get("x-hub-signature-256")
@@ -435,7 +435,7 @@ def _rate_limited_response(exc: _RateLimited) -> JSONResponse:
 async def receive_webhook(
     webhook_key: str,
     request: Request,
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     wait: Annotated[
         float | None,
         Query(
@@ -460,7 +460,7 @@ async def receive_webhook(
     refused with 429 and `Retry-After` before any event is recorded (docs/webhooks.md).
     """
     raw = await request.body()
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         trigger = await triggers.by_webhook_key(session, webhook_key)
     config: Mapping[str, Any] = (
         trigger.webhook_config if trigger and isinstance(trigger.webhook_config, Mapping) else {}
@@ -473,13 +473,13 @@ async def receive_webhook(
         raise NotFound("Invalid webhook key")
     if not trigger.webhook_enabled:
         raise BadRequest("Webhooks are not enabled for this trigger")
-    client = client_address(request, runtime.settings.server.trusted_proxies)
+    client = client_address(request, platform.settings.server.trusted_proxies)
     _check_ip(config, client)
     try:
-        await _check_rate(runtime, trigger, config)
+        await _check_rate(platform, trigger, config)
     except _RateLimited as exc:
         return _rate_limited_response(exc)
-    verified = _verify_hmac(config, request, raw, runtime)
+    verified = _verify_hmac(config, request, raw, platform)
     received_at = utcnow()
     event_config: dict[str, Any] = {
         "source": "webhook",
@@ -499,18 +499,18 @@ async def receive_webhook(
         if wait:
             # Taken before the event exists: a refused caller has started nothing.
             try:
-                await stack.enter_async_context(waiting.waiters_for(request.app.state, runtime).slot())
+                await stack.enter_async_context(waiting.waiters_for(request.app.state, platform).slot())
             except waiting.WaitersExhausted as exc:
                 return waiting.refused(exc)
-        answer = await _record_event(runtime, trigger, config, body, event_config, received_at)
+        answer = await _record_event(platform, trigger, config, body, event_config, received_at)
         if wait and isinstance(answer, Data):
-            await _wait_for_runs(request, runtime, answer.data, waiting.bounded(runtime, wait))
+            await _wait_for_runs(request, platform, answer.data, waiting.bounded(platform, wait))
         return answer
     raise AssertionError("unreachable")  # pragma: no cover - the stack never swallows
 
 
 async def _wait_for_runs(
-    request: Request, runtime: Runtime, answer: WebhookReceiverResponse, seconds: float
+    request: Request, platform: Platform, answer: WebhookReceiverResponse, seconds: float
 ) -> None:
     """Fill ``answer.executions`` / ``completed`` once the event's runs end or ``seconds`` pass.
 
@@ -519,11 +519,11 @@ async def _wait_for_runs(
     (criteria) therefore waits the full time: docs/webhooks.md.
     """
     found: list[WebhookExecution] = []
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         listened = await rules.enabled_count_for_trigger(session, answer.trigger_ref)
 
     async def ended() -> bool:
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             rows = await executions.of_event(session, answer.event_id)
             found[:] = [
                 WebhookExecution(
@@ -544,12 +544,12 @@ async def _wait_for_runs(
             e.id == notification.entity_id for e in found
         )
 
-    answer.completed = await waiting.wait_until(request.app.state, runtime, ended, seconds, relevant)
+    answer.completed = await waiting.wait_until(request.app.state, platform, ended, seconds, relevant)
     answer.executions = found
 
 
 async def _record_event(
-    runtime: Runtime,
+    platform: Platform,
     trigger: Trigger,
     config: Mapping[str, Any],
     body: WebhookRequest,
@@ -557,7 +557,7 @@ async def _record_event(
     received_at: datetime,
 ) -> Data[WebhookReceiverResponse] | JSONResponse:
     try:
-        async with runtime.db.transaction() as session:
+        async with platform.db.transaction() as session:
             current = await triggers.lock_for_webhook(session, trigger.id)
             if current is None:
                 raise NotFound("Invalid webhook key")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.workers import WorkerResponse
@@ -16,17 +16,17 @@ from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.domain.enums import WorkerStatus
 from attune.errors import NotFound
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["workers"], dependencies=AUTH)
 
 
-def _response(worker: Worker, runtime: Runtime) -> WorkerResponse:
+def _response(worker: Worker, platform: Platform) -> WorkerResponse:
     # The same liveness rule the scheduler uses: active and heartbeating within 1.5 intervals.
     interval = (
-        runtime.settings.sensor.heartbeat_interval
+        platform.settings.sensor.heartbeat_interval
         if worker.worker_role == "sensor"
-        else runtime.settings.worker.heartbeat_interval
+        else platform.settings.worker.heartbeat_interval
     )
     fresh = worker.last_heartbeat is not None and worker.last_heartbeat >= utcnow() - timedelta(
         seconds=1.5 * interval
@@ -36,17 +36,17 @@ def _response(worker: Worker, runtime: Runtime) -> WorkerResponse:
 
 
 @router.get("/workers", dependencies=[require("workers", "read")])
-async def list_workers(runtime: RuntimeDep, paging: PageRequest = Depends(page_a)) -> Page[WorkerResponse]:
+async def list_workers(platform: PlatformDep, paging: PageRequest = Depends(page_a)) -> Page[WorkerResponse]:
     """Registered workers and sensor services, by name."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows, total = await fetch_page(session, workers.by_name_query(), paging)
-    return make_page([_response(row, runtime) for row in rows], total, paging)
+    return make_page([_response(row, platform) for row in rows], total, paging)
 
 
 @router.get("/workers/{id}", dependencies=[require("workers", "read")])
-async def get_worker(id: int, runtime: RuntimeDep) -> Data[WorkerResponse]:
-    async with runtime.db.session() as session:
+async def get_worker(id: int, platform: PlatformDep) -> Data[WorkerResponse]:
+    async with platform.db.session() as session:
         worker = await workers.by_id(session, id)
     if worker is None:
         raise NotFound(f"Worker with ID {id} not found")
-    return Data(data=_response(worker, runtime))
+    return Data(data=_response(worker, platform))

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from attune.api.authz import require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.schemas.common import ApiModel, Data, RequestModel
 from attune.db.repos import actions
 from attune.workflow.spec import WorkflowValidationError, parse_workflow, validate_workflow
@@ -31,16 +31,18 @@ class WorkflowValidation(ApiModel):
 
 
 @router.post("/workflows/validate", dependencies=[require("workflows", "read")])
-async def validate_definition(body: ValidateWorkflowRequest, runtime: RuntimeDep) -> Data[WorkflowValidation]:
+async def validate_definition(
+    body: ValidateWorkflowRequest, platform: PlatformDep
+) -> Data[WorkflowValidation]:
     """Parse and validate the document; ``errors`` names the task and field of every problem."""
     doc = dict(body.definition)
     ref = str(doc.get("ref") or body.ref or "draft.workflow")
     doc.setdefault("ref", ref)
     try:
-        spec = parse_workflow(doc, ref=ref, max_tasks=runtime.settings.executor.workflow_max_tasks)
+        spec = parse_workflow(doc, ref=ref, max_tasks=platform.settings.executor.workflow_max_tasks)
     except WorkflowValidationError as exc:
         return Data(data=WorkflowValidation(valid=False, errors=list(exc.errors)))
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         known = await actions.all_refs(session)
     problems = validate_workflow(spec, known_actions=lambda r: r in known)
     return Data(data=WorkflowValidation(valid=not problems, errors=problems))

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api.authz import PrincipalDep, check_execution, check_pack, in_readable_packs, require
-from attune.api.deps import AUTH, RuntimeDep
+from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
 from attune.api.schemas.workflows import (
@@ -50,7 +50,7 @@ from attune.db.repos import workflows as repo
 from attune.domain import safe_yaml
 from attune.errors import BadRequest, Conflict, NotFound
 from attune.packs.parser import MAX_WORKFLOW_BYTES
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.workflow import engine
 from attune.workflow.conductor import WorkflowState
 from attune.workflow.engine import definitions
@@ -126,13 +126,13 @@ def _values(spec: WorkflowSpec, body: CreateWorkflow | SaveWorkflowFile) -> repo
     )
 
 
-def _workflow_file(runtime: Runtime, pack: Pack, name: str) -> Path:
+def _workflow_file(platform: Platform, pack: Pack, name: str) -> Path:
     """``{pack_dir}/workflows/<name>.yaml``; 400 when ``name`` would leave the pack directory."""
     if not _FILE_NAME.fullmatch(name):
         raise BadRequest(
             f"Invalid workflow name '{name}': use lowercase letters, digits, '_' and '-' (no path separators)"
         )
-    base = runtime.settings.pack_directory(pack.ref, pack.storage_path).resolve()
+    base = platform.settings.pack_directory(pack.ref, pack.storage_path).resolve()
     target = (base / "workflows" / f"{name}.yaml").resolve()
     if not target.is_relative_to(base / "workflows"):
         raise BadRequest(f"Invalid workflow name '{name}': the file must stay inside the pack")
@@ -152,9 +152,9 @@ def _write_file(path: Path, spec: WorkflowSpec, values: repo.DefinitionValues) -
     tmp.replace(path)
 
 
-def _pack_workflow_files(runtime: Runtime, pack: Pack) -> list[tuple[str, Path]]:
+def _pack_workflow_files(platform: Platform, pack: Pack) -> list[tuple[str, Path]]:
     """(name, path) of every workflow file of the pack, in the locations registration reads."""
-    base = runtime.settings.pack_directory(pack.ref, pack.storage_path)
+    base = platform.settings.pack_directory(pack.ref, pack.storage_path)
     found: list[tuple[str, Path]] = []
     directory = base / "workflows"
     if directory.is_dir():
@@ -190,7 +190,7 @@ async def _known_actions(session: AsyncSession) -> set[str]:
 
 @router.get("/workflows", dependencies=[require("workflows", "read", scoped=True)])
 async def list_workflows(
-    runtime: RuntimeDep,
+    platform: PlatformDep,
     page: PageA,
     tags: str | None = Query(None, description="Comma-separated; a workflow with any of them matches"),
     enabled: bool | None = Query(None),
@@ -204,7 +204,7 @@ async def list_workflows(
         "workflows",
         WorkflowDefinition.pack_ref,
     )
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         if wanted:
             rows = [r for r in (await session.execute(query)).scalars() if repo.has_any_tag(r, wanted)]
             total = len(rows)
@@ -226,7 +226,7 @@ def _response(row: WorkflowDefinition) -> WorkflowResponse:
 
 
 @router.post("/workflows", status_code=201, dependencies=[require("workflows", "create", scoped=True)])
-async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[WorkflowResponse]:
+async def create_workflow(body: CreateWorkflow, platform: PlatformDep) -> Data[WorkflowResponse]:
     """Create a workflow and its companion action (same ref, ``entrypoint = "workflow"``).
 
     Both rows are created in one transaction: if the companion cannot be created (the ref is not
@@ -234,7 +234,7 @@ async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[Wor
     stored normalised; errors name the task and field (422).
     """
     check_pack("workflows", "create", body.pack_ref, f"create workflows in pack '{body.pack_ref}'")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = await _pack(session, body.pack_ref)
         actions.check_ref_format("workflow", body.ref)
         if await repo.by_ref(session, body.ref) is not None:
@@ -244,7 +244,7 @@ async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[Wor
             ref=body.ref,
             label=body.label,
             version=body.version,
-            max_tasks=runtime.settings.executor.workflow_max_tasks,
+            max_tasks=platform.settings.executor.workflow_max_tasks,
         )
         row, _ = await repo.save_definition(
             session,
@@ -260,16 +260,16 @@ async def create_workflow(body: CreateWorkflow, runtime: RuntimeDep) -> Data[Wor
 
 
 @router.get("/workflows/{ref}", dependencies=[require("workflows", "read", scoped=True)])
-async def get_workflow(ref: str, runtime: RuntimeDep) -> Data[WorkflowResponse]:
+async def get_workflow(ref: str, platform: PlatformDep) -> Data[WorkflowResponse]:
     """One workflow definition by ref."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         return Data(data=_response(await _get(session, ref, "read")))
 
 
 @router.put("/workflows/{ref}", dependencies=[require("workflows", "update", scoped=True)])
-async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -> Data[WorkflowResponse]:
+async def update_workflow(ref: str, body: UpdateWorkflow, platform: PlatformDep) -> Data[WorkflowResponse]:
     """Update a workflow (absent/null fields unchanged) and its companion action."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = await _get(session, ref, "update")
         changes: dict[str, Any] = {
             "label": body.label,
@@ -286,7 +286,7 @@ async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -
                 ref=ref,
                 label=body.label or row.label,
                 version=body.version or row.version,
-                max_tasks=runtime.settings.executor.workflow_max_tasks,
+                max_tasks=platform.settings.executor.workflow_max_tasks,
             )
             changes["definition"] = definitions.definition_values(spec).definition
         if actions.apply_changes(row, changes):
@@ -300,9 +300,9 @@ async def update_workflow(ref: str, body: UpdateWorkflow, runtime: RuntimeDep) -
 
 
 @router.delete("/workflows/{ref}", dependencies=[require("workflows", "delete", scoped=True)])
-async def delete_workflow(ref: str, runtime: RuntimeDep) -> Success:
+async def delete_workflow(ref: str, platform: PlatformDep) -> Success:
     """Delete a workflow, its companion action and its workflow executions."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await repo.delete_definition(session, await _get(session, ref, "delete"))
     return Success(message=f"Workflow '{ref}' deleted successfully")
 
@@ -311,16 +311,16 @@ async def delete_workflow(ref: str, runtime: RuntimeDep) -> Success:
 
 
 async def _save_file(
-    runtime: Runtime, session: AsyncSession, pack: Pack, body: SaveWorkflowFile, *, replace: bool
+    platform: Platform, session: AsyncSession, pack: Pack, body: SaveWorkflowFile, *, replace: bool
 ) -> tuple[WorkflowDefinition, bool]:
     ref = f"{pack.ref}.{body.name}"
-    path = _workflow_file(runtime, pack, body.name)
+    path = _workflow_file(platform, pack, body.name)
     spec = _parse(
         body.definition,
         ref=ref,
         label=body.label,
         version=body.version,
-        max_tasks=runtime.settings.executor.workflow_max_tasks,
+        max_tasks=platform.settings.executor.workflow_max_tasks,
     )
     values = _values(spec, body)
     row, created = await repo.save_definition(
@@ -339,41 +339,41 @@ async def _save_file(
     dependencies=[require("workflows", "create", scoped=True)],
 )
 async def create_workflow_file(
-    pack_ref: str, body: SaveWorkflowFile, runtime: RuntimeDep
+    pack_ref: str, body: SaveWorkflowFile, platform: PlatformDep
 ) -> Data[WorkflowResponse]:
     """Save ``{pack_dir}/workflows/<name>.yaml`` and register it (ref ``<pack_ref>.<name>``)."""
     check_pack("workflows", "create", pack_ref, f"create workflows in pack '{pack_ref}'")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = await _pack(session, pack_ref)
         ref = f"{pack.ref}.{body.name}"
         if await repo.by_ref(session, ref) is not None:
             raise Conflict(f"Workflow with ref '{ref}' already exists")
-        row, _ = await _save_file(runtime, session, pack, body, replace=False)
+        row, _ = await _save_file(platform, session, pack, body, replace=False)
         data = _response(row)
     return Data(data=data, message="Workflow file saved and synced successfully")
 
 
 @router.put("/workflows/{ref}/file", dependencies=[require("workflows", "update", scoped=True)])
 async def update_workflow_file(
-    ref: str, body: SaveWorkflowFile, runtime: RuntimeDep
+    ref: str, body: SaveWorkflowFile, platform: PlatformDep
 ) -> Data[WorkflowResponse]:
     """Rewrite the workflow's file and its definition; ``<pack_ref>.<name>`` must equal ``ref`` (400)."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await _get(session, ref, "update")
         pack = await _pack(session, body.pack_ref)
         if f"{pack.ref}.{body.name}" != ref:
             raise BadRequest(
                 f"pack_ref and name ('{pack.ref}.{body.name}') must match the workflow ref '{ref}'"
             )
-        row, _ = await _save_file(runtime, session, pack, body, replace=True)
+        row, _ = await _save_file(platform, session, pack, body, replace=True)
         data = _response(row)
     return Data(data=data, message="Workflow file updated and synced successfully")
 
 
 @router.get("/packs/{pack_ref}/workflows", dependencies=[require("workflows", "read", scoped=True)])
-async def list_pack_workflows(pack_ref: str, runtime: RuntimeDep, page: PageA) -> Page[WorkflowSummary]:
+async def list_pack_workflows(pack_ref: str, platform: PlatformDep, page: PageA) -> Page[WorkflowSummary]:
     """The workflows of one pack, ordered by ref."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         await _pack(session, pack_ref)
         rows, total = await fetch_page(
             session,
@@ -384,7 +384,7 @@ async def list_pack_workflows(pack_ref: str, runtime: RuntimeDep, page: PageA) -
 
 
 @router.post("/packs/{pack_ref}/workflows/sync", dependencies=[require("workflows", "update")])
-async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWorkflowSyncResponse]:
+async def sync_pack_workflows(pack_ref: str, platform: PlatformDep) -> Data[PackWorkflowSyncResponse]:
     """Register every workflow file of the pack; a file that fails is reported and skipped.
 
     Semantic problems (workflows.md §8.2) are returned as warnings of the workflow.
@@ -392,15 +392,15 @@ async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWo
     loaded = 0
     synced: list[SyncedWorkflow] = []
     errors: list[str] = []
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = await _pack(session, pack_ref)
         known = await _known_actions(session)
-        for name, path in _pack_workflow_files(runtime, pack):
+        for name, path in _pack_workflow_files(platform, pack):
             ref = f"{pack.ref}.{name}"
-            rel = path.relative_to(runtime.settings.pack_directory(pack.ref, pack.storage_path)).as_posix()
+            rel = path.relative_to(platform.settings.pack_directory(pack.ref, pack.storage_path)).as_posix()
             try:
                 spec = parse_workflow(
-                    _load_file(path), ref=ref, max_tasks=runtime.settings.executor.workflow_max_tasks
+                    _load_file(path), ref=ref, max_tasks=platform.settings.executor.workflow_max_tasks
                 )
             except WorkflowValidationError as exc:
                 errors.append(f"{rel}: {'; '.join(exc.errors)}")
@@ -430,19 +430,21 @@ async def sync_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWo
 
 
 @router.post("/packs/{pack_ref}/workflows/validate", dependencies=[require("workflows", "read")])
-async def validate_pack_workflows(pack_ref: str, runtime: RuntimeDep) -> Data[PackWorkflowValidationResponse]:
+async def validate_pack_workflows(
+    pack_ref: str, platform: PlatformDep
+) -> Data[PackWorkflowValidationResponse]:
     """Parse and semantically validate every workflow file of the pack without storing anything."""
     errors: dict[str, list[str]] = {}
     count = 0
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         pack = await _pack(session, pack_ref)
         known = await _known_actions(session)
-    for name, path in _pack_workflow_files(runtime, pack):
+    for name, path in _pack_workflow_files(platform, pack):
         ref = f"{pack.ref}.{name}"
         count += 1
         try:
             spec = parse_workflow(
-                _load_file(path), ref=ref, max_tasks=runtime.settings.executor.workflow_max_tasks
+                _load_file(path), ref=ref, max_tasks=platform.settings.executor.workflow_max_tasks
             )
         except WorkflowValidationError as exc:
             errors[ref] = list(exc.errors)
@@ -521,25 +523,27 @@ async def run_state(session: AsyncSession, execution_id: int) -> WorkflowRunStat
 
 
 @router.get("/executions/{id}/workflow", dependencies=[require("executions", "read", scoped=True)])
-async def get_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
+async def get_workflow_run(id: int, platform: PlatformDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
     """Attune extension: the orchestration state of a workflow execution (tasks and statuses)."""
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         check_execution(principal, await _execution(session, id), "read")
         return Data(data=await run_state(session, id))
 
 
-def _context(runtime: Runtime) -> engine.WorkflowContext:
-    return engine.WorkflowContext(box=runtime.secrets, source="api")
+def _context(platform: Platform) -> engine.WorkflowContext:
+    return engine.WorkflowContext(box=platform.secrets, source="api")
 
 
 @router.post("/executions/{id}/pause", dependencies=[require("executions", "update", scoped=True)])
-async def pause_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Data[WorkflowRunState]:
+async def pause_workflow_run(
+    id: int, platform: PlatformDep, principal: PrincipalDep
+) -> Data[WorkflowRunState]:
     """Attune extension: pause a running workflow (no new tasks start; running ones finish). 409
     unless the execution is a running, unpaused workflow."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         execution = await _execution(session, id)
         check_execution(principal, execution, "update")
-        await engine.pause_workflow(session, execution, _context(runtime))
+        await engine.pause_workflow(session, execution, _context(platform))
         await session.flush()
         data = await run_state(session, id)
     return Data(data=data, message="Workflow pause requested")
@@ -547,13 +551,13 @@ async def pause_workflow_run(id: int, runtime: RuntimeDep, principal: PrincipalD
 
 @router.post("/executions/{id}/resume", dependencies=[require("executions", "update", scoped=True)])
 async def resume_workflow_run(
-    id: int, runtime: RuntimeDep, principal: PrincipalDep
+    id: int, platform: PlatformDep, principal: PrincipalDep
 ) -> Data[WorkflowRunState]:
     """Attune extension: resume a paused workflow. 409 unless it is paused."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         execution = await _execution(session, id)
         check_execution(principal, execution, "update")
-        await engine.resume_workflow(session, execution, _context(runtime))
+        await engine.resume_workflow(session, execution, _context(platform))
         await session.flush()
         data = await run_state(session, id)
     return Data(data=data, message="Workflow resumed")

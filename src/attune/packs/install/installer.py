@@ -34,7 +34,7 @@ from attune.packs.install.tests import TestOutcome, run_and_judge
 from attune.packs.manifest import ParsedPack
 from attune.packs.parser import PackFormatError, parse_pack_dir
 from attune.packs.register import register_parsed
-from attune.runtime import Runtime
+from attune.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,11 @@ class Staged:
 class _Install:
     """One install run: stages packs below ``workdir`` and commits them together."""
 
-    def __init__(self, runtime: Runtime, request: InstallRequest, progress: Progress, workdir: Path) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
+    def __init__(
+        self, platform: Platform, request: InstallRequest, progress: Progress, workdir: Path
+    ) -> None:
+        self.platform = platform
+        self.settings = platform.settings
         self.request = request
         self.progress = progress
         self.workdir = workdir
@@ -219,7 +221,7 @@ class _Install:
     async def check_target(self, root: Staged) -> str | None:
         """Replace/upgrade rules for the requested pack; returns the installed version, if any."""
         request = self.request
-        async with self.runtime.db.session() as session:
+        async with self.platform.db.session() as session:
             current = await packs.by_ref(session, root.ref)
         previous = current.version if current is not None else None
         if request.expect_ref is not None:
@@ -242,7 +244,7 @@ class _Install:
 
     async def dependencies(self, root: Staged) -> list[Staged]:
         self.progress(ProgressEvent("dependencies", "Checking dependencies", root.ref))
-        async with self.runtime.db.session() as session:
+        async with self.platform.db.session() as session:
             installed = await packs.installed_versions(session)
             dependents = {ref: await packs.dependents(session, ref) for ref in installed}
         registry = self.settings.pack_registry
@@ -273,7 +275,7 @@ class _Install:
             # Refused before anything is built; what only registration finds is refused there.
             raise PackFormatError(f"{staged.ref}: " + "; ".join(staged.parsed.skipped))
         root = staged.fetched.root
-        async with self.runtime.db.session() as session:
+        async with self.platform.db.session() as session:
             targets = await envs.plan(session, staged.parsed, root, self.settings.envs_dir)
         staged.built = await envs.build(
             targets, root, settings=self.settings.pack_install, progress=self.progress, pack=staged.ref
@@ -326,7 +328,7 @@ class _Install:
                 staged.placed = await asyncio.to_thread(staging.swap, staged.incoming, base / staged.ref)
                 staged.incoming = None
                 await envs.swap_in(staged.built)
-            async with self.runtime.db.transaction() as session:
+            async with self.platform.db.transaction() as session:
                 for staged in order:
                     result = await register_parsed(
                         session,
@@ -357,15 +359,15 @@ class _Install:
         return results
 
 
-async def install(runtime: Runtime, request: InstallRequest, progress: Progress = silent) -> InstallOutcome:
+async def install(platform: Platform, request: InstallRequest, progress: Progress = silent) -> InstallOutcome:
     """Install (or upgrade) the pack ``request.source`` names; see the module docstring.
 
     Raises :class:`~attune.errors.AttuneError` subclasses with a clear message; when it raises,
     the installed packs, their environments and the database are as they were.
     """
-    settings = runtime.settings
+    settings = platform.settings
     async with staging.install_lock(settings), staging.workspace(settings) as workdir:
-        job = _Install(runtime, request, progress, workdir)
+        job = _Install(platform, request, progress, workdir)
         root = await job.stage_source()
         previous = await job.check_target(root)
         order = [root] if request.skip_deps else [*await job.dependencies(root), root]
@@ -394,9 +396,9 @@ async def install(runtime: Runtime, request: InstallRequest, progress: Progress 
     )
 
 
-async def download(runtime: Runtime, source: str, ref_spec: str | None, workdir: Path) -> Staged:
+async def download(platform: Platform, source: str, ref_spec: str | None, workdir: Path) -> Staged:
     """Fetch, verify and parse one source below ``workdir`` without installing it."""
-    job = _Install(runtime, InstallRequest(source=source, ref_spec=ref_spec), silent, workdir)
+    job = _Install(platform, InstallRequest(source=source, ref_spec=ref_spec), silent, workdir)
     return await job.stage_source()
 
 

@@ -16,7 +16,7 @@ from attune.db.models import Action, Execution
 from attune.db.repos import workflows as repo
 from attune.domain.templates import TemplateEngine
 from attune.lru import LruCache
-from attune.runtime import Runtime
+from attune.platform import Platform
 from attune.workflow.engine import inline as inline_tasks
 from attune.workflow.engine.advance import advance_children, advance_deferred, fire_timer, start_workflow
 from attune.workflow.engine.store import (
@@ -48,8 +48,8 @@ class WorkflowEngine:
     itself are known already. Due timers fire in their own transaction.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
         self._specs = SpecCache()
         self._engine = TemplateEngine()
         self._known: dict[int, tuple[datetime, list[dict[str, Any]]]] = {}
@@ -69,23 +69,23 @@ class WorkflowEngine:
 
     def context(self) -> WorkflowContext:
         """A fresh command context sharing this engine's caches."""
-        settings = self._runtime.settings
+        settings = self._platform.settings
         inline = inline_tasks.InlineTasks(
-            box=self._runtime.secrets,
+            box=self._platform.secrets,
             source=SOURCE,
             budget=inline_tasks.BUDGET,
             enabled=settings.worker.in_process_actions,
             heartbeat_interval=settings.worker.heartbeat_interval,
-            alive=self._runtime.local_workers,
+            alive=self._platform.local_workers,
             warned=self._warned,
         )
         return WorkflowContext(
-            box=self._runtime.secrets,
+            box=self._platform.secrets,
             engine=self._engine,
             specs=self._specs,
             states=self._states,
             inline=inline,
-            clock=self._runtime.clock,
+            clock=self._platform.clock,
         )
 
     def deferring(self, execution_id: int) -> bool:
@@ -109,7 +109,7 @@ class WorkflowEngine:
     async def _run_deferred(self, state_id: int, ids: list[int]) -> None:
         try:
             ctx = self.context()
-            async with self._runtime.db.transaction() as session:
+            async with self._platform.db.transaction() as session:
                 await advance_deferred(session, state_id, ids, ctx)
             self._remember(ctx)
         except Exception:
@@ -139,7 +139,7 @@ class WorkflowEngine:
     async def start(self, execution_id: int) -> None:
         """Start the workflow run of execution ``execution_id`` (scheduler hand-off)."""
         ctx = self.context()
-        async with self._runtime.db.transaction() as session:
+        async with self._platform.db.transaction() as session:
             execution = await session.get(Execution, execution_id)
             if execution is None:
                 return
@@ -155,7 +155,7 @@ class WorkflowEngine:
         """Advance the workflow run a finished execution belongs to (no-op for other executions)."""
         if self._counted.pop(execution_id):
             return  # an in-process task counted in the step that ran it
-        async with self._runtime.db.session() as session:
+        async with self._platform.db.session() as session:
             state_id, task = await repo.child_link(session, execution_id)
         if state_id is None or (isinstance(task, dict) and task.get("counted")):
             # Not a workflow child, or counted already (an in-process task is counted in the step
@@ -181,7 +181,7 @@ class WorkflowEngine:
     async def _count_batch(self, state_id: int, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
         ctx = self.context()
         try:
-            async with self._runtime.db.transaction() as session:
+            async with self._platform.db.transaction() as session:
                 await advance_children(session, state_id, [execution_id for execution_id, _ in batch], ctx)
         except BaseException as exc:
             # Every completion of the batch fails and is delivered again.
@@ -198,7 +198,7 @@ class WorkflowEngine:
 
     async def sweep_timers(self) -> int:
         """One timer-loop pass; returns how many timers fired."""
-        async with self._runtime.db.session() as session:
+        async with self._platform.db.session() as session:
             running = await repo.running_states(session)
             stale = [sid for sid, updated in running if self._known.get(sid, (None, []))[0] != updated]
             if stale:
@@ -209,14 +209,14 @@ class WorkflowEngine:
         for sid in list(self._known):
             if sid not in live:
                 del self._known[sid]
-        now = self._runtime.clock.now()
+        now = self._platform.clock.now()
         fired = 0
         for sid, (_, timers) in list(self._known.items()):
             for timer in sorted(timers, key=_due):
                 if _due(timer) > now:
                     break
                 ctx = self.context()
-                async with self._runtime.db.transaction() as session:
+                async with self._platform.db.transaction() as session:
                     if await fire_timer(session, sid, timer, ctx):
                         fired += 1
                 self._remember(ctx)

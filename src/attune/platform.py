@@ -1,4 +1,6 @@
-"""Composition root: the only place that picks implementations from settings."""
+"""Composition root: :class:`Platform` (one per process) and :func:`open_platform`, the only place
+that picks implementations from settings. "Runtime" means an action runtime everywhere else
+(docs/development.md)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Runtime:
+class Platform:
     """Everything a service needs, built once per process from :class:`Settings`."""
 
     settings: Settings
@@ -58,7 +60,7 @@ def build_secret_box(settings: Settings) -> SecretBox | None:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Runtime]:
+async def open_platform(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Platform]:
     """Connect the database and bus, start the outbox relay; undo it all on exit.
 
     ``clock`` replaces the system clock for the services (tests pass a fake one).
@@ -81,7 +83,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None) -> Asy
     secret = settings.security.jwt_secret or "attune-insecure-default-secret-change-me-please!"
     if not settings.security.jwt_secret:
         log.warning("security.jwt_secret is not set; using an insecure default")
-    runtime = Runtime(
+    platform = Platform(
         settings=settings,
         db=db,
         bus=bus,
@@ -95,12 +97,12 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None) -> Asy
         secrets=build_secret_box(settings),
     )
     if clock is not None:
-        runtime.clock = clock
-    relay_task = asyncio.create_task(relay.run(runtime.stop), name="outbox-relay")
+        platform.clock = clock
+    relay_task = asyncio.create_task(relay.run(platform.stop), name="outbox-relay")
     try:
-        yield runtime
+        yield platform
     finally:
-        runtime.stop.set()
+        platform.stop.set()
         with contextlib.suppress(Exception):
             await relay.close()
             if not relay.settling:
