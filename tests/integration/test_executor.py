@@ -947,7 +947,13 @@ async def test_an_expired_dispatch_fails_its_execution(runtime: Platform) -> Non
             await runtime.bus.publish("attune.dlx", f"execution.dispatch.worker.{worker.id}", envelope)
         await publish(runtime, MessageType.EVENT_CREATED, {"event_id": 999, "trigger_ref": "x.y"})  # dropped
         await settle(runtime)
-        failed = await get(runtime, models.Execution, expired.id)
+
+        async def ended() -> models.Execution | None:
+            row = await get(runtime, models.Execution, expired.id)
+            return row if row.status != "scheduled" else None
+
+        # Waited for: under load the dead-letter consumer may commit after the queues drained.
+        failed = await eventually(ended)
         assert failed.status == "failed"
         assert failed.result["error"] == "Worker queue TTL expired"
         assert str(worker.id) in failed.result["message"]
