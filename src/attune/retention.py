@@ -1,4 +1,4 @@
-"""The retention job (domain.md §2.8): deletes run-time records past a configurable age, in batches.
+"""The retention job (docs/development.md): deletes run-time records past a configurable age, in batches.
 
 It replaces TimescaleDB's retention policies, which drop whole chunks; like them it writes no
 history of its own. The deletes therefore run on the session's connection, beneath the ORM

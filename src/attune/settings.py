@@ -1,4 +1,4 @@
-"""Configuration tree (domain.md §9).
+"""Configuration tree (docs/configuration.md).
 
 Sources, later overriding earlier: ``$ATTUNE_CONFIG`` or ``config.yaml``; ``config.<env>.yaml``;
 environment variables ``ATTUNE__SECTION__KEY``. Defaults describe the embedded deployment: SQLite
@@ -240,7 +240,7 @@ class ExecutorSettings(BaseModel):
 
 
 class RetentionSettings(BaseModel):
-    """The purge job (domain.md §2.8): rows older than these ages are deleted in batches."""
+    """The purge job (docs/development.md): rows older than these ages are deleted in batches."""
 
     #: Events, enforcements, terminal executions and execution history; 0 disables the job.
     max_age_days: int = Field(default=90, ge=0)

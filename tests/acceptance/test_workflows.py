@@ -1,8 +1,8 @@
-"""Workflows end to end against real processes (workflows.md §7, §10; services.md §2).
+"""Workflows end to end against real processes (docs/workflows.md; docs/workflows.md).
 
 The SQLite pass runs the embedded server; the PostgreSQL pass the scaled deployment. A fixture pack
-(actions as small shell scripts, the four §10 examples adapted to them, nested workflows, a large
-with_items and control scenarios) is registered through the API.
+(actions as small shell scripts, the four examples of docs/workflows.md adapted to them, nested
+workflows, a large with_items and control scenarios) is registered through the API.
 """
 
 from __future__ import annotations
@@ -424,7 +424,7 @@ def wait_until(probe: Any, timeout: float = 20, what: str = "condition") -> Any:
     raise AssertionError(f"{what} not met within {timeout} s")
 
 
-# -- the §10 examples ------------------------------------------------------------------------------
+# -- the documented examples---------------------------------------------------------------------------
 
 
 def test_registration_created_the_workflows_and_the_rule(deployment: Deployment) -> None:

@@ -1,5 +1,5 @@
 """Triggers with webhooks, rules with template parameters, events and enforcements, keys
-(web-ui.md §5.4, §5.5, §5.9, §5.10, §8.8-9, §8.11-12)."""
+(docs/web-ui.md)."""
 
 from __future__ import annotations
 

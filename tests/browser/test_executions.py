@@ -1,4 +1,4 @@
-"""Execute an action, watch it live, re-run it; the execution list (web-ui.md §5.3, §5.7, §5.8, §8.6-7)."""
+"""Execute an action, watch it live, re-run it; the execution list (docs/web-ui.md)."""
 
 from __future__ import annotations
 

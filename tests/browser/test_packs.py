@@ -1,4 +1,4 @@
-"""Packs: create with a schema and config, register, install (web-ui.md §5.2, §8.4-5)."""
+"""Packs: create with a schema and config, register, install (docs/web-ui.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Login, token refresh, the dashboard, and the layout at 1280x800 (web-ui.md §2, §5.1, §8.1-3)."""
+"""Login, token refresh, the dashboard, and the layout at 1280x800 (docs/web-ui.md)."""
 
 from __future__ import annotations
 

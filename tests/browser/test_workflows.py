@@ -1,5 +1,5 @@
 """The visual workflow builder, a workflow run drawn live, and answering an inquiry
-(web-ui.md §5.11, §6, §8.10)."""
+(docs/web-ui.md)."""
 
 from __future__ import annotations
 

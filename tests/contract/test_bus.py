@@ -413,7 +413,7 @@ def test_envelope_without_version_or_correlation_gets_defaults() -> None:
 
 
 def test_make_envelope_rejects_a_payload_that_does_not_fit_the_type() -> None:
-    # The timeout monitor once sent ExecutionCompleted without action fields (domain.md §11 #7).
+    # The timeout monitor once sent ExecutionCompleted without action fields (docs/development.md).
     with pytest.raises(pydantic.ValidationError):
         make_envelope(
             MessageType.EXECUTION_COMPLETED,

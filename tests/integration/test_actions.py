@@ -1,4 +1,4 @@
-"""/api/v1/actions (api.md §4.2, §5.1–§5.3) and the Attune action extensions."""
+"""/api/v1/actions (docs/api.md) and the Attune action extensions."""
 
 from __future__ import annotations
 

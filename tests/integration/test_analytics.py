@@ -1,4 +1,4 @@
-"""Analytics routes (api.md §4.13, domain.md §5.2): hourly series computed from the rows themselves."""
+"""Analytics routes (docs/api.md, docs/operations.md): hourly series computed from the rows themselves."""
 
 from __future__ import annotations
 

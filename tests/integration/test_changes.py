@@ -1,4 +1,4 @@
-"""Change history (domain.md §5.1) and change notifications (§6) written by application code.
+"""Change history (docs/operations.md) and change notifications written by application code.
 
 Every write through a runtime's database records ``execution_history``/``worker_history`` rows and
 stages ``ChangeNotification`` outbox messages in the same transaction, for ORM flushes and for

@@ -56,7 +56,7 @@ def test_config_get_set_and_unknown_keys(home: Path) -> None:
     assert run(home, "config", "get", "auth_token").stdout.strip() == "(not set)"
     unknown = run(home, "config", "get", "colour")
     assert unknown.exit_code == 1 and "Unknown config key: colour" in unknown.stderr
-    # The stored output preference is applied (cli.md §1 precedence).
+    # The stored output preference is applied (docs/cli.md precedence).
     assert run(home, "config", "set", "default_output_format", "json").exit_code == 0
     assert json.loads(run(home, "config", "current").stdout) == {"current_profile": "default"}
     assert run(home, "--output", "table", "config", "current").stdout.strip() == "default"
@@ -186,7 +186,7 @@ def test_pack_test_runs_the_declared_runners(home: Path, tmp_path: Path) -> None
     manifest["testing"]["runners"]["broken"] = {"type": "script", "entry_point": "tests/bad.sh"}
     (pack / "pack.yaml").write_text(yaml.safe_dump(manifest))
     failed = run(home, "--json", "pack", "test", str(pack))
-    assert failed.exit_code == 1  # also in json mode (cli.md §5 gap)
+    assert failed.exit_code == 1  # also in json mode (docs/cli.md gap)
     assert json.loads(failed.stdout)["status"] == "failed"
 
     manifest["testing"]["enabled"] = False

@@ -1,4 +1,4 @@
-"""Cross-cutting HTTP conventions (api.md §1): auth guard, errors, limits, CORS, health, OpenAPI."""
+"""Cross-cutting HTTP conventions (docs/api.md): auth guard, errors, limits, CORS, health, OpenAPI."""
 
 from __future__ import annotations
 

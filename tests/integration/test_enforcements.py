@@ -1,4 +1,4 @@
-"""/api/v1/enforcements (api.md §4.6): the read-only enforcement log."""
+"""/api/v1/enforcements (docs/api.md): the read-only enforcement log."""
 
 from __future__ import annotations
 

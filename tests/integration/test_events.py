@@ -1,4 +1,4 @@
-"""/api/v1/events (api.md §4.6, §2.5, §5.13): intake, sensor attribution, EventCreated, the log."""
+"""/api/v1/events (docs/api.md): intake, sensor attribution, EventCreated, the log."""
 
 from __future__ import annotations
 

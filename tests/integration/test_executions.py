@@ -1,4 +1,4 @@
-"""/api/v1/executions (api.md §4.7, §5.5, §5.13): manual runs, parameter rules, secrets, the log."""
+"""/api/v1/executions (docs/api.md): manual runs, parameter rules, secrets, the log."""
 
 from __future__ import annotations
 

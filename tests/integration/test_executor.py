@@ -1,4 +1,4 @@
-"""The executor service (services.md §1): rules → enforcements → executions → workers.
+"""The executor service (docs/operations.md): rules → enforcements → executions → workers.
 
 The service runs in-process against the test backend; workers are rows the tests keep fresh (or
 let go stale), and a test plays the worker by ending executions and staging ``ExecutionCompleted``.

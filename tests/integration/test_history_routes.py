@@ -1,4 +1,4 @@
-"""History routes (api.md §4.12): the change audit of executions and workers, as clients see it."""
+"""History routes (docs/api.md): the change audit of executions and workers, as clients see it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inquiries: the routes (api.md §4.8, §5.7) and the pause / answer / expire lifecycle (§1.14)."""
+"""Inquiries: the routes (docs/api.md) and the pause / answer / expire lifecycle."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/api/v1/keys (api.md §4.9, §5.8): ownership, uniqueness, encryption at rest, CRUD."""
+"""/api/v1/keys (docs/api.md): ownership, uniqueness, encryption at rest, CRUD."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ async def test_database_never_holds_the_plaintext_or_the_aes_key(
     assert row.encrypted is True
     assert row.value != plaintext
     assert plaintext not in row.value
-    # The fingerprint is SHA-256 of the derived key, never the derived key itself (domain.md §11 #3).
+    # The fingerprint is SHA-256 of the derived key, never the derived key itself (docs/development.md).
     assert row.encryption_key_hash == hashlib.sha256(aes_key).hexdigest()
     assert row.encryption_key_hash != aes_key.hex()
     stored = " ".join(str(getattr(row, column.key)) for column in models.Key.__table__.columns)

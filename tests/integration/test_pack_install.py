@@ -1,4 +1,4 @@
-"""Installing, upgrading and uninstalling packs through the API (packs.md §13–§14, docs/packs.md).
+"""Installing, upgrading and uninstalling packs through the API (docs/packs.md).
 
 Sources are local: git repositories made with ``git init`` and index files behind ``file://`` URLs.
 """

@@ -1,4 +1,4 @@
-"""``/packs/download``, ``/packs/dependencies`` and ``/packs/build-envs`` (api.md §4.1, packs.md §16.2)."""
+"""``/packs/download``, ``/packs/dependencies`` and ``/packs/build-envs`` (docs/api.md, docs/packs.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pack tests through the API (packs.md §15): the test routes, and tests at registration."""
+"""Pack tests through the API (docs/packs.md): the test routes, and tests at registration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pack routes (api.md §4.1, §5.9; packs.md §11–§12) through the HTTP API."""
+"""Pack routes (docs/api.md; docs/packs.md) through the HTTP API."""
 
 from __future__ import annotations
 
@@ -482,7 +482,7 @@ async def test_upload_registers_pack_and_stores_files(
         user.id,
     )
     assert pack.storage_path == str((installed / "demo").absolute()) and pack.installed_at is not None
-    # The directory checksum of the installed pack (packs.md §14.4), whatever the archive looked like.
+    # The directory checksum of the installed pack (docs/packs.md), whatever the archive looked like.
     assert pack.checksum == directory_checksum(installed / "demo")
     assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.hello"]
 

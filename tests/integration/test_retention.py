@@ -1,4 +1,4 @@
-"""The retention job (domain.md §2.8): only rows past the cut-off go, table by table, in batches."""
+"""The retention job (docs/development.md): only rows past the cut-off go, table by table, in batches."""
 
 from __future__ import annotations
 

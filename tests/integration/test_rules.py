@@ -1,4 +1,4 @@
-"""/api/v1/rules (api.md §4.5, §5.1–§5.4, §5.13): CRUD, parameter validation and bus messages."""
+"""/api/v1/rules (docs/api.md): CRUD, parameter validation and bus messages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sensor service (services.md §4): core timers per rule and pack sensor processes."""
+"""The sensor service (docs/sensors.md): core timers per rule and pack sensor processes."""
 
 from __future__ import annotations
 

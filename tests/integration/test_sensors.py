@@ -1,4 +1,4 @@
-"""/api/v1/sensors (api.md §4.4, §5.1–§5.3)."""
+"""/api/v1/sensors (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/api/v1/triggers (api.md §4.3, §5.1–§5.3)."""
+"""/api/v1/triggers (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhooks (api.md §4.11, §5.6): key lifecycle and the public receive pipeline."""
+"""Webhooks (docs/api.md): key lifecycle and the public receive pipeline."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ async def test_enable_disable_regenerate(api: httpx.AsyncClient, trigger_id: int
     assert KEY_RE.match(key)
     async with runtime.db.session() as session:
         trigger = await session.get(models.Trigger, trigger_id)
-        # Attune change: enabling keeps the security configuration (api.md §5.6 reset it).
+        # Attune change: enabling keeps the security configuration (docs/api.md reset it).
         assert trigger is not None and trigger.webhook_config == {"hmac": {"enabled": True}}
 
     again = (await api.post("/api/v1/triggers/demo.hook/webhooks/enable")).json()["data"]

@@ -1,4 +1,4 @@
-"""The worker running dispatched executions (services.md §3.3-§3.10, pipeline contracts).
+"""The worker running dispatched executions (docs/packs.md, pipeline contracts).
 
 Each test runs a real ``WorkerService`` in-process on the test backend, creates an action in a
 temporary pack, inserts a ``scheduled`` execution assigned to the worker, stages the dispatch
@@ -278,7 +278,7 @@ async def test_non_zero_exit_fails_with_code_and_stderr(runtime: Platform) -> No
     assert row.result["error"] == "disk is full"
     assert row.result["stdout"] == "partial\n"
     assert row.result["stderr_log"].endswith(f"execution_{execution_id}/stderr.log")
-    # The completion message carries the real status, not "completed" (§3.3 defect).
+    # The completion message carries the real status, not "completed".
     message = next(m for m in worker.completed if m["execution_id"] == execution_id)
     assert message["status"] == "failed"
 

@@ -1,5 +1,5 @@
 """Worker registration, heartbeat, capabilities, shutdown, runtime versions and pack environments
-(services.md §3.1, §3.5, §3.12-§3.14)."""
+(docs/packs.md)."""
 
 from __future__ import annotations
 

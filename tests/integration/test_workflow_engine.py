@@ -1,4 +1,4 @@
-"""The workflow engine against the database (services.md §2): start, advance, timers, control.
+"""The workflow engine against the database (docs/workflows.md): start, advance, timers, control.
 
 Most tests drive :class:`WorkflowEngine` directly and play the worker by ending child executions;
 the last ones run the whole executor service to check the wiring (scheduler hand-off, completion

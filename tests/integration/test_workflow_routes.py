@@ -1,4 +1,4 @@
-"""Workflow routes (api.md §4.10, §5.11 intended), pack workflow registration and run control."""
+"""Workflow routes (docs/api.md intended), pack workflow registration and run control."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rule condition evaluation (services.md §1.3 plus the operators and grouping of issue 3)."""
+"""Rule condition evaluation (docs/operations.md plus the operators and grouping of issue 3)."""
 
 from __future__ import annotations
 

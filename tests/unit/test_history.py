@@ -1,4 +1,4 @@
-"""History recording rules (domain.md §5.1) and change-notification rules (§6) as pure functions."""
+"""History recording rules (docs/operations.md) and change-notification rules as pure functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Registry indices (packs.md §14.1–§14.2) and dependency resolution (§13)."""
+"""Registry indices (docs/packs.md) and dependency resolution."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fetching packs (packs.md §14.3): source kinds, git, archives, tree checks, checksums."""
+"""Fetching packs (docs/packs.md): source kinds, git, archives, tree checks, checksums."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pack dependency constraints (packs.md §13)."""
+"""Pack dependency constraints (docs/packs.md)."""
 
 from __future__ import annotations
 

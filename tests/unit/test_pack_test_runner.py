@@ -1,4 +1,4 @@
-"""Pack test runners and the pass/fail policy (packs.md §15)."""
+"""Pack test runners and the pass/fail policy (docs/packs.md)."""
 
 from __future__ import annotations
 

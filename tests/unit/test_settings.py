@@ -1,4 +1,4 @@
-"""Configuration loading (domain.md §9 with embedded defaults)."""
+"""Configuration loading (docs/configuration.md with embedded defaults)."""
 
 from __future__ import annotations
 

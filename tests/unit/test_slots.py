@@ -1,4 +1,4 @@
-"""Per-action FIFO concurrency slots (services.md §1.6) and their ``queue_stats`` mirror."""
+"""Per-action FIFO concurrency slots (docs/operations.md) and their ``queue_stats`` mirror."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sandboxed templating of rule action_params (services.md §1.4, workflows.md §6.6–§6.7)."""
+"""Sandboxed templating of rule action_params (docs/operations.md, docs/workflows.md)."""
 
 from __future__ import annotations
 

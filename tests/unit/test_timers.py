@@ -1,4 +1,4 @@
-"""Schedule math of the core timers (services.md §4.5), driven by a fake clock that moves when the
+"""Schedule math of the core timers (docs/sensors.md), driven by a fake clock that moves when the
 timer sleeps."""
 
 from __future__ import annotations

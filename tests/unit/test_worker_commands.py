@@ -1,4 +1,4 @@
-"""Which command runs an action (services.md §3.4, §3.6), using the core pack's runtime configs."""
+"""Which command runs an action (docs/packs.md), using the core pack's runtime configs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-pack environments (services.md §3.12): real virtualenvs and node_modules, no network."""
+"""Per-pack environments (docs/packs.md): real virtualenvs and node_modules, no network."""
 
 from __future__ import annotations
 

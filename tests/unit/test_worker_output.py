@@ -1,4 +1,4 @@
-"""Parsing stdout and the stored result (services.md §3.9, §3.10)."""
+"""Parsing stdout and the stored result (docs/packs.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parameter formats, the stdin protocol and parameter files (services.md §3.7)."""
+"""Parameter formats, the stdin protocol and parameter files (docs/packs.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Runtime version parsing, constraints (domain.md §10.1), selection (§10.3) and verification (§3.3)."""
+"""Runtime version parsing, constraints (docs/packs.md), selection and verification."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def spec_of(text: str) -> WorkflowSpec:
 
 
 def ok(**data: Any) -> dict[str, Any]:
-    """A worker result document of a succeeded child (services.md §3.9)."""
+    """A worker result document of a succeeded child (docs/packs.md)."""
     return {"succeeded": True, "exit_code": 0, "data": data}
 
 
@@ -78,7 +78,7 @@ class Rehearsal:
         return finishes[0]
 
 
-# -- workflows.md §10 examples ---------------------------------------------------------------------
+# -- docs/workflows.md examples ---------------------------------------------------------------------
 
 BACKUP = """
 ref: ops.backup_database

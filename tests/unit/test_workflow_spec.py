@@ -292,7 +292,7 @@ def test_graph_lookups() -> None:
     assert spec.inbound["b"] == ["a"]
 
 
-# -- §8.2 semantic validation ----------------------------------------------------------------------
+# -- semantic validation ----------------------------------------------------------------------------
 
 
 def test_sound_workflow_has_no_problems() -> None:

@@ -1,1 +1,1 @@
-"""HTTP API v1 (api.md)."""
+"""HTTP API v1 (docs/api.md)."""

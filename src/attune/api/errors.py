@@ -1,4 +1,4 @@
-"""Maps every failure onto the bodies of api.md §1.5, in one place."""
+"""Maps every failure onto the bodies of docs/api.md, in one place."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ FIELD_RULE_ERRORS = frozenset(
     }
 )
 
-#: Auth endpoints word their validation messages differently (api.md §1.5).
+#: Auth endpoints word their validation messages differently (docs/api.md).
 AUTH_PREFIXES = {
     "/auth/login": "Invalid login request",
     "/auth/register": "Invalid registration request",

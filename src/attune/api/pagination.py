@@ -1,4 +1,4 @@
-"""The four pagination families of api.md §1.4, as FastAPI dependencies."""
+"""The four pagination families of docs/api.md, as FastAPI dependencies."""
 
 from __future__ import annotations
 

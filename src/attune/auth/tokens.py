@@ -80,7 +80,7 @@ class TokenService:
         return self.issue(identity_id, login, "refresh", self.refresh_ttl, version=version)[0]
 
     def decode(self, token: str) -> Claims:
-        """Validate signature and expiry; raise :class:`TokenError` with the api.md message."""
+        """Validate signature and expiry; raise :class:`TokenError` with the docs/api.md message."""
         try:
             data = jwt.decode(
                 token,

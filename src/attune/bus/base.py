@@ -1,6 +1,6 @@
 """The bus port: publish envelopes to exchanges, consume queues with a handler.
 
-Consumer semantics (services.md §0.2), shared by every implementation:
+Consumer semantics (docs/operations.md), shared by every implementation:
 
 * the bus runs the handler once per delivery, at most ``prefetch`` at a time per consumer;
 * the handler returns → ack;
@@ -38,7 +38,7 @@ class Retryable(AttuneError):
     """Raised by a handler for a transient failure: the message is requeued, not dead-lettered."""
 
 
-# Handler errors that mean "try again later" rather than "this message is bad" (§0.2 item 3).
+# Handler errors that mean "try again later" rather than "this message is bad".
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (Retryable, ConnectionError, TimeoutError)
 #: Seconds a message is held before it is requeued after a connection error.
 REQUEUE_DELAY = 1.0

@@ -1,4 +1,4 @@
-"""``attune action`` and the ``attune run`` shortcut (cli.md §6.4, §7)."""
+"""``attune action`` and the ``attune run`` shortcut (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HTTP access to the Attune API for the client commands (cli.md §3).
+"""HTTP access to the Attune API for the client commands (docs/cli.md).
 
 Paths under ``/auth`` go to ``{base}/auth/…``, everything else to ``{base}/api/v1/…``. A 401 with a
 stored refresh token triggers one silent refresh: the new pair is saved to the selected profile

@@ -1,6 +1,6 @@
 """Wires the client command groups and the global options into the ``attune`` application.
 
-Global options may appear anywhere on the command line (cli.md §1): :class:`AttuneGroup` moves
+Global options may appear anywhere on the command line (docs/cli.md): :class:`AttuneGroup` moves
 them in front of the command path before click parses, unless the command itself defines an
 option with the same name (``-y`` means ``--yes`` in delete commands, ``-v`` means verbose test
 output in ``pack test``, ``--json`` is the stub flag of ``pack checksum``).

@@ -16,7 +16,7 @@ EXECUTION_TERMINAL = {"completed", "failed", "cancelled", "timeout", "abandoned"
 
 
 def confirm(state: State, question: str, yes: bool) -> bool:
-    """Ask before a destructive change, in table mode only (cli.md §4); default "no"."""
+    """Ask before a destructive change, in table mode only (docs/cli.md); default "no"."""
     if yes or not state.printer.human:
         return True
     if not sys.stdin.isatty():

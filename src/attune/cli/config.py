@@ -1,4 +1,4 @@
-"""The client configuration file: profiles, tokens and output preferences (cli.md §2).
+"""The client configuration file: profiles, tokens and output preferences (docs/cli.md).
 
 The file holds bearer tokens in plain text, so it is always written with mode 0600 inside a 0700
 directory, replaced atomically so a crash never leaves half a file behind.
@@ -46,7 +46,7 @@ class Profile:
     description: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Only the keys that are set (cli.md §2.1: unset keys are left out of the file)."""
+        """Only the keys that are set (docs/cli.md: unset keys are left out of the file)."""
         values = {
             "api_url": self.api_url,
             "auth_token": self.auth_token,

@@ -1,4 +1,4 @@
-"""``attune config``: profiles and preferences in the local file; never contacts the server (§6.2).
+"""``attune config``: profiles and preferences in the local file; never contacts the server.
 
 Changes always apply to the *saved* current profile; ``--profile`` only selects what read-only
 commands show, and is never persisted.

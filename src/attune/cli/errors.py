@@ -1,4 +1,4 @@
-"""Errors the client reports as one ``Error: …`` line and exit status 1 (cli.md §5)."""
+"""Errors the client reports as one ``Error: …`` line and exit status 1 (docs/cli.md)."""
 
 from __future__ import annotations
 

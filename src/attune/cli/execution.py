@@ -1,4 +1,4 @@
-"""``attune execution``: list, inspect, follow, cancel and re-run executions (cli.md §6.5, §7)."""
+"""``attune execution``: list, inspect, follow, cancel and re-run executions (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -252,7 +252,7 @@ def rerun(
     finish(state, data, wait=not no_wait, timeout=timeout)
 
 
-# -- waiting for an execution (cli.md §7.3, with the issue's exit-code change) -----------------
+# -- waiting for an execution (docs/cli.md, with the issue's exit-code change) -----------------
 
 
 def wait_for(state: State, execution: dict[str, Any], timeout: float) -> dict[str, Any]:

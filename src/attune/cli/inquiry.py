@@ -1,4 +1,4 @@
-"""``attune inquiry``: questions workflows ask people, and the answers (api.md §4.8)."""
+"""``attune inquiry``: questions workflows ask people, and the answers (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``attune key``: secrets and configuration values (api.md §4.9).
+"""``attune key``: secrets and configuration values (docs/api.md).
 
 A secret is never echoed: ``key set`` reads it from a hidden prompt or stdin when it is not given,
 and every output masks values of encrypted keys unless ``key show --decrypt`` asks for them.

@@ -1,4 +1,4 @@
-"""Human tables and messages, or JSON/YAML for scripts (cli.md §4).
+"""Human tables and messages, or JSON/YAML for scripts (docs/cli.md).
 
 Colour is used only on a terminal and honours ``NO_COLOR`` and ``CLICOLOR_FORCE``. Data written
 in json/yaml mode goes straight to stdout without any decoration so it can be piped.
@@ -26,7 +26,7 @@ GREY = {"cancelled", "canceled"}
 
 
 def status_style(status: str) -> str:
-    """The colour of a status word (cli.md §4)."""
+    """The colour of a status word (docs/cli.md)."""
     value = status.lower()
     if value in GREEN:
         return "green"

@@ -1,4 +1,4 @@
-"""``attune pack``: packs on the server, plus local tests, checksums and index files (§6.3)."""
+"""``attune pack``: packs on the server, plus local tests, checksums and index files."""
 
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def upload(
 
 
 def source_type(source: str, ref_spec: str | None, no_registry: bool) -> str:
-    """The kind of source shown to the user (cli.md §6.3.1); the server decides for real."""
+    """The kind of source shown to the user (docs/cli.md); the server decides for real."""
     http = source.startswith(("http://", "https://"))
     path = Path(source)
     if no_registry:
@@ -478,7 +478,7 @@ def _print_tests(out: Printer, result: dict[str, Any], *, verbose: bool, detaile
         out.success(f"✅ All tests passed: {result['passed']}/{result['totalTests']}")
 
 
-# -- registries (read the server configuration file, cli.md §6.3.3) ---------------------------------
+# -- registries (read the server configuration file, docs/cli.md) ---------------------------------
 
 
 def _registry_settings() -> Any:
@@ -565,7 +565,7 @@ def search(
     out.emit(hits, human)
 
 
-# -- checksums and index files (local, cli.md §6.3.4; in pack_files.py) ---------------------------
+# -- checksums and index files (local, docs/cli.md; in pack_files.py) ---------------------------
 
 app.command()(pack_files.checksum)
 app.command("index-entry")(pack_files.index_entry)

@@ -1,4 +1,4 @@
-"""``attune pack checksum`` and the index-file commands: local tooling, no server (cli.md §6.3.4).
+"""``attune pack checksum`` and the index-file commands: local tooling, no server (docs/cli.md).
 
 Registered on the ``pack`` command group by :mod:`attune.cli.pack`.
 """
@@ -22,7 +22,7 @@ def checksum(
         bool, typer.Option("--json", help="Print an install-source stub for an index entry.")
     ] = False,
 ) -> None:
-    """Checksum of a pack directory (packs.md §14.4) or of an archive file."""
+    """Checksum of a pack directory (docs/packs.md) or of an archive file."""
     state = current()
     out = state.printer
     if not path.exists():

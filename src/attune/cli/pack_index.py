@@ -1,4 +1,4 @@
-"""Local pack tooling: directory checksums and registry index files (packs.md §14, cli.md §6.3.4)."""
+"""Local pack tooling: directory checksums and registry index files (docs/packs.md, docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def index_entry(
     archive_url: str | None = None,
     template: bool = True,
 ) -> tuple[dict[str, Any], bool]:
-    """(entry, used_template) for a registry index, built from ``pack.yaml`` (packs.md §14.5)."""
+    """(entry, used_template) for a registry index, built from ``pack.yaml`` (docs/packs.md)."""
     doc = read_pack_yaml(directory)
     ref, version = str(doc["ref"]), str(doc["version"])
     digest = f"sha256:{directory_checksum(directory)}"

@@ -1,4 +1,4 @@
-"""``attune rule``: list, create (from flags or a YAML file), change, enable, disable (§6.6)."""
+"""``attune rule``: list, create (from flags or a YAML file), change, enable, disable."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def show(ref: RefArg) -> None:
 
 
 def rule_from_file(path: Path) -> dict[str, Any]:
-    """A CreateRule body from a rule YAML file (packs.md §9.1 field names; a few aliases accepted)."""
+    """A CreateRule body from a rule YAML file (docs/packs.md field names; a few aliases accepted)."""
     try:
         doc = safe_yaml.load(path.read_text(encoding="utf-8"))
     except OSError as exc:

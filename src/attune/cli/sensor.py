@@ -1,4 +1,4 @@
-"""``attune sensor``: list, show, enable and disable sensors (cli.md §6.8)."""
+"""``attune sensor``: list, show, enable and disable sensors (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ class State:
         return "table"
 
     def save_tokens(self, access: str | None, refresh: str | None) -> None:
-        """Store a token pair on the *selected* profile (cli.md §3 gap), never switching profiles."""
+        """Store a token pair on the *selected* profile (docs/cli.md gap), never switching profiles."""
         profile = self.profile
         profile.auth_token, profile.refresh_token = access, refresh
         self.config.save()

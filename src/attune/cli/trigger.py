@@ -1,4 +1,4 @@
-"""``attune trigger``: list, show, change, delete, and the webhook switch (cli.md §6.7)."""
+"""``attune trigger``: list, show, change, delete, and the webhook switch (docs/cli.md)."""
 
 from __future__ import annotations
 

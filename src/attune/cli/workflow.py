@@ -1,4 +1,4 @@
-"""``attune workflow``: validate a workflow file locally, list and show workflows (api.md §4.10)."""
+"""``attune workflow``: validate a workflow file locally, list and show workflows (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Local checks of a workflow YAML file (workflows.md §8), run by ``attune workflow validate``.
+"""Local checks of a workflow YAML file (docs/workflows.md), run by ``attune workflow validate``.
 
 This mirrors the parse-time rules and the semantic rules that need no server: field types and
 lengths, task names (unique, not reserved), transition targets, action refs, retry bounds,

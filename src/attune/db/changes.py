@@ -1,4 +1,4 @@
-"""Change capture and change notifications (domain.md §5.1, §6), in application code.
+"""Change capture and change notifications (docs/operations.md), in application code.
 
 The PostgreSQL original records history and sends ``NOTIFY`` from row triggers. Here
 :func:`install_change_capture` listens on one :class:`Database`'s sessions and, in the same
@@ -9,8 +9,8 @@ transaction as the write:
 * around ORM-enabled bulk ``UPDATE``/``DELETE`` statements on those tables (``session.execute(
   sa.update(models.Execution)...)``), reads the affected rows before and after, and diffs them;
 * hands the changes to :func:`attune.db.history.write_history` and :func:`stage_notifications`,
-  which stages one ``ChangeNotification`` outbox message per §6 channel event; the outbox relay
-  publishes them on ``attune.notifications`` (routing key = channel) after commit.
+  which stages one ``ChangeNotification`` outbox message per channel event (docs/notifications.md);
+  the outbox relay publishes them on ``attune.notifications`` (routing key = channel) after commit.
 
 Not covered: raw SQL text statements, and ORM-enabled bulk INSERT statements.
 """
@@ -64,7 +64,7 @@ _CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class ChangeNotice:
-    """One §6 notification: the channel, the entity it is about, and the channel's fields."""
+    """One notification: the channel, the entity it is about, and the channel's fields."""
 
     channel: str
     entity_type: str
@@ -82,7 +82,7 @@ def _fields(row: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
 def _execution_payload(
     entity_id: int, row: Mapping[str, Any], refs: Mapping[int, tuple[str | None, str | None]]
 ) -> dict[str, Any]:
-    # Ids and statuses only: the result is never sent (domain.md §11 #2).
+    # Ids and statuses only: the result is never sent (docs/development.md).
     enforcement = row.get("enforcement")
     rule_ref, trigger_ref = refs.get(enforcement, (None, None)) if enforcement is not None else (None, None)
     return {
@@ -169,7 +169,7 @@ def _other_notices(change: RowChange) -> list[ChangeNotice]:
         payload["old_status"] = json_value(old.get("status"))
         return [ChangeNotice("enforcement_status_changed", "enforcement", entity_id, payload)]
     if table == "inquiry" and operation == "INSERT":
-        # No ``ttl``: the original trigger read a column that does not exist (§11 #1).
+        # No ``ttl``: the original trigger read a column that does not exist.
         payload = {**_head("inquiry", entity_id), **_fields(new, ("execution", "status", "created"))}
         return [ChangeNotice("inquiry_created", "inquiry", entity_id, payload)]
     responded = InquiryStatus.RESPONDED.value
@@ -196,7 +196,7 @@ def _other_notices(change: RowChange) -> list[ChangeNotice]:
 def notifications_for(
     change: RowChange, enforcement_refs: Mapping[int, tuple[str | None, str | None]]
 ) -> list[ChangeNotice]:
-    """The §6 notifications a row change fires (pure).
+    """The notifications a row change fires (pure).
 
     ``enforcement_refs`` maps enforcement id → ``(rule_ref, trigger_ref)`` for the execution
     payloads; an execution whose enforcement is missing from it gets nulls.
@@ -239,7 +239,7 @@ def _enforcement_refs(
 def stage_notifications(
     session: Session, connection: sa.Connection, changes: Sequence[RowChange], *, source_service: str
 ) -> int:
-    """Stage the §6 notifications of ``changes`` as outbox rows in the current transaction.
+    """Stage the notifications of ``changes`` as outbox rows in the current transaction.
 
     Returns how many messages were staged; marks the session so the relay wakes after commit.
     """
@@ -415,7 +415,7 @@ def _bulk_changes(
 
 
 def install_change_capture(db: Database, *, source_service: str = "attune") -> None:
-    """Record history (§5.1) and stage change notifications (§6) for every write through ``db``.
+    """Record history and stage change notifications for every write through ``db``.
 
     Installs session listeners on this database instance only; call once per ``Database``.
     ``source_service`` goes in the notification envelopes' headers.

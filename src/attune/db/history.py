@@ -1,4 +1,4 @@
-"""Change history of ``execution`` and ``worker`` rows (domain.md §2.7, §5.1), in application code.
+"""Change history of ``execution`` and ``worker`` rows (docs/development.md), in application code.
 
 The PostgreSQL original uses AFTER row triggers; here the change capture (``attune.db.changes``)
 hands every written row to :func:`write_history` as a :class:`RowChange`, and the pure rules below
@@ -44,7 +44,7 @@ class RowChange:
 
 @dataclass(frozen=True, slots=True)
 class HistorySpec:
-    """What one source table records (a row of the table in domain.md §5.1)."""
+    """What one source table records (a row of the table in docs/operations.md)."""
 
     table: str
     history_table: sa.Table
@@ -111,7 +111,7 @@ def json_type(value: Any) -> str:
 
 
 def digest(value: Any) -> dict[str, Any] | None:
-    """The digest summary of a large JSON value (§5.1), or ``None`` for NULL.
+    """The digest summary of a large JSON value, or ``None`` for NULL.
 
     ``{"digest": "md5:<hex>", "size": <bytes>, "type": <json type>}`` over the canonical JSON text;
     for change detection only, not security.

@@ -1,4 +1,4 @@
-"""Rule condition evaluation (services.md §1.3, extended with more operators and grouping).
+"""Rule condition evaluation (docs/operations.md, extended with more operators and grouping).
 
 A rule's ``conditions`` decide whether an event fires the rule. Forms (documented in docs/rules.md):
 

@@ -1,7 +1,7 @@
-"""Secret encryption (domain.md §8): AES-256-GCM, key = SHA-256(master secret).
+"""Secret encryption (docs/security.md): AES-256-GCM, key = SHA-256(master secret).
 
 Stored value: Base64(nonce[12] ‖ ciphertext ‖ tag). The fingerprint stored beside it is the hex
-SHA-256 of the *derived* key, so the database never holds anything that decrypts it (§11 #3).
+SHA-256 of the *derived* key, so the database never holds anything that decrypts it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Enumerations of the data model (domain.md §1), serialised as their lowercase values."""
+"""Enumerations of the data model (docs/api.md), serialised as their lowercase values."""
 
 from __future__ import annotations
 

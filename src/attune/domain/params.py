@@ -1,4 +1,4 @@
-"""The flat parameter schema (packs.md §4, api.md §5.4): conversion, validation and defaults.
+"""The flat parameter schema (docs/packs.md, docs/api.md): conversion, validation and defaults.
 
 Action and trigger ``parameters``, output schemas and pack ``conf_schema`` are stored in a *flat*
 form, ``{name: {type, required?, secret?, position?, ...JSON Schema keywords}}``. This module turns
@@ -84,7 +84,7 @@ def _schema_type(schema: Mapping[str, Any]) -> str | None:
 
 
 def placeholder_for(schema: Mapping[str, Any] | None) -> Any:
-    """A value that stands in for a template in a property with ``schema`` (packs.md §4 rules 1–4)."""
+    """A value that stands in for a template in a property with ``schema`` (docs/packs.md rules 1–4)."""
     if schema is None:
         return TEMPLATE_PLACEHOLDER
     schema = _first_alternative(schema)
@@ -196,7 +196,7 @@ def validate_params(
     ref: str,
     allow_templates: bool,
 ) -> None:
-    """Validate a parameter set against an action's or trigger's flat schema (api.md §5.4).
+    """Validate a parameter set against an action's or trigger's flat schema (docs/api.md).
 
     With ``allow_templates`` (rule ``action_params``/``trigger_params``) template strings are
     replaced by placeholders first. Raises :class:`ValidationFailed` listing every error as

@@ -1,6 +1,6 @@
 """Ref and version formats shared by the API, the pack loader and the database checks.
 
-The patterns follow api.md §5.1 and packs.md §2; versions follow domain.md §10.2.
+The patterns follow docs/api.md and docs/packs.md; versions follow docs/packs.md.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def label_from_name(name: str) -> str:
 
 
 def parse_version_lenient(text: str) -> tuple[int, int, int] | None:
-    """Parse a runtime version leniently (domain.md §10.2); ``None`` when it cannot be parsed.
+    """Parse a runtime version leniently (docs/packs.md); ``None`` when it cannot be parsed.
 
     A leading ``v`` is stripped, a strict semver is accepted as is (pre-release and build are
     dropped), ``3`` and ``3.12`` are padded with zeros and only the first three parts of a longer

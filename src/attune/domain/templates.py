@@ -1,6 +1,6 @@
 """Sandboxed Jinja2 templating for rule ``action_params`` and rule condition expressions.
 
-services.md §1.4 / domain.md §3.6 / workflows.md §6.6–§6.7: string values of a JSON document may
+docs/operations.md / docs/packs.md / docs/workflows.md: string values of a JSON document may
 contain ``{{ expr }}`` templates. A string that is exactly one template keeps the JSON type of the
 evaluated expression; any other string is rendered as text with JSON-style value formatting.
 Expressions run in an immutable Jinja2 sandbox: no underscore attributes, no mutation of the
@@ -270,7 +270,7 @@ def rule_context(
     rule_ref: str,
     now: datetime,
 ) -> dict[str, Any]:
-    """The template context of a rule firing (services.md §1.4).
+    """The template context of a rule firing (docs/operations.md).
 
     ``event`` carries ``payload``, ``id``, ``trigger`` (or ``trigger_ref``) and ``created``
     (datetime or text). Roots: ``event``, ``pack.config``, ``system`` and ``trigger`` (st2's name

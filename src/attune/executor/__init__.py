@@ -1,1 +1,1 @@
-"""The executor service: rule enforcement, execution policies, scheduling and liveness (services.md §1)."""
+"""The executor service: rule enforcement, policies, scheduling and liveness (docs/operations.md)."""

@@ -1,4 +1,4 @@
-"""The completion listener (services.md §1.8, §1.13).
+"""The completion listener (docs/operations.md).
 
 Terminal transitions themselves are :func:`attune.operations.executions.finish_execution`. The
 :class:`CompletionListener` consumes ``ExecutionCompleted``: it frees the execution's

@@ -1,4 +1,4 @@
-"""Enforcement processor: ``EnforcementCreated`` → policy gate → execution (services.md §1.5–§1.6).
+"""Enforcement processor: ``EnforcementCreated`` → policy gate → execution (docs/operations.md).
 
 For each ``created`` enforcement: check that its rule is enabled and still points at an action
 and a trigger, apply the rate limits, take a concurrency slot (FIFO per action) and request the
@@ -237,7 +237,7 @@ class EnforcementProcessor:
     async def _runnable_action(
         self, session: AsyncSession, enforcement: Enforcement
     ) -> tuple[Action | None, str]:
-        """The action to run, or ``None`` and why the enforcement cannot run (§1.5 item 2)."""
+        """The action to run, or ``None`` and why the enforcement cannot run."""
         rule = await session.get(Rule, enforcement.rule) if enforcement.rule is not None else None
         if rule is None:
             return None, f"rule {enforcement.rule_ref!r} no longer exists"

@@ -1,4 +1,4 @@
-"""Event processor: ``EventCreated`` → matching rules → enforcements (services.md §1.2–§1.4).
+"""Event processor: ``EventCreated`` → matching rules → enforcements (docs/operations.md).
 
 One transaction per event. For every candidate rule, independently: evaluate its conditions,
 resolve its ``action_params`` templates, insert an enforcement and stage ``EnforcementCreated``.
@@ -144,7 +144,7 @@ class EventProcessor:
         except (CriteriaError, TemplateError) as exc:
             log.warning("rule %s skipped for event %s: %s", rule.ref, event.id, exc)
         except Exception:
-            # One broken rule must not stop the others (services.md §1.2 item 3).
+            # One broken rule must not stop the others (docs/operations.md).
             log.exception("rule %s skipped for event %s", rule.ref, event.id)
         return None
 

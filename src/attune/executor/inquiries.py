@@ -1,4 +1,4 @@
-"""The inquiry timeout sweep (services.md §1.14 "Timeout loop", with its **Implement**).
+"""The inquiry timeout sweep (docs/operations.md "Timeout loop", with its **Implement**).
 
 Every :data:`INTERVAL` seconds, pending inquiries whose ``timeout_at`` has passed become
 ``timeout`` and the execution waiting on each one ends as ``timeout`` with

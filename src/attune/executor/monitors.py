@@ -1,4 +1,4 @@
-"""The scheduled-timeout monitor (services.md §1.10) and the dead-letter handler (§1.12).
+"""The scheduled-timeout monitor (docs/operations.md) and the dead-letter handler.
 
 Both fail executions a worker never picked up and, unlike the original, stage the standard
 ``ExecutionCompleted`` so slots are released and retries can follow.

@@ -1,4 +1,4 @@
-"""Execution policies: which limits apply to an action (services.md §1.6, domain.md §2.2).
+"""Execution policies: which limits apply to an action (docs/operations.md, docs/development.md).
 
 A policy row has one of three scopes, decided by which columns are set:
 

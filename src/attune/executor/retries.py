@@ -8,7 +8,7 @@ when the policy has no delay. The retry is a new execution of the same action wi
 parameters (secret ones included, still sealed), ``env_vars``, ``parent``, ``enforcement`` and
 initiating identity; ``original_execution`` points at the first execution of the chain and
 ``retry_count`` grows by one. ``retry_reason`` records why: the failure's classification
-(services.md §1.13: ``worker_unavailable``, ``transient_error``, …), ``action_failed`` for an
+(docs/operations.md: ``worker_unavailable``, ``transient_error``, …), ``action_failed`` for an
 ordinary failure, ``action_timeout`` or ``worker_heartbeat_stale``.
 """
 
@@ -37,7 +37,7 @@ ACTION_TIMEOUT = "action_timeout"
 #: Attempt outcomes a retry policy may cover.
 RETRIABLE_STATUSES = ("failed", "timeout", "abandoned")
 
-# First match wins (services.md §1.13 item 2).
+# First match wins (docs/operations.md).
 _CLASSIFICATION: tuple[tuple[tuple[str, ...], str], ...] = (
     (("worker queue ttl expired", "worker unavailable"), WORKER_UNAVAILABLE),
     (("timeout", "timed out"), QUEUE_TIMEOUT),

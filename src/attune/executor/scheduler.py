@@ -1,4 +1,4 @@
-"""Scheduler: ``ExecutionRequested`` → a live worker (services.md §1.7, pipeline contract).
+"""Scheduler: ``ExecutionRequested`` → a live worker (docs/operations.md, pipeline contract).
 
 For a ``requested`` execution: pick the least loaded live action worker that has the action's
 runtime, then, in one transaction, move the execution to ``scheduled`` with an atomic
@@ -157,7 +157,7 @@ class Scheduler:
             await self._fail(execution, f"Action '{execution.action_ref}' not found")
             return _Attempt(done=True)
         if action.workflow_def is not None:
-            # A workflow never goes to a worker: the workflow engine runs it (services.md §2.2).
+            # A workflow never goes to a worker: the workflow engine runs it (docs/workflows.md).
             await self._workflows.start(execution_id)
             return _Attempt(done=True)
         if worker is None:

@@ -1,4 +1,4 @@
-"""The executor service (services.md §1): every executor component, run as tasks of one service.
+"""The executor service (docs/operations.md): every executor component, run as tasks of one service.
 
 Start-up: declare the executor queues → recover the work a previous process left behind
 (``created`` enforcements, ``requested`` executions, retries not yet created, the slots of
@@ -38,12 +38,12 @@ from attune.workflow.engine import WorkflowEngine
 
 log = logging.getLogger(__name__)
 
-#: Deliveries each consumer handles at once (services.md §1.1).
+#: Deliveries each consumer handles at once (docs/operations.md).
 PREFETCH = 10
 
 
 async def _status_changed(envelope: Envelope) -> None:
-    """Execution manager (§1.9): status changes need no executor action; validate and log."""
+    """Execution manager: status changes need no executor action; validate and log."""
     change = envelope.payload_as(ExecutionStatusChanged)
     log.debug(
         "execution %s: %s → %s", change.execution_id, change.previous_status.value, change.new_status.value

@@ -1,4 +1,4 @@
-"""Per-action concurrency slots with FIFO waiting (services.md §1.6).
+"""Per-action concurrency slots with FIFO waiting (docs/operations.md).
 
 One :class:`SlotManager` lives in each executor process. For every action it keeps the number of
 executions holding a slot (``active_count``) and a FIFO of tickets waiting for one. Waiting is a
@@ -195,7 +195,7 @@ class SlotManager:
 
 
 async def persist_stats(session: AsyncSession, snapshots: Mapping[int, QueueSnapshot]) -> None:
-    """Upsert ``queue_stats`` rows (domain.md §2.6): every counter is replaced, ``last_updated`` stamped.
+    """Upsert ``queue_stats`` rows (docs/development.md): every counter is replaced, ``last_updated`` stamped.
 
     Actions that no longer exist are skipped (their row would violate the FK).
     """

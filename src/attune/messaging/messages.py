@@ -1,7 +1,7 @@
 """The message envelope, the message types, their payloads and their routing.
 
-Every message body is a UTF-8 JSON envelope (services.md §0.1). The payload of each type has a
-model (services.md §0.4, with the fixes of domain.md §11 #7/#8: ``ExecutionCompleted`` always
+Every message body is a UTF-8 JSON envelope (docs/operations.md). The payload of each type has a
+model (docs/operations.md, with the fixes of docs/development.md: ``ExecutionCompleted`` always
 carries the full payload and a lower-case status). ``make_envelope`` validates payloads so a
 malformed message fails at the publisher instead of being dead-lettered at the consumer.
 """
@@ -35,7 +35,7 @@ class MessageType(StrEnum):
     RULE_ENABLED = "RuleEnabled"
     RULE_DISABLED = "RuleDisabled"
     PACK_REGISTERED = "PackRegistered"
-    # Attune extension: the database change notifications of domain.md §6, sent through the
+    # Attune extension: the database change notifications of docs/notifications.md, sent through the
     # outbox instead of PostgreSQL NOTIFY (routing key = the channel name).
     CHANGE_NOTIFICATION = "ChangeNotification"
     # Attune extension: ask the worker running an execution to kill it.
@@ -68,12 +68,12 @@ def cancel_routing(worker_id: int) -> tuple[str, str]:
 
 
 def routing_for(message_type: MessageType | str) -> tuple[str, str]:
-    """Return ``(exchange, routing_key)`` for a message type (services.md §0.3)."""
+    """Return ``(exchange, routing_key)`` for a message type (docs/operations.md)."""
     return _ROUTING[MessageType(message_type)]
 
 
 def change_notification_routing(channel: str) -> tuple[str, str]:
-    """Return ``(exchange, routing_key)`` of a ``ChangeNotification`` on ``channel`` (domain.md §6)."""
+    """``(exchange, routing_key)`` of a ``ChangeNotification`` on ``channel`` (docs/notifications.md)."""
     return topology.NOTIFICATIONS_EXCHANGE, channel
 
 
@@ -93,7 +93,7 @@ class Headers(BaseModel):
 
 
 class Envelope(BaseModel):
-    """The JSON object every bus message body holds (services.md §0.1)."""
+    """The JSON object every bus message body holds (docs/operations.md)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -225,7 +225,7 @@ class ExecutionCompleted(Payload):
     @field_validator("status", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
-        # Older publishers sent "Completed"/"Failed" (domain.md §11 #8).
+        # Older publishers sent "Completed"/"Failed" (docs/development.md).
         return value.lower() if isinstance(value, str) else value
 
 
@@ -256,10 +256,10 @@ class NotificationCreated(Payload):
 
 
 class ChangeNotification(Payload):
-    """A row change for the notifier and the SSE stream (domain.md §6 client envelope).
+    """A row change for the notifier and the SSE stream (docs/notifications.md client envelope).
 
     ``payload`` holds the channel's fields; execution payloads carry ids and statuses only,
-    never the ``result`` (§11 #2). ``entity_id`` is null for ``notification`` rows whose entity
+    never the ``result``. ``entity_id`` is null for ``notification`` rows whose entity
     is not an integer id.
     """
 

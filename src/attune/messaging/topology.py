@@ -1,8 +1,8 @@
-"""Exchanges and queues of the message bus (services.md §0.3, domain.md §7.1-7.2).
+"""Exchanges and queues of the message bus (docs/operations.md).
 
 Declarations are data; each bus implementation turns them into broker objects. The
-dead-letter exchange is a fanout (domain.md §11 #5: a direct DLX never routed anything), and
-``attune.events.queue`` is not declared because nothing consumes it (§11 #6).
+dead-letter exchange is a fanout (docs/development.md: a direct DLX never routed anything), and
+``attune.events.queue`` is not declared because nothing consumes it.
 """
 
 from __future__ import annotations

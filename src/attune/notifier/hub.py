@@ -1,6 +1,6 @@
 """The per-process notification hub: one bus consumer, fanned out to in-process subscribers.
 
-Change notifications (domain.md §6) reach the hub through a private queue bound to the
+Change notifications (docs/notifications.md) reach the hub through a private queue bound to the
 ``attune.notifications`` fanout exchange — an in-process queue with the memory bus (embedded
 server), a RabbitMQ queue exclusive to this connection in a scaled deployment. Each subscriber
 (one WebSocket client, one SSE stream) gets a bounded queue: a slow subscriber loses its oldest
@@ -25,7 +25,7 @@ from attune.messaging.topology import NOTIFICATIONS_EXCHANGE, QueueSpec
 
 log = logging.getLogger(__name__)
 
-#: Per-subscriber queue length (services.md §5.1: capacity 1000, slow consumers lose messages).
+#: Per-subscriber queue length (docs/notifications.md: capacity 1000, slow consumers lose messages).
 DEFAULT_CAPACITY = 1000
 # Deliveries the hub's consumer takes at once. Handlers never await before fanning out, and
 # the bus starts them in delivery order, so a large prefetch keeps the order (and the latency low).
@@ -34,7 +34,7 @@ _PREFETCH = 200
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """One client notification: the §6 envelope and its JSON text, serialised once for all."""
+    """One client notification (docs/notifications.md) and its JSON text, serialised once for all."""
 
     data: dict[str, Any]
     text: str

@@ -1,6 +1,6 @@
 """``attune notifier``: the notification WebSocket on its own port (scaled deployment).
 
-Routes (services.md §5.2-5.3): ``WS /ws`` (the protocol of ``attune.notifier.websocket``),
+Routes (docs/notifications.md): ``WS /ws`` (the protocol of ``attune.notifier.websocket``),
 ``GET /health`` → ``{"status": "ok"}`` and ``GET /stats`` → ``{"connected_clients": n,
 "total_subscriptions": n}``. CORS does not apply to WebSockets, and the two GETs are harmless.
 """

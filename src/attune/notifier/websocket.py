@@ -1,4 +1,4 @@
-"""The notification WebSocket protocol (services.md §5.2, with authentication).
+"""The notification WebSocket protocol (docs/notifications.md, with authentication).
 
 1. Authenticate: ``?token=<jwt>`` on the upgrade request (an invalid one is refused with HTTP 403
    before the handshake), or, without a query token, a first message
@@ -11,7 +11,7 @@
    and ``notification_type:<channel>``; each is acknowledged with ``{"type": "subscribed"|
    "unsubscribed", "filter": F}``, a bad message gets ``{"type": "error", "message": …}``.
    ``{"type": "ping"}`` is answered with ``{"type": "pong"}``.
-4. Every notification matching any filter is sent as the bare §6 envelope
+4. Every notification matching any filter is sent as the bare envelope (docs/notifications.md)
    ``{notification_type, entity_type, entity_id, user_id, payload, timestamp}`` (no ``type`` key),
    in the order the hub received them.
 """
@@ -165,7 +165,7 @@ class NotificationFeed:
         self._clients: dict[str, set[Filter]] = {}
 
     def stats(self) -> dict[str, int]:
-        """``{"connected_clients": n, "total_subscriptions": n}`` (services.md §5.3)."""
+        """``{"connected_clients": n, "total_subscriptions": n}`` (docs/notifications.md)."""
         return {
             "connected_clients": len(self._clients),
             "total_subscriptions": sum(len(filters) for filters in self._clients.values()),
@@ -298,7 +298,7 @@ async def _read_client(websocket: WebSocket, filters: set[Filter]) -> None:
             return
         text = message.get("text")
         if text is None:
-            continue  # binary frames are ignored (§5.2)
+            continue  # binary frames are ignored
         reply = apply_message(_loads(text), filters)
         if reply is not None:
             await websocket.send_json(reply)

@@ -25,7 +25,7 @@ from attune.errors import AttuneError, BadRequest, Forbidden, ValidationFailed
 
 #: The key an action's parsed output uses to ask a question.
 REQUEST_KEY = "__inquiry"
-#: Result keys naming the inquiry and its answer (domain.md §3.5 "Inquiry resume").
+#: Result keys naming the inquiry and its answer (docs/packs.md "Inquiry resume").
 ID_KEY = "__inquiry_id"
 RESPONSE_KEY = "__inquiry_response"
 PROMPT_MAX = 10000
@@ -138,7 +138,7 @@ def check_response(inquiry: Inquiry, response: Any) -> None:
 
 
 def check_can_respond(inquiry: Inquiry, identity_id: int) -> None:
-    """§5.7 steps 2 and 3: only a pending inquiry, only by its assignee (when it has one)."""
+    """Only a pending inquiry, only by its assignee (when it has one)."""
     if inquiry.status != InquiryStatus.PENDING.value:
         raise BadRequest(
             f"Cannot respond to inquiry with status '{inquiry.status.capitalize()}'. "

@@ -1,1 +1,1 @@
-"""Pack file format: the manifest model and the pack-directory parser (packs.md)."""
+"""Pack file format: the manifest model and the pack-directory parser (docs/packs.md)."""

@@ -204,7 +204,7 @@ def place_pack_dir(source: Path, target: Path, *, replace: bool, copy: bool) -> 
 
 
 def remove_tree(path: Path) -> None:
-    """Best-effort recursive delete; failures are only logged (packs.md §11.5)."""
+    """Best-effort recursive delete; failures are only logged (docs/packs.md)."""
     if not path.exists() and not path.is_symlink():
         return
     try:

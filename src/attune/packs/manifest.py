@@ -1,4 +1,4 @@
-"""In-memory description of a parsed pack directory (packs.md §3–§10).
+"""In-memory description of a parsed pack directory (docs/packs.md).
 
 These are plain frozen value objects produced by :func:`attune.packs.parser.parse_pack_dir`; the
 registration code turns them into database rows. Field names follow the database columns.
@@ -17,7 +17,7 @@ JsonObject = dict[str, Any]
 
 @dataclass(frozen=True)
 class PackSpec:
-    """``pack.yaml`` (packs.md §3). ``config`` already has ``conf_schema`` defaults filled in."""
+    """``pack.yaml`` (docs/packs.md). ``config`` already has ``conf_schema`` defaults filled in."""
 
     ref: str
     label: str
@@ -38,7 +38,7 @@ class PackSpec:
 
 @dataclass(frozen=True)
 class RuntimeVersionSpec:
-    """One entry of a runtime's ``versions`` list; ``major``/``minor``/``patch`` per domain.md §10.2."""
+    """One entry of a runtime's ``versions`` list; ``major``/``minor``/``patch`` per docs/packs.md."""
 
     version: str
     is_default: bool
@@ -52,7 +52,7 @@ class RuntimeVersionSpec:
 
 @dataclass(frozen=True)
 class RuntimeSpec:
-    """``runtimes/*.yaml`` (packs.md §8)."""
+    """``runtimes/*.yaml`` (docs/packs.md)."""
 
     ref: str
     name: str
@@ -65,7 +65,7 @@ class RuntimeSpec:
 
 @dataclass(frozen=True)
 class TriggerSpec:
-    """``triggers/*.yaml`` (packs.md §6)."""
+    """``triggers/*.yaml`` (docs/packs.md)."""
 
     ref: str
     label: str
@@ -77,7 +77,7 @@ class TriggerSpec:
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """``actions/*.yaml`` (packs.md §5).
+    """``actions/*.yaml`` (docs/packs.md).
 
     ``runtime_ref`` is ``core.shell``/``core.python``/``core.nodejs``/``core.native`` for the known
     runner aliases, otherwise the raw ``runner_type`` value, which registration resolves as a
@@ -103,7 +103,7 @@ class ActionSpec:
 
 @dataclass(frozen=True)
 class SensorSpec:
-    """``sensors/*.yaml`` (packs.md §7); ``trigger_refs`` are fully qualified."""
+    """``sensors/*.yaml`` (docs/packs.md); ``trigger_refs`` are fully qualified."""
 
     ref: str
     label: str
@@ -119,7 +119,7 @@ class SensorSpec:
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """``rules/*.yaml`` (packs.md §9.1); pack rules are stored with ``is_adhoc = false``."""
+    """``rules/*.yaml`` (docs/packs.md); pack rules are stored with ``is_adhoc = false``."""
 
     ref: str
     label: str
@@ -134,7 +134,7 @@ class RuleSpec:
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """``policies/*.yaml``: an execution policy (packs.md §9.2, services.md §1.6).
+    """``policies/*.yaml``: an execution policy (docs/packs.md, docs/operations.md).
 
     ``action_ref`` is ``None`` for a pack-wide policy. ``window_seconds`` is set only for
     ``kind = rate_limit``. ``rel_path`` is the source file, so registration errors can name it.
@@ -157,7 +157,7 @@ class PolicySpec:
 
 @dataclass(frozen=True)
 class WorkflowFileSpec:
-    """A workflow file, carried through unparsed (workflows.md does the parsing).
+    """A workflow file, carried through unparsed (docs/workflows.md does the parsing).
 
     ``rel_path`` is relative to the pack directory, e.g. ``workflows/deploy.yaml`` or
     ``actions/workflows/deploy.workflow.yaml``; ``raw`` is the loaded YAML mapping.

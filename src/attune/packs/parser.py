@@ -1,4 +1,4 @@
-"""Turn a pack directory into validated component specs (packs.md §1–§11). No database access.
+"""Turn a pack directory into validated component specs (docs/packs.md). No database access.
 
 Parsing is strict: the first malformed file rejects the whole pack with a
 :class:`PackFormatError` whose message starts with the file's path relative to the pack directory
@@ -180,7 +180,7 @@ class _PackParser(ParserBase):
 
     @staticmethod
     def check_execution_config(f: Fields) -> None:
-        """Shape checks for ``execution_config`` (packs.md §8)."""
+        """Shape checks for ``execution_config`` (docs/packs.md)."""
         interpreter = f.opt_mapping("interpreter")
         if interpreter is not None:
             i = f.nested("interpreter", interpreter)
@@ -373,7 +373,7 @@ class _PackParser(ParserBase):
         )
 
     def parse_policy(self, path: Path, actions: Mapping[str, object]) -> PolicySpec:
-        """``policies/*.yaml`` (packs.md §9.2); ``actions`` are the refs this pack defines."""
+        """``policies/*.yaml`` (docs/packs.md); ``actions`` are the refs this pack defines."""
         f = Fields(self.rel(path), load_yaml(path, self.rel(path)))
         ref = self.component_ref(f, "policy", path.stem, use_name=False)
         raw_action = f.opt_text("action")

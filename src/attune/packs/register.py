@@ -46,7 +46,7 @@ async def register_pack(
 ) -> RegistrationResult:
     """Parse ``path`` and register it. An existing ref needs ``force`` (or ``allow_existing``).
 
-    Unless ``skip_tests``, the pack's tests run first (packs.md §15); a blocking failure raises 400
+    Unless ``skip_tests``, the pack's tests run first (docs/packs.md); a blocking failure raises 400
     before anything is written, and the run is stored with the registration.
 
     A file Attune cannot load (unsupported StackStorm content, a workflow that does not validate,

@@ -1,7 +1,7 @@
 """Reading pack YAML files: safe loading that keeps version text, and typed field access.
 
 Every error is a ``PackFormatError`` whose message starts with the file's path relative to the pack
-directory and names the field (packs.md §1–§11).
+directory and names the field (docs/packs.md).
 """
 
 from __future__ import annotations

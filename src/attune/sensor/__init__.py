@@ -1,4 +1,4 @@
-"""The sensor service: built-in core timers and pack sensors (services.md §4)."""
+"""The sensor service: built-in core timers and pack sensors (docs/sensors.md)."""
 
 from attune.sensor.service import SensorService
 

@@ -1,4 +1,4 @@
-"""Pack sensors as subprocesses (services.md §4.2–§4.3).
+"""Pack sensors as subprocesses (docs/sensors.md).
 
 A :class:`SensorPlan` is everything one sensor process is started from (the sensor row, its
 runtime and the enabled rules on its triggers). :class:`SensorManager` keeps exactly one
@@ -33,7 +33,7 @@ SENSOR_TOKEN_TTL = 86400
 MAX_RESTARTS = 3
 #: A process that ran this long before exiting resets the restart budget.
 STABLE_AFTER_SECONDS = 60.0
-#: Pause between stopping and starting a sensor on restart (services.md §4.3).
+#: Pause between stopping and starting a sensor on restart (docs/sensors.md).
 RESTART_PAUSE_SECONDS = 0.1
 NATIVE_BINARIES = frozenset({"", "native", "none"})
 
@@ -139,7 +139,7 @@ def st2_sensor_command(plan: SensorPlan, script: Path, interpreter: str) -> list
 
 
 def sensor_environment(plan: SensorPlan, platform: Platform, token: str) -> dict[str, str]:
-    """The inherited environment plus the ``ATTUNE_*`` variables of services.md §4.2."""
+    """The inherited environment plus the ``ATTUNE_*`` variables of docs/sensors.md."""
     env = dict(os.environ)
     env.update(
         {

@@ -1,4 +1,4 @@
-"""The sensor service (services.md §4): core timers per rule and pack sensors as subprocesses.
+"""The sensor service (docs/sensors.md): core timers per rule and pack sensors as subprocesses.
 
 The service keeps the running timers and sensor processes equal to what the database asks
 for. It reconciles on start, on every rule-lifecycle message (``RuleCreated``, ``RuleEnabled``,
@@ -52,7 +52,7 @@ RESYNC_INTERVAL_SECONDS = 30.0
 
 
 async def detect_runtimes(platform: Platform) -> list[str]:
-    """Runtime names this host can run sensors with (services.md §4.1 / §3.14).
+    """Runtime names this host can run sensors with (docs/sensors.md).
 
     ``sensor.runtimes`` (``$ATTUNE_SENSOR_RUNTIMES``, comma separated), then
     ``sensor.capabilities.runtimes``, then the database runtimes whose interpreter is native or
@@ -216,7 +216,7 @@ async def wanted_timers(platform: Platform) -> dict[int, tuple[str, str, Any, da
 
 
 def _sensor_triggers(sensor: Sensor) -> tuple[str, ...]:
-    # packs.md §7 (intended): a sensor serves every listed trigger type; registration keeps
+    # docs/packs.md: a sensor serves every listed trigger type; registration keeps
     # the full list in config.trigger_types when there is more than one.
     config = sensor.config if isinstance(sensor.config, Mapping) else {}
     listed = config.get("trigger_types")

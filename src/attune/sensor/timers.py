@@ -1,4 +1,4 @@
-"""The core timers (services.md §4.5): schedules, payloads and the firing loop.
+"""The core timers (docs/sensors.md): schedules, payloads and the firing loop.
 
 Everything here is pure scheduling logic over the :class:`~attune.clock.Clock` port (the
 runtime's clock in the service), so the tests drive it with a fake clock (docs/development.md

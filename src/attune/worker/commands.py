@@ -1,6 +1,6 @@
 """Which command runs an action: interpreter, argv, environment variables and working directory.
 
-Driven entirely by a runtime's ``execution_config`` (domain.md §3.2, services.md §3.4 and §3.6). This
+Driven entirely by a runtime's ``execution_config`` (docs/packs.md). This
 module only decides the command; spawning and output capture belong to the process runner.
 """
 
@@ -44,7 +44,7 @@ def string_list(value: Any) -> list[str]:
 
 
 def render_template(template: str, variables: Mapping[str, str]) -> str:
-    """Replace literal ``{name}`` substrings; unknown names are left as they are (packs.md §8)."""
+    """Replace literal ``{name}`` substrings; unknown names are left as they are (docs/packs.md)."""
     for name, value in variables.items():
         template = template.replace("{" + name + "}", value)
     return template
@@ -54,7 +54,7 @@ def is_native(config: Mapping[str, Any]) -> bool:
     """Whether ``config`` describes a native runtime: the action file itself is the program.
 
     True for an empty (or malformed) config and for an interpreter binary that is empty, ``native``
-    or ``none`` (services.md §3.2).
+    or ``none`` (docs/packs.md).
     """
     if not isinstance(config, Mapping) or not config:
         return True
@@ -112,7 +112,7 @@ def template_variables(
 
 
 def _action_file(pack_dir: Path, entrypoint: str) -> Path | None:
-    """The action's file inside the pack, if it exists (services.md §3.4 code location)."""
+    """The action's file inside the pack, if it exists (docs/packs.md code location)."""
     text = entrypoint.strip()
     if not text or "\n" in text or "\x00" in text:
         return None

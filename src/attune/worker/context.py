@@ -1,6 +1,6 @@
 """What an action process receives besides its code: parameters, secrets and environment.
 
-services.md §3.4 and domain.md §8. Parameters and secrets travel on stdin (or the parameter file);
+docs/packs.md and docs/security.md. Parameters and secrets travel on stdin (or the parameter file);
 the environment carries only identifiers, the execution-scoped token and non-secret settings, so
 nothing secret is visible in ``/proc/<pid>/environ``.
 """
@@ -44,7 +44,7 @@ async def load_key_secrets(session: AsyncSession, action: Action, box: SecretBox
 
     Later scopes override earlier ones on an equal name (and decide whether the name is
     encrypted). Any error (a value encrypted with another key, no master key configured, ...)
-    drops every key for this run with a warning; the run itself goes on (domain.md §8).
+    drops every key for this run with a warning; the run itself goes on (docs/security.md).
     """
     rows = await action_inputs.keys_for(session, action)
     order = {OwnerType.SYSTEM.value: 0, OwnerType.PACK.value: 1, OwnerType.ACTION.value: 2}
@@ -127,7 +127,7 @@ def attune_variables(
     fmt: str,
     param_file: str | None,
 ) -> dict[str, str]:
-    """The ``ATTUNE_*`` variables of one execution (services.md §3.4)."""
+    """The ``ATTUNE_*`` variables of one execution (docs/packs.md)."""
     env = {
         "ATTUNE_EXEC_ID": str(execution_id),
         "ATTUNE_ACTION": action_ref,

@@ -1,6 +1,6 @@
 """Per-pack isolated environments (virtualenv, node_modules) built outside the pack directory.
 
-services.md §3.12: create the environment with the runtime's ``create_command``, rebuild it when its
+docs/packs.md: create the environment with the runtime's ``create_command``, rebuild it when its
 interpreter is gone, and install the pack's dependency manifest once per manifest checksum. Packs may be
 mounted read-only, so everything lives under ``{runtime_envs_dir}/{pack_ref}/{runtime}[-{version}]``.
 """
@@ -58,7 +58,7 @@ class EnvReport:
 
 
 def env_dir_for(runtime_envs_dir: Path, pack_ref: str, runtime_name: str, version: str | None) -> Path:
-    """``{runtime_envs_dir}/{pack_ref}/{lower(runtime_name)}[-{version}]`` (services.md §3.5)."""
+    """``{runtime_envs_dir}/{pack_ref}/{lower(runtime_name)}[-{version}]`` (docs/packs.md)."""
     name = runtime_name.strip().lower()
     if version is not None and str(version).strip():
         name = f"{name}-{str(version).strip()}"
@@ -75,7 +75,7 @@ def _env_type(config: Mapping[str, Any]) -> str | None:
 
 
 def needs_environment(config: Mapping[str, Any], pack_dir: Path) -> bool:
-    """Whether a pack needs an environment for this runtime config (packs.md §13).
+    """Whether a pack needs an environment for this runtime config (docs/packs.md).
 
     True when the config declares an environment other than ``none``, or when the pack contains the
     config's dependency manifest.
@@ -338,7 +338,7 @@ async def ensure_environment(
     timeout: float = 600,  # noqa: ASYNC109 - bounds each command and the lock wait, not the call
     extra_env: Mapping[str, str] | None = None,
 ) -> EnvReport:
-    """Make ``env_dir`` a working environment for ``pack_dir`` under ``config`` (services.md §3.12).
+    """Make ``env_dir`` a working environment for ``pack_dir`` under ``config`` (docs/packs.md).
 
     Creates it when absent, rebuilds it when its ``interpreter_path`` is missing or a broken link, and
     installs the pack's dependency manifest when its SHA-256 differs from the marker

@@ -1,4 +1,4 @@
-"""Parsing stdout and building the stored ``execution.result`` (services.md §3.9, §3.10)."""
+"""Parsing stdout and building the stored ``execution.result`` (docs/packs.md)."""
 
 from __future__ import annotations
 

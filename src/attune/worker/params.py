@@ -1,4 +1,4 @@
-"""Parameter formatting and the stdin delivery protocol (services.md §3.7).
+"""Parameter formatting and the stdin delivery protocol (docs/packs.md).
 
 Parameters are never put into environment variables: they reach the action on stdin (followed by
 ``PARAMS_END``) or in a private temp file, and secrets only ever travel as one JSON line on stdin.

@@ -1,4 +1,4 @@
-"""Run one action process (services.md §3.7, §3.8, §3.10, §3.15).
+"""Run one action process (docs/packs.md).
 
 The process gets its own session (and so its own process group), its stdin receives the
 parameter/secret bytes and is closed, and stdout/stderr are read concurrently into bounded buffers
@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 
-# Room reserved at the end of each buffer for the truncation marker (§3.8).
+# Room reserved at the end of each buffer for the truncation marker.
 _MARKER_RESERVE = 128
 # Longest piece of a newline-less line handled at once; bounds memory for very long lines.
 _CHUNK = 64 * 1024
-# A broken stdin pipe is harmless when the action finished successfully this fast (§3.7).
+# A broken stdin pipe is harmless when the action finished successfully this fast.
 _QUICK_EXIT_SECONDS = 0.5
 # How often a process group is polled for having emptied after SIGTERM/SIGKILL.
 _POLL_SECONDS = 0.02
@@ -411,7 +411,7 @@ def _open_logs(log_dir: Path | None) -> tuple[BinaryIO | None, BinaryIO | None]:
 
 
 class _Capture:
-    """A bounded output buffer mirrored into a live log file (§3.8)."""
+    """A bounded output buffer mirrored into a live log file."""
 
     def __init__(self, name: str, limit: int, sink: BinaryIO | None) -> None:
         self._usable = max(limit - _MARKER_RESERVE, 0)

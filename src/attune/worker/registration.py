@@ -1,4 +1,4 @@
-"""Worker registration, capabilities and heartbeat (services.md §3.14, domain.md §4.6, §10.4).
+"""Worker registration, capabilities and heartbeat (docs/packs.md, docs/operations.md).
 
 A worker is one ``worker`` row (role ``action``), upserted by name so a restarted worker keeps
 its id and therefore its queues. The scheduler reads ``capabilities.runtimes`` (canonical runtime
@@ -48,7 +48,7 @@ def _unique(names: Sequence[str]) -> list[str]:
 
 
 async def runtime_available(distributions: Any) -> bool:
-    """Whether a runtime row is usable here (domain.md §3.3).
+    """Whether a runtime row is usable here (docs/packs.md).
 
     ``always_available`` or ``check_required: false`` need no check; otherwise one of the
     verification commands must pass. No verification block at all means unavailable.
@@ -213,7 +213,7 @@ async def verify_versions(db: Database, runtimes: Sequence[str]) -> dict[str, bo
     """Check every version of the runtimes served here; write ``available`` and ``verified_at``.
 
     Returns ``{"<runtime_ref>@<version>": available}``. Availability lives in the shared table, so
-    the last worker to verify decides it for everyone (services.md §3.13).
+    the last worker to verify decides it for everyone (docs/packs.md).
     """
     async with db.session() as session:
         pairs = await runtime_rows.versions_with_runtimes(session)

@@ -1,4 +1,4 @@
-"""Running one dispatched execution end to end (services.md §3.3-§3.10, pipeline contracts).
+"""Running one dispatched execution end to end (docs/packs.md, pipeline contracts).
 
 ``scheduled → running`` is claimed atomically (a duplicate or cancelled dispatch claims nothing);
 the action, its runtime (and selected version), parameters, secrets and environment are loaded;
@@ -228,7 +228,7 @@ async def _load(platform: Platform, execution: Execution) -> _Loaded:
 
 
 async def _runtime_for(session: AsyncSession, action: Action) -> RuntimeRow | None:
-    """The action's runtime; without one, the first runtime whose file extension matches (§3.2)."""
+    """The action's runtime; without one, the first runtime whose file extension matches."""
     if action.runtime is not None:
         row = await session.get(RuntimeRow, action.runtime)
         if row is None:
@@ -257,7 +257,7 @@ def _version_dict(row: RuntimeVersion) -> dict[str, Any]:
 
 
 def runtime_dir_name(runtime_row: RuntimeRow | None) -> str:
-    """The runtime part of an environment directory name: ``lower(runtime.name)`` (domain.md §3.2)."""
+    """The runtime part of an environment directory name: ``lower(runtime.name)`` (docs/packs.md)."""
     return runtime_row.name.lower() if runtime_row is not None else NATIVE
 
 

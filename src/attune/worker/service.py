@@ -1,6 +1,6 @@
 """The worker service: registers, heartbeats, takes dispatched executions and runs them.
 
-Start-up (services.md §3.1, §3.14): choose the runtimes, register (upsert by name), declare this
+Start-up (docs/packs.md): choose the runtimes, register (upsert by name), declare this
 worker's queues, start the heartbeat and the consumers at once; runtime-version verification and
 pack environments are prepared in the background, so taking work is never delayed by them (an
 execution that needs an environment still being built waits on that environment's lock).
@@ -360,7 +360,7 @@ class WorkerService:
             await self._prepare_pack(pack_ref, None)
 
     async def _prepare_pack(self, pack_ref: str, only: set[str] | None) -> None:
-        """Set up the base and per-version environments a pack's actions need (services.md §3.12).
+        """Set up the base and per-version environments a pack's actions need (docs/packs.md).
 
         ``only`` limits the runtimes to those lower-case names. Errors are logged, never raised.
         """

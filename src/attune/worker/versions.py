@@ -1,6 +1,6 @@
 """Runtime versions: lenient parsing, constraints, selection and verification.
 
-Constraint semantics follow domain.md §10.1: node-semver (npm) comparators applied after Attune's own
+Constraint semantics follow docs/packs.md: node-semver (npm) comparators applied after Attune's own
 padding rules (a bare ``3`` means 3.0.x, ``>3`` means ``>3.0.0``). Python's ``packaging.specifiers``
 differs on both counts, so the table is implemented here explicitly.
 """
@@ -30,7 +30,7 @@ _DEFAULT_PRIORITY = 999
 
 
 def parse_version(text: str) -> Version | None:
-    """Parse a version leniently (domain.md §10.2); ``None`` when it is not a version.
+    """Parse a version leniently (docs/packs.md); ``None`` when it is not a version.
 
     A leading ``v``/``V`` is stripped, ``3`` pads to ``3.0.0`` and ``3.12`` to ``3.12.0``; with four
     or more numeric parts the first three are kept. The pre-release tag (``rc1`` in ``3.13.0-rc1``)
@@ -96,7 +96,8 @@ class _Comparator:
 
 
 def _clause_comparators(clause: str) -> list[_Comparator] | None:
-    """Translate one clause of the §10.1 table into comparators; ``None`` when invalid."""
+    """Translate one clause of a version constraint (docs/packs.md "Runtime versions") into
+    comparators; ``None`` when invalid."""
     if clause == "*":
         return []
     match = _CLAUSE.match(clause)
@@ -137,12 +138,12 @@ def _parse_constraint(constraint: str) -> list[_Comparator] | None:
 
 
 def is_valid_constraint(constraint: str | None) -> bool:
-    """Whether ``constraint`` parses under domain.md §10.1 (empty and ``None`` are valid)."""
+    """Whether ``constraint`` parses under docs/packs.md (empty and ``None`` are valid)."""
     return constraint is None or not constraint.strip() or _parse_constraint(constraint) is not None
 
 
 def matches_constraint(version: str, constraint: str | None) -> bool:
-    """Whether ``version`` satisfies ``constraint`` (domain.md §10.1).
+    """Whether ``version`` satisfies ``constraint`` (docs/packs.md).
 
     Empty or ``None`` matches everything; an invalid constraint or version matches nothing. A
     pre-release matches only if a clause names the same ``major.minor.patch`` with a pre-release tag.
@@ -189,7 +190,7 @@ def _highest(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 def select_version(versions: Sequence[Mapping[str, Any]], constraint: str | None) -> VersionChoice | None:
-    """Pick the runtime version for an execution (domain.md §10.3).
+    """Pick the runtime version for an execution (docs/packs.md).
 
     ``versions`` are rows with ``version``, ``available``, ``is_default`` and ``execution_config``.
     Only available rows count. With a constraint: the highest matching version (an invalid constraint
@@ -277,7 +278,7 @@ async def verify_commands(
     fallback_binary: str | None,
     timeout: float = 10,  # noqa: ASYNC109 - a per-command limit, not a limit on the whole call
 ) -> bool:
-    """Check that a runtime (version) is installed on this host (domain.md §3.3, services.md §3.13).
+    """Check that a runtime (version) is installed on this host (docs/packs.md).
 
     ``always_available: true`` or ``check_required: false`` pass without running anything. Otherwise
     the verification commands run in ascending ``priority`` (default 999, file order on ties), each

@@ -4,7 +4,7 @@ No database, no bus, no clock reads beyond ``now()``/``uuid()`` expressions: the
 events (a child finished, a timer fired, a cancel/pause/resume/rerun request) and carries out the
 returned commands (run a child, start a timer, cancel children, finish the parent, report paused).
 ``WorkflowState`` is plain JSON data (``to_dict``/``from_dict``) so it can be persisted between
-steps. Semantics: workflows.md §4, §6, §7 and services.md §2, Orquesta-style failure handling.
+steps. Semantics: docs/workflows.md, Orquesta-style failure handling.
 Workflows of the Orquesta dialect (``spec.orquesta``) also get Orquesta's other rules: inputs and
 templated ``vars`` in the context, tasks dispatched in name order, a failure handled only by a
 transition that goes somewhere, expression errors failing the workflow, the engine commands
@@ -94,7 +94,7 @@ def start(
     now: datetime | None = None,
     keys: keyrefs.KeyNamespace | None = None,
 ) -> tuple[WorkflowState, list[Command]]:
-    """Begin a workflow: fill parameter defaults (packs.md §4), dispatch every entry point.
+    """Begin a workflow: fill parameter defaults (docs/packs.md), dispatch every entry point.
 
     ``max_runs`` bounds task runs (loops through transitions); exceeding it fails the workflow.
     ``now`` fixes ``system.workflow_start`` (defaults to the current time). ``keys`` are the keys
@@ -363,7 +363,7 @@ class Step:
         try:
             rendered = expressions.render(self.engine, task.input, context)
         except TemplateError as exc:
-            # §6.2 intended: the task fails without running; retrying would fail the same way.
+            # The task fails without running; retrying would fail the same way.
             failure = {"succeeded": False, "error": f"input: {exc.message}"}
             if index is None:
                 self.complete(name, "failed", failure)
@@ -386,7 +386,7 @@ class Step:
         if record is None:
             return
         if status not in ("completed", "failed", "timeout", "cancelled"):
-            status = "failed"  # §7.4: any other end is a failure
+            status = "failed"  # any other end is a failure
         canceling = self.state.status == "canceling"
         if index is None:
             if record["status"] != "running" or record.get("kind") in ("items", "parallel"):
@@ -454,7 +454,7 @@ class Step:
         self.complete(name, "failed" if record.get("errors") else "completed", {"results": results})
 
     def complete(self, name: str, status: str, result: Any) -> None:
-        """Record a task's final outcome, then evaluate its transitions (§4, §7.4)."""
+        """Record a task's final outcome, then evaluate its transitions."""
         state = self.state
         record = state.tasks[name]
         set_status(record, TaskStatus(status))
@@ -538,7 +538,7 @@ class Step:
             if self.spec.orquesta:
                 self.engine_error(name, f"next[{position}].when: {exc.message}")
                 return False
-            # Level 1 fallback (§4): an unevaluable condition fires iff the task succeeded.
+            # Level 1 fallback: an unevaluable condition fires iff the task succeeded.
             self.warn(f"{name}: next[{position}].when failed: {exc.message}")
             return status == "completed"
 

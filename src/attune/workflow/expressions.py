@@ -1,4 +1,4 @@
-"""The workflow expression context on top of the sandboxed ``TemplateEngine`` (workflows.md §6).
+"""The workflow expression context on top of the sandboxed ``TemplateEngine`` (docs/workflows.md).
 
 ``{{ }}`` is Jinja and ``<% %>`` is YAQL (``attune.workflow.yaql_eval``), over the same context.
 Roots: ``parameters``, ``vars``/``variables`` (also every variable by bare name), ``task``/``tasks``
@@ -6,7 +6,7 @@ Roots: ``parameters``, ``vars``/``variables`` (also every variable by bare name)
 work), ``item``, ``index``, ``system.workflow_start``. Functions: ``result()``, ``succeeded()``,
 ``failed()``, ``timed_out()`` about the task whose completion is being processed, ``ctx()``/
 ``ctx(name)`` (variables), ``now()``, ``uuid()`` and every Level 2 filter as a function
-(``length(x)``). Operators, comparisons and filters come from the Jinja sandbox (Level 2, §6.7).
+(``length(x)``). Operators, comparisons and filters come from the Jinja sandbox (Level 2).
 
 Level 1 paths whose segments contain ``-`` (``{{ my-var.x }}``) are evaluated as paths, not as a
 subtraction. A missing variable or key is null (write ``x | default(v)`` to choose a value).
@@ -203,7 +203,7 @@ def build_context(
     orquesta: bool = False,
     keys: keyrefs.KeyNamespace | None = None,
 ) -> dict[str, Any]:
-    """The evaluation context of one step (§6.3/§6.4); ``outcome`` is the task just finished.
+    """The evaluation context of one step; ``outcome`` is the task just finished.
 
     ``orquesta`` selects Orquesta's names where they differ (``item()`` is a function, statuses
     are ``succeeded``/``canceled``). ``keys`` are the keys templates may read (``key.*``).
@@ -286,7 +286,7 @@ def with_item(context: Mapping[str, Any], item: Any, index: int, *, orquesta: bo
 
 
 def _path_lookup(context: Mapping[str, Any]) -> Callable[[str], Any]:
-    """Level 1 dotted-path resolution, used for paths that contain ``-`` (§6.7 "Level 1 first")."""
+    """Level 1 dotted-path resolution, used for paths that contain ``-``."""
 
     def lookup(path: str) -> Any:
         segments = path.split(".")
@@ -320,7 +320,7 @@ def _rewrite(source: str) -> str:
 
 
 def render(engine: TemplateEngine, value: Any, context: Mapping[str, Any]) -> Any:
-    """Render a JSON value with type preservation (§6.2): ``{{ }}`` is Jinja, ``<% %>`` is YAQL.
+    """Render a JSON value with type preservation: ``{{ }}`` is Jinja, ``<% %>`` is YAQL.
 
     Raises TemplateError.
     """
@@ -335,7 +335,7 @@ def render(engine: TemplateEngine, value: Any, context: Mapping[str, Any]) -> An
         stripped = source.strip()
         if stripped != source and stripped.startswith("{{") and stripped.endswith("}}"):
             if stripped.count("{{") == 1:
-                # §6.2: a pure template is recognised after trimming surrounding whitespace.
+                # A pure template is recognised after trimming surrounding whitespace.
                 source = stripped
         return engine.render_value(source, context)
     if isinstance(value, Mapping):
@@ -346,7 +346,7 @@ def render(engine: TemplateEngine, value: Any, context: Mapping[str, Any]) -> An
 
 
 def decide(value: Any) -> bool:
-    """§6.5: turn an evaluated condition into a decision."""
+    """Turn an evaluated condition into a decision."""
     if isinstance(value, bool):
         return value
     if value is None:

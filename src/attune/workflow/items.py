@@ -97,7 +97,7 @@ def finish_items(step: Step, name: str) -> None:
     }
     if step.spec.orquesta:
         aggregate = list(results)  # Orquesta: result() of a with-items task is the item results
-    # §7.3 step 4: a cancelled item does not fail the task.
+    # A cancelled item does not fail the task.
     step.complete(name, "failed" if record["failed"] else "completed", aggregate)
 
 

@@ -37,7 +37,7 @@ class WorkflowValidationError(ValidationFailed):
 
 @dataclass(frozen=True)
 class RetrySpec:
-    """Per-task retry policy (§3, §7.6).
+    """Per-task retry policy.
 
     ``on_error`` is an optional condition template evaluated with ``result()`` = the failed
     attempt; the attempt is retried only when it is true. Timeouts are failures and are retried too.

@@ -190,7 +190,7 @@ def _transition_document(transition: TransitionSpec) -> dict[str, Any]:
 
 
 def validate_workflow(spec: WorkflowSpec, *, known_actions: Callable[[str], bool] | None = None) -> list[str]:
-    """§8.2 semantic problems of a parsed workflow (empty when it is sound).
+    """The semantic problems of a parsed workflow (empty when it is sound).
 
     ``known_actions``, when given, is asked about every task action ref; refs it rejects are
     reported as unknown actions.

@@ -1,4 +1,4 @@
-"""``/api/v1/actions`` (api.md §4.2): action definitions, their queue statistics and pack listing."""
+"""``/api/v1/actions`` (docs/api.md): action definitions, their queue statistics and pack listing."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ async def list_actions(platform: PlatformDep, page: PageA) -> Page[ActionSummary
 async def create_action(body: CreateAction, platform: PlatformDep) -> Data[ActionResponse]:
     """Create an ad-hoc action (``is_adhoc = true``).
 
-    Attune extensions to api.md §4.2:
+    Attune extensions to docs/api.md:
 
     - `runtime_ref` names the runtime by ref, or by alias-equal runtime name (`core.shell`, `shell`,
       `bash`); it takes precedence over `runtime`. An unknown `runtime_ref` gets 404

@@ -1,4 +1,4 @@
-"""Analytics routes (api.md §4.13): hourly series of executions, events, enforcements and workers.
+"""Analytics routes (docs/api.md): hourly series of executions, events, enforcements and workers.
 
 Every route takes the same range query and answers in the Data envelope; the series are computed
 on demand by :mod:`attune.db.repos.analytics`.

@@ -1,4 +1,4 @@
-"""``/api/v1/enforcements`` (api.md §4.6): rules activated by events, read-only."""
+"""``/api/v1/enforcements`` (docs/api.md): rules activated by events, read-only."""
 
 from __future__ import annotations
 

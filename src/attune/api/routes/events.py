@@ -1,4 +1,4 @@
-"""``/api/v1/events`` (api.md §4.6, domain.md §4.1): event intake and the event log."""
+"""``/api/v1/events`` (docs/api.md, docs/operations.md): event intake and the event log."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ async def create_event(
         source_ref: str | None = None
         source: int | None = None
         if claims.token_type == "sensor":
-            # A sensor token's login is the sensor ref (api.md §2.5).
+            # A sensor token's login is the sensor ref (docs/api.md).
             source_ref = claims.login
             source = await events.sensor_id_by_ref(session, claims.login)
         event = await events.create_event(

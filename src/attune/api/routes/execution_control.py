@@ -1,4 +1,4 @@
-"""Cancel, rerun and logs of an execution (Attune extensions, in the style of api.md §4.7)."""
+"""Cancel, rerun and logs of an execution (Attune extensions, in the style of docs/api.md)."""
 
 from __future__ import annotations
 

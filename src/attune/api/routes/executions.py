@@ -1,4 +1,4 @@
-"""``/api/v1/executions`` (api.md §4.7, §5.5): manual runs, the execution log and stats.
+"""``/api/v1/executions`` (docs/api.md): manual runs, the execution log and stats.
 
 Secret parameters (``secret: true`` in the action's ``param_schema``) are masked in every
 ``config`` this module returns. The stored row still holds them, because the worker reads its
@@ -46,7 +46,7 @@ def _flat_schema(param_schema: Any) -> Mapping[str, Any] | None:
 def mask_secrets(config: Any, param_schema: Any) -> Any:
     """``config`` with the value of every secret parameter replaced by ``********``.
 
-    Handles both config forms (domain.md §3.4): wrapped ``{"parameters": {…}}`` and flat.
+    Handles both config forms (docs/packs.md): wrapped ``{"parameters": {…}}`` and flat.
     """
     names = secret_names(_flat_schema(param_schema))
     if not names or not isinstance(config, dict):

@@ -1,4 +1,4 @@
-"""Health probes (api.md §1.7), no auth."""
+"""Health probes (docs/api.md), no auth."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""History routes (api.md §4.12): the field-level change audit of executions and workers."""
+"""History routes (docs/api.md): the field-level change audit of executions and workers."""
 
 from __future__ import annotations
 

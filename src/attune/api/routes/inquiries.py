@@ -1,7 +1,7 @@
-"""``/api/v1/inquiries`` (api.md §4.8, §5.7): questions executions ask humans, and the answers.
+"""``/api/v1/inquiries`` (docs/api.md): questions executions ask humans, and the answers.
 
 Answering validates the response against the inquiry's ``response_schema`` and, in the same
-transaction, resumes the execution waiting on it (services.md §1.14, see
+transaction, resumes the execution waiting on it (docs/operations.md, see
 :mod:`attune.operations.inquiries`).
 """
 
@@ -34,8 +34,8 @@ from attune.operations import inquiries
 router = APIRouter(prefix="/api/v1", tags=["inquiries"], dependencies=AUTH)
 
 SOURCE = "api"
-#: Path spellings of ``/inquiries/status/{status}``: ``canceled`` (api.md) and ``cancelled``
-#: (the enum value, used by web-ui.md) both mean cancelled.
+#: Path spellings of ``/inquiries/status/{status}``: ``canceled`` (docs/api.md) and ``cancelled``
+#: (the enum value, used by docs/web-ui.md) both mean cancelled.
 STATUS_SEGMENTS = {
     "pending": InquiryStatus.PENDING,
     "responded": InquiryStatus.RESPONDED,
@@ -223,7 +223,7 @@ async def delete_inquiry(id: int, platform: PlatformDep, principal: PrincipalDep
 async def respond_to_inquiry(
     id: int, body: RespondRequest, principal: PrincipalDep, platform: PlatformDep
 ) -> Data[InquiryResponse]:
-    """Answer a pending inquiry (api.md §5.7) and resume the execution waiting on it.
+    """Answer a pending inquiry (docs/api.md) and resume the execution waiting on it.
 
     404 unknown; 400 not pending; 403 assigned to someone else; 400 timed out (the inquiry is
     then marked ``timeout`` and its execution ends as ``timeout``); 422 the answer does not

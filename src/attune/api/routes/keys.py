@@ -1,4 +1,4 @@
-"""``/api/v1/keys`` (api.md §4.9, §5.8): owned configuration values and encrypted secrets.
+"""``/api/v1/keys`` (docs/api.md): owned configuration values and encrypted secrets.
 
 Values marked ``encrypted`` are stored as AES-256-GCM ciphertext with the fingerprint of the key
 that sealed them; responses for one key carry the decrypted value, lists never carry values.
@@ -45,7 +45,7 @@ def seal(secrets: SecretBox | None, plaintext: str, encrypted: bool) -> tuple[st
 
 
 def reveal(secrets: SecretBox | None, key: Key) -> str:
-    """The plaintext value of ``key``; 500 when it cannot be decrypted (§5.8)."""
+    """The plaintext value of ``key``; 500 when it cannot be decrypted."""
     if not key.encrypted:
         return key.value
     if secrets is None:
@@ -104,7 +104,7 @@ def _check(principal: Principal, key: Key, action: str) -> None:
 
 
 async def _owner_fields(session: AsyncSession, body: CreateKeyRequest) -> dict[str, Any]:
-    """Resolve ``*_ref`` owners, enforce the ownership invariant and derive ``owner`` (§5.8)."""
+    """Resolve ``*_ref`` owners, enforce the ownership invariant and derive ``owner``."""
     owner_type = body.owner_type.value
     ids: dict[str, int | None] = {kind: getattr(body, f"owner_{kind}") for kind in _OWNER_ID_FIELDS}
     if owner_type in keys.REF_OWNERS and ids[owner_type] is None:
@@ -214,7 +214,7 @@ async def update_key(
     """Update name, value and/or the encryption flag.
 
     The stored value always matches the flag: changing only ``encrypted`` decrypts and re-seals
-    the current value (fixing the flag-only flip of api.md §5.8).
+    the current value (fixing the flag-only flip of docs/api.md).
     """
     async with platform.db.transaction() as session:
         key = await keys.get_by_ref(session, ref)

@@ -3,7 +3,7 @@
 * ``WS /api/v1/notifications/ws`` — the notifier's WebSocket protocol (``attune.notifier.websocket``)
   on the API's own port, so the embedded server needs a single port. The WebSocket scope is not
   seen by ``ApiGuard``; the protocol authenticates itself (``?token=`` or a first auth message).
-* ``GET /api/v1/executions/stream`` — server-sent events (api.md §5.12): each execution
+* ``GET /api/v1/executions/stream`` — server-sent events (docs/api.md): each execution
   created/status-changed notification as a bare ``data: <json>`` frame, ``:`` keep-alives every
   :data:`KEEPALIVE_SECONDS`; auth by ``?token=`` (an access or execution token: a long-lived
   refresh token does not belong in a URL, a sensor token only fires its triggers; docs/security.md).
@@ -48,7 +48,7 @@ def execution_filter(execution_id: int | None) -> Accept:
     """The stream's selection: execution notifications, optionally of one execution only.
 
     With ``execution_id`` a notification is dropped only when it names a *different*
-    ``entity_id``; one without an id still passes (api.md §5.12).
+    ``entity_id``; one without an id still passes (docs/api.md).
     """
 
     def accept(notification: Notification) -> bool:

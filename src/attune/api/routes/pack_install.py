@@ -1,4 +1,4 @@
-"""Installing, upgrading and testing packs, and searching registries (api.md §4.1; docs/packs.md).
+"""Installing, upgrading and testing packs, and searching registries (docs/api.md; docs/packs.md).
 
 ``POST /packs/install`` and ``POST /packs/{ref}/upgrade`` answer once the install has finished,
 or, with ``?stream=true``, stream NDJSON progress lines while it runs: ``{"event": "progress",

@@ -1,4 +1,4 @@
-"""The building blocks of ``core.install_packs`` (api.md §4.1, packs.md §16.2): download a pack,
+"""The building blocks of ``core.install_packs`` (docs/api.md, docs/packs.md): download a pack,
 list its dependencies, build its environments. Each step does what ``POST /packs/install`` does,
 without the atomic swap.
 """
@@ -226,7 +226,7 @@ async def _build_pack(
 @router.post("/packs/build-envs", dependencies=[require("packs", "manage")])
 async def build_envs(body: BuildPackEnvs, platform: PlatformDep) -> Data[BuildPackEnvsResponse]:
     """Build the Python/Node.js environments of pack directories where workers look for them
-    (``{runtime_envs_dir}/{pack}/{runtime}[-{version}]``, packs.md §13)."""
+    (``{runtime_envs_dir}/{pack}/{runtime}[-{version}]``, docs/packs.md)."""
     started = time.monotonic()
     built: list[BuiltEnvironments] = []
     failed: list[FailedEnvironment] = []

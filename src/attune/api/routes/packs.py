@@ -1,4 +1,4 @@
-"""``/api/v1/packs`` (api.md §4.1, §5.9; packs.md §11–§12): CRUD, registration, installation, upload."""
+"""``/api/v1/packs`` (docs/api.md; docs/packs.md): CRUD, registration, installation, upload."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def resolve_pack_path(raw: str, base: Path) -> Path | None:
 
 
 def checked_config(pack_ref: str, config: dict[str, Any], conf_schema: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with ``conf_schema`` defaults filled in, validated against the schema (packs.md §12)."""
+    """``config`` with ``conf_schema`` defaults filled in, validated against the schema (docs/packs.md)."""
     filled = params.apply_defaults(config, conf_schema)
     try:
         problems = params.schema_errors(filled, conf_schema)
@@ -128,7 +128,7 @@ async def create_pack(body: CreatePack, platform: PlatformDep) -> Data[PackRespo
 
 @router.post("/packs/register", status_code=201, dependencies=[require("packs", "manage")])
 async def register(body: RegisterPack, platform: PlatformDep) -> Data[PackRegisterResponse]:
-    """Register a pack directory on the server in place (packs.md §11.3).
+    """Register a pack directory on the server in place (docs/packs.md).
 
     A relative ``path`` is resolved against the server's working directory, then against
     ``packs_base_dir``. An existing ref needs ``force``; re-registering is an idempotent upsert

@@ -1,4 +1,4 @@
-"""``/api/v1/rules`` (api.md §4.5): rule definitions, their lifecycle messages and nested lists."""
+"""``/api/v1/rules`` (docs/api.md): rule definitions, their lifecycle messages and nested lists."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``/api/v1/runtimes`` — an Attune extension, in the style of api.md §4.
+"""``/api/v1/runtimes`` — an Attune extension, in the style of docs/api.md.
 
 Runtimes are execution environments (shell, Python, Node.js, native) that actions and sensors
 run on; packs usually ship them in ``runtimes/*.yaml``. Routes:

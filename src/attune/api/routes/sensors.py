@@ -1,4 +1,4 @@
-"""``/api/v1/sensors`` (api.md §4.4): sensor definitions, by pack and by trigger."""
+"""``/api/v1/sensors`` (docs/api.md): sensor definitions, by pack and by trigger."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``/api/v1/triggers`` (api.md §4.3): trigger definitions. Webhook routes live in ``webhooks``."""
+"""``/api/v1/triggers`` (docs/api.md): trigger definitions. Webhook routes live in ``webhooks``."""
 
 from __future__ import annotations
 

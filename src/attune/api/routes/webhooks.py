@@ -1,4 +1,4 @@
-"""Webhooks (api.md §4.11, §5.6): key management, security configuration and the receiver.
+"""Webhooks (docs/api.md): key management, security configuration and the receiver.
 
 Each trigger's ``webhook_config`` holds its security settings, set with
 ``PUT /triggers/{ref}/webhooks/config`` and enforced by the receiver: payload size (413), client

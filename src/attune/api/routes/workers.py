@@ -1,4 +1,4 @@
-"""``/api/v1/workers``: who can run work right now (Attune extension, in the style of api.md §4)."""
+"""``/api/v1/workers``: who can run work right now (Attune extension, in the style of docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Workflow definitions, workflow files and workflow run control (api.md §4.10, §5.11).
+"""Workflow definitions, workflow files and workflow run control (docs/api.md).
 
-Intended behaviour of §5.11: creating a workflow and its companion action is one transaction (no
+Creating a workflow and its companion action is one transaction (no
 orphan rows); workflow files are saved as ``{pack_dir}/workflows/<name>.yaml``, exactly where pack
 registration and ``POST /packs/{ref}/workflows/sync`` read them, and a name that would leave the
 pack directory is rejected with 400.
@@ -387,7 +387,7 @@ async def list_pack_workflows(pack_ref: str, platform: PlatformDep, page: PageA)
 async def sync_pack_workflows(pack_ref: str, platform: PlatformDep) -> Data[PackWorkflowSyncResponse]:
     """Register every workflow file of the pack; a file that fails is reported and skipped.
 
-    Semantic problems (workflows.md §8.2) are returned as warnings of the workflow.
+    Semantic problems (docs/workflows.md) are returned as warnings of the workflow.
     """
     loaded = 0
     synced: list[SyncedWorkflow] = []

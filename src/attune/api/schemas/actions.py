@@ -1,4 +1,4 @@
-"""Action schemas (api.md §4.2) and the flat-schema field type shared by triggers and sensors."""
+"""Action schemas (docs/api.md) and the flat-schema field type shared by triggers and sensors."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from attune.domain.retry import MAX_COUNT, MAX_DELAY_SECONDS, RETRY_ON, RetryPol
 
 
 def check_flat_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Accept a flat parameter schema (api.md §5.4) that jsonschema can compile.
+    """Accept a flat parameter schema (docs/api.md) that jsonschema can compile.
 
     Every entry of a flat map must itself be an object; a full-form schema (``type: object`` with
     ``properties``) is accepted as is. Raises ``ValueError`` so the API answers 422 naming the field.

@@ -1,4 +1,4 @@
-"""Analytics schemas (api.md §4.13): hourly series and the failure rate."""
+"""Analytics schemas (docs/api.md): hourly series and the failure rate."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Auth schemas (api.md §2.3)."""
+"""Auth schemas (docs/api.md)."""
 
 from __future__ import annotations
 

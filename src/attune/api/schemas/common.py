@@ -1,4 +1,4 @@
-"""Envelopes (api.md §1.3) and the base model for every wire schema."""
+"""Envelopes (docs/api.md) and the base model for every wire schema."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class ApiModel(BaseModel):
 
 
 class RequestModel(BaseModel):
-    """Request body base: unknown keys are ignored (api.md §1.2)."""
+    """Request body base: unknown keys are ignored (docs/api.md)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -64,7 +64,7 @@ class Success(ApiModel):
 
 
 class ErrorBody(ApiModel):
-    """The standard error body (api.md §1.5)."""
+    """The standard error body (docs/api.md)."""
 
     error: str
     code: str

@@ -1,4 +1,4 @@
-"""Enforcement schemas (api.md §4.6)."""
+"""Enforcement schemas (docs/api.md)."""
 
 from __future__ import annotations
 

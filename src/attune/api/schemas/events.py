@@ -1,4 +1,4 @@
-"""Event and enforcement schemas (api.md §4.6)."""
+"""Event and enforcement schemas (docs/api.md)."""
 
 from __future__ import annotations
 

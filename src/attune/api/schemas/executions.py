@@ -1,4 +1,4 @@
-"""Execution schemas (api.md §4.7)."""
+"""Execution schemas (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class CreateExecutionRequest(RequestModel):
 
 
 class WorkflowTask(ApiModel):
-    """The workflow-task link of a workflow child execution (domain.md §3.7)."""
+    """The workflow-task link of a workflow child execution (docs/packs.md)."""
 
     workflow_execution: int
     task_name: str

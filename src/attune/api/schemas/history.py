@@ -1,4 +1,4 @@
-"""History schemas (api.md §4.12): one change of an execution or a worker."""
+"""History schemas (docs/api.md): one change of an execution or a worker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from attune.api.schemas.common import ApiModel
 
 
 class HistoryRecord(ApiModel):
-    """A recorded INSERT, UPDATE or DELETE of an execution or worker row (domain.md §5.1)."""
+    """A recorded INSERT, UPDATE or DELETE of an execution or worker row (docs/operations.md)."""
 
     time: datetime
     operation: Literal["INSERT", "UPDATE", "DELETE"]

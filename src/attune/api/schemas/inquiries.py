@@ -1,4 +1,4 @@
-"""Inquiry schemas (api.md §4.8)."""
+"""Inquiry schemas (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Key schemas (api.md §4.9): configuration values and secrets with an owner."""
+"""Key schemas (docs/api.md): configuration values and secrets with an owner."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from attune.domain.refs import is_key_ref
 
 
 class CreateKeyRequest(RequestModel):
-    """``POST /keys``. ``owner`` is accepted but always overwritten by the server (§5.8)."""
+    """``POST /keys``. ``owner`` is accepted but always overwritten by the server."""
 
     ref: str = Field(min_length=1, max_length=255, description="Lowercase, dot-separated segments")
     owner_type: OwnerType
@@ -41,7 +41,7 @@ class CreateKeyRequest(RequestModel):
 
 
 class UpdateKeyRequest(RequestModel):
-    """``PUT /keys/{ref}``: absent and null both mean "leave unchanged" (§5.2)."""
+    """``PUT /keys/{ref}``: absent and null both mean "leave unchanged"."""
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
     value: str | None = Field(default=None, min_length=1, max_length=10000)

@@ -1,4 +1,4 @@
-"""Schemas of pack installation, upgrades, registry search and pack tests (api.md §4.1).
+"""Schemas of pack installation, upgrades, registry search and pack tests (docs/api.md).
 
 Pack test schemas use camelCase keys, as the API has always served them.
 """

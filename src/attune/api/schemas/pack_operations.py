@@ -1,4 +1,4 @@
-"""Schemas of the pack-management building blocks the core pack's actions call (api.md §4.1)."""
+"""Schemas of the pack-management building blocks the core pack's actions call (docs/api.md)."""
 
 from __future__ import annotations
 

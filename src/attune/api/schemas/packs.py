@@ -1,4 +1,4 @@
-"""Pack schemas (api.md §4.1): CRUD bodies, registration, installation and upload."""
+"""Pack schemas (docs/api.md): CRUD bodies, registration, installation and upload."""
 
 from __future__ import annotations
 

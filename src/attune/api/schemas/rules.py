@@ -1,4 +1,4 @@
-"""Rule schemas (api.md §4.5)."""
+"""Rule schemas (docs/api.md)."""
 
 from __future__ import annotations
 

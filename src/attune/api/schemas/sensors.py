@@ -1,4 +1,4 @@
-"""Sensor schemas (api.md §4.4)."""
+"""Sensor schemas (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trigger schemas (api.md §4.3)."""
+"""Trigger schemas (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook schemas (api.md §4.11) and the per-trigger security configuration."""
+"""Webhook schemas (docs/api.md) and the per-trigger security configuration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Workflow schemas (api.md §4.10, §4.1 workflow sync/validate) and workflow run state."""
+"""Workflow schemas (docs/api.md workflow sync/validate) and workflow run state."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class CreateWorkflow(RequestModel):
     version: str = Field(min_length=1, max_length=50)
     param_schema: FlatSchema = None
     out_schema: FlatSchema = None
-    definition: Any = Field(description="The workflow document (workflows.md); validated and normalised")
+    definition: Any = Field(description="The workflow document (docs/workflows.md); validated and normalised")
     tags: list[str] | None = None
     enabled: bool | None = None
 

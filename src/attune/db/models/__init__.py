@@ -1,4 +1,4 @@
-"""The SQLAlchemy data model (domain.md §2). Importing this package registers every table."""
+"""The SQLAlchemy data model (docs/development.md). Importing this package registers every table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Triggers, sensors, events, enforcements, actions and rules (domain.md §2.3).
+"""Triggers, sensors, events, enforcements, actions and rules (docs/development.md).
 
 ``event`` and ``enforcement`` are hypertable-shaped on PostgreSQL, so nothing declares a foreign key
 to them; columns that point at them are plain integers that may dangle.

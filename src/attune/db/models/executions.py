@@ -1,4 +1,4 @@
-"""Executions, inquiries, workers and notifications (domain.md §2.4).
+"""Executions, inquiries, workers and notifications (docs/development.md).
 
 ``execution`` is hypertable-shaped on PostgreSQL: no foreign key targets it, and its own references
 (action, parent, enforcement, executor, ...) are plain integers so history survives deletions.

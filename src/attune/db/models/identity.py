@@ -1,4 +1,4 @@
-"""Identities, RBAC and execution policies (domain.md §2.2)."""
+"""Identities, RBAC and execution policies (docs/development.md)."""
 
 from __future__ import annotations
 

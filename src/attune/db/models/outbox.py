@@ -24,7 +24,7 @@ class OutboxMessage(IdMixin, Base):
     message_type: Mapped[str] = mapped_column(sa.Text, nullable=False)
     # The envelope's message_id: the relay deletes by it after publishing straight from memory.
     message_id: Mapped[str] = mapped_column(sa.String(36), nullable=False, index=True)
-    # The full envelope dict (§7.3).
+    # The full envelope dict.
     body: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     created: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     # Pushed into the future to back off after a failed publish.

@@ -1,4 +1,4 @@
-"""Packs and runtimes (domain.md §2.1, §2.6): the installed bundles and their execution environments."""
+"""Packs and runtimes (docs/development.md): the installed bundles and their execution environments."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Supporting tables (domain.md §2.6, §2.7): keys, artifacts, queue stats and change history."""
+"""Supporting tables (docs/development.md): keys, artifacts, queue stats and change history."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ HISTORY_OPERATIONS = ("INSERT", "UPDATE", "DELETE")
 
 
 class Key(IdMixin, TimestampMixin, Base):
-    """A configuration value or secret, scoped to an owner (§8).
+    """A configuration value or secret, scoped to an owner.
 
-    The owner FKs all CASCADE (§11 #16) so deleting an owner never fails on its keys.
+    The owner FKs all CASCADE so deleting an owner never fails on its keys.
     """
 
     __tablename__ = "key"
@@ -86,7 +86,7 @@ class QueueStats(Base):
 
 
 class _HistoryColumns(IdMixin):
-    """Append-only change records (§2.7, §5): a surrogate id plus ``time``; no created/updated.
+    """Append-only change records: a surrogate id plus ``time``; no created/updated.
 
     Indexes are ascending on ``time``; a B-tree serves "newest first" by scanning backwards, and
     ascending keeps the reflected schema identical on both databases.

@@ -1,4 +1,4 @@
-"""Workflow definitions and the orchestration state of running workflows (domain.md §2.5)."""
+"""Workflow definitions and the orchestration state of running workflows (docs/development.md)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class WorkflowItem(IdMixin, Base):
     """One item of a ``with_items`` task of a running workflow: its value and, once done, outcome.
 
     Kept out of ``workflow_execution.variables`` so a step of a 10,000-item task writes one row
-    instead of re-encoding every item and result (services.md §2).
+    instead of re-encoding every item and result (docs/workflows.md).
     """
 
     __tablename__ = "workflow_item"

@@ -20,7 +20,7 @@ from attune.errors import Unprocessable
 def apply_changes(row: Any, changes: Mapping[str, Any]) -> bool:
     """Set every attribute whose value differs; return True when anything changed.
 
-    ``None`` values are skipped (absent and null both mean "leave unchanged", api.md §5.2), and
+    ``None`` values are skipped (absent and null both mean "leave unchanged", docs/api.md), and
     untouched rows are not flushed, so an empty update does not bump ``updated``.
     """
     changed = False
@@ -87,7 +87,7 @@ async def queue_stats(session: AsyncSession, action_id: int) -> QueueStats | Non
 def check_ref_format(entity: str, ref: str) -> None:
     """The portable form of the ``<entity>_ref_format`` CHECK: lowercase ``pack.name``, one dot.
 
-    Raises ``Unprocessable("Validation constraint failed: <entity>_ref_format")`` (api.md §5.1).
+    Raises ``Unprocessable("Validation constraint failed: <entity>_ref_format")`` (docs/api.md).
     """
     if not is_component_ref(ref):
         raise Unprocessable(f"Validation constraint failed: {entity}_ref_format")

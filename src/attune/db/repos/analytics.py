@@ -1,4 +1,4 @@
-"""Hourly analytics (domain.md §5.2), computed on demand with portable GROUP BY queries.
+"""Hourly analytics (docs/operations.md), computed on demand with portable GROUP BY queries.
 
 PostgreSQL's original keeps TimescaleDB continuous aggregates; here each series is one query that
 groups the source rows by their UTC hour. A bucket belongs to a window when
@@ -67,7 +67,7 @@ class Window:
 def resolve_window(
     since: datetime | None, until: datetime | None, hours: int | None, now: datetime
 ) -> Window:
-    """The range of api.md §4.13: ``hours`` (default 24, clamped to 1–8760) fills a missing end.
+    """The range of docs/api.md: ``hours`` (default 24, clamped to 1–8760) fills a missing end.
 
     ``since`` alone runs to now; ``until`` alone starts ``hours`` earlier; neither is the last
     ``hours``; both ignore ``hours``. Naive datetimes are taken as UTC.

@@ -1,4 +1,4 @@
-"""Enforcement rows (domain.md §2.3, §4.2): the API's queries and the executor's."""
+"""Enforcement rows (docs/development.md): the API's queries and the executor's."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def list_query(
 ) -> sa.Select[Enforcement]:
     """Enforcements newest first.
 
-    Only the first of ``status`` > ``rule`` > ``event`` that is given applies (api.md §4.6);
+    Only the first of ``status`` > ``rule`` > ``event`` that is given applies (docs/api.md);
     ``trigger_ref`` always applies.
     """
     query = sa.select(Enforcement)

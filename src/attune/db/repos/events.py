@@ -1,4 +1,4 @@
-"""Event rows (domain.md §2.3, §4.1) and the lookups event intake needs."""
+"""Event rows (docs/development.md) and the lookups event intake needs."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ async def create_event(
     """Insert one firing of ``trigger`` and stage ``EventCreated`` in the same transaction.
 
     THE way to record an event (API intake, webhooks, the sensor service's timers). A ``rule``
-    binds the event to that rule only (services.md §1.2). The caller owns the transaction.
+    binds the event to that rule only (docs/operations.md). The caller owns the transaction.
     """
     event = Event(
         trigger=trigger.id,

@@ -1,4 +1,4 @@
-"""The execution aggregate's repository (domain.md §2.4): every query and write of ``execution`` rows.
+"""The execution aggregate's repository (docs/development.md): every query and write of ``execution`` rows.
 
 Creating executions (:func:`request_execution`) is the one path used by manual runs, rules,
 re-runs, retries and workflow tasks: it applies parameter defaults, validates against the action
@@ -38,7 +38,7 @@ _PLAIN_PREFIX = "plain:"
 
 @dataclass(frozen=True)
 class ExecutionFilters:
-    """The ``GET /executions`` filters (api.md §4.7), all combined with AND."""
+    """The ``GET /executions`` filters (docs/api.md), all combined with AND."""
 
     status: str | None = None
     enforcement: int | None = None

@@ -1,4 +1,4 @@
-"""Reading the change history (domain.md §2.7, §5.1 "query contract").
+"""Reading the change history (docs/development.md "query contract").
 
 The rows themselves are written by :mod:`attune.db.history` in the same transaction as the change;
 this module only selects them: by entity, ref, operation, changed field and time range, newest first.

@@ -68,7 +68,7 @@ async def admin_count(session: AsyncSession) -> int:
 async def sensor_identity(session: AsyncSession, sensor_ref: str, trigger_types: list[str]) -> Identity:
     """Find or create the identity ``sensor:<sensor_ref>`` that sensor tokens are issued for.
 
-    Its attributes record the trigger types of the latest token (api.md §2.5).
+    Its attributes record the trigger types of the latest token (docs/api.md).
     """
     login = f"sensor:{sensor_ref}"
     attributes = {"type": "sensor", "sensor_ref": sensor_ref, "trigger_types": list(trigger_types)}

@@ -1,4 +1,4 @@
-"""Inquiry rows (domain.md §2.4): the API's queries and the inquiry use cases' reads and writes."""
+"""Inquiry rows (docs/development.md): the API's queries and the inquiry use cases' reads and writes."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _newest_first(query: sa.Select[Inquiry]) -> sa.Select[Inquiry]:
 def list_query(
     *, status: str | None = None, execution: int | None = None, assigned_to: int | None = None
 ) -> sa.Select[Inquiry]:
-    """``GET /inquiries`` (api.md §4.8): ``status`` wins over ``execution``; ``assigned_to`` always
+    """``GET /inquiries`` (docs/api.md): ``status`` wins over ``execution``; ``assigned_to`` always
     applies. Newest first."""
     query = sa.select(Inquiry)
     if status is not None:

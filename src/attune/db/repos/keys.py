@@ -1,4 +1,4 @@
-"""Key rows (domain.md §8) and the owner lookups their ownership rules need."""
+"""Key rows (docs/security.md) and the owner lookups their ownership rules need."""
 
 from __future__ import annotations
 

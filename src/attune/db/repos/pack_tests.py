@@ -25,7 +25,7 @@ def _execution_time(result: dict[str, Any]) -> datetime:
 async def record(
     session: AsyncSession, pack_id: int, result: dict[str, Any], reason: str
 ) -> PackTestExecution:
-    """Store one PackTestResult (camelCase, packs.md §15) with its trigger reason."""
+    """Store one PackTestResult (camelCase, docs/packs.md) with its trigger reason."""
     row = PackTestExecution(
         pack_id=pack_id,
         pack_version=str(result.get("packVersion") or "unknown")[:50],

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.db.models import Action, Pack, Policy, Rule, Sensor, Trigger, WorkflowDefinition
 from attune.settings import Settings
 
-#: Columns the pack API may change (domain.md §2.10).
+#: Columns the pack API may change (docs/development.md).
 UPDATABLE = (
     "label",
     "description",
@@ -67,7 +67,7 @@ async def update(session: AsyncSession, pack: Pack, values: dict[str, Any]) -> b
 
 
 async def delete(session: AsyncSession, pack_id: int) -> None:
-    """Delete the row; foreign keys cascade to the pack's components (domain.md §2)."""
+    """Delete the row; foreign keys cascade to the pack's components (docs/development.md)."""
     await session.execute(sa.delete(Pack).where(Pack.id == pack_id))
 
 

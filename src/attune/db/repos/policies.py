@@ -53,7 +53,7 @@ async def lock_rate_limits(session: AsyncSession) -> None:
 
 
 async def save_queue_stats(session: AsyncSession, values: Mapping[int, Mapping[str, Any]]) -> None:
-    """Upsert ``queue_stats`` rows (domain.md §2.6): ``{action id: every counter}``.
+    """Upsert ``queue_stats`` rows (docs/development.md): ``{action id: every counter}``.
 
     Select-then-write keeps it portable across SQLite and PostgreSQL; the single executor is the
     only writer. Actions that no longer exist are skipped (their row would violate the FK).

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.db.models import Action, Runtime, RuntimeVersion
 from attune.domain.runtimes import canonical_runtime_name
 
-#: Columns the runtime API may change (domain.md §2.10).
+#: Columns the runtime API may change (docs/development.md).
 UPDATABLE = ("description", "name", "distributions", "installation", "execution_config")
 
 

@@ -1,4 +1,4 @@
-"""Trigger rows, their webhook operations (domain.md §2.3) and the webhook event window."""
+"""Trigger rows, their webhook operations (docs/development.md) and the webhook event window."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ async def delete(session: AsyncSession, trigger: Trigger) -> None:
 def enable_webhooks(trigger: Trigger) -> None:
     """Keep or generate the key and set ``webhook_enabled``.
 
-    The security configuration is kept (api.md §5.6 reset it to ``{}``, silently dropping HMAC,
+    The security configuration is kept (docs/api.md reset it to ``{}``, silently dropping HMAC,
     allow-list and limits whenever webhooks were re-enabled).
     """
     if not trigger.webhook_key:

@@ -1,4 +1,4 @@
-"""Worker rows (domain.md §2.4, §4.6): liveness, load and the executor's worker selection.
+"""Worker rows (docs/development.md): liveness, load and the executor's worker selection.
 
 A worker is *live* when its status is ``active`` and its last heartbeat is at most
 ``1.5 × heartbeat_interval`` old (pipeline contract). Load is the number of executions it holds in

@@ -1,4 +1,4 @@
-"""Workflow definitions, their companion actions and workflow executions (domain.md §2.5).
+"""Workflow definitions, their companion actions and workflow executions (docs/development.md).
 
 Every definition has a companion action with the same ref (``action.workflow_def`` links them);
 that action is what users and rules run. These helpers keep the pair consistent; they never commit.
@@ -67,7 +67,7 @@ def list_query(
     enabled: bool | None = None,
     search: str | None = None,
 ) -> sa.Select[Any]:
-    """Definitions ordered by ref, filtered as ``GET /workflows`` describes (api.md §4.10)."""
+    """Definitions ordered by ref, filtered as ``GET /workflows`` describes (docs/api.md)."""
     query = sa.select(WorkflowDefinition).order_by(WorkflowDefinition.ref, WorkflowDefinition.id)
     if pack_ref is not None:
         query = query.where(WorkflowDefinition.pack_ref == pack_ref)

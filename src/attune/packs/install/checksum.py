@@ -1,4 +1,4 @@
-"""Pack checksums (packs.md §14.4): the deterministic directory checksum and ``algorithm:hex`` values."""
+"""Pack checksums (docs/packs.md): the deterministic directory checksum and ``algorithm:hex`` values."""
 
 from __future__ import annotations
 

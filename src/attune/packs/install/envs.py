@@ -1,6 +1,6 @@
 """Building a staged pack's environments before it goes live, and swapping them in (docs/packs.md).
 
-A pack's environment lives at ``{runtime_envs_dir}/{pack}/{runtime}[-{version}]`` (packs.md §13),
+A pack's environment lives at ``{runtime_envs_dir}/{pack}/{runtime}[-{version}]`` (docs/packs.md),
 where workers look for it. The installer builds a new one under
 ``{runtime_envs_dir}/{pack}/.builds/{runtime}[-{version}]@{token}`` while the running version keeps
 using its own, and makes the well-known path a symbolic link to the build when the pack is swapped

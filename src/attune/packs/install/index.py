@@ -1,4 +1,4 @@
-"""Registry indices (packs.md §14.1–§14.2): fetching, caching, lookup and keyword search.
+"""Registry indices (docs/packs.md): fetching, caching, lookup and keyword search.
 
 Indices are searched in ascending ``priority``; an index that cannot be fetched is skipped with a
 warning. ``http(s)`` indices are cached per URL for ``cache_ttl`` seconds; ``file://`` indices are

@@ -1,4 +1,4 @@
-"""Install, upgrade and reinstall packs atomically (packs.md §14.4, intended; docs/packs.md).
+"""Install, upgrade and reinstall packs atomically (docs/packs.md, intended; docs/packs.md).
 
 1. **Stage**: fetch the source into a scratch directory; verify the registry checksum; parse it.
 2. **Resolve**: every dependency must be installed, part of this install, or fetched from a

@@ -1,4 +1,4 @@
-"""Dependency resolution for an install (packs.md §13).
+"""Dependency resolution for an install (docs/packs.md).
 
 Every ``dependencies`` entry of the packs being installed must be met: by a pack in the same
 install, by an installed pack whose version satisfies the constraint, or by a pack fetched from a
@@ -88,7 +88,7 @@ async def detect(kind: str) -> str | None:
 
 
 async def runtime_problems(candidates: list[Candidate[T]]) -> list[str]:
-    """``python: "3.9"`` needs python3 ≥ 3.9, ``nodejs: "18"`` needs node ≥ 18 (packs.md §13)."""
+    """``python: "3.9"`` needs python3 ≥ 3.9, ``nodejs: "18"`` needs node ≥ 18 (docs/packs.md)."""
     problems: list[str] = []
     detected: dict[str, str | None] = {}
     for candidate in candidates:

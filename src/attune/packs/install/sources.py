@@ -1,4 +1,4 @@
-"""Fetching a pack into a staging directory (packs.md §14.3): local directories, archives and git.
+"""Fetching a pack into a staging directory (docs/packs.md): local directories, archives and git.
 
 Everything fetched is untrusted: archives are extracted with member checks (no absolute paths,
 ``..``, outside links or devices; bounded size and entry count), git runs without prompts and only
@@ -74,7 +74,7 @@ def _local(raw: str) -> Path | None:
 
 
 def classify(source: str, ref_spec: str | None) -> str:
-    """The kind of an install source (packs.md §14.3).
+    """The kind of an install source (docs/packs.md).
 
     ``git``, ``archive`` (a URL), ``local_archive``, ``local_directory`` or ``registry``. ``file://``
     URLs behave like http ones; a local directory with ``ref_spec`` that is a git checkout is git.

@@ -1,4 +1,4 @@
-"""Pack tests (packs.md §15): run a pack's declared runners and judge the result.
+"""Pack tests (docs/packs.md): run a pack's declared runners and judge the result.
 
 The same code runs ``attune pack test`` on a workstation, registration and install tests, and
 ``POST /api/v1/packs/{ref}/test``, so a pack behaves the same everywhere.
@@ -172,7 +172,7 @@ def run_pack_tests(
     python: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The PackTestResult (camelCase, api.md §4.1) of every runner of ``manifest['testing']``.
+    """The PackTestResult (camelCase, docs/api.md) of every runner of ``manifest['testing']``.
 
     Blocking: servers call it through ``asyncio.to_thread``. ``python`` runs ``unittest``/``pytest``
     runners (default: this interpreter); ``env`` replaces the inherited environment.
@@ -214,7 +214,7 @@ def run_pack_tests(
 
 @dataclass
 class Verdict:
-    """What a test result means for registration (packs.md §15 "When")."""
+    """What a test result means for registration (docs/packs.md "When")."""
 
     passed: bool
     blocks: bool

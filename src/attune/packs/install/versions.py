@@ -1,4 +1,4 @@
-"""Pack versions and dependency constraints (packs.md §13).
+"""Pack versions and dependency constraints (docs/packs.md).
 
 A dependency is ``ref`` or ``ref@constraint``. A constraint is ``*``, ``=X``, ``>X``, ``>=X``, ``<X``,
 ``<=X``, ``^X`` (same major; same minor when the major is 0; same patch when both are 0), ``~X``

@@ -28,7 +28,7 @@ _PURE = re.compile(r"^\s*\{\{(?P<inner>(?:(?!\{\{).)+?)\}\}\s*$", re.DOTALL)
 def legacy_transitions(
     entry: Mapping[str, Any], where: str, siblings: set[str], errors: Errors
 ) -> list[TransitionSpec]:
-    """§5: fold ``on_*``, ``decision`` and task-level ``publish`` into ordered transitions."""
+    """Fold ``on_*``, ``decision`` and task-level ``publish`` into ordered transitions."""
     generated: list[tuple[str | None, str]] = []
     for key, when in _LEGACY_ORDER:
         target = entry.get(key)

@@ -7,7 +7,7 @@ from attune.workflow.spec import WorkflowSpec, to_document
 
 
 def definition_values(spec: WorkflowSpec, *, enabled: bool = True) -> DefinitionValues:
-    """The row values of a parsed workflow (workflows.md §1): the normalised document and schemas."""
+    """The row values of a parsed workflow (docs/workflows.md): the normalised document and schemas."""
     return DefinitionValues(
         label=spec.label,
         description=spec.description,

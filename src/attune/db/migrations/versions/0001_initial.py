@@ -1,4 +1,4 @@
-"""Initial schema: every table of domain.md §2 plus the outbox.
+"""Initial schema: every table of docs/development.md plus the outbox.
 
 Revision ID: 0001_initial
 Revises:
