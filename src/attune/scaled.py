@@ -27,9 +27,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+
+from attune.db import migrate
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/attune"
 DEFAULT_BUS = "amqp://guest:guest@127.0.0.1:5672/%2f"
@@ -71,21 +71,8 @@ def children(env: dict[str, str]) -> list[Child]:
 
 async def ensure_database(url: str) -> None:
     """Create the PostgreSQL database named in ``url`` when it does not exist yet."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql" or not parsed.database:
-        return
-    admin = parsed.set(drivername="postgresql+asyncpg", database="postgres")
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            exists = await conn.scalar(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
-            )
-            if not exists:
-                await conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
-                say("supervisor", f"created database {parsed.database}")
-    finally:
-        await engine.dispose()
+    if await migrate.create_database_if_missing(url):
+        say("supervisor", f"created database {make_url(url).database}")
 
 
 async def pump(child: Child, stream: asyncio.StreamReader) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -77,3 +78,24 @@ async def current(url: str) -> str | None:
     finally:
         await engine.dispose()
     return None if revision is None else str(revision)
+
+
+async def create_database_if_missing(url: str) -> bool:
+    """Create the PostgreSQL database named in ``url`` when it does not exist; True when created
+    (SQLite creates its file on first connect, so nothing to do there)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        return False
+    admin = parsed.set(drivername="postgresql+asyncpg", database="postgres")
+    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            exists = await conn.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+            )
+            if exists:
+                return False
+            await conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+            return True
+    finally:
+        await engine.dispose()

@@ -22,7 +22,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 import yaml
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,8 +43,9 @@ from attune.api.schemas.workflows import (
     WorkflowTaskRun,
     WorkflowTaskState,
 )
-from attune.db.models import Action, Execution, Pack, WorkflowDefinition, WorkflowExecution
+from attune.db.models import Execution, Pack, WorkflowDefinition, WorkflowExecution
 from attune.db.repos import actions
+from attune.db.repos import actions as actions_repo
 from attune.db.repos import workflows as repo
 from attune.domain import safe_yaml
 from attune.errors import BadRequest, Conflict, NotFound
@@ -182,7 +182,7 @@ def _load_file(path: Path) -> Any:
 
 
 async def _known_actions(session: AsyncSession) -> set[str]:
-    return set((await session.execute(sa.select(Action.ref))).scalars())
+    return await actions_repo.all_refs(session)
 
 
 # -- definitions -----------------------------------------------------------------------------------
