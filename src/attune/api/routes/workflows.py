@@ -44,7 +44,7 @@ from attune.api.schemas.workflows import (
     WorkflowTaskState,
 )
 from attune.db.models import Execution, Pack, WorkflowDefinition, WorkflowExecution
-from attune.db.repos import actions
+from attune.db.repos import actions, locking
 from attune.db.repos import actions as actions_repo
 from attune.db.repos import workflows as repo
 from attune.domain import safe_yaml
@@ -467,7 +467,10 @@ async def validate_pack_workflows(
 
 
 async def _execution(session: AsyncSession, execution_id: int, *, lock: bool = False) -> Execution:
-    execution = await session.get(Execution, execution_id, with_for_update=lock)
+    if lock:
+        execution = await locking.get_locked(session, Execution, execution_id)
+    else:
+        execution = await session.get(Execution, execution_id)
     if execution is None:
         raise NotFound(f"Execution with ID {execution_id} not found")
     return execution
