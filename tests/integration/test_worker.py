@@ -382,11 +382,12 @@ async def test_timeout_kills_the_process_group(runtime: Platform) -> None:
         started = loop.time()
         execution_id = await dispatch(runtime, action, worker)
         pgid = await wait_for_pgid(runtime, execution_id)
-        row = await wait_status(runtime, execution_id, within=5)
+        row = await wait_status(runtime, execution_id, within=15)
         elapsed = loop.time() - started
 
     assert row.status == "timeout"
-    assert elapsed < 3
+    # Killed at the timeout, not when the 30 s sleeps end (a loaded machine may add seconds).
+    assert elapsed < 15
     assert row.result["error"] == "Execution timed out after 1 seconds"
     assert not group_alive(pgid)
 
