@@ -165,6 +165,21 @@ async def test_a_warm_run_ends_exactly_like_a_cold_one(
     assert cold.stdout or cold.stderr
 
 
+async def test_an_interrupt_ends_the_run_alike_when_the_worker_ignores_sigint(
+    pool: PythonPool, tmp_path: Path
+) -> None:
+    """A worker started in the background (``&``, nohup) ignores SIGINT; its cold actions used to
+    inherit that and run on through a Ctrl-C that ends a warm (or a terminal's) run."""
+    script = write(tmp_path, SCRIPTS["interrupted"])
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cold, warm = await both(pool, spec(script))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen(warm) == seen(cold)
+    assert cold.exit_code != 0 and "KeyboardInterrupt" in cold.stderr
+
+
 async def test_output_limits_and_redaction_apply_alike(pool: PythonPool, tmp_path: Path) -> None:
     script = write(tmp_path, 'print("token s3cr3t-value " + "x" * 5000)\n')
     cold, warm = await both(pool, spec(script, max_stdout=1000, redact=["s3cr3t-value"]))

@@ -56,6 +56,19 @@ class _ExitNotifyingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
+def _default_signals() -> None:
+    """Runs in the child before exec: SIGINT and SIGQUIT back to their defaults."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
+def _inherits_ignored_signals() -> bool:
+    # A worker started in the background (a shell's ``&``, nohup) ignores SIGINT/SIGQUIT, and an
+    # ignored signal stays ignored across exec: its actions would not behave as they do from a
+    # terminal, nor as warm Python runs do (the warm interpreter restores the defaults).
+    return any(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGQUIT))
+
+
 async def _spawn(
     argv: Sequence[str], *, cwd: Path | None, env: Mapping[str, str]
 ) -> tuple[asyncio.subprocess.Process, asyncio.Future[None]]:
@@ -72,6 +85,7 @@ async def _spawn(
         cwd=cwd,
         env=dict(env),
         start_new_session=True,
+        preexec_fn=_default_signals if _inherits_ignored_signals() else None,
     )
     return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
 
