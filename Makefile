@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run run-scaled test lint fmt fuzz test-sqlite test-postgres test-passes test-browser web web-lint wheel bench bench-compare clean
+.PHONY: run run-scaled test lint fmt fuzz test-sqlite test-postgres test-lanes test-browser web web-lint wheel bench bench-compare clean
 
 # Compatible ranges in pyproject.toml, exact versions from constraints.txt (CI installs the same).
 $(STAMP): pyproject.toml constraints.txt
@@ -59,23 +59,24 @@ run: $(STAMP) web
 run-scaled: $(STAMP) web
 	$(BIN)/python -m attune.scaled
 
-## Lint, type-check, then the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ side by side
-## (each line of output is prefixed with its pass), then the API fuzz.
-test: lint web-lint test-passes fuzz
+## Lint and type-check, the whole suite on SQLite+memory and on PostgreSQL+RabbitMQ, the API fuzz.
+## Two lanes side by side (each output line prefixed with its lane): lint, web-lint, the SQLite pass
+## and the fuzz in one; the PostgreSQL pass, the longest, in the other.
+test: test-lanes
 
-## Both passes at once: they share nothing (own databases, bus prefixes, ports, process cookies), and
-## most of their time is spent waiting on servers, so together they take little longer than the slower
-## one. Fails when either fails; the summary lines of both are repeated at the end.
-test-passes: $(STAMP) web
+## The lanes share nothing (own databases, bus prefixes, ports, process cookies) and spend most of
+## their time waiting on servers, so together they take little longer than the slower one. A lane
+## keeps going after a failure (-k) so one run reports everything; fails when either lane failed.
+test-lanes: $(STAMP) web
 	@mkdir -p .test-logs
-	@{ $(MAKE) --no-print-directory test-sqlite; echo $$? > .test-logs/sqlite.rc; } 2>&1 \
+	@{ $(MAKE) --no-print-directory -k lint web-lint test-sqlite fuzz; echo $$? > .test-logs/sqlite.rc; } 2>&1 \
 		| tee .test-logs/sqlite.log | sed -u 's/^/[sqlite] /' & \
 	{ $(MAKE) --no-print-directory test-postgres; echo $$? > .test-logs/postgres.rc; } 2>&1 \
 		| tee .test-logs/postgres.log | sed -u 's/^/[postgres] /' & \
 	wait; \
 	rs=$$(cat .test-logs/sqlite.rc); rp=$$(cat .test-logs/postgres.rc); \
-	echo "SQLite pass: exit $$rs — $$(tail -n 1 .test-logs/sqlite.log)"; \
-	echo "PostgreSQL pass: exit $$rp — $$(tail -n 1 .test-logs/postgres.log)"; \
+	echo "lint, SQLite pass, fuzz: exit $$rs — $$(grep -E ' (passed|failed)' .test-logs/sqlite.log | tail -n 2 | tr '\n' ' ')"; \
+	echo "PostgreSQL pass: exit $$rp — $$(grep -E ' (passed|failed)' .test-logs/postgres.log | tail -n 1)"; \
 	test "$$rs" = 0 && test "$$rp" = 0
 
 lint: $(STAMP)
