@@ -17,9 +17,10 @@ from attune.settings import load_settings
 
 def main() -> None:
     settings = load_settings(None, {}, ensure_secrets=False, read_files=False)
-    # create_app only reads settings and the token service at build time; no database is opened.
-    runtime = SimpleNamespace(settings=settings, tokens=TokenService("openapi-dump-" + "x" * 32))
-    app = create_app(cast(Any, runtime))
+    # create_app only reads settings and the token service at build time (the database is only
+    # handed to the token-version cache); no database is opened.
+    platform = SimpleNamespace(settings=settings, tokens=TokenService("openapi-dump-" + "x" * 32), db=None)
+    app = create_app(cast(Any, platform))
     json.dump(app.openapi(), sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
 
