@@ -201,6 +201,23 @@ async def execution_row(runtime: Platform, execution_id: int) -> models.Executio
     return row
 
 
+async def request_cancel(runtime: Platform, execution_id: int, worker_id: int) -> None:
+    """What the cancel route does to a running execution: ``canceling`` + ``ExecutionCancel``."""
+    async with runtime.db.transaction() as session:
+        await session.execute(
+            sa.update(models.Execution)
+            .where(models.Execution.id == execution_id)
+            .values(status=ExecutionStatus.CANCELING.value)
+        )
+        enqueue(
+            session,
+            MessageType.EXECUTION_CANCEL,
+            {"execution_id": execution_id, "worker_id": worker_id},
+            source_service="api",
+            routing=cancel_routing(worker_id),
+        )
+
+
 async def wait_status(
     runtime: Platform, execution_id: int, statuses: set[str] = TERMINAL, within: float = 15
 ) -> models.Execution:
@@ -398,19 +415,7 @@ async def test_cancel_request_kills_the_process_group(runtime: Platform) -> None
     async with running_worker(runtime) as worker:
         execution_id = await dispatch(runtime, action, worker)
         pgid = await wait_for_pgid(runtime, execution_id)
-        async with runtime.db.transaction() as session:
-            await session.execute(
-                sa.update(models.Execution)
-                .where(models.Execution.id == execution_id)
-                .values(status=ExecutionStatus.CANCELING.value)
-            )
-            enqueue(
-                session,
-                MessageType.EXECUTION_CANCEL,
-                {"execution_id": execution_id, "worker_id": worker.id},
-                source_service="api",
-                routing=cancel_routing(worker.id),
-            )
+        await request_cancel(runtime, execution_id, worker.id)
         row = await wait_status(runtime, execution_id, within=5)
         await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
 

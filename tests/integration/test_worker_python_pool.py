@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from attune.db import models
-from attune.db.outbox import enqueue
 from attune.db.repos import executions as execution_repo
 from attune.domain.enums import ExecutionStatus
-from attune.messaging.messages import MessageType, cancel_routing
 from attune.platform import Platform
 from attune.settings import PythonPoolSettings
 from attune.worker.process import group_alive
@@ -38,6 +35,7 @@ from tests.integration.test_worker import (
     dispatch,
     log_dir,
     pack_file,
+    request_cancel,
     running_worker,
     stage_dispatch,
     wait_for,
@@ -177,19 +175,7 @@ async def test_cancel_kills_a_warm_action_and_its_leftover_child(runtime: Platfo
     async with running_worker(runtime, ENVIRON, python_pool=WARM) as worker:
         execution_id = await dispatch(runtime, action, worker)
         pid, leftover = await first_line(runtime, execution_id)
-        async with runtime.db.transaction() as session:
-            await session.execute(
-                sa.update(models.Execution)
-                .where(models.Execution.id == execution_id)
-                .values(status=ExecutionStatus.CANCELING.value)
-            )
-            enqueue(
-                session,
-                MessageType.EXECUTION_CANCEL,
-                {"execution_id": execution_id, "worker_id": worker.id},
-                source_service="api",
-                routing=cancel_routing(worker.id),
-            )
+        await request_cancel(runtime, execution_id, worker.id)
         row = await wait_status(runtime, execution_id, within=10)
         await wait_for(lambda: not alive(leftover) and not group_alive(pid), within=5)
     assert row.status == "cancelled"
