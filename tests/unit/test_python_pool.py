@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import signal
 import sys
@@ -359,3 +360,35 @@ async def test_concurrent_runs_from_one_interpreter_keep_their_own_pipes(
     outcomes = await asyncio.gather(*(process.run_process(m, spawn=zygote.spawn) for m in made))
     assert [o.stdout for o in outcomes] == [f"{n} in-{n}\n" for n in range(8)]
     assert all(o.exit_code == 0 for o in outcomes)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_pool_closed_after_its_loop_ended_stops_its_interpreters_quietly(tmp_path: Path) -> None:
+    """Closing a pool outside a running loop left its interpreter unreaped; collecting its Popen
+    later warned "subprocess … is still running" in whatever test ran then."""
+    made = spec(write(tmp_path, "print('x')\n"))
+    call = warm_call(made.argv, made.env, made.cookie)
+    assert call is not None
+    pool = PythonPool(size=1, max_runs=10)
+
+    async def start() -> int:
+        zygote = await ready(pool, call)
+        assert zygote.popen is not None
+        return zygote.popen.pid
+
+    loop = asyncio.new_event_loop()
+    pid = loop.run_until_complete(start())
+    loop.close()
+    pool.close()  # drops the zygote: only a reaper may still hold its Popen
+    gc.collect()  # a ResourceWarning here fails the test (filterwarnings = error)
+    deadline = time.monotonic() + 10
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid)

@@ -25,6 +25,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -244,8 +245,13 @@ class Zygote:
             self.sock = None
         if self.popen is not None and self.popen.poll() is None:
             popen = self.popen
-            with contextlib.suppress(RuntimeError):
+            try:
                 asyncio.get_running_loop().run_in_executor(None, _reap, popen)
+            except RuntimeError:
+                # No running loop (a pool closed after its loop ended): reap in a thread,
+                # which keeps the Popen until the interpreter has exited.
+                reaper = threading.Thread(target=_reap, args=(popen,), name="zygote-reaper", daemon=True)
+                reaper.start()
 
     async def spawn(
         self, argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], stdin: bytes = b""
