@@ -249,3 +249,25 @@ async def test_broken_stdin_is_reported_for_a_failing_action() -> None:
     result = await run_process(sh("exit 2", stdin=b"x" * 1_000_000))
     assert result.exit_code == 2
     assert result.error is not None and "stdin" in result.error
+
+
+def sig_mask(status: str, field: str) -> int:
+    line = next(line for line in status.splitlines() if line.startswith(field + ":"))
+    return int(line.split()[1], 16)
+
+
+async def test_a_worker_ignoring_sigint_and_sigquit_starts_actions_with_the_defaults() -> None:
+    """A worker started in the background ignores SIGINT/SIGQUIT; its actions must not inherit
+    that, and the worker must go on ignoring them (it used to reset them in a ``preexec_fn``,
+    which turns every spawn into a full fork of the worker)."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        result = await run_process(sh("cat /proc/self/status"))
+        os.kill(os.getpid(), signal.SIGINT)  # still ignored: no KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGQUIT)  # still ignored: no core dump
+        await asyncio.sleep(0)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGQUIT - 1))
+    assert sig_mask(result.stdout, "SigIgn") & wanted == 0
