@@ -152,14 +152,14 @@ def settings(tmp_path: Path, database_template: str, packs_dir: Path, bus_prefix
     return load_settings(None, overrides, ensure_secrets=False, read_files=False)
 
 
-async def _truncate_all(runtime: Platform) -> None:
+async def _truncate_all(platform: Platform) -> None:
     names = ", ".join(f'"{t.name}"' for t in models.Base.metadata.sorted_tables)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Platform]:
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
     async with open_platform(settings) as rt:
         if BACKEND == "postgres":
             await _truncate_all(rt)
@@ -167,17 +167,17 @@ async def runtime(settings: Settings) -> AsyncIterator[Platform]:
 
 
 @pytest.fixture
-def fake_clock(runtime: Platform) -> FakeClock:
+def fake_clock(platform: Platform) -> FakeClock:
     """A fake clock on ``runtime`` starting at the real now (so rows stamped by column defaults
     compare sensibly): the services' time moves only with ``fake_clock.advance``."""
     clock = FakeClock(utcnow())
-    runtime.clock = clock
+    platform.clock = clock
     return clock
 
 
 @pytest.fixture
-def app(runtime: Platform) -> Any:
-    return create_app(runtime)
+def app(platform: Platform) -> Any:
+    return create_app(platform)
 
 
 @pytest.fixture
@@ -194,17 +194,17 @@ def password_hash() -> str:
 
 
 @pytest.fixture
-async def user(runtime: Platform, password_hash: str) -> models.Identity:
-    async with runtime.db.transaction() as session:
+async def user(platform: Platform, password_hash: str) -> models.Identity:
+    async with platform.db.transaction() as session:
         return await identities.create(
             session, "alice", password_hash=password_hash, display_name="Alice", is_admin=True
         )
 
 
 @pytest.fixture
-async def api(app: Any, runtime: Platform, user: models.Identity) -> AsyncIterator[httpx.AsyncClient]:
+async def api(app: Any, platform: Platform, user: models.Identity) -> AsyncIterator[httpx.AsyncClient]:
     """A client carrying a valid access token for ``user``."""
-    token = runtime.tokens.access(user.id, user.login)
+    token = platform.tokens.access(user.id, user.login)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://attune.test", headers={"Authorization": f"Bearer {token}"}

@@ -12,10 +12,10 @@ from attune.platform import Platform
 
 
 async def make_identity(
-    runtime: Platform, login: str, password_hash: str | None, *sets: str, is_admin: bool = False
+    platform: Platform, login: str, password_hash: str | None, *sets: str, is_admin: bool = False
 ) -> models.Identity:
     """An identity holding the permission sets ``sets`` (the built-in ones are seeded first)."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await permissions.ensure_builtin_sets(session)
         identity = await identities.create(
             session, login, password_hash=password_hash, display_name=login, is_admin=is_admin
@@ -27,9 +27,9 @@ async def make_identity(
     return identity
 
 
-def client_for(app: Any, runtime: Platform, identity: models.Identity) -> httpx.AsyncClient:
+def client_for(app: Any, platform: Platform, identity: models.Identity) -> httpx.AsyncClient:
     """An in-process client carrying an access token of ``identity``."""
-    token = runtime.tokens.access(identity.id, identity.login)
+    token = platform.tokens.access(identity.id, identity.login)
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://attune.test",

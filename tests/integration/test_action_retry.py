@@ -55,11 +55,11 @@ async def test_pack_yaml_retry_and_max_retries_are_registered(api: httpx.AsyncCl
     assert (plain["retry"]["count"], plain["max_retries"]) == (0, 0)
 
 
-async def test_an_invalid_retry_block_names_the_file(runtime: Platform, tmp_path: Path) -> None:
+async def test_an_invalid_retry_block_names_the_file(platform: Platform, tmp_path: Path) -> None:
     pack = write_pack(tmp_path)
     (pack / "actions" / "flaky.yaml").write_text("name: flaky\nentry_point: flaky.sh\nretry: {on: [crash]}\n")
     try:
-        await register_pack(runtime, pack)
+        await register_pack(platform, pack)
     except Exception as exc:
         assert "actions/flaky.yaml" in str(exc) and "retry.on" in str(exc)
     else:
@@ -81,29 +81,29 @@ async def test_the_api_sets_the_retry_policy(api: httpx.AsyncClient) -> None:
 
 
 async def test_failed_attempts_are_retried_per_policy_and_the_chain_is_visible(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    _, action, _ = await seed_pack(runtime)
-    async with runtime.db.transaction() as session:
+    _, action, _ = await seed_pack(platform)
+    async with platform.db.transaction() as session:
         row = await session.get(models.Action, action.id)
         assert row is not None
         row.max_retries, row.retry_delay_seconds, row.retry_on = 2, 0, ["failed"]
-    await add_worker(runtime, "w-retry-policy", ["shell"])
-    async with running_executor(runtime):
+    await add_worker(platform, "w-retry-policy", ["shell"])
+    async with running_executor(platform):
         first = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]
-        await settle(runtime)
+        await settle(platform)
         # An ordinary action failure (not an infrastructure error) is retried: the policy decides.
-        await complete(runtime, first["id"], "failed", {"succeeded": False, "error": "exit code 1"})
-        await settle(runtime)
+        await complete(platform, first["id"], "failed", {"succeeded": False, "error": "exit code 1"})
+        await settle(platform)
 
         async def attempts() -> list[models.Execution]:
-            return await rows(runtime, models.Execution, models.Execution.original_execution == first["id"])
+            return await rows(platform, models.Execution, models.Execution.original_execution == first["id"])
 
         [second] = await eventually(attempts, timeout=5)
         assert (second.retry_count, second.retry_reason) == (1, "action_failed")
-        await settle(runtime)
-        await complete(runtime, second.id, "failed", {"succeeded": False, "error": "exit code 1"})
-        await settle(runtime)
+        await settle(platform)
+        await complete(platform, second.id, "failed", {"succeeded": False, "error": "exit code 1"})
+        await settle(platform)
 
         async def two_retries() -> list[models.Execution] | None:
             found = await attempts()
@@ -111,10 +111,10 @@ async def test_failed_attempts_are_retried_per_policy_and_the_chain_is_visible(
 
         retried = await eventually(two_retries, timeout=5)
         third = retried[-1]
-        await settle(runtime)
-        await complete(runtime, third.id, "failed", {"succeeded": False, "error": "exit code 1"})
+        await settle(platform)
+        await complete(platform, third.id, "failed", {"succeeded": False, "error": "exit code 1"})
         await asyncio.sleep(0.5)
-        await settle(runtime)
+        await settle(platform)
         assert len(await attempts()) == 2  # count: 2 is spent
 
         chain = (await api.get("/api/v1/executions", params={"original_execution": first["id"]})).json()
@@ -132,19 +132,19 @@ async def test_failed_attempts_are_retried_per_policy_and_the_chain_is_visible(
 
 
 async def test_a_timeout_is_not_retried_when_the_policy_covers_failures_only(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    _, action, _ = await seed_pack(runtime)
-    async with runtime.db.transaction() as session:
+    _, action, _ = await seed_pack(platform)
+    async with platform.db.transaction() as session:
         row = await session.get(models.Action, action.id)
         assert row is not None
         row.max_retries, row.retry_delay_seconds, row.retry_on = 2, 0, ["failed"]
-    await add_worker(runtime, "w-timeout", ["shell"])
-    async with running_executor(runtime):
+    await add_worker(platform, "w-timeout", ["shell"])
+    async with running_executor(platform):
         first = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]
-        await settle(runtime)
-        await complete(runtime, first["id"], "timeout", {"succeeded": False, "error": "timed out"})
+        await settle(platform)
+        await complete(platform, first["id"], "timeout", {"succeeded": False, "error": "timed out"})
         await asyncio.sleep(0.5)
-        await settle(runtime)
-        assert len(await rows(runtime, models.Execution)) == 1
-        assert (await get(runtime, models.Execution, first["id"])).status == "timeout"
+        await settle(platform)
+        assert len(await rows(platform, models.Execution)) == 1
+        assert (await get(platform, models.Execution, first["id"])).status == "timeout"

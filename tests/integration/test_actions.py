@@ -13,9 +13,9 @@ from attune.platform import Platform
 
 
 @pytest.fixture
-async def seed(runtime: Platform) -> dict[str, int]:
+async def seed(platform: Platform) -> dict[str, int]:
     """A pack ``demo`` and a runtime ``core.shell`` (name ``Shell``)."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         shell = models.Runtime(ref="core.shell", name="Shell", distributions={})
         session.add_all([pack, shell])
@@ -190,9 +190,9 @@ async def test_get_update_and_update_semantics(api: httpx.AsyncClient, seed: dic
 
 
 async def test_list_pagination_and_pack_listing(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform
+    api: httpx.AsyncClient, seed: dict[str, int], platform: Platform
 ) -> None:
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         other = models.Pack(ref="other", label="Other", version="1.0.0")
         session.add(other)
     for name in ("c", "a", "b"):
@@ -226,10 +226,10 @@ async def test_list_pagination_and_pack_listing(
 
 
 async def test_delete_keeps_rule_ref_and_drops_queue_stats(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform
+    api: httpx.AsyncClient, seed: dict[str, int], platform: Platform
 ) -> None:
     action_id = (await api.post("/api/v1/actions", json=action_body())).json()["data"]["id"]
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         trigger = models.Trigger(ref="demo.t", label="T", enabled=True)
         session.add(trigger)
         await session.flush()
@@ -253,13 +253,13 @@ async def test_delete_keeps_rule_ref_and_drops_queue_stats(
     assert response.json() == {"success": True, "message": "Action 'demo.hello' deleted successfully"}
     assert (await api.get("/api/v1/actions/demo.hello")).status_code == 404
     assert (await api.delete("/api/v1/actions/demo.hello")).status_code == 404
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rule = (await session.execute(sa.select(models.Rule))).scalar_one()
         assert (rule.action, rule.action_ref) == (None, "demo.hello")
         assert await session.get(models.QueueStats, action_id) is None
 
 
-async def test_queue_stats(api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform) -> None:
+async def test_queue_stats(api: httpx.AsyncClient, seed: dict[str, int], platform: Platform) -> None:
     action_id = (await api.post("/api/v1/actions", json=action_body())).json()["data"]["id"]
     none_yet = await api.get("/api/v1/actions/demo.hello/queue-stats")
     assert none_yet.status_code == 404
@@ -270,7 +270,7 @@ async def test_queue_stats(api: httpx.AsyncClient, seed: dict[str, int], runtime
     assert (await api.get("/api/v1/actions/demo.ghost/queue-stats")).json()[
         "error"
     ] == "Action 'demo.ghost' not found"
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         session.add(
             models.QueueStats(
                 action_id=action_id,

@@ -27,8 +27,8 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-async def add(runtime: Platform, *rows: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def add(platform: Platform, *rows: Any) -> None:
+    async with platform.db.transaction() as session:
         session.add_all(rows)
 
 
@@ -76,10 +76,10 @@ async def get(api: httpx.AsyncClient, path: str, **params: Any) -> Any:
 
 
 async def test_status_series_counts_transitions_per_hour_by_new_status(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     await add(
-        runtime,
+        platform,
         transition(T0 + timedelta(minutes=5), "running"),
         transition(T0 + timedelta(minutes=50), "running"),
         transition(T0 + timedelta(minutes=55), "completed"),
@@ -103,9 +103,9 @@ async def test_status_series_counts_transitions_per_hour_by_new_status(
 
 
 async def test_buckets_are_included_when_their_hour_start_is_in_range(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    await add(runtime, *(event(T0 + i * H + timedelta(minutes=40)) for i in range(4)))
+    await add(platform, *(event(T0 + i * H + timedelta(minutes=40)) for i in range(4)))
 
     # since=08:30 excludes the 08:00 bucket; until=10:15 includes the whole 10:00 bucket.
     data = await get(
@@ -118,9 +118,9 @@ async def test_buckets_are_included_when_their_hour_start_is_in_range(
     assert points(data["data"]) == [(iso(T0 + H), None, 1), (iso(T0 + 2 * H), None, 1)]
 
 
-async def test_volume_series_count_rows_created(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_volume_series_count_rows_created(api: httpx.AsyncClient, platform: Platform) -> None:
     await add(
-        runtime,
+        platform,
         created(T0), created(T0 + timedelta(minutes=59)), created(T0 + 2 * H),
         event(T0), event(T0 + H),
         enforcement(T0 + H), enforcement(T0 + H), enforcement(T0 + H + timedelta(minutes=30)),
@@ -136,9 +136,9 @@ async def test_volume_series_count_rows_created(api: httpx.AsyncClient, runtime:
     assert points(enforcements["data"]) == [(iso(T0 + H), None, 3)]
 
 
-async def test_worker_status_series(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_worker_status_series(api: httpx.AsyncClient, platform: Platform) -> None:
     await add(
-        runtime,
+        platform,
         transition(T0, "inactive", models.WorkerHistory),
         transition(T0 + timedelta(minutes=1), "active", models.WorkerHistory, entity_id=2),
         transition(T0 + timedelta(minutes=2), "inactive", models.WorkerHistory, entity_id=2),
@@ -149,9 +149,9 @@ async def test_worker_status_series(api: httpx.AsyncClient, runtime: Platform) -
     assert points(data["data"]) == [(iso(T0), "active", 1), (iso(T0), "inactive", 2)]
 
 
-async def test_failure_rate(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_failure_rate(api: httpx.AsyncClient, platform: Platform) -> None:
     statuses = ["completed"] * 5 + ["failed"] * 2 + ["timeout", "cancelled", "running"]
-    await add(runtime, *(transition(T0 + timedelta(minutes=i), s) for i, s in enumerate(statuses)))
+    await add(platform, *(transition(T0 + timedelta(minutes=i), s) for i, s in enumerate(statuses)))
 
     data = await get(api, "/api/v1/analytics/executions/failure-rate", since=iso(T0), until=iso(T0 + H))
     empty = await get(api, "/api/v1/analytics/executions/failure-rate", since=iso(T0 + 9 * H))
@@ -168,18 +168,18 @@ async def test_failure_rate(api: httpx.AsyncClient, runtime: Platform) -> None:
     assert (empty["total_terminal"], empty["failure_rate_pct"]) == (0, 0.0)
 
 
-async def test_dashboard_counts_equal_the_rows_created(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_dashboard_counts_equal_the_rows_created(api: httpx.AsyncClient, platform: Platform) -> None:
     executions = [models.Execution(action_ref="core.echo") for _ in range(6)]
-    await add(runtime, *executions)
+    await add(platform, *executions)
     finals = ["completed", "completed", "completed", "failed", "timeout", "running"]
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         for row, status in zip(executions, finals, strict=True):
             (await session.get(models.Execution, row.id)).status = status  # type: ignore[union-attr]
-    await add(runtime, *(models.Event(trigger_ref="core.timer") for _ in range(4)))
-    await add(runtime, *(models.Enforcement(rule_ref="core.r", trigger_ref="core.timer") for _ in range(3)))
+    await add(platform, *(models.Event(trigger_ref="core.timer") for _ in range(4)))
+    await add(platform, *(models.Enforcement(rule_ref="core.r", trigger_ref="core.timer") for _ in range(3)))
     workers = [models.Worker(name=f"w{i}", worker_type="local", worker_role="action") for i in range(2)]
-    await add(runtime, *workers)
-    async with runtime.db.transaction() as session:
+    await add(platform, *workers)
+    async with platform.db.transaction() as session:
         (await session.get(models.Worker, workers[0].id)).status = "inactive"  # type: ignore[union-attr]
 
     data = await get(api, "/api/v1/analytics/dashboard")
@@ -235,8 +235,8 @@ async def test_hours_is_clamped_and_fills_the_missing_end(api: httpx.AsyncClient
     assert datetime.fromisoformat(since_only["until"]) > T0 + 24 * H
 
 
-async def test_every_series_route_answers_the_same_shape(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await add(runtime, event(T0))
+async def test_every_series_route_answers_the_same_shape(api: httpx.AsyncClient, platform: Platform) -> None:
+    await add(platform, event(T0))
     for path in SERIES:
         data = await get(api, path, since=iso(T0), until=iso(T0 + H))
         assert set(data) == {"since", "until", "data"}, path

@@ -46,20 +46,20 @@ async def test_login_validation_names_the_field(client: httpx.AsyncClient) -> No
     assert body["error"].startswith("Invalid login request: login")
 
 
-async def test_register_is_closed_by_default(client: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_register_is_closed_by_default(client: httpx.AsyncClient, platform: Platform) -> None:
     body = {"login": "carol", "password": "longenough", "display_name": "Carol"}
     closed = await client.post("/auth/register", json=body)
     assert closed.status_code == 403
     assert closed.json()["code"] == "FORBIDDEN"
     assert "attune user create" in closed.json()["error"]
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         assert await identities.by_login(session, "carol") is None
 
 
 async def test_open_registration_answers_the_same_for_taken_and_free_logins(
-    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
+    client: httpx.AsyncClient, platform: Platform, user: models.Identity
 ) -> None:
-    runtime.settings.security.allow_self_registration = True
+    platform.settings.security.allow_self_registration = True
     free = await client.post("/auth/register", json={"login": "carol", "password": "longenough"})
     taken = await client.post("/auth/register", json={"login": "alice", "password": "longenough"})
     assert (free.status_code, free.json()) == (taken.status_code, taken.json())
@@ -112,18 +112,18 @@ async def test_me_and_change_password(api: httpx.AsyncClient, client: httpx.Asyn
 
 
 async def test_refresh_token_cannot_call_protected_routes(
-    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
+    client: httpx.AsyncClient, platform: Platform, user: models.Identity
 ) -> None:
-    refresh = runtime.tokens.refresh(user.id, user.login)
+    refresh = platform.tokens.refresh(user.id, user.login)
     response = await client.get("/auth/me", headers={"Authorization": f"Bearer {refresh}"})
     assert response.status_code == 401
     assert response.json() == {"error": {"code": 401, "message": "Invalid authentication token"}}
 
 
 async def test_expired_token_is_reported(
-    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
+    client: httpx.AsyncClient, platform: Platform, user: models.Identity
 ) -> None:
-    token, _ = runtime.tokens.issue(user.id, user.login, "access", -120)
+    token, _ = platform.tokens.issue(user.id, user.login, "access", -120)
     response = await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "Authentication token expired"
@@ -132,9 +132,9 @@ async def test_expired_token_is_reported(
 
 
 async def test_sensor_token_creates_sensor_identity(
-    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Platform
+    client: httpx.AsyncClient, api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    runtime.settings.security.service_token = SERVICE_TOKEN
+    platform.settings.security.service_token = SERVICE_TOKEN
     body = {"sensor_ref": "core.timer", "trigger_types": ["core.intervaltimer"], "ttl_seconds": 7200}
     response = await client.post(
         "/auth/internal/sensor-token", json=body, headers={"X-Attune-Service-Token": SERVICE_TOKEN}

@@ -42,14 +42,14 @@ def peer(app: Any, ip: str) -> httpx.AsyncClient:
 
 
 async def test_anonymous_sensor_token_mint_is_refused(
-    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Platform
+    client: httpx.AsyncClient, api: httpx.AsyncClient, platform: Platform
 ) -> None:
     """Anyone reaching the port got a 72-hour token accepted by every route."""
     path = "/auth/internal/sensor-token"
     # No credential configured (production default): the route is closed to everybody.
     closed = await client.post(path, json=SENSOR_BODY, headers={"X-Attune-Service-Token": "x" * 40})
     assert closed.status_code == 401
-    runtime.settings.security.service_token = SERVICE_TOKEN
+    platform.settings.security.service_token = SERVICE_TOKEN
     for headers in ({}, {"X-Attune-Service-Token": "y" * 45}, bearer("garbage")):
         refused = await client.post(path, json=SENSOR_BODY, headers=headers)
         assert refused.status_code == 401, headers
@@ -58,7 +58,7 @@ async def test_anonymous_sensor_token_mint_is_refused(
     assert (await client.post(path, json={})).status_code == 401
     # A user's access token is not the service credential.
     assert (await api.post("/auth/sensor-token", json=SENSOR_BODY)).status_code == 401
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         assert await identities.by_login(session, "sensor:core.timer") is None
     # With the credential, as a header or as the bearer of the internal route.
     for headers in ({"X-Attune-Service-Token": SERVICE_TOKEN}, bearer(SERVICE_TOKEN)):
@@ -71,11 +71,11 @@ async def test_anonymous_sensor_token_mint_is_refused(
 
 
 async def test_sensor_token_reaches_only_what_a_sensor_needs(
-    client: httpx.AsyncClient, runtime: Platform
+    client: httpx.AsyncClient, platform: Platform
 ) -> None:
     """A sensor token ran shell commands through POST /executions/execute."""
     _identity, token, _expires = await mint_sensor_token(
-        runtime.db, runtime.tokens, "demo.watcher", ["demo.tick"], 3600
+        platform.db, platform.tokens, "demo.watcher", ["demo.tick"], 3600
     )
     execute = await client.post(
         "/api/v1/executions/execute", json={"action_ref": "core.echo"}, headers=bearer(token)
@@ -128,14 +128,14 @@ async def test_password_change_revokes_earlier_tokens(
 
 
 async def test_tokens_of_a_deleted_identity_are_refused(
-    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
+    client: httpx.AsyncClient, platform: Platform, user: models.Identity
 ) -> None:
-    token = runtime.tokens.access(user.id, user.login)
-    async with runtime.db.transaction() as session:
+    token = platform.tokens.access(user.id, user.login)
+    async with platform.db.transaction() as session:
         row = await session.get(models.Identity, user.id)
         await session.delete(row)
     # The guard caches versions for a few seconds; a fresh app (another process) sees it at once.
-    transport = httpx.ASGITransport(app=create_app(runtime))
+    transport = httpx.ASGITransport(app=create_app(platform))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         assert (await c.get("/auth/me", headers=bearer(token))).status_code == 401
 
@@ -158,7 +158,7 @@ async def test_thirty_wrong_passwords_are_throttled(client: httpx.AsyncClient, u
 
 
 async def test_login_failures_are_throttled_per_client_address(
-    app: Any, runtime: Platform, user: models.Identity
+    app: Any, platform: Platform, user: models.Identity
 ) -> None:
     app.state.login_throttle = LoginThrottle(per_login=100, per_address=5, window=300)
     async with peer(app, "203.0.113.9") as attacker:
@@ -208,11 +208,11 @@ class _SpyHasher(PasswordHasher):
 
 
 async def test_unknown_login_costs_a_password_verification(
-    client: httpx.AsyncClient, runtime: Platform, user: models.Identity
+    client: httpx.AsyncClient, platform: Platform, user: models.Identity
 ) -> None:
     """An unknown login answered in ~3 ms against ~30 ms for a known one: a login oracle."""
     spy = _SpyHasher()
-    runtime.hasher = spy
+    platform.hasher = spy
     unknown = await client.post("/auth/login", json={"login": "nobody", "password": "whatever"})
     assert unknown.status_code == 401
     assert spy.verified == [dummy_hash(spy)]
@@ -225,7 +225,7 @@ async def test_unknown_login_costs_a_password_verification(
     assert (wrong.status_code, wrong.json()) == (401, unknown.json())
     assert spy.verified == [user.password_hash]
     # Identities without a password (sensors) take the dummy path as well.
-    await mint_sensor_token(runtime.db, runtime.tokens, "demo.watcher", ["demo.tick"], 3600)
+    await mint_sensor_token(platform.db, platform.tokens, "demo.watcher", ["demo.tick"], 3600)
     spy.verified.clear()
     service = await client.post("/auth/login", json={"login": "sensor:demo.watcher", "password": "x"})
     assert service.status_code == 401
@@ -235,41 +235,41 @@ async def test_unknown_login_costs_a_password_verification(
 # --------------------------------------------------------------------------- start-up refusals
 
 
-async def test_listening_beyond_loopback_with_the_default_password_is_refused(runtime: Platform) -> None:
+async def test_listening_beyond_loopback_with_the_default_password_is_refused(platform: Platform) -> None:
     """`make run` bound 0.0.0.0 with the published test@attune.local / TestPass123!."""
-    await ensure_default_user(runtime)
-    server = runtime.settings.server
+    await ensure_default_user(platform)
+    server = platform.settings.server
     for host in ("127.0.0.1", "localhost", "::1"):
         server.host = host
-        await check_startup(runtime, serves_http=True)
+        await check_startup(platform, serves_http=True)
     for host in ("0.0.0.0", "::", "192.168.1.20"):
         server.host = host
         with pytest.raises(ConfigError, match=rf"Refusing to listen on {host}: .*{DEFAULT_LOGIN}"):
-            await check_startup(runtime, serves_http=True)
+            await check_startup(platform, serves_http=True)
     # Processes that do not listen (worker, executor) are not concerned.
-    await check_startup(runtime, serves_http=False)
+    await check_startup(platform, serves_http=False)
     # Once the password is changed, listening anywhere is the operator's choice.
-    new_hash = hash_password(runtime.hasher, "not-the-published-one")
-    async with runtime.db.transaction() as session:
+    new_hash = hash_password(platform.hasher, "not-the-published-one")
+    async with platform.db.transaction() as session:
         row = await identities.by_login(session, DEFAULT_LOGIN)
         assert row is not None
         await identities.set_password(session, row, new_hash)
-    await check_startup(runtime, serves_http=True)
+    await check_startup(platform, serves_http=True)
 
 
-async def test_production_refuses_the_development_users_default_password(runtime: Platform) -> None:
-    await ensure_default_user(runtime)
-    runtime.settings.environment = "production"
-    runtime.settings.security.jwt_secret = "j" * 40
+async def test_production_refuses_the_development_users_default_password(platform: Platform) -> None:
+    await ensure_default_user(platform)
+    platform.settings.environment = "production"
+    platform.settings.security.jwt_secret = "j" * 40
     with pytest.raises(ConfigError, match=rf"{DEFAULT_LOGIN} still has its published default password"):
-        await check_startup(runtime, serves_http=False)
-    runtime.settings.security.allow_self_registration = True
+        await check_startup(platform, serves_http=False)
+    platform.settings.security.allow_self_registration = True
     with pytest.raises(ConfigError, match=r"security\.allow_self_registration"):
-        await check_startup(runtime, serves_http=False)
-    runtime.settings.security.allow_self_registration = False
-    async with runtime.db.transaction() as session:
+        await check_startup(platform, serves_http=False)
+    platform.settings.security.allow_self_registration = False
+    async with platform.db.transaction() as session:
         row = await identities.by_login(session, DEFAULT_LOGIN)
         assert row is not None
         await session.delete(row)
-    await check_startup(runtime, serves_http=True)
+    await check_startup(platform, serves_http=True)
     assert DEFAULT_PASSWORD  # the constant the refusal protects

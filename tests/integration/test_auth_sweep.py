@@ -42,7 +42,7 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def bad_tokens(runtime: Platform, identity: models.Identity) -> dict[str, str | None]:
+def bad_tokens(platform: Platform, identity: models.Identity) -> dict[str, str | None]:
     """Every kind of token that must not open a protected route, by name."""
     now = int(time.time())
     claims = {"sub": str(identity.id), "login": identity.login, "iat": now, "exp": now + 3600}
@@ -51,12 +51,12 @@ def bad_tokens(runtime: Platform, identity: models.Identity) -> dict[str, str | 
         "none": None,
         "garbage": "garbage",
         # Beyond the 60 s leeway.
-        "expired": runtime.tokens.issue(identity.id, identity.login, "access", -120)[0],
+        "expired": platform.tokens.issue(identity.id, identity.login, "access", -120)[0],
         "other secret": jwt.encode(claims, "another-secret-0123456789abcdef0123456789", algorithm="HS256"),
-        "refresh": runtime.tokens.refresh(identity.id, identity.login),
+        "refresh": platform.tokens.refresh(identity.id, identity.login),
         "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
         # Issued before the identity's password change (token_version 0, identity now at 1).
-        "revoked": runtime.tokens.access(identity.id, identity.login, 0),
+        "revoked": platform.tokens.access(identity.id, identity.login, 0),
     }
 
 
@@ -72,8 +72,8 @@ def concrete(path: str) -> str:
 
 
 @pytest.fixture
-async def revoked_user(runtime: Platform, user: models.Identity) -> models.Identity:
-    async with runtime.db.transaction() as session:
+async def revoked_user(platform: Platform, user: models.Identity) -> models.Identity:
+    async with platform.db.transaction() as session:
         row = await identities.by_login(session, user.login)
         assert row is not None
         assert row.password_hash is not None
@@ -82,17 +82,17 @@ async def revoked_user(runtime: Platform, user: models.Identity) -> models.Ident
 
 
 async def test_every_protected_operation_refuses_bad_tokens(
-    runtime: Platform, revoked_user: models.Identity
+    platform: Platform, revoked_user: models.Identity
 ) -> None:
-    app = create_app(runtime)
-    runtime.settings.security.service_token = "service-credential-0123456789abcdef0123456789"
+    app = create_app(platform)
+    platform.settings.security.service_token = "service-credential-0123456789abcdef0123456789"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://attune.test") as c:
         spec = (await c.get("/api-spec/openapi.json")).json()
         ops = operations(spec)
         unsecured = {(m, p) for m, p in ops if not spec["paths"][p][m.lower()].get("security")}
         # Nothing is public by accident: every operation without a security entry is known.
         assert unsecured == PUBLIC | QUERY_TOKEN | SERVICE_CREDENTIAL
-        tokens = bad_tokens(runtime, revoked_user)
+        tokens = bad_tokens(platform, revoked_user)
         failures: list[str] = []
         swept = 0
         for method, path in ops:

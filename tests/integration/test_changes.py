@@ -25,14 +25,14 @@ CHANGE = str(MessageType.CHANGE_NOTIFICATION)
 
 
 @pytest.fixture
-def held_outbox(runtime: Platform) -> None:
+def held_outbox(platform: Platform) -> None:
     """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
 
-    runtime.relay.pause()
+    platform.relay.pause()
 
 
-async def add(runtime: Platform, row: Any) -> Any:
-    async with runtime.db.transaction() as session:
+async def add(platform: Platform, row: Any) -> Any:
+    async with platform.db.transaction() as session:
         session.add(row)
     return row
 
@@ -48,17 +48,17 @@ def worker(name: str = "worker-a", **values: Any) -> models.Worker:
 
 
 async def history(
-    runtime: Platform, model: Any = models.ExecutionHistory, entity_id: int | None = None
+    platform: Platform, model: Any = models.ExecutionHistory, entity_id: int | None = None
 ) -> list[Any]:
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         query = sa.select(model).order_by(model.id)
         if entity_id is not None:
             query = query.where(model.entity_id == entity_id)
         return list((await session.execute(query)).scalars())
 
 
-async def staged(runtime: Platform) -> list[models.OutboxMessage]:
-    async with runtime.db.session() as session:
+async def staged(platform: Platform) -> list[models.OutboxMessage]:
+    async with platform.db.session() as session:
         query = (
             sa.select(models.OutboxMessage)
             .where(models.OutboxMessage.message_type == CHANGE)
@@ -67,8 +67,8 @@ async def staged(runtime: Platform) -> list[models.OutboxMessage]:
         return list((await session.execute(query)).scalars())
 
 
-async def set_fields(runtime: Platform, model: Any, entity_id: int, **values: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def set_fields(platform: Platform, model: Any, entity_id: int, **values: Any) -> None:
+    async with platform.db.transaction() as session:
         row = await session.get(model, entity_id)
         for key, value in values.items():
             setattr(row, key, value)
@@ -77,10 +77,10 @@ async def set_fields(runtime: Platform, model: Any, entity_id: int, **values: An
 # --------------------------------------------------------------------------- history: ORM flushes
 
 
-async def test_inserting_an_execution_records_one_insert_row(runtime: Platform) -> None:
-    row = await add(runtime, execution(parent=40, enforcement=41))
+async def test_inserting_an_execution_records_one_insert_row(platform: Platform) -> None:
+    row = await add(platform, execution(parent=40, enforcement=41))
 
-    (record,) = await history(runtime)
+    (record,) = await history(platform)
     assert (record.operation, record.entity_id, record.entity_ref) == ("INSERT", row.id, "core.echo")
     assert record.changed_fields == []
     assert record.old_values is None
@@ -91,19 +91,19 @@ async def test_inserting_an_execution_records_one_insert_row(runtime: Platform) 
         "parent": 40,
         "enforcement": 41,
     }
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         # Stored as SQL NULL, not as a JSON null document.
         query = sa.select(sa.func.count()).where(models.ExecutionHistory.__table__.c.old_values.is_(None))
         assert (await session.execute(query)).scalar_one() == 1
 
 
-async def test_status_and_result_update_records_changed_fields_with_a_digest(runtime: Platform) -> None:
-    row = await add(runtime, execution(status="running"))
+async def test_status_and_result_update_records_changed_fields_with_a_digest(platform: Platform) -> None:
+    row = await add(platform, execution(status="running"))
     result = {"stdout": "done", "exit_code": 0}
 
-    await set_fields(runtime, models.Execution, row.id, status="completed", result=result, config={"x": 1})
+    await set_fields(platform, models.Execution, row.id, status="completed", result=result, config={"x": 1})
 
-    update = (await history(runtime))[-1]
+    update = (await history(platform))[-1]
     assert update.operation == "UPDATE"
     assert update.changed_fields == ["status", "result"]
     assert update.old_values == {"status": "running", "result": None}
@@ -111,49 +111,51 @@ async def test_status_and_result_update_records_changed_fields_with_a_digest(run
     assert update.new_values["result"]["digest"].startswith("md5:")
 
 
-async def test_untracked_or_unchanged_updates_record_nothing(runtime: Platform) -> None:
-    row = await add(runtime, execution())
+async def test_untracked_or_unchanged_updates_record_nothing(platform: Platform) -> None:
+    row = await add(platform, execution())
 
-    await set_fields(runtime, models.Execution, row.id, config={"changed": True}, retry_reason="manual_retry")
-    await set_fields(runtime, models.Execution, row.id, status="requested")
+    await set_fields(
+        platform, models.Execution, row.id, config={"changed": True}, retry_reason="manual_retry"
+    )
+    await set_fields(platform, models.Execution, row.id, status="requested")
 
-    assert [r.operation for r in await history(runtime)] == ["INSERT"]
+    assert [r.operation for r in await history(platform)] == ["INSERT"]
 
 
-async def test_old_values_are_right_when_the_attribute_was_not_loaded(runtime: Platform) -> None:
-    row = await add(runtime, execution(status="scheduled"))
+async def test_old_values_are_right_when_the_attribute_was_not_loaded(platform: Platform) -> None:
+    row = await add(platform, execution(status="scheduled"))
 
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         loaded = await session.get(models.Execution, row.id)
         assert loaded is not None
         session.expire(loaded, ["status"])
         loaded.status = "running"
 
-    update = (await history(runtime))[-1]
+    update = (await history(platform))[-1]
     assert (update.old_values, update.new_values) == ({"status": "scheduled"}, {"status": "running"})
 
 
-async def test_history_rolls_back_with_the_write(runtime: Platform) -> None:
+async def test_history_rolls_back_with_the_write(platform: Platform) -> None:
     with pytest.raises(RuntimeError):
-        async with runtime.db.transaction() as session:
+        async with platform.db.transaction() as session:
             session.add(execution())
             await session.flush()
             raise RuntimeError("abort")
 
-    assert await history(runtime) == []
+    assert await history(platform) == []
 
 
-async def test_worker_heartbeats_record_nothing_but_status_changes_do(runtime: Platform) -> None:
-    row = await add(runtime, worker())
+async def test_worker_heartbeats_record_nothing_but_status_changes_do(platform: Platform) -> None:
+    row = await add(platform, worker())
 
-    await set_fields(runtime, models.Worker, row.id, last_heartbeat=utcnow())
-    async with runtime.db.transaction() as session:
+    await set_fields(platform, models.Worker, row.id, last_heartbeat=utcnow())
+    async with platform.db.transaction() as session:
         await session.execute(
             sa.update(models.Worker).where(models.Worker.id == row.id).values(last_heartbeat=utcnow())
         )
-    await set_fields(runtime, models.Worker, row.id, status="inactive", meta={"reason": "drained"})
+    await set_fields(platform, models.Worker, row.id, status="inactive", meta={"reason": "drained"})
 
-    records = await history(runtime, models.WorkerHistory)
+    records = await history(platform, models.WorkerHistory)
     assert [r.operation for r in records] == ["INSERT", "UPDATE"]
     assert records[0].new_values == {
         "name": "worker-a",
@@ -169,19 +171,19 @@ async def test_worker_heartbeats_record_nothing_but_status_changes_do(runtime: P
     assert records[1].new_values == {"status": "inactive", "meta": {"reason": "drained"}}
 
 
-async def test_deletes_record_a_row_without_values(runtime: Platform) -> None:
-    exe = await add(runtime, execution())
-    first, second = await add(runtime, worker("worker-a")), await add(runtime, worker("worker-b"))
+async def test_deletes_record_a_row_without_values(platform: Platform) -> None:
+    exe = await add(platform, execution())
+    first, second = await add(platform, worker("worker-a")), await add(platform, worker("worker-b"))
 
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await session.delete(await session.get(models.Execution, exe.id))
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await session.execute(sa.delete(models.Worker).where(models.Worker.id == first.id))
 
-    deleted = (await history(runtime))[-1]
+    deleted = (await history(platform))[-1]
     assert (deleted.operation, deleted.entity_id, deleted.entity_ref) == ("DELETE", exe.id, "core.echo")
     assert (deleted.changed_fields, deleted.old_values, deleted.new_values) == ([], None, None)
-    workers = await history(runtime, models.WorkerHistory)
+    workers = await history(platform, models.WorkerHistory)
     assert [(r.operation, r.entity_ref) for r in workers if r.operation == "DELETE"] == [
         ("DELETE", "worker-a")
     ]
@@ -191,11 +193,11 @@ async def test_deletes_record_a_row_without_values(runtime: Platform) -> None:
 # --------------------------------------------------------------------------- history: bulk statements
 
 
-async def test_bulk_status_update_records_a_row_per_affected_execution(runtime: Platform) -> None:
-    rows = [await add(runtime, execution(status="scheduled")) for _ in range(3)]
+async def test_bulk_status_update_records_a_row_per_affected_execution(platform: Platform) -> None:
+    rows = [await add(platform, execution(status="scheduled")) for _ in range(3)]
     targets = [rows[0].id, rows[1].id]
 
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         result = await session.execute(
             sa.update(models.Execution)
             .where(models.Execution.id.in_(targets), models.Execution.status == "scheduled")
@@ -203,7 +205,7 @@ async def test_bulk_status_update_records_a_row_per_affected_execution(runtime: 
         )
         assert result.rowcount == 2  # type: ignore[attr-defined]
 
-    updates = [r for r in await history(runtime) if r.operation == "UPDATE"]
+    updates = [r for r in await history(platform) if r.operation == "UPDATE"]
     assert sorted(r.entity_id for r in updates) == targets
     for record in updates:
         assert record.changed_fields == ["status"]
@@ -211,32 +213,32 @@ async def test_bulk_status_update_records_a_row_per_affected_execution(runtime: 
         assert record.entity_ref == "core.echo"
 
 
-async def test_bulk_update_of_result_records_digests(runtime: Platform) -> None:
-    row = await add(runtime, execution(status="running", result={"old": 1}))
+async def test_bulk_update_of_result_records_digests(platform: Platform) -> None:
+    row = await add(platform, execution(status="running", result={"old": 1}))
 
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution)
             .where(models.Execution.id == row.id)
             .values(status="failed", result={"error": "boom"})
         )
 
-    update = (await history(runtime))[-1]
+    update = (await history(platform))[-1]
     assert update.changed_fields == ["status", "result"]
     assert update.old_values == {"status": "running", "result": digest({"old": 1})}
     assert update.new_values == {"status": "failed", "result": digest({"error": "boom"})}
 
 
-async def test_bulk_update_by_primary_key_is_recorded(runtime: Platform) -> None:
-    first, second = await add(runtime, worker("worker-a")), await add(runtime, worker("worker-b"))
+async def test_bulk_update_by_primary_key_is_recorded(platform: Platform) -> None:
+    first, second = await add(platform, worker("worker-a")), await add(platform, worker("worker-b"))
 
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await session.execute(
             sa.update(models.Worker),
             [{"id": first.id, "status": "busy"}, {"id": second.id, "status": "active"}],
         )
 
-    updates = [r for r in await history(runtime, models.WorkerHistory) if r.operation == "UPDATE"]
+    updates = [r for r in await history(platform, models.WorkerHistory) if r.operation == "UPDATE"]
     assert [(r.entity_id, r.changed_fields, r.new_values) for r in updates] == [
         (first.id, ["status"], {"status": "busy"})
     ]
@@ -250,18 +252,18 @@ def bodies(messages: list[models.OutboxMessage], channel: str) -> list[dict[str,
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_execution_lifecycle_notifications_are_staged_without_result(runtime: Platform) -> None:
+async def test_execution_lifecycle_notifications_are_staged_without_result(platform: Platform) -> None:
     enforcement = await add(
-        runtime, models.Enforcement(rule_ref="p.on_tick", trigger_ref="core.intervaltimer", event=None)
+        platform, models.Enforcement(rule_ref="p.on_tick", trigger_ref="core.intervaltimer", event=None)
     )
-    exe = await add(runtime, execution(enforcement=enforcement.id, is_workflow=True, workflow_def=5))
-    await set_fields(runtime, models.Execution, exe.id, status="running", result={"big": "x" * 9000})
-    async with runtime.db.transaction() as session:
+    exe = await add(platform, execution(enforcement=enforcement.id, is_workflow=True, workflow_def=5))
+    await set_fields(platform, models.Execution, exe.id, status="running", result={"big": "x" * 9000})
+    async with platform.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution).where(models.Execution.id == exe.id).values(status="completed")
         )
 
-    messages = await staged(runtime)
+    messages = await staged(platform)
     assert {m.exchange for m in messages} == {NOTIFICATIONS_EXCHANGE}
     assert all(m.routing_key == m.body["payload"]["notification_type"] for m in messages)
     assert all("result" not in m.body["payload"]["payload"] for m in messages)
@@ -286,22 +288,22 @@ async def test_execution_lifecycle_notifications_are_staged_without_result(runti
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_event_enforcement_inquiry_and_notification_rows_notify(runtime: Platform) -> None:
-    event = await add(runtime, models.Event(trigger_ref="core.webhook", payload={"a": 1}))
+async def test_event_enforcement_inquiry_and_notification_rows_notify(platform: Platform) -> None:
+    event = await add(platform, models.Event(trigger_ref="core.webhook", payload={"a": 1}))
     enforcement = await add(
-        runtime, models.Enforcement(rule_ref="p.rule", trigger_ref="core.webhook", event=event.id)
+        platform, models.Enforcement(rule_ref="p.rule", trigger_ref="core.webhook", event=event.id)
     )
-    await set_fields(runtime, models.Enforcement, enforcement.id, status="processed", resolved_at=utcnow())
-    inquiry = await add(runtime, models.Inquiry(execution=3, prompt="Approve?"))
-    await set_fields(runtime, models.Inquiry, inquiry.id, status="responded", response={"approved": True})
+    await set_fields(platform, models.Enforcement, enforcement.id, status="processed", resolved_at=utcnow())
+    inquiry = await add(platform, models.Inquiry(execution=3, prompt="Approve?"))
+    await set_fields(platform, models.Inquiry, inquiry.id, status="responded", response={"approved": True})
     await add(
-        runtime,
+        platform,
         models.Notification(
             channel="attune_notifications", entity_type="pack", entity="core", activity="created"
         ),
     )
 
-    messages = await staged(runtime)
+    messages = await staged(platform)
     assert [m.routing_key for m in messages] == [
         "event_created",
         "enforcement_created",
@@ -334,28 +336,28 @@ async def test_event_enforcement_inquiry_and_notification_rows_notify(runtime: P
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_rolled_back_writes_stage_no_notification(runtime: Platform) -> None:
+async def test_rolled_back_writes_stage_no_notification(platform: Platform) -> None:
     with pytest.raises(RuntimeError):
-        async with runtime.db.transaction() as session:
+        async with platform.db.transaction() as session:
             session.add(execution())
             await session.flush()
             raise RuntimeError("abort")
 
-    assert await staged(runtime) == []
+    assert await staged(platform) == []
 
 
-async def test_notifications_reach_the_bus_after_commit(runtime: Platform) -> None:
+async def test_notifications_reach_the_bus_after_commit(platform: Platform) -> None:
     received: list[Envelope] = []
 
     async def handler(envelope: Envelope) -> None:
         received.append(envelope)
 
     queue = f"t.changes.{uuid.uuid4().hex[:8]}"
-    await runtime.bus.declare_queue(QueueSpec(queue, ((NOTIFICATIONS_EXCHANGE, ""),)))
-    consumer = await runtime.bus.consume(queue, handler)
+    await platform.bus.declare_queue(QueueSpec(queue, ((NOTIFICATIONS_EXCHANGE, ""),)))
+    consumer = await platform.bus.consume(queue, handler)
     try:
-        exe = await add(runtime, execution())
-        await runtime.relay.flush()
+        exe = await add(platform, execution())
+        await platform.relay.flush()
         deadline = asyncio.get_running_loop().time() + 5
         while not received and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - filled by the consumer task
             await asyncio.sleep(0.02)

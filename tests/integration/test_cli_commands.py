@@ -44,7 +44,7 @@ class Bridge(httpx.BaseTransport):
 
 
 class Cli:
-    runtime: Platform
+    platform: Platform
 
     def __init__(self, bridge: Bridge, home: Path) -> None:
         self.bridge = bridge
@@ -78,9 +78,9 @@ class Cli:
 
 
 @pytest.fixture
-async def cli(app: Any, tmp_path: Path, runtime: Platform) -> Cli:
+async def cli(app: Any, tmp_path: Path, platform: Platform) -> Cli:
     cli = Cli(Bridge(app, asyncio.get_running_loop()), tmp_path / "home")
-    cli.runtime = runtime
+    cli.platform = platform
     return cli
 
 
@@ -122,7 +122,7 @@ async def test_bad_login_exits_1_with_the_server_message(cli: Cli, user: models.
 
 
 async def test_expired_token_is_refreshed_silently(
-    logged_in: Cli, runtime: Platform, user: models.Identity
+    logged_in: Cli, platform: Platform, user: models.Identity
 ) -> None:
     config = yaml.safe_load(logged_in.config_file.read_text())
     old_refresh = config["profiles"]["default"]["refresh_token"]
@@ -133,7 +133,7 @@ async def test_expired_token_is_refreshed_silently(
     assert rows == []
     saved = yaml.safe_load(logged_in.config_file.read_text())["profiles"]["default"]
     assert saved["auth_token"] != "not-a-valid-token"
-    assert runtime.tokens.decode(saved["auth_token"]).login == user.login
+    assert platform.tokens.decode(saved["auth_token"]).login == user.login
     assert saved["refresh_token"] and saved["refresh_token"] != "" and old_refresh
 
 
@@ -388,7 +388,7 @@ async def test_workflow_and_inquiry_commands(logged_in: Cli) -> None:
     assert data["status"] == "responded" and data["response"] == {"approved": True}
 
     flow = await logged_in.json("run", "demo.flow", "--async")
-    await WorkflowEngine(logged_in.runtime).start(flow["id"])
+    await WorkflowEngine(logged_in.platform).start(flow["id"])
     paused = await logged_in("execution", "pause", str(flow["id"]))
     assert paused.exit_code == 0, paused.output
     assert (await logged_in.json("execution", "show", str(flow["id"])))["status"] == "paused"
@@ -410,11 +410,11 @@ async def test_execution_rerun_passes_new_parameters(logged_in: Cli) -> None:
 
 
 async def test_execution_show_names_the_attempt_and_its_first_execution(
-    logged_in: Cli, runtime: Platform
+    logged_in: Cli, platform: Platform
 ) -> None:
     await _pack_with_action(logged_in)
     first = await logged_in.json("run", "demo.greet", "name=a", "--async")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         retry = models.Execution(
             action_ref="demo.greet",
             config={"name": "a"},
@@ -471,9 +471,9 @@ async def test_webhook_regenerate_prints_the_new_key_and_url(logged_in: Cli) -> 
     assert f"/api/v1/webhooks/{new_key}" in result.stdout
 
 
-async def test_runtime_and_policy_commands(logged_in: Cli, runtime: Platform) -> None:
+async def test_runtime_and_policy_commands(logged_in: Cli, platform: Platform) -> None:
     await _pack_with_action(logged_in)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack_id = await session.scalar(sa.select(models.Pack.id).where(models.Pack.ref == "demo"))
         session.add(
             models.Runtime(ref="demo.sh", name="Shell", pack=pack_id, pack_ref="demo", distributions={})

@@ -60,7 +60,7 @@ async def test_create_grant_show_revoke_and_delete_a_user(logged_in: Cli) -> Non
     assert "vera" not in {row["login"] for row in await logged_in.json("user", "list")}
 
 
-async def test_a_viewer_is_refused_with_the_servers_message(logged_in: Cli, runtime: Platform) -> None:  # noqa: F811
+async def test_a_viewer_is_refused_with_the_servers_message(logged_in: Cli, platform: Platform) -> None:  # noqa: F811
     await logged_in.json("user", "create", "vic", "--password", "Vic-Passw0rd!")
     assert (await logged_in("permission", "grant", "vic", "core.viewer")).exit_code == 0
     assert (await logged_in("auth", "logout")).exit_code == 0
@@ -73,7 +73,7 @@ async def test_a_viewer_is_refused_with_the_servers_message(logged_in: Cli, runt
 async def test_the_first_administrator_is_created_in_the_database(
     cli: Cli,  # noqa: F811
     settings: Settings,
-    runtime: Platform,
+    platform: Platform,
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "server.yaml"
@@ -90,6 +90,6 @@ async def test_the_first_administrator_is_created_in_the_database(
         "user", "create", "root", "--admin", "--password", "Root-Passw0rd", "--config", str(config)
     )
     assert result.exit_code == 0, result.output
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         row: Any = await identities.by_login(session, "root")
     assert isinstance(row, models.Identity) and row.is_admin

@@ -14,7 +14,7 @@ ENFORCEMENTS = "/api/v1/enforcements"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-async def seed(runtime: Platform) -> list[models.Enforcement]:
+async def seed(platform: Platform) -> list[models.Enforcement]:
     """Four enforcements on consecutive days, oldest first."""
     rows = [
         models.Enforcement(
@@ -35,15 +35,15 @@ async def seed(runtime: Platform) -> list[models.Enforcement]:
             created=T0 + timedelta(3),
         ),
     ]
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
     return rows
 
 
-async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, runtime: Platform) -> None:
-    rows = await seed(runtime)
+async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, platform: Platform) -> None:
+    rows = await seed(platform)
     response = await api.get(ENFORCEMENTS)
     assert response.status_code == 200
     body = response.json()
@@ -69,8 +69,8 @@ async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, r
     }
 
 
-async def test_filter_precedence_status_rule_event(api: httpx.AsyncClient, runtime: Platform) -> None:
-    rows = await seed(runtime)
+async def test_filter_precedence_status_rule_event(api: httpx.AsyncClient, platform: Platform) -> None:
+    rows = await seed(platform)
     ids = {row.id: index for index, row in enumerate(rows)}
 
     async def indexes(**params: Any) -> list[int]:
@@ -90,9 +90,9 @@ async def test_filter_precedence_status_rule_event(api: httpx.AsyncClient, runti
     assert bad.status_code == 400
 
 
-async def test_rule_filter_beats_event(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_rule_filter_beats_event(api: httpx.AsyncClient, platform: Platform) -> None:
     pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         session.add(pack)
         await session.flush()
         rule = models.Rule(
@@ -116,8 +116,8 @@ async def test_rule_filter_beats_event(api: httpx.AsyncClient, runtime: Platform
     assert response.json()["data"][0]["rule"] == rule.id
 
 
-async def test_pagination_family_b_has_no_cap(api: httpx.AsyncClient, runtime: Platform) -> None:
-    async with runtime.db.transaction() as session:
+async def test_pagination_family_b_has_no_cap(api: httpx.AsyncClient, platform: Platform) -> None:
+    async with platform.db.transaction() as session:
         session.add_all(
             [
                 models.Enforcement(rule_ref="demo.a", trigger_ref="demo.t", created=T0 + timedelta(seconds=i))
@@ -132,8 +132,8 @@ async def test_pagination_family_b_has_no_cap(api: httpx.AsyncClient, runtime: P
     assert page["pagination"]["total_pages"] == 2
 
 
-async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> None:
-    rows = await seed(runtime)
+async def test_get_one_and_404(api: httpx.AsyncClient, platform: Platform) -> None:
+    rows = await seed(platform)
     response = await api.get(f"{ENFORCEMENTS}/{rows[3].id}")
     assert response.status_code == 200
     assert response.json() == {

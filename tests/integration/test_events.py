@@ -17,14 +17,14 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def held_outbox(runtime: Platform) -> None:
+def held_outbox(platform: Platform) -> None:
     """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
 
-    runtime.relay.pause()
+    platform.relay.pause()
 
 
-async def staged(runtime: Platform, message_type: str) -> list[dict[str, Any]]:
-    async with runtime.db.session() as session:
+async def staged(platform: Platform, message_type: str) -> list[dict[str, Any]]:
+    async with platform.db.session() as session:
         query = (
             sa.select(models.OutboxMessage)
             .where(models.OutboxMessage.message_type == message_type)
@@ -33,22 +33,22 @@ async def staged(runtime: Platform, message_type: str) -> list[dict[str, Any]]:
         return [row.body for row in (await session.execute(query)).scalars()]
 
 
-async def add(runtime: Platform, *rows: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def add(platform: Platform, *rows: Any) -> None:
+    async with platform.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
 
 
-async def add_trigger(runtime: Platform, ref: str = "demo.tick") -> models.Trigger:
+async def add_trigger(platform: Platform, ref: str = "demo.tick") -> models.Trigger:
     trigger = models.Trigger(ref=ref, label=ref)
-    await add(runtime, trigger)
+    await add(platform, trigger)
     return trigger
 
 
-async def add_rule(runtime: Platform, trigger: models.Trigger) -> models.Rule:
+async def add_rule(platform: Platform, trigger: models.Trigger) -> models.Rule:
     pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
-    await add(runtime, pack)
+    await add(platform, pack)
     rule = models.Rule(
         ref="demo.on_tick",
         pack=pack.id,
@@ -60,13 +60,13 @@ async def add_rule(runtime: Platform, trigger: models.Trigger) -> models.Rule:
         trigger_ref=trigger.ref,
         enabled=True,
     )
-    await add(runtime, rule)
+    await add(platform, rule)
     return rule
 
 
-async def add_sensor(runtime: Platform, trigger: models.Trigger, ref: str = "demo.watcher") -> models.Sensor:
+async def add_sensor(platform: Platform, trigger: models.Trigger, ref: str = "demo.watcher") -> models.Sensor:
     native = models.Runtime(ref="core.native", name="Native", distributions={})
-    await add(runtime, native)
+    await add(platform, native)
     sensor = models.Sensor(
         ref=ref,
         label="Watcher",
@@ -78,12 +78,12 @@ async def add_sensor(runtime: Platform, trigger: models.Trigger, ref: str = "dem
         trigger_ref=trigger.ref,
         enabled=True,
     )
-    await add(runtime, sensor)
+    await add(platform, sensor)
     return sensor
 
 
-def sensor_client(app: Any, runtime: Platform, sensor_ref: str) -> httpx.AsyncClient:
-    token, _exp = runtime.tokens.issue(
+def sensor_client(app: Any, platform: Platform, sensor_ref: str) -> httpx.AsyncClient:
+    token, _exp = platform.tokens.issue(
         999, sensor_ref, "sensor", 3600, scope="sensor", metadata={"trigger_types": ["demo.tick"]}
     )
     return httpx.AsyncClient(
@@ -95,9 +95,9 @@ def sensor_client(app: Any, runtime: Platform, sensor_ref: str) -> httpx.AsyncCl
 
 @pytest.mark.usefixtures("held_outbox")
 async def test_create_event_returns_201_and_stages_event_created(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    trigger = await add_trigger(runtime)
+    trigger = await add_trigger(platform)
     body = {"trigger_ref": "demo.tick", "payload": {"n": 1}, "config": {"c": True}}
     response = await api.post(EVENTS, json=body)
     assert response.status_code == 201
@@ -111,7 +111,7 @@ async def test_create_event_returns_201_and_stages_event_created(
     assert (data["source"], data["source_ref"], data["rule"], data["rule_ref"]) == (None, None, None, None)
     assert data["created"].endswith("Z")
     assert "updated" not in data
-    [message] = await staged(runtime, "EventCreated")
+    [message] = await staged(platform, "EventCreated")
     assert message["headers"]["source_service"] == "api"
     assert message["payload"] == {
         "event_id": data["id"],
@@ -125,12 +125,12 @@ async def test_create_event_returns_201_and_stages_event_created(
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_null_payload_travels_as_empty_object(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await add_trigger(runtime)
+async def test_null_payload_travels_as_empty_object(api: httpx.AsyncClient, platform: Platform) -> None:
+    await add_trigger(platform)
     response = await api.post(EVENTS, json={"trigger_type": "demo.tick"})
     assert response.status_code == 201
     assert response.json()["data"]["payload"] is None
-    [message] = await staged(runtime, "EventCreated")
+    [message] = await staged(platform, "EventCreated")
     assert message["payload"]["payload"] == {}
     listed = (await api.get(EVENTS)).json()["data"]
     assert listed[0]["has_payload"] is False
@@ -152,10 +152,10 @@ async def test_missing_or_empty_trigger_ref_is_422(api: httpx.AsyncClient) -> No
 
 
 async def test_rule_instance_id_binds_the_event_to_the_rule(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    trigger = await add_trigger(runtime)
-    rule = await add_rule(runtime, trigger)
+    trigger = await add_trigger(platform)
+    rule = await add_rule(platform, trigger)
     bound = await api.post(
         EVENTS, json={"trigger_ref": "demo.tick", "trigger_instance_id": f"rule_{rule.id}"}
     )
@@ -167,35 +167,35 @@ async def test_rule_instance_id_binds_the_event_to_the_rule(
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_sensor_token_records_the_sensor_as_source(app: Any, runtime: Platform) -> None:
-    trigger = await add_trigger(runtime)
-    sensor = await add_sensor(runtime, trigger)
-    async with sensor_client(app, runtime, "demo.watcher") as sensor_api:
+async def test_sensor_token_records_the_sensor_as_source(app: Any, platform: Platform) -> None:
+    trigger = await add_trigger(platform)
+    sensor = await add_sensor(platform, trigger)
+    async with sensor_client(app, platform, "demo.watcher") as sensor_api:
         response = await sensor_api.post(EVENTS, json={"trigger_ref": "demo.tick", "payload": {"x": 1}})
     assert response.status_code == 201
     data = response.json()["data"]
     assert (data["source"], data["source_ref"]) == (sensor.id, "demo.watcher")
-    [message] = await staged(runtime, "EventCreated")
+    [message] = await staged(platform, "EventCreated")
     assert (message["payload"]["sensor_id"], message["payload"]["sensor_ref"]) == (sensor.id, "demo.watcher")
 
 
-async def test_sensor_token_for_unknown_sensor_keeps_the_ref(app: Any, runtime: Platform) -> None:
-    await add_trigger(runtime)
-    async with sensor_client(app, runtime, "demo.ghost") as sensor_api:
+async def test_sensor_token_for_unknown_sensor_keeps_the_ref(app: Any, platform: Platform) -> None:
+    await add_trigger(platform)
+    async with sensor_client(app, platform, "demo.ghost") as sensor_api:
         response = await sensor_api.post(EVENTS, json={"trigger_ref": "demo.tick"})
     assert response.status_code == 201
     assert (response.json()["data"]["source"], response.json()["data"]["source_ref"]) == (None, "demo.ghost")
 
 
-async def test_user_token_sets_no_source(api: httpx.AsyncClient, runtime: Platform) -> None:
-    trigger = await add_trigger(runtime)
-    await add_sensor(runtime, trigger, ref="alice")
+async def test_user_token_sets_no_source(api: httpx.AsyncClient, platform: Platform) -> None:
+    trigger = await add_trigger(platform)
+    await add_sensor(platform, trigger, ref="alice")
     response = await api.post(EVENTS, json={"trigger_ref": "demo.tick"})
     assert response.json()["data"]["source_ref"] is None
 
 
-async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await add_trigger(runtime)
+async def test_get_one_and_404(api: httpx.AsyncClient, platform: Platform) -> None:
+    await add_trigger(platform)
     created = (await api.post(EVENTS, json={"trigger_ref": "demo.tick", "payload": [1, 2]})).json()["data"]
     response = await api.get(f"{EVENTS}/{created['id']}")
     assert response.status_code == 200
@@ -206,12 +206,12 @@ async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> Non
     assert (await api.get(f"{EVENTS}/abc")).status_code == 400
 
 
-async def seed_log(runtime: Platform) -> tuple[models.Trigger, models.Trigger, models.Sensor]:
-    tick = await add_trigger(runtime)
-    tock = await add_trigger(runtime, "demo.tock")
-    sensor = await add_sensor(runtime, tick)
+async def seed_log(platform: Platform) -> tuple[models.Trigger, models.Trigger, models.Sensor]:
+    tick = await add_trigger(platform)
+    tock = await add_trigger(platform, "demo.tock")
+    sensor = await add_sensor(platform, tick)
     await add(
-        runtime,
+        platform,
         models.Event(trigger=tick.id, trigger_ref="demo.tick", payload={"i": 0}, created=T0),
         models.Event(
             trigger=tick.id, trigger_ref="demo.tick", rule_ref="Demo.On_Tick", created=T0 + timedelta(1)
@@ -222,8 +222,8 @@ async def seed_log(runtime: Platform) -> tuple[models.Trigger, models.Trigger, m
     return tick, tock, sensor
 
 
-async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await seed_log(runtime)
+async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, platform: Platform) -> None:
+    await seed_log(platform)
     body = (await api.get(EVENTS)).json()
     assert [item["created"][:10] for item in body["data"]] == [
         "2024-01-04",
@@ -247,8 +247,8 @@ async def test_list_is_newest_first_with_summary_shape(api: httpx.AsyncClient, r
     assert body["pagination"]["total_items"] == 4
 
 
-async def test_list_filters(api: httpx.AsyncClient, runtime: Platform) -> None:
-    tick, _tock, sensor = await seed_log(runtime)
+async def test_list_filters(api: httpx.AsyncClient, platform: Platform) -> None:
+    tick, _tock, sensor = await seed_log(platform)
 
     async def ids(**params: Any) -> list[str]:
         response = await api.get(EVENTS, params=params)
@@ -265,10 +265,10 @@ async def test_list_filters(api: httpx.AsyncClient, runtime: Platform) -> None:
     assert await ids(trigger_ref="demo.tock", rule_ref="other") == ["2024-01-04"]
 
 
-async def test_list_pagination_has_no_cap(api: httpx.AsyncClient, runtime: Platform) -> None:
-    trigger = await add_trigger(runtime)
+async def test_list_pagination_has_no_cap(api: httpx.AsyncClient, platform: Platform) -> None:
+    trigger = await add_trigger(platform)
     await add(
-        runtime,
+        platform,
         *[
             models.Event(trigger=trigger.id, trigger_ref="demo.tick", created=T0 + timedelta(seconds=i))
             for i in range(105)

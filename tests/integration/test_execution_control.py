@@ -12,8 +12,8 @@ from attune.platform import Platform
 SCHEMA = {"name": {"type": "string", "default": "world"}, "token": {"type": "string", "secret": True}}
 
 
-async def _action(runtime: Platform) -> models.Action:
-    async with runtime.db.transaction() as session:
+async def _action(platform: Platform) -> models.Action:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
         await session.flush()
@@ -30,8 +30,8 @@ async def _action(runtime: Platform) -> models.Action:
     return action
 
 
-async def _staged(runtime: Platform, message_type: str) -> list[dict[str, object]]:
-    async with runtime.db.session() as session:
+async def _staged(platform: Platform, message_type: str) -> list[dict[str, object]]:
+    async with platform.db.session() as session:
         rows = (
             await session.execute(
                 sa.select(models.OutboxMessage).where(models.OutboxMessage.message_type == message_type)
@@ -40,8 +40,8 @@ async def _staged(runtime: Platform, message_type: str) -> list[dict[str, object
         return [row.body for row in rows]
 
 
-async def _set_status(runtime: Platform, execution_id: int, status: str, worker: int | None = None) -> None:
-    async with runtime.db.transaction() as session:
+async def _set_status(platform: Platform, execution_id: int, status: str, worker: int | None = None) -> None:
+    async with platform.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution)
             .where(models.Execution.id == execution_id)
@@ -49,30 +49,30 @@ async def _set_status(runtime: Platform, execution_id: int, status: str, worker:
         )
 
 
-async def test_cancel_before_start_is_immediate(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await _action(runtime)
-    runtime.relay.pause()  # keep messages in the outbox to inspect
+async def test_cancel_before_start_is_immediate(api: httpx.AsyncClient, platform: Platform) -> None:
+    await _action(platform)
+    platform.relay.pause()  # keep messages in the outbox to inspect
     created = (await api.post("/api/v1/executions/execute", json={"action_ref": "demo.hello"})).json()["data"]
     response = await api.post(f"/api/v1/executions/{created['id']}/cancel")
     assert response.status_code == 200
     data = response.json()["data"]
     assert data["status"] == "cancelled"
     assert data["result"] == {"succeeded": False, "error": "Execution was cancelled"}
-    [completed] = await _staged(runtime, "ExecutionCompleted")
+    [completed] = await _staged(platform, "ExecutionCompleted")
     assert completed["payload"]["status"] == "cancelled"  # type: ignore[index]
     again = await api.post(f"/api/v1/executions/{created['id']}/cancel")
     assert again.status_code == 409
     assert again.json() == {"error": f"Execution {created['id']} is already cancelled", "code": "CONFLICT"}
 
 
-async def test_cancel_running_asks_its_worker(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await _action(runtime)
-    runtime.relay.pause()
+async def test_cancel_running_asks_its_worker(api: httpx.AsyncClient, platform: Platform) -> None:
+    await _action(platform)
+    platform.relay.pause()
     created = (await api.post("/api/v1/executions/execute", json={"action_ref": "demo.hello"})).json()["data"]
-    await _set_status(runtime, created["id"], "running", worker=7)
+    await _set_status(platform, created["id"], "running", worker=7)
     response = await api.post(f"/api/v1/executions/{created['id']}/cancel")
     assert response.json()["data"]["status"] == "canceling"
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         [row] = (
             await session.execute(
                 sa.select(models.OutboxMessage).where(models.OutboxMessage.message_type == "ExecutionCancel")
@@ -85,9 +85,9 @@ async def test_cancel_running_asks_its_worker(api: httpx.AsyncClient, runtime: P
 
 
 async def test_rerun_copies_action_and_parameters_including_secrets(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    await _action(runtime)
+    await _action(platform)
     body = {"action_ref": "demo.hello", "parameters": {"name": "ann", "token": "t0ps3cret"}}
     first = (await api.post("/api/v1/executions/execute", json=body)).json()["data"]
     response = await api.post(f"/api/v1/executions/{first['id']}/rerun")
@@ -99,20 +99,20 @@ async def test_rerun_copies_action_and_parameters_including_secrets(
     assert second["original_execution"] == first["id"]
     third = (await api.post(f"/api/v1/executions/{second['id']}/rerun")).json()["data"]
     assert third["original_execution"] == first["id"], "the chain keeps pointing at its root"
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         row = await session.get(models.Execution, second["id"])
     assert row is not None and row.secret_params and "t0ps3cret" not in row.secret_params
 
 
-async def test_logs_read_the_live_files(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await _action(runtime)
+async def test_logs_read_the_live_files(api: httpx.AsyncClient, platform: Platform) -> None:
+    await _action(platform)
     created = (await api.post("/api/v1/executions/execute", json={"action_ref": "demo.hello"})).json()["data"]
     empty = await api.get(f"/api/v1/executions/{created['id']}/logs")
     assert empty.json() == {
         "data": {"stdout": "", "stderr": "", "stdout_truncated": False, "stderr_truncated": False}
     }
-    assert runtime.settings.artifacts_dir is not None
-    log_dir = runtime.settings.artifacts_dir / f"execution_{created['id']}"
+    assert platform.settings.artifacts_dir is not None
+    log_dir = platform.settings.artifacts_dir / f"execution_{created['id']}"
     log_dir.mkdir(parents=True)
     (log_dir / "stdout.log").write_text("line 1\n\n\n[OUTPUT TRUNCATED: stdout exceeded size limit]\n")
     (log_dir / "stderr.log").write_text("warning\n")
@@ -124,25 +124,25 @@ async def test_logs_read_the_live_files(api: httpx.AsyncClient, runtime: Platfor
 
 
 async def test_execution_token_works_only_while_the_execution_runs(
-    client: httpx.AsyncClient, api: httpx.AsyncClient, runtime: Platform
+    client: httpx.AsyncClient, api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    await _action(runtime)
+    await _action(platform)
     created = (await api.post("/api/v1/executions/execute", json={"action_ref": "demo.hello"})).json()["data"]
-    token, _ = runtime.tokens.issue(
+    token, _ = platform.tokens.issue(
         0, f"execution:{created['id']}", "execution", 600, metadata={"execution_id": created["id"]}
     )
     headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/api/v1/actions", headers=headers)).status_code == 200
-    await _set_status(runtime, created["id"], "completed")
+    await _set_status(platform, created["id"], "completed")
     after = await client.get("/api/v1/actions", headers=headers)
     assert after.status_code == 401
     assert after.json()["error"]["message"] == "Authentication token expired"
 
 
 async def test_rerun_merges_new_parameters_and_validates_them(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    await _action(runtime)
+    await _action(platform)
     body = {"action_ref": "demo.hello", "parameters": {"name": "ann", "token": "t0ps3cret"}}
     first = (await api.post("/api/v1/executions/execute", json=body)).json()["data"]
     response = await api.post(f"/api/v1/executions/{first['id']}/rerun", json={"parameters": {"name": "bob"}})
@@ -150,10 +150,10 @@ async def test_rerun_merges_new_parameters_and_validates_them(
     second = response.json()["data"]
     assert second["config"] == {"name": "bob", "token": "********"}
     assert second["original_execution"] == first["id"]
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         row = await session.get(models.Execution, second["id"])
     assert row is not None
-    assert execution_repo.full_parameters(row, runtime.secrets) == {"name": "bob", "token": "t0ps3cret"}
+    assert execution_repo.full_parameters(row, platform.secrets) == {"name": "bob", "token": "t0ps3cret"}
     bad = await api.post(f"/api/v1/executions/{first['id']}/rerun", json={"parameters": {"name": 5}})
     assert bad.status_code == 422
     assert bad.json()["code"] == "VALIDATION_ERROR"

@@ -27,14 +27,14 @@ LOGIN_SCHEMA = {
 
 
 @pytest.fixture
-def held_outbox(runtime: Platform) -> None:
+def held_outbox(platform: Platform) -> None:
     """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
 
-    runtime.relay.pause()
+    platform.relay.pause()
 
 
-async def staged(runtime: Platform, message_type: str) -> list[dict[str, Any]]:
-    async with runtime.db.session() as session:
+async def staged(platform: Platform, message_type: str) -> list[dict[str, Any]]:
+    async with platform.db.session() as session:
         query = (
             sa.select(models.OutboxMessage)
             .where(models.OutboxMessage.message_type == message_type)
@@ -43,16 +43,16 @@ async def staged(runtime: Platform, message_type: str) -> list[dict[str, Any]]:
         return [row.body for row in (await session.execute(query)).scalars()]
 
 
-async def add(runtime: Platform, *rows: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def add(platform: Platform, *rows: Any) -> None:
+    async with platform.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
 
 
-async def add_action(runtime: Platform, ref: str, param_schema: Any = None) -> models.Action:
+async def add_action(platform: Platform, ref: str, param_schema: Any = None) -> models.Action:
     pack_ref, name = ref.split(".")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = (await session.execute(sa.select(models.Pack).where(models.Pack.ref == pack_ref))).scalar()
         if pack is None:
             pack = models.Pack(ref=pack_ref, label=pack_ref, version="1.0.0")
@@ -72,8 +72,8 @@ async def add_action(runtime: Platform, ref: str, param_schema: Any = None) -> m
     return action
 
 
-async def execution_row(runtime: Platform, execution_id: int) -> models.Execution:
-    async with runtime.db.session() as session:
+async def execution_row(platform: Platform, execution_id: int) -> models.Execution:
+    async with platform.db.session() as session:
         row = await session.get(models.Execution, execution_id)
     assert row is not None
     return row
@@ -88,9 +88,9 @@ def execution(action_ref: str = "demo.run", days: float = 0, **fields: Any) -> m
 
 @pytest.mark.usefixtures("held_outbox")
 async def test_execute_creates_a_requested_execution_and_stages_the_request(
-    api: httpx.AsyncClient, runtime: Platform, user: models.Identity
+    api: httpx.AsyncClient, platform: Platform, user: models.Identity
 ) -> None:
-    action = await add_action(runtime, "demo.sleep", SLEEP_SCHEMA)
+    action = await add_action(platform, "demo.sleep", SLEEP_SCHEMA)
     body = {"action_ref": "demo.sleep", "parameters": {"seconds": 2}, "env_vars": {"DEBUG": "1"}}
     response = await api.post(EXECUTE, json=body)
     assert response.status_code == 201
@@ -121,9 +121,9 @@ async def test_execute_creates_a_requested_execution_and_stages_the_request(
     assert data["executor"] == user.id
     assert data["status"] == "requested"
     assert (data["parent"], data["enforcement"], data["result"], data["worker"]) == (None, None, None, None)
-    row = await execution_row(runtime, data["id"])
+    row = await execution_row(platform, data["id"])
     assert row.env_vars == {"DEBUG": "1"}
-    [message] = await staged(runtime, "ExecutionRequested")
+    [message] = await staged(platform, "ExecutionRequested")
     assert message["payload"] == {
         "execution_id": data["id"],
         "action_id": action.id,
@@ -143,9 +143,9 @@ async def test_execute_unknown_action_is_404(api: httpx.AsyncClient) -> None:
 
 @pytest.mark.usefixtures("held_outbox")
 async def test_execute_validates_parameters_naming_the_field(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    await add_action(runtime, "core.sleep", SLEEP_SCHEMA)
+    await add_action(platform, "core.sleep", SLEEP_SCHEMA)
     missing = await api.post(EXECUTE, json={"action_ref": "core.sleep", "parameters": {}})
     assert missing.status_code == 422
     assert missing.json() == {
@@ -161,13 +161,13 @@ async def test_execute_validates_parameters_naming_the_field(
         EXECUTE, json={"action_ref": "core.sleep", "parameters": {"seconds": "{{ n }}"}}
     )
     assert template.status_code == 422
-    assert await staged(runtime, "ExecutionRequested") == []
-    async with runtime.db.session() as session:
+    assert await staged(platform, "ExecutionRequested") == []
+    async with platform.db.session() as session:
         assert (await session.execute(sa.select(sa.func.count()).select_from(models.Execution))).scalar() == 0
 
 
-async def test_execute_applies_defaults(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await add_action(runtime, "demo.login", LOGIN_SCHEMA)
+async def test_execute_applies_defaults(api: httpx.AsyncClient, platform: Platform) -> None:
+    await add_action(platform, "demo.login", LOGIN_SCHEMA)
     response = await api.post(EXECUTE, json={"action_ref": "demo.login", "parameters": {"user": "bob"}})
     assert response.status_code == 201
     assert response.json()["data"]["config"] == {"user": "bob", "greeting": "hello", "retries": 3}
@@ -177,8 +177,8 @@ async def test_execute_applies_defaults(api: httpx.AsyncClient, runtime: Platfor
     assert explicit.json()["data"]["config"]["retries"] == 0
 
 
-async def test_execute_without_schema_accepts_anything(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await add_action(runtime, "demo.free")
+async def test_execute_without_schema_accepts_anything(api: httpx.AsyncClient, platform: Platform) -> None:
+    await add_action(platform, "demo.free")
     response = await api.post(
         EXECUTE, json={"action_ref": "demo.free", "parameters": {"x": [1, {"y": None}]}}
     )
@@ -189,8 +189,8 @@ async def test_execute_without_schema_accepts_anything(api: httpx.AsyncClient, r
     assert bare.json()["data"]["config"] == {}
 
 
-async def test_execute_body_shape_errors_are_plain_422(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await add_action(runtime, "demo.free")
+async def test_execute_body_shape_errors_are_plain_422(api: httpx.AsyncClient, platform: Platform) -> None:
+    await add_action(platform, "demo.free")
     body: dict[str, Any]
     for body in (
         {"parameters": {}},
@@ -203,8 +203,8 @@ async def test_execute_body_shape_errors_are_plain_422(api: httpx.AsyncClient, r
 
 
 @pytest.mark.usefixtures("held_outbox")
-async def test_secret_parameters_are_masked_in_responses(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await add_action(runtime, "demo.login", LOGIN_SCHEMA)
+async def test_secret_parameters_are_masked_in_responses(api: httpx.AsyncClient, platform: Platform) -> None:
+    await add_action(platform, "demo.login", LOGIN_SCHEMA)
     body = {"action_ref": "demo.login", "parameters": {"user": "bob", "password": "pa55word"}}
     created = await api.post(EXECUTE, json=body)
     assert created.status_code == 201
@@ -216,23 +216,23 @@ async def test_secret_parameters_are_masked_in_responses(api: httpx.AsyncClient,
     assert fetched.json()["data"]["config"]["password"] == "********"
     assert "pa55word" not in fetched.text
     # Neither the stored config nor the bus message hold it: only the encrypted secret_params do.
-    row = await execution_row(runtime, data["id"])
+    row = await execution_row(platform, data["id"])
     assert row.config["password"] == "********"
     assert row.secret_params is not None and "pa55word" not in row.secret_params
-    revealed = execution_repo.full_parameters(row, runtime.secrets)
+    revealed = execution_repo.full_parameters(row, platform.secrets)
     assert (revealed["user"], revealed["password"]) == ("bob", "pa55word")
-    [message] = await staged(runtime, "ExecutionRequested")
+    [message] = await staged(platform, "ExecutionRequested")
     assert "pa55word" not in json.dumps(message)
 
 
 async def test_secret_parameters_are_masked_in_wrapped_config(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    action = await add_action(runtime, "demo.login", LOGIN_SCHEMA)
+    action = await add_action(platform, "demo.login", LOGIN_SCHEMA)
     child = execution(
         "demo.login", action=action.id, config={"parameters": {"user": "u", "password": "p"}, "context": {}}
     )
-    await add(runtime, child)
+    await add(platform, child)
     data = (await api.get(f"{EXECUTIONS}/{child.id}")).json()["data"]
     assert data["config"] == {"parameters": {"user": "u", "password": "********"}, "context": {}}
 
@@ -240,7 +240,7 @@ async def test_secret_parameters_are_masked_in_wrapped_config(
 # --- GET /executions/{id} -----------------------------------------------------------------------
 
 
-async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_get_one_and_404(api: httpx.AsyncClient, platform: Platform) -> None:
     task = {
         "workflow_execution": 7,
         "task_name": "step1",
@@ -258,7 +258,7 @@ async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> Non
         workflow_task=task,
         env_vars={"SECRET_ENV": "x"},
     )
-    await add(runtime, row)
+    await add(platform, row)
     response = await api.get(f"{EXECUTIONS}/{row.id}")
     assert response.status_code == 200
     data = response.json()["data"]
@@ -279,11 +279,11 @@ async def test_get_one_and_404(api: httpx.AsyncClient, runtime: Platform) -> Non
 # --- GET /executions ----------------------------------------------------------------------------
 
 
-async def seed_log(runtime: Platform) -> dict[str, int]:
+async def seed_log(platform: Platform) -> dict[str, int]:
     """Six executions on consecutive days, with two enforcements; returns ids by name."""
     rule_a = models.Enforcement(rule_ref="demo.rule_a", trigger_ref="demo.tick")
     rule_b = models.Enforcement(rule_ref="demo.rule_b", trigger_ref="demo.tock")
-    await add(runtime, rule_a, rule_b)
+    await add(platform, rule_a, rule_b)
     rows = {
         "manual": execution("demo.run", 0, status="completed", executor=1, result={"stdout": "Hello World"}),
         "a1": execution("demo.run", 1, status="failed", enforcement=rule_a.id, result={"b": 1, "a": 2}),
@@ -301,14 +301,14 @@ async def seed_log(runtime: Platform) -> dict[str, int]:
             workflow_task={"workflow_execution": 1, "task_name": "t"},
         ),
     }
-    await add(runtime, rows["manual"])
+    await add(platform, rows["manual"])
     rows["child"].parent = rows["manual"].id
-    await add(runtime, *[row for name, row in rows.items() if name != "manual"])
+    await add(platform, *[row for name, row in rows.items() if name != "manual"])
     return {name: row.id for name, row in rows.items()} | {"rule_a": rule_a.id, "rule_b": rule_b.id}
 
 
-async def test_list_is_newest_first_with_enforcement_refs(api: httpx.AsyncClient, runtime: Platform) -> None:
-    ids = await seed_log(runtime)
+async def test_list_is_newest_first_with_enforcement_refs(api: httpx.AsyncClient, platform: Platform) -> None:
+    ids = await seed_log(platform)
     body = (await api.get(EXECUTIONS)).json()
     names = {value: key for key, value in ids.items() if not key.startswith("rule")}
     assert [names[item["id"]] for item in body["data"]] == ["wf", "child", "b1", "a2", "a1", "manual"]
@@ -332,8 +332,8 @@ async def test_list_is_newest_first_with_enforcement_refs(api: httpx.AsyncClient
     assert body["pagination"]["page_size"] == 20
 
 
-async def test_list_filters(api: httpx.AsyncClient, runtime: Platform) -> None:
-    ids = await seed_log(runtime)
+async def test_list_filters(api: httpx.AsyncClient, platform: Platform) -> None:
+    ids = await seed_log(platform)
     names = {value: key for key, value in ids.items() if not key.startswith("rule")}
 
     async def found(**params: Any) -> list[str]:
@@ -360,9 +360,9 @@ async def test_list_filters(api: httpx.AsyncClient, runtime: Platform) -> None:
 
 
 async def test_result_contains_is_a_case_insensitive_substring(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    ids = await seed_log(runtime)
+    ids = await seed_log(platform)
     names = {value: key for key, value in ids.items() if not key.startswith("rule")}
 
     async def found(needle: str, **params: Any) -> list[str]:
@@ -385,8 +385,8 @@ async def test_result_contains_is_a_case_insensitive_substring(
     assert paged["data"][0]["rule_ref"] == "demo.rule_a"
 
 
-async def test_list_pagination_caps_at_100(api: httpx.AsyncClient, runtime: Platform) -> None:
-    async with runtime.db.transaction() as session:
+async def test_list_pagination_caps_at_100(api: httpx.AsyncClient, platform: Platform) -> None:
+    async with platform.db.transaction() as session:
         session.add_all([execution(days=i / 1000) for i in range(105)])
     body = (await api.get(EXECUTIONS, params={"per_page": 200})).json()
     assert len(body["data"]) == 100
@@ -400,7 +400,7 @@ async def test_list_pagination_caps_at_100(api: httpx.AsyncClient, runtime: Plat
 # --- stats, by status, by enforcement ------------------------------------------------------------
 
 
-async def test_stats_count_every_execution(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_stats_count_every_execution(api: httpx.AsyncClient, platform: Platform) -> None:
     statuses = ["failed"] * 2 + ["requested", "scheduling", "scheduled", "canceling", "abandoned", "timeout"]
     statuses += ["cancelled", "running"] + ["completed"] * 1000
     now = datetime.now(UTC)
@@ -408,7 +408,7 @@ async def test_stats_count_every_execution(api: httpx.AsyncClient, runtime: Plat
         {"action_ref": "demo.run", "status": status, "created": T0 + timedelta(seconds=i), "updated": now}
         for i, status in enumerate(statuses)
     ]
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await session.execute(sa.insert(models.Execution), rows)
     response = await api.get(f"{EXECUTIONS}/stats")
     assert response.status_code == 200
@@ -436,8 +436,8 @@ async def test_stats_when_empty(api: httpx.AsyncClient) -> None:
     )
 
 
-async def test_by_status_is_case_insensitive_family_a(api: httpx.AsyncClient, runtime: Platform) -> None:
-    ids = await seed_log(runtime)
+async def test_by_status_is_case_insensitive_family_a(api: httpx.AsyncClient, platform: Platform) -> None:
+    ids = await seed_log(platform)
     response = await api.get(f"{EXECUTIONS}/status/COMPLETED", params={"page_size": 1})
     assert response.status_code == 200
     body = response.json()
@@ -450,8 +450,8 @@ async def test_by_status_is_case_insensitive_family_a(api: httpx.AsyncClient, ru
     assert bad.json() == {"error": "Invalid execution status: bogus", "code": "BAD_REQUEST"}
 
 
-async def test_executions_of_an_enforcement(api: httpx.AsyncClient, runtime: Platform) -> None:
-    ids = await seed_log(runtime)
+async def test_executions_of_an_enforcement(api: httpx.AsyncClient, platform: Platform) -> None:
+    ids = await seed_log(platform)
     body = (await api.get(f"/api/v1/enforcements/{ids['rule_a']}/executions")).json()
     assert [item["id"] for item in body["data"]] == [ids["a2"], ids["a1"]]
     assert body["data"][0]["rule_ref"] is None

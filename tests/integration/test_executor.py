@@ -46,19 +46,19 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture(autouse=True)
-async def clean_bus(runtime: Platform) -> AsyncIterator[None]:
+async def clean_bus(platform: Platform) -> AsyncIterator[None]:
     """RabbitMQ queues outlive a test (the prefix is per session): delete what this test declared."""
     yield
-    delete = getattr(runtime.bus, "delete_declared", None)
+    delete = getattr(platform.bus, "delete_declared", None)
     if delete is not None:
         await delete()
 
 
 @contextlib.asynccontextmanager
-async def running_executor(runtime: Platform) -> AsyncIterator[None]:
+async def running_executor(platform: Platform) -> AsyncIterator[None]:
     """Run ``ExecutorService`` as a task for the duration of the block."""
     stop = asyncio.Event()
-    task = asyncio.create_task(ExecutorService().run(runtime, stop))
+    task = asyncio.create_task(ExecutorService().run(platform, stop))
     # Let it declare its queues, recover and start consuming.
     await asyncio.sleep(0.1)
     try:
@@ -68,30 +68,30 @@ async def running_executor(runtime: Platform) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 15)
 
 
-def executor_loops(runtime: Platform) -> int:
+def executor_loops(platform: Platform) -> int:
     """How many periodic loops the executor parks on the clock between rounds (liveness, policy
     refresh, inquiry timeouts, workflow timers, and the scheduled-timeout monitor when enabled)."""
-    return 4 + int(runtime.settings.executor.enable_timeout_monitor)
+    return 4 + int(platform.settings.executor.enable_timeout_monitor)
 
 
-async def pass_time(runtime: Platform, clock: FakeClock, seconds: float, *, others: int = 0) -> None:
+async def pass_time(platform: Platform, clock: FakeClock, seconds: float, *, others: int = 0) -> None:
     """Advance the fake clock and wait until the executor's loops (and ``others`` sleepers) have
     done their round and are parked again."""
     clock.advance(seconds)
-    await clock.sleeping(executor_loops(runtime) + others)
+    await clock.sleeping(executor_loops(platform) + others)
 
 
-async def outbox_empty(runtime: Platform) -> bool:
-    async with runtime.db.session() as session:
+async def outbox_empty(platform: Platform) -> bool:
+    async with platform.db.session() as session:
         return not await session.scalar(sa.select(sa.func.count()).select_from(models.OutboxMessage))
 
 
-async def settle(runtime: Platform, rounds: int = 8) -> None:
+async def settle(platform: Platform, rounds: int = 8) -> None:
     """Relay staged messages and wait for the consumers until nothing is left to do."""
     for _ in range(rounds):
-        await runtime.relay.flush()
-        await runtime.bus.join(timeout=15)
-        if await outbox_empty(runtime):
+        await platform.relay.flush()
+        await platform.bus.join(timeout=15)
+        if await outbox_empty(platform):
             return
 
 
@@ -120,55 +120,55 @@ class Recorder:
         return [m.payload for m in self.messages if message_type is None or m.message_type is message_type]
 
 
-async def record(runtime: Platform, *bindings: tuple[str, str]) -> Recorder:
+async def record(platform: Platform, *bindings: tuple[str, str]) -> Recorder:
     """Declare a fresh queue with ``bindings`` and record what arrives on it."""
     spec = QueueSpec(f"test.recorder.{uuid.uuid4().hex[:8]}", tuple(bindings))
-    await runtime.bus.declare_queue(spec)
+    await platform.bus.declare_queue(spec)
     recorder = Recorder()
-    await runtime.bus.consume(spec.name, recorder.handle)
+    await platform.bus.consume(spec.name, recorder.handle)
     return recorder
 
 
-async def record_completions(runtime: Platform) -> Recorder:
-    return await record(runtime, (EXECUTIONS_EXCHANGE, "execution.completed"))
+async def record_completions(platform: Platform) -> Recorder:
+    return await record(platform, (EXECUTIONS_EXCHANGE, "execution.completed"))
 
 
-async def record_dispatches(runtime: Platform, worker_id: int) -> Recorder:
+async def record_dispatches(platform: Platform, worker_id: int) -> Recorder:
     spec = worker_execution_queue(worker_id)
-    await runtime.bus.declare_queue(spec)
+    await platform.bus.declare_queue(spec)
     recorder = Recorder()
-    await runtime.bus.consume(spec.name, recorder.handle)
+    await platform.bus.consume(spec.name, recorder.handle)
     return recorder
 
 
-async def publish(runtime: Platform, message_type: MessageType, payload: dict[str, Any]) -> None:
+async def publish(platform: Platform, message_type: MessageType, payload: dict[str, Any]) -> None:
     """Publish a message straight to the bus (a redelivery, a dead letter...)."""
     exchange, key = routing_for(message_type)
-    await runtime.bus.publish(exchange, key, make_envelope(message_type, payload, source_service="test"))
+    await platform.bus.publish(exchange, key, make_envelope(message_type, payload, source_service="test"))
 
 
-async def add(runtime: Platform, *rows: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def add(platform: Platform, *rows: Any) -> None:
+    async with platform.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
 
 
-async def get(runtime: Platform, model: type[T], row_id: int) -> T:
-    async with runtime.db.session() as session:
+async def get(platform: Platform, model: type[T], row_id: int) -> T:
+    async with platform.db.session() as session:
         row = await session.get(model, row_id)
     assert row is not None
     return row
 
 
-async def rows(runtime: Platform, model: type[T], *where: Any) -> list[T]:
-    async with runtime.db.session() as session:
+async def rows(platform: Platform, model: type[T], *where: Any) -> list[T]:
+    async with platform.db.session() as session:
         query = sa.select(model).where(*where).order_by(model.id)  # type: ignore[attr-defined]
         return list((await session.execute(query)).scalars())
 
 
 async def seed_pack(
-    runtime: Platform,
+    platform: Platform,
     *,
     pack_ref: str = "demo",
     config: dict[str, Any] | None = None,
@@ -179,7 +179,7 @@ async def seed_pack(
 ) -> tuple[models.Pack, models.Action, models.Trigger]:
     """A pack with one action (``<pack>.run``) on a runtime, and one trigger (``<pack>.tick``)."""
     pack = models.Pack(ref=pack_ref, label=pack_ref, version="1.0.0", config=config or {})
-    await add(runtime, pack)
+    await add(platform, pack)
     runtime_id = None
     if runtime_name is not None:
         runtime_row = models.Runtime(
@@ -194,7 +194,7 @@ async def seed_pack(
                 else {"interpreter": {"binary": "/bin/bash", "args": [], "file_extension": ".sh"}}
             ),
         )
-        await add(runtime, runtime_row)
+        await add(platform, runtime_row)
         runtime_id = runtime_row.id
     action = models.Action(
         ref=f"{pack_ref}.run",
@@ -208,12 +208,12 @@ async def seed_pack(
         max_retries=max_retries,
     )
     trigger = models.Trigger(ref=f"{pack_ref}.tick", pack=pack.id, pack_ref=pack_ref, label="tick")
-    await add(runtime, action, trigger)
+    await add(platform, action, trigger)
     return pack, action, trigger
 
 
 async def add_rule(
-    runtime: Platform,
+    platform: Platform,
     pack: models.Pack,
     action: models.Action,
     trigger: models.Trigger,
@@ -237,12 +237,12 @@ async def add_rule(
         action_params=action_params if action_params is not None else {},
         enabled=enabled,
     )
-    await add(runtime, rule)
+    await add(platform, rule)
     return rule
 
 
 async def add_worker(
-    runtime: Platform,
+    platform: Platform,
     name: str,
     runtimes: list[str],
     *,
@@ -258,13 +258,13 @@ async def add_worker(
         capabilities={"runtimes": runtimes, "max_concurrent_executions": capacity, "worker_version": "0.1.0"},
         last_heartbeat=utcnow() - timedelta(seconds=heartbeat_age),
     )
-    await add(runtime, worker)
+    await add(platform, worker)
     return worker
 
 
-async def complete(runtime: Platform, execution_id: int, status: str, result: Any) -> None:
+async def complete(platform: Platform, execution_id: int, status: str, result: Any) -> None:
     """Play the worker: end an execution and stage ``ExecutionCompleted`` in one transaction."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         execution = await session.get(models.Execution, execution_id)
         assert execution is not None
         execution.status = status
@@ -285,18 +285,20 @@ async def complete(runtime: Platform, execution_id: int, status: str, result: An
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(runtime: Platform, *workers: models.Worker, every: float = 0.1) -> AsyncIterator[None]:
+async def heartbeating(
+    platform: Platform, *workers: models.Worker, every: float = 0.1
+) -> AsyncIterator[None]:
     """Keep ``workers`` fresh, as their processes would."""
 
     async def beat() -> None:
         while True:
-            async with runtime.db.transaction() as session:
+            async with platform.db.transaction() as session:
                 await session.execute(
                     sa.update(models.Worker)
                     .where(models.Worker.id.in_([w.id for w in workers]))
-                    .values(last_heartbeat=runtime.clock.now())
+                    .values(last_heartbeat=platform.clock.now())
                 )
-            await runtime.clock.sleep(every)
+            await platform.clock.sleep(every)
 
     task = asyncio.create_task(beat())
     try:
@@ -311,11 +313,11 @@ async def heartbeating(runtime: Platform, *workers: models.Worker, every: float 
 
 
 async def test_an_event_fires_only_the_rules_whose_conditions_match(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime, config={"region": "eu-west", "limits": {"max": 5}})
+    pack, action, trigger = await seed_pack(platform, config={"region": "eu-west", "limits": {"max": 5}})
     matching = await add_rule(
-        runtime,
+        platform,
         pack,
         action,
         trigger,
@@ -331,17 +333,17 @@ async def test_an_event_fires_only_the_rules_whose_conditions_match(
         },
     )
     await add_rule(
-        runtime,
+        platform,
         pack,
         action,
         trigger,
         "b_low",
         conditions=[{"field": "level", "operator": "equals", "value": "low"}],
     )
-    await add_rule(runtime, pack, action, trigger, "c_disabled", enabled=False)
+    await add_rule(platform, pack, action, trigger, "c_disabled", enabled=False)
     # A path that does not exist is an error: that rule is skipped, the others still fire.
     await add_rule(
-        runtime,
+        platform,
         pack,
         action,
         trigger,
@@ -349,7 +351,7 @@ async def test_an_event_fires_only_the_rules_whose_conditions_match(
         conditions=[{"field": "no.such", "operator": "equals", "value": 1}],
     )
     expression = await add_rule(
-        runtime,
+        platform,
         pack,
         action,
         trigger,
@@ -357,15 +359,15 @@ async def test_an_event_fires_only_the_rules_whose_conditions_match(
         conditions={"expression": "{{ event.payload.level == 'high' and event.payload.count > 3 }}"},
     )
 
-    async with running_executor(runtime):
+    async with running_executor(platform):
         response = await api.post(
             EVENTS, json={"trigger_ref": trigger.ref, "payload": {"level": "high", "count": 5, "host": "db1"}}
         )
         assert response.status_code == 201
         event_id = response.json()["data"]["id"]
-        await settle(runtime)
+        await settle(platform)
 
-        enforcements = await rows(runtime, models.Enforcement)
+        enforcements = await rows(platform, models.Enforcement)
         assert [e.rule for e in enforcements] == [matching.id, expression.id]
         first = enforcements[0]
         assert first.event == event_id
@@ -381,7 +383,7 @@ async def test_an_event_fires_only_the_rules_whose_conditions_match(
             "fixed": 7,
         }
         assert [e.status for e in enforcements] == ["processed", "processed"]
-        executions = await rows(runtime, models.Execution)
+        executions = await rows(platform, models.Execution)
         assert sorted((x.enforcement, x.action, x.config) for x in executions) == [
             (first.id, action.id, first.config),
             (enforcements[1].id, action.id, {}),
@@ -389,42 +391,42 @@ async def test_an_event_fires_only_the_rules_whose_conditions_match(
 
 
 async def test_an_event_for_one_rule_instance_fires_only_that_rule(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    await add_rule(runtime, pack, action, trigger, "one")
-    two = await add_rule(runtime, pack, action, trigger, "two")
-    async with running_executor(runtime):
+    pack, action, trigger = await seed_pack(platform)
+    await add_rule(platform, pack, action, trigger, "one")
+    two = await add_rule(platform, pack, action, trigger, "two")
+    async with running_executor(platform):
         response = await api.post(
             EVENTS, json={"trigger_ref": trigger.ref, "payload": {}, "trigger_instance_id": f"rule_{two.id}"}
         )
         assert response.status_code == 201
-        await settle(runtime)
-        assert [e.rule for e in await rows(runtime, models.Enforcement)] == [two.id]
+        await settle(platform)
+        assert [e.rule for e in await rows(platform, models.Enforcement)] == [two.id]
 
 
-async def test_redelivered_messages_create_nothing_twice(api: httpx.AsyncClient, runtime: Platform) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    rule = await add_rule(runtime, pack, action, trigger, "only")
-    worker = await add_worker(runtime, "w-redelivery", ["shell"])
-    dispatches = await record_dispatches(runtime, worker.id)
-    async with running_executor(runtime):
+async def test_redelivered_messages_create_nothing_twice(api: httpx.AsyncClient, platform: Platform) -> None:
+    pack, action, trigger = await seed_pack(platform)
+    rule = await add_rule(platform, pack, action, trigger, "only")
+    worker = await add_worker(platform, "w-redelivery", ["shell"])
+    dispatches = await record_dispatches(platform, worker.id)
+    async with running_executor(platform):
         event = (await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": 1}})).json()[
             "data"
         ]
-        await settle(runtime)
-        [enforcement] = await rows(runtime, models.Enforcement)
-        [execution] = await rows(runtime, models.Execution)
+        await settle(platform)
+        [enforcement] = await rows(platform, models.Enforcement)
+        [execution] = await rows(platform, models.Execution)
         assert execution.status == "scheduled"
         assert len(dispatches.messages) == 1
 
         await publish(
-            runtime,
+            platform,
             MessageType.EVENT_CREATED,
             {"event_id": event["id"], "trigger_ref": trigger.ref, "payload": {"n": 1}},
         )
         await publish(
-            runtime,
+            platform,
             MessageType.ENFORCEMENT_CREATED,
             {
                 "enforcement_id": enforcement.id,
@@ -434,13 +436,13 @@ async def test_redelivered_messages_create_nothing_twice(api: httpx.AsyncClient,
             },
         )
         await publish(
-            runtime,
+            platform,
             MessageType.EXECUTION_REQUESTED,
             {"execution_id": execution.id, "action_id": action.id, "action_ref": action.ref},
         )
-        await settle(runtime)
-        assert len(await rows(runtime, models.Enforcement)) == 1
-        assert len(await rows(runtime, models.Execution)) == 1
+        await settle(platform)
+        assert len(await rows(platform, models.Enforcement)) == 1
+        assert len(await rows(platform, models.Execution)) == 1
         assert len(dispatches.messages) == 1
 
 
@@ -448,11 +450,11 @@ async def test_redelivered_messages_create_nothing_twice(api: httpx.AsyncClient,
 
 
 async def test_an_enforcement_whose_rule_was_disabled_is_disabled_and_created_ones_are_recovered(
-    runtime: Platform,
+    platform: Platform,
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    live = await add_rule(runtime, pack, action, trigger, "live")
-    dormant = await add_rule(runtime, pack, action, trigger, "dormant", enabled=False)
+    pack, action, trigger = await seed_pack(platform)
+    live = await add_rule(platform, pack, action, trigger, "live")
+    dormant = await add_rule(platform, pack, action, trigger, "dormant", enabled=False)
     # Left 'created' by a previous executor process (its message was consumed, its work lost).
     left = [
         models.Enforcement(
@@ -460,37 +462,37 @@ async def test_an_enforcement_whose_rule_was_disabled_is_disabled_and_created_on
         )
         for rule in (live, dormant)
     ]
-    await add(runtime, *left)
-    async with running_executor(runtime):
+    await add(platform, *left)
+    async with running_executor(platform):
 
         async def decided() -> bool:
             # Recovery runs as the executor starts: poll, the outbox may still be empty meanwhile.
-            statuses = [(await get(runtime, models.Enforcement, e.id)).status for e in left]
+            statuses = [(await get(platform, models.Enforcement, e.id)).status for e in left]
             return statuses == ["processed", "disabled"]
 
         assert await eventually(decided)
-        await settle(runtime)
-        processed = await get(runtime, models.Enforcement, left[0].id)
-        disabled = await get(runtime, models.Enforcement, left[1].id)
+        await settle(platform)
+        processed = await get(platform, models.Enforcement, left[0].id)
+        disabled = await get(platform, models.Enforcement, left[1].id)
         assert processed.resolved_at is not None and disabled.resolved_at is not None
-        executions = await rows(runtime, models.Execution)
+        executions = await rows(platform, models.Execution)
         assert [(x.enforcement, x.config) for x in executions] == [(processed.id, {"k": 1})]
 
 
 async def test_parameters_that_fail_validation_disable_the_enforcement(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     schema = {"count": {"type": "integer", "required": True}}
-    pack, action, trigger = await seed_pack(runtime, param_schema=schema)
+    pack, action, trigger = await seed_pack(platform, param_schema=schema)
     await add_rule(
-        runtime, pack, action, trigger, "typed", action_params={"count": "{{ event.payload.word }}"}
+        platform, pack, action, trigger, "typed", action_params={"count": "{{ event.payload.word }}"}
     )
-    async with running_executor(runtime):
+    async with running_executor(platform):
         await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"word": "many"}})
-        await settle(runtime)
-        [enforcement] = await rows(runtime, models.Enforcement)
+        await settle(platform)
+        [enforcement] = await rows(platform, models.Enforcement)
         assert enforcement.status == "disabled"
-        assert await rows(runtime, models.Execution) == []
+        assert await rows(platform, models.Execution) == []
 
 
 def concurrency_policy(
@@ -511,70 +513,70 @@ def concurrency_policy(
 
 
 async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    await add_rule(runtime, pack, action, trigger, "limited", action_params={"n": "{{ event.payload.n }}"})
-    await add(runtime, concurrency_policy(action, 1, apply_to_manual=False))
-    await add_worker(runtime, "w-fifo", ["shell"])
-    async with running_executor(runtime):
+    pack, action, trigger = await seed_pack(platform)
+    await add_rule(platform, pack, action, trigger, "limited", action_params={"n": "{{ event.payload.n }}"})
+    await add(platform, concurrency_policy(action, 1, apply_to_manual=False))
+    await add_worker(platform, "w-fifo", ["shell"])
+    async with running_executor(platform):
         for n in (1, 2, 3):
             await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})
-        await settle(runtime)
-        enforcements = await rows(runtime, models.Enforcement)
+        await settle(platform)
+        enforcements = await rows(platform, models.Enforcement)
         assert [e.status for e in enforcements] == ["processed", "created", "created"]
-        [first] = await rows(runtime, models.Execution)
+        [first] = await rows(platform, models.Execution)
         # FIFO in enforcement order.
         assert (first.enforcement, first.config) == (enforcements[0].id, enforcements[0].config)
-        stats = await get(runtime, models.QueueStats, action.id)
+        stats = await get(platform, models.QueueStats, action.id)
         assert (stats.active_count, stats.queue_length, stats.max_concurrent) == (1, 2, 1)
 
         # A manual run under a policy with ``apply_to_manual: false`` is not limited and its
         # completion frees no slot.
         manual = (await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"n": 0}})).json()
-        await settle(runtime)
-        await complete(runtime, manual["data"]["id"], "completed", {"succeeded": True})
-        await settle(runtime)
-        assert len(await rows(runtime, models.Execution, models.Execution.enforcement.is_not(None))) == 1
+        await settle(platform)
+        await complete(platform, manual["data"]["id"], "completed", {"succeeded": True})
+        await settle(platform)
+        assert len(await rows(platform, models.Execution, models.Execution.enforcement.is_not(None))) == 1
 
         def run_of(enforcement: models.Enforcement) -> Callable[[], Awaitable[list[models.Execution]]]:
-            return lambda: rows(runtime, models.Execution, models.Execution.enforcement == enforcement.id)
+            return lambda: rows(platform, models.Execution, models.Execution.enforcement == enforcement.id)
 
-        await complete(runtime, first.id, "completed", {"succeeded": True})
-        await settle(runtime)
+        await complete(platform, first.id, "completed", {"succeeded": True})
+        await settle(platform)
         [second] = await eventually(run_of(enforcements[1]), timeout=5)
         assert second.config == enforcements[1].config
-        assert (await get(runtime, models.Enforcement, enforcements[2].id)).status == "created"
+        assert (await get(platform, models.Enforcement, enforcements[2].id)).status == "created"
 
-        await complete(runtime, second.id, "failed", {"succeeded": False, "error": "boom"})
-        await settle(runtime)
+        await complete(platform, second.id, "failed", {"succeeded": False, "error": "boom"})
+        await settle(platform)
         await eventually(run_of(enforcements[2]), timeout=5)
-        assert [e.status for e in await rows(runtime, models.Enforcement)] == ["processed"] * 3
-        stats = await get(runtime, models.QueueStats, action.id)
+        assert [e.status for e in await rows(platform, models.Enforcement)] == ["processed"] * 3
+        stats = await get(platform, models.QueueStats, action.id)
         assert (stats.active_count, stats.queue_length, stats.total_completed) == (1, 0, 2)
 
 
 async def test_a_cancel_policy_at_its_limit_disables_the_enforcement(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    await add_rule(runtime, pack, action, trigger, "limited")
-    await add(runtime, concurrency_policy(action, 1, method="cancel"))
-    async with running_executor(runtime):
+    pack, action, trigger = await seed_pack(platform)
+    await add_rule(platform, pack, action, trigger, "limited")
+    await add(platform, concurrency_policy(action, 1, method="cancel"))
+    async with running_executor(platform):
         for n in (1, 2):
             await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})
-            await settle(runtime)
-        assert [e.status for e in await rows(runtime, models.Enforcement)] == ["processed", "disabled"]
-        assert len(await rows(runtime, models.Execution)) == 1
+            await settle(platform)
+        assert [e.status for e in await rows(platform, models.Enforcement)] == ["processed", "disabled"]
+        assert len(await rows(platform, models.Execution)) == 1
 
 
 async def test_a_rate_limit_disables_enforcements_beyond_it(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    await add_rule(runtime, pack, action, trigger, "limited")
+    pack, action, trigger = await seed_pack(platform)
+    await add_rule(platform, pack, action, trigger, "limited")
     await add(
-        runtime,
+        platform,
         models.Policy(
             ref="demo.rate",
             name="rate",
@@ -586,39 +588,39 @@ async def test_a_rate_limit_disables_enforcements_beyond_it(
             kind="rate_limit",
         ),
     )
-    async with running_executor(runtime):
+    async with running_executor(platform):
         for n in (1, 2, 3):
             await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})
-            await settle(runtime)
-        assert [e.status for e in await rows(runtime, models.Enforcement)] == [
+            await settle(platform)
+        assert [e.status for e in await rows(platform, models.Enforcement)] == [
             "processed",
             "processed",
             "disabled",
         ]
-        assert len(await rows(runtime, models.Execution)) == 2
+        assert len(await rows(platform, models.Execution)) == 2
 
 
 # --- scheduling -----------------------------------------------------------------------------------
 
 
 async def test_the_least_loaded_live_worker_with_the_runtime_gets_the_execution(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    _, action, _ = await seed_pack(runtime, runtime_name="Bash")
-    await add_worker(runtime, "w-a-python", ["python"])
-    busy = await add_worker(runtime, "w-b-busy", ["shell"], capacity=4)
-    chosen = await add_worker(runtime, "w-c-chosen", ["sh", "python"], capacity=4)
-    await add_worker(runtime, "w-d-stale", ["shell"], heartbeat_age=60)
-    await add_worker(runtime, "w-e-inactive", ["shell"], status="inactive")
+    _, action, _ = await seed_pack(platform, runtime_name="Bash")
+    await add_worker(platform, "w-a-python", ["python"])
+    busy = await add_worker(platform, "w-b-busy", ["shell"], capacity=4)
+    chosen = await add_worker(platform, "w-c-chosen", ["sh", "python"], capacity=4)
+    await add_worker(platform, "w-d-stale", ["shell"], heartbeat_age=60)
+    await add_worker(platform, "w-e-inactive", ["shell"], status="inactive")
     load = [models.Execution(action_ref="other.x", status="running", worker=busy.id) for _ in range(2)]
     load.append(models.Execution(action_ref="other.x", status="scheduled", worker=chosen.id))
-    await add(runtime, *load)
-    dispatches = await record_dispatches(runtime, chosen.id)
-    async with running_executor(runtime):
+    await add(platform, *load)
+    dispatches = await record_dispatches(platform, chosen.id)
+    async with running_executor(platform):
         response = await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"x": 1}})
         execution_id = response.json()["data"]["id"]
-        await settle(runtime)
-        execution = await get(runtime, models.Execution, execution_id)
+        await settle(platform)
+        execution = await get(platform, models.Execution, execution_id)
         assert (execution.status, execution.worker) == ("scheduled", chosen.id)
         assert [m.message_type for m in dispatches.messages] == [MessageType.EXECUTION_REQUESTED]
         assert dispatches.payloads()[0] == {
@@ -639,80 +641,80 @@ def test_a_runtime_without_an_interpreter_binary_is_native() -> None:
 
 
 async def test_without_a_live_worker_the_execution_fails_after_the_timeout(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    _, action, _ = await seed_pack(runtime, runtime_name="Python")
-    await add_worker(runtime, "w-shell-only", ["shell"])
-    completions = await record_completions(runtime)
-    async with running_executor(runtime):
+    _, action, _ = await seed_pack(platform, runtime_name="Python")
+    await add_worker(platform, "w-shell-only", ["shell"])
+    completions = await record_completions(platform)
+    async with running_executor(platform):
         execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
-        await settle(runtime)
-        assert (await get(runtime, models.Execution, execution_id)).status == "requested"
+        await settle(platform)
+        assert (await get(platform, models.Execution, execution_id)).status == "requested"
 
         async def failed() -> models.Execution | None:
-            row = await get(runtime, models.Execution, execution_id)
+            row = await get(platform, models.Execution, execution_id)
             return row if row.status == "failed" else None
 
         execution = await eventually(failed, timeout=5)
         assert execution.result == {"succeeded": False, "error": "No live worker can run runtime 'Python'"}
-        await settle(runtime)
+        await settle(platform)
         assert [(p["execution_id"], p["status"]) for p in completions.payloads()] == [
             (execution_id, "failed")
         ]
 
 
 async def test_a_worker_that_appears_while_the_execution_waits_gets_it(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    runtime.settings.executor.no_worker_timeout = 10
-    _, action, _ = await seed_pack(runtime)
-    async with running_executor(runtime):
+    platform.settings.executor.no_worker_timeout = 10
+    _, action, _ = await seed_pack(platform)
+    async with running_executor(platform):
         execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
-        await settle(runtime)
-        worker = await add_worker(runtime, "w-late", ["shell"])
+        await settle(platform)
+        worker = await add_worker(platform, "w-late", ["shell"])
 
         async def scheduled() -> models.Execution | None:
-            row = await get(runtime, models.Execution, execution_id)
+            row = await get(platform, models.Execution, execution_id)
             return row if row.status == "scheduled" else None
 
         assert (await eventually(scheduled, timeout=5)).worker == worker.id
 
 
 async def test_a_cancelled_waiting_execution_is_never_dispatched(
-    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
+    api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock
 ) -> None:
-    runtime.settings.executor.no_worker_timeout = 10
-    _, action, _ = await seed_pack(runtime)
-    async with running_executor(runtime):
+    platform.settings.executor.no_worker_timeout = 10
+    _, action, _ = await seed_pack(platform)
+    async with running_executor(platform):
         execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
-        await settle(runtime)
-        await fake_clock.sleeping(executor_loops(runtime) + 1)  # the scheduler waits for a worker
+        await settle(platform)
+        await fake_clock.sleeping(executor_loops(platform) + 1)  # the scheduler waits for a worker
         assert (await api.post(f"/api/v1/executions/{execution_id}/cancel")).status_code == 200
-        worker = await add_worker(runtime, "w-after-cancel", ["shell"])
-        dispatches = await record_dispatches(runtime, worker.id)
+        worker = await add_worker(platform, "w-after-cancel", ["shell"])
+        dispatches = await record_dispatches(platform, worker.id)
         for _ in range(3):  # more than two re-checks (every 0.5 s)
-            await pass_time(runtime, fake_clock, 0.5)
-        await settle(runtime)
-        execution = await get(runtime, models.Execution, execution_id)
+            await pass_time(platform, fake_clock, 0.5)
+        await settle(platform)
+        execution = await get(platform, models.Execution, execution_id)
         assert (execution.status, execution.worker) == ("cancelled", None)
         assert dispatches.messages == []
 
 
-async def test_a_workflow_action_fails_with_a_clear_error(runtime: Platform) -> None:
-    pack, action, _ = await seed_pack(runtime, runtime_name=None)
+async def test_a_workflow_action_fails_with_a_clear_error(platform: Platform) -> None:
+    pack, action, _ = await seed_pack(platform, runtime_name=None)
     definition = models.WorkflowDefinition(
         ref="demo.flow", pack=pack.id, pack_ref=pack.ref, label="flow", version="1.0.0", definition={}
     )
-    await add(runtime, definition)
-    async with runtime.db.transaction() as session:
+    await add(platform, definition)
+    async with platform.db.transaction() as session:
         row = await session.get(models.Action, action.id)
         assert row is not None
         row.workflow_def = definition.id
         execution = await execution_repo.request_execution(session, row, {}, box=None, source_service="test")
-    async with running_executor(runtime):
+    async with running_executor(platform):
 
         async def finished() -> models.Execution | None:
-            row = await get(runtime, models.Execution, execution.id)
+            row = await get(platform, models.Execution, execution.id)
             return row if row.status not in ("requested", "scheduling") else None
 
         # Waited for, not settled: on RabbitMQ the executor may still be starting its consumers.
@@ -725,27 +727,27 @@ async def test_a_workflow_action_fails_with_a_clear_error(runtime: Platform) -> 
 
 
 async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(
-    runtime: Platform, fake_clock: FakeClock
+    platform: Platform, fake_clock: FakeClock
 ) -> None:
-    runtime.settings.worker.heartbeat_interval = 0.5
-    _, action, _ = await seed_pack(runtime)
-    silent = await add_worker(runtime, "w-silent", ["shell"])
-    alive = await add_worker(runtime, "w-alive", ["shell"])
+    platform.settings.worker.heartbeat_interval = 0.5
+    _, action, _ = await seed_pack(platform)
+    silent = await add_worker(platform, "w-silent", ["shell"])
+    alive = await add_worker(platform, "w-alive", ["shell"])
     lost = models.Execution(
         action=action.id, action_ref=action.ref, status="running", worker=silent.id, max_retries=0
     )
     waiting = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=silent.id)
     safe = models.Execution(action=action.id, action_ref=action.ref, status="running", worker=alive.id)
-    await add(runtime, lost, waiting, safe)
-    async with runtime.db.transaction() as session:  # both last beat when the clock starts
+    await add(platform, lost, waiting, safe)
+    async with platform.db.transaction() as session:  # both last beat when the clock starts
         await session.execute(sa.update(models.Worker).values(last_heartbeat=fake_clock.now()))
-    completions = await record_completions(runtime)
-    async with heartbeating(runtime, alive), running_executor(runtime):
-        await fake_clock.sleeping(executor_loops(runtime) + 1)
+    completions = await record_completions(platform)
+    async with heartbeating(platform, alive), running_executor(platform):
+        await fake_clock.sleeping(executor_loops(platform) + 1)
         silent_for = 0.0
-        while (execution := await get(runtime, models.Execution, lost.id)).status != "abandoned":
+        while (execution := await get(platform, models.Execution, lost.id)).status != "abandoned":
             assert silent_for < 2 * 0.5, "the silent worker's execution was not abandoned in time"
-            await pass_time(runtime, fake_clock, 0.125, others=1)  # a liveness sweep each time
+            await pass_time(platform, fake_clock, 0.125, others=1)  # a liveness sweep each time
             silent_for += 0.125
         # Not before 1.5 silent intervals (the monitor started with the clock, so it could see
         # them all), and within two.
@@ -757,92 +759,92 @@ async def test_a_stale_workers_executions_are_abandoned_within_two_heartbeats(
         }
 
         async def rescheduled() -> models.Execution | None:
-            row = await get(runtime, models.Execution, waiting.id)
+            row = await get(platform, models.Execution, waiting.id)
             return row if (row.status, row.worker) == ("scheduled", alive.id) else None
 
         # It never started: it goes to a live worker instead of being abandoned.
         assert await eventually(rescheduled, timeout=3)
-        assert (await get(runtime, models.Worker, silent.id)).status == "inactive"
+        assert (await get(platform, models.Worker, silent.id)).status == "inactive"
         for _ in range(4):  # another heartbeat interval: the beating worker keeps its work
-            await pass_time(runtime, fake_clock, 0.125, others=1)
-        assert (await get(runtime, models.Execution, safe.id)).status == "running"
-        assert (await get(runtime, models.Worker, alive.id)).status == "active"
-        await settle(runtime)
+            await pass_time(platform, fake_clock, 0.125, others=1)
+        assert (await get(platform, models.Execution, safe.id)).status == "running"
+        assert (await get(platform, models.Worker, alive.id)).status == "active"
+        await settle(platform)
         assert sorted((p["execution_id"], p["status"]) for p in completions.payloads()) == [
             (lost.id, "abandoned"),
         ]
-        assert len(await rows(runtime, models.Execution)) == 3  # no retries without a budget
+        assert len(await rows(platform, models.Execution)) == 3  # no retries without a budget
 
 
 async def test_a_worker_of_this_process_is_alive_whatever_its_heartbeat(
-    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
+    api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock
 ) -> None:
     """The embedded server: a late heartbeat write of its own worker abandons nothing."""
-    runtime.settings.worker.heartbeat_interval = 0.5
-    _, action, _ = await seed_pack(runtime)
-    local = await add_worker(runtime, "w-local", ["shell"])  # never heartbeats in this test
-    runtime.local_workers.add(local.id)
+    platform.settings.worker.heartbeat_interval = 0.5
+    _, action, _ = await seed_pack(platform)
+    local = await add_worker(platform, "w-local", ["shell"])  # never heartbeats in this test
+    platform.local_workers.add(local.id)
     busy = models.Execution(action=action.id, action_ref=action.ref, status="running", worker=local.id)
-    await add(runtime, busy)
-    async with running_executor(runtime):
-        await fake_clock.sleeping(executor_loops(runtime))
+    await add(platform, busy)
+    async with running_executor(platform):
+        await fake_clock.sleeping(executor_loops(platform))
         for _ in range(3):  # three heartbeat intervals of silence, a liveness sweep after each
-            await pass_time(runtime, fake_clock, 0.5)
-        await settle(runtime)
-        assert (await get(runtime, models.Execution, busy.id)).status == "running"
-        assert (await get(runtime, models.Worker, local.id)).status == "active"
+            await pass_time(platform, fake_clock, 0.5)
+        await settle(platform)
+        assert (await get(platform, models.Execution, busy.id)).status == "running"
+        assert (await get(platform, models.Worker, local.id)).status == "active"
         response = await api.post(EXECUTE, json={"action_ref": action.ref})
-        await settle(runtime)
-        execution = await get(runtime, models.Execution, response.json()["data"]["id"])
+        await settle(platform)
+        execution = await get(platform, models.Execution, response.json()["data"]["id"])
         assert (execution.status, execution.worker) == ("scheduled", local.id)
 
 
-async def test_a_stale_workers_execution_with_retries_left_is_requested_again(runtime: Platform) -> None:
-    runtime.settings.worker.heartbeat_interval = 0.5
+async def test_a_stale_workers_execution_with_retries_left_is_requested_again(platform: Platform) -> None:
+    platform.settings.worker.heartbeat_interval = 0.5
     schema = {"token": {"type": "string", "secret": True}, "n": {"type": "integer"}}
-    _, action, _ = await seed_pack(runtime, param_schema=schema, max_retries=2)
-    silent = await add_worker(runtime, "w-gone", ["shell"])
-    async with runtime.db.transaction() as session:
+    _, action, _ = await seed_pack(platform, param_schema=schema, max_retries=2)
+    silent = await add_worker(platform, "w-gone", ["shell"])
+    async with platform.db.transaction() as session:
         row = await session.get(models.Action, action.id)
         assert row is not None
         original = await execution_repo.request_execution(
             session,
             row,
             {"token": "s3cr3t", "n": 4},
-            box=runtime.secrets,
+            box=platform.secrets,
             source_service="test",
             enforcement=77,
         )
         original.status, original.worker = "running", silent.id
-    async with running_executor(runtime):
+    async with running_executor(platform):
 
         async def retried() -> list[models.Execution]:
-            return await rows(runtime, models.Execution, models.Execution.original_execution == original.id)
+            return await rows(platform, models.Execution, models.Execution.original_execution == original.id)
 
         [retry] = await eventually(retried, timeout=3)
-        assert (await get(runtime, models.Execution, original.id)).status == "abandoned"
+        assert (await get(platform, models.Execution, original.id)).status == "abandoned"
         assert (retry.retry_count, retry.retry_reason, retry.enforcement) == (1, "worker_heartbeat_stale", 77)
         assert retry.config == {"token": "********", "n": 4}
-        assert execution_repo.full_parameters(retry, runtime.secrets) == {"token": "s3cr3t", "n": 4}
+        assert execution_repo.full_parameters(retry, platform.secrets) == {"token": "s3cr3t", "n": 4}
 
 
 async def test_a_retriable_failure_is_retried_after_the_backoff_once(
-    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
+    api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock
 ) -> None:
-    _, action, _ = await seed_pack(runtime, max_retries=1)
-    await add_worker(runtime, "w-retry", ["shell"])
-    async with running_executor(runtime):
+    _, action, _ = await seed_pack(platform, max_retries=1)
+    await add_worker(platform, "w-retry", ["shell"])
+    async with running_executor(platform):
         first = (await api.post(EXECUTE, json={"action_ref": action.ref, "parameters": {"n": 1}})).json()[
             "data"
         ]
-        await settle(runtime)
+        await settle(platform)
         await complete(
-            runtime, first["id"], "failed", {"succeeded": False, "error": "Connection reset by peer"}
+            platform, first["id"], "failed", {"succeeded": False, "error": "Connection reset by peer"}
         )
-        await settle(runtime)
+        await settle(platform)
         # Redelivery of the completion must not create a second retry.
         await publish(
-            runtime,
+            platform,
             MessageType.EXECUTION_COMPLETED,
             {
                 "execution_id": first["id"],
@@ -854,48 +856,50 @@ async def test_a_retriable_failure_is_retried_after_the_backoff_once(
         )
 
         async def retried() -> list[models.Execution]:
-            return await rows(runtime, models.Execution, models.Execution.original_execution == first["id"])
+            return await rows(platform, models.Execution, models.Execution.original_execution == first["id"])
 
-        await settle(runtime)
-        await fake_clock.sleeping(executor_loops(runtime) + 1)  # the retry waits for its backoff
-        await pass_time(runtime, fake_clock, 0.7, others=1)
+        await settle(platform)
+        await fake_clock.sleeping(executor_loops(platform) + 1)  # the retry waits for its backoff
+        await pass_time(platform, fake_clock, 0.7, others=1)
         assert await retried() == []  # not before the backoff (1 s ± 20 %)
         fake_clock.advance(0.6)
         [retry] = await eventually(retried, timeout=5)
         assert (retry.retry_count, retry.retry_reason, retry.config) == (1, "transient_error", {"n": 1})
-        await settle(runtime)
-        await complete(runtime, retry.id, "failed", {"succeeded": False, "error": "Connection reset by peer"})
-        await settle(runtime)
-        await fake_clock.sleeping(executor_loops(runtime))
-        assert fake_clock.pending == executor_loops(runtime)  # no retry waits for its backoff
-        await pass_time(runtime, fake_clock, 1.5)  # longer than the first backoff
-        await settle(runtime)
+        await settle(platform)
+        await complete(
+            platform, retry.id, "failed", {"succeeded": False, "error": "Connection reset by peer"}
+        )
+        await settle(platform)
+        await fake_clock.sleeping(executor_loops(platform))
+        assert fake_clock.pending == executor_loops(platform)  # no retry waits for its backoff
+        await pass_time(platform, fake_clock, 1.5)  # longer than the first backoff
+        await settle(platform)
         assert len(await retried()) == 1  # the budget (max_retries=1) is spent
 
 
 async def test_a_failure_the_retry_policy_does_not_cover_is_not_retried(
-    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock
+    api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock
 ) -> None:
-    _, action, _ = await seed_pack(runtime, max_retries=3)
-    async with runtime.db.transaction() as session:
+    _, action, _ = await seed_pack(platform, max_retries=3)
+    async with platform.db.transaction() as session:
         row = await session.get(models.Action, action.id)
         assert row is not None
         row.retry_on = ["timeout"]  # retry: {count: 3, on: [timeout]}
-    await add_worker(runtime, "w-final", ["shell"])
-    async with running_executor(runtime):
+    await add_worker(platform, "w-final", ["shell"])
+    async with running_executor(platform):
         first = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]
-        await settle(runtime)
-        await complete(runtime, first["id"], "failed", {"succeeded": False, "error": "exit code 3"})
-        await settle(runtime)
-        await pass_time(runtime, fake_clock, 1.5)  # longer than any first backoff
-        await settle(runtime)
-        assert len(await rows(runtime, models.Execution)) == 1
+        await settle(platform)
+        await complete(platform, first["id"], "failed", {"succeeded": False, "error": "exit code 3"})
+        await settle(platform)
+        await pass_time(platform, fake_clock, 1.5)  # longer than any first backoff
+        await settle(platform)
+        assert len(await rows(platform, models.Execution)) == 1
 
 
-async def test_executions_left_scheduled_too_long_fail(runtime: Platform) -> None:
-    runtime.settings.executor.scheduled_timeout = 30
-    _, action, _ = await seed_pack(runtime)
-    worker = await add_worker(runtime, "w-slow", ["shell"])
+async def test_executions_left_scheduled_too_long_fail(platform: Platform) -> None:
+    platform.settings.executor.scheduled_timeout = 30
+    _, action, _ = await seed_pack(platform)
+    worker = await add_worker(platform, "w-slow", ["shell"])
     old = models.Execution(
         action=action.id,
         action_ref=action.ref,
@@ -904,12 +908,12 @@ async def test_executions_left_scheduled_too_long_fail(runtime: Platform) -> Non
         updated=utcnow() - timedelta(minutes=2),
     )
     fresh = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=worker.id)
-    await add(runtime, old, fresh)
-    completions = await record_completions(runtime)
-    async with heartbeating(runtime, worker), running_executor(runtime):
+    await add(platform, old, fresh)
+    completions = await record_completions(platform)
+    async with heartbeating(platform, worker), running_executor(platform):
 
         async def failed() -> models.Execution | None:
-            row = await get(runtime, models.Execution, old.id)
+            row = await get(platform, models.Execution, old.id)
             return row if row.status == "failed" else None
 
         execution = await eventually(failed, timeout=5)
@@ -919,8 +923,8 @@ async def test_executions_left_scheduled_too_long_fail(runtime: Platform) -> Non
         assert execution.result["error"].startswith(
             "Execution timeout: worker did not pick up task within 30 seconds"
         )
-        assert (await get(runtime, models.Execution, fresh.id)).status == "scheduled"
-        await settle(runtime)
+        assert (await get(platform, models.Execution, fresh.id)).status == "scheduled"
+        await settle(platform)
         [completion] = completions.payloads()
         assert (completion["execution_id"], completion["action_id"], completion["status"]) == (
             old.id,
@@ -929,27 +933,27 @@ async def test_executions_left_scheduled_too_long_fail(runtime: Platform) -> Non
         )
 
 
-async def test_an_expired_dispatch_fails_its_execution(runtime: Platform) -> None:
-    _, action, _ = await seed_pack(runtime)
-    worker = await add_worker(runtime, "w-deaf", ["shell"])
+async def test_an_expired_dispatch_fails_its_execution(platform: Platform) -> None:
+    _, action, _ = await seed_pack(platform)
+    worker = await add_worker(platform, "w-deaf", ["shell"])
     expired = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=worker.id)
-    other = await add_worker(runtime, "w-other", ["shell"])
+    other = await add_worker(platform, "w-other", ["shell"])
     moved = models.Execution(action=action.id, action_ref=action.ref, status="scheduled", worker=other.id)
-    await add(runtime, expired, moved)
-    completions = await record_completions(runtime)
-    async with heartbeating(runtime, worker, other), running_executor(runtime):
+    await add(platform, expired, moved)
+    completions = await record_completions(platform)
+    async with heartbeating(platform, worker, other), running_executor(platform):
         for execution in (expired, moved):
             envelope = make_envelope(
                 MessageType.EXECUTION_REQUESTED,
                 {"execution_id": execution.id, "worker_id": worker.id, "action_ref": action.ref},
                 source_service="executor",
             )
-            await runtime.bus.publish("attune.dlx", f"execution.dispatch.worker.{worker.id}", envelope)
-        await publish(runtime, MessageType.EVENT_CREATED, {"event_id": 999, "trigger_ref": "x.y"})  # dropped
-        await settle(runtime)
+            await platform.bus.publish("attune.dlx", f"execution.dispatch.worker.{worker.id}", envelope)
+        await publish(platform, MessageType.EVENT_CREATED, {"event_id": 999, "trigger_ref": "x.y"})  # dropped
+        await settle(platform)
 
         async def ended() -> models.Execution | None:
-            row = await get(runtime, models.Execution, expired.id)
+            row = await get(platform, models.Execution, expired.id)
             return row if row.status != "scheduled" else None
 
         # Waited for: under load the dead-letter consumer may commit after the queues drained.
@@ -957,7 +961,7 @@ async def test_an_expired_dispatch_fails_its_execution(runtime: Platform) -> Non
         assert failed.status == "failed"
         assert failed.result["error"] == "Worker queue TTL expired"
         assert str(worker.id) in failed.result["message"]
-        assert (await get(runtime, models.Execution, moved.id)).status == "scheduled"
+        assert (await get(platform, models.Execution, moved.id)).status == "scheduled"
 
         async def completed() -> list[tuple[int, str]]:
             return [(p["execution_id"], p["status"]) for p in completions.payloads()]
@@ -965,5 +969,5 @@ async def test_an_expired_dispatch_fails_its_execution(runtime: Platform) -> Non
         # The completion travels through the broker after the commit: wait for it, then once more
         # for anything that should not be there.
         await eventually(completed)
-        await settle(runtime)
+        await settle(platform)
         assert await completed() == [(expired.id, "failed")]

@@ -19,15 +19,15 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-async def add(runtime: Platform, *rows: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def add(platform: Platform, *rows: Any) -> None:
+    async with platform.db.transaction() as session:
         for row in rows:
             session.add(row)
             await session.flush()
 
 
-async def set_fields(runtime: Platform, model: Any, entity_id: int, **values: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def set_fields(platform: Platform, model: Any, entity_id: int, **values: Any) -> None:
+    async with platform.db.transaction() as session:
         row = await session.get(model, entity_id)
         for key, value in values.items():
             setattr(row, key, value)
@@ -43,9 +43,9 @@ def worker(name: str, **values: Any) -> models.Worker:
     )
 
 
-async def add_action(runtime: Platform, ref: str = "hist.act") -> None:
+async def add_action(platform: Platform, ref: str = "hist.act") -> None:
     pack_ref, name = ref.split(".")
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref=pack_ref, label=pack_ref, version="1.0.0")
         session.add(pack)
         await session.flush()
@@ -72,15 +72,15 @@ def history_row(model: Any, entity_id: int, time: datetime, **values: Any) -> An
 
 
 async def test_execution_history_lists_the_insert_and_each_status_change_newest_first(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    await add_action(runtime)
+    await add_action(platform)
     created = await api.post("/api/v1/executions/execute", json={"action_ref": "hist.act", "parameters": {}})
     assert created.status_code == 201, created.text
     execution_id = created.json()["data"]["id"]
     for status in ("scheduled", "running"):
-        await set_fields(runtime, models.Execution, execution_id, status=status)
-    await set_fields(runtime, models.Execution, execution_id, status="completed", result={"exit_code": 0})
+        await set_fields(platform, models.Execution, execution_id, status=status)
+    await set_fields(platform, models.Execution, execution_id, status="completed", result={"exit_code": 0})
 
     response = await api.get(f"/api/v1/executions/{execution_id}/history")
 
@@ -125,10 +125,10 @@ async def test_history_of_an_unknown_execution_is_an_empty_page(api: httpx.Async
 
 
 async def test_execution_history_is_scoped_to_its_execution_whatever_entity_id_says(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     first, second = execution(), execution()
-    await add(runtime, first, second)
+    await add(platform, first, second)
 
     data = (await api.get(f"/api/v1/executions/{first.id}/history", params={"entity_id": second.id})).json()
 
@@ -145,8 +145,8 @@ async def test_unknown_entity_type_is_rejected_with_the_contract_message(api: ht
     }
 
 
-async def test_entity_type_is_case_insensitive(api: httpx.AsyncClient, runtime: Platform) -> None:
-    await add(runtime, execution())
+async def test_entity_type_is_case_insensitive(api: httpx.AsyncClient, platform: Platform) -> None:
+    await add(platform, execution())
 
     response = await api.get("/api/v1/history/Execution")
 
@@ -159,13 +159,13 @@ async def test_history_requires_a_token(client: httpx.AsyncClient) -> None:
 
 
 async def test_filters_by_entity_ref_operation_and_changed_field(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     mine, other = execution(), execution(action_ref="hist.other")
-    await add(runtime, mine, other)
-    await set_fields(runtime, models.Execution, mine.id, status="running")
-    await set_fields(runtime, models.Execution, mine.id, result={"partial": True})
-    await set_fields(runtime, models.Execution, other.id, status="running")
+    await add(platform, mine, other)
+    await set_fields(platform, models.Execution, mine.id, status="running")
+    await set_fields(platform, models.Execution, mine.id, result={"partial": True})
+    await set_fields(platform, models.Execution, other.id, status="running")
 
     async def ids(**params: Any) -> list[tuple[int, str, list[str]]]:
         response = await api.get("/api/v1/history/execution", params=params)
@@ -189,9 +189,9 @@ async def test_filters_by_entity_ref_operation_and_changed_field(
     assert await ids(changed_field='status"') == []
 
 
-async def test_since_and_until_are_inclusive(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_since_and_until_are_inclusive(api: httpx.AsyncClient, platform: Platform) -> None:
     times = [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)]
-    await add(runtime, *(history_row(models.ExecutionHistory, 7, t) for t in times))
+    await add(platform, *(history_row(models.ExecutionHistory, 7, t) for t in times))
 
     async def found(**params: str) -> list[str]:
         data = (await api.get("/api/v1/history/execution", params=params)).json()["data"]
@@ -202,9 +202,9 @@ async def test_since_and_until_are_inclusive(api: httpx.AsyncClient, runtime: Pl
     assert await found(since=iso(times[1]), until=iso(times[1])) == [iso(times[1])]
 
 
-async def test_pages_use_family_h(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_pages_use_family_h(api: httpx.AsyncClient, platform: Platform) -> None:
     await add(
-        runtime, *(history_row(models.ExecutionHistory, 7, T0 + timedelta(seconds=i)) for i in range(5))
+        platform, *(history_row(models.ExecutionHistory, 7, T0 + timedelta(seconds=i)) for i in range(5))
     )
 
     body = (await api.get("/api/v1/history/execution", params={"page": 2, "page_size": 2})).json()
@@ -222,11 +222,11 @@ async def test_pages_use_family_h(api: httpx.AsyncClient, runtime: Platform) -> 
 
 
 async def test_deleting_an_execution_is_recorded_without_values(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     row = execution()
-    await add(runtime, row)
-    async with runtime.db.transaction() as session:
+    await add(platform, row)
+    async with platform.db.transaction() as session:
         await session.delete(await session.get(models.Execution, row.id))
 
     latest = (await api.get(f"/api/v1/executions/{row.id}/history")).json()["data"][0]
@@ -236,12 +236,12 @@ async def test_deleting_an_execution_is_recorded_without_values(
 
 
 async def test_worker_history_records_status_changes_but_not_heartbeats(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     row = worker("worker-hist")
-    await add(runtime, row)
-    await set_fields(runtime, models.Worker, row.id, last_heartbeat=T0)
-    await set_fields(runtime, models.Worker, row.id, status="inactive")
+    await add(platform, row)
+    await set_fields(platform, models.Worker, row.id, last_heartbeat=T0)
+    await set_fields(platform, models.Worker, row.id, status="inactive")
 
     response = await api.get(f"/api/v1/workers/{row.id}/history")
 
@@ -272,11 +272,11 @@ async def test_worker_history_records_status_changes_but_not_heartbeats(
 
 
 async def test_history_records_stay_after_the_execution_is_gone(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     row = execution()
-    await add(runtime, row)
-    async with runtime.db.transaction() as session:
+    await add(platform, row)
+    async with platform.db.transaction() as session:
         await session.execute(sa.delete(models.Execution).where(models.Execution.id == row.id))
 
     records = (await api.get("/api/v1/history/execution", params={"entity_id": row.id})).json()["data"]

@@ -32,18 +32,18 @@ from tests.integration.test_executor import (
 
 
 async def test_a_burst_of_redeliveries_gives_one_enforcement_per_rule_and_one_execution_each(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    first = await add_rule(runtime, pack, action, trigger, "first")
-    second = await add_rule(runtime, pack, action, trigger, "second")
-    await add_worker(runtime, "w-idem", ["shell"])
-    async with running_executor(runtime):
+    pack, action, trigger = await seed_pack(platform)
+    first = await add_rule(platform, pack, action, trigger, "first")
+    second = await add_rule(platform, pack, action, trigger, "second")
+    await add_worker(platform, "w-idem", ["shell"])
+    async with running_executor(platform):
         event = (await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {}})).json()["data"]
         again = {"event_id": event["id"], "trigger_ref": trigger.ref, "payload": {}}
-        await asyncio.gather(*(publish(runtime, MessageType.EVENT_CREATED, again) for _ in range(10)))
-        await settle(runtime)
-        created = await rows(runtime, models.Enforcement)
+        await asyncio.gather(*(publish(platform, MessageType.EVENT_CREATED, again) for _ in range(10)))
+        await settle(platform)
+        created = await rows(platform, models.Enforcement)
         assert sorted(e.rule for e in created) == sorted([first.id, second.id])
         for enforcement in created:
             message = {
@@ -53,10 +53,10 @@ async def test_a_burst_of_redeliveries_gives_one_enforcement_per_rule_and_one_ex
                 "trigger_ref": trigger.ref,
             }
             await asyncio.gather(
-                *(publish(runtime, MessageType.ENFORCEMENT_CREATED, message) for _ in range(10))
+                *(publish(platform, MessageType.ENFORCEMENT_CREATED, message) for _ in range(10))
             )
-        await settle(runtime)
-        executions = await rows(runtime, models.Execution)
+        await settle(platform)
+        executions = await rows(platform, models.Execution)
         assert sorted(x.enforcement for x in executions) == sorted(e.id for e in created)
 
 
@@ -66,32 +66,32 @@ def _enforcement(event_id: int, rule: models.Rule) -> models.Enforcement:
     )
 
 
-async def test_a_second_enforcement_for_the_same_event_and_rule_is_ignored(runtime: Platform) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    rule = await add_rule(runtime, pack, action, trigger, "once")
-    async with runtime.db.transaction() as session:
+async def test_a_second_enforcement_for_the_same_event_and_rule_is_ignored(platform: Platform) -> None:
+    pack, action, trigger = await seed_pack(platform)
+    rule = await add_rule(platform, pack, action, trigger, "once")
+    async with platform.db.transaction() as session:
         assert await enforcements.add_for_event(session, _enforcement(41, rule))
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         assert not await enforcements.add_for_event(session, _enforcement(41, rule))
         # The transaction goes on: another rule, another event still insert.
         assert await enforcements.add_for_event(session, _enforcement(42, rule))
-    assert [e.event for e in await rows(runtime, models.Enforcement)] == [41, 42]
+    assert [e.event for e in await rows(platform, models.Enforcement)] == [41, 42]
     with pytest.raises(IntegrityError):
-        async with runtime.db.transaction() as session:
+        async with platform.db.transaction() as session:
             session.add(_enforcement(41, rule))
 
 
-async def test_an_enforcement_requests_its_first_execution_once(runtime: Platform) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    rule = await add_rule(runtime, pack, action, trigger, "once")
-    async with runtime.db.transaction() as session:
+async def test_an_enforcement_requests_its_first_execution_once(platform: Platform) -> None:
+    pack, action, trigger = await seed_pack(platform)
+    rule = await add_rule(platform, pack, action, trigger, "once")
+    async with platform.db.transaction() as session:
         enforcement = _enforcement(7, rule)
         session.add(enforcement)
         await session.flush()
         first = await execution_repo.request_execution(
             session, action, {}, box=None, source_service="test", enforcement=enforcement.id
         )
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         with pytest.raises(Conflict):
             await execution_repo.request_execution(
                 session, action, {}, box=None, source_service="test", enforcement=enforcement.id
@@ -110,7 +110,7 @@ async def test_an_enforcement_requests_its_first_execution_once(runtime: Platfor
         await execution_repo.request_execution(
             session, action, {}, box=None, source_service="test", enforcement=enforcement.id, parent=first.id
         )
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         count = await session.scalar(
             sa.select(sa.func.count())
             .select_from(models.Execution)

@@ -35,9 +35,9 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def loose(app: Any, runtime: Platform, user: models.Identity) -> AsyncIterator[httpx.AsyncClient]:
+async def loose(app: Any, platform: Platform, user: models.Identity) -> AsyncIterator[httpx.AsyncClient]:
     """An authenticated client that sees the 500 answer instead of the server's exception."""
-    token = runtime.tokens.access(user.id, user.login)
+    token = platform.tokens.access(user.id, user.login)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://attune.test", headers={"Authorization": f"Bearer {token}"}
@@ -74,12 +74,12 @@ def laughs(levels: int) -> str:
 
 
 async def test_a_template_over_its_time_limit_gives_a_disabled_enforcement_with_the_reason(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
+    pack, action, trigger = await seed_pack(platform)
     # About ten million loop iterations: seconds of CPU, far past the 0.5 s limit set above.
     bomb = await add_rule(
-        runtime,
+        platform,
         pack,
         action,
         trigger,
@@ -89,15 +89,15 @@ async def test_a_template_over_its_time_limit_gives_a_disabled_enforcement_with_
         },
     )
     fine = await add_rule(
-        runtime, pack, action, trigger, "fine", action_params={"x": "{{ event.payload.n }}"}
+        platform, pack, action, trigger, "fine", action_params={"x": "{{ event.payload.n }}"}
     )
-    async with running_executor(runtime):
+    async with running_executor(platform):
         started = time.monotonic()
         response = await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": 1}})
         assert response.status_code == 201
-        await settle(runtime)
+        await settle(platform)
         elapsed = time.monotonic() - started
-    enforcements = {e.rule: e for e in await rows(runtime, models.Enforcement)}
+    enforcements = {e.rule: e for e in await rows(platform, models.Enforcement)}
     refused = enforcements[bomb.id]
     assert refused.status == "disabled"
     assert refused.error is not None and "took longer than the limit of 0.5 s" in refused.error
@@ -106,21 +106,23 @@ async def test_a_template_over_its_time_limit_gives_a_disabled_enforcement_with_
     shown = await api.get(f"/api/v1/enforcements/{refused.id}")
     assert shown.json()["data"]["error"] == refused.error
     # Nothing ran for the refused firing.
-    assert [x.enforcement for x in await rows(runtime, models.Execution)] == [enforcements[fine.id].id]
+    assert [x.enforcement for x in await rows(platform, models.Execution)] == [enforcements[fine.id].id]
 
 
-async def test_a_template_over_its_output_limit_is_refused(api: httpx.AsyncClient, runtime: Platform) -> None:
-    pack, action, trigger = await seed_pack(runtime)
+async def test_a_template_over_its_output_limit_is_refused(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    pack, action, trigger = await seed_pack(platform)
     doubling = (
         "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
     )
     bomb = await add_rule(
-        runtime, pack, action, trigger, "grow", action_params={"x": doubling + "{{ ns.s }}"}
+        platform, pack, action, trigger, "grow", action_params={"x": doubling + "{{ ns.s }}"}
     )
-    async with running_executor(runtime):
+    async with running_executor(platform):
         assert (await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {}})).status_code == 201
-        await settle(runtime)
-    [refused] = [e for e in await rows(runtime, models.Enforcement) if e.rule == bomb.id]
+        await settle(platform)
+    [refused] = [e for e in await rows(platform, models.Enforcement) if e.rule == bomb.id]
     assert refused.status == "disabled"
     assert refused.error is not None and "limit" in refused.error
 
@@ -174,7 +176,7 @@ async def test_deeply_nested_yaml_is_refused_with_422(loose: httpx.AsyncClient, 
 
 
 async def test_a_deeply_nested_workflow_file_is_reported_not_a_server_error(
-    loose: httpx.AsyncClient, runtime: Platform, packs_dir: Any
+    loose: httpx.AsyncClient, platform: Platform, packs_dir: Any
 ) -> None:
     pack_dir = packs_dir / "deep"
     pack_dir.mkdir()

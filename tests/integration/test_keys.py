@@ -15,27 +15,27 @@ from attune.platform import Platform
 KEYS = "/api/v1/keys"
 
 
-def master_secret(runtime: Platform) -> str:
-    secret = runtime.settings.security.encryption_key
+def master_secret(platform: Platform) -> str:
+    secret = platform.settings.security.encryption_key
     assert secret
     return secret
 
 
-async def key_row(runtime: Platform, ref: str) -> models.Key:
-    async with runtime.db.session() as session:
+async def key_row(platform: Platform, ref: str) -> models.Key:
+    async with platform.db.session() as session:
         return (await session.execute(sa.select(models.Key).where(models.Key.ref == ref))).scalar_one()
 
 
-async def add_pack(runtime: Platform, ref: str = "demo") -> models.Pack:
-    async with runtime.db.transaction() as session:
+async def add_pack(platform: Platform, ref: str = "demo") -> models.Pack:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref=ref, label=ref, version="1.0.0")
         session.add(pack)
         await session.flush()
     return pack
 
 
-async def add_action(runtime: Platform, pack: models.Pack, name: str = "run") -> models.Action:
-    async with runtime.db.transaction() as session:
+async def add_action(platform: Platform, pack: models.Pack, name: str = "run") -> models.Action:
+    async with platform.db.transaction() as session:
         action = models.Action(
             ref=f"{pack.ref}.{name}",
             pack=pack.id,
@@ -88,12 +88,12 @@ async def test_create_encrypts_by_default_and_returns_plaintext(api: httpx.Async
 
 
 async def test_database_never_holds_the_plaintext_or_the_aes_key(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     plaintext = "very-secret-password-value"
     assert (await create(api, value=plaintext)).status_code == 201
-    row = await key_row(runtime, "app.token")
-    secret = master_secret(runtime)
+    row = await key_row(platform, "app.token")
+    secret = master_secret(platform)
     aes_key = hashlib.sha256(secret.encode()).digest()
     assert row.encrypted is True
     assert row.value != plaintext
@@ -108,15 +108,15 @@ async def test_database_never_holds_the_plaintext_or_the_aes_key(
     assert SecretBox(secret).decrypt(row.value, row.encryption_key_hash) == plaintext
 
 
-async def test_plain_key_is_stored_as_is(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_plain_key_is_stored_as_is(api: httpx.AsyncClient, platform: Platform) -> None:
     response = await create(api, encrypted=False, value="visible")
     assert response.status_code == 201
-    row = await key_row(runtime, "app.token")
+    row = await key_row(platform, "app.token")
     assert (row.encrypted, row.value, row.encryption_key_hash) == (False, "visible", None)
 
 
-async def test_create_without_encryption_key_is_400(api: httpx.AsyncClient, runtime: Platform) -> None:
-    runtime.secrets = None
+async def test_create_without_encryption_key_is_400(api: httpx.AsyncClient, platform: Platform) -> None:
+    platform.secrets = None
     response = await create(api)
     assert response.status_code == 400
     assert response.json() == {
@@ -138,8 +138,8 @@ async def test_get_returns_decrypted_value_and_404(api: httpx.AsyncClient) -> No
     assert missing.json() == {"error": "Key 'nope.nothing' not found", "code": "NOT_FOUND"}
 
 
-async def test_owner_resolved_from_pack_ref(api: httpx.AsyncClient, runtime: Platform) -> None:
-    pack = await add_pack(runtime)
+async def test_owner_resolved_from_pack_ref(api: httpx.AsyncClient, platform: Platform) -> None:
+    pack = await add_pack(platform)
     response = await create(api, ref="demo.api_key", owner_type="pack", owner_pack_ref="demo", owner="x")
     assert response.status_code == 201
     data = response.json()["data"]
@@ -147,9 +147,9 @@ async def test_owner_resolved_from_pack_ref(api: httpx.AsyncClient, runtime: Pla
     assert data["owner_action"] is None
 
 
-async def test_owner_resolved_from_action_ref_and_by_id(api: httpx.AsyncClient, runtime: Platform) -> None:
-    pack = await add_pack(runtime)
-    action = await add_action(runtime, pack)
+async def test_owner_resolved_from_action_ref_and_by_id(api: httpx.AsyncClient, platform: Platform) -> None:
+    pack = await add_pack(platform)
+    action = await add_action(platform, pack)
     by_ref = await create(api, ref="a.one", owner_type="action", owner_action_ref="demo.run")
     assert by_ref.status_code == 201
     assert by_ref.json()["data"]["owner"] == str(action.id)
@@ -170,9 +170,9 @@ async def test_unknown_owner_ref_is_400(api: httpx.AsyncClient) -> None:
         assert response.json() == {"error": message, "code": "BAD_REQUEST"}
 
 
-async def test_owner_invariant_violations_are_400(api: httpx.AsyncClient, runtime: Platform) -> None:
-    pack = await add_pack(runtime)
-    action = await add_action(runtime, pack)
+async def test_owner_invariant_violations_are_400(api: httpx.AsyncClient, platform: Platform) -> None:
+    pack = await add_pack(platform)
+    action = await add_action(platform, pack)
     missing = await create(api, owner_type="pack")
     assert missing.status_code == 400
     assert missing.json()["error"] == "Exactly one owner field must be set for owner_type pack"
@@ -218,7 +218,7 @@ async def test_field_rules_are_422_naming_the_field(api: httpx.AsyncClient) -> N
 
 
 async def test_list_has_no_values_sorted_by_ref_with_family_b(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     for index, ref in enumerate(["c.key", "a.key", "b.key"]):
         assert (await create(api, ref=ref, name=f"n{index}")).status_code == 201
@@ -241,8 +241,8 @@ async def test_list_has_no_values_sorted_by_ref_with_family_b(
     }
 
 
-async def test_list_filters_by_owner_type_and_owner(api: httpx.AsyncClient, runtime: Platform) -> None:
-    pack = await add_pack(runtime)
+async def test_list_filters_by_owner_type_and_owner(api: httpx.AsyncClient, platform: Platform) -> None:
+    pack = await add_pack(platform)
     await create(api, ref="sys.key")
     await create(api, ref="pack.key", owner_type="pack", owner_pack=pack.id)
     by_type = (await api.get(KEYS, params={"owner_type": "pack"})).json()
@@ -253,53 +253,55 @@ async def test_list_filters_by_owner_type_and_owner(api: httpx.AsyncClient, runt
     assert bad.status_code == 400
 
 
-async def test_put_value_reencrypts(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_put_value_reencrypts(api: httpx.AsyncClient, platform: Platform) -> None:
     await create(api, value="old-value")
-    before = await key_row(runtime, "app.token")
+    before = await key_row(platform, "app.token")
     response = await api.put(f"{KEYS}/app.token", json={"value": "new-value"})
     assert response.status_code == 200
     assert response.json()["message"] == "Key updated successfully"
     assert response.json()["data"]["value"] == "new-value"
-    after = await key_row(runtime, "app.token")
+    after = await key_row(platform, "app.token")
     assert after.value not in (before.value, "new-value")
-    assert SecretBox(master_secret(runtime)).decrypt(after.value) == "new-value"
+    assert SecretBox(master_secret(platform)).decrypt(after.value) == "new-value"
 
 
 async def test_put_changing_only_encrypted_reseals_the_value(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
     await create(api, value="flip-me")
     to_plain = await api.put(f"{KEYS}/app.token", json={"encrypted": False})
     assert to_plain.status_code == 200
     assert to_plain.json()["data"]["value"] == "flip-me"
-    row = await key_row(runtime, "app.token")
+    row = await key_row(platform, "app.token")
     assert (row.encrypted, row.value, row.encryption_key_hash) == (False, "flip-me", None)
 
     to_secret = await api.put(f"{KEYS}/app.token", json={"encrypted": True})
     assert to_secret.status_code == 200
     assert to_secret.json()["data"]["value"] == "flip-me"
-    row = await key_row(runtime, "app.token")
+    row = await key_row(platform, "app.token")
     assert row.encrypted is True
     assert "flip-me" not in row.value
-    assert row.encryption_key_hash == SecretBox(master_secret(runtime)).fingerprint
+    assert row.encryption_key_hash == SecretBox(master_secret(platform)).fingerprint
     assert (await api.get(f"{KEYS}/app.token")).json()["data"]["value"] == "flip-me"
 
 
-async def test_put_value_with_encrypted_false_stores_plain(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_put_value_with_encrypted_false_stores_plain(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
     await create(api)
     response = await api.put(f"{KEYS}/app.token", json={"value": "now-plain", "encrypted": False})
     assert response.status_code == 200
-    row = await key_row(runtime, "app.token")
+    row = await key_row(platform, "app.token")
     assert (row.encrypted, row.value) == (False, "now-plain")
 
 
-async def test_put_without_encryption_key_cannot_encrypt(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_put_without_encryption_key_cannot_encrypt(api: httpx.AsyncClient, platform: Platform) -> None:
     await create(api, encrypted=False)
-    runtime.secrets = None
+    platform.secrets = None
     response = await api.put(f"{KEYS}/app.token", json={"encrypted": True})
     assert response.status_code == 400
     assert response.json()["error"] == "Cannot encrypt: encryption key not configured on server"
-    row = await key_row(runtime, "app.token")
+    row = await key_row(platform, "app.token")
     assert row.encrypted is False
 
 

@@ -39,9 +39,9 @@ def node_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return node
 
 
-async def add_core_nodejs(runtime: Platform) -> models.Runtime:
+async def add_core_nodejs(platform: Platform) -> models.Runtime:
     doc: dict[str, Any] = yaml.safe_load((REPO / "packs/core/runtimes/nodejs.yaml").read_text())
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = models.Runtime(
             ref=doc["ref"],
             name=doc["name"],
@@ -68,27 +68,27 @@ async def add_core_nodejs(runtime: Platform) -> models.Runtime:
 
 
 async def test_node_20_is_available_and_runs_with_the_node_binary(
-    runtime: Platform, node_on_path: Path
+    platform: Platform, node_on_path: Path
 ) -> None:
-    nodejs = await add_core_nodejs(runtime)
-    pack_file(runtime, "hello.js", "console.log('hi')\n")
+    nodejs = await add_core_nodejs(platform)
+    pack_file(platform, "hello.js", "console.log('hi')\n")
     action = await add_action(
-        runtime, "hello", "hello.js", nodejs, is_adhoc=False, runtime_version_constraint="20"
+        platform, "hello", "hello.js", nodejs, is_adhoc=False, runtime_version_constraint="20"
     )
 
     async def versions() -> dict[str, models.RuntimeVersion]:
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             rows = (await session.execute(sa.select(models.RuntimeVersion))).scalars().all()
         return {row.version: row for row in rows}
 
-    async with running_worker(runtime, {"ATTUNE_WORKER_RUNTIMES": "node"}) as worker:
+    async with running_worker(platform, {"ATTUNE_WORKER_RUNTIMES": "node"}) as worker:
         for _ in range(300):
             rows = await versions()
             if all(row.verified_at is not None for row in rows.values()):
                 break
             await asyncio.sleep(0.05)
-        execution_id = await dispatch(runtime, action, worker)
-        result = await wait_status(runtime, execution_id)
+        execution_id = await dispatch(platform, action, worker)
+        result = await wait_status(platform, execution_id)
 
     assert {v: r.available for v, r in rows.items()} == {"18": False, "20": True, "22": False}
     assert result.status == "completed", result.result

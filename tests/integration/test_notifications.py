@@ -67,12 +67,12 @@ async def served(app: Any) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def token(runtime: Platform, user: Identity) -> str:
-    return runtime.tokens.access(user.id, user.login)
+def token(platform: Platform, user: Identity) -> str:
+    return platform.tokens.access(user.id, user.login)
 
 
 async def publish(
-    runtime: Platform, channel: str, entity_type: str, entity_id: int | None, **extra: Any
+    platform: Platform, channel: str, entity_type: str, entity_id: int | None, **extra: Any
 ) -> None:
     """Put one change notification on the bus, as the outbox relay does."""
     message = ChangeNotification(
@@ -85,7 +85,7 @@ async def publish(
     )
     envelope = make_envelope(MessageType.CHANGE_NOTIFICATION, message, source_service="test")
     exchange, key = change_notification_routing(channel)
-    await runtime.bus.publish(exchange, key, envelope)
+    await platform.bus.publish(exchange, key, envelope)
 
 
 async def connect(served: str, token: str, path: str = WS_PATH) -> WebSocketClient:
@@ -114,8 +114,8 @@ async def received(client: WebSocketClient, quiet: float = 0.3) -> list[dict[str
 # --------------------------------------------------------------------------- authentication
 
 
-async def test_upgrade_without_a_valid_query_token_is_refused(served: str, runtime: Platform) -> None:
-    for bad in ("not-a-jwt", runtime.tokens.refresh(1, "alice")):
+async def test_upgrade_without_a_valid_query_token_is_refused(served: str, platform: Platform) -> None:
+    for bad in ("not-a-jwt", platform.tokens.refresh(1, "alice")):
         with pytest.raises(WebSocketRefused) as refused:
             await WebSocketClient.connect(f"ws://{served}{WS_PATH}?token={bad}")
         assert refused.value.status == 403
@@ -140,13 +140,13 @@ async def test_without_a_query_token_the_first_message_must_authenticate(served:
 # --------------------------------------------------------------------------- filters
 
 
-async def test_a_client_without_filters_receives_nothing(served: str, token: str, runtime: Platform) -> None:
+async def test_a_client_without_filters_receives_nothing(served: str, token: str, platform: Platform) -> None:
     async with await connect(served, token) as client:
-        await publish(runtime, "execution_created", "execution", 1, status="requested")
+        await publish(platform, "execution_created", "execution", 1, status="requested")
         assert await received(client) == []
 
 
-async def test_filters_select_notifications(served: str, token: str, runtime: Platform) -> None:
+async def test_filters_select_notifications(served: str, token: str, platform: Platform) -> None:
     cases: dict[str, set[int]] = {
         "all": {1, 2, 3, 4},
         "entity_type:execution": {1, 2},
@@ -159,10 +159,10 @@ async def test_filters_select_notifications(served: str, token: str, runtime: Pl
     try:
         for filter_, client in clients.items():
             await subscribe(client, filter_)
-        await publish(runtime, "execution_created", "execution", 1, status="requested")
-        await publish(runtime, "execution_status_changed", "execution", 2, status="running")
-        await publish(runtime, "event_created", "event", 3)
-        await publish(runtime, "enforcement_created", "enforcement", 4, user_id=7)
+        await publish(platform, "execution_created", "execution", 1, status="requested")
+        await publish(platform, "execution_status_changed", "execution", 2, status="running")
+        await publish(platform, "event_created", "event", 3)
+        await publish(platform, "enforcement_created", "enforcement", 4, user_id=7)
         for filter_, client in clients.items():
             got = {m["entity_id"] for m in await received(client)}
             assert got == cases[filter_], filter_
@@ -171,11 +171,11 @@ async def test_filters_select_notifications(served: str, token: str, runtime: Pl
             await client.close()
 
 
-async def test_envelope_shape_and_unsubscribe(served: str, token: str, runtime: Platform) -> None:
+async def test_envelope_shape_and_unsubscribe(served: str, token: str, platform: Platform) -> None:
     async with await connect(served, token) as client:
         await subscribe(client, "entity_type:execution")
         await subscribe(client, "entity_type:execution")  # a duplicate is a no-op
-        await publish(runtime, "execution_created", "execution", 5, status="requested")
+        await publish(platform, "execution_created", "execution", 5, status="requested")
         [message] = await received(client)
         assert set(message) == {
             "notification_type",
@@ -188,7 +188,7 @@ async def test_envelope_shape_and_unsubscribe(served: str, token: str, runtime: 
         assert message["notification_type"] == "execution_created"
         assert message["payload"]["status"] == "requested"
         await subscribe(client, "entity_type:execution", "unsubscribe")
-        await publish(runtime, "execution_created", "execution", 6, status="requested")
+        await publish(platform, "execution_created", "execution", 6, status="requested")
         assert await received(client) == []
 
 
@@ -204,14 +204,14 @@ async def test_bad_messages_get_an_error_and_ping_a_pong(served: str, token: str
         assert await client.recv_json() == {"type": "pong"}
 
 
-async def test_order_is_kept_and_a_slow_subscriber_loses_the_oldest(runtime: Platform) -> None:
-    hub = NotificationHub(runtime.bus)
+async def test_order_is_kept_and_a_slow_subscriber_loses_the_oldest(platform: Platform) -> None:
+    hub = NotificationHub(platform.bus)
     fast = hub.subscribe()
     slow = hub.subscribe(capacity=2)
     try:
         await hub.start()
         for entity_id in range(1, 6):
-            await publish(runtime, "execution_status_changed", "execution", entity_id)
+            await publish(platform, "execution_status_changed", "execution", entity_id)
         got: list[int | None] = []
         for _ in range(5):
             item = await fast.get(timeout=5)
@@ -228,9 +228,9 @@ async def test_order_is_kept_and_a_slow_subscriber_loses_the_oldest(runtime: Pla
 
 
 async def test_real_changes_reach_subscribers_small(
-    served: str, token: str, runtime: Platform, api: httpx.AsyncClient
+    served: str, token: str, platform: Platform, api: httpx.AsyncClient
 ) -> None:
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref="ntf", label="ntf", version="1.0.0")
         session.add(pack)
         await session.flush()
@@ -248,7 +248,7 @@ async def test_real_changes_reach_subscribers_small(
         assert created["entity_id"] == execution_id
         assert created["payload"]["status"] == "requested"
         big = {"blob": "x" * (5 * 1024 * 1024)}
-        async with runtime.db.transaction() as session:
+        async with platform.db.transaction() as session:
             await session.execute(
                 sa.update(models.Execution)
                 .where(models.Execution.id == execution_id)
@@ -265,15 +265,15 @@ async def test_real_changes_reach_subscribers_small(
 # --------------------------------------------------------------------------- the standalone notifier app
 
 
-async def test_notifier_app_serves_ws_health_and_stats(runtime: Platform, token: str) -> None:
-    async for address in _serve(create_notifier_app(runtime)):
+async def test_notifier_app_serves_ws_health_and_stats(platform: Platform, token: str) -> None:
+    async for address in _serve(create_notifier_app(platform)):
         async with httpx.AsyncClient(base_url=f"http://{address}") as http:
             assert (await http.get("/health")).json() == {"status": "ok"}
             async with await connect(address, token, "/ws") as client:
                 await subscribe(client, "all")
                 await subscribe(client, "entity_type:event")
                 assert (await http.get("/stats")).json() == {"connected_clients": 1, "total_subscriptions": 2}
-                await publish(runtime, "event_created", "event", 9)
+                await publish(platform, "event_created", "event", 9)
                 [message] = await received(client)
                 assert message["entity_id"] == 9
             await asyncio.sleep(0.1)
@@ -294,7 +294,7 @@ async def _sse_lines(response: httpx.Response, stop_after: int, timeout: float =
     return lines
 
 
-async def test_sse_requires_a_token(served: str, runtime: Platform) -> None:
+async def test_sse_requires_a_token(served: str, platform: Platform) -> None:
     async with httpx.AsyncClient(base_url=f"http://{served}") as http:
         missing = await http.get("/api/v1/executions/stream")
         assert missing.status_code == 401
@@ -303,21 +303,21 @@ async def test_sse_requires_a_token(served: str, runtime: Platform) -> None:
         assert forged.status_code == 401
 
 
-async def test_sse_frames_and_execution_id_filter(served: str, runtime: Platform, user: Identity) -> None:
-    access = runtime.tokens.access(user.id, user.login)
+async def test_sse_frames_and_execution_id_filter(served: str, platform: Platform, user: Identity) -> None:
+    access = platform.tokens.access(user.id, user.login)
     async with httpx.AsyncClient(base_url=f"http://{served}") as http:
         refused = await http.get(
-            "/api/v1/executions/stream", params={"token": runtime.tokens.refresh(user.id, user.login)}
+            "/api/v1/executions/stream", params={"token": platform.tokens.refresh(user.id, user.login)}
         )
         assert refused.status_code == 401
         params = {"token": access, "execution_id": "2"}
         async with http.stream("GET", "/api/v1/executions/stream", params=params) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
-            await publish(runtime, "execution_created", "execution", 1, status="requested")
-            await publish(runtime, "event_created", "event", 2)
-            await publish(runtime, "execution_created", "execution", 2, status="requested")
-            await publish(runtime, "execution_status_changed", "execution", 2, status="running")
+            await publish(platform, "execution_created", "execution", 1, status="requested")
+            await publish(platform, "event_created", "event", 2)
+            await publish(platform, "execution_created", "execution", 2, status="requested")
+            await publish(platform, "execution_status_changed", "execution", 2, status="running")
             lines = await _sse_lines(response, 2)
         frames = [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
         assert [(f["entity_id"], f["payload"]["status"]) for f in frames] == [

@@ -43,26 +43,26 @@ async def install(api: httpx.AsyncClient, source: str | Path, **extra: Any) -> h
     return await api.post(f"{PACKS}/install", json={"source": str(source), **extra})
 
 
-async def all_rows(runtime: Platform, model: type[Any]) -> list[Any]:
-    async with runtime.db.session() as session:
+async def all_rows(platform: Platform, model: type[Any]) -> list[Any]:
+    async with platform.db.session() as session:
         return list((await session.execute(sa.select(model).order_by(model.id))).scalars())
 
 
-async def pack_row(runtime: Platform, ref: str) -> models.Pack | None:
-    async with runtime.db.session() as session:
+async def pack_row(platform: Platform, ref: str) -> models.Pack | None:
+    async with platform.db.session() as session:
         return (
             await session.execute(sa.select(models.Pack).where(models.Pack.ref == ref))
         ).scalar_one_or_none()
 
 
-def use_index(runtime: Platform, url: str) -> None:
-    runtime.settings.pack_registry.indices = [RegistryIndex(url=url, name="test")]
+def use_index(platform: Platform, url: str) -> None:
+    platform.settings.pack_registry.indices = [RegistryIndex(url=url, name="test")]
 
 
 @pytest.fixture
-def installed_dir(runtime: Platform) -> Path:
+def installed_dir(platform: Platform) -> Path:
     """Where installed packs go: ``installed_packs_dir`` (``{data_dir}/packs``), not packs_base_dir."""
-    return runtime.settings.install_dir
+    return platform.settings.install_dir
 
 
 def hidden_entries(installed_dir: Path) -> list[str]:
@@ -81,7 +81,7 @@ def installed_version(installed_dir: Path, ref: str) -> str:
 
 
 async def test_install_from_git_then_upgrade_keeps_configuration(
-    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     repo = init_repo(tmp_path / "repo")
     make_pack(repo, "demo", "1.0.0")
@@ -99,7 +99,7 @@ async def test_install_from_git_then_upgrade_keeps_configuration(
         not (installed_dir / "demo" / ".git").exists()
         and (installed_dir / "demo" / "actions" / "hello.sh").is_file()
     )
-    pack = await pack_row(runtime, "demo")
+    pack = await pack_row(platform, "demo")
     assert pack is not None
     assert (pack.source_type, pack.source_url, pack.source_ref) == ("git", repo.as_uri(), "v1.0.0")
     assert pack.checksum == sha256_of(installed_dir / "demo").removeprefix("sha256:")
@@ -114,7 +114,7 @@ async def test_install_from_git_then_upgrade_keeps_configuration(
     assert body["message"] == "Pack upgraded successfully"
     assert (body["data"]["pack"]["version"], body["data"]["previous_version"]) == ("1.1.0", "1.0.0")
     assert body["data"]["pack"]["config"] == {"greeting": "bonjour"}
-    actions = [a.ref for a in await all_rows(runtime, models.Action) if a.pack_ref == "demo"]
+    actions = [a.ref for a in await all_rows(platform, models.Action) if a.pack_ref == "demo"]
     assert actions == ["demo.wave"]  # the dropped action is gone
     assert hidden_entries(installed_dir) == []
 
@@ -151,7 +151,7 @@ async def test_source_errors_are_clear(api: httpx.AsyncClient, tmp_path: Path) -
 
 
 async def test_install_from_a_registry_index_verifies_the_checksum(
-    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     pack = make_pack(tmp_path / "build", "demo", "1.0.0")
     files = tmp_path / "registry"
@@ -160,11 +160,11 @@ async def test_install_from_a_registry_index_verifies_the_checksum(
     good = index_entry(
         "demo", "1.0.0", [{"type": "archive", "url": "demo-1.0.0.zip", "checksum": sha256_of(pack)}]
     )
-    use_index(runtime, write_index(files / "index.json", [good]))
+    use_index(platform, write_index(files / "index.json", [good]))
 
     response = await install(api, "demo")
     assert response.status_code == 200, response.text
-    row = await pack_row(runtime, "demo")
+    row = await pack_row(platform, "demo")
     assert row is not None
     assert (row.source_type, row.checksum_verified, row.source_url) == (
         "registry",
@@ -193,9 +193,9 @@ async def test_install_from_a_registry_index_verifies_the_checksum(
     )
 
 
-async def test_registry_search_route(api: httpx.AsyncClient, runtime: Platform, tmp_path: Path) -> None:
+async def test_registry_search_route(api: httpx.AsyncClient, platform: Platform, tmp_path: Path) -> None:
     use_index(
-        runtime,
+        platform,
         write_index(
             tmp_path / "index.json",
             [
@@ -225,7 +225,7 @@ async def test_registry_search_route(api: httpx.AsyncClient, runtime: Platform, 
 
 
 async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
-    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     repo = init_repo(tmp_path / "utils-repo")
     utils = make_pack(repo, "utils", "1.2.0")
@@ -236,13 +236,13 @@ async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
         "1.2.0",
         [{"type": "git", "url": repo.as_uri(), "ref": "v1.2.0", "checksum": sha256_of(utils)}],
     )
-    use_index(runtime, write_index(tmp_path / "index.json", [entry]))
+    use_index(platform, write_index(tmp_path / "index.json", [entry]))
 
     app = make_pack(tmp_path / "src", "app", "1.0.0", dependencies=("utils@^1.0",))
     response = await install(api, app)
     assert response.status_code == 200, response.text
     assert response.json()["data"]["dependencies_installed"] == ["utils 1.2.0"]
-    assert {p.ref: p.version for p in await all_rows(runtime, models.Pack)} == {
+    assert {p.ref: p.version for p in await all_rows(platform, models.Pack)} == {
         "app": "1.0.0",
         "utils": "1.2.0",
     }
@@ -281,13 +281,13 @@ async def test_missing_dependencies_are_installed_first_and_conflicts_reported(
 
 
 async def test_a_failing_pack_test_leaves_the_previous_version_running(
-    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     v1 = make_pack(tmp_path / "v1", "demo", "1.0.0", test_script=PASSING)
     first = await install(api, v1)
     assert first.status_code == 200, first.text
     assert first.json()["data"]["test_result"]["status"] == "passed"
-    before = [(a.id, a.ref) for a in await all_rows(runtime, models.Action)]
+    before = [(a.id, a.ref) for a in await all_rows(platform, models.Action)]
 
     v2 = make_pack(tmp_path / "v2", "demo", "2.0.0", action="wave", test_script=FAILING)
     failed = await install(api, v2)
@@ -299,9 +299,9 @@ async def test_a_failing_pack_test_leaves_the_previous_version_running(
         "  - shell: Exit code: 1"
     )
     assert "hello is broken" in message  # the test's own output
-    row = await pack_row(runtime, "demo")
+    row = await pack_row(platform, "demo")
     assert row is not None and row.version == "1.0.0"
-    assert [(a.id, a.ref) for a in await all_rows(runtime, models.Action)] == before
+    assert [(a.id, a.ref) for a in await all_rows(platform, models.Action)] == before
     assert installed_version(installed_dir, "demo") == "1.0.0"
     runs = (await api.get(f"{PACKS}/demo/tests")).json()["data"]
     assert [(r["packVersion"], r["triggerReason"]) for r in runs] == [("1.0.0", "install")]
@@ -321,7 +321,7 @@ async def test_a_failing_pack_test_leaves_the_previous_version_running(
 
 
 async def test_a_registration_failure_puts_the_previous_files_back(
-    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     v1 = make_pack(tmp_path / "v1", "demo", "1.0.0")
     assert (await install(api, v1)).status_code == 200
@@ -336,7 +336,7 @@ async def test_a_registration_failure_puts_the_previous_files_back(
     assert refused.status_code in (400, 422), refused.text
     assert installed_version(installed_dir, "demo") == "1.0.0"
     assert hidden_entries(installed_dir) == []
-    row = await pack_row(runtime, "demo")
+    row = await pack_row(platform, "demo")
     assert row is not None and row.version == "1.0.0"
 
 
@@ -344,21 +344,21 @@ async def test_a_registration_failure_puts_the_previous_files_back(
 
 
 async def test_uninstall_removes_files_environments_and_rows_but_not_history(
-    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     assert (await install(api, make_pack(tmp_path, "demo", "1.0.0"))).status_code == 200
-    (action,) = [a for a in await all_rows(runtime, models.Action) if a.pack_ref == "demo"]
-    async with runtime.db.transaction() as session:
+    (action,) = [a for a in await all_rows(platform, models.Action) if a.pack_ref == "demo"]
+    async with platform.db.transaction() as session:
         session.add(models.Execution(action=action.id, action_ref=action.ref, status="completed"))
-    envs = runtime.settings.envs_dir / "demo" / "python-3.11"
+    envs = platform.settings.envs_dir / "demo" / "python-3.11"
     envs.mkdir(parents=True)
 
     response = await api.delete(f"{PACKS}/demo")
     assert response.status_code == 200
-    assert not (installed_dir / "demo").exists() and not (runtime.settings.envs_dir / "demo").exists()
-    assert await pack_row(runtime, "demo") is None
-    assert [a for a in await all_rows(runtime, models.Action) if a.pack_ref == "demo"] == []
-    (execution,) = await all_rows(runtime, models.Execution)
+    assert not (installed_dir / "demo").exists() and not (platform.settings.envs_dir / "demo").exists()
+    assert await pack_row(platform, "demo") is None
+    assert [a for a in await all_rows(platform, models.Action) if a.pack_ref == "demo"] == []
+    (execution,) = await all_rows(platform, models.Execution)
     assert (execution.action_ref, execution.status) == ("demo.hello", "completed")
 
 
@@ -439,16 +439,16 @@ def imports_six(env: Path) -> bool:
 
 @pytest.mark.slow
 async def test_environments_are_built_before_the_swap_and_broken_requirements_change_nothing(
-    api: httpx.AsyncClient, runtime: Platform, installed_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, installed_dir: Path, tmp_path: Path
 ) -> None:
     first = await install(api, python_pack(tmp_path / "v1", "1.0.0", "six\n"))
     assert first.status_code == 200, first.text
-    (env_row,) = await all_rows(runtime, models.PackEnvironment)
+    (env_row,) = await all_rows(platform, models.PackEnvironment)
     live = Path(env_row.env_path)
     assert (env_row.pack_ref, env_row.status, live) == (
         "pydemo",
         "ready",
-        runtime.settings.envs_dir / "pydemo" / "fastpy",
+        platform.settings.envs_dir / "pydemo" / "fastpy",
     )
     is_link, build, _ = live_environment(live)
     assert is_link and build.parent.name == ".builds"
@@ -467,7 +467,7 @@ async def test_environments_are_built_before_the_swap_and_broken_requirements_ch
     assert (
         "No matching distribution found for nonexistent-package-xyz-attune==1.0" in error
     )  # pip's own words
-    row = await pack_row(runtime, "pydemo")
+    row = await pack_row(platform, "pydemo")
     assert row is not None and row.version == "1.0.0"
     assert installed_version(installed_dir, "pydemo") == "1.0.0"
     # The live environment still points at the first build; the failed build is gone.

@@ -28,7 +28,9 @@ async def cli(app: Any, tmp_path: Path, user: models.Identity) -> Cli:
     return runner
 
 
-async def test_install_upgrade_test_search_and_uninstall(cli: Cli, runtime: Platform, tmp_path: Path) -> None:
+async def test_install_upgrade_test_search_and_uninstall(
+    cli: Cli, platform: Platform, tmp_path: Path
+) -> None:
     repo = init_repo(tmp_path / "repo")
     make_pack(repo, "demo", "1.0.0", test_script=PASSING)
     commit_all(repo, "one", tag="v1.0.0")
@@ -38,7 +40,7 @@ async def test_install_upgrade_test_search_and_uninstall(cli: Cli, runtime: Plat
     entry = index_entry(
         "demo", "1.1.0", [{"type": "git", "url": repo.as_uri(), "ref": "v1.1.0", "checksum": sha256_of(demo)}]
     )
-    runtime.settings.pack_registry.indices = [
+    platform.settings.pack_registry.indices = [
         RegistryIndex(url=write_index(tmp_path / "index.json", [entry]))
     ]
 
@@ -72,9 +74,9 @@ async def test_install_upgrade_test_search_and_uninstall(cli: Cli, runtime: Plat
 
 @pytest.mark.slow
 async def test_broken_requirements_fail_fast_and_the_previous_version_stays(
-    cli: Cli, runtime: Platform, tmp_path: Path
+    cli: Cli, platform: Platform, tmp_path: Path
 ) -> None:
-    await register_system_packs(runtime)  # core.python, as in a real deployment
+    await register_system_packs(platform)  # core.python, as in a real deployment
     v1 = make_pack(tmp_path / "v1", "pyapp", "1.0.0")
     first = await cli("pack", "install", str(v1))
     assert first.exit_code == 0, first.output

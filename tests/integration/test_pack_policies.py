@@ -43,22 +43,22 @@ POLICIES = {
 }
 
 
-async def policy_rows(runtime: Platform) -> dict[str, models.Policy]:
-    async with runtime.db.session() as session:
+async def policy_rows(platform: Platform) -> dict[str, models.Policy]:
+    async with platform.db.session() as session:
         return {p.ref: p for p in (await session.execute(sa.select(models.Policy))).scalars()}
 
 
-async def action_ids(runtime: Platform) -> dict[str, int]:
-    async with runtime.db.session() as session:
+async def action_ids(platform: Platform) -> dict[str, int]:
+    async with platform.db.session() as session:
         return {ref: id for ref, id in await session.execute(sa.select(models.Action.ref, models.Action.id))}
 
 
-async def test_policy_files_become_policy_rows(runtime: Platform, tmp_path: Path) -> None:
-    result = await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy", "check"), POLICIES))
-    rows = await policy_rows(runtime)
+async def test_policy_files_become_policy_rows(platform: Platform, tmp_path: Path) -> None:
+    result = await register_pack(platform, write_pack(tmp_path, "ops", ("deploy", "check"), POLICIES))
+    rows = await policy_rows(platform)
     assert set(rows) == {"ops.serial_deploy", "ops.pack_wide", "ops.burst"}
     deploy = rows["ops.serial_deploy"]
-    assert deploy.action == (await action_ids(runtime))["ops.deploy"]
+    assert deploy.action == (await action_ids(platform))["ops.deploy"]
     assert (deploy.action_ref, deploy.pack, deploy.pack_ref) == ("ops.deploy", result.pack.id, "ops")
     assert (deploy.kind, deploy.threshold, deploy.method, deploy.window_seconds) == (
         "concurrency",
@@ -74,14 +74,14 @@ async def test_policy_files_become_policy_rows(runtime: Platform, tmp_path: Path
     assert result.counts["policies_created"] == 3
 
 
-async def test_reregistering_updates_and_removes_policies(runtime: Platform, tmp_path: Path) -> None:
-    await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy",), POLICIES))
-    before = await policy_rows(runtime)
+async def test_reregistering_updates_and_removes_policies(platform: Platform, tmp_path: Path) -> None:
+    await register_pack(platform, write_pack(tmp_path, "ops", ("deploy",), POLICIES))
+    before = await policy_rows(platform)
     changed = {"serial_deploy": "action: deploy\nthreshold: 2\n", "pack_wide": POLICIES["pack_wide"]}
     result = await register_pack(
-        runtime, write_pack(tmp_path, "ops", ("deploy",), changed), allow_existing=True
+        platform, write_pack(tmp_path, "ops", ("deploy",), changed), allow_existing=True
     )
-    after = await policy_rows(runtime)
+    after = await policy_rows(platform)
     assert set(after) == {"ops.serial_deploy", "ops.pack_wide"}
     assert after["ops.serial_deploy"].id == before["ops.serial_deploy"].id
     assert (after["ops.serial_deploy"].threshold, after["ops.serial_deploy"].method) == (2, "enqueue")
@@ -89,22 +89,22 @@ async def test_reregistering_updates_and_removes_policies(runtime: Platform, tmp
     assert (result.counts["policies_updated"], result.counts["policies_removed"]) == (1, 1)
 
 
-async def test_policy_on_another_packs_action(runtime: Platform, tmp_path: Path) -> None:
-    await register_pack(runtime, write_pack(tmp_path, "tools", ("ping",), {}))
+async def test_policy_on_another_packs_action(platform: Platform, tmp_path: Path) -> None:
+    await register_pack(platform, write_pack(tmp_path, "tools", ("ping",), {}))
     await register_pack(
-        runtime, write_pack(tmp_path, "ops", ("deploy",), {"ping": "action: tools.ping\nthreshold: 4\n"})
+        platform, write_pack(tmp_path, "ops", ("deploy",), {"ping": "action: tools.ping\nthreshold: 4\n"})
     )
-    row = (await policy_rows(runtime))["ops.ping"]
-    assert row.action == (await action_ids(runtime))["tools.ping"]
+    row = (await policy_rows(platform))["ops.ping"]
+    assert row.action == (await action_ids(platform))["tools.ping"]
     assert row.pack_ref == "ops"
 
 
-async def test_policy_on_unknown_action_rejects_the_pack(runtime: Platform, tmp_path: Path) -> None:
+async def test_policy_on_unknown_action_rejects_the_pack(platform: Platform, tmp_path: Path) -> None:
     pack = write_pack(tmp_path, "ops", ("deploy",), {"ghost": "action: nowhere.run\nthreshold: 1\n"})
     with pytest.raises(PackFormatError) as caught:
-        await register_pack(runtime, pack)
+        await register_pack(platform, pack)
     assert caught.value.message.startswith("policies/ghost.yaml: action 'nowhere.run'")
-    async with runtime.db.session() as session:  # the whole registration was rolled back
+    async with platform.db.session() as session:  # the whole registration was rolled back
         assert (await session.execute(sa.select(models.Pack).where(models.Pack.ref == "ops"))).first() is None
 
 
@@ -115,10 +115,10 @@ async def test_malformed_policy_file_is_a_422_through_the_api(api: httpx.AsyncCl
     assert "policies/bad.yaml" in response.text and "window_seconds" in response.text
 
 
-async def test_loaded_policies_resolve_by_scope(runtime: Platform, tmp_path: Path) -> None:
-    result = await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy", "check"), POLICIES))
-    ids = await action_ids(runtime)
-    async with runtime.db.session() as session:
+async def test_loaded_policies_resolve_by_scope(platform: Platform, tmp_path: Path) -> None:
+    result = await register_pack(platform, write_pack(tmp_path, "ops", ("deploy", "check"), POLICIES))
+    ids = await action_ids(platform)
+    async with platform.db.session() as session:
         policies = await load_policies(session)
     deploy = policies.concurrency_for(ids["ops.deploy"], result.pack.id)
     check = policies.concurrency_for(ids["ops.check"], result.pack.id)
@@ -130,26 +130,26 @@ async def test_loaded_policies_resolve_by_scope(runtime: Platform, tmp_path: Pat
 # -- rate limits -------------------------------------------------------------------------------
 
 
-async def add_executions(runtime: Platform, action_id: int, ref: str, ages: list[float]) -> None:
+async def add_executions(platform: Platform, action_id: int, ref: str, ages: list[float]) -> None:
     now = utcnow()
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         for age in ages:
             session.add(
                 models.Execution(action=action_id, action_ref=ref, created=now - timedelta(seconds=age))
             )
 
 
-async def test_rate_limit_counts_executions_in_scope_and_window(runtime: Platform, tmp_path: Path) -> None:
+async def test_rate_limit_counts_executions_in_scope_and_window(platform: Platform, tmp_path: Path) -> None:
     rate = "kind: rate_limit\nwindow_seconds: 60\n"
     policies = {
         "per_action": f"action: deploy\nthreshold: 2\n{rate}",
         "per_pack": f"threshold: 3\n{rate}",
     }
-    ops = (await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy", "check"), policies))).pack.id
-    tools = (await register_pack(runtime, write_pack(tmp_path, "tools", ("ping",), {}))).pack.id
-    ids = await action_ids(runtime)
+    ops = (await register_pack(platform, write_pack(tmp_path, "ops", ("deploy", "check"), policies))).pack.id
+    tools = (await register_pack(platform, write_pack(tmp_path, "tools", ("ping",), {}))).pack.id
+    ids = await action_ids(platform)
     deploy, check, ping = ids["ops.deploy"], ids["ops.check"], ids["tools.ping"]
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         # A global rate limit has neither pack nor action (created outside packs).
         session.add(
             models.Policy(
@@ -163,25 +163,25 @@ async def test_rate_limit_counts_executions_in_scope_and_window(runtime: Platfor
         )
 
     async def violated(action_id: int, pack_id: int) -> str | None:
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             policies = (await load_policies(session)).rate_limits_for(action_id, pack_id)
             hit = await rate_limit_violation(
                 session, policies, action_id=action_id, pack_id=pack_id, now=utcnow()
             )
         if hit is None:
             return None
-        return {p.id: ref for ref, p in (await policy_rows(runtime)).items()}[hit.id]
+        return {p.id: ref for ref, p in (await policy_rows(platform)).items()}[hit.id]
 
     # One recent deploy plus old ones outside the window: nothing is violated yet.
-    await add_executions(runtime, deploy, "ops.deploy", [5, 120, 300])
+    await add_executions(platform, deploy, "ops.deploy", [5, 120, 300])
     assert await violated(deploy, ops) is None
-    await add_executions(runtime, deploy, "ops.deploy", [1])
+    await add_executions(platform, deploy, "ops.deploy", [1])
     assert await violated(deploy, ops) == "ops.per_action"  # 2 recent deploys >= 2
     assert await violated(check, ops) is None  # pack: 2 < 3
-    await add_executions(runtime, check, "ops.check", [1])
+    await add_executions(platform, check, "ops.check", [1])
     assert await violated(check, ops) == "ops.per_pack"  # pack: 3 >= 3
     assert await violated(ping, tools) is None  # global: 3 < 4
-    await add_executions(runtime, ping, "tools.ping", [1])
+    await add_executions(platform, ping, "tools.ping", [1])
     assert await violated(ping, tools) == "global.rate"
     # The first violation in action → pack → global order wins.
     assert await violated(deploy, ops) == "ops.per_action"
@@ -191,10 +191,10 @@ async def test_rate_limit_counts_executions_in_scope_and_window(runtime: Platfor
 
 
 async def test_persisted_queue_stats_are_served_by_the_api(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
-    await register_pack(runtime, write_pack(tmp_path, "ops", ("deploy",), {}))
-    deploy = (await action_ids(runtime))["ops.deploy"]
+    await register_pack(platform, write_pack(tmp_path, "ops", ("deploy",), {}))
+    deploy = (await action_ids(platform))["ops.deploy"]
     url = "/api/v1/actions/ops.deploy/queue-stats"
     missing = await api.get(url)
     assert missing.status_code == 404
@@ -202,7 +202,7 @@ async def test_persisted_queue_stats_are_served_by_the_api(
 
     slots = SlotManager()
     await slots.acquire(deploy, 2, ticket=1)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await persist_stats(session, {a: slots.snapshot(a) for a in slots.dirty_actions()})
     data = (await api.get(url)).json()["data"]
     assert data["action_ref"] == "ops.deploy"

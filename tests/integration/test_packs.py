@@ -59,8 +59,8 @@ def names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
-async def rows(runtime: Platform, model: type[Any], *where: Any) -> list[Any]:
-    async with runtime.db.session() as session:
+async def rows(platform: Platform, model: type[Any], *where: Any) -> list[Any]:
+    async with platform.db.session() as session:
         result = await session.execute(sa.select(model).where(*where).order_by(model.__table__.c.ref))
         return list(result.scalars())
 
@@ -126,13 +126,13 @@ INVALID_CREATES: list[tuple[dict[str, Any], str, str]] = [
 ]
 
 
-async def test_create_pack_rejects_invalid_bodies(api: httpx.AsyncClient, runtime: Platform) -> None:
+async def test_create_pack_rejects_invalid_bodies(api: httpx.AsyncClient, platform: Platform) -> None:
     for patch, code, message in INVALID_CREATES:
         response = await api.post(PACKS, json={"ref": "demo", "label": "Demo", "version": "1.0.0", **patch})
         assert response.status_code == 422, patch
         assert response.json()["code"] == code
         assert response.json()["error"].startswith(message)
-    assert await rows(runtime, models.Pack) == []
+    assert await rows(platform, models.Pack) == []
 
 
 async def test_create_duplicate_pack_conflicts(api: httpx.AsyncClient) -> None:
@@ -169,17 +169,17 @@ async def test_update_pack(api: httpx.AsyncClient) -> None:
 
 
 async def test_delete_pack_cascades_and_removes_its_directory(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path
 ) -> None:
     pack_dir = write_pack(packs_dir)
     assert (await register(api, pack_dir)).status_code == 201
-    assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.hello"]
+    assert [a.ref for a in await rows(platform, models.Action)] == ["demo.hello"]
 
     response = await api.delete(f"{PACKS}/demo")
     assert response.status_code == 200
     assert response.json() == {"success": True, "message": "Pack 'demo' deleted successfully"}
-    assert await rows(runtime, models.Action) == []
-    assert await rows(runtime, models.Trigger) == []
+    assert await rows(platform, models.Action) == []
+    assert await rows(platform, models.Trigger) == []
     assert not pack_dir.exists()
     assert (await api.get(f"{PACKS}/demo")).status_code == 404
     assert (await api.delete(f"{PACKS}/demo")).status_code == 404
@@ -206,7 +206,7 @@ async def test_system_pack_cannot_be_deleted(api: httpx.AsyncClient, packs_dir: 
 # -- registration ----------------------------------------------------------------------------
 
 
-async def test_register_core_pack(api: httpx.AsyncClient, runtime: Platform, packs_dir: Path) -> None:
+async def test_register_core_pack(api: httpx.AsyncClient, platform: Platform, packs_dir: Path) -> None:
     response = await register(api, packs_dir / "core", skip_tests=True)
     assert response.status_code == 201
     assert response.json()["message"] == "Pack registered successfully"
@@ -218,12 +218,12 @@ async def test_register_core_pack(api: httpx.AsyncClient, runtime: Platform, pac
     assert data["pack"] == {k: v for k, v in data.items() if k not in extra}
     assert (data["tests_skipped"], data["test_result"]) == (True, None)
 
-    actions = {a.ref for a in await rows(runtime, models.Action)}
+    actions = {a.ref for a in await rows(platform, models.Action)}
     assert {"core.echo", "core.noop", "core.sleep", "core.http_request"} <= actions
-    triggers = [t.ref for t in await rows(runtime, models.Trigger)]
+    triggers = [t.ref for t in await rows(platform, models.Trigger)]
     assert triggers == ["core.crontimer", "core.datetimetimer", "core.intervaltimer"]
-    echo = (await rows(runtime, models.Action, models.Action.ref == "core.echo"))[0]
-    shell = (await rows(runtime, models.Runtime, models.Runtime.ref == "core.shell"))[0]
+    echo = (await rows(platform, models.Action, models.Action.ref == "core.echo"))[0]
+    shell = (await rows(platform, models.Runtime, models.Runtime.ref == "core.shell"))[0]
     assert (echo.runtime, echo.is_adhoc, echo.pack_ref) == (shell.id, False, "core")
 
 
@@ -238,25 +238,25 @@ async def test_register_existing_pack_needs_force(api: httpx.AsyncClient, packs_
 
 
 async def test_force_reregister_is_idempotent(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path
 ) -> None:
     first = (await register(api, packs_dir / "core", skip_tests=True)).json()["data"]
-    before = {a.ref: (a.id, a.updated) for a in await rows(runtime, models.Action)}
-    triggers_before = {t.ref: t.id for t in await rows(runtime, models.Trigger)}
+    before = {a.ref: (a.id, a.updated) for a in await rows(platform, models.Action)}
+    triggers_before = {t.ref: t.id for t in await rows(platform, models.Trigger)}
 
     again = await register(api, packs_dir / "core", skip_tests=True, force=True)
     assert again.status_code == 201
     assert again.json()["data"] == first  # same id, `updated` untouched
-    assert {a.ref: (a.id, a.updated) for a in await rows(runtime, models.Action)} == before
-    assert {t.ref: t.id for t in await rows(runtime, models.Trigger)} == triggers_before
+    assert {a.ref: (a.id, a.updated) for a in await rows(platform, models.Action)} == before
+    assert {t.ref: t.id for t in await rows(platform, models.Trigger)} == triggers_before
 
 
 async def test_force_reregister_applies_changes_and_removes_dropped_components(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
     pack_dir = write_pack(tmp_path, actions=("hello", "bye"), triggers=("ping", "pong"))
     assert (await register(api, pack_dir)).status_code == 201
-    hello_id = (await rows(runtime, models.Action, models.Action.ref == "demo.hello"))[0].id
+    hello_id = (await rows(platform, models.Action, models.Action.ref == "demo.hello"))[0].id
 
     (pack_dir / "actions" / "bye.yaml").unlink()
     (pack_dir / "triggers" / "pong.yaml").unlink()
@@ -264,18 +264,18 @@ async def test_force_reregister_applies_changes_and_removes_dropped_components(
     response = await register(api, pack_dir, force=True)
     assert response.status_code == 201
     assert (response.json()["data"]["label"], response.json()["data"]["version"]) == ("Demo v2", "1.1.0")
-    assert [(a.ref, a.id) for a in await rows(runtime, models.Action)] == [("demo.hello", hello_id)]
-    assert [t.ref for t in await rows(runtime, models.Trigger)] == ["demo.ping"]
+    assert [(a.ref, a.id) for a in await rows(platform, models.Action)] == [("demo.hello", hello_id)]
+    assert [t.ref for t in await rows(platform, models.Trigger)] == ["demo.ping"]
 
 
 async def test_adhoc_rule_survives_force_reregister(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
     pack_dir = write_pack(tmp_path)
     pack_id = (await register(api, pack_dir)).json()["data"]["id"]
-    action = (await rows(runtime, models.Action))[0]
-    trigger = (await rows(runtime, models.Trigger))[0]
-    async with runtime.db.transaction() as session:
+    action = (await rows(platform, models.Action))[0]
+    trigger = (await rows(platform, models.Trigger))[0]
+    async with platform.db.transaction() as session:
         session.add(
             models.Rule(
                 ref="demo.adhoc",
@@ -293,16 +293,16 @@ async def test_adhoc_rule_survives_force_reregister(
         )
 
     assert (await register(api, pack_dir, force=True)).status_code == 201
-    (rule,) = await rows(runtime, models.Rule)
+    (rule,) = await rows(platform, models.Rule)
     assert (rule.ref, rule.action, rule.trigger) == ("demo.adhoc", action.id, trigger.id)
 
 
 async def test_workflow_companion_action_survives_force_reregister(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
     pack_dir = write_pack(tmp_path)
     pack_id = (await register(api, pack_dir)).json()["data"]["id"]
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         workflow = models.WorkflowDefinition(
             ref="demo.flow", pack=pack_id, pack_ref="demo", label="Flow", version="1.0.0", definition={}
         )
@@ -322,7 +322,7 @@ async def test_workflow_companion_action_survives_force_reregister(
         )
 
     assert (await register(api, pack_dir, force=True)).status_code == 201
-    assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.flow", "demo.hello"]
+    assert [a.ref for a in await rows(platform, models.Action)] == ["demo.flow", "demo.hello"]
 
 
 async def test_register_resolves_relative_paths(
@@ -352,7 +352,7 @@ async def test_register_directory_without_pack_yaml(api: httpx.AsyncClient, tmp_
 
 
 async def test_malformed_pack_is_rejected_and_nothing_is_registered(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
     pack_dir = write_pack(tmp_path, actions=("hello", "broken"))
     (pack_dir / "actions" / "broken.yaml").write_text("name: broken\nentry_point: broken.sh\ntimeout: soon\n")
@@ -360,17 +360,17 @@ async def test_malformed_pack_is_rejected_and_nothing_is_registered(
     assert response.status_code == 422
     error = response.json()["error"]
     assert "actions/broken.yaml" in error and "timeout" in error
-    assert await rows(runtime, models.Pack) == []
-    assert await rows(runtime, models.Action) == []
+    assert await rows(platform, models.Pack) == []
+    assert await rows(platform, models.Action) == []
 
 
 async def test_register_stages_pack_registered_for_environment_runtimes(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
-    runtime.relay.pause()  # keep the staged rows in the table to read them
+    platform.relay.pause()  # keep the staged rows in the table to read them
     assert (await register(api, packs_dir / "core", skip_tests=True)).status_code == 201
     pack_id = (await register(api, write_pack(tmp_path, runner="python"))).json()["data"]["id"]
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         messages = (
             await session.execute(
                 sa.select(models.OutboxMessage).where(models.OutboxMessage.message_type == "PackRegistered")
@@ -412,9 +412,9 @@ async def test_register_batch_reports_successes_and_failures(
 
 
 async def test_install_from_local_directory_copies_into_the_data_dir(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path, user: models.Identity
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path, user: models.Identity
 ) -> None:
-    installed = runtime.settings.install_dir
+    installed = platform.settings.install_dir
     source = write_pack(tmp_path / "src")
     response = await api.post(f"{PACKS}/install", json={"source": str(source), "skip_tests": True})
     assert response.status_code == 200
@@ -422,7 +422,7 @@ async def test_install_from_local_directory_copies_into_the_data_dir(
     assert (data["pack"]["ref"], data["test_result"], data["tests_skipped"]) == ("demo", None, True)
     assert (installed / "demo" / "actions" / "hello.sh").is_file()
     assert not (packs_dir / "demo").exists()  # never into the packs folder of a checkout
-    (pack,) = await rows(runtime, models.Pack)
+    (pack,) = await rows(platform, models.Pack)
     assert (pack.source_type, pack.installation_method, pack.installed_by) == (
         "local_directory",
         "api",
@@ -463,9 +463,9 @@ async def test_upload_accepts_the_pack_field_too(api: httpx.AsyncClient, tmp_pat
 
 
 async def test_upload_registers_pack_and_stores_files(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path, user: models.Identity
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path, user: models.Identity
 ) -> None:
-    installed = runtime.settings.install_dir
+    installed = platform.settings.install_dir
     content = tar_gz(write_pack(tmp_path / "build"), top_level="demo-1.0.0")
     response = await upload(api, content)
     assert response.status_code == 201
@@ -475,7 +475,7 @@ async def test_upload_registers_pack_and_stores_files(
     assert (installed / "demo" / "pack.yaml").is_file()
     assert names(packs_dir) == ["core"]
     assert [n for n in names(installed) if n.startswith(".")] == []  # staging cleaned up
-    (pack,) = await rows(runtime, models.Pack)
+    (pack,) = await rows(platform, models.Pack)
     assert (pack.source_type, pack.installation_method, pack.installed_by) == (
         "local_archive",
         "api",
@@ -484,15 +484,15 @@ async def test_upload_registers_pack_and_stores_files(
     assert pack.storage_path == str((installed / "demo").absolute()) and pack.installed_at is not None
     # The directory checksum of the installed pack (docs/packs.md), whatever the archive looked like.
     assert pack.checksum == directory_checksum(installed / "demo")
-    assert [a.ref for a in await rows(runtime, models.Action)] == ["demo.hello"]
+    assert [a.ref for a in await rows(platform, models.Action)] == ["demo.hello"]
 
 
 async def test_upload_existing_pack_needs_force(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
     source = write_pack(tmp_path / "build")
     assert (await upload(api, tar_gz(source, top_level=None))).status_code == 201
-    first_id = (await rows(runtime, models.Action))[0].id
+    first_id = (await rows(platform, models.Action))[0].id
 
     (source / "actions" / "extra.yaml").write_text("name: extra\nentry_point: extra.sh\n")
     content = tar_gz(source, top_level=None)
@@ -502,7 +502,7 @@ async def test_upload_existing_pack_needs_force(
 
     replaced = await upload(api, content, force="true", skip_tests="true")
     assert replaced.status_code == 201
-    assert [(a.ref, a.id == first_id) for a in await rows(runtime, models.Action)] == [
+    assert [(a.ref, a.id == first_id) for a in await rows(platform, models.Action)] == [
         ("demo.extra", False),
         ("demo.hello", True),
     ]
@@ -536,7 +536,7 @@ def _unsafe_archive(kind: str) -> bytes:
 
 
 async def test_upload_rejects_unsafe_archives(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path
 ) -> None:
     for kind, message in [
         ("dotdot", "Unsafe pack archive: path '../escaped.txt' leaves the archive"),
@@ -547,13 +547,13 @@ async def test_upload_rejects_unsafe_archives(
         response = await upload(api, _unsafe_archive(kind))
         assert response.status_code == 400
         assert response.json() == {"error": message, "code": "BAD_REQUEST"}
-    assert await rows(runtime, models.Pack) == []
+    assert await rows(platform, models.Pack) == []
     assert names(packs_dir) == ["core"]
     assert not (packs_dir.parent / "escaped.txt").exists()
 
 
 async def test_failed_reinstall_restores_the_previous_files(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     alpha = write_pack(tmp_path / "v1", ref="alpha")
     (alpha / "runtimes").mkdir()
@@ -566,10 +566,10 @@ async def test_failed_reinstall_restores_the_previous_files(
     response = await upload(api, tar_gz(alpha, top_level=None), force="true")
     assert response.status_code == 422
     assert response.json()["code"] == "UNPROCESSABLE_ENTITY"
-    installed = runtime.settings.install_dir
+    installed = platform.settings.install_dir
     assert (installed / "alpha" / "runtimes" / "rt.yaml").is_file()
     assert [n for n in names(installed) if n.startswith(".")] == []
-    assert [r.ref for r in await rows(runtime, models.Runtime)] == ["alpha.rt"]
+    assert [r.ref for r in await rows(platform, models.Runtime)] == ["alpha.rt"]
 
     blocked = await api.delete(f"{PACKS}/alpha")
     assert blocked.status_code == 422
@@ -592,14 +592,14 @@ async def test_upload_rejects_unreadable_archive_and_missing_manifest(
 
 
 async def test_upload_of_malformed_pack_leaves_nothing_behind(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     source = write_pack(tmp_path / "build")
     (source / "actions" / "hello.yaml").write_text("name: hello\nparameter_delivery: carrier-pigeon\n")
     response = await upload(api, tar_gz(source, top_level="demo"))
     assert response.status_code == 422
     assert "actions/hello.yaml" in response.json()["error"]
-    assert await rows(runtime, models.Pack) == []
+    assert await rows(platform, models.Pack) == []
     assert names(packs_dir) == ["core"]
 
 

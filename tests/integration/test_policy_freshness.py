@@ -29,16 +29,16 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_a_burst_right_after_a_rate_limit_is_registered_is_throttled(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
-    await add_rule(runtime, pack, action, trigger, "hot")
-    async with running_executor(runtime):
+    pack, action, trigger = await seed_pack(platform)
+    await add_rule(platform, pack, action, trigger, "hot")
+    async with running_executor(platform):
         await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": 0}})
-        await settle(runtime)
-        assert len(await rows(runtime, models.Execution)) == 1  # the executor has read the policies
+        await settle(platform)
+        assert len(await rows(platform, models.Execution)) == 1  # the executor has read the policies
         await add(
-            runtime,
+            platform,
             models.Policy(
                 ref=f"{pack.ref}.burst",
                 name="burst",
@@ -52,8 +52,8 @@ async def test_a_burst_right_after_a_rate_limit_is_registered_is_throttled(
         )
         for n in range(1, 6):
             await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})
-        await settle(runtime)
-        statuses = [e.status for e in await rows(runtime, models.Enforcement)]
+        await settle(platform)
+        statuses = [e.status for e in await rows(platform, models.Enforcement)]
         assert statuses.count("processed") == 2, statuses
         assert statuses.count("disabled") == 4, statuses
-        assert len(await rows(runtime, models.Execution)) == 2
+        assert len(await rows(platform, models.Execution)) == 2

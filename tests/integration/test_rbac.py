@@ -26,16 +26,16 @@ RUNNERS = frozenset({ADMIN, OPERATOR})
 ADMINS = frozenset({ADMIN})
 
 
-async def _add(runtime: Platform, *rows: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def _add(platform: Platform, *rows: Any) -> None:
+    async with platform.db.transaction() as session:
         session.add_all(rows)
         await session.flush()
 
 
 @pytest.fixture
-async def demo(runtime: Platform) -> dict[str, Any]:
+async def demo(platform: Platform) -> dict[str, Any]:
     """Packs ``demo`` and ``other``; action ``demo.notify``, trigger ``demo.tick``, action ``other.x``."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         demo_pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         other_pack = models.Pack(ref="other", label="Other", version="1.0.0")
         session.add_all([demo_pack, other_pack])
@@ -68,16 +68,16 @@ class Clients:
 
 @pytest.fixture
 async def clients(
-    app: Any, runtime: Platform, api: httpx.AsyncClient, user: models.Identity, password_hash: str
+    app: Any, platform: Platform, api: httpx.AsyncClient, user: models.Identity, password_hash: str
 ) -> Any:
-    operator = await make_identity(runtime, "olga", password_hash, "core.operator")
-    viewer = await make_identity(runtime, "victor", password_hash, "core.viewer")
-    nobody = await make_identity(runtime, "nora", password_hash)
+    operator = await make_identity(platform, "olga", password_hash, "core.operator")
+    viewer = await make_identity(platform, "victor", password_hash, "core.viewer")
+    nobody = await make_identity(platform, "nora", password_hash)
     by_role = {
         ADMIN: api,
-        OPERATOR: client_for(app, runtime, operator),
-        VIEWER: client_for(app, runtime, viewer),
-        NOBODY: client_for(app, runtime, nobody),
+        OPERATOR: client_for(app, platform, operator),
+        VIEWER: client_for(app, platform, viewer),
+        NOBODY: client_for(app, platform, nobody),
     }
     ids = {ADMIN: user.id, OPERATOR: operator.id, VIEWER: viewer.id, NOBODY: nobody.id}
     try:
@@ -241,7 +241,7 @@ async def test_everyone_reads_its_own_permissions_in_the_ui_shape(clients: Clien
 
 
 async def test_lists_show_only_what_the_caller_may_read(
-    clients: Clients, runtime: Platform, demo: dict[str, Any]
+    clients: Clients, platform: Platform, demo: dict[str, Any]
 ) -> None:
     operator, viewer = clients.by_role[OPERATOR], clients.by_role[VIEWER]
     admin = clients.by_role[ADMIN]
@@ -263,14 +263,14 @@ async def test_lists_show_only_what_the_caller_may_read(
 
 
 async def test_a_second_identity_cannot_touch_the_first_ones_keys(
-    app: Any, runtime: Platform, clients: Clients, password_hash: str
+    app: Any, platform: Platform, clients: Clients, password_hash: str
 ) -> None:
     first = clients.by_role[OPERATOR]
-    second_identity = await make_identity(runtime, "oscar", password_hash, "core.operator")
+    second_identity = await make_identity(platform, "oscar", password_hash, "core.operator")
     body = {"ref": "olga.token", "owner_type": "identity", "name": "token", "value": "olga-secret"}
     created = await first.post("/api/v1/keys", json=body)
     assert created.status_code == 201 and created.json()["data"]["owner_identity"] == clients.ids[OPERATOR]
-    async with client_for(app, runtime, second_identity) as second:
+    async with client_for(app, platform, second_identity) as second:
         _assert_forbidden(await second.get("/api/v1/keys/olga.token"), "read")
         _assert_forbidden(await second.put("/api/v1/keys/olga.token", json={"value": "mine"}), "update")
         _assert_forbidden(await second.delete("/api/v1/keys/olga.token"), "delete")
@@ -285,7 +285,7 @@ async def test_a_second_identity_cannot_touch_the_first_ones_keys(
 
 
 async def test_pack_keys_are_visible_to_identities_granted_on_that_pack(
-    app: Any, runtime: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
+    app: Any, platform: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
 ) -> None:
     for pack in ("demo", "other"):
         body = {"ref": f"{pack}.k", "owner_type": "pack", "owner_pack_ref": pack, "name": "k", "value": pack}
@@ -293,8 +293,8 @@ async def test_pack_keys_are_visible_to_identities_granted_on_that_pack(
     grants = [{"resource": "keys", "actions": ["read", "update"], "constraints": {"packs": ["demo"]}}]
     made = await api.post("/api/v1/permissions/sets", json={"ref": "demo.keys", "grants": grants})
     assert made.status_code == 201, made.text
-    holder = await make_identity(runtime, "pia", password_hash, "demo.keys")
-    async with client_for(app, runtime, holder) as client:
+    holder = await make_identity(platform, "pia", password_hash, "demo.keys")
+    async with client_for(app, platform, holder) as client:
         assert (await client.get("/api/v1/keys/demo.k")).json()["data"]["value"] == "demo"
         assert (await client.put("/api/v1/keys/demo.k", json={"value": "d2"})).status_code == 200
         _assert_forbidden(await client.get("/api/v1/keys/other.k"), "other pack")
@@ -303,7 +303,7 @@ async def test_pack_keys_are_visible_to_identities_granted_on_that_pack(
 
 
 async def test_a_second_identity_cannot_read_cancel_or_answer_the_first_ones_executions(
-    app: Any, runtime: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
+    app: Any, platform: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
 ) -> None:
     own_only = [
         {"resource": "actions", "actions": ["read", "execute"]},
@@ -312,11 +312,11 @@ async def test_a_second_identity_cannot_read_cancel_or_answer_the_first_ones_exe
     ]
     made = await api.post("/api/v1/permissions/sets", json={"ref": "demo.own", "grants": own_only})
     assert made.status_code == 201, made.text
-    first_identity = await make_identity(runtime, "fred", password_hash, "demo.own")
-    second_identity = await make_identity(runtime, "sam", password_hash, "demo.own")
+    first_identity = await make_identity(platform, "fred", password_hash, "demo.own")
+    second_identity = await make_identity(platform, "sam", password_hash, "demo.own")
     async with (
-        client_for(app, runtime, first_identity) as first,
-        client_for(app, runtime, second_identity) as second,
+        client_for(app, platform, first_identity) as first,
+        client_for(app, platform, second_identity) as second,
     ):
         run = await first.post(
             "/api/v1/executions/execute", json={"action_ref": "demo.notify", "parameters": {}}
@@ -349,7 +349,7 @@ async def test_a_second_identity_cannot_read_cancel_or_answer_the_first_ones_exe
 
 
 async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_its_own_inquiry(
-    app: Any, runtime: Platform, api: httpx.AsyncClient, user: models.Identity, demo: dict[str, Any]
+    app: Any, platform: Platform, api: httpx.AsyncClient, user: models.Identity, demo: dict[str, Any]
 ) -> None:
     keys = [
         {"ref": "sys.k", "owner_type": "system", "name": "sk", "value": "system"},
@@ -382,7 +382,7 @@ async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_
         config={},
         executor=user.id,
     )
-    await _add(runtime, execution)
+    await _add(platform, execution)
     child = models.Execution(
         action=demo["action"],
         action_ref="demo.notify",
@@ -390,12 +390,12 @@ async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_
         parent=execution.id,
         executor=user.id,
     )
-    await _add(runtime, child)
+    await _add(platform, child)
     asked = await api.post("/api/v1/inquiries", json={"execution": execution.id, "prompt": "Approve?"})
     inquiry_id = asked.json()["data"]["id"]
 
     def token_of(row: models.Execution) -> str:
-        token, _ = runtime.tokens.issue(
+        token, _ = platform.tokens.issue(
             user.id,
             f"execution:{row.id}",
             "execution",
@@ -421,7 +421,7 @@ async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_
             )
             _assert_forbidden(answer, "respond to its own (or its parent's) inquiry")
     # A token naming another action than its execution runs is no token at all.
-    forged, _ = runtime.tokens.issue(
+    forged, _ = platform.tokens.issue(
         user.id, "x", "execution", 600, metadata={"execution_id": execution.id, "action_ref": "other.x"}
     )
     async with httpx.AsyncClient(
@@ -436,17 +436,17 @@ async def test_an_execution_token_reads_only_its_actions_keys_and_cannot_answer_
 
 
 async def test_put_never_changes_an_inquiry_status_so_its_execution_does_not_hang(
-    api: httpx.AsyncClient, runtime: Platform, clients: Clients
+    api: httpx.AsyncClient, platform: Platform, clients: Clients
 ) -> None:
     execution = models.Execution(action_ref="demo.ask", status="running", worker=7, config={})
-    await _add(runtime, execution)
+    await _add(platform, execution)
     result = {
         "exit_code": 0,
         "duration_ms": 5,
         "succeeded": True,
         "data": {"__inquiry": {"prompt": "Ship it?", "response_schema": {"type": "object"}}},
     }
-    assert await finish(runtime.db, execution, "completed", result, action_id=0) == "running"
+    assert await finish(platform.db, execution, "completed", result, action_id=0) == "running"
     [inquiry] = (await api.get(f"/api/v1/executions/{execution.id}/inquiries")).json()["data"]
     refused = await api.put(f"/api/v1/inquiries/{inquiry['id']}", json={"status": "responded"})
     assert refused.status_code == 422, refused.text
@@ -466,7 +466,7 @@ async def test_put_never_changes_an_inquiry_status_so_its_execution_does_not_han
 
 
 async def test_identities_permission_sets_and_assignments(
-    api: httpx.AsyncClient, app: Any, runtime: Platform, user: models.Identity
+    api: httpx.AsyncClient, app: Any, platform: Platform, user: models.Identity
 ) -> None:
     created = await api.post(
         "/api/v1/identities", json={"login": "vera", "password": "Vera-Passw0rd", "display_name": "Vera"}
@@ -522,8 +522,8 @@ async def test_identities_permission_sets_and_assignments(
     assert (await api.delete("/api/v1/permissions/sets/ops.rules")).status_code == 200
 
     # A password set by an administrator revokes the identity's earlier tokens.
-    holder = await make_identity(runtime, "tess", None, "core.viewer")
-    async with client_for(app, runtime, holder) as before:
+    holder = await make_identity(platform, "tess", None, "core.viewer")
+    async with client_for(app, platform, holder) as before:
         assert (await before.get("/api/v1/packs")).status_code == 200
         reset = await api.put(f"/api/v1/identities/{holder.id}", json={"password": "Tess-Passw0rd-2"})
         assert reset.status_code == 200, reset.text
@@ -537,7 +537,7 @@ async def test_identities_permission_sets_and_assignments(
 
 
 async def test_an_identity_cannot_make_itself_an_administrator(
-    app: Any, runtime: Platform, clients: Clients
+    app: Any, platform: Platform, clients: Clients
 ) -> None:
     operator = clients.by_role[OPERATOR]
     promote = await operator.put(f"/api/v1/identities/{clients.ids[OPERATOR]}", json={"is_admin": True})
@@ -550,16 +550,18 @@ async def test_an_identity_cannot_make_itself_an_administrator(
     _assert_forbidden(await operator.post("/api/v1/permissions/assignments", json=grant), "assign itself")
 
 
-async def test_the_development_user_is_the_first_administrator_and_sets_are_seeded(runtime: Platform) -> None:
-    await bootstrap(runtime)
-    await bootstrap(runtime)  # idempotent
-    async with runtime.db.session() as session:
+async def test_the_development_user_is_the_first_administrator_and_sets_are_seeded(
+    platform: Platform,
+) -> None:
+    await bootstrap(platform)
+    await bootstrap(platform)  # idempotent
+    async with platform.db.session() as session:
         identity = await identities.by_login(session, DEFAULT_LOGIN)
         assert identity is not None and identity.is_admin
 
 
 async def test_a_sensor_token_uses_only_its_own_packs_keys(
-    app: Any, runtime: Platform, api: httpx.AsyncClient, demo: dict[str, Any]
+    app: Any, platform: Platform, api: httpx.AsyncClient, demo: dict[str, Any]
 ) -> None:
     for pack in ("demo", "other"):
         body = {
@@ -570,9 +572,9 @@ async def test_a_sensor_token_uses_only_its_own_packs_keys(
             "value": pack,
         }
         assert (await api.post("/api/v1/keys", json=body)).status_code == 201
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         sensor = await identities.sensor_identity(session, "demo.watcher", ["demo.tick"])
-    token, _ = runtime.tokens.issue(sensor.id, "demo.watcher", "sensor", 600, scope="sensor")
+    token, _ = platform.tokens.issue(sensor.id, "demo.watcher", "sensor", 600, scope="sensor")
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://attune.test", headers=headers
@@ -587,7 +589,7 @@ async def test_a_sensor_token_uses_only_its_own_packs_keys(
 
 
 async def test_a_pack_limited_set_manages_only_its_packs_automation(
-    app: Any, runtime: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
+    app: Any, platform: Platform, api: httpx.AsyncClient, demo: dict[str, Any], password_hash: str
 ) -> None:
     other_trigger = {"ref": "other.tick", "pack_ref": "other", "label": "Tick"}
     assert (await api.post("/api/v1/triggers", json=other_trigger)).status_code == 201
@@ -611,8 +613,8 @@ async def test_a_pack_limited_set_manages_only_its_packs_automation(
     assert (
         await api.post("/api/v1/permissions/sets", json={"ref": "demo.ops", "grants": grants})
     ).status_code == 201
-    holder = await make_identity(runtime, "dora", password_hash, "demo.ops")
-    async with client_for(app, runtime, holder) as client:
+    holder = await make_identity(platform, "dora", password_hash, "demo.ops")
+    async with client_for(app, platform, holder) as client:
         listed = [r["ref"] for r in (await client.get("/api/v1/rules")).json()["data"]]
         assert listed == ["demo.admins_rule"]
         assert [a["ref"] for a in (await client.get("/api/v1/actions")).json()["data"]] == ["demo.notify"]

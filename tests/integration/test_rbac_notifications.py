@@ -20,15 +20,15 @@ async def served(app: Any) -> AsyncIterator[str]:
         yield address
 
 
-async def _token(runtime: Platform, login: str, password_hash: str, *sets: str) -> str:
-    identity = await make_identity(runtime, login, password_hash, *sets)
-    return runtime.tokens.access(identity.id, identity.login)
+async def _token(platform: Platform, login: str, password_hash: str, *sets: str) -> str:
+    identity = await make_identity(platform, login, password_hash, *sets)
+    return platform.tokens.access(identity.id, identity.login)
 
 
 async def test_an_identity_without_rights_gets_no_notification_feed(
-    served: str, runtime: Platform, password_hash: str
+    served: str, platform: Platform, password_hash: str
 ) -> None:
-    token = await _token(runtime, "nina", password_hash)
+    token = await _token(platform, "nina", password_hash)
     async with await WebSocketClient.connect(f"ws://{served}{WS_PATH}?token={token}") as client:
         with pytest.raises(ConnectionClosed) as closed:
             await client.recv()
@@ -39,7 +39,7 @@ async def test_an_identity_without_rights_gets_no_notification_feed(
 
 
 async def test_a_subscription_sees_only_what_the_identity_may_read(
-    served: str, runtime: Platform, api: httpx.AsyncClient, password_hash: str
+    served: str, platform: Platform, api: httpx.AsyncClient, password_hash: str
 ) -> None:
     grants = [
         {"resource": "notifications", "actions": ["read"]},
@@ -48,14 +48,14 @@ async def test_a_subscription_sees_only_what_the_identity_may_read(
     ]
     made = await api.post("/api/v1/permissions/sets", json={"ref": "demo.watch", "grants": grants})
     assert made.status_code == 201, made.text
-    watcher = await _token(runtime, "wanda", password_hash, "demo.watch")
-    viewer = await _token(runtime, "vic", password_hash, "core.viewer")
+    watcher = await _token(platform, "wanda", password_hash, "demo.watch")
+    viewer = await _token(platform, "vic", password_hash, "core.viewer")
     async with await connect(served, watcher) as limited, await connect(served, viewer) as reader:
         for client in (limited, reader):
             await subscribe(client, "all")
-        await publish(runtime, "execution_created", "execution", 1, action_ref="demo.a", status="requested")
-        await publish(runtime, "execution_created", "execution", 2, action_ref="other.b", status="requested")
-        await publish(runtime, "event_created", "event", 3)
-        await publish(runtime, "inquiry_created", "inquiry", 4, execution=2)
+        await publish(platform, "execution_created", "execution", 1, action_ref="demo.a", status="requested")
+        await publish(platform, "execution_created", "execution", 2, action_ref="other.b", status="requested")
+        await publish(platform, "event_created", "event", 3)
+        await publish(platform, "inquiry_created", "inquiry", 4, execution=2)
         assert [m["entity_id"] for m in await received(limited)] == [1, 3]
         assert [m["entity_id"] for m in await received(reader)] == [1, 2, 3, 4]

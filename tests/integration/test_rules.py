@@ -17,9 +17,9 @@ from attune.platform import Platform
 
 
 @pytest.fixture
-async def seed(runtime: Platform) -> dict[str, int]:
+async def seed(platform: Platform) -> dict[str, int]:
     """Pack ``demo``; action ``demo.notify`` (requires ``to``) and trigger ``demo.tick`` (``interval``)."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
         await session.flush()
@@ -50,7 +50,7 @@ async def seed(runtime: Platform) -> dict[str, int]:
 
 
 @pytest.fixture
-async def messages(runtime: Platform) -> AsyncIterator[list[Envelope]]:
+async def messages(platform: Platform) -> AsyncIterator[list[Envelope]]:
     """Every rule lifecycle message published from now on."""
     received: list[Envelope] = []
 
@@ -58,15 +58,15 @@ async def messages(runtime: Platform) -> AsyncIterator[list[Envelope]]:
         received.append(envelope)
 
     name = f"test.rules.{uuid.uuid4().hex[:8]}"
-    await runtime.bus.declare_queue(QueueSpec(name, ((EVENTS_EXCHANGE, "rule.*"),)))
-    consumer = await runtime.bus.consume(name, handler)
+    await platform.bus.declare_queue(QueueSpec(name, ((EVENTS_EXCHANGE, "rule.*"),)))
+    consumer = await platform.bus.consume(name, handler)
     yield received
     await consumer.cancel()
 
 
-async def settle(runtime: Platform) -> None:
-    await runtime.relay.flush()
-    await runtime.bus.join(timeout=10)
+async def settle(platform: Platform) -> None:
+    await platform.relay.flush()
+    await platform.bus.join(timeout=10)
 
 
 def rule_body(ref: str = "demo.on_tick", **extra: Any) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def rule_body(ref: str = "demo.on_tick", **extra: Any) -> dict[str, Any]:
 
 
 async def test_create_shape_and_rule_created_message(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform, messages: list[Envelope]
+    api: httpx.AsyncClient, seed: dict[str, int], platform: Platform, messages: list[Envelope]
 ) -> None:
     body = rule_body(conditions=[{"field": "n", "operator": "equals", "value": 1}])
     del body["description"]
@@ -100,7 +100,7 @@ async def test_create_shape_and_rule_created_message(
     assert data["conditions"] == [{"field": "n", "operator": "equals", "value": 1}]
     assert data["enabled"] is True
     assert data["is_adhoc"] is True
-    await settle(runtime)
+    await settle(platform)
     assert [m.message_type for m in messages] == ["RuleCreated"]
     assert messages[0].payload == {
         "rule_id": data["id"],
@@ -155,7 +155,7 @@ async def test_create_errors(api: httpx.AsyncClient, seed: dict[str, int]) -> No
     assert bad_description.json()["code"] == "VALIDATION_ERROR"
 
 
-async def test_parameter_validation(api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform) -> None:
+async def test_parameter_validation(api: httpx.AsyncClient, seed: dict[str, int], platform: Platform) -> None:
     missing = await api.post("/api/v1/rules", json=rule_body(action_params={"count": 2}))
     assert missing.status_code == 422
     assert missing.json() == {
@@ -176,12 +176,12 @@ async def test_parameter_validation(api: httpx.AsyncClient, seed: dict[str, int]
         "/api/v1/rules", json=rule_body(trigger_params={"interval": "{{ pack.config.n }}"})
     )
     assert templated.status_code == 201
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         assert (await session.execute(sa.select(sa.func.count()).select_from(models.Rule))).scalar_one() == 1
 
 
 async def test_get_update_semantics_and_messages(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform, messages: list[Envelope]
+    api: httpx.AsyncClient, seed: dict[str, int], platform: Platform, messages: list[Envelope]
 ) -> None:
     created = (await api.post("/api/v1/rules", json=rule_body())).json()["data"]
     assert (await api.get("/api/v1/rules/demo.on_tick")).json() == {"data": created}
@@ -212,7 +212,7 @@ async def test_get_update_semantics_and_messages(
     await api.put("/api/v1/rules/demo.on_tick", json={"trigger_params": {"interval": 10}})
     on = (await api.put("/api/v1/rules/demo.on_tick", json={"enabled": True})).json()["data"]
     assert on["enabled"] is True
-    await settle(runtime)
+    await settle(platform)
     kinds = [(m.message_type, m.payload.get("trigger_params")) for m in messages]
     assert kinds == [
         ("RuleCreated", {"interval": 5}),
@@ -228,7 +228,7 @@ async def test_get_update_semantics_and_messages(
 
 
 async def test_enable_disable_and_delete_publish(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform, messages: list[Envelope]
+    api: httpx.AsyncClient, seed: dict[str, int], platform: Platform, messages: list[Envelope]
 ) -> None:
     rule_id = (await api.post("/api/v1/rules", json=rule_body(enabled=False))).json()["data"]["id"]
     enabled = await api.post("/api/v1/rules/demo.on_tick/enable")
@@ -241,7 +241,7 @@ async def test_enable_disable_and_delete_publish(
     assert (await api.post("/api/v1/rules/demo.nope/enable")).status_code == 404
     await api.post("/api/v1/rules/demo.on_tick/enable")
 
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         session.add(
             models.Event(
                 trigger=seed["trigger"], trigger_ref="demo.tick", rule=rule_id, rule_ref="demo.on_tick"
@@ -254,7 +254,7 @@ async def test_enable_disable_and_delete_publish(
     assert deleted.status_code == 200
     assert deleted.json() == {"success": True, "message": "Rule 'demo.on_tick' deleted successfully"}
     assert (await api.delete("/api/v1/rules/demo.on_tick")).status_code == 404
-    await settle(runtime)
+    await settle(platform)
     assert [m.message_type for m in messages] == [
         "RuleCreated",
         "RuleEnabled",
@@ -268,7 +268,7 @@ async def test_enable_disable_and_delete_publish(
         "trigger_ref": "demo.tick",
         "trigger_params": {"interval": 5},
     }
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         event = (await session.execute(sa.select(models.Event))).scalar_one()
         enforcement = (await session.execute(sa.select(models.Enforcement))).scalar_one()
     assert (event.rule, event.rule_ref) == (None, "demo.on_tick")
@@ -276,11 +276,11 @@ async def test_enable_disable_and_delete_publish(
 
 
 async def test_deleting_a_disabled_rule_publishes_nothing(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform, messages: list[Envelope]
+    api: httpx.AsyncClient, seed: dict[str, int], platform: Platform, messages: list[Envelope]
 ) -> None:
     await api.post("/api/v1/rules", json=rule_body(enabled=False))
     assert (await api.delete("/api/v1/rules/demo.on_tick")).status_code == 200
-    await settle(runtime)
+    await settle(platform)
     assert [m.message_type for m in messages] == ["RuleCreated"]
 
 

@@ -160,7 +160,7 @@ async def test_update_runtime(api: httpx.AsyncClient, demo_pack: dict[str, Any])
     assert (await api.put(f"{RUNTIMES}/demo.none", json={"name": "x"})).status_code == 404
 
 
-async def test_delete_runtime(api: httpx.AsyncClient, runtime: Platform, demo_pack: dict[str, Any]) -> None:
+async def test_delete_runtime(api: httpx.AsyncClient, platform: Platform, demo_pack: dict[str, Any]) -> None:
     assert (await api.post(RUNTIMES, json=new_runtime())).status_code == 201
     response = await api.delete(f"{RUNTIMES}/demo.ruby")
     assert response.status_code == 200
@@ -170,9 +170,9 @@ async def test_delete_runtime(api: httpx.AsyncClient, runtime: Platform, demo_pa
 
 
 async def test_delete_runtime_used_by_actions_conflicts(
-    api: httpx.AsyncClient, runtime: Platform, core: dict[str, Any]
+    api: httpx.AsyncClient, platform: Platform, core: dict[str, Any]
 ) -> None:
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         shell = sa.select(models.Runtime.id).where(models.Runtime.ref == "core.shell").scalar_subquery()
         used = await session.scalar(
             sa.select(sa.func.count()).select_from(models.Action).where(models.Action.runtime == shell)
@@ -187,19 +187,19 @@ async def test_delete_runtime_used_by_actions_conflicts(
 
 
 async def test_delete_runtime_removes_its_sensors_and_versions(
-    api: httpx.AsyncClient, runtime: Platform, core: dict[str, Any]
+    api: httpx.AsyncClient, platform: Platform, core: dict[str, Any]
 ) -> None:
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         before = (await session.execute(sa.select(models.Sensor.ref))).scalars().all()
     assert before == ["core.interval_timer_sensor"]
     response = await api.delete(f"{RUNTIMES}/core.native")
     assert response.status_code == 200
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         sensors = (await session.execute(sa.select(models.Sensor.ref))).scalars().all()
     assert sensors == []
     python_versions = (await api.get(f"{RUNTIMES}/core.python")).json()["data"]["versions"]
     assert len(python_versions) == 3
     assert (await api.delete(f"{RUNTIMES}/core.python")).status_code == 200
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         versions = (await session.execute(sa.select(models.RuntimeVersion.version))).scalars().all()
     assert sorted(versions) == ["18", "20", "22"]

@@ -27,18 +27,18 @@ from attune.testing.clock import FakeClock
 
 
 @pytest.fixture
-async def core(runtime: Platform, packs_dir: Path) -> None:
-    await register_pack(runtime, packs_dir / "core", skip_tests=True)
+async def core(platform: Platform, packs_dir: Path) -> None:
+    await register_pack(platform, packs_dir / "core", skip_tests=True)
 
 
 @pytest.fixture
-async def service(runtime: Platform, core: None) -> AsyncIterator[SensorService]:
+async def service(platform: Platform, core: None) -> AsyncIterator[SensorService]:
     """A running sensor service with a unique worker name and a short stop grace."""
-    runtime.settings.sensor.worker_name = f"sensor-test-{uuid.uuid4().hex[:6]}"
-    runtime.settings.sensor.heartbeat_interval = 0.5
+    platform.settings.sensor.worker_name = f"sensor-test-{uuid.uuid4().hex[:6]}"
+    platform.settings.sensor.heartbeat_interval = 0.5
     svc = SensorService(shutdown_timeout=2, restart_backoff=0.05)
     stop = asyncio.Event()
-    task = asyncio.create_task(svc.run(runtime, stop))
+    task = asyncio.create_task(svc.run(platform, stop))
     await wait_for(lambda: svc.worker_id is not None and svc.timers is not None)
     yield svc
     stop.set()
@@ -46,7 +46,7 @@ async def service(runtime: Platform, core: None) -> AsyncIterator[SensorService]
 
 
 @pytest.fixture
-async def published(runtime: Platform) -> AsyncIterator[list[Envelope]]:
+async def published(platform: Platform) -> AsyncIterator[list[Envelope]]:
     """Every ``EventCreated`` published from now on."""
     received: list[Envelope] = []
 
@@ -54,8 +54,8 @@ async def published(runtime: Platform) -> AsyncIterator[list[Envelope]]:
         received.append(envelope)
 
     name = f"test.sensor.{uuid.uuid4().hex[:8]}"
-    await runtime.bus.declare_queue(QueueSpec(name, ((EVENTS_EXCHANGE, "event.created"),)))
-    consumer = await runtime.bus.consume(name, handler)
+    await platform.bus.declare_queue(QueueSpec(name, ((EVENTS_EXCHANGE, "event.created"),)))
+    consumer = await platform.bus.consume(name, handler)
     yield received
     await consumer.cancel()
 
@@ -68,10 +68,10 @@ async def wait_for(check: Callable[[], Any], within: float = 5.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def settle(runtime: Platform) -> None:
+async def settle(platform: Platform) -> None:
     """Deliver the staged rule messages and let the service handle them."""
-    await runtime.relay.flush()
-    await runtime.bus.join(timeout=10)
+    await platform.relay.flush()
+    await platform.bus.join(timeout=10)
 
 
 async def create_rule(api: httpx.AsyncClient, ref: str, trigger: str, params: dict[str, Any]) -> int:
@@ -91,8 +91,8 @@ async def create_rule(api: httpx.AsyncClient, ref: str, trigger: str, params: di
     return rule_id
 
 
-async def events_by_rule(runtime: Platform) -> dict[int | None, list[models.Event]]:
-    async with runtime.db.session() as session:
+async def events_by_rule(platform: Platform) -> dict[int | None, list[models.Event]]:
+    async with platform.db.session() as session:
         rows = (await session.execute(sa.select(models.Event).order_by(models.Event.id))).scalars().all()
     grouped: dict[int | None, list[models.Event]] = {}
     for row in rows:
@@ -101,17 +101,17 @@ async def events_by_rule(runtime: Platform) -> dict[int | None, list[models.Even
 
 
 async def test_registers_heartbeats_and_signs_off(
-    runtime: Platform, fake_clock: FakeClock, core: None
+    platform: Platform, fake_clock: FakeClock, core: None
 ) -> None:
-    runtime.settings.sensor.worker_name = "sensor-hb"
-    runtime.settings.sensor.heartbeat_interval = 0.2
+    platform.settings.sensor.worker_name = "sensor-hb"
+    platform.settings.sensor.heartbeat_interval = 0.2
     svc = SensorService(shutdown_timeout=1)
     stop = asyncio.Event()
-    task = asyncio.create_task(svc.run(runtime, stop))
+    task = asyncio.create_task(svc.run(platform, stop))
     await wait_for(lambda: svc.worker_id is not None)
 
     async def worker() -> models.Worker:
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             row = await session.get(models.Worker, svc.worker_id)
             assert row is not None
             return row
@@ -147,7 +147,7 @@ async def tick(clock: FakeClock, seconds: float, timers: int) -> None:
 
 async def test_interval_timer_follows_the_rule_lifecycle(
     api: httpx.AsyncClient,
-    runtime: Platform,
+    platform: Platform,
     fake_clock: FakeClock,
     service: SensorService,
     published: list[Envelope],
@@ -158,7 +158,7 @@ async def test_interval_timer_follows_the_rule_lifecycle(
     fire_at = (fake_clock.now() + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
     once = await create_rule(api, "core.once", "core.datetimetimer", {"fire_at": fire_at})
     cron = await create_rule(api, "core.cron", "core.crontimer", {"expression": "* * * * * *"})
-    await settle(runtime)
+    await settle(platform)
     assert service.timers is not None and service.timers.clock is fake_clock
     assert service.timers.running() == {tick_rule, idle, once, cron}
     await fake_clock.sleeping(4 + 1)
@@ -166,7 +166,7 @@ async def test_interval_timer_follows_the_rule_lifecycle(
     for _ in range(3):  # three seconds pass
         await tick(fake_clock, 1, timers=3)
     await wait_for(lambda: once not in service.timers.running())  # type: ignore[union-attr]
-    grouped = await events_by_rule(runtime)
+    grouped = await events_by_rule(platform)
     ticks = grouped.get(tick_rule, [])
     assert len(ticks) == 3  # one per second, the first after one interval
     assert idle not in grouped  # only the firing rule is bound to its events
@@ -187,7 +187,7 @@ async def test_interval_timer_follows_the_rule_lifecycle(
     assert len(grouped.get(cron, [])) == 3
     assert grouped[cron][0].payload["expression"] == "* * * * * *"
     # Each event was announced with EventCreated, staged in the firing's transaction.
-    await settle(runtime)
+    await settle(platform)
     announced = {e.payload["event_id"]: e for e in published}
     assert {e.id for e in ticks} <= set(announced)
     assert announced[first.id].headers.source_service == "sensor"
@@ -195,51 +195,51 @@ async def test_interval_timer_follows_the_rule_lifecycle(
 
     # Disable: no more events.
     assert (await api.post("/api/v1/rules/core.tick/disable")).status_code == 200
-    await settle(runtime)
+    await settle(platform)
     assert tick_rule not in service.timers.running()
-    before = len((await events_by_rule(runtime)).get(tick_rule, []))
+    before = len((await events_by_rule(platform)).get(tick_rule, []))
     await tick(fake_clock, 1.5, timers=2)
-    assert len((await events_by_rule(runtime)).get(tick_rule, [])) == before
+    assert len((await events_by_rule(platform)).get(tick_rule, [])) == before
 
     # Re-enable: events again, counting from 1.
     assert (await api.post("/api/v1/rules/core.tick/enable")).status_code == 200
-    await settle(runtime)
+    await settle(platform)
     await fake_clock.sleeping(3 + 1)
     await tick(fake_clock, 1, timers=3)
-    again = (await events_by_rule(runtime)).get(tick_rule, [])[before:]
+    again = (await events_by_rule(platform)).get(tick_rule, [])[before:]
     assert len(again) == 1 and again[0].payload["execution_count"] == 1
 
     # Delete: stopped.
     assert (await api.delete("/api/v1/rules/core.tick")).status_code == 200
-    await settle(runtime)
+    await settle(platform)
     assert tick_rule not in service.timers.running()
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         count_query = (
             sa.select(sa.func.count()).select_from(models.Event).where(models.Event.rule_ref == "core.tick")
         )
         after_delete = (await session.execute(count_query)).scalar_one()
     await tick(fake_clock, 1.3, timers=2)
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         assert (await session.execute(count_query)).scalar_one() == after_delete
 
 
 async def test_changed_params_restart_the_timer_and_bad_params_start_none(
-    api: httpx.AsyncClient, runtime: Platform, fake_clock: FakeClock, service: SensorService
+    api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock, service: SensorService
 ) -> None:
     rule = await create_rule(api, "core.slow", "core.intervaltimer", {"interval": 1, "unit": "hours"})
     past = await create_rule(api, "core.past", "core.datetimetimer", {"fire_at": "2001-01-01T00:00:00Z"})
-    await settle(runtime)
+    await settle(platform)
     assert service.timers is not None
     assert rule in service.timers.running() and past not in service.timers.running()
     response = await api.put(
         "/api/v1/rules/core.slow", json={"trigger_params": {"interval": 1, "unit": "seconds"}}
     )
     assert response.status_code == 200
-    await settle(runtime)
+    await settle(platform)
     await fake_clock.sleeping(1 + 1)
     await tick(fake_clock, 1, timers=1)
-    assert len((await events_by_rule(runtime)).get(rule, [])) == 1
-    assert past not in await events_by_rule(runtime)
+    assert len((await events_by_rule(platform)).get(rule, [])) == 1
+    assert past not in await events_by_rule(platform)
 
 
 SENSOR_SCRIPT = """\
@@ -299,22 +299,22 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-async def watch_pack(runtime: Platform, packs_dir: Path, core: None) -> Path:
+async def watch_pack(platform: Platform, packs_dir: Path, core: None) -> Path:
     pack = write_sensor_pack(packs_dir)
-    result = await register_pack(runtime, pack, skip_tests=True)
+    result = await register_pack(platform, pack, skip_tests=True)
     assert result.counts.get("sensors", result.counts.get("sensor")) != 0, result.warnings
     return pack / "sensors"
 
 
 async def test_pack_sensor_runs_while_a_rule_needs_it(
-    api: httpx.AsyncClient, runtime: Platform, service: SensorService, watch_pack: Path
+    api: httpx.AsyncClient, platform: Platform, service: SensorService, watch_pack: Path
 ) -> None:
     marker = watch_pack / "marker.json"
     await asyncio.sleep(0.3)
     assert not marker.exists()  # no enabled rule on watch.ping yet
 
     rule = await create_rule(api, "core.on_ping", "watch.ping", {"level": "high"})
-    await settle(runtime)
+    await settle(platform)
     await wait_for(marker.exists)
     data = json.loads(marker.read_text())
     assert data["triggers"] == [
@@ -323,10 +323,10 @@ async def test_pack_sensor_runs_while_a_rule_needs_it(
     assert data["sensor_ref"] == "watch.watcher"
     assert data["exchange"].endswith("attune.events")
     assert data["pgid"] == data["pid"]  # its own process group
-    claims = runtime.tokens.decode(data["token"])
+    claims = platform.tokens.decode(data["token"])
     assert (claims.token_type, claims.login, claims.scope) == ("sensor", "watch.watcher", "sensor")
     assert claims.metadata == {"sensor_ref": "watch.watcher", "trigger_types": ["watch.ping"]}
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         sensor_id = (
             await session.execute(sa.select(models.Sensor.id).where(models.Sensor.ref == "watch.watcher"))
         ).scalar_one()
@@ -348,7 +348,7 @@ async def test_pack_sensor_runs_while_a_rule_needs_it(
     # A second rule restarts the sensor with both trigger instances.
     marker.unlink()
     await create_rule(api, "core.on_ping2", "watch.ping", {})
-    await settle(runtime)
+    await settle(platform)
     await wait_for(marker.exists)
     restarted = json.loads(marker.read_text())
     assert [t["ref"] for t in restarted["triggers"]] == ["core.on_ping", "core.on_ping2"]
@@ -357,17 +357,17 @@ async def test_pack_sensor_runs_while_a_rule_needs_it(
     # Disabling every rule stops it: the process is gone.
     assert (await api.post("/api/v1/rules/core.on_ping/disable")).status_code == 200
     assert (await api.delete("/api/v1/rules/core.on_ping2")).status_code == 200
-    await settle(runtime)
+    await settle(platform)
     await wait_for(lambda: not alive(restarted["pid"]))
     assert service.sensors is not None and service.sensors.processes == {}
 
 
 async def test_an_exiting_sensor_is_restarted_three_times(
-    api: httpx.AsyncClient, runtime: Platform, service: SensorService, watch_pack: Path
+    api: httpx.AsyncClient, platform: Platform, service: SensorService, watch_pack: Path
 ) -> None:
     (watch_pack / "crash").write_text("")
     await create_rule(api, "core.on_ping", "watch.ping", {})
-    await settle(runtime)
+    await settle(platform)
     assert service.sensors is not None
     await wait_for(lambda: any(p.failed for p in service.sensors.processes.values()))  # type: ignore[union-attr]
     starts = (watch_pack / "starts.log").read_text().split()
@@ -377,18 +377,18 @@ async def test_an_exiting_sensor_is_restarted_three_times(
 
 
 async def test_a_sensor_ignoring_sigterm_is_killed_after_the_grace(
-    api: httpx.AsyncClient, runtime: Platform, service: SensorService, watch_pack: Path
+    api: httpx.AsyncClient, platform: Platform, service: SensorService, watch_pack: Path
 ) -> None:
     (watch_pack / "ignore_term").write_text("")
     assert service.sensors is not None
     service.sensors.shutdown_timeout = 0.5
     marker = watch_pack / "marker.json"
     await create_rule(api, "core.on_ping", "watch.ping", {})
-    await settle(runtime)
+    await settle(platform)
     await wait_for(marker.exists)
     pid = json.loads(marker.read_text())["pid"]
     started = time.monotonic()
     assert (await api.post("/api/v1/rules/core.on_ping/disable")).status_code == 200
-    await settle(runtime)
+    await settle(platform)
     await wait_for(lambda: not alive(pid))
     assert time.monotonic() - started >= 0.4  # SIGTERM was ignored; SIGKILL came after the grace

@@ -13,9 +13,9 @@ from attune.platform import Platform
 
 
 @pytest.fixture
-async def seed(runtime: Platform) -> dict[str, int]:
+async def seed(platform: Platform) -> dict[str, int]:
     """Pack ``demo``, runtime ``core.native`` and triggers ``demo.tick`` / ``demo.tock``."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         native = models.Runtime(ref="core.native", name="Native", distributions={})
         session.add_all([pack, native])
@@ -110,8 +110,8 @@ async def test_get_update_enable_disable(api: httpx.AsyncClient, seed: dict[str,
     assert (await api.post("/api/v1/sensors/demo.nope/disable")).status_code == 404
 
 
-async def test_lists(api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform) -> None:
-    async with runtime.db.transaction() as session:
+async def test_lists(api: httpx.AsyncClient, seed: dict[str, int], platform: Platform) -> None:
+    async with platform.db.transaction() as session:
         session.add(models.Pack(ref="other", label="Other", version="1.0.0"))
     await api.post("/api/v1/sensors", json=sensor_body("demo.b"))
     await api.post("/api/v1/sensors", json=sensor_body("demo.a", trigger_ref="demo.tock", enabled=False))
@@ -144,10 +144,10 @@ async def test_lists(api: httpx.AsyncClient, seed: dict[str, int], runtime: Plat
 
 
 async def test_delete_nulls_event_source(
-    api: httpx.AsyncClient, seed: dict[str, int], runtime: Platform
+    api: httpx.AsyncClient, seed: dict[str, int], platform: Platform
 ) -> None:
     sensor_id = (await api.post("/api/v1/sensors", json=sensor_body())).json()["data"]["id"]
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         session.add(
             models.Event(
                 trigger=seed["tick"],
@@ -162,6 +162,6 @@ async def test_delete_nulls_event_source(
     assert response.json() == {"success": True, "message": "Sensor 'demo.timer' deleted successfully"}
     assert (await api.get("/api/v1/sensors/demo.timer")).status_code == 404
     assert (await api.delete("/api/v1/sensors/demo.timer")).status_code == 404
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         event = (await session.execute(sa.select(models.Event))).scalar_one()
         assert (event.source, event.source_ref) == (None, "demo.timer")

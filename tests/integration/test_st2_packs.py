@@ -24,8 +24,8 @@ async def register(api: httpx.AsyncClient, path: Path, **extra: object) -> httpx
     return await api.post(f"{PACKS}/register", json={"path": str(path), "skip_tests": True, **extra})
 
 
-async def refs(runtime: Platform, model: type[models.Base]) -> list[str]:
-    async with runtime.db.session() as session:
+async def refs(platform: Platform, model: type[models.Base]) -> list[str]:
+    async with platform.db.session() as session:
         table = model.__table__  # type: ignore[attr-defined]
         return sorted((await session.execute(sa.select(table.c.ref))).scalars())
 
@@ -39,7 +39,7 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 async def test_a_stackstorm_pack_registers_unmodified(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """Before: "'ref' field not found in pack.yaml"."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -49,11 +49,11 @@ async def test_a_stackstorm_pack_registers_unmodified(
     assert data["ref"] == "st2demo"
     assert data["config"] == {"greeting": "Hello"}  # config.schema.yaml defaults
     assert any("remote-shell-cmd" in line for line in data["warnings"])
-    actions = await refs(runtime, models.Action)
+    actions = await refs(platform, models.Action)
     assert {"st2demo.greet", "st2demo.hello", "st2demo.flow"} <= set(actions)
     assert "st2demo.remote" not in actions
-    assert "st2demo.tick" in await refs(runtime, models.Trigger)
-    async with runtime.db.session() as session:
+    assert "st2demo.tick" in await refs(platform, models.Trigger)
+    async with platform.db.session() as session:
         greet = (
             await session.execute(sa.select(models.Action).where(models.Action.ref == "st2demo.greet"))
         ).scalar_one()
@@ -73,13 +73,13 @@ async def test_a_stackstorm_pack_registers_unmodified(
 
 
 async def test_fail_on_error_refuses_a_pack_with_unsupported_content(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     assert (await register(api, packs_dir / "core")).status_code == 201
     response = await register(api, write_st2_pack(tmp_path), fail_on_error=True)
     assert response.status_code == 422
     assert "remote-shell-cmd" in response.json()["error"]
-    assert "st2demo.greet" not in await refs(runtime, models.Action)
+    assert "st2demo.greet" not in await refs(platform, models.Action)
 
 
 BROKEN_WORKFLOW = {
@@ -108,7 +108,7 @@ BROKEN_WORKFLOW = {
 
 
 async def test_a_workflow_that_fails_validation_is_skipped_with_a_warning(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
     """#12 item 9: one bad workflow file used to fail the whole registration with 422."""
     response = await register(api, write(tmp_path / "wfs", BROKEN_WORKFLOW))
@@ -116,16 +116,16 @@ async def test_a_workflow_that_fails_validation_is_skipped_with_a_warning(
     warnings = response.json()["data"]["warnings"]
     assert any(line.startswith("workflows/bad.yaml:") and "nowhere" in line for line in warnings)
     assert any(line.startswith("workflows/broken_yaml.yaml:") for line in warnings)
-    assert await refs(runtime, models.WorkflowDefinition) == ["wfs.good"]
+    assert await refs(platform, models.WorkflowDefinition) == ["wfs.good"]
 
 
 async def test_fail_on_error_refuses_a_pack_with_an_invalid_workflow(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
     response = await register(api, write(tmp_path / "wfs", BROKEN_WORKFLOW), fail_on_error=True)
     assert response.status_code == 422
     assert "workflows/bad.yaml" in response.json()["error"]
-    assert await refs(runtime, models.WorkflowDefinition) == []
+    assert await refs(platform, models.WorkflowDefinition) == []
 
 
 RULES_AND_RUNNERS = {
@@ -156,24 +156,24 @@ RULES_AND_RUNNERS = {
 
 
 async def test_pack_rules_accept_exists_and_nexists(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#12 item 5: the API accepted them, rule files did not."""
     assert (await register(api, packs_dir / "core")).status_code == 201
     response = await register(api, write(tmp_path / "edges", RULES_AND_RUNNERS))
     assert response.status_code == 201, response.text
-    assert "edges.present" in await refs(runtime, models.Rule)
+    assert "edges.present" in await refs(platform, models.Rule)
 
 
 async def test_an_unknown_runner_type_is_reported_not_registered(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#12 item 5: it registered silently without a runtime and failed only at run time."""
     assert (await register(api, packs_dir / "core")).status_code == 201
     response = await register(api, write(tmp_path / "edges", RULES_AND_RUNNERS))
     warnings = response.json()["data"]["warnings"]
     assert any("runner_type 'cobol' matches no runtime" in line for line in warnings)
-    assert "edges.mystery" not in await refs(runtime, models.Action)
+    assert "edges.mystery" not in await refs(platform, models.Action)
     again = await register(api, write(tmp_path / "edges", RULES_AND_RUNNERS), force=True, fail_on_error=True)
     assert again.status_code == 422
 
@@ -207,13 +207,13 @@ SEARCH_RULE = {
 
 
 async def test_a_rule_with_search_criteria_registers(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#16: the 'search' operator was skipped as unsupported, with the whole rule."""
     assert (await register(api, packs_dir / "core")).status_code == 201
     response = await register(api, write(tmp_path / "searching", SEARCH_RULE), fail_on_error=True)
     assert response.status_code == 201, response.text
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rule = (
             await session.execute(sa.select(models.Rule).where(models.Rule.ref == "searching.approved"))
         ).scalar_one()
@@ -269,7 +269,7 @@ def assert_skips_reported(warnings: list[str]) -> None:
 
 
 async def test_upload_answers_with_the_skipped_st2_content(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#16: only /packs/register returned the warnings; an upload answered with the bare pack."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -282,15 +282,15 @@ async def test_upload_answers_with_the_skipped_st2_content(
     refused = await upload(fail_on_error="true")
     assert refused.status_code == 422, refused.text
     assert "remote-shell-cmd" in refused.json()["error"]
-    assert "skippy.hello" not in await refs(runtime, models.Action)
+    assert "skippy.hello" not in await refs(platform, models.Action)
     response = await upload()
     assert response.status_code == 201, response.text
     assert_skips_reported(response.json()["data"]["warnings"])
-    assert "skippy.hello" in await refs(runtime, models.Action)
+    assert "skippy.hello" in await refs(platform, models.Action)
 
 
 async def test_install_answers_with_the_skipped_st2_content(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#16: /packs/install took no fail_on_error."""
     assert (await register(api, packs_dir / "core")).status_code == 201
@@ -299,7 +299,7 @@ async def test_install_answers_with_the_skipped_st2_content(
     refused = await api.post(f"{PACKS}/install", json={**body, "fail_on_error": True})
     assert refused.status_code == 422, refused.text
     assert "remote-shell-cmd" in refused.json()["error"]
-    assert "skippy.hello" not in await refs(runtime, models.Action)
+    assert "skippy.hello" not in await refs(platform, models.Action)
     response = await api.post(f"{PACKS}/install", json=body)
     assert response.status_code == 200, response.text
     assert_skips_reported(response.json()["data"]["warnings"])
@@ -308,7 +308,7 @@ async def test_install_answers_with_the_skipped_st2_content(
 async def test_cli_fail_on_error_refuses_and_the_default_prints_the_skips(
     app: Any,
     api: httpx.AsyncClient,
-    runtime: Platform,
+    platform: Platform,
     packs_dir: Path,
     tmp_path: Path,
     user: models.Identity,
@@ -322,7 +322,7 @@ async def test_cli_fail_on_error_refuses_and_the_default_prints_the_skips(
         refused = await cli("pack", command, str(pack), "--skip-tests", "--fail-on-error")
         assert refused.exit_code != 0, (command, refused.output)
         assert "remote-shell-cmd" in refused.output, (command, refused.output)
-    assert "skippy.hello" not in await refs(runtime, models.Action)
+    assert "skippy.hello" not in await refs(platform, models.Action)
     done = await cli("pack", "register", str(pack), "--skip-tests")
     assert done.exit_code == 0, done.output
     assert "remote-shell-cmd" in done.output and "aliases" in done.output
@@ -385,13 +385,13 @@ TIMER_RULES = {
 
 
 async def test_st2_timer_rules_register_on_attunes_timers(
-    api: httpx.AsyncClient, runtime: Platform, packs_dir: Path, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, packs_dir: Path, tmp_path: Path
 ) -> None:
     """#16: rules on core.st2.IntervalTimer/CronTimer/DateTimer were skipped."""
     assert (await register(api, packs_dir / "core")).status_code == 201
     response = await register(api, write(tmp_path / "timers", TIMER_RULES))
     assert response.status_code == 201, response.text
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         rows = (await session.execute(sa.select(models.Rule).order_by(models.Rule.ref))).scalars().all()
         found = {rule.ref: (rule.trigger_ref, rule.trigger_params) for rule in rows}
     assert found == {

@@ -22,8 +22,8 @@ async def make_key(api: httpx.AsyncClient, body: dict[str, object]) -> None:
     assert response.status_code == 201, response.text
 
 
-async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient, runtime: Platform) -> None:
-    pack, action, trigger = await seed_pack(runtime)
+async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient, platform: Platform) -> None:
+    pack, action, trigger = await seed_pack(platform)
     await make_key(
         api, {"ref": "region", "owner_type": "system", "name": "region", "value": "eu", "encrypted": False}
     )
@@ -39,7 +39,7 @@ async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient,
         },
     )
     other = models.Pack(ref="other", label="other", version="1.0.0", config={})
-    await add(runtime, other)
+    await add(platform, other)
     await make_key(
         api,
         {
@@ -52,7 +52,7 @@ async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient,
         },
     )
     await add_rule(
-        runtime,
+        platform,
         pack,
         action,
         trigger,
@@ -65,11 +65,11 @@ async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient,
             "foreign": "{{ key.pack.secretive }}",
         },
     )
-    async with running_executor(runtime):
+    async with running_executor(platform):
         response = await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {}})
         assert response.status_code == 201
-        await settle(runtime)
-    [enforcement] = await rows(runtime, models.Enforcement)
+        await settle(platform)
+    [enforcement] = await rows(platform, models.Enforcement)
     assert enforcement.config == {
         "region": "eu",
         "alias": "eu",
@@ -80,14 +80,14 @@ async def test_rule_parameters_read_system_and_pack_keys(api: httpx.AsyncClient,
 
 
 async def test_an_encrypted_key_opens_only_with_decrypt_kv_and_is_never_stored_in_clear(
-    api: httpx.AsyncClient, runtime: Platform
+    api: httpx.AsyncClient, platform: Platform
 ) -> None:
-    pack, action, trigger = await seed_pack(runtime)
+    pack, action, trigger = await seed_pack(platform)
     await make_key(
         api, {"ref": "api_token", "owner_type": "system", "name": "api_token", "value": "s3cr3t-value"}
     )
     await add_rule(
-        runtime,
+        platform,
         pack,
         action,
         trigger,
@@ -97,15 +97,15 @@ async def test_an_encrypted_key_opens_only_with_decrypt_kv_and_is_never_stored_i
             "header": "Bearer {{ key.system.api_token | decrypt_kv }}",
         },
     )
-    async with running_executor(runtime):
+    async with running_executor(platform):
         response = await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {}})
         assert response.status_code == 201
-        await settle(runtime)
-    [enforcement] = await rows(runtime, models.Enforcement)
+        await settle(platform)
+    [enforcement] = await rows(platform, models.Enforcement)
     stored = json.dumps(enforcement.config)
     assert "s3cr3t-value" not in stored
     assert enforcement.config["sealed"] != "s3cr3t-value"  # without decrypt_kv: the stored ciphertext
-    [execution] = await rows(runtime, models.Execution)
+    [execution] = await rows(platform, models.Execution)
     assert "s3cr3t-value" not in json.dumps(execution.config)
     assert execution.config["header"] == "********"
-    assert execution_repo.full_parameters(execution, runtime.secrets)["header"] == "Bearer s3cr3t-value"
+    assert execution_repo.full_parameters(execution, platform.secrets)["header"] == "Bearer s3cr3t-value"

@@ -13,8 +13,8 @@ from attune.platform import Platform
 
 
 @pytest.fixture
-async def pack_id(runtime: Platform) -> int:
-    async with runtime.db.transaction() as session:
+async def pack_id(platform: Platform) -> int:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
         await session.flush()
@@ -131,10 +131,10 @@ async def test_lists_enabled_and_by_pack(api: httpx.AsyncClient, pack_id: int) -
 
 
 async def test_delete_cascades_to_sensors_and_unlinks_rules(
-    api: httpx.AsyncClient, pack_id: int, runtime: Platform
+    api: httpx.AsyncClient, pack_id: int, platform: Platform
 ) -> None:
     trigger_id = (await api.post("/api/v1/triggers", json=trigger_body())).json()["data"]["id"]
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         shell = models.Runtime(ref="core.shell", name="Shell", distributions={})
         action = models.Action(
             ref="demo.act", pack=pack_id, pack_ref="demo", label="A", description="", entrypoint="a"
@@ -176,7 +176,7 @@ async def test_delete_cascades_to_sensors_and_unlinks_rules(
     assert response.json() == {"success": True, "message": "Trigger 'demo.tick' deleted successfully"}
     assert (await api.get("/api/v1/triggers/demo.tick")).status_code == 404
     assert (await api.delete("/api/v1/triggers/demo.tick")).status_code == 404
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         assert (await session.execute(sa.select(models.Sensor))).scalars().all() == []
         rule = (await session.execute(sa.select(models.Rule))).scalar_one()
         assert (rule.trigger, rule.trigger_ref) == (None, "demo.tick")

@@ -27,8 +27,8 @@ def notifications_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def setup(runtime: Platform) -> dict[str, Any]:
-    async with runtime.db.transaction() as session:
+async def setup(platform: Platform) -> dict[str, Any]:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
         await session.flush()
@@ -55,8 +55,8 @@ async def setup(runtime: Platform) -> dict[str, Any]:
         return {"rule": rule.id, "action": action.id}
 
 
-async def set_status(runtime: Platform, execution_id: int, status: str, **values: Any) -> None:
-    async with runtime.db.transaction() as session:
+async def set_status(platform: Platform, execution_id: int, status: str, **values: Any) -> None:
+    async with platform.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution)
             .where(models.Execution.id == execution_id)
@@ -72,17 +72,17 @@ async def started(api: httpx.AsyncClient) -> int:
 
 
 async def test_execution_wait_returns_at_completion(
-    api: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
+    api: httpx.AsyncClient, platform: Platform, setup: dict[str, Any]
 ) -> None:
     execution_id = await started(api)
     begun = time.monotonic()
     request = asyncio.create_task(api.get(f"/api/v1/executions/{execution_id}?wait=30"))
     await asyncio.sleep(0.3)
     assert not request.done(), "answered before the execution ended"
-    await set_status(runtime, execution_id, "running")
+    await set_status(platform, execution_id, "running")
     await asyncio.sleep(0.2)
     assert not request.done(), "a non-terminal status ended the wait"
-    await set_status(runtime, execution_id, "completed", result={"stdout": "hello"})
+    await set_status(platform, execution_id, "completed", result={"stdout": "hello"})
     response = await asyncio.wait_for(request, 25)
     assert time.monotonic() - begun < 25
     assert response.status_code == 200
@@ -91,10 +91,10 @@ async def test_execution_wait_returns_at_completion(
 
 
 async def test_execution_wait_timeout_returns_current_state(
-    api: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
+    api: httpx.AsyncClient, platform: Platform, setup: dict[str, Any]
 ) -> None:
     execution_id = await started(api)
-    await set_status(runtime, execution_id, "running")
+    await set_status(platform, execution_id, "running")
     begun = time.monotonic()
     response = await api.get(f"/api/v1/executions/{execution_id}?wait=1")
     assert time.monotonic() - begun >= 0.9
@@ -106,9 +106,9 @@ async def test_execution_wait_timeout_returns_current_state(
 
 
 async def test_execution_wait_is_clamped(
-    api: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
+    api: httpx.AsyncClient, platform: Platform, setup: dict[str, Any]
 ) -> None:
-    runtime.settings.server.max_wait_seconds = 1
+    platform.settings.server.max_wait_seconds = 1
     execution_id = await started(api)
     begun = time.monotonic()
     response = await api.get(f"/api/v1/executions/{execution_id}?wait=3600")
@@ -131,16 +131,16 @@ async def enable(api: httpx.AsyncClient) -> str:
     return key
 
 
-async def play_pipeline(runtime: Platform, setup: dict[str, Any], result: Any) -> int:
+async def play_pipeline(platform: Platform, setup: dict[str, Any], result: Any) -> int:
     """Wait for the webhook's event, then enforce it and run the execution to completion."""
     for _ in range(500):
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             event_id = await session.scalar(sa.select(sa.func.max(models.Event.id)))
         if event_id is not None:
             break
         await asyncio.sleep(0.02)
     assert event_id is not None
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         enforcement = models.Enforcement(
             rule=setup["rule"], rule_ref="demo.rule", trigger_ref="demo.hook", event=event_id, payload={}
         )
@@ -153,18 +153,18 @@ async def play_pipeline(runtime: Platform, setup: dict[str, Any], result: Any) -
         await session.flush()
         execution_id = execution.id
     await asyncio.sleep(0.2)
-    await set_status(runtime, execution_id, "running")
-    await set_status(runtime, execution_id, "completed", result=result)
+    await set_status(platform, execution_id, "running")
+    await set_status(platform, execution_id, "completed", result=result)
     return execution_id
 
 
 async def test_webhook_wait_answers_with_the_result(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
+    api: httpx.AsyncClient, client: httpx.AsyncClient, platform: Platform, setup: dict[str, Any]
 ) -> None:
     key = await enable(api)
     begun = time.monotonic()
     request = asyncio.create_task(client.post(f"/api/v1/webhooks/{key}?wait=30", json={"payload": {}}))
-    execution_id = await play_pipeline(runtime, setup, {"stdout": "hello\n"})
+    execution_id = await play_pipeline(platform, setup, {"stdout": "hello\n"})
     response = await asyncio.wait_for(request, 28)
     assert time.monotonic() - begun < 28
     assert response.status_code == 200, response.text
@@ -201,9 +201,9 @@ async def test_webhook_wait_timeout_reports_unfinished_runs(
 
 
 async def test_waiter_bound_answers_429(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Platform, setup: dict[str, Any]
+    api: httpx.AsyncClient, client: httpx.AsyncClient, platform: Platform, setup: dict[str, Any]
 ) -> None:
-    runtime.settings.server.max_waiters = 1
+    platform.settings.server.max_waiters = 1
     key = await enable(api)
     execution_id = await started(api)
     holder = asyncio.create_task(api.get(f"/api/v1/executions/{execution_id}?wait=30"))
@@ -224,7 +224,7 @@ async def test_waiter_bound_answers_429(
     # Not waiting is never refused.
     assert (await api.get(f"/api/v1/executions/{execution_id}")).status_code == 200
     assert (await client.post(f"/api/v1/webhooks/{key}", json={"payload": {}})).status_code == 200
-    await set_status(runtime, execution_id, "completed")
+    await set_status(platform, execution_id, "completed")
     assert (await asyncio.wait_for(holder, 25)).status_code == 200
     # The slot is free again.
     assert (await api.get(f"/api/v1/executions/{execution_id}?wait=5")).status_code == 200

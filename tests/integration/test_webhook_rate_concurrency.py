@@ -22,7 +22,7 @@ POSTS = 50
 async def test_fifty_concurrent_posts_accept_exactly_the_limit(
     api: httpx.AsyncClient,
     client: httpx.AsyncClient,
-    runtime: Platform,
+    platform: Platform,
 ) -> None:
     key = await enable(api)
     await put_config(api, {"rate_limit": {"enabled": True, "requests": LIMIT, "window_seconds": 3600}})
@@ -30,6 +30,6 @@ async def test_fifty_concurrent_posts_accept_exactly_the_limit(
     responses = await asyncio.gather(*(client.post(url, json={"payload": n}) for n in range(POSTS)))
     codes = sorted(r.status_code for r in responses)
     assert codes == [200] * LIMIT + [429] * (POSTS - LIMIT)
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         stored = await session.scalar(sa.select(sa.func.count()).select_from(models.Event))
     assert stored == LIMIT

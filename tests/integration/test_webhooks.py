@@ -29,8 +29,8 @@ SECRET = "s3cret"
 
 
 @pytest.fixture
-async def trigger_id(runtime: Platform) -> int:
-    async with runtime.db.transaction() as session:
+async def trigger_id(platform: Platform) -> int:
+    async with platform.db.transaction() as session:
         pack = models.Pack(ref="demo", label="Demo", version="1.0.0")
         session.add(pack)
         await session.flush()
@@ -41,7 +41,7 @@ async def trigger_id(runtime: Platform) -> int:
 
 
 @pytest.fixture
-async def events(runtime: Platform) -> AsyncIterator[list[Envelope]]:
+async def events(platform: Platform) -> AsyncIterator[list[Envelope]]:
     """Every ``EventCreated`` published from now on."""
     received: list[Envelope] = []
 
@@ -49,8 +49,8 @@ async def events(runtime: Platform) -> AsyncIterator[list[Envelope]]:
         received.append(envelope)
 
     name = f"test.webhooks.{uuid.uuid4().hex[:8]}"
-    await runtime.bus.declare_queue(QueueSpec(name, ((EVENTS_EXCHANGE, "event.created"),)))
-    consumer = await runtime.bus.consume(name, handler)
+    await platform.bus.declare_queue(QueueSpec(name, ((EVENTS_EXCHANGE, "event.created"),)))
+    consumer = await platform.bus.consume(name, handler)
     yield received
     await consumer.cancel()
 
@@ -67,9 +67,9 @@ async def put_config(api: httpx.AsyncClient, config: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
-async def configure(runtime: Platform, trigger_id: int, config: dict[str, Any]) -> None:
+async def configure(platform: Platform, trigger_id: int, config: dict[str, Any]) -> None:
     """Provision webhook_config out of band (configs written before the config route existed)."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         trigger = await session.get(models.Trigger, trigger_id)
         assert trigger is not None
         trigger.webhook_config = config
@@ -79,8 +79,8 @@ def sign(raw: bytes, secret: str = SECRET, algorithm: str = "sha256") -> str:
     return hmac.new(secret.encode(), raw, getattr(hashlib, algorithm)).hexdigest()
 
 
-async def test_enable_disable_regenerate(api: httpx.AsyncClient, trigger_id: int, runtime: Platform) -> None:
-    await configure(runtime, trigger_id, {"hmac": {"enabled": True}})
+async def test_enable_disable_regenerate(api: httpx.AsyncClient, trigger_id: int, platform: Platform) -> None:
+    await configure(platform, trigger_id, {"hmac": {"enabled": True}})
     first = await api.post("/api/v1/triggers/demo.hook/webhooks/enable")
     assert first.status_code == 200
     body = first.json()
@@ -89,7 +89,7 @@ async def test_enable_disable_regenerate(api: httpx.AsyncClient, trigger_id: int
     assert body["data"]["ref"] == "demo.hook"
     key = body["data"]["webhook_key"]
     assert KEY_RE.match(key)
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         trigger = await session.get(models.Trigger, trigger_id)
         # Attune change: enabling keeps the security configuration (docs/api.md reset it).
         assert trigger is not None and trigger.webhook_config == {"hmac": {"enabled": True}}
@@ -127,7 +127,7 @@ async def test_receive_creates_event_and_publishes(
     api: httpx.AsyncClient,
     client: httpx.AsyncClient,
     trigger_id: int,
-    runtime: Platform,
+    platform: Platform,
     events: list[Envelope],
 ) -> None:
     key = await enable(api)
@@ -142,7 +142,7 @@ async def test_receive_creates_event_and_publishes(
     assert data["trigger_ref"] == "demo.hook"
     assert data["message"] == "Webhook received successfully"
     assert data["received_at"].endswith("Z")
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         event = await session.get(models.Event, data["event_id"])
     assert event is not None
     assert (event.trigger, event.trigger_ref) == (trigger_id, "demo.hook")
@@ -156,8 +156,8 @@ async def test_receive_creates_event_and_publishes(
         "source_ip": "127.0.0.1",  # the socket peer: X-Real-IP from an untrusted peer is ignored
         "user_agent": "curl/8",
     }
-    await runtime.relay.flush()
-    await runtime.bus.join(timeout=10)
+    await platform.relay.flush()
+    await platform.bus.join(timeout=10)
     assert len(events) == 1
     assert events[0].headers.source_service == "api-webhook-receiver"
     assert events[0].payload["event_id"] == data["event_id"]
@@ -170,19 +170,19 @@ async def test_null_payload_is_accepted(
     api: httpx.AsyncClient,
     client: httpx.AsyncClient,
     trigger_id: int,
-    runtime: Platform,
+    platform: Platform,
     events: list[Envelope],
 ) -> None:
     key = await enable(api)
     response = await client.post(f"/api/v1/webhooks/{key}", content=b'{"payload": null}')
     assert response.status_code == 200
-    await runtime.relay.flush()
-    await runtime.bus.join(timeout=10)
+    await platform.relay.flush()
+    await platform.bus.join(timeout=10)
     assert events[0].payload["payload"] == {}
 
 
 async def test_receive_rejections(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     for raw in (b"{not json", b'{"headers": {}}', b"[1, 2]"):
@@ -196,19 +196,19 @@ async def test_receive_rejections(
     assert unknown.status_code == 404
     assert unknown.json() == {"error": "Invalid webhook key", "code": "NOT_FOUND"}
 
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         trigger = await session.get(models.Trigger, trigger_id)
         assert trigger is not None
         trigger.webhook_enabled = False
     off = await client.post(f"/api/v1/webhooks/{key}", json={"payload": 1})
     assert off.status_code == 400
     assert off.json()["error"] == "Webhooks are not enabled for this trigger"
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         assert (await session.execute(sa.select(sa.func.count()).select_from(models.Event))).scalar_one() == 0
 
 
 async def test_payload_size_limit_is_413(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, {"payload_size_limit_kb": 1})
@@ -220,7 +220,7 @@ async def test_payload_size_limit_is_413(
     # The size is checked before the body is parsed.
     garbage = await client.post(f"/api/v1/webhooks/{key}", content=b"{" * 2000)
     assert garbage.status_code == 413
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         assert (await session.execute(sa.select(sa.func.count()).select_from(models.Event))).scalar_one() == 1
 
 
@@ -234,7 +234,7 @@ ALLOW_LIST = {"ip_whitelist": {"enabled": True, "ips": ["192.168.1.10", "10.0.0.
 
 
 async def test_ip_allow_list_uses_the_socket_peer(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, app: Any, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, ALLOW_LIST)
@@ -256,11 +256,11 @@ async def test_ip_allow_list_uses_the_socket_peer(
 
 
 async def test_ip_allow_list_behind_a_trusted_proxy(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, app: Any, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, ALLOW_LIST)
-    runtime.settings.server.trusted_proxies = ["127.0.0.1/32", "172.16.0.0/12"]
+    platform.settings.server.trusted_proxies = ["127.0.0.1/32", "172.16.0.0/12"]
     url = f"/api/v1/webhooks/{key}"
 
     async def status(headers: dict[str, str], ip: str = "127.0.0.1") -> int:
@@ -281,7 +281,7 @@ async def test_ip_allow_list_behind_a_trusted_proxy(
     assert await status({}) == 403
     # An untrusted peer's headers are still ignored.
     assert await status({"X-Forwarded-For": "10.0.0.1"}, ip="8.8.8.8") == 403
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         recorded = (
             await session.execute(sa.select(models.Event.config).order_by(models.Event.id).limit(1))
         ).scalar_one()
@@ -289,7 +289,7 @@ async def test_ip_allow_list_behind_a_trusted_proxy(
 
 
 async def test_rate_limit_is_enforced_with_retry_after(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, {"rate_limit": {"enabled": True, "requests": 2, "window_seconds": 60}})
@@ -303,12 +303,12 @@ async def test_rate_limit_is_enforced_with_retry_after(
         "code": "TOO_MANY_REQUESTS",
     }
     assert 55 <= int(limited.headers["Retry-After"]) <= 60
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         assert (await session.execute(sa.select(sa.func.count()).select_from(models.Event))).scalar_one() == 2
 
 
 async def test_rate_limit_window_slides(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, {"rate_limit": {"enabled": True, "requests": 1, "window_seconds": 1}})
@@ -324,7 +324,7 @@ async def test_rate_limit_window_slides(
 
 
 async def test_hmac_signatures(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     await put_config(api, {"hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha256"}})
@@ -335,7 +335,7 @@ async def test_hmac_signatures(
     assert prefixed.status_code == 200
     bare_github = await client.post(url, content=raw, headers={"X-Hub-Signature-256": sign(raw)})
     assert bare_github.status_code == 200
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         event = await session.get(models.Event, prefixed.json()["data"]["event_id"])
     assert event is not None and event.config["hmac_verified"] is True
 
@@ -363,25 +363,27 @@ async def test_hmac_signatures(
 
 
 async def test_hmac_sha512_and_incomplete_config(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     url = f"/api/v1/webhooks/{key}"
     raw = b'{"payload": 1}'
-    await configure(runtime, trigger_id, {"hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha512"}})
+    await configure(
+        platform, trigger_id, {"hmac": {"enabled": True, "secret": SECRET, "algorithm": "sha512"}}
+    )
     ok = await client.post(url, content=raw, headers={"X-Webhook-Signature": sign(raw, algorithm="sha512")})
     assert ok.status_code == 200
     # Enabled without a secret: no signature is required, and the event records it was not verified.
-    await configure(runtime, trigger_id, {"hmac": {"enabled": True, "algorithm": "sha256"}})
+    await configure(platform, trigger_id, {"hmac": {"enabled": True, "algorithm": "sha256"}})
     unsigned = await client.post(url, content=raw)
     assert unsigned.status_code == 200
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         event = await session.get(models.Event, unsigned.json()["data"]["event_id"])
     assert event is not None and event.config["hmac_verified"] is False
 
 
 async def test_pipeline_order_size_ip_rate_signature(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, app: Any, trigger_id: int, platform: Platform
 ) -> None:
     key = await enable(api)
     await put_config(
@@ -408,7 +410,7 @@ async def test_pipeline_order_size_ip_rate_signature(
 
 
 async def test_config_route_round_trip(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, app: Any, trigger_id: int, platform: Platform
 ) -> None:
     empty = await api.get("/api/v1/triggers/demo.hook/webhooks/config")
     assert empty.status_code == 200
@@ -440,7 +442,7 @@ async def test_config_route_round_trip(
     assert got.json()["data"] == expected
     assert SECRET not in got.text
     # The secret is write-only and encrypted at rest.
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         trigger = await session.get(models.Trigger, trigger_id)
     assert trigger is not None and SECRET not in json.dumps(trigger.webhook_config)
 
@@ -504,13 +506,13 @@ async def test_config_route_errors(
 
 
 @contextlib.asynccontextmanager
-async def served(runtime: Platform, app: Any) -> AsyncIterator[str]:
+async def served(platform: Platform, app: Any) -> AsyncIterator[str]:
     """The app behind a real uvicorn on a free loopback port, configured as ``attune server`` does."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    runtime.settings.server.host, runtime.settings.server.port = "127.0.0.1", port
-    server = uvicorn.Server(uvicorn_config(runtime, app))
+    platform.settings.server.host, platform.settings.server.port = "127.0.0.1", port
+    server = uvicorn.Server(uvicorn_config(platform, app))
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(20):
@@ -524,18 +526,18 @@ async def served(runtime: Platform, app: Any) -> AsyncIterator[str]:
 
 
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored_by_the_real_server(
-    api: httpx.AsyncClient, app: Any, trigger_id: int, runtime: Platform
+    api: httpx.AsyncClient, app: Any, trigger_id: int, platform: Platform
 ) -> None:
     """uvicorn trusted X-Forwarded-For from loopback although ``server.trusted_proxies`` was empty."""
     key = await enable(api)
     await put_config(api, ALLOW_LIST)
     forged = {"X-Forwarded-For": "10.0.0.1"}
-    async with served(runtime, app) as base, httpx.AsyncClient(base_url=base) as caller:
+    async with served(platform, app) as base, httpx.AsyncClient(base_url=base) as caller:
         response = await caller.post(f"/api/v1/webhooks/{key}", json={"payload": {}}, headers=forged)
     assert response.status_code == 403
     assert response.json() == {"error": "IP address not allowed", "code": "FORBIDDEN"}
     # Once loopback is a configured proxy, its forwarding header is believed.
-    runtime.settings.server.trusted_proxies = ["127.0.0.1/32"]
-    async with served(runtime, app) as base, httpx.AsyncClient(base_url=base) as caller:
+    platform.settings.server.trusted_proxies = ["127.0.0.1/32"]
+    async with served(platform, app) as base, httpx.AsyncClient(base_url=base) as caller:
         response = await caller.post(f"/api/v1/webhooks/{key}", json={"payload": {}}, headers=forged)
     assert response.status_code == 200

@@ -59,10 +59,10 @@ class RunningWorker:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    runtime: Platform, environ: dict[str, str] | None = None, **worker_settings: Any
+    platform: Platform, environ: dict[str, str] | None = None, **worker_settings: Any
 ) -> AsyncIterator[RunningWorker]:
     """Start a WorkerService (unique name, fast heartbeat) and stop it on exit."""
-    settings = runtime.settings.worker
+    settings = platform.settings.worker
     settings.name = f"worker-{uuid.uuid4().hex[:8]}"
     settings.heartbeat_interval = 0.5
     settings.shutdown_timeout = 2
@@ -76,11 +76,11 @@ async def running_worker(
     spec = topology.QueueSpec(
         f"test.completed.{uuid.uuid4().hex[:8]}", ((topology.EXECUTIONS_EXCHANGE, "execution.completed"),)
     )
-    await runtime.bus.declare_queue(spec)
-    collector = await runtime.bus.consume(spec.name, collect)
+    await platform.bus.declare_queue(spec)
+    collector = await platform.bus.consume(spec.name, collect)
     service = WorkerService(environ=DEFAULT_ENV if environ is None else environ)
     stop = asyncio.Event()
-    task = asyncio.create_task(service.run(runtime, stop))
+    task = asyncio.create_task(service.run(platform, stop))
     ready = asyncio.create_task(service.ready.wait())
     await asyncio.wait({task, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
     ready.cancel()
@@ -97,13 +97,13 @@ async def running_worker(
 
 
 async def add_runtime(
-    runtime: Platform,
+    platform: Platform,
     ref: str,
     name: str,
     config: dict[str, Any],
     distributions: dict[str, Any] | None = None,
 ) -> models.Runtime:
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         row = models.Runtime(
             ref=ref,
             name=name,
@@ -116,15 +116,15 @@ async def add_runtime(
     return row
 
 
-async def shell_runtime(runtime: Platform) -> models.Runtime:
-    return await add_runtime(runtime, "core.shell", "Shell", SHELL_CONFIG)
+async def shell_runtime(platform: Platform) -> models.Runtime:
+    return await add_runtime(platform, "core.shell", "Shell", SHELL_CONFIG)
 
 
 async def add_action(
-    runtime: Platform, name: str, entrypoint: str, runtime_row: models.Runtime | None, **values: Any
+    platform: Platform, name: str, entrypoint: str, runtime_row: models.Runtime | None, **values: Any
 ) -> models.Action:
     values.setdefault("is_adhoc", True)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         pack = (await session.execute(sa.select(models.Pack).where(models.Pack.ref == PACK))).scalar()
         if pack is None:
             pack = models.Pack(ref=PACK, label=PACK, version="1.0.0")
@@ -145,8 +145,8 @@ async def add_action(
     return action
 
 
-def pack_file(runtime: Platform, name: str, text: str, mode: int = 0o644) -> Path:
-    path = runtime.settings.packs_base_dir / PACK / "actions" / name
+def pack_file(platform: Platform, name: str, text: str, mode: int = 0o644) -> Path:
+    path = platform.settings.packs_base_dir / PACK / "actions" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)
@@ -169,11 +169,11 @@ def stage_dispatch(session: Any, execution: models.Execution, worker_id: int) ->
 
 
 async def dispatch(
-    runtime: Platform, action: models.Action, worker: RunningWorker, config: Any = None, **values: Any
+    platform: Platform, action: models.Action, worker: RunningWorker, config: Any = None, **values: Any
 ) -> int:
     """Insert a scheduled execution on ``worker`` and stage its dispatch."""
     values.setdefault("status", ExecutionStatus.SCHEDULED.value)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         execution = models.Execution(
             action=action.id,
             action_ref=action.ref,
@@ -187,23 +187,23 @@ async def dispatch(
     return execution.id
 
 
-async def redispatch(runtime: Platform, execution_id: int, worker: RunningWorker) -> None:
-    async with runtime.db.transaction() as session:
+async def redispatch(platform: Platform, execution_id: int, worker: RunningWorker) -> None:
+    async with platform.db.transaction() as session:
         execution = await session.get(models.Execution, execution_id)
         assert execution is not None
         stage_dispatch(session, execution, worker.id)
 
 
-async def execution_row(runtime: Platform, execution_id: int) -> models.Execution:
-    async with runtime.db.session() as session:
+async def execution_row(platform: Platform, execution_id: int) -> models.Execution:
+    async with platform.db.session() as session:
         row = await session.get(models.Execution, execution_id)
     assert row is not None
     return row
 
 
-async def request_cancel(runtime: Platform, execution_id: int, worker_id: int) -> None:
+async def request_cancel(platform: Platform, execution_id: int, worker_id: int) -> None:
     """What the cancel route does to a running execution: ``canceling`` + ``ExecutionCancel``."""
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution)
             .where(models.Execution.id == execution_id)
@@ -219,12 +219,12 @@ async def request_cancel(runtime: Platform, execution_id: int, worker_id: int) -
 
 
 async def wait_status(
-    runtime: Platform, execution_id: int, statuses: set[str] = TERMINAL, within: float = 15
+    platform: Platform, execution_id: int, statuses: set[str] = TERMINAL, within: float = 15
 ) -> models.Execution:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
-        row = await execution_row(runtime, execution_id)
+        row = await execution_row(platform, execution_id)
         if row.status in statuses:
             return row
         if loop.time() > deadline:
@@ -245,14 +245,14 @@ def exists(path: str) -> bool:
     return Path(path).exists()
 
 
-def log_dir(runtime: Platform, execution_id: int) -> Path:
-    assert runtime.settings.artifacts_dir is not None
-    return runtime.settings.artifacts_dir / f"execution_{execution_id}"
+def log_dir(platform: Platform, execution_id: int) -> Path:
+    assert platform.settings.artifacts_dir is not None
+    return platform.settings.artifacts_dir / f"execution_{execution_id}"
 
 
-async def wait_for_pgid(runtime: Platform, execution_id: int) -> int:
+async def wait_for_pgid(platform: Platform, execution_id: int) -> int:
     """The action prints ``$$`` first: its pid, which leads its own process group."""
-    stdout = log_dir(runtime, execution_id) / "stdout.log"
+    stdout = log_dir(platform, execution_id) / "stdout.log"
     await wait_for(lambda: stdout.is_file() and stdout.read_text().strip() != "")
     return int(stdout.read_text().split()[0])
 
@@ -260,12 +260,12 @@ async def wait_for_pgid(runtime: Platform, execution_id: int) -> int:
 # --------------------------------------------------------------------------- outcomes
 
 
-async def test_exit_zero_completes_with_stdout_and_exit_code(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "hello", "echo hello", shell)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+async def test_exit_zero_completes_with_stdout_and_exit_code(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "hello", "echo hello", shell)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
         await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
 
     assert row.status == "completed"
@@ -278,15 +278,15 @@ async def test_exit_zero_completes_with_stdout_and_exit_code(runtime: Platform) 
     assert message["action_ref"] == action.ref
     assert message["action_id"] == action.id
     assert message["result"]["stdout"] == "hello\n"
-    assert (log_dir(runtime, execution_id) / "stdout.log").read_text() == "hello\n"
+    assert (log_dir(platform, execution_id) / "stdout.log").read_text() == "hello\n"
 
 
-async def test_non_zero_exit_fails_with_code_and_stderr(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "broken", "echo partial; echo 'disk is full' >&2; exit 3", shell)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+async def test_non_zero_exit_fails_with_code_and_stderr(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "broken", "echo partial; echo 'disk is full' >&2; exit 3", shell)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
         await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
 
     assert row.status == "failed"
@@ -300,106 +300,110 @@ async def test_non_zero_exit_fails_with_code_and_stderr(runtime: Platform) -> No
     assert message["status"] == "failed"
 
 
-async def test_json_output_is_parsed_into_data(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
+async def test_json_output_is_parsed_into_data(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
     action = await add_action(
-        runtime, "report", """echo 'starting'; echo '{"count": 2, "ok": true}'""", shell, output_format="json"
+        platform,
+        "report",
+        """echo 'starting'; echo '{"count": 2, "ok": true}'""",
+        shell,
+        output_format="json",
     )
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
 
     assert row.status == "completed"
     assert row.result["data"] == {"count": 2, "ok": True}
     assert "stdout" not in row.result
 
 
-async def test_parameters_arrive_on_stdin_and_file_delivery_is_cleaned_up(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    stdin_action = await add_action(runtime, "stdin_params", "cat", shell, parameter_format="dotenv")
+async def test_parameters_arrive_on_stdin_and_file_delivery_is_cleaned_up(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    stdin_action = await add_action(platform, "stdin_params", "cat", shell, parameter_format="dotenv")
     file_action = await add_action(
-        runtime,
+        platform,
         "file_params",
         'cat "$ATTUNE_PARAMETER_FILE"; echo; echo "$ATTUNE_PARAMETER_FILE" >&2',
         shell,
         parameter_delivery="file",
         parameter_format="json",
     )
-    async with running_worker(runtime) as worker:
-        first = await dispatch(runtime, stdin_action, worker, {"name": "it's", "n": 2, "context": {"a": 1}})
-        second = await dispatch(runtime, file_action, worker, {"name": "x"})
-        by_stdin = await wait_status(runtime, first)
-        by_file = await wait_status(runtime, second)
+    async with running_worker(platform) as worker:
+        first = await dispatch(platform, stdin_action, worker, {"name": "it's", "n": 2, "context": {"a": 1}})
+        second = await dispatch(platform, file_action, worker, {"name": "x"})
+        by_stdin = await wait_status(platform, first)
+        by_file = await wait_status(platform, second)
 
     assert by_stdin.result["stdout"] == "n='2'\nname='it'\\''s'\n---ATTUNE_PARAMS_END---\n"
     assert by_file.status == "completed"
     assert by_file.result["stdout"] == '{"name":"x"}\n'
-    param_file = (log_dir(runtime, second) / "stderr.log").read_text().strip()
+    param_file = (log_dir(platform, second) / "stderr.log").read_text().strip()
     assert param_file.startswith("/")
     assert not exists(param_file)
 
 
-async def test_missing_action_file_fails_before_running(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "ghost", "ghost.sh", shell, is_adhoc=False)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+async def test_missing_action_file_fails_before_running(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "ghost", "ghost.sh", shell, is_adhoc=False)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
 
     assert row.status == "failed"
     assert row.result["succeeded"] is False
     assert row.result["error"].startswith("Action execution failed: No executable content found")
 
 
-async def test_a_pack_action_with_an_inline_command_runs(runtime: Platform) -> None:
+async def test_a_pack_action_with_an_inline_command_runs(platform: Platform) -> None:
     """#12 item 5: the same action created through the API ran; from a pack YAML it failed."""
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "inline", "echo inline works", shell, is_adhoc=False)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "inline", "echo inline works", shell, is_adhoc=False)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
 
     assert row.status == "completed", row.result
     assert row.result["stdout"] == "inline works\n"
 
 
-async def test_script_file_in_pack_runs_with_its_interpreter(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    pack_file(runtime, "where.sh", 'echo "cwd=$(pwd)"\n')
-    action = await add_action(runtime, "where", "where.sh", shell, is_adhoc=False)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+async def test_script_file_in_pack_runs_with_its_interpreter(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    pack_file(platform, "where.sh", 'echo "cwd=$(pwd)"\n')
+    action = await add_action(platform, "where", "where.sh", shell, is_adhoc=False)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
 
     assert row.status == "completed"
-    assert row.result["stdout"] == f"cwd={runtime.settings.packs_base_dir / PACK}\n"
+    assert row.result["stdout"] == f"cwd={platform.settings.packs_base_dir / PACK}\n"
 
 
-async def test_native_executable_runs_directly(runtime: Platform) -> None:
-    native = await add_runtime(runtime, "core.native", "Native", {})
-    pack_file(runtime, "hello-native", '#!/bin/sh\necho "native-ok $0"\n', mode=0o755)
-    action = await add_action(runtime, "native", "hello-native", native, is_adhoc=False)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+async def test_native_executable_runs_directly(platform: Platform) -> None:
+    native = await add_runtime(platform, "core.native", "Native", {})
+    pack_file(platform, "hello-native", '#!/bin/sh\necho "native-ok $0"\n', mode=0o755)
+    action = await add_action(platform, "native", "hello-native", native, is_adhoc=False)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
 
     assert row.status == "completed"
-    expected = runtime.settings.packs_base_dir / PACK / "actions" / "hello-native"
+    expected = platform.settings.packs_base_dir / PACK / "actions" / "hello-native"
     assert row.result["stdout"] == f"native-ok {expected}\n"
 
 
 # --------------------------------------------------------------------------- timeout and cancel
 
 
-async def test_timeout_kills_the_process_group(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "slow", "echo $$; sleep 30 & sleep 30", shell, timeout_seconds=1)
-    async with running_worker(runtime) as worker:
+async def test_timeout_kills_the_process_group(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "slow", "echo $$; sleep 30 & sleep 30", shell, timeout_seconds=1)
+    async with running_worker(platform) as worker:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        execution_id = await dispatch(runtime, action, worker)
-        pgid = await wait_for_pgid(runtime, execution_id)
-        row = await wait_status(runtime, execution_id, within=15)
+        execution_id = await dispatch(platform, action, worker)
+        pgid = await wait_for_pgid(platform, execution_id)
+        row = await wait_status(platform, execution_id, within=15)
         elapsed = loop.time() - started
 
     assert row.status == "timeout"
@@ -409,14 +413,14 @@ async def test_timeout_kills_the_process_group(runtime: Platform) -> None:
     assert not group_alive(pgid)
 
 
-async def test_cancel_request_kills_the_process_group(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "long", "echo $$; sleep 30 & sleep 30", shell)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        pgid = await wait_for_pgid(runtime, execution_id)
-        await request_cancel(runtime, execution_id, worker.id)
-        row = await wait_status(runtime, execution_id, within=5)
+async def test_cancel_request_kills_the_process_group(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "long", "echo $$; sleep 30 & sleep 30", shell)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        pgid = await wait_for_pgid(platform, execution_id)
+        await request_cancel(platform, execution_id, worker.id)
+        row = await wait_status(platform, execution_id, within=5)
         await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
 
     assert row.status == "cancelled"
@@ -425,18 +429,18 @@ async def test_cancel_request_kills_the_process_group(runtime: Platform) -> None
     assert message["status"] == "cancelled"
 
 
-async def test_redelivered_dispatch_does_not_run_twice(runtime: Platform, tmp_path: Path) -> None:
-    shell = await shell_runtime(runtime)
+async def test_redelivered_dispatch_does_not_run_twice(platform: Platform, tmp_path: Path) -> None:
+    shell = await shell_runtime(platform)
     counter = tmp_path / "runs.txt"
-    action = await add_action(runtime, "count", f"echo run >> {counter}; sleep 0.3", shell)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        await redispatch(runtime, execution_id, worker)  # while it runs
-        await wait_status(runtime, execution_id)
-        await redispatch(runtime, execution_id, worker)  # after it finished
-        await runtime.relay.flush()
+    action = await add_action(platform, "count", f"echo run >> {counter}; sleep 0.3", shell)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        await redispatch(platform, execution_id, worker)  # while it runs
+        await wait_status(platform, execution_id)
+        await redispatch(platform, execution_id, worker)  # after it finished
+        await platform.relay.flush()
         await asyncio.sleep(0.5)
-        row = await execution_row(runtime, execution_id)
+        row = await execution_row(platform, execution_id)
 
     assert row.status == "completed"
     assert counter.read_text() == "run\n"
@@ -444,16 +448,16 @@ async def test_redelivered_dispatch_does_not_run_twice(runtime: Platform, tmp_pa
 
 
 async def test_dispatch_for_an_execution_not_scheduled_here_is_skipped(
-    runtime: Platform, tmp_path: Path
+    platform: Platform, tmp_path: Path
 ) -> None:
-    shell = await shell_runtime(runtime)
+    shell = await shell_runtime(platform)
     marker = tmp_path / "ran"
-    action = await add_action(runtime, "touch", f"touch {marker}", shell)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker, status=ExecutionStatus.CANCELLED.value)
-        await runtime.relay.flush()
+    action = await add_action(platform, "touch", f"touch {marker}", shell)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker, status=ExecutionStatus.CANCELLED.value)
+        await platform.relay.flush()
         await asyncio.sleep(0.5)
-        row = await execution_row(runtime, execution_id)
+        row = await execution_row(platform, execution_id)
 
     assert row.status == "cancelled"
     assert not marker.exists()
@@ -462,12 +466,12 @@ async def test_dispatch_for_an_execution_not_scheduled_here_is_skipped(
 # --------------------------------------------------------------------------- secrets and environment
 
 
-async def test_secret_parameter_reaches_the_action_but_no_file(runtime: Platform) -> None:
+async def test_secret_parameter_reaches_the_action_but_no_file(platform: Platform) -> None:
     secret = f"S3cret-{uuid.uuid4().hex}"
     digest = hashlib.sha256(secret.encode()).hexdigest()
-    shell = await shell_runtime(runtime)
+    shell = await shell_runtime(platform)
     pack_file(
-        runtime,
+        platform,
         "check_secret.sh",
         "IFS= read -r line\n"
         "value=${line#token=\\'}; value=${value%\\'}\n"
@@ -477,7 +481,7 @@ async def test_secret_parameter_reaches_the_action_but_no_file(runtime: Platform
         f'[ "$(printf %s "$value" | sha256sum | cut -d" " -f1)" = "{digest}" ]\n',
     )
     action = await add_action(
-        runtime,
+        platform,
         "check_secret",
         "check_secret.sh",
         shell,
@@ -485,30 +489,30 @@ async def test_secret_parameter_reaches_the_action_but_no_file(runtime: Platform
         parameter_format="dotenv",
         param_schema={"token": {"type": "string", "secret": True}},
     )
-    async with running_worker(runtime) as worker:
-        async with runtime.db.transaction() as session:
+    async with running_worker(platform) as worker:
+        async with platform.db.transaction() as session:
             execution = await execution_repo.request_execution(
-                session, action, {"token": secret}, box=runtime.secrets, source_service="test"
+                session, action, {"token": secret}, box=platform.secrets, source_service="test"
             )
             execution.status = ExecutionStatus.SCHEDULED.value
             execution.worker = worker.id
             await session.flush()
             stage_dispatch(session, execution, worker.id)
-        row = await wait_status(runtime, execution.id)
+        row = await wait_status(platform, execution.id)
 
     assert row.status == "completed", row.result
     assert row.config == {"token": "********"}
     assert secret not in str(row.result)
     assert row.result["stdout"] == "stdout sees ********\n"
-    logs = log_dir(runtime, execution.id)
+    logs = log_dir(platform, execution.id)
     assert (logs / "stderr.log").read_text() == "stderr sees ********\n"
     for path in logs.rglob("*"):
         assert secret not in path.read_text(errors="replace"), path
 
 
-async def test_key_secrets_arrive_on_stdin_only(runtime: Platform) -> None:
-    assert runtime.secrets is not None
-    shell = await shell_runtime(runtime)
+async def test_key_secrets_arrive_on_stdin_only(platform: Platform) -> None:
+    assert platform.secrets is not None
+    shell = await shell_runtime(platform)
     check = (
         "import json, os, sys\n"
         "line = sys.stdin.readline()\n"
@@ -518,8 +522,8 @@ async def test_key_secrets_arrive_on_stdin_only(runtime: Platform) -> None:
         "expected = {'api_key': 'sys-value-1', 'shared': 'pack-value-2'}\n"
         "sys.exit(0 if values == expected and not leaked else 1)\n"
     )
-    action = await add_action(runtime, "keys", f'{sys.executable} -c "{check}"', shell)
-    async with runtime.db.transaction() as session:
+    action = await add_action(platform, "keys", f'{sys.executable} -c "{check}"', shell)
+    async with platform.db.transaction() as session:
         pack_id = (
             await session.execute(sa.select(models.Pack.id).where(models.Pack.ref == PACK))
         ).scalar_one()
@@ -530,8 +534,8 @@ async def test_key_secrets_arrive_on_stdin_only(runtime: Platform) -> None:
                     owner_type=OwnerType.SYSTEM.value,
                     name="api_key",
                     encrypted=True,
-                    encryption_key_hash=runtime.secrets.fingerprint,
-                    value=runtime.secrets.encrypt("sys-value-1"),
+                    encryption_key_hash=platform.secrets.fingerprint,
+                    value=platform.secrets.encrypt("sys-value-1"),
                 ),
                 models.Key(
                     ref="shared",
@@ -548,21 +552,21 @@ async def test_key_secrets_arrive_on_stdin_only(runtime: Platform) -> None:
                     owner_pack_ref=PACK,
                     name="shared",
                     encrypted=True,
-                    encryption_key_hash=runtime.secrets.fingerprint,
-                    value=runtime.secrets.encrypt("pack-value-2"),
+                    encryption_key_hash=platform.secrets.fingerprint,
+                    value=platform.secrets.encrypt("pack-value-2"),
                 ),
             ]
         )
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
 
     assert row.status == "completed", row.result
     assert row.result["stdout"] == '{"api_key":"********","shared":"********"}\n'
 
 
-async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
+async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
     script = (
         'printf \'{"token":"%s","exec":"%s","action":"%s","ctx":"%s","num":"%s","mine":"%s","url":"%s",'
         '"delivery":"%s","format":"%s","jwt_secret":"%s"}\' '
@@ -571,20 +575,20 @@ async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(runt
         '"$MY_VAR" "$ATTUNE_API_URL" "$ATTUNE_PARAMETER_DELIVERY" "$ATTUNE_PARAMETER_FORMAT" '
         '"$ATTUNE__SECURITY__JWT_SECRET"'
     )
-    action = await add_action(runtime, "env", script, shell, output_format="json")
+    action = await add_action(platform, "env", script, shell, output_format="json")
     mp = pytest.MonkeyPatch()
     mp.setenv("ATTUNE__SECURITY__JWT_SECRET", "must-not-leak")
     try:
-        async with running_worker(runtime) as worker:
+        async with running_worker(platform) as worker:
             execution_id = await dispatch(
-                runtime,
+                platform,
                 action,
                 worker,
                 {"context": {"user": "bob", "count": 3}},
                 env_vars={"MY_VAR": "mine", "ATTUNE_EXEC_ID": "999"},
                 executor=None,
             )
-            row = await wait_status(runtime, execution_id)
+            row = await wait_status(platform, execution_id)
     finally:
         mp.undo()
 
@@ -598,7 +602,7 @@ async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(runt
     assert data["url"].startswith("http")
     assert (data["delivery"], data["format"]) == ("stdin", "json")
     assert data["jwt_secret"] == ""
-    claims = runtime.tokens.decode(data["token"])
+    claims = platform.tokens.decode(data["token"])
     assert claims.token_type == "execution"
     assert claims.metadata == {"execution_id": execution_id, "action_ref": "wt.env"}
     assert claims.login == f"execution:{execution_id}"

@@ -38,22 +38,22 @@ FAKE_ENV_CONFIG: dict[str, Any] = {
 FAKE_ENV = {"ATTUNE_WORKER_RUNTIMES": "shell,native,fake"}
 
 
-async def worker_row(runtime: Platform, worker_id: int) -> models.Worker:
-    async with runtime.db.session() as session:
+async def worker_row(platform: Platform, worker_id: int) -> models.Worker:
+    async with platform.db.session() as session:
         row = await session.get(models.Worker, worker_id)
     assert row is not None
     return row
 
 
-async def test_registration_heartbeat_and_graceful_stop(runtime: Platform) -> None:
-    async with running_worker(runtime, max_concurrent_tasks=4) as worker:
-        first = await worker_row(runtime, worker.id)
+async def test_registration_heartbeat_and_graceful_stop(platform: Platform) -> None:
+    async with running_worker(platform, max_concurrent_tasks=4) as worker:
+        first = await worker_row(platform, worker.id)
         await asyncio.sleep(1.2)
-        later = await worker_row(runtime, worker.id)
+        later = await worker_row(platform, worker.id)
         await worker.shutdown()
-        stopped = await worker_row(runtime, worker.id)
+        stopped = await worker_row(platform, worker.id)
 
-    assert first.name == runtime.settings.worker.name
+    assert first.name == platform.settings.worker.name
     assert (first.worker_role, first.status) == ("action", "active")
     assert first.capabilities["runtimes"] == ["shell", "native"]
     assert first.capabilities["max_concurrent_executions"] == 4
@@ -63,19 +63,19 @@ async def test_registration_heartbeat_and_graceful_stop(runtime: Platform) -> No
     assert stopped.status == "inactive"
 
 
-async def test_restarted_worker_keeps_its_id(runtime: Platform) -> None:
-    async with running_worker(runtime, name="steady-worker") as worker:
+async def test_restarted_worker_keeps_its_id(platform: Platform) -> None:
+    async with running_worker(platform, name="steady-worker") as worker:
         first_id = worker.id
-    async with running_worker(runtime, name="steady-worker") as worker:
+    async with running_worker(platform, name="steady-worker") as worker:
         assert worker.id == first_id
-        assert (await worker_row(runtime, worker.id)).status == "active"
+        assert (await worker_row(platform, worker.id)).status == "active"
 
 
-async def test_capabilities_from_env_then_config_then_detection(runtime: Platform) -> None:
-    await add_runtime(runtime, "core.shell", "Shell", SHELL_CONFIG)
-    await add_runtime(runtime, "core.native", "Native", {})
+async def test_capabilities_from_env_then_config_then_detection(platform: Platform) -> None:
+    await add_runtime(platform, "core.shell", "Shell", SHELL_CONFIG)
+    await add_runtime(platform, "core.native", "Native", {})
     await add_runtime(
-        runtime,
+        platform,
         "core.python",
         "Python",
         {"interpreter": {"binary": "python3"}},
@@ -86,22 +86,22 @@ async def test_capabilities_from_env_then_config_then_detection(runtime: Platfor
         },
     )
     await add_runtime(
-        runtime,
+        platform,
         "x.ghost",
         "Ghost",
         {"interpreter": {"binary": "ghost"}},
         {"verification": {"commands": [{"binary": "definitely-not-installed-xyz"}]}},
     )
-    await add_runtime(runtime, "x.unverified", "Unverified", {"interpreter": {"binary": "sh"}}, {})
+    await add_runtime(platform, "x.unverified", "Unverified", {"interpreter": {"binary": "sh"}}, {})
 
-    async with running_worker(runtime, {"ATTUNE_WORKER_RUNTIMES": " Node.js , bash,"}) as worker:
-        from_env = (await worker_row(runtime, worker.id)).capabilities
+    async with running_worker(platform, {"ATTUNE_WORKER_RUNTIMES": " Node.js , bash,"}) as worker:
+        from_env = (await worker_row(platform, worker.id)).capabilities
     async with running_worker(
-        runtime, {}, capabilities={"runtimes": ["Python3", "bash"], "gpu": True}
+        platform, {}, capabilities={"runtimes": ["Python3", "bash"], "gpu": True}
     ) as worker:
-        from_config = (await worker_row(runtime, worker.id)).capabilities
-    async with running_worker(runtime, {}, capabilities=None) as worker:
-        detected = (await worker_row(runtime, worker.id)).capabilities
+        from_config = (await worker_row(platform, worker.id)).capabilities
+    async with running_worker(platform, {}, capabilities=None) as worker:
+        detected = (await worker_row(platform, worker.id)).capabilities
 
     assert from_env["runtimes"] == ["node", "shell"]
     assert from_config["runtimes"] == ["python", "shell"]
@@ -109,26 +109,26 @@ async def test_capabilities_from_env_then_config_then_detection(runtime: Platfor
     assert detected["runtimes"] == ["native", "python", "shell"]
 
 
-async def test_stop_cancels_executions_still_running_after_the_shutdown_timeout(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "forever", "echo $$; sleep 30", shell)
-    async with running_worker(runtime, shutdown_timeout=0.5) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        pgid = await wait_for_pgid(runtime, execution_id)
+async def test_stop_cancels_executions_still_running_after_the_shutdown_timeout(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "forever", "echo $$; sleep 30", shell)
+    async with running_worker(platform, shutdown_timeout=0.5) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        pgid = await wait_for_pgid(platform, execution_id)
         await asyncio.wait_for(worker.shutdown(), 10)
-        row = await wait_status(runtime, execution_id, within=1)
+        row = await wait_status(platform, execution_id, within=1)
 
     assert row.status == "cancelled"
     assert not group_alive(pgid)
 
 
-async def test_versions_are_verified_at_start_and_selected_by_constraint(runtime: Platform) -> None:
-    fake = await add_runtime(runtime, "x.fake", "Fake", SHELL_CONFIG)
+async def test_versions_are_verified_at_start_and_selected_by_constraint(platform: Platform) -> None:
+    fake = await add_runtime(platform, "x.fake", "Fake", SHELL_CONFIG)
 
     def version_config(picked: str) -> dict[str, Any]:
         return {**SHELL_CONFIG, "env_vars": {"PICKED": picked}}
 
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         for version, binary in (("1.0", "sh"), ("2.0", "definitely-not-installed-xyz")):
             session.add(
                 models.RuntimeVersion(
@@ -148,22 +148,22 @@ async def test_versions_are_verified_at_start_and_selected_by_constraint(runtime
                 )
             )
     action = await add_action(
-        runtime, "versioned", 'echo "picked=$PICKED"', fake, runtime_version_constraint=">=1"
+        platform, "versioned", 'echo "picked=$PICKED"', fake, runtime_version_constraint=">=1"
     )
 
     async def versions() -> dict[str, models.RuntimeVersion]:
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             rows = (await session.execute(sa.select(models.RuntimeVersion))).scalars().all()
         return {row.version: row for row in rows}
 
-    async with running_worker(runtime, FAKE_ENV) as worker:
+    async with running_worker(platform, FAKE_ENV) as worker:
         for _ in range(200):
             rows = await versions()
             if all(row.verified_at is not None for row in rows.values()):
                 break
             await asyncio.sleep(0.05)
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
 
     assert rows["1.0"].available is True
     assert rows["2.0"].available is False
@@ -171,30 +171,30 @@ async def test_versions_are_verified_at_start_and_selected_by_constraint(runtime
     assert row.result["stdout"] == "picked=1.0\n"
 
 
-async def test_pack_environments_are_built_at_start_and_used_by_executions(runtime: Platform) -> None:
-    fake = await add_runtime(runtime, "x.fake", "Fake", FAKE_ENV_CONFIG)
-    action = await add_action(runtime, "uses_env", 'test -f "$MARK" && echo "env ready"', fake)
-    (runtime.settings.packs_base_dir / PACK).mkdir(parents=True, exist_ok=True)
-    made = runtime.settings.envs_dir / PACK / "fake" / "made"
+async def test_pack_environments_are_built_at_start_and_used_by_executions(platform: Platform) -> None:
+    fake = await add_runtime(platform, "x.fake", "Fake", FAKE_ENV_CONFIG)
+    action = await add_action(platform, "uses_env", 'test -f "$MARK" && echo "env ready"', fake)
+    (platform.settings.packs_base_dir / PACK).mkdir(parents=True, exist_ok=True)
+    made = platform.settings.envs_dir / PACK / "fake" / "made"
 
-    async with running_worker(runtime, FAKE_ENV) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        row = await wait_status(runtime, execution_id)
+    async with running_worker(platform, FAKE_ENV) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        row = await wait_status(platform, execution_id)
         await wait_for(made.is_file)
 
     assert row.status == "completed", row.result
     assert row.result["stdout"] == "env ready\n"
 
 
-async def test_pack_registered_builds_the_new_packs_environment(runtime: Platform) -> None:
-    fake = await add_runtime(runtime, "x.fake", "Fake", FAKE_ENV_CONFIG)
-    made = runtime.settings.envs_dir / PACK / "fake" / "made"
-    async with running_worker(runtime, FAKE_ENV):
+async def test_pack_registered_builds_the_new_packs_environment(platform: Platform) -> None:
+    fake = await add_runtime(platform, "x.fake", "Fake", FAKE_ENV_CONFIG)
+    made = platform.settings.envs_dir / PACK / "fake" / "made"
+    async with running_worker(platform, FAKE_ENV):
         await asyncio.sleep(0.3)  # start-up setup finds no pack
         assert not made.exists()
-        await add_action(runtime, "later", "true", fake)
-        (runtime.settings.packs_base_dir / PACK).mkdir(parents=True, exist_ok=True)
-        async with runtime.db.transaction() as session:
+        await add_action(platform, "later", "true", fake)
+        (platform.settings.packs_base_dir / PACK).mkdir(parents=True, exist_ok=True)
+        async with platform.db.transaction() as session:
             pack_id = (
                 await session.execute(sa.select(models.Pack.id).where(models.Pack.ref == PACK))
             ).scalar_one()

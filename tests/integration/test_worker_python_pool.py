@@ -56,28 +56,28 @@ def waits_for_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     close_pools()
 
 
-async def python_action(runtime: Platform, name: str, text: str, **values: Any) -> models.Action:
-    py = await add_runtime(runtime, f"x.python_{uuid.uuid4().hex[:6]}", "Python", PYTHON_CONFIG)
-    pack_file(runtime, f"{name}.py", text)
-    return await add_action(runtime, name, f"{name}.py", py, is_adhoc=False, **values)
+async def python_action(platform: Platform, name: str, text: str, **values: Any) -> models.Action:
+    py = await add_runtime(platform, f"x.python_{uuid.uuid4().hex[:6]}", "Python", PYTHON_CONFIG)
+    pack_file(platform, f"{name}.py", text)
+    return await add_action(platform, name, f"{name}.py", py, is_adhoc=False, **values)
 
 
-async def run_secret(runtime: Platform, action: models.Action, parameters: dict[str, Any], pool: Any) -> Any:
-    async with running_worker(runtime, ENVIRON, python_pool=pool) as worker:
-        async with runtime.db.transaction() as session:
+async def run_secret(platform: Platform, action: models.Action, parameters: dict[str, Any], pool: Any) -> Any:
+    async with running_worker(platform, ENVIRON, python_pool=pool) as worker:
+        async with platform.db.transaction() as session:
             execution = await execution_repo.request_execution(
-                session, action, parameters, box=runtime.secrets, source_service="test"
+                session, action, parameters, box=platform.secrets, source_service="test"
             )
             execution.status = ExecutionStatus.SCHEDULED.value
             execution.worker = worker.id
             await session.flush()
             stage_dispatch(session, execution, worker.id)
-        return await wait_status(runtime, execution.id)
+        return await wait_status(platform, execution.id)
 
 
-def seen(runtime: Platform, row: models.Execution) -> dict[str, Any]:
+def seen(platform: Platform, row: models.Execution) -> dict[str, Any]:
     result = {k: v for k, v in (row.result or {}).items() if k not in ("duration_ms", "stderr_log")}
-    logs = log_dir(runtime, row.id)
+    logs = log_dir(platform, row.id)
     return {
         "status": row.status,
         "result": result,
@@ -104,10 +104,10 @@ if params["name"] == "fail":
 
 
 @pytest.mark.parametrize("name", ["world", "fail"])
-async def test_a_warm_python_action_ends_like_a_cold_one(runtime: Platform, name: str) -> None:
-    assert runtime.secrets is not None
+async def test_a_warm_python_action_ends_like_a_cold_one(platform: Platform, name: str) -> None:
+    assert platform.secrets is not None
     action = await python_action(
-        runtime,
+        platform,
         "greet",
         ACTION,
         output_format="json",
@@ -115,24 +115,24 @@ async def test_a_warm_python_action_ends_like_a_cold_one(runtime: Platform, name
     )
     secret = f"S3cret-{uuid.uuid4().hex}"
     parameters = {"name": name, "token": secret}
-    cold = await run_secret(runtime, action, parameters, COLD)
-    warm = await run_secret(runtime, action, parameters, WARM)
-    assert seen(runtime, warm) == seen(runtime, cold)
-    assert secret not in str(seen(runtime, warm))
+    cold = await run_secret(platform, action, parameters, COLD)
+    warm = await run_secret(platform, action, parameters, WARM)
+    assert seen(platform, warm) == seen(platform, cold)
+    assert secret not in str(seen(platform, warm))
     assert warm.status == ("completed" if name == "world" else "failed"), warm.result
     if name == "world":
         assert warm.result["data"]["token_seen"] == "********"
         assert warm.result["data"]["own_group"] is True and warm.result["data"]["main"] == "__main__"
         assert "ATTUNE_API_TOKEN" in warm.result["data"]["attune"]
     else:
-        assert "RuntimeError: asked to fail" in seen(runtime, warm)["stderr.log"]
+        assert "RuntimeError: asked to fail" in seen(platform, warm)["stderr.log"]
 
 
-async def test_a_warm_action_is_forked_from_the_interpreter(runtime: Platform) -> None:
-    action = await python_action(runtime, "parent", "import os\nprint(os.getppid())\n")
-    async with running_worker(runtime, ENVIRON, python_pool=WARM) as worker:
-        first = await wait_status(runtime, await dispatch(runtime, action, worker))
-        second = await wait_status(runtime, await dispatch(runtime, action, worker))
+async def test_a_warm_action_is_forked_from_the_interpreter(platform: Platform) -> None:
+    action = await python_action(platform, "parent", "import os\nprint(os.getppid())\n")
+    async with running_worker(platform, ENVIRON, python_pool=WARM) as worker:
+        first = await wait_status(platform, await dispatch(platform, action, worker))
+        second = await wait_status(platform, await dispatch(platform, action, worker))
     parents = [int(row.result["stdout"]) for row in (first, second)]
     assert parents[0] == parents[1] != os.getpid()
 
@@ -145,8 +145,8 @@ time.sleep(300)
 """
 
 
-async def first_line(runtime: Platform, execution_id: int) -> list[int]:
-    stdout = log_dir(runtime, execution_id) / "stdout.log"
+async def first_line(platform: Platform, execution_id: int) -> list[int]:
+    stdout = log_dir(platform, execution_id) / "stdout.log"
     await wait_for(lambda: stdout.is_file() and stdout.read_text().strip() != "")
     return [int(word) for word in stdout.read_text().split()]
 
@@ -159,24 +159,24 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-async def test_timeout_kills_a_warm_action_and_its_leftover_child(runtime: Platform) -> None:
-    action = await python_action(runtime, "slow", LEFTOVER, timeout_seconds=1)
-    async with running_worker(runtime, ENVIRON, python_pool=WARM) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        pid, leftover = await first_line(runtime, execution_id)
-        row = await wait_status(runtime, execution_id, within=10)
+async def test_timeout_kills_a_warm_action_and_its_leftover_child(platform: Platform) -> None:
+    action = await python_action(platform, "slow", LEFTOVER, timeout_seconds=1)
+    async with running_worker(platform, ENVIRON, python_pool=WARM) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        pid, leftover = await first_line(platform, execution_id)
+        row = await wait_status(platform, execution_id, within=10)
         await wait_for(lambda: not alive(leftover) and not group_alive(pid), within=5)
     assert row.status == "timeout"
     assert row.result["error"] == "Execution timed out after 1 seconds"
 
 
-async def test_cancel_kills_a_warm_action_and_its_leftover_child(runtime: Platform) -> None:
-    action = await python_action(runtime, "long", LEFTOVER)
-    async with running_worker(runtime, ENVIRON, python_pool=WARM) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        pid, leftover = await first_line(runtime, execution_id)
-        await request_cancel(runtime, execution_id, worker.id)
-        row = await wait_status(runtime, execution_id, within=10)
+async def test_cancel_kills_a_warm_action_and_its_leftover_child(platform: Platform) -> None:
+    action = await python_action(platform, "long", LEFTOVER)
+    async with running_worker(platform, ENVIRON, python_pool=WARM) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        pid, leftover = await first_line(platform, execution_id)
+        await request_cancel(platform, execution_id, worker.id)
+        row = await wait_status(platform, execution_id, within=10)
         await wait_for(lambda: not alive(leftover) and not group_alive(pid), within=5)
     assert row.status == "cancelled"
 
@@ -188,32 +188,32 @@ time.sleep(300)
 """
 
 
-async def test_a_crashed_warm_interpreter_fails_the_run_like_a_crashed_process(runtime: Platform) -> None:
-    action = await python_action(runtime, "crash", CRASHABLE)
+async def test_a_crashed_warm_interpreter_fails_the_run_like_a_crashed_process(platform: Platform) -> None:
+    action = await python_action(platform, "crash", CRASHABLE)
     shapes = {}
     for mode, pool in (("cold", COLD), ("warm", WARM)):
-        async with running_worker(runtime, ENVIRON, python_pool=pool) as worker:
-            execution_id = await dispatch(runtime, action, worker)
-            pid, parent = await first_line(runtime, execution_id)
+        async with running_worker(platform, ENVIRON, python_pool=pool) as worker:
+            execution_id = await dispatch(platform, action, worker)
+            pid, parent = await first_line(platform, execution_id)
             # Cold: the action's own process dies. Warm: the interpreter it was forked from.
             os.kill(pid if mode == "cold" else parent, signal.SIGKILL)
-            row = await wait_status(runtime, execution_id, within=10)
+            row = await wait_status(platform, execution_id, within=10)
             await wait_for(lambda killed=pid: not alive(killed), within=5)
             shapes[mode] = (row.status, row.result["exit_code"], sorted(row.result))
             if mode == "warm":
                 assert parent != os.getpid()
                 # The pool starts a new interpreter: the next run is forked from it.
-                recovered = await python_action(runtime, "after", "import os\nprint(os.getppid())\n")
-                after = await wait_status(runtime, await dispatch(runtime, recovered, worker))
+                recovered = await python_action(platform, "after", "import os\nprint(os.getppid())\n")
+                after = await wait_status(platform, await dispatch(platform, recovered, worker))
                 assert after.status == "completed", after.result
                 assert int(after.result["stdout"]) not in (parent, os.getpid())
     assert shapes["warm"] == shapes["cold"]
     assert shapes["warm"][:2] == ("failed", -1)
 
 
-async def test_the_pool_off_runs_python_actions_cold(runtime: Platform) -> None:
-    action = await python_action(runtime, "coldparent", "import os\nprint(os.getppid())\n")
-    async with running_worker(runtime, ENVIRON, python_pool=COLD) as worker:
-        row = await wait_status(runtime, await dispatch(runtime, action, worker))
+async def test_the_pool_off_runs_python_actions_cold(platform: Platform) -> None:
+    action = await python_action(platform, "coldparent", "import os\nprint(os.getppid())\n")
+    async with running_worker(platform, ENVIRON, python_pool=COLD) as worker:
+        row = await wait_status(platform, await dispatch(platform, action, worker))
     assert int(row.result["stdout"]) == os.getpid()
     await asyncio.sleep(0)

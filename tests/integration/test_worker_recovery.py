@@ -67,22 +67,22 @@ def spawn_marked(cookie: str) -> subprocess.Popen[bytes]:
 # --------------------------------------------------------------------------- processes
 
 
-async def test_a_setsid_child_dies_with_its_execution_at_timeout(runtime: Platform, tmp_path: Path) -> None:
-    shell = await shell_runtime(runtime)
+async def test_a_setsid_child_dies_with_its_execution_at_timeout(platform: Platform, tmp_path: Path) -> None:
+    shell = await shell_runtime(platform)
     pid_file = tmp_path / "child"
     action = await add_action(
-        runtime, "detach", f"setsid sleep 633 & echo $! > {pid_file}; sleep 30", shell, timeout_seconds=1
+        platform, "detach", f"setsid sleep 633 & echo $! > {pid_file}; sleep 30", shell, timeout_seconds=1
     )
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
         child = await read_pid(pid_file)
-        row = await wait_status(runtime, execution_id)
+        row = await wait_status(platform, execution_id)
         assert row.status == "timeout"
         await wait_dead(child, within=5)
 
 
-async def request_cancel(runtime: Platform, execution_id: int, worker_id: int) -> None:
-    async with runtime.db.transaction() as session:
+async def request_cancel(platform: Platform, execution_id: int, worker_id: int) -> None:
+    async with platform.db.transaction() as session:
         await session.execute(
             sa.update(models.Execution).where(models.Execution.id == execution_id).values(status="canceling")
         )
@@ -95,15 +95,15 @@ async def request_cancel(runtime: Platform, execution_id: int, worker_id: int) -
         )
 
 
-async def test_a_setsid_child_dies_with_its_execution_on_cancel(runtime: Platform, tmp_path: Path) -> None:
-    shell = await shell_runtime(runtime)
+async def test_a_setsid_child_dies_with_its_execution_on_cancel(platform: Platform, tmp_path: Path) -> None:
+    shell = await shell_runtime(platform)
     pid_file = tmp_path / "child"
-    action = await add_action(runtime, "detach", f"setsid sleep 633 & echo $! > {pid_file}; sleep 30", shell)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
+    action = await add_action(platform, "detach", f"setsid sleep 633 & echo $! > {pid_file}; sleep 30", shell)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
         child = await read_pid(pid_file)
-        await request_cancel(runtime, execution_id, worker.id)
-        row = await wait_status(runtime, execution_id)
+        await request_cancel(platform, execution_id, worker.id)
+        row = await wait_status(platform, execution_id)
         assert row.status == "cancelled"
         await wait_dead(child, within=5)
 
@@ -131,14 +131,14 @@ def test_the_watchdog_kills_a_dead_workers_processes_including_setsid_ones() -> 
 
 
 async def test_a_stopped_worker_leaves_no_background_process_behind(
-    runtime: Platform, tmp_path: Path
+    platform: Platform, tmp_path: Path
 ) -> None:
-    shell = await shell_runtime(runtime)
+    shell = await shell_runtime(platform)
     pid_file = tmp_path / "child"
-    action = await add_action(runtime, "daemon", f"setsid sleep 633 & echo $! > {pid_file}", shell)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker)
-        assert (await wait_status(runtime, execution_id)).status == "completed"
+    action = await add_action(platform, "daemon", f"setsid sleep 633 & echo $! > {pid_file}", shell)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        assert (await wait_status(platform, execution_id)).status == "completed"
         child = await read_pid(pid_file)
         assert alive(child)
     await wait_dead(child)
@@ -147,9 +147,9 @@ async def test_a_stopped_worker_leaves_no_background_process_behind(
 # --------------------------------------------------------------------------- restart
 
 
-async def _busy(runtime: Platform, action: models.Action, worker_id: int, *statuses: str) -> list[int]:
+async def _busy(platform: Platform, action: models.Action, worker_id: int, *statuses: str) -> list[int]:
     ids = []
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         for status in statuses:
             row = models.Execution(
                 action=action.id,
@@ -167,33 +167,33 @@ async def _busy(runtime: Platform, action: models.Action, worker_id: int, *statu
 
 
 async def test_a_restarted_worker_reschedules_what_never_started_and_abandons_what_ran(
-    runtime: Platform,
+    platform: Platform,
 ) -> None:
-    runtime.settings.worker.heartbeat_interval = 0.5
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "quick", "echo ran", shell)
-    async with running_worker(runtime, name="phoenix") as first:
+    platform.settings.worker.heartbeat_interval = 0.5
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "quick", "echo ran", shell)
+    async with running_worker(platform, name="phoenix") as first:
         worker_id = first.id
     # What a kill -9 leaves: one dispatch never taken, one execution whose process died.
-    waiting, lost = await _busy(runtime, action, worker_id, "scheduled", "running")
-    async with running_executor(runtime), running_worker(runtime, name="phoenix") as again:
+    waiting, lost = await _busy(platform, action, worker_id, "scheduled", "running")
+    async with running_executor(platform), running_worker(platform, name="phoenix") as again:
         assert again.id == worker_id
-        rescheduled = await wait_status(runtime, waiting)
-        abandoned = await wait_status(runtime, lost)
+        rescheduled = await wait_status(platform, waiting)
+        abandoned = await wait_status(platform, lost)
     assert (rescheduled.status, rescheduled.worker) == ("completed", worker_id)
     assert rescheduled.result["stdout"] == "ran\n"
     assert abandoned.status == "abandoned"
     assert abandoned.result["error"] == "Worker 'phoenix' restarted"
 
 
-async def test_a_restarted_worker_kills_what_its_previous_process_left_running(runtime: Platform) -> None:
-    async with running_worker(runtime, name="phoenix-2") as first:
+async def test_a_restarted_worker_kills_what_its_previous_process_left_running(platform: Platform) -> None:
+    async with running_worker(platform, name="phoenix-2") as first:
         previous_boot = first.service.boot
     # The watchdog of the first process cleaned up at its stop; this one escaped it (say, both
     # were killed at once).
     leftover = spawn_marked(f"{previous_boot}:42")
     try:
-        async with running_worker(runtime, name="phoenix-2"):
+        async with running_worker(platform, name="phoenix-2"):
             assert leftover.wait(timeout=10) != 0
     finally:
         if leftover.poll() is None:
@@ -204,15 +204,15 @@ async def test_a_restarted_worker_kills_what_its_previous_process_left_running(r
 # --------------------------------------------------------------------------- late results
 
 
-async def test_a_result_arriving_after_the_execution_was_abandoned_is_kept(runtime: Platform) -> None:
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "slow", "sleep 1.5; echo finished", shell, max_retries=1)
-    async with running_worker(runtime) as worker:
-        execution_id = await dispatch(runtime, action, worker, max_retries=1)
-        await wait_status(runtime, execution_id, {"running"})
+async def test_a_result_arriving_after_the_execution_was_abandoned_is_kept(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "slow", "sleep 1.5; echo finished", shell, max_retries=1)
+    async with running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker, max_retries=1)
+        await wait_status(platform, execution_id, {"running"})
         # The liveness monitor gave up on the worker (a heartbeat held up too long) and asked
         # for a retry; the worker is alive and finishes the run anyway.
-        async with runtime.db.transaction() as session:
+        async with platform.db.transaction() as session:
             await session.execute(
                 sa.update(models.Execution)
                 .where(models.Execution.id == execution_id)
@@ -231,22 +231,22 @@ async def test_a_result_arriving_after_the_execution_was_abandoned_is_kept(runti
                 max_retries=1,
             )
             session.add(retry)
-        row = await wait_status(runtime, execution_id, {"completed", "failed"}, within=15)
+        row = await wait_status(platform, execution_id, {"completed", "failed"}, within=15)
         assert row.status == "completed"
         assert row.result["stdout"] == "finished\n"
-        retried = await wait_status(runtime, retry.id, {"cancelled"})
+        retried = await wait_status(platform, retry.id, {"cancelled"})
         assert retried.status == "cancelled"
 
 
 async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
-    runtime: Platform, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
 ) -> None:
     """The race of a restart: orphans are listed while the worker is silent, the worker comes
     back and claims its work before the sweep decides. The decision must see the new heartbeat."""
-    runtime.settings.worker.heartbeat_interval = 0.2
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "x", "true", shell)
-    async with runtime.db.transaction() as session:
+    platform.settings.worker.heartbeat_interval = 0.2
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "x", "true", shell)
+    async with platform.db.transaction() as session:
         worker = models.Worker(
             name="back-again",
             worker_type="local",
@@ -257,7 +257,7 @@ async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
         )
         session.add(worker)
         await session.flush()
-    [running] = await _busy(runtime, action, worker.id, "running")
+    [running] = await _busy(platform, action, worker.id, "running")
     listed: Sequence[tuple[models.Execution, models.Worker | None]] = []
     real = workers.orphaned_executions
 
@@ -265,7 +265,7 @@ async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
         nonlocal listed
         listed = await real(session, **kwargs)
         # The worker restarts right after the scan.
-        async with runtime.db.transaction() as write:
+        async with platform.db.transaction() as write:
             await write.execute(
                 sa.update(models.Worker)
                 .where(models.Worker.id == worker.id)
@@ -274,24 +274,24 @@ async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
         return listed
 
     monkeypatch.setattr(workers, "orphaned_executions", listed_then_back)
-    monitor = LivenessMonitor(runtime)
+    monitor = LivenessMonitor(platform)
     await monitor.sweep()  # starts watching
     fake_clock.advance(0.5)  # the worker is silent for longer than 1.5 intervals
     assert await monitor.sweep() == 0
     assert [execution.id for execution, _ in listed] == [running]
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         row = await session.get(models.Execution, running)
     assert row is not None and row.status == "running"
 
 
 async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
-    runtime: Platform, fake_clock: FakeClock
+    platform: Platform, fake_clock: FakeClock
 ) -> None:
     """After a database restart no worker could heartbeat: nobody is judged on that gap."""
-    runtime.settings.worker.heartbeat_interval = 1.0
-    shell = await shell_runtime(runtime)
-    action = await add_action(runtime, "x", "true", shell)
-    async with runtime.db.transaction() as session:
+    platform.settings.worker.heartbeat_interval = 1.0
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "x", "true", shell)
+    async with platform.db.transaction() as session:
         worker = models.Worker(
             name="db-gap",
             worker_type="local",
@@ -302,12 +302,12 @@ async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
         )
         session.add(worker)
         await session.flush()
-    [running] = await _busy(runtime, action, worker.id, "running")
+    [running] = await _busy(platform, action, worker.id, "running")
     fake_clock.advance(1.6)  # silent past the 1.5 s cut-off, but nobody was watching
-    monitor = LivenessMonitor(runtime)
+    monitor = LivenessMonitor(platform)
     assert await monitor.sweep() == 0
     fake_clock.advance(1.0)
-    async with runtime.db.transaction() as session:  # its first beat once the database is back
+    async with platform.db.transaction() as session:  # its first beat once the database is back
         await session.execute(
             sa.update(models.Worker)
             .where(models.Worker.id == worker.id)
@@ -315,12 +315,12 @@ async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
         )
     fake_clock.advance(0.7)
     assert await monitor.sweep() == 0
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         row = await session.get(models.Execution, running)
     assert row is not None and row.status == "running"
     fake_clock.advance(1.0)  # now silent past the cut-off while the monitor watched
     assert await monitor.sweep() == 1
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         row = await session.get(models.Execution, running)
     assert row is not None and row.status == "abandoned"
 
@@ -328,13 +328,13 @@ async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
 # --------------------------------------------------------------------------- runtimes
 
 
-async def test_a_worker_learns_runtimes_registered_after_it_started(runtime: Platform) -> None:
-    async with running_worker(runtime, environ={}) as worker:
-        assert (await worker_row(runtime, worker.id)).capabilities["runtimes"] == []
-        await add_runtime(runtime, "core.shell", "Shell", SHELL)
+async def test_a_worker_learns_runtimes_registered_after_it_started(platform: Platform) -> None:
+    async with running_worker(platform, environ={}) as worker:
+        assert (await worker_row(platform, worker.id)).capabilities["runtimes"] == []
+        await add_runtime(platform, "core.shell", "Shell", SHELL)
 
         async def learned() -> bool:
-            return "shell" in (await worker_row(runtime, worker.id)).capabilities["runtimes"]
+            return "shell" in (await worker_row(platform, worker.id)).capabilities["runtimes"]
 
         deadline = time.monotonic() + 5  # a few heartbeats (0.5 s each)
         while not await learned():

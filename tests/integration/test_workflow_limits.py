@@ -55,8 +55,8 @@ async def test_more_tasks_than_the_default_limit_are_refused(api: httpx.AsyncCli
 
 
 @pytest.mark.usefixtures("pack")
-async def test_the_task_limit_is_configurable(api: httpx.AsyncClient, runtime: Platform) -> None:
-    runtime.settings.executor.workflow_max_tasks = 3
+async def test_the_task_limit_is_configurable(api: httpx.AsyncClient, platform: Platform) -> None:
+    platform.settings.executor.workflow_max_tasks = 3
     refused = await api.post("/api/v1/workflows", json=create_body(definition=chain(4)))
     assert refused.status_code == 422
     assert "at most 3 are allowed" in refused.json()["error"]

@@ -36,21 +36,21 @@ def create_body(ref: str = "wf.flow", **extra: Any) -> dict[str, Any]:
     return {"ref": ref, "pack_ref": "wf", "label": "Flow", "version": "1.0.0", "definition": FLOW, **extra}
 
 
-async def core_noop(runtime: Platform) -> None:
+async def core_noop(platform: Platform) -> None:
     """The tests need ``core.noop`` registered (the ``packs_dir`` fixture holds the core pack)."""
     from attune.packs.register import register_system_packs
 
     # These tests finish each task by hand: its child must wait ``requested``, not run in the
     # workflow's own step as an in-process core.noop does (docs/performance.md).
-    runtime.settings.worker.in_process_actions = False
-    await register_system_packs(runtime)
+    platform.settings.worker.in_process_actions = False
+    await register_system_packs(platform)
 
 
 # -- definitions -----------------------------------------------------------------------------------
 
 
 async def test_create_stores_the_definition_and_its_companion_action(
-    api: httpx.AsyncClient, pack: str, runtime: Platform
+    api: httpx.AsyncClient, pack: str, platform: Platform
 ) -> None:
     body = create_body(param_schema={"who": {"type": "string"}}, tags=["ops"])
     response = await api.post("/api/v1/workflows", json=body)
@@ -75,7 +75,7 @@ async def test_create_stores_the_definition_and_its_companion_action(
 
 
 async def test_create_conflicts_and_leaves_no_orphan_rows(
-    api: httpx.AsyncClient, pack: str, runtime: Platform
+    api: httpx.AsyncClient, pack: str, platform: Platform
 ) -> None:
     assert (await api.post("/api/v1/workflows", json=create_body())).status_code == 201
     again = await api.post("/api/v1/workflows", json=create_body())
@@ -86,7 +86,7 @@ async def test_create_conflicts_and_leaves_no_orphan_rows(
     assert (await api.post("/api/v1/actions", json=plain)).status_code == 201
     clash = await api.post("/api/v1/workflows", json=create_body("wf.taken"))
     assert clash.status_code == 409
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         count = await session.scalar(
             sa.select(sa.func.count()).where(models.WorkflowDefinition.ref == "wf.taken")
         )
@@ -130,7 +130,7 @@ def file_body(name: str = "deploy", **extra: Any) -> dict[str, Any]:
 
 
 async def test_saved_files_land_where_sync_reads_them(
-    api: httpx.AsyncClient, pack: str, packs_dir: Path, runtime: Platform
+    api: httpx.AsyncClient, pack: str, packs_dir: Path, platform: Platform
 ) -> None:
     response = await api.post("/api/v1/packs/wf/workflow-files", json=file_body())
     assert response.status_code == 201, response.text
@@ -152,7 +152,7 @@ async def test_saved_files_land_where_sync_reads_them(
     mismatch = await api.put("/api/v1/workflows/wf.deploy/file", json=file_body(name="other"))
     assert mismatch.status_code == 400
 
-    await core_noop(runtime)
+    await core_noop(platform)
     synced = await api.post("/api/v1/packs/wf/workflows/sync")
     assert synced.status_code == 200
     data = synced.json()["data"]
@@ -171,9 +171,9 @@ async def test_file_names_escaping_the_pack_are_rejected(
 
 
 async def test_sync_and_validate_report_broken_files(
-    api: httpx.AsyncClient, pack: str, packs_dir: Path, runtime: Platform
+    api: httpx.AsyncClient, pack: str, packs_dir: Path, platform: Platform
 ) -> None:
-    await core_noop(runtime)
+    await core_noop(platform)
     folder = packs_dir / "wf" / "workflows"
     folder.mkdir(parents=True)
     (folder / "good.yaml").write_text(yaml.safe_dump({"label": "Good", "version": "1.0.0", **FLOW}))
@@ -224,9 +224,9 @@ tasks:
 
 
 async def test_registration_creates_updates_and_removes_workflows(
-    api: httpx.AsyncClient, runtime: Platform, tmp_path: Path
+    api: httpx.AsyncClient, platform: Platform, tmp_path: Path
 ) -> None:
-    await core_noop(runtime)
+    await core_noop(platform)
     pack_dir = write_pack(tmp_path, {"hello": GOOD_FILE})
     response = await api.post("/api/v1/packs/register", json={"path": str(pack_dir), "skip_tests": True})
     assert response.status_code == 201, response.text
@@ -271,9 +271,9 @@ async def test_a_broken_workflow_file_is_skipped_or_rejects_the_pack_with_fail_o
 # -- runs ------------------------------------------------------------------------------------------
 
 
-async def start_run(runtime: Platform, ref: str) -> tuple[WorkflowEngine, int]:
-    engine = WorkflowEngine(runtime)
-    async with runtime.db.transaction() as session:
+async def start_run(platform: Platform, ref: str) -> tuple[WorkflowEngine, int]:
+    engine = WorkflowEngine(platform)
+    async with platform.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == ref))
         assert action is not None
         execution = await execution_repo.request_execution(
@@ -283,16 +283,16 @@ async def start_run(runtime: Platform, ref: str) -> tuple[WorkflowEngine, int]:
     return engine, execution.id
 
 
-async def children(runtime: Platform, parent: int) -> list[models.Execution]:
-    async with runtime.db.session() as session:
+async def children(platform: Platform, parent: int) -> list[models.Execution]:
+    async with platform.db.session() as session:
         query = (
             sa.select(models.Execution).where(models.Execution.parent == parent).order_by(models.Execution.id)
         )
         return list((await session.execute(query)).scalars())
 
 
-async def end_child(runtime: Platform, engine: WorkflowEngine, child: int, status: str) -> None:
-    async with runtime.db.transaction() as session:
+async def end_child(platform: Platform, engine: WorkflowEngine, child: int, status: str) -> None:
+    async with platform.db.transaction() as session:
         row = await session.get(models.Execution, child)
         assert row is not None
         row.status, row.result = status, {"succeeded": status == "completed"}
@@ -300,11 +300,11 @@ async def end_child(runtime: Platform, engine: WorkflowEngine, child: int, statu
 
 
 async def test_pause_resume_state_and_cancel_routes(
-    api: httpx.AsyncClient, pack: str, runtime: Platform
+    api: httpx.AsyncClient, pack: str, platform: Platform
 ) -> None:
-    await core_noop(runtime)
+    await core_noop(platform)
     await api.post("/api/v1/workflows", json=create_body())
-    engine, run = await start_run(runtime, "wf.flow")
+    engine, run = await start_run(platform, "wf.flow")
 
     state = (await api.get(f"/api/v1/executions/{run}/workflow")).json()["data"]
     assert (state["status"], state["paused"], state["workflow_ref"]) == ("running", False, "wf.flow")
@@ -314,28 +314,28 @@ async def test_pause_resume_state_and_cancel_routes(
     paused = await api.post(f"/api/v1/executions/{run}/pause")
     assert paused.status_code == 200, paused.text
     assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 409
-    [first] = await children(runtime, run)
-    await end_child(runtime, engine, first.id, "completed")
+    [first] = await children(platform, run)
+    await end_child(platform, engine, first.id, "completed")
     state = (await api.get(f"/api/v1/executions/{run}/workflow")).json()["data"]
     assert state["paused"] is True
-    assert len(await children(runtime, run)) == 1  # nothing new starts while paused
+    assert len(await children(platform, run)) == 1  # nothing new starts while paused
 
     resumed = await api.post(f"/api/v1/executions/{run}/resume")
     assert resumed.status_code == 200
     assert resumed.json()["data"]["paused"] is False
-    assert [c.workflow_task_name for c in await children(runtime, run)] == ["first", "second"]
+    assert [c.workflow_task_name for c in await children(platform, run)] == ["first", "second"]
 
     cancelled = await api.post(f"/api/v1/executions/{run}/cancel")
     assert cancelled.status_code == 200
-    second = (await children(runtime, run))[1]
+    second = (await children(platform, run))[1]
     assert second.status == "cancelled"
     await engine.child_finished(second.id)
     assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "cancelled"
     assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 409
 
 
-async def test_not_a_workflow(api: httpx.AsyncClient, pack: str, runtime: Platform) -> None:
-    await core_noop(runtime)
+async def test_not_a_workflow(api: httpx.AsyncClient, pack: str, platform: Platform) -> None:
+    await core_noop(platform)
     plain = (await api.post("/api/v1/executions/execute", json={"action_ref": "core.noop"})).json()["data"]
     assert (await api.get(f"/api/v1/executions/{plain['id']}/workflow")).status_code == 404
     assert (await api.post(f"/api/v1/executions/{plain['id']}/pause")).status_code == 409
@@ -345,23 +345,23 @@ async def test_not_a_workflow(api: httpx.AsyncClient, pack: str, runtime: Platfo
 
 
 async def test_rerun_route_resumes_a_failed_workflow(
-    api: httpx.AsyncClient, pack: str, runtime: Platform
+    api: httpx.AsyncClient, pack: str, platform: Platform
 ) -> None:
-    await core_noop(runtime)
+    await core_noop(platform)
     await api.post("/api/v1/workflows", json=create_body())
-    engine, run = await start_run(runtime, "wf.flow")
-    [first] = await children(runtime, run)
-    await end_child(runtime, engine, first.id, "failed")
+    engine, run = await start_run(platform, "wf.flow")
+    [first] = await children(platform, run)
+    await end_child(platform, engine, first.id, "failed")
     assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "failed"
 
     response = await api.post(f"/api/v1/executions/{run}/rerun")
     assert response.status_code == 200, response.text
     assert (response.json()["data"]["id"], response.json()["data"]["status"]) == (run, "running")
-    _, again = await children(runtime, run)
+    _, again = await children(platform, run)
     assert again.workflow_task_name == "first"
-    await end_child(runtime, engine, again.id, "completed")
-    *_, second = await children(runtime, run)
-    await end_child(runtime, engine, second.id, "completed")
+    await end_child(platform, engine, again.id, "completed")
+    *_, second = await children(platform, run)
+    await end_child(platform, engine, second.id, "completed")
     assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "completed"
 
     fresh = await api.post(f"/api/v1/executions/{run}/rerun", params={"from_failed": "false"})
@@ -370,19 +370,19 @@ async def test_rerun_route_resumes_a_failed_workflow(
 
 
 async def test_a_paused_workflows_execution_shows_paused_until_resumed(
-    api: httpx.AsyncClient, pack: str, runtime: Platform
+    api: httpx.AsyncClient, pack: str, platform: Platform
 ) -> None:
-    await core_noop(runtime)
+    await core_noop(platform)
     await api.post("/api/v1/workflows", json=create_body())
-    engine, run = await start_run(runtime, "wf.flow")
+    engine, run = await start_run(platform, "wf.flow")
 
     assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 200
     # At once, while its first task still runs (it finishes and is recorded).
     assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "paused"
     listed = (await api.get("/api/v1/executions", params={"status": "paused"})).json()["data"]
     assert [e["id"] for e in listed] == [run]
-    [first] = await children(runtime, run)
-    await end_child(runtime, engine, first.id, "completed")
+    [first] = await children(platform, run)
+    await end_child(platform, engine, first.id, "completed")
     assert (await api.get(f"/api/v1/executions/{run}")).json()["data"]["status"] == "paused"
     stats = (await api.get("/api/v1/executions/stats")).json()["data"]
     assert stats["paused"] == 1
@@ -392,14 +392,14 @@ async def test_a_paused_workflows_execution_shows_paused_until_resumed(
 
 
 async def test_a_paused_workflow_can_be_cancelled(
-    api: httpx.AsyncClient, pack: str, runtime: Platform
+    api: httpx.AsyncClient, pack: str, platform: Platform
 ) -> None:
-    await core_noop(runtime)
+    await core_noop(platform)
     await api.post("/api/v1/workflows", json=create_body())
-    engine, run = await start_run(runtime, "wf.flow")
+    engine, run = await start_run(platform, "wf.flow")
     assert (await api.post(f"/api/v1/executions/{run}/pause")).status_code == 200
-    [first] = await children(runtime, run)
-    await end_child(runtime, engine, first.id, "completed")
+    [first] = await children(platform, run)
+    await end_child(platform, engine, first.id, "completed")
 
     cancelled = await api.post(f"/api/v1/executions/{run}/cancel")
     assert cancelled.status_code == 200, cancelled.text
@@ -407,11 +407,11 @@ async def test_a_paused_workflow_can_be_cancelled(
 
 
 async def test_with_items_wider_than_the_workers_slots_is_warned_about(
-    api: httpx.AsyncClient, pack: str, runtime: Platform, caplog: pytest.LogCaptureFixture
+    api: httpx.AsyncClient, pack: str, platform: Platform, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The task asks for 4 items at once; no live worker has a slot: the log says so instead of
     the workers silently capping the workflow's concurrency (docs/workflows.md)."""
-    await core_noop(runtime)
+    await core_noop(platform)
     definition = {
         "tasks": [
             {"name": "each", "action": "core.noop", "with_items": "{{ [1, 2, 3, 4, 5] }}", "concurrency": 4}
@@ -420,21 +420,21 @@ async def test_with_items_wider_than_the_workers_slots_is_warned_about(
     body = {"ref": "wf.wide", "pack_ref": "wf", "label": "Wide", "version": "1.0.0", "definition": definition}
     assert (await api.post("/api/v1/workflows", json=body)).status_code == 201
     with caplog.at_level(logging.WARNING, logger="attune.workflow.engine.inline"):
-        _engine, run = await start_run(runtime, "wf.wide")
-    assert len(await children(runtime, run)) == 4
+        _engine, run = await start_run(platform, "wf.wide")
+    assert len(await children(platform, run)) == 4
     warnings = [r.getMessage() for r in caplog.records if "slot(s)" in r.getMessage()]
     assert len(warnings) == 1 and "runs 4 items at once" in warnings[0], caplog.text
 
 
 async def test_items_past_the_in_process_budget_run_in_later_steps(
-    api: httpx.AsyncClient, pack: str, runtime: Platform, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient, pack: str, platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A step runs at most BUDGET in-process tasks; the rest are written ``requested`` and the
     engine runs them in steps of their own, so every item still ends with its own result."""
     from attune.packs.register import register_system_packs
     from attune.workflow.engine import inline
 
-    await register_system_packs(runtime)
+    await register_system_packs(platform)
     monkeypatch.setattr(inline, "BUDGET", 4)
     words = [f"w{i}" for i in range(11)]
     definition = {
@@ -456,8 +456,8 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
         "definition": definition,
     }
     assert (await api.post("/api/v1/workflows", json=body)).status_code == 201, body
-    engine = WorkflowEngine(runtime)
-    async with runtime.db.transaction() as session:
+    engine = WorkflowEngine(platform)
+    async with platform.db.transaction() as session:
         action = await session.scalar(sa.select(models.Action).where(models.Action.ref == "wf.many"))
         assert action is not None
         execution = await execution_repo.request_execution(
@@ -467,13 +467,13 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
     deadline = asyncio.get_running_loop().time() + 30
     parent: models.Execution | None = None
     while asyncio.get_running_loop().time() < deadline:
-        async with runtime.db.session() as session:
+        async with platform.db.session() as session:
             parent = await session.get(models.Execution, execution.id)
         if parent is not None and parent.status not in ("running", "requested"):
             break
         await asyncio.sleep(0.05)
     assert parent is not None and parent.status == "completed", parent.result if parent else None
-    kids = sorted(await children(runtime, execution.id), key=lambda c: c.workflow_task["task_index"])
+    kids = sorted(await children(platform, execution.id), key=lambda c: c.workflow_task["task_index"])
     assert [(c.status, c.result["stdout"], c.workflow_task["counted"]) for c in kids] == [
         ("completed", word, True) for word in words
     ]
@@ -481,13 +481,13 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
 
 
 async def test_children_that_finish_together_are_counted_in_one_step(
-    api: httpx.AsyncClient, pack: str, runtime: Platform, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient, pack: str, platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Five items of a worker-run action finish at once: the run is advanced once for the batch
     (one write of its state), not once per child, and every item is counted exactly once."""
     from attune.workflow.engine import store as engine_module
 
-    await core_noop(runtime)
+    await core_noop(platform)
     definition = {"tasks": [{"name": "each", "action": "core.noop", "with_items": "{{ [1, 2, 3, 4, 5] }}"}]}
     body = {
         "ref": "wf.batch",
@@ -497,10 +497,10 @@ async def test_children_that_finish_together_are_counted_in_one_step(
         "definition": definition,
     }
     assert (await api.post("/api/v1/workflows", json=body)).status_code == 201
-    engine, run = await start_run(runtime, "wf.batch")
-    kids = await children(runtime, run)
+    engine, run = await start_run(platform, "wf.batch")
+    kids = await children(platform, run)
     assert len(kids) == 5
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         for kid in kids:
             row = await session.get(models.Execution, kid.id)
             assert row is not None
@@ -515,11 +515,11 @@ async def test_children_that_finish_together_are_counted_in_one_step(
 
     monkeypatch.setattr(engine_module, "persist", counting)
     await asyncio.gather(*(engine.child_finished(kid.id) for kid in kids), engine.child_finished(kids[0].id))
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         parent = await session.get(models.Execution, run)
     assert parent is not None and parent.status == "completed", parent.result if parent else None
     assert writes <= 2, writes  # the first completion's step, then one for everything that queued
-    async with runtime.db.session() as session:
+    async with platform.db.session() as session:
         counted = [
             (await session.get(models.Execution, kid.id)).workflow_task["counted"]  # type: ignore[union-attr]
             for kid in kids

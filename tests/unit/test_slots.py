@@ -207,35 +207,35 @@ async def test_snapshot_reports_the_oldest_waiter_and_dirty_actions() -> None:
 # -- queue_stats -------------------------------------------------------------------------------
 
 
-async def make_actions(runtime: Platform, tmp_path: Path) -> dict[str, int]:
+async def make_actions(platform: Platform, tmp_path: Path) -> dict[str, int]:
     pack = tmp_path / "slotpack"
     (pack / "actions").mkdir(parents=True)
     (pack / "pack.yaml").write_text("ref: slotpack\nversion: 1.0.0\n")
     for name in ("one", "two"):
         (pack / "actions" / f"{name}.yaml").write_text(f"name: {name}\nentry_point: {name}.sh\n")
         (pack / "actions" / f"{name}.sh").write_text("true\n")
-    await register_pack(runtime, pack, skip_tests=True)
-    async with runtime.db.session() as session:
+    await register_pack(platform, pack, skip_tests=True)
+    async with platform.db.session() as session:
         rows = await session.execute(sa.select(models.Action.ref, models.Action.id))
         return {ref: id for ref, id in rows}
 
 
-async def stats(runtime: Platform) -> dict[int, models.QueueStats]:
-    async with runtime.db.session() as session:
+async def stats(platform: Platform) -> dict[int, models.QueueStats]:
+    async with platform.db.session() as session:
         return {row.action_id: row for row in (await session.execute(sa.select(models.QueueStats))).scalars()}
 
 
-async def test_persist_stats_inserts_then_replaces_counters(runtime: Platform, tmp_path: Path) -> None:
-    ids = await make_actions(runtime, tmp_path)
+async def test_persist_stats_inserts_then_replaces_counters(platform: Platform, tmp_path: Path) -> None:
+    ids = await make_actions(platform, tmp_path)
     one, two = ids["slotpack.one"], ids["slotpack.two"]
     slots = SlotManager()
     await slots.acquire(one, 1, ticket=1)
     waiting = asyncio.create_task(slots.acquire(one, 1, ticket=2))
     await settle()
     await slots.acquire(two, None, ticket=3)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await persist_stats(session, {a: slots.snapshot(a) for a in slots.dirty_actions()})
-    first = await stats(runtime)
+    first = await stats(platform)
     assert set(first) == {one, two}
     row = first[one]
     assert (row.queue_length, row.active_count, row.max_concurrent) == (1, 1, 1)
@@ -245,9 +245,9 @@ async def test_persist_stats_inserts_then_replaces_counters(runtime: Platform, t
 
     slots.release(one)
     await waiting
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await persist_stats(session, {a: slots.snapshot(a) for a in slots.dirty_actions()})
-    second = await stats(runtime)
+    second = await stats(platform)
     assert set(second) == {one, two}
     row = second[one]
     assert (row.queue_length, row.active_count, row.total_completed, row.oldest_enqueued_at) == (
@@ -260,9 +260,9 @@ async def test_persist_stats_inserts_then_replaces_counters(runtime: Platform, t
     assert second[two].last_updated == first[two].last_updated  # not dirty, not rewritten
 
 
-async def test_persist_stats_skips_actions_that_no_longer_exist(runtime: Platform, tmp_path: Path) -> None:
-    ids = await make_actions(runtime, tmp_path)
+async def test_persist_stats_skips_actions_that_no_longer_exist(platform: Platform, tmp_path: Path) -> None:
+    ids = await make_actions(platform, tmp_path)
     snapshot = QueueSnapshot(0, 1, 1, None, 1, 0)
-    async with runtime.db.transaction() as session:
+    async with platform.db.transaction() as session:
         await persist_stats(session, {ids["slotpack.one"]: snapshot, 987654: snapshot})
-    assert set(await stats(runtime)) == {ids["slotpack.one"]}
+    assert set(await stats(platform)) == {ids["slotpack.one"]}
