@@ -8,11 +8,11 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from attune.api.service import ApiService
 from attune.bootstrap import bootstrap
 from attune.db.migrate import upgrade
 from attune.errors import ConfigError
 from attune.platform import open_platform
-from attune.services.api import ApiService
 from attune.services.base import Service
 from attune.services.supervisor import run_services
 from attune.settings import Settings

@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
+from attune.api.service import uvicorn_config
 from attune.db import models
 from attune.messaging.messages import Envelope
 from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.platform import Platform
-from attune.services.api import uvicorn_config
 
 KEY_RE = re.compile(r"^wh_[0-9a-f]{32}$")
 SECRET = "s3cret"

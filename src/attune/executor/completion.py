@@ -14,8 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from attune.db.repos import executions
-from attune.executor import retries
 from attune.messaging.messages import Envelope, ExecutionCompleted
+from attune.operations import retries
 from attune.operations.executions import request_retry
 from attune.platform import Platform
 

@@ -37,9 +37,9 @@ from typing import Any
 from attune.bus.base import Consumer, Retryable
 from attune.db.repos import action_inputs
 from attune.db.repos import packs as packs_repo
-from attune.executor.liveness import take_back
 from attune.messaging import topology
 from attune.messaging.messages import Envelope, ExecutionCancel, ExecutionDispatch, PackRegistered
+from attune.operations.orphans import take_back
 from attune.platform import Platform
 from attune.worker import environments, registration, watchdog
 from attune.worker.run_execution import cancel_orphan, run_execution
@@ -97,7 +97,7 @@ class WorkerService:
                 log.warning("killed %d action process(es) left by this worker's previous process", killed)
         self._start_watchdog()
         # Before consuming: whatever is busy on this worker now belongs to a dead predecessor.
-        await take_back(platform, worker_id)
+        await take_back(platform.db, worker_id, box=platform.secrets)
         platform.local_workers.add(worker_id)
 
         executions_queue = topology.worker_execution_queue(worker_id)

@@ -16,6 +16,7 @@ from attune.api.schemas.executions import ExecutionResponse
 from attune.db.models import Execution
 from attune.db.repos import executions
 from attune.operations import control
+from attune.workflow.engine import requests
 
 router = APIRouter(prefix="/api/v1", tags=["executions"], dependencies=AUTH)
 
@@ -38,7 +39,7 @@ async def cancel_execution(
     ``cancelled``. A terminal execution answers 409; a second cancel is harmless.
     """
     async with platform.db.transaction() as session:
-        execution = await control.cancel(
+        execution = await requests.cancel(
             session,
             id,
             box=platform.secrets,
@@ -86,7 +87,7 @@ async def rerun_execution(
 
     changes = body.parameters if body is not None and body.parameters else {}
     async with platform.db.transaction() as session:
-        outcome = await control.rerun(
+        outcome = await requests.rerun(
             session,
             id,
             changes=changes,

@@ -11,6 +11,7 @@ the child executions and the staged messages commit together. Only this package 
   :mod:`.inline` — tasks of in-process actions run inside the step;
 * :mod:`.advance` — starting a run, counting finished children, firing timers;
 * :mod:`.control` — cancel, pause and resume; :mod:`.rerun` — re-running a failed run;
+* :mod:`.requests` — cancel and re-run of any execution on a user's request (the API's use cases);
 * :mod:`.service` — :class:`WorkflowEngine`, the executor's component (batching, timer loop).
 """
 

@@ -1,4 +1,4 @@
-"""The HTTP API as a service: uvicorn serving ``create_app(runtime)`` until stopped."""
+"""The HTTP API as a service: uvicorn serving ``create_app(platform)`` until stopped."""
 
 from __future__ import annotations
 
