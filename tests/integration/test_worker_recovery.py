@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +109,24 @@ async def test_a_setsid_child_dies_with_its_execution_on_cancel(platform: Platfo
         await wait_dead(child, within=5)
 
 
-def test_the_watchdog_kills_a_dead_workers_processes_including_setsid_ones() -> None:
+def python_watchdog(token: str) -> list[str]:
+    """The watchdog without the waiting shell (what runs where there is no /bin/sh)."""
+    return [sys.executable, "-I", "-S", watchdog.__file__, token]
+
+
+@pytest.mark.parametrize("argv", [watchdog.command, python_watchdog], ids=["shell-then-python", "python"])
+def test_the_watchdog_kills_a_dead_workers_processes_including_setsid_ones(
+    argv: Callable[[str], list[str]],
+) -> None:
     token = uuid.uuid4().hex
     marked = spawn_marked(f"{token}:7")
     other = spawn_marked(f"{uuid.uuid4().hex}:7")
-    guard = subprocess.Popen(
-        [sys.executable, "-I", "-S", watchdog.__file__, token], stdin=subprocess.PIPE, start_new_session=True
-    )
+    guard = subprocess.Popen(argv(token), stdin=subprocess.PIPE, start_new_session=True)
     try:
         time.sleep(0.3)
+        guard.send_signal(signal.SIGINT)  # Ctrl-C reaches the worker's group; the watchdog stays
+        time.sleep(0.1)
+        assert guard.poll() is None
         assert marked.poll() is None
         assert guard.stdin is not None
         guard.stdin.close()  # what the worker's death does to the pipe
@@ -128,6 +138,24 @@ def test_the_watchdog_kills_a_dead_workers_processes_including_setsid_ones() -> 
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_the_waiting_watchdog_is_a_shell_not_a_python_interpreter() -> None:
+    """Idle, a worker's watchdog costs a shell's ≈ 1 MiB, not an interpreter's ≈ 10 MiB
+    (docs/performance.md "Idle RSS"); it becomes the Python watchdog once its pipe closes."""
+    guard = subprocess.Popen(
+        watchdog.command(uuid.uuid4().hex), stdin=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        time.sleep(0.3)
+        assert os.path.realpath(f"/proc/{guard.pid}/exe") == os.path.realpath("/bin/sh")
+        assert guard.stdin is not None
+        guard.stdin.close()
+        assert guard.wait(timeout=20) == 0
+    finally:
+        if guard.poll() is None:
+            guard.kill()
+            guard.wait()
 
 
 async def test_a_stopped_worker_leaves_no_background_process_behind(

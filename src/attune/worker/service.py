@@ -30,7 +30,6 @@ import logging
 import secrets
 import signal
 import subprocess
-import sys
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -182,7 +181,7 @@ class WorkerService:
         """Start the process that kills this worker's actions once this process is gone."""
         try:
             self._watchdog = subprocess.Popen(
-                [sys.executable, "-I", "-S", watchdog.__file__, self.boot],
+                watchdog.command(self.boot),
                 stdin=subprocess.PIPE,
                 start_new_session=True,
             )

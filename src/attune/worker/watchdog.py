@@ -9,10 +9,13 @@ unprivileged service and in most containers.) So:
 
 * on timeout or cancel the worker signals the action's process group **and** every process
   carrying that execution's cookie (:func:`holders`);
-* at start the worker launches this module as a tiny watchdog process (``python -I -S
-  watchdog.py TOKEN``, standard library only) whose stdin is a pipe from the worker. When the
-  worker exits — cleanly or by ``kill -9`` — the pipe closes and the watchdog kills every process
-  carrying the worker's token, then exits;
+* at start the worker launches a tiny watchdog process (:func:`command`) whose stdin is a pipe
+  from the worker. When the worker exits — cleanly or by ``kill -9`` — the pipe closes and the
+  watchdog kills every process carrying the worker's token, then exits. While it waits, the
+  watchdog is a ``/bin/sh`` blocked on the pipe (≈ 1 MiB resident, where an idle Python
+  interpreter costs ≈ 10 MiB: docs/performance.md "Idle RSS"); once the pipe closes it execs
+  this module (``python -I -S watchdog.py TOKEN``, standard library only), which does the killing.
+  Without ``/bin/sh`` the Python watchdog waits itself;
 * a worker that restarts under its name also kills what its previous process's token left behind
   (in case the watchdog died with it).
 
@@ -30,6 +33,19 @@ from pathlib import Path
 
 COOKIE_ENV = "ATTUNE_PROCESS_COOKIE"
 _POLL_SECONDS = 0.02
+_SHELL = "/bin/sh"
+# Ignores SIGINT like main() does (an ignored signal stays ignored across exec), reads the pipe
+# until it closes, then becomes the Python watchdog, whose read of the closed pipe ends at once.
+_WAIT_THEN_EXEC = 'trap "" INT; while read -r _; do :; done; exec "$1" -I -S "$2" "$3"'
+
+
+def command(token: str) -> list[str]:
+    """The argv of the watchdog for worker boot ``token`` (stdin: a pipe that closes when the worker
+    is gone): a shell waits and then execs the Python watchdog, or the Python watchdog alone."""
+    argv = [sys.executable, "-I", "-S", __file__, token]
+    if not os.access(_SHELL, os.X_OK):
+        return argv
+    return [_SHELL, "-c", _WAIT_THEN_EXEC, "attune-watchdog", argv[0], argv[3], token]
 
 
 def _environ_cookie(pid: str) -> str | None:
