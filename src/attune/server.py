@@ -14,6 +14,7 @@ from attune.db.migrate import upgrade
 from attune.errors import ConfigError
 from attune.platform import open_platform
 from attune.services.base import Service
+from attune.services.memory import pin_malloc_thresholds
 from attune.services.supervisor import run_services
 from attune.settings import Settings
 from attune.startup import check_startup
@@ -90,6 +91,8 @@ async def run_server(settings: Settings, *, services: Sequence[str] | None = Non
     # statement on a thread). With the default 5 ms switch interval the loop waits up to 5 ms for
     # the GIL after each statement; 0.5 ms keeps database round trips short.
     sys.setswitchinterval(0.0005)
+    # Argon2's 19 MiB per login would otherwise stay resident (docs/performance.md "Idle RSS").
+    pin_malloc_thresholds()
     if embedded:
         await upgrade(settings.database.url)
     chosen = embedded_services() if services is None else [SERVICE_FACTORIES[name]() for name in services]
