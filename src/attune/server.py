@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 
 from attune.api.service import ApiService
 from attune.bootstrap import bootstrap
-from attune.db.migrate import upgrade
 from attune.errors import ConfigError
 from attune.platform import open_platform
 from attune.services.base import Service
@@ -94,6 +93,9 @@ async def run_server(settings: Settings, *, services: Sequence[str] | None = Non
     # Argon2's 19 MiB per login would otherwise stay resident (docs/performance.md "Idle RSS").
     pin_malloc_thresholds()
     if embedded:
+        # Imported here: Alembic (and Mako) cost a scaled service's process ≈ 6 MiB it never uses.
+        from attune.db.migrate import upgrade
+
         await upgrade(settings.database.url)
     chosen = embedded_services() if services is None else [SERVICE_FACTORIES[name]() for name in services]
     serves_http = embedded or "api" in (services or ())

@@ -1,5 +1,6 @@
-"""A server process pins glibc's malloc thresholds so that freed Argon2 blocks do not stay
-resident (attune.services.memory, docs/performance.md "Idle RSS")."""
+"""What keeps a server process's idle memory down (docs/performance.md "Idle RSS"): glibc's
+malloc thresholds are pinned so that freed Argon2 blocks do not stay resident
+(attune.services.memory), and a scaled service's process does not load the migration stack."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
 
 def run(code: str) -> str:
@@ -18,6 +19,7 @@ def run(code: str) -> str:
     return done.stdout.strip()
 
 
+@glibc_only
 def test_the_thresholds_are_pinned_on_glibc() -> None:
     assert run("from attune.services.memory import pin_malloc_thresholds as p; print(p())") == "True"
 
@@ -26,6 +28,7 @@ def test_the_server_pins_them_before_anything_else(monkeypatch: pytest.MonkeyPat
     import asyncio
 
     from attune import server
+    from attune.db import migrate
     from attune.settings import Settings
 
     calls: list[str] = []
@@ -42,7 +45,12 @@ def test_the_server_pins_them_before_anything_else(monkeypatch: pytest.MonkeyPat
         raise Stop
 
     monkeypatch.setattr(server, "pin_malloc_thresholds", pin)
-    monkeypatch.setattr(server, "upgrade", upgrade)
+    monkeypatch.setattr(migrate, "upgrade", upgrade)
     with pytest.raises(Stop):
         asyncio.run(server.run_server(Settings()))
     assert calls == ["pin", "upgrade"]
+
+
+def test_the_server_module_leaves_alembic_to_the_embedded_server() -> None:
+    code = "import sys, attune.server; print([m for m in ('alembic', 'mako') if m in sys.modules])"
+    assert run(code) == "[]"
