@@ -13,7 +13,7 @@ from attune.bootstrap import bootstrap
 from attune.errors import ConfigError
 from attune.platform import open_platform
 from attune.services.base import Service
-from attune.services.memory import pin_malloc_thresholds
+from attune.services.memory import pin_malloc_thresholds, release_free_memory
 from attune.services.supervisor import run_services
 from attune.settings import Settings
 from attune.startup import check_startup
@@ -97,6 +97,7 @@ async def run_server(settings: Settings, *, services: Sequence[str] | None = Non
         from attune.db.migrate import upgrade
 
         await upgrade(settings.database.url)
+        release_free_memory()  # what the migrations' transient objects left in the heap
     chosen = embedded_services() if services is None else [SERVICE_FACTORIES[name]() for name in services]
     serves_http = embedded or "api" in (services or ())
     async with open_platform(settings) as platform:
