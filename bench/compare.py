@@ -111,7 +111,7 @@ def main() -> None:
                 f"{platform.node()}: {machine()}, Python {platform.python_version()}, Node.js {node}",
                 f"load average (1/5/15 min) at start {load_start}, at end {load_end}",
                 "each workload on a fresh server of each peer, one peer at a time, order alternating",
-                f"Attune W1/W2 completion: {args.completion} (n8n answers the webhook after the run)",
+                f"Attune completion: {args.completion} (n8n answers the webhook after the run)",
             ],
         )
     )

@@ -61,8 +61,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--completion",
         choices=sorted(COMPLETIONS),
         default="wait",
-        help="how W1/W2 learn that a webhook's run finished: the webhook answers after the run "
-        "(wait, default) or at once and the client polls every 20 ms (poll)",
+        help="how a run's end is learnt: the webhook answers after the run (W1/W2) and one "
+        "GET ?wait= answers when the execution is terminal (W3/W4/py) (wait, default), or the "
+        "client polls every 20 ms (poll)",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
 
@@ -132,7 +133,7 @@ def main() -> None:
                 f"{started:%Y-%m-%d %H:%M %Z}, revision {results['revision']}",
                 f"{platform.node()}: {machine()}, Python {platform.python_version()}",
                 f"load average (1/5/15 min) at start {load_start}, at end {load_end}",
-                f"W1/W2 completion: {args.completion}; W3/W4/py: execute, then poll every 20 ms",
+                f"completion: {args.completion} (W1/W2: the webhook; W3/W4/py: GET after execute)",
             ],
         )
     )

@@ -28,8 +28,9 @@ from attune.messaging.messages import (
     make_envelope,
 )
 from attune.notifier.hub import Notification, NotificationHub
-from attune.notifier.service import WS_IMPLEMENTATION, QuietServer, create_notifier_app
+from attune.notifier.service import WS_IMPLEMENTATION, create_notifier_app
 from attune.platform import Platform
+from attune.services.http import QuietServer
 from attune.testing.deployment import free_port
 from attune.testing.wsclient import ConnectionClosed, WebSocketClient, WebSocketRefused
 

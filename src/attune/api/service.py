@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Generator
 
 import uvicorn
 from fastapi import FastAPI
@@ -14,16 +12,9 @@ from attune import bootstrap
 from attune.api.app import create_app
 from attune.notifier.service import WS_IMPLEMENTATION
 from attune.platform import Platform
+from attune.services.http import serve_until
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the process entry point owns signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def uvicorn_config(platform: Platform, app: FastAPI) -> uvicorn.Config:
@@ -52,26 +43,8 @@ class ApiService:
     name = "api"
 
     async def run(self, platform: Platform, stop: asyncio.Event) -> None:
-        server = _Server(uvicorn_config(platform, create_app(platform)))
-        serving = asyncio.create_task(server.serve())
-        stopped = asyncio.create_task(stop.wait())
-        if await _started(server, serving, stopped):
-            await _announce(platform)
-        done, _ = await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        await serving
-        stopped.cancel()
-        if serving in done and not stop.is_set():
-            raise RuntimeError("the HTTP server stopped unexpectedly (is the port in use?)")
-
-
-async def _started(server: uvicorn.Server, *tasks: asyncio.Task[object]) -> bool:
-    """Wait until uvicorn listens (True), or until one of ``tasks`` ends first (False)."""
-    while not server.started:
-        if any(task.done() for task in tasks):
-            return False
-        await asyncio.sleep(0.02)
-    return True
+        config = uvicorn_config(platform, create_app(platform))
+        await serve_until(config, stop, what="HTTP server", on_started=lambda: _announce(platform))
 
 
 async def _announce(platform: Platform) -> None:

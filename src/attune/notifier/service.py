@@ -8,9 +8,7 @@ Routes (docs/notifications.md): ``WS /ws`` (the protocol of ``attune.notifier.we
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Generator
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
@@ -18,6 +16,7 @@ from fastapi import FastAPI, WebSocket
 from attune import __version__
 from attune.notifier.websocket import feed_for
 from attune.platform import Platform
+from attune.services.http import serve_until
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +47,6 @@ def create_notifier_app(platform: Platform) -> FastAPI:
     return app
 
 
-class QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the process entry point owns signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class NotifierService:
     """Serves :func:`create_notifier_app` until ``stop`` is set."""
 
@@ -72,13 +63,5 @@ class NotifierService:
             log_level="warning",
             ws=WS_IMPLEMENTATION,
         )
-        server = QuietServer(config)
-        serving = asyncio.create_task(server.serve())
         log.info("Attune notifier listening on %s:%s (/ws)", settings.host, settings.port)
-        stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        await serving
-        stopped.cancel()
-        if serving in done and not stop.is_set():
-            raise RuntimeError("the notifier server stopped unexpectedly (is the port in use?)")
+        await serve_until(config, stop, what="notifier server")
