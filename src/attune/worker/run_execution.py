@@ -51,8 +51,9 @@ NATIVE = "native"
 TOKEN_SLACK_SECONDS = 60
 CANCELLED = ExecutionStatus.CANCELLED.value
 CANCELLED_ERROR = "Execution was cancelled"
-#: Preparations that go on after their run was cancelled (referenced until they end).
-_ABANDONED: set[asyncio.Task[Plan]] = set()
+#: Preparations that go on after their run was cancelled, when the caller keeps no set of its own
+#: (referenced until they end).
+_ABANDONED: set[asyncio.Task[Any]] = set()
 
 
 class PreparationError(Exception):
@@ -101,12 +102,15 @@ async def run_execution(
     cancel: asyncio.Event,
     *,
     cookie_prefix: str | None = None,
+    background: set[asyncio.Task[Any]] | None = None,
 ) -> str | None:
     """Run one dispatched execution; return its final status, or None when it was not ours to run.
 
     Never raises for action or preparation failures: they end as a ``failed`` execution.
     ``cookie_prefix`` (the worker process's token) marks every process of the run as
     ``<prefix>:<execution id>`` so none survives a timeout, a cancel or the worker's death.
+    A preparation that outlives its cancelled run is kept in ``background`` (the worker cancels
+    those when it stops).
     """
     # Every database step waits out a database restart instead of failing or losing the run.
     execution = await retrying(
@@ -120,7 +124,7 @@ async def run_execution(
     plan: Plan | None = None
     try:
         try:
-            plan = await _prepare_unless_cancelled(platform, claimed, cancel)
+            plan = await _prepare_unless_cancelled(platform, claimed, cancel, background)
         except PreparationError as exc:
             return await record(platform.db, claimed, "failed", output.early_failure(str(exc)), action_id)
         except Exception as exc:
@@ -159,7 +163,10 @@ async def run_execution(
 
 
 async def _prepare_unless_cancelled(
-    platform: Platform, execution: Execution, cancel: asyncio.Event
+    platform: Platform,
+    execution: Execution,
+    cancel: asyncio.Event,
+    background: set[asyncio.Task[Any]] | None,
 ) -> Plan | None:
     """:func:`prepare`, or None when a cancel request arrives first.
 
@@ -185,14 +192,15 @@ async def _prepare_unless_cancelled(
     if preparing.done():
         return preparing.result()
     log.info("execution %s was cancelled while it was being prepared", execution.id)
-    _ABANDONED.add(preparing)
+    keep = _ABANDONED if background is None else background
+    keep.add(preparing)
+    preparing.add_done_callback(keep.discard)
     preparing.add_done_callback(_discard_plan)
     return None
 
 
 def _discard_plan(task: asyncio.Task[Plan]) -> None:
     """Drop a plan prepared for a run that was cancelled meanwhile (and its parameter file)."""
-    _ABANDONED.discard(task)
     if task.cancelled():
         return
     if task.exception() is not None:
