@@ -1,10 +1,15 @@
 """Cancelling a running workflow ends it ``cancelled`` within a second of its running children's own
 cancellation (docs/workflows.md), whatever the shape: with-items, a nested workflow, an action
-that ignores SIGTERM. Embedded in the SQLite pass, scaled in the PostgreSQL pass."""
+that ignores SIGTERM, a child whose worker is still waiting for its pack's environment (issue #11's
+tens of seconds). Embedded in the SQLite pass, scaled in the PostgreSQL pass."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -137,3 +142,93 @@ def test_the_workflow_is_cancelled_within_a_second_of_its_children(
     last_child = max(_stamp(c["updated"]) for c in children)
     lag = (_stamp(parent["updated"]) - last_child).total_seconds()
     assert lag <= 1.0, f"{ref}: cancelled {lag:.1f} s after its last child"
+
+
+#: How long the pack's environment takes to build in the test below (a virtualenv plus a
+#: ``pip install`` of the pack's requirements takes tens of seconds on a real pack).
+BUILD_SECONDS = 30.0
+PREP_FILES = {
+    "actions/nap.yaml": """\
+        ref: wfprep.nap
+        label: a Python action
+        runner_type: python
+        entry_point: nap.py
+        """,
+    "actions/nap.py": "import time\n\ntime.sleep(60)\n",
+    "workflows/nap_flow.yaml": """\
+        ref: wfprep.nap_flow
+        label: nap flow
+        version: "1.0.0"
+        tasks:
+          - name: nap
+            action: wfprep.nap
+        """,
+}
+
+
+@contextlib.contextmanager
+def _environment_being_built(envs_dir: str, pack_ref: str) -> Iterator[threading.Timer]:
+    """Hold the worker's cross-process lock on every Python environment of ``pack_ref``, as a
+    worker building it does (``{env_dir}.lock``, docs/packs.md), until the returned timer fires
+    (the build ends) or the block exits."""
+    base = os.path.join(envs_dir, pack_ref)
+    os.makedirs(base, exist_ok=True)
+    names = ["python", *(f"python-3.{minor}" for minor in range(6, 16))]
+    fds = [os.open(os.path.join(base, f"{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644) for name in names]
+    released = threading.Lock()
+
+    def release() -> None:
+        with released:
+            while fds:
+                fd = fds.pop()
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    for fd in fds:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    timer = threading.Timer(BUILD_SECONDS, release)
+    try:
+        yield timer
+    finally:
+        timer.cancel()
+        release()
+
+
+def test_a_child_waiting_for_its_environment_is_cancelled_at_once(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The worker has claimed the child (``running``) but is still waiting for the pack's
+    environment to be built. The cancel must not wait for the build: the child and then the
+    workflow end ``cancelled`` within seconds, not when the build is done."""
+    pack = tmp_path_factory.mktemp("wfprep") / "wfprep"
+    pack.mkdir()
+    (pack / "pack.yaml").write_text('ref: wfprep\nlabel: Prep\nversion: "1.0.0"\n')
+    for rel, text in PREP_FILES.items():
+        path = pack / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    envs_dir = str(deployment.workdir / "data" / "runtime_envs")
+    with _environment_being_built(envs_dir, "wfprep") as build:
+        deployment.post("/api/v1/packs/register", {"path": str(pack), "skip_tests": True})
+        build.start()
+        body = {"action_ref": "wfprep.nap_flow", "parameters": {}}
+        execution_id = int(deployment.post("/api/v1/executions/execute", body)["id"])
+        _wait(
+            lambda: any(r["status"] == "running" for r in _descendants(deployment, execution_id)),
+            "the child to be claimed by the worker",
+        )
+        time.sleep(0.5)  # the worker is past the claim, waiting for the environment
+        requested = time.monotonic()
+        deployment.post(f"/api/v1/executions/{execution_id}/cancel")
+        parent = _wait(
+            lambda: (
+                (row := deployment.get(f"/api/v1/executions/{execution_id}"))["status"] in TERMINAL and row
+            ),
+            "wfprep.nap_flow to end",
+            timeout=BUILD_SECONDS + 60,
+        )
+        took = time.monotonic() - requested
+    assert parent["status"] == "cancelled"
+    children = _descendants(deployment, execution_id)
+    assert [c["status"] for c in children] == ["cancelled"], children
+    assert took <= 5.0, f"wfprep.nap_flow reached cancelled {took:.1f} s after the cancel request"

@@ -27,6 +27,7 @@ from attune.domain.enums import ExecutionStatus, OwnerType
 from attune.messaging import topology
 from attune.messaging.messages import Envelope, MessageType, cancel_routing, dispatch_routing
 from attune.platform import Platform
+from attune.worker import environments
 from attune.worker.process import group_alive
 from attune.worker.service import WorkerService
 
@@ -427,6 +428,30 @@ async def test_cancel_request_kills_the_process_group(platform: Platform) -> Non
     assert not group_alive(pgid)
     message = next(m for m in worker.completed if m["execution_id"] == execution_id)
     assert message["status"] == "cancelled"
+
+
+async def test_cancel_request_does_not_wait_for_the_environment(platform: Platform) -> None:
+    """Issue #11 (a workflow took ≈70 s to reach ``cancelled``): a run whose pack environment is
+    still being built (its lock held, as by the worker's start-up build or another worker) ends
+    ``cancelled`` at once on a cancel request, not once the build is done."""
+    config = {
+        **SHELL_CONFIG,
+        "environment": {"env_type": "dir", "create_command": ["mkdir", "-p", "{env_dir}"]},
+    }
+    runtime_row = await add_runtime(platform, "core.shell", "Shell", config)
+    action = await add_action(platform, "envwait", "envwait.sh", runtime_row)
+    pack_file(platform, "envwait.sh", "echo ran\n", 0o755)
+    env_dir = environments.env_dir_for(platform.settings.envs_dir, PACK, "shell", None)
+    async with environments.environment_lock(env_dir, 5), running_worker(platform) as worker:
+        execution_id = await dispatch(platform, action, worker)
+        await wait_status(platform, execution_id, {"running"})
+        await asyncio.sleep(0.3)  # claimed: preparing, waiting for the environment
+        await request_cancel(platform, execution_id, worker.id)
+        row = await wait_status(platform, execution_id, within=5)
+        await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
+
+    assert row.status == "cancelled"
+    assert row.result == {"succeeded": False, "error": "Execution was cancelled"}
 
 
 async def test_redelivered_dispatch_does_not_run_twice(platform: Platform, tmp_path: Path) -> None:

@@ -515,6 +515,54 @@ async def test_cancel_cancels_live_children_then_the_workflow(platform: Platform
     assert (await state_row(platform, parent_id)).status == "cancelled"
 
 
+async def test_cancel_reaches_a_child_its_worker_claimed_meanwhile(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #11 (a workflow took ≈70 s to reach ``cancelled``): a child the cancel reads as
+    ``scheduled`` but whose worker claims it before the cancel writes (the compare-and-set then
+    matches nothing) is cancelled as the running run it now is — ``canceling`` and a cancel
+    request to its worker — instead of being left to run to its end."""
+    pack = await seed(platform)
+    ref = await define(platform, pack, {"ref": "demo.one", "tasks": [{"name": "a", "action": "demo.other"}]})
+    engine = WorkflowEngine(platform)
+    parent_id = await execute(platform, ref)
+    await engine.start(parent_id)
+    [a] = await children(platform, parent_id)
+    async with platform.db.transaction() as session:  # dispatched to worker 7
+        await session.execute(
+            sa.update(models.Execution)
+            .where(models.Execution.id == a.id)
+            .values(status="scheduled", worker=7)
+        )
+    cancels = await record(platform, (EXECUTIONS_EXCHANGE, "execution.cancel.worker.7"))
+    read = repo.task_children
+
+    async def read_then_claimed(session: Any, *args: Any, **kwargs: Any) -> Any:
+        rows = await read(session, *args, **kwargs)
+        # The worker's claim lands right after this read: scheduled → running.
+        await session.execute(
+            sa.update(models.Execution)
+            .where(models.Execution.id == a.id)
+            .values(status="running")
+            .execution_options(synchronize_session=False)
+        )
+        return rows
+
+    monkeypatch.setattr(repo, "task_children", read_then_claimed)
+    async with platform.db.transaction() as session:
+        parent = await session.get(models.Execution, parent_id)
+        assert parent is not None
+        await cancel_workflow(session, parent, engine.context())
+    monkeypatch.undo()
+    assert (await execution(platform, a.id)).status == "canceling"
+    await platform.relay.flush()
+    await platform.bus.join(timeout=10)
+    assert [m.payload["execution_id"] for m in cancels.messages] == [a.id]
+
+    await finish_and_advance(platform, engine, a.id, status="cancelled")
+    assert (await execution(platform, parent_id)).status == "cancelled"
+
+
 async def test_rerun_resumes_a_failed_workflow_from_its_failed_task(platform: Platform) -> None:
     pack = await seed(platform)
     ref = await define(

@@ -49,6 +49,11 @@ SOURCE = "worker"
 NATIVE = "native"
 #: Extra lifetime of the execution token beyond the timeout, so finishing API calls still work.
 TOKEN_SLACK_SECONDS = 60
+CANCELLED = ExecutionStatus.CANCELLED.value
+CANCELLED_ERROR = "Execution was cancelled"
+#: Preparations that go on after their run was cancelled, when the caller keeps no set of its own
+#: (referenced until they end).
+_ABANDONED: set[asyncio.Task[Any]] = set()
 
 
 class PreparationError(Exception):
@@ -97,12 +102,15 @@ async def run_execution(
     cancel: asyncio.Event,
     *,
     cookie_prefix: str | None = None,
+    background: set[asyncio.Task[Any]] | None = None,
 ) -> str | None:
     """Run one dispatched execution; return its final status, or None when it was not ours to run.
 
     Never raises for action or preparation failures: they end as a ``failed`` execution.
     ``cookie_prefix`` (the worker process's token) marks every process of the run as
     ``<prefix>:<execution id>`` so none survives a timeout, a cancel or the worker's death.
+    A preparation that outlives its cancelled run is kept in ``background`` (the worker cancels
+    those when it stops).
     """
     # Every database step waits out a database restart instead of failing or losing the run.
     execution = await retrying(
@@ -116,15 +124,17 @@ async def run_execution(
     plan: Plan | None = None
     try:
         try:
-            plan = await retrying(
-                lambda: prepare(platform, claimed), what=f"preparing execution {execution_id}"
-            )
+            plan = await _prepare_unless_cancelled(platform, claimed, cancel, background)
         except PreparationError as exc:
             return await record(platform.db, claimed, "failed", output.early_failure(str(exc)), action_id)
         except Exception as exc:
             log.exception("preparing execution %s failed", execution_id)
             message = f"Failed to prepare execution context: {exc}"
             return await record(platform.db, claimed, "failed", output.early_failure(message), action_id)
+        if plan is None:
+            return await record(
+                platform.db, claimed, CANCELLED, output.early_failure(CANCELLED_ERROR), action_id
+            )
         plan.spec.cookie = f"{cookie_prefix or _local_prefix()}:{execution_id}"
         request = runners.RunRequest(
             execution_id=execution_id,
@@ -150,6 +160,55 @@ async def run_execution(
     finally:
         if plan is not None and plan.param_file is not None:
             plan.param_file.unlink(missing_ok=True)
+
+
+async def _prepare_unless_cancelled(
+    platform: Platform,
+    execution: Execution,
+    cancel: asyncio.Event,
+    background: set[asyncio.Task[Any]] | None,
+) -> Plan | None:
+    """:func:`prepare`, or None when a cancel request arrives first.
+
+    Preparing may wait minutes for the pack's environment (a virtualenv and its ``pip install``,
+    built once and shared by the pack's runs, docs/packs.md); a cancel must not wait for it
+    (docs/workflows.md: a workflow ends ``cancelled`` within a second of its children). The
+    preparation then goes on in the background so a build in progress is never cut half-way; its
+    plan is discarded.
+    """
+    if cancel.is_set():
+        return None
+    preparing = asyncio.ensure_future(
+        retrying(lambda: prepare(platform, execution), what=f"preparing execution {execution.id}")
+    )
+    stop = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({preparing, stop}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        preparing.cancel()
+        raise
+    finally:
+        stop.cancel()
+    if preparing.done():
+        return preparing.result()
+    log.info("execution %s was cancelled while it was being prepared", execution.id)
+    keep = _ABANDONED if background is None else background
+    keep.add(preparing)
+    preparing.add_done_callback(keep.discard)
+    preparing.add_done_callback(_discard_plan)
+    return None
+
+
+def _discard_plan(task: asyncio.Task[Plan]) -> None:
+    """Drop a plan prepared for a run that was cancelled meanwhile (and its parameter file)."""
+    if task.cancelled():
+        return
+    if task.exception() is not None:
+        log.info("preparing a cancelled execution failed: %s", task.exception())
+        return
+    param_file = task.result().param_file
+    if param_file is not None:
+        param_file.unlink(missing_ok=True)
 
 
 async def record(

@@ -283,7 +283,14 @@ class WorkerService:
     async def _run_one(self, execution_id: int, cancel: asyncio.Event) -> None:
         assert self._platform is not None and self.worker_id is not None
         try:
-            await run_execution(self._platform, self.worker_id, execution_id, cancel, cookie_prefix=self.boot)
+            await run_execution(
+                self._platform,
+                self.worker_id,
+                execution_id,
+                cancel,
+                cookie_prefix=self.boot,
+                background=self._background,
+            )
         except Exception:
             log.exception("execution %s crashed the worker task", execution_id)
         finally:

@@ -262,9 +262,15 @@ async def cancel_execution(session: AsyncSession, execution: Execution, ctx: Wor
     """Cancel one non-terminal execution the way the cancel route does (workflows recursively)."""
     status = execution.status
     if status in BEFORE_WORKER:
-        await finish_execution(
+        if await finish_execution(
             session, execution, ExecutionStatus.CANCELLED, CANCELLED_RESULT, from_statuses=BEFORE_WORKER
-        )
+        ):
+            return
+        # Its worker claimed it since it was read (the compare-and-set matched nothing): cancel the
+        # run it is now, or it would run to its end while the workflow waits (issue #11).
+        current = await runs.reload(session, execution.id)
+        if current is not None and current.status not in BEFORE_WORKER:
+            await cancel_execution(session, current, ctx)
     elif status in WORKFLOW_ACTIVE and execution.is_workflow and execution.worker is None:
         await control.cancel_workflow(session, execution, ctx)
     elif status == ExecutionStatus.RUNNING.value and await inquiries.cancel_waiting(session, execution):
