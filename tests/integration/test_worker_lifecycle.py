@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from attune.db import models
@@ -213,3 +214,23 @@ async def test_pack_registered_builds_the_new_packs_environment(platform: Platfo
                 source_service="api",
             )
         await wait_for(made.is_file)
+
+
+async def test_the_workers_route_judges_liveness_on_the_platform_clock(
+    api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock
+) -> None:
+    platform.settings.worker.heartbeat_interval = 10
+    row = models.Worker(
+        name="w-route-live",
+        worker_type="local",
+        worker_role="action",
+        status="active",
+        capabilities={"runtimes": ["shell"]},
+        last_heartbeat=fake_clock.now(),
+    )
+    async with platform.db.transaction() as session:
+        session.add(row)
+    fake_clock.advance(15)  # within 1.5 intervals, as the scheduler counts
+    assert (await api.get(f"/api/v1/workers/{row.id}")).json()["data"]["live"] is True
+    fake_clock.advance(0.1)
+    assert (await api.get(f"/api/v1/workers/{row.id}")).json()["data"]["live"] is False
