@@ -168,8 +168,9 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
 
 @pytest.fixture
 def fake_clock(platform: Platform) -> FakeClock:
-    """A fake clock on ``runtime`` starting at the real now (so rows stamped by column defaults
-    compare sensibly): the services' time moves only with ``fake_clock.advance``."""
+    """A fake clock on ``platform`` starting at the real now (so rows stamped by column defaults
+    compare sensibly): the services' time moves only with ``fake_clock.advance``. The outbox
+    relay, started with the platform, stays on the system clock (docs/development.md)."""
     clock = FakeClock(utcnow())
     platform.clock = clock
     return clock

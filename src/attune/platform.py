@@ -79,7 +79,10 @@ async def open_platform(settings: Settings, *, clock: Clock | None = None) -> As
     # rule created while the sensor service boots) waits in its queue instead of being dropped.
     for spec in topology.SHARED_QUEUES:
         await bus.declare_queue(spec)
-    relay = OutboxRelay(db, bus)
+    # The relay keeps the clock the platform is opened with (tests that swap ``platform.clock``
+    # afterwards leave it on the system clock: its safety-net timers never need a fake one).
+    chosen = clock or SystemClock()
+    relay = OutboxRelay(db, bus, clock=chosen)
     secret = settings.security.jwt_secret or "attune-insecure-default-secret-change-me-please!"
     if not settings.security.jwt_secret:
         log.warning("security.jwt_secret is not set; using an insecure default")
@@ -95,9 +98,8 @@ async def open_platform(settings: Settings, *, clock: Clock | None = None) -> As
         ),
         hasher=make_hasher(),
         secrets=build_secret_box(settings),
+        clock=chosen,
     )
-    if clock is not None:
-        platform.clock = clock
     relay_task = asyncio.create_task(relay.run(platform.stop), name="outbox-relay")
     try:
         yield platform

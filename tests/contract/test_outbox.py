@@ -18,6 +18,7 @@ from attune.db.outbox import enqueue
 from attune.messaging.messages import Envelope, MessageType
 from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.settings import Settings
+from attune.testing.clock import FakeClock
 from tests.contract.conftest import ContractBus
 
 
@@ -157,6 +158,38 @@ async def test_rows_written_while_the_relay_was_down_are_sent_on_start(
     try:
         await _wait_for(received, 1)
         assert [e.payload["event_id"] for e in received] == [42]
+    finally:
+        stop.set()
+        await task
+
+
+async def test_published_rows_are_deleted_when_the_delete_delay_has_passed_on_the_relays_clock(
+    db: Database, bus: ContractBus
+) -> None:
+    received = await _collect(bus)
+    clock = FakeClock()
+    relay = OutboxRelay(db, bus, poll_interval=60.0, orphan_age=1000.0, delete_delay=5.0, clock=clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await relay.flush()  # the start-up scan is done
+        async with db.transaction() as session:
+            enqueue(
+                session,
+                MessageType.EVENT_CREATED,
+                {"event_id": 1, "trigger_ref": "core.x", "payload": {}},
+                source_service="api",
+            )
+        await _wait_for(received, 1)
+        async with asyncio.timeout(5):
+            while clock.next_deadline() != 5.0:  # noqa: ASYNC110 - polling the relay's state
+                await asyncio.sleep(0.01)  # published (and settled): it waits for the delete delay
+        clock.advance(4.9)
+        assert clock.pending == 1 and await _outbox_rows(db) == 1
+        clock.advance(0.1)
+        await _wait_rows(db, 0)
+        assert await _outbox_rows(db) == 0
+        assert [e.payload["event_id"] for e in received] == [1]
     finally:
         stop.set()
         await task

@@ -24,6 +24,7 @@ from attune.messaging import topology
 from attune.messaging.messages import Envelope, MessageType
 from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.settings import Settings
+from attune.testing.clock import FakeClock
 from tests.contract.conftest import GRACE, ContractBus
 
 
@@ -69,6 +70,14 @@ async def _running(relay: OutboxRelay) -> AsyncIterator[None]:
         await task
 
 
+async def _delete_rounds(clock: FakeClock, delay: float, rounds: int = 6) -> None:
+    """Let ``rounds`` delete delays pass on the relay's fake clock, each round done before the next."""
+    for _ in range(rounds):
+        await clock.sleeping(1)  # the relay waits on its clock
+        clock.advance(delay)
+    await clock.sleeping(1)
+
+
 QUEUE = QueueSpec("settle.test", ((EVENTS_EXCHANGE, "event.created"),), dead_letter=True)
 
 
@@ -83,7 +92,8 @@ async def test_a_row_outlives_its_message_until_it_cannot_be_lost(db: Database, 
 
     await bus.declare_queue(QUEUE)
     await bus.consume(QUEUE.name, handler)
-    relay = OutboxRelay(db, bus, delete_delay=0.05)
+    clock = FakeClock()
+    relay = OutboxRelay(db, bus, delete_delay=0.05, clock=clock)
     async with _running(relay):
         await _stage(db, 1)
 
@@ -92,11 +102,12 @@ async def test_a_row_outlives_its_message_until_it_cannot_be_lost(db: Database, 
 
         await _eventually(delivered)
         assert seen == [1]
-        await asyncio.sleep(0.3)  # several delete rounds
+        await _delete_rounds(clock, 0.05)
         assert await _rows(db) == (0 if bus.durable else 1)
         release.set()
 
         async def gone() -> bool:
+            clock.advance(0.05)  # a delete round after each look
             return await _rows(db) == 0
 
         await _eventually(gone)
@@ -198,13 +209,15 @@ async def test_a_dead_lettered_message_is_settled_by_the_dead_letter_consumer(db
 
     await bus.consume(QUEUE.name, rejects)
     await bus.consume(topology.DLX_QUEUE.name, dead_letters)
-    async with _running(OutboxRelay(db, bus, delete_delay=0.05)):
+    clock = FakeClock()
+    async with _running(OutboxRelay(db, bus, delete_delay=0.05, clock=clock)):
         await _stage(db, 5)
-        await asyncio.sleep(0.3)
+        await _delete_rounds(clock, 0.05)
         assert await _rows(db) == 1, "the dead-letter consumer has not handled it yet"
         release.set()
 
         async def gone() -> bool:
+            clock.advance(0.05)  # a delete round after each look
             return dead == [5] and await _rows(db) == 0
 
         await _eventually(gone)

@@ -362,18 +362,34 @@ async def test_pack_sensor_runs_while_a_rule_needs_it(
     assert service.sensors is not None and service.sensors.processes == {}
 
 
-async def test_an_exiting_sensor_is_restarted_three_times(
-    api: httpx.AsyncClient, platform: Platform, service: SensorService, watch_pack: Path
+async def test_an_exiting_sensor_is_restarted_three_times_after_its_backoff(
+    api: httpx.AsyncClient,
+    platform: Platform,
+    fake_clock: FakeClock,
+    service: SensorService,
+    watch_pack: Path,
 ) -> None:
+    def starts() -> int:
+        log = watch_pack / "starts.log"
+        return len(log.read_text().split()) if log.exists() else 0
+
     (watch_pack / "crash").write_text("")
     await create_rule(api, "core.on_ping", "watch.ping", {})
     await settle(platform)
     assert service.sensors is not None
+    # restart_backoff 0.05 doubles each time; the heartbeat (0.5 s) is not due within these.
+    for restarted, backoff in enumerate((0.05, 0.1, 0.2)):
+        await fake_clock.sleeping(2)  # the heartbeat and the sensor's restart back-off
+        assert starts() == restarted + 1
+        fake_clock.advance(backoff * 0.9)
+        assert fake_clock.pending == 2  # not yet due
+        fake_clock.advance(backoff * 0.1 + 1e-6)  # (a margin for float sums)
     await wait_for(lambda: any(p.failed for p in service.sensors.processes.values()))  # type: ignore[union-attr]
-    starts = (watch_pack / "starts.log").read_text().split()
-    assert len(starts) == 4  # the first run and three restarts
-    await asyncio.sleep(0.5)
-    assert len((watch_pack / "starts.log").read_text().split()) == 4
+    assert starts() == 4  # the first run and three restarts
+    assert [s for s in fake_clock.sleeps if s != 0.5] == [0.05, 0.1, 0.2]
+    fake_clock.advance(60)  # a failed sensor is not restarted however long one waits
+    await fake_clock.sleeping(1)  # the heartbeat's next round
+    assert starts() == 4
 
 
 async def test_a_sensor_ignoring_sigterm_is_killed_after_the_grace(

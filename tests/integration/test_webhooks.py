@@ -23,6 +23,7 @@ from attune.db import models
 from attune.messaging.messages import Envelope
 from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.platform import Platform
+from attune.testing.clock import FakeClock
 
 KEY_RE = re.compile(r"^wh_[0-9a-f]{32}$")
 SECRET = "s3cret"
@@ -308,16 +309,23 @@ async def test_rate_limit_is_enforced_with_retry_after(
 
 
 async def test_rate_limit_window_slides(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, trigger_id: int, platform: Platform
+    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    trigger_id: int,
+    platform: Platform,
+    fake_clock: FakeClock,
 ) -> None:
     key = await enable(api)
-    await put_config(api, {"rate_limit": {"enabled": True, "requests": 1, "window_seconds": 1}})
+    await put_config(api, {"rate_limit": {"enabled": True, "requests": 1, "window_seconds": 60}})
     url = f"/api/v1/webhooks/{key}"
     assert (await client.post(url, json={"payload": 1})).status_code == 200
+    # Time passes on the platform clock only: the window and the events' stamps both follow it.
+    fake_clock.advance(59)
     limited = await client.post(url, json={"payload": 2})
     assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
-    await asyncio.sleep(1.1)
+    fake_clock.advance(1.5)
     assert (await client.post(url, json={"payload": 3})).status_code == 200
+    assert (await client.post(url, json={"payload": 4})).status_code == 429
     # Disabling the limit lifts it at once.
     await put_config(api, {"rate_limit": {"enabled": False}})
     assert (await client.post(url, json={"payload": 4})).status_code == 200

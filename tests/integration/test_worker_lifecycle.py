@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from attune.db import models
 from attune.db.outbox import enqueue
 from attune.messaging.messages import MessageType
 from attune.platform import Platform
+from attune.testing.clock import FakeClock
 from attune.worker.process import group_alive
 from tests.integration.test_worker import (
     PACK,
@@ -45,10 +48,16 @@ async def worker_row(platform: Platform, worker_id: int) -> models.Worker:
     return row
 
 
-async def test_registration_heartbeat_and_graceful_stop(platform: Platform) -> None:
+async def test_registration_heartbeat_and_graceful_stop(platform: Platform, fake_clock: FakeClock) -> None:
     async with running_worker(platform, max_concurrent_tasks=4) as worker:
+        await fake_clock.sleeping(1)  # the first beat is written; the loop waits for the next
         first = await worker_row(platform, worker.id)
-        await asyncio.sleep(1.2)
+        assert first.last_heartbeat is not None
+        assert first.last_heartbeat == fake_clock.now()  # stamped by the platform clock
+        fake_clock.advance(0.4)
+        assert fake_clock.pending == 1  # not yet due (interval 0.5)
+        fake_clock.advance(0.1)
+        await fake_clock.sleeping(1)  # it beat again and went back to waiting
         later = await worker_row(platform, worker.id)
         await worker.shutdown()
         stopped = await worker_row(platform, worker.id)
@@ -59,7 +68,7 @@ async def test_registration_heartbeat_and_graceful_stop(platform: Platform) -> N
     assert first.capabilities["max_concurrent_executions"] == 4
     assert first.capabilities["worker_version"] == "0.1.0"
     assert first.last_heartbeat is not None and later.last_heartbeat is not None
-    assert later.last_heartbeat > first.last_heartbeat
+    assert later.last_heartbeat - first.last_heartbeat == timedelta(seconds=0.5)
     assert stopped.status == "inactive"
 
 
@@ -205,3 +214,23 @@ async def test_pack_registered_builds_the_new_packs_environment(platform: Platfo
                 source_service="api",
             )
         await wait_for(made.is_file)
+
+
+async def test_the_workers_route_judges_liveness_on_the_platform_clock(
+    api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock
+) -> None:
+    platform.settings.worker.heartbeat_interval = 10
+    row = models.Worker(
+        name="w-route-live",
+        worker_type="local",
+        worker_role="action",
+        status="active",
+        capabilities={"runtimes": ["shell"]},
+        last_heartbeat=fake_clock.now(),
+    )
+    async with platform.db.transaction() as session:
+        session.add(row)
+    fake_clock.advance(15)  # within 1.5 intervals, as the scheduler counts
+    assert (await api.get(f"/api/v1/workers/{row.id}")).json()["data"]["live"] is True
+    fake_clock.advance(0.1)
+    assert (await api.get(f"/api/v1/workers/{row.id}")).json()["data"]["live"] is False

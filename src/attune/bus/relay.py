@@ -23,6 +23,11 @@ the table).
 
 Delivery is at-least-once: a crash between settlement and delete re-sends the row, so consumers
 are idempotent.
+
+Time: the poll and delete timers run on the relay's :class:`~attune.clock.Clock` (the one the
+process's platform was opened with, docs/development.md "Time in tests"). The orphan cut-off is
+compared with ``outbox.created``, a column default stamped by the system clock, so it stays on the
+system clock.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from attune.bus.base import Bus, SettlingBus
+from attune.clock import Clock, SystemClock
 from attune.db.database import Database
 from attune.db.outbox import STAGED
 from attune.db.repos import outbox as outbox_rows
@@ -57,8 +63,10 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         orphan_age: float = 10.0,
         delete_delay: float = 0.2,
+        clock: Clock | None = None,
     ) -> None:
         self._db = db
+        self._clock: Clock = clock or SystemClock()
         self._bus = bus
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -109,45 +117,57 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until ``stop`` is set: publish what was just committed, then clean up and scan."""
-        loop = asyncio.get_running_loop()
-        next_scan = loop.time()
+        clock = self._clock
         # Rows already in the table when this relay starts were never going to be published by it:
         # the first scan takes those, later scans only rows older than ``orphan_age``. Younger rows
         # belong to a fast path (ours or another process's) and scanning them would send twice.
         started = utcnow()
         first_scan = True
+        # ``stop`` wakes the loop: it must not depend on the poll timer running out (a fake clock's
+        # timer runs out only when the test advances it).
+        stopper = asyncio.create_task(self._wake_on(stop))
+        try:
+            await self._loop(stop, started, first_scan, clock)
+        finally:
+            stopper.cancel()
+        with contextlib.suppress(Exception):
+            await self._delete_published()  # so the next start does not send them again
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def _loop(self, stop: asyncio.Event, started: datetime, first_scan: bool, clock: Clock) -> None:
+        next_scan = clock.monotonic()
         while not stop.is_set():
             wait = self._poll_interval
             if self._delete_due is not None:
-                wait = max(0.0, min(wait, self._delete_due - loop.time()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                wait = max(0.0, min(wait, self._delete_due - clock.monotonic()))
+            await clock.wait(self._wake, wait)
             self._wake.clear()
             if self._paused:
                 continue
             try:
                 await self._publish_ready()
                 if self._published and self._delete_due is None:
-                    self._delete_due = loop.time() + self._delete_delay
-                scan = loop.time() >= next_scan
+                    self._delete_due = clock.monotonic() + self._delete_delay
+                scan = clock.monotonic() >= next_scan
                 # Before a scan, too: it must not find (and send again) what was just published.
-                due = self._delete_due is not None and loop.time() >= self._delete_due
+                due = self._delete_due is not None and clock.monotonic() >= self._delete_due
                 if self._delete_now or due or (scan and self._published):
                     self._delete_now = False
                     await self._delete_published()
                 if scan:
-                    next_scan = loop.time() + self._poll_interval
+                    next_scan = clock.monotonic() + self._poll_interval
                     cutoff = started if first_scan else utcnow() - timedelta(seconds=self._orphan_age)
                     await self._scan(cutoff)
                     first_scan = False
             except Exception:
                 log.exception("outbox relay failed; retrying")
-                await asyncio.sleep(self._poll_interval)
+                await clock.wait(stop, self._poll_interval)
                 continue
             if not self._wake.is_set() and not self._ready and not self._delete_now:
                 self._idle.set()
-        with contextlib.suppress(Exception):
-            await self._delete_published()  # so the next start does not send them again
 
     async def _publish_ready(self) -> None:
         sent = 0

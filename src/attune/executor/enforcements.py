@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -124,7 +123,7 @@ class EnforcementProcessor:
         async with self._platform.db.session() as session:
             self._fingerprint = await fingerprint(session)
             self._policies = await load_policies(session)
-        self._loaded_at = time.monotonic()
+        self._loaded_at = self._platform.clock.monotonic()
 
     async def _current_policies(self, session: AsyncSession) -> PolicySet:
         """The policies in force now: a policy committed before this call applies to this decision
@@ -132,11 +131,14 @@ class EnforcementProcessor:
         ``policy_refresh_interval``. One aggregate query, in the caller's session, tells whether
         the snapshot is current."""
         current = await fingerprint(session)
-        stale = self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh_interval
+        stale = (
+            self._loaded_at is None
+            or self._platform.clock.monotonic() - self._loaded_at >= self._refresh_interval
+        )
         if stale or current != self._fingerprint:
             self._policies = await load_policies(session)
             self._fingerprint = current
-            self._loaded_at = time.monotonic()
+            self._loaded_at = self._platform.clock.monotonic()
         return self._policies
 
     # -- message handling --------------------------------------------------------------------------

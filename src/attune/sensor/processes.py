@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from attune import st2compat
 from attune.auth.service import mint_sensor_token
+from attune.clock import Clock
 from attune.db.repos import packs as packs_repo
 from attune.messaging.topology import EVENTS_EXCHANGE
 from attune.platform import Platform
@@ -186,10 +186,18 @@ class SensorProcess:
     """One sensor subprocess, restarted up to :data:`MAX_RESTARTS` times when it exits."""
 
     def __init__(
-        self, platform: Platform, plan: SensorPlan, *, shutdown_timeout: float, restart_backoff: float
+        self,
+        platform: Platform,
+        plan: SensorPlan,
+        *,
+        shutdown_timeout: float,
+        restart_backoff: float,
+        clock: Clock | None = None,
     ) -> None:
         self.platform = platform
         self.plan = plan
+        #: What the restart back-off waits on and the stable-run time is measured with.
+        self.clock: Clock = clock or platform.clock
         self.shutdown_timeout = shutdown_timeout
         self.restart_backoff = restart_backoff
         self.failed = False
@@ -238,7 +246,7 @@ class SensorProcess:
 
     async def _supervise(self) -> None:
         while not self._stopping:
-            started = time.monotonic()
+            started = self.clock.monotonic()
             try:
                 proc = await self._spawn()
             except Exception as exc:
@@ -261,7 +269,7 @@ class SensorProcess:
                     reader.cancel()
                 if self._stopping:
                     return
-            if time.monotonic() - started >= STABLE_AFTER_SECONDS:
+            if self.clock.monotonic() - started >= STABLE_AFTER_SECONDS:
                 self.restarts = 0
             if self.restarts >= MAX_RESTARTS:
                 self.failed = True
@@ -283,8 +291,7 @@ class SensorProcess:
                 delay,
             )
             # stop() sets the event, so a sensor waiting to restart stops at once.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await self.clock.wait(self._wake, delay)
 
     async def stop(self) -> None:
         """SIGTERM the process group, SIGKILL it after ``shutdown_timeout``, stop supervising."""
@@ -310,10 +317,19 @@ class SensorProcess:
 class SensorManager:
     """Keeps the running sensor processes equal to the wanted plans."""
 
-    def __init__(self, platform: Platform, *, shutdown_timeout: float, restart_backoff: float = 1.0) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        shutdown_timeout: float,
+        restart_backoff: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
         self.platform = platform
         self.shutdown_timeout = shutdown_timeout
         self.restart_backoff = restart_backoff
+        #: The sensors' restart back-off clock (default: the platform's).
+        self.clock = clock
         self.processes: dict[int, SensorProcess] = {}
 
     async def apply(self, plans: Mapping[int, SensorPlan]) -> None:
@@ -337,6 +353,7 @@ class SensorManager:
                 plan,
                 shutdown_timeout=self.shutdown_timeout,
                 restart_backoff=self.restart_backoff,
+                clock=self.clock,
             )
             self.processes[sensor_id] = process
             process.start()

@@ -289,7 +289,12 @@ class SensorService:
         settings = platform.settings.sensor
         grace = self.shutdown_timeout if self.shutdown_timeout is not None else settings.shutdown_timeout
         self.timers = TimerSet(platform, self.clock or platform.clock)
-        self.sensors = SensorManager(platform, shutdown_timeout=grace, restart_backoff=self.restart_backoff)
+        self.sensors = SensorManager(
+            platform,
+            shutdown_timeout=grace,
+            restart_backoff=self.restart_backoff,
+            clock=self.clock or platform.clock,
+        )
         self.worker_id = await register_worker(platform)
         log.info("sensor service registered as worker %d (%s)", self.worker_id, settings.worker_name)
         await platform.bus.declare_queue(RULES_LIFECYCLE_QUEUE)

@@ -13,12 +13,13 @@ changed) or at once when a pack registration reaches the worker (:func:`runtime_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from attune import __version__
+from attune.clock import Clock
 from attune.db.database import Database
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import runtimes as runtime_rows
@@ -123,9 +124,14 @@ async def update_capabilities(db: Database, worker_id: int, caps: Mapping[str, A
 
 
 async def register(
-    db: Database, settings: Settings, caps: Mapping[str, Any], *, boot: str | None = None
+    db: Database,
+    settings: Settings,
+    caps: Mapping[str, Any],
+    *,
+    boot: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[int, str | None]:
-    """Upsert this worker's row by name (status active, heartbeat now).
+    """Upsert this worker's row by name (status active, heartbeat ``now``: the platform clock's).
 
     Returns its id and the previous process's boot token (None for a new worker); ``boot`` is
     stored as this process's token in ``meta.boot``.
@@ -143,15 +149,17 @@ async def register(
             capabilities=caps,
             boot=boot,
         ),
+        now=now,
     )
     log.info("registered worker %s (id %s) with runtimes %s", config.name, worker_id, caps.get("runtimes"))
     return worker_id, previous
 
 
-async def heartbeat(db: Database, worker_id: int, *, active: bool = True) -> None:
-    """Stamp ``last_heartbeat``; ``active`` also re-asserts the active status (a draining worker
-    keeps heartbeating so its running executions are not declared abandoned, but stays inactive)."""
-    await registration.set_state(db, worker_id, status=WorkerStatus.ACTIVE if active else None)
+async def heartbeat(db: Database, worker_id: int, *, now: datetime, active: bool = True) -> None:
+    """Stamp ``last_heartbeat`` with ``now``; ``active`` also re-asserts the active status (a
+    draining worker keeps heartbeating so its running executions are not declared abandoned, but
+    stays inactive)."""
+    await registration.set_state(db, worker_id, status=WorkerStatus.ACTIVE if active else None, now=now)
 
 
 async def set_inactive(db: Database, worker_id: int) -> None:
@@ -169,10 +177,12 @@ async def heartbeat_loop(
     interval: float,
     stop: asyncio.Event,
     *,
+    clock: Clock,
     draining: asyncio.Event,
     after_beat: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Heartbeat every ``interval`` seconds (first tick at once) until ``stop`` is set.
+    """Heartbeat every ``interval`` seconds of ``clock`` (first tick at once) until ``stop`` is set;
+    each beat is stamped with ``clock.now()``, the time the liveness checks compare it with.
 
     Errors are logged and the loop goes on: a missed beat is better than a dead loop. After a
     failed beat (the database restarting) the next try comes sooner, so the worker is seen alive
@@ -181,7 +191,7 @@ async def heartbeat_loop(
     failing = False
     while not stop.is_set():
         try:
-            await heartbeat(db, worker_id, active=not draining.is_set())
+            await heartbeat(db, worker_id, now=clock.now(), active=not draining.is_set())
             if failing:
                 log.info("worker heartbeat succeeded again")
             failing = False
@@ -191,10 +201,7 @@ async def heartbeat_loop(
             if not failing:
                 log.warning("worker heartbeat failed (%s); retrying every %g s", exc, HEARTBEAT_RETRY_SECONDS)
             failing = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                stop.wait(), min(interval, HEARTBEAT_RETRY_SECONDS) if failing else interval
-            )
+        await clock.wait(stop, min(interval, HEARTBEAT_RETRY_SECONDS) if failing else interval)
 
 
 def serves(runtimes: Sequence[str], runtime_row: RuntimeRow, runtime_ref: str | None = None) -> bool:

@@ -88,7 +88,9 @@ class WorkerService:
         self._runtime_rows = await registration.runtime_rows_key(platform.db)
         self.runtimes = await registration.choose_runtimes(platform.db, settings, self._environ)
         caps = registration.capabilities(settings, self.runtimes)
-        worker_id, previous_boot = await registration.register(platform.db, settings, caps, boot=self.boot)
+        worker_id, previous_boot = await registration.register(
+            platform.db, settings, caps, boot=self.boot, now=platform.clock.now()
+        )
         self.worker_id = worker_id
         if previous_boot is not None:
             killed = await asyncio.to_thread(watchdog.kill_all, f"{previous_boot}:")
@@ -112,6 +114,7 @@ class WorkerService:
                 worker_id,
                 settings.worker.heartbeat_interval,
                 heartbeat_stop,
+                clock=platform.clock,
                 draining=self._draining,
                 after_beat=self._refresh_runtimes_if_changed,
             ),

@@ -38,7 +38,6 @@ from attune.api.schemas.webhooks import (
 )
 from attune.db.models import Trigger
 from attune.db.repos import events, executions, rules, triggers
-from attune.db.types import utcnow
 from attune.domain.crypto import CryptoError
 from attune.errors import (
     BadRequest,
@@ -332,21 +331,25 @@ async def _check_rate(platform: Platform, trigger: Trigger, config: Mapping[str,
     is :func:`_check_rate_locked`, in the transaction that inserts the event.
     """
     async with platform.db.session() as session:
-        _rate_verdict(config, *await _rate_window(session, trigger, config))
+        _rate_verdict(config, *await _rate_window(session, trigger, config, platform.clock.now()))
 
 
-async def _check_rate_locked(session: AsyncSession, trigger: Trigger, config: Mapping[str, Any]) -> None:
+async def _check_rate_locked(
+    session: AsyncSession, trigger: Trigger, config: Mapping[str, Any], now: datetime
+) -> None:
     """The window counted under the trigger's lock (``triggers.lock_for_webhook``), so that
     concurrent posts cannot all see room for one more (docs/webhooks.md)."""
-    _rate_verdict(config, *await _rate_window(session, trigger, config))
+    _rate_verdict(config, *await _rate_window(session, trigger, config, now))
 
 
 async def _rate_window(
-    session: AsyncSession, trigger: Trigger, config: Mapping[str, Any]
+    session: AsyncSession, trigger: Trigger, config: Mapping[str, Any], now: datetime
 ) -> tuple[int, datetime | None, datetime]:
+    """The events counted against the limit at ``now`` (the platform clock's): the window is
+    compared with ``Event.created``, which a webhook event takes from the same clock (its
+    ``received_at``), not from a column default."""
     rate = _section(config, "rate_limit")
     requests, window = _positive_int(rate.get("requests")), _positive_int(rate.get("window_seconds"))
-    now = utcnow()
     if rate.get("enabled") is not True or requests is None or window is None:
         return 0, None, now
     since = now - timedelta(seconds=window)
@@ -480,7 +483,7 @@ async def receive_webhook(
     except _RateLimited as exc:
         return _rate_limited_response(exc)
     verified = _verify_hmac(config, request, raw, platform)
-    received_at = utcnow()
+    received_at = platform.clock.now()
     event_config: dict[str, Any] = {
         "source": "webhook",
         "webhook_key": webhook_key,
@@ -561,7 +564,7 @@ async def _record_event(
             current = await triggers.lock_for_webhook(session, trigger.id)
             if current is None:
                 raise NotFound("Invalid webhook key")
-            await _check_rate_locked(session, current, config)
+            await _check_rate_locked(session, current, config, platform.clock.now())
             event = await events.create_event(
                 session,
                 current,

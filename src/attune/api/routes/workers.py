@@ -13,7 +13,6 @@ from attune.api.schemas.common import Data, Page
 from attune.api.schemas.workers import WorkerResponse
 from attune.db.models import Worker
 from attune.db.repos import workers
-from attune.db.types import utcnow
 from attune.domain.enums import WorkerStatus
 from attune.errors import NotFound
 from attune.platform import Platform
@@ -28,7 +27,7 @@ def _response(worker: Worker, platform: Platform) -> WorkerResponse:
         if worker.worker_role == "sensor"
         else platform.settings.worker.heartbeat_interval
     )
-    fresh = worker.last_heartbeat is not None and worker.last_heartbeat >= utcnow() - timedelta(
+    fresh = worker.last_heartbeat is not None and worker.last_heartbeat >= platform.clock.now() - timedelta(
         seconds=1.5 * interval
     )
     data = {column: getattr(worker, column) for column in WorkerResponse.model_fields if column != "live"}
