@@ -74,8 +74,8 @@ class ExecutorService:
     async def run(self, platform: Platform, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set."""
         settings = platform.settings
-        events = EventProcessor(platform)
         enforcements = EnforcementProcessor(platform)
+        events = EventProcessor(platform, enforcements=enforcements)
         workflows = WorkflowEngine(platform)
         scheduler = Scheduler(platform, workflows=workflows, admit=enforcements.admit)
         completion = CompletionListener(
