@@ -252,3 +252,53 @@ async def test_a_fast_path_transaction_that_fails_frees_its_slots_and_leaves_not
     await events.handle(envelope)
     assert len(await rows(platform, models.Execution)) == 2
     assert enforcements.slots.snapshot(action.id).active_count == 2
+
+
+async def test_with_a_live_worker_the_event_transaction_also_dispatches_the_run(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    pack, action, trigger = await seed_pack(platform)
+    rule = await add_rule(platform, pack, action, trigger, "fastest")
+    worker = await add_worker(platform, "w-fastest", ["shell"])
+    dispatches = await record_dispatches(platform, worker.id)
+    pipeline = await record_pipeline(platform)
+    async with running_executor(platform):
+        # The first run to a worker goes through the scheduler, which declares the worker's queue.
+        await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": 1}})
+        await settle(platform)
+        assert len(pipeline.payloads(MessageType.EXECUTION_REQUESTED)) == 1
+        event = (await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": 2}})).json()[
+            "data"
+        ]
+        await settle(platform)
+        first, second = await rows(platform, models.Execution)
+        assert (second.status, second.worker) == ("scheduled", worker.id)
+        # No scheduler hop for the second: its dispatch was staged with the enforcement.
+        assert [p["execution_id"] for p in pipeline.payloads(MessageType.EXECUTION_REQUESTED)] == [first.id]
+        assert pipeline.payloads(MessageType.ENFORCEMENT_CREATED) == []
+        assert sorted(m.payload["execution_id"] for m in dispatches.messages) == [first.id, second.id]
+
+        [_, enforcement] = await rows(platform, models.Enforcement)
+        await asyncio.gather(
+            publish(
+                platform, MessageType.EVENT_CREATED, {"event_id": event["id"], "trigger_ref": trigger.ref}
+            ),
+            publish(
+                platform,
+                MessageType.ENFORCEMENT_CREATED,
+                {
+                    "enforcement_id": enforcement.id,
+                    "rule_id": rule.id,
+                    "rule_ref": rule.ref,
+                    "trigger_ref": "x",
+                },
+            ),
+            publish(
+                platform,
+                MessageType.EXECUTION_REQUESTED,
+                {"execution_id": second.id, "action_id": action.id, "action_ref": action.ref},
+            ),
+        )
+        await settle(platform)
+        assert len(await rows(platform, models.Execution)) == 2
+        assert len(dispatches.messages) == 2

@@ -67,6 +67,11 @@ OPEN_STATUSES: tuple[str, ...] = (
 )
 
 
+#: ``dispatch(session, execution)``: schedule a just-requested execution in the caller's
+#: transaction; False when it declines (``ExecutionRequested`` is then staged).
+InlineDispatch = Callable[[AsyncSession, Execution], Awaitable[bool]]
+
+
 @dataclass(frozen=True)
 class Inline:
     """What :meth:`EnforcementProcessor.decide_inline` did."""
@@ -306,12 +311,17 @@ class EnforcementProcessor:
         return True
 
     async def _request(
-        self, session: AsyncSession, enforcement: Enforcement, action: Action
+        self,
+        session: AsyncSession,
+        enforcement: Enforcement,
+        action: Action,
+        dispatch: InlineDispatch | None = None,
     ) -> Execution | None:
         """Request ``enforcement``'s execution in ``session`` and mark the enforcement ``processed``.
 
         None when it ended otherwise: parameters rejected (``disabled``) or a previous delivery
-        requested the execution already (``processed``).
+        requested the execution already (``processed``). With ``dispatch``, the execution is
+        offered to it before ``ExecutionRequested`` is staged (only when it declines).
         """
         config = enforcement.config if isinstance(enforcement.config, dict) else {}
         try:
@@ -326,6 +336,7 @@ class EnforcementProcessor:
                 source_service=SOURCE,
                 enforcement=enforcement.id,
                 secret_values=secrets or None,
+                stage=dispatch is None,
             )
         except ValidationFailed as exc:
             self._disable(enforcement, f"parameters rejected: {exc}")
@@ -336,13 +347,17 @@ class EnforcementProcessor:
             enforcement.status = EnforcementStatus.PROCESSED.value
             enforcement.resolved_at = enforcement.resolved_at or utcnow()
             return None
+        if dispatch is not None and not await dispatch(session, execution):
+            executions.stage_requested(session, execution, source_service=SOURCE)
         enforcement.status = EnforcementStatus.PROCESSED.value
         enforcement.resolved_at = utcnow()
         return execution
 
     # -- the fast path (docs/performance.md) -------------------------------------------------------
 
-    async def decide_inline(self, session: AsyncSession, enforcement: Enforcement) -> Inline:
+    async def decide_inline(
+        self, session: AsyncSession, enforcement: Enforcement, *, dispatch: InlineDispatch | None = None
+    ) -> Inline:
         """Decide a just-inserted ``created`` enforcement in the caller's transaction when no
         policy applies to its action: request the execution and mark the enforcement
         ``processed`` (or ``disabled`` when its parameters are rejected), as :meth:`process` would.
@@ -350,7 +365,9 @@ class EnforcementProcessor:
         ``decided`` is False when a concurrency or rate-limit policy applies (or the rule cannot
         run): nothing was written and the caller stages ``EnforcementCreated`` for the policy
         path. A requested execution holds an (unlimited) slot from now on, as on the policy path;
-        the caller must :meth:`forget` it if its transaction does not commit.
+        the caller must :meth:`forget` it if its transaction does not commit. ``dispatch``
+        (the scheduler's :meth:`~attune.executor.scheduler.Scheduler.dispatch_inline`) may also
+        schedule it on a live worker in the same transaction.
         """
         if enforcement.status != EnforcementStatus.CREATED.value:
             return Inline(decided=False)
@@ -362,7 +379,7 @@ class EnforcementProcessor:
             action.id, action.pack
         ):
             return Inline(decided=False)
-        execution = await self._request(session, enforcement, action)
+        execution = await self._request(session, enforcement, action, dispatch)
         if execution is None:
             return Inline(decided=True)
         # Counted like the policy path's unlimited slot, so a concurrency policy added later sees

@@ -8,7 +8,9 @@ Fast path (docs/performance.md, "Next steps"): given the executor's
 :class:`~attune.executor.enforcements.EnforcementProcessor`, an enforcement whose action no
 concurrency or rate-limit policy applies to is decided in the same transaction — its execution
 requested (``ExecutionRequested`` staged) and the enforcement ``processed`` — instead of staging
-``EnforcementCreated`` for a second transaction. With a policy the enforcement goes the policy path.
+``EnforcementCreated`` for a second transaction. Given the scheduler's ``dispatch_inline`` too,
+the execution is also scheduled on a live worker in that transaction (its dispatch staged instead
+of ``ExecutionRequested``) when one is available. With a policy the enforcement goes the policy path.
 
 Redelivery is harmless: rules that already have an enforcement for the event are skipped, the
 event row is locked (PostgreSQL) so two deliveries do not both try, and the unique index on
@@ -43,7 +45,7 @@ from attune.domain.templates import (
     rule_context,
 )
 from attune.errors import NotFound
-from attune.executor.enforcements import EnforcementProcessor
+from attune.executor.enforcements import EnforcementProcessor, InlineDispatch
 from attune.messaging.messages import Envelope, EventCreated, MessageType
 from attune.operations import template_keys
 from attune.platform import Platform
@@ -74,11 +76,14 @@ class EventProcessor:
         *,
         engine: TemplateEngine | None = None,
         enforcements: EnforcementProcessor | None = None,
+        dispatch: InlineDispatch | None = None,
     ) -> None:
         self._platform = platform
         self._engine = engine or TemplateEngine()
         # Decides policy-free enforcements inline (the fast path); None stages every one.
         self._inline = enforcements
+        # Schedules an inline-requested execution in the same transaction (the scheduler's).
+        self._dispatch = dispatch
 
     async def handle(self, envelope: Envelope) -> None:
         """Handle one ``EventCreated`` message (a missing event dead-letters it)."""
@@ -203,7 +208,7 @@ class EventProcessor:
             log.debug("event %s already enforced rule %s; skipping", event.id, rule.ref)
             return
         if self._inline is not None:
-            inline = await self._inline.decide_inline(session, enforcement)
+            inline = await self._inline.decide_inline(session, enforcement, dispatch=self._dispatch)
             if inline.execution_id is not None:
                 requested.append(inline.execution_id)
             if inline.decided:

@@ -75,9 +75,9 @@ class ExecutorService:
         """Run until ``stop`` is set."""
         settings = platform.settings
         enforcements = EnforcementProcessor(platform)
-        events = EventProcessor(platform, enforcements=enforcements)
         workflows = WorkflowEngine(platform)
         scheduler = Scheduler(platform, workflows=workflows, admit=enforcements.admit)
+        events = EventProcessor(platform, enforcements=enforcements, dispatch=scheduler.dispatch_inline)
         completion = CompletionListener(
             platform, release_slot=enforcements.release_slot, on_finished=workflows.child_finished
         )
