@@ -22,6 +22,10 @@ gate before the scheduler dispatches them (:meth:`EnforcementProcessor.admit`), 
 policies whose ``apply_to_manual`` is true (the default; docs/policies.md). The execution exists
 already, so a rejection ends it ``cancelled`` with the reason in its result, and a run waiting for
 a slot stays ``requested`` until it gets one.
+
+Rule enforcements whose action no concurrency or rate-limit policy applies to are usually decided
+by :meth:`EnforcementProcessor.decide_inline` in the EventProcessor's transaction (the fast
+path, docs/performance.md); they never reach :meth:`EnforcementProcessor.process`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Executions that are no longer ``requested`` (cancelled meanwhile, already schedu
 :meth:`Scheduler.recover` picks up executions a previous process left ``requested``, and
 :func:`reschedule` hands a never-started execution of a dead worker back to the scheduler
 (docs/operations.md "Guarantees").
+
+The rule fast path (docs/performance.md, "The rule fast path") makes the same choice
+(:func:`choose_worker`) inside the event's transaction through :meth:`Scheduler.dispatch_inline`.
 """
 
 from __future__ import annotations
