@@ -22,6 +22,10 @@ gate before the scheduler dispatches them (:meth:`EnforcementProcessor.admit`), 
 policies whose ``apply_to_manual`` is true (the default; docs/policies.md). The execution exists
 already, so a rejection ends it ``cancelled`` with the reason in its result, and a run waiting for
 a slot stays ``requested`` until it gets one.
+
+Rule enforcements whose action no concurrency or rate-limit policy applies to are usually decided
+by :meth:`EnforcementProcessor.decide_inline` in the EventProcessor's transaction (the fast
+path, docs/performance.md); they never reach :meth:`EnforcementProcessor.process`.
 """
 
 from __future__ import annotations
@@ -65,6 +69,21 @@ OPEN_STATUSES: tuple[str, ...] = (
     ExecutionStatus.RUNNING.value,
     ExecutionStatus.CANCELING.value,
 )
+
+
+#: ``dispatch(session, execution)``: schedule a just-requested execution in the caller's
+#: transaction; False when it declines (``ExecutionRequested`` is then staged).
+InlineDispatch = Callable[[AsyncSession, Execution], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Inline:
+    """What :meth:`EnforcementProcessor.decide_inline` did."""
+
+    #: The enforcement is no longer ``created`` (False: the policy path decides it).
+    decided: bool
+    #: The execution it requested, if any.
+    execution_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -283,31 +302,9 @@ class EnforcementProcessor:
                             _rate_limit_reason(violation.id, violation.threshold, violation.window_seconds),
                         )
                         return False
-                config = enforcement.config if isinstance(enforcement.config, dict) else {}
-                try:
-                    # Decrypted keys were sealed in the enforcement: they go in as secrets.
-                    declared = secret_names(executions.flat_schema(action.param_schema))
-                    parameters, secrets = template_keys.unseal(config, self._platform.secrets, declared)
-                    execution = await executions.request_execution(
-                        session,
-                        action,
-                        parameters,
-                        box=self._platform.secrets,
-                        source_service=SOURCE,
-                        enforcement=enforcement.id,
-                        secret_values=secrets or None,
-                    )
-                except ValidationFailed as exc:
-                    self._disable(enforcement, f"parameters rejected: {exc}")
+                execution = await self._request(session, enforcement, action)
+                if execution is None:
                     return False
-                except Conflict:
-                    # A previous delivery requested it already (at-least-once delivery).
-                    log.info("enforcement %s already has its execution", enforcement_id)
-                    enforcement.status = EnforcementStatus.PROCESSED.value
-                    enforcement.resolved_at = enforcement.resolved_at or utcnow()
-                    return False
-                enforcement.status = EnforcementStatus.PROCESSED.value
-                enforcement.resolved_at = utcnow()
                 # Registered before commit: the completion cannot be seen earlier than that.
                 self._held[execution.id] = action_id
         except BaseException:
@@ -316,6 +313,95 @@ class EnforcementProcessor:
             raise
         log.info("enforcement %s processed: execution %s requested", enforcement_id, execution.id)
         return True
+
+    async def _request(
+        self,
+        session: AsyncSession,
+        enforcement: Enforcement,
+        action: Action,
+        dispatch: InlineDispatch | None = None,
+    ) -> Execution | None:
+        """Request ``enforcement``'s execution in ``session`` and mark the enforcement ``processed``.
+
+        None when it ended otherwise: parameters rejected (``disabled``) or a previous delivery
+        requested the execution already (``processed``). With ``dispatch``, the execution is
+        offered to it before ``ExecutionRequested`` is staged (only when it declines).
+        """
+        config = enforcement.config if isinstance(enforcement.config, dict) else {}
+        try:
+            # Decrypted keys were sealed in the enforcement: they go in as secrets.
+            declared = secret_names(executions.flat_schema(action.param_schema))
+            parameters, secrets = template_keys.unseal(config, self._platform.secrets, declared)
+            execution = await executions.request_execution(
+                session,
+                action,
+                parameters,
+                box=self._platform.secrets,
+                source_service=SOURCE,
+                enforcement=enforcement.id,
+                secret_values=secrets or None,
+                stage=dispatch is None,
+            )
+        except ValidationFailed as exc:
+            self._disable(enforcement, f"parameters rejected: {exc}")
+            return None
+        except Conflict:
+            # A previous delivery requested it already (at-least-once delivery).
+            log.info("enforcement %s already has its execution", enforcement.id)
+            enforcement.status = EnforcementStatus.PROCESSED.value
+            enforcement.resolved_at = enforcement.resolved_at or utcnow()
+            return None
+        if dispatch is not None and not await dispatch(session, execution):
+            executions.stage_requested(session, execution, source_service=SOURCE)
+        enforcement.status = EnforcementStatus.PROCESSED.value
+        enforcement.resolved_at = utcnow()
+        return execution
+
+    # -- the fast path (docs/performance.md) -------------------------------------------------------
+
+    async def decide_inline(
+        self, session: AsyncSession, enforcement: Enforcement, *, dispatch: InlineDispatch | None = None
+    ) -> Inline:
+        """Decide a just-inserted ``created`` enforcement in the caller's transaction when no
+        policy applies to its action: request the execution and mark the enforcement
+        ``processed`` (or ``disabled`` when its parameters are rejected), as :meth:`process` would.
+
+        ``decided`` is False when a concurrency or rate-limit policy applies (or the rule cannot
+        run): nothing was written and the caller stages ``EnforcementCreated`` for the policy
+        path. A requested execution holds an (unlimited) slot from now on, as on the policy path;
+        the caller must :meth:`forget` it if its transaction does not commit. ``dispatch``
+        (the scheduler's :meth:`~attune.executor.scheduler.Scheduler.dispatch_inline`) may also
+        schedule it on a live worker in the same transaction.
+        """
+        if enforcement.status != EnforcementStatus.CREATED.value:
+            return Inline(decided=False)
+        policies = await self._current_policies(session)
+        action, _ = await self._runnable_action(session, enforcement)
+        if action is None:
+            return Inline(decided=False)
+        if policies.concurrency_for(action.id, action.pack) is not None or policies.rate_limits_for(
+            action.id, action.pack
+        ):
+            return Inline(decided=False)
+        execution = await self._request(session, enforcement, action, dispatch)
+        if execution is None:
+            return Inline(decided=True)
+        # Counted like the policy path's unlimited slot, so a concurrency policy added later sees
+        # this run; registered before commit (the completion cannot be seen earlier than that).
+        self._slots.hold(action.id)
+        self._held[execution.id] = action.id
+        log.info("enforcement %s processed inline: execution %s requested", enforcement.id, execution.id)
+        return Inline(decided=True, execution_id=execution.id)
+
+    def forget(self, execution_id: int) -> None:
+        """The transaction that requested ``execution_id`` inline did not commit: free its slot."""
+        action_id = self._held.pop(execution_id, None)
+        if action_id is not None:
+            self._slots.release(action_id)
+
+    async def persist_stats(self) -> None:
+        """Store the queue statistics that changed (after an inline decision committed)."""
+        await self._persist_stats()
 
     def _disable(self, enforcement: Enforcement, reason: str) -> None:
         enforcement.status = EnforcementStatus.DISABLED.value

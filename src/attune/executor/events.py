@@ -4,9 +4,19 @@ One transaction per event. For every candidate rule, independently: evaluate its
 resolve its ``action_params`` templates, insert an enforcement and stage ``EnforcementCreated``.
 A rule whose conditions or templates fail is logged and skipped; the others still fire.
 
+Fast path (docs/performance.md, "Next steps"): given the executor's
+:class:`~attune.executor.enforcements.EnforcementProcessor`, an enforcement whose action no
+concurrency or rate-limit policy applies to is decided in the same transaction — its execution
+requested (``ExecutionRequested`` staged) and the enforcement ``processed`` — instead of staging
+``EnforcementCreated`` for a second transaction. Given the scheduler's ``dispatch_inline`` too,
+the execution is also scheduled on a live worker in that transaction (its dispatch staged instead
+of ``ExecutionRequested``) when one is available. With a policy the enforcement goes the policy path.
+
 Redelivery is harmless: rules that already have an enforcement for the event are skipped, the
 event row is locked (PostgreSQL) so two deliveries do not both try, and the unique index on
 (event, rule) refuses a second enforcement whatever happens (docs/operations.md, "Guarantees").
+An enforcement decided inline is no longer ``created``, so a stray ``EnforcementCreated`` for it
+changes nothing, and ``uq_execution_enforcement`` keeps its execution unique.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from attune.domain.templates import (
     rule_context,
 )
 from attune.errors import NotFound
+from attune.executor.enforcements import EnforcementProcessor, InlineDispatch
 from attune.messaging.messages import Envelope, EventCreated, MessageType
 from attune.operations import template_keys
 from attune.platform import Platform
@@ -59,17 +70,42 @@ async def candidate_rules(session: AsyncSession, event: Event) -> Sequence[Rule]
 class EventProcessor:
     """Consumes ``attune.executor.events.queue``."""
 
-    def __init__(self, platform: Platform, *, engine: TemplateEngine | None = None) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        engine: TemplateEngine | None = None,
+        enforcements: EnforcementProcessor | None = None,
+        dispatch: InlineDispatch | None = None,
+    ) -> None:
         self._platform = platform
         self._engine = engine or TemplateEngine()
+        # Decides policy-free enforcements inline (the fast path); None stages every one.
+        self._inline = enforcements
+        # Schedules an inline-requested execution in the same transaction (the scheduler's).
+        self._dispatch = dispatch
 
     async def handle(self, envelope: Envelope) -> None:
         """Handle one ``EventCreated`` message (a missing event dead-letters it)."""
         payload = envelope.payload_as(EventCreated)
+        requested: list[int] = []
+        try:
+            await self._process(payload.event_id, requested)
+        except BaseException:
+            if self._inline is not None:
+                for execution_id in requested:
+                    self._inline.forget(execution_id)
+            raise
+        if requested and self._inline is not None:
+            await self._inline.persist_stats()
+
+    async def _process(self, event_id: int, requested: list[int]) -> None:
+        """One transaction: the event's enforcements; ids of executions requested inline go to
+        ``requested``."""
         async with self._platform.db.transaction() as session:
-            event = await events.get_locked(session, payload.event_id)
+            event = await events.get_locked(session, event_id)
             if event is None:
-                raise NotFound(f"Event {payload.event_id} not found")
+                raise NotFound(f"Event {event_id} not found")
             rules = await candidate_rules(session, event)
             if not rules:
                 return
@@ -88,7 +124,7 @@ class EventProcessor:
                     await self._refuse(session, event, rule, str(exc))
                     continue
                 if config is not None:
-                    await self._enforce(session, event, rule, config)
+                    await self._enforce(session, event, rule, config, requested)
 
     async def _evaluate(
         self,
@@ -148,7 +184,14 @@ class EventProcessor:
             log.exception("rule %s skipped for event %s", rule.ref, event.id)
         return None
 
-    async def _enforce(self, session: AsyncSession, event: Event, rule: Rule, config: dict[str, Any]) -> None:
+    async def _enforce(
+        self,
+        session: AsyncSession,
+        event: Event,
+        rule: Rule,
+        config: dict[str, Any],
+        requested: list[int],
+    ) -> None:
         payload = event.payload if isinstance(event.payload, dict) else {}
         enforcement = Enforcement(
             rule=rule.id,
@@ -164,6 +207,13 @@ class EventProcessor:
         if not await enforcements.add_for_event(session, enforcement):
             log.debug("event %s already enforced rule %s; skipping", event.id, rule.ref)
             return
+        if self._inline is not None:
+            inline = await self._inline.decide_inline(session, enforcement, dispatch=self._dispatch)
+            if inline.execution_id is not None:
+                requested.append(inline.execution_id)
+            if inline.decided:
+                log.info("event %s fired rule %s: enforcement %s", event.id, rule.ref, enforcement.id)
+                return
         enqueue(
             session,
             MessageType.ENFORCEMENT_CREATED,

@@ -11,6 +11,9 @@ Executions that are no longer ``requested`` (cancelled meanwhile, already schedu
 :meth:`Scheduler.recover` picks up executions a previous process left ``requested``, and
 :func:`reschedule` hands a never-started execution of a dead worker back to the scheduler
 (docs/operations.md "Guarantees").
+
+The rule fast path (docs/performance.md, "The rule fast path") makes the same choice
+(:func:`choose_worker`) inside the event's transaction through :meth:`Scheduler.dispatch_inline`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from attune.db.models import Execution, Worker
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.models import Action, Execution, Worker
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import executions, workers
 from attune.domain.enums import ExecutionStatus
@@ -55,6 +60,35 @@ class _Attempt:
 
     done: bool
     runtime_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the scheduler would do with an execution: its action (None: gone), the runtime it
+    needs, and the least loaded live worker that has it (None: none, or a workflow)."""
+
+    action: Action | None
+    runtime_name: str | None
+    worker: Worker | None
+
+
+async def choose_worker(session: AsyncSession, platform: Platform, execution: Execution) -> Choice:
+    """The scheduler's choice for ``execution``, read in ``session``."""
+    action = await executions.action_for(session, execution)
+    if action is None or action.workflow_def is not None:
+        return Choice(action, None, None)
+    runtime_name: str | None = None
+    if action.runtime is not None:
+        runtime_row = await session.get(RuntimeRow, action.runtime)
+        runtime_name = runtime_name_of(runtime_row) if runtime_row is not None else None
+    worker = await workers.select_worker(
+        session,
+        runtime_name,
+        now=platform.clock.now(),
+        heartbeat_interval=platform.settings.worker.heartbeat_interval,
+        alive=platform.local_workers,
+    )
+    return Choice(action, runtime_name, worker)
 
 
 #: ``admit(execution_id, resume)``: True to schedule now; False when the run was ended or waits
@@ -131,42 +165,50 @@ class Scheduler:
 
     async def _attempt(self, execution_id: int, *, give_up: bool) -> _Attempt:
         """One try. ``done`` is False only when no worker was found and ``give_up`` is False."""
-        db = self._platform.db
-        async with db.session() as session:
+        async with self._platform.db.session() as session:
             execution = await executions.get(session, execution_id)
             if execution is None:
                 raise NotFound(f"Execution {execution_id} not found")
             if execution.status != ExecutionStatus.REQUESTED.value:
                 log.debug("execution %s is %s; nothing to schedule", execution_id, execution.status)
                 return _Attempt(done=True)
-            action = await executions.action_for(session, execution)
-            runtime_name: str | None = None
-            if action is not None and action.workflow_def is None and action.runtime is not None:
-                runtime_row = await session.get(RuntimeRow, action.runtime)
-                runtime_name = runtime_name_of(runtime_row) if runtime_row is not None else None
-            worker: Worker | None = None
-            if action is not None and action.workflow_def is None:
-                worker = await workers.select_worker(
-                    session,
-                    runtime_name,
-                    now=self._platform.clock.now(),
-                    heartbeat_interval=self._platform.settings.worker.heartbeat_interval,
-                    alive=self._platform.local_workers,
-                )
-        if action is None:
+            choice = await choose_worker(session, self._platform, execution)
+        if choice.action is None:
             await self._fail(execution, f"Action '{execution.action_ref}' not found")
             return _Attempt(done=True)
-        if action.workflow_def is not None:
+        if choice.action.workflow_def is not None:
             # A workflow never goes to a worker: the workflow engine runs it (docs/workflows.md).
             await self._workflows.start(execution_id)
             return _Attempt(done=True)
-        if worker is None:
+        if choice.worker is None:
             if not give_up:
-                return _Attempt(done=False, runtime_name=runtime_name)
-            await self._fail(execution, f"No live worker can run runtime '{runtime_name or 'any'}'")
+                return _Attempt(done=False, runtime_name=choice.runtime_name)
+            await self._fail(execution, f"No live worker can run runtime '{choice.runtime_name or 'any'}'")
             return _Attempt(done=True)
-        await self._dispatch(execution, worker)
+        await self._dispatch(execution, choice.worker)
         return _Attempt(done=True)
+
+    async def dispatch_inline(self, session: AsyncSession, execution: Execution) -> bool:
+        """Dispatch a ``requested`` execution of the caller's transaction to a live worker now
+        (the fast path, docs/performance.md): True when it is ``scheduled`` and its dispatch
+        staged. False — nothing written — when it is a workflow, no worker is live, or the
+        worker's queue was not declared by this process yet: the caller then stages
+        ``ExecutionRequested`` and this scheduler decides as usual.
+        """
+        choice = await choose_worker(session, self._platform, execution)
+        if choice.action is None or choice.action.workflow_def is not None or choice.worker is None:
+            return False
+        if choice.worker.id not in self._declared:
+            return False
+        if not await dispatch(session, execution, choice.worker):
+            return False
+        log.info(
+            "execution %s scheduled inline on worker %s (%s)",
+            execution.id,
+            choice.worker.name,
+            choice.worker.id,
+        )
+        return True
 
     async def _dispatch(self, execution: Execution, worker: Worker) -> None:
         if worker.id not in self._declared:

@@ -74,10 +74,10 @@ class ExecutorService:
     async def run(self, platform: Platform, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set."""
         settings = platform.settings
-        events = EventProcessor(platform)
         enforcements = EnforcementProcessor(platform)
         workflows = WorkflowEngine(platform)
         scheduler = Scheduler(platform, workflows=workflows, admit=enforcements.admit)
+        events = EventProcessor(platform, enforcements=enforcements, dispatch=scheduler.dispatch_inline)
         completion = CompletionListener(
             platform, release_slot=enforcements.release_slot, on_finished=workflows.child_finished
         )

@@ -136,6 +136,18 @@ class SlotManager:
             )
         waiter.future.result()  # raises PolicyRejected when cancel() dropped the ticket
 
+    def hold(self, action_id: int) -> None:
+        """Count a slot of an action that has no concurrency limit (never waits).
+
+        What ``acquire(action_id, None, ticket)`` does, synchronously, for a caller inside a
+        database transaction (the fast path, docs/performance.md).
+        """
+        queue = self._queue(action_id)
+        queue.limit = None
+        self._hand_over(action_id, queue)
+        queue.active += 1
+        queue.total_enqueued += 1
+
     def _abandon(self, action_id: int, queue: _ActionQueue, waiter: _Waiter) -> None:
         """The waiting acquire stops waiting: leave the FIFO, or return a slot handed over meanwhile."""
         future = waiter.future

@@ -287,10 +287,13 @@ async def request_execution(
     retry_reason: str | None = None,
     validate: bool = True,
     secret_values: dict[str, Any] | None = None,
+    stage: bool = True,
 ) -> Execution:
     """Insert a ``requested`` execution of ``action`` and stage ``ExecutionRequested``.
 
     ``secret_values`` carries already-separated secrets (reruns and retries copy them).
+    ``stage=False`` leaves the message to the caller (:func:`stage_requested`), which may
+    dispatch the execution in the same transaction instead (the fast path).
     """
     schema = flat_schema(action.param_schema)
     parameters = apply_defaults(params or {}, schema)
@@ -323,20 +326,26 @@ async def request_execution(
     else:
         session.add(execution)
         await session.flush()
+    if stage:
+        stage_requested(session, execution, source_service=source_service)
+    return execution
+
+
+def stage_requested(session: AsyncSession, execution: Execution, *, source_service: str) -> None:
+    """Stage ``ExecutionRequested`` for the scheduler (a ``requested`` execution of this session)."""
     enqueue(
         session,
         MessageType.EXECUTION_REQUESTED,
         {
             "execution_id": execution.id,
-            "action_id": action.id,
-            "action_ref": action.ref,
-            "parent_id": parent,
-            "enforcement_id": enforcement,
-            "config": public,
+            "action_id": execution.action,
+            "action_ref": execution.action_ref,
+            "parent_id": execution.parent,
+            "enforcement_id": execution.enforcement,
+            "config": execution.config,
         },
         source_service=source_service,
     )
-    return execution
 
 
 async def _has_first_run(session: AsyncSession, enforcement: int) -> bool:
