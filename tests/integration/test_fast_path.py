@@ -170,34 +170,6 @@ async def test_with_a_concurrency_policy_the_policy_path_decides_and_still_throt
         assert [e.status for e in await rows(platform, models.Enforcement)] == ["processed", "processed"]
 
 
-async def test_with_a_pack_rate_limit_the_policy_path_disables_beyond_it(
-    api: httpx.AsyncClient, platform: Platform
-) -> None:
-    pack, action, trigger = await seed_pack(platform)
-    await add_rule(platform, pack, action, trigger, "rated")
-    await add(
-        platform,
-        models.Policy(
-            ref="demo.rate",
-            name="rate",
-            pack=pack.id,
-            pack_ref=pack.ref,
-            method="cancel",
-            threshold=1,
-            window_seconds=60,
-            kind="rate_limit",
-        ),
-    )
-    pipeline = await record_pipeline(platform)
-    async with running_executor(platform):
-        for n in (1, 2):
-            await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})
-            await settle(platform)
-        assert [e.status for e in await rows(platform, models.Enforcement)] == ["processed", "disabled"]
-        assert len(await rows(platform, models.Execution)) == 1
-        assert len(pipeline.payloads(MessageType.ENFORCEMENT_CREATED)) == 2
-
-
 async def test_fast_path_runs_count_against_a_concurrency_policy_added_later(
     api: httpx.AsyncClient, platform: Platform
 ) -> None:
