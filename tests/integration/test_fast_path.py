@@ -128,24 +128,6 @@ async def test_a_fast_path_run_has_no_enforcement_message_and_redeliveries_creat
         assert (await get(platform, models.Enforcement, enforcement.id)).status == "processed"
 
 
-async def test_redelivered_events_racing_each_other_give_one_enforcement_and_one_execution_per_rule(
-    api: httpx.AsyncClient, platform: Platform
-) -> None:
-    pack, action, trigger = await seed_pack(platform)
-    rules = [await add_rule(platform, pack, action, trigger, name) for name in ("one", "two", "three")]
-    await add_worker(platform, "w-race", ["shell"])
-    async with running_executor(platform):
-        event = (await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {}})).json()["data"]
-        again = {"event_id": event["id"], "trigger_ref": trigger.ref, "payload": {}}
-        await asyncio.gather(*(publish(platform, MessageType.EVENT_CREATED, again) for _ in range(10)))
-        await settle(platform)
-        created = await rows(platform, models.Enforcement)
-        assert sorted(e.rule for e in created) == sorted(r.id for r in rules)
-        assert {e.status for e in created} == {"processed"}
-        executions = await rows(platform, models.Execution)
-        assert sorted(x.enforcement for x in executions) == sorted(e.id for e in created)
-
-
 async def test_with_a_concurrency_policy_the_policy_path_decides_and_still_throttles(
     api: httpx.AsyncClient, platform: Platform
 ) -> None:

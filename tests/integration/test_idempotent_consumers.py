@@ -45,6 +45,7 @@ async def test_a_burst_of_redeliveries_gives_one_enforcement_per_rule_and_one_ex
         await settle(platform)
         created = await rows(platform, models.Enforcement)
         assert sorted(e.rule for e in created) == sorted([first.id, second.id])
+        assert {e.status for e in created} == {"processed"}
         for enforcement in created:
             message = {
                 "enforcement_id": enforcement.id,
