@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
@@ -117,3 +118,20 @@ tasks:
     )
     assert r.runs() == ["b"]
     assert "took longer than the limit of 0.5 s" in r.run_of("b").input["why"]
+
+
+def test_a_printing_loop_holds_about_its_output_in_memory_not_its_pieces() -> None:
+    # Each `{{ i }}` is a two-character piece; kept one by one until the end, 500,000 of them cost
+    # Python ≈ 30 MB (object + list slot), which let the acceptance test's bomb grow the server by
+    # 400 MB within its time limit. Joined as they come, the render holds about its 1 MB of text.
+    source = "{% for i in range(10, 99) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}"
+    budget.configure(budget.RenderLimits(timeout=30, max_output=1_000_000, max_build=10_000_000))
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateBudgetExceeded) as caught:
+            render(source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "output is larger" in caught.value.reason
+    assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB for 1 MB of output"

@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 _CACHE_SIZE = 512
+#: Pieces of rendered text gathered before they are joined into one chunk.
+_JOIN_EVERY = 4096
 _MESSAGE_SOURCE_LIMIT = 200
 _TEMPLATE_STARTS = ("{{", "{%", "{#")
 
@@ -144,6 +146,7 @@ class TemplateEngine:
         try:
             if running is None:  # pragma: no cover - render_value always opens a budget
                 return compiled.template.render(context)
+            chunks: list[str] = []
             parts: list[str] = []
             size = 0
             # Chunk by chunk, so a loop that only prints is stopped by the output limit too.
@@ -152,7 +155,13 @@ class TemplateEngine:
                 running.output(size)
                 running.check()
                 parts.append(part)
-            return "".join(parts)
+                if len(parts) >= _JOIN_EVERY:
+                    # A piece costs Python ~50 bytes of object (+ 8 of list) for a character or
+                    # two: joined as they come, memory tracks the output's size, not its pieces.
+                    chunks.append("".join(parts))
+                    parts.clear()
+            chunks.append("".join(parts))
+            return "".join(chunks)
         except Exception as exc:  # any failure inside user code is the template's fault
             raise _template_error(source, exc) from exc
 
