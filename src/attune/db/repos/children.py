@@ -35,15 +35,33 @@ def _table() -> sa.Table:
 
 
 async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows``; their new ids, in the order of ``rows``."""
     table = _table()
-    result = await session.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-    return [row[0] for row in result.all()]
+    if session.get_bind().dialect.name != "sqlite":
+        # PostgreSQL: SQLAlchemy batches the rows and returns the ids in parameter order.
+        result = await session.execute(
+            sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+        return [row[0] for row in result.all()]
+    # SQLite: asking SQLAlchemy for the parameter order costs one statement per row; a multi-row
+    # INSERT costs one per batch. SQLite gives each new row a rowid above every rowid in the table,
+    # in the order the rows are inserted (the transaction holds the only write lock), so the ids
+    # sorted are the rows' ids in order, whatever order RETURNING lists them in.
+    result = await session.execute(sa.insert(table).returning(table.c.id), rows)
+    return sorted(row[0] for row in result.all())
 
 
 async def insert_finished(session: AsyncSession, rows: list[dict[str, Any]], *, source: str) -> list[int]:
     """Insert children that already ran (one statement); their history shows ``requested`` then
-    the final status; notifications, ``ExecutionStatusChanged`` and ``ExecutionCompleted`` are
-    staged. Returns the new ids in the order of ``rows``."""
+    the final status and their change notifications are staged. Returns the new ids in the order
+    of ``rows``.
+
+    No ``ExecutionStatusChanged``/``ExecutionCompleted`` is staged: such a child was never
+    requested on the bus, holds no concurrency slot, has no retries of its own (``max_retries``
+    0) and is counted in the step that ran it, so those messages would change nothing for their
+    consumers (the completion listener, the execution manager's log) and only delay what follows
+    them in the outbox — the workflow's own completion among others.
+    """
     ids = await _insert(session, rows)
     await session.run_sync(_capture, list(zip(ids, rows, strict=True)), source)
     return ids
@@ -164,8 +182,8 @@ def _capture_finished(session: Session, written: list[tuple[int, dict[str, Any]]
 
 
 def _capture(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
-    """History, notifications and messages of inline children, as if each had been inserted
-    ``requested`` and then finished (the change capture sees no ORM flush for a bulk insert)."""
+    """History and notifications of inline children, as if each had been inserted ``requested``
+    and then finished (the change capture sees no ORM flush for a bulk insert)."""
     connection = session.connection()
     changes: list[RowChange] = []
     for execution_id, values in written:
@@ -174,7 +192,7 @@ def _capture(session: Session, written: list[tuple[int, dict[str, Any]]], source
         changes.append(RowChange("execution", "INSERT", execution_id, None, requested))
         changes.append(RowChange("execution", "UPDATE", execution_id, requested, new))
     write_history(connection, changes)
-    messages = _notifications(changes, _refs(connection, written), source) + _messages(written, source)
+    messages = _notifications(changes, _refs(connection, written), source)
     connection.execute(sa.insert(OutboxMessage), messages)
     note_staged(session, messages)
 

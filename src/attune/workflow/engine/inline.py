@@ -10,10 +10,10 @@ them is one bulk insert per step.
 Nothing durable is skipped: each child is an ``execution`` row (``requested`` → ``completed``
 or ``failed`` in its history, with ``started_at``, ``result``, the parent's links) committed
 with the workflow's state; its ``execution_created`` and ``execution_status_changed``
-notifications, its ``ExecutionStatusChanged`` and ``ExecutionCompleted`` messages are staged in
-the outbox of that transaction. A crash before the commit loses the whole step, which the
-message that started it redelivers. Children carry ``workflow_task.counted`` so the completion
-listener's ``ExecutionCompleted`` changes nothing.
+notifications are staged in the outbox of that transaction. A crash before the commit loses the
+whole step, which the message that started it redelivers. Such a child was never requested on
+the bus, holds no slot and is counted already (``workflow_task.counted``), so no
+``ExecutionCompleted`` is staged for it (:func:`attune.db.repos.children.insert_finished`).
 
 At most :data:`BUDGET` tasks run inline per transaction; beyond it tasks are requested as usual
 (and the worker runs them in-process), so a step never holds the database for long.
@@ -78,7 +78,8 @@ class InlineTasks:
     deferred: list[_Child] = field(default_factory=list)
     #: Ids of the deferred children written by :meth:`flush`, by workflow run, for the engine.
     deferred_ids: dict[int, list[int]] = field(default_factory=dict)
-    #: Ids of the children counted in this transaction (their ExecutionCompleted changes nothing).
+    #: Ids of the deferred children counted in this transaction (their ExecutionCompleted changes
+    #: nothing).
     counted_ids: list[int] = field(default_factory=list)
     _parents: dict[int, dict[str, Any]] = field(default_factory=dict)
     _valid: set[tuple[int, str]] = field(default_factory=set)
@@ -169,8 +170,8 @@ class InlineTasks:
         if self.pending:
             children, self.pending = self.pending, []
             rows = [child.values for child in children]
-            ids = await child_rows.insert_finished(session, rows, source=self.source)
-            self.counted_ids.extend(ids)
+            # No ExecutionCompleted follows these (insert_finished), so none is remembered.
+            await child_rows.insert_finished(session, rows, source=self.source)
         if self.deferred:
             children, self.deferred = self.deferred, []
             rows = [child.values for child in children]
