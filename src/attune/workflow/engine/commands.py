@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import timedelta
@@ -31,6 +32,7 @@ from attune.db.repos import workflows as repo
 from attune.domain import budget, keyrefs
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import secret_names
+from attune.domain.templates import TemplateEngine
 from attune.errors import AttuneError
 from attune.messaging.messages import MessageType, cancel_routing
 from attune.operations import inquiries
@@ -49,8 +51,13 @@ from attune.workflow.engine.store import (
     keys_for,
     move,
 )
+from attune.workflow.spec import WorkflowSpec
 
 log = logging.getLogger(__name__)
+
+#: Seconds of conductor work one hop to the render pool carries at most (then the next hop):
+#: each event has its own budget, so a batch must not approach the pool's wait for one render.
+FEED_SECONDS = 0.2
 
 
 async def step(session: AsyncSession, run: Run, event: conductor.Event, ctx: WorkflowContext) -> None:
@@ -67,9 +74,21 @@ async def step(session: AsyncSession, run: Run, event: conductor.Event, ctx: Wor
 async def apply(
     session: AsyncSession, run: Run, commands: Sequence[conductor.Command], ctx: WorkflowContext
 ) -> None:
-    """Carry out ``commands``; failures to create a child are fed back as failed tasks."""
+    """Carry out ``commands``; failures to create a child are fed back as failed tasks.
+
+    Outcomes fed back (in-process tasks, children that could not be created) wait until the
+    queue's next command is not a ``RunTask`` or the queue is empty, then go to the conductor
+    together in their order (:func:`feed`), so a ``with_items`` of in-process tasks costs one
+    hop to the render pool per batch rather than per item. No command reads the conductor's
+    state, so the order of the conductor's events and of the commands carried out is the same
+    as feeding each outcome at once.
+    """
     queue: deque[conductor.Command] = deque(commands)
-    while queue:
+    outcomes: list[conductor.Event] = []
+    while queue or outcomes:
+        if outcomes and (not queue or not isinstance(queue[0], conductor.RunTask)):
+            queue.extend(await feed(run, outcomes, ctx))
+            continue
         command = queue.popleft()
         feedback: conductor.Event | None = None
         if isinstance(command, conductor.RunTask):
@@ -89,12 +108,50 @@ async def apply(
             run.row.paused = True
             run.row.pause_reason = run.row.pause_reason or "Paused on request"
         if feedback is not None:
-            run.state, more = await budget.offload(
-                conductor.advance, run.spec, run.state, feedback, engine=ctx.engine, keys=run.keys
-            )
-            queue.extend(more)
+            outcomes.append(feedback)
     if ctx.inline is not None:
         await ctx.inline.flush(session)
+
+
+async def feed(run: Run, events: list[conductor.Event], ctx: WorkflowContext) -> list[conductor.Command]:
+    """Feed ``events`` to the conductor in order, in as few hops to the render pool as
+    :data:`FEED_SECONDS` allows; ``events`` is emptied. Returns the commands, in order."""
+    commands: list[conductor.Command] = []
+    while events:
+        run.state, more, fed = await budget.offload(
+            advance_many, run.spec, run.state, events, engine=ctx.engine, keys=run.keys
+        )
+        commands.extend(more)
+        del events[:fed]
+    return commands
+
+
+def advance_many(
+    spec: WorkflowSpec,
+    state: conductor.WorkflowState,
+    events: Sequence[conductor.Event],
+    *,
+    engine: TemplateEngine,
+    keys: keyrefs.KeyNamespace | None,
+) -> tuple[conductor.WorkflowState, list[conductor.Command], int]:
+    """:func:`conductor.advance` for ``events`` in order (in the render pool), each under a
+    budget of its own as if offloaded alone; stops after :data:`FEED_SECONDS` so a batch stays
+    well within the pool's wait for one render. Returns the state, the commands and how many
+    events were fed (at least one)."""
+    started = time.monotonic()
+    running = budget.current()
+    commands: list[conductor.Command] = []
+    fed = 0
+    for event in events:
+        if running is not None:
+            running.deadline = time.monotonic() + running.limits.timeout
+            running.built = 0
+        state, more = conductor.advance(spec, state, event, engine=engine, keys=keys)
+        commands.extend(more)
+        fed += 1
+        if time.monotonic() - started >= FEED_SECONDS:
+            break
+    return state, commands, fed
 
 
 async def action_of(session: AsyncSession, run: Run, ref: str) -> Action | None:
