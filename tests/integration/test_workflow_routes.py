@@ -525,3 +525,23 @@ async def test_children_that_finish_together_are_counted_in_one_step(
             for kid in kids
         ]
     assert counted == [True] * 5
+
+
+async def test_a_workflow_history_records_each_status_change_once(
+    api: httpx.AsyncClient, pack: str, platform: Platform
+) -> None:
+    """The run's own history: created ``requested``, then ``running``, then ``completed``, one
+    row each (the engine's compare-and-set writes are not written a second time by the flush)."""
+    from attune.packs.register import register_system_packs
+
+    await register_system_packs(platform)
+    await api.post("/api/v1/workflows", json=create_body())
+    _engine, run = await start_run(platform, "wf.flow")
+    response = await api.get(f"/api/v1/executions/{run}/history")
+    assert response.status_code == 200, response.text
+    rows = list(reversed(response.json()["data"]))
+    assert [(row["operation"], (row["new_values"] or {}).get("status")) for row in rows] == [
+        ("INSERT", "requested"),
+        ("UPDATE", "running"),
+        ("UPDATE", "completed"),
+    ]

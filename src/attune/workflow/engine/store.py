@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
 from attune.clock import Clock, SystemClock
 from attune.db.models import Action, Execution, WorkflowDefinition, WorkflowExecution
@@ -187,9 +187,12 @@ async def move(
     ):
         return False
     stage_status_changed(session, execution, source.value, target.value)
-    execution.status = target.value
+    # What the UPDATE wrote, as already persisted: set as plain attributes the flush would write
+    # them a second time, with a second history row and notification of the same change.
+    set_committed_value(execution, "status", target.value)
+    set_committed_value(execution, "updated", now)
     for name, value in values.items():
-        setattr(execution, name, value)
+        set_committed_value(execution, name, value)
     return True
 
 
