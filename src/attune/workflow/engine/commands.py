@@ -32,7 +32,6 @@ from attune.db.repos import workflows as repo
 from attune.domain import budget, keyrefs
 from attune.domain.enums import ExecutionStatus
 from attune.domain.params import secret_names
-from attune.domain.templates import TemplateEngine
 from attune.errors import AttuneError
 from attune.messaging.messages import MessageType, cancel_routing
 from attune.operations import inquiries
@@ -51,7 +50,6 @@ from attune.workflow.engine.store import (
     keys_for,
     move,
 )
-from attune.workflow.spec import WorkflowSpec
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +78,15 @@ async def apply(
     queue's next command is not a ``RunTask`` or the queue is empty, then go to the conductor
     together in their order (:func:`feed`), so a ``with_items`` of in-process tasks costs one
     hop to the render pool per batch rather than per item. No command reads the conductor's
-    state, so the order of the conductor's events and of the commands carried out is the same
-    as feeding each outcome at once.
+    state, so the order of the conductor's events is the same as feeding each outcome at once.
+    With nothing else queued, in-process tasks the outcomes start run in that same hop
+    (:func:`run_ready_task`): a chain of them costs one hop, not one per task.
     """
     queue: deque[conductor.Command] = deque(commands)
     outcomes: list[conductor.Event] = []
     while queue or outcomes:
         if outcomes and (not queue or not isinstance(queue[0], conductor.RunTask)):
-            queue.extend(await feed(run, outcomes, ctx))
+            queue.extend(await feed(run, outcomes, ctx, run_ready=not queue))
             continue
         command = queue.popleft()
         feedback: conductor.Event | None = None
@@ -113,45 +112,73 @@ async def apply(
         await ctx.inline.flush(session)
 
 
-async def feed(run: Run, events: list[conductor.Event], ctx: WorkflowContext) -> list[conductor.Command]:
+async def feed(
+    run: Run, events: list[conductor.Event], ctx: WorkflowContext, *, run_ready: bool = False
+) -> list[conductor.Command]:
     """Feed ``events`` to the conductor in order, in as few hops to the render pool as
-    :data:`FEED_SECONDS` allows; ``events`` is emptied. Returns the commands, in order."""
+    :data:`FEED_SECONDS` allows; ``events`` is emptied. Returns the commands left to carry out,
+    in order.
+
+    ``run_ready`` (the caller has no other command queued): a ``RunTask`` of an in-process action
+    already known to the run is run right there too (:func:`run_ready_task`) and its outcome fed
+    next, so a chain of such tasks is one hop, not one per task.
+    """
+    if run_ready and ctx.inline is not None:
+        ctx.inline.prepare(run.parent)  # the parent's ORM attributes are read here, not in a thread
     commands: list[conductor.Command] = []
     while events:
-        run.state, more, fed = await budget.offload(
-            advance_many, run.spec, run.state, events, engine=ctx.engine, keys=run.keys
-        )
+        run.state, more, left = await budget.offload(advance_many, run, events, ctx, run_ready=run_ready)
         commands.extend(more)
-        del events[:fed]
+        events[:] = left
     return commands
 
 
 def advance_many(
-    spec: WorkflowSpec,
-    state: conductor.WorkflowState,
-    events: Sequence[conductor.Event],
-    *,
-    engine: TemplateEngine,
-    keys: keyrefs.KeyNamespace | None,
-) -> tuple[conductor.WorkflowState, list[conductor.Command], int]:
+    run: Run, events: Sequence[conductor.Event], ctx: WorkflowContext, *, run_ready: bool
+) -> tuple[conductor.WorkflowState, list[conductor.Command], list[conductor.Event]]:
     """:func:`conductor.advance` for ``events`` in order (in the render pool), each under a
-    budget of its own as if offloaded alone; stops after :data:`FEED_SECONDS` so a batch stays
-    well within the pool's wait for one render. Returns the state, the commands and how many
-    events were fed (at least one)."""
+    budget of its own as if offloaded alone, running ready in-process tasks (``run_ready``) and
+    feeding their outcomes after. Stops after :data:`FEED_SECONDS` so a batch stays well within
+    the pool's wait for one render. Returns the state, the commands to carry out and the events
+    not fed yet (fewer than given)."""
     started = time.monotonic()
     running = budget.current()
+    pending: deque[conductor.Event] = deque(events)
+    state = run.state
     commands: list[conductor.Command] = []
-    fed = 0
-    for event in events:
+    while pending:
         if running is not None:
             running.deadline = time.monotonic() + running.limits.timeout
             running.built = 0
-        state, more = conductor.advance(spec, state, event, engine=engine, keys=keys)
-        commands.extend(more)
-        fed += 1
+        state, more = conductor.advance(run.spec, state, pending.popleft(), engine=ctx.engine, keys=run.keys)
+        for command in more:
+            outcome = run_ready_task(run, command, ctx) if run_ready else None
+            if outcome is None:
+                commands.append(command)
+            elif outcome is not DEFERRED:
+                pending.append(outcome)
         if time.monotonic() - started >= FEED_SECONDS:
             break
-    return state, commands, fed
+    return state, commands, list(pending)
+
+
+#: :func:`run_ready_task`: the task was written ``requested``, to run in a later step.
+DEFERRED = conductor.TaskFinished(task="", index=None, status="", result=None)
+
+
+def run_ready_task(run: Run, command: conductor.Command, ctx: WorkflowContext) -> conductor.Event | None:
+    """Run ``command`` now if it is a ``RunTask`` of an in-process action the run has looked up
+    already (no query needed) while the step's in-process budget lasts: its outcome (or
+    :data:`DEFERRED`); None when :func:`apply` must carry it out."""
+    inline = ctx.inline
+    if inline is None or inline.exhausted or not isinstance(command, conductor.RunTask):
+        return None
+    action = run.actions.get(command.action)
+    builtin = inline.builtin(action) if action is not None else None
+    if action is None or builtin is None:
+        return None
+    outcome = run_now(run, command, action, builtin, inline)
+    return DEFERRED if outcome is None else outcome
 
 
 async def action_of(session: AsyncSession, run: Run, ref: str) -> Action | None:
@@ -251,9 +278,17 @@ async def run_inline(
         if command.index is not None and action is not None:
             await warn_if_capped(session, run, command, ctx.inline)
         return False, None
+    return True, run_now(run, command, action, builtin, ctx.inline)
+
+
+def run_now(
+    run: Run, command: conductor.RunTask, action: Action, builtin: str, inline: inline_tasks.InlineTasks
+) -> conductor.Event | None:
+    """Run an in-process task (attune.workflow.engine.inline): its outcome, or None when it was
+    deferred to a later step."""
     public, revealed = split_input(run, action, command)
     try:
-        outcome = ctx.inline.run(
+        outcome = inline.run(
             action,
             builtin,
             public,
@@ -270,9 +305,9 @@ async def run_inline(
         )
         outcome = ExecutionStatus.FAILED.value, {"succeeded": False, "error": exc.message}
     if outcome is None:
-        return True, None
+        return None
     status, result = outcome
-    return True, conductor.TaskFinished(task=command.task, index=command.index, status=status, result=result)
+    return conductor.TaskFinished(task=command.task, index=command.index, status=status, result=result)
 
 
 async def warn_if_capped(

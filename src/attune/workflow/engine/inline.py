@@ -108,6 +108,11 @@ class InlineTasks:
         if key is not None and len(self._valid) < _VALID_MEMO:
             self._valid.add(key)
 
+    def prepare(self, parent: Execution) -> None:
+        """Read what children of ``parent`` copy from it now (on the event loop): :meth:`run`
+        may then run in the render pool (attune.workflow.engine.commands.run_ready_task)."""
+        self._parent(parent)
+
     def _parent(self, parent: Execution) -> dict[str, Any]:
         """What a child copies from its workflow's execution, read once per step."""
         found = self._parents.get(parent.id)
