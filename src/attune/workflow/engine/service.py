@@ -62,6 +62,9 @@ class WorkflowEngine:
         self._stepping: set[int] = set()
         #: In-process children this engine counted already: their completion needs no query.
         self._counted: LruCache[int, bool] = LruCache(COUNTED_MEMORY)
+        #: Deferred children this engine ran: their ExecutionRequested, possibly still queued
+        #: behind thousands of others, needs no scheduling (not even the admission check).
+        self._ran: LruCache[int, bool] = LruCache(COUNTED_MEMORY)
         self._drains: set[asyncio.Task[None]] = set()
         #: Schedules an execution on a worker (the scheduler sets it): deferred tasks whose own
         #: step failed go there.
@@ -90,8 +93,9 @@ class WorkflowEngine:
 
     def deferring(self, execution_id: int) -> bool:
         """True when this engine runs execution ``execution_id`` itself shortly (the scheduler
-        leaves it alone; after a crash it is recovered like any requested execution)."""
-        return execution_id in self._deferring
+        leaves it alone; after a crash it is recovered like any requested execution), or ran
+        it already."""
+        return execution_id in self._deferring or self._ran.get(execution_id) is not None
 
     def _drain(self, ctx: WorkflowContext) -> None:
         """After a commit: run the children that step deferred, in a step of their own."""
@@ -127,6 +131,7 @@ class WorkflowEngine:
         if ctx.inline is not None:
             for execution_id in ctx.inline.counted_ids:
                 self._counted.put(execution_id, True)
+                self._ran.put(execution_id, True)
             ctx.inline.counted_ids = []
         self._drain(ctx)
         for written in ctx.written:
