@@ -3,13 +3,61 @@ the action may read, and the packs whose environments a worker prepares."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Key, Pack, Runtime, RuntimeVersion
+from attune.db.models import Action, Enforcement, Key, Pack, Runtime, RuntimeVersion
 from attune.domain.enums import OwnerType
+
+
+class RunInputs(NamedTuple):
+    """What one run of an action reads in a single statement (:func:`run_inputs`)."""
+
+    #: Changes whenever the action, its runtime or any version of that runtime is written,
+    #: inserted or deleted: a definition cached under an equal stamp is current.
+    stamp: Hashable
+    #: ``pack.storage_path`` of the action's pack (None: not recorded or no such pack).
+    storage_path: str | None
+    rule_ref: str | None
+    trigger_ref: str | None
+
+
+async def run_inputs(session: AsyncSession, action_id: int, enforcement_id: int | None) -> RunInputs | None:
+    """The freshness stamp of an action's definition plus the per-run values beside it (its pack's
+    storage path, the enforcement's rule and trigger refs); None when the action is gone.
+
+    One row per version of the action's runtime (one row without versions): the stamp holds
+    every version's (id, updated), so a change to any of them is seen whatever the writers'
+    clocks say.
+    """
+    query = (
+        sa.select(
+            Action.updated,
+            Action.runtime,
+            Runtime.updated,
+            RuntimeVersion.id,
+            RuntimeVersion.updated,
+            Pack.storage_path,
+            Enforcement.rule_ref,
+            Enforcement.trigger_ref,
+        )
+        .select_from(Action)
+        .outerjoin(Runtime, Runtime.id == Action.runtime)
+        .outerjoin(RuntimeVersion, RuntimeVersion.runtime == Action.runtime)
+        .outerjoin(Pack, Pack.ref == Action.pack_ref)
+        .outerjoin(Enforcement, Enforcement.id == enforcement_id)
+        .where(Action.id == action_id)
+        .order_by(RuntimeVersion.id)
+    )
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None
+    first = rows[0]
+    versions = tuple((row[3], row[4]) for row in rows if row[3] is not None)
+    return RunInputs((first[0], first[1], first[2], versions), first[5], first[6], first[7])
 
 
 async def runtimes(session: AsyncSession) -> Sequence[Runtime]:
