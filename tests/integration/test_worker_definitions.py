@@ -1,7 +1,9 @@
-"""A worker keeps action definitions between runs, but never runs a stale one (docs/performance.md).
+"""What a worker reads for a run, and what its completion tells the executor (docs/performance.md).
 
-Each test runs the same action twice or more on one worker, changing its definition (through
-the API or as a pack registration would) in between.
+A worker keeps action definitions between runs but never runs a stale one: the first tests run
+the same action several times on one worker, changing its definition (through the API or as a
+pack registration would) in between. A completion says whether the run is a workflow task, so
+only those make the workflow engine look up the run they belong to.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from attune.db import models
 from attune.db.repos import runtimes as runtimes_repo
 from attune.db.types import utcnow
+from attune.executor.completion import CompletionListener
+from attune.messaging.messages import MessageType, make_envelope
 from attune.platform import Platform
 from tests.integration.test_worker import (
     SHELL_CONFIG,
@@ -23,6 +28,7 @@ from tests.integration.test_worker import (
     dispatch,
     running_worker,
     shell_runtime,
+    wait_for,
     wait_status,
 )
 
@@ -100,3 +106,47 @@ async def test_runtime_and_version_changes_reach_the_next_run(platform: Platform
                 )
             )
         assert await run(platform, action, worker) == "2.0\n"
+
+
+async def test_completion_messages_say_whether_the_run_is_a_workflow_task(platform: Platform) -> None:
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "hello", "echo hello", shell)
+    async with running_worker(platform) as worker:
+        plain = await dispatch(platform, action, worker)
+        task = await dispatch(platform, action, worker, workflow_execution_id=424242)
+        for execution_id in (plain, task):
+            await wait_status(platform, execution_id)
+        await wait_for(lambda: {plain, task} <= {m["execution_id"] for m in worker.completed})
+
+    flags = {m["execution_id"]: m["workflow_child"] for m in worker.completed}
+    assert flags == {plain: False, task: True}
+
+
+@pytest.mark.parametrize(("workflow_child", "advanced"), [(False, False), (True, True), (None, True)])
+async def test_only_workflow_tasks_advance_a_workflow_run(
+    platform: Platform, workflow_child: bool | None, advanced: bool
+) -> None:
+    released: list[int] = []
+    finished: list[int] = []
+
+    async def release(execution_id: int) -> None:
+        released.append(execution_id)
+
+    async def on_finished(execution_id: int) -> None:
+        finished.append(execution_id)
+
+    listener = CompletionListener(platform, release_slot=release, on_finished=on_finished)
+    payload: dict[str, Any] = {
+        "execution_id": 7,
+        "action_id": 2,
+        "action_ref": "core.noop",
+        "status": "completed",
+        "completed_at": utcnow().isoformat(),
+    }
+    if workflow_child is not None:  # None: a message from a publisher that does not say
+        payload["workflow_child"] = workflow_child
+    await listener.handle(make_envelope(MessageType.EXECUTION_COMPLETED, payload, source_service="worker"))
+    await listener.close()
+
+    assert released == [7]
+    assert finished == ([7] if advanced else [])

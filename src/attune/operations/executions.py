@@ -69,6 +69,7 @@ async def finish_execution(
             "status": status.value,
             "result": result,
             "completed_at": now.isoformat(),
+            "workflow_child": execution.workflow_execution_id is not None,
         },
         source_service=SOURCE,
     )

@@ -100,6 +100,7 @@ async def record_outcome(
             "status": status,
             "result": result,
             "completed_at": now,
+            "workflow_child": execution.workflow_execution_id is not None,
         },
         source_service=source_service,
     )
