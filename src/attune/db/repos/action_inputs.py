@@ -50,13 +50,13 @@ async def run_inputs(session: AsyncSession, action_id: int, enforcement_id: int 
         .outerjoin(Pack, Pack.ref == Action.pack_ref)
         .outerjoin(Enforcement, Enforcement.id == enforcement_id)
         .where(Action.id == action_id)
-        .order_by(RuntimeVersion.id)
     )
     rows = (await session.execute(query)).all()
     if not rows:
         return None
     first = rows[0]
-    versions = tuple((row[3], row[4]) for row in rows if row[3] is not None)
+    # Sorted here, sparing SQLite a sorter: only the stamp needs an order.
+    versions = tuple(sorted((row[3], row[4]) for row in rows if row[3] is not None))
     return RunInputs((first[0], first[1], first[2], versions), first[5], first[6], first[7])
 
 
