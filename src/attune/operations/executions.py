@@ -63,6 +63,7 @@ async def finish_execution(
             "status": status.value,
             "result": result,
             "completed_at": now.isoformat(),
+            "workflow_child": execution.workflow_execution_id is not None,
         },
         None,
     )

@@ -126,6 +126,7 @@ async def _write_outcome(
             "status": status,
             "result": result,
             "completed_at": now,
+            "workflow_child": execution.workflow_execution_id is not None,
         },
         None,
     )
