@@ -20,6 +20,7 @@ from attune.db.types import utcnow
 from attune.executor.completion import CompletionListener
 from attune.messaging.messages import MessageType, make_envelope
 from attune.platform import Platform
+from attune.worker import run_execution
 from tests.integration.test_worker import (
     SHELL_CONFIG,
     RunningWorker,
@@ -150,3 +151,32 @@ async def test_only_workflow_tasks_advance_a_workflow_run(
 
     assert released == [7]
     assert finished == ([7] if advanced else [])
+
+
+async def test_preparing_a_run_of_a_known_action_reads_two_statements(platform: Platform) -> None:
+    """Guard of docs/performance.md: the stamp, then the keys (in one read transaction)."""
+    shell = await shell_runtime(platform)
+    action = await add_action(platform, "cheap", "echo cheap", shell)
+    async with platform.db.transaction() as session:
+        execution = models.Execution(action=action.id, action_ref=action.ref, config={}, status="running")
+        session.add(execution)
+    await run_execution.prepare(platform, execution)  # reads the definition once
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # The outbox relay scans concurrently; SQLite's BEGIN is a statement of its own here.
+        if "outbox" not in statement and not statement.startswith("BEGIN"):
+            statements.append(" ".join(statement.split()))
+
+    engine = platform.db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        plan = await run_execution.prepare(platform, execution)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    assert plan.spec.argv[-1] == "echo cheap"
+    assert len(statements) == 2, statements
+    assert "FROM action" in statements[0]
+    assert 'FROM "key"' in statements[1] or "FROM key" in statements[1]
