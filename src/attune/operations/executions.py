@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution, Worker
-from attune.db.outbox import enqueue
 from attune.db.repos import executions as repo
 from attune.db.repos import transitions
 from attune.db.types import utcnow
@@ -127,19 +126,8 @@ async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: 
     same one, restarted). The dispatch still queued for the old worker then claims nothing: the
     worker's claim needs ``scheduled`` on itself. False when the execution moved on meanwhile.
     """
-    if not await repo.move(
-        session,
-        execution.id,
-        from_statuses=_SCHEDULED,
-        on_worker=worker_id,
-        status=ExecutionStatus.REQUESTED.value,
-        worker=None,
-        updated=utcnow(),
-    ):
-        return False
-    stage_status_changed(session, execution, ExecutionStatus.SCHEDULED.value, ExecutionStatus.REQUESTED.value)
-    enqueue(
-        session,
+    scheduled, requested = ExecutionStatus.SCHEDULED.value, ExecutionStatus.REQUESTED.value
+    to_scheduler: transitions.Message = (
         MessageType.EXECUTION_REQUESTED,
         {
             "execution_id": execution.id,
@@ -149,8 +137,24 @@ async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: 
             "enforcement_id": execution.enforcement,
             "config": execution.config if isinstance(execution.config, dict) else None,
         },
-        source_service=SOURCE,
+        None,
     )
+    moved = await transitions.transition(
+        session,
+        execution.id,
+        from_statuses=_SCHEDULED,
+        on_worker=worker_id,
+        messages=lambda _row: [
+            repo.status_changed_message(execution.id, execution.action_ref, scheduled, requested),
+            to_scheduler,
+        ],
+        source_service=SOURCE,
+        status=requested,
+        worker=None,
+        updated=utcnow(),
+    )
+    if moved is None:
+        return False
     execution.status, execution.worker = ExecutionStatus.REQUESTED.value, None
     log.info("execution %s never started on worker %s; rescheduled", execution.id, worker_id)
     return True
