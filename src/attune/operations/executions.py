@@ -14,6 +14,7 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from attune.db.models import Execution, Worker
 from attune.db.repos import executions as repo
@@ -81,7 +82,10 @@ async def finish_execution(
     )
     if moved is None:
         return False
-    execution.status, execution.result, execution.updated = status.value, result, now
+    # What the UPDATE wrote, as already persisted: set as plain attributes the flush would write
+    # them a second time, with a second history row and notification of the same change.
+    for name, value in (("status", status.value), ("result", result), ("updated", now)):
+        set_committed_value(execution, name, value)
     return True
 
 
