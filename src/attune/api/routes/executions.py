@@ -259,27 +259,34 @@ async def get_execution(
     or when the wait elapses, whichever is first, with the same body (docs/api.md, "Waiting for
     a run"); beyond `server.max_waiters` concurrent waiters: 429 with `Retry-After`.
     """
-    current = await _read_execution(platform, id, principal)
-    if not wait or str(current.data.status) in waiting.TERMINAL:
-        return current
-    try:
-        async with waiting.waiters_for(request.app.state, platform).slot():
+    if not wait:
+        return await _read_execution(platform, id, principal)
+    # Subscribed before the first read: a change right after it is not missed.
+    async with waiting.watching(
+        request.app.state, platform, lambda n: waiting.about_executions(n) and n.entity_id == id
+    ) as subscription:
+        current = await _read_execution(platform, id, principal)
+        if str(current.data.status) in waiting.TERMINAL:
+            return current
+        try:
+            async with waiting.waiters_for(request.app.state, platform).slot():
 
-            async def terminal() -> bool:
-                async with platform.db.session() as session:
-                    status = (await executions.statuses(session, [id])).get(id)
-                return status is None or status in waiting.TERMINAL
+                async def ended() -> bool:
+                    nonlocal current
+                    # An execution deleted meanwhile ends the wait with 404, as a plain read would.
+                    current = await _read_execution(platform, id, principal)
+                    return str(current.data.status) in waiting.TERMINAL
 
-            await waiting.wait_until(
-                request.app.state,
-                platform,
-                terminal,
-                waiting.bounded(platform, wait),
-                relevant=lambda n: n.entity_id in (None, id),
-            )
-    except waiting.WaitersExhausted as exc:
-        return waiting.refused(exc)
-    return await _read_execution(platform, id, principal)
+                if not await waiting.wait_on(
+                    subscription,
+                    lambda n: waiting.status_of(n) in waiting.TERMINAL,
+                    ended,
+                    waiting.bounded(platform, wait),
+                ):
+                    await ended()
+        except waiting.WaitersExhausted as exc:
+            return waiting.refused(exc)
+    return current
 
 
 @router.get(
