@@ -268,3 +268,28 @@ async def test_a_trigger_deleted_while_its_webhook_arrives_answers_404(
     assert response.json()["error"] == "Invalid webhook key"
     async with platform.db.session() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(models.Event)) == 0
+
+
+async def test_a_waiting_webhook_reads_its_trigger_once_and_its_runs_once(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, platform: Platform, setup: dict[str, Any]
+) -> None:
+    """The runs are followed through their notifications: the database is read for the answer only
+    (a guard against reading on every notification; docs/performance.md)."""
+    key = await enable(api)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = platform.db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        request = asyncio.create_task(client.post(f"/api/v1/webhooks/{key}?wait=30", json={"payload": {}}))
+        await play_pipeline(platform, setup, {"stdout": "hello\n"})
+        response = await asyncio.wait_for(request, 28)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert response.json()["data"]["completed"] is True
+    trigger_reads = [s for s in statements if s.startswith("SELECT") and 'FROM "trigger"' in s]
+    run_reads = [s for s in statements if s.startswith("SELECT") and "JOIN enforcement ON" in s]
+    assert (len(trigger_reads), len(run_reads)) == (1, 1), trigger_reads + run_reads
