@@ -12,6 +12,10 @@ transaction as the write:
   which stages one ``ChangeNotification`` outbox message per channel event (docs/notifications.md);
   the outbox relay publishes them on ``attune.notifications`` (routing key = channel) after commit.
 
+Execution transitions (``attune.db.repos.transitions``) capture themselves: their single
+``UPDATE … RETURNING`` carries :data:`CAPTURED` so the listeners above skip it, and they hand the
+change they computed to :func:`record_change` (docs/performance.md).
+
 Not covered: raw SQL text statements, and ORM-enabled bulk INSERT statements.
 """
 
@@ -58,6 +62,11 @@ _BULK_SKIP: Mapping[str, frozenset[str]] = {
 }
 
 _PRELOADED = "attune_changes_preloaded"
+# session.info key: the ``source_service`` of the capture installed on the session's database.
+_SOURCE = "attune_changes_source"
+#: Execution options of a statement whose caller records its change itself (:func:`record_change`).
+_CAPTURED_KEY = "attune_captured"
+CAPTURED: Mapping[str, Any] = {_CAPTURED_KEY: True}
 # Keeps IN lists well under SQLite's bound-parameter limit.
 _CHUNK = 500
 
@@ -236,15 +245,13 @@ def _enforcement_refs(
     return refs
 
 
-def stage_notifications(
-    session: Session, connection: sa.Connection, changes: Sequence[RowChange], *, source_service: str
-) -> int:
-    """Stage the notifications of ``changes`` as outbox rows in the current transaction.
-
-    Returns how many messages were staged; marks the session so the relay wakes after commit.
-    """
-    wanted = {e for e in map(_needs_enforcement, changes) if e is not None}
-    refs = _enforcement_refs(session, connection, wanted) if wanted else {}
+def notification_rows(
+    changes: Sequence[RowChange],
+    refs: Mapping[int, tuple[str | None, str | None]],
+    *,
+    source_service: str,
+) -> list[dict[str, Any]]:
+    """The outbox rows of the notifications ``changes`` fire (``refs`` as in :func:`notifications_for`)."""
     timestamp = utcnow()
     rows: list[dict[str, Any]] = []
     for change in changes:
@@ -267,10 +274,47 @@ def stage_notifications(
                     "body": envelope.model_dump(mode="json"),
                 }
             )
+    return rows
+
+
+def stage_notifications(
+    session: Session, connection: sa.Connection, changes: Sequence[RowChange], *, source_service: str
+) -> int:
+    """Stage the notifications of ``changes`` as outbox rows in the current transaction.
+
+    Returns how many messages were staged; marks the session so the relay wakes after commit.
+    """
+    wanted = {e for e in map(_needs_enforcement, changes) if e is not None}
+    refs = _enforcement_refs(session, connection, wanted) if wanted else {}
+    rows = notification_rows(changes, refs, source_service=source_service)
     if rows:
         connection.execute(sa.insert(OutboxMessage), rows)
         note_staged(session, rows)
     return len(rows)
+
+
+def record_change(
+    session: Session,
+    change: RowChange,
+    refs: Mapping[int, tuple[str | None, str | None]],
+    messages: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Record a change its caller computed from its own statement (skipped with :data:`CAPTURED`).
+
+    Writes the history row and stages the notifications, as the listeners would, followed by the
+    caller's other outbox ``messages``, all in one INSERT. Without change capture on the session's
+    database only ``messages`` are staged.
+    """
+    connection = session.connection()
+    rows: list[dict[str, Any]] = []
+    source_service = session.info.get(_SOURCE)
+    if source_service is not None:
+        write_history(connection, [change])
+        rows = notification_rows([change], refs, source_service=source_service)
+    rows.extend(messages)
+    if rows:
+        connection.execute(sa.insert(OutboxMessage), rows)
+        note_staged(session, rows)
 
 
 # --------------------------------------------------------------------------- flush capture
@@ -431,8 +475,13 @@ def install_change_capture(db: Database, *, source_service: str = "attune") -> N
     def after_flush(session: Session, _context: UOWTransaction) -> None:
         dispatch(session, _flush_changes(session))
 
+    def after_begin(session: Session, _transaction: object, _connection: object) -> None:
+        session.info[_SOURCE] = source_service
+
     def do_orm_execute(orm_state: ORMExecuteState) -> Result[Any] | None:
         if not (orm_state.is_update or orm_state.is_delete):
+            return None
+        if orm_state.execution_options.get(_CAPTURED_KEY):
             return None
         statement: Any = orm_state.statement
         name = getattr(getattr(statement, "table", None), "name", None)
@@ -471,6 +520,7 @@ def install_change_capture(db: Database, *, source_service: str = "attune") -> N
             dispatch(session, _bulk_changes(table, operation, before, after))
         return result
 
+    db.add_session_listener("after_begin", after_begin)
     db.add_session_listener("before_flush", _before_flush)
     db.add_session_listener("after_flush", after_flush)
     db.add_session_listener("do_orm_execute", do_orm_execute)

@@ -60,7 +60,8 @@ class CompletionListener:
 
     ``release_slot(execution_id)`` frees the concurrency slot the execution holds, if any.
     ``backoff(retry_count)`` gives the delay before a retry (seconds). ``on_finished(execution_id)``
-    runs for every completion (the workflow engine advances the run of a workflow child).
+    runs for the completion of every workflow task, and of any execution whose message does not
+    say whether it is one (the workflow engine advances the run of a workflow child).
     """
 
     def __init__(
@@ -84,7 +85,8 @@ class CompletionListener:
         """Handle one ``ExecutionCompleted`` message."""
         payload = envelope.payload_as(ExecutionCompleted)
         await self._release_slot(payload.execution_id)
-        if self._on_finished is not None:
+        # Only a workflow task advances a workflow run; finding out costs a read per completion.
+        if self._on_finished is not None and payload.workflow_child is not False:
             await self._on_finished(payload.execution_id)
         if payload.status.value in retries.RETRIABLE_STATUSES:
             await self._maybe_retry(payload.execution_id)

@@ -221,6 +221,8 @@ class ExecutionCompleted(Payload):
     status: ExecutionStatus
     result: Any = None
     completed_at: datetime
+    #: Whether the execution is a task of a workflow run; None (older publishers): not known.
+    workflow_child: bool | None = None
 
     @field_validator("status", mode="before")
     @classmethod

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution, Worker
-from attune.db.outbox import enqueue
 from attune.db.repos import executions as repo
+from attune.db.repos import transitions
 from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import ExecutionStatus
@@ -53,14 +53,7 @@ async def finish_execution(
     """
     previous = execution.status
     now = utcnow()
-    if not await repo.move(
-        session, execution.id, from_statuses=from_statuses, status=status.value, result=result, updated=now
-    ):
-        return False
-    execution.status, execution.result, execution.updated = status.value, result, now
-    stage_status_changed(session, execution, previous, status.value)
-    enqueue(
-        session,
+    completed: transitions.Message = (
         MessageType.EXECUTION_COMPLETED,
         {
             "execution_id": execution.id,
@@ -69,9 +62,26 @@ async def finish_execution(
             "status": status.value,
             "result": result,
             "completed_at": now.isoformat(),
+            "workflow_child": execution.workflow_execution_id is not None,
         },
-        source_service=SOURCE,
+        None,
     )
+    moved = await transitions.transition(
+        session,
+        execution.id,
+        from_statuses=from_statuses,
+        messages=lambda _row: [
+            repo.status_changed_message(execution.id, execution.action_ref, previous, status.value),
+            completed,
+        ],
+        source_service=SOURCE,
+        status=status.value,
+        result=result,
+        updated=now,
+    )
+    if moved is None:
+        return False
+    execution.status, execution.result, execution.updated = status.value, result, now
     return True
 
 
@@ -81,18 +91,8 @@ async def dispatch(session: AsyncSession, execution: Execution, worker: Worker) 
     False (nothing staged) when the execution left ``requested`` meanwhile (cancelled, or already
     scheduled by a redelivery or another executor).
     """
-    if not await repo.move(
-        session,
-        execution.id,
-        from_statuses=_REQUESTED,
-        status=ExecutionStatus.SCHEDULED.value,
-        worker=worker.id,
-        updated=utcnow(),
-    ):
-        return False
-    stage_status_changed(session, execution, ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value)
-    enqueue(
-        session,
+    requested, scheduled = ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value
+    to_worker: transitions.Message = (
         MessageType.EXECUTION_REQUESTED,
         {
             "execution_id": execution.id,
@@ -100,10 +100,22 @@ async def dispatch(session: AsyncSession, execution: Execution, worker: Worker) 
             "action_ref": execution.action_ref,
             "config": execution.config if isinstance(execution.config, dict) else None,
         },
-        source_service=SOURCE,
-        routing=dispatch_routing(worker.id),
+        dispatch_routing(worker.id),
     )
-    return True
+    moved = await transitions.transition(
+        session,
+        execution.id,
+        from_statuses=_REQUESTED,
+        messages=lambda _row: [
+            repo.status_changed_message(execution.id, execution.action_ref, requested, scheduled),
+            to_worker,
+        ],
+        source_service=SOURCE,
+        status=scheduled,
+        worker=worker.id,
+        updated=utcnow(),
+    )
+    return moved is not None
 
 
 async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: int | None) -> bool:
@@ -114,19 +126,8 @@ async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: 
     same one, restarted). The dispatch still queued for the old worker then claims nothing: the
     worker's claim needs ``scheduled`` on itself. False when the execution moved on meanwhile.
     """
-    if not await repo.move(
-        session,
-        execution.id,
-        from_statuses=_SCHEDULED,
-        on_worker=worker_id,
-        status=ExecutionStatus.REQUESTED.value,
-        worker=None,
-        updated=utcnow(),
-    ):
-        return False
-    stage_status_changed(session, execution, ExecutionStatus.SCHEDULED.value, ExecutionStatus.REQUESTED.value)
-    enqueue(
-        session,
+    scheduled, requested = ExecutionStatus.SCHEDULED.value, ExecutionStatus.REQUESTED.value
+    to_scheduler: transitions.Message = (
         MessageType.EXECUTION_REQUESTED,
         {
             "execution_id": execution.id,
@@ -136,8 +137,24 @@ async def reschedule(session: AsyncSession, execution: Execution, *, worker_id: 
             "enforcement_id": execution.enforcement,
             "config": execution.config if isinstance(execution.config, dict) else None,
         },
-        source_service=SOURCE,
+        None,
     )
+    moved = await transitions.transition(
+        session,
+        execution.id,
+        from_statuses=_SCHEDULED,
+        on_worker=worker_id,
+        messages=lambda _row: [
+            repo.status_changed_message(execution.id, execution.action_ref, scheduled, requested),
+            to_scheduler,
+        ],
+        source_service=SOURCE,
+        status=requested,
+        worker=None,
+        updated=utcnow(),
+    )
+    if moved is None:
+        return False
     execution.status, execution.worker = ExecutionStatus.REQUESTED.value, None
     log.info("execution %s never started on worker %s; rescheduled", execution.id, worker_id)
     return True

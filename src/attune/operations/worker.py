@@ -5,18 +5,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Execution
-from attune.db.outbox import enqueue
-from attune.db.repos import executions
+from attune.db.repos import executions, transitions
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.messaging.messages import MessageType
 from attune.operations import inquiries
 from attune.operations.executions import finish_execution
+from attune.operations.inquiry_requests import requested
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +28,25 @@ _NOT_STARTED = (ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value
 async def claim(
     session: AsyncSession, execution_id: int, worker_id: int, *, source_service: str
 ) -> Execution | None:
-    """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed."""
+    """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed.
+
+    One ``UPDATE … RETURNING`` that also loads the execution the worker goes on with.
+    """
     now = utcnow()
-    if not await executions.move(
+    scheduled, running = ExecutionStatus.SCHEDULED.value, ExecutionStatus.RUNNING.value
+    return await transitions.transition_loading(
         session,
         execution_id,
-        from_statuses=(ExecutionStatus.SCHEDULED.value,),
+        from_statuses=(scheduled,),
         on_worker=worker_id,
-        status=ExecutionStatus.RUNNING.value,
+        messages=lambda row: [
+            executions.status_changed_message(row["id"], row["action_ref"], scheduled, running)
+        ],
+        source_service=source_service,
+        status=running,
         started_at=now,
         updated=now,
-    ):
-        return None
-    execution = await executions.reload(session, execution_id)
-    if execution is None:
-        return None
-    executions.stage_status_changed(
-        session,
-        execution,
-        ExecutionStatus.SCHEDULED.value,
-        ExecutionStatus.RUNNING.value,
-        source_service=source_service,
     )
-    return execution
 
 
 async def record_outcome(
@@ -72,26 +69,55 @@ async def record_outcome(
     (cancelled, or taken over by another worker).
     """
     now = utcnow()
-    previous, owner = await executions.status_and_worker_locked(session, execution.id)
+    running = ExecutionStatus.RUNNING.value
+    if status != ExecutionStatus.COMPLETED.value or requested(result) is None:
+        # The usual case, one statement: a run that asked no question, still running without a
+        # result, so the compare-and-set knows every old value. Anything else reads first.
+        if await _write_outcome(
+            session, execution, running, None, status, result, now, action_id, source_service, fast=True
+        ):
+            return status
+    previous, owner, old_result = await executions.status_worker_result_locked(session, execution.id)
     late = previous == ExecutionStatus.ABANDONED.value and owner is not None and owner == execution.worker
     if previous not in _FINAL_FROM and not late:
         log.warning(
             "execution %s is %s, not running; its %s result is discarded", execution.id, previous, status
         )
         return None
-    if previous == ExecutionStatus.RUNNING.value:
+    if previous == running:
         # An action that asked a question (``__inquiry``) waits for the answer without a worker.
         held, status, result = await inquiries.hold_if_requested(
             session, execution, status, result, source_service=source_service
         )
         if held:
             return status
-    await executions.move(
-        session, execution.id, from_statuses=(str(previous),), status=status, result=result, updated=now
+    await _write_outcome(
+        session, execution, str(previous), old_result, status, result, now, action_id, source_service
     )
-    executions.stage_status_changed(session, execution, str(previous), status, source_service=source_service)
-    enqueue(
-        session,
+    if late:
+        log.warning(
+            "execution %s was declared abandoned, but its worker finished it: %s", execution.id, status
+        )
+        await _cancel_unstarted_retry(session, execution)
+    return status
+
+
+async def _write_outcome(
+    session: AsyncSession,
+    execution: Execution,
+    previous: str,
+    old_result: Any,
+    status: str,
+    result: dict[str, Any],
+    now: datetime,
+    action_id: int,
+    source_service: str,
+    *,
+    fast: bool = False,
+) -> bool:
+    """``previous → status`` with ``result``, staging ``ExecutionStatusChanged`` and
+    ``ExecutionCompleted``. ``fast``: only if the row has no result yet (else nothing happens)."""
+    completed: transitions.Message = (
         MessageType.EXECUTION_COMPLETED,
         {
             "execution_id": execution.id,
@@ -100,15 +126,26 @@ async def record_outcome(
             "status": status,
             "result": result,
             "completed_at": now,
+            "workflow_child": execution.workflow_execution_id is not None,
         },
-        source_service=source_service,
+        None,
     )
-    if late:
-        log.warning(
-            "execution %s was declared abandoned, but its worker finished it: %s", execution.id, status
-        )
-        await _cancel_unstarted_retry(session, execution)
-    return status
+    moved = await transitions.transition(
+        session,
+        execution.id,
+        from_statuses=(previous,),
+        old=None if fast else {"result": old_result},
+        result_is_null=fast,
+        messages=lambda _row: [
+            executions.status_changed_message(execution.id, execution.action_ref, previous, status),
+            completed,
+        ],
+        source_service=source_service,
+        status=status,
+        result=result,
+        updated=now,
+    )
+    return moved is not None
 
 
 async def _cancel_unstarted_retry(session: AsyncSession, execution: Execution) -> None:

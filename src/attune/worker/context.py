@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Key
+from attune.db.models import Action
 from attune.db.repos import action_inputs
 from attune.domain.crypto import SecretBox
 from attune.domain.enums import OwnerType
@@ -62,7 +62,7 @@ async def load_key_secrets(session: AsyncSession, action: Action, box: SecretBox
     return keys
 
 
-def _reveal(key: Key, box: SecretBox | None) -> str:
+def _reveal(key: action_inputs.KeyRow, box: SecretBox | None) -> str:
     if not key.encrypted:
         return key.value
     if box is None:

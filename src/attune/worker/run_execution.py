@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import secrets
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from attune.platform import Platform
 from attune.worker import (
     commands,
     context,
+    definitions,
     environments,
     interpreters,
     output,
@@ -259,31 +261,79 @@ async def cancel_orphan(db: Database, execution_id: int, worker_id: int) -> str 
 class _Loaded:
     action: Action
     runtime_row: RuntimeRow | None
-    version_rows: list[dict[str, Any]]
+    version_rows: Sequence[dict[str, Any]]
     rule_ref: str | None
     trigger_ref: str | None
     keys: context.KeyValues
+    pack_dir: Path
 
 
 async def _load(platform: Platform, execution: Execution) -> _Loaded:
+    """Everything a run reads from the database, in one read transaction.
+
+    The action, its runtime and versions come from :mod:`attune.worker.definitions` while their
+    stamp is unchanged; keys, the pack's directory and the rule/trigger refs are read every run.
+    """
     async with platform.db.session() as session:
-        action = await executions.action_for(session, execution)
-        if action is None:
-            raise PreparationError(
-                f"Failed to prepare execution context: action '{execution.action_ref}' not found"
-            )
-        runtime_row = await _runtime_for(session, action)
-        version_rows: list[dict[str, Any]] = []
-        if runtime_row is not None:
-            rows = await action_inputs.versions_of(session, runtime_row.id)
-            version_rows = [_version_dict(row) for row in rows]
-        rule_ref = trigger_ref = None
-        if execution.enforcement is not None:
-            enforcement = await session.get(Enforcement, execution.enforcement)
-            if enforcement is not None:
-                rule_ref, trigger_ref = enforcement.rule_ref, enforcement.trigger_ref
-        keys = await context.load_key_secrets(session, action, platform.secrets)
-    return _Loaded(action, runtime_row, version_rows, rule_ref, trigger_ref, keys)
+        inputs = None
+        if execution.action is not None:
+            inputs = await action_inputs.run_inputs(session, execution.action, execution.enforcement)
+        if inputs is None:
+            # The action row is gone (perhaps registered again under another id): by ref, uncached.
+            definition = await _read_definition(session, execution, stamp=None)
+            storage_path = await packs_repo.storage_path(session, definition.action.pack_ref)
+            rule_ref, trigger_ref = await _enforcement_refs(session, execution)
+        else:
+            definition = await _current_definition(platform.db, session, execution, inputs.stamp)
+            storage_path, rule_ref, trigger_ref = inputs.storage_path, inputs.rule_ref, inputs.trigger_ref
+        keys = await context.load_key_secrets(session, definition.action, platform.secrets)
+    action = definition.action
+    pack_dir = platform.settings.pack_directory(action.pack_ref, storage_path)
+    return _Loaded(
+        action, definition.runtime_row, definition.version_rows, rule_ref, trigger_ref, keys, pack_dir
+    )
+
+
+async def _current_definition(
+    db: Database, session: AsyncSession, execution: Execution, stamp: Hashable
+) -> definitions.Definition:
+    """The cached definition of the execution's action while ``stamp`` matches; else read (and kept)."""
+    action_id = execution.action or 0
+    found = definitions.cached(db, action_id, stamp)
+    if found is not None:
+        return found
+    definition = await _read_definition(session, execution, stamp=stamp)
+    # Without a runtime of its own, the action's runtime is found among all runtimes by file
+    # extension, which the stamp does not cover.
+    if definition.action.runtime is not None and definition.action.id == action_id:
+        definitions.remember(db, definition)
+    return definition
+
+
+async def _read_definition(
+    session: AsyncSession, execution: Execution, *, stamp: Hashable | None
+) -> definitions.Definition:
+    """Read the action, its runtime and its runtime's versions (``stamp``: read just before)."""
+    action = await executions.action_for(session, execution)
+    if action is None:
+        raise PreparationError(
+            f"Failed to prepare execution context: action '{execution.action_ref}' not found"
+        )
+    runtime_row = await _runtime_for(session, action)
+    version_rows: tuple[dict[str, Any], ...] = ()
+    if runtime_row is not None:
+        rows = await action_inputs.versions_of(session, runtime_row.id)
+        version_rows = tuple(_version_dict(row) for row in rows)
+    return definitions.Definition(stamp, action, runtime_row, version_rows)
+
+
+async def _enforcement_refs(session: AsyncSession, execution: Execution) -> tuple[str | None, str | None]:
+    if execution.enforcement is None:
+        return None, None
+    enforcement = await session.get(Enforcement, execution.enforcement)
+    if enforcement is None:
+        return None, None
+    return enforcement.rule_ref, enforcement.trigger_ref
 
 
 async def _runtime_for(session: AsyncSession, action: Action) -> RuntimeRow | None:
@@ -340,9 +390,11 @@ async def prepare(platform: Platform, execution: Execution) -> Plan:
                 action.runtime_version_constraint,
                 action.ref,
             )
-    async with platform.db.session() as session:
-        pack_dir = await packs_repo.directory_of(session, settings, action.pack_ref)
-        pack_config = await pack_config_of(session, action.pack) if st2.is_st2(config) else None
+    pack_dir = loaded.pack_dir
+    pack_config = None
+    if st2.is_st2(config):
+        async with platform.db.session() as session:
+            pack_config = await pack_config_of(session, action.pack)
     env_dir = environments.env_dir_for(
         settings.envs_dir, action.pack_ref, runtime_dir_name(loaded.runtime_row), version
     )

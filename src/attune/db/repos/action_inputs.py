@@ -3,13 +3,67 @@ the action may read, and the packs whose environments a worker prepares."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Key, Pack, Runtime, RuntimeVersion
+from attune.db.models import Action, Enforcement, Key, Pack, Runtime, RuntimeVersion
 from attune.domain.enums import OwnerType
+
+
+class RunInputs(NamedTuple):
+    """What one run of an action reads in a single statement (:func:`run_inputs`)."""
+
+    #: Changes whenever the action, its runtime or any version of that runtime is written,
+    #: inserted or deleted: a definition cached under an equal stamp is current.
+    stamp: Hashable
+    #: ``pack.storage_path`` of the action's pack (None: not recorded or no such pack).
+    storage_path: str | None
+    rule_ref: str | None
+    trigger_ref: str | None
+
+
+# Built once: a run executes these on the connection, without the ORM (docs/performance.md).
+_RUN_INPUTS = (
+    sa.select(
+        Action.updated,
+        Action.runtime,
+        Runtime.updated,
+        RuntimeVersion.id,
+        RuntimeVersion.updated,
+        Pack.storage_path,
+        Enforcement.rule_ref,
+        Enforcement.trigger_ref,
+    )
+    .select_from(Action)
+    .outerjoin(Runtime, Runtime.id == Action.runtime)
+    .outerjoin(RuntimeVersion, RuntimeVersion.runtime == Action.runtime)
+    .outerjoin(Pack, Pack.ref == Action.pack_ref)
+    # A NULL enforcement id matches no row.
+    .outerjoin(Enforcement, Enforcement.id == sa.bindparam("enforcement_id"))
+    .where(Action.id == sa.bindparam("action_id"))
+)
+
+
+async def run_inputs(session: AsyncSession, action_id: int, enforcement_id: int | None) -> RunInputs | None:
+    """The freshness stamp of an action's definition plus the per-run values beside it (its pack's
+    storage path, the enforcement's rule and trigger refs); None when the action is gone.
+
+    One row per version of the action's runtime (one row without versions): the stamp holds
+    every version's (id, updated), so a change to any of them is seen whatever the writers'
+    clocks say.
+    """
+    connection = await session.connection()
+    result = await connection.execute(_RUN_INPUTS, {"action_id": action_id, "enforcement_id": enforcement_id})
+    rows = result.all()
+    if not rows:
+        return None
+    first = rows[0]
+    # Sorted here, sparing SQLite a sorter: only the stamp needs an order.
+    versions = tuple(sorted((row[3], row[4]) for row in rows if row[3] is not None))
+    return RunInputs((first[0], first[1], first[2], versions), first[5], first[6], first[7])
 
 
 async def runtimes(session: AsyncSession) -> Sequence[Runtime]:
@@ -50,13 +104,31 @@ async def pack_refs(session: AsyncSession) -> list[str]:
     return list((await session.execute(sa.select(Pack.ref).order_by(Pack.ref))).scalars())
 
 
-async def keys_for(session: AsyncSession, action: Action) -> Sequence[Key]:
-    """The keys ``action`` may read: system keys, its pack's and its own (unordered)."""
-    query = sa.select(Key).where(
-        sa.or_(
-            Key.owner_type == OwnerType.SYSTEM.value,
-            sa.and_(Key.owner_type == OwnerType.PACK.value, Key.owner_pack == action.pack),
-            sa.and_(Key.owner_type == OwnerType.ACTION.value, Key.owner_action == action.id),
-        )
+class KeyRow(NamedTuple):
+    """What running an action needs of one key."""
+
+    id: int
+    ref: str
+    owner_type: str
+    name: str
+    encrypted: bool
+    encryption_key_hash: str | None
+    value: str
+
+
+_KEYS_FOR = sa.select(
+    Key.id, Key.ref, Key.owner_type, Key.name, Key.encrypted, Key.encryption_key_hash, Key.value
+).where(
+    sa.or_(
+        Key.owner_type == OwnerType.SYSTEM.value,
+        sa.and_(Key.owner_type == OwnerType.PACK.value, Key.owner_pack == sa.bindparam("pack_id")),
+        sa.and_(Key.owner_type == OwnerType.ACTION.value, Key.owner_action == sa.bindparam("action_id")),
     )
-    return (await session.execute(query)).scalars().all()
+)
+
+
+async def keys_for(session: AsyncSession, action: Action) -> list[KeyRow]:
+    """The keys ``action`` may read: system keys, its pack's and its own (unordered)."""
+    connection = await session.connection()
+    result = await connection.execute(_KEYS_FOR, {"pack_id": action.pack, "action_id": action.id})
+    return [KeyRow(*row) for row in result]

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Enforcement, Execution, Worker
 from attune.db.outbox import enqueue
-from attune.db.repos import locking
+from attune.db.repos import locking, transitions
 from attune.db.repos.idempotent import add_once
 from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
@@ -29,7 +29,7 @@ from attune.errors import Conflict
 from attune.messaging.messages import MessageType
 
 #: ``on_worker=ANY_WORKER`` in :func:`move`: the execution's worker does not matter.
-ANY_WORKER = -1
+ANY_WORKER = transitions.ANY_WORKER
 #: Rows fetched per round trip while scanning results for ``result_contains``.
 SCAN_BATCH = 500
 SECRET_MASK = "********"
@@ -355,22 +355,26 @@ async def _has_first_run(session: AsyncSession, enforcement: int) -> bool:
     return (await session.execute(query.limit(1))).first() is not None
 
 
+def status_changed_message(
+    execution_id: int, action_ref: str, previous: str, new: str
+) -> transitions.Message:
+    """``ExecutionStatusChanged`` for a transition, to stage with it (:func:`.transitions.transition`)."""
+    payload = {
+        "execution_id": execution_id,
+        "action_ref": action_ref,
+        "previous_status": previous,
+        "new_status": new,
+        "changed_at": utcnow().isoformat(),
+    }
+    return MessageType.EXECUTION_STATUS_CHANGED, payload, None
+
+
 def stage_status_changed(
     session: AsyncSession, execution: Execution, previous: str, new: str, *, source_service: str
 ) -> None:
     """Stage ``ExecutionStatusChanged`` for a transition ``source_service`` made to ``execution``."""
-    enqueue(
-        session,
-        MessageType.EXECUTION_STATUS_CHANGED,
-        {
-            "execution_id": execution.id,
-            "action_ref": execution.action_ref,
-            "previous_status": previous,
-            "new_status": new,
-            "changed_at": utcnow().isoformat(),
-        },
-        source_service=source_service,
-    )
+    message_type, payload, _ = status_changed_message(execution.id, execution.action_ref, previous, new)
+    enqueue(session, message_type, payload, source_service=source_service)
 
 
 # --------------------------------------------------------------------------- state transitions
@@ -404,22 +408,14 @@ async def move(
     """``UPDATE execution SET values WHERE id = … AND status IN from_statuses`` (and, unless
     ``on_worker`` is :data:`ANY_WORKER`, ``AND worker = on_worker`` / ``IS NULL``).
 
-    The compare-and-set every transition uses: True when the row changed, False when another
-    actor moved it first. Attributes of a loaded instance are left alone (the caller sets them).
+    The compare-and-set every transition uses (:func:`attune.db.repos.transitions.transition`):
+    True when the row changed, False when another actor moved it first. Attributes of a loaded
+    instance are left alone (the caller sets them).
     """
-    conditions: list[sa.ColumnElement[bool]] = [
-        Execution.id == execution_id,
-        Execution.status.in_(list(from_statuses)),
-    ]
-    if on_worker is None:
-        conditions.append(Execution.worker.is_(None))
-    elif on_worker != ANY_WORKER:
-        conditions.append(Execution.worker == on_worker)
-    outcome = await session.execute(
-        sa.update(Execution).where(*conditions).values(**values).execution_options(synchronize_session=False)
+    moved = await transitions.transition(
+        session, execution_id, from_statuses=from_statuses, on_worker=on_worker, **values
     )
-    count = getattr(outcome, "rowcount", 0)
-    return isinstance(count, int) and count == 1
+    return moved is not None
 
 
 async def status_of(session: AsyncSession, execution_id: int) -> str | None:
@@ -427,11 +423,15 @@ async def status_of(session: AsyncSession, execution_id: int) -> str | None:
     return await session.scalar(sa.select(Execution.status).where(Execution.id == execution_id))
 
 
-async def status_and_worker_locked(session: AsyncSession, execution_id: int) -> tuple[str | None, int | None]:
-    """``(status, worker)`` of the execution, row-locked where the database can; Nones if gone."""
-    query = sa.select(Execution.status, Execution.worker).where(Execution.id == execution_id)
+async def status_worker_result_locked(
+    session: AsyncSession, execution_id: int
+) -> tuple[str | None, int | None, Any]:
+    """``(status, worker, result)`` of the execution, row-locked where the database can; Nones
+    if gone."""
+    columns = (Execution.status, Execution.worker, Execution.result)
+    query = sa.select(*columns).where(Execution.id == execution_id)
     row = (await session.execute(locking.for_update(session, cast("sa.Select[Any]", query)))).first()
-    return (row[0], row[1]) if row is not None else (None, None)
+    return (row[0], row[1], row[2]) if row is not None else (None, None, None)
 
 
 async def action_for(session: AsyncSession, execution: Execution) -> Action | None:

@@ -1,0 +1,211 @@
+"""Execution transitions as single statements (docs/performance.md).
+
+A transition is one compare-and-set ``UPDATE execution … WHERE id = … AND status IN (…)
+RETURNING …``. Its change capture (history row, change notifications, docs/operations.md) is
+computed from that statement: the new values are the returned row and the values set, the old ones
+are what the compare-and-set pins down (the one ``from`` status, a NULL ``result``) or what the
+caller read already; only old values nobody knows cost one locked pre-read. The enforcement's
+``rule_ref``/``trigger_ref`` that execution notifications carry come back in the same statement.
+The caller's own messages are staged with the notifications, in one outbox INSERT.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attune.db.changes import CAPTURED, record_change
+from attune.db.history import EXECUTION_HISTORY, RowChange
+from attune.db.models import Enforcement, Execution
+from attune.db.repos import locking
+from attune.messaging.messages import MessageType, make_envelope, routing_for
+
+#: ``on_worker=ANY_WORKER``: the execution's worker does not matter.
+ANY_WORKER = -1
+
+#: A message to stage with a transition: type, payload, and routing (None: the type's default).
+Message = tuple[MessageType, dict[str, Any], tuple[str, str] | None]
+#: Builds a transition's messages from its new row (``id``, ``action_ref``, …).
+Messages = Callable[[Mapping[str, Any]], Sequence[Message]]
+
+_TRACKED = frozenset(EXECUTION_HISTORY.tracked_fields)
+# What history and the execution notifications read besides the values set (docs/notifications.md).
+_RETURNED: tuple[Any, ...] = (
+    Execution.id,
+    Execution.action,
+    Execution.action_ref,
+    Execution.status,
+    Execution.enforcement,
+    Execution.parent,
+    Execution.is_workflow,
+    Execution.workflow_def,
+    Execution.created,
+    Execution.updated,
+)
+
+
+def _enforcement_ref(column: Any) -> sa.Label[Any]:
+    query = sa.select(column).where(Enforcement.id == Execution.enforcement)
+    return query.scalar_subquery().label(column.key)
+
+
+_REFS = (_enforcement_ref(Enforcement.rule_ref), _enforcement_ref(Enforcement.trigger_ref))
+
+
+def _conditions(
+    execution_id: int, from_statuses: Collection[str], on_worker: int | None, result_is_null: bool
+) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = [
+        Execution.id == execution_id,
+        Execution.status.in_(list(from_statuses)),
+    ]
+    if on_worker is None:
+        conditions.append(Execution.worker.is_(None))
+    elif on_worker != ANY_WORKER:
+        conditions.append(Execution.worker == on_worker)
+    if result_is_null:
+        conditions.append(Execution.result.is_(None))
+    return conditions
+
+
+async def _old_values(
+    session: AsyncSession,
+    conditions: list[sa.ColumnElement[bool]],
+    known: dict[str, Any],
+    values: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """The old values of the tracked columns ``values`` sets: ``known``, plus one locked read of
+    the others; None when no row matches (then nothing is updated)."""
+    missing = [name for name in values if name in _TRACKED and name not in known]
+    if not missing:
+        return known
+    table = Execution.__table__
+    query = sa.select(*(table.c[name] for name in missing)).where(*conditions)
+    row = (await session.execute(locking.for_update(session, query))).first()
+    if row is None:
+        return None
+    return {**known, **row._mapping}
+
+
+def message_row(message: Message, *, source_service: str) -> dict[str, Any]:
+    """The outbox row of ``message`` (as :func:`attune.db.outbox.enqueue` writes it)."""
+    message_type, payload, routing = message
+    envelope = make_envelope(message_type, payload, source_service=source_service)
+    exchange, routing_key = routing or routing_for(message_type)
+    return {
+        "exchange": exchange,
+        "routing_key": routing_key,
+        "message_type": str(message_type),
+        "message_id": envelope.message_id,
+        "body": envelope.model_dump(mode="json"),
+    }
+
+
+async def _record(
+    session: AsyncSession,
+    old: Mapping[str, Any],
+    new: dict[str, Any],
+    messages: Messages | None,
+    source_service: str,
+) -> None:
+    refs: dict[int, tuple[str | None, str | None]] = {}
+    enforcement = new.get("enforcement")
+    if isinstance(enforcement, int):
+        refs[enforcement] = (new.get("rule_ref"), new.get("trigger_ref"))
+    # Unset old values read as the new ones: only what the statement set can differ.
+    change = RowChange("execution", "UPDATE", int(new["id"]), ChainMap(dict(old), new), new)
+    rows = [message_row(m, source_service=source_service) for m in messages(new)] if messages else []
+    await session.run_sync(record_change, change, refs, rows)
+
+
+def _prepare(
+    execution_id: int,
+    from_statuses: Collection[str],
+    on_worker: int | None,
+    old: Mapping[str, Any] | None,
+    result_is_null: bool,
+) -> tuple[list[sa.ColumnElement[bool]], dict[str, Any]]:
+    known = dict(old or {})
+    statuses = list(from_statuses)
+    if len(statuses) == 1:
+        known.setdefault("status", statuses[0])
+    if result_is_null:
+        known.setdefault("result", None)
+    return _conditions(execution_id, statuses, on_worker, result_is_null), known
+
+
+async def transition(
+    session: AsyncSession,
+    execution_id: int,
+    *,
+    from_statuses: Collection[str],
+    on_worker: int | None = ANY_WORKER,
+    old: Mapping[str, Any] | None = None,
+    result_is_null: bool = False,
+    messages: Messages | None = None,
+    source_service: str = "attune",
+    **values: Any,
+) -> dict[str, Any] | None:
+    """``UPDATE execution SET values WHERE id = … AND status IN from_statuses`` (and, unless
+    ``on_worker`` is :data:`ANY_WORKER`, ``AND worker = on_worker`` / ``IS NULL``; with
+    ``result_is_null``, ``AND result IS NULL``), recorded and announced in the same transaction.
+
+    ``old`` holds old values of set columns the caller knows (it read them under a lock).
+    Returns the new row (the columns history and notifications need, and ``values``), or None when
+    another actor moved the execution first (then nothing is written or staged). A loaded
+    ``Execution`` instance is left alone (the caller sets its attributes).
+    """
+    conditions, known = _prepare(execution_id, from_statuses, on_worker, old, result_is_null)
+    before = await _old_values(session, conditions, known, values)
+    if before is None:
+        return None
+    statement = (
+        sa.update(Execution)
+        .where(*conditions)
+        .values(**values)
+        .returning(*_RETURNED, *_REFS)
+        .execution_options(synchronize_session=False, **CAPTURED)
+    )
+    row = (await session.execute(statement)).first()
+    if row is None:
+        return None
+    new = {**values, **row._mapping}
+    await _record(session, before, new, messages, source_service)
+    return new
+
+
+async def transition_loading(
+    session: AsyncSession,
+    execution_id: int,
+    *,
+    from_statuses: Collection[str],
+    on_worker: int | None = ANY_WORKER,
+    messages: Messages | None = None,
+    source_service: str = "attune",
+    **values: Any,
+) -> Execution | None:
+    """:func:`transition` that returns the whole execution as the session's instance (refreshed),
+    for a caller that goes on with it (the worker's claim). Only ``status`` may be a tracked
+    column in ``values``, and ``from_statuses`` holds one status."""
+    conditions, known = _prepare(execution_id, from_statuses, on_worker, None, False)
+    if any(name in _TRACKED and name not in known for name in values):
+        raise ValueError("transition_loading cannot know the old values of tracked columns")
+    statement = (
+        sa.update(Execution)
+        .where(*conditions)
+        .values(**values)
+        .returning(Execution, *_REFS)
+        .execution_options(synchronize_session=False, populate_existing=True, **CAPTURED)
+    )
+    row = (await session.execute(statement)).first()
+    if row is None:
+        return None
+    execution: Execution = row[0]
+    state: dict[str, Any] = sa.inspect(execution).dict
+    new = {**state, "rule_ref": row.rule_ref, "trigger_ref": row.trigger_ref}
+    await _record(session, known, new, messages, source_service)
+    return execution
