@@ -90,6 +90,11 @@ def status_of(notification: Notification) -> str | None:
     return status if isinstance(status, str) else None
 
 
+def reports_terminal(notification: Notification) -> bool:
+    """The notification reports a terminal execution status."""
+    return status_of(notification) in TERMINAL
+
+
 @contextlib.asynccontextmanager
 async def watching(
     state: State, platform: Platform, accept: Callable[[Notification], bool]

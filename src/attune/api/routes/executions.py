@@ -7,6 +7,7 @@ parameters from ``execution.config``; moving them out of the row is a separate c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -261,32 +262,35 @@ async def get_execution(
     """
     if not wait:
         return await _read_execution(platform, id, principal)
-    # Subscribed before the first read: a change right after it is not missed.
-    async with waiting.watching(
-        request.app.state, platform, lambda n: waiting.about_executions(n) and n.entity_id == id
-    ) as subscription:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(waiting.waiters_for(request.app.state, platform).slot())
+        except waiting.WaitersExhausted as exc:
+            # A full house refuses only what would wait: a terminal execution is answered.
+            current = await _read_execution(platform, id, principal)
+            return current if str(current.data.status) in waiting.TERMINAL else waiting.refused(exc)
+        # Subscribed before the first read: a change right after it is not missed.
+        subscription = await stack.enter_async_context(
+            waiting.watching(
+                request.app.state, platform, lambda n: waiting.about_executions(n) and n.entity_id == id
+            )
+        )
         current = await _read_execution(platform, id, principal)
         if str(current.data.status) in waiting.TERMINAL:
             return current
-        try:
-            async with waiting.waiters_for(request.app.state, platform).slot():
 
-                async def ended() -> bool:
-                    nonlocal current
-                    # An execution deleted meanwhile ends the wait with 404, as a plain read would.
-                    current = await _read_execution(platform, id, principal)
-                    return str(current.data.status) in waiting.TERMINAL
+        async def ended() -> bool:
+            nonlocal current
+            # An execution deleted meanwhile ends the wait with 404, as a plain read would.
+            current = await _read_execution(platform, id, principal)
+            return str(current.data.status) in waiting.TERMINAL
 
-                if not await waiting.wait_on(
-                    subscription,
-                    lambda n: waiting.status_of(n) in waiting.TERMINAL,
-                    ended,
-                    waiting.bounded(platform, wait),
-                ):
-                    await ended()
-        except waiting.WaitersExhausted as exc:
-            return waiting.refused(exc)
-    return current
+        if not await waiting.wait_on(
+            subscription, waiting.reports_terminal, ended, waiting.bounded(platform, wait)
+        ):
+            await ended()
+        return current
+    raise AssertionError("unreachable")  # pragma: no cover - the stack never swallows
 
 
 @router.get(
