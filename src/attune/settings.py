@@ -235,6 +235,8 @@ class ExecutorSettings(BaseModel):
     no_worker_timeout: float = 60
     #: How often policies are re-read from the database (a committed change applies at once).
     policy_refresh_interval: float = 5
+    #: Seconds queue-statistics changes are gathered before one write (docs/policies.md).
+    queue_stats_interval: float = Field(default=1.0, ge=0)
     #: Tasks a workflow may declare; a larger definition is refused with 422 (docs/workflows.md).
     workflow_max_tasks: int = Field(default=1_000, gt=0)
 

@@ -42,6 +42,7 @@ def settings(settings: Settings) -> Settings:
     settings.worker.heartbeat_interval = 5
     settings.executor.no_worker_timeout = 1.0
     settings.executor.policy_refresh_interval = 0.2
+    settings.executor.queue_stats_interval = 0.05
     return settings
 
 
@@ -159,6 +160,26 @@ async def get(platform: Platform, model: type[T], row_id: int) -> T:
         row = await session.get(model, row_id)
     assert row is not None
     return row
+
+
+async def queue_stats(platform: Platform, action_id: int, **expected: Any) -> models.QueueStats:
+    """The action's ``queue_stats`` row once its counters are ``expected`` (the executor writes
+    them within ``executor.queue_stats_interval``)."""
+
+    async def probe() -> models.QueueStats | None:
+        async with platform.db.session() as session:
+            row = await session.get(models.QueueStats, action_id)
+        if row is not None and all(getattr(row, name) == value for name, value in expected.items()):
+            return row
+        return None
+
+    try:
+        return await eventually(probe, timeout=5)
+    except AssertionError:
+        async with platform.db.session() as session:
+            row = await session.get(models.QueueStats, action_id)
+        shown = {name: getattr(row, name) for name in expected} if row is not None else None
+        raise AssertionError(f"queue_stats of action {action_id}: {shown}, expected {expected}") from None
 
 
 async def rows(platform: Platform, model: type[T], *where: Any) -> list[T]:
@@ -528,8 +549,7 @@ async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes
         [first] = await rows(platform, models.Execution)
         # FIFO in enforcement order.
         assert (first.enforcement, first.config) == (enforcements[0].id, enforcements[0].config)
-        stats = await get(platform, models.QueueStats, action.id)
-        assert (stats.active_count, stats.queue_length, stats.max_concurrent) == (1, 2, 1)
+        await queue_stats(platform, action.id, active_count=1, queue_length=2, max_concurrent=1)
 
         # A manual run under a policy with ``apply_to_manual: false`` is not limited and its
         # completion frees no slot.
@@ -552,8 +572,7 @@ async def test_a_concurrency_limit_queues_the_next_run_until_the_first_completes
         await settle(platform)
         await eventually(run_of(enforcements[2]), timeout=5)
         assert [e.status for e in await rows(platform, models.Enforcement)] == ["processed"] * 3
-        stats = await get(platform, models.QueueStats, action.id)
-        assert (stats.active_count, stats.queue_length, stats.total_completed) == (1, 0, 2)
+        await queue_stats(platform, action.id, active_count=1, queue_length=0, total_completed=2)
 
 
 async def test_a_cancel_policy_at_its_limit_disables_the_enforcement(

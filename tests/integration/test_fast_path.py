@@ -33,6 +33,7 @@ from tests.integration.test_executor import (
     eventually,
     get,
     publish,
+    queue_stats,
     record,
     record_dispatches,
     rows,
@@ -162,7 +163,7 @@ async def test_fast_path_runs_count_against_a_concurrency_policy_added_later(
         await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": 1}})
         await settle(platform)
         [first] = await rows(platform, models.Execution)
-        assert (await get(platform, models.QueueStats, action.id)).active_count == 1
+        await queue_stats(platform, action.id, active_count=1)
         # The policy applies from its commit; the fast-path run still holds its slot.
         await add(platform, concurrency_policy(action, 1, apply_to_manual=False))
         await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": 2}})

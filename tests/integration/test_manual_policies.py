@@ -22,6 +22,7 @@ from tests.integration.test_executor import (  # noqa: F401
     concurrency_policy,
     eventually,
     get,
+    queue_stats,
     running_executor,
     seed_pack,
     settings,
@@ -48,8 +49,7 @@ async def test_a_concurrency_policy_queues_manual_runs(api: httpx.AsyncClient, p
         first, second = await run(api, action, 1), await run(api, action, 2)
         await settle(platform)
         assert (await status(platform, first), await status(platform, second)) == ("scheduled", "requested")
-        stats = await get(platform, models.QueueStats, action.id)
-        assert (stats.active_count, stats.queue_length) == (1, 1)
+        await queue_stats(platform, action.id, active_count=1, queue_length=1)
 
         await complete(platform, first, "completed", {"succeeded": True})
         await settle(platform)

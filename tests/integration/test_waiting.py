@@ -8,15 +8,18 @@ notifications they cause reach the API's feed as in a deployment.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api import waiting
 from attune.db import models
+from attune.db.repos import triggers as trigger_repo
 from attune.platform import Platform
 
 
@@ -228,3 +231,66 @@ async def test_waiter_bound_answers_429(
     assert (await asyncio.wait_for(holder, 25)).status_code == 200
     # The slot is free again.
     assert (await api.get(f"/api/v1/executions/{execution_id}?wait=5")).status_code == 200
+
+
+async def test_webhook_wait_without_an_enabled_rule_answers_at_once(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, platform: Platform, setup: dict[str, Any]
+) -> None:
+    key = await enable(api)
+    async with platform.db.transaction() as session:
+        await session.execute(sa.update(models.Rule).values(enabled=False))
+    begun = time.monotonic()
+    response = await client.post(f"/api/v1/webhooks/{key}?wait=30", json={"payload": {}})
+    assert time.monotonic() - begun < 10  # nothing will run: no reason to wait
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert (data["completed"], data["executions"]) == (True, [])
+
+
+async def test_a_trigger_deleted_while_its_webhook_arrives_answers_404(
+    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    platform: Platform,
+    setup: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = await enable(api)
+    read = trigger_repo.by_webhook_key
+
+    async def read_then_deleted(session: AsyncSession, webhook_key: str) -> models.Trigger | None:
+        trigger = await read(session, webhook_key)
+        async with platform.db.transaction() as other:
+            await other.execute(sa.delete(models.Trigger))
+        return trigger
+
+    monkeypatch.setattr(trigger_repo, "by_webhook_key", read_then_deleted)
+    response = await client.post(f"/api/v1/webhooks/{key}", json={"payload": {}})
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "Invalid webhook key"
+    async with platform.db.session() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(models.Event)) == 0
+
+
+async def test_a_waiting_webhook_reads_its_trigger_once_and_its_runs_once(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, platform: Platform, setup: dict[str, Any]
+) -> None:
+    """The runs are followed through their notifications: the database is read for the answer only
+    (a guard against reading on every notification; docs/performance.md)."""
+    key = await enable(api)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = platform.db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        request = asyncio.create_task(client.post(f"/api/v1/webhooks/{key}?wait=30", json={"payload": {}}))
+        await play_pipeline(platform, setup, {"stdout": "hello\n"})
+        response = await asyncio.wait_for(request, 28)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert response.json()["data"]["completed"] is True
+    trigger_reads = [s for s in statements if s.startswith("SELECT") and re.search(r'FROM "?trigger"? ', s)]
+    run_reads = [s for s in statements if s.startswith("SELECT") and "JOIN enforcement ON" in s]
+    assert (len(trigger_reads), len(run_reads)) == (1, 1), trigger_reads + run_reads

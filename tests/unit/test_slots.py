@@ -17,6 +17,7 @@ from attune.executor.slots import (
     PolicyRejected,
     QueueSnapshot,
     SlotManager,
+    StatsWriter,
     persist_stats,
 )
 from attune.packs.register import register_pack
@@ -266,3 +267,41 @@ async def test_persist_stats_skips_actions_that_no_longer_exist(platform: Platfo
     async with platform.db.transaction() as session:
         await persist_stats(session, {ids["slotpack.one"]: snapshot, 987654: snapshot})
     assert set(await stats(platform)) == {ids["slotpack.one"]}
+
+
+async def test_stats_writer_gathers_changes_until_close(platform: Platform, tmp_path: Path) -> None:
+    one = (await make_actions(platform, tmp_path))["slotpack.one"]
+    slots = SlotManager()
+    writer = StatsWriter(slots, platform.db, interval=3600)
+    for ticket in range(5):
+        await slots.acquire(one, None, ticket)
+        writer.changed()
+    slots.release(one)
+    writer.changed()
+    await settle()
+    assert await stats(platform) == {}  # nothing written before the interval ends
+    await writer.close()  # a clean stop writes what is pending
+    row = (await stats(platform))[one]
+    assert (row.active_count, row.total_enqueued, row.total_completed) == (4, 5, 1)
+
+
+async def test_stats_writer_writes_each_interval_s_changes(platform: Platform, tmp_path: Path) -> None:
+    one = (await make_actions(platform, tmp_path))["slotpack.one"]
+    slots = SlotManager()
+    writer = StatsWriter(slots, platform.db, interval=0.01)
+
+    async def written(active: int) -> None:
+        for _ in range(200):
+            row = (await stats(platform)).get(one)
+            if row is not None and row.active_count == active:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"active_count {active} never written")
+
+    await slots.acquire(one, 2, ticket=1)
+    writer.changed()
+    await written(1)
+    slots.release(one)
+    writer.changed()
+    await written(0)
+    await writer.close()

@@ -12,8 +12,10 @@ When a row is deleted depends on the bus (docs/operations.md, "Guarantees"):
   crash, so the row stays until the bus reports every copy *settled* — acknowledged by a
   consumer whose transaction has committed (``SettlingBus``). A crash before that re-sends it.
 
-Deletes are batched — at most every ``delete_delay`` seconds, so the delete does not take the
-(SQLite: single) write lock between a message and the consumer that handles it.
+Deletes are batched — at most every ``delete_delay`` seconds (1 s), in one transaction, so the
+delete does not take the (SQLite: single) write lock between a message and the consumer that
+handles it, and costs one write per second rather than one per run. A crash re-sends at most
+that second's settled messages, which the idempotent consumers ignore.
 
 Safety net: on start the relay sends every row already in the table (what was accepted but not
 consumed before a crash or a stop), and every ``poll_interval`` it scans for rows older than
@@ -62,7 +64,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         orphan_age: float = 10.0,
-        delete_delay: float = 0.2,
+        delete_delay: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
         self._db = db
@@ -199,10 +201,17 @@ class OutboxRelay:
 
     async def _delete_published(self) -> None:
         self._delete_due = None
-        while self._published:
-            batch, self._published = self._published[:500], self._published[500:]
+        if not self._published:
+            return
+        done, self._published = self._published, []
+        try:
             async with self._db.transaction() as session:
-                await outbox_rows.delete_message_ids(session, batch)
+                # IN lists of 500 stay under SQLite's bound-parameter limit.
+                for start in range(0, len(done), 500):
+                    await outbox_rows.delete_message_ids(session, done[start : start + 500])
+        except BaseException:
+            self._published[:0] = done  # not deleted: the next round tries again
+            raise
 
     async def drain_once(self, *, created_before: datetime | None = None) -> int:
         """Publish up to one batch of rows (only those created before the cut-off); on a durable

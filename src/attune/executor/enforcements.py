@@ -52,7 +52,7 @@ from attune.executor.policies import (
     load_policies,
     rate_limit_violation,
 )
-from attune.executor.slots import PolicyRejected, SlotManager, persist_stats
+from attune.executor.slots import PolicyRejected, SlotManager, StatsWriter
 from attune.messaging.messages import EnforcementCreated, Envelope
 from attune.operations import template_keys
 from attune.operations.executions import finish_execution
@@ -104,6 +104,7 @@ class EnforcementProcessor:
         *,
         slots: SlotManager | None = None,
         policy_refresh_interval: float | None = None,
+        stats_interval: float | None = None,
     ) -> None:
         self._platform = platform
         self._slots = slots or SlotManager(max_queue_length=10_000, queue_timeout=3600)
@@ -117,7 +118,13 @@ class EnforcementProcessor:
         self._loaded_at: float | None = None
         self._tasks = BackgroundTasks()
         self._gate_lock = asyncio.Lock()
-        self._stats_lock = asyncio.Lock()
+        self._stats = StatsWriter(
+            self._slots,
+            platform.db,
+            interval=(
+                platform.settings.executor.queue_stats_interval if stats_interval is None else stats_interval
+            ),
+        )
         # Enforcements being handled right now (inline or waiting), so a redelivery is a no-op.
         self._in_flight: set[int] = set()
         # execution id → action id, for every execution that holds a slot.
@@ -200,7 +207,7 @@ class EnforcementProcessor:
     async def _wait_and_run(self, enforcement_id: int, gate: _Gate, acquire: Awaitable[None]) -> None:
         try:
             log.info("enforcement %s waits for a slot of action %s", enforcement_id, gate.action_id)
-            await self._persist_stats()
+            self._stats.changed()
             await self._run_with_slot(enforcement_id, gate, acquire)
         finally:
             self._in_flight.discard(enforcement_id)
@@ -211,7 +218,7 @@ class EnforcementProcessor:
             await acquire
         except PolicyRejected as exc:
             await self._disable_by_id(enforcement_id, f"concurrency policy: {exc}")
-            await self._persist_stats()
+            self._stats.changed()
             return
         try:
             created = await self._create(enforcement_id, gate.action_id)
@@ -220,7 +227,7 @@ class EnforcementProcessor:
             raise
         if not created:
             self._slots.release(gate.action_id)
-        await self._persist_stats()
+        self._stats.changed()
 
     # -- the gate ----------------------------------------------------------------------------------
 
@@ -398,10 +405,11 @@ class EnforcementProcessor:
         action_id = self._held.pop(execution_id, None)
         if action_id is not None:
             self._slots.release(action_id)
+            self._stats.changed()
 
-    async def persist_stats(self) -> None:
-        """Store the queue statistics that changed (after an inline decision committed)."""
-        await self._persist_stats()
+    def stats_changed(self) -> None:
+        """Inline decisions committed: their queue statistics go out with the next write."""
+        self._stats.changed()
 
     def _disable(self, enforcement: Enforcement, reason: str) -> None:
         enforcement.status = EnforcementStatus.DISABLED.value
@@ -464,7 +472,7 @@ class EnforcementProcessor:
                     self._wait_manual(execution, action.id, acquire, resume), name=f"manual-{execution_id}"
                 )
                 log.info("execution %s waits for a slot of action %s", execution_id, action.ref)
-                await self._persist_stats()
+                self._stats.changed()
                 return False
         return await self._hold_manual(execution, action.id, acquire)
 
@@ -487,10 +495,10 @@ class EnforcementProcessor:
             await acquire
         except PolicyRejected as exc:
             await self._cancel_manual(execution, f"concurrency policy: {exc}")
-            await self._persist_stats()
+            self._stats.changed()
             return False
         self._held[execution.id] = action_id
-        await self._persist_stats()
+        self._stats.changed()
         async with self._platform.db.session() as session:
             status = await executions.status_of(session, execution.id)
         if status != ExecutionStatus.REQUESTED.value:
@@ -514,27 +522,13 @@ class EnforcementProcessor:
     # -- slots -------------------------------------------------------------------------------------
 
     async def release_slot(self, execution_id: int) -> None:
-        """The execution completed: free its slot (no-op when it holds none) and persist stats."""
+        """The execution completed: free its slot (no-op when it holds none); the statistics
+        follow within ``executor.queue_stats_interval``."""
         action_id = self._held.pop(execution_id, None)
         if action_id is None:
             return
         self._slots.release(action_id)
-        await self._persist_stats()
-
-    async def _persist_stats(self) -> None:
-        # Serialised, with the snapshot taken inside the lock: a slower writer can never store
-        # older counters over newer ones.
-        async with self._stats_lock:
-            dirty = self._slots.dirty_actions()
-            if not dirty:
-                return
-            snapshots = {action_id: self._slots.snapshot(action_id) for action_id in dirty}
-            try:
-                async with self._platform.db.transaction() as session:
-                    await persist_stats(session, snapshots)
-            except Exception:
-                # Statistics are informative; losing one update must not fail the pipeline.
-                log.exception("could not persist queue statistics")
+        self._stats.changed()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -550,7 +544,7 @@ class EnforcementProcessor:
             # Unlimited while seeding; the next acquire for the action sets its real limit.
             await self._slots.acquire(action_id, None, -execution_id)
             self._held[execution_id] = action_id
-        await self._persist_stats()
+        await self._stats.write()  # the counts of a fresh start, at once
         if pending:
             log.info("re-processing %s enforcement(s) left in 'created'", len(pending))
         for enforcement_id in pending:
@@ -560,8 +554,10 @@ class EnforcementProcessor:
                 log.exception("could not re-process enforcement %s", enforcement_id)
 
     async def close(self) -> None:
-        """Stop the waiting enforcements (they stay ``created`` and are recovered next start)."""
+        """Stop the waiting enforcements (they stay ``created`` and are recovered next start) and
+        write the last queue statistics."""
         await self._tasks.close()
+        await self._stats.close()
 
 
 def is_manual(execution: Execution) -> bool:

@@ -97,7 +97,7 @@ class EventProcessor:
                     self._inline.forget(execution_id)
             raise
         if requested and self._inline is not None:
-            await self._inline.persist_stats()
+            self._inline.stats_changed()
 
     async def _process(self, event_id: int, requested: list[int]) -> None:
         """One transaction: the event's enforcements; ids of executions requested inline go to

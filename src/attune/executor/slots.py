@@ -6,12 +6,13 @@ plain :class:`asyncio.Future` per ticket, so a full action never blocks the cons
 actions' messages (the head-of-line blocking the spec's reimplementation notes warn about).
 
 The state is in memory: it assumes a single executor instance. ``queue_stats`` rows mirror it
-for the API (see :func:`persist_stats`).
+for the API (:class:`StatsWriter`, docs/policies.md "Queue statistics").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,8 +20,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.db.database import Database
 from attune.db.repos import policies
 from attune.db.types import utcnow
+
+log = logging.getLogger(__name__)
 
 QUEUE_FULL = "queue full"
 LIMIT_REACHED = "concurrency limit reached"
@@ -227,3 +231,59 @@ async def persist_stats(session: AsyncSession, snapshots: Mapping[int, QueueSnap
             for action_id, snap in snapshots.items()
         },
     )
+
+
+class StatsWriter:
+    """Mirrors the counters a :class:`SlotManager` changed into ``queue_stats``.
+
+    A change is written ``interval`` seconds later, together with every change made meanwhile:
+    one write transaction per interval instead of one per slot taken or freed (statistics, so a
+    short delay is fine; docs/policies.md). :meth:`close` writes what is pending. After a crash
+    nothing is wrong for long: the next executor counts the open executions again and writes
+    them at start (:meth:`~attune.executor.enforcements.EnforcementProcessor.recover`).
+
+    The delay runs on the event loop's time, not the platform clock: it batches writes and means
+    nothing to the behaviour tests drive with a fake clock (docs/development.md "Time in tests").
+    """
+
+    def __init__(self, slots: SlotManager, db: Database, *, interval: float = 1.0) -> None:
+        self._slots = slots
+        self._db = db
+        self._interval = interval
+        self._lock = asyncio.Lock()
+        self._pending: asyncio.Task[None] | None = None
+
+    def changed(self) -> None:
+        """Counters changed: write them within ``interval`` seconds (at most one write is pending)."""
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().create_task(self._later(), name="queue-stats")
+
+    async def _later(self) -> None:
+        await asyncio.sleep(self._interval)
+        # Cleared before writing: a change made while this write runs schedules the next one.
+        self._pending = None
+        await self.write()
+
+    async def write(self) -> None:
+        """Store the counters that changed, now."""
+        # Serialised, with the snapshot taken inside the lock: a slower writer can never store
+        # older counters over newer ones.
+        async with self._lock:
+            dirty = self._slots.dirty_actions()
+            if not dirty:
+                return
+            snapshots = {action_id: self._slots.snapshot(action_id) for action_id in dirty}
+            try:
+                async with self._db.transaction() as session:
+                    await persist_stats(session, snapshots)
+            except Exception:
+                # Statistics are informative; losing one update must not fail the pipeline.
+                log.exception("could not persist queue statistics")
+
+    async def close(self) -> None:
+        """Write what is pending (a clean stop keeps the last counters)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await self.write()

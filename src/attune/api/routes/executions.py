@@ -7,6 +7,7 @@ parameters from ``execution.config``; moving them out of the row is a separate c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -259,27 +260,37 @@ async def get_execution(
     or when the wait elapses, whichever is first, with the same body (docs/api.md, "Waiting for
     a run"); beyond `server.max_waiters` concurrent waiters: 429 with `Retry-After`.
     """
-    current = await _read_execution(platform, id, principal)
-    if not wait or str(current.data.status) in waiting.TERMINAL:
-        return current
-    try:
-        async with waiting.waiters_for(request.app.state, platform).slot():
-
-            async def terminal() -> bool:
-                async with platform.db.session() as session:
-                    status = (await executions.statuses(session, [id])).get(id)
-                return status is None or status in waiting.TERMINAL
-
-            await waiting.wait_until(
-                request.app.state,
-                platform,
-                terminal,
-                waiting.bounded(platform, wait),
-                relevant=lambda n: n.entity_id in (None, id),
+    if not wait:
+        return await _read_execution(platform, id, principal)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(waiting.waiters_for(request.app.state, platform).slot())
+        except waiting.WaitersExhausted as exc:
+            # A full house refuses only what would wait: a terminal execution is answered.
+            current = await _read_execution(platform, id, principal)
+            return current if str(current.data.status) in waiting.TERMINAL else waiting.refused(exc)
+        # Subscribed before the first read: a change right after it is not missed.
+        subscription = await stack.enter_async_context(
+            waiting.watching(
+                request.app.state, platform, lambda n: waiting.about_executions(n) and n.entity_id == id
             )
-    except waiting.WaitersExhausted as exc:
-        return waiting.refused(exc)
-    return await _read_execution(platform, id, principal)
+        )
+        current = await _read_execution(platform, id, principal)
+        if str(current.data.status) in waiting.TERMINAL:
+            return current
+
+        async def ended() -> bool:
+            nonlocal current
+            # An execution deleted meanwhile ends the wait with 404, as a plain read would.
+            current = await _read_execution(platform, id, principal)
+            return str(current.data.status) in waiting.TERMINAL
+
+        if not await waiting.wait_on(
+            subscription, waiting.reports_terminal, ended, waiting.bounded(platform, wait)
+        ):
+            await ended()
+        return current
+    raise AssertionError("unreachable")  # pragma: no cover - the stack never swallows
 
 
 @router.get(

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.api import waiting
@@ -37,7 +38,7 @@ from attune.api.schemas.webhooks import (
     WebhookRequest,
 )
 from attune.db.models import Trigger
-from attune.db.repos import events, executions, rules, triggers
+from attune.db.repos import events, executions, triggers
 from attune.domain.crypto import CryptoError
 from attune.errors import (
     BadRequest,
@@ -48,7 +49,7 @@ from attune.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from attune.notifier.hub import Notification
+from attune.notifier.hub import Subscription
 from attune.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
@@ -324,44 +325,38 @@ class _RateLimited(TooManyRequests):
         self.retry_after = retry_after
 
 
-async def _check_rate(platform: Platform, trigger: Trigger, config: Mapping[str, Any]) -> None:
+def _rate_limit(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The trigger's rate limit as (requests, window seconds), or None when it is off."""
+    rate = _section(config, "rate_limit")
+    requests, window = _positive_int(rate.get("requests")), _positive_int(rate.get("window_seconds"))
+    if rate.get("enabled") is not True or requests is None or window is None:
+        return None
+    return requests, window
+
+
+async def _check_rate(platform: Platform, trigger: Trigger, limit: tuple[int, int] | None) -> None:
     """Sliding window over the trigger's webhook events in the database: 429 when full.
 
     A quick look before the signature check (so the order of checks holds); the binding check
     is :func:`_check_rate_locked`, in the transaction that inserts the event.
     """
-    async with platform.db.session() as session:
-        _rate_verdict(config, *await _rate_window(session, trigger, config, platform.clock.now()))
+    if limit is not None:
+        async with platform.db.session() as session:
+            await _check_rate_locked(session, trigger, limit, platform.clock.now())
 
 
 async def _check_rate_locked(
-    session: AsyncSession, trigger: Trigger, config: Mapping[str, Any], now: datetime
+    session: AsyncSession, trigger: Trigger, limit: tuple[int, int], now: datetime
 ) -> None:
     """The window counted under the trigger's lock (``triggers.lock_for_webhook``), so that
-    concurrent posts cannot all see room for one more (docs/webhooks.md)."""
-    _rate_verdict(config, *await _rate_window(session, trigger, config, now))
+    concurrent posts cannot all see room for one more (docs/webhooks.md).
 
-
-async def _rate_window(
-    session: AsyncSession, trigger: Trigger, config: Mapping[str, Any], now: datetime
-) -> tuple[int, datetime | None, datetime]:
-    """The events counted against the limit at ``now`` (the platform clock's): the window is
-    compared with ``Event.created``, which a webhook event takes from the same clock (its
-    ``received_at``), not from a column default."""
-    rate = _section(config, "rate_limit")
-    requests, window = _positive_int(rate.get("requests")), _positive_int(rate.get("window_seconds"))
-    if rate.get("enabled") is not True or requests is None or window is None:
-        return 0, None, now
+    ``now`` is the platform clock's: the window is compared with ``Event.created``, which a
+    webhook event takes from the same clock (its ``received_at``), not from a column default.
+    """
+    requests, window = limit
     since = now - timedelta(seconds=window)
     count, frees_at = await triggers.webhook_window(session, trigger, since, requests)
-    return count, frees_at, now
-
-
-def _rate_verdict(config: Mapping[str, Any], count: int, frees_at: datetime | None, now: datetime) -> None:
-    rate = _section(config, "rate_limit")
-    requests, window = _positive_int(rate.get("requests")), _positive_int(rate.get("window_seconds"))
-    if rate.get("enabled") is not True or requests is None or window is None:
-        return
     if count >= requests:
         wait = (frees_at + timedelta(seconds=window) - now).total_seconds() if frees_at else window
         raise _RateLimited(
@@ -463,8 +458,12 @@ async def receive_webhook(
     refused with 429 and `Retry-After` before any event is recorded (docs/webhooks.md).
     """
     raw = await request.body()
+    listened = 0
     async with platform.db.session() as session:
-        trigger = await triggers.by_webhook_key(session, webhook_key)
+        if wait:
+            trigger, listened = await triggers.by_webhook_key_with_rules(session, webhook_key)
+        else:
+            trigger = await triggers.by_webhook_key(session, webhook_key)
     config: Mapping[str, Any] = (
         trigger.webhook_config if trigger and isinstance(trigger.webhook_config, Mapping) else {}
     )
@@ -479,7 +478,7 @@ async def receive_webhook(
     client = client_address(request, platform.settings.server.trusted_proxies)
     _check_ip(config, client)
     try:
-        await _check_rate(platform, trigger, config)
+        await _check_rate(platform, trigger, _rate_limit(config))
     except _RateLimited as exc:
         return _rate_limited_response(exc)
     verified = _verify_hmac(config, request, raw, platform)
@@ -499,31 +498,42 @@ async def receive_webhook(
     if verified is not None:
         event_config["hmac_verified"] = verified
     async with contextlib.AsyncExitStack() as stack:
+        runs = waiting.EventRuns(trigger.ref, listened)
+        subscription: Subscription | None = None
         if wait:
             # Taken before the event exists: a refused caller has started nothing.
             try:
                 await stack.enter_async_context(waiting.waiters_for(request.app.state, platform).slot())
             except waiting.WaitersExhausted as exc:
                 return waiting.refused(exc)
+            if listened:
+                # Subscribed before the event exists: none of its runs' notifications is missed.
+                subscription = await stack.enter_async_context(
+                    waiting.watching(request.app.state, platform, runs.wants)
+                )
         answer = await _record_event(platform, trigger, config, body, event_config, received_at)
         if wait and isinstance(answer, Data):
-            await _wait_for_runs(request, platform, answer.data, waiting.bounded(platform, wait))
+            await _wait_for_runs(platform, answer.data, runs, subscription, waiting.bounded(platform, wait))
         return answer
     raise AssertionError("unreachable")  # pragma: no cover - the stack never swallows
 
 
 async def _wait_for_runs(
-    request: Request, platform: Platform, answer: WebhookReceiverResponse, seconds: float
+    platform: Platform,
+    answer: WebhookReceiverResponse,
+    runs: waiting.EventRuns,
+    subscription: Subscription | None,
+    seconds: float,
 ) -> None:
     """Fill ``answer.executions`` / ``completed`` once the event's runs end or ``seconds`` pass.
 
     Done when the trigger has no enabled rule (nothing will run), or when at least one
     execution exists and all of them are terminal. An event whose rules all decline it
-    (criteria) therefore waits the full time: docs/webhooks.md.
+    (criteria) therefore waits the full time: docs/webhooks.md. Followed by notification
+    (:class:`~attune.api.waiting.EventRuns`); the database is read for the answer's body.
     """
+    runs.event_id = answer.event_id
     found: list[WebhookExecution] = []
-    async with platform.db.session() as session:
-        listened = await rules.enabled_count_for_trigger(session, answer.trigger_ref)
 
     async def ended() -> bool:
         async with platform.db.session() as session:
@@ -539,15 +549,14 @@ async def _wait_for_runs(
                 )
                 for row in rows
             ]
-        return listened == 0 or (bool(found) and all(e.status in waiting.TERMINAL for e in found))
+        runs.adopt({e.id: str(e.status) for e in found})
+        return runs.listened == 0 or (bool(found) and all(e.status in waiting.TERMINAL for e in found))
 
-    def relevant(notification: Notification) -> bool:
-        # A new execution may be ours; a status change matters only for one we already know.
-        return notification.notification_type == "execution_created" or any(
-            e.id == notification.entity_id for e in found
-        )
-
-    answer.completed = await waiting.wait_until(request.app.state, platform, ended, seconds, relevant)
+    if subscription is None:
+        answer.completed = await ended()
+    else:
+        # At the deadline the body is read once more, and says whether the runs ended.
+        answer.completed = await waiting.wait_on(subscription, runs.seen, ended, seconds) or await ended()
     answer.executions = found
 
 
@@ -561,10 +570,13 @@ async def _record_event(
 ) -> Data[WebhookReceiverResponse] | JSONResponse:
     try:
         async with platform.db.transaction() as session:
-            current = await triggers.lock_for_webhook(session, trigger.id)
-            if current is None:
-                raise NotFound("Invalid webhook key")
-            await _check_rate_locked(session, current, config, platform.clock.now())
+            current, limit = trigger, _rate_limit(config)
+            if limit is not None:
+                locked = await triggers.lock_for_webhook(session, trigger.id)
+                if locked is None:
+                    raise NotFound("Invalid webhook key")
+                current = locked
+                await _check_rate_locked(session, current, limit, platform.clock.now())
             event = await events.create_event(
                 session,
                 current,
@@ -576,6 +588,10 @@ async def _record_event(
             )
     except _RateLimited as exc:
         return _rate_limited_response(exc)
+    except IntegrityError as exc:
+        # Without a rate limit the trigger read before the transaction is not read again: one
+        # deleted meanwhile fails the event's foreign key, and answers as an unknown key would.
+        raise NotFound("Invalid webhook key") from exc
     return Data(
         data=WebhookReceiverResponse(
             event_id=event.id, trigger_ref=event.trigger_ref, received_at=event.created

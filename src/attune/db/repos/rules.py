@@ -78,16 +78,6 @@ def disabled_payload(rule: Rule) -> dict[str, Any]:
     return {"rule_id": rule.id, "rule_ref": rule.ref, "trigger_ref": rule.trigger_ref}
 
 
-async def enabled_count_for_trigger(session: AsyncSession, trigger_ref: str) -> int:
-    """How many enabled rules listen to the trigger (0: an event of it starts nothing)."""
-    query = (
-        sa.select(sa.func.count())
-        .select_from(Rule)
-        .where(Rule.trigger_ref == trigger_ref, Rule.enabled.is_(True))
-    )
-    return int(await session.scalar(query) or 0)
-
-
 async def by_id(session: AsyncSession, rule_id: int) -> Rule | None:
     return await session.get(Rule, rule_id)
 

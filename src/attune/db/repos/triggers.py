@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Event, Trigger
+from attune.db.models import Event, Rule, Trigger
 
 WEBHOOK_KEY_PREFIX = "wh_"
 #: ``event.source_ref`` of events recorded by the webhook receiver.
@@ -30,6 +30,19 @@ async def by_webhook_key(session: AsyncSession, key: str) -> Trigger | None:
     """The trigger owning this webhook key, or None."""
     query = sa.select(Trigger).where(Trigger.webhook_key == key)
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def by_webhook_key_with_rules(session: AsyncSession, key: str) -> tuple[Trigger | None, int]:
+    """The trigger owning this webhook key (or None) and how many enabled rules listen to it, in
+    one statement (a waiting webhook needs both; docs/webhooks.md)."""
+    rules = (
+        sa.select(sa.func.count())
+        .select_from(Rule)
+        .where(Rule.trigger_ref == Trigger.ref, Rule.enabled.is_(True))
+        .scalar_subquery()
+    )
+    row = (await session.execute(sa.select(Trigger, rules).where(Trigger.webhook_key == key))).first()
+    return (None, 0) if row is None else (row[0], int(row[1] or 0))
 
 
 def list_query(*, pack_id: int | None = None, enabled: bool | None = None) -> sa.Select[Any]:
