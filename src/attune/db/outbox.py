@@ -28,16 +28,15 @@ def note_staged(session: AsyncSession | Session, rows: list[dict[str, Any]]) -> 
     session.info[DIRTY_FLAG] = True
 
 
-def enqueue(
-    session: AsyncSession,
+def outbox_row(
     message_type: MessageType,
     payload: dict[str, Any],
     *,
     source_service: str,
     routing: tuple[str, str] | None = None,
     correlation_id: str | None = None,
-) -> Envelope:
-    """Stage a message; it leaves for the bus when ``session``'s transaction commits."""
+) -> tuple[Envelope, dict[str, Any]]:
+    """The envelope of a message and the outbox row that carries it (columns as inserted)."""
     envelope = make_envelope(
         message_type, payload, source_service=source_service, correlation_id=correlation_id
     )
@@ -49,6 +48,22 @@ def enqueue(
         "message_id": envelope.message_id,
         "body": envelope.model_dump(mode="json"),
     }
+    return envelope, row
+
+
+def enqueue(
+    session: AsyncSession,
+    message_type: MessageType,
+    payload: dict[str, Any],
+    *,
+    source_service: str,
+    routing: tuple[str, str] | None = None,
+    correlation_id: str | None = None,
+) -> Envelope:
+    """Stage a message; it leaves for the bus when ``session``'s transaction commits."""
+    envelope, row = outbox_row(
+        message_type, payload, source_service=source_service, routing=routing, correlation_id=correlation_id
+    )
     session.add(OutboxMessage(**row))
     note_staged(session, [row])
     return envelope

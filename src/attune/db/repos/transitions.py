@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attune.db.changes import CAPTURED, record_change
 from attune.db.history import EXECUTION_HISTORY, RowChange
 from attune.db.models import Enforcement, Execution
+from attune.db.outbox import outbox_row
 from attune.db.repos import locking
-from attune.messaging.messages import MessageType, make_envelope, routing_for
+from attune.messaging.messages import MessageType
 
 #: ``on_worker=ANY_WORKER``: the execution's worker does not matter.
 ANY_WORKER = -1
@@ -94,15 +95,7 @@ async def _old_values(
 def message_row(message: Message, *, source_service: str) -> dict[str, Any]:
     """The outbox row of ``message`` (as :func:`attune.db.outbox.enqueue` writes it)."""
     message_type, payload, routing = message
-    envelope = make_envelope(message_type, payload, source_service=source_service)
-    exchange, routing_key = routing or routing_for(message_type)
-    return {
-        "exchange": exchange,
-        "routing_key": routing_key,
-        "message_type": str(message_type),
-        "message_id": envelope.message_id,
-        "body": envelope.model_dump(mode="json"),
-    }
+    return outbox_row(message_type, payload, source_service=source_service, routing=routing)[1]
 
 
 async def _record(
