@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
+from attune.db.savepoints import install_plain_savepoints
 from attune.db.sqlite_inline import inline_creator
 from attune.settings import async_url
 
@@ -133,6 +134,7 @@ class Database:
             kwargs["pool_size"] = max(2, min(max_connections, 20))
             kwargs["max_overflow"] = max(0, max_connections - kwargs["pool_size"])
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        install_plain_savepoints(self.engine.dialect)
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
         else:
