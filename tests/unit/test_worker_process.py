@@ -209,6 +209,8 @@ async def test_cancelling_the_caller_kills_the_group(reap_groups: list[int], tmp
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    # The shell itself is reaped before the cancellation returns (no zombie left to a later GC).
+    assert not os.path.exists(f"/proc/{pgid}")  # noqa: ASYNC240 - one stat, no I/O to wait for
     await until(lambda: live_members(pgid) == [])
 
 

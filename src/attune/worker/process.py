@@ -275,6 +275,10 @@ async def _supervise(
             if spec.cookie is not None:
                 watchdog.send(watchdog.holders(spec.cookie), signal.SIGKILL)
             spawned.close()
+            if not exit_future.done():
+                # Reap it here: once this loop is gone the child watcher cannot record its exit,
+                # and the process object would report it as still running.
+                await asyncio.wait({exit_future}, timeout=spec.kill_grace + 1.0)
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
     for task in io_tasks:
