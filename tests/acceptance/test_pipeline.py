@@ -364,8 +364,15 @@ def test_killed_worker_leaves_no_running_execution(deployment: Deployment) -> No
     elapsed = time.monotonic() - killed_at
     assert elapsed <= 2 * deployment.heartbeat_interval + 0.5, f"left running after {elapsed:.2f} s"
     assert execution["status"] != "running"
-    # A second worker takes new work.
-    deployment.spawn("worker-b", "worker", "--name", f"worker-b-{deployment.port}")
+    # A second worker takes new work. The run is submitted once it is live: a run nobody can take
+    # fails after executor.no_worker_timeout (10 s here), which a loaded CI machine can exceed
+    # while the new worker starts.
+    name = f"worker-b-{deployment.port}"
+    deployment.spawn("worker-b", "worker", "--name", name)
+    deadline = time.monotonic() + 60
+    while not any(w["name"] == name and w["live"] for w in deployment.get("/api/v1/workers")):
+        assert time.monotonic() < deadline, f"{name} did not come up\n{deployment.log_text()}"
+        time.sleep(0.2)
     fresh = deployment.wait_execution(_run(deployment, "core.noop"), {"completed", "failed"}, timeout=20)
     assert fresh["status"] == "completed"
     assert fresh["worker"] is not None
