@@ -5,11 +5,8 @@ Dialect specifics live here and nowhere else:
 * SQLite: WAL so readers never block the writer, foreign keys on (cascades rely on them), a busy
   timeout instead of "database is locked" errors, and ``BEGIN IMMEDIATE`` for write transactions so
   two writers queue up at the start instead of failing at their first write.
-* PostgreSQL: a bounded pool sized from ``database.max_connections``. A connection the server
-  closed (a restart) is replaced on checkout, told by the driver's own state without a round trip
-  (``pool_pre_ping`` cost three: BEGIN, a ping and ROLLBACK on every checkout); one that breaks
-  mid-use fails with a disconnect error, which invalidates the whole pool (docs/performance.md,
-  "Scaled deployment").
+* PostgreSQL: a bounded pool sized from ``database.max_connections``, with ``pool_pre_ping`` so a
+  connection broken by a server restart is replaced on checkout.
 
 Reconnection (docs/operations.md "Guarantees"): :func:`is_disconnect` tells a lost or refused
 connection apart from a real error; message handlers then requeue instead of dead-lettering,
@@ -133,12 +130,11 @@ class Database:
         else:
             kwargs["pool_size"] = max(2, min(max_connections, 20))
             kwargs["max_overflow"] = max(0, max_connections - kwargs["pool_size"])
+            kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         install_plain_savepoints(self.engine.dialect)
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
-        else:
-            _install_closed_check(self.engine)
         # A Session subclass per instance, so session event listeners (``add_session_listener``)
         # apply to this database's sessions only and never leak to other instances.
         self._session_class: type[Session] = type("AttuneSession", (Session,), {})
@@ -245,18 +241,6 @@ def _install_connection_log(db: Database) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(_dbapi_conn: Any, _record: Any) -> None:
         db._connected()
-
-
-def _install_closed_check(engine: AsyncEngine) -> None:
-    """Replace a pooled connection the server has closed, without a round trip: the driver saw the
-    socket close (a restart terminates every backend) while the connection sat in the pool."""
-
-    @event.listens_for(engine.sync_engine, "checkout")
-    def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-        is_closed = getattr(getattr(dbapi_conn, "driver_connection", None), "is_closed", None)
-        if is_closed is not None and is_closed():
-            # The pool discards it and checks out (or opens) another.
-            raise sa.exc.DisconnectionError("the server closed this connection")
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
