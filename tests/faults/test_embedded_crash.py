@@ -116,7 +116,7 @@ def test_kill_9_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
     workdir = make_workdir(tmp_path)
     db_file = workdir / "data" / "attune.db"
     deployment = Deployment(
-        workdir=workdir, database_url=f"sqlite:///{db_file}", bus_url="memory://", heartbeat_interval=1.0
+        workdir=workdir, database_url=f"sqlite:///{db_file}", bus_url="memory://", heartbeat_interval=2.0
     )
     try:
         deployment.start()
