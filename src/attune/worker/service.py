@@ -92,22 +92,10 @@ class WorkerService:
             platform.db, settings, caps, boot=self.boot, now=platform.clock.now()
         )
         self.worker_id = worker_id
-        if previous_boot is not None:
-            killed = await asyncio.to_thread(watchdog.kill_all, f"{previous_boot}:")
-            if killed:
-                log.warning("killed %d action process(es) left by this worker's previous process", killed)
-        self._start_watchdog()
-        # Before consuming: whatever is busy on this worker now belongs to a dead predecessor.
-        await take_back(platform.db, worker_id, box=platform.secrets)
-        platform.local_workers.add(worker_id)
-
-        executions_queue = topology.worker_execution_queue(worker_id)
-        control_queue = topology.worker_control_queue(worker_id)
-        packs_queue = topology.worker_pack_queue(worker_id)
-        for spec in (executions_queue, control_queue, packs_queue):
-            await platform.bus.declare_queue(spec)
-
         heartbeat_stop = asyncio.Event()
+        # Beat from registration on: taking back a predecessor's work queues for the database
+        # writer behind whatever a restart recovers, and a silent worker would meanwhile be
+        # declared dead by the liveness monitor (its new runs rescheduled, then failed).
         heartbeat = asyncio.create_task(
             registration.heartbeat_loop(
                 platform.db,
@@ -122,6 +110,20 @@ class WorkerService:
         )
         consumers: list[Consumer] = []
         try:
+            if previous_boot is not None:
+                killed = await asyncio.to_thread(watchdog.kill_all, f"{previous_boot}:")
+                if killed:
+                    log.warning("killed %d action process(es) left by this worker's previous process", killed)
+            self._start_watchdog()
+            # Before consuming: whatever is busy on this worker now belongs to a dead predecessor.
+            await take_back(platform.db, worker_id, box=platform.secrets)
+            platform.local_workers.add(worker_id)
+
+            executions_queue = topology.worker_execution_queue(worker_id)
+            control_queue = topology.worker_control_queue(worker_id)
+            packs_queue = topology.worker_pack_queue(worker_id)
+            for spec in (executions_queue, control_queue, packs_queue):
+                await platform.bus.declare_queue(spec)
             self._spawn_background(self._start_up_background(), name="worker-startup-setup")
             consumers.append(
                 await platform.bus.consume(control_queue.name, self._on_control, prefetch=CONTROL_PREFETCH)
