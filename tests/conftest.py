@@ -237,3 +237,10 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
 
 def backend_bus_url() -> str:
     return AMQP_URL if BACKEND == "postgres" else "memory://"
+
+
+@pytest.fixture
+def held_outbox(platform: Platform) -> None:
+    """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
+
+    platform.relay.pause()

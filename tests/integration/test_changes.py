@@ -24,13 +24,6 @@ from attune.platform import Platform
 CHANGE = str(MessageType.CHANGE_NOTIFICATION)
 
 
-@pytest.fixture
-def held_outbox(platform: Platform) -> None:
-    """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
-
-    platform.relay.pause()
-
-
 async def add(platform: Platform, row: Any) -> Any:
     async with platform.db.transaction() as session:
         session.add(row)

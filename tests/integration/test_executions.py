@@ -26,13 +26,6 @@ LOGIN_SCHEMA = {
 }
 
 
-@pytest.fixture
-def held_outbox(platform: Platform) -> None:
-    """Keep staged messages in the outbox table so a test can read them (the relay is paused)."""
-
-    platform.relay.pause()
-
-
 async def staged(platform: Platform, message_type: str) -> list[dict[str, Any]]:
     async with platform.db.session() as session:
         query = (

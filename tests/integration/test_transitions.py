@@ -19,6 +19,7 @@ from attune.messaging.messages import MessageType
 from attune.operations import executions as execution_operations
 from attune.operations import worker as worker_operations
 from attune.platform import Platform
+from tests.integration.test_changes import add
 
 pytestmark = pytest.mark.usefixtures("held_outbox")
 
@@ -26,17 +27,6 @@ CHANGE = str(MessageType.CHANGE_NOTIFICATION)
 RESULT = {"succeeded": True, "stdout": "x" * 300, "data": {"n": [1, 2.5, None]}}
 # Fields of a notification or history row that differ between two executions by nature.
 _VOLATILE = {"id", "entity_id", "created", "updated", "execution_id", "changed_at", "completed_at"}
-
-
-@pytest.fixture
-def held_outbox(platform: Platform) -> None:
-    platform.relay.pause()
-
-
-async def add(platform: Platform, row: Any) -> Any:
-    async with platform.db.transaction() as session:
-        session.add(row)
-    return row
 
 
 async def new_execution(platform: Platform, enforcement: int | None, **values: Any) -> models.Execution:
