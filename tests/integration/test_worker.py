@@ -2,33 +2,29 @@
 
 Each test runs a real ``WorkerService`` in-process on the test backend, creates an action in a
 temporary pack, inserts a ``scheduled`` execution assigned to the worker, stages the dispatch
-through the outbox and polls the database for the outcome.
+through the outbox and polls the database for the outcome. This module holds that harness (imported
+by the other worker tests) and the outcomes of a run; test_worker_timeout_cancel and
+test_worker_secrets hold the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from attune.db import models
 from attune.db.outbox import enqueue
-from attune.db.repos import executions as execution_repo
-from attune.domain.enums import ExecutionStatus, OwnerType
+from attune.domain.enums import ExecutionStatus
 from attune.messaging import topology
 from attune.messaging.messages import Envelope, MessageType, cancel_routing, dispatch_routing
 from attune.platform import Platform
-from attune.worker import environments
-from attune.worker.process import group_alive
 from attune.worker.service import WorkerService
 
 PACK = "wt"
@@ -391,243 +387,3 @@ async def test_native_executable_runs_directly(platform: Platform) -> None:
     assert row.status == "completed"
     expected = platform.settings.packs_base_dir / PACK / "actions" / "hello-native"
     assert row.result["stdout"] == f"native-ok {expected}\n"
-
-
-# --------------------------------------------------------------------------- timeout and cancel
-
-
-async def test_timeout_kills_the_process_group(platform: Platform) -> None:
-    shell = await shell_runtime(platform)
-    action = await add_action(platform, "slow", "echo $$; sleep 30 & sleep 30", shell, timeout_seconds=1)
-    async with running_worker(platform) as worker:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        execution_id = await dispatch(platform, action, worker)
-        pgid = await wait_for_pgid(platform, execution_id)
-        row = await wait_status(platform, execution_id, within=15)
-        elapsed = loop.time() - started
-
-    assert row.status == "timeout"
-    # Killed at the timeout, not when the 30 s sleeps end (a loaded machine may add seconds).
-    assert elapsed < 15
-    assert row.result["error"] == "Execution timed out after 1 seconds"
-    assert not group_alive(pgid)
-
-
-async def test_cancel_request_kills_the_process_group(platform: Platform) -> None:
-    shell = await shell_runtime(platform)
-    action = await add_action(platform, "long", "echo $$; sleep 30 & sleep 30", shell)
-    async with running_worker(platform) as worker:
-        execution_id = await dispatch(platform, action, worker)
-        pgid = await wait_for_pgid(platform, execution_id)
-        await request_cancel(platform, execution_id, worker.id)
-        row = await wait_status(platform, execution_id, within=5)
-        await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
-
-    assert row.status == "cancelled"
-    assert not group_alive(pgid)
-    message = next(m for m in worker.completed if m["execution_id"] == execution_id)
-    assert message["status"] == "cancelled"
-
-
-async def test_cancel_request_does_not_wait_for_the_environment(platform: Platform) -> None:
-    """Issue #11 (a workflow took ≈70 s to reach ``cancelled``): a run whose pack environment is
-    still being built (its lock held, as by the worker's start-up build or another worker) ends
-    ``cancelled`` at once on a cancel request, not once the build is done."""
-    config = {
-        **SHELL_CONFIG,
-        "environment": {"env_type": "dir", "create_command": ["mkdir", "-p", "{env_dir}"]},
-    }
-    runtime_row = await add_runtime(platform, "core.shell", "Shell", config)
-    action = await add_action(platform, "envwait", "envwait.sh", runtime_row)
-    pack_file(platform, "envwait.sh", "echo ran\n", 0o755)
-    env_dir = environments.env_dir_for(platform.settings.envs_dir, PACK, "shell", None)
-    async with environments.environment_lock(env_dir, 5), running_worker(platform) as worker:
-        execution_id = await dispatch(platform, action, worker)
-        await wait_status(platform, execution_id, {"running"})
-        await asyncio.sleep(0.3)  # claimed: preparing, waiting for the environment
-        await request_cancel(platform, execution_id, worker.id)
-        row = await wait_status(platform, execution_id, within=5)
-        await wait_for(lambda: any(m["execution_id"] == execution_id for m in worker.completed))
-
-    assert row.status == "cancelled"
-    assert row.result == {"succeeded": False, "error": "Execution was cancelled"}
-
-
-async def test_redelivered_dispatch_does_not_run_twice(platform: Platform, tmp_path: Path) -> None:
-    shell = await shell_runtime(platform)
-    counter = tmp_path / "runs.txt"
-    action = await add_action(platform, "count", f"echo run >> {counter}; sleep 0.3", shell)
-    async with running_worker(platform) as worker:
-        execution_id = await dispatch(platform, action, worker)
-        await redispatch(platform, execution_id, worker)  # while it runs
-        await wait_status(platform, execution_id)
-        await redispatch(platform, execution_id, worker)  # after it finished
-        await platform.relay.flush()
-        await asyncio.sleep(0.5)
-        row = await execution_row(platform, execution_id)
-
-    assert row.status == "completed"
-    assert counter.read_text() == "run\n"
-    assert [m["execution_id"] for m in worker.completed].count(execution_id) == 1
-
-
-async def test_dispatch_for_an_execution_not_scheduled_here_is_skipped(
-    platform: Platform, tmp_path: Path
-) -> None:
-    shell = await shell_runtime(platform)
-    marker = tmp_path / "ran"
-    action = await add_action(platform, "touch", f"touch {marker}", shell)
-    async with running_worker(platform) as worker:
-        execution_id = await dispatch(platform, action, worker, status=ExecutionStatus.CANCELLED.value)
-        await platform.relay.flush()
-        await asyncio.sleep(0.5)
-        row = await execution_row(platform, execution_id)
-
-    assert row.status == "cancelled"
-    assert not marker.exists()
-
-
-# --------------------------------------------------------------------------- secrets and environment
-
-
-async def test_secret_parameter_reaches_the_action_but_no_file(platform: Platform) -> None:
-    secret = f"S3cret-{uuid.uuid4().hex}"
-    digest = hashlib.sha256(secret.encode()).hexdigest()
-    shell = await shell_runtime(platform)
-    pack_file(
-        platform,
-        "check_secret.sh",
-        "IFS= read -r line\n"
-        "value=${line#token=\\'}; value=${value%\\'}\n"
-        'echo "stdout sees $value"\n'
-        'echo "stderr sees $value" >&2\n'
-        'if env | grep -q -- "$value"; then exit 4; fi\n'
-        f'[ "$(printf %s "$value" | sha256sum | cut -d" " -f1)" = "{digest}" ]\n',
-    )
-    action = await add_action(
-        platform,
-        "check_secret",
-        "check_secret.sh",
-        shell,
-        is_adhoc=False,
-        parameter_format="dotenv",
-        param_schema={"token": {"type": "string", "secret": True}},
-    )
-    async with running_worker(platform) as worker:
-        async with platform.db.transaction() as session:
-            execution = await execution_repo.request_execution(
-                session, action, {"token": secret}, box=platform.secrets, source_service="test"
-            )
-            execution.status = ExecutionStatus.SCHEDULED.value
-            execution.worker = worker.id
-            await session.flush()
-            stage_dispatch(session, execution, worker.id)
-        row = await wait_status(platform, execution.id)
-
-    assert row.status == "completed", row.result
-    assert row.config == {"token": "********"}
-    assert secret not in str(row.result)
-    assert row.result["stdout"] == "stdout sees ********\n"
-    logs = log_dir(platform, execution.id)
-    assert (logs / "stderr.log").read_text() == "stderr sees ********\n"
-    for path in logs.rglob("*"):
-        assert secret not in path.read_text(errors="replace"), path
-
-
-async def test_key_secrets_arrive_on_stdin_only(platform: Platform) -> None:
-    assert platform.secrets is not None
-    shell = await shell_runtime(platform)
-    check = (
-        "import json, os, sys\n"
-        "line = sys.stdin.readline()\n"
-        "print(line.strip())\n"
-        "values = json.loads(line)\n"
-        "leaked = any(v in ''.join(os.environ.values()) for v in values.values())\n"
-        "expected = {'api_key': 'sys-value-1', 'shared': 'pack-value-2'}\n"
-        "sys.exit(0 if values == expected and not leaked else 1)\n"
-    )
-    action = await add_action(platform, "keys", f'{sys.executable} -c "{check}"', shell)
-    async with platform.db.transaction() as session:
-        pack_id = (
-            await session.execute(sa.select(models.Pack.id).where(models.Pack.ref == PACK))
-        ).scalar_one()
-        session.add_all(
-            [
-                models.Key(
-                    ref="api_key",
-                    owner_type=OwnerType.SYSTEM.value,
-                    name="api_key",
-                    encrypted=True,
-                    encryption_key_hash=platform.secrets.fingerprint,
-                    value=platform.secrets.encrypt("sys-value-1"),
-                ),
-                models.Key(
-                    ref="shared",
-                    owner_type=OwnerType.SYSTEM.value,
-                    name="shared",
-                    encrypted=False,
-                    value="system-value",
-                ),
-                models.Key(
-                    ref=f"{PACK}.shared",
-                    owner_type=OwnerType.PACK.value,
-                    owner=PACK,
-                    owner_pack=pack_id,
-                    owner_pack_ref=PACK,
-                    name="shared",
-                    encrypted=True,
-                    encryption_key_hash=platform.secrets.fingerprint,
-                    value=platform.secrets.encrypt("pack-value-2"),
-                ),
-            ]
-        )
-    async with running_worker(platform) as worker:
-        execution_id = await dispatch(platform, action, worker)
-        row = await wait_status(platform, execution_id)
-
-    assert row.status == "completed", row.result
-    assert row.result["stdout"] == '{"api_key":"********","shared":"********"}\n'
-
-
-async def test_environment_carries_ids_context_user_vars_and_a_scoped_token(platform: Platform) -> None:
-    shell = await shell_runtime(platform)
-    script = (
-        'printf \'{"token":"%s","exec":"%s","action":"%s","ctx":"%s","num":"%s","mine":"%s","url":"%s",'
-        '"delivery":"%s","format":"%s","jwt_secret":"%s"}\' '
-        '"$ATTUNE_API_TOKEN" "$ATTUNE_EXEC_ID" "$ATTUNE_ACTION" '
-        '"$ATTUNE_CONTEXT_USER" "$ATTUNE_CONTEXT_COUNT" '
-        '"$MY_VAR" "$ATTUNE_API_URL" "$ATTUNE_PARAMETER_DELIVERY" "$ATTUNE_PARAMETER_FORMAT" '
-        '"$ATTUNE__SECURITY__JWT_SECRET"'
-    )
-    action = await add_action(platform, "env", script, shell, output_format="json")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ATTUNE__SECURITY__JWT_SECRET", "must-not-leak")
-    try:
-        async with running_worker(platform) as worker:
-            execution_id = await dispatch(
-                platform,
-                action,
-                worker,
-                {"context": {"user": "bob", "count": 3}},
-                env_vars={"MY_VAR": "mine", "ATTUNE_EXEC_ID": "999"},
-                executor=None,
-            )
-            row = await wait_status(platform, execution_id)
-    finally:
-        mp.undo()
-
-    assert row.status == "completed", row.result
-    data = row.result["data"]
-    assert data["exec"] == str(execution_id)  # env_vars never override ATTUNE_*
-    assert data["action"] == action.ref
-    assert data["ctx"] == "bob"
-    assert data["num"] == "3"
-    assert data["mine"] == "mine"
-    assert data["url"].startswith("http")
-    assert (data["delivery"], data["format"]) == ("stdin", "json")
-    assert data["jwt_secret"] == ""
-    claims = platform.tokens.decode(data["token"])
-    assert claims.token_type == "execution"
-    assert claims.metadata == {"execution_id": execution_id, "action_ref": "wt.env"}
-    assert claims.login == f"execution:{execution_id}"
