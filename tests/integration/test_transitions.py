@@ -5,13 +5,14 @@ and stage their own messages with them, in a fixed number of statements.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db import models
 from attune.domain.enums import ExecutionStatus
@@ -22,6 +23,8 @@ from attune.platform import Platform
 from tests.integration.test_changes import add
 
 pytestmark = pytest.mark.usefixtures("held_outbox")
+
+T = TypeVar("T")
 
 CHANGE = str(MessageType.CHANGE_NOTIFICATION)
 RESULT = {"succeeded": True, "stdout": "x" * 300, "data": {"n": [1, 2.5, None]}}
@@ -48,24 +51,20 @@ def _same_enforcement(values: Any, enforcement: int) -> Any:
     return values
 
 
+async def in_order(session: AsyncSession, model: type[T], *where: Any) -> Sequence[T]:
+    """The rows of ``model`` matching ``where``, in the order they were written."""
+    query = sa.select(model).where(*where).order_by(model.id)  # type: ignore[attr-defined]
+    return (await session.scalars(query)).all()
+
+
 async def captured(platform: Platform, execution_id: int, enforcement: int) -> tuple[list[Any], list[Any]]:
     """(history rows, notification payloads) of one execution, without what differs by nature
     (its enforcement id reads ``E``)."""
     async with platform.db.session() as session:
-        history = (
-            await session.scalars(
-                sa.select(models.ExecutionHistory)
-                .where(models.ExecutionHistory.entity_id == execution_id)
-                .order_by(models.ExecutionHistory.id)
-            )
-        ).all()
-        outbox = (
-            await session.scalars(
-                sa.select(models.OutboxMessage)
-                .where(models.OutboxMessage.message_type == CHANGE)
-                .order_by(models.OutboxMessage.id)
-            )
-        ).all()
+        history = await in_order(
+            session, models.ExecutionHistory, models.ExecutionHistory.entity_id == execution_id
+        )
+        outbox = await in_order(session, models.OutboxMessage, models.OutboxMessage.message_type == CHANGE)
     rows = [
         (
             h.operation,
@@ -92,13 +91,7 @@ async def captured(platform: Platform, execution_id: int, enforcement: int) -> t
 async def messages_of(platform: Platform, execution_id: int) -> list[tuple[str, dict[str, Any]]]:
     """The pipeline messages (not notifications) staged for one execution, in order."""
     async with platform.db.session() as session:
-        outbox = (
-            await session.scalars(
-                sa.select(models.OutboxMessage)
-                .where(models.OutboxMessage.message_type != CHANGE)
-                .order_by(models.OutboxMessage.id)
-            )
-        ).all()
+        outbox = await in_order(session, models.OutboxMessage, models.OutboxMessage.message_type != CHANGE)
     return [
         (m.message_type, m.body["payload"])
         for m in outbox

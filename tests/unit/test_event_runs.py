@@ -40,6 +40,17 @@ def runs_of(event_id: int) -> EventRuns:
     return runs
 
 
+def runs_with(event_id: int, *, enforcements: dict[int, int], requested: dict[int, int]) -> EventRuns:
+    """The runs of ``event_id`` once they have seen ``enforcements`` created (id: its event), then
+    ``requested`` executions created (id: its enforcement)."""
+    runs = runs_of(event_id)
+    for enforcement_id, event in enforcements.items():
+        runs.seen(enforcement(enforcement_id, event=event))
+    for execution_id, enforcement_id in requested.items():
+        runs.seen(execution(execution_id, enforcement_id, "requested", created=True))
+    return runs
+
+
 def test_runs_of_the_event_end_with_their_terminal_status() -> None:
     runs = runs_of(7)
     assert not runs.seen(enforcement(3, event=7))  # no run yet
@@ -49,20 +60,13 @@ def test_runs_of_the_event_end_with_their_terminal_status() -> None:
 
 
 def test_every_run_of_the_event_must_end() -> None:
-    runs = runs_of(7)
-    runs.seen(enforcement(3, event=7))
-    runs.seen(enforcement(4, event=7))
-    runs.seen(execution(11, 3, "requested", created=True))
-    runs.seen(execution(12, 4, "requested", created=True))
+    runs = runs_with(7, enforcements={3: 7, 4: 7}, requested={11: 3, 12: 4})
     assert not runs.seen(execution(11, 3, "failed"))
     assert runs.seen(execution(12, 4, "completed"))
 
 
 def test_runs_of_other_events_of_the_trigger_do_not_count() -> None:
-    runs = runs_of(7)
-    runs.seen(enforcement(3, event=7))
-    runs.seen(enforcement(5, event=8))
-    runs.seen(execution(11, 3, "requested", created=True))
+    runs = runs_with(7, enforcements={3: 7, 5: 8}, requested={11: 3})
     assert not runs.seen(execution(13, 5, "completed", created=True))
     assert runs.seen(execution(11, 3, "completed"))
 
