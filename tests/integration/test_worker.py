@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,32 @@ async def execution_row(platform: Platform, execution_id: int) -> models.Executi
         row = await session.get(models.Execution, execution_id)
     assert row is not None
     return row
+
+
+async def worker_row(platform: Platform, worker_id: int) -> models.Worker:
+    async with platform.db.session() as session:
+        row = await session.get(models.Worker, worker_id)
+    assert row is not None
+    return row
+
+
+async def add_worker_row(
+    platform: Platform, name: str, last_heartbeat: datetime, runtimes: Sequence[str] = ("shell",)
+) -> models.Worker:
+    """An active action worker's row, last heard from at ``last_heartbeat``, with no process behind
+    it (liveness and the workers route judge it by the heartbeat alone)."""
+    worker = models.Worker(
+        name=name,
+        worker_type="local",
+        worker_role="action",
+        status="active",
+        capabilities={"runtimes": list(runtimes)},
+        last_heartbeat=last_heartbeat,
+    )
+    async with platform.db.transaction() as session:
+        session.add(worker)
+        await session.flush()
+    return worker
 
 
 async def request_cancel(platform: Platform, execution_id: int, worker_id: int) -> None:

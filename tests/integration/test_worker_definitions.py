@@ -22,6 +22,7 @@ from attune.messaging.messages import MessageType, make_envelope
 from attune.platform import Platform
 from attune.worker import run_execution
 from tests.integration.test_worker import (
+    ALWAYS,
     SHELL_CONFIG,
     RunningWorker,
     add_action,
@@ -57,6 +58,21 @@ def picking(picked: str) -> dict[str, Any]:
     return {**SHELL_CONFIG, "env_vars": {"PICKED": picked}}
 
 
+def picked_version(runtime: models.Runtime, major: int) -> models.RuntimeVersion:
+    """An available version ``<major>.0`` of ``runtime`` whose runs print ``<major>.0``."""
+    return models.RuntimeVersion(
+        runtime=runtime.id,
+        runtime_ref=runtime.ref,
+        version=f"{major}.0",
+        version_major=major,
+        version_minor=0,
+        version_patch=0,
+        execution_config=picking(f"{major}.0"),
+        distributions=ALWAYS,
+        available=True,
+    )
+
+
 async def test_runtime_and_version_changes_reach_the_next_run(platform: Platform) -> None:
     runtime = await add_runtime(platform, "x.picky", "Picky", picking("runtime"))
     action = await add_action(platform, "picked", 'echo "$PICKED"', runtime)
@@ -70,17 +86,7 @@ async def test_runtime_and_version_changes_reach_the_next_run(platform: Platform
         assert await run(platform, action, worker) == "runtime-updated\n"
 
         async with platform.db.transaction() as session:
-            version = models.RuntimeVersion(
-                runtime=runtime.id,
-                runtime_ref=runtime.ref,
-                version="1.0",
-                version_major=1,
-                version_minor=0,
-                version_patch=0,
-                execution_config=picking("1.0"),
-                distributions={"verification": {"always_available": True}},
-                available=True,
-            )
+            version = picked_version(runtime, 1)
             session.add(version)
         assert await run(platform, action, worker) == "1.0\n"
 
@@ -93,19 +99,7 @@ async def test_runtime_and_version_changes_reach_the_next_run(platform: Platform
             await session.execute(
                 sa.delete(models.RuntimeVersion).where(models.RuntimeVersion.id == version.id)
             )
-            session.add(
-                models.RuntimeVersion(
-                    runtime=runtime.id,
-                    runtime_ref=runtime.ref,
-                    version="2.0",
-                    version_major=2,
-                    version_minor=0,
-                    version_patch=0,
-                    execution_config=picking("2.0"),
-                    distributions={"verification": {"always_available": True}},
-                    available=True,
-                )
-            )
+            session.add(picked_version(runtime, 2))
         assert await run(platform, action, worker) == "2.0\n"
 
 

@@ -22,12 +22,14 @@ from tests.integration.test_worker import (
     SHELL_CONFIG,
     add_action,
     add_runtime,
+    add_worker_row,
     dispatch,
     running_worker,
     shell_runtime,
     wait_for,
     wait_for_pgid,
     wait_status,
+    worker_row,
 )
 
 FAKE_ENV_CONFIG: dict[str, Any] = {
@@ -39,13 +41,6 @@ FAKE_ENV_CONFIG: dict[str, Any] = {
     "env_vars": {"MARK": "{env_dir}/made"},
 }
 FAKE_ENV = {"ATTUNE_WORKER_RUNTIMES": "shell,native,fake"}
-
-
-async def worker_row(platform: Platform, worker_id: int) -> models.Worker:
-    async with platform.db.session() as session:
-        row = await session.get(models.Worker, worker_id)
-    assert row is not None
-    return row
 
 
 async def test_registration_heartbeat_and_graceful_stop(platform: Platform, fake_clock: FakeClock) -> None:
@@ -220,16 +215,7 @@ async def test_the_workers_route_judges_liveness_on_the_platform_clock(
     api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock
 ) -> None:
     platform.settings.worker.heartbeat_interval = 10
-    row = models.Worker(
-        name="w-route-live",
-        worker_type="local",
-        worker_role="action",
-        status="active",
-        capabilities={"runtimes": ["shell"]},
-        last_heartbeat=fake_clock.now(),
-    )
-    async with platform.db.transaction() as session:
-        session.add(row)
+    row = await add_worker_row(platform, "w-route-live", fake_clock.now())
     fake_clock.advance(15)  # within 1.5 intervals, as the scheduler counts
     assert (await api.get(f"/api/v1/workers/{row.id}")).json()["data"]["live"] is True
     fake_clock.advance(0.1)

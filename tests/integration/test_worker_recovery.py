@@ -19,27 +19,26 @@ import pytest
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.db.outbox import enqueue
 from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.executor.liveness import LivenessMonitor
-from attune.messaging.messages import MessageType, cancel_routing
 from attune.platform import Platform
 from attune.testing.clock import FakeClock
 from attune.worker import watchdog
 from tests.integration.test_executor import running_executor
 from tests.integration.test_worker import (
+    SHELL_CONFIG,
     add_action,
     add_runtime,
+    add_worker_row,
     dispatch,
+    request_cancel,
     running_worker,
     shell_runtime,
     wait_for,
     wait_status,
+    worker_row,
 )
-from tests.integration.test_worker_lifecycle import worker_row
-
-SHELL = {"interpreter": {"binary": "/bin/bash", "args": [], "file_extension": ".sh"}}
 
 
 def alive(pid: int) -> bool:
@@ -80,20 +79,6 @@ async def test_a_setsid_child_dies_with_its_execution_at_timeout(platform: Platf
         row = await wait_status(platform, execution_id)
         assert row.status == "timeout"
         await wait_dead(child, within=5)
-
-
-async def request_cancel(platform: Platform, execution_id: int, worker_id: int) -> None:
-    async with platform.db.transaction() as session:
-        await session.execute(
-            sa.update(models.Execution).where(models.Execution.id == execution_id).values(status="canceling")
-        )
-        enqueue(
-            session,
-            MessageType.EXECUTION_CANCEL,
-            {"execution_id": execution_id, "worker_id": worker_id},
-            source_service="api",
-            routing=cancel_routing(worker_id),
-        )
 
 
 async def test_a_setsid_child_dies_with_its_execution_on_cancel(platform: Platform, tmp_path: Path) -> None:
@@ -274,17 +259,7 @@ async def test_the_sweep_leaves_alone_a_worker_that_came_back_since_it_looked(
     platform.settings.worker.heartbeat_interval = 0.2
     shell = await shell_runtime(platform)
     action = await add_action(platform, "x", "true", shell)
-    async with platform.db.transaction() as session:
-        worker = models.Worker(
-            name="back-again",
-            worker_type="local",
-            worker_role="action",
-            status="active",
-            capabilities={"runtimes": ["shell"]},
-            last_heartbeat=fake_clock.now(),
-        )
-        session.add(worker)
-        await session.flush()
+    worker = await add_worker_row(platform, "back-again", fake_clock.now())
     [running] = await _busy(platform, action, worker.id, "running")
     listed: Sequence[tuple[models.Execution, models.Worker | None]] = []
     real = workers.orphaned_executions
@@ -319,17 +294,7 @@ async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
     platform.settings.worker.heartbeat_interval = 1.0
     shell = await shell_runtime(platform)
     action = await add_action(platform, "x", "true", shell)
-    async with platform.db.transaction() as session:
-        worker = models.Worker(
-            name="db-gap",
-            worker_type="local",
-            worker_role="action",
-            status="active",
-            capabilities={"runtimes": ["shell"]},
-            last_heartbeat=fake_clock.now(),
-        )
-        session.add(worker)
-        await session.flush()
+    worker = await add_worker_row(platform, "db-gap", fake_clock.now())
     [running] = await _busy(platform, action, worker.id, "running")
     fake_clock.advance(1.6)  # silent past the 1.5 s cut-off, but nobody was watching
     monitor = LivenessMonitor(platform)
@@ -359,7 +324,7 @@ async def test_the_sweep_waits_a_full_window_after_the_database_was_unreachable(
 async def test_a_worker_learns_runtimes_registered_after_it_started(platform: Platform) -> None:
     async with running_worker(platform, environ={}) as worker:
         assert (await worker_row(platform, worker.id)).capabilities["runtimes"] == []
-        await add_runtime(platform, "core.shell", "Shell", SHELL)
+        await add_runtime(platform, "core.shell", "Shell", SHELL_CONFIG)
 
         async def learned() -> bool:
             return "shell" in (await worker_row(platform, worker.id)).capabilities["runtimes"]
