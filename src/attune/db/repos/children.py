@@ -3,8 +3,9 @@
 Rows inserted or updated by one statement for many children, so the ORM's change capture
 (``attune.db.changes``) does not see them: their history rows, change notifications and bus
 messages are written here, the same ones a child created and finished one by one would produce
-(docs/performance.md, "In-process workflow tasks"). Envelopes of one type differ only in ids and
-payload values, so one is validated through the message model and the rest are copies.
+(docs/performance.md, "In-process workflow tasks"); the notifications travel many to a message
+(docs/notifications.md). Envelopes of one type differ only in ids and payload values, so one is
+validated through the message model and the rest are copies.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from attune.db.outbox import note_staged
 from attune.db.repos import locking
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
-from attune.messaging.messages import MessageType, change_notification_routing, make_envelope, routing_for
+from attune.messaging.messages import MessageType, make_envelope, routing_for
 
 _REQUESTED = ExecutionStatus.REQUESTED.value
 
@@ -210,32 +211,41 @@ def _refs(
     return {row.id: (row.rule_ref, row.trigger_ref) for row in connection.execute(query)}
 
 
+#: Change notifications per ``ChangeNotifications`` message (≈ 250 bytes each).
+NOTIFICATIONS_PER_MESSAGE = 500
+
+
 def _notifications(
     changes: list[RowChange], refs: dict[int, tuple[str | None, str | None]], source: str
 ) -> list[dict[str, Any]]:
-    """The change notifications of ``changes`` (:func:`attune.db.changes.notifications_for`),
-    one validated envelope per channel and copies for the rest."""
+    """The change notifications of ``changes`` (:func:`attune.db.changes.notifications_for`), in
+    order, as ``ChangeNotifications`` messages of up to :data:`NOTIFICATIONS_PER_MESSAGE` each:
+    thousands of children would otherwise cost an outbox row, a relay hand-off and a delivery per
+    notification. One notification is validated through the message model; the rest are copies."""
     timestamp = utcnow().isoformat()
-    templates: dict[str, _Template] = {}
-    rows: list[dict[str, Any]] = []
+    notices: list[dict[str, Any]] = []
     for change in changes:
         for notice in notifications_for(change, refs):
-            fields = {
-                "notification_type": notice.channel,
-                "entity_type": notice.entity_type,
-                "entity_id": notice.entity_id,
-                "payload": notice.payload,
-            }
-            template = templates.get(notice.channel)
-            if template is None:
-                template = templates[notice.channel] = _Template(
-                    MessageType.CHANGE_NOTIFICATION,
-                    {**fields, "timestamp": timestamp},
-                    source,
-                    routing=change_notification_routing(notice.channel),
-                )
-            rows.append(template.row(fields))
-    return rows
+            notices.append(
+                {
+                    "notification_type": notice.channel,
+                    "entity_type": notice.entity_type,
+                    "entity_id": notice.entity_id,
+                    "payload": notice.payload,
+                }
+            )
+    if not notices:
+        return []
+    template = _Template(
+        MessageType.CHANGE_NOTIFICATIONS, {"notifications": [{**notices[0], "timestamp": timestamp}]}, source
+    )
+    sample = template.body["payload"]["notifications"][0]
+    return [
+        template.row(
+            {"notifications": [{**sample, **notice} for notice in notices[i : i + NOTIFICATIONS_PER_MESSAGE]]}
+        )
+        for i in range(0, len(notices), NOTIFICATIONS_PER_MESSAGE)
+    ]
 
 
 class _Template:
