@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from attune.db import models
@@ -99,3 +100,37 @@ async def test_in_process_children_share_their_notification_messages(
     single = [body["payload"]["entity_id"] for kind, body in rows if kind == MessageType.CHANGE_NOTIFICATION]
     assert not kids & set(single)
     assert children_repo.NOTIFICATIONS_PER_MESSAGE >= 2 * ITEMS
+
+
+async def test_deferred_children_the_engine_ran_stage_no_completion_messages(
+    api: httpx.AsyncClient, platform: Platform, held_outbox: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the in-process budget, children are written ``requested`` and run by a later step of
+    the engine; like the ones run at once they stage no ExecutionStatusChanged/ExecutionCompleted
+    (nobody acts on them), only their notifications."""
+    from attune.workflow.engine import inline
+
+    monkeypatch.setattr(inline, "BUDGET", 3)
+    await _many(api, platform)
+    _, run = await start_run(platform, "wf.many")
+    assert await _until_terminal(platform, run) == "completed"
+    kids = {kid.id for kid in await children(platform, run)}
+    assert len(kids) == ITEMS
+    async with platform.db.session() as session:
+        rows = (
+            await session.execute(sa.select(models.OutboxMessage.message_type, models.OutboxMessage.body))
+        ).all()
+    about_kids = [
+        kind
+        for kind, body in rows
+        if kind != MessageType.CHANGE_NOTIFICATIONS and body["payload"].get("execution_id") in kids
+    ]
+    # Each deferred child is requested once (a worker may run it if the engine's step never comes).
+    assert sorted(about_kids) == [MessageType.EXECUTION_REQUESTED] * (ITEMS - 3)
+    announced = [
+        n["entity_id"]
+        for kind, body in rows
+        if kind == MessageType.CHANGE_NOTIFICATIONS
+        for n in body["payload"]["notifications"]
+    ]
+    assert sorted(n for n in announced if n in kids) == sorted([*kids, *kids])
