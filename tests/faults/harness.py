@@ -60,6 +60,9 @@ TERMINAL = frozenset({"completed", "failed", "cancelled", "timeout", "abandoned"
 RETRIED = frozenset({"failed", "timeout", "abandoned"})
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+#: Every tally line a fault test printed this session, with the test that printed it: pytest
+#: captures a passing test's output, so tests/faults/conftest.py repeats them in the summary.
+REPORTED: list[str] = []
 
 
 def require_scaled_backend() -> None:
@@ -586,5 +589,12 @@ def settle(database_url: str, workload: Workload, accepted: list[int], timeout: 
     while not current.settled and time.monotonic() < deadline:
         time.sleep(1.0)
         current = tally(database_url, workload, accepted)
-    print(f"\n[{workload.rule}] {current.line()}")
+    report(f"[{workload.rule}] {current.line()}")
     return current
+
+
+def report(line: str) -> None:
+    """Print a fault test's tally line and keep it for the session summary."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    print(f"\n{line}")
+    REPORTED.append(f"{test}: {line}" if test else line)

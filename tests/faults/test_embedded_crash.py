@@ -20,6 +20,7 @@ import pytest
 
 from attune.testing.deployment import Deployment, make_workdir
 from tests.conftest import BACKEND
+from tests.faults.harness import report
 
 pytestmark = [
     pytest.mark.slow,
@@ -155,8 +156,8 @@ def test_kill_9_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
             tally = _tally(_executions_by_webhook(db_file, accepted))
         time.sleep(1.0)  # a late duplicate would show up now
         tally = _tally(_executions_by_webhook(db_file, accepted))
-        print(
-            f"\nembedded kill -9 mid-burst (burst {burst_done - started:.0f} s, restart "
+        report(
+            f"embedded kill -9 mid-burst (burst {burst_done - started:.0f} s, restart "
             f"{restarted - burst_done:.0f} s, settled {time.monotonic() - restarted:.0f} s): {tally.line()}"
         )
         assert (tally.lost, tally.duplicated, tally.stuck) == (0, 0, 0), (

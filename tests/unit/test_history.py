@@ -97,6 +97,9 @@ def test_is_distinct_is_null_safe_and_json_typed() -> None:
     assert not is_distinct({"a": [1]}, {"a": [1]})
     assert is_distinct(1, True)
     assert not is_distinct("running", ExecutionStatus.RUNNING)
+    assert is_distinct("running", ExecutionStatus.COMPLETED)
+    assert is_distinct(None, {}) and is_distinct([], None) and is_distinct(None, 0)
+    assert is_distinct("1", 1) and not is_distinct(1.0, 1.0)
 
 
 def test_update_diff_lists_changed_fields_in_table_order_with_a_result_digest() -> None:

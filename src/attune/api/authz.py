@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from attune.api.deps import ClaimsDep, get_runtime
+from attune.api.deps import ClaimsDep, platform_of
 from attune.auth.principals import (
     ExecutionScope,
     Principal,
@@ -52,7 +52,7 @@ async def current_principal(request: Request, claims: ClaimsDep) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    principal = await load_principal(get_runtime(request).db, claims)
+    principal = await load_principal(platform_of(request).db, claims)
     request.state.principal = principal
     _CURRENT.set(principal)
     return principal

@@ -15,19 +15,26 @@ from attune.platform import Platform
 bearer_scheme = HTTPBearer(scheme_name="bearer_auth", auto_error=False)
 
 
-def get_runtime(request: Request) -> Platform:
+def platform_of(request: Request) -> Platform:
+    """The composition root the app was built with."""
     platform: Platform = request.app.state.platform
     return platform
 
 
-def get_claims(request: Request, _token: object = Depends(bearer_scheme)) -> Claims:
+# The dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker thread,
+# two thread hand-offs per request for what is an attribute read.
+async def get_platform(request: Request) -> Platform:
+    return platform_of(request)
+
+
+async def get_claims(request: Request, _token: object = Depends(bearer_scheme)) -> Claims:
     claims = getattr(request.state, "claims", None)
     if not isinstance(claims, Claims):
         raise Unauthorized("Missing authentication token")
     return claims
 
 
-PlatformDep = Annotated[Platform, Depends(get_runtime)]
+PlatformDep = Annotated[Platform, Depends(get_platform)]
 ClaimsDep = Annotated[Claims, Depends(get_claims)]
 
 #: Router-level dependency for every protected router.

@@ -47,7 +47,7 @@ class PageRequest:
         )
 
 
-def page_a(
+async def page_a(
     page: int = Query(1, description="1-based page number"),
     page_size: int = Query(50, description="Items per page (at most 100 returned)"),
 ) -> PageRequest:
@@ -55,7 +55,7 @@ def page_a(
     return PageRequest(page, page_size, 100)
 
 
-def page_b_executions(
+async def page_b_executions(
     page: int = Query(1, description="1-based page number"),
     per_page: int = Query(20, description="Items per page (at most 100 returned)"),
 ) -> PageRequest:
@@ -63,7 +63,7 @@ def page_b_executions(
     return PageRequest(page, per_page, 100)
 
 
-def page_b(
+async def page_b(
     page: int = Query(1, description="1-based page number"),
     per_page: int = Query(50, description="Items per page"),
 ) -> PageRequest:
@@ -71,7 +71,7 @@ def page_b(
     return PageRequest(page, per_page, None)
 
 
-def page_c(
+async def page_c(
     offset: int = Query(0, ge=0, description="Rows to skip"),
     limit: int = Query(50, description="Rows to return (max 500)"),
 ) -> PageRequest:
@@ -94,7 +94,7 @@ class _OffsetPage(PageRequest):
         return self.page_size
 
 
-def page_h(
+async def page_h(
     page: int = Query(1, description="1-based page number"),
     page_size: int = Query(50, description="Items per page (at most 1000 returned)"),
 ) -> PageRequest:

@@ -131,6 +131,12 @@ def is_distinct(old: Any, new: Any) -> bool:
     ``1``/``true`` or ``"running"``/``ExecutionStatus.RUNNING`` compare as JSON does."""
     if old is new:
         return False
+    # The common cases without encoding (bulk workflow children diff five fields each): only
+    # None encodes as null; two strings (str enums included) encode alike exactly when equal.
+    if old is None or new is None:
+        return True
+    if isinstance(old, str) and isinstance(new, str):
+        return old != new
     return canonical_json(old) != canonical_json(new)
 
 

@@ -16,7 +16,6 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from attune.bus.base import Bus, Consumer
@@ -32,17 +31,26 @@ DEFAULT_CAPACITY = 1000
 _PREFETCH = 200
 
 
-@dataclass(frozen=True, slots=True)
 class Notification:
-    """One client notification (docs/notifications.md) and its JSON text, serialised once for all."""
+    """One client notification (docs/notifications.md) and its JSON text, serialised once for all
+    the subscribers that send it — and not at all when none does (waiters read the fields)."""
 
-    data: dict[str, Any]
-    text: str
+    __slots__ = ("_text", "data")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self._text: str | None = None
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Notification:
         """Wrap an envelope dict (``notification_type``, ``entity_type``, ``entity_id``, …)."""
-        return cls(data, json.dumps(data, separators=(",", ":"), default=str))
+        return cls(data)
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self.data, separators=(",", ":"), default=str)
+        return self._text
 
     @property
     def notification_type(self) -> str:
@@ -201,11 +209,16 @@ class NotificationHub:
 
     async def _on_message(self, envelope: Envelope) -> None:
         # No await before the fan-out: that is what keeps deliveries in order (see _PREFETCH).
-        if envelope.message_type is not MessageType.CHANGE_NOTIFICATION:
-            return
-        data = envelope.payload
+        if envelope.message_type is MessageType.CHANGE_NOTIFICATION:
+            self._deliver(envelope.payload, envelope.message_id)
+        elif envelope.message_type is MessageType.CHANGE_NOTIFICATIONS:
+            for data in envelope.payload.get("notifications") or ():
+                if isinstance(data, dict):
+                    self._deliver(data, envelope.message_id)
+
+    def _deliver(self, data: dict[str, Any], message_id: object) -> None:
         if not isinstance(data.get("entity_type"), str) or "notification_type" not in data:
-            log.warning("dropping a change notification without entity_type: %s", envelope.message_id)
+            log.warning("dropping a change notification without entity_type: %s", message_id)
             return
         self.broadcast(Notification.of(dict(data)))
 

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1", tags=["analytics"], dependencies=AUTH)
 SeriesQuery = Callable[[AsyncSession, analytics.Window], Awaitable[list[analytics.Point]]]
 
 
-def window(
+async def window(
     since: Annotated[datetime | None, Query(description="Range start (default: until − hours)")] = None,
     until: Annotated[datetime | None, Query(description="Range end (default: now)")] = None,
     hours: Annotated[int, Query(description="Range length when an end is missing (1–8760)")] = 24,

@@ -32,7 +32,7 @@ class HistoryFilters:
     until: datetime | None
 
 
-def history_filters(
+async def history_filters(
     entity_id: Annotated[int | None, Query(description="Id of the execution or worker")] = None,
     entity_ref: Annotated[str | None, Query(description="Exact action ref or worker name")] = None,
     operation: Annotated[str | None, Query(description="INSERT, UPDATE or DELETE (case-insensitive)")] = None,

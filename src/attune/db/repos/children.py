@@ -3,8 +3,9 @@
 Rows inserted or updated by one statement for many children, so the ORM's change capture
 (``attune.db.changes``) does not see them: their history rows, change notifications and bus
 messages are written here, the same ones a child created and finished one by one would produce
-(docs/performance.md, "In-process workflow tasks"). Envelopes of one type differ only in ids and
-payload values, so one is validated through the message model and the rest are copies.
+(docs/performance.md, "In-process workflow tasks"); the notifications travel many to a message
+(docs/notifications.md). Envelopes of one type differ only in ids and payload values, so one is
+validated through the message model and the rest are copies.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from attune.db.outbox import note_staged
 from attune.db.repos import locking
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
-from attune.messaging.messages import MessageType, change_notification_routing, make_envelope, routing_for
+from attune.messaging.messages import MessageType, make_envelope, routing_for
 
 _REQUESTED = ExecutionStatus.REQUESTED.value
 
@@ -109,8 +110,8 @@ async def finish(
     source: str,
 ) -> None:
     """Write the outcome of requested children that ran (``updates``: ``b_id``, ``status``,
-    ``result``, ``workflow_task``) and stage their history, notifications and messages
-    (``written``: id → the columns that changed and the ones the notifications name)."""
+    ``result``, ``workflow_task``) and stage their history and notifications (``written``: id →
+    the columns that changed and the ones the notifications name)."""
     table = _table()
     # On the connection: the ORM change capture would read the rows again; _capture_finished
     # records the changes itself.
@@ -168,7 +169,7 @@ def _capture_requested(session: Session, written: list[tuple[int, dict[str, Any]
 
 
 def _capture_finished(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
-    """History, notifications and messages of deferred children that have now run."""
+    """History and notifications of deferred children that have now run."""
     connection = session.connection()
     changes: list[RowChange] = []
     for execution_id, values in written:
@@ -176,7 +177,11 @@ def _capture_finished(session: Session, written: list[tuple[int, dict[str, Any]]
         old = {**new, "status": _REQUESTED, "result": None, "workflow_task": None}
         changes.append(RowChange("execution", "UPDATE", execution_id, old, new))
     write_history(connection, changes)
-    messages = _notifications(changes, _refs(connection, written), source) + _messages(written, source)
+    # No ExecutionStatusChanged/ExecutionCompleted, as for insert_finished: the step that ran
+    # them counts them, they hold no slot (the scheduler left them to the engine), so those
+    # messages would change nothing for their consumers; 8,000 deferred children of a 10,000-item
+    # with_items cost 16,000 messages through the relay and two consumers.
+    messages = _notifications(changes, _refs(connection, written), source)
     connection.execute(sa.insert(OutboxMessage), messages)
     note_staged(session, messages)
 
@@ -210,32 +215,41 @@ def _refs(
     return {row.id: (row.rule_ref, row.trigger_ref) for row in connection.execute(query)}
 
 
+#: Change notifications per ``ChangeNotifications`` message (≈ 250 bytes each).
+NOTIFICATIONS_PER_MESSAGE = 500
+
+
 def _notifications(
     changes: list[RowChange], refs: dict[int, tuple[str | None, str | None]], source: str
 ) -> list[dict[str, Any]]:
-    """The change notifications of ``changes`` (:func:`attune.db.changes.notifications_for`),
-    one validated envelope per channel and copies for the rest."""
+    """The change notifications of ``changes`` (:func:`attune.db.changes.notifications_for`), in
+    order, as ``ChangeNotifications`` messages of up to :data:`NOTIFICATIONS_PER_MESSAGE` each:
+    thousands of children would otherwise cost an outbox row, a relay hand-off and a delivery per
+    notification. One notification is validated through the message model; the rest are copies."""
     timestamp = utcnow().isoformat()
-    templates: dict[str, _Template] = {}
-    rows: list[dict[str, Any]] = []
+    notices: list[dict[str, Any]] = []
     for change in changes:
         for notice in notifications_for(change, refs):
-            fields = {
-                "notification_type": notice.channel,
-                "entity_type": notice.entity_type,
-                "entity_id": notice.entity_id,
-                "payload": notice.payload,
-            }
-            template = templates.get(notice.channel)
-            if template is None:
-                template = templates[notice.channel] = _Template(
-                    MessageType.CHANGE_NOTIFICATION,
-                    {**fields, "timestamp": timestamp},
-                    source,
-                    routing=change_notification_routing(notice.channel),
-                )
-            rows.append(template.row(fields))
-    return rows
+            notices.append(
+                {
+                    "notification_type": notice.channel,
+                    "entity_type": notice.entity_type,
+                    "entity_id": notice.entity_id,
+                    "payload": notice.payload,
+                }
+            )
+    if not notices:
+        return []
+    template = _Template(
+        MessageType.CHANGE_NOTIFICATIONS, {"notifications": [{**notices[0], "timestamp": timestamp}]}, source
+    )
+    sample = template.body["payload"]["notifications"][0]
+    return [
+        template.row(
+            {"notifications": [{**sample, **notice} for notice in notices[i : i + NOTIFICATIONS_PER_MESSAGE]]}
+        )
+        for i in range(0, len(notices), NOTIFICATIONS_PER_MESSAGE)
+    ]
 
 
 class _Template:
@@ -269,46 +283,3 @@ class _Template:
             "message_id": message_id,
             "body": body,
         }
-
-
-def _messages(written: list[tuple[int, dict[str, Any]]], source: str) -> list[dict[str, Any]]:
-    first_id, first = written[0]
-    now: datetime = first["updated"]
-    changed = _Template(
-        MessageType.EXECUTION_STATUS_CHANGED,
-        {
-            "execution_id": first_id,
-            "action_ref": first["action_ref"],
-            "previous_status": _REQUESTED,
-            "new_status": first["status"],
-            "changed_at": now.isoformat(),
-        },
-        source,
-    )
-    completed = _Template(
-        MessageType.EXECUTION_COMPLETED,
-        {
-            "execution_id": first_id,
-            "action_id": first["action"],
-            "action_ref": first["action_ref"],
-            "status": first["status"],
-            "result": None,
-            "completed_at": now.isoformat(),
-        },
-        source,
-    )
-    rows: list[dict[str, Any]] = []
-    for execution_id, values in written:
-        common = {"execution_id": execution_id, "action_ref": values["action_ref"]}
-        rows.append(changed.row({**common, "new_status": values["status"]}))
-        rows.append(
-            completed.row(
-                {
-                    **common,
-                    "action_id": values["action"],
-                    "status": values["status"],
-                    "result": values["result"],
-                }
-            )
-        )
-    return rows

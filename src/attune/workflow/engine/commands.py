@@ -235,7 +235,9 @@ def split_input(
     run: Run, action: Action, command: conductor.RunTask
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the task's input as stored, the decrypted values that go to ``secret_params`` only)."""
-    declared = secret_names(runs.flat_schema(action.param_schema))
+    declared = run.secrets.get(action.ref)
+    if declared is None:
+        declared = run.secrets[action.ref] = secret_names(runs.flat_schema(action.param_schema))
     texts = run.keys.revealed if run.keys is not None else []
     # Decrypted keys (``decrypt_kv``, secret parameters) are stored only as secret parameters.
     public, revealed = keyrefs.split_revealed(command.input, declared, texts)

@@ -151,6 +151,8 @@ class Run:
     state: conductor.WorkflowState
     timers: list[dict[str, Any]]
     actions: dict[str, Action | None] = field(default_factory=dict)
+    #: Secret parameter names per action ref, for this step (one per with_items item otherwise).
+    secrets: dict[str, set[str]] = field(default_factory=dict)
     #: Keys the workflow's templates name, loaded for this step (None: it names none).
     keys: keyrefs.KeyNamespace | None = None
 
