@@ -434,8 +434,18 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
     from attune.packs.register import register_system_packs
     from attune.workflow.engine import inline
 
+    from attune.workflow.engine import service as engine_service
+
     await register_system_packs(platform)
     monkeypatch.setattr(inline, "BUDGET", 4)
+    steps: list[int] = []
+    advance_deferred = engine_service.advance_deferred
+
+    async def counting(session: Any, state_id: int, ids: list[int], ctx: Any) -> None:
+        steps.append(len(ids))
+        await advance_deferred(session, state_id, ids, ctx)
+
+    monkeypatch.setattr(engine_service, "advance_deferred", counting)
     words = [f"w{i}" for i in range(11)]
     definition = {
         "tasks": [
@@ -482,6 +492,8 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
     # scheduler, is left alone rather than admitted and scheduled (thousands in a big fan-out).
     deferred = [c.id for c in kids if c.worker is None][4:]
     assert deferred and all(engine.deferring(execution_id) for execution_id in deferred)
+    # The seven deferred children ran in steps of at most the budget, one transaction each.
+    assert steps == [4, 3]
 
 
 async def test_children_that_finish_together_are_counted_in_one_step(

@@ -111,20 +111,27 @@ class WorkflowEngine:
         ctx.inline.deferred_ids = {}
 
     async def _run_deferred(self, state_id: int, ids: list[int]) -> None:
-        try:
-            ctx = self.context()
-            async with self._platform.db.transaction() as session:
-                await advance_deferred(session, state_id, ids, ctx)
-            self._remember(ctx)
-        except Exception:
-            # They stay requested: the scheduler hands them to a worker instead.
-            log.exception("running deferred tasks of workflow run %s failed", state_id)
-            self._deferring.difference_update(ids)
-            if self.schedule_fallback is not None:
-                for execution_id in ids:
-                    await self.schedule_fallback(execution_id)
-            return
-        self._deferring.difference_update(ids)
+        """Run deferred children in steps of at most the in-process budget each, one transaction
+        per step, so a large ``with_items`` never holds the database (SQLite's one writer) for
+        the whole batch."""
+        budget = max(1, inline_tasks.BUDGET)
+        for start in range(0, len(ids), budget):
+            chunk = ids[start : start + budget]
+            try:
+                ctx = self.context()
+                async with self._platform.db.transaction() as session:
+                    await advance_deferred(session, state_id, chunk, ctx)
+                self._remember(ctx)
+            except Exception:
+                # They stay requested: the scheduler hands them to a worker instead.
+                log.exception("running deferred tasks of workflow run %s failed", state_id)
+                rest = ids[start:]
+                self._deferring.difference_update(rest)
+                if self.schedule_fallback is not None:
+                    for execution_id in rest:
+                        await self.schedule_fallback(execution_id)
+                return
+            self._deferring.difference_update(chunk)
 
     def _remember(self, ctx: WorkflowContext) -> None:
         """Called once ``ctx``'s transaction has committed."""
