@@ -433,7 +433,6 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
     engine runs them in steps of their own, so every item still ends with its own result."""
     from attune.packs.register import register_system_packs
     from attune.workflow.engine import inline
-
     from attune.workflow.engine import service as engine_service
 
     await register_system_packs(platform)
