@@ -10,13 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from attune.db import models
+from attune.db.repos import workers
+from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.executor.scheduler import Scheduler
 from attune.messaging.messages import dispatch_routing
 from attune.platform import Platform
-from tests.integration.test_executor import rows, running_executor
+from tests.integration.test_executor import add_worker, rows, running_executor
+from tests.integration.test_transitions import counting
 from tests.integration.test_worker import (
     add_action,
     running_worker,
@@ -126,3 +130,31 @@ async def test_a_crash_between_the_commit_and_the_hand_off_re_drives_the_run_onc
     assert dispatch.message_id
     assert ran.read_text() == "once\n"
     assert (await statuses(platform, execution_id)).count("running") == 1
+
+
+async def test_the_only_live_worker_is_chosen_without_counting_its_load(platform: Platform) -> None:
+    busy = await add_worker(platform, "w-busy", ["shell"], capacity=1)
+    action = await add_action(platform, "load", "true", await shell_runtime(platform))
+    await requested(platform, action)
+    async with platform.db.transaction() as session:
+        await session.execute(
+            sa.update(models.Execution).values(status=ExecutionStatus.RUNNING.value, worker=busy.id)
+        )
+
+    statements_seen: list[str] = []
+
+    async def choose() -> tuple[models.Worker | None, int]:
+        with counting(platform) as statements:
+            async with platform.db.session() as session:
+                chosen = await workers.select_worker(session, "shell", now=utcnow(), heartbeat_interval=5)
+        # Only reads: the relay may delete delivered outbox rows meanwhile.
+        statements_seen[:] = [text for text in statements if text.startswith("SELECT")]
+        return chosen, len(statements_seen)
+
+    chosen, statements = await choose()
+    assert chosen is not None and chosen.id == busy.id
+    assert statements == 1, statements_seen  # the live workers; one candidate needs no load count
+    idle = await add_worker(platform, "w-idle", ["shell"], capacity=1)
+    chosen, statements = await choose()
+    assert chosen is not None and chosen.id == idle.id  # the least loaded
+    assert statements == 2
