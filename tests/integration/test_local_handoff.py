@@ -23,21 +23,21 @@ from tests.integration.test_executor import add_worker, rows, running_executor
 from tests.integration.test_transitions import counting
 from tests.integration.test_worker import (
     add_action,
+    dispatch,
+    request_cancel,
     running_worker,
     shell_runtime,
+    wait_for_pgid,
     wait_status,
 )
 
 
-async def requested(platform: Platform, action: models.Action) -> int:
+async def requested(platform: Platform, action: models.Action, **values: object) -> int:
     """A ``requested`` execution of ``action``, as the enforcement processor leaves it."""
+    values.setdefault("status", ExecutionStatus.REQUESTED.value)
     async with platform.db.transaction() as session:
         execution = models.Execution(
-            action=action.id,
-            action_ref=action.ref,
-            config={},
-            status=ExecutionStatus.REQUESTED.value,
-            max_retries=0,
+            action=action.id, action_ref=action.ref, config={}, max_retries=0, **values
         )
         session.add(execution)
         await session.flush()
@@ -158,3 +158,22 @@ async def test_the_only_live_worker_is_chosen_without_counting_its_load(platform
     chosen, statements = await choose()
     assert chosen is not None and chosen.id == idle.id  # the least loaded
     assert statements == 2
+
+
+async def test_a_handed_off_run_cancelled_while_it_waits_for_a_slot_ends_cancelled(
+    platform: Platform,
+) -> None:
+    shell = await shell_runtime(platform)
+    long = await add_action(platform, "long", "echo $$; sleep 30", shell)
+    async with running_worker(platform, max_concurrent_tasks=1) as worker:
+        occupying = await dispatch(platform, long, worker)
+        await wait_for_pgid(platform, occupying)
+        assert not worker.service.has_free_slot()
+        # Handed over between the decision and the commit, when the one slot was taken meanwhile.
+        waiting = await requested(platform, long, status="scheduled", worker=worker.id)
+        assert worker.service.take(waiting, "no-such-row")
+        await request_cancel(platform, waiting, worker.id)
+        await request_cancel(platform, occupying, worker.id)
+        assert (await wait_status(platform, occupying)).status == "cancelled"
+        # It never started, and nothing else would settle it: the worker does.
+        assert (await wait_status(platform, waiting)).status == "cancelled"
