@@ -147,8 +147,8 @@ async def test_the_only_live_worker_is_chosen_without_counting_its_load(platform
         with counting(platform) as statements:
             async with platform.db.session() as session:
                 chosen = await workers.select_worker(session, "shell", now=utcnow(), heartbeat_interval=5)
-        # Only reads: the relay may delete delivered outbox rows meanwhile.
-        statements_seen[:] = [text for text in statements if text.startswith("SELECT")]
+        # Not the relay's: it may scan or delete outbox rows meanwhile.
+        statements_seen[:] = [text for text in statements if "outbox" not in text]
         return chosen, len(statements_seen)
 
     chosen, statements = await choose()
