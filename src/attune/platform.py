@@ -9,8 +9,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from argon2 import PasswordHasher
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.auth.passwords import make_hasher
 from attune.auth.tokens import TokenService
@@ -20,12 +22,34 @@ from attune.bus.relay import OutboxRelay
 from attune.clock import Clock, SystemClock
 from attune.db.changes import install_change_capture
 from attune.db.database import Database
+from attune.db.outbox import STAGED
 from attune.domain import budget, safe_yaml
 from attune.domain.crypto import CryptoError, SecretBox
 from attune.messaging import topology
+from attune.messaging.messages import dispatch_routing
 from attune.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: session.info key: the dispatches of this transaction handed to a worker of this process after
+#: the commit, as ``(worker id, execution id, dispatch message id)``.
+HANDOFFS = "attune_local_handoffs"
+
+
+class LocalWorker(Protocol):
+    """A worker running in this process that takes committed dispatches directly
+    (docs/performance.md, "Hand-off to a local worker")."""
+
+    def has_free_slot(self) -> bool:
+        """Whether a run handed over now would start without waiting for a free slot."""
+        ...
+
+    def take(self, execution_id: int, message_id: str) -> bool:
+        """Run a committed dispatch; the claim deletes its outbox row ``message_id``.
+
+        False when the worker is stopping: the row then stays for the outbox relay's scan.
+        """
+        ...
 
 
 @dataclass
@@ -46,6 +70,46 @@ class Platform:
     local_workers: set[int] = field(default_factory=set)
     #: Where services read the time and sleep (a fake clock in tests: docs/development.md).
     clock: Clock = field(default_factory=SystemClock)
+    #: The local workers that take their dispatches without the bus (by worker id).
+    local_handoff: dict[int, LocalWorker] = field(default_factory=dict)
+
+    def stage_handoff(self, session: AsyncSession, worker_id: int, execution_id: int) -> bool:
+        """Hand the dispatch of ``execution_id`` staged in ``session`` to the local worker
+        ``worker_id`` after the commit, instead of through the relay and the bus.
+
+        The dispatch's outbox row is still inserted with the transaction: it is only kept from
+        the relay's publish-after-commit, and the worker's claim deletes it. A crash before the
+        claim leaves it in the table, and the relay's scan at the next start sends it as it
+        would any other (docs/performance.md, "Hand-off to a local worker"). False (nothing
+        changed) when the worker is not here or has no free slot: the bus carries it as usual.
+        """
+        target = self.local_handoff.get(worker_id)
+        if target is None or not target.has_free_slot():
+            return False
+        staged: list[dict[str, Any]] = session.info.get(STAGED, [])
+        exchange, routing_key = dispatch_routing(worker_id)
+        for index in range(len(staged) - 1, -1, -1):
+            row = staged[index]
+            if (
+                row["exchange"] == exchange
+                and row["routing_key"] == routing_key
+                and row["body"]["payload"].get("execution_id") == execution_id
+            ):
+                del staged[index]
+                session.info.setdefault(HANDOFFS, []).append((worker_id, execution_id, row["message_id"]))
+                return True
+        return False
+
+    def _hand_off_committed(self, info: dict[Any, Any]) -> None:
+        """After-commit hook: give each handed-off dispatch to its worker."""
+        for worker_id, execution_id, message_id in info.get(HANDOFFS, ()):
+            target = self.local_handoff.get(worker_id)
+            if target is None or not target.take(execution_id, message_id):
+                log.info(
+                    "worker %s left before taking execution %s; its dispatch waits for the relay",
+                    worker_id,
+                    execution_id,
+                )
 
 
 def build_secret_box(settings: Settings) -> SecretBox | None:
@@ -100,6 +164,7 @@ async def open_platform(settings: Settings, *, clock: Clock | None = None) -> As
         secrets=build_secret_box(settings),
         clock=chosen,
     )
+    db.add_after_commit(platform._hand_off_committed)
     relay_task = asyncio.create_task(relay.run(platform.stop), name="outbox-relay")
     try:
         yield platform

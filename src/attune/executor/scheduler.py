@@ -14,6 +14,10 @@ Executions that are no longer ``requested`` (cancelled meanwhile, already schedu
 
 The rule fast path (docs/performance.md, "The rule fast path") makes the same choice
 (:func:`choose_worker`) inside the event's transaction through :meth:`Scheduler.dispatch_inline`.
+
+A dispatch to a worker of this process (``Platform.local_handoff``) is handed to it right after
+the commit instead of through the relay and the bus; its outbox row stays until the worker's
+claim (docs/performance.md, "Hand-off to a local worker").
 """
 
 from __future__ import annotations
@@ -198,10 +202,13 @@ class Scheduler:
         choice = await choose_worker(session, self._platform, execution)
         if choice.action is None or choice.action.workflow_def is not None or choice.worker is None:
             return False
-        if choice.worker.id not in self._declared:
+        local = choice.worker.id in self._platform.local_handoff
+        if not local and choice.worker.id not in self._declared:
             return False
         if not await dispatch(session, execution, choice.worker):
             return False
+        if local:
+            self._platform.stage_handoff(session, choice.worker.id, execution.id)
         log.info(
             "execution %s scheduled inline on worker %s (%s)",
             execution.id,
@@ -211,7 +218,8 @@ class Scheduler:
         return True
 
     async def _dispatch(self, execution: Execution, worker: Worker) -> None:
-        if worker.id not in self._declared:
+        local = worker.id in self._platform.local_handoff
+        if not local and worker.id not in self._declared:
             # Idempotent; makes sure the dispatch lands somewhere (and expires to the DLQ) even
             # if the worker died before declaring its queue.
             await self._platform.bus.declare_queue(worker_execution_queue(worker.id))
@@ -220,6 +228,8 @@ class Scheduler:
             if not await dispatch(session, execution, worker):
                 log.info("execution %s left 'requested' meanwhile; not dispatching", execution.id)
                 return
+            if local:
+                self._platform.stage_handoff(session, worker.id, execution.id)
         log.info("execution %s scheduled on worker %s (%s)", execution.id, worker.name, worker.id)
 
     async def _fail(self, execution: Execution, error: str) -> None:

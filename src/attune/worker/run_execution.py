@@ -25,6 +25,7 @@ from attune.db.database import Database, retrying
 from attune.db.models import Action, Enforcement, Execution, Pack, RuntimeVersion
 from attune.db.models import Runtime as RuntimeRow
 from attune.db.repos import action_inputs, executions
+from attune.db.repos import outbox as outbox_rows
 from attune.db.repos import packs as packs_repo
 from attune.domain.enums import ExecutionStatus
 from attune.operations import worker as worker_operations
@@ -105,6 +106,7 @@ async def run_execution(
     *,
     cookie_prefix: str | None = None,
     background: set[asyncio.Task[Any]] | None = None,
+    handed_off: str | None = None,
 ) -> str | None:
     """Run one dispatched execution; return its final status, or None when it was not ours to run.
 
@@ -112,11 +114,14 @@ async def run_execution(
     ``cookie_prefix`` (the worker process's token) marks every process of the run as
     ``<prefix>:<execution id>`` so none survives a timeout, a cancel or the worker's death.
     A preparation that outlives its cancelled run is kept in ``background`` (the worker cancels
-    those when it stops).
+    those when it stops). ``handed_off`` is the outbox message id of a dispatch handed over in
+    this process without the bus: the claim's transaction deletes that row
+    (docs/performance.md, "Hand-off to a local worker").
     """
     # Every database step waits out a database restart instead of failing or losing the run.
     execution = await retrying(
-        lambda: claim(platform.db, execution_id, worker_id), what=f"claiming execution {execution_id}"
+        lambda: claim(platform.db, execution_id, worker_id, handed_off=handed_off),
+        what=f"claiming execution {execution_id}",
     )
     if execution is None:
         log.info("execution %s is no longer scheduled on this worker; skipping", execution_id)
@@ -223,10 +228,19 @@ async def record(
     )
 
 
-async def claim(db: Database, execution_id: int, worker_id: int) -> Execution | None:
-    """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed."""
+async def claim(
+    db: Database, execution_id: int, worker_id: int, *, handed_off: str | None = None
+) -> Execution | None:
+    """Atomically move ``scheduled → running`` for this worker; None when 0 rows changed.
+
+    ``handed_off``: the outbox row of a dispatch handed over in this process, deleted in the
+    same transaction whether or not anything was claimed (that dispatch is done with either way).
+    """
     async with db.transaction() as session:
-        return await worker_operations.claim(session, execution_id, worker_id, source_service=SOURCE)
+        claimed = await worker_operations.claim(session, execution_id, worker_id, source_service=SOURCE)
+        if handed_off is not None:
+            await outbox_rows.delete_message_ids(session, (handed_off,))
+        return claimed
 
 
 async def finish(

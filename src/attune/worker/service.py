@@ -7,6 +7,8 @@ execution that needs an environment still being built waits on that environment'
 
 Queues: ``worker.{id}.executions`` (dispatches), ``worker.{id}.control`` (cancel requests) and
 ``worker.{id}.packs`` (``pack.registered`` → set up that pack's environments).
+A dispatch committed by this process's executor while a slot is free is handed over directly
+(:meth:`WorkerService.take`; docs/performance.md, "Hand-off to a local worker").
 
 Restart (docs/operations.md "Guarantees"): a worker that starts under a name that already has a
 row takes back what its previous process left: the action processes still carrying that
@@ -137,6 +139,7 @@ class WorkerService:
                 prefetch=settings.worker.max_concurrent_tasks + EXTRA_PREFETCH,
             )
             consumers.insert(0, executions)
+            platform.local_handoff[worker_id] = self
             self.ready.set()
             log.info(
                 "worker %s (id %s) is taking work for %s", settings.worker.name, worker_id, self.runtimes
@@ -154,6 +157,7 @@ class WorkerService:
         heartbeat: asyncio.Task[None],
     ) -> None:
         self._draining.set()
+        platform.local_handoff.pop(worker_id, None)
         try:
             await self._set_inactive(platform, worker_id)
             # The dispatch consumer goes first: nothing new starts while running work drains.
@@ -285,17 +289,57 @@ class WorkerService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_one(self, execution_id: int, cancel: asyncio.Event) -> None:
+    # ------------------------------------------------------------------ hand-off (LocalWorker)
+
+    def has_free_slot(self) -> bool:
+        """Whether a run handed over now starts at once (``Platform.stage_handoff`` asks)."""
+        return self._slots is not None and not self._slots.locked() and not self._draining.is_set()
+
+    def take(self, execution_id: int, message_id: str) -> bool:
+        """Run a dispatch committed in this process, without the bus (docs/performance.md,
+        "Hand-off to a local worker"); the claim deletes its outbox row ``message_id``.
+
+        False while stopping: the row stays and the relay sends it at the next start.
+        """
+        if self._draining.is_set() or self._platform is None:
+            return False
+        if execution_id in self._running:
+            return True  # a redelivered dispatch got here first; its run claims it once
+        cancel = asyncio.Event()
+        self._running[execution_id] = cancel
+        task = asyncio.create_task(
+            self._run_handed_off(execution_id, message_id, cancel), name=f"execution-{execution_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _run_handed_off(self, execution_id: int, message_id: str, cancel: asyncio.Event) -> None:
+        # Another run may have taken the free slot between the decision and the commit.
+        if not await self._acquire_slot():
+            # Stopping: the outbox row stays, and the next start re-sends it.
+            if self._running.get(execution_id) is cancel:
+                del self._running[execution_id]
+            return
+        await self._run_one(execution_id, cancel, handed_off=message_id)
+
+    async def _run_one(
+        self, execution_id: int, cancel: asyncio.Event, *, handed_off: str | None = None
+    ) -> None:
         assert self._platform is not None and self.worker_id is not None
         try:
-            await run_execution(
+            status = await run_execution(
                 self._platform,
                 self.worker_id,
                 execution_id,
                 cancel,
                 cookie_prefix=self.boot,
                 background=self._background,
+                handed_off=handed_off,
             )
+            if status is None and cancel.is_set():
+                # Cancelled before it was claimed: settle the ``canceling`` run nothing runs.
+                await cancel_orphan(self._platform.db, execution_id, self.worker_id)
         except Exception:
             log.exception("execution %s crashed the worker task", execution_id)
         finally:

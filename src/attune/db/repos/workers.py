@@ -196,6 +196,8 @@ async def select_worker(
         workers = [worker for worker in workers if wanted in worker_runtimes(worker)]
     if not workers:
         return None
+    if len(workers) == 1:
+        return workers[0]  # the only candidate, whatever its load (no count query)
     loads = await load_counts(session, [worker.id for worker in workers])
     return min(workers, key=lambda w: (loads.get(w.id, 0) / worker_capacity(w), w.name))
 
