@@ -18,6 +18,7 @@ from attune.api.middleware import ApiGuard
 from attune.api.openapi import install_openapi
 from attune.api.routes import ROUTERS
 from attune.api.ui import install_ui
+from attune.auth.principals import PrincipalCache
 from attune.auth.service import presented_service_credential
 from attune.auth.sessions import LoginThrottle, TokenVersions, claims_problem
 from attune.auth.tokens import Claims
@@ -96,6 +97,7 @@ def create_app(platform: Platform) -> FastAPI:
     settings = platform.settings
     # Per process (docs/security.md): token versions looked up by the guard, failed logins.
     app.state.token_versions = versions = TokenVersions(platform.db)
+    app.state.principals = PrincipalCache()
     app.state.login_throttle = LoginThrottle(
         per_login=settings.security.login_max_failures,
         per_address=settings.security.login_max_failures_per_address,

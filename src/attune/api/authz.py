@@ -29,6 +29,7 @@ from attune.api.deps import ClaimsDep, platform_of
 from attune.auth.principals import (
     ExecutionScope,
     Principal,
+    PrincipalCache,
     check_execution,
     identity_principal,
     load_principal,
@@ -52,10 +53,20 @@ async def current_principal(request: Request, claims: ClaimsDep) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    principal = await load_principal(platform_of(request).db, claims)
+    cache: PrincipalCache | None = getattr(request.app.state, "principals", None)
+    db = platform_of(request).db
+    principal = await (cache.load(db, claims) if cache is not None else load_principal(db, claims))
     request.state.principal = principal
     _CURRENT.set(principal)
     return principal
+
+
+def grants_changed(request: Request) -> None:
+    """After a commit that changed permission sets, assignments or ``is_admin``: the next request
+    of every caller of this process loads its grants again."""
+    cache: PrincipalCache | None = getattr(request.app.state, "principals", None)
+    if cache is not None:
+        cache.changed()
 
 
 def _caller() -> Principal:
@@ -114,6 +125,7 @@ __all__ = [
     "PrincipalDep",
     "check_execution",
     "check_pack",
+    "grants_changed",
     "identity_principal",
     "in_readable_packs",
     "load_principal",

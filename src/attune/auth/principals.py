@@ -9,10 +9,13 @@ with the sensor grants and its pack's keys. The HTTP side (route dependencies) i
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from attune.auth.sessions import VERSION_CACHE_SECONDS
 from attune.auth.tokens import Claims
 from attune.db.database import Database
 from attune.db.repos import executions, identities, permissions
@@ -139,6 +142,59 @@ async def load_principal(db: Database, claims: Claims) -> Principal:
     if principal is None:
         raise Unauthorized("Invalid authentication token")
     return principal
+
+
+#: Access-token principals a :class:`PrincipalCache` keeps at most.
+PRINCIPAL_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class _Cached:
+    principal: Principal
+    generation: int
+    at: float
+
+
+class PrincipalCache:
+    """Access-token principals by ``(identity, token_version)``, so a request does not read the
+    caller's identity and grants again (docs/performance.md "Lighter per-run CPU").
+
+    Per API process, like the token versions (docs/security.md): a change of grants made through
+    this process (:meth:`changed`, called by the routes that change sets, assignments or
+    ``is_admin``) takes effect on the next request; one made by another process within ``ttl``
+    seconds. A password change bumps ``token_version``, so its tokens miss the cache.
+    """
+
+    def __init__(self, ttl: float = VERSION_CACHE_SECONDS, size: int = PRINCIPAL_CACHE_SIZE) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.generation = 0
+        self._entries: dict[tuple[int, int], _Cached] = {}
+
+    def changed(self) -> None:
+        """Grants or ``is_admin`` changed: forget every principal (and any being loaded now)."""
+        self.generation += 1
+        self._entries.clear()
+
+    async def load(self, db: Database, claims: Claims) -> Principal:
+        """The principal of a validated token: from the cache for an access token, else loaded."""
+        if claims.token_type != "access":
+            return await load_principal(db, claims)
+        try:
+            key = (claims.identity_id, claims.token_version)
+        except ValueError:
+            return await load_principal(db, claims)
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and hit.generation == self.generation and now - hit.at < self.ttl:
+            return dataclasses.replace(hit.principal, _extra={})
+        generation = self.generation
+        principal = await load_principal(db, claims)
+        if generation == self.generation:  # no change committed while it was read
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[key] = _Cached(dataclasses.replace(principal, _extra={}), generation, now)
+        return principal
 
 
 async def identity_principal(session: Any, identity_id: int) -> Principal | None:

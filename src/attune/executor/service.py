@@ -135,17 +135,7 @@ class ExecutorService:
                     )
                 )
             )
-            timers.append(
-                asyncio.create_task(
-                    _every(
-                        lambda: workflows.timer_interval,
-                        workflows.sweep_timers,
-                        stop,
-                        "workflow timers",
-                        platform.clock,
-                    )
-                )
-            )
+            timers.append(asyncio.create_task(workflows.run_timers(stop)))
             if settings.executor.enable_timeout_monitor:
                 timers.append(
                     asyncio.create_task(

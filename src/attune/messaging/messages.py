@@ -372,11 +372,23 @@ def make_envelope(
         model: Payload = payload
     else:
         model = payload_model(kind, payload).model_validate(dict(payload))
-    return Envelope.model_validate(
-        {
-            "correlation_id": correlation_id,
-            "message_type": kind,
-            "headers": Headers(source_service=source_service),
-            "payload": model.model_dump(mode="json"),
-        }
+    headers = Headers(source_service=source_service)
+    body = model.model_dump(mode="json")
+    if correlation_id is not None and not _CANONICAL_UUID.match(correlation_id):
+        # A foreign correlation id: let the envelope's validators normalise (or refuse) it.
+        return Envelope.model_validate(
+            {"correlation_id": correlation_id, "message_type": kind, "headers": headers, "payload": body}
+        )
+    # Every field is known valid here (a fresh uuid4, a canonical correlation id, the validated
+    # payload dumped to JSON types, an aware UTC timestamp), so the envelope is built without a
+    # second validation pass over the payload (docs/performance.md, "Lighter per-run CPU").
+    message_id = str(uuid.uuid4())
+    return Envelope.model_construct(
+        message_id=message_id,
+        correlation_id=message_id if correlation_id is None else correlation_id,
+        message_type=kind,
+        version="1.0",
+        timestamp=datetime.now(UTC),
+        headers=headers,
+        payload=body,
     )

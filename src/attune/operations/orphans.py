@@ -7,6 +7,7 @@ restarts under its name (whatever is busy on it belongs to its dead predecessor)
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,9 @@ from attune.operations import retries
 from attune.operations.executions import finish_execution, request_retry, reschedule
 
 log = logging.getLogger(__name__)
+
+#: Executions taken back per transaction (docs/performance.md "Taking back a dead worker's work").
+BATCH = 100
 
 _RUNNING = (ExecutionStatus.RUNNING.value,)
 _CANCELING = (ExecutionStatus.CANCELING.value,)
@@ -86,15 +90,45 @@ async def take_back(
         rows = await executions.assigned_to(session, worker_id, workers.BUSY_STATUSES)
         worker = await session.get(Worker, worker_id)
     counts: dict[str, int] = {}
-    for execution in rows:
+    for start in range(0, len(rows), BATCH):
+        batch = rows[start : start + BATCH]
         try:
-            async with db.transaction() as session:
-                outcome = await settle_orphan(session, execution, worker, box=box, reason=reason)
+            outcomes = await _settle_batch(db, batch, worker, box=box, reason=reason)
         except Exception:
-            log.exception("could not take back execution %s", execution.id)
-            continue
-        if outcome is not None:
-            counts[outcome] = counts.get(outcome, 0) + 1
+            # One of them failed and the batch rolled back: one transaction each, from a fresh
+            # read (the rolled-back pass changed the loaded rows), so the others are still taken
+            # back and only the failing one is logged and left.
+            log.warning("taking back a batch of %d executions failed; one by one", len(batch))
+            wanted = {execution.id for execution in batch}
+            async with db.session() as session:
+                again = await executions.assigned_to(session, worker_id, workers.BUSY_STATUSES)
+            fresh = [execution for execution in again if execution.id in wanted]
+            outcomes = await _settle_each(db, fresh, worker, box=box, reason=reason)
+        for outcome in outcomes:
+            if outcome is not None:
+                counts[outcome] = counts.get(outcome, 0) + 1
     if counts:
         log.warning("worker %s took back the executions of its previous process: %s", worker_id, counts)
     return counts
+
+
+async def _settle_batch(
+    db: Database, batch: Sequence[Execution], worker: Worker | None, *, box: SecretBox | None, reason: str
+) -> list[str | None]:
+    """Settle ``batch`` in one transaction (all or nothing)."""
+    async with db.transaction() as session:
+        return [await settle_orphan(session, row, worker, box=box, reason=reason) for row in batch]
+
+
+async def _settle_each(
+    db: Database, batch: Sequence[Execution], worker: Worker | None, *, box: SecretBox | None, reason: str
+) -> list[str | None]:
+    """Settle ``batch`` one transaction per execution; a failing one is logged and skipped."""
+    outcomes: list[str | None] = []
+    for execution in batch:
+        try:
+            async with db.transaction() as session:
+                outcomes.append(await settle_orphan(session, execution, worker, box=box, reason=reason))
+        except Exception:
+            log.exception("could not take back execution %s", execution.id)
+    return outcomes

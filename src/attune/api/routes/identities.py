@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.api.authz import Principal, PrincipalDep, identity_principal, require
+from attune.api.authz import Principal, PrincipalDep, grants_changed, identity_principal, require
 from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -138,6 +138,8 @@ async def update_identity(
             row.is_admin = body.is_admin
         await session.flush()
         response = await _response(session, row)
+    if body.is_admin is not None:
+        grants_changed(request)
     if password_hash is not None:
         versions: TokenVersions = request.app.state.token_versions
         versions.forget(id)
@@ -145,7 +147,9 @@ async def update_identity(
 
 
 @router.delete("/identities/{id}", dependencies=[require("identities", "delete", scoped=True)])
-async def delete_identity(id: int, platform: PlatformDep, principal: PrincipalDep) -> Success:
+async def delete_identity(
+    id: int, request: Request, platform: PlatformDep, principal: PrincipalDep
+) -> Success:
     """Delete an identity (its keys and assignments go with it)."""
     principal.check("identities", "delete", owner=id, what=f"delete identity {id}")
     async with platform.db.transaction() as session:
@@ -153,6 +157,7 @@ async def delete_identity(id: int, platform: PlatformDep, principal: PrincipalDe
         if row.is_admin and await identities.admin_count(session) <= 1:
             raise Conflict("Cannot delete the last administrator")
         await identities.delete(session, row)
+    grants_changed(request)
     return Success(message="Identity deleted successfully")
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema.exceptions
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from sqlalchemy.exc import IntegrityError
 
-from attune.api.authz import require
+from attune.api.authz import grants_changed, require
 from attune.api.deps import AUTH, ClaimsDep, PlatformDep
 from attune.api.errors import describe_integrity_error
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
@@ -290,6 +290,7 @@ async def update_pack(ref: str, body: UpdatePack, platform: PlatformDep) -> Data
 @router.delete("/packs/{ref}", dependencies=[require("packs", "manage")])
 async def delete_pack(
     ref: str,
+    request: Request,
     platform: PlatformDep,
     force: bool = Query(False, description="Uninstall even when other packs depend on this one"),
 ) -> Success:
@@ -311,6 +312,7 @@ async def delete_pack(
             raise Conflict(f"Pack '{ref}' is required by {names}. Use force=true to uninstall it anyway.")
         storage_path = pack.storage_path
         await packs.delete(session, pack.id)
+    grants_changed(request)  # the pack's permission sets went with it
     for base in (platform.settings.install_dir, platform.settings.packs_base_dir):
         if storage_path and _is_within(Path(storage_path), base):
             await asyncio.to_thread(archive.remove_tree, base / ref)

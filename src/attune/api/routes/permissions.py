@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.api.authz import require
+from attune.api.authz import grants_changed, require
 from attune.api.deps import AUTH, PlatformDep
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a
 from attune.api.schemas.common import Data, Page, Success
@@ -115,7 +115,7 @@ async def get_set(ref: str, platform: PlatformDep) -> Data[PermissionSetResponse
 
 @router.put("/sets/{ref}", dependencies=[require("permission_sets", "update")])
 async def update_set(
-    ref: str, body: UpdatePermissionSetRequest, platform: PlatformDep
+    ref: str, body: UpdatePermissionSetRequest, request: Request, platform: PlatformDep
 ) -> Data[PermissionSetResponse]:
     """Change a set's label, description or grants (every assigned identity is affected)."""
     _not_builtin(ref)
@@ -130,15 +130,17 @@ async def update_set(
             row.grants = grants
         await session.flush()
         response = _response(row)
+    grants_changed(request)
     return Data(data=response, message="Permission set updated successfully")
 
 
 @router.delete("/sets/{ref}", dependencies=[require("permission_sets", "delete")])
-async def delete_set(ref: str, platform: PlatformDep) -> Success:
+async def delete_set(ref: str, request: Request, platform: PlatformDep) -> Success:
     """Delete a set and its assignments."""
     _not_builtin(ref)
     async with platform.db.transaction() as session:
         await permissions.delete_set(session, await _get(session, ref))
+    grants_changed(request)
     return Success(message="Permission set deleted successfully")
 
 
@@ -158,7 +160,9 @@ async def list_assignments(identity_id: int, platform: PlatformDep) -> Data[list
 
 
 @router.post("/assignments", status_code=201, dependencies=[require("permission_sets", "manage")])
-async def create_assignment(body: AssignmentRequest, platform: PlatformDep) -> Data[AssignmentResponse]:
+async def create_assignment(
+    body: AssignmentRequest, request: Request, platform: PlatformDep
+) -> Data[AssignmentResponse]:
     """Give an identity a permission set."""
     async with platform.db.transaction() as session:
         if await identities.get(session, body.identity_id) is None:
@@ -172,6 +176,7 @@ async def create_assignment(body: AssignmentRequest, platform: PlatformDep) -> D
         response = AssignmentResponse(
             id=row.id, identity_id=row.identity, permission_set_ref=permset.ref, created=row.created
         )
+    grants_changed(request)
     return Data(data=response, message="Permission set assigned successfully")
 
 
@@ -181,11 +186,12 @@ async def create_assignment(body: AssignmentRequest, platform: PlatformDep) -> D
     response_class=Response,
     dependencies=[require("permission_sets", "manage")],
 )
-async def delete_assignment(id: int, platform: PlatformDep) -> Response:
+async def delete_assignment(id: int, request: Request, platform: PlatformDep) -> Response:
     """Take a permission set away from an identity."""
     async with platform.db.transaction() as session:
         row = await permissions.get_assignment(session, id)
         if row is None:
             raise NotFound(f"Permission assignment with ID {id} not found")
         await permissions.unassign(session, row)
+    grants_changed(request)
     return Response(status_code=204)

@@ -29,8 +29,14 @@ from attune.workflow.engine.store import (
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two timer-loop passes.
+#: The timer loop's shortest sleep after a failed pass (a timer that cannot fire is retried).
 TIMER_INTERVAL = 0.2
+#: Seconds between two reads of the running workflow runs by the timer loop (``run_timers``):
+#: the longest a timer written by another process (the API, another executor) waits past its
+#: due time. Timers this engine wrote itself fire when due, without a read.
+RESCAN_INTERVAL = 2.0
+#: The shortest sleep of the timer loop (a timer due now fires in the next pass).
+MIN_SLEEP = 0.01
 #: In-process children remembered as counted, so their ExecutionCompleted costs no query.
 COUNTED_MEMORY = 50_000
 
@@ -43,9 +49,12 @@ def _due(timer: dict[str, Any]) -> datetime:
 class WorkflowEngine:
     """The executor's workflow component: starts runs, advances them, fires their timers.
 
-    Timers: every pass lists running workflow runs with their ``updated`` stamp and re-reads the
+    Timers: a pass lists running workflow runs with their ``updated`` stamp and re-reads the
     timers of runs changed by someone else (the API, another executor); runs this engine wrote
-    itself are known already. Due timers fire in their own transaction.
+    itself are known already. Due timers fire in their own transaction. The loop
+    (``run_timers``) sleeps until the earliest timer it knows is due, is woken when this engine
+    writes a run with timers, and reads the database every ``RESCAN_INTERVAL`` seconds for runs
+    written elsewhere, so an idle server does not query every 0.2 s (docs/performance.md).
     """
 
     def __init__(self, platform: Platform) -> None:
@@ -69,6 +78,8 @@ class WorkflowEngine:
         #: Schedules an execution on a worker (the scheduler sets it): deferred tasks whose own
         #: step failed go there.
         self.schedule_fallback: Callable[[int], Awaitable[None]] | None = None
+        #: Set when this engine wrote a run with timers: the timer loop recomputes its sleep.
+        self._wake = asyncio.Event()
 
     def context(self) -> WorkflowContext:
         """A fresh command context sharing this engine's caches."""
@@ -143,6 +154,8 @@ class WorkflowEngine:
         self._drain(ctx)
         for written in ctx.written:
             self._known[written.state_id] = (written.updated, written.timers)
+            if written.timers:
+                self._wake.set()
             if written.state.finished:
                 self._states.forget(written.state_id)
             else:
@@ -209,7 +222,7 @@ class WorkflowEngine:
                 done.set_result(None)
 
     async def sweep_timers(self) -> int:
-        """One timer-loop pass; returns how many timers fired."""
+        """One timer-loop pass that reads the running runs first; returns how many timers fired."""
         async with self._platform.db.session() as session:
             running = await repo.running_states(session)
             stale = [sid for sid, updated in running if self._known.get(sid, (None, []))[0] != updated]
@@ -221,6 +234,10 @@ class WorkflowEngine:
         for sid in list(self._known):
             if sid not in live:
                 del self._known[sid]
+        return await self.fire_due()
+
+    async def fire_due(self) -> int:
+        """Fire the known timers that are due (no read of the running runs); returns how many."""
         now = self._platform.clock.now()
         fired = 0
         for sid, (_, timers) in list(self._known.items()):
@@ -238,7 +255,31 @@ class WorkflowEngine:
                     break
         return fired
 
-    @property
-    def timer_interval(self) -> float:
-        """Seconds between two timer passes."""
-        return TIMER_INTERVAL
+    def next_due(self) -> datetime | None:
+        """When the earliest timer this engine knows of is due (None: it knows none)."""
+        dues = [_due(timer) for _, timers in self._known.values() for timer in timers]
+        return min(dues, default=None)
+
+    async def run_timers(self, stop: asyncio.Event) -> None:
+        """The timer loop: fire timers when due, read the running runs every ``RESCAN_INTERVAL``."""
+        clock = self._platform.clock
+        rescan_at = clock.monotonic()
+        while not stop.is_set():
+            self._wake.clear()
+            floor = MIN_SLEEP
+            try:
+                if clock.monotonic() >= rescan_at:
+                    rescan_at = clock.monotonic() + RESCAN_INTERVAL
+                    await self.sweep_timers()
+                else:
+                    await self.fire_due()
+            except Exception:
+                log.exception("workflow timers failed; trying again next round")
+                floor = TIMER_INTERVAL  # a timer that cannot fire is not retried in a tight loop
+            delay = rescan_at - clock.monotonic()
+            due = self.next_due()
+            if due is not None:
+                delay = min(delay, (due - clock.now()).total_seconds())
+            if self._wake.is_set() and floor == MIN_SLEEP:
+                continue  # a run with timers was written during the pass
+            await clock.wait(self._wake, max(delay, floor))
