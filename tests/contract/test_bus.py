@@ -116,6 +116,37 @@ async def test_messages_wait_in_the_queue_until_a_consumer_arrives(bus: Contract
     assert len(await recorder.wait_for(1)) == 1
 
 
+async def test_publish_many_delivers_a_batch_in_order_and_confirms_each(bus: ContractBus) -> None:
+    await bus.declare_queue(topology.EXECUTOR_EVENTS_QUEUE)
+    recorder = Recorder()
+    await bus.consume(topology.EXECUTOR_EVENTS_QUEUE.name, recorder)
+    batch = [event(n) for n in range(50)]
+
+    outcomes = await bus.publish_many([(*routing_for(MessageType.EVENT_CREATED), e) for e in batch])
+
+    assert outcomes == [None] * 50
+    assert [e.message_id for e in await recorder.wait_for(50)] == [e.message_id for e in batch]
+
+
+async def test_publish_many_reports_a_refused_message_and_keeps_the_ones_before_it(
+    bus: ContractBus,
+) -> None:
+    await bus.declare_queue(topology.EXECUTOR_EVENTS_QUEUE)
+    recorder = Recorder()
+    await bus.consume(topology.EXECUTOR_EVENTS_QUEUE.name, recorder)
+    key = routing_for(MessageType.EVENT_CREATED)[1]
+    first, second = event(1), event(2)
+
+    outcomes = await bus.publish_many(
+        [(topology.EVENTS_EXCHANGE, key, first), ("no.such.exchange", key, second)]
+    )
+
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], BusError)
+    assert [e.message_id for e in await recorder.wait_for(1)] == [first.message_id]
+    assert await bus.publish_many([]) == []
+
+
 async def test_topic_patterns_follow_amqp_word_rules(bus: ContractBus) -> None:
     star = QueueSpec("t.star", ((EXECUTIONS, "execution.*"),))
     for spec in (topology.ENFORCEMENTS_QUEUE, topology.EXECUTION_REQUESTS_QUEUE, star):

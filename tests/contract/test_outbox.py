@@ -6,11 +6,14 @@ Messages leave only after the transaction commits; a rolled-back transaction sen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.bus.base import Bus, BusError, Outgoing, PublishOutcome
 from attune.bus.relay import OutboxRelay
 from attune.db import models
 from attune.db.database import Database
@@ -193,3 +196,101 @@ async def test_published_rows_are_deleted_when_the_delete_delay_has_passed_on_th
     finally:
         stop.set()
         await task
+
+
+class _RefusingBus:
+    """A durable bus over the test's bus whose broker refuses chosen events once each, and
+    which records the batches it is handed."""
+
+    durable = True
+
+    def __init__(self, inner: ContractBus, refuse: set[int]) -> None:
+        self._inner = inner
+        self.refuse = refuse
+        self.batches: list[list[int]] = []
+        self.refused = asyncio.Event()
+
+    async def publish(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
+        [outcome] = await self.publish_many([(exchange, routing_key, envelope)])
+        if outcome is not None:
+            raise outcome
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[PublishOutcome]:
+        self.batches.append([int(envelope.payload["event_id"]) for _, _, envelope in messages])
+        outcomes: list[PublishOutcome] = []
+        for exchange, routing_key, envelope in messages:
+            if envelope.payload["event_id"] in self.refuse:
+                self.refuse.discard(envelope.payload["event_id"])
+                outcomes.append(BusError("refused by the broker"))
+                self.refused.set()
+                continue
+            await self._inner.publish(exchange, routing_key, envelope)
+            outcomes.append(None)
+        return outcomes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _stage_events(session: AsyncSession, numbers: Iterable[int]) -> None:
+    for n in numbers:
+        enqueue(
+            session,
+            MessageType.EVENT_CREATED,
+            {"event_id": n, "trigger_ref": "core.x", "payload": {}},
+            source_service="api",
+        )
+
+
+async def test_a_committed_batch_goes_out_together_and_a_refused_message_is_retried_before_newer_ones(
+    db: Database, bus: ContractBus
+) -> None:
+    received = await _collect(bus)
+    refusing = _RefusingBus(bus, refuse={1})
+    clock = FakeClock()
+    relay = OutboxRelay(
+        db, cast(Bus, refusing), poll_interval=5.0, orphan_age=1000.0, delete_delay=0.0, clock=clock
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await relay.flush()  # the start-up scan is done
+        async with db.transaction() as session:
+            _stage_events(session, range(3))
+        async with asyncio.timeout(5):
+            await refusing.refused.wait()
+        await _wait_for(received, 2)
+        assert refusing.batches == [[0, 1, 2]], "the transaction's messages went out as one batch"
+        async with db.transaction() as session:
+            _stage_events(session, [3])  # committed while the refused one waits for its retry
+        await clock.sleeping()
+        clock.advance(5.0)
+        await _wait_for(received, 4)
+        assert [e.payload["event_id"] for e in received] == [0, 2, 1, 3]
+        assert refusing.batches[1][0] == 1, "the refused message is retried ahead of newer ones"
+        await _wait_rows(db, 0)
+        assert await _outbox_rows(db) == 0
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_scan_deletes_only_the_rows_whose_message_the_broker_confirmed(
+    db: Database, bus: ContractBus
+) -> None:
+    received = await _collect(bus)
+    async with db.transaction() as session:
+        _stage_events(session, range(3))
+    refusing = _RefusingBus(bus, refuse={1})
+    relay = OutboxRelay(db, cast(Bus, refusing))
+
+    with pytest.raises(BusError):
+        await relay.drain_once()
+
+    await _wait_for(received, 2)
+    assert [e.payload["event_id"] for e in received] == [0, 2]
+    assert await _outbox_rows(db) == 1
+    assert await relay.drain_once() == 1
+    await _wait_for(received, 3)
+    assert [e.payload["event_id"] for e in received] == [0, 2, 1]
+    assert await _outbox_rows(db) == 0

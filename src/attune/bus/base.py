@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from attune.db.database import is_disconnect
@@ -28,6 +28,10 @@ from attune.messaging.messages import Envelope
 from attune.messaging.topology import QueueSpec
 
 Handler = Callable[[Envelope], Awaitable[None]]
+#: One message for :meth:`Bus.publish_many`: ``(exchange, routing_key, envelope)``.
+Outgoing = tuple[str, str, Envelope]
+#: Per message of a :meth:`Bus.publish_many` batch: ``None`` once the bus holds it, else why not.
+PublishOutcome = BaseException | None
 
 
 class BusError(AttuneError):
@@ -103,6 +107,16 @@ class Bus(Protocol):
         """
         ...
 
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[PublishOutcome]:
+        """Publish ``messages`` in order, as ``publish`` would; one outcome per message.
+
+        Unlike ``publish`` it does not raise for a message the broker refused: that message's
+        outcome is the error and ``None`` marks each message the bus holds. A caller must treat
+        only those as sent (docs/operations.md, "Guarantees"). :func:`publish_each` is the
+        one-at-a-time implementation.
+        """
+        ...
+
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 10) -> Consumer:
         """Run ``handler`` for each delivery of ``queue`` with the semantics above."""
         ...
@@ -123,6 +137,20 @@ class SettlingBus(Bus, Protocol):
     def add_settle_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(message_id)`` once every copy of a published message is settled."""
         ...
+
+
+async def publish_each(bus: Bus, messages: Sequence[Outgoing]) -> list[PublishOutcome]:
+    """``publish_many`` one message at a time: stops at the first failure, whose error every
+    message from there on gets (none of them was tried after it, so none overtakes it)."""
+    outcomes: list[PublishOutcome] = []
+    for index, (exchange, routing_key, envelope) in enumerate(messages):
+        try:
+            await bus.publish(exchange, routing_key, envelope)
+        except Exception as exc:
+            outcomes.extend(exc for _ in messages[index:])
+            break
+        outcomes.append(None)
+    return outcomes
 
 
 async def drain_tasks(tasks: set[asyncio.Task[Any]], grace: float) -> None:

@@ -19,9 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from attune.bus.base import BusError, Consumer, Handler, drain_tasks, handle_delivery
+from attune.bus.base import (
+    BusError,
+    Consumer,
+    Handler,
+    Outgoing,
+    PublishOutcome,
+    drain_tasks,
+    handle_delivery,
+    publish_each,
+)
 from attune.messaging import topology
 from attune.messaging.messages import Envelope
 from attune.messaging.topology import ExchangeType, QueueSpec
@@ -237,6 +246,10 @@ class MemoryBus:
         """Route a message to every queue bound with a matching pattern (settlement is tracked
         by ``envelope.message_id`` once a listener is registered)."""
         self._route_body(exchange, routing_key, envelope.to_json(), envelope.message_id)
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[PublishOutcome]:
+        """One ``publish`` after another (routing never waits here)."""
+        return await publish_each(self, messages)
 
     async def publish_raw(self, exchange: str, routing_key: str, body: bytes) -> None:
         """Route an already serialised body (also used to inject invalid bodies in tests)."""

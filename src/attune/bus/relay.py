@@ -6,8 +6,15 @@ trip sits between a commit and its messages.
 
 When a row is deleted depends on the bus (docs/operations.md, "Guarantees"):
 
-* a durable bus (RabbitMQ: persistent messages, confirmed publishes) holds the message once
-  ``publish`` returns, so the row is deleted then;
+* a durable bus (RabbitMQ: persistent messages, confirmed publishes) holds the message once the
+  broker has confirmed it, so the row is deleted then. The relay hands it what is ready as one
+  batch (``Bus.publish_many``: sent back to back, confirms awaited together), so a message does
+  not wait for the confirms of those committed before it. Only rows whose own confirm arrived
+  count as published; a refused or lost one goes back to the head of the queue, ahead of
+  everything not yet sent and in its original order, and is sent again on the next round. (A
+  later message of the same batch that the broker did take is not held back for it: it may reach
+  its queue before the retried one — what pipelining costs, and only when the broker refuses
+  or loses a single message.)
 * a bus that lives in this process (``memory://``, the embedded deployment) would lose it in a
   crash, so the row stays until the bus reports every copy *settled* — acknowledged by a
   consumer whose transaction has committed (``SettlingBus``). A crash before that re-sends it.
@@ -172,6 +179,10 @@ class OutboxRelay:
                 self._idle.set()
 
     async def _publish_ready(self) -> None:
+        if not self._settling:
+            while self._ready:
+                await self._publish_batch()
+            return
         sent = 0
         while self._ready:
             row = self._ready[0]
@@ -181,6 +192,32 @@ class OutboxRelay:
             if sent % 100 == 0:
                 # The in-memory bus never suspends: let API requests in between a big batch's messages.
                 await asyncio.sleep(0)
+
+    async def _publish_batch(self) -> None:
+        """Durable bus: publish the oldest ready rows as one batch; a row counts as published only
+        once its own confirm arrived. The others go back to the head of the queue, in order, and
+        the first error is raised (the loop retries after ``poll_interval``)."""
+        batch = [self._ready.popleft() for _ in range(min(len(self._ready), self._batch_size))]
+        try:
+            outcomes = await self._bus.publish_many(
+                [(row["exchange"], row["routing_key"], Envelope.model_validate(row["body"])) for row in batch]
+            )
+        except BaseException:
+            self._give_back(batch)
+            raise
+        failed = [row for row, outcome in zip(batch, outcomes, strict=True) if outcome is not None]
+        self._published.extend(
+            row["message_id"] for row, outcome in zip(batch, outcomes, strict=True) if outcome is None
+        )
+        if failed:
+            self._give_back(failed)
+            raise next(outcome for outcome in outcomes if outcome is not None)
+
+    def _give_back(self, rows: list[dict[str, Any]]) -> None:
+        """Put unsent rows back at the head of the ready queue, in their order (unless paused:
+        then they wait in the table)."""
+        if not self._paused:
+            self._ready.extendleft(reversed(rows))
 
     async def _send(self, message_id: str, exchange: str, routing_key: str, body: Any) -> None:
         """Publish one row; on a durable bus its row may go at once, otherwise on settlement."""
@@ -221,10 +258,17 @@ class OutboxRelay:
             return count
         async with self._db.transaction() as session:
             rows = await outbox_rows.claim(session, limit=self._batch_size, created_before=created_before)
-            for row in rows:
-                await self._bus.publish(row.exchange, row.routing_key, Envelope.model_validate(row.body))
-            if rows:
-                await outbox_rows.delete_ids(session, [r.id for r in rows])
+            if not rows:
+                return 0
+            outcomes = await self._bus.publish_many(
+                [(row.exchange, row.routing_key, Envelope.model_validate(row.body)) for row in rows]
+            )
+            confirmed = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+            if confirmed:
+                await outbox_rows.delete_ids(session, confirmed)
+        failure = next((outcome for outcome in outcomes if outcome is not None), None)
+        if failure is not None:
+            raise failure  # the unconfirmed rows stay for the next scan
         return len(rows)
 
     async def _scan(self, created_before: datetime) -> None:
