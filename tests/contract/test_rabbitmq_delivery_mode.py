@@ -1,6 +1,7 @@
 """RabbitMQ only: which messages the broker keeps across a restart (docs/operations.md, "Guarantees").
 
-Every message is persistent except ``ExecutionStatusChanged``, which only a debug log consumes.
+Every message is persistent (AMQP delivery mode 2), the status changes included, whether
+published one by one or as a batch.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def _delivery_mode(prefix: str, queue: str) -> int | None:
         return int(message.delivery_mode) if message.delivery_mode is not None else None
 
 
-async def test_status_changes_are_transient_and_everything_else_persistent(
+async def test_every_message_of_a_batch_is_persistent(
     prefixed: tuple[RabbitMQBus, str],
 ) -> None:
     bus, prefix = prefixed
@@ -75,9 +76,5 @@ async def test_status_changes_are_transient_and_everything_else_persistent(
     )
 
     assert outcomes == [None, None]
-    assert await _delivery_mode(prefix, status_queue.name) == 1
+    assert await _delivery_mode(prefix, status_queue.name) == 2
     assert await _delivery_mode(prefix, events_queue.name) == 2
-
-
-def test_only_known_message_types_are_transient() -> None:
-    assert topology.TRANSIENT_MESSAGE_TYPES == {MessageType.EXECUTION_STATUS_CHANGED.value}

@@ -140,8 +140,7 @@ class RabbitMQBus:
     for its handlers before cancelling them (their messages are requeued).
     """
 
-    #: Messages are persistent (``topology.TRANSIENT_MESSAGE_TYPES`` excepted), queues durable and
-    #: publishes confirmed: the broker keeps them.
+    #: Messages are persistent, queues durable and publishes confirmed: the broker keeps them.
     durable = True
 
     def __init__(
@@ -261,8 +260,7 @@ class RabbitMQBus:
         self._specs[spec.name] = spec
 
     async def publish(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
-        """Publish persistently (the types of ``topology.TRANSIENT_MESSAGE_TYPES`` excepted) and wait
-        for the broker's confirm (``publish_timeout``)."""
+        """Publish persistently and wait for the broker's confirm (``publish_timeout``)."""
         await self._publish(exchange, routing_key, self._message(envelope))
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> list[PublishOutcome]:
@@ -288,12 +286,9 @@ class RabbitMQBus:
 
     @staticmethod
     def _message(envelope: Envelope) -> aio_pika.Message:
-        mode = aio_pika.DeliveryMode.PERSISTENT
-        if envelope.message_type.value in topology.TRANSIENT_MESSAGE_TYPES:
-            mode = aio_pika.DeliveryMode.NOT_PERSISTENT
         return aio_pika.Message(
             envelope.to_json(),
-            delivery_mode=mode,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=envelope.message_id,
             correlation_id=envelope.correlation_id,
             timestamp=envelope.timestamp,

@@ -52,12 +52,6 @@ class QueueSpec:
     exclusive: bool = False
 
 
-#: Message types a durable bus publishes non-persistent (AMQP delivery mode 1): confirmed without
-#: the broker's disk sync, and gone if the broker restarts before they are consumed. Only
-#: ``ExecutionStatusChanged``, whose one consumer logs it at debug level (docs/operations.md,
-#: "Guarantees"); the database holds every status, so nothing is lost with it.
-TRANSIENT_MESSAGE_TYPES: frozenset[str] = frozenset({"ExecutionStatusChanged"})
-
 EXCHANGES: tuple[ExchangeSpec, ...] = (
     ExchangeSpec(EVENTS_EXCHANGE, ExchangeType.TOPIC),
     ExchangeSpec(EXECUTIONS_EXCHANGE, ExchangeType.TOPIC),
