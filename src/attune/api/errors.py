@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from attune.db.constraints import out_of_range, violation
 from attune.errors import AttuneError
 
 log = logging.getLogger(__name__)
@@ -81,33 +81,21 @@ async def _attune_handler(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message, exc.code)
 
 
-_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
-_SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\S+)")
-
-
 def describe_integrity_error(exc: IntegrityError) -> tuple[int, str, str]:
     """(status, message, code) for a database constraint violation, on either backend."""
-    orig = exc.orig
-    cause = getattr(orig, "__cause__", None)
-    constraint = getattr(cause, "constraint_name", None) or getattr(orig, "constraint_name", None)
-    sqlstate = getattr(cause, "sqlstate", None) or getattr(orig, "sqlstate", None)
-    text = str(orig)
-    if sqlstate == "23505" or "UNIQUE constraint failed" in text:
-        match = _SQLITE_UNIQUE.search(text)
-        name = constraint or (match.group(1).replace(", ", "_").replace(".", "_") if match else "unique")
-        return 409, f"Already exists ({name})", "CONFLICT"
-    if sqlstate == "23503" or "FOREIGN KEY constraint failed" in text:
+    found = violation(exc)
+    if found.kind == "unique":
+        return 409, f"Already exists ({found.name or 'unique'})", "CONFLICT"
+    if found.kind == "foreign_key":
         return (
             422,
-            f"Referenced entity does not exist ({constraint or 'foreign_key'})",
+            f"Referenced entity does not exist ({found.name or 'foreign_key'})",
             "UNPROCESSABLE_ENTITY",
         )
-    if sqlstate == "23514" or "CHECK constraint failed" in text:
-        match = _SQLITE_CHECK.search(text)
-        name = constraint or (match.group(1) if match else "check")
-        return 422, f"Validation constraint failed: {name}", "UNPROCESSABLE_ENTITY"
-    if sqlstate == "23502" or "NOT NULL constraint failed" in text:
-        return 422, f"Validation constraint failed: {constraint or 'not_null'}", "UNPROCESSABLE_ENTITY"
+    if found.kind == "check":
+        return 422, f"Validation constraint failed: {found.name or 'check'}", "UNPROCESSABLE_ENTITY"
+    if found.kind == "not_null":
+        return 422, f"Validation constraint failed: {found.name or 'not_null'}", "UNPROCESSABLE_ENTITY"
     return 500, "Database error", "DATABASE_ERROR"
 
 
@@ -147,24 +135,9 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
-#: What the drivers say when a number does not fit its column (asyncpg; SQLite raises OverflowError).
-_OUT_OF_RANGE = ("out of int64 range", "out of range for type", "value out of range")
-
-
-def _is_out_of_range(exc: BaseException) -> bool:
-    if isinstance(exc, OverflowError):
-        return True
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig
-        cause = getattr(orig, "__cause__", None)
-        sqlstate = getattr(cause, "sqlstate", None) or getattr(orig, "sqlstate", None)
-        return sqlstate == "22003" or any(text in str(orig) for text in _OUT_OF_RANGE)
-    return False
-
-
 async def _out_of_range_handler(request: Request, exc: Exception) -> Response:
     """A number too large for the database (docs/security.md "Input limits"): the caller's fault."""
-    if not _is_out_of_range(exc):
+    if not out_of_range(exc):
         return await _unexpected_handler(request, exc)
     return error_response(422, "A number in the request is out of range", "VALIDATION_ERROR")
 
