@@ -61,9 +61,9 @@ async def test_waiters_get_slots_in_fifo_order() -> None:
     slots = SlotManager()
     await slots.acquire(A, 1, ticket=100)
     got: list[int] = []
-    tasks = await queue_up(slots, A, 1, [5, 3, 9, 1], got)
+    tasks = await queue_up(slots, A, 1, [101, 103, 105, 109], got)
     assert got == [] and slots.snapshot(A).queue_length == 4
-    for expected in ([5], [5, 3], [5, 3, 9], [5, 3, 9, 1]):
+    for expected in ([101], [101, 103], [101, 103, 105], [101, 103, 105, 109]):
         slots.release(A)
         await settle()
         assert got == expected
@@ -71,6 +71,20 @@ async def test_waiters_get_slots_in_fifo_order() -> None:
     await asyncio.gather(*tasks)
     snap = slots.snapshot(A)
     assert (snap.queue_length, snap.total_enqueued, snap.total_completed) == (0, 5, 4)
+
+
+async def test_an_older_enforcement_that_arrives_late_is_served_first() -> None:
+    """Events are handled concurrently, so enforcement 3 may reach the queue before enforcement 2:
+    the queue stays in enforcement order. A manual run (negative ticket) keeps its place."""
+    slots = SlotManager()
+    await slots.acquire(A, 1, ticket=1)
+    got: list[int] = []
+    tasks = await queue_up(slots, A, 1, [3, 2, -7, 5, 4], got)
+    for _ in range(5):
+        slots.release(A)
+        await settle()
+    await asyncio.gather(*tasks)
+    assert got == [2, 3, -7, 4, 5]
 
 
 async def test_a_full_action_does_not_block_other_actions() -> None:

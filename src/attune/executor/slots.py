@@ -56,6 +56,18 @@ class QueueSnapshot:
     total_completed: int
 
 
+def _place(waiters: deque[_Waiter], ticket: int) -> int:
+    """Where a new waiter joins the FIFO: at the end, but ahead of the enforcements created after
+    it (positive tickets are enforcement ids). Events are handled concurrently, so an older
+    enforcement's transaction may commit, and its ticket arrive, after a newer one's; the queue
+    stays in enforcement order. Manual runs (negative tickets) keep their arrival place."""
+    index = len(waiters)
+    if ticket > 0:
+        while index > 0 and waiters[index - 1].ticket > ticket:
+            index -= 1
+    return index
+
+
 @dataclass(eq=False)
 class _Waiter:
     ticket: int
@@ -126,7 +138,7 @@ class SlotManager:
                 QUEUE_FULL, f"{len(queue.waiters)} tickets already wait for action {action_id}"
             )
         waiter = _Waiter(ticket, asyncio.get_running_loop().create_future(), utcnow())
-        queue.waiters.append(waiter)
+        queue.waiters.insert(_place(queue.waiters, ticket), waiter)
         queue.total_enqueued += 1
         try:
             await asyncio.wait({waiter.future}, timeout=self.queue_timeout)
