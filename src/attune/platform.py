@@ -132,7 +132,11 @@ async def open_platform(settings: Settings, *, clock: Clock | None = None) -> As
     # Process-wide: templates and YAML are evaluated deep inside pure code (docs/security.md).
     budget.configure(settings.limits.render_limits())
     safe_yaml.configure(settings.limits.yaml_limits())
-    db = Database(settings.database.url, max_connections=settings.database.max_connections)
+    db = Database(
+        settings.database.url,
+        max_connections=settings.database.max_connections,
+        group_commit_window=settings.database.group_commit_window_ms / 1000,
+    )
     install_change_capture(db)
     # A process may start before its database or broker (containers): both are waited for, with
     # backoff and a log line, instead of failing at the first refused connection.

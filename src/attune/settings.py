@@ -38,6 +38,9 @@ class DatabaseSettings(BaseModel):
     connect_timeout: int = 30
     idle_timeout: int = 600
     log_statements: bool = False
+    #: SQLite only: queued writers share one transaction opened at most this long ago
+    #: (docs/performance.md "Group commit"); 0 commits every unit on its own.
+    group_commit_window_ms: float = Field(default=2.0, ge=0, le=1000)
     schema_: str | None = Field(default=None, alias="schema")
 
     model_config = {"populate_by_name": True}

@@ -33,6 +33,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
+from attune.db.group_commit import WINDOW as GROUP_WINDOW
+from attune.db.group_commit import GroupCommitter
 from attune.db.savepoints import install_plain_savepoints
 from attune.db.sqlite_inline import inline_creator
 from attune.settings import async_url
@@ -115,7 +117,14 @@ async def retrying(work: Callable[[], Awaitable[T]], *, what: str, patience: flo
 class Database:
     """Owns the engine and hands out sessions. ``after_commit`` hooks run once a write commits."""
 
-    def __init__(self, url: str, *, max_connections: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 10,
+        echo: bool = False,
+        group_commit_window: float = GROUP_WINDOW,
+    ) -> None:
         self.url = async_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -148,6 +157,14 @@ class Database:
             sync_session_class=self._session_class,
         )
         self._after_commit: list[Callable[[dict[Any, Any]], None]] = []
+        self._committer: GroupCommitter | None = None
+        if self.dialect == "sqlite" and group_commit_window > 0:
+            self._committer = GroupCommitter(
+                self.engine.execution_options(**{_IMMEDIATE: True}),
+                self._session_class,
+                self._after_commit,
+                window=group_commit_window,
+            )
         self._lost_at: float | None = None
         _install_connection_log(self)
 
@@ -173,15 +190,23 @@ class Database:
         async with self._read_sessions() as session:
             yield session
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """A write unit of work: commits on success, rolls back on error, then runs hooks.
 
-        On SQLite, writers of this process take turns on an asyncio lock: SQLite admits one
-        writer at a time anyway, and waiting on the lock is instant where SQLite's own busy
-        handler would sleep in steps of up to 100 ms. Never open a write transaction inside
-        another one.
+        On SQLite, writers of this process take turns: SQLite admits one writer at a time anyway,
+        and waiting on an asyncio lock is instant where SQLite's own busy handler would sleep in
+        steps of up to 100 ms. Queued writers share one transaction, each in its own savepoint
+        (group commit, :mod:`attune.db.group_commit`); each returns once its group committed.
+        Never open a write transaction inside another one, nor wait inside one for something
+        another writer does only after its own ``transaction()`` returned: its commit waits for
+        the units queued behind it.
         """
+        if self._committer is not None:
+            return self._committer.transaction()
+        return self._single_transaction()
+
+    @contextlib.asynccontextmanager
+    async def _single_transaction(self) -> AsyncIterator[AsyncSession]:
         async with self._writer_turn(), self._write_sessions() as session:
             async with session.begin():
                 yield session
@@ -222,6 +247,8 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        if self._committer is not None:
+            await self._committer.close()
         await self.engine.dispose()
 
 
