@@ -192,11 +192,19 @@ class GroupCommitter:
         for _info, committed in group.units:
             _settle(committed, error)
 
-    async def close(self) -> None:
-        """Commit what is pending (called before the engine is disposed)."""
-        async with self._lock:
+    async def close(self, patience: float = 5.0) -> None:
+        """Commit what is pending (before the engine is disposed); a writer that keeps the
+        turn longer than ``patience`` seconds is left to its own flusher."""
+        try:
+            async with asyncio.timeout(patience):
+                await self._lock.acquire()
+        except TimeoutError:
+            return
+        try:
             if self._group is not None:
                 await self._commit(self._group)
+        finally:
+            self._lock.release()
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
