@@ -21,6 +21,7 @@ Not covered: raw SQL text statements, and ORM-enabled bulk INSERT statements.
 
 from __future__ import annotations
 
+import functools
 from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,13 @@ _CAPTURED_KEY = "attune_captured"
 CAPTURED: Mapping[str, Any] = {_CAPTURED_KEY: True}
 # Keeps IN lists well under SQLite's bound-parameter limit.
 _CHUNK = 500
+
+
+@functools.cache
+def outbox_insert() -> sa.Insert:
+    """The outbox INSERT, built once (several per run: building and keying it each time cost
+    more than the executemany)."""
+    return sa.insert(OutboxMessage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +296,7 @@ def stage_notifications(
     refs = _enforcement_refs(session, connection, wanted) if wanted else {}
     rows = notification_rows(changes, refs, source_service=source_service)
     if rows:
-        connection.execute(sa.insert(OutboxMessage), rows)
+        connection.execute(outbox_insert(), rows)
         note_staged(session, rows)
     return len(rows)
 
@@ -313,7 +321,7 @@ def record_change(
         rows = notification_rows([change], refs, source_service=source_service)
     rows.extend(messages)
     if rows:
-        connection.execute(sa.insert(OutboxMessage), rows)
+        connection.execute(outbox_insert(), rows)
         note_staged(session, rows)
 
 

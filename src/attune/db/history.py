@@ -13,6 +13,7 @@ decide which history row, if any, it produces:
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -186,6 +187,13 @@ def history_row(change: RowChange) -> dict[str, Any] | None:
     return row
 
 
+@functools.cache
+def _history_insert(table: str) -> sa.Insert:
+    # Built once per table: several history rows per run, and building and keying the INSERT
+    # each time cost more than the executemany.
+    return sa.insert(HISTORY_SPECS[table].history_table)
+
+
 def write_history(connection: sa.Connection, changes: Iterable[RowChange]) -> int:
     """Insert the history rows of ``changes`` on ``connection`` (one executemany per table).
 
@@ -204,5 +212,5 @@ def write_history(connection: sa.Connection, changes: Iterable[RowChange]) -> in
                 del row[key]
         batches.setdefault((change.table, tuple(row)), []).append(row)
     for (table, _keys), rows in batches.items():
-        connection.execute(sa.insert(HISTORY_SPECS[table].history_table), rows)
+        connection.execute(_history_insert(table), rows)
     return sum(len(rows) for rows in batches.values())

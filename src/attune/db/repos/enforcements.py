@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,8 +54,16 @@ def list_query(
 
 async def rules_enforced(session: AsyncSession, event_id: int) -> set[int]:
     """Ids of the rules that already have an enforcement for ``event_id``."""
-    query = sa.select(Enforcement.rule).where(Enforcement.event == event_id, Enforcement.rule.is_not(None))
-    return {rule for rule in (await session.execute(query)).scalars() if rule is not None}
+    rows = await session.execute(_rules_enforced_query(), {"event_id": event_id})
+    return {rule for rule in rows.scalars() if rule is not None}
+
+
+@functools.cache
+def _rules_enforced_query() -> sa.Select[int | None]:
+    # Built once: statements on a run's path cost more to build (and key) than to run.
+    return sa.select(Enforcement.rule).where(
+        Enforcement.event == sa.bindparam("event_id"), Enforcement.rule.is_not(None)
+    )
 
 
 async def add_for_event(session: AsyncSession, enforcement: Enforcement) -> bool:

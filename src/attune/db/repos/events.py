@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -27,8 +28,17 @@ async def get_locked(session: AsyncSession, event_id: int) -> Event | None:
 
 async def enabled_rules_of_trigger(session: AsyncSession, trigger_ref: str) -> Sequence[Rule]:
     """Every enabled rule of the trigger ref, by rule ref."""
-    query = sa.select(Rule).where(Rule.enabled.is_(True), Rule.trigger_ref == trigger_ref).order_by(Rule.ref)
-    return (await session.execute(query)).scalars().all()
+    return (await session.execute(_enabled_rules_query(), {"trigger_ref": trigger_ref})).scalars().all()
+
+
+@functools.cache
+def _enabled_rules_query() -> sa.Select[Rule]:
+    # Built once: statements on a run's path cost more to build (and key) than to run.
+    return (
+        sa.select(Rule)
+        .where(Rule.enabled.is_(True), Rule.trigger_ref == sa.bindparam("trigger_ref"))
+        .order_by(Rule.ref)
+    )
 
 
 async def trigger_by_ref(session: AsyncSession, ref: str) -> Trigger | None:

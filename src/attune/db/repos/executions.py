@@ -8,6 +8,7 @@ inserts the row and stages ``ExecutionRequested`` in the same transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -200,13 +201,18 @@ def action_ref_of(execution_column: Any) -> sa.ScalarSelect[Any]:
 
 async def of_event(session: AsyncSession, event_id: int) -> Sequence[Execution]:
     """The executions an event caused directly (through its enforcements), oldest first."""
-    query = (
+    return (await session.scalars(_of_event_query(), {"event_id": event_id})).all()
+
+
+@functools.cache
+def _of_event_query() -> sa.Select[Execution]:
+    # Built once: statements on a run's path cost more to build (and key) than to run.
+    return (
         sa.select(Execution)
         .join(Enforcement, Execution.enforcement == Enforcement.id)
-        .where(Enforcement.event == event_id)
+        .where(Enforcement.event == sa.bindparam("event_id"))
         .order_by(Execution.id)
     )
-    return (await session.scalars(query)).all()
 
 
 async def statuses(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import datetime
 from typing import Any
@@ -35,14 +36,20 @@ async def by_webhook_key(session: AsyncSession, key: str) -> Trigger | None:
 async def by_webhook_key_with_rules(session: AsyncSession, key: str) -> tuple[Trigger | None, int]:
     """The trigger owning this webhook key (or None) and how many enabled rules listen to it, in
     one statement (a waiting webhook needs both; docs/webhooks.md)."""
+    row = (await session.execute(_webhook_key_with_rules_query(), {"key": key})).first()
+    return (None, 0) if row is None else (row[0], int(row[1] or 0))
+
+
+@functools.cache
+def _webhook_key_with_rules_query() -> sa.Select[Any]:
+    # Built once: statements on a run's path cost more to build (and key) than to run.
     rules = (
         sa.select(sa.func.count())
         .select_from(Rule)
         .where(Rule.trigger_ref == Trigger.ref, Rule.enabled.is_(True))
         .scalar_subquery()
     )
-    row = (await session.execute(sa.select(Trigger, rules).where(Trigger.webhook_key == key))).first()
-    return (None, 0) if row is None else (row[0], int(row[1] or 0))
+    return sa.select(Trigger, rules).where(Trigger.webhook_key == sa.bindparam("key"))
 
 
 def list_query(*, pack_id: int | None = None, enabled: bool | None = None) -> sa.Select[Any]:
