@@ -3,7 +3,8 @@
 Opens a platform on a fresh SQLite database (in-memory bus) in this process, registers a shell
 action (``echo hello``) and a Python action (``pass``), and runs each execution through
 :func:`attune.worker.run_execution.run_execution` — claim, preparation, process, finish — one at a
-time, as the worker does after a dispatch. Prints, per action, the wall time per run (p50) and
+time, as the worker does after a dispatch handed over in its process (the claim deletes the
+dispatch's outbox row). Prints, per action, the wall time per run (p50) and
 the CPU time per run of this process and of the action processes it reaped.
 
     .venv/bin/python bench/worker_run.py [--runs 300] [--warm 20] [--profile out.prof]
@@ -28,7 +29,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from attune.db import models
+from attune.db.outbox import outbox_row
 from attune.domain.enums import ExecutionStatus
+from attune.messaging.messages import MessageType, dispatch_routing
 from attune.platform import Platform, open_platform
 from attune.settings import load_settings
 from attune.worker.run_execution import run_execution
@@ -89,7 +92,9 @@ async def _setup(platform: Platform, packs: Path) -> tuple[int, list[models.Acti
     return worker.id, found
 
 
-async def _scheduled(platform: Platform, action: models.Action, worker_id: int) -> int:
+async def _scheduled(platform: Platform, action: models.Action, worker_id: int) -> tuple[int, str]:
+    """A scheduled execution and its dispatch's outbox row, kept from the relay as the embedded
+    server's hand-off keeps it (the claim deletes it); -> (execution id, message id)."""
     async with platform.db.transaction() as session:
         execution = models.Execution(
             action=action.id,
@@ -100,7 +105,15 @@ async def _scheduled(platform: Platform, action: models.Action, worker_id: int) 
         )
         session.add(execution)
         await session.flush()
-        return execution.id
+        payload = {"execution_id": execution.id, "worker_id": worker_id, "action_ref": action.ref}
+        envelope, row = outbox_row(
+            MessageType.EXECUTION_REQUESTED,
+            payload,
+            source_service="executor",
+            routing=dispatch_routing(worker_id),
+        )
+        session.add(models.OutboxMessage(**row))
+        return execution.id, envelope.message_id
 
 
 def _cpu() -> tuple[float, float]:
@@ -114,13 +127,15 @@ async def _measure(
     walls: list[float] = []
     own = children = 0.0
     for index in range(warm + runs):
-        execution_id = await _scheduled(platform, action, worker_id)
+        execution_id, message_id = await _scheduled(platform, action, worker_id)
         timed = index >= warm
         own0, children0 = _cpu()
         started = time.perf_counter()
         if timed and prof is not None:
             prof.enable()
-        status = await run_execution(platform, worker_id, execution_id, asyncio.Event())
+        status = await run_execution(
+            platform, worker_id, execution_id, asyncio.Event(), handed_off=message_id
+        )
         if timed and prof is not None:
             prof.disable()
         wall = time.perf_counter() - started
