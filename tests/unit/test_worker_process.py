@@ -1,4 +1,7 @@
-"""Running one action process: capture, limits, live logs, redaction, timeout and cancel."""
+"""Running one action process: capture, limits, live logs, redaction, timeout and cancel.
+
+Every test runs twice: the process watched through a pidfd (attune.worker.spawn) and through
+asyncio's child watcher (the fallback where pidfds are unavailable)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from attune.worker import process
 from attune.worker.process import ProcessSpec, run_process
 
 MARKER = "\n\n[OUTPUT TRUNCATED: {} exceeded size limit]\n"
@@ -61,6 +65,14 @@ async def until(condition: Callable[[], bool], seconds: float = 3.0) -> None:
 
 def read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture(autouse=True, params=["pidfd", "asyncio"])
+def spawn_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which way the process is started and watched."""
+    if request.param == "asyncio":
+        monkeypatch.setattr(process, "pidfd_supported", lambda: False)
+    return str(request.param)
 
 
 @pytest.fixture

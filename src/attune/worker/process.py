@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Protocol
 
 from attune.worker import watchdog
 from attune.worker.redaction import Redactor
+from attune.worker.spawn import pidfd_supported, spawn_watched
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,14 @@ Spawner = Callable[[Sequence[str], Path | None, Mapping[str, str], bytes], Await
 async def spawn_process(
     argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], stdin: bytes = b""
 ) -> Spawned:
-    """The default :data:`Spawner`: a new process (``exec`` of ``argv``); stdin is fed later."""
+    """The default :data:`Spawner`: a new process (``exec`` of ``argv``); stdin is fed later.
+
+    Watched through a pidfd by the event loop where the kernel allows it (no thread per child,
+    :mod:`attune.worker.spawn`), else through ``asyncio``'s child watcher."""
+    if pidfd_supported():
+        preexec = _default_signals if _children_need_preexec() else None
+        child, exited = await spawn_watched(argv, cwd=cwd, env=env, preexec_fn=preexec)
+        return Spawned(child, exited, child.close)
     proc, exited = await _spawn(argv, cwd=cwd, env=env)
     return Spawned(proc, exited, lambda: _close_transport(proc))
 

@@ -239,7 +239,7 @@ async def claim(
     async with db.transaction() as session:
         claimed = await worker_operations.claim(session, execution_id, worker_id, source_service=SOURCE)
         if handed_off is not None:
-            await outbox_rows.delete_message_ids(session, (handed_off,))
+            await outbox_rows.delete_message(session, handed_off)
         return claimed
 
 

@@ -11,6 +11,7 @@ The caller's own messages are staged with the notifications, in one outbox INSER
 
 from __future__ import annotations
 
+import functools
 from collections import ChainMap
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, cast
@@ -50,6 +51,11 @@ _RETURNED: tuple[Any, ...] = (
 )
 
 
+#: Bound parameter names of the cached statements (a name of its own per set column: SQLAlchemy
+#: reserves the column names for its own SET parameters).
+_ID, _WORKER, _SET = "t_id", "t_worker", "t_set_"
+
+
 def _enforcement_ref(column: Any) -> sa.Label[Any]:
     query = sa.select(column).where(Enforcement.id == Execution.enforcement)
     return query.scalar_subquery().label(column.key)
@@ -74,19 +80,76 @@ def _conditions(
     return conditions
 
 
+def _worker_mode(on_worker: int | None) -> str:
+    return "none" if on_worker is None else "any" if on_worker == ANY_WORKER else "one"
+
+
+def _statement_conditions(
+    statuses: tuple[str, ...], worker_mode: str, result_is_null: bool
+) -> list[sa.ColumnElement[bool]]:
+    """:func:`_conditions` with the execution and worker ids as bound parameters."""
+    conditions: list[sa.ColumnElement[bool]] = [
+        Execution.id == sa.bindparam(_ID),
+        Execution.status.in_(list(statuses)),
+    ]
+    if worker_mode == "none":
+        conditions.append(Execution.worker.is_(None))
+    elif worker_mode == "one":
+        conditions.append(Execution.worker == sa.bindparam(_WORKER))
+    if result_is_null:
+        conditions.append(Execution.result.is_(None))
+    return conditions
+
+
+def _set_values(names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: sa.bindparam(_SET + name, type_=_TABLE.c[name].type) for name in names}
+
+
+# The statements are built once per shape and reused: building one and computing its cache key
+# cost ≈ 0.4 ms of CPU per transition, two to three per run (docs/performance.md, "Cheaper
+# process start and finish on the worker"); a reused statement keeps its memoised cache key.
+@functools.lru_cache(maxsize=128)
+def _update(
+    statuses: tuple[str, ...], worker_mode: str, result_is_null: bool, names: tuple[str, ...]
+) -> sa.Update:
+    conditions = _statement_conditions(statuses, worker_mode, result_is_null)
+    return sa.update(_TABLE).where(*conditions).values(_set_values(names)).returning(*_RETURNED, *_REFS)
+
+
+@functools.lru_cache(maxsize=32)
+def _update_loading(statuses: tuple[str, ...], worker_mode: str, names: tuple[str, ...]) -> sa.Update:
+    conditions = _statement_conditions(statuses, worker_mode, False)
+    return (
+        sa.update(Execution)
+        .where(*conditions)
+        .values(_set_values(names))
+        .returning(Execution, *_REFS)
+        .execution_options(synchronize_session=False, populate_existing=True, **CAPTURED)
+    )
+
+
+def _parameters(execution_id: int, on_worker: int | None, values: Mapping[str, Any]) -> dict[str, Any]:
+    parameters = {_SET + name: value for name, value in values.items()}
+    parameters[_ID] = execution_id
+    if on_worker is not None and on_worker != ANY_WORKER:
+        parameters[_WORKER] = on_worker
+    return parameters
+
+
 async def _old_values(
     session: AsyncSession,
-    conditions: list[sa.ColumnElement[bool]],
+    conditions: Callable[[], list[sa.ColumnElement[bool]]],
     known: dict[str, Any],
     values: Mapping[str, Any],
 ) -> dict[str, Any] | None:
     """The old values of the tracked columns ``values`` sets: ``known``, plus one locked read of
-    the others; None when no row matches (then nothing is updated)."""
+    the others (rows matching ``conditions()``); None when no row matches (then nothing is
+    updated)."""
     missing = [name for name in values if name in _TRACKED and name not in known]
     if not missing:
         return known
     table = Execution.__table__
-    query = sa.select(*(table.c[name] for name in missing)).where(*conditions)
+    query = sa.select(*(table.c[name] for name in missing)).where(*conditions())
     row = (await session.execute(locking.for_update(session, query))).first()
     if row is None:
         return None
@@ -116,20 +179,16 @@ async def _record(
     await session.run_sync(record_change, change, refs, rows)
 
 
-def _prepare(
-    execution_id: int,
-    from_statuses: Collection[str],
-    on_worker: int | None,
-    old: Mapping[str, Any] | None,
-    result_is_null: bool,
-) -> tuple[list[sa.ColumnElement[bool]], dict[str, Any]]:
+def _known(
+    from_statuses: tuple[str, ...], old: Mapping[str, Any] | None, result_is_null: bool
+) -> dict[str, Any]:
+    """The old values the compare-and-set pins down, with those the caller read."""
     known = dict(old or {})
-    statuses = list(from_statuses)
-    if len(statuses) == 1:
-        known.setdefault("status", statuses[0])
+    if len(from_statuses) == 1:
+        known.setdefault("status", from_statuses[0])
     if result_is_null:
         known.setdefault("result", None)
-    return _conditions(execution_id, statuses, on_worker, result_is_null), known
+    return known
 
 
 async def transition(
@@ -153,18 +212,23 @@ async def transition(
     another actor moved the execution first (then nothing is written or staged). A loaded
     ``Execution`` instance is left alone (the caller sets its attributes).
     """
-    conditions, known = _prepare(execution_id, from_statuses, on_worker, old, result_is_null)
-    before = await _old_values(session, conditions, known, values)
+    statuses = tuple(from_statuses)
+    before = await _old_values(
+        session,
+        lambda: _conditions(execution_id, statuses, on_worker, result_is_null),
+        _known(statuses, old, result_is_null),
+        values,
+    )
     if before is None:
         return None
     # A Core UPDATE on the table, run on the session's connection: the ORM's bulk-update path
     # (entity resolution, session synchronisation, the execute events) cost ≈ 4 % of a W2 run's
     # server CPU for nothing here — the change capture is computed below, and a loaded instance
     # is left alone either way.
-    statement = sa.update(_TABLE).where(*conditions).values(**values).returning(*_RETURNED, *_REFS)
+    statement = _update(statuses, _worker_mode(on_worker), result_is_null, tuple(values))
     await session.flush()  # what session.execute would autoflush (a pending enforcement the refs read)
     connection = await session.connection()
-    row = (await connection.execute(statement)).first()
+    row = (await connection.execute(statement, _parameters(execution_id, on_worker, values))).first()
     if row is None:
         return None
     new = {**values, **row._mapping}
@@ -185,17 +249,12 @@ async def transition_loading(
     """:func:`transition` that returns the whole execution as the session's instance (refreshed),
     for a caller that goes on with it (the worker's claim). Only ``status`` may be a tracked
     column in ``values``, and ``from_statuses`` holds one status."""
-    conditions, known = _prepare(execution_id, from_statuses, on_worker, None, False)
+    statuses = tuple(from_statuses)
+    known = _known(statuses, None, False)
     if any(name in _TRACKED and name not in known for name in values):
         raise ValueError("transition_loading cannot know the old values of tracked columns")
-    statement = (
-        sa.update(Execution)
-        .where(*conditions)
-        .values(**values)
-        .returning(Execution, *_REFS)
-        .execution_options(synchronize_session=False, populate_existing=True, **CAPTURED)
-    )
-    row = (await session.execute(statement)).first()
+    statement = _update_loading(statuses, _worker_mode(on_worker), tuple(values))
+    row = (await session.execute(statement, _parameters(execution_id, on_worker, values))).first()
     if row is None:
         return None
     execution: Execution = row[0]

@@ -1,0 +1,163 @@
+"""Starting an action process watched through a pidfd (docs/performance.md, "Cheaper process
+start and finish on the worker").
+
+``asyncio``'s subprocess support on Python 3.11 watches every child with its default
+``ThreadedChildWatcher``: a new thread per process, started (and waited for) while the event loop
+waits, blocked in ``waitpid`` until the child exits, and then queuing for the GIL behind a busy
+event loop before it can report the exit. On Linux ≥ 5.3 a process file descriptor
+(``pidfd_open``) becomes readable when the child exits, so the event loop itself can watch it:
+no thread, and the exit is seen at the loop's next poll. This module starts the process as
+``asyncio`` does (``subprocess.Popen`` with pipes, its own session), connects the pipes to the
+loop as stream readers and a writer, and reaps the child when its pidfd becomes readable.
+
+Where ``pidfd_open`` is missing or refused (another kernel, a sandbox), :func:`pidfd_supported`
+is False and :mod:`attune.worker.process` starts the process through ``asyncio`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+#: Stream reader buffer limit (asyncio's default).
+STREAM_LIMIT = 64 * 1024
+
+
+@functools.cache
+def pidfd_supported() -> bool:
+    """Whether this process may watch its children through pidfds (Linux ≥ 5.3, not forbidden)."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return False
+    try:
+        fd = pidfd_open(os.getpid())
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+@dataclass
+class PipedChild:
+    """A child process with its stdio connected to the event loop (the ``Child`` shape of
+    :mod:`attune.worker.process`); ``returncode`` is set once it is reaped."""
+
+    pid: int
+    stdin: asyncio.StreamWriter | None
+    stdout: asyncio.StreamReader | None
+    stderr: asyncio.StreamReader | None
+    transports: list[asyncio.BaseTransport] = field(default_factory=list)
+    returncode: int | None = None
+
+    def close(self) -> None:
+        """Close our ends of its pipes (readers see EOF; a writing child gets SIGPIPE)."""
+        for transport in self.transports:
+            transport.close()
+
+
+async def pipe_reader(
+    loop: asyncio.AbstractEventLoop, pipe: IO[bytes]
+) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """A stream reader on the read end ``pipe`` (the loop owns and closes it)."""
+    stream = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream, loop=loop), pipe)
+    return stream, transport
+
+
+async def pipe_writer(
+    loop: asyncio.AbstractEventLoop, pipe: IO[bytes]
+) -> tuple[asyncio.StreamWriter, asyncio.BaseTransport]:
+    """A stream writer on the write end ``pipe`` (the loop owns and closes it)."""
+    # StreamReaderProtocol brings the drain and close-waiter support a StreamWriter needs.
+    protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop)
+    transport, _ = await loop.connect_write_pipe(lambda: protocol, pipe)
+    return asyncio.StreamWriter(transport, protocol, None, loop), transport
+
+
+async def spawn_watched(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    preexec_fn: Callable[[], Any] | None = None,
+) -> tuple[PipedChild, asyncio.Future[None]]:
+    """Start ``argv`` in its own session with piped stdin/stdout/stderr; the child and a future
+    resolved once it has exited and been reaped. Raises OSError/ValueError as ``Popen`` does."""
+    loop = asyncio.get_running_loop()
+    popen = _popen(argv, cwd=cwd, env=env, preexec_fn=preexec_fn)
+    assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
+    pipes: list[IO[bytes]] = [popen.stdin, popen.stdout, popen.stderr]
+    exited: asyncio.Future[None] = loop.create_future()
+    child = PipedChild(popen.pid, None, None, None)
+    try:
+        _watch(loop, popen, child, exited)
+        child.stdout, transport = await pipe_reader(loop, popen.stdout)
+        pipes.remove(popen.stdout)
+        child.transports.append(transport)
+        child.stderr, transport = await pipe_reader(loop, popen.stderr)
+        pipes.remove(popen.stderr)
+        child.transports.append(transport)
+        child.stdin, transport = await pipe_writer(loop, popen.stdin)
+        pipes.remove(popen.stdin)
+        child.transports.append(transport)
+    except BaseException:
+        child.close()
+        for pipe in pipes:
+            pipe.close()
+        with contextlib.suppress(OSError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        raise
+    return child, exited
+
+
+def _popen(
+    argv: Sequence[str], *, cwd: Path | None, env: Mapping[str, str], preexec_fn: Callable[[], Any] | None
+) -> subprocess.Popen[bytes]:
+    """The process, started as ``asyncio`` starts it: ``vfork`` + ``exec`` in the loop's thread,
+    which returns once the program runs (or raises why it cannot)."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
+        preexec_fn=preexec_fn,
+        bufsize=0,
+    )
+
+
+def _watch(
+    loop: asyncio.AbstractEventLoop,
+    popen: subprocess.Popen[bytes],
+    child: PipedChild,
+    exited: asyncio.Future[None],
+) -> None:
+    """Reap ``popen`` when its pidfd becomes readable; record the exit code and resolve ``exited``."""
+    pidfd = os.pidfd_open(popen.pid)
+
+    def reap() -> None:
+        try:
+            pid, status = os.waitpid(popen.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = popen.pid, 255 << 8  # reaped elsewhere: as asyncio reports it
+        if pid == 0:
+            return  # not yet (a spurious wake-up)
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        returncode = os.waitstatus_to_exitcode(status)
+        # Popen must not try to reap it again (its destructor would keep it for a later waitpid).
+        popen.returncode = child.returncode = returncode
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, reap)
