@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,8 @@ from attune.messaging.messages import MessageType
 from attune.notifier.hub import Notification, NotificationHub
 from attune.packs.register import register_system_packs
 from attune.platform import Platform
+from attune.testing.clock import FakeClock
+from attune.workflow.engine import TIMERS_KEY
 from tests.integration.test_workflow_routes import children, start_run
 
 ITEMS = 7
@@ -106,8 +109,9 @@ async def test_deferred_children_the_engine_ran_stage_no_completion_messages(
     api: httpx.AsyncClient, platform: Platform, held_outbox: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the in-process budget, children are written ``requested`` and run by a later step of
-    the engine; like the ones run at once they stage no ExecutionStatusChanged/ExecutionCompleted
-    (nobody acts on them), only their notifications."""
+    the engine; like the ones run at once they stage no ExecutionRequested/ExecutionStatusChanged/
+    ExecutionCompleted (nobody acts on them: the run's deferred timer, not the scheduler, takes
+    them over after a crash), only their notifications."""
     from attune.workflow.engine import inline
 
     monkeypatch.setattr(inline, "BUDGET", 3)
@@ -125,8 +129,7 @@ async def test_deferred_children_the_engine_ran_stage_no_completion_messages(
         for kind, body in rows
         if kind != MessageType.CHANGE_NOTIFICATIONS and body["payload"].get("execution_id") in kids
     ]
-    # Each deferred child is requested once (a worker may run it if the engine's step never comes).
-    assert sorted(about_kids) == [MessageType.EXECUTION_REQUESTED] * (ITEMS - 3)
+    assert about_kids == []
     announced = [
         n["entity_id"]
         for kind, body in rows
@@ -134,3 +137,54 @@ async def test_deferred_children_the_engine_ran_stage_no_completion_messages(
         for n in body["payload"]["notifications"]
     ]
     assert sorted(n for n in announced if n in kids) == sorted([*kids, *kids])
+
+
+@pytest.mark.parametrize("ran_chunks", [0, 1])
+async def test_deferred_children_left_behind_by_a_stop_are_run_once_by_the_deferred_timer(
+    api: httpx.AsyncClient,
+    platform: Platform,
+    fake_clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    ran_chunks: int,
+) -> None:
+    """The process stops after the step that deferred children committed (before any of their
+    steps, or between two): no message requests them, so a restarted engine's timer loop finds
+    the run's deferred timer due and runs what is left, each child counted exactly once."""
+    from attune.workflow.engine import WorkflowEngine, inline
+    from attune.workflow.engine import service as engine_service
+
+    monkeypatch.setattr(inline, "BUDGET", 3)
+    original = engine_service.advance_deferred
+    calls: list[int] = []
+
+    async def stopping(session: Any, state_id: int, ids: list[int], ctx: Any) -> None:
+        calls.append(len(ids))
+        if len(calls) > ran_chunks:
+            raise asyncio.CancelledError  # the process stops: the task ends, nothing is rolled forward
+        await original(session, state_id, ids, ctx)
+
+    monkeypatch.setattr(engine_service, "advance_deferred", stopping)
+    await _many(api, platform)
+    engine, run = await start_run(platform, "wf.many")
+    for _ in range(100):
+        if not engine._drains:
+            break
+        await asyncio.sleep(0.01)
+    kids = await children(platform, run)
+    left = [kid.id for kid in kids if kid.status == "requested"]
+    assert len(kids) == ITEMS and len(left) == ITEMS - 3 - 3 * ran_chunks
+    monkeypatch.setattr(engine_service, "advance_deferred", original)
+
+    restarted = WorkflowEngine(platform)
+    assert await restarted.sweep_timers() == 0  # not due yet: the first engine may still be at it
+    fake_clock.advance(inline.DEFERRED_GRACE + 1)
+    assert await restarted.sweep_timers() == 1
+    assert await _until_terminal(platform, run) == "completed"
+    kids = await children(platform, run)
+    assert [(kid.status, kid.workflow_task["counted"]) for kid in kids] == [("completed", True)] * ITEMS
+    async with platform.db.session() as session:
+        state = await session.scalar(
+            sa.select(models.WorkflowExecution).where(models.WorkflowExecution.execution == run)
+        )
+    assert state is not None and state.variables[TIMERS_KEY] == []  # the deferred timer went with them
+    assert await restarted.sweep_timers() == 0

@@ -68,12 +68,28 @@ async def insert_finished(session: AsyncSession, rows: list[dict[str, Any]], *, 
     return ids
 
 
-async def insert_requested(session: AsyncSession, rows: list[dict[str, Any]], *, source: str) -> list[int]:
-    """Insert ``requested`` children (one statement) with their history, ``execution_created``
-    and ``ExecutionRequested``. Returns the new ids in the order of ``rows``."""
+async def insert_deferred(session: AsyncSession, rows: list[dict[str, Any]], *, source: str) -> list[int]:
+    """Insert ``requested`` children the engine runs in a later step (one statement) with their
+    history and ``execution_created``. Returns the new ids in the order of ``rows``.
+
+    No ``ExecutionRequested`` is staged: the engine runs them itself, and the run's deferred
+    timer (attune.workflow.engine.inline) runs them after a crash, so the message would only
+    cost an outbox row, a relay hand-off and a scheduler delivery per child.
+    """
     ids = await _insert(session, rows)
-    await session.run_sync(_capture_requested, list(zip(ids, rows, strict=True)), source)
+    await session.run_sync(_capture_deferred, list(zip(ids, rows, strict=True)), source)
     return ids
+
+
+async def deferred_of(session: AsyncSession, state_id: int) -> list[tuple[int, int | None]]:
+    """``(id, action)`` of the children of run ``state_id`` still ``requested``, by id."""
+    table = _table()
+    query = (
+        sa.select(table.c.id, table.c.action)
+        .where(table.c.workflow_execution_id == state_id, table.c.status == _REQUESTED)
+        .order_by(table.c.id)
+    )
+    return [(row.id, row.action) for row in (await session.execute(query)).all()]
 
 
 async def requested(session: AsyncSession, ids: Sequence[int]) -> Sequence[Any]:
@@ -131,39 +147,16 @@ async def finish(
     await session.run_sync(_capture_finished, written, source)
 
 
-def _capture_requested(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
-    """History, notification and ``ExecutionRequested`` of deferred children (a worker may run
-    them if the deferred step never comes: after a crash, the scheduler recovers them)."""
+def _capture_deferred(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
+    """History and notification of deferred children (no ``ExecutionRequested``: see
+    :func:`insert_deferred`)."""
     connection = session.connection()
     changes = [
         RowChange("execution", "INSERT", execution_id, None, {**values, "id": execution_id})
         for execution_id, values in written
     ]
     write_history(connection, changes)
-    first_id, first = written[0]
-    requested = _Template(
-        MessageType.EXECUTION_REQUESTED,
-        {
-            "execution_id": first_id,
-            "action_id": first["action"],
-            "action_ref": first["action_ref"],
-            "parent_id": first["parent"],
-            "enforcement_id": first["enforcement"],
-            "config": first["config"],
-        },
-        source,
-    )
-    messages = _notifications(changes, _refs(connection, written), source) + [
-        requested.row(
-            {
-                "execution_id": execution_id,
-                "action_id": values["action"],
-                "action_ref": values["action_ref"],
-                "config": values["config"],
-            }
-        )
-        for execution_id, values in written
-    ]
+    messages = _notifications(changes, _refs(connection, written), source)
     connection.execute(sa.insert(OutboxMessage), messages)
     note_staged(session, messages)
 

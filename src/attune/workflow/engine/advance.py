@@ -22,6 +22,7 @@ from attune.domain import budget
 from attune.domain.enums import ExecutionStatus
 from attune.operations.executions import finish_execution
 from attune.workflow import conductor
+from attune.workflow.engine import inline as inline_tasks
 from attune.workflow.engine import store
 from attune.workflow.engine.commands import apply, step
 from attune.workflow.engine.store import TERMINAL, Run, WorkflowContext, keys_for, load, move
@@ -202,7 +203,8 @@ async def advance_deferred(
     session: AsyncSession, state_id: int, ids: list[int], ctx: WorkflowContext
 ) -> None:
     """Run the deferred in-process children ``ids`` of run ``state_id`` and count them in one step
-    (attune.workflow.engine.inline): one transaction for the whole batch."""
+    (attune.workflow.engine.inline): one transaction for the whole batch. The run's deferred
+    timer moves a grace ahead while deferred children remain, and goes with the last."""
     row = await repo.lock_state(session, state_id)
     if row is None or row.status in TERMINAL or ctx.inline is None:
         return
@@ -219,4 +221,30 @@ async def advance_deferred(
         )
         run.state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
         await apply(session, run, commands, ctx)
+    await _refresh_deferred_timer(session, run, ctx)
     await store.persist(session, run, ctx)
+
+
+async def _refresh_deferred_timer(session: AsyncSession, run: Run, ctx: WorkflowContext) -> list[int]:
+    """Move the run's deferred timer a grace ahead while it has deferred children left (else
+    drop it); returns their ids."""
+    left = [] if run.row.status in TERMINAL else await inline_tasks.deferred_ids(session, run.row.id)
+    inline_tasks.set_deferred_timer(run.timers, ctx.clock.now() if left else None)
+    return left
+
+
+async def fire_deferred(
+    session: AsyncSession, state_id: int, timer: dict[str, Any], ctx: WorkflowContext
+) -> list[int] | None:
+    """Run ``state_id``'s deferred timer came due: no step ran its deferred children for a grace
+    (the process that deferred them stopped). Returns the ids still to run (the timer moves a
+    grace ahead meanwhile), or None when the timer is gone already."""
+    row = await repo.lock_state(session, state_id)
+    if row is None or row.status in TERMINAL:
+        return None
+    run = await load(session, row, ctx)
+    if run is None or timer not in run.timers:
+        return None
+    left = await _refresh_deferred_timer(session, run, ctx)
+    await store.persist(session, run, ctx)
+    return left

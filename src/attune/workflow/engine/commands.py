@@ -44,6 +44,7 @@ from attune.workflow.engine.store import (
     CANCELLED_RESULT,
     LIVE_CHILD,
     PARENT_LIVE,
+    TERMINAL,
     WORKFLOW_ACTIVE,
     Run,
     WorkflowContext,
@@ -110,6 +111,9 @@ async def apply(
             outcomes.append(feedback)
     if ctx.inline is not None:
         await ctx.inline.flush(session)
+        if run.row.id in ctx.inline.deferred_ids and run.row.status not in TERMINAL:
+            # Durable until they ran: the timer loop runs them if no later step does.
+            inline_tasks.set_deferred_timer(run.timers, ctx.clock.now())
 
 
 async def feed(
@@ -235,15 +239,21 @@ def split_input(
     run: Run, action: Action, command: conductor.RunTask
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the task's input as stored, the decrypted values that go to ``secret_params`` only)."""
-    declared = run.secrets.get(action.ref)
-    if declared is None:
-        declared = run.secrets[action.ref] = secret_names(runs.flat_schema(action.param_schema))
+    declared = declared_secrets(run, action)
     texts = run.keys.revealed if run.keys is not None else []
     # Decrypted keys (``decrypt_kv``, secret parameters) are stored only as secret parameters.
     public, revealed = keyrefs.split_revealed(command.input, declared, texts)
     for name in declared & set(revealed):
         public[name] = revealed.pop(name)
     return public, revealed
+
+
+def declared_secrets(run: Run, action: Action) -> set[str]:
+    """The secret parameter names of ``action``, derived once per step (``Run.secrets``)."""
+    declared = run.secrets.get(action.ref)
+    if declared is None:
+        declared = run.secrets[action.ref] = secret_names(runs.flat_schema(action.param_schema))
+    return declared
 
 
 def task_link(run: Run, command: conductor.RunTask) -> dict[str, Any]:
@@ -300,6 +310,7 @@ def run_now(
             state_id=run.row.id,
             task=command.task,
             attempt=command.attempt,
+            declared=declared_secrets(run, action),
         )
     except AttuneError as exc:
         log.warning(

@@ -15,8 +15,14 @@ whole step, which the message that started it redelivers. Such a child was never
 the bus, holds no slot and is counted already (``workflow_task.counted``), so no
 ``ExecutionCompleted`` is staged for it (:func:`attune.db.repos.children.insert_finished`).
 
-At most :data:`BUDGET` tasks run inline per transaction; beyond it tasks are requested as usual
-(and the worker runs them in-process), so a step never holds the database for long.
+At most :data:`BUDGET` tasks run inline per transaction; beyond it the children are written
+``requested`` (their history and ``execution_created`` staged, no ``ExecutionRequested``) and the
+engine runs them after the commit, :data:`BUDGET` per transaction, so a step never holds the
+database for long. What makes them durable is the run's *deferred timer*
+(:func:`deferred_timer`, persisted with the run's other timers): each of those transactions moves
+it :data:`DEFERRED_GRACE` seconds ahead while deferred children remain and drops it with the last
+one; if it ever comes due (the process stopped between two of them), the engine's timer loop runs
+the children still ``requested`` (docs/performance.md, "In-process workflow tasks").
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,8 +50,12 @@ from attune.worker.runners.inprocess import builtin_for, run_builtin
 
 log = logging.getLogger(__name__)
 
-#: Tasks run inline in one transaction at most (a step past it requests the rest as usual).
+#: Tasks run inline in one transaction at most (a step past it defers the rest).
 BUDGET = 2000
+#: The ``kind`` of a run's deferred timer (:func:`deferred_timer`).
+DEFERRED_KIND = "deferred"
+#: Seconds without progress after which a run's deferred children are run by the timer loop.
+DEFERRED_GRACE = 10.0
 
 _REQUESTED = ExecutionStatus.REQUESTED.value
 #: Distinct valid parameter sets remembered per step.
@@ -137,9 +148,11 @@ class InlineTasks:
         state_id: int,
         task: str,
         attempt: int,
+        declared: Collection[str],
     ) -> tuple[str, Any] | None:
         """Run one task now; its row is written by :meth:`flush`. Returns ``(status, result)``,
         or None when the budget is spent: the child is written ``requested`` and runs later.
+        ``declared``: the action's secret parameter names (the run's cache, ``Run.secrets``).
 
         Raises :class:`AttuneError` when the parameters are invalid (the caller reports the task
         failed without a child, exactly as when a requested child cannot be created).
@@ -147,7 +160,12 @@ class InlineTasks:
         schema = runs.flat_schema(action.param_schema)
         parameters = apply_defaults(public, schema)
         self._validate(action, parameters, schema)
-        stored, secrets = runs.split_secrets(parameters, schema)
+        secrets = {name: parameters[name] for name in declared if name in parameters}
+        stored = (
+            {key: (runs.SECRET_MASK if key in secrets else value) for key, value in parameters.items()}
+            if secrets
+            else parameters
+        )
         if revealed:
             secrets = {**revealed, **secrets}
         ran: RunResult | None = None
@@ -180,7 +198,7 @@ class InlineTasks:
         if self.deferred:
             children, self.deferred = self.deferred, []
             rows = [child.values for child in children]
-            ids = await child_rows.insert_requested(session, rows, source=self.source)
+            ids = await child_rows.insert_deferred(session, rows, source=self.source)
             for execution_id, values in zip(ids, rows, strict=True):
                 self.deferred_ids.setdefault(values["workflow_execution_id"], []).append(execution_id)
 
@@ -239,6 +257,40 @@ class InlineTasks:
         await child_rows.finish(session, updates, written, now=now, source=self.source)
         self.counted_ids.extend(execution_id for execution_id, _ in written)
         return [(values["workflow_task"], values["status"], values["result"]) for _, values in written]
+
+
+def deferred_timer(now: datetime) -> dict[str, Any]:
+    """A run's deferred timer, due :data:`DEFERRED_GRACE` seconds after ``now``."""
+    due = now + timedelta(seconds=DEFERRED_GRACE)
+    return {"task": "", "index": None, "kind": DEFERRED_KIND, "due": due.isoformat()}
+
+
+def is_deferred_timer(timer: Mapping[str, Any]) -> bool:
+    return timer.get("kind") == DEFERRED_KIND
+
+
+def set_deferred_timer(timers: list[dict[str, Any]], now: datetime | None) -> None:
+    """Replace the run's deferred timer by one due a grace after ``now`` (None: drop it)."""
+    timers[:] = [timer for timer in timers if not is_deferred_timer(timer)]
+    if now is not None:
+        timers.append(deferred_timer(now))
+
+
+async def deferred_ids(session: AsyncSession, state_id: int) -> list[int]:
+    """The children of run ``state_id`` still ``requested`` whose action runs in-process."""
+    found = await child_rows.deferred_of(session, state_id)
+    in_process: dict[int | None, bool] = {}
+    ids: list[int] = []
+    for execution_id, action_id in found:
+        if action_id not in in_process:
+            action = await session.get(Action, action_id) if action_id is not None else None
+            in_process[action_id] = action is not None and (
+                action.workflow_def is None
+                and builtin_for(action.ref, action.pack_ref, action.entrypoint) is not None
+            )
+        if in_process[action_id]:
+            ids.append(execution_id)
+    return ids
 
 
 def _row(

@@ -18,7 +18,13 @@ from attune.domain.templates import TemplateEngine
 from attune.lru import LruCache
 from attune.platform import Platform
 from attune.workflow.engine import inline as inline_tasks
-from attune.workflow.engine.advance import advance_children, advance_deferred, fire_timer, start_workflow
+from attune.workflow.engine.advance import (
+    advance_children,
+    advance_deferred,
+    fire_deferred,
+    fire_timer,
+    start_workflow,
+)
 from attune.workflow.engine.store import (
     SOURCE,
     TIMERS_KEY,
@@ -113,13 +119,14 @@ class WorkflowEngine:
         if ctx.inline is None or not ctx.inline.deferred_ids:
             return
         for state_id, ids in ctx.inline.deferred_ids.items():
-            self._deferring.update(ids)
-            task = asyncio.create_task(
-                self._run_deferred(state_id, ids), name=f"workflow-{state_id}-deferred"
-            )
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
+            self._spawn_deferred(state_id, ids)
         ctx.inline.deferred_ids = {}
+
+    def _spawn_deferred(self, state_id: int, ids: list[int]) -> None:
+        self._deferring.update(ids)
+        task = asyncio.create_task(self._run_deferred(state_id, ids), name=f"workflow-{state_id}-deferred")
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
 
     async def _run_deferred(self, state_id: int, ids: list[int]) -> None:
         """Run deferred children in steps of at most the in-process budget each, one transaction
@@ -245,10 +252,19 @@ class WorkflowEngine:
                 if _due(timer) > now:
                     break
                 ctx = self.context()
+                left: list[int] | None = None
                 async with self._platform.db.transaction() as session:
-                    if await fire_timer(session, sid, timer, ctx):
+                    if inline_tasks.is_deferred_timer(timer):
+                        # The deferred children's steps never came (docs/performance.md).
+                        left = await fire_deferred(session, sid, timer, ctx)
+                        fired += left is not None
+                    elif await fire_timer(session, sid, timer, ctx):
                         fired += 1
                 self._remember(ctx)
+                waiting = [execution_id for execution_id in left or [] if execution_id not in self._deferring]
+                if waiting:
+                    log.warning("workflow run %s: running %d deferred task(s) left behind", sid, len(waiting))
+                    self._spawn_deferred(sid, waiting)
                 if not ctx.written:
                     # Already fired elsewhere: forget it so the next pass re-reads the row.
                     self._known.pop(sid, None)
