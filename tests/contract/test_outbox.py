@@ -17,7 +17,7 @@ from attune.bus.base import Bus, BusError, Outgoing, PublishOutcome
 from attune.bus.relay import OutboxRelay
 from attune.db import models
 from attune.db.database import Database
-from attune.db.outbox import enqueue
+from attune.db.outbox import enqueue, outbox_row
 from attune.messaging.messages import Envelope, MessageType
 from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.settings import Settings
@@ -294,3 +294,117 @@ async def test_a_scan_deletes_only_the_rows_whose_message_the_broker_confirmed(
     await _wait_for(received, 3)
     assert [e.payload["event_id"] for e in received] == [0, 2, 1]
     assert await _outbox_rows(db) == 0
+
+
+# --------------------------------------------------------------------------- the orphan scan's pace
+
+
+async def _drive_to(clock: FakeClock, interval: float) -> None:
+    """Let the relay's timers run out until it sleeps ``interval`` (its backed-off scan pace)."""
+    for _ in range(20):
+        await clock.sleeping(1)
+        wait = clock.next_deadline()
+        if wait == interval:
+            return
+        assert wait is not None
+        clock.advance(wait)
+    raise AssertionError(f"the relay never slept {interval} s")
+
+
+async def _orphan(db: Database, event_id: int) -> None:
+    """An outbox row committed without this relay's fast path (another process wrote it)."""
+    _, row = outbox_row(
+        MessageType.EVENT_CREATED,
+        {"event_id": event_id, "trigger_ref": "core.x", "payload": {}},
+        source_service="api",
+    )
+    async with db.transaction() as session:
+        session.add(models.OutboxMessage(**row))
+
+
+async def test_an_idle_relay_backs_off_its_orphan_scans(
+    db: Database, bus: ContractBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    relay = OutboxRelay(db, bus, poll_interval=1.0, max_poll_interval=8.0, orphan_age=1000.0, clock=clock)
+    scans: list[float] = []
+    real = relay._scan
+
+    async def counted(created_before: Any) -> None:
+        scans.append(clock.monotonic())
+        await real(created_before)
+
+    monkeypatch.setattr(relay, "_scan", counted)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await relay.flush()  # the start-up scan
+        while True:
+            await clock.sleeping(1)
+            wait = clock.next_deadline()
+            assert wait is not None and wait <= 8.0
+            if clock.monotonic() + wait > 60.0:
+                break
+            clock.advance(wait)
+        # The old pace scanned 60 times in these 60 s; backing off 2, 4, 8, 8, …: nine.
+        assert scans == [0.0, 2.0, 6.0, 14.0, 22.0, 30.0, 38.0, 46.0, 54.0]
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_row_another_process_left_is_sent_within_the_backed_off_interval(
+    db: Database, bus: ContractBus
+) -> None:
+    received = await _collect(bus)
+    clock = FakeClock()
+    # ``orphan_age`` 0: the row counts as an orphan at once (its age is read on the system clock).
+    relay = OutboxRelay(db, bus, poll_interval=1.0, max_poll_interval=8.0, orphan_age=0.0, clock=clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await relay.flush()
+        await _drive_to(clock, 8.0)
+        await _orphan(db, 7)
+        clock.advance(7.9)
+        await clock.sleeping(1)
+        assert received == []
+        clock.advance(0.1)
+        await _wait_for(received, 1)
+        assert [e.payload["event_id"] for e in received] == [7]
+        await _drive_to(clock, 1.0)  # a scan that found a row: the next one follows at the first pace
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_scan_whose_publish_failed_is_retried_at_the_first_interval(
+    db: Database, bus: ContractBus
+) -> None:
+    received = await _collect(bus)
+    refusing = _RefusingBus(bus, refuse={5})
+    clock = FakeClock()
+    relay = OutboxRelay(
+        db, cast(Bus, refusing), poll_interval=1.0, max_poll_interval=8.0, orphan_age=0.0, clock=clock
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await relay.flush()
+        await _drive_to(clock, 8.0)
+        await _orphan(db, 5)
+        await _orphan(db, 6)
+        clock.advance(8.0)
+        async with asyncio.timeout(5):
+            await refusing.refused.wait()
+        await _wait_for(received, 1)
+        assert [e.payload["event_id"] for e in received] == [6]
+        await clock.sleeping(1)
+        assert clock.next_deadline() == 1.0, "the refused row is retried after poll_interval"
+        clock.advance(1.0)
+        await _wait_for(received, 2)
+        assert [e.payload["event_id"] for e in received] == [6, 5]
+        await _wait_rows(db, 0)
+    finally:
+        stop.set()
+        await task

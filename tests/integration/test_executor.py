@@ -347,6 +347,20 @@ def concurrency_policy(
     )
 
 
+def rate_policy(pack: models.Pack) -> models.Policy:
+    """A pack-wide rate limit: two runs a minute, the rest cancelled."""
+    return models.Policy(
+        ref="demo.rate",
+        name="rate",
+        pack=pack.id,
+        pack_ref=pack.ref,
+        method="cancel",
+        threshold=2,
+        window_seconds=60,
+        kind="rate_limit",
+    )
+
+
 # --- rule matching and templates ------------------------------------------------------------------
 
 

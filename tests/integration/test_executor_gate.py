@@ -23,6 +23,7 @@ from tests.integration.test_executor import (
     eventually,
     get,
     queue_stats,
+    rate_policy,
     rows,
     running_executor,
     seed_pack,
@@ -138,19 +139,7 @@ async def test_a_rate_limit_disables_enforcements_beyond_it(
 ) -> None:
     pack, action, trigger = await seed_pack(platform)
     await add_rule(platform, pack, action, trigger, "limited")
-    await add(
-        platform,
-        models.Policy(
-            ref="demo.rate",
-            name="rate",
-            pack=pack.id,
-            pack_ref=pack.ref,
-            method="cancel",
-            threshold=2,
-            window_seconds=60,
-            kind="rate_limit",
-        ),
-    )
+    await add(platform, rate_policy(pack))
     async with running_executor(platform):
         for n in (1, 2, 3):
             await api.post(EVENTS, json={"trigger_ref": trigger.ref, "payload": {"n": n}})

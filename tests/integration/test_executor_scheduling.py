@@ -5,6 +5,8 @@ test_executor's.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -93,14 +95,21 @@ async def test_without_a_live_worker_the_execution_fails_after_the_timeout(
         ]
 
 
-async def test_a_worker_that_appears_while_the_execution_waits_gets_it(
-    api: httpx.AsyncClient, platform: Platform
-) -> None:
+@contextlib.asynccontextmanager
+async def _waiting_for_a_worker(api: httpx.AsyncClient, platform: Platform) -> AsyncIterator[int]:
+    """A running executor holding a manual run that waits (up to 10 s) for a worker to appear."""
     platform.settings.executor.no_worker_timeout = 10
     _, action, _ = await seed_pack(platform)
     async with running_executor(platform):
         execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
         await settle(platform)
+        yield execution_id
+
+
+async def test_a_worker_that_appears_while_the_execution_waits_gets_it(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    async with _waiting_for_a_worker(api, platform) as execution_id:
         worker = await add_worker(platform, "w-late", ["shell"])
 
         async def scheduled() -> models.Execution | None:
@@ -113,11 +122,7 @@ async def test_a_worker_that_appears_while_the_execution_waits_gets_it(
 async def test_a_cancelled_waiting_execution_is_never_dispatched(
     api: httpx.AsyncClient, platform: Platform, fake_clock: FakeClock
 ) -> None:
-    platform.settings.executor.no_worker_timeout = 10
-    _, action, _ = await seed_pack(platform)
-    async with running_executor(platform):
-        execution_id = (await api.post(EXECUTE, json={"action_ref": action.ref})).json()["data"]["id"]
-        await settle(platform)
+    async with _waiting_for_a_worker(api, platform) as execution_id:
         await fake_clock.sleeping(executor_loops(platform) + 1)  # the scheduler waits for a worker
         assert (await api.post(f"/api/v1/executions/{execution_id}/cancel")).status_code == 200
         worker = await add_worker(platform, "w-after-cancel", ["shell"])

@@ -23,6 +23,7 @@ from tests.integration.test_executor import (  # noqa: F401
     eventually,
     get,
     queue_stats,
+    rate_policy,
     running_executor,
     seed_pack,
     settings,
@@ -79,19 +80,7 @@ async def test_a_cancel_policy_cancels_a_manual_run_beyond_its_limit(
 
 async def test_a_rate_limit_cancels_manual_runs_beyond_it(api: httpx.AsyncClient, platform: Platform) -> None:
     pack, action, _ = await seed_pack(platform)
-    await add(
-        platform,
-        models.Policy(
-            ref="demo.rate",
-            name="rate",
-            pack=pack.id,
-            pack_ref=pack.ref,
-            method="cancel",
-            threshold=2,
-            window_seconds=60,
-            kind="rate_limit",
-        ),
-    )
+    await add(platform, rate_policy(pack))
     await add_worker(platform, "w-rate", ["shell"])
     async with running_executor(platform):
         ids = []

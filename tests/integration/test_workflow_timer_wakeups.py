@@ -62,6 +62,17 @@ async def step(clock: FakeClock, seconds: float) -> None:
     await clock.sleeping(1)
 
 
+async def _run_with_a_timer(platform: Platform, loop: Loop, clock: FakeClock) -> int:
+    """Start the timer loop and write a workflow run whose one task waits 1 s; its execution id."""
+    pack = await seed(platform)
+    ref = await define(
+        platform, pack, {"ref": "demo.later", "tasks": [{"name": "t", "action": "demo.other", "delay": 1}]}
+    )
+    loop.start()
+    await clock.sleeping(1)
+    return await execute(platform, ref)
+
+
 async def test_an_idle_loop_reads_the_running_runs_once_per_rescan_interval(
     loop: Loop, fake_clock: FakeClock
 ) -> None:
@@ -78,13 +89,7 @@ async def test_an_idle_loop_reads_the_running_runs_once_per_rescan_interval(
 async def test_a_timer_this_engine_wrote_fires_when_due_without_a_rescan(
     platform: Platform, loop: Loop, fake_clock: FakeClock
 ) -> None:
-    pack = await seed(platform)
-    ref = await define(
-        platform, pack, {"ref": "demo.later", "tasks": [{"name": "t", "action": "demo.other", "delay": 1}]}
-    )
-    loop.start()
-    await fake_clock.sleeping(1)
-    parent_id = await execute(platform, ref)
+    parent_id = await _run_with_a_timer(platform, loop, fake_clock)
     await loop.engine.start(parent_id)  # writes the run and its timer: the loop is woken
     await step(fake_clock, 0)
     assert await children(platform, parent_id) == []
@@ -98,13 +103,7 @@ async def test_a_timer_this_engine_wrote_fires_when_due_without_a_rescan(
 async def test_a_timer_written_elsewhere_fires_within_the_rescan_interval(
     platform: Platform, loop: Loop, fake_clock: FakeClock
 ) -> None:
-    pack = await seed(platform)
-    ref = await define(
-        platform, pack, {"ref": "demo.later", "tasks": [{"name": "t", "action": "demo.other", "delay": 1}]}
-    )
-    loop.start()
-    await fake_clock.sleeping(1)
-    parent_id = await execute(platform, ref)
+    parent_id = await _run_with_a_timer(platform, loop, fake_clock)
     await WorkflowEngine(platform).start(parent_id)  # another executor writes the timer
     await step(fake_clock, 1.0)
     assert await children(platform, parent_id) == []  # not known here yet

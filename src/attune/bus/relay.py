@@ -25,10 +25,16 @@ handles it, and costs one write per second rather than one per run. A crash re-s
 that second's settled messages, which the idempotent consumers ignore.
 
 Safety net: on start the relay sends every row already in the table (what was accepted but not
-consumed before a crash or a stop), and every ``poll_interval`` it scans for rows older than
-``orphan_age`` it is not already handling — left behind by a crash between commit and publish,
-or by another process that stopped (``SKIP LOCKED`` on PostgreSQL, so several relays can share
-the table).
+consumed before a crash or a stop), and then it scans for rows older than ``orphan_age`` it is not
+already handling — left behind by a crash between commit and publish, or by another process that
+stopped (``SKIP LOCKED`` on PostgreSQL, so several relays can share the table). The scans back off
+while they find nothing: ``poll_interval`` (1 s) after the start, then twice as long after each
+empty scan up to ``max_poll_interval`` (10 s); a scan that sends something, or a failure, brings
+the interval back to ``poll_interval``. So an idle process does not take a transaction every
+second, and a row orphaned by another process is sent at most ``orphan_age + max_poll_interval``
+(20 s) after its commit (docs/operations.md, "Guarantees"; docs/performance.md, "An idle server
+that sleeps"). Rows of this process whose publish failed are retried ``poll_interval`` after the
+failure, not at the backed-off pace.
 
 Delivery is at-least-once: a crash between settlement and delete re-sends the row, so consumers
 are idempotent.
@@ -70,6 +76,7 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_interval: float = 1.0,
+        max_poll_interval: float = 10.0,
         orphan_age: float = 10.0,
         delete_delay: float = 1.0,
         clock: Clock | None = None,
@@ -79,6 +86,9 @@ class OutboxRelay:
         self._bus = bus
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._max_poll_interval = max(max_poll_interval, poll_interval)
+        #: Rows the current scan handed to the bus (an empty scan backs the next one off).
+        self._scan_sent = 0
         self._orphan_age = orphan_age
         # Must stay well below ``orphan_age``: a published row older than that is sent again.
         self._delete_delay = min(delete_delay, orphan_age / 4)
@@ -148,10 +158,19 @@ class OutboxRelay:
 
     async def _loop(self, stop: asyncio.Event, started: datetime, first_scan: bool, clock: Clock) -> None:
         next_scan = clock.monotonic()
+        interval = self._poll_interval
         while not stop.is_set():
-            wait = self._poll_interval
+            now = clock.monotonic()
+            # The first scan (rows left from before the start) waits for the first kick or one
+            # ``poll_interval``; later ones run when due. Ready rows are left only by a failed
+            # publish, retried without waiting for the next scan.
+            wait = self._poll_interval if first_scan else max(0.0, next_scan - now)
+            if self._ready:
+                wait = 0.0
+            if self._paused:
+                wait = self._max_poll_interval  # nothing to do until stopped
             if self._delete_due is not None:
-                wait = max(0.0, min(wait, self._delete_due - clock.monotonic()))
+                wait = max(0.0, min(wait, self._delete_due - now))
             await clock.wait(self._wake, wait)
             self._wake.clear()
             if self._paused:
@@ -167,12 +186,21 @@ class OutboxRelay:
                     self._delete_now = False
                     await self._delete_published()
                 if scan:
-                    next_scan = clock.monotonic() + self._poll_interval
+                    backed_off = interval
+                    # A scan that fails (or sends something) is followed at the first interval.
+                    interval = self._poll_interval
+                    next_scan = clock.monotonic() + interval
                     cutoff = started if first_scan else utcnow() - timedelta(seconds=self._orphan_age)
+                    self._scan_sent = 0
                     await self._scan(cutoff)
                     first_scan = False
+                    if self._scan_sent == 0:  # nothing found: back off
+                        interval = min(2 * backed_off, self._max_poll_interval)
+                        next_scan = clock.monotonic() + interval
             except Exception:
                 log.exception("outbox relay failed; retrying")
+                interval = self._poll_interval
+                next_scan = min(next_scan, clock.monotonic() + interval)
                 await clock.wait(stop, self._poll_interval)
                 continue
             if not self._wake.is_set() and not self._ready and not self._delete_now:
@@ -260,6 +288,7 @@ class OutboxRelay:
             rows = await outbox_rows.claim(session, limit=self._batch_size, created_before=created_before)
             if not rows:
                 return 0
+            self._scan_sent += len(rows)
             outcomes = await self._bus.publish_many(
                 [(row.exchange, row.routing_key, Envelope.model_validate(row.body)) for row in rows]
             )
@@ -299,6 +328,7 @@ class OutboxRelay:
             if private is not None:
                 await self._bus.declare_queue(private)
             await self._send(row.message_id, row.exchange, row.routing_key, row.body)
+            self._scan_sent += 1
         return len(rows), (rows[-1].id if rows else after_id)
 
     async def flush(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - mirrors Bus.join

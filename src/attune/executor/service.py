@@ -124,17 +124,8 @@ class ExecutorService:
                     )
                 )
             )
-            timers.append(
-                asyncio.create_task(
-                    _every(
-                        lambda: inquiry_timeouts.interval,
-                        inquiry_timeouts.sweep,
-                        stop,
-                        "inquiry timeout sweep",
-                        platform.clock,
-                    )
-                )
-            )
+            # Sleeps until the earliest inquiry deadline (docs/inquiries.md), not every second.
+            timers.append(asyncio.create_task(inquiry_timeouts.run(stop)))
             timers.append(asyncio.create_task(workflows.run_timers(stop)))
             if settings.executor.enable_timeout_monitor:
                 timers.append(

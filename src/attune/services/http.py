@@ -8,13 +8,42 @@ from collections.abc import Awaitable, Callable, Generator
 
 import uvicorn
 
+from attune.clock import Clock, SystemClock
+
+#: Seconds between two ticks of the server's housekeeping (the ``Date`` header, which has a
+#: resolution of one second, and the request limit). uvicorn ticks every 0.1 s, which woke an idle
+#: process ten times a second (docs/performance.md, "An idle server that sleeps").
+TICK = 1.0
+
 
 class QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the process entry point owns signals."""
+    """uvicorn without its own signal handling (the process entry point owns signals), ticking
+    once a second; setting ``should_exit`` ends it at once, not at the next tick."""
+
+    def __init__(self, config: uvicorn.Config, *, clock: Clock | None = None) -> None:
+        self._exit = asyncio.Event()
+        self._exit_requested = False
+        self._clock: Clock = clock or SystemClock()
+        super().__init__(config)
+
+    @property  # type: ignore[override]
+    def should_exit(self) -> bool:
+        return self._exit_requested
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit_requested = value
+        if value:
+            self._exit.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def main_loop(self) -> None:
+        # ``on_tick(0)`` refreshes the Date header on every tick (uvicorn: every tenth).
+        while not await self.on_tick(0):
+            await self._clock.wait(self._exit, TICK)
 
 
 async def serve_until(

@@ -50,6 +50,17 @@ async def expired_ids(session: AsyncSession, now: datetime, *, limit: int = 100)
     return [int(value) for value in (await session.execute(query)).scalars()]
 
 
+async def next_deadline(session: AsyncSession, after: datetime) -> datetime | None:
+    """The earliest ``timeout_at`` after ``after`` among pending inquiries (None: there is none)."""
+    query = sa.select(sa.func.min(Inquiry.timeout_at)).where(
+        Inquiry.status == InquiryStatus.PENDING.value,
+        Inquiry.timeout_at.is_not(None),
+        Inquiry.timeout_at > after,
+    )
+    value: datetime | None = (await session.execute(query)).scalar()
+    return value
+
+
 def _newest_first(query: sa.Select[Inquiry]) -> sa.Select[Inquiry]:
     return query.order_by(Inquiry.created.desc(), Inquiry.id.desc())
 
