@@ -6,7 +6,6 @@ without a read in between; one written by another process times out within the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,10 +18,11 @@ from attune.executor import inquiries as monitor_module
 from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.platform import Platform
 from attune.testing.clock import FakeClock
+from tests.integration.background import BackgroundLoop
 from tests.integration.test_inquiries import _add, _execution, _row, _waiting
 
 
-class Loop:
+class Loop(BackgroundLoop):
     """``InquiryTimeoutMonitor.run`` as a task, counting its reads of the pending inquiries."""
 
     def __init__(self, platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,18 +35,10 @@ class Loop:
             return await real(session, now, limit=limit)
 
         monkeypatch.setattr(repo, "expired_ids", counted)
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
+        super().__init__()
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.monitor.run(self.stop))
-
-    async def close(self) -> None:
-        self.stop.set()
-        assert self.task is not None
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        self.start_loop(self.monitor.run)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ no workflow runs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -17,10 +16,11 @@ from attune.platform import Platform
 from attune.testing.clock import FakeClock
 from attune.workflow.engine import WorkflowEngine
 from attune.workflow.engine import service as engine_service
+from tests.integration.background import BackgroundLoop
 from tests.integration.test_workflow_engine import children, define, execute, seed
 
 
-class Loop:
+class Loop(BackgroundLoop):
     """``engine.run_timers`` as a task, counting the reads of the running runs."""
 
     def __init__(self, engine: WorkflowEngine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,18 +33,10 @@ class Loop:
             return await real(session)
 
         monkeypatch.setattr(repo, "running_states", counted)
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
+        super().__init__()
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.engine.run_timers(self.stop))
-
-    async def close(self) -> None:
-        self.stop.set()
-        assert self.task is not None
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        self.start_loop(self.engine.run_timers)
 
 
 @pytest.fixture

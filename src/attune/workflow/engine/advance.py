@@ -183,15 +183,23 @@ async def advance_children(
     return len(events)
 
 
+async def _with_pending_timer(
+    session: AsyncSession, state_id: int, timer: dict[str, Any], ctx: WorkflowContext
+) -> Run | None:
+    """Run ``state_id``, locked, if it is still going and ``timer`` is still pending."""
+    row = await repo.lock_state(session, state_id)
+    if row is None or row.status in TERMINAL:
+        return None
+    run = await load(session, row, ctx)
+    return run if run is not None and timer in run.timers else None
+
+
 async def fire_timer(
     session: AsyncSession, state_id: int, timer: dict[str, Any], ctx: WorkflowContext
 ) -> bool:
     """Fire one due timer of run ``state_id`` (if it is still pending)."""
-    row = await repo.lock_state(session, state_id)
-    if row is None or row.status in TERMINAL:
-        return False
-    run = await load(session, row, ctx)
-    if run is None or timer not in run.timers:
+    run = await _with_pending_timer(session, state_id, timer, ctx)
+    if run is None:
         return False
     run.timers.remove(timer)
     event = conductor.TimerFired(task=timer["task"], index=timer.get("index"), kind=timer["kind"])
@@ -239,11 +247,8 @@ async def fire_deferred(
     """Run ``state_id``'s deferred timer came due: no step ran its deferred children for a grace
     (the process that deferred them stopped). Returns the ids still to run (the timer moves a
     grace ahead meanwhile), or None when the timer is gone already."""
-    row = await repo.lock_state(session, state_id)
-    if row is None or row.status in TERMINAL:
-        return None
-    run = await load(session, row, ctx)
-    if run is None or timer not in run.timers:
+    run = await _with_pending_timer(session, state_id, timer, ctx)
+    if run is None:
         return None
     left = await _refresh_deferred_timer(session, run, ctx)
     await store.persist(session, run, ctx)
