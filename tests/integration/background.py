@@ -1,4 +1,5 @@
-"""A service loop (``run(stop)``) run as a task by a test, and stopped at the end."""
+"""A service loop (``run(stop)``) run as a task by a test, stopped at the end, and stepped on the
+fake clock."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from attune.testing.clock import FakeClock
 
 
 class BackgroundLoop:
@@ -24,3 +27,11 @@ class BackgroundLoop:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+
+
+async def step(clock: FakeClock, seconds: float) -> None:
+    """Advance the fake clock, then let the woken loop run its pass and sleep again."""
+    clock.advance(seconds)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await clock.sleeping(1)

@@ -5,7 +5,6 @@ without a read in between; one written by another process times out within the r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from attune.executor import inquiries as monitor_module
 from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.platform import Platform
 from attune.testing.clock import FakeClock
-from tests.integration.background import BackgroundLoop
+from tests.integration.background import BackgroundLoop, step
 from tests.integration.test_inquiries import _add, _execution, _row, _waiting
 
 
@@ -47,14 +46,6 @@ async def loop(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
     running = Loop(platform, monkeypatch)
     yield running
     await running.close()
-
-
-async def step(clock: FakeClock, seconds: float) -> None:
-    """Advance the fake clock, then let the woken loop run its pass and sleep again."""
-    clock.advance(seconds)
-    for _ in range(20):
-        await asyncio.sleep(0)
-    await clock.sleeping(1)
 
 
 async def _status(platform: Platform, model: Any, row_id: int) -> str:

@@ -5,7 +5,6 @@ no workflow runs."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from attune.platform import Platform
 from attune.testing.clock import FakeClock
 from attune.workflow.engine import WorkflowEngine
 from attune.workflow.engine import service as engine_service
-from tests.integration.background import BackgroundLoop
+from tests.integration.background import BackgroundLoop, step
 from tests.integration.test_workflow_engine import children, define, execute, seed
 
 
@@ -44,14 +43,6 @@ async def loop(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
     running = Loop(WorkflowEngine(platform), monkeypatch)
     yield running
     await running.close()
-
-
-async def step(clock: FakeClock, seconds: float) -> None:
-    """Advance the fake clock, then let the woken loop run its pass and sleep again."""
-    clock.advance(seconds)
-    for _ in range(20):
-        await asyncio.sleep(0)
-    await clock.sleeping(1)
 
 
 async def _run_with_a_timer(platform: Platform, loop: Loop, clock: FakeClock) -> int:
