@@ -108,10 +108,9 @@ async def test_in_process_children_share_their_notification_messages(
 async def test_deferred_children_the_engine_ran_stage_no_completion_messages(
     api: httpx.AsyncClient, platform: Platform, held_outbox: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past the in-process budget, children are written ``requested`` and run by a later step of
-    the engine; like the ones run at once they stage no ExecutionRequested/ExecutionStatusChanged/
-    ExecutionCompleted (nobody acts on them: the run's deferred timer, not the scheduler, takes
-    them over after a crash), only their notifications."""
+    """Past the in-process budget, items run in a later transaction of the engine; like the ones
+    run at once they stage no ExecutionRequested/ExecutionStatusChanged/ExecutionCompleted, only
+    their notifications."""
     from attune.workflow.engine import inline
 
     monkeypatch.setattr(inline, "BUDGET", 3)
@@ -139,31 +138,31 @@ async def test_deferred_children_the_engine_ran_stage_no_completion_messages(
     assert sorted(n for n in announced if n in kids) == sorted([*kids, *kids])
 
 
-@pytest.mark.parametrize("ran_chunks", [0, 1])
-async def test_deferred_children_left_behind_by_a_stop_are_run_once_by_the_deferred_timer(
+@pytest.mark.parametrize("ran_steps", [0, 1])
+async def test_items_held_back_by_a_stop_are_run_once_by_the_deferred_timer(
     api: httpx.AsyncClient,
     platform: Platform,
     fake_clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
-    ran_chunks: int,
+    ran_steps: int,
 ) -> None:
-    """The process stops after the step that deferred children committed (before any of their
-    steps, or between two): no message requests them, so a restarted engine's timer loop finds
-    the run's deferred timer due and runs what is left, each child counted exactly once."""
+    """The process stops after the step that held items back committed (before the engine's
+    next transaction, or between two): a restarted engine's timer loop finds the run's deferred
+    timer due and continues the run, each item run and counted exactly once."""
     from attune.workflow.engine import WorkflowEngine, inline
     from attune.workflow.engine import service as engine_service
 
     monkeypatch.setattr(inline, "BUDGET", 3)
-    original = engine_service.advance_deferred
+    original = engine_service.continue_run
     calls: list[int] = []
 
-    async def stopping(session: Any, state_id: int, ids: list[int], ctx: Any) -> None:
-        calls.append(len(ids))
-        if len(calls) > ran_chunks:
+    async def stopping(session: Any, state_id: int, ctx: Any) -> bool:
+        calls.append(state_id)
+        if len(calls) > ran_steps:
             raise asyncio.CancelledError  # the process stops: the task ends, nothing is rolled forward
-        await original(session, state_id, ids, ctx)
+        return await original(session, state_id, ctx)
 
-    monkeypatch.setattr(engine_service, "advance_deferred", stopping)
+    monkeypatch.setattr(engine_service, "continue_run", stopping)
     await _many(api, platform)
     engine, run = await start_run(platform, "wf.many")
     for _ in range(100):
@@ -171,9 +170,8 @@ async def test_deferred_children_left_behind_by_a_stop_are_run_once_by_the_defer
             break
         await asyncio.sleep(0.01)
     kids = await children(platform, run)
-    left = [kid.id for kid in kids if kid.status == "requested"]
-    assert len(kids) == ITEMS and len(left) == ITEMS - 3 - 3 * ran_chunks
-    monkeypatch.setattr(engine_service, "advance_deferred", original)
+    assert [kid.status for kid in kids] == ["completed"] * (3 + 3 * ran_steps)
+    monkeypatch.setattr(engine_service, "continue_run", original)
 
     restarted = WorkflowEngine(platform)
     assert await restarted.sweep_timers() == 0  # not due yet: the first engine may still be at it
@@ -182,6 +180,7 @@ async def test_deferred_children_left_behind_by_a_stop_are_run_once_by_the_defer
     assert await _until_terminal(platform, run) == "completed"
     kids = await children(platform, run)
     assert [(kid.status, kid.workflow_task["counted"]) for kid in kids] == [("completed", True)] * ITEMS
+    assert sorted(kid.workflow_task["task_index"] for kid in kids) == list(range(ITEMS))
     async with platform.db.session() as session:
         state = await session.scalar(
             sa.select(models.WorkflowExecution).where(models.WorkflowExecution.execution == run)

@@ -426,25 +426,29 @@ async def test_with_items_wider_than_the_workers_slots_is_warned_about(
     assert len(warnings) == 1 and "runs 4 items at once" in warnings[0], caplog.text
 
 
-async def test_items_past_the_in_process_budget_run_in_later_steps(
+async def test_items_past_the_in_process_budget_run_in_later_steps_each_child_written_once(
     api: httpx.AsyncClient, pack: str, platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A step runs at most BUDGET in-process tasks; the rest are written ``requested`` and the
-    engine runs them in steps of their own, so every item still ends with its own result."""
+    """A step starts at most BUDGET tasks; the items past it are not written at all until a later
+    transaction of the engine runs them (no child row waits ``requested`` in between), so each
+    child is inserted once, finished, and every item still ends with its own result."""
     from attune.packs.register import register_system_packs
     from attune.workflow.engine import inline
     from attune.workflow.engine import service as engine_service
 
     await register_system_packs(platform)
     monkeypatch.setattr(inline, "BUDGET", 4)
-    steps: list[int] = []
-    advance_deferred = engine_service.advance_deferred
+    seen: list[list[str]] = []
+    continue_run = engine_service.continue_run
 
-    async def counting(session: Any, state_id: int, ids: list[int], ctx: Any) -> None:
-        steps.append(len(ids))
-        await advance_deferred(session, state_id, ids, ctx)
+    async def watching(session: Any, state_id: int, ctx: Any) -> bool:
+        rows = await session.execute(
+            sa.select(models.Execution.status).where(models.Execution.workflow_execution_id == state_id)
+        )
+        seen.append(sorted(status for (status,) in rows))
+        return await continue_run(session, state_id, ctx)
 
-    monkeypatch.setattr(engine_service, "advance_deferred", counting)
+    monkeypatch.setattr(engine_service, "continue_run", watching)
     words = [f"w{i}" for i in range(11)]
     definition = {
         "tasks": [
@@ -487,12 +491,9 @@ async def test_items_past_the_in_process_budget_run_in_later_steps(
         ("completed", word, True) for word in words
     ]
     assert all(c.started_at is not None for c in kids)
-    # The children the engine ran in later steps: their ExecutionRequested, still queued for the
-    # scheduler, is left alone rather than admitted and scheduled (thousands in a big fan-out).
-    deferred = [c.id for c in kids if c.worker is None][4:]
-    assert deferred and all(engine.deferring(execution_id) for execution_id in deferred)
-    # The seven deferred children ran in steps of at most the budget, one transaction each.
-    assert steps == [4, 3]
+    # Two later transactions, four items each and then three; before each, only finished
+    # children exist: the held items had no row yet.
+    assert seen == [["completed"] * 4, ["completed"] * 8]
 
 
 async def test_children_that_finish_together_are_counted_in_one_step(

@@ -37,18 +37,25 @@ def bad(message: str = "boom") -> dict[str, Any]:
 class Rehearsal:
     """Drives one workflow; every step's commands are kept in ``self.last``."""
 
-    def __init__(self, text: str | WorkflowSpec, parameters: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, text: str | WorkflowSpec, parameters: dict[str, Any] | None = None, room: int | None = None
+    ) -> None:
         self.spec = spec_of(text) if isinstance(text, str) else text
-        self.state, self.last = conductor.start(self.spec, parameters or {}, engine=ENGINE)
+        self.state, self.last = conductor.start(self.spec, parameters or {}, engine=ENGINE, room=room)
 
-    def send(self, event: conductor.Event) -> list[Command]:
-        self.state, self.last = conductor.advance(self.spec, self.state, event, engine=ENGINE)
+    def send(self, event: conductor.Event, room: int | None = None) -> list[Command]:
+        self.state, self.last = conductor.advance(self.spec, self.state, event, engine=ENGINE, room=room)
         return self.last
 
     def done(
-        self, task: str, result: Any = None, status: str = "completed", index: int | None = None
+        self,
+        task: str,
+        result: Any = None,
+        status: str = "completed",
+        index: int | None = None,
+        room: int | None = None,
     ) -> list[Command]:
-        return self.send(TaskFinished(task, index, status, result if result is not None else ok()))
+        return self.send(TaskFinished(task, index, status, result if result is not None else ok()), room)
 
     def runs(self) -> list[str]:
         return [
@@ -113,5 +120,5 @@ tasks:
 """
 
 
-def items_flow(options: str = "", things: Any = None) -> Rehearsal:
-    return Rehearsal(ITEMS.replace("OPTIONS", options or "concurrency: 100"), {"things": things})
+def items_flow(options: str = "", things: Any = None, room: int | None = None) -> Rehearsal:
+    return Rehearsal(ITEMS.replace("OPTIONS", options or "concurrency: 100"), {"things": things}, room)

@@ -115,7 +115,6 @@ class Scheduler:
         # The policy gate of manual runs (EnforcementProcessor.admit); None admits everything.
         self._admit = admit
         self._workflows = workflows or WorkflowEngine(platform)
-        self._workflows.schedule_fallback = self.schedule
         self._retry_interval = retry_interval
         self._tasks = BackgroundTasks()
         # Executions being scheduled (inline or waiting for a worker): redeliveries are no-ops.
@@ -129,7 +128,7 @@ class Scheduler:
 
     async def schedule(self, execution_id: int) -> None:
         """Try once now; when no worker is available, keep trying in the background."""
-        if execution_id in self._in_flight or self._workflows.deferring(execution_id):
+        if execution_id in self._in_flight:
             return
         if self._admit is not None and not await self._admit(execution_id, self.schedule):
             return

@@ -27,6 +27,7 @@ from attune.workflow.events import (
     Cancel,
     CancelTasks,
     Command,
+    Continue,
     Event,
     Finish,
     Pause,
@@ -58,6 +59,7 @@ __all__ = [
     "Cancel",
     "CancelTasks",
     "Command",
+    "Continue",
     "Event",
     "Finish",
     "Pause",
@@ -75,6 +77,7 @@ __all__ = [
     "command_to_dict",
     "event_from_dict",
     "event_to_dict",
+    "held",
     "start",
 ]
 
@@ -93,12 +96,13 @@ def start(
     max_runs: int = 1000,
     now: datetime | None = None,
     keys: keyrefs.KeyNamespace | None = None,
+    room: int | None = None,
 ) -> tuple[WorkflowState, list[Command]]:
     """Begin a workflow: fill parameter defaults (docs/packs.md), dispatch every entry point.
 
     ``max_runs`` bounds task runs (loops through transitions); exceeding it fails the workflow.
     ``now`` fixes ``system.workflow_start`` (defaults to the current time). ``keys`` are the keys
-    templates may read (``key.system.x``, ``st2kv('system.x')``).
+    templates may read (``key.system.x``, ``st2kv('system.x')``). ``room``: see :func:`advance`.
     """
     state = WorkflowState(
         parameters=params.apply_defaults(parameters, spec.parameters),
@@ -106,7 +110,7 @@ def start(
         max_runs=max_runs,
         started_at=rfc3339(now or datetime.now(UTC)),
     )
-    step = Step(spec, state, engine, keys)
+    step = Step(spec, state, engine, keys, room)
     if spec.orquesta and not step.initial_context():
         step.settle()
         return state, step.commands
@@ -123,8 +127,13 @@ def advance(
     *,
     engine: TemplateEngine,
     keys: keyrefs.KeyNamespace | None = None,
+    room: int | None = None,
 ) -> tuple[WorkflowState, list[Command]]:
     """Apply one event and return the state with the commands to carry out.
+
+    ``room`` (None: no limit) is how many ``RunTask`` the step may give at most; tasks and items
+    past it wait, like the items a ``concurrency`` holds back, until a later ``Continue`` event
+    (:func:`held` tells whether any wait), so the caller can bound the work of one transaction.
 
     ``state`` is updated in place (and returned) so that a with_items task of thousands of items
     costs O(1) per item; copy it first (``from_dict(to_dict())``) if the old state is needed.
@@ -132,8 +141,8 @@ def advance(
     event after the end except Rerun) change nothing and return no commands.
     """
     if isinstance(event, Start):
-        return start(spec, event.parameters, engine=engine, max_runs=state.max_runs, keys=keys)
-    step = Step(spec, state, engine, keys)
+        return start(spec, event.parameters, engine=engine, max_runs=state.max_runs, keys=keys, room=room)
+    step = Step(spec, state, engine, keys, room)
     if isinstance(event, Rerun):
         step.rerun(event.tasks)
     elif state.finished:
@@ -148,8 +157,27 @@ def advance(
         step.pause()
     elif isinstance(event, Resume):
         step.resume()
+    elif isinstance(event, Continue):
+        control.proceed(step)
     step.settle()
     return state, step.commands
+
+
+def held(spec: WorkflowSpec, state: WorkflowState) -> bool:
+    """True when a running workflow has tasks or items that only a step's ``room`` holds back
+    (a ``Continue`` event starts them)."""
+    if state.status != "running":
+        return False
+    if state.queued:
+        return True  # a running workflow queues only what the room held (a pause's go on resume)
+    for name, record in state.tasks.items():
+        if record.get("kind") != "items" or record["status"] != "running":
+            continue
+        count = len(record["items"])
+        limit = spec.by_name[name].concurrency or count
+        if record["inflight"] < limit and (record["redo"] or record["next"] < count):
+            return True
+    return False
 
 
 # -- one step --------------------------------------------------------------------------------------
@@ -164,11 +192,14 @@ class Step:
         state: WorkflowState,
         engine: TemplateEngine,
         keys: keyrefs.KeyNamespace | None = None,
+        room: int | None = None,
     ) -> None:
         self.spec = spec
         self.state = state
         self.engine = engine
         self.keys = keys
+        #: How many more RunTask this step may give (None: no limit; :func:`advance`).
+        self.room = room
         self.commands: list[Command] = []
 
     def initial_context(self) -> bool:
@@ -312,11 +343,13 @@ class Step:
     def begin(self, name: str) -> None:
         state = self.state
         record = state.tasks[name]
-        if state.status != "running":
+        task = self.spec.by_name[name]
+        plain = task.type != "parallel" and task.with_items is None
+        if state.status != "running" or (plain and self.room == 0):
+            # Paused, or past the step's room: started on resume or by a Continue.
             set_status(record, TaskStatus.PENDING)
             state.queued.append([name, None, "begin"])
             return
-        task = self.spec.by_name[name]
         set_status(record, TaskStatus.RUNNING)
         if task.type == "parallel":
             record["kind"] = "parallel"
@@ -341,7 +374,7 @@ class Step:
         """Emit RunTask for a task (or one item) with its input rendered now."""
         state = self.state
         record = state.tasks[name]
-        if state.status != "running":
+        if state.status != "running" or self.room == 0:
             if index is None:
                 set_status(record, TaskStatus.PENDING)
             else:
@@ -377,6 +410,8 @@ class Step:
             else:
                 self.item_done(name, index, "completed", None)
             return
+        if self.room is not None:
+            self.room -= 1
         self.commands.append(RunTask(name, index, task.action, rendered, task.timeout, attempt))
 
     # -- results -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from attune.workflow.records import ACTIVE, TaskStatus, WorkflowStatus, set_stat
 if TYPE_CHECKING:
     from attune.workflow.conductor import Step
 
-__all__ = ["cancel", "pause", "rerun", "resume"]
+__all__ = ["cancel", "pause", "proceed", "rerun", "resume"]
 
 _RERUNNABLE = frozenset({"failed", "timeout", "cancelled"})
 
@@ -55,6 +55,15 @@ def resume(step: Step) -> None:
     if state.status not in ("paused", "pausing"):
         return
     state.status = set_workflow_status(state.status, WorkflowStatus.RUNNING)
+    proceed(step)
+
+
+def proceed(step: Step) -> None:
+    """Start what waits in a running workflow: queued runs in their order (a pause's, or those a
+    step's room held back), then the items of running with_items tasks, as room allows."""
+    state = step.state
+    if state.status != "running":
+        return
     queued, state.queued = state.queued, []
     for name, index, kind in queued:
         record = state.tasks.get(name)

@@ -19,6 +19,7 @@ __all__ = [
     "Cancel",
     "CancelTasks",
     "Command",
+    "Continue",
     "Event",
     "Finish",
     "Pause",
@@ -89,7 +90,12 @@ class Rerun:
     tasks: list[str] | None = None
 
 
-Event = Start | TaskFinished | TimerFired | Cancel | Pause | Resume | Rerun
+@dataclass(frozen=True)
+class Continue:
+    """Start what an earlier step's start limit held back (``advance``'s ``room``)."""
+
+
+Event = Start | TaskFinished | TimerFired | Cancel | Pause | Resume | Rerun | Continue
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -232,7 +238,7 @@ _COMMANDS: dict[str, type[Any]] = {
     cls.__name__: cls for cls in (RunTask, StartTimer, CancelTasks, Finish, Paused)
 }
 _EVENTS: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (Start, TaskFinished, TimerFired, Cancel, Pause, Resume, Rerun)
+    cls.__name__: cls for cls in (Start, TaskFinished, TimerFired, Cancel, Pause, Resume, Rerun, Continue)
 }
 
 

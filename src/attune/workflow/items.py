@@ -52,7 +52,8 @@ def begin(step: Step, name: str, task: TaskSpec, record: TaskRecord) -> None:
 
 
 def refill(step: Step, name: str) -> None:
-    """Start waiting items (lowest index first) until ``concurrency`` are in flight."""
+    """Start waiting items (lowest index first) until ``concurrency`` are in flight or the step's
+    room is spent (the rest are not taken: a later ``Continue`` starts them)."""
     record = step.state.tasks[name]
     if step.state.status != "running" or record["status"] != "running":
         return
@@ -60,7 +61,7 @@ def refill(step: Step, name: str) -> None:
     count = len(record["items"])
     limit = task.concurrency or count
     redo: list[int] = record["redo"]
-    while record["inflight"] < limit:
+    while record["inflight"] < limit and step.room != 0:
         if redo:
             index = redo.pop(0)
         elif record["next"] < count:

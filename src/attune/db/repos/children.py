@@ -11,19 +11,16 @@ validated through the message model and the rest are copies.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from attune.db.changes import notifications_for
+from attune.db.changes import notifications_for, outbox_insert
 from attune.db.history import RowChange, write_history
-from attune.db.models import Enforcement, Execution, OutboxMessage
+from attune.db.models import Enforcement, Execution
 from attune.db.outbox import note_staged
-from attune.db.repos import locking
 from attune.db.types import utcnow
 from attune.domain.enums import ExecutionStatus
 from attune.messaging.messages import MessageType, make_envelope, routing_for
@@ -68,117 +65,6 @@ async def insert_finished(session: AsyncSession, rows: list[dict[str, Any]], *, 
     return ids
 
 
-async def insert_deferred(session: AsyncSession, rows: list[dict[str, Any]], *, source: str) -> list[int]:
-    """Insert ``requested`` children the engine runs in a later step (one statement) with their
-    history and ``execution_created``. Returns the new ids in the order of ``rows``.
-
-    No ``ExecutionRequested`` is staged: the engine runs them itself, and the run's deferred
-    timer (attune.workflow.engine.inline) runs them after a crash, so the message would only
-    cost an outbox row, a relay hand-off and a scheduler delivery per child.
-    """
-    ids = await _insert(session, rows)
-    await session.run_sync(_capture_deferred, list(zip(ids, rows, strict=True)), source)
-    return ids
-
-
-async def deferred_of(session: AsyncSession, state_id: int) -> list[tuple[int, int | None]]:
-    """``(id, action)`` of the children of run ``state_id`` still ``requested``, by id."""
-    table = _table()
-    query = (
-        sa.select(table.c.id, table.c.action)
-        .where(table.c.workflow_execution_id == state_id, table.c.status == _REQUESTED)
-        .order_by(table.c.id)
-    )
-    return [(row.id, row.action) for row in (await session.execute(query)).all()]
-
-
-async def requested(session: AsyncSession, ids: Sequence[int]) -> Sequence[Any]:
-    """Those of ``ids`` still ``requested`` (locked where the database can), by id, with what running them
-    needs."""
-    table = _table()
-    query = (
-        sa.select(
-            table.c.id,
-            table.c.action,
-            table.c.action_ref,
-            table.c.config,
-            table.c.secret_params,
-            table.c.workflow_task,
-            table.c.enforcement,
-            table.c.parent,
-            table.c.created,
-        )
-        .where(table.c.id.in_(list(ids)), table.c.status == _REQUESTED)
-        .order_by(table.c.id)
-    )
-    # A scheduler may read them meanwhile.
-    locked = locking.for_update(session, cast("sa.Select[Any]", query))
-    rows: Sequence[Any] = (await session.execute(locked)).all()
-    return rows
-
-
-async def finish(
-    session: AsyncSession,
-    updates: list[dict[str, Any]],
-    written: list[tuple[int, dict[str, Any]]],
-    *,
-    now: datetime,
-    source: str,
-) -> None:
-    """Write the outcome of requested children that ran (``updates``: ``b_id``, ``status``,
-    ``result``, ``workflow_task``) and stage their history and notifications (``written``: id →
-    the columns that changed and the ones the notifications name)."""
-    table = _table()
-    # On the connection: the ORM change capture would read the rows again; _capture_finished
-    # records the changes itself.
-    connection = await session.connection()
-    await connection.execute(
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("b_id"), table.c.status == _REQUESTED)
-        .values(
-            status=sa.bindparam("status"),
-            result=sa.bindparam("result", type_=table.c.result.type),
-            workflow_task=sa.bindparam("workflow_task", type_=table.c.workflow_task.type),
-            started_at=now,
-            updated=now,
-        ),
-        updates,
-    )
-    await session.run_sync(_capture_finished, written, source)
-
-
-def _capture_deferred(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
-    """History and notification of deferred children (no ``ExecutionRequested``: see
-    :func:`insert_deferred`)."""
-    connection = session.connection()
-    changes = [
-        RowChange("execution", "INSERT", execution_id, None, {**values, "id": execution_id})
-        for execution_id, values in written
-    ]
-    write_history(connection, changes)
-    messages = _notifications(changes, _refs(connection, written), source)
-    connection.execute(sa.insert(OutboxMessage), messages)
-    note_staged(session, messages)
-
-
-def _capture_finished(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
-    """History and notifications of deferred children that have now run."""
-    connection = session.connection()
-    changes: list[RowChange] = []
-    for execution_id, values in written:
-        new = {**values, "id": execution_id}
-        old = {**new, "status": _REQUESTED, "result": None, "workflow_task": None}
-        changes.append(RowChange("execution", "UPDATE", execution_id, old, new))
-    write_history(connection, changes)
-    # No ExecutionStatusChanged/ExecutionCompleted, as for insert_finished: the step that ran
-    # them counts them, they hold no slot (the scheduler left them to the engine), so those
-    # messages would change nothing for their consumers; 8,000 deferred children of a 10,000-item
-    # with_items cost 16,000 messages through the relay and two consumers.
-    messages = _notifications(changes, _refs(connection, written), source)
-    connection.execute(sa.insert(OutboxMessage), messages)
-    note_staged(session, messages)
-
-
 def _capture(session: Session, written: list[tuple[int, dict[str, Any]]], source: str) -> None:
     """History and notifications of inline children, as if each had been inserted ``requested``
     and then finished (the change capture sees no ORM flush for a bulk insert)."""
@@ -191,7 +77,7 @@ def _capture(session: Session, written: list[tuple[int, dict[str, Any]]], source
         changes.append(RowChange("execution", "UPDATE", execution_id, requested, new))
     write_history(connection, changes)
     messages = _notifications(changes, _refs(connection, written), source)
-    connection.execute(sa.insert(OutboxMessage), messages)
+    connection.execute(outbox_insert(), messages)
     note_staged(session, messages)
 
 

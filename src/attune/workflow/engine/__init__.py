@@ -20,7 +20,6 @@ from __future__ import annotations
 from attune.workflow.engine.advance import (
     advance_child,
     advance_children,
-    advance_deferred,
     fire_timer,
     start_workflow,
 )
@@ -44,7 +43,6 @@ __all__ = [
     "WorkflowStateError",
     "advance_child",
     "advance_children",
-    "advance_deferred",
     "cancel_execution",
     "cancel_workflow",
     "fire_timer",

@@ -1,5 +1,5 @@
-"""Starting a workflow run and advancing it: a child finished, a timer fired, deferred in-process
-children ran (docs/workflows.md "Execution").
+"""Starting a workflow run and advancing it: a child finished, a timer fired, tasks held back by a
+step's room continue (docs/workflows.md "Execution").
 
 Each function works in the caller's transaction, so the state, the child executions and the
 staged messages commit together. A child is counted once: its ``workflow_task.counted`` flag is
@@ -24,7 +24,7 @@ from attune.operations.executions import finish_execution
 from attune.workflow import conductor
 from attune.workflow.engine import inline as inline_tasks
 from attune.workflow.engine import store
-from attune.workflow.engine.commands import apply, step
+from attune.workflow.engine.commands import apply, conduct, step
 from attune.workflow.engine.store import TERMINAL, Run, WorkflowContext, keys_for, load, move
 from attune.workflow.spec import WorkflowSpec, WorkflowValidationError, to_document
 
@@ -75,9 +75,10 @@ async def start_workflow(
         return False
     parameters = runs.full_parameters(execution, ctx.box)
     keys = await keys_for(session, spec, execution, ctx)
+    room = ctx.inline.room() if ctx.inline is not None else None
     try:
         state, commands = await budget.offload(
-            conductor.start, spec, parameters, engine=ctx.engine, keys=keys
+            conductor.start, spec, parameters, engine=ctx.engine, keys=keys, room=room
         )
     except Exception as exc:  # a conductor bug or bad parameters must not wedge the execution
         log.exception("workflow %s could not start", definition.ref)
@@ -90,6 +91,8 @@ async def start_workflow(
         )
         return True
     graph = {**to_document(spec), "entry_points": spec.entry_points(), "inbound_edges": spec.inbound}
+    if ctx.inline is not None:
+        ctx.inline.issued += sum(isinstance(command, conductor.RunTask) for command in commands)
     row = await repo.create_state(session, execution.id, definition.id, graph)
     run = Run(row=row, parent=execution, spec=spec, state=state, timers=[], keys=keys)
     await apply(session, run, commands, ctx)
@@ -177,8 +180,7 @@ async def advance_children(
         return 0
     run.keys = await keys_for(session, run.spec, run.parent, ctx)
     for event in events:
-        run.state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
-        await apply(session, run, commands, ctx)
+        await apply(session, run, conduct(run, event, ctx), ctx)
     await store.persist(session, run, ctx)
     return len(events)
 
@@ -197,59 +199,30 @@ async def _with_pending_timer(
 async def fire_timer(
     session: AsyncSession, state_id: int, timer: dict[str, Any], ctx: WorkflowContext
 ) -> bool:
-    """Fire one due timer of run ``state_id`` (if it is still pending)."""
+    """Fire one due timer of run ``state_id`` (if it is still pending). The deferred timer
+    continues the run's held tasks: no step did for a grace (the process that held them stopped)."""
     run = await _with_pending_timer(session, state_id, timer, ctx)
     if run is None:
         return False
     run.timers.remove(timer)
-    event = conductor.TimerFired(task=timer["task"], index=timer.get("index"), kind=timer["kind"])
+    event: conductor.Event
+    if inline_tasks.is_deferred_timer(timer):
+        log.warning("workflow run %s: continuing the tasks a stopped step held back", state_id)
+        event = conductor.Continue()
+    else:
+        event = conductor.TimerFired(task=timer["task"], index=timer.get("index"), kind=timer["kind"])
     await step(session, run, event, ctx)
     return True
 
 
-async def advance_deferred(
-    session: AsyncSession, state_id: int, ids: list[int], ctx: WorkflowContext
-) -> None:
-    """Run the deferred in-process children ``ids`` of run ``state_id`` and count them in one step
-    (attune.workflow.engine.inline): one transaction for the whole batch. The run's deferred
-    timer moves a grace ahead while deferred children remain, and goes with the last."""
+async def continue_run(session: AsyncSession, state_id: int, ctx: WorkflowContext) -> bool:
+    """Start what the last step of run ``state_id`` held back for lack of room (one transaction
+    of at most the room's tasks; attune.workflow.engine.inline). False when there is nothing to do."""
     row = await repo.lock_state(session, state_id)
-    if row is None or row.status in TERMINAL or ctx.inline is None:
-        return
-    finished = await ctx.inline.run_deferred(session, ids)
-    if not finished:
-        return
+    if row is None or row.status in TERMINAL:
+        return False
     run = await load(session, row, ctx)
-    if run is None:
-        return
-    run.keys = await keys_for(session, run.spec, run.parent, ctx)
-    for task, status, result in finished:
-        event = conductor.TaskFinished(
-            task=str(task.get("task_name")), index=task.get("task_index"), status=status, result=result
-        )
-        run.state, commands = conductor.advance(run.spec, run.state, event, engine=ctx.engine, keys=run.keys)
-        await apply(session, run, commands, ctx)
-    await _refresh_deferred_timer(session, run, ctx)
-    await store.persist(session, run, ctx)
-
-
-async def _refresh_deferred_timer(session: AsyncSession, run: Run, ctx: WorkflowContext) -> list[int]:
-    """Move the run's deferred timer a grace ahead while it has deferred children left (else
-    drop it); returns their ids."""
-    left = [] if run.row.status in TERMINAL else await inline_tasks.deferred_ids(session, run.row.id)
-    inline_tasks.set_deferred_timer(run.timers, ctx.clock.now() if left else None)
-    return left
-
-
-async def fire_deferred(
-    session: AsyncSession, state_id: int, timer: dict[str, Any], ctx: WorkflowContext
-) -> list[int] | None:
-    """Run ``state_id``'s deferred timer came due: no step ran its deferred children for a grace
-    (the process that deferred them stopped). Returns the ids still to run (the timer moves a
-    grace ahead meanwhile), or None when the timer is gone already."""
-    run = await _with_pending_timer(session, state_id, timer, ctx)
-    if run is None:
-        return None
-    left = await _refresh_deferred_timer(session, run, ctx)
-    await store.persist(session, run, ctx)
-    return left
+    if run is None or not conductor.held(run.spec, run.state):
+        return False
+    await step(session, run, conductor.Continue(), ctx)
+    return True

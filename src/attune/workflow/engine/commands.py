@@ -44,7 +44,6 @@ from attune.workflow.engine.store import (
     CANCELLED_RESULT,
     LIVE_CHILD,
     PARENT_LIVE,
-    TERMINAL,
     WORKFLOW_ACTIVE,
     Run,
     WorkflowContext,
@@ -62,12 +61,22 @@ FEED_SECONDS = 0.2
 async def step(session: AsyncSession, run: Run, event: conductor.Event, ctx: WorkflowContext) -> None:
     """Feed ``event`` to the conductor, carry out its commands and persist the run."""
     run.keys = await keys_for(session, run.spec, run.parent, ctx)
-    state, commands = await budget.offload(
-        conductor.advance, run.spec, run.state, event, engine=ctx.engine, keys=run.keys
-    )
-    run.state = state
+    commands = await budget.offload(conduct, run, event, ctx)
     await apply(session, run, commands, ctx)
     await store.persist(session, run, ctx)
+
+
+def conduct(run: Run, event: conductor.Event, ctx: WorkflowContext) -> list[conductor.Command]:
+    """:func:`conductor.advance` within the transaction's room (:meth:`InlineTasks.room`):
+    ``run.state`` moves on; returns the commands, whose ``RunTask`` are counted."""
+    inline = ctx.inline
+    room = inline.room() if inline is not None else None
+    run.state, commands = conductor.advance(
+        run.spec, run.state, event, engine=ctx.engine, keys=run.keys, room=room
+    )
+    if inline is not None:
+        inline.issued += sum(isinstance(command, conductor.RunTask) for command in commands)
+    return commands
 
 
 async def apply(
@@ -111,9 +120,17 @@ async def apply(
             outcomes.append(feedback)
     if ctx.inline is not None:
         await ctx.inline.flush(session)
-        if run.row.id in ctx.inline.deferred_ids and run.row.status not in TERMINAL:
-            # Durable until they ran: the timer loop runs them if no later step does.
-            inline_tasks.set_deferred_timer(run.timers, ctx.clock.now())
+    hold(run, ctx)
+
+
+def hold(run: Run, ctx: WorkflowContext) -> None:
+    """While tasks of the run wait for room, keep its deferred timer a grace ahead (the timer
+    loop continues the run if no later step does) and mark it to be continued after the commit;
+    else drop the timer (attune.workflow.engine.inline)."""
+    waiting = conductor.held(run.spec, run.state)
+    inline_tasks.set_deferred_timer(run.timers, ctx.clock.now() if waiting else None)
+    if waiting and ctx.inline is not None:
+        ctx.inline.held.add(run.row.id)
 
 
 async def feed(
@@ -148,41 +165,33 @@ def advance_many(
     started = time.monotonic()
     running = budget.current()
     pending: deque[conductor.Event] = deque(events)
-    state = run.state
     commands: list[conductor.Command] = []
     while pending:
         if running is not None:
             running.deadline = time.monotonic() + running.limits.timeout
             running.built = 0
-        state, more = conductor.advance(run.spec, state, pending.popleft(), engine=ctx.engine, keys=run.keys)
-        for command in more:
+        for command in conduct(run, pending.popleft(), ctx):
             outcome = run_ready_task(run, command, ctx) if run_ready else None
             if outcome is None:
                 commands.append(command)
-            elif outcome is not DEFERRED:
+            else:
                 pending.append(outcome)
         if time.monotonic() - started >= FEED_SECONDS:
             break
-    return state, commands, list(pending)
-
-
-#: :func:`run_ready_task`: the task was written ``requested``, to run in a later step.
-DEFERRED = conductor.TaskFinished(task="", index=None, status="", result=None)
+    return run.state, commands, list(pending)
 
 
 def run_ready_task(run: Run, command: conductor.Command, ctx: WorkflowContext) -> conductor.Event | None:
     """Run ``command`` now if it is a ``RunTask`` of an in-process action the run has looked up
-    already (no query needed) while the step's in-process budget lasts: its outcome (or
-    :data:`DEFERRED`); None when :func:`apply` must carry it out."""
+    already (no query needed): its outcome; None when :func:`apply` must carry it out."""
     inline = ctx.inline
-    if inline is None or inline.exhausted or not isinstance(command, conductor.RunTask):
+    if inline is None or not isinstance(command, conductor.RunTask):
         return None
     action = run.actions.get(command.action)
     builtin = inline.builtin(action) if action is not None else None
     if action is None or builtin is None:
         return None
-    outcome = run_now(run, command, action, builtin, inline)
-    return DEFERRED if outcome is None else outcome
+    return run_now(run, command, action, builtin, inline)
 
 
 async def action_of(session: AsyncSession, run: Run, ref: str) -> Action | None:
@@ -280,8 +289,7 @@ async def run_inline(
     session: AsyncSession, run: Run, command: conductor.RunTask, ctx: WorkflowContext
 ) -> tuple[bool, conductor.Event | None]:
     """Run the task now when its action runs in-process (attune.workflow.engine.inline): ``(True, its
-    outcome)``, or ``(True, None)`` when it was deferred to a later step; ``(False, None)`` when
-    the task must be requested from a worker."""
+    outcome)``; ``(False, None)`` when the task must be requested from a worker."""
     if ctx.inline is None:
         return False, None
     action = await action_of(session, run, command.action)
@@ -295,9 +303,8 @@ async def run_inline(
 
 def run_now(
     run: Run, command: conductor.RunTask, action: Action, builtin: str, inline: inline_tasks.InlineTasks
-) -> conductor.Event | None:
-    """Run an in-process task (attune.workflow.engine.inline): its outcome, or None when it was
-    deferred to a later step."""
+) -> conductor.Event:
+    """Run an in-process task (attune.workflow.engine.inline): its outcome."""
     public, revealed = split_input(run, action, command)
     try:
         outcome = inline.run(
@@ -317,8 +324,6 @@ def run_now(
             "workflow execution %s: task %s not started: %s", run.parent.id, command.task, exc.message
         )
         outcome = ExecutionStatus.FAILED.value, {"succeeded": False, "error": exc.message}
-    if outcome is None:
-        return None
     status, result = outcome
     return conductor.TaskFinished(task=command.task, index=command.index, status=status, result=result)
 

@@ -15,14 +15,15 @@ whole step, which the message that started it redelivers. Such a child was never
 the bus, holds no slot and is counted already (``workflow_task.counted``), so no
 ``ExecutionCompleted`` is staged for it (:func:`attune.db.repos.children.insert_finished`).
 
-At most :data:`BUDGET` tasks run inline per transaction; beyond it the children are written
-``requested`` (their history and ``execution_created`` staged, no ``ExecutionRequested``) and the
-engine runs them after the commit, :data:`BUDGET` per transaction, so a step never holds the
-database for long. What makes them durable is the run's *deferred timer*
-(:func:`deferred_timer`, persisted with the run's other timers): each of those transactions moves
-it :data:`DEFERRED_GRACE` seconds ahead while deferred children remain and drops it with the last
-one; if it ever comes due (the process stopped between two of them), the engine's timer loop runs
-the children still ``requested`` (docs/performance.md, "In-process workflow tasks").
+A step gives at most :data:`BUDGET` tasks per transaction (the conductor's ``room``, counted by
+:meth:`InlineTasks.room`), so a step never holds the database for long: the tasks and items past it
+are not started, exactly like the items a ``concurrency`` holds back, and nothing is written for
+them until they run. After the commit the engine feeds the run a ``Continue`` event in a
+transaction of its own, :data:`BUDGET` more at a time. What makes them durable is the run's
+*deferred timer* (:func:`deferred_timer`, persisted with the run's other timers): each step that
+leaves tasks held moves it :data:`DEFERRED_GRACE` seconds ahead, the step that holds none drops it;
+if it ever comes due (the process stopped between two steps), the engine's timer loop feeds the
+``Continue`` itself (docs/performance.md, "In-process workflow tasks").
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from attune.db.repos import executions as runs
 from attune.db.repos import workers
 from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
-from attune.domain.enums import ExecutionStatus
 from attune.domain.params import apply_defaults, validate_params
 from attune.lru import LruCache
 from attune.worker.runners import RunResult
@@ -50,14 +50,12 @@ from attune.worker.runners.inprocess import builtin_for, run_builtin
 
 log = logging.getLogger(__name__)
 
-#: Tasks run inline in one transaction at most (a step past it defers the rest).
+#: Tasks a run's steps start in one transaction at most (the rest wait for a ``Continue``).
 BUDGET = 2000
 #: The ``kind`` of a run's deferred timer (:func:`deferred_timer`).
 DEFERRED_KIND = "deferred"
-#: Seconds without progress after which a run's deferred children are run by the timer loop.
+#: Seconds without progress after which the timer loop continues a run whose tasks were held.
 DEFERRED_GRACE = 10.0
-
-_REQUESTED = ExecutionStatus.REQUESTED.value
 #: Distinct valid parameter sets remembered per step.
 _VALID_MEMO = 256
 
@@ -84,14 +82,10 @@ class InlineTasks:
     #: (workflow run, task) pairs warned about already (the engine's, so a run is warned once).
     warned: LruCache[tuple[int, str], bool] = field(default_factory=lambda: LruCache(1024))
     pending: list[_Child] = field(default_factory=list)
-    ran: int = 0
-    #: Children of in-process actions past the budget: written ``requested``, run by a later step.
-    deferred: list[_Child] = field(default_factory=list)
-    #: Ids of the deferred children written by :meth:`flush`, by workflow run, for the engine.
-    deferred_ids: dict[int, list[int]] = field(default_factory=dict)
-    #: Ids of the deferred children counted in this transaction (their ExecutionCompleted changes
-    #: nothing).
-    counted_ids: list[int] = field(default_factory=list)
+    #: RunTask commands the conductor gave in this transaction (:meth:`room`).
+    issued: int = 0
+    #: Runs whose step left tasks held back by the room: continued after the commit.
+    held: set[int] = field(default_factory=set)
     _parents: dict[int, dict[str, Any]] = field(default_factory=dict)
     _valid: set[tuple[int, str]] = field(default_factory=set)
 
@@ -101,10 +95,9 @@ class InlineTasks:
             return None
         return builtin_for(action.ref, action.pack_ref, action.entrypoint)
 
-    @property
-    def exhausted(self) -> bool:
-        """True once this transaction has run its share of tasks: later ones are deferred."""
-        return self.ran >= self.budget
+    def room(self) -> int:
+        """How many more tasks a step in this transaction may start (the conductor's ``room``)."""
+        return max(self.budget - self.issued, 0)
 
     def _validate(self, action: Action, parameters: dict[str, Any], schema: dict[str, Any] | None) -> None:
         """:func:`validate_params`, once per distinct parameter set of an action in this step
@@ -149,9 +142,8 @@ class InlineTasks:
         task: str,
         attempt: int,
         declared: Collection[str],
-    ) -> tuple[str, Any] | None:
-        """Run one task now; its row is written by :meth:`flush`. Returns ``(status, result)``,
-        or None when the budget is spent: the child is written ``requested`` and runs later.
+    ) -> tuple[str, Any]:
+        """Run one task now; its row is written by :meth:`flush`. Returns ``(status, result)``.
         ``declared``: the action's secret parameter names (the run's cache, ``Run.secrets``).
 
         Raises :class:`AttuneError` when the parameters are invalid (the caller reports the task
@@ -168,95 +160,27 @@ class InlineTasks:
         )
         if revealed:
             secrets = {**revealed, **secrets}
-        ran: RunResult | None = None
-        if not self.exhausted:
-            ran = run_builtin(
-                builtin,
-                {**parameters, **secrets},
-                output_format=(action.output_format or "text").lower(),
-                timeout=link.get("timeout_seconds"),
-                log_dir=None,
-            )
-            self.ran += 1
-        child = _Child(
-            _row(action, self._parent(parent), stored, secrets, self.box, link, state_id, task, attempt, ran)
+        ran = run_builtin(
+            builtin,
+            {**parameters, **secrets},
+            output_format=(action.output_format or "text").lower(),
+            timeout=link.get("timeout_seconds"),
+            log_dir=None,
         )
-        if ran is None:
-            self.deferred.append(child)
-            return None
-        self.pending.append(child)
+        origin = self._parent(parent)
+        self.pending.append(
+            _Child(_row(action, origin, stored, secrets, self.box, link, state_id, task, attempt, ran))
+        )
         return ran.status, ran.result
 
     async def flush(self, session: AsyncSession) -> None:
-        """Write the children run (and deferred) since the last flush: one bulk insert each,
-        their history, notifications and messages."""
+        """Write the children run since the last flush: one bulk insert, their history,
+        notifications and messages."""
         if self.pending:
             children, self.pending = self.pending, []
             rows = [child.values for child in children]
             # No ExecutionCompleted follows these (insert_finished), so none is remembered.
             await child_rows.insert_finished(session, rows, source=self.source)
-        if self.deferred:
-            children, self.deferred = self.deferred, []
-            rows = [child.values for child in children]
-            ids = await child_rows.insert_deferred(session, rows, source=self.source)
-            for execution_id, values in zip(ids, rows, strict=True):
-                self.deferred_ids.setdefault(values["workflow_execution_id"], []).append(execution_id)
-
-    async def run_deferred(
-        self, session: AsyncSession, ids: list[int]
-    ) -> list[tuple[dict[str, Any], str, Any]]:
-        """Run deferred children that are still ``requested`` (a worker may have taken some):
-        written finished, with their history, notifications and messages. Returns
-        ``(workflow_task, status, result)`` of each, in id order, for the conductor."""
-        rows = await child_rows.requested(session, ids)
-        actions: dict[int, Action | None] = {}
-        written: list[tuple[int, dict[str, Any]]] = []
-        updates: list[dict[str, Any]] = []
-        now = utcnow()
-        for row in rows:
-            if row.action not in actions:
-                actions[row.action] = await session.get(Action, row.action)
-            action = actions[row.action]
-            builtin = (
-                builtin_for(action.ref, action.pack_ref, action.entrypoint) if action is not None else None
-            )
-            if action is None or builtin is None:
-                continue
-            parameters = runs.parameters_from(row.config, row.secret_params, self.box)
-            link = row.workflow_task if isinstance(row.workflow_task, dict) else {}
-            ran = run_builtin(
-                builtin,
-                parameters,
-                output_format=(action.output_format or "text").lower(),
-                timeout=link.get("timeout_seconds"),
-                log_dir=None,
-            )
-            task = {**link, "counted": True, "completed_at": now.isoformat()}
-            updates.append(
-                {"b_id": row.id, "status": ran.status, "result": ran.result, "workflow_task": task}
-            )
-            written.append(
-                (
-                    row.id,
-                    {
-                        "action": row.action,
-                        "action_ref": row.action_ref,
-                        "enforcement": row.enforcement,
-                        "parent": row.parent,
-                        "created": row.created,
-                        "is_workflow": False,
-                        "status": ran.status,
-                        "result": ran.result,
-                        "workflow_task": task,
-                        "updated": now,
-                    },
-                )
-            )
-        if not updates:
-            return []
-        await child_rows.finish(session, updates, written, now=now, source=self.source)
-        self.counted_ids.extend(execution_id for execution_id, _ in written)
-        return [(values["workflow_task"], values["status"], values["result"]) for _, values in written]
 
 
 def deferred_timer(now: datetime) -> dict[str, Any]:
@@ -276,23 +200,6 @@ def set_deferred_timer(timers: list[dict[str, Any]], now: datetime | None) -> No
         timers.append(deferred_timer(now))
 
 
-async def deferred_ids(session: AsyncSession, state_id: int) -> list[int]:
-    """The children of run ``state_id`` still ``requested`` whose action runs in-process."""
-    found = await child_rows.deferred_of(session, state_id)
-    in_process: dict[int | None, bool] = {}
-    ids: list[int] = []
-    for execution_id, action_id in found:
-        if action_id not in in_process:
-            action = await session.get(Action, action_id) if action_id is not None else None
-            in_process[action_id] = action is not None and (
-                action.workflow_def is None
-                and builtin_for(action.ref, action.pack_ref, action.entrypoint) is not None
-            )
-        if in_process[action_id]:
-            ids.append(execution_id)
-    return ids
-
-
 def _row(
     action: Action,
     parent: Mapping[str, Any],
@@ -303,23 +210,21 @@ def _row(
     state_id: int,
     task: str,
     attempt: int,
-    ran: RunResult | None,
+    ran: RunResult,
 ) -> dict[str, Any]:
-    """The ``execution`` row of a child: finished when ``ran`` is given, else ``requested``."""
+    """The finished ``execution`` row of a child."""
     now = utcnow()
     return {
         "action": action.id,
         "action_ref": action.ref,
         "config": stored,
         **parent,
-        "status": ran.status if ran is not None else _REQUESTED,
-        "result": ran.result if ran is not None else None,
-        "started_at": now if ran is not None else None,
+        "status": ran.status,
+        "result": ran.result,
+        "started_at": now,
         "is_workflow": False,
         "workflow_def": None,
-        "workflow_task": {**link, "counted": True, "completed_at": now.isoformat()}
-        if ran is not None
-        else dict(link),
+        "workflow_task": {**link, "counted": True, "completed_at": now.isoformat()},
         "workflow_execution_id": state_id,
         "workflow_task_name": task,
         "retry_count": attempt - 1,

@@ -1,14 +1,13 @@
 """The executor's workflow component: starts runs, advances them, fires their timers.
 
-It owns the caches shared by the steps it takes (parsed specs, the states it wrote last, the
-in-process children it counted) and batches the completions of one run into one step.
+It owns the caches shared by the steps it takes (parsed specs, the states it wrote last) and
+batches the completions of one run into one step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +19,7 @@ from attune.platform import Platform
 from attune.workflow.engine import inline as inline_tasks
 from attune.workflow.engine.advance import (
     advance_children,
-    advance_deferred,
-    fire_deferred,
+    continue_run,
     fire_timer,
     start_workflow,
 )
@@ -43,8 +41,6 @@ TIMER_INTERVAL = 0.2
 RESCAN_INTERVAL = 2.0
 #: The shortest sleep of the timer loop (a timer due now fires in the next pass).
 MIN_SLEEP = 0.01
-#: In-process children remembered as counted, so their ExecutionCompleted costs no query.
-COUNTED_MEMORY = 50_000
 
 
 def _due(timer: dict[str, Any]) -> datetime:
@@ -69,21 +65,13 @@ class WorkflowEngine:
         self._engine = TemplateEngine()
         self._known: dict[int, tuple[datetime, list[dict[str, Any]]]] = {}
         self._states = StateCache()
-        #: Deferred in-process children a background step of this engine is about to run.
-        self._deferring: set[int] = set()
+        #: Runs a background step of this engine is about to continue (tasks held for room).
+        self._continuing: set[int] = set()
         self._warned: LruCache[tuple[int, str], bool] = LruCache(1024)
         #: Completions waiting for the step of their run, and the runs being stepped.
         self._finishing: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         self._stepping: set[int] = set()
-        #: In-process children this engine counted already: their completion needs no query.
-        self._counted: LruCache[int, bool] = LruCache(COUNTED_MEMORY)
-        #: Deferred children this engine ran: their ExecutionRequested, possibly still queued
-        #: behind thousands of others, needs no scheduling (not even the admission check).
-        self._ran: LruCache[int, bool] = LruCache(COUNTED_MEMORY)
         self._drains: set[asyncio.Task[None]] = set()
-        #: Schedules an execution on a worker (the scheduler sets it): deferred tasks whose own
-        #: step failed go there.
-        self.schedule_fallback: Callable[[int], Awaitable[None]] | None = None
         #: Set when this engine wrote a run with timers: the timer loop recomputes its sleep.
         self._wake = asyncio.Event()
 
@@ -108,56 +96,33 @@ class WorkflowEngine:
             clock=self._platform.clock,
         )
 
-    def deferring(self, execution_id: int) -> bool:
-        """True when this engine runs execution ``execution_id`` itself shortly (the scheduler
-        leaves it alone; after a crash it is recovered like any requested execution), or ran
-        it already."""
-        return execution_id in self._deferring or self._ran.get(execution_id) is not None
-
     def _drain(self, ctx: WorkflowContext) -> None:
-        """After a commit: run the children that step deferred, in a step of their own."""
-        if ctx.inline is None or not ctx.inline.deferred_ids:
+        """After a commit: continue the runs whose step held tasks back for lack of room, each in
+        a transaction of its own (one continuation per run at a time)."""
+        if ctx.inline is None or not ctx.inline.held:
             return
-        for state_id, ids in ctx.inline.deferred_ids.items():
-            self._spawn_deferred(state_id, ids)
-        ctx.inline.deferred_ids = {}
+        held, ctx.inline.held = ctx.inline.held, set()
+        for state_id in sorted(held - self._continuing):
+            self._continuing.add(state_id)
+            task = asyncio.create_task(self._continue(state_id), name=f"workflow-{state_id}-continue")
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
 
-    def _spawn_deferred(self, state_id: int, ids: list[int]) -> None:
-        self._deferring.update(ids)
-        task = asyncio.create_task(self._run_deferred(state_id, ids), name=f"workflow-{state_id}-deferred")
-        self._drains.add(task)
-        task.add_done_callback(self._drains.discard)
-
-    async def _run_deferred(self, state_id: int, ids: list[int]) -> None:
-        """Run deferred children in steps of at most the in-process budget each, one transaction
-        per step, so a large ``with_items`` never holds the database (SQLite's one writer) for
-        the whole batch."""
-        budget = max(1, inline_tasks.BUDGET)
-        for start in range(0, len(ids), budget):
-            chunk = ids[start : start + budget]
-            try:
-                ctx = self.context()
-                async with self._platform.db.transaction() as session:
-                    await advance_deferred(session, state_id, chunk, ctx)
-                self._remember(ctx)
-            except Exception:
-                # They stay requested: the scheduler hands them to a worker instead.
-                log.exception("running deferred tasks of workflow run %s failed", state_id)
-                rest = ids[start:]
-                self._deferring.difference_update(rest)
-                if self.schedule_fallback is not None:
-                    for execution_id in rest:
-                        await self.schedule_fallback(execution_id)
-                return
-            self._deferring.difference_update(chunk)
+    async def _continue(self, state_id: int) -> None:
+        ctx = self.context()
+        try:
+            async with self._platform.db.transaction() as session:
+                await continue_run(session, state_id, ctx)
+        except Exception:
+            # The run's deferred timer continues it after its grace.
+            log.exception("continuing workflow run %s failed", state_id)
+            return
+        finally:
+            self._continuing.discard(state_id)
+        self._remember(ctx)  # continues it again while tasks are still held
 
     def _remember(self, ctx: WorkflowContext) -> None:
         """Called once ``ctx``'s transaction has committed."""
-        if ctx.inline is not None:
-            for execution_id in ctx.inline.counted_ids:
-                self._counted.put(execution_id, True)
-                self._ran.put(execution_id, True)
-            ctx.inline.counted_ids = []
         self._drain(ctx)
         for written in ctx.written:
             self._known[written.state_id] = (written.updated, written.timers)
@@ -185,8 +150,6 @@ class WorkflowEngine:
 
     async def child_finished(self, execution_id: int) -> None:
         """Advance the workflow run a finished execution belongs to (no-op for other executions)."""
-        if self._counted.pop(execution_id):
-            return  # an in-process task counted in the step that ran it
         async with self._platform.db.session() as session:
             state_id, task = await repo.child_link(session, execution_id)
         if state_id is None or (isinstance(task, dict) and task.get("counted")):
@@ -252,19 +215,10 @@ class WorkflowEngine:
                 if _due(timer) > now:
                     break
                 ctx = self.context()
-                left: list[int] | None = None
                 async with self._platform.db.transaction() as session:
-                    if inline_tasks.is_deferred_timer(timer):
-                        # The deferred children's steps never came (docs/performance.md).
-                        left = await fire_deferred(session, sid, timer, ctx)
-                        fired += left is not None
-                    elif await fire_timer(session, sid, timer, ctx):
+                    if await fire_timer(session, sid, timer, ctx):
                         fired += 1
                 self._remember(ctx)
-                waiting = [execution_id for execution_id in left or [] if execution_id not in self._deferring]
-                if waiting:
-                    log.warning("workflow run %s: running %d deferred task(s) left behind", sid, len(waiting))
-                    self._spawn_deferred(sid, waiting)
                 if not ctx.written:
                     # Already fired elsewhere: forget it so the next pass re-reads the row.
                     self._known.pop(sid, None)
