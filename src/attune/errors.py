@@ -59,8 +59,14 @@ class Unprocessable(AttuneError):
 
 
 class TooManyRequests(AttuneError):
+    """Refused for now; the API answers with ``Retry-After: retry_after`` (seconds)."""
+
     status = 429
     code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(AttuneError):

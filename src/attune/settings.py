@@ -81,6 +81,10 @@ class ServerSettings(BaseModel):
     max_waiters: int = Field(default=256, ge=0)
     #: Upper bound of any ``?wait=`` in seconds; longer requests are clamped to it.
     max_wait_seconds: int = Field(default=60, ge=0)
+    #: Events and runs that may wait for the pipeline (the executor's event queue, executions
+    #: ``requested``/``scheduled``) before the webhook receiver holds new calls, then answers 429
+    #: with ``Retry-After``; 0 = no bound (docs/webhooks.md, "Back-pressure").
+    max_backlog: int = Field(default=1000, ge=0)
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod

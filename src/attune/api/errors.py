@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attune.db.constraints import out_of_range, violation
-from attune.errors import AttuneError
+from attune.errors import AttuneError, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,16 @@ async def _attune_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AttuneError)
     if exc.status >= 500:
         log.error("request failed: %s", exc.message)
+    if isinstance(exc, TooManyRequests):
+        return too_many_requests(exc)
     return error_response(exc.status, exc.message, exc.code)
+
+
+def too_many_requests(exc: TooManyRequests) -> JSONResponse:
+    """The 429 answer, with the ``Retry-After`` the refusal names."""
+    response = error_response(exc.status, exc.message, exc.code)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def describe_integrity_error(exc: IntegrityError) -> tuple[int, str, str]:

@@ -20,7 +20,6 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.datastructures import State
-from starlette.responses import JSONResponse
 
 from attune.domain.enums import TERMINAL_EXECUTION_STATUSES
 from attune.errors import TooManyRequests
@@ -39,8 +38,9 @@ class WaitersExhausted(TooManyRequests):
     """All ``server.max_waiters`` slots are taken (429 with ``Retry-After``)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"Too many waiting requests (limit {limit}); retry later or do not wait")
-        self.retry_after = RETRY_AFTER
+        super().__init__(
+            f"Too many waiting requests (limit {limit}); retry later or do not wait", RETRY_AFTER
+        )
 
 
 class Waiters:
@@ -209,12 +209,3 @@ class EventRuns:
     def over(self) -> bool:
         """At least one run and all of them terminal (docs/webhooks.md)."""
         return bool(self._statuses) and all(status in TERMINAL for status in self._statuses.values())
-
-
-def refused(exc: WaitersExhausted) -> JSONResponse:
-    """The 429 answer for a full house, with ``Retry-After``."""
-    return JSONResponse(
-        {"error": exc.message, "code": exc.code},
-        status_code=exc.status,
-        headers={"Retry-After": str(exc.retry_after)},
-    )

@@ -121,6 +121,11 @@ class Bus(Protocol):
         """Run ``handler`` for each delivery of ``queue`` with the semantics above."""
         ...
 
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in ``queue``, not counting deliveries being handled (``BusError`` when
+        the queue does not exist)."""
+        ...
+
     async def join(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - port signature
         """Wait until every consumed queue is empty and no handler is running.
 

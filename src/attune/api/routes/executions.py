@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from attune.api import waiting
 from attune.api.authz import Principal, PrincipalDep, check_execution, require
 from attune.api.deps import AUTH, PlatformDep
+from attune.api.errors import too_many_requests
 from attune.api.pagination import PageRequest, fetch_page, make_page, page_a, page_b_executions
 from attune.api.schemas.common import Data, Page
 from attune.api.schemas.executions import (
@@ -268,7 +269,7 @@ async def get_execution(
         except waiting.WaitersExhausted as exc:
             # A full house refuses only what would wait: a terminal execution is answered.
             current = await _read_execution(platform, id, principal)
-            return current if str(current.data.status) in waiting.TERMINAL else waiting.refused(exc)
+            return current if str(current.data.status) in waiting.TERMINAL else too_many_requests(exc)
         # Subscribed before the first read: a change right after it is not missed.
         subscription = await stack.enter_async_context(
             waiting.watching(

@@ -22,9 +22,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.api import waiting
+from attune.api import intake, waiting
 from attune.api.authz import require
 from attune.api.deps import AUTH, PlatformDep
+from attune.api.errors import too_many_requests
 from attune.api.schemas.common import Data
 from attune.api.schemas.triggers import TriggerResponse
 from attune.api.schemas.webhooks import (
@@ -320,9 +321,7 @@ def _check_ip(config: Mapping[str, Any], client: IpAddress | None) -> None:
 
 
 class _RateLimited(TooManyRequests):
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    """The trigger's webhook rate limit is reached (answered, not raised: see _record_event)."""
 
 
 def _rate_limit(config: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -408,20 +407,15 @@ def _verify_hmac(config: Mapping[str, Any], request: Request, raw: bytes, platfo
     return True
 
 
-def _rate_limited_response(exc: _RateLimited) -> JSONResponse:
-    return JSONResponse(
-        {"error": exc.message, "code": exc.code},
-        status_code=exc.status,
-        headers={"Retry-After": str(exc.retry_after)},
-    )
-
-
 @router.post(
     "/webhooks/{webhook_key}",
     response_model=Data[WebhookReceiverResponse],
     responses={
         413: {"description": "Body larger than the trigger's payload_size_limit_kb"},
-        429: {"description": "Rate limit exceeded; see the Retry-After header"},
+        429: {
+            "description": "Rate limit exceeded, too many waiting requests, or the event pipeline "
+            "is behind (`server.max_backlog`); see the Retry-After header"
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -449,7 +443,8 @@ async def receive_webhook(
     payload size when the key is valid (413 `PAYLOAD_TOO_LARGE`, before the body is parsed),
     JSON body (400), key (404 `Invalid webhook key`), enabled (400), IP allow-list (403),
     rate limit (429 `TOO_MANY_REQUESTS` with `Retry-After`), HMAC signature over the raw body
-    in `X-Webhook-Signature` or `X-Hub-Signature-256` (401). Then an event with
+    in `X-Webhook-Signature` or `X-Hub-Signature-256` (401), the pipeline's backlog (429 with
+    `Retry-After` while more than `server.max_backlog` events wait). Then an event with
     `source_ref = "webhook"` is created and `EventCreated` is published.
 
     With `?wait=<seconds>` the answer waits until every execution the event caused has a
@@ -480,8 +475,10 @@ async def receive_webhook(
     try:
         await _check_rate(platform, trigger, _rate_limit(config))
     except _RateLimited as exc:
-        return _rate_limited_response(exc)
+        return too_many_requests(exc)
     verified = _verify_hmac(config, request, raw, platform)
+    # Before anything is recorded: a refused caller has started nothing.
+    await intake.backlog_for(request.app.state, platform).admit()
     received_at = platform.clock.now()
     event_config: dict[str, Any] = {
         "source": "webhook",
@@ -505,7 +502,7 @@ async def receive_webhook(
             try:
                 await stack.enter_async_context(waiting.waiters_for(request.app.state, platform).slot())
             except waiting.WaitersExhausted as exc:
-                return waiting.refused(exc)
+                return too_many_requests(exc)
             if listened:
                 # Subscribed before the event exists: none of its runs' notifications is missed.
                 subscription = await stack.enter_async_context(
@@ -587,7 +584,7 @@ async def _record_event(
                 source_service=SOURCE,
             )
     except _RateLimited as exc:
-        return _rate_limited_response(exc)
+        return too_many_requests(exc)
     except IntegrityError as exc:
         # Without a rate limit the trigger read before the transaction is not read again: one
         # deleted meanwhile fails the event's foreign key, and answers as an unknown key would.

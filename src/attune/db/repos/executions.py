@@ -458,6 +458,19 @@ async def action_param_schema(session: AsyncSession, action_id: int | None) -> A
 # --------------------------------------------------------------------------- executor queries
 
 
+@functools.cache
+def _waiting_count() -> sa.Select[int]:
+    return sa.select(sa.func.count()).where(
+        Execution.status.in_((ExecutionStatus.REQUESTED.value, ExecutionStatus.SCHEDULED.value))
+    )
+
+
+async def waiting_count(session: AsyncSession) -> int:
+    """Executions waiting for a worker or a scheduler (``requested``, ``scheduled``)."""
+    count: int = (await session.execute(_waiting_count())).scalar_one()
+    return count
+
+
 async def ids_in_status(session: AsyncSession, status: str) -> list[int]:
     """Ids of the executions in ``status``, oldest first."""
     query = sa.select(Execution.id).where(Execution.status == status).order_by(Execution.id)
