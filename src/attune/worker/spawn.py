@@ -22,6 +22,8 @@ import functools
 import os
 import signal
 import subprocess
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -103,7 +105,11 @@ def _watch(
     child: PipedChild,
     exited: asyncio.Future[None],
 ) -> None:
-    """Reap ``popen`` when its pidfd becomes readable; record the exit code and resolve ``exited``."""
+    """Reap ``popen`` when its pidfd becomes readable; record the exit code and resolve ``exited``.
+
+    The loop's reader handle is the only reference to the callback, so a loop closed (or dropped)
+    while the child runs drops it, and its finalizer hands the child over to :func:`_hand_over`:
+    else it would stay a zombie (and its pidfd open) until a later ``Popen`` happened to reap it."""
     pidfd = os.pidfd_open(popen.pid)
 
     def reap() -> None:
@@ -113,6 +119,7 @@ def _watch(
             pid, status = popen.pid, 255 << 8  # reaped elsewhere: as asyncio reports it
         if pid == 0:
             return  # not yet (a spurious wake-up)
+        handover.detach()
         loop.remove_reader(pidfd)
         os.close(pidfd)
         returncode = os.waitstatus_to_exitcode(status)
@@ -121,4 +128,12 @@ def _watch(
         if not exited.done():
             exited.set_result(None)
 
+    handover = weakref.finalize(reap, _hand_over, popen, pidfd)
+    handover.atexit = False  # at exit nobody is left to care (and no thread may start)
     loop.add_reader(pidfd, reap)
+
+
+def _hand_over(popen: subprocess.Popen[bytes], pidfd: int) -> None:
+    """The child's loop is gone: a thread waits for it (blocked in ``waitpid`` until it exits)."""
+    os.close(pidfd)
+    threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
