@@ -23,6 +23,7 @@ from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.settings import Settings
 from attune.testing.clock import FakeClock
 from tests.contract.conftest import ContractBus
+from tests.integration.background import running
 
 
 @pytest.fixture
@@ -54,9 +55,7 @@ async def _wait_for(received: list[Envelope], count: int, limit: float = 5.0) ->
 async def test_committed_messages_are_relayed_in_order(db: Database, bus: ContractBus) -> None:
     received = await _collect(bus)
     relay = OutboxRelay(db, bus)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         async with db.transaction() as session:
             for n in range(3):
                 enqueue(
@@ -73,9 +72,6 @@ async def test_committed_messages_are_relayed_in_order(db: Database, bus: Contra
         assert all(e.message_type == "EventCreated" for e in received)
         await _wait_rows(db, 0)
         assert await _outbox_rows(db) == 0
-    finally:
-        stop.set()
-        await task
 
 
 async def _outbox_rows(db: Database) -> int:
@@ -97,9 +93,7 @@ async def test_published_rows_are_deleted_shortly_after_without_a_flush(
 ) -> None:
     received = await _collect(bus)
     relay = OutboxRelay(db, bus, delete_delay=0.1)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         await asyncio.sleep(0.1)  # past the relay's start-up scan
         for n in range(2):
             async with db.transaction() as session:
@@ -115,17 +109,12 @@ async def test_published_rows_are_deleted_shortly_after_without_a_flush(
             await asyncio.sleep(0.02)
         assert await _outbox_rows(db) == 0
         assert [e.payload["event_id"] for e in received] == [0, 1], "nothing is sent twice"
-    finally:
-        stop.set()
-        await task
 
 
 async def test_rolled_back_messages_are_never_sent(db: Database, bus: ContractBus) -> None:
     received = await _collect(bus)
     relay = OutboxRelay(db, bus)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         with pytest.raises(RuntimeError):
             async with db.transaction() as session:
                 enqueue(
@@ -139,9 +128,6 @@ async def test_rolled_back_messages_are_never_sent(db: Database, bus: ContractBu
         await relay.flush()
         await asyncio.sleep(0.2)
         assert received == []
-    finally:
-        stop.set()
-        await task
 
 
 async def test_rows_written_while_the_relay_was_down_are_sent_on_start(
@@ -156,14 +142,9 @@ async def test_rows_written_while_the_relay_was_down_are_sent_on_start(
             source_service="api",
         )
     relay = OutboxRelay(db, bus, poll_interval=0.1)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         await _wait_for(received, 1)
         assert [e.payload["event_id"] for e in received] == [42]
-    finally:
-        stop.set()
-        await task
 
 
 async def test_published_rows_are_deleted_when_the_delete_delay_has_passed_on_the_relays_clock(
@@ -172,9 +153,7 @@ async def test_published_rows_are_deleted_when_the_delete_delay_has_passed_on_th
     received = await _collect(bus)
     clock = FakeClock()
     relay = OutboxRelay(db, bus, poll_interval=60.0, orphan_age=1000.0, delete_delay=5.0, clock=clock)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         await relay.flush()  # the start-up scan is done
         async with db.transaction() as session:
             enqueue(
@@ -193,9 +172,6 @@ async def test_published_rows_are_deleted_when_the_delete_delay_has_passed_on_th
         await _wait_rows(db, 0)
         assert await _outbox_rows(db) == 0
         assert [e.payload["event_id"] for e in received] == [1]
-    finally:
-        stop.set()
-        await task
 
 
 class _RefusingBus:
@@ -251,9 +227,7 @@ async def test_a_committed_batch_goes_out_together_and_a_refused_message_is_retr
     relay = OutboxRelay(
         db, cast(Bus, refusing), poll_interval=5.0, orphan_age=1000.0, delete_delay=0.0, clock=clock
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         await relay.flush()  # the start-up scan is done
         async with db.transaction() as session:
             _stage_events(session, range(3))
@@ -270,9 +244,6 @@ async def test_a_committed_batch_goes_out_together_and_a_refused_message_is_retr
         assert refusing.batches[1][0] == 1, "the refused message is retried ahead of newer ones"
         await _wait_rows(db, 0)
         assert await _outbox_rows(db) == 0
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_scan_deletes_only_the_rows_whose_message_the_broker_confirmed(
@@ -335,9 +306,7 @@ async def test_an_idle_relay_backs_off_its_orphan_scans(
         await real(created_before)
 
     monkeypatch.setattr(relay, "_scan", counted)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         await relay.flush()  # the start-up scan
         while True:
             await clock.sleeping(1)
@@ -348,9 +317,6 @@ async def test_an_idle_relay_backs_off_its_orphan_scans(
             clock.advance(wait)
         # The old pace scanned 60 times in these 60 s; backing off 2, 4, 8, 8, …: nine.
         assert scans == [0.0, 2.0, 6.0, 14.0, 22.0, 30.0, 38.0, 46.0, 54.0]
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_row_another_process_left_is_sent_within_the_backed_off_interval(
@@ -360,9 +326,7 @@ async def test_a_row_another_process_left_is_sent_within_the_backed_off_interval
     clock = FakeClock()
     # ``orphan_age`` 0: the row counts as an orphan at once (its age is read on the system clock).
     relay = OutboxRelay(db, bus, poll_interval=1.0, max_poll_interval=8.0, orphan_age=0.0, clock=clock)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         await relay.flush()
         await _drive_to(clock, 8.0)
         await _orphan(db, 7)
@@ -373,9 +337,6 @@ async def test_a_row_another_process_left_is_sent_within_the_backed_off_interval
         await _wait_for(received, 1)
         assert [e.payload["event_id"] for e in received] == [7]
         await _drive_to(clock, 1.0)  # a scan that found a row: the next one follows at the first pace
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_scan_whose_publish_failed_is_retried_at_the_first_interval(
@@ -387,9 +348,7 @@ async def test_a_scan_whose_publish_failed_is_retried_at_the_first_interval(
     relay = OutboxRelay(
         db, cast(Bus, refusing), poll_interval=1.0, max_poll_interval=8.0, orphan_age=0.0, clock=clock
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay.run):
         await relay.flush()
         await _drive_to(clock, 8.0)
         await _orphan(db, 5)
@@ -405,6 +364,3 @@ async def test_a_scan_whose_publish_failed_is_retried_at_the_first_interval(
         await _wait_for(received, 2)
         assert [e.payload["event_id"] for e in received] == [6, 5]
         await _wait_rows(db, 0)
-    finally:
-        stop.set()
-        await task

@@ -26,6 +26,7 @@ from attune.messaging.topology import EVENTS_EXCHANGE, QueueSpec
 from attune.settings import Settings
 from attune.testing.clock import FakeClock
 from tests.contract.conftest import GRACE, ContractBus
+from tests.integration.background import BackgroundLoop, running
 
 
 @pytest.fixture
@@ -59,17 +60,6 @@ async def _stage(db: Database, event_id: int) -> None:
         )
 
 
-@contextlib.asynccontextmanager
-async def _running(relay: OutboxRelay) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
-
-
 async def _delete_rounds(clock: FakeClock, delay: float, rounds: int = 6) -> None:
     """Let ``rounds`` delete delays pass on the relay's fake clock, each round done before the next."""
     for _ in range(rounds):
@@ -94,7 +84,7 @@ async def test_a_row_outlives_its_message_until_it_cannot_be_lost(db: Database, 
     await bus.consume(QUEUE.name, handler)
     clock = FakeClock()
     relay = OutboxRelay(db, bus, delete_delay=0.05, clock=clock)
-    async with _running(relay):
+    async with running(relay.run):
         await _stage(db, 1)
 
         async def delivered() -> bool:
@@ -127,15 +117,12 @@ async def test_a_message_whose_consumer_never_finished_is_sent_again_on_start(db
         await asyncio.Event().wait()
 
     await first.consume(QUEUE.name, hangs)
-    relay = OutboxRelay(db, first)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
+    relay = BackgroundLoop()
+    relay.start_loop(OutboxRelay(db, first).run)
     await _stage(db, 7)
     await asyncio.wait_for(stuck.wait(), 5)
     # The crash: the relay never gets to finish, the process memory (the bus) is gone.
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await relay.close()
     await first.close()
     assert await _rows(db) == 1
 
@@ -148,7 +135,7 @@ async def test_a_message_whose_consumer_never_finished_is_sent_again_on_start(db
         received.append(envelope.payload["event_id"])
 
     await second.consume(QUEUE.name, records)
-    async with _running(OutboxRelay(db, second, poll_interval=0.1, delete_delay=0.05)):
+    async with running(OutboxRelay(db, second, poll_interval=0.1, delete_delay=0.05).run):
 
         async def done() -> bool:
             return received == [7] and await _rows(db) == 0
@@ -170,20 +157,17 @@ async def test_a_message_handled_before_the_crash_is_not_lost_either_way(db: Dat
         received.append(envelope.payload["event_id"])
 
     await bus.consume(QUEUE.name, records)
-    relay = OutboxRelay(db, bus, delete_delay=60.0, orphan_age=1000.0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
+    relay = BackgroundLoop()
+    relay.start_loop(OutboxRelay(db, bus, delete_delay=60.0, orphan_age=1000.0).run)
     await _stage(db, 3)
 
     async def handled() -> bool:
         return received == [3]
 
     await _eventually(handled)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await relay.close()  # the crash
     assert await _rows(db) == 1
-    async with _running(OutboxRelay(db, bus, poll_interval=0.1, delete_delay=0.05)):
+    async with running(OutboxRelay(db, bus, poll_interval=0.1, delete_delay=0.05).run):
 
         async def again() -> bool:
             return received == [3, 3] and await _rows(db) == 0
@@ -210,7 +194,7 @@ async def test_a_dead_lettered_message_is_settled_by_the_dead_letter_consumer(db
     await bus.consume(QUEUE.name, rejects)
     await bus.consume(topology.DLX_QUEUE.name, dead_letters)
     clock = FakeClock()
-    async with _running(OutboxRelay(db, bus, delete_delay=0.05, clock=clock)):
+    async with running(OutboxRelay(db, bus, delete_delay=0.05, clock=clock).run):
         await _stage(db, 5)
         await _delete_rounds(clock, 0.05)
         assert await _rows(db) == 1, "the dead-letter consumer has not handled it yet"
@@ -229,7 +213,7 @@ async def test_a_dead_lettered_message_is_settled_by_the_dead_letter_consumer(db
 async def test_a_message_routed_nowhere_leaves_no_row(db: Database) -> None:
     bus = MemoryBus(shutdown_grace=GRACE)
     await bus.start()
-    async with _running(OutboxRelay(db, bus, delete_delay=0.05)):
+    async with running(OutboxRelay(db, bus, delete_delay=0.05).run):
         await _stage(db, 8)
 
         async def gone() -> bool:
@@ -252,7 +236,7 @@ async def test_a_dispatch_resent_on_start_waits_for_its_worker(db: Database) -> 
         )
     bus = MemoryBus(shutdown_grace=GRACE)
     await bus.start()
-    async with _running(OutboxRelay(db, bus, poll_interval=0.05)):
+    async with running(OutboxRelay(db, bus, poll_interval=0.05).run):
 
         async def queued() -> bool:
             with contextlib.suppress(Exception):

@@ -8,7 +8,7 @@ event loop before it can report the exit. On Linux ≥ 5.3 a process file descri
 (``pidfd_open``) becomes readable when the child exits, so the event loop itself can watch it:
 no thread, and the exit is seen at the loop's next poll. This module starts the process as
 ``asyncio`` does (``subprocess.Popen`` with pipes, its own session), connects the pipes to the
-loop as stream readers and a writer, and reaps the child when its pidfd becomes readable.
+loop (:mod:`attune.worker.pipes`), and reaps the child when its pidfd becomes readable.
 
 Where ``pidfd_open`` is missing or refused (another kernel, a sandbox), :func:`pidfd_supported`
 is False and :mod:`attune.worker.process` starts the process through ``asyncio`` instead.
@@ -22,13 +22,13 @@ import functools
 import os
 import signal
 import subprocess
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-#: Stream reader buffer limit (asyncio's default).
-STREAM_LIMIT = 64 * 1024
+from attune.worker.pipes import PipedChild, pipe_reader, pipe_writer
 
 
 @functools.cache
@@ -43,43 +43,6 @@ def pidfd_supported() -> bool:
         return False
     os.close(fd)
     return True
-
-
-@dataclass
-class PipedChild:
-    """A child process with its stdio connected to the event loop (the ``Child`` shape of
-    :mod:`attune.worker.process`); ``returncode`` is set once it is reaped."""
-
-    pid: int
-    stdin: asyncio.StreamWriter | None
-    stdout: asyncio.StreamReader | None
-    stderr: asyncio.StreamReader | None
-    transports: list[asyncio.BaseTransport] = field(default_factory=list)
-    returncode: int | None = None
-
-    def close(self) -> None:
-        """Close our ends of its pipes (readers see EOF; a writing child gets SIGPIPE)."""
-        for transport in self.transports:
-            transport.close()
-
-
-async def pipe_reader(
-    loop: asyncio.AbstractEventLoop, pipe: IO[bytes]
-) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
-    """A stream reader on the read end ``pipe`` (the loop owns and closes it)."""
-    stream = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream, loop=loop), pipe)
-    return stream, transport
-
-
-async def pipe_writer(
-    loop: asyncio.AbstractEventLoop, pipe: IO[bytes]
-) -> tuple[asyncio.StreamWriter, asyncio.BaseTransport]:
-    """A stream writer on the write end ``pipe`` (the loop owns and closes it)."""
-    # StreamReaderProtocol brings the drain and close-waiter support a StreamWriter needs.
-    protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop)
-    transport, _ = await loop.connect_write_pipe(lambda: protocol, pipe)
-    return asyncio.StreamWriter(transport, protocol, None, loop), transport
 
 
 async def spawn_watched(
@@ -142,7 +105,11 @@ def _watch(
     child: PipedChild,
     exited: asyncio.Future[None],
 ) -> None:
-    """Reap ``popen`` when its pidfd becomes readable; record the exit code and resolve ``exited``."""
+    """Reap ``popen`` when its pidfd becomes readable; record the exit code and resolve ``exited``.
+
+    The loop's reader handle is the only reference to the callback, so a loop closed (or dropped)
+    while the child runs drops it, and its finalizer hands the child over to :func:`_hand_over`:
+    else it would stay a zombie (and its pidfd open) until a later ``Popen`` happened to reap it."""
     pidfd = os.pidfd_open(popen.pid)
 
     def reap() -> None:
@@ -152,6 +119,7 @@ def _watch(
             pid, status = popen.pid, 255 << 8  # reaped elsewhere: as asyncio reports it
         if pid == 0:
             return  # not yet (a spurious wake-up)
+        handover.detach()
         loop.remove_reader(pidfd)
         os.close(pidfd)
         returncode = os.waitstatus_to_exitcode(status)
@@ -160,4 +128,12 @@ def _watch(
         if not exited.done():
             exited.set_result(None)
 
+    handover = weakref.finalize(reap, _hand_over, popen, pidfd)
+    handover.atexit = False  # at exit nobody is left to care (and no thread may start)
     loop.add_reader(pidfd, reap)
+
+
+def _hand_over(popen: subprocess.Popen[bytes], pidfd: int) -> None:
+    """The child's loop is gone: a thread waits for it (blocked in ``waitpid`` until it exits)."""
+    os.close(pidfd)
+    threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()

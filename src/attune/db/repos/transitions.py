@@ -64,22 +64,6 @@ def _enforcement_ref(column: Any) -> sa.Label[Any]:
 _REFS = (_enforcement_ref(Enforcement.rule_ref), _enforcement_ref(Enforcement.trigger_ref))
 
 
-def _conditions(
-    execution_id: int, from_statuses: Collection[str], on_worker: int | None, result_is_null: bool
-) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = [
-        Execution.id == execution_id,
-        Execution.status.in_(list(from_statuses)),
-    ]
-    if on_worker is None:
-        conditions.append(Execution.worker.is_(None))
-    elif on_worker != ANY_WORKER:
-        conditions.append(Execution.worker == on_worker)
-    if result_is_null:
-        conditions.append(Execution.result.is_(None))
-    return conditions
-
-
 def _worker_mode(on_worker: int | None) -> str:
     return "none" if on_worker is None else "any" if on_worker == ANY_WORKER else "one"
 
@@ -87,7 +71,8 @@ def _worker_mode(on_worker: int | None) -> str:
 def _statement_conditions(
     statuses: tuple[str, ...], worker_mode: str, result_is_null: bool
 ) -> list[sa.ColumnElement[bool]]:
-    """:func:`_conditions` with the execution and worker ids as bound parameters."""
+    """The compare-and-set's conditions, the execution and worker ids as bound parameters
+    (:func:`_parameters` gives their values)."""
     conditions: list[sa.ColumnElement[bool]] = [
         Execution.id == sa.bindparam(_ID),
         Execution.status.in_(list(statuses)),
@@ -128,6 +113,17 @@ def _update_loading(statuses: tuple[str, ...], worker_mode: str, names: tuple[st
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _old_read(
+    statuses: tuple[str, ...], worker_mode: str, result_is_null: bool, names: tuple[str, ...], locked: bool
+) -> sa.Select[Any]:
+    """The read of the old values of ``names`` in the row the UPDATE of this shape would match,
+    locked for the transaction when ``locked`` (:func:`attune.db.repos.locking.row_locks`)."""
+    conditions = _statement_conditions(statuses, worker_mode, result_is_null)
+    query = sa.select(*(_TABLE.c[name] for name in names)).where(*conditions)
+    return query.with_for_update() if locked else query
+
+
 def _parameters(execution_id: int, on_worker: int | None, values: Mapping[str, Any]) -> dict[str, Any]:
     parameters = {_SET + name: value for name, value in values.items()}
     parameters[_ID] = execution_id
@@ -138,19 +134,19 @@ def _parameters(execution_id: int, on_worker: int | None, values: Mapping[str, A
 
 async def _old_values(
     session: AsyncSession,
-    conditions: Callable[[], list[sa.ColumnElement[bool]]],
+    shape: tuple[tuple[str, ...], str, bool],
+    parameters: Mapping[str, Any],
     known: dict[str, Any],
     values: Mapping[str, Any],
 ) -> dict[str, Any] | None:
     """The old values of the tracked columns ``values`` sets: ``known``, plus one locked read of
-    the others (rows matching ``conditions()``); None when no row matches (then nothing is
-    updated)."""
-    missing = [name for name in values if name in _TRACKED and name not in known]
+    the others (the row the compare-and-set of ``shape`` matches with ``parameters``); None when
+    no row matches (then nothing is updated)."""
+    missing = tuple(name for name in values if name in _TRACKED and name not in known)
     if not missing:
         return known
-    table = Execution.__table__
-    query = sa.select(*(table.c[name] for name in missing)).where(*conditions())
-    row = (await session.execute(locking.for_update(session, query))).first()
+    query = _old_read(*shape, missing, locking.row_locks(session))
+    row = (await session.execute(query, dict(parameters))).first()
     if row is None:
         return None
     return {**known, **row._mapping}
@@ -213,22 +209,20 @@ async def transition(
     ``Execution`` instance is left alone (the caller sets its attributes).
     """
     statuses = tuple(from_statuses)
-    before = await _old_values(
-        session,
-        lambda: _conditions(execution_id, statuses, on_worker, result_is_null),
-        _known(statuses, old, result_is_null),
-        values,
-    )
+    worker_mode = _worker_mode(on_worker)
+    parameters = _parameters(execution_id, on_worker, values)
+    known = _known(statuses, old, result_is_null)
+    before = await _old_values(session, (statuses, worker_mode, result_is_null), parameters, known, values)
     if before is None:
         return None
     # A Core UPDATE on the table, run on the session's connection: the ORM's bulk-update path
     # (entity resolution, session synchronisation, the execute events) cost ≈ 4 % of a W2 run's
     # server CPU for nothing here — the change capture is computed below, and a loaded instance
     # is left alone either way.
-    statement = _update(statuses, _worker_mode(on_worker), result_is_null, tuple(values))
+    statement = _update(statuses, worker_mode, result_is_null, tuple(values))
     await session.flush()  # what session.execute would autoflush (a pending enforcement the refs read)
     connection = await session.connection()
-    row = (await connection.execute(statement, _parameters(execution_id, on_worker, values))).first()
+    row = (await connection.execute(statement, parameters)).first()
     if row is None:
         return None
     new = {**values, **row._mapping}

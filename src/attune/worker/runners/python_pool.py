@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from attune.worker import process, watchdog
+from attune.worker.pipes import PipedChild, pipe_reader, pipe_writer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ _STARTUP_ENV = re.compile(r"(PYTHON.*|LANG|LC_.*|HOME|PATH|TZ)$")
 _MAX_REQUEST = 128 * 1024
 _START_TIMEOUT = 10.0
 _RETRY_SECONDS = 60.0
-_STREAM_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -105,28 +105,12 @@ class ZygoteGone(OSError):
 
 
 @dataclass
-class _WarmChild:
-    """A forked action process, shaped like ``asyncio.subprocess.Process`` for supervision."""
-
-    pid: int
-    stdin: asyncio.StreamWriter | None
-    stdout: asyncio.StreamReader | None
-    stderr: asyncio.StreamReader | None
-    transports: list[asyncio.BaseTransport]
-    returncode: int | None = None
-
-    def close(self) -> None:
-        for transport in self.transports:
-            transport.close()
-
-
-@dataclass
 class _Pending:
     started: asyncio.Future[int]
     exited: asyncio.Future[None]
     pid: int | None = None
     returncode: int | None = None
-    child: _WarmChild | None = None
+    child: PipedChild | None = None
 
     def exit(self, returncode: int) -> None:
         if self.returncode is None:
@@ -287,13 +271,13 @@ class Zygote:
         entry = _Pending(loop.create_future(), loop.create_future())
         try:
             try:
-                stdout, t_out = await _reader(loop, r_out)
+                stdout, t_out = await pipe_reader(loop, os.fdopen(r_out, "rb", buffering=0))
                 ours.remove(r_out)
                 transports.append(t_out)
-                stderr, t_err = await _reader(loop, r_err)
+                stderr, t_err = await pipe_reader(loop, os.fdopen(r_err, "rb", buffering=0))
                 ours.remove(r_err)
                 transports.append(t_err)
-                feeder, t_in = await _writer(loop, w_in)
+                feeder, t_in = await pipe_writer(loop, os.fdopen(w_in, "wb", buffering=0))
                 ours.remove(w_in)
                 transports.append(t_in)
                 self.pending[request_id] = entry
@@ -310,7 +294,7 @@ class Zygote:
             if isinstance(exc, OSError | TimeoutError):
                 raise ZygoteGone(f"the warm interpreter did not start the run: {exc}") from exc
             raise
-        child = _WarmChild(pid, feeder, stdout, stderr, transports, entry.returncode)
+        child = PipedChild(pid, feeder, stdout, stderr, transports, entry.returncode)
         entry.child = child
         return process.Spawned(child, entry.exited, child.close, written)
 
@@ -332,25 +316,6 @@ def _reap(popen: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         popen.kill()
         popen.wait()
-
-
-async def _reader(
-    loop: asyncio.AbstractEventLoop, fd: int
-) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
-    stream = asyncio.StreamReader(limit=_STREAM_LIMIT, loop=loop)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), os.fdopen(fd, "rb", buffering=0)
-    )
-    return stream, transport
-
-
-async def _writer(
-    loop: asyncio.AbstractEventLoop, fd: int
-) -> tuple[asyncio.StreamWriter, asyncio.BaseTransport]:
-    # StreamReaderProtocol brings the drain and close-waiter support a StreamWriter needs.
-    protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop)
-    transport, _ = await loop.connect_write_pipe(lambda: protocol, os.fdopen(fd, "wb", buffering=0))
-    return asyncio.StreamWriter(transport, protocol, None, loop), transport
 
 
 class PythonPool:
