@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Execution, Worker
 from attune.db.models import Runtime as RuntimeRow
-from attune.db.repos import executions, workers
+from attune.db.repos import actions, executions, workers
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
 from attune.executor.completion import BackgroundTasks
@@ -83,7 +83,7 @@ async def choose_worker(session: AsyncSession, platform: Platform, execution: Ex
         return Choice(action, None, None)
     runtime_name: str | None = None
     if action.runtime is not None:
-        runtime_row = await session.get(RuntimeRow, action.runtime)
+        runtime_row = await actions.runtime_by_id(session, action.runtime)
         runtime_name = runtime_name_of(runtime_row) if runtime_row is not None else None
     worker = await workers.select_worker(
         session,

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Pack, QueueStats, Runtime
+from attune.db.repos import by_pk
 from attune.domain.refs import is_component_ref
 from attune.errors import Unprocessable
 
@@ -39,7 +40,12 @@ async def pack_by_ref(session: AsyncSession, ref: str) -> Pack | None:
 
 async def runtime_by_id(session: AsyncSession, runtime_id: int) -> Runtime | None:
     """The runtime with this id, or None."""
-    return await session.get(Runtime, runtime_id)
+    return await by_pk.get(session, Runtime, runtime_id)
+
+
+async def get(session: AsyncSession, action_id: int) -> Action | None:
+    """The action with this id, or None."""
+    return await by_pk.get(session, Action, action_id)
 
 
 async def by_ref(session: AsyncSession, ref: str) -> Action | None:
