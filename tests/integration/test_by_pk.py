@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from attune.db import models
-from attune.db.repos import by_pk, locking, packs
+from attune.db.repos import actions, by_pk, locking, packs
 from attune.platform import Platform
 from tests.conftest import BACKEND
 from tests.integration.test_executor import seed_pack
@@ -30,6 +30,12 @@ async def test_rows_by_id_are_the_rows_session_get_reads(platform: Platform) -> 
         assert read is await session.get(models.Action, action.id)
         assert [await packs.config_of(session, p.id) for p in (first, second)] == [{"n": 1}, {"n": 2}]
         assert await packs.config_of(session, second.id + 1000) is None
+        assert action.runtime is not None
+        assert await actions.runtime_name_and_config(session, action.runtime) == (
+            "Shell",
+            {"interpreter": {"binary": "/bin/bash", "args": [], "file_extension": ".sh"}},
+        )
+        assert await actions.runtime_name_and_config(session, action.runtime + 1000) is None
 
 
 async def test_a_row_the_session_holds_is_returned_without_a_query_and_refreshed_once_expired(

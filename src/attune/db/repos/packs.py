@@ -40,7 +40,9 @@ async def config_of(session: AsyncSession, pack_id: int) -> Any:
 @functools.cache
 def _config_query() -> sa.Select[Any]:
     # Built once: read for every rule evaluation (docs/performance.md, "Rows by id").
-    return sa.select(Pack.config).where(Pack.id == sa.bindparam("pack_id"))
+    # The table's columns, not the mapped class's: a plain Core read (no ORM loading), cheaper.
+    table = Pack.__table__
+    return sa.select(table.c.config).where(table.c.id == sa.bindparam("pack_id"))
 
 
 async def by_ref(session: AsyncSession, ref: str) -> Pack | None:
