@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Enforcement, Execution, Rule
-from attune.db.repos import enforcements, executions
+from attune.db.models import Action, Enforcement, Execution
+from attune.db.repos import actions, enforcements, executions, rules
 from attune.db.repos import policies as policy_repo
 from attune.db.types import utcnow
 from attune.domain.enums import EnforcementStatus, ExecutionStatus
@@ -266,14 +266,14 @@ class EnforcementProcessor:
         self, session: AsyncSession, enforcement: Enforcement
     ) -> tuple[Action | None, str]:
         """The action to run, or ``None`` and why the enforcement cannot run."""
-        rule = await session.get(Rule, enforcement.rule) if enforcement.rule is not None else None
+        rule = await rules.by_id(session, enforcement.rule) if enforcement.rule is not None else None
         if rule is None:
             return None, f"rule {enforcement.rule_ref!r} no longer exists"
         if not rule.enabled:
             return None, f"rule {rule.ref!r} is disabled"
         if rule.trigger is None:
             return None, f"trigger {rule.trigger_ref!r} of rule {rule.ref!r} no longer exists"
-        action = await session.get(Action, rule.action) if rule.action is not None else None
+        action = await actions.get(session, rule.action) if rule.action is not None else None
         if action is None:
             return None, f"action {rule.action_ref!r} of rule {rule.ref!r} no longer exists"
         return action, ""
@@ -442,7 +442,7 @@ class EnforcementProcessor:
                     return True
                 if execution.status != ExecutionStatus.REQUESTED.value or execution.action is None:
                     return True
-                action = await session.get(Action, execution.action)
+                action = await actions.get(session, execution.action)
                 if action is None:
                     return True
                 violation = await rate_limit_violation(

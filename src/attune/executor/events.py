@@ -28,9 +28,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attune.db.models import Action, Enforcement, Event, Pack, Rule
+from attune.db.models import Enforcement, Event, Rule
 from attune.db.outbox import enqueue
-from attune.db.repos import enforcements, events
+from attune.db.repos import actions, enforcements, events, packs
 from attune.db.repos.executions import flat_schema
 from attune.db.types import utcnow
 from attune.domain import budget
@@ -62,7 +62,7 @@ async def candidate_rules(session: AsyncSession, event: Event) -> Sequence[Rule]
     enabled), whatever its trigger; otherwise every enabled rule of the event's trigger ref, by ref.
     """
     if event.rule is not None:
-        rule = await session.get(Rule, event.rule)
+        rule = await events.rule_by_id(session, event.rule)
         return [rule] if rule is not None and rule.enabled else []
     return await events.enabled_rules_of_trigger(session, event.trigger_ref)
 
@@ -136,10 +136,8 @@ class EventProcessor:
     ) -> dict[str, Any] | None:
         """The resolved parameters when ``rule`` fires for ``event``; ``None`` when it does not."""
         if rule.pack not in pack_configs:
-            pack = await session.get(Pack, rule.pack)
-            pack_configs[rule.pack] = (
-                pack.config if pack is not None and isinstance(pack.config, dict) else {}
-            )
+            config = await packs.config_of(session, rule.pack)
+            pack_configs[rule.pack] = config if isinstance(config, dict) else {}
         context = rule_context(
             event={
                 "id": event.id,
@@ -172,7 +170,7 @@ class EventProcessor:
                 return None
             if namespace is None:
                 return resolved
-            action = await session.get(Action, rule.action) if rule.action is not None else None
+            action = await actions.get(session, rule.action) if rule.action is not None else None
             secret = secret_names(flat_schema(action.param_schema)) if action is not None else set()
             return template_keys.seal_revealed(resolved, secret, namespace, box)
         except (TemplateBudgetExceeded, budget.BudgetExceeded):

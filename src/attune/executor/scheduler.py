@@ -25,12 +25,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Execution, Worker
 from attune.db.models import Runtime as RuntimeRow
-from attune.db.repos import executions, workers
+from attune.db.repos import actions, executions, workers
 from attune.domain.enums import ExecutionStatus
 from attune.errors import NotFound
 from attune.executor.completion import BackgroundTasks
@@ -50,12 +51,17 @@ _REQUESTED = (ExecutionStatus.REQUESTED.value,)
 
 def runtime_name_of(runtime: RuntimeRow) -> str:
     """The name workers advertise for ``runtime``: ``native`` when it has no interpreter binary."""
-    config = runtime.execution_config if isinstance(runtime.execution_config, dict) else {}
+    return advertised_name(runtime.name, runtime.execution_config)
+
+
+def advertised_name(name: str, execution_config: Any) -> str:
+    """:func:`runtime_name_of` from the runtime's ``name`` and ``execution_config`` columns."""
+    config = execution_config if isinstance(execution_config, dict) else {}
     interpreter = config.get("interpreter")
     binary = interpreter.get("binary") if isinstance(interpreter, dict) else None
     if not config or not binary:
         return NATIVE
-    return runtime.name
+    return name
 
 
 @dataclass(frozen=True)
@@ -83,8 +89,8 @@ async def choose_worker(session: AsyncSession, platform: Platform, execution: Ex
         return Choice(action, None, None)
     runtime_name: str | None = None
     if action.runtime is not None:
-        runtime_row = await session.get(RuntimeRow, action.runtime)
-        runtime_name = runtime_name_of(runtime_row) if runtime_row is not None else None
+        runtime = await actions.runtime_name_and_config(session, action.runtime)
+        runtime_name = advertised_name(*runtime) if runtime is not None else None
     worker = await workers.select_worker(
         session,
         runtime_name,

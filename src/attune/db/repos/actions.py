@@ -6,6 +6,7 @@ definition that needs them; the trigger, sensor and rule repositories import the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Pack, QueueStats, Runtime
+from attune.db.repos import by_pk
 from attune.domain.refs import is_component_ref
 from attune.errors import Unprocessable
 
@@ -39,7 +41,25 @@ async def pack_by_ref(session: AsyncSession, ref: str) -> Pack | None:
 
 async def runtime_by_id(session: AsyncSession, runtime_id: int) -> Runtime | None:
     """The runtime with this id, or None."""
-    return await session.get(Runtime, runtime_id)
+    return await by_pk.get(session, Runtime, runtime_id)
+
+
+async def runtime_name_and_config(session: AsyncSession, runtime_id: int) -> tuple[str, Any] | None:
+    """The runtime's ``(name, execution_config)``, or None: what scheduling reads of it, without
+    loading the row (docs/performance.md, "Rows by id")."""
+    row = (await session.execute(_runtime_name_query(), {"runtime_id": runtime_id})).one_or_none()
+    return (row[0], row[1]) if row is not None else None
+
+
+@functools.cache
+def _runtime_name_query() -> sa.Select[Any]:
+    table = Runtime.__table__
+    return sa.select(table.c.name, table.c.execution_config).where(table.c.id == sa.bindparam("runtime_id"))
+
+
+async def get(session: AsyncSession, action_id: int) -> Action | None:
+    """The action with this id, or None."""
+    return await by_pk.get(session, Action, action_id)
 
 
 async def by_ref(session: AsyncSession, ref: str) -> Action | None:

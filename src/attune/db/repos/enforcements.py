@@ -8,13 +8,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Enforcement
-from attune.db.repos import locking
+from attune.db.repos import by_pk, locking
 from attune.db.repos.idempotent import add_once
 
 
 async def get(session: AsyncSession, enforcement_id: int) -> Enforcement | None:
     """The enforcement with ``enforcement_id``, or None."""
-    return await session.get(Enforcement, enforcement_id)
+    return await by_pk.get(session, Enforcement, enforcement_id)
 
 
 async def get_locked(session: AsyncSession, enforcement_id: int) -> Enforcement | None:

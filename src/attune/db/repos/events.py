@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Event, Rule, Sensor, Trigger
 from attune.db.outbox import enqueue
-from attune.db.repos import locking
+from attune.db.repos import by_pk, locking
 from attune.messaging.messages import MessageType
 
 
 async def get(session: AsyncSession, event_id: int) -> Event | None:
     """The event with ``event_id``, or None."""
-    return await session.get(Event, event_id)
+    return await by_pk.get(session, Event, event_id)
 
 
 async def get_locked(session: AsyncSession, event_id: int) -> Event | None:
@@ -48,7 +48,7 @@ async def trigger_by_ref(session: AsyncSession, ref: str) -> Trigger | None:
 
 async def rule_by_id(session: AsyncSession, rule_id: int) -> Rule | None:
     """The rule with ``rule_id``, or None."""
-    return await session.get(Rule, rule_id)
+    return await by_pk.get(session, Rule, rule_id)
 
 
 async def sensor_id_by_ref(session: AsyncSession, ref: str) -> int | None:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Enforcement, Execution, Worker
 from attune.db.outbox import enqueue
-from attune.db.repos import locking, transitions
+from attune.db.repos import by_pk, locking, transitions
 from attune.db.repos.idempotent import add_once
 from attune.db.types import utcnow
 from attune.domain.crypto import SecretBox
@@ -66,7 +66,7 @@ async def action_by_ref(session: AsyncSession, ref: str) -> Action | None:
 
 async def param_schema_of(session: AsyncSession, execution: Execution) -> Any:
     """The ``param_schema`` of the execution's action (by id, then by ref); None when it is gone."""
-    action = await session.get(Action, execution.action) if execution.action is not None else None
+    action = await by_pk.get(session, Action, execution.action) if execution.action is not None else None
     if action is None:
         action = await action_by_ref(session, execution.action_ref)
     return action.param_schema if action is not None else None
@@ -176,7 +176,7 @@ async def action_of(session: AsyncSession, execution: Execution) -> Action | Non
     """The action row an execution runs (None when it was deleted)."""
     if execution.action is None:
         return None
-    return await session.get(Action, execution.action)
+    return await by_pk.get(session, Action, execution.action)
 
 
 async def lineage(session: AsyncSession, execution_id: int, *, limit: int = 1000) -> set[int]:
@@ -442,7 +442,7 @@ async def status_worker_result_locked(
 
 async def action_for(session: AsyncSession, execution: Execution) -> Action | None:
     """The action an execution runs: by id, else by ref (a re-registered action); None if gone."""
-    action = await session.get(Action, execution.action) if execution.action is not None else None
+    action = await by_pk.get(session, Action, execution.action) if execution.action is not None else None
     if action is None:
         action = await session.scalar(sa.select(Action).where(Action.ref == execution.action_ref))
     return action

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attune.db.repos import by_pk
+
 M = TypeVar("M")
 S = TypeVar("S", bound=sa.Select[Any])
 
@@ -28,4 +30,4 @@ def for_update(session: AsyncSession, query: S, **options: Any) -> S:
 
 async def get_locked(session: AsyncSession, model: type[M], ident: Any) -> M | None:
     """The row ``ident`` of ``model``, locked for the transaction where the database can."""
-    return await session.get(model, ident, with_for_update=row_locks(session))
+    return await by_pk.get(session, model, ident, lock=row_locks(session))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Action, Pack, Policy, Rule, Sensor, Trigger, WorkflowDefinition
+from attune.db.repos import by_pk
 from attune.settings import Settings
 
 #: Columns the pack API may change (docs/development.md).
@@ -27,7 +29,20 @@ UPDATABLE = (
 
 
 async def get(session: AsyncSession, pack_id: int) -> Pack | None:
-    return await session.get(Pack, pack_id)
+    return await by_pk.get(session, Pack, pack_id)
+
+
+async def config_of(session: AsyncSession, pack_id: int) -> Any:
+    """The pack's ``config`` (None: no such pack, or none set), read without loading the row."""
+    return (await session.execute(_config_query(), {"pack_id": pack_id})).scalar_one_or_none()
+
+
+@functools.cache
+def _config_query() -> sa.Select[Any]:
+    # Built once: read for every rule evaluation (docs/performance.md, "Rows by id").
+    # The table's columns, not the mapped class's: a plain Core read (no ORM loading), cheaper.
+    table = Pack.__table__
+    return sa.select(table.c.config).where(table.c.id == sa.bindparam("pack_id"))
 
 
 async def by_ref(session: AsyncSession, ref: str) -> Pack | None:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attune.db.models import Rule
+from attune.db.repos import by_pk
 
 
 async def by_ref(session: AsyncSession, ref: str) -> Rule | None:
@@ -79,7 +80,7 @@ def disabled_payload(rule: Rule) -> dict[str, Any]:
 
 
 async def by_id(session: AsyncSession, rule_id: int) -> Rule | None:
-    return await session.get(Rule, rule_id)
+    return await by_pk.get(session, Rule, rule_id)
 
 
 async def enabled_on_triggers(session: AsyncSession, trigger_refs: Collection[str]) -> Sequence[sa.Row[Any]]:
