@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from attune.worker import watchdog
+from attune.worker.pipes import STREAM_LIMIT
 from attune.worker.redaction import Redactor
 from attune.worker.spawn import pidfd_supported, spawn_watched
 
@@ -38,8 +39,6 @@ _CHUNK = 64 * 1024
 _QUICK_EXIT_SECONDS = 0.5
 # How often a process group is polled for having emptied after SIGTERM/SIGKILL.
 _POLL_SECONDS = 0.02
-# Stream reader buffer limit (asyncio's default).
-_STREAM_LIMIT = 64 * 1024
 
 
 class _ExitNotifyingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -49,7 +48,7 @@ class _ExitNotifyingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
     up to a poll interval to every action's run time."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=_STREAM_LIMIT, loop=loop)
+        super().__init__(limit=STREAM_LIMIT, loop=loop)
         self.exited: asyncio.Future[None] = loop.create_future()
 
     def process_exited(self) -> None:
