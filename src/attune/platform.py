@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,11 +29,16 @@ from attune.messaging import topology
 from attune.messaging.messages import dispatch_routing
 from attune.settings import Settings
 
+if TYPE_CHECKING:
+    from attune.operations.control import ManualFastPath
+
 log = logging.getLogger(__name__)
 
 #: session.info key: the dispatches of this transaction handed to a worker of this process after
 #: the commit, as ``(worker id, execution id, dispatch message id)``.
 HANDOFFS = "attune_local_handoffs"
+#: session.info key: callables run once this transaction has committed (:meth:`Platform.on_commit`).
+COMMITTED = "attune_on_commit"
 
 
 class LocalWorker(Protocol):
@@ -72,6 +77,20 @@ class Platform:
     clock: Clock = field(default_factory=SystemClock)
     #: The local workers that take their dispatches without the bus (by worker id).
     local_handoff: dict[int, LocalWorker] = field(default_factory=dict)
+    #: Set by an executor in this process: manual runs start in the request's transaction.
+    manual_fast_path: ManualFastPath | None = None
+
+    def on_commit(self, session: AsyncSession, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once ``session``'s transaction has committed (never if it does not)."""
+        session.info.setdefault(COMMITTED, []).append(callback)
+
+    def _run_committed(self, info: dict[Any, Any]) -> None:
+        """After-commit hook: the callbacks :meth:`on_commit` registered, in order."""
+        for callback in info.get(COMMITTED, ()):
+            try:
+                callback()
+            except Exception:
+                log.exception("an after-commit callback failed")
 
     def stage_handoff(self, session: AsyncSession, worker_id: int, execution_id: int) -> bool:
         """Hand the dispatch of ``execution_id`` staged in ``session`` to the local worker
@@ -169,6 +188,7 @@ async def open_platform(settings: Settings, *, clock: Clock | None = None) -> As
         clock=chosen,
     )
     db.add_after_commit(platform._hand_off_committed)
+    db.add_after_commit(platform._run_committed)
     relay_task = asyncio.create_task(relay.run(platform.stop), name="outbox-relay")
     try:
         yield platform

@@ -424,6 +424,14 @@ class EnforcementProcessor:
 
     # -- manual runs -------------------------------------------------------------------------------
 
+    async def manual_policy_free(self, session: AsyncSession, action: Action) -> bool:
+        """True when no concurrency or rate-limit policy applies to a manual run of ``action``:
+        :meth:`admit` would let it through at once, holding nothing (the manual-run fast path)."""
+        policies = await self._current_policies(session)
+        return policies.concurrency_for(action.id, action.pack, manual=True) is None and not (
+            policies.rate_limits_for(action.id, action.pack, manual=True)
+        )
+
     async def admit(self, execution_id: int, resume: Callable[[int], Awaitable[None]]) -> bool:
         """Gate a requested execution before it is scheduled; True when it may be scheduled now.
 

@@ -21,6 +21,7 @@ from attune.executor.enforcements import EnforcementProcessor
 from attune.executor.events import EventProcessor
 from attune.executor.inquiries import InquiryTimeoutMonitor
 from attune.executor.liveness import LivenessMonitor
+from attune.executor.manual import ManualRuns
 from attune.executor.monitors import DeadLetterHandler, ScheduledTimeoutMonitor
 from attune.executor.scheduler import Scheduler
 from attune.messaging.messages import Envelope, ExecutionStatusChanged
@@ -139,9 +140,13 @@ class ExecutorService:
                         )
                     )
                 )
+            # An API in this process (the embedded server) starts manual runs in its own
+            # transaction when no policy applies (attune.executor.manual).
+            platform.manual_fast_path = ManualRuns(platform, enforcements, scheduler, workflows)
             log.info("executor started")
             await stop.wait()
         finally:
+            platform.manual_fast_path = None
             for consumer in consumers:
                 with contextlib.suppress(Exception):
                     await consumer.cancel()

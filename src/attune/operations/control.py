@@ -7,7 +7,7 @@ tasks), so they live with the workflow engine: :mod:`attune.workflow.engine.requ
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,16 @@ from attune.errors import NotFound
 
 #: The source of the executions a user requests (manual runs and re-runs).
 MANUAL_SOURCE = "api-service"
+
+
+class ManualFastPath(Protocol):
+    """Starts a manual run in the transaction that requested it (an executor in the API's
+    process, docs/performance.md "The manual-run fast path"): True when it did; False — nothing
+    written — when the run goes through the scheduler."""
+
+    async def __call__(self, session: AsyncSession, execution: Execution, action: Action) -> bool: ...
+
+
 #: ``authorize(execution)`` raises when the caller may not act on the execution.
 Authorize = Callable[[Execution], None]
 
@@ -36,9 +46,12 @@ async def run(
     executor: int | None,
     box: SecretBox | None,
     authorize: Callable[[Action], None],
+    fast_path: ManualFastPath | None = None,
 ) -> tuple[Execution, Action]:
     """Run an action by hand: validate its parameters, apply defaults and request the run (404 when
-    the action is unknown, 422 when the parameters do not fit its schema)."""
+    the action is unknown, 422 when the parameters do not fit its schema). ``fast_path`` (an
+    executor in this process) may start it in this transaction; else ``ExecutionRequested`` is
+    staged for the scheduler."""
     action = await repo.action_by_ref(session, action_ref)
     if action is None:
         raise NotFound(f"Action '{action_ref}' not found")
@@ -51,5 +64,8 @@ async def run(
         source_service=MANUAL_SOURCE,
         executor=executor,
         env_vars=env_vars,
+        stage=False,
     )
+    if fast_path is None or not await fast_path(session, execution, action):
+        repo.stage_requested(session, execution, source_service=MANUAL_SOURCE)
     return execution, action

@@ -182,6 +182,7 @@ async def execute(
             authorize=lambda row: principal.check(
                 "actions", "execute", pack=row.pack_ref, what=f"execute {row.ref}"
             ),
+            fast_path=platform.manual_fast_path,
         )
         schema = _flat_schema(action.param_schema)
     return Data(data=_response(execution, schema))

@@ -119,9 +119,9 @@ class WorkflowEngine:
             return
         finally:
             self._continuing.discard(state_id)
-        self._remember(ctx)  # continues it again while tasks are still held
+        self.remember(ctx)  # continues it again while tasks are still held
 
-    def _remember(self, ctx: WorkflowContext) -> None:
+    def remember(self, ctx: WorkflowContext) -> None:
         """Called once ``ctx``'s transaction has committed."""
         self._drain(ctx)
         for written in ctx.written:
@@ -146,7 +146,7 @@ class WorkflowEngine:
             if action is None:
                 return
             await start_workflow(session, execution, action, ctx)
-        self._remember(ctx)
+        self.remember(ctx)
 
     async def child_finished(self, execution_id: int) -> None:
         """Advance the workflow run a finished execution belongs to (no-op for other executions)."""
@@ -186,7 +186,7 @@ class WorkflowEngine:
             if not isinstance(exc, Exception):
                 raise
             return
-        self._remember(ctx)
+        self.remember(ctx)
         for _, done in batch:
             if not done.done():
                 done.set_result(None)
@@ -218,7 +218,7 @@ class WorkflowEngine:
                 async with self._platform.db.transaction() as session:
                     if await fire_timer(session, sid, timer, ctx):
                         fired += 1
-                self._remember(ctx)
+                self.remember(ctx)
                 if not ctx.written:
                     # Already fired elsewhere: forget it so the next pass re-reads the row.
                     self._known.pop(sid, None)
