@@ -24,7 +24,7 @@ from attune.operations.executions import finish_execution
 from attune.workflow import conductor
 from attune.workflow.engine import inline as inline_tasks
 from attune.workflow.engine import store
-from attune.workflow.engine.commands import apply, conduct, step
+from attune.workflow.engine.commands import apply, conduct, count_issued, room_of, step
 from attune.workflow.engine.store import TERMINAL, Run, WorkflowContext, keys_for, load, move
 from attune.workflow.spec import WorkflowSpec, WorkflowValidationError, to_document
 
@@ -75,10 +75,9 @@ async def start_workflow(
         return False
     parameters = runs.full_parameters(execution, ctx.box)
     keys = await keys_for(session, spec, execution, ctx)
-    room = ctx.inline.room() if ctx.inline is not None else None
     try:
         state, commands = await budget.offload(
-            conductor.start, spec, parameters, engine=ctx.engine, keys=keys, room=room
+            conductor.start, spec, parameters, engine=ctx.engine, keys=keys, room=room_of(ctx)
         )
     except Exception as exc:  # a conductor bug or bad parameters must not wedge the execution
         log.exception("workflow %s could not start", definition.ref)
@@ -91,8 +90,7 @@ async def start_workflow(
         )
         return True
     graph = {**to_document(spec), "entry_points": spec.entry_points(), "inbound_edges": spec.inbound}
-    if ctx.inline is not None:
-        ctx.inline.issued += sum(isinstance(command, conductor.RunTask) for command in commands)
+    count_issued(ctx, commands)
     row = await repo.create_state(session, execution.id, definition.id, graph)
     run = Run(row=row, parent=execution, spec=spec, state=state, timers=[], keys=keys)
     await apply(session, run, commands, ctx)

@@ -67,16 +67,25 @@ async def step(session: AsyncSession, run: Run, event: conductor.Event, ctx: Wor
 
 
 def conduct(run: Run, event: conductor.Event, ctx: WorkflowContext) -> list[conductor.Command]:
-    """:func:`conductor.advance` within the transaction's room (:meth:`InlineTasks.room`):
-    ``run.state`` moves on; returns the commands, whose ``RunTask`` are counted."""
-    inline = ctx.inline
-    room = inline.room() if inline is not None else None
+    """:func:`conductor.advance` within the transaction's room (:func:`room_of`): ``run.state``
+    moves on; returns the commands, whose ``RunTask`` are counted (:func:`count_issued`)."""
     run.state, commands = conductor.advance(
-        run.spec, run.state, event, engine=ctx.engine, keys=run.keys, room=room
+        run.spec, run.state, event, engine=ctx.engine, keys=run.keys, room=room_of(ctx)
     )
-    if inline is not None:
-        inline.issued += sum(isinstance(command, conductor.RunTask) for command in commands)
+    count_issued(ctx, commands)
     return commands
+
+
+def room_of(ctx: WorkflowContext) -> int | None:
+    """How many tasks a step may still start in this transaction (None: no in-process tasks, no
+    limit; :meth:`InlineTasks.room`)."""
+    return ctx.inline.room() if ctx.inline is not None else None
+
+
+def count_issued(ctx: WorkflowContext, commands: Sequence[conductor.Command]) -> None:
+    """Count the ``RunTask`` among ``commands`` against the transaction's room."""
+    if ctx.inline is not None:
+        ctx.inline.issued += sum(isinstance(command, conductor.RunTask) for command in commands)
 
 
 async def apply(
@@ -120,17 +129,6 @@ async def apply(
             outcomes.append(feedback)
     if ctx.inline is not None:
         await ctx.inline.flush(session)
-    hold(run, ctx)
-
-
-def hold(run: Run, ctx: WorkflowContext) -> None:
-    """While tasks of the run wait for room, keep its deferred timer a grace ahead (the timer
-    loop continues the run if no later step does) and mark it to be continued after the commit;
-    else drop the timer (attune.workflow.engine.inline)."""
-    waiting = conductor.held(run.spec, run.state)
-    inline_tasks.set_deferred_timer(run.timers, ctx.clock.now() if waiting else None)
-    if waiting and ctx.inline is not None:
-        ctx.inline.held.add(run.row.id)
 
 
 async def feed(

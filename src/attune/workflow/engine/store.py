@@ -257,8 +257,16 @@ def task_lists(state: conductor.WorkflowState) -> dict[str, list[str]]:
 
 
 async def persist(session: AsyncSession, run: Run, ctx: WorkflowContext) -> None:
-    """Write the run's state (and its changed items) in the step's transaction."""
+    """Write the run's state (and its changed items) in the step's transaction.
+
+    While tasks of the run wait for room (:func:`conductor.held`), its deferred timer is set a
+    grace ahead (the timer loop continues the run if no later step does) and the run is marked
+    to be continued after the commit; else the timer goes (attune.workflow.engine.inline)."""
     row = run.row
+    waiting = conductor.held(run.spec, run.state)
+    inline_tasks.set_deferred_timer(run.timers, ctx.clock.now() if waiting else None)
+    if waiting and ctx.inline is not None:
+        ctx.inline.held.add(row.id)
     await write_items(session, row.id, run.state)
     lists = task_lists(run.state)
     core = run.state.to_dict()
